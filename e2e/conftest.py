@@ -1,0 +1,187 @@
+"""Shared fixtures for the end-to-end suite.
+
+Every test runs the built binary (RCP_BINARY) against a private
+redis-server that this file starts from a mktemp config on a free loopback
+port and stops by PID.  Nothing here sleeps for a fixed time: helpers poll a
+condition until a deadline.
+"""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+BINARY = os.environ.get("RCP_BINARY", os.path.join(
+    os.path.dirname(__file__), "..", "redis-cache-proxy"))
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout=10.0, interval=0.01, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class Redis:
+    """A private redis-server: started on a free port, stopped by PID."""
+
+    def __init__(self, port=None, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="rcp-redis-")
+        self.port = port or free_port()
+        self.pidfile = os.path.join(self.dir, "redis.pid")
+        self.sock = os.path.join(self.dir, "redis.sock")
+        self.extra = extra
+        self.proc = None
+
+    def start(self):
+        conf = os.path.join(self.dir, "redis.conf")
+        with open(conf, "w") as f:
+            f.write("bind 127.0.0.1\nport %d\nsave \"\"\nappendonly no\n"
+                    "daemonize no\npidfile %s\ndir %s\nunixsocket %s\n"
+                    "unixsocketperm 700\nenable-debug-command yes\n%s\n"
+                    % (self.port, self.pidfile, self.dir, self.sock,
+                       self.extra))
+        self.proc = subprocess.Popen([REDIS_SERVER, conf],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open(self.port), what="redis-server")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def client(self, **kw):
+        import redis
+        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+
+class Proxy:
+    """The built binary, run in the foreground as a child of the test."""
+
+    def __init__(self, args, env=None):
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.args = args
+        self.env = dict(os.environ)
+        self.env.pop("REDIS_PASSWORD", None)
+        self.env.update(env or {})
+        self.proc = None
+        self.logfile = tempfile.NamedTemporaryFile(
+            prefix="rcp-proxy-", suffix=".log", delete=False)
+
+    def start(self, wait=True):
+        argv = [BINARY, "--listen", "127.0.0.1:%d" % self.port,
+                "--admin-listen", "127.0.0.1:%d" % self.admin_port] + \
+            self.args
+        self.proc = subprocess.Popen(argv, env=self.env,
+                                     stdout=self.logfile,
+                                     stderr=subprocess.STDOUT)
+        if wait:
+            wait_for(lambda: port_open(self.port) or self.proc.poll()
+                     is not None, what="proxy port")
+            assert self.proc.poll() is None, self.log()
+        return self
+
+    def log(self):
+        with open(self.logfile.name, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise AssertionError("proxy did not stop in time")
+        rc = self.proc.returncode if self.proc else None
+        return rc
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def admin_url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.admin_port, path)
+
+
+def run_cli(*args, env=None, timeout=10):
+    """Runs the binary to completion (help, version, bad flags)."""
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("RCP_") and k != "RCP_BINARY":
+            del e[k]
+    e.pop("REDIS_PASSWORD", None)
+    e.update(env or {})
+    return subprocess.run([BINARY] + list(args), env=e, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+
+
+@pytest.fixture
+def redis_server():
+    r = Redis().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def make_proxy():
+    """Factory: make_proxy(redis, *args) starts a proxy; all are stopped
+    at the end of the test, and each must exit 0 on SIGTERM."""
+    started = []
+
+    def factory(redis, *args, env=None, wait=True):
+        argv = list(args)
+        if redis is not None:
+            argv = ["--redis", redis.addr] + argv
+        p = Proxy(argv, env=env).start(wait=wait)
+        started.append(p)
+        return p
+
+    yield factory
+    for p in started:
+        rc = p.stop()
+        assert rc in (0, None), "proxy exited %r\n%s" % (rc, p.log())
+
+
+@pytest.fixture
+def proxy(redis_server, make_proxy):
+    return make_proxy(redis_server, "--workers", "2")

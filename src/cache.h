@@ -1,0 +1,128 @@
+/*
+ * cache: the shared-memory LRU cache.  One POSIX shm segment, created by
+ * the supervisor before it forks and inherited by every worker, holds a
+ * header (magic, layout, sizes, lock, per-worker slots and counters), a
+ * hash index, fixed entry slots with LRU links, and an arena for key and
+ * value bytes.  See cache.c for the locking scheme and why LRU is exact.
+ *
+ * Every call that takes the lock copies in or out of caller memory; a hit
+ * allocates nothing and makes no system call.
+ */
+#ifndef RCP_CACHE_H
+#define RCP_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cache;                           /* per-process handle */
+
+struct cache_params {
+    uint32_t capacity;                  /* keys, >= 1 */
+    uint64_t max_memory_bytes;          /* key + value bytes in the arena */
+    uint64_t max_value_bytes;           /* larger values are not stored */
+    uint64_t ttl_ms;                    /* global expiry, > 0 */
+    uint32_t worker_slots;              /* lock-holder / counter slots */
+    uint64_t lock_timeout_ms;           /* each timed acquisition; 0: 50 */
+};
+
+enum cache_status {
+    CACHE_HIT = 0,      /* get: value copied out */
+    CACHE_MISS,         /* get/delete: absent or expired */
+    CACHE_TRUNCATED,    /* get: value longer than dst_cap; value_len set,
+                           nothing copied: grow and call again */
+    CACHE_STORED,       /* set: stored (replacing any old value) */
+    CACHE_TOO_LARGE,    /* set: value over max_value_bytes, or key+value
+                           over max_memory_bytes: not stored */
+    CACHE_DELETED,      /* delete: removed; flush: done */
+    CACHE_BYPASS        /* poisoned, or lock not had in time: act as if
+                           there were no cache (answer from Redis) */
+};
+
+struct cache_lookup {
+    void    *dst;                       /* in: where the value goes */
+    size_t   dst_cap;                   /* in */
+    size_t   value_len;                 /* out: HIT and TRUNCATED */
+    uint64_t age_ms;                    /* out: HIT, now - stored time */
+};
+
+struct cache_stats {
+    uint64_t entries;                   /* gauge */
+    uint64_t bytes;                     /* gauge: key + value bytes */
+    uint64_t capacity_entries;
+    uint64_t capacity_bytes;
+    uint64_t hits;                      /* counters, summed over slots */
+    uint64_t misses;
+    uint64_t evictions;
+    uint64_t expirations;
+    uint64_t generation;                /* bumped by each recovery */
+    bool     poisoned;
+};
+
+/*
+ * Creates and maps the segment (shm_open with a unique name, ftruncate,
+ * mmap, shm_unlink at once) and initialises it.  Returns 0 or -errno; on
+ * success *out is owned by the caller (cache_destroy).  The mapping is
+ * MAP_SHARED, so children forked afterwards share it.
+ */
+int cache_create(const struct cache_params *params, struct cache **out);
+
+/* Unmaps this process's view and frees the handle. */
+void cache_destroy(struct cache *cache);
+
+/* Total bytes of the segment, for the start-up log line. */
+size_t cache_segment_bytes(const struct cache *cache);
+
+/* Called in a freshly forked worker: which slot (0 .. worker_slots-1)
+ * this process records its lock state and counters in.  Until called, the
+ * process uses slot 0 (tests that use no workers). */
+void cache_attach(struct cache *cache, uint32_t slot);
+
+/* Injectable clock, for tests: the *_now_ms arguments below are this
+ * clock's milliseconds; production passes CLOCK_MONOTONIC(_COARSE). */
+uint64_t cache_clock_ms(void);
+
+/* Changes the global TTL (SIGHUP); entries are judged by the new TTL. */
+void cache_set_ttl(struct cache *cache, uint64_t ttl_ms);
+
+enum cache_status cache_get(struct cache *cache, const void *key,
+                            size_t key_len, uint64_t now_ms,
+                            struct cache_lookup *lookup);
+
+enum cache_status cache_set(struct cache *cache, const void *key,
+                            size_t key_len, const void *value,
+                            size_t value_len, uint64_t now_ms);
+
+/* CACHE_DELETED, CACHE_MISS, or CACHE_BYPASS. */
+enum cache_status cache_delete(struct cache *cache, const void *key,
+                               size_t key_len);
+
+/* CACHE_DELETED or CACHE_BYPASS. */
+enum cache_status cache_flush(struct cache *cache);
+
+/* Reads gauges and sums counters without taking the lock. */
+void cache_stats(const struct cache *cache, struct cache_stats *out);
+
+/* Walks every invariant (index and LRU agree, counts and bytes add up, no
+ * entry reachable twice).  Takes the write lock.  Returns 0, or -EUCLEAN
+ * with a description in err. */
+int cache_check(struct cache *cache, char *err, size_t err_len);
+
+/*
+ * Crash recovery, called by the supervisor only.
+ * cache_reap_slot(): the process using slot has died; if its slot was not
+ * idle (waiting for or inside the lock) the cache is poisoned.  Returns
+ * true when it poisoned the cache.
+ * cache_recover(): if poisoned and no slot is waiting or inside, rebuilds
+ * the lock and an empty index, bumps the generation and clears the flag;
+ * returns 0, or -EBUSY when a live slot is still busy (call again later).
+ */
+bool cache_reap_slot(struct cache *cache, uint32_t slot);
+int  cache_recover(struct cache *cache);
+bool cache_poisoned(const struct cache *cache);
+
+/* Test hook: takes the write (or read) lock and never releases it, so a
+ * test can kill the process inside the lock. */
+void cache_debug_hold_lock(struct cache *cache, bool write);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * config: the options table, and the merge of flags > environment
+ * (RCP_<OPTION>) > config file (`name value` lines) > defaults into one
+ * struct config.  Pure apart from reading the file named by --config:
+ * no logging, errors are returned as one line of text for the caller to
+ * print.  Every option in DESIGN.md's table has a field here, with its
+ * unit in the name.
+ */
+#ifndef RCP_CONFIG_H
+#define RCP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONFIG_HOST_MAX   256
+#define CONFIG_PATH_MAX   1024
+#define CONFIG_SECRET_MAX 512
+#define CONFIG_ERR_MAX    512
+
+/* A listening address: host is a numeric IPv4/IPv6 address or a name;
+ * "" or "*" means every address.  enabled is false for `off`. */
+struct config_listen {
+    bool     enabled;
+    char     host[CONFIG_HOST_MAX];
+    uint16_t port;
+};
+
+/* The backing Redis: TCP HOST:PORT (IPv6 in brackets) or unix:PATH. */
+struct config_redis {
+    bool     is_unix;
+    char     host[CONFIG_HOST_MAX];     /* when !is_unix */
+    uint16_t port;                      /* when !is_unix */
+    char     path[CONFIG_PATH_MAX];     /* when is_unix */
+};
+
+struct config {
+    struct config_listen listen;             /* -l, --listen */
+    struct config_listen resp_listen;        /* --resp-listen, off */
+    struct config_listen admin_listen;       /* --admin-listen */
+    struct config_redis  redis;              /* -r, --redis */
+    char                 redis_user[CONFIG_SECRET_MAX];     /* "" none */
+    char                 redis_password[CONFIG_SECRET_MAX]; /* "" none */
+    uint32_t             redis_db;           /* --redis-db, 0..2^31-1 */
+    uint64_t             redis_timeout_ms;   /* --redis-timeout */
+    uint64_t             ttl_ms;             /* -t, --ttl */
+    uint32_t             capacity;           /* -c, --capacity, keys */
+    uint64_t             max_memory_bytes;   /* --max-memory */
+    uint64_t             max_value_bytes;    /* --max-value-size */
+    uint32_t             workers;            /* -w, --workers, 1..1024 */
+    uint32_t             max_clients;        /* --max-clients, all workers */
+    uint32_t             backlog;            /* --backlog */
+    uint64_t             idle_timeout_ms;    /* --idle-timeout */
+    uint64_t             header_timeout_ms;  /* --header-timeout */
+    uint64_t             shutdown_timeout_ms; /* --shutdown-timeout: grace */
+    enum log_level       log_level;          /* --log-level */
+    char                 config_file[CONFIG_PATH_MAX]; /* --config, "" */
+    char                 pid_file[CONFIG_PATH_MAX];    /* --pid-file, "" */
+    char                 access_log[CONFIG_PATH_MAX];  /* "" off, "stderr" */
+    bool                 check_config;       /* --check-config */
+};
+
+enum config_rc {
+    CONFIG_OK = 0,          /* cfg is complete and valid */
+    CONFIG_HELP,            /* -h/--help was given: print config_usage() */
+    CONFIG_VERSION,         /* -V/--version was given */
+    CONFIG_ERROR            /* err holds one line naming the option */
+};
+
+/* Fills cfg with DESIGN.md's defaults; workers = number of online CPUs. */
+void config_defaults(struct config *cfg);
+
+/*
+ * Builds cfg from argv, then envp's RCP_* variables, then the file named
+ * by --config (or RCP_CONFIG), each layer only filling what a higher one
+ * did not set.  argv[0] is the program name; envp is NULL-terminated.
+ * On CONFIG_ERROR, err (CONFIG_ERR_MAX bytes) holds e.g.
+ * "--ttl: invalid duration '10x'" and cfg is unspecified.
+ * cfg->check_config is set as soon as the flag is seen, even on error,
+ * so main can choose exit status 1 (check-config) or 2 (bad flag).
+ */
+enum config_rc config_load(struct config *cfg, int argc, char *const argv[],
+                           char *const envp[], char *err, size_t err_len);
+
+/* Prints the effective configuration as config-file lines, the password
+ * masked; what --check-config shows. */
+void config_print(const struct config *cfg, FILE *out);
+
+/* Prints --help: every option with its default. */
+void config_usage(FILE *out, const char *progname);
+
+/* Strict value parsers, exposed for tests and reuse.  Each returns 0 or
+ * -EINVAL (bad syntax) / -ERANGE (overflow), and never accepts an empty
+ * string, a sign, or trailing garbage. */
+int config_parse_duration_ms(const char *s, uint64_t *out_ms);
+int config_parse_size_bytes(const char *s, uint64_t *out_bytes);
+int config_parse_uint(const char *s, uint64_t max, uint64_t *out);
+int config_parse_listen(const char *s, struct config_listen *out,
+                        bool allow_off);
+int config_parse_redis(const char *s, struct config_redis *out);
+
+/* Formats a listen or redis address as "HOST:PORT" ("[v6]:PORT"). */
+void config_format_listen(const struct config_listen *l, char *buf,
+                          size_t len);
+
+#endif

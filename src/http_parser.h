@@ -1,0 +1,76 @@
+/*
+ * http_parser: a pure, incremental HTTP/1.1 request-head parser
+ * (RFC 9112).  No I/O, no allocation, no globals: the caller owns the
+ * buffer, which always starts at the first byte of the request, and calls
+ * again with more bytes after HTTP_PARSE_AGAIN; the position and state
+ * saved in struct http_parse mean no byte is examined twice.
+ * Output is offsets into the caller's buffer.
+ *
+ * Limits are part of the grammar: a request line over 8 KiB is 414, a
+ * head over 16 KiB is 431, a Content-Length over 64 KiB is 413.
+ */
+#ifndef RCP_HTTP_PARSER_H
+#define RCP_HTTP_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HTTP_PARSE_LINE_MAX (8 * 1024)
+#define HTTP_PARSE_HEAD_MAX (16 * 1024)
+#define HTTP_PARSE_BODY_MAX (64 * 1024)
+
+enum http_parse_rc {
+    HTTP_PARSE_DONE = 0,        /* req is complete: head_len bytes used */
+    HTTP_PARSE_AGAIN,           /* need more bytes; call again */
+    HTTP_PARSE_ERROR            /* req->status says which 4xx/5xx */
+};
+
+enum http_method {
+    HTTP_METHOD_OTHER = 0,      /* a valid token we do not serve */
+    HTTP_METHOD_GET,
+    HTTP_METHOD_HEAD,
+    HTTP_METHOD_POST,
+    HTTP_METHOD_PUT,
+    HTTP_METHOD_DELETE
+};
+
+struct http_request {
+    enum http_method method;
+    unsigned         version_minor;     /* HTTP/1.x: 0 or 1 */
+    size_t           method_off, method_len;
+    size_t           target_off, target_len;  /* as sent */
+    size_t           path_off, path_len;      /* target up to '?' */
+    bool             keep_alive;        /* after version defaults and
+                                           Connection: close/keep-alive */
+    bool             has_content_length;
+    uint64_t         content_length;    /* <= HTTP_PARSE_BODY_MAX */
+    size_t           head_len;          /* bytes up to and incl. CRLFCRLF */
+    int              status;            /* on ERROR: 400 413 414 431 501
+                                           505 */
+};
+
+/* Opaque to callers; zeroed by http_parse_init(). */
+struct http_parse {
+    unsigned         state;
+    size_t           pos;               /* next byte to examine */
+    size_t           mark;              /* start of the current token */
+    size_t           header_name_off, header_name_len;
+    unsigned         seen;              /* header flags */
+    bool             conn_close, conn_keep_alive;
+};
+
+void http_parse_init(struct http_parse *st);
+
+/* Parses buf[0..len).  On DONE, req describes the head and the body (if
+ * any) starts at buf + req->head_len.  On ERROR, req->status is set. */
+enum http_parse_rc http_parse_request(struct http_parse *st, const char *buf,
+                                      size_t len, struct http_request *req);
+
+/* Percent-decodes src (a path without the leading '/') into dst, which has
+ * room for src_len bytes.  Returns the decoded length, or -1 on a bad
+ * escape ("%", "%4", "%zz"). */
+ssize_t http_parse_decode(const char *src, size_t src_len, char *dst);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * log: leveled lines on stderr, one write(2) per line.
+ *
+ * A line reads "LEVEL role[pid]: text", prefixed with an ISO-8601
+ * timestamp unless JOURNAL_STREAM is set (journald stamps lines itself).
+ * The level is tested before anything is formatted, so a debug line in a
+ * hot path costs one compare when debug is off.  Never call these while
+ * holding the cache lock.
+ */
+#ifndef RCP_LOG_H
+#define RCP_LOG_H
+
+#include <stdarg.h>
+
+enum log_level {
+    LOG_LEVEL_ERROR = 0,
+    LOG_LEVEL_WARN,
+    LOG_LEVEL_INFO,
+    LOG_LEVEL_DEBUG
+};
+
+/* Current threshold; set by log_set_level(), read by the macros. */
+extern enum log_level log_level_current;
+
+/* role is "supervisor" or "worker"; index is the worker number (ignored
+ * for the supervisor).  Re-called in a forked worker. */
+void log_init(const char *role, int index);
+void log_set_level(enum log_level level);
+
+/* Parses "error", "warn", "info", "debug"; returns 0 or -EINVAL. */
+int log_level_parse(const char *name, enum log_level *out);
+const char *log_level_name(enum log_level level);
+
+void log_write(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...)                                                     \
+    do {                                                                   \
+        if (log_level_current >= LOG_LEVEL_ERROR) {                        \
+            log_write(LOG_LEVEL_ERROR, __VA_ARGS__);                       \
+        }                                                                  \
+    } while (0)
+#define log_warn(...)                                                      \
+    do {                                                                   \
+        if (log_level_current >= LOG_LEVEL_WARN) {                         \
+            log_write(LOG_LEVEL_WARN, __VA_ARGS__);                        \
+        }                                                                  \
+    } while (0)
+#define log_info(...)                                                      \
+    do {                                                                   \
+        if (log_level_current >= LOG_LEVEL_INFO) {                         \
+            log_write(LOG_LEVEL_INFO, __VA_ARGS__);                        \
+        }                                                                  \
+    } while (0)
+#define log_debug(...)                                                     \
+    do {                                                                   \
+        if (log_level_current >= LOG_LEVEL_DEBUG) {                        \
+            log_write(LOG_LEVEL_DEBUG, __VA_ARGS__);                       \
+        }                                                                  \
+    } while (0)
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * metrics: per-worker counter slots in an anonymous shared mapping made by
+ * the supervisor before it forks, and their Prometheus text rendering.
+ * Each slot has one writer (the worker using it) and no lock: a worker
+ * bumps plain uint64_t fields with relaxed atomics, and the supervisor sums
+ * the slots when /metrics is scraped.  A slot keeps its counts when its
+ * worker is replaced, so counters never go backwards.
+ */
+#ifndef RCP_METRICS_H
+#define RCP_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+enum metrics_proto {
+    METRICS_PROTO_HTTP = 0,
+    METRICS_PROTO_RESP,
+    METRICS_PROTO_COUNT
+};
+
+/* HTTP status codes we answer with, and RESP outcomes; index into
+ * requests[][]. */
+enum metrics_code {
+    METRICS_CODE_200 = 0, METRICS_CODE_204, METRICS_CODE_400,
+    METRICS_CODE_404, METRICS_CODE_405, METRICS_CODE_408,
+    METRICS_CODE_409, METRICS_CODE_413, METRICS_CODE_414,
+    METRICS_CODE_431, METRICS_CODE_500, METRICS_CODE_501,
+    METRICS_CODE_502, METRICS_CODE_503, METRICS_CODE_504,
+    METRICS_CODE_505,
+    METRICS_CODE_RESP_OK, METRICS_CODE_RESP_NIL, METRICS_CODE_RESP_ERR,
+    METRICS_CODE_COUNT
+};
+
+enum metrics_backend_error {
+    METRICS_BACKEND_UNREACHABLE = 0,
+    METRICS_BACKEND_TIMEOUT,
+    METRICS_BACKEND_REPLY,
+    METRICS_BACKEND_ERROR_COUNT
+};
+
+/* Upper bounds, in seconds, of the backend duration histogram. */
+#define METRICS_BUCKETS 12
+
+struct metrics_slot_shm {
+    uint64_t requests[METRICS_PROTO_COUNT][METRICS_CODE_COUNT];
+    uint64_t backend_errors[METRICS_BACKEND_ERROR_COUNT];
+    uint64_t backend_buckets[METRICS_BUCKETS];  /* non-cumulative */
+    uint64_t backend_count;
+    uint64_t backend_sum_us;
+    int64_t  connections;               /* gauge: open now */
+};
+
+struct metrics;
+
+/* Creates the shared mapping for nslots slots.  0 or -errno. */
+int  metrics_create(uint32_t nslots, struct metrics **out);
+void metrics_destroy(struct metrics *m);
+struct metrics_slot_shm *metrics_slot(struct metrics *m, uint32_t slot);
+
+enum metrics_code metrics_code_from_status(int http_status);
+
+void metrics_count_request(struct metrics_slot_shm *s,
+                           enum metrics_proto proto, enum metrics_code code);
+void metrics_count_backend_error(struct metrics_slot_shm *s,
+                                 enum metrics_backend_error kind);
+void metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros);
+void metrics_add_connections(struct metrics_slot_shm *s, int64_t delta);
+
+/* What the supervisor knows and the slots don't. */
+struct metrics_process_info {
+    const char *version;
+    double      start_time_seconds;     /* since the epoch */
+    uint32_t    workers_alive;
+    uint64_t    worker_restarts;
+};
+
+/* Renders the Prometheus text exposition (version 0.0.4) into buf.
+ * Returns the length written, or the length needed if over cap. */
+size_t metrics_render(const struct metrics *m, const struct cache_stats *cs,
+                      const struct metrics_process_info *info, char *buf,
+                      size_t cap);
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * supervisor: the parent process.  Opens the listening sockets, creates
+ * the cache segment and the metrics slots, forks the workers, then runs a
+ * libuv loop for signals, reaping and respawn, reload, and the admin
+ * port.  The only file that includes uv.h.
+ */
+#ifndef RCP_SUPERVISOR_H
+#define RCP_SUPERVISOR_H
+
+#include "config.h"
+
+/* Runs until SIGTERM/SIGINT.  argv and envp are kept to re-read the
+ * configuration on SIGHUP.  Returns the process exit status: 0 after a
+ * graceful stop, 1 on a run-time failure (logged). */
+int supervisor_run(struct config *cfg, int argc, char *const argv[],
+                   char *const envp[]);
+
+#endif
