@@ -1,0 +1,66 @@
+/*
+ * buf: growable output buffers.  The only allocation on a connection's
+ * answer path, and it happens only when an answer outgrows what the
+ * connection already has.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define BUF_MIN 4096
+
+int
+buf_reserve(struct buf *b, size_t n)
+{
+    size_t  cap;
+    char   *p;
+
+    if (b->pos == b->len) {
+        b->pos = 0;
+        b->len = 0;
+    }
+    if (b->cap - b->len >= n) {
+        return 0;
+    }
+    if (n > ((size_t) -1) / 2 - b->len) {
+        return -ENOMEM;
+    }
+    cap = b->cap == 0 ? BUF_MIN : b->cap;
+    while (cap - b->len < n) {
+        cap *= 2;
+    }
+    p = realloc(b->data, cap);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int
+buf_append(struct buf *b, const void *data, size_t n)
+{
+    int rc = buf_reserve(b, n);
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (n > 0) {
+        memcpy(b->data + b->len, data, n);
+    }
+    b->len += n;
+    return 0;
+}
+
+void
+buf_free(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->pos = 0;
+    b->len = 0;
+    b->cap = 0;
+}

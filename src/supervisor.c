@@ -1,0 +1,1372 @@
+/*
+ * supervisor: the parent process, and the only code that uses libuv.
+ *
+ * Owns the listening sockets, the cache segment, the metrics slots and the
+ * shared client counter (all made before the first fork and inherited by
+ * every worker), the table of worker processes, and the admin port.
+ *
+ *   start: sockets -> segment -> fork N workers -> uv loop
+ *   SIGCHLD: reap -> cache_reap_slot (poisoned? recover) -> respawn
+ *            (backoff when workers die within 1 s of starting)
+ *   SIGHUP:  re-read config -> for each worker: fork a new one, wait until
+ *            it serves, then SIGTERM the old one (it finishes what it has)
+ *   SIGTERM/SIGINT: SIGTERM every worker, wait for all, exit 0
+ *
+ * A worker holds a slot (cache lock record and metrics counters) for its
+ * life; slots are twice the worker count so a reload can run old and new
+ * side by side.  A slot's counters outlive its worker, so totals never go
+ * back.  The fork seam is worker_fork() here and worker_run() there.
+ */
+#include "rcp_autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+#include <hiredis/adapters/libuv.h>
+
+#include "admin.h"
+#include "http_parser.h"
+#include "cache.h"
+#include "log.h"
+#include "metrics.h"
+#include "supervisor.h"
+#include "worker.h"
+
+#define SUPERVISOR_RESPAWN_FLOOR_MS  100
+#define SUPERVISOR_RESPAWN_CAP_MS    5000
+#define SUPERVISOR_CRASH_WINDOW_MS   1000   /* died this young: backoff */
+#define SUPERVISOR_STABLE_MS         10000  /* lived this long: reset */
+#define SUPERVISOR_RECOVER_POLL_MS   10
+#define SUPERVISOR_KILL_GRACE_MS     2000   /* past --shutdown-timeout */
+#define ADMIN_IN_MAX  (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
+
+enum proc_state {
+    PROC_FREE = 0,      /* slot unused */
+    PROC_STARTING,      /* forked, not yet serving */
+    PROC_RUNNING,
+    PROC_RETIRING       /* sent SIGTERM: draining, not replaced */
+};
+
+struct proc {
+    enum proc_state state;
+    pid_t           pid;
+    uint32_t        index;              /* 1.. as shown in logs and ps */
+    uint32_t        generation;         /* supervisor's at fork time */
+    uint64_t        started_ms;
+    int             ready_fd;           /* owned: read end, -1 */
+    uv_poll_t       ready_poll;
+    bool            ready_poll_active;
+    struct supervisor *sup;             /* borrowed */
+};
+
+struct supervisor {
+    uv_loop_t            *loop;         /* borrowed: uv_default_loop() */
+    struct config         cfg;          /* the running configuration */
+    int                   argc;
+    char *const          *argv;         /* borrowed: main's */
+    char *const          *envp;         /* borrowed: main's */
+    int                   http_fd;      /* owned */
+    int                   resp_fd;      /* owned, or -1 */
+    struct cache         *cache;        /* owned */
+    struct metrics       *metrics;      /* owned */
+    int64_t              *clients;      /* owned: shared mapping */
+    uv_tcp_t              admin_tcp;    /* the admin listener */
+    bool                  admin_open;
+    struct proc          *procs;        /* owned: nslots entries */
+    uint32_t              nslots;
+    uint32_t              wanted;       /* workers that should run */
+    uint64_t              restarts;     /* rcp_worker_restarts_total */
+    uint64_t              respawn_delay_ms;
+    uv_timer_t            respawn_timer;
+    uv_timer_t            recover_timer;
+    uv_timer_t            kill_timer;
+    uv_signal_t           sig_term;
+    uv_signal_t           sig_int;
+    uv_signal_t           sig_hup;
+    uv_signal_t           sig_chld;
+    bool                  stopping;
+    bool                  reloading;
+    uint32_t              generation;   /* bumped by each reload */
+    struct proc          *retiring;     /* borrowed: old worker whose
+                                           successor is starting */
+    int                   exit_status;
+    double                start_time;   /* seconds since the epoch */
+    char                 *title;        /* borrowed: argv[0]'s storage */
+    size_t                title_len;
+};
+
+static void supervisor_spawn_missing(struct supervisor *s);
+static void supervisor_reload_step(struct supervisor *s);
+
+static uint64_t
+supervisor_now_ms(const struct supervisor *s)
+{
+    return uv_now(s->loop);
+}
+
+/* ---- listening sockets ------------------------------------------------ */
+
+/* Opens a listening TCP socket on l.  Returns the fd, or -errno with the
+ * failing call named in the log. */
+static int
+supervisor_listen(const struct config_listen *l, int backlog)
+{
+    struct addrinfo  hints;
+    struct addrinfo *res = NULL;
+    char             port[8];
+    char             name[CONFIG_HOST_MAX + 16];
+    const char      *host = l->host;
+    int              rc, fd = -1, one = 1;
+
+    config_format_listen(l, name, sizeof(name));
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if (host[0] == '\0' || strcmp(host, "*") == 0) {
+        host = NULL;
+    }
+    snprintf(port, sizeof(port), "%u", (unsigned) l->port);
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        log_error("getaddrinfo(%s) failed: %s", name, gai_strerror(rc));
+        return -EINVAL;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
+    if (fd < 0) {
+        rc = -errno;
+        log_error("socket(%s) failed: %s", name, strerror(errno));
+        goto done;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+        rc = -errno;
+        log_error("setsockopt(%s, SO_REUSEADDR) failed: %s", name,
+                  strerror(errno));
+        goto done;
+    }
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        rc = -errno;
+        log_error("bind(%s) failed: %s", name, strerror(errno));
+        goto done;
+    }
+    if (listen(fd, backlog) != 0) {
+        rc = -errno;
+        log_error("listen(%s) failed: %s", name, strerror(errno));
+        goto done;
+    }
+    rc = fd;
+    fd = -1;
+done:
+    if (fd >= 0) {
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* ---- process title ---------------------------------------------------- */
+
+/* Finds the contiguous argv storage that `ps` shows, to rename workers
+ * in place (as nginx's ngx_setproctitle does). */
+static void
+supervisor_title_init(struct supervisor *s)
+{
+    char *end;
+
+    if (s->argc < 1 || s->argv[0] == NULL) {
+        return;
+    }
+    end = s->argv[0] + strlen(s->argv[0]);
+    for (int i = 1; i < s->argc; i++) {
+        if (s->argv[i] != end + 1) {
+            break;
+        }
+        end = s->argv[i] + strlen(s->argv[i]);
+    }
+    s->title = s->argv[0];
+    s->title_len = (size_t) (end - s->argv[0]);
+}
+
+static void
+supervisor_set_title(struct supervisor *s, const char *title)
+{
+    char comm[16];
+
+    snprintf(comm, sizeof(comm), "%s", title + 5);
+    if (prctl(PR_SET_NAME, comm, 0, 0, 0) != 0) {
+        log_debug("prctl(PR_SET_NAME) failed: %s", strerror(errno));
+    }
+    if (s->title != NULL && s->title_len > 0) {
+        size_t n = strlen(title);
+
+        if (n > s->title_len) {
+            n = s->title_len;
+        }
+        memset(s->title, 0, s->title_len + 1);
+        memcpy(s->title, title, n);
+    }
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+static struct proc *
+supervisor_free_slot(struct supervisor *s)
+{
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (s->procs[i].state == PROC_FREE) {
+            return &s->procs[i];
+        }
+    }
+    return NULL;
+}
+
+static uint32_t
+supervisor_count(const struct supervisor *s, enum proc_state a,
+                 enum proc_state b)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (s->procs[i].state == a || s->procs[i].state == b) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The child side of the fork seam: own nothing of the parent's but the
+ * sockets and mappings it needs, then serve. */
+static void
+supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
+                 pid_t parent)
+{
+    struct worker_params params;
+    char                 title[64];
+    sigset_t             none;
+    struct sigaction     dfl;
+    int                  keep[3] = { s->http_fd, s->resp_fd, ready_wr };
+    int                  status;
+
+    /* libuv installed handlers in the parent; none of them may run here. */
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            sigaction(sig, &dfl, NULL);
+        }
+    }
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) {
+        log_error("prctl(PR_SET_PDEATHSIG) failed: %s", strerror(errno));
+        _exit(WORKER_EXIT_FATAL);
+    }
+    if (getppid() != parent) {
+        _exit(WORKER_EXIT_OK);          /* the parent is already gone */
+    }
+
+    /* Close every fd of the parent's (libuv's loop, the admin socket)
+     * except the three this worker owns. */
+    for (int fd = 3; fd < 65536; fd++) {
+        if (fd != keep[0] && fd != keep[1] && fd != keep[2]) {
+            if (close(fd) != 0 && errno == EBADF && fd > 1024) {
+                break;
+            }
+        }
+    }
+
+    srandom((unsigned) getpid() ^ (unsigned) time(NULL));
+    log_init("worker", (int) p->index);
+    snprintf(title, sizeof(title), "redis-cache-proxy: worker %u", p->index);
+    supervisor_set_title(s, title);
+    cache_attach(s->cache, (uint32_t) (p - s->procs));
+
+    params.cfg = &s->cfg;
+    params.index = p->index;
+    params.slot = (uint32_t) (p - s->procs);
+    params.http_fd = s->http_fd;
+    params.resp_fd = s->resp_fd;
+    params.ready_fd = ready_wr;
+    params.cache = s->cache;
+    params.metrics = metrics_slot(s->metrics, params.slot);
+    params.clients = s->clients;
+    status = worker_run(&params);
+    _exit(status);
+}
+
+static void
+supervisor_ready_cb(uv_poll_t *handle, int status, int events)
+{
+    struct proc       *p = handle->data;
+    struct supervisor *s = p->sup;
+
+    uv_poll_stop(handle);
+    uv_close((uv_handle_t *) handle, NULL);
+    p->ready_poll_active = false;
+    close(p->ready_fd);
+    p->ready_fd = -1;
+    if (p->state == PROC_STARTING) {
+        p->state = PROC_RUNNING;
+        log_debug("worker %u (pid %ld) is serving", p->index, (long) p->pid);
+    }
+    if (s->reloading) {
+        supervisor_reload_step(s);
+    }
+}
+
+/* The parent side of the fork seam.  0 or -errno. */
+static int
+supervisor_fork(struct supervisor *s, struct proc *p)
+{
+    sigset_t all, old;
+    int      pipefd[2];
+    pid_t    parent = getpid();
+    pid_t    pid;
+    int      rc;
+
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        rc = -errno;
+        log_error("pipe2() failed: %s", strerror(errno));
+        return rc;
+    }
+    p->index = (uint32_t) (p - s->procs) + 1;
+    p->generation = s->generation;
+    p->sup = s;
+
+    /* No signal handler of ours may run in the child before it has reset
+     * them, so block everything around fork(). */
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+        supervisor_child(s, p, pipefd[1], parent);
+    }
+    rc = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(pipefd[1]);
+    if (pid < 0) {
+        close(pipefd[0]);
+        log_error("fork() failed: %s", strerror(rc));
+        return -rc;
+    }
+
+    p->pid = pid;
+    p->state = PROC_STARTING;
+    p->started_ms = supervisor_now_ms(s);
+    p->ready_fd = pipefd[0];
+    rc = uv_poll_init(s->loop, &p->ready_poll, p->ready_fd);
+    if (rc == 0) {
+        p->ready_poll.data = p;
+        rc = uv_poll_start(&p->ready_poll, UV_READABLE | UV_DISCONNECT,
+                           supervisor_ready_cb);
+        p->ready_poll_active = true;
+    }
+    if (rc != 0) {
+        log_warn("uv_poll_start(ready pipe) failed: %s", uv_strerror(rc));
+        p->state = PROC_RUNNING;
+    }
+    log_info("started worker %u (pid %ld)", p->index, (long) pid);
+    return 0;
+}
+
+static void
+supervisor_respawn_cb(uv_timer_t *t)
+{
+    supervisor_spawn_missing(t->data);
+}
+
+/* Starts workers until `wanted` are starting or running. */
+static void
+supervisor_spawn_missing(struct supervisor *s)
+{
+    if (s->stopping) {
+        return;
+    }
+    while (supervisor_count(s, PROC_STARTING, PROC_RUNNING) < s->wanted) {
+        struct proc *p = supervisor_free_slot(s);
+
+        if (p == NULL || supervisor_fork(s, p) != 0) {
+            /* Out of slots or fork failed: try again later. */
+            uv_timer_start(&s->respawn_timer, supervisor_respawn_cb,
+                           SUPERVISOR_RESPAWN_CAP_MS, 0);
+            return;
+        }
+    }
+}
+
+static void
+supervisor_recover_cb(uv_timer_t *t)
+{
+    struct supervisor *s = t->data;
+    int                rc = cache_recover(s->cache);
+
+    if (rc == -EBUSY) {
+        uv_timer_start(&s->recover_timer, supervisor_recover_cb,
+                       SUPERVISOR_RECOVER_POLL_MS, 0);
+        return;
+    }
+    if (rc != 0) {
+        log_error("cache_recover() failed: %s", strerror(-rc));
+        return;
+    }
+    log_warn("cache rebuilt after a worker died inside its lock; "
+             "cached entries were dropped");
+}
+
+static void
+supervisor_reap(struct supervisor *s, pid_t pid, int status)
+{
+    struct proc *p = NULL;
+    uint64_t     lived;
+    bool         fatal;
+
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (s->procs[i].state != PROC_FREE && s->procs[i].pid == pid) {
+            p = &s->procs[i];
+            break;
+        }
+    }
+    if (p == NULL) {
+        return;
+    }
+    lived = supervisor_now_ms(s) - p->started_ms;
+    fatal = WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_FATAL;
+
+    if (WIFSIGNALED(status)) {
+        log_warn("worker %u (pid %ld) killed by signal %d (%s)", p->index,
+                 (long) pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+    } else if (WEXITSTATUS(status) != 0 || p->state != PROC_RETIRING) {
+        log_warn("worker %u (pid %ld) exited with status %d", p->index,
+                 (long) pid, WEXITSTATUS(status));
+    } else {
+        log_info("worker %u (pid %ld) exited", p->index, (long) pid);
+    }
+
+    /* The kernel closed that worker's connections: give their places
+     * under --max-clients back. */
+    __atomic_sub_fetch(s->clients,
+                       metrics_slot(s->metrics, (uint32_t) (p - s->procs))
+                           ->connections, __ATOMIC_SEQ_CST);
+    metrics_reap_slot(s->metrics, (uint32_t) (p - s->procs));
+
+    if (cache_reap_slot(s->cache, (uint32_t) (p - s->procs))) {
+        log_error("worker %u died inside the cache lock: serving from "
+                  "Redis until the cache is rebuilt", p->index);
+        uv_timer_start(&s->recover_timer, supervisor_recover_cb, 0, 0);
+    }
+    if (p->ready_poll_active) {
+        uv_poll_stop(&p->ready_poll);
+        uv_close((uv_handle_t *) &p->ready_poll, NULL);
+        p->ready_poll_active = false;
+    }
+    if (p->ready_fd >= 0) {
+        close(p->ready_fd);
+        p->ready_fd = -1;
+    }
+
+    if (s->stopping || p->state == PROC_RETIRING) {
+        p->state = PROC_FREE;
+        return;
+    }
+    p->state = PROC_FREE;
+
+    if (fatal) {
+        /* It cannot initialise; starting it again would fail the same
+         * way (nginx: "exited with fatal code 2 and cannot be
+         * respawned"). */
+        log_error("worker %u exited with fatal code 2 and cannot be "
+                  "respawned", p->index);
+        if (s->wanted > 0) {
+            s->wanted--;
+        }
+        if (s->wanted == 0) {
+            log_error("no worker left: exiting");
+            s->exit_status = 1;
+            s->stopping = true;
+            uv_stop(s->loop);
+        }
+        return;
+    }
+
+    s->restarts++;
+    if (lived < SUPERVISOR_CRASH_WINDOW_MS) {
+        s->respawn_delay_ms = s->respawn_delay_ms == 0
+            ? SUPERVISOR_RESPAWN_FLOOR_MS
+            : s->respawn_delay_ms * 2;
+        if (s->respawn_delay_ms > SUPERVISOR_RESPAWN_CAP_MS) {
+            s->respawn_delay_ms = SUPERVISOR_RESPAWN_CAP_MS;
+        }
+        log_warn("worker died %llu ms after starting: respawning in "
+                 "%llu ms", (unsigned long long) lived,
+                 (unsigned long long) s->respawn_delay_ms);
+        uv_timer_start(&s->respawn_timer, supervisor_respawn_cb,
+                       s->respawn_delay_ms, 0);
+        return;
+    }
+    if (lived >= SUPERVISOR_STABLE_MS) {
+        s->respawn_delay_ms = 0;
+    }
+    supervisor_spawn_missing(s);
+}
+
+static void
+supervisor_sigchld_cb(uv_signal_t *h, int signum)
+{
+    struct supervisor *s = h->data;
+    pid_t              pid;
+    int                status;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        supervisor_reap(s, pid, status);
+    }
+    if (s->stopping && supervisor_count(s, PROC_STARTING, PROC_RUNNING) == 0
+        && supervisor_count(s, PROC_RETIRING, PROC_RETIRING) == 0) {
+        uv_stop(s->loop);
+    }
+    if (s->reloading) {
+        supervisor_reload_step(s);
+    }
+}
+
+static void
+supervisor_signal_workers(struct supervisor *s, int sig)
+{
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        struct proc *p = &s->procs[i];
+
+        if (p->state != PROC_FREE && kill(p->pid, sig) != 0
+            && errno != ESRCH) {
+            log_warn("kill(%ld, %d) failed: %s", (long) p->pid, sig,
+                     strerror(errno));
+        }
+    }
+}
+
+static void
+supervisor_kill_cb(uv_timer_t *t)
+{
+    struct supervisor *s = t->data;
+
+    log_warn("workers still running after the shutdown timeout: killing");
+    supervisor_signal_workers(s, SIGKILL);
+}
+
+static void
+supervisor_stop(struct supervisor *s, const char *why)
+{
+    if (s->stopping) {
+        return;
+    }
+    log_info("%s: stopping gracefully", why);
+    s->stopping = true;
+    s->reloading = false;
+    uv_timer_stop(&s->respawn_timer);
+    if (s->admin_open) {
+        uv_close((uv_handle_t *) &s->admin_tcp, NULL);
+        s->admin_open = false;
+    }
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (s->procs[i].state != PROC_FREE) {
+            s->procs[i].state = PROC_RETIRING;
+        }
+    }
+    supervisor_signal_workers(s, SIGTERM);
+    uv_timer_start(&s->kill_timer, supervisor_kill_cb,
+                   s->cfg.shutdown_timeout_ms + SUPERVISOR_KILL_GRACE_MS, 0);
+    if (supervisor_count(s, PROC_RETIRING, PROC_RETIRING) == 0) {
+        uv_stop(s->loop);
+    }
+}
+
+static void
+supervisor_sigterm_cb(uv_signal_t *h, int signum)
+{
+    supervisor_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---- reload ----------------------------------------------------------- */
+
+/* Options that live in what was made before the first fork (sockets, the
+ * segment's size, slot counts) keep their running values. */
+static void
+supervisor_keep_fixed(const struct config *old, struct config *next)
+{
+#define KEEP(field, name)                                                  \
+    if (memcmp(&old->field, &next->field, sizeof(old->field)) != 0) {      \
+        log_warn("reload: %s cannot change without a restart; keeping "   \
+                 "the running value", name);                               \
+        memcpy(&next->field, &old->field, sizeof(old->field));             \
+    }
+    KEEP(listen, "listen");
+    KEEP(resp_listen, "resp-listen");
+    KEEP(admin_listen, "admin-listen");
+    KEEP(capacity, "capacity");
+    KEEP(max_memory_bytes, "max-memory");
+    KEEP(max_value_bytes, "max-value-size");
+    KEEP(workers, "workers");
+    KEEP(max_clients, "max-clients");
+    KEEP(backlog, "backlog");
+    KEEP(pid_file, "pid-file");
+#undef KEEP
+}
+
+/* One step of the rolling replacement.  Old workers (of an earlier
+ * generation) are replaced one at a time: fork the successor, wait until
+ * it serves, and only then SIGTERM the old one, so some worker always
+ * accepts and the old one finishes what it has accepted. */
+static void
+supervisor_reload_step(struct supervisor *s)
+{
+    struct proc *next = NULL;
+    struct proc *p;
+
+    if (!s->reloading || supervisor_count(s, PROC_STARTING, PROC_STARTING)
+        > 0) {
+        return;                         /* wait until the successor serves */
+    }
+    if (s->retiring != NULL) {
+        if (s->retiring->state == PROC_RUNNING
+            && kill(s->retiring->pid, SIGTERM) != 0 && errno != ESRCH) {
+            log_warn("kill(%ld, SIGTERM) failed: %s",
+                     (long) s->retiring->pid, strerror(errno));
+        }
+        if (s->retiring->state == PROC_RUNNING) {
+            s->retiring->state = PROC_RETIRING;
+        }
+        s->retiring = NULL;
+    }
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (s->procs[i].state == PROC_RUNNING
+            && s->procs[i].generation != s->generation) {
+            next = &s->procs[i];
+            break;
+        }
+    }
+    if (next == NULL) {
+        s->reloading = false;
+        log_info("reload complete");
+        return;
+    }
+    p = supervisor_free_slot(s);
+    if (p == NULL || supervisor_fork(s, p) != 0) {
+        /* Can't start a successor: stop here rather than lose capacity. */
+        log_error("reload: cannot start a new worker; %s",
+                  "old workers keep serving");
+        s->reloading = false;
+        return;
+    }
+    s->retiring = next;
+}
+
+static void
+supervisor_sighup_cb(uv_signal_t *h, int signum)
+{
+    struct supervisor *s = h->data;
+    struct config      next;
+    char               err[CONFIG_ERR_MAX];
+
+    if (s->stopping) {
+        return;
+    }
+    config_defaults(&next);
+    if (config_load(&next, s->argc, s->argv, s->envp, err, sizeof(err))
+        != CONFIG_OK) {
+        log_error("reload: %s; keeping the running configuration", err);
+        return;
+    }
+    supervisor_keep_fixed(&s->cfg, &next);
+    s->cfg = next;
+    log_set_level(s->cfg.log_level);
+    cache_set_ttl(s->cache, s->cfg.ttl_ms);
+    s->generation++;
+    s->reloading = true;
+    s->retiring = NULL;
+    log_info("SIGHUP: configuration re-read; replacing workers one at a "
+             "time");
+    supervisor_reload_step(s);
+}
+
+
+/* ---- admin port --------------------------------------------------------
+ *
+ * A small HTTP/1.1 server on the supervisor's loop, for operators: it
+ * parses with the data port's parser and lets admin.c route and format.
+ * /health first asks Redis for a PING on a connection of its own, with
+ * --redis-timeout as the deadline, and answers when that settles.
+ */
+
+struct admin_conn {
+    uv_tcp_t            tcp;
+    struct supervisor  *sup;            /* borrowed */
+    char               *in;             /* owned: ADMIN_IN_MAX bytes */
+    size_t              in_len;
+    struct http_parse   hp;
+    struct http_request req;
+    struct health_check *health;        /* borrowed: pending PING */
+    bool                closing;
+    bool                writing;
+};
+
+/* One PING to Redis for one /health request.  Freed once both the timer
+ * is closed and hiredis is done with the context. */
+struct health_check {
+    struct admin_conn  *conn;           /* borrowed; NULL once it left */
+    redisAsyncContext  *ac;             /* hiredis' own; NULL when gone */
+    uv_timer_t          timer;
+    bool                settled;
+    bool                timer_closed;
+    bool                redis_up;
+};
+
+struct admin_write {
+    uv_write_t          req;
+    struct admin_conn  *conn;           /* borrowed */
+    bool                close_after;
+    char               *buf;            /* owned */
+};
+
+static void supervisor_admin_process(struct admin_conn *c);
+
+static void
+supervisor_admin_conn_closed(uv_handle_t *h)
+{
+    struct admin_conn *c = h->data;
+
+    free(c->in);
+    free(c);
+}
+
+static void
+supervisor_admin_close(struct admin_conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    if (c->health != NULL) {
+        c->health->conn = NULL;
+        c->health = NULL;
+    }
+    uv_close((uv_handle_t *) &c->tcp, supervisor_admin_conn_closed);
+}
+
+static void
+supervisor_admin_written(uv_write_t *req, int status)
+{
+    struct admin_write *w = req->data;
+    struct admin_conn  *c = w->conn;
+
+    free(w->buf);
+    c->writing = false;
+    if (status != 0 || w->close_after) {
+        free(w);
+        supervisor_admin_close(c);
+        return;
+    }
+    free(w);
+    supervisor_admin_process(c);
+}
+
+/* Takes ownership of buf. */
+static void
+supervisor_admin_send(struct admin_conn *c, char *buf, size_t len,
+                      bool close_after)
+{
+    struct admin_write *w = malloc(sizeof(*w));
+    uv_buf_t            b = uv_buf_init(buf, (unsigned) len);
+
+    if (w == NULL) {
+        free(buf);
+        supervisor_admin_close(c);
+        return;
+    }
+    w->conn = c;
+    w->buf = buf;
+    w->close_after = close_after;
+    w->req.data = w;
+    c->writing = true;
+    if (uv_write(&w->req, (uv_stream_t *) &c->tcp, &b, 1,
+                 supervisor_admin_written) != 0) {
+        c->writing = false;
+        free(buf);
+        free(w);
+        supervisor_admin_close(c);
+    }
+}
+
+static enum admin_action_rc
+supervisor_admin_flush(void *ctx)
+{
+    struct admin_conn *c = ctx;
+    struct supervisor *s = c->sup;
+
+    if (cache_flush(s->cache) == CACHE_BYPASS) {
+        return ADMIN_ACTION_BUSY;
+    }
+    log_info("admin: cache flushed");
+    return ADMIN_ACTION_DONE;
+}
+
+static enum admin_action_rc
+supervisor_admin_delete(void *ctx, const void *key, size_t key_len)
+{
+    struct admin_conn *c = ctx;
+    struct supervisor *s = c->sup;
+
+    switch (cache_delete(s->cache, key, key_len)) {
+    case CACHE_DELETED:
+        return ADMIN_ACTION_DONE;
+    case CACHE_BYPASS:
+        return ADMIN_ACTION_BUSY;
+    default:
+        return ADMIN_ACTION_ABSENT;
+    }
+}
+
+static void
+supervisor_admin_health(void *ctx, struct admin_health *out)
+{
+    struct admin_conn *c = ctx;
+    struct cache_stats cs;
+
+    cache_stats(c->sup->cache, &cs);
+    out->redis_up = c->health != NULL && c->health->redis_up;
+    out->workers = supervisor_count(c->sup, PROC_RUNNING, PROC_RETIRING);
+    out->entries = cs.entries;
+}
+
+static size_t
+supervisor_admin_metrics(void *ctx, char *buf, size_t cap)
+{
+    struct admin_conn          *c = ctx;
+    struct supervisor          *s = c->sup;
+    struct cache_stats          cs;
+    struct metrics_process_info info = {
+        .version = PACKAGE_VERSION,
+        .start_time_seconds = s->start_time,
+        .workers_alive = supervisor_count(s, PROC_RUNNING, PROC_RETIRING),
+        .worker_restarts = s->restarts,
+    };
+
+    cache_stats(s->cache, &cs);
+    return metrics_render(s->metrics, &cs, &info, buf, cap);
+}
+
+/* Answers the parsed request in c->req; the PING for /health is done. */
+static void
+supervisor_admin_answer(struct admin_conn *c)
+{
+    struct admin_request ar = {
+        .method = c->req.method,
+        .path = c->in + c->req.path_off,
+        .path_len = c->req.path_len,
+        .keep_alive = c->req.keep_alive && !c->sup->stopping,
+        .now = time(NULL),
+    };
+    struct admin_ops     ops = {
+        .flush = supervisor_admin_flush,
+        .delete_key = supervisor_admin_delete,
+        .health = supervisor_admin_health,
+        .metrics = supervisor_admin_metrics,
+        .ctx = c,
+    };
+    size_t               cap = 16384;
+    char                *buf = NULL;
+    size_t               n, used;
+    int                  status = 0;
+
+    for (;;) {
+        char *nb = realloc(buf, cap);
+
+        if (nb == NULL) {
+            free(buf);
+            supervisor_admin_close(c);
+            return;
+        }
+        buf = nb;
+        n = admin_handle(&ar, &ops, buf, cap, &status);
+        if (n <= cap) {
+            break;
+        }
+        cap = n;                        /* only /metrics: no side effect */
+    }
+    if (c->health != NULL) {
+        c->health->conn = NULL;
+        c->health = NULL;
+    }
+    log_debug("admin: %.*s -> %d", (int) ar.path_len, ar.path, status);
+    /* Drop the request (and its ignored body) before parsing the next. */
+    used = c->req.head_len + (size_t) c->req.content_length;
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    http_parse_init(&c->hp);
+    supervisor_admin_send(c, buf, n, !ar.keep_alive);
+}
+
+static void
+supervisor_health_timer_closed(uv_handle_t *h)
+{
+    struct health_check *hc = h->data;
+
+    hc->timer_closed = true;
+    if (hc->ac == NULL) {
+        free(hc);
+    }
+}
+
+/* Settles the check once: answers the waiting connection (if it is still
+ * there) and starts tearing down the Redis context and the timer. */
+static void
+supervisor_health_settle(struct health_check *hc, bool up, bool in_hiredis)
+{
+    struct admin_conn *c = hc->conn;
+
+    if (hc->settled) {
+        return;
+    }
+    hc->settled = true;
+    hc->redis_up = up;
+    uv_timer_stop(&hc->timer);
+    uv_close((uv_handle_t *) &hc->timer, supervisor_health_timer_closed);
+    if (c != NULL) {
+        supervisor_admin_answer(c);
+    }
+    if (hc->ac != NULL) {
+        if (in_hiredis) {
+            /* hiredis frees the context after the callback returns. */
+            redisAsyncDisconnect(hc->ac);
+        } else {
+            redisAsyncContext *ac = hc->ac;
+
+            /* Detach first: the NULL-reply callbacks that redisAsyncFree
+             * makes must find nothing to settle. */
+            ac->data = NULL;
+            hc->ac = NULL;
+            redisAsyncFree(ac);
+        }
+    }
+}
+
+static void
+supervisor_health_ping_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct health_check *hc = ac->data;
+    redisReply          *reply = r;
+
+    if (hc == NULL || reply == NULL) {
+        return;                 /* torn down: the disconnect cb settles */
+    }
+    supervisor_health_settle(hc, reply != NULL
+                             && reply->type == REDIS_REPLY_STATUS
+                             && strcmp(reply->str, "PONG") == 0,
+                             reply != NULL);
+}
+
+static void
+supervisor_health_connect_cb(const redisAsyncContext *ac, int status)
+{
+    struct health_check *hc = ac->data;
+
+    if (status != REDIS_OK && hc != NULL) {
+        /* hiredis frees a context whose connect failed. */
+        hc->ac = NULL;
+        supervisor_health_settle(hc, false, true);
+        if (hc->timer_closed) {
+            free(hc);
+        }
+    }
+}
+
+static void
+supervisor_health_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    struct health_check *hc = ac->data;
+
+    if (hc == NULL) {
+        return;
+    }
+    hc->ac = NULL;
+    supervisor_health_settle(hc, false, true);
+    if (hc->timer_closed) {
+        free(hc);
+    }
+}
+
+static void
+supervisor_health_timeout_cb(uv_timer_t *t)
+{
+    supervisor_health_settle(t->data, false, false);
+}
+
+static void
+supervisor_health_start(struct admin_conn *c)
+{
+    struct supervisor   *s = c->sup;
+    struct health_check *hc = calloc(1, sizeof(*hc));
+    redisAsyncContext   *ac;
+
+    if (hc == NULL) {
+        supervisor_admin_close(c);
+        return;
+    }
+    hc->conn = c;
+    c->health = hc;
+    uv_timer_init(s->loop, &hc->timer);
+    hc->timer.data = hc;
+    uv_timer_start(&hc->timer, supervisor_health_timeout_cb,
+                   s->cfg.redis_timeout_ms, 0);
+
+    if (s->cfg.redis.is_unix) {
+        ac = redisAsyncConnectUnix(s->cfg.redis.path);
+    } else {
+        ac = redisAsyncConnect(s->cfg.redis.host, s->cfg.redis.port);
+    }
+    if (ac == NULL || ac->err != 0 || redisLibuvAttach(ac, s->loop) != 0) {
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        supervisor_health_settle(hc, false, false);
+        return;
+    }
+    hc->ac = ac;
+    ac->data = hc;
+    redisAsyncSetConnectCallback(ac, supervisor_health_connect_cb);
+    redisAsyncSetDisconnectCallback(ac, supervisor_health_disconnect_cb);
+    if (s->cfg.redis_password[0] != '\0') {
+        if (s->cfg.redis_user[0] != '\0') {
+            redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", s->cfg.redis_user,
+                              s->cfg.redis_password);
+        } else {
+            redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
+                              s->cfg.redis_password);
+        }
+    }
+    redisAsyncCommand(ac, supervisor_health_ping_cb, NULL, "PING");
+}
+
+/* Parses and answers what is buffered, one request at a time. */
+static void
+supervisor_admin_process(struct admin_conn *c)
+{
+    enum http_parse_rc rc;
+    size_t             n;
+    char              *buf;
+
+    if (c->closing || c->writing || c->health != NULL || c->in_len == 0) {
+        return;
+    }
+    rc = http_parse_request(&c->hp, c->in, c->in_len, &c->req);
+    if (rc == HTTP_PARSE_AGAIN) {
+        return;
+    }
+    if (rc == HTTP_PARSE_ERROR) {
+        buf = malloc(ADMIN_REPLY_MIN);
+        if (buf == NULL) {
+            supervisor_admin_close(c);
+            return;
+        }
+        n = admin_error(c->req.status, time(NULL), buf, ADMIN_REPLY_MIN);
+        supervisor_admin_send(c, buf, n, true);
+        return;
+    }
+    if (c->in_len < c->req.head_len + c->req.content_length) {
+        return;                         /* the body is still coming */
+    }
+    if ((c->req.method == HTTP_METHOD_GET || c->req.method == HTTP_METHOD_HEAD)
+        && c->req.path_len == 7
+        && memcmp(c->in + c->req.path_off, "/health", 7) == 0) {
+        supervisor_health_start(c);
+        return;
+    }
+    supervisor_admin_answer(c);
+}
+
+static void
+supervisor_admin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct admin_conn *c = h->data;
+
+    *buf = uv_buf_init(c->in + c->in_len, (unsigned) (ADMIN_IN_MAX
+                                                      - c->in_len));
+}
+
+static void
+supervisor_admin_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    struct admin_conn *c = stream->data;
+
+    if (nread < 0) {
+        supervisor_admin_close(c);
+        return;
+    }
+    c->in_len += (size_t) nread;
+    if (c->in_len == ADMIN_IN_MAX) {
+        uv_read_stop(stream);           /* the parser will say 431/413 */
+    }
+    supervisor_admin_process(c);
+}
+
+static void
+supervisor_admin_accept(uv_stream_t *server, int status)
+{
+    struct supervisor *s = server->data;
+    struct admin_conn *c;
+
+    if (status != 0) {
+        log_error("admin accept failed: %s", uv_strerror(status));
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c != NULL) {
+        c->in = malloc(ADMIN_IN_MAX);
+    }
+    if (c == NULL || c->in == NULL) {
+        log_error("admin: out of memory for a connection");
+        if (c != NULL) {
+            free(c);
+        }
+        return;
+    }
+    c->sup = s;
+    http_parse_init(&c->hp);
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *) &c->tcp) != 0
+        || uv_read_start((uv_stream_t *) &c->tcp, supervisor_admin_alloc,
+                         supervisor_admin_read) != 0) {
+        supervisor_admin_close(c);
+    }
+}
+
+static int
+supervisor_admin_start(struct supervisor *s)
+{
+    int rc = supervisor_listen(&s->cfg.admin_listen, 64);
+
+    if (rc < 0) {
+        return rc;
+    }
+    uv_tcp_init(s->loop, &s->admin_tcp);
+    s->admin_tcp.data = s;
+    s->admin_open = true;
+    rc = uv_tcp_open(&s->admin_tcp, rc);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *) &s->admin_tcp, 64,
+                       supervisor_admin_accept);
+    }
+    if (rc != 0) {
+        log_error("admin port: %s", uv_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- start and run ---------------------------------------------------- */
+
+static int
+supervisor_write_pid_file(const struct config *cfg)
+{
+    char  buf[32];
+    int   fd, n, rc = 0;
+
+    if (cfg->pid_file[0] == '\0') {
+        return 0;
+    }
+    fd = open(cfg->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = -errno;
+        log_error("open(%s) failed: %s", cfg->pid_file, strerror(errno));
+        return rc;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long) getpid());
+    if (write(fd, buf, (size_t) n) != n) {
+        rc = -errno;
+        log_error("write(%s) failed: %s", cfg->pid_file, strerror(errno));
+    }
+    if (close(fd) != 0 && rc == 0) {
+        rc = -errno;
+        log_error("close(%s) failed: %s", cfg->pid_file, strerror(errno));
+    }
+    return rc;
+}
+
+static void
+supervisor_on_close(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+int
+supervisor_run(struct config *cfg, int argc, char *const argv[],
+               char *const envp[])
+{
+    struct supervisor   sup;
+    struct supervisor  *s = &sup;
+    struct cache_params cp;
+    struct timespec     ts;
+    char                addr[CONFIG_HOST_MAX + 16];
+    int                 rc;
+
+    memset(s, 0, sizeof(*s));
+    s->cfg = *cfg;
+    s->argc = argc;
+    s->argv = argv;
+    s->envp = envp;
+    s->http_fd = -1;
+    s->resp_fd = -1;
+    s->exit_status = 0;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->start_time = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+    log_init("supervisor", 0);
+    log_set_level(s->cfg.log_level);
+    supervisor_title_init(s);
+
+    rc = supervisor_listen(&s->cfg.listen, (int) s->cfg.backlog);
+    if (rc < 0) {
+        return 1;
+    }
+    s->http_fd = rc;
+    if (s->cfg.resp_listen.enabled) {
+        rc = supervisor_listen(&s->cfg.resp_listen, (int) s->cfg.backlog);
+        if (rc < 0) {
+            close(s->http_fd);
+            return 1;
+        }
+        s->resp_fd = rc;
+    }
+
+    s->nslots = s->cfg.workers * 2;
+    memset(&cp, 0, sizeof(cp));
+    cp.capacity = s->cfg.capacity;
+    cp.max_memory_bytes = s->cfg.max_memory_bytes;
+    cp.max_value_bytes = s->cfg.max_value_bytes;
+    cp.ttl_ms = s->cfg.ttl_ms;
+    cp.worker_slots = s->nslots;
+    rc = cache_create(&cp, &s->cache);
+    if (rc != 0) {
+        log_error("cache_create(capacity %u, max-memory %llu) failed: %s",
+                  s->cfg.capacity,
+                  (unsigned long long) s->cfg.max_memory_bytes,
+                  strerror(-rc));
+        s->exit_status = 1;
+        goto out;
+    }
+    rc = metrics_create(s->nslots, &s->metrics);
+    if (rc != 0) {
+        log_error("metrics_create() failed: %s", strerror(-rc));
+        s->exit_status = 1;
+        goto out;
+    }
+    s->clients = mmap(NULL, sizeof(*s->clients), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s->clients == MAP_FAILED) {
+        s->clients = NULL;
+        log_error("mmap(client counter) failed: %s", strerror(errno));
+        s->exit_status = 1;
+        goto out;
+    }
+    s->procs = calloc(s->nslots, sizeof(*s->procs));
+    if (s->procs == NULL) {
+        log_error("calloc(%u workers) failed", s->nslots);
+        s->exit_status = 1;
+        goto out;
+    }
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        s->procs[i].ready_fd = -1;
+    }
+    if (supervisor_write_pid_file(&s->cfg) != 0) {
+        s->exit_status = 1;
+        goto out;
+    }
+
+    s->loop = uv_default_loop();
+    uv_timer_init(s->loop, &s->respawn_timer);
+    uv_timer_init(s->loop, &s->recover_timer);
+    uv_timer_init(s->loop, &s->kill_timer);
+    s->respawn_timer.data = s;
+    s->recover_timer.data = s;
+    s->kill_timer.data = s;
+    uv_signal_init(s->loop, &s->sig_term);
+    uv_signal_init(s->loop, &s->sig_int);
+    uv_signal_init(s->loop, &s->sig_hup);
+    uv_signal_init(s->loop, &s->sig_chld);
+    s->sig_term.data = s->sig_int.data = s->sig_hup.data = s;
+    s->sig_chld.data = s;
+    uv_signal_start(&s->sig_term, supervisor_sigterm_cb, SIGTERM);
+    uv_signal_start(&s->sig_int, supervisor_sigterm_cb, SIGINT);
+    uv_signal_start(&s->sig_hup, supervisor_sighup_cb, SIGHUP);
+    uv_signal_start(&s->sig_chld, supervisor_sigchld_cb, SIGCHLD);
+    /* A client that goes away mid-answer must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+
+    if (s->cfg.admin_listen.enabled) {
+        rc = supervisor_admin_start(s);
+        if (rc != 0) {
+            s->exit_status = 1;
+            goto out;
+        }
+    }
+
+    config_format_listen(&s->cfg.listen, addr, sizeof(addr));
+    log_info("redis-cache-proxy %s: listening on %s, %u worker(s), cache "
+             "segment %zu bytes (%u keys, %llu bytes of data)",
+             PACKAGE_VERSION, addr, s->cfg.workers,
+             cache_segment_bytes(s->cache), s->cfg.capacity,
+             (unsigned long long) s->cfg.max_memory_bytes);
+
+    s->wanted = s->cfg.workers;
+    supervisor_spawn_missing(s);
+    uv_run(s->loop, UV_RUN_DEFAULT);
+
+    /* Every worker is gone (or was never started); reap stragglers. */
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+    log_info("stopped");
+
+out:
+    if (s->loop != NULL) {
+        uv_walk(s->loop, supervisor_on_close, NULL);
+        uv_run(s->loop, UV_RUN_DEFAULT);
+        uv_loop_close(s->loop);
+    }
+    free(s->procs);
+    if (s->clients != NULL) {
+        munmap(s->clients, sizeof(*s->clients));
+    }
+    if (s->metrics != NULL) {
+        metrics_destroy(s->metrics);
+    }
+    if (s->cache != NULL) {
+        cache_destroy(s->cache);
+    }
+    if (s->resp_fd >= 0) {
+        close(s->resp_fd);
+    }
+    if (s->http_fd >= 0) {
+        close(s->http_fd);
+    }
+    if (s->cfg.pid_file[0] != '\0' && s->exit_status == 0) {
+        unlink(s->cfg.pid_file);
+    }
+    return s->exit_status;
+}

@@ -1,0 +1,1087 @@
+/*
+ * worker: the data plane of one worker process.
+ *
+ * Owns the epoll loop, the connection slots (a pool of --max-clients
+ * structs allocated at start, handed out on accept), and the backend.
+ * Each connection reads into its input buffer, parses one request at a
+ * time and appends the answer to its output buffer, so pipelined requests
+ * are answered in order without a queue:
+ *
+ *   readable -> read into in[] -> parse -+- AGAIN: arm header deadline
+ *                                         +- ERROR: 4xx, close after write
+ *                                         +- DONE:  key in cache? -- hit -+
+ *                                                   | miss                |
+ *                                                   v                     |
+ *                        backend_get (WAITING: parsing pauses)            |
+ *                                                   | reply               |
+ *                                                   v                     v
+ *                            append answer to out[], drop the request bytes,
+ *                            parse the next one; then write out[]
+ *
+ * Invariants: a connection has at most one request waiting on the
+ * backend, and parses nothing further until it is answered; a closed
+ * connection's slot goes back to the pool only in before_poll, once no
+ * callback of this iteration can still hold it.  Connections across all
+ * workers are bounded by --max-clients through a shared counter: a slot
+ * is reserved before accept4() and released when the connection closes;
+ * at the limit this worker stops polling its listening sockets, so new
+ * connections wait in the kernel's backlog.
+ */
+#include "rcp_autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "buf.h"
+#include "event.h"
+#include "http.h"
+#include "http_parser.h"
+#include "log.h"
+#include "worker.h"
+
+#define WORKER_IN_INITIAL      4096
+#define WORKER_OUT_INITIAL     4096
+/* Largest HTTP request we buffer: head limit plus body limit. */
+#define WORKER_HTTP_IN_MAX     (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
+/* Past this much unsent output, stop reading and parsing (backpressure). */
+#define WORKER_OUT_HIGH_WATER  (1024 * 1024)
+/* Buffers past this size are released when their connection closes. */
+#define WORKER_BUF_KEEP        (64 * 1024)
+#define WORKER_ACCEPT_BATCH    32
+#define WORKER_ACCEPT_RETRY_MS 10
+#define WORKER_EMFILE_PAUSE_MS 100
+#define WORKER_LINGER_MS       1000
+/* Largest RESP command we buffer (a GET or an MGET of many keys). */
+#define RESP_CONN_IN_MAX       (4 * 1024 * 1024)
+
+enum conn_proto {
+    CONN_HTTP = 0,
+    CONN_RESP
+};
+
+enum conn_state {
+    CONN_FREE = 0,      /* in the pool */
+    CONN_READING,       /* parsing requests, or idle between them */
+    CONN_WAITING,       /* one request is waiting on the backend */
+    CONN_DRAINING,      /* answer sent, write side shut: discard input
+                           until EOF or the linger timer */
+    CONN_CLOSED         /* fd closed; back to the pool in before_poll */
+};
+
+struct worker;
+
+struct conn {
+    int                   fd;           /* owned; -1 unless open */
+    enum conn_state       state;
+    enum conn_proto       proto;
+    struct worker        *worker;       /* borrowed: the process's */
+    struct event_io       io;
+    struct event_timer    timer;        /* header, idle, linger deadline */
+    char                 *in;           /* owned */
+    size_t                in_len;
+    size_t                in_cap;
+    struct buf            out;          /* owned: answers not yet sent */
+    uint64_t              request_start_ms; /* first byte of the request */
+    uint64_t              activity_ms;  /* last read or write progress */
+    bool                  close_after_write;
+    bool                  peer_closed;  /* read returned 0 */
+    struct http_parse     hp;
+    struct http_request   req;          /* the request being answered */
+    struct backend_waiter waiter;       /* linked while WAITING */
+    struct conn          *next;         /* pool / closed list */
+};
+
+struct worker {
+    const struct worker_params *params; /* borrowed: the caller's */
+    const struct config *cfg;           /* borrowed: params->cfg */
+    struct event_loop    loop;
+    struct backend      *backend;       /* owned */
+    struct event_io      http_io;
+    struct event_io      resp_io;
+    int                  http_fd;       /* borrowed until stop, then -1 */
+    int                  resp_fd;       /* borrowed until stop, then -1 */
+    bool                 accepting;     /* listening fds are polled */
+    struct event_timer   accept_timer;  /* resume after limit or EMFILE */
+    int                  signal_fd;     /* owned */
+    struct event_io      signal_io;
+    bool                 stopping;
+    struct event_timer   stop_timer;    /* --shutdown-timeout */
+    struct conn         *conns;         /* owned: max_clients slots */
+    struct conn         *free_list;
+    struct conn         *closed_list;   /* back to the pool in before_poll */
+    size_t               open_conns;
+    char                *key_buf;       /* owned: decoded key */
+    time_t               date_sec;
+    char                 date[HTTP_DATE_LEN + 1];
+};
+
+static void worker_conn_process(struct conn *c);
+static void worker_conn_flush(struct conn *c);
+static void worker_conn_close(struct conn *c);
+static void worker_conn_update(struct conn *c);
+static void worker_http_error(struct conn *c, int status, bool fatal);
+
+/* ---- small helpers --------------------------------------------------- */
+
+static const char *
+worker_date(struct worker *w)
+{
+    /* time() is a vDSO call on Linux: no system call on the hit path. */
+    time_t now = time(NULL);
+
+    if (now != w->date_sec) {
+        w->date_sec = now;
+        http_format_date(now, w->date);
+    }
+    return w->date;
+}
+
+static int
+worker_buf_grow(char **buf, size_t *cap, size_t need)
+{
+    size_t  n = *cap == 0 ? 4096 : *cap;
+    char   *p;
+
+    if (need <= *cap) {
+        return 0;
+    }
+    while (n < need) {
+        n *= 2;
+    }
+    p = realloc(*buf, n);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+static int
+worker_conn_out_reserve(struct conn *c, size_t n)
+{
+    return buf_reserve(&c->out, n);
+}
+
+static int
+worker_conn_append(struct conn *c, const void *data, size_t len)
+{
+    return buf_append(&c->out, data, len);
+}
+
+static size_t
+worker_conn_unsent(const struct conn *c)
+{
+    return buf_pending(&c->out);
+}
+
+/* ---- client limit ----------------------------------------------------- */
+
+static bool
+worker_reserve_client(struct worker *w)
+{
+    int64_t n = __atomic_add_fetch(w->params->clients, 1, __ATOMIC_SEQ_CST);
+
+    if (n > (int64_t) w->cfg->max_clients) {
+        __atomic_sub_fetch(w->params->clients, 1, __ATOMIC_SEQ_CST);
+        return false;
+    }
+    return true;
+}
+
+static void
+worker_release_client(struct worker *w)
+{
+    __atomic_sub_fetch(w->params->clients, 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+worker_set_accepting(struct worker *w, bool on)
+{
+    unsigned mask = on ? EVENT_READ : 0;
+
+    if (w->accepting == on) {
+        return;
+    }
+    w->accepting = on;
+    if (w->http_fd >= 0) {
+        event_io_set(&w->loop, &w->http_io, mask);
+    }
+    if (w->resp_fd >= 0) {
+        event_io_set(&w->loop, &w->resp_io, mask);
+    }
+}
+
+static void
+worker_accept_timer_cb(struct event_loop *loop, struct event_timer *t)
+{
+    struct worker *w = t->data;
+
+    if (!w->stopping) {
+        worker_set_accepting(w, true);
+    }
+}
+
+static void
+worker_pause_accepting(struct worker *w, uint64_t ms)
+{
+    worker_set_accepting(w, false);
+    if (event_timer_start(&w->loop, &w->accept_timer, ms) != 0) {
+        /* Without the timer nothing would resume accepting. */
+        worker_set_accepting(w, true);
+    }
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static void
+worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
+                  unsigned events);
+static void
+worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t);
+
+static void
+worker_conn_open(struct worker *w, int fd, enum conn_proto proto)
+{
+    struct conn *c = w->free_list;
+    int          one = 1;
+
+    w->free_list = c->next;
+    c->next = NULL;
+    c->fd = fd;
+    c->state = CONN_READING;
+    c->proto = proto;
+    c->in_len = 0;
+    c->out.pos = 0;
+    c->out.len = 0;
+    c->close_after_write = false;
+    c->peer_closed = false;
+    c->activity_ms = event_now_ms(&w->loop);
+    c->request_start_ms = c->activity_ms;
+    http_parse_init(&c->hp);
+    memset(&c->waiter, 0, sizeof(c->waiter));
+    event_io_init(&c->io, fd, worker_conn_io_cb, c);
+    event_timer_init(&c->timer, worker_conn_timer_cb, c);
+
+    /* Answers are small and written whole: don't let Nagle hold them. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+        log_debug("setsockopt(%d, TCP_NODELAY) failed: %s", fd,
+                  strerror(errno));
+    }
+    w->open_conns++;
+    metrics_add_connections(w->params->metrics, 1);
+    if (event_io_set(&w->loop, &c->io, EVENT_READ) != 0) {
+        log_error("epoll_ctl(ADD, %d) failed: %s", fd, strerror(errno));
+        worker_conn_close(c);
+        return;
+    }
+    worker_conn_update(c);
+}
+
+static void
+worker_conn_close(struct conn *c)
+{
+    struct worker *w = c->worker;
+
+    if (c->state == CONN_CLOSED || c->state == CONN_FREE) {
+        return;
+    }
+    backend_cancel(&c->waiter);
+    event_io_stop(&w->loop, &c->io);
+    event_timer_stop(&w->loop, &c->timer);
+    if (close(c->fd) != 0) {
+        log_debug("close(%d) failed: %s", c->fd, strerror(errno));
+    }
+    c->fd = -1;
+    c->state = CONN_CLOSED;
+    c->next = w->closed_list;
+    w->closed_list = c;
+    w->open_conns--;
+    metrics_add_connections(w->params->metrics, -1);
+    worker_release_client(w);
+    if (!w->stopping && !w->accepting && !event_timer_active(
+            &w->accept_timer)) {
+        worker_set_accepting(w, true);
+    }
+}
+
+/* Runs before each epoll wait: closed slots go back to the pool now that
+ * no callback of this iteration can still refer to them. */
+static void
+worker_before_poll(struct event_loop *loop, void *arg)
+{
+    struct worker *w = arg;
+
+    while (w->closed_list != NULL) {
+        struct conn *c = w->closed_list;
+
+        w->closed_list = c->next;
+        if (c->in_cap > WORKER_BUF_KEEP) {
+            free(c->in);
+            c->in = NULL;
+            c->in_cap = 0;
+        }
+        if (c->out.cap > WORKER_BUF_KEEP) {
+            buf_free(&c->out);
+        }
+        c->state = CONN_FREE;
+        c->next = w->free_list;
+        w->free_list = c;
+    }
+    if (w->stopping && w->open_conns == 0) {
+        event_loop_stop(loop);
+    }
+}
+
+/* Picks the one deadline that matters in the connection's state and arms
+ * the timer for it: the header deadline runs from a request's first byte
+ * and is not renewed by later bytes (as nginx's client_header_timeout);
+ * idle and stalled-write deadlines run from the last progress. */
+static void
+worker_conn_update(struct conn *c)
+{
+    struct worker *w = c->worker;
+    uint64_t       now = event_now_ms(&w->loop);
+    uint64_t       deadline;
+    unsigned       mask = 0;
+
+    if (c->state == CONN_CLOSED || c->state == CONN_FREE) {
+        return;
+    }
+    if (c->state == CONN_DRAINING) {
+        mask = EVENT_READ;
+        event_io_set(&w->loop, &c->io, mask);
+        return;                 /* the linger timer is already armed */
+    }
+
+    if (worker_conn_unsent(c) > 0) {
+        mask |= EVENT_WRITE;
+    }
+    if (!c->peer_closed && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER
+        && !c->close_after_write
+        && c->in_len < (c->proto == CONN_HTTP ? WORKER_HTTP_IN_MAX
+                                              : RESP_CONN_IN_MAX)) {
+        mask |= EVENT_READ;
+    }
+    if (event_io_set(&w->loop, &c->io, mask) != 0) {
+        log_error("epoll_ctl(%d) failed: %s", c->fd, strerror(errno));
+        worker_conn_close(c);
+        return;
+    }
+
+    if (c->state == CONN_WAITING) {
+        event_timer_stop(&w->loop, &c->timer);  /* the backend's deadline */
+        return;
+    }
+    if (worker_conn_unsent(c) > 0) {
+        deadline = c->activity_ms + w->cfg->idle_timeout_ms;
+    } else if (c->in_len > 0 && !c->close_after_write) {
+        deadline = c->request_start_ms + w->cfg->header_timeout_ms;
+    } else {
+        deadline = c->activity_ms + w->cfg->idle_timeout_ms;
+    }
+    event_timer_start(&w->loop, &c->timer, deadline > now ? deadline - now
+                                                          : 0);
+}
+
+static void
+worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
+{
+    struct conn   *c = t->data;
+    struct worker *w = c->worker;
+
+    if (c->state == CONN_READING && worker_conn_unsent(c) == 0
+        && c->in_len > 0 && !c->close_after_write) {
+        /* A request head that did not arrive in time. */
+        if (c->proto == CONN_HTTP) {
+            worker_http_error(c, 408, false);
+        } else {
+            worker_conn_close(c);
+            return;
+        }
+        c->close_after_write = true;
+        c->in_len = 0;
+        worker_conn_flush(c);
+        return;
+    }
+    log_debug("closing connection %d: %s", c->fd,
+              c->state == CONN_DRAINING ? "linger over" : "idle timeout");
+    (void) w;
+    worker_conn_close(c);
+}
+
+/* Drops the first n bytes of input (the request just answered). */
+static void
+worker_conn_consume(struct conn *c, size_t n)
+{
+    if (n < c->in_len) {
+        memmove(c->in, c->in + n, c->in_len - n);
+    }
+    c->in_len -= n;
+    c->request_start_ms = event_now_ms(&c->worker->loop);
+}
+
+static void
+worker_conn_read(struct conn *c)
+{
+    struct worker *w = c->worker;
+    size_t         max = c->proto == CONN_HTTP ? WORKER_HTTP_IN_MAX
+                                               : RESP_CONN_IN_MAX;
+
+    for (;;) {
+        ssize_t n;
+        size_t  room;
+
+        if (c->in_len == c->in_cap) {
+            if (c->in_cap >= max
+                || worker_buf_grow(&c->in, &c->in_cap,
+                                   c->in_cap == 0 ? WORKER_IN_INITIAL
+                                                  : c->in_cap * 2) != 0) {
+                return;                 /* full: parse what we have */
+            }
+        }
+        room = c->in_cap - c->in_len;
+        n = read(c->fd, c->in + c->in_len, room);
+        if (n > 0) {
+            if (c->in_len == 0 && c->state == CONN_READING) {
+                c->request_start_ms = event_now_ms(&w->loop);
+            }
+            c->in_len += (size_t) n;
+            c->activity_ms = event_now_ms(&w->loop);
+            if ((size_t) n < room) {
+                return;                 /* short read: socket drained */
+            }
+            continue;
+        }
+        if (n == 0) {
+            c->peer_closed = true;
+            return;
+        }
+        if (errno == EAGAIN || errno == EINTR) {
+            return;
+        }
+        log_debug("read(%d) failed: %s", c->fd, strerror(errno));
+        worker_conn_close(c);
+        return;
+    }
+}
+
+static void
+worker_conn_flush(struct conn *c)
+{
+    struct worker *w = c->worker;
+
+    while (worker_conn_unsent(c) > 0) {
+        ssize_t n = write(c->fd, c->out.data + c->out.pos, worker_conn_unsent(c));
+
+        if (n > 0) {
+            c->out.pos += (size_t) n;
+            c->activity_ms = event_now_ms(&w->loop);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            worker_conn_update(c);
+            return;
+        }
+        log_debug("write(%d) failed: %s", c->fd, strerror(errno));
+        worker_conn_close(c);
+        return;
+    }
+    c->out.pos = 0;
+    c->out.len = 0;
+
+    if (c->close_after_write
+        || (c->peer_closed && c->state == CONN_READING)) {
+        if (c->peer_closed) {
+            worker_conn_close(c);
+            return;
+        }
+        /* Lingering close: shut our side, then read until the client has
+         * seen the answer and closes, so unread input of its own does not
+         * make our kernel send a reset over the answer. */
+        if (shutdown(c->fd, SHUT_WR) != 0) {
+            worker_conn_close(c);
+            return;
+        }
+        c->state = CONN_DRAINING;
+        c->in_len = 0;
+        event_timer_start(&w->loop, &c->timer, WORKER_LINGER_MS);
+    }
+    worker_conn_update(c);
+}
+
+static void
+worker_conn_drain(struct conn *c)
+{
+    char buf[4096];
+
+    for (;;) {
+        ssize_t n = read(c->fd, buf, sizeof(buf));
+
+        if (n > 0) {
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            return;
+        }
+        worker_conn_close(c);
+        return;
+    }
+}
+
+static void
+worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
+                  unsigned events)
+{
+    struct conn *c = io->data;
+
+    if (c->state == CONN_DRAINING) {
+        worker_conn_drain(c);
+        return;
+    }
+    if (events & EVENT_READ) {
+        worker_conn_read(c);
+        if (c->state == CONN_CLOSED) {
+            return;
+        }
+        worker_conn_process(c);
+        if (c->state == CONN_CLOSED) {
+            return;
+        }
+    }
+    worker_conn_flush(c);
+}
+
+/* ---- HTTP requests ---------------------------------------------------- */
+
+static bool
+worker_http_keep_alive(const struct conn *c)
+{
+    return c->req.keep_alive && !c->worker->stopping && !c->peer_closed;
+}
+
+/* Appends an error answer for the current request; after a parse error
+ * (fatal) the connection closes once it is written. */
+static void
+worker_http_error(struct conn *c, int status, bool fatal)
+{
+    struct worker *w = c->worker;
+    char           buf[HTTP_HEAD_MAX + 128];
+    bool           keep = !fatal && worker_http_keep_alive(c);
+    bool           head = !fatal && c->req.method == HTTP_METHOD_HEAD;
+    size_t         n;
+
+    n = http_format_error(status, head, keep, !fatal
+                          && c->req.version_minor == 0, worker_date(w),
+                          NULL, 0, buf, sizeof(buf));
+    if (worker_conn_append(c, buf, n) != 0) {
+        worker_conn_close(c);
+        return;
+    }
+    if (!keep) {
+        c->close_after_write = true;
+    }
+    metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
+                          metrics_code_from_status(status));
+}
+
+static void
+worker_http_finish(struct conn *c)
+{
+    worker_conn_consume(c, c->req.head_len + (size_t) c->req.content_length);
+    http_parse_init(&c->hp);
+    if (!worker_http_keep_alive(c)) {
+        c->close_after_write = true;
+    }
+}
+
+static void
+worker_http_backend_cb(struct backend_waiter *wt,
+                       const struct backend_reply *r)
+{
+    struct conn      *c = wt->data;
+    struct worker    *w = c->worker;
+    bool              head = c->req.method == HTTP_METHOD_HEAD;
+    char              hb[HTTP_HEAD_MAX + 512];
+    size_t            n;
+    int               status;
+    struct http_reply reply = {
+        .status = 200,
+        .keep_alive = worker_http_keep_alive(c),
+        .http10 = c->req.version_minor == 0,
+        .content_type = "application/octet-stream",
+        .content_length = r->len,
+        .cache = HTTP_CACHE_MISS,
+        .date = worker_date(w),
+    };
+
+    c->state = CONN_READING;
+    switch (r->result) {
+    case BACKEND_VALUE:
+        n = http_format_head(&reply, hb, sizeof(hb));
+        if (worker_conn_out_reserve(c, n + (head ? 0 : r->len)) != 0) {
+            worker_conn_close(c);
+            return;
+        }
+        worker_conn_append(c, hb, n);
+        if (!head) {
+            worker_conn_append(c, r->data, r->len);
+        }
+        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
+                              METRICS_CODE_200);
+        break;
+    case BACKEND_NIL:
+        worker_http_error(c, 404, false);
+        break;
+    case BACKEND_WRONGTYPE:
+        status = 409;
+        n = http_format_error(status, head, reply.keep_alive, reply.http10,
+                              reply.date, r->data,
+                              r->len > 256 ? 256 : r->len, hb, sizeof(hb));
+        worker_conn_append(c, hb, n);
+        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
+                              metrics_code_from_status(status));
+        break;
+    case BACKEND_ERROR_REPLY:
+    case BACKEND_UNREACHABLE:
+        worker_http_error(c, 502, false);
+        break;
+    case BACKEND_TIMEOUT:
+        worker_http_error(c, 504, false);
+        break;
+    }
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    worker_http_finish(c);
+    worker_conn_process(c);
+    if (c->state != CONN_CLOSED) {
+        worker_conn_flush(c);
+    }
+}
+
+/* Serves a hit straight from the segment into the output buffer: the
+ * value is copied once, under the read lock, behind room left for the
+ * head, and then the head is put in front of it. */
+static bool
+worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
+{
+    struct worker      *w = c->worker;
+    bool                head = c->req.method == HTTP_METHOD_HEAD;
+    struct cache_lookup lk;
+    enum cache_status   st;
+    size_t              want = 4096;
+    char                hb[HTTP_HEAD_MAX];
+    size_t              n;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (worker_conn_out_reserve(c, HTTP_HEAD_MAX + want) != 0) {
+            return false;
+        }
+        lk.dst = c->out.data + c->out.len + HTTP_HEAD_MAX;
+        lk.dst_cap = c->out.cap - c->out.len - HTTP_HEAD_MAX;
+        st = cache_get(w->params->cache, key, key_len,
+                       event_now_ms(&w->loop), &lk);
+        if (st == CACHE_TRUNCATED) {
+            want = lk.value_len;        /* it may change: ask again */
+            continue;
+        }
+        if (st != CACHE_HIT) {
+            return false;
+        }
+        struct http_reply reply = {
+            .status = 200,
+            .keep_alive = worker_http_keep_alive(c),
+            .http10 = c->req.version_minor == 0,
+            .content_type = "application/octet-stream",
+            .content_length = lk.value_len,
+            .cache = HTTP_CACHE_HIT,
+            .age_s = lk.age_ms / 1000,
+            .date = worker_date(w),
+        };
+        n = http_format_head(&reply, hb, sizeof(hb));
+        memcpy(c->out.data + c->out.len, hb, n);
+        if (!head) {
+            memmove(c->out.data + c->out.len + n,
+                    c->out.data + c->out.len + HTTP_HEAD_MAX, lk.value_len);
+            c->out.len += lk.value_len;
+        }
+        c->out.len += n;
+        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
+                              METRICS_CODE_200);
+        return true;
+    }
+    return false;
+}
+
+/* Answers one complete request; returns false when it now waits on the
+ * backend. */
+static bool
+worker_http_handle(struct conn *c)
+{
+    struct worker *w = c->worker;
+    const char    *path = c->in + c->req.path_off;
+    size_t         path_len = c->req.path_len;
+    ssize_t        key_len;
+
+    if (c->req.method != HTTP_METHOD_GET
+        && c->req.method != HTTP_METHOD_HEAD) {
+        worker_http_error(c, 405, false);
+        return true;
+    }
+    if (path_len < 2 || path[0] != '/') {
+        worker_http_error(c, 400, false);
+        return true;
+    }
+    key_len = http_parse_decode(path + 1, path_len - 1, w->key_buf);
+    if (key_len < 0) {
+        worker_http_error(c, 400, false);
+        return true;
+    }
+    if (worker_http_try_hit(c, w->key_buf, (size_t) key_len)) {
+        return true;
+    }
+    c->state = CONN_WAITING;
+    backend_get(w->backend, w->key_buf, (size_t) key_len, &c->waiter,
+                worker_http_backend_cb, c);
+    return false;
+}
+
+static void
+worker_http_process(struct conn *c)
+{
+    while (c->state == CONN_READING && !c->close_after_write
+           && c->in_len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
+        enum http_parse_rc rc = http_parse_request(&c->hp, c->in, c->in_len,
+                                                   &c->req);
+
+        if (rc == HTTP_PARSE_AGAIN) {
+            return;
+        }
+        if (rc == HTTP_PARSE_ERROR) {
+            worker_http_error(c, c->req.status, true);
+            c->in_len = 0;
+            return;
+        }
+        if (c->in_len < c->req.head_len + c->req.content_length) {
+            return;                     /* the ignored body is still due */
+        }
+        if (!worker_http_handle(c)) {
+            return;                     /* WAITING; resumed by callback */
+        }
+        if (c->state == CONN_CLOSED) {
+            return;
+        }
+        worker_http_finish(c);
+    }
+}
+
+static void
+worker_conn_process(struct conn *c)
+{
+    worker_http_process(c);
+    if (c->state == CONN_READING && c->peer_closed && c->in_len > 0
+        && worker_conn_unsent(c) == 0 && !c->close_after_write) {
+        /* The client closed in the middle of a request: nothing more
+         * will come to complete it. */
+        worker_conn_close(c);
+    }
+}
+
+/* ---- accepting -------------------------------------------------------- */
+
+static void
+worker_accept(struct worker *w, int lfd, enum conn_proto proto)
+{
+    for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+        int fd;
+
+        if (w->free_list == NULL || !worker_reserve_client(w)) {
+            /* At --max-clients: leave new connections in the backlog and
+             * look again shortly (a peer worker may free a slot). */
+            worker_pause_accepting(w, WORKER_ACCEPT_RETRY_MS);
+            return;
+        }
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int err = errno;
+
+            worker_release_client(w);
+            switch (err) {
+            case EAGAIN:
+            case EINTR:
+                return;
+            case ECONNABORTED:
+            case EPROTO:
+                log_error("accept4() failed: %s", strerror(err));
+                continue;
+            case EMFILE:
+            case ENFILE:
+            case ENOBUFS:
+            case ENOMEM:
+                log_error("accept4() failed: %s; pausing accepts for %d ms",
+                          strerror(err), WORKER_EMFILE_PAUSE_MS);
+                worker_pause_accepting(w, WORKER_EMFILE_PAUSE_MS);
+                return;
+            default:
+                log_error("accept4() failed: %s", strerror(err));
+                return;
+            }
+        }
+        worker_conn_open(w, fd, proto);
+    }
+}
+
+static void
+worker_http_accept_cb(struct event_loop *loop, struct event_io *io,
+                      unsigned events)
+{
+    struct worker *w = io->data;
+
+    worker_accept(w, w->http_fd, CONN_HTTP);
+}
+
+static void
+worker_resp_accept_cb(struct event_loop *loop, struct event_io *io,
+                      unsigned events)
+{
+    struct worker *w = io->data;
+
+    worker_accept(w, w->resp_fd, CONN_RESP);
+}
+
+/* ---- stopping --------------------------------------------------------- */
+
+static void
+worker_stop_timer_cb(struct event_loop *loop, struct event_timer *t)
+{
+    struct worker *w = t->data;
+
+    if (w->open_conns > 0) {
+        log_warn("shutdown timeout: closing %zu connection(s) still open",
+                 w->open_conns);
+    }
+    for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
+        worker_conn_close(&w->conns[i]);
+    }
+    event_loop_stop(loop);
+}
+
+/* Graceful stop: accept what is already in the backlog (those clients
+ * were accepted by the kernel and are owed an answer), stop listening,
+ * close idle connections, and let busy ones finish their request. */
+static void
+worker_stop(struct worker *w)
+{
+    if (w->stopping) {
+        return;
+    }
+    log_info("stopping: finishing %zu connection(s)", w->open_conns);
+    w->stopping = true;
+    event_timer_stop(&w->loop, &w->accept_timer);
+    if (w->http_fd >= 0) {
+        worker_accept(w, w->http_fd, CONN_HTTP);
+        event_io_stop(&w->loop, &w->http_io);
+        close(w->http_fd);
+        w->http_fd = -1;
+    }
+    if (w->resp_fd >= 0) {
+        worker_accept(w, w->resp_fd, CONN_RESP);
+        event_io_stop(&w->loop, &w->resp_io);
+        close(w->resp_fd);
+        w->resp_fd = -1;
+    }
+    w->accepting = false;
+    for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
+        struct conn *c = &w->conns[i];
+
+        if (c->state == CONN_READING && c->in_len == 0
+            && worker_conn_unsent(c) == 0) {
+            worker_conn_close(c);
+        }
+    }
+    event_timer_start(&w->loop, &w->stop_timer, w->cfg->shutdown_timeout_ms);
+}
+
+static void
+worker_signal_cb(struct event_loop *loop, struct event_io *io,
+                 unsigned events)
+{
+    struct worker          *w = io->data;
+    struct signalfd_siginfo si;
+
+    for (;;) {
+        ssize_t n = read(w->signal_fd, &si, sizeof(si));
+
+        if (n != (ssize_t) sizeof(si)) {
+            return;
+        }
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            worker_stop(w);
+            break;
+        case SIGUSR2:
+            if (getenv("REDIS_CACHE_PROXY_TEST_HOOKS") != NULL) {
+                /* Test hook: die inside the write lock, as a crash
+                 * would, to exercise the supervisor's recovery. */
+                log_warn("test hook: dying inside the cache write lock");
+                cache_debug_hold_lock(w->params->cache, true);
+                raise(SIGKILL);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static int
+worker_init(struct worker *w, const struct worker_params *p)
+{
+    sigset_t set;
+    int      rc;
+
+    memset(w, 0, sizeof(*w));
+    w->params = p;
+    w->cfg = p->cfg;
+    w->http_fd = p->http_fd;
+    w->resp_fd = p->resp_fd;
+    w->signal_fd = -1;
+
+    rc = event_loop_init(&w->loop);
+    if (rc != 0) {
+        log_error("epoll_create1() failed: %s", strerror(-rc));
+        return rc;
+    }
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR2);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
+        rc = -errno;
+        log_error("sigprocmask() failed: %s", strerror(errno));
+        return rc;
+    }
+    w->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (w->signal_fd < 0) {
+        rc = -errno;
+        log_error("signalfd() failed: %s", strerror(errno));
+        return rc;
+    }
+    event_io_init(&w->signal_io, w->signal_fd, worker_signal_cb, w);
+    rc = event_io_set(&w->loop, &w->signal_io, EVENT_READ);
+    if (rc != 0) {
+        log_error("epoll_ctl(ADD, signalfd) failed: %s", strerror(-rc));
+        return rc;
+    }
+
+    w->conns = calloc(p->cfg->max_clients, sizeof(*w->conns));
+    w->key_buf = malloc(HTTP_PARSE_LINE_MAX + RESP_CONN_IN_MAX);
+    if (w->conns == NULL || w->key_buf == NULL) {
+        log_error("malloc() of %u connection slots failed",
+                  p->cfg->max_clients);
+        return -ENOMEM;
+    }
+    for (uint32_t i = p->cfg->max_clients; i-- > 0;) {
+        struct conn *c = &w->conns[i];
+
+        c->fd = -1;
+        c->worker = w;
+        c->state = CONN_FREE;
+        c->next = w->free_list;
+        w->free_list = c;
+    }
+
+    rc = backend_create(&w->loop, p->cfg, p->cache, p->metrics,
+                        &w->backend);
+    if (rc != 0) {
+        log_error("backend_create() failed: %s", strerror(-rc));
+        return rc;
+    }
+
+    event_timer_init(&w->accept_timer, worker_accept_timer_cb, w);
+    event_timer_init(&w->stop_timer, worker_stop_timer_cb, w);
+    if (w->http_fd >= 0) {
+        event_io_init(&w->http_io, w->http_fd, worker_http_accept_cb, w);
+    }
+    if (w->resp_fd >= 0) {
+        event_io_init(&w->resp_io, w->resp_fd, worker_resp_accept_cb, w);
+    }
+    worker_set_accepting(w, true);
+    return 0;
+}
+
+static void
+worker_fini(struct worker *w)
+{
+    if (w->conns != NULL) {
+        for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
+            struct conn *c = &w->conns[i];
+
+            worker_conn_close(c);
+            free(c->in);
+            buf_free(&c->out);
+        }
+    }
+    if (w->backend != NULL) {
+        backend_destroy(w->backend);
+    }
+    free(w->conns);
+    free(w->key_buf);
+    if (w->signal_fd >= 0) {
+        event_io_stop(&w->loop, &w->signal_io);
+        close(w->signal_fd);
+    }
+    event_loop_fini(&w->loop);
+}
+
+int
+worker_run(const struct worker_params *params)
+{
+    struct worker w;
+    int           rc;
+
+    rc = worker_init(&w, params);
+    if (rc != 0) {
+        worker_fini(&w);
+        return WORKER_EXIT_FATAL;
+    }
+    if (params->ready_fd >= 0) {
+        char one = 1;
+
+        if (write(params->ready_fd, &one, 1) != 1) {
+            log_warn("write(ready pipe) failed: %s", strerror(errno));
+        }
+        close(params->ready_fd);
+    }
+    log_debug("serving");
+    rc = event_loop_run(&w.loop, worker_before_poll, &w);
+    if (rc != 0) {
+        log_error("epoll_wait() failed: %s", strerror(-rc));
+    }
+    worker_fini(&w);
+    log_debug("exiting");
+    return rc == 0 ? WORKER_EXIT_OK : WORKER_EXIT_FAIL;
+}
