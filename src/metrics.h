@@ -58,7 +58,19 @@ struct metrics;
 int  metrics_create(uint32_t nslots, struct metrics **out);
 void metrics_destroy(struct metrics *m);
 struct metrics_slot_shm *metrics_slot(struct metrics *m, uint32_t slot);
+uint32_t metrics_slot_count(const struct metrics *m);
 
+/* Supervisor, after reaping the worker that used slot (before its
+ * replacement starts): zeroes the slot's connection gauge, since the
+ * kernel closed those connections.  Counters are kept. */
+void metrics_reap_slot(struct metrics *m, uint32_t slot);
+
+/* Sums every slot into *out (relaxed loads, no lock): what a scrape
+ * sees.  For tests and for the supervisor's own logging. */
+void metrics_sum(const struct metrics *m, struct metrics_slot_shm *out);
+
+/* A status we never send is counted in its class: other 2xx as 200,
+ * other 4xx as 400, anything else as 500. */
 enum metrics_code metrics_code_from_status(int http_status);
 
 void metrics_count_request(struct metrics_slot_shm *s,
@@ -77,7 +89,10 @@ struct metrics_process_info {
 };
 
 /* Renders the Prometheus text exposition (version 0.0.4) into buf.
- * Returns the length written, or the length needed if over cap. */
+ * Returns the length written, or the length needed if over cap.
+ * As snprintf: the text is complete (and NUL-terminated) only when the
+ * return value is below cap; otherwise call again with cap > the return
+ * value.  buf may be NULL when cap is 0. */
 size_t metrics_render(const struct metrics *m, const struct cache_stats *cs,
                       const struct metrics_process_info *info, char *buf,
                       size_t cap);

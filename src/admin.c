@@ -1,0 +1,393 @@
+/*
+ * admin: owns the admin port's route table and the bytes of its replies.
+ *
+ *   method + raw path
+ *        |
+ *        v
+ *   route table --no path--> 404
+ *        |  method not allowed --> 405 + Allow
+ *        v
+ *   /health  -- health() --> 200 | 503, JSON
+ *   /metrics -- metrics() --> 200, body rendered in place (see below)
+ *   /flush   -- flush() --> 204 | 503 busy
+ *   /cache/k -- decode k (400 on bad escape or empty) -- delete() -->
+ *               204 | 503 busy
+ *
+ * Invariants: the caller's buffer is checked against ADMIN_REPLY_MIN
+ * before any callback runs, and every reply but /metrics fits in that, so
+ * the only reply that can ask for a bigger buffer is one with no side
+ * effect.  A HEAD reply carries the headers its GET would, no body; a 204
+ * carries neither body nor Content-Length (RFC 9110 section 8.6).
+ *
+ * /metrics is rendered straight into the caller's buffer at offset
+ * ADMIN_HEAD_MAX, the head is then built (it needs the body's length) and
+ * the body slid down to sit right after it, so the text is never copied
+ * through a second buffer.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin.h"
+
+/* Room kept in front of a rendered /metrics body for the head. */
+#define ADMIN_HEAD_MAX 512
+
+_Static_assert(ADMIN_HEAD_MAX < ADMIN_REPLY_MIN,
+               "a /metrics body has room after the head");
+
+enum admin_action {
+    ADMIN_HEALTH,
+    ADMIN_METRICS,
+    ADMIN_FLUSH,
+    ADMIN_DELETE
+};
+
+#define ADMIN_M(method) (1u << (method))
+
+static const struct admin_route {
+    const char       *path;
+    size_t            path_len;
+    bool              prefix;       /* path is a prefix; the rest is a key */
+    unsigned          methods;      /* ADMIN_M() bits */
+    const char       *allow;        /* the Allow header on a 405 */
+    enum admin_action action;
+} admin_routes[] = {
+    { "/health", 7, false,
+      ADMIN_M(HTTP_METHOD_GET) | ADMIN_M(HTTP_METHOD_HEAD), "GET, HEAD",
+      ADMIN_HEALTH },
+    { "/metrics", 8, false,
+      ADMIN_M(HTTP_METHOD_GET) | ADMIN_M(HTTP_METHOD_HEAD), "GET, HEAD",
+      ADMIN_METRICS },
+    { "/flush", 6, false, ADMIN_M(HTTP_METHOD_POST), "POST", ADMIN_FLUSH },
+    { "/cache/", 7, true, ADMIN_M(HTTP_METHOD_DELETE), "DELETE",
+      ADMIN_DELETE },
+};
+
+static const char admin_text[] = "text/plain; charset=utf-8";
+static const char admin_json[] = "application/json";
+static const char admin_prometheus[] =
+    "text/plain; version=0.0.4; charset=utf-8";
+
+/* What one reply looks like, before it becomes bytes. */
+struct admin_reply {
+    int         status;
+    const char *content_type;       /* NULL: no body, no Content-Length */
+    const char *body;               /* borrowed */
+    size_t      body_len;
+    const char *allow;              /* borrowed: NULL unless 405 */
+    bool        retry_after;        /* 503 busy: try again in a second */
+    bool        head_only;          /* HEAD: headers of the GET, no body */
+    bool        keep_alive;
+};
+
+/* Output cursor that counts on past cap, so the caller learns the size
+ * it needs (as snprintf does). */
+struct admin_out {
+    char   *buf;                        /* borrowed: the caller's buffer */
+    size_t  cap;
+    size_t  len;
+};
+
+static const char *
+admin_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default:  return "Error";
+    }
+}
+
+static void admin_printf(struct admin_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+admin_printf(struct admin_out *o, const char *fmt, ...)
+{
+    va_list ap;
+    int     n;
+    char   *dst = NULL;
+    size_t  room = 0;
+
+    if (o->len < o->cap) {
+        dst = o->buf + o->len;
+        room = o->cap - o->len;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(dst, room, fmt, ap);
+    va_end(ap);
+    assert(n >= 0);
+    o->len += (size_t) n;
+}
+
+static void
+admin_bytes(struct admin_out *o, const char *bytes, size_t len)
+{
+    if (o->len < o->cap) {
+        size_t room = o->cap - o->len;
+
+        memcpy(o->buf + o->len, bytes, len < room ? len : room);
+    }
+    o->len += len;
+}
+
+/* IMF-fixdate (RFC 9110 section 5.6.7), with our own names so the
+ * process locale cannot change them. */
+static void
+admin_date(struct admin_out *o, time_t now)
+{
+    static const char *const days[] = {
+        "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat",
+    };
+    static const char *const months[] = {
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+        "Nov", "Dec",
+    };
+    struct tm tm;
+
+    /* gmtime_r fails only for a year that does not fit in an int; then
+     * there is no date to send and the header is left out. */
+    if (gmtime_r(&now, &tm) == NULL || tm.tm_year + 1900 > 9999
+        || tm.tm_year + 1900 < 0) {
+        return;
+    }
+    admin_printf(o, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
+                 days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+                 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static void
+admin_head(struct admin_out *o, const struct admin_reply *r, time_t now)
+{
+    admin_printf(o, "HTTP/1.1 %d %s\r\n", r->status, admin_reason(r->status));
+    admin_date(o, now);
+    if (r->content_type != NULL) {
+        admin_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                     r->content_type, r->body_len);
+    }
+    if (r->allow != NULL) {
+        admin_printf(o, "Allow: %s\r\n", r->allow);
+    }
+    if (r->retry_after) {
+        admin_printf(o, "Retry-After: 1\r\n");
+    }
+    admin_printf(o, "Connection: %s\r\n\r\n",
+                 r->keep_alive ? "keep-alive" : "close");
+}
+
+/* Writes a whole reply whose body is already in memory. */
+static size_t
+admin_write(const struct admin_reply *r, time_t now, char *buf, size_t cap)
+{
+    struct admin_out o = { .buf = buf, .cap = cap, .len = 0 };
+
+    admin_head(&o, r, now);
+    if (r->content_type != NULL && !r->head_only) {
+        admin_bytes(&o, r->body, r->body_len);
+    }
+    return o.len;
+}
+
+static void
+admin_text_reply(struct admin_reply *r, int status, const char *text)
+{
+    r->status = status;
+    r->content_type = admin_text;
+    r->body = text;
+    r->body_len = strlen(text);
+}
+
+static void
+admin_action_reply(struct admin_reply *r, enum admin_action_rc rc)
+{
+    if (rc == ADMIN_ACTION_BUSY) {
+        admin_text_reply(r, 503, "cache busy (recovering or locked), "
+                                 "try again\n");
+        r->retry_after = true;
+        return;
+    }
+    r->status = 204;
+    r->content_type = NULL;
+}
+
+static size_t
+admin_metrics(const struct admin_request *req, const struct admin_ops *ops,
+              struct admin_reply *r, char *buf, size_t cap)
+{
+    char             head[ADMIN_HEAD_MAX];
+    struct admin_out o = { .buf = head, .cap = sizeof(head), .len = 0 };
+    size_t           room = cap - ADMIN_HEAD_MAX;
+    size_t           body_len;
+
+    body_len = ops->metrics(ops->ctx, buf + ADMIN_HEAD_MAX, room);
+    if (body_len >= room) {
+        return ADMIN_HEAD_MAX + body_len + 1;
+    }
+    r->status = 200;
+    r->content_type = admin_prometheus;
+    r->body_len = body_len;
+    admin_head(&o, r, req->now);
+    /* The head is a status line and a few fixed headers. */
+    assert(o.len < sizeof(head));
+    if (!r->head_only) {
+        memmove(buf + o.len, buf + ADMIN_HEAD_MAX, body_len);
+    }
+    memcpy(buf, head, o.len);
+    return o.len + (r->head_only ? 0 : body_len);
+}
+
+static void
+admin_health(const struct admin_ops *ops, struct admin_reply *r,
+             char *json, size_t json_cap)
+{
+    struct admin_health h = { .redis_up = false, .workers = 0, .entries = 0 };
+    int                 n;
+
+    ops->health(ops->ctx, &h);
+    n = snprintf(json, json_cap,
+                 "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%" PRIu32
+                 ",\"entries\":%" PRIu64 "}\n",
+                 h.redis_up ? "ok" : "degraded", h.redis_up ? "up" : "down",
+                 h.workers, h.entries);
+    /* Two short words and two integers always fit. */
+    assert(n > 0 && (size_t) n < json_cap);
+    r->status = h.redis_up ? 200 : 503;
+    r->content_type = admin_json;
+    r->body = json;
+    r->body_len = (size_t) n;
+}
+
+static void
+admin_delete(const struct admin_request *req, const struct admin_ops *ops,
+             const struct admin_route *route, struct admin_reply *r)
+{
+    /* A request line is at most HTTP_PARSE_LINE_MAX bytes, so a key
+     * decoded from it (never longer than its escape) fits here. */
+    char        key[HTTP_PARSE_LINE_MAX];
+    const char *raw = req->path + route->path_len;
+    size_t      raw_len = req->path_len - route->path_len;
+    ssize_t     key_len;
+
+    if (raw_len == 0) {
+        admin_text_reply(r, 400, "empty key\n");
+        return;
+    }
+    if (raw_len > sizeof(key)) {
+        admin_text_reply(r, 414, "key too long\n");
+        return;
+    }
+    key_len = http_parse_decode(raw, raw_len, key);
+    if (key_len < 0) {
+        admin_text_reply(r, 400, "bad percent-escape in key\n");
+        return;
+    }
+    if (key_len == 0) {
+        admin_text_reply(r, 400, "empty key\n");
+        return;
+    }
+    admin_action_reply(r, ops->delete_key(ops->ctx, key, (size_t) key_len));
+}
+
+static const struct admin_route *
+admin_route_find(const char *path, size_t path_len)
+{
+    for (size_t i = 0; i < sizeof(admin_routes) / sizeof(*admin_routes);
+         i++) {
+        const struct admin_route *route = &admin_routes[i];
+
+        if (route->prefix ? path_len >= route->path_len
+                          : path_len == route->path_len) {
+            if (memcmp(path, route->path, route->path_len) == 0) {
+                return route;
+            }
+        }
+    }
+    return NULL;
+}
+
+size_t
+admin_handle(const struct admin_request *req, const struct admin_ops *ops,
+             char *buf, size_t cap, int *status)
+{
+    const struct admin_route *route;
+    struct admin_reply        r;
+    char                      json[128];
+    size_t                    len;
+
+    if (cap < ADMIN_REPLY_MIN) {
+        return ADMIN_REPLY_MIN;
+    }
+    memset(&r, 0, sizeof(r));
+    r.keep_alive = req->keep_alive;
+    r.head_only = req->method == HTTP_METHOD_HEAD;
+
+    route = admin_route_find(req->path, req->path_len);
+    if (route == NULL) {
+        admin_text_reply(&r, 404, "not found\n");
+    } else if ((route->methods & ADMIN_M(req->method)) == 0) {
+        admin_text_reply(&r, 405, "method not allowed\n");
+        r.allow = route->allow;
+    } else {
+        switch (route->action) {
+        case ADMIN_HEALTH:
+            admin_health(ops, &r, json, sizeof(json));
+            break;
+        case ADMIN_METRICS:
+            len = admin_metrics(req, ops, &r, buf, cap);
+            if (len <= cap) {
+                *status = r.status;
+            }
+            return len;
+        case ADMIN_FLUSH:
+            admin_action_reply(&r, ops->flush(ops->ctx));
+            break;
+        case ADMIN_DELETE:
+            admin_delete(req, ops, route, &r);
+            break;
+        }
+    }
+    len = admin_write(&r, req->now, buf, cap);
+    /* Every reply built above is a short head and a short body. */
+    assert(len <= ADMIN_REPLY_MIN);
+    *status = r.status;
+    return len;
+}
+
+size_t
+admin_error(int status, time_t now, char *buf, size_t cap)
+{
+    struct admin_reply r;
+    char               text[64];
+    int                n;
+
+    if (cap < ADMIN_REPLY_MIN) {
+        return ADMIN_REPLY_MIN;
+    }
+    memset(&r, 0, sizeof(r));
+    n = snprintf(text, sizeof(text), "%s\n", admin_reason(status));
+    assert(n > 0 && (size_t) n < sizeof(text));
+    r.status = status;
+    r.content_type = admin_text;
+    r.body = text;
+    r.body_len = (size_t) n;
+    r.keep_alive = false;
+    return admin_write(&r, now, buf, cap);
+}

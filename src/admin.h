@@ -1,0 +1,108 @@
+/*
+ * admin: the admin port's routing and reply bytes, pure.  The supervisor
+ * reads and parses a request (http_parser.h), hands the method and the raw
+ * path here with a table of callbacks, and writes out the whole HTTP/1.1
+ * response this builds in its buffer.  No socket, clock, lock or logging
+ * in here; the callbacks are where the cache and the metrics are touched.
+ *
+ *   GET|HEAD /health       200 {"status":"ok","redis":"up",...}, or 503
+ *                          {"status":"degraded","redis":"down",...}
+ *   GET|HEAD /metrics      200 text/plain; version=0.0.4; charset=utf-8
+ *   POST /flush            204 (503 + Retry-After when the cache is busy)
+ *   DELETE /cache/<key>    204 whether or not the key was there (as DEL
+ *                          is idempotent); key percent-decoded as on the
+ *                          data port, any byte allowed; empty key or bad
+ *                          escape 400 (503 + Retry-After when busy)
+ *   known path, other method   405 with Allow
+ *   anything else              404
+ *
+ * The path is matched as sent, before decoding, so "/h%65alth" is a 404.
+ * A request body (POST /flush with one) is the caller's to skip.
+ */
+#ifndef RCP_ADMIN_H
+#define RCP_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "http_parser.h"
+
+/* admin_handle() and admin_error() need at least this much buffer before
+ * they do anything; every reply but /metrics fits in it. */
+#define ADMIN_REPLY_MIN 1024
+
+/* What flush and delete did to the cache. */
+enum admin_action_rc {
+    ADMIN_ACTION_DONE = 0,      /* dropped */
+    ADMIN_ACTION_ABSENT,        /* delete: the key was not cached */
+    ADMIN_ACTION_BUSY           /* cache poisoned or lock not had in time
+                                   (CACHE_BYPASS): nothing dropped */
+};
+
+struct admin_health {
+    bool     redis_up;                  /* last PING answered */
+    uint32_t workers;                   /* live workers */
+    uint64_t entries;                   /* cached entries now */
+};
+
+/* Callbacks run synchronously inside admin_handle(), at most once each
+ * per call, and never after it returns. */
+typedef enum admin_action_rc admin_flush_fn(void *ctx);
+/* key is the decoded key, valid only during the call; may hold any byte,
+ * NUL and '/' included.  key_len >= 1. */
+typedef enum admin_action_rc admin_delete_fn(void *ctx, const void *key,
+                                             size_t key_len);
+typedef void admin_health_fn(void *ctx, struct admin_health *out);
+/* Same contract as metrics_render(): renders into buf, returns the length;
+ * the text is complete only when the return is below cap. */
+typedef size_t admin_metrics_fn(void *ctx, char *buf, size_t cap);
+
+struct admin_ops {
+    admin_flush_fn   *flush;
+    admin_delete_fn  *delete_key;
+    admin_health_fn  *health;
+    admin_metrics_fn *metrics;
+    void             *ctx;      /* borrowed: handed to every callback */
+};
+
+struct admin_request {
+    enum http_method method;
+    const char      *path;      /* borrowed: the target up to '?', as sent
+                                   (http_request.path_off/len), with its
+                                   leading '/'; valid during the call */
+    size_t           path_len;
+    bool             keep_alive;    /* http_request.keep_alive */
+    time_t           now;       /* for the Date header; seconds since the
+                                   epoch */
+};
+
+/*
+ * Routes req, runs the action it names, and writes the full response
+ * (status line, Date, Content-Type, Content-Length, Allow on 405,
+ * Retry-After on 503 busy, Connection: keep-alive or close, body unless
+ * HEAD or 204) into buf.  *status gets the HTTP status (set only when
+ * the reply fit).
+ *
+ * Returns the response length (<= cap).  A return above cap means it did
+ * not fit: call again with a buffer of at least the returned size.  That
+ * happens only for cap < ADMIN_REPLY_MIN (checked before anything is
+ * called or routed) or for /metrics (which has no side effect), so a
+ * retry never repeats a flush or delete.
+ *
+ * The connection stays open after the reply exactly when req->keep_alive.
+ */
+size_t admin_handle(const struct admin_request *req,
+                    const struct admin_ops *ops, char *buf, size_t cap,
+                    int *status);
+
+/*
+ * A reply for a request the parser rejected (http_request.status: 400,
+ * 408, 413, 414, 431, 501, 505 ...), always with Connection: close: after
+ * a framing error the rest of the stream cannot be trusted.  Returns the
+ * length, or a value above cap (only when cap < ADMIN_REPLY_MIN).
+ */
+size_t admin_error(int status, time_t now, char *buf, size_t cap);
+
+#endif

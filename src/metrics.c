@@ -1,0 +1,467 @@
+/*
+ * metrics: owns the per-worker counter slots and the Prometheus text they
+ * are rendered into.
+ *
+ * The slots are one anonymous MAP_SHARED mapping made by the supervisor
+ * before it forks, so every worker and the supervisor see the same pages
+ * and nothing is left behind in /dev/shm.  Invariants:
+ *
+ *   - each slot has exactly one writer, the worker using it; writers bump
+ *     fields with relaxed atomic adds and never take a lock;
+ *   - the reader (the supervisor, on a scrape) loads every field with a
+ *     relaxed atomic load and sums the slots, so a scrape never blocks a
+ *     worker and never sees a torn 64-bit value;
+ *   - a slot keeps its counters when its worker is replaced (counters never
+ *     go backwards); only its connection gauge is zeroed, because the
+ *     kernel closed those connections with the dead worker.
+ *
+ * Relaxed order means a scrape racing a worker may see one field of an
+ * observation updated and the next not yet.  The only place that matters
+ * is the histogram, whose +Inf bucket must not be below the others: the
+ * writer bumps the bucket before the count, and the renderer takes the
+ * larger of the count and the bucket total, so every scrape is a valid
+ * (monotonic) histogram.
+ *
+ *   worker:     metrics_count_request()  --atomic add-->  slot[i]
+ *   supervisor: metrics_render()  --sum slot[0..n)-->  text 0.0.4
+ *
+ * rcp_requests_total always lists every (protocol, code) pair that the
+ * protocol can answer with, zero or not, so rate() and absent() work from
+ * the first scrape; a pair outside that set (a caller bug) is rendered
+ * only when non-zero, so no count is ever hidden.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "metrics.h"
+
+struct metrics {
+    struct metrics_slot_shm *slots;     /* owned: the shared mapping */
+    uint32_t                 nslots;
+    size_t                   map_bytes; /* length passed to mmap */
+};
+
+/* Bucket upper bounds, in microseconds and as rendered in le="...". */
+static const uint64_t metrics_bucket_us[METRICS_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+    1000000,
+};
+
+static const char *const metrics_bucket_le[METRICS_BUCKETS] = {
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+    "0.025", "0.05", "0.1", "0.25", "1",
+};
+
+static const char *const metrics_code_names[METRICS_CODE_COUNT] = {
+    [METRICS_CODE_200] = "200", [METRICS_CODE_204] = "204",
+    [METRICS_CODE_400] = "400", [METRICS_CODE_404] = "404",
+    [METRICS_CODE_405] = "405", [METRICS_CODE_408] = "408",
+    [METRICS_CODE_409] = "409", [METRICS_CODE_413] = "413",
+    [METRICS_CODE_414] = "414", [METRICS_CODE_431] = "431",
+    [METRICS_CODE_500] = "500", [METRICS_CODE_501] = "501",
+    [METRICS_CODE_502] = "502", [METRICS_CODE_503] = "503",
+    [METRICS_CODE_504] = "504", [METRICS_CODE_505] = "505",
+    [METRICS_CODE_RESP_OK] = "ok", [METRICS_CODE_RESP_NIL] = "nil",
+    [METRICS_CODE_RESP_ERR] = "err",
+};
+
+static const char *const metrics_proto_names[METRICS_PROTO_COUNT] = {
+    [METRICS_PROTO_HTTP] = "http",
+    [METRICS_PROTO_RESP] = "resp",
+};
+
+static const char *const metrics_backend_error_names[] = {
+    [METRICS_BACKEND_UNREACHABLE] = "unreachable",
+    [METRICS_BACKEND_TIMEOUT] = "timeout",
+    [METRICS_BACKEND_REPLY] = "reply",
+};
+
+_Static_assert(sizeof(metrics_backend_error_names)
+                   / sizeof(*metrics_backend_error_names)
+                   == METRICS_BACKEND_ERROR_COUNT,
+               "a name for every backend error kind");
+
+int
+metrics_create(uint32_t nslots, struct metrics **out)
+{
+    struct metrics *m;
+    void           *map;
+    size_t          bytes;
+
+    /* No uint32_t slot count can overflow the byte count on the 64-bit
+     * targets we build for; the assert keeps that true. */
+    _Static_assert(SIZE_MAX / sizeof(struct metrics_slot_shm) >= UINT32_MAX,
+                   "slot bytes fit in size_t");
+    if (nslots == 0) {
+        return -EINVAL;
+    }
+    bytes = (size_t) nslots * sizeof(struct metrics_slot_shm);
+
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return -ENOMEM;
+    }
+    /* Anonymous and shared: children forked after this see the same
+     * pages, and there is no name to unlink.  The kernel zero-fills it. */
+    map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+               -1, 0);
+    if (map == MAP_FAILED) {
+        int rc = -errno;
+
+        free(m);
+        return rc;
+    }
+    m->slots = map;
+    m->nslots = nslots;
+    m->map_bytes = bytes;
+    *out = m;
+    return 0;
+}
+
+void
+metrics_destroy(struct metrics *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    /* munmap of a range we mapped can only fail on a bad argument, which
+     * would be a bug here, not a run-time condition. */
+    if (munmap(m->slots, m->map_bytes) != 0) {
+        assert(!"munmap of the metrics slots failed");
+    }
+    free(m);
+}
+
+struct metrics_slot_shm *
+metrics_slot(struct metrics *m, uint32_t slot)
+{
+    assert(slot < m->nslots);
+    return &m->slots[slot];
+}
+
+uint32_t
+metrics_slot_count(const struct metrics *m)
+{
+    return m->nslots;
+}
+
+void
+metrics_reap_slot(struct metrics *m, uint32_t slot)
+{
+    assert(slot < m->nslots);
+    /* The dead worker was the slot's only writer and its replacement has
+     * not started, so nobody races this store. */
+    __atomic_store_n(&m->slots[slot].connections, 0, __ATOMIC_RELAXED);
+}
+
+enum metrics_code
+metrics_code_from_status(int http_status)
+{
+    switch (http_status) {
+    case 200: return METRICS_CODE_200;
+    case 204: return METRICS_CODE_204;
+    case 400: return METRICS_CODE_400;
+    case 404: return METRICS_CODE_404;
+    case 405: return METRICS_CODE_405;
+    case 408: return METRICS_CODE_408;
+    case 409: return METRICS_CODE_409;
+    case 413: return METRICS_CODE_413;
+    case 414: return METRICS_CODE_414;
+    case 431: return METRICS_CODE_431;
+    case 500: return METRICS_CODE_500;
+    case 501: return METRICS_CODE_501;
+    case 502: return METRICS_CODE_502;
+    case 503: return METRICS_CODE_503;
+    case 504: return METRICS_CODE_504;
+    case 505: return METRICS_CODE_505;
+    default:
+        break;
+    }
+    /* A status we never send: count it in its class rather than drop it,
+     * so the total still equals the number of answers. */
+    if (http_status >= 400 && http_status < 500) {
+        return METRICS_CODE_400;
+    }
+    if (http_status >= 200 && http_status < 300) {
+        return METRICS_CODE_200;
+    }
+    return METRICS_CODE_500;
+}
+
+void
+metrics_count_request(struct metrics_slot_shm *s, enum metrics_proto proto,
+                      enum metrics_code code)
+{
+    assert(proto < METRICS_PROTO_COUNT && code < METRICS_CODE_COUNT);
+    __atomic_fetch_add(&s->requests[proto][code], 1, __ATOMIC_RELAXED);
+}
+
+void
+metrics_count_backend_error(struct metrics_slot_shm *s,
+                            enum metrics_backend_error kind)
+{
+    assert(kind < METRICS_BACKEND_ERROR_COUNT);
+    __atomic_fetch_add(&s->backend_errors[kind], 1, __ATOMIC_RELAXED);
+}
+
+void
+metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros)
+{
+    /* Bucket first, count last: see the file comment on why the reader
+     * can then always render a monotonic histogram. */
+    for (size_t i = 0; i < METRICS_BUCKETS; i++) {
+        if (micros <= metrics_bucket_us[i]) {
+            __atomic_fetch_add(&s->backend_buckets[i], 1, __ATOMIC_RELAXED);
+            break;
+        }
+    }
+    __atomic_fetch_add(&s->backend_sum_us, micros, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->backend_count, 1, __ATOMIC_RELAXED);
+}
+
+void
+metrics_add_connections(struct metrics_slot_shm *s, int64_t delta)
+{
+    __atomic_fetch_add(&s->connections, delta, __ATOMIC_RELAXED);
+}
+
+void
+metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (uint32_t n = 0; n < m->nslots; n++) {
+        const struct metrics_slot_shm *s = &m->slots[n];
+
+        for (size_t p = 0; p < METRICS_PROTO_COUNT; p++) {
+            for (size_t c = 0; c < METRICS_CODE_COUNT; c++) {
+                out->requests[p][c] +=
+                    __atomic_load_n(&s->requests[p][c], __ATOMIC_RELAXED);
+            }
+        }
+        for (size_t k = 0; k < METRICS_BACKEND_ERROR_COUNT; k++) {
+            out->backend_errors[k] +=
+                __atomic_load_n(&s->backend_errors[k], __ATOMIC_RELAXED);
+        }
+        for (size_t i = 0; i < METRICS_BUCKETS; i++) {
+            out->backend_buckets[i] +=
+                __atomic_load_n(&s->backend_buckets[i], __ATOMIC_RELAXED);
+        }
+        out->backend_count +=
+            __atomic_load_n(&s->backend_count, __ATOMIC_RELAXED);
+        out->backend_sum_us +=
+            __atomic_load_n(&s->backend_sum_us, __ATOMIC_RELAXED);
+        out->connections +=
+            __atomic_load_n(&s->connections, __ATOMIC_RELAXED);
+    }
+}
+
+/* ---- rendering -------------------------------------------------------- */
+
+/* An output cursor that keeps counting once the buffer is full, so the
+ * caller learns the length it needs, as snprintf does. */
+struct metrics_out {
+    char   *buf;                        /* borrowed: the caller's buffer */
+    size_t  cap;
+    size_t  len;                        /* bytes produced, even past cap */
+};
+
+static void metrics_printf(struct metrics_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+metrics_printf(struct metrics_out *o, const char *fmt, ...)
+{
+    va_list ap;
+    int     n;
+    char   *dst = NULL;
+    size_t  room = 0;
+
+    if (o->len < o->cap) {
+        dst = o->buf + o->len;
+        room = o->cap - o->len;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(dst, room, fmt, ap);
+    va_end(ap);
+    /* Our formats have no wide characters, so vsnprintf cannot fail. */
+    assert(n >= 0);
+    o->len += (size_t) n;
+}
+
+/* A label value with '\\', '"' and newline escaped, as 0.0.4 asks. */
+static void
+metrics_label_value(struct metrics_out *o, const char *value)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        switch (*p) {
+        case '\\':
+            metrics_printf(o, "\\\\");
+            break;
+        case '"':
+            metrics_printf(o, "\\\"");
+            break;
+        case '\n':
+            metrics_printf(o, "\\n");
+            break;
+        default:
+            metrics_printf(o, "%c", *p);
+            break;
+        }
+    }
+}
+
+static void
+metrics_family(struct metrics_out *o, const char *name, const char *type,
+               const char *help)
+{
+    metrics_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+metrics_u64(struct metrics_out *o, const char *name, const char *type,
+            const char *help, uint64_t value)
+{
+    metrics_family(o, name, type, help);
+    metrics_printf(o, "%s %" PRIu64 "\n", name, value);
+}
+
+/* Seconds from microseconds without going through a double, so a large
+ * sum keeps every digit. */
+static void
+metrics_seconds_us(struct metrics_out *o, uint64_t micros)
+{
+    metrics_printf(o, "%" PRIu64 ".%06" PRIu64, micros / 1000000,
+                   micros % 1000000);
+}
+
+static bool
+metrics_code_fits(size_t proto, size_t code)
+{
+    bool resp_code = code >= METRICS_CODE_RESP_OK;
+
+    return (proto == METRICS_PROTO_RESP) == resp_code;
+}
+
+static void
+metrics_render_requests(struct metrics_out *o,
+                        const struct metrics_slot_shm *sum)
+{
+    metrics_family(o, "rcp_requests_total", "counter",
+                   "Requests answered, by protocol and status "
+                   "(HTTP code, or RESP ok/nil/err).");
+    for (size_t p = 0; p < METRICS_PROTO_COUNT; p++) {
+        for (size_t c = 0; c < METRICS_CODE_COUNT; c++) {
+            uint64_t v = sum->requests[p][c];
+
+            if (!metrics_code_fits(p, c) && v == 0) {
+                continue;
+            }
+            metrics_printf(o,
+                           "rcp_requests_total{protocol=\"%s\",code=\"%s\"} "
+                           "%" PRIu64 "\n",
+                           metrics_proto_names[p], metrics_code_names[c], v);
+        }
+    }
+}
+
+static void
+metrics_render_backend(struct metrics_out *o,
+                       const struct metrics_slot_shm *sum)
+{
+    uint64_t cumulative = 0;
+    uint64_t count;
+
+    metrics_family(o, "rcp_backend_errors_total", "counter",
+                   "Requests to Redis that failed, by kind.");
+    for (size_t k = 0; k < METRICS_BACKEND_ERROR_COUNT; k++) {
+        metrics_printf(o, "rcp_backend_errors_total{kind=\"%s\"} %" PRIu64
+                       "\n", metrics_backend_error_names[k],
+                       sum->backend_errors[k]);
+    }
+
+    metrics_family(o, "rcp_backend_request_duration_seconds", "histogram",
+                   "Time of each request to Redis.");
+    for (size_t i = 0; i < METRICS_BUCKETS; i++) {
+        cumulative += sum->backend_buckets[i];
+        metrics_printf(o, "rcp_backend_request_duration_seconds_bucket"
+                       "{le=\"%s\"} %" PRIu64 "\n", metrics_bucket_le[i],
+                       cumulative);
+    }
+    /* A scrape racing an observation may see its bucket but not yet its
+     * count; never let +Inf fall below the last finite bucket. */
+    count = sum->backend_count > cumulative ? sum->backend_count : cumulative;
+    metrics_printf(o, "rcp_backend_request_duration_seconds_bucket"
+                   "{le=\"+Inf\"} %" PRIu64 "\n", count);
+    metrics_printf(o, "rcp_backend_request_duration_seconds_sum ");
+    metrics_seconds_us(o, sum->backend_sum_us);
+    metrics_printf(o, "\nrcp_backend_request_duration_seconds_count %" PRIu64
+                   "\n", count);
+}
+
+size_t
+metrics_render(const struct metrics *m, const struct cache_stats *cs,
+               const struct metrics_process_info *info, char *buf,
+               size_t cap)
+{
+    struct metrics_slot_shm sum;
+    struct metrics_out      o = { .buf = buf, .cap = cap, .len = 0 };
+
+    metrics_sum(m, &sum);
+
+    metrics_render_requests(&o, &sum);
+
+    metrics_u64(&o, "rcp_cache_hits_total", "counter",
+                "Lookups answered from the cache.", cs->hits);
+    metrics_u64(&o, "rcp_cache_misses_total", "counter",
+                "Lookups not answered from the cache.", cs->misses);
+    metrics_u64(&o, "rcp_cache_evictions_total", "counter",
+                "Entries dropped to make room.", cs->evictions);
+    metrics_u64(&o, "rcp_cache_expirations_total", "counter",
+                "Entries dropped for age.", cs->expirations);
+    metrics_u64(&o, "rcp_cache_entries", "gauge",
+                "Entries held now.", cs->entries);
+    metrics_u64(&o, "rcp_cache_bytes", "gauge",
+                "Key and value bytes held now.", cs->bytes);
+    metrics_u64(&o, "rcp_cache_capacity_entries", "gauge",
+                "Most entries the cache holds (--capacity).",
+                cs->capacity_entries);
+    metrics_u64(&o, "rcp_cache_capacity_bytes", "gauge",
+                "Most key and value bytes the cache holds (--max-memory).",
+                cs->capacity_bytes);
+
+    metrics_render_backend(&o, &sum);
+
+    /* Each worker opens and closes its connections in its own slot, so
+     * the sum is negative only in a bug: show it rather than clamp it. */
+    metrics_family(&o, "rcp_connections", "gauge",
+                   "Open client connections, all workers together.");
+    metrics_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
+    metrics_u64(&o, "rcp_workers", "gauge", "Live worker processes.",
+                info->workers_alive);
+    metrics_u64(&o, "rcp_worker_restarts_total", "counter",
+                "Workers replaced after dying.", info->worker_restarts);
+
+    metrics_family(&o, "rcp_build_info", "gauge",
+                   "Constant 1, labelled with the version.");
+    metrics_printf(&o, "rcp_build_info{version=\"");
+    metrics_label_value(&o, info->version);
+    metrics_printf(&o, "\"} 1\n");
+
+    metrics_family(&o, "process_start_time_seconds", "gauge",
+                   "Start time of the process since the epoch, in seconds.");
+    metrics_printf(&o, "process_start_time_seconds %.3f\n",
+                   info->start_time_seconds);
+
+    return o.len;
+}
