@@ -1,0 +1,38 @@
+/*
+ * resp: the Redis-protocol front end's command table and reply encoding.
+ * Pure: given a parsed command it either appends the whole answer (PING,
+ * ECHO, COMMAND, errors ...) or tells the caller to look keys up (GET,
+ * MGET), which the caller answers with the encoders below.
+ */
+#ifndef RCP_RESP_H
+#define RCP_RESP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "resp_parser.h"
+
+enum resp_action {
+    RESP_ACTION_REPLIED = 0,    /* the answer is in out */
+    RESP_ACTION_CLOSE,          /* answer in out; close after writing */
+    RESP_ACTION_GET,            /* caller answers GET argv[1] */
+    RESP_ACTION_MGET,           /* caller answers MGET argv[1..argc) */
+    RESP_ACTION_NOMEM           /* out could not grow */
+};
+
+/* Decides what cmd (argument offsets into buf) asks for.  db is the
+ * configured --redis-db, the only one SELECT accepts. */
+enum resp_action resp_dispatch(const char *buf, const struct resp_command *cmd,
+                               uint32_t db, struct buf *out);
+
+/* Encoders; each returns 0 or -ENOMEM. */
+int resp_append_status(struct buf *out, const char *s);
+/* msg is sent after "-", with CR and LF replaced by spaces. */
+int resp_append_error(struct buf *out, const char *msg, size_t len);
+int resp_append_bulk(struct buf *out, const void *data, size_t len);
+int resp_append_nil(struct buf *out);
+int resp_append_array(struct buf *out, size_t n);
+int resp_append_integer(struct buf *out, int64_t n);
+
+#endif
