@@ -1,0 +1,189 @@
+/*
+ * Unit tests of http.c: the exact heads and error bodies the data port
+ * sends.
+ */
+#include "rcp_autoconf.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+static const char date[] = "Wed, 25 Nov 2026 15:00:00 GMT";
+
+static int
+contains(const char *hay, size_t n, const char *needle)
+{
+    return memmem(hay, n, needle, strlen(needle)) != NULL;
+}
+
+START_TEST(test_hit_head)
+{
+    char              buf[HTTP_HEAD_MAX];
+    struct http_reply r = {
+        .status = 200, .keep_alive = true,
+        .content_type = "application/octet-stream",
+        .content_length = 5, .cache = HTTP_CACHE_HIT, .age_s = 12,
+        .date = date,
+    };
+    size_t n = http_format_head(&r, buf, sizeof(buf));
+    const char want[] =
+        "HTTP/1.1 200 OK\r\n"
+        "Server: redis-cache-proxy/" PACKAGE_VERSION "\r\n"
+        "Date: Wed, 25 Nov 2026 15:00:00 GMT\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        "Content-Length: 5\r\n"
+        "X-Cache: HIT\r\n"
+        "Age: 12\r\n"
+        "\r\n";
+
+    ck_assert_uint_eq(n, sizeof(want) - 1);
+    ck_assert(memcmp(buf, want, n) == 0);
+}
+END_TEST
+
+START_TEST(test_miss_close_http10)
+{
+    char              buf[HTTP_HEAD_MAX];
+    struct http_reply r = {
+        .status = 200, .keep_alive = false, .http10 = true,
+        .content_type = "application/octet-stream",
+        .content_length = 0, .cache = HTTP_CACHE_MISS, .date = date,
+    };
+    size_t n = http_format_head(&r, buf, sizeof(buf));
+
+    ck_assert(contains(buf, n, "X-Cache: MISS\r\nAge: 0\r\n"));
+    ck_assert(contains(buf, n, "Content-Length: 0\r\n"));
+    ck_assert(contains(buf, n, "Connection: close\r\n"));
+    r.keep_alive = true;
+    n = http_format_head(&r, buf, sizeof(buf));
+    ck_assert(contains(buf, n, "Connection: keep-alive\r\n"));
+}
+END_TEST
+
+START_TEST(test_longest_head_fits)
+{
+    char              buf[HTTP_HEAD_MAX];
+    struct http_reply r = {
+        .status = 505, .keep_alive = false,
+        .content_type = "application/octet-stream",
+        .content_length = UINT64_MAX, .cache = HTTP_CACHE_HIT,
+        .age_s = UINT64_MAX, .allow = true, .date = date,
+    };
+    size_t n = http_format_head(&r, buf, sizeof(buf));
+
+    ck_assert_uint_lt(n, HTTP_HEAD_MAX);
+    ck_assert(memcmp(buf + n - 4, "\r\n\r\n", 4) == 0);
+    ck_assert(contains(buf, n, "Content-Length: 18446744073709551615\r\n"));
+}
+END_TEST
+
+struct err_case {
+    int         status;
+    bool        head;
+    const char *status_line;
+    const char *body;
+};
+
+static const struct err_case err_cases[] = {
+    { 400, false, "HTTP/1.1 400 Bad Request\r\n", "400 Bad Request\n" },
+    { 404, false, "HTTP/1.1 404 Not Found\r\n", "404 Not Found\n" },
+    { 405, false, "HTTP/1.1 405 Method Not Allowed\r\n",
+      "405 Method Not Allowed\n" },
+    { 408, false, "HTTP/1.1 408 Request Timeout\r\n",
+      "408 Request Timeout\n" },
+    { 413, false, "HTTP/1.1 413 Content Too Large\r\n",
+      "413 Content Too Large\n" },
+    { 414, false, "HTTP/1.1 414 URI Too Long\r\n", "414 URI Too Long\n" },
+    { 431, false, "HTTP/1.1 431 Request Header Fields Too Large\r\n",
+      "431 Request Header Fields Too Large\n" },
+    { 502, false, "HTTP/1.1 502 Bad Gateway\r\n", "502 Bad Gateway\n" },
+    { 504, false, "HTTP/1.1 504 Gateway Timeout\r\n",
+      "504 Gateway Timeout\n" },
+    { 505, false, "HTTP/1.1 505 HTTP Version Not Supported\r\n",
+      "505 HTTP Version Not Supported\n" },
+    { 404, true, "HTTP/1.1 404 Not Found\r\n", "" },
+};
+
+START_TEST(test_errors)
+{
+    const struct err_case *tc = &err_cases[_i];
+    char                   buf[HTTP_HEAD_MAX + 256];
+    size_t                 n;
+    const char            *end;
+    char                   cl[64];
+
+    n = http_format_error(tc->status, tc->head, true, false, date, NULL, 0,
+                          buf, sizeof(buf));
+    ck_assert(memcmp(buf, tc->status_line, strlen(tc->status_line)) == 0);
+    end = memmem(buf, n, "\r\n\r\n", 4);
+    ck_assert_ptr_nonnull(end);
+    end += 4;
+    ck_assert_uint_eq((size_t) (buf + n - end), strlen(tc->body));
+    ck_assert(memcmp(end, tc->body, strlen(tc->body)) == 0);
+    /* HEAD keeps the length GET would have had. */
+    snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n",
+             strlen(err_cases[_i].head ? "404 Not Found\n" : tc->body));
+    ck_assert(contains(buf, n, cl));
+    ck_assert(contains(buf, n, "Allow: GET, HEAD\r\n") == (tc->status == 405));
+}
+END_TEST
+
+START_TEST(test_error_detail)
+{
+    char       buf[HTTP_HEAD_MAX + 256];
+    const char detail[] = "WRONGTYPE Operation against a key holding the "
+                          "wrong kind of value";
+    size_t     n = http_format_error(409, false, true, false, date, detail,
+                                     sizeof(detail) - 1, buf, sizeof(buf));
+
+    ck_assert(memcmp(buf, "HTTP/1.1 409 Conflict\r\n", 23) == 0);
+    ck_assert(memcmp(buf + n - sizeof(detail), detail,
+                     sizeof(detail) - 1) == 0);
+    ck_assert_int_eq(buf[n - 1], '\n');
+}
+END_TEST
+
+START_TEST(test_date)
+{
+    char out[HTTP_DATE_LEN + 1];
+
+    http_format_date(784111777, out);
+    ck_assert_str_eq(out, "Sun, 06 Nov 1994 08:49:37 GMT");
+    http_format_date(0, out);
+    ck_assert_str_eq(out, "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+END_TEST
+
+static Suite *
+http_suite(void)
+{
+    Suite *s = suite_create("http");
+    TCase *tc = tcase_create("heads");
+
+    tcase_add_test(tc, test_hit_head);
+    tcase_add_test(tc, test_miss_close_http10);
+    tcase_add_test(tc, test_longest_head_fits);
+    tcase_add_test(tc, test_date);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("errors");
+    tcase_add_loop_test(tc, test_errors, 0,
+                        sizeof(err_cases) / sizeof(err_cases[0]));
+    tcase_add_test(tc, test_error_detail);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(http_suite());
+    int      failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

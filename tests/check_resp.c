@@ -1,0 +1,180 @@
+/*
+ * Unit tests of resp.c: what each command answers, and the encoders.
+ * Commands are built as argument lists over one buffer, the way the
+ * parser hands them over.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "resp.h"
+
+struct cmd_case {
+    const char       *args[6];          /* NULL-terminated */
+    enum resp_action  action;
+    const char       *reply;            /* exact bytes, or NULL */
+    const char       *prefix;           /* reply starts with, or NULL */
+    const char       *why;
+};
+
+static const struct cmd_case cmd_cases[] = {
+    { { "PING", NULL }, RESP_ACTION_REPLIED, "+PONG\r\n", NULL,
+      "PING without a message" },
+    { { "ping", "hi", NULL }, RESP_ACTION_REPLIED, "$2\r\nhi\r\n", NULL,
+      "PING is case-insensitive and echoes its message" },
+    { { "PING", "a", "b", NULL }, RESP_ACTION_REPLIED, NULL,
+      "-ERR wrong number of arguments for 'ping' command", "PING arity" },
+    { { "ECHO", "x y", NULL }, RESP_ACTION_REPLIED, "$3\r\nx y\r\n", NULL,
+      "ECHO" },
+    { { "ECHO", NULL }, RESP_ACTION_REPLIED,
+      "-ERR wrong number of arguments for 'echo' command\r\n", NULL,
+      "ECHO arity" },
+    { { "QUIT", NULL }, RESP_ACTION_CLOSE, "+OK\r\n", NULL, "QUIT closes" },
+    { { "GET", "k", NULL }, RESP_ACTION_GET, "", NULL, "GET goes to cache" },
+    { { "GET", NULL }, RESP_ACTION_REPLIED,
+      "-ERR wrong number of arguments for 'get' command\r\n", NULL,
+      "GET arity" },
+    { { "GET", "a", "b", NULL }, RESP_ACTION_REPLIED, NULL,
+      "-ERR wrong number", "GET with two keys" },
+    { { "MGET", "a", "b", NULL }, RESP_ACTION_MGET, "", NULL, "MGET" },
+    { { "MGET", NULL }, RESP_ACTION_REPLIED, NULL, "-ERR wrong number",
+      "MGET arity" },
+    { { "SELECT", "0", NULL }, RESP_ACTION_REPLIED, "+OK\r\n", NULL,
+      "SELECT of the configured db" },
+    { { "SELECT", "3", NULL }, RESP_ACTION_REPLIED, NULL,
+      "-ERR this proxy serves db 0 only", "SELECT of another db" },
+    { { "SELECT", "x", NULL }, RESP_ACTION_REPLIED, NULL,
+      "-ERR value is not an integer", "SELECT of garbage" },
+    { { "COMMAND", "DOCS", NULL }, RESP_ACTION_REPLIED, "*0\r\n", NULL,
+      "COMMAND DOCS for redis-cli" },
+    { { "COMMAND", "COUNT", NULL }, RESP_ACTION_REPLIED, ":10\r\n", NULL,
+      "COMMAND COUNT" },
+    { { "COMMAND", NULL }, RESP_ACTION_REPLIED, NULL, "*10\r\n*6\r\n$3\r\nget",
+      "COMMAND lists the commands" },
+    { { "CONFIG", "GET", "save", NULL }, RESP_ACTION_REPLIED, "*0\r\n", NULL,
+      "CONFIG GET for redis-benchmark" },
+    { { "CONFIG", "SET", "a", "b", NULL }, RESP_ACTION_REPLIED, NULL,
+      "-ERR CONFIG", "CONFIG SET refused" },
+    { { "HELLO", "3", NULL }, RESP_ACTION_REPLIED, NULL, "-NOPROTO",
+      "HELLO keeps clients on RESP2" },
+    { { "CLIENT", "SETNAME", "me", NULL }, RESP_ACTION_REPLIED, "+OK\r\n",
+      NULL, "CLIENT SETNAME" },
+    { { "client", "setinfo", "lib-name", "x", NULL }, RESP_ACTION_REPLIED,
+      "+OK\r\n", NULL, "CLIENT SETINFO" },
+    { { "CLIENT", "KILL", NULL }, RESP_ACTION_REPLIED, NULL,
+      "-ERR unknown subcommand", "other CLIENT subcommands" },
+    { { "SET", "k", "v", NULL }, RESP_ACTION_REPLIED,
+      "-ERR unknown command 'SET', with args beginning with: 'k' 'v' \r\n",
+      NULL, "unknown command, Redis 7 wording" },
+    { { "FOO\r\nBAR", NULL }, RESP_ACTION_REPLIED,
+      "-ERR unknown command 'FOO  BAR', with args beginning with: \r\n",
+      NULL, "control bytes in a name cannot break the error line" },
+};
+
+static void
+run_cmd(const struct cmd_case *tc, struct buf *out, enum resp_action *act)
+{
+    char                data[256];
+    struct resp_arg     argv[6];
+    struct resp_command cmd = { .argv = argv, .argv_cap = 6 };
+    size_t              off = 0;
+
+    for (size_t i = 0; tc->args[i] != NULL; i++) {
+        size_t n = strlen(tc->args[i]);
+
+        memcpy(data + off, tc->args[i], n);
+        argv[i].off = off;
+        argv[i].len = n;
+        off += n;
+        cmd.argc++;
+    }
+    *act = resp_dispatch(data, &cmd, 0, out);
+}
+
+START_TEST(test_dispatch)
+{
+    const struct cmd_case *tc = &cmd_cases[_i];
+    struct buf             out = { 0 };
+    enum resp_action       act;
+
+    run_cmd(tc, &out, &act);
+    ck_assert_msg(act == tc->action, "%s: action %d", tc->why, act);
+    if (tc->reply != NULL) {
+        ck_assert_msg(out.len == strlen(tc->reply)
+                      && memcmp(out.data, tc->reply, out.len) == 0,
+                      "%s: got '%.*s'", tc->why, (int) out.len,
+                      out.data != NULL ? out.data : "");
+    }
+    if (tc->prefix != NULL) {
+        ck_assert_msg(out.len >= strlen(tc->prefix)
+                      && memcmp(out.data, tc->prefix, strlen(tc->prefix))
+                         == 0, "%s: got '%.*s'", tc->why, (int) out.len,
+                      out.data != NULL ? out.data : "");
+    }
+    buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_encoders)
+{
+    struct buf out = { 0 };
+    const char bin[] = { 'a', '\0', '\r', '\n', 'b' };
+    const char want[] = "$5\r\na\0\r\nb\r\n$0\r\n\r\n$-1\r\n*3\r\n:-7\r\n"
+                        "+OK\r\n-E a b\r\n";
+
+    ck_assert_int_eq(resp_append_bulk(&out, bin, sizeof(bin)), 0);
+    ck_assert_int_eq(resp_append_bulk(&out, "", 0), 0);
+    ck_assert_int_eq(resp_append_nil(&out), 0);
+    ck_assert_int_eq(resp_append_array(&out, 3), 0);
+    ck_assert_int_eq(resp_append_integer(&out, -7), 0);
+    ck_assert_int_eq(resp_append_status(&out, "OK"), 0);
+    ck_assert_int_eq(resp_append_error(&out, "E a\nb", 5), 0);
+    ck_assert_uint_eq(out.len, sizeof(want) - 1);
+    ck_assert(memcmp(out.data, want, out.len) == 0);
+    buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_large_bulk_grows)
+{
+    struct buf out = { 0 };
+    size_t     n = 3 * 1024 * 1024;
+    char      *v = malloc(n);
+
+    ck_assert_ptr_nonnull(v);
+    memset(v, 'x', n);
+    ck_assert_int_eq(resp_append_bulk(&out, v, n), 0);
+    ck_assert_uint_eq(out.len, n + strlen("$3145728\r\n") + 2);
+    ck_assert(memcmp(out.data, "$3145728\r\n", 10) == 0);
+    free(v);
+    buf_free(&out);
+}
+END_TEST
+
+static Suite *
+resp_suite(void)
+{
+    Suite *s = suite_create("resp");
+    TCase *tc = tcase_create("dispatch");
+
+    tcase_add_loop_test(tc, test_dispatch, 0,
+                        sizeof(cmd_cases) / sizeof(cmd_cases[0]));
+    suite_add_tcase(s, tc);
+    tc = tcase_create("encoders");
+    tcase_add_test(tc, test_encoders);
+    tcase_add_test(tc, test_large_bulk_grows);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(resp_suite());
+    int      failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
