@@ -185,3 +185,118 @@ def make_proxy():
 @pytest.fixture
 def proxy(redis_server, make_proxy):
     return make_proxy(redis_server, "--workers", "2")
+
+
+def http_raw(port, data, timeout=5.0, read_until_close=True):
+    """Sends raw bytes, returns everything read until the peer closes (or
+    the timeout passes)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+            if not read_until_close:
+                break
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+def parse_responses(data, head_requests=()):
+    """Splits a byte stream into (status, headers, body) tuples.
+    head_requests: indexes of responses that answer HEAD (no body)."""
+    out = []
+    i = 0
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            raise AssertionError("incomplete response: %r" % data[:200])
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            headers[k.strip().lower().decode()] = v.strip().decode()
+        n = 0 if i in head_requests else int(headers.get("content-length",
+                                                         "0"))
+        out.append((status, headers, rest[:n]))
+        data = rest[n:]
+        i += 1
+    return out
+
+
+class SlowRedis:
+    """A stand-in Redis whose GET takes `delay` seconds, answered one
+    command at a time per connection as Redis does.  Counts GETs."""
+
+    def __init__(self, delay, value=b"slow-value"):
+        import threading
+        self.delay = delay
+        self.value = value
+        self.gets = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _accept(self):
+        import threading
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c):
+        f = c.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                if not line.startswith(b"*"):
+                    continue
+                args = []
+                for _ in range(int(line[1:])):
+                    n = int(f.readline()[1:])
+                    args.append(f.read(n + 2)[:-2])
+                cmd = args[0].upper()
+                if cmd == b"GET":
+                    with self.lock:
+                        self.gets += 1
+                    time.sleep(self.delay)
+                    c.sendall(b"$%d\r\n%s\r\n" % (len(self.value),
+                                                   self.value))
+                elif cmd == b"PING":
+                    c.sendall(b"+PONG\r\n")
+                else:
+                    c.sendall(b"+OK\r\n")
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()

@@ -1,0 +1,157 @@
+"""The Redis backend, black box: authentication, databases, unix
+sockets, outages, stalls and miss coalescing against a real
+redis-server."""
+import concurrent.futures
+import os
+import time
+
+import requests
+
+from conftest import Redis, SlowRedis, wait_for
+
+
+def get(p, key, timeout=5):
+    return requests.get(p.url("/" + key), timeout=timeout)
+
+
+def test_round_trip_every_byte(redis_server, proxy):
+    c = redis_server.client()
+    for i in range(256):
+        c.set("b%d" % i, bytes([i]) * (i + 1))
+    for i in range(256):
+        r = get(proxy, "b%d" % i)
+        assert r.status_code == 200
+        assert r.content == bytes([i]) * (i + 1)
+
+
+def test_requirepass(make_proxy):
+    r = Redis(extra="requirepass s3cret").start()
+    try:
+        r.client(password="s3cret").set("auth", "ok")
+        p = make_proxy(r, "--redis-password", "s3cret")
+        assert get(p, "auth").content == b"ok"
+        # The environment variable works too.
+        p2 = make_proxy(r, env={"REDIS_PASSWORD": "s3cret"})
+        assert get(p2, "auth").content == b"ok"
+        # A wrong password is an unreachable backend, not a crash.
+        p3 = make_proxy(r, "--redis-password", "wrong")
+        assert get(p3, "auth").status_code == 502
+    finally:
+        r.stop()
+
+
+def test_acl_user(redis_server, make_proxy):
+    admin = redis_server.client()
+    admin.execute_command("ACL", "SETUSER", "reader", "on", ">pw", "~*",
+                          "+get", "+ping", "+select", "+auth")
+    admin.set("acl", "yes")
+    p = make_proxy(redis_server, "--redis-user", "reader",
+                   "--redis-password", "pw")
+    assert get(p, "acl").content == b"yes"
+
+
+def test_db_select(redis_server, make_proxy):
+    redis_server.client(db=3).set("indb3", "three")
+    redis_server.client(db=0).set("indb3", "zero")
+    p = make_proxy(redis_server, "--redis-db", "3")
+    assert get(p, "indb3").content == b"three"
+
+
+def test_unix_socket(redis_server, make_proxy):
+    redis_server.client().set("unix", "via socket")
+    p = make_proxy(None, "--redis", "unix:" + redis_server.sock)
+    assert get(p, "unix").content == b"via socket"
+
+
+def test_redis_down_then_back(make_proxy):
+    r = Redis().start()
+    r.client().set("k", "v")
+    p = make_proxy(r, "--redis-timeout", "500ms", "--workers", "1")
+    assert get(p, "k").status_code == 200
+    r.stop()
+    start = time.monotonic()
+    assert get(p, "nocache").status_code == 502
+    assert time.monotonic() - start < 0.6
+    # Same port again: served within a second, with no restart.
+    r2 = Redis(port=r.port).start()
+    try:
+        r2.client().set("k2", "back")
+        back = time.monotonic()
+        wait_for(lambda: get(p, "k2").status_code == 200, timeout=5,
+                 what="recovery")
+        assert time.monotonic() - back < 1.5
+    finally:
+        r2.stop()
+
+
+def test_proxy_starts_with_redis_down(make_proxy):
+    r = Redis()                         # not started
+    p = make_proxy(r, "--redis-timeout", "300ms", "--workers", "1")
+    assert get(p, "x").status_code == 502
+    r.start()
+    try:
+        r.client().set("x", "up")
+        wait_for(lambda: get(p, "x").status_code == 200, timeout=5,
+                 what="first connection")
+    finally:
+        r.stop()
+
+
+def test_stall_gives_504_while_hits_are_fast(redis_server, make_proxy):
+    p = make_proxy(redis_server, "--redis-timeout", "300ms",
+                   "--workers", "1")
+    redis_server.client().set("hot", "h")
+    assert get(p, "hot").status_code == 200
+    staller = redis_server.client()
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        fut = ex.submit(staller.execute_command, "DEBUG", "SLEEP", "2")
+        time.sleep(0.1)     # let DEBUG SLEEP reach Redis first
+        start = time.monotonic()
+        miss = ex.submit(get, p, "cold")
+        hit_times = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            assert get(p, "hot").status_code == 200
+            hit_times.append(time.monotonic() - t0)
+        r = miss.result()
+        took = time.monotonic() - start
+        fut.result()
+    assert r.status_code == 504
+    assert 0.25 < took < 1.5
+    assert max(hit_times) < 0.2
+    # After the stall the backend works again.
+    redis_server.client().set("cold", "c")
+    wait_for(lambda: get(p, "cold").status_code == 200, timeout=5,
+             what="after stall")
+
+
+def test_concurrent_misses_coalesce(make_proxy):
+    slow = SlowRedis(delay=0.5)
+    try:
+        p = make_proxy(slow, "--workers", "2")
+        with concurrent.futures.ThreadPoolExecutor(100) as ex:
+            results = list(ex.map(lambda _: get(p, "same", timeout=10),
+                                  range(100)))
+        assert all(r.status_code == 200 for r in results)
+        assert all(r.content == b"slow-value" for r in results)
+        # One GET per worker at most (each worker coalesces its own).
+        assert 1 <= slow.gets <= 2, slow.gets
+    finally:
+        slow.stop()
+
+
+def test_coalescing_real_redis_commandstats(redis_server, make_proxy):
+    p = make_proxy(redis_server, "--workers", "2")
+    c = redis_server.client()
+    c.set("co", "v")
+    c.config_resetstat()
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        stall = ex.submit(c.execute_command, "DEBUG", "SLEEP", "0.5")
+        time.sleep(0.1)
+        with concurrent.futures.ThreadPoolExecutor(100) as ex2:
+            results = list(ex2.map(lambda _: get(p, "co", timeout=10),
+                                   range(100)))
+        stall.result()
+    assert all(r.status_code == 200 for r in results)
+    calls = c.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+    assert 1 <= calls <= 2, calls

@@ -1,0 +1,245 @@
+"""The process model: pre-forked workers, respawn, graceful stop, reload,
+the client limit and crash recovery of the cache lock."""
+import concurrent.futures
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import requests
+
+from conftest import Proxy, SlowRedis, pid_alive, wait_for
+
+
+def get(p, key, timeout=5):
+    return requests.get(p.url("/" + key), timeout=timeout)
+
+
+def worker_pids(p):
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid",
+                          str(p.proc.pid)], capture_output=True, text=True)
+    pids = {}
+    for line in out.stdout.splitlines():
+        pid, args = line.strip().split(None, 1)
+        pids[int(pid)] = args
+    return pids
+
+
+def test_workers_named_in_ps(proxy):
+    pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+        worker_pids(proxy)), what="two workers")
+    assert sorted(pids.values()) == ["redis-cache-proxy: worker 1",
+                                     "redis-cache-proxy: worker 2"]
+
+
+def timed_pair(p):
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        start = time.monotonic()
+        futs = [ex.submit(get, p, "a%d" % i, 10) for i in range(2)]
+        rs = [f.result() for f in futs]
+    return rs, time.monotonic() - start
+
+
+def test_parallel_with_two_workers_serial_with_one(make_proxy):
+    slow = SlowRedis(delay=0.6)
+    try:
+        p2 = make_proxy(slow, "--workers", "2")
+        # Warm both workers' backend connections.
+        wait_for(lambda: len(worker_pids(p2)) == 2, what="workers")
+        rs, took2 = timed_pair(p2)
+        assert all(r.status_code == 200 for r in rs)
+        p1 = make_proxy(slow, "--workers", "1")
+        rs, took1 = timed_pair(p1)
+        assert all(r.status_code == 200 for r in rs)
+    finally:
+        slow.stop()
+    # One Redis connection per worker, answered in order: two misses take
+    # two delays on one worker and overlap on two.
+    assert took1 >= 1.15, took1
+    assert took2 < 1.1, took2
+
+
+def test_killed_worker_is_replaced(redis_server, proxy):
+    redis_server.client().set("k", "v")
+    pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+        worker_pids(proxy)), what="workers")
+    errors = []
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                r = get(proxy, "k", timeout=5)
+                if r.status_code != 200:
+                    errors.append(r.status_code)
+            except requests.RequestException as e:
+                errors.append(repr(e))
+
+    t = threading.Thread(target=loop)
+    t.start()
+    victim = min(pids)
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    new = wait_for(lambda: (lambda d: d if len(d) == 2 and victim not in d
+                            else None)(worker_pids(proxy)), timeout=5,
+                   what="replacement")
+    assert time.monotonic() - killed < 1.0
+    time.sleep(0.2)
+    stop.set()
+    t.join()
+    assert len(new) == 2
+    # A request in flight on the killed worker may fail; the rest must not.
+    assert len(errors) <= 1, errors
+    assert get(proxy, "k").status_code == 200
+    assert "killed by signal 9" in proxy.log()
+
+
+def test_sigterm_finishes_in_flight_requests(make_proxy):
+    slow = SlowRedis(delay=0.5)
+    try:
+        p = make_proxy(slow, "--workers", "2")
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            futs = [ex.submit(get, p, "s%d" % i, 10) for i in range(8)]
+            time.sleep(0.2)     # all accepted, all waiting on Redis
+            os.kill(p.proc.pid, signal.SIGTERM)
+            results = [f.result() for f in futs]
+        assert [r.status_code for r in results] == [200] * 8
+        assert p.proc.wait(10) == 0
+        assert not worker_pids(p)
+    finally:
+        slow.stop()
+
+
+def test_sigterm_exit_status_and_no_leftovers(proxy):
+    pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+        worker_pids(proxy)), what="workers")
+    os.kill(proxy.proc.pid, signal.SIGTERM)
+    assert proxy.proc.wait(10) == 0
+    for pid in pids:
+        wait_for(lambda: not pid_alive(pid), what="worker exit")
+
+
+def test_sighup_reload_new_ttl_no_failed_request(redis_server, make_proxy,
+                                                 tmp_path):
+    conf = tmp_path / "rcp.conf"
+    conf.write_text("ttl 60s\n")
+    p = make_proxy(redis_server, "--config", str(conf), "--workers", "2")
+    c = redis_server.client()
+    c.set("r", "v1")
+    assert get(p, "r").status_code == 200
+    errors = []
+    count = [0]
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                # A new connection each time: keep-alive connections to a
+                # retiring worker may be closed between requests.
+                r = requests.get(p.url("/r"), timeout=5,
+                                 headers={"Connection": "close"})
+                count[0] += 1
+                if r.status_code != 200:
+                    errors.append(r.status_code)
+            except requests.RequestException as e:
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=loop) for _ in range(4)]
+    for t in threads:
+        t.start()
+    old = set(worker_pids(p))
+    conf.write_text("ttl 200ms\n")
+    os.kill(p.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "reload complete" in p.log(), timeout=10,
+             what="reload")
+    wait_for(lambda: not (old & set(worker_pids(p))), timeout=10,
+             what="old workers gone")
+    c.set("r", "v2")
+    wait_for(lambda: get(p, "r").content == b"v2", timeout=5,
+             what="new ttl")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert count[0] > 20
+
+
+def test_sighup_with_broken_config_keeps_running(redis_server, make_proxy,
+                                                 tmp_path):
+    conf = tmp_path / "rcp.conf"
+    conf.write_text("ttl 60s\n")
+    p = make_proxy(redis_server, "--config", str(conf))
+    conf.write_text("ttl 10x\n")
+    os.kill(p.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "keeping the running configuration" in p.log(),
+             what="reload refused")
+    redis_server.client().set("still", "ok")
+    assert get(p, "still").status_code == 200
+
+
+def test_max_clients(redis_server, make_proxy):
+    p = make_proxy(redis_server, "--max-clients", "2", "--workers", "2")
+    redis_server.client().set("m", "v")
+    a = socket.create_connection(("127.0.0.1", p.port))
+    b = socket.create_connection(("127.0.0.1", p.port))
+    for s in (a, b):
+        s.sendall(b"GET /m HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    c = socket.create_connection(("127.0.0.1", p.port))   # in the backlog
+    c.settimeout(0.5)
+    c.sendall(b"GET /m HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        got = c.recv(4096)
+    except socket.timeout:
+        got = None
+    assert got is None, "third connection served at the limit"
+    a.close()
+    c.settimeout(5)
+    assert c.recv(4096).startswith(b"HTTP/1.1 200")
+    b.close()
+    c.close()
+
+
+def test_worker_dying_in_write_lock(redis_server, make_proxy):
+    p = make_proxy(redis_server, "--workers", "2",
+                   env={"REDIS_CACHE_PROXY_TEST_HOOKS": "1"})
+    c = redis_server.client()
+    c.set("w", "v")
+    assert get(p, "w").status_code == 200
+    pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+        worker_pids(p)), what="workers")
+    victim = min(pids)
+    os.kill(victim, signal.SIGUSR2)
+    wait_for(lambda: "died inside the cache lock" in p.log(), timeout=5,
+             what="poison detected")
+    # The others keep serving, and the cache works again after rebuild.
+    for _ in range(10):
+        assert get(p, "w", timeout=3).status_code == 200
+    wait_for(lambda: "cache rebuilt" in p.log(), timeout=5, what="rebuild")
+    get(p, "w")
+    wait_for(lambda: get(p, "w").headers["X-Cache"] == "HIT", timeout=5,
+             what="caching again")
+
+
+def test_pid_file(redis_server, make_proxy, tmp_path):
+    pidfile = tmp_path / "rcp.pid"
+    p = make_proxy(redis_server, "--pid-file", str(pidfile))
+    assert int(pidfile.read_text()) == p.proc.pid
+    os.kill(p.proc.pid, signal.SIGTERM)
+    assert p.proc.wait(10) == 0
+    assert not pidfile.exists()
+
+
+def test_port_in_use_exits_1(redis_server):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    p = Proxy(["--redis", redis_server.addr])
+    p.port = port
+    p.start(wait=False)
+    assert p.proc.wait(10) == 1
+    assert "Address already in use" in p.log()
+    s.close()
