@@ -6,7 +6,7 @@
  * interleave mid-line (writes under PIPE_BUF are atomic on pipes).  A
  * line too long for the buffer is cut and ends in "...".
  */
-#include "config.h"
+#include "rcp_autoconf.h"
 
 #include <errno.h>
 #include <stdio.h>
