@@ -76,7 +76,10 @@ void config_defaults(struct config *cfg);
 /*
  * Builds cfg from argv, then envp's RCP_* variables, then the file named
  * by --config (or RCP_CONFIG), each layer only filling what a higher one
- * did not set.  argv[0] is the program name; envp is NULL-terminated.
+ * did not set.  argv[0] is the program name; envp is NULL-terminated
+ * (or NULL).  It starts from config_defaults() and never permutes argv,
+ * so calling it again with the same arguments (SIGHUP) re-reads the file
+ * and a line removed from it falls back to its default.
  * On CONFIG_ERROR, err (CONFIG_ERR_MAX bytes) holds e.g.
  * "--ttl: invalid duration '10x'" and cfg is unspecified.
  * cfg->check_config is set as soon as the flag is seen, even on error,

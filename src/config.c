@@ -1,0 +1,1371 @@
+/*
+ * config: owns the options table (config_options[]), the strict value
+ * parsers, and the merge of the four layers into one struct config:
+ *
+ *   flags (argv, getopt_long)        highest
+ *   environment RCP_<OPTION>
+ *   environment REDIS_PASSWORD       (only --redis-password)
+ *   config file (--config/RCP_CONFIG)
+ *   defaults                         lowest
+ *
+ * Every value, whatever its layer, goes through config_set(), so "30s"
+ * means the same on the command line, in RCP_TTL and in the file.  The
+ * layers are applied highest first and each records in set_by[] which
+ * layer gave an option its value; a lower layer's value for an option
+ * already set is still parsed and range-checked, into a scratch struct,
+ * so a bad line in the file is reported even while a flag hides it and
+ * a file that passes --check-config passes without the flags too.
+ *
+ * Invariants: config_load() starts from config_defaults() and depends only
+ * on its arguments and the file, so the supervisor can call it again on
+ * SIGHUP with the same argv and envp to re-read the file.  getopt's
+ * global state is reset (optind = 0) on every call, and argv is never
+ * permuted ('+' in the option string), so a second call sees the same
+ * argv as the first.  Errors are one line of text, never logged here.
+ */
+#include "rcp_autoconf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* Longest duration accepted: a year.  Nothing here needs more, and it
+ * keeps "now + timeout" far from overflowing in the workers' timers. */
+#define CONFIG_DURATION_MAX_MS  (365ULL * 24 * 3600 * 1000)
+#define CONFIG_SIZE_MAX_BYTES   (1ULL << 40)
+#define CONFIG_WORKERS_MAX      1024
+#define CONFIG_CAPACITY_MAX     (1ULL << 31)
+#define CONFIG_REDIS_DB_MAX     ((1ULL << 31) - 1)
+#define CONFIG_MAX_CLIENTS_MAX  (1ULL << 20)
+#define CONFIG_BACKLOG_MAX      65535
+#define CONFIG_ECHO_MAX         80      /* bytes of a bad value in errors */
+#define CONFIG_ENV_NAME_MAX     64
+
+/* What a field holds, and so how its value is parsed and printed. */
+enum config_kind {
+    CONFIG_KIND_LISTEN,         /* struct config_listen, `off` refused */
+    CONFIG_KIND_LISTEN_OFF,     /* struct config_listen, `off` allowed */
+    CONFIG_KIND_REDIS,          /* struct config_redis */
+    CONFIG_KIND_SECRET,         /* char[CONFIG_SECRET_MAX], "" is none */
+    CONFIG_KIND_PATH,           /* char[CONFIG_PATH_MAX], "" is none */
+    CONFIG_KIND_ACCESS_LOG,     /* char[CONFIG_PATH_MAX]: off/stderr/FILE */
+    CONFIG_KIND_DURATION,       /* uint64_t milliseconds, > 0 */
+    CONFIG_KIND_SIZE,           /* uint64_t bytes in [min, max] */
+    CONFIG_KIND_U32,            /* uint32_t in [min, max] */
+    CONFIG_KIND_LOG_LEVEL,      /* enum log_level */
+    CONFIG_KIND_CHECK,          /* --check-config: no value */
+    CONFIG_KIND_HELP,           /* -h: no value, no field */
+    CONFIG_KIND_VERSION         /* -V: no value, no field */
+};
+
+/* Where an option may be given. */
+#define CONFIG_FROM_FLAG  1u
+#define CONFIG_FROM_ENV   2u
+#define CONFIG_FROM_FILE  4u
+#define CONFIG_FROM_ALL   (CONFIG_FROM_FLAG | CONFIG_FROM_ENV \
+                           | CONFIG_FROM_FILE)
+
+/* The layers, in increasing precedence; set_by[] holds one per option. */
+enum config_layer {
+    CONFIG_LAYER_DEFAULT = 0,
+    CONFIG_LAYER_FILE,
+    CONFIG_LAYER_ENV_FALLBACK,  /* REDIS_PASSWORD */
+    CONFIG_LAYER_ENV,
+    CONFIG_LAYER_FLAG
+};
+
+enum config_group {
+    CONFIG_GROUP_LISTEN = 0,
+    CONFIG_GROUP_REDIS,
+    CONFIG_GROUP_CACHE,
+    CONFIG_GROUP_PROCESS,
+    CONFIG_GROUP_CONTROL
+};
+
+static const char *const config_group_titles[] = {
+    [CONFIG_GROUP_LISTEN] = "Listening:",
+    [CONFIG_GROUP_REDIS] = "Backing Redis:",
+    [CONFIG_GROUP_CACHE] = "Cache:",
+    [CONFIG_GROUP_PROCESS] = "Workers, connections and timeouts:",
+    [CONFIG_GROUP_CONTROL] = "Configuration, logging and control:",
+};
+
+struct config_option {
+    const char        *name;        /* borrowed: static; "--name", file key */
+    char               short_name;  /* 0 when the option has none */
+    enum config_kind   kind;
+    size_t             offset;      /* of the field in struct config */
+    uint64_t           min;         /* SIZE and U32 only */
+    uint64_t           max;         /* SIZE and U32 only */
+    unsigned           from;        /* CONFIG_FROM_* bits */
+    enum config_group  group;
+    const char        *arg;         /* borrowed: static; --help placeholder */
+    const char        *default_text; /* borrowed: static; as in DESIGN.md */
+    const char        *help;        /* borrowed: static; one --help line */
+};
+
+#define CONFIG_FIELD(f) offsetof(struct config, f)
+
+/*
+ * The one table: getopt's long options, the environment names, the file
+ * keys, --help and --check-config's output all come from here, in this
+ * order.  default_text is checked against config_defaults() by the unit
+ * tests, so the two cannot drift apart.
+ */
+static const struct config_option config_options[] = {
+    { "listen", 'l', CONFIG_KIND_LISTEN, CONFIG_FIELD(listen), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT",
+      "127.0.0.1:8080", "HTTP data port" },
+    { "resp-listen", 0, CONFIG_KIND_LISTEN_OFF, CONFIG_FIELD(resp_listen),
+      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT|off",
+      "off", "Redis-protocol data port" },
+    { "admin-listen", 0, CONFIG_KIND_LISTEN_OFF, CONFIG_FIELD(admin_listen),
+      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT|off",
+      "127.0.0.1:9121", "admin HTTP port" },
+    { "redis", 'r', CONFIG_KIND_REDIS, CONFIG_FIELD(redis), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "HOST:PORT|unix:PATH",
+      "127.0.0.1:6379", "the backing Redis" },
+    { "redis-user", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(redis_user), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "NAME", "none",
+      "AUTH user name" },
+    { "redis-password", 0, CONFIG_KIND_SECRET,
+      CONFIG_FIELD(redis_password), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "PASSWORD", "none",
+      "AUTH password (or REDIS_PASSWORD)" },
+    { "redis-db", 0, CONFIG_KIND_U32, CONFIG_FIELD(redis_db), 0,
+      CONFIG_REDIS_DB_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "N", "0",
+      "database to SELECT" },
+    { "redis-timeout", 0, CONFIG_KIND_DURATION,
+      CONFIG_FIELD(redis_timeout_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "DURATION", "1s",
+      "per-request deadline to Redis (504)" },
+    { "ttl", 't', CONFIG_KIND_DURATION, CONFIG_FIELD(ttl_ms), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "DURATION", "60s",
+      "global expiry of cached values" },
+    { "capacity", 'c', CONFIG_KIND_U32, CONFIG_FIELD(capacity), 1,
+      CONFIG_CAPACITY_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "N",
+      "10000", "cache capacity in keys" },
+    { "max-memory", 0, CONFIG_KIND_SIZE, CONFIG_FIELD(max_memory_bytes), 1,
+      CONFIG_SIZE_MAX_BYTES, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "SIZE",
+      "64m", "bytes for keys and values" },
+    { "max-value-size", 0, CONFIG_KIND_SIZE, CONFIG_FIELD(max_value_bytes),
+      1, CONFIG_SIZE_MAX_BYTES, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "SIZE",
+      "1m", "larger values are served, not cached" },
+    { "workers", 'w', CONFIG_KIND_U32, CONFIG_FIELD(workers), 1,
+      CONFIG_WORKERS_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_PROCESS, "N",
+      "number of CPUs", "worker processes" },
+    { "max-clients", 0, CONFIG_KIND_U32, CONFIG_FIELD(max_clients), 1,
+      CONFIG_MAX_CLIENTS_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_PROCESS, "N",
+      "1024", "client connections, all workers" },
+    { "backlog", 0, CONFIG_KIND_U32, CONFIG_FIELD(backlog), 1,
+      CONFIG_BACKLOG_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_PROCESS, "N", "511",
+      "listen backlog" },
+    { "idle-timeout", 0, CONFIG_KIND_DURATION,
+      CONFIG_FIELD(idle_timeout_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_PROCESS, "DURATION", "60s", "keep-alive idle close" },
+    { "header-timeout", 0, CONFIG_KIND_DURATION,
+      CONFIG_FIELD(header_timeout_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_PROCESS, "DURATION", "10s",
+      "deadline for a request head (408)" },
+    { "shutdown-timeout", 0, CONFIG_KIND_DURATION,
+      CONFIG_FIELD(shutdown_timeout_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_PROCESS, "DURATION", "10s",
+      "grace period of a graceful stop" },
+    { "config", 0, CONFIG_KIND_PATH, CONFIG_FIELD(config_file), 0, 0,
+      CONFIG_FROM_FLAG | CONFIG_FROM_ENV, CONFIG_GROUP_CONTROL, "FILE",
+      "none", "read `name value` lines from FILE" },
+    { "log-level", 0, CONFIG_KIND_LOG_LEVEL, CONFIG_FIELD(log_level), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_CONTROL, "LEVEL", "info",
+      "error, warn, info or debug" },
+    { "pid-file", 0, CONFIG_KIND_PATH, CONFIG_FIELD(pid_file), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_CONTROL, "FILE", "none",
+      "write the supervisor's pid to FILE" },
+    { "access-log", 0, CONFIG_KIND_ACCESS_LOG, CONFIG_FIELD(access_log), 0,
+      0, CONFIG_FROM_ALL, CONFIG_GROUP_CONTROL, "stderr|FILE|off", "off",
+      "one line per request" },
+    { "check-config", 0, CONFIG_KIND_CHECK, CONFIG_FIELD(check_config), 0,
+      0, CONFIG_FROM_FLAG, CONFIG_GROUP_CONTROL, NULL, NULL,
+      "validate, print the config, exit" },
+    { "help", 'h', CONFIG_KIND_HELP, 0, 0, 0, CONFIG_FROM_FLAG,
+      CONFIG_GROUP_CONTROL, NULL, NULL, "print this help and exit" },
+    { "version", 'V', CONFIG_KIND_VERSION, 0, 0, 0, CONFIG_FROM_FLAG,
+      CONFIG_GROUP_CONTROL, NULL, NULL, "print the version and exit" },
+};
+
+#define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
+
+/* getopt_long's val for an option without a short name: past any char. */
+#define CONFIG_LONG_VAL_BASE 256
+
+/* The state of one config_load() call. */
+struct config_loader {
+    struct config     *cfg;                     /* borrowed: the result */
+    struct config      scratch;                 /* overridden values land */
+    enum config_layer  set_by[CONFIG_NOPTIONS];
+    char              *err;                     /* borrowed: caller's */
+    size_t             err_len;
+};
+
+static int config_error(struct config_loader *ld, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+config_error(struct config_loader *ld, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(ld->err, ld->err_len, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* --- value parsers ---------------------------------------------------- */
+
+/*
+ * Reads one or more decimal digits at *sp into *out and advances *sp.
+ * Returns 0, -EINVAL when there is no digit, or -ERANGE when the number
+ * does not fit in 64 bits (the digits are still consumed, so the caller
+ * can judge the syntax of what follows before reporting the overflow).
+ */
+static int
+config_parse_digits(const char **sp, uint64_t *out)
+{
+    const char *s = *sp;
+    uint64_t    v = 0;
+    int         rc = 0;
+
+    if (*s < '0' || *s > '9') {
+        return -EINVAL;
+    }
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned) (*s - '0');
+
+        if (v > (UINT64_MAX - d) / 10) {
+            rc = -ERANGE;
+        } else {
+            v = v * 10 + d;
+        }
+    }
+    *sp = s;
+    *out = v;
+    return rc;
+}
+
+int
+config_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v;
+    int      rc = config_parse_digits(&s, &v);
+
+    if (rc == -EINVAL || *s != '\0') {
+        return -EINVAL;
+    }
+    if (rc < 0 || v > max) {
+        return -ERANGE;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Multiplies without wrapping: 0, or -ERANGE. */
+static int
+config_mul(uint64_t a, uint64_t b, uint64_t *out)
+{
+    if (b != 0 && a > UINT64_MAX / b) {
+        return -ERANGE;
+    }
+    *out = a * b;
+    return 0;
+}
+
+int
+config_parse_duration_ms(const char *s, uint64_t *out_ms)
+{
+    uint64_t v;
+    uint64_t unit_ms;
+    int      rc = config_parse_digits(&s, &v);
+
+    if (rc == -EINVAL) {
+        return -EINVAL;
+    }
+    if (strcmp(s, "ms") == 0) {
+        unit_ms = 1;
+    } else if (strcmp(s, "s") == 0 || *s == '\0') {
+        unit_ms = 1000;
+    } else if (strcmp(s, "m") == 0) {
+        unit_ms = 60 * 1000;
+    } else if (strcmp(s, "h") == 0) {
+        unit_ms = 3600 * 1000;
+    } else {
+        return -EINVAL;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    return config_mul(v, unit_ms, out_ms);
+}
+
+int
+config_parse_size_bytes(const char *s, uint64_t *out_bytes)
+{
+    uint64_t v;
+    uint64_t unit;
+    int      rc = config_parse_digits(&s, &v);
+
+    if (rc == -EINVAL) {
+        return -EINVAL;
+    }
+    if (*s == '\0') {
+        unit = 1;
+    } else if (s[1] != '\0') {
+        return -EINVAL;
+    } else if (*s == 'k' || *s == 'K') {
+        unit = 1ULL << 10;
+    } else if (*s == 'm' || *s == 'M') {
+        unit = 1ULL << 20;
+    } else if (*s == 'g' || *s == 'G') {
+        unit = 1ULL << 30;
+    } else {
+        return -EINVAL;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    return config_mul(v, unit, out_bytes);
+}
+
+/* A host name or IPv4 address: letters, digits, '.', '-', '_'. */
+static int
+config_check_hostname(const char *host, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) host[i];
+
+        if (!isalnum(c) && c != '.' && c != '-' && c != '_') {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Splits "[v6]:PORT", "HOST:PORT" or, when bare_port, "PORT" into host and
+ * port.  host "" means no host was given (bare PORT, ":PORT" or "*:PORT").
+ */
+static int
+config_parse_hostport(const char *s, char host[CONFIG_HOST_MAX],
+                      uint16_t *port, bool bare_port)
+{
+    const char *port_s;
+    const char *h;
+    size_t      hlen;
+    uint64_t    p;
+    int         rc;
+
+    if (s[0] == '[') {
+        const char   *close = strchr(s, ']');
+        unsigned char addr[sizeof(struct in6_addr)];
+
+        if (close == NULL || close[1] != ':') {
+            return -EINVAL;
+        }
+        h = s + 1;
+        hlen = (size_t) (close - h);
+        if (hlen == 0 || hlen >= INET6_ADDRSTRLEN) {
+            return -EINVAL;
+        }
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+        if (inet_pton(AF_INET6, host, addr) != 1) {
+            return -EINVAL;
+        }
+        port_s = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+
+        if (colon == NULL) {
+            if (!bare_port) {
+                return -EINVAL;
+            }
+            h = s;
+            hlen = 0;
+            port_s = s;
+        } else {
+            h = s;
+            hlen = (size_t) (colon - s);
+            port_s = colon + 1;
+        }
+        if (hlen == 1 && h[0] == '*') {
+            hlen = 0;
+        }
+        /* An IPv6 address needs brackets: "::1:80" has no clear port. */
+        if (memchr(h, ':', hlen) != NULL
+            || config_check_hostname(h, hlen) < 0) {
+            return -EINVAL;
+        }
+        if (hlen >= CONFIG_HOST_MAX) {
+            return -ERANGE;
+        }
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+    }
+
+    rc = config_parse_uint(port_s, 65535, &p);
+    if (rc < 0 || p == 0) {
+        return -EINVAL;
+    }
+    *port = (uint16_t) p;
+    return 0;
+}
+
+int
+config_parse_listen(const char *s, struct config_listen *out,
+                    bool allow_off)
+{
+    struct config_listen l;
+    int                  rc;
+
+    memset(&l, 0, sizeof(l));
+    if (strcmp(s, "off") == 0) {
+        if (!allow_off) {
+            return -EINVAL;
+        }
+        *out = l;
+        return 0;
+    }
+    rc = config_parse_hostport(s, l.host, &l.port, true);
+    if (rc < 0) {
+        return rc;
+    }
+    l.enabled = true;
+    *out = l;
+    return 0;
+}
+
+int
+config_parse_redis(const char *s, struct config_redis *out)
+{
+    struct config_redis r;
+    int                 rc;
+
+    memset(&r, 0, sizeof(r));
+    if (strncmp(s, "unix:", 5) == 0) {
+        size_t len = strlen(s + 5);
+
+        if (len == 0) {
+            return -EINVAL;
+        }
+        /* The path must fit sockaddr_un's sun_path with its NUL. */
+        if (len >= sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
+            return -ERANGE;
+        }
+        r.is_unix = true;
+        memcpy(r.path, s + 5, len + 1);
+        *out = r;
+        return 0;
+    }
+    rc = config_parse_hostport(s, r.host, &r.port, false);
+    if (rc < 0) {
+        return rc;
+    }
+    if (r.host[0] == '\0') {
+        return -EINVAL;
+    }
+    *out = r;
+    return 0;
+}
+
+/* --- formatting ------------------------------------------------------- */
+
+static void
+config_format_hostport(const char *host, uint16_t port, char *buf,
+                       size_t len)
+{
+    if (host[0] == '\0') {
+        snprintf(buf, len, "*:%u", (unsigned) port);
+    } else if (strchr(host, ':') != NULL) {
+        snprintf(buf, len, "[%s]:%u", host, (unsigned) port);
+    } else {
+        snprintf(buf, len, "%s:%u", host, (unsigned) port);
+    }
+}
+
+void
+config_format_listen(const struct config_listen *l, char *buf, size_t len)
+{
+    if (!l->enabled) {
+        snprintf(buf, len, "off");
+        return;
+    }
+    config_format_hostport(l->host, l->port, buf, len);
+}
+
+static void
+config_format_redis(const struct config_redis *r, char *buf, size_t len)
+{
+    if (r->is_unix) {
+        snprintf(buf, len, "unix:%s", r->path);
+        return;
+    }
+    config_format_hostport(r->host, r->port, buf, len);
+}
+
+/* The largest unit that shows the value exactly: 90000 -> "90s". */
+static void
+config_format_duration(uint64_t ms, char *buf, size_t len)
+{
+    if (ms % 1000 != 0) {
+        snprintf(buf, len, "%llums", (unsigned long long) ms);
+    } else if (ms % 3600000 == 0) {
+        snprintf(buf, len, "%lluh", (unsigned long long) (ms / 3600000));
+    } else if (ms % 60000 == 0) {
+        snprintf(buf, len, "%llum", (unsigned long long) (ms / 60000));
+    } else {
+        snprintf(buf, len, "%llus", (unsigned long long) (ms / 1000));
+    }
+}
+
+static void
+config_format_size(uint64_t bytes, char *buf, size_t len)
+{
+    static const struct {
+        unsigned    shift;
+        const char *suffix;
+    } units[] = { { 30, "g" }, { 20, "m" }, { 10, "k" } };
+
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        uint64_t unit = 1ULL << units[i].shift;
+
+        if (bytes != 0 && bytes % unit == 0) {
+            snprintf(buf, len, "%llu%s",
+                     (unsigned long long) (bytes / unit), units[i].suffix);
+            return;
+        }
+    }
+    snprintf(buf, len, "%llu", (unsigned long long) bytes);
+}
+
+/* --- setting one option ----------------------------------------------- */
+
+static void *
+config_field(struct config *cfg, const struct config_option *opt)
+{
+    return (char *) cfg + opt->offset;
+}
+
+/* Copies a string value into a field of cap bytes; -ERANGE if too long. */
+static int
+config_copy_string(char *dst, size_t cap, const char *value)
+{
+    size_t len = strlen(value);
+
+    if (len >= cap) {
+        return -ERANGE;
+    }
+    memcpy(dst, value, len + 1);
+    return 0;
+}
+
+/*
+ * Parses value for opt into cfg.  who names the option as the user wrote
+ * it ("--ttl", "RCP_TTL", "/etc/x.conf:3: ttl") and starts the error.
+ */
+static int
+config_set(struct config_loader *ld, struct config *cfg,
+           const struct config_option *opt, const char *who,
+           const char *value)
+{
+    void     *field = config_field(cfg, opt);
+    uint64_t  v;
+    int       rc;
+    int       echo = CONFIG_ECHO_MAX;
+
+    switch (opt->kind) {
+    case CONFIG_KIND_LISTEN:
+    case CONFIG_KIND_LISTEN_OFF:
+        rc = config_parse_listen(value, field,
+                                 opt->kind == CONFIG_KIND_LISTEN_OFF);
+        if (rc == -ERANGE) {
+            return config_error(ld, "%s: host name too long (max %d bytes)",
+                                who, CONFIG_HOST_MAX - 1);
+        }
+        if (rc < 0 && strcmp(value, "off") == 0) {
+            return config_error(ld, "%s: cannot be off", who);
+        }
+        if (rc < 0) {
+            return config_error(ld, "%s: invalid address '%.*s' (use "
+                                "[HOST:]PORT or [IPv6]:PORT, port 1-65535"
+                                "%s)", who, echo, value,
+                                opt->kind == CONFIG_KIND_LISTEN_OFF
+                                    ? ", or off" : "");
+        }
+        return 0;
+
+    case CONFIG_KIND_REDIS:
+        rc = config_parse_redis(value, field);
+        if (rc == -ERANGE) {
+            return config_error(ld, "%s: '%.*s' is too long (host at most "
+                                "%d bytes, socket path at most %zu)", who,
+                                echo, value, CONFIG_HOST_MAX - 1,
+                                sizeof(((struct sockaddr_un *) NULL)->sun_path)
+                                    - 1);
+        }
+        if (rc < 0) {
+            return config_error(ld, "%s: invalid address '%.*s' (use "
+                                "HOST:PORT, [IPv6]:PORT or unix:PATH)", who,
+                                echo, value);
+        }
+        return 0;
+
+    case CONFIG_KIND_SECRET:
+        /* Never echo a secret back, not even in an error. */
+        if (config_copy_string(field, CONFIG_SECRET_MAX, value) < 0) {
+            return config_error(ld, "%s: too long (max %d bytes)", who,
+                                CONFIG_SECRET_MAX - 1);
+        }
+        return 0;
+
+    case CONFIG_KIND_PATH:
+        if (config_copy_string(field, CONFIG_PATH_MAX, value) < 0) {
+            return config_error(ld, "%s: path too long (max %d bytes)", who,
+                                CONFIG_PATH_MAX - 1);
+        }
+        return 0;
+
+    case CONFIG_KIND_ACCESS_LOG:
+        if (value[0] == '\0') {
+            return config_error(ld, "%s: empty value (use stderr, a file "
+                                "name, or off)", who);
+        }
+        if (strcmp(value, "off") == 0) {
+            value = "";
+        }
+        if (config_copy_string(field, CONFIG_PATH_MAX, value) < 0) {
+            return config_error(ld, "%s: path too long (max %d bytes)", who,
+                                CONFIG_PATH_MAX - 1);
+        }
+        return 0;
+
+    case CONFIG_KIND_DURATION:
+        rc = config_parse_duration_ms(value, &v);
+        if (rc == -EINVAL) {
+            return config_error(ld, "%s: invalid duration '%.*s' (use e.g. "
+                                "500ms, 30s, 5m, 1h)", who, echo, value);
+        }
+        if (rc < 0 || v > CONFIG_DURATION_MAX_MS) {
+            return config_error(ld, "%s: duration '%.*s' is too long (max "
+                                "8760h)", who, echo, value);
+        }
+        if (v == 0) {
+            return config_error(ld, "%s: duration must be greater than 0",
+                                who);
+        }
+        *(uint64_t *) field = v;
+        return 0;
+
+    case CONFIG_KIND_SIZE:
+        rc = config_parse_size_bytes(value, &v);
+        if (rc == -EINVAL) {
+            return config_error(ld, "%s: invalid size '%.*s' (use bytes or "
+                                "e.g. 512k, 64m, 1g)", who, echo, value);
+        }
+        if (rc < 0 || v < opt->min || v > opt->max) {
+            return config_error(ld, "%s: size '%.*s' is out of range (1 "
+                                "byte to 1024g)", who, echo, value);
+        }
+        *(uint64_t *) field = v;
+        return 0;
+
+    case CONFIG_KIND_U32:
+        rc = config_parse_uint(value, opt->max, &v);
+        if (rc == -EINVAL) {
+            return config_error(ld, "%s: invalid number '%.*s' (use an "
+                                "integer from %llu to %llu)", who, echo,
+                                value, (unsigned long long) opt->min,
+                                (unsigned long long) opt->max);
+        }
+        if (rc < 0 || v < opt->min) {
+            return config_error(ld, "%s: %.*s is out of range (%llu to "
+                                "%llu)", who, echo, value,
+                                (unsigned long long) opt->min,
+                                (unsigned long long) opt->max);
+        }
+        *(uint32_t *) field = (uint32_t) v;
+        return 0;
+
+    case CONFIG_KIND_LOG_LEVEL:
+        if (log_level_parse(value, field) < 0) {
+            return config_error(ld, "%s: invalid level '%.*s' (use error, "
+                                "warn, info or debug)", who, echo, value);
+        }
+        return 0;
+
+    case CONFIG_KIND_CHECK:
+        *(bool *) field = true;
+        return 0;
+
+    case CONFIG_KIND_HELP:
+    case CONFIG_KIND_VERSION:
+        return 0;
+    }
+    return config_error(ld, "%s: internal error: unknown option kind", who);
+}
+
+/*
+ * Sets opt from a value found at layer: into the result when no higher
+ * layer has set it (or this layer did, so the last one wins), otherwise
+ * into the scratch struct, only to check it.
+ */
+static int
+config_apply(struct config_loader *ld, const struct config_option *opt,
+             enum config_layer layer, const char *who, const char *value)
+{
+    size_t i = (size_t) (opt - config_options);
+
+    if (ld->set_by[i] > layer) {
+        return config_set(ld, &ld->scratch, opt, who, value);
+    }
+    ld->set_by[i] = layer;
+    return config_set(ld, ld->cfg, opt, who, value);
+}
+
+static const struct config_option *
+config_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        if (strlen(config_options[i].name) == len
+            && memcmp(config_options[i].name, name, len) == 0) {
+            return &config_options[i];
+        }
+    }
+    return NULL;
+}
+
+static const struct config_option *
+config_find_name(const char *name)
+{
+    return config_find(name, strlen(name));
+}
+
+/* --- layer 1: flags --------------------------------------------------- */
+
+/* Maps getopt_long's return value back to its option. */
+static const struct config_option *
+config_find_val(int val)
+{
+    if (val >= CONFIG_LONG_VAL_BASE
+        && (size_t) (val - CONFIG_LONG_VAL_BASE) < CONFIG_NOPTIONS) {
+        return &config_options[val - CONFIG_LONG_VAL_BASE];
+    }
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        if (val != 0 && config_options[i].short_name == val) {
+            return &config_options[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * getopt_long accepts any unambiguous prefix ("--tt" for "--ttl"); we do
+ * not, so adding an option later can never change what an existing
+ * command line means.  arg is the argv element that held the option.
+ */
+static bool
+config_flag_spelled_out(const char *arg, const struct config_option *opt)
+{
+    size_t len = strlen(opt->name);
+
+    if (arg[0] != '-' || arg[1] != '-') {
+        return true;        /* a short option */
+    }
+    return strncmp(arg + 2, opt->name, len) == 0
+           && (arg[2 + len] == '\0' || arg[2 + len] == '=');
+}
+
+/* Reports a getopt_long error, unless an earlier one was reported. */
+static void config_flag_error(struct config_loader *ld, int *first_rc,
+                              const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+config_flag_error(struct config_loader *ld, int *first_rc, const char *fmt,
+                  ...)
+{
+    va_list ap;
+
+    if (*first_rc != 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(ld->err, ld->err_len, fmt, ap);
+    va_end(ap);
+    *first_rc = -EINVAL;
+}
+
+/* "unknown option '--foo'", without any "=value" after the name. */
+static void
+config_flag_unknown(struct config_loader *ld, int *first_rc, const char *arg)
+{
+    size_t len = strcspn(arg, "=");
+
+    config_flag_error(ld, first_rc, "unknown option '%.*s'",
+                      (int) (len < CONFIG_ECHO_MAX ? len : CONFIG_ECHO_MAX),
+                      arg);
+}
+
+/*
+ * Walks argv once and sets every flag.  All of argv is walked even after
+ * an error so that --check-config, --help and --version anywhere are
+ * seen; the first error is the one reported.
+ */
+static enum config_rc
+config_load_flags(struct config_loader *ld, int argc, char *const argv[])
+{
+    struct option long_opts[CONFIG_NOPTIONS + 1];
+    char          short_opts[3 + 2 * CONFIG_NOPTIONS + 1];
+    size_t        n = 0;
+    int           first_rc = 0;
+    bool          help = false;
+    bool          version = false;
+
+    /* '+': stop at the first non-option and never permute argv, which
+     * the supervisor passes again on SIGHUP.  ':': report a missing
+     * argument as ':' rather than '?'. */
+    short_opts[n++] = '+';
+    short_opts[n++] = ':';
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const struct config_option *opt = &config_options[i];
+        bool has_arg = opt->kind != CONFIG_KIND_CHECK
+                       && opt->kind != CONFIG_KIND_HELP
+                       && opt->kind != CONFIG_KIND_VERSION;
+
+        long_opts[i].name = opt->name;
+        long_opts[i].has_arg = has_arg ? required_argument : no_argument;
+        long_opts[i].flag = NULL;
+        long_opts[i].val = opt->short_name != 0
+                           ? opt->short_name
+                           : CONFIG_LONG_VAL_BASE + (int) i;
+        if (opt->short_name != 0) {
+            short_opts[n++] = opt->short_name;
+            if (has_arg) {
+                short_opts[n++] = ':';
+            }
+        }
+    }
+    short_opts[n] = '\0';
+    memset(&long_opts[CONFIG_NOPTIONS], 0, sizeof(long_opts[0]));
+
+    /* optind = 0 makes glibc re-initialise all of getopt's state, so
+     * this function can run again on SIGHUP; opterr = 0: we word the
+     * messages. */
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        const struct config_option *opt;
+        const char                 *arg;
+        char                        who[CONFIG_ENV_NAME_MAX];
+        int                         c;
+
+        c = getopt_long(argc, argv, short_opts, long_opts, NULL);
+        if (c == -1) {
+            break;
+        }
+        if (c == ':') {
+            opt = config_find_val(optopt);
+            if (opt != NULL) {
+                config_flag_error(ld, &first_rc, "--%s: missing value",
+                                  opt->name);
+            } else {
+                config_flag_error(ld, &first_rc, "%s: missing value",
+                                  argv[optind - 1]);
+            }
+            continue;
+        }
+        if (c == '?') {
+            /* glibc sets optopt to the option's val when a long option
+             * that takes no value got one, to the character for an
+             * unknown short option, and to 0 for an unknown long one. */
+            opt = config_find_val(optopt);
+            if (opt != NULL) {
+                config_flag_error(ld, &first_rc, "--%s: takes no value",
+                                  opt->name);
+            } else if (optopt != 0) {
+                char shortname[3] = { '-', (char) optopt, '\0' };
+
+                config_flag_error(ld, &first_rc, "unknown option '%s'",
+                                  shortname);
+            } else {
+                config_flag_unknown(ld, &first_rc, argv[optind - 1]);
+            }
+            continue;
+        }
+
+        opt = config_find_val(c);
+        if (opt == NULL) {
+            config_flag_error(ld, &first_rc, "unknown option '%s'",
+                              argv[optind - 1]);
+            continue;
+        }
+        /* The element naming the option is just before its value when
+         * the value was a separate argument. */
+        arg = argv[optind - 1];
+        if (optarg != NULL && optarg == argv[optind - 1] && optind >= 2) {
+            arg = argv[optind - 2];
+        }
+        if (!config_flag_spelled_out(arg, opt)) {
+            config_flag_unknown(ld, &first_rc, arg);
+            continue;
+        }
+
+        if (opt->kind == CONFIG_KIND_HELP) {
+            help = true;
+            continue;
+        }
+        if (opt->kind == CONFIG_KIND_VERSION) {
+            version = true;
+            continue;
+        }
+        /* After an error only --check-config still matters (main's
+         * exit status); parsing more values would overwrite the text
+         * of the first error. */
+        if (first_rc != 0 && opt->kind != CONFIG_KIND_CHECK) {
+            continue;
+        }
+        snprintf(who, sizeof(who), "--%s", opt->name);
+        if (config_apply(ld, opt, CONFIG_LAYER_FLAG, who,
+                         optarg != NULL ? optarg : "") < 0) {
+            first_rc = -EINVAL;
+        }
+    }
+
+    if (first_rc == 0 && optind < argc) {
+        first_rc = config_error(ld, "unexpected argument '%.*s' (options "
+                                "start with --)", CONFIG_ECHO_MAX,
+                                argv[optind]);
+    }
+    if (help) {
+        return CONFIG_HELP;
+    }
+    if (version) {
+        return CONFIG_VERSION;
+    }
+    return first_rc == 0 ? CONFIG_OK : CONFIG_ERROR;
+}
+
+/* --- layer 2: environment --------------------------------------------- */
+
+/* The value of name in envp, or NULL; an empty value counts as unset so
+ * that compose files can pass RCP_X=${X:-} through. */
+static const char *
+config_getenv(char *const envp[], const char *name)
+{
+    size_t len = strlen(name);
+
+    if (envp == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; envp[i] != NULL; i++) {
+        if (strncmp(envp[i], name, len) == 0 && envp[i][len] == '=') {
+            return envp[i][len + 1] != '\0' ? envp[i] + len + 1 : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* "max-memory" -> "RCP_MAX_MEMORY". */
+static void
+config_env_name(const struct config_option *opt, char *buf, size_t len)
+{
+    size_t n = (size_t) snprintf(buf, len, "RCP_%s", opt->name);
+
+    for (size_t i = 4; i < n && i < len; i++) {
+        buf[i] = buf[i] == '-' ? '_'
+                               : (char) toupper((unsigned char) buf[i]);
+    }
+}
+
+static int
+config_load_env(struct config_loader *ld, char *const envp[])
+{
+    char        name[CONFIG_ENV_NAME_MAX];
+    const char *value;
+
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const struct config_option *opt = &config_options[i];
+
+        if ((opt->from & CONFIG_FROM_ENV) == 0) {
+            continue;
+        }
+        config_env_name(opt, name, sizeof(name));
+        value = config_getenv(envp, name);
+        if (value != NULL
+            && config_apply(ld, opt, CONFIG_LAYER_ENV, name, value) < 0) {
+            return -EINVAL;
+        }
+    }
+
+    /* The name redis-cli and most client libraries read. */
+    value = config_getenv(envp, "REDIS_PASSWORD");
+    if (value != NULL
+        && config_apply(ld, config_find_name("redis-password"),
+                        CONFIG_LAYER_ENV_FALLBACK, "REDIS_PASSWORD",
+                        value) < 0) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* --- layer 3: the config file ----------------------------------------- */
+
+/*
+ * One `name value` line (already without its newline).  The value is
+ * the rest of the line with surrounding blanks removed, so a password
+ * may hold inner spaces and '#'; only whole-line comments exist.
+ */
+static int
+config_load_line(struct config_loader *ld, const char *path,
+                 unsigned long lineno, char *line)
+{
+    const struct config_option *opt;
+    char                        who[CONFIG_PATH_MAX + 96];
+    char                       *name;
+    char                       *value;
+    char                       *end;
+    size_t                      name_len;
+
+    end = line + strlen(line);
+    while (end > line && isspace((unsigned char) end[-1])) {
+        *--end = '\0';
+    }
+    name = line;
+    while (isspace((unsigned char) *name)) {
+        name++;
+    }
+    if (*name == '\0' || *name == '#') {
+        return 0;
+    }
+    value = name;
+    while (*value != '\0' && !isspace((unsigned char) *value)) {
+        value++;
+    }
+    name_len = (size_t) (value - name);
+    while (isspace((unsigned char) *value)) {
+        value++;
+    }
+
+    opt = config_find(name, name_len);
+    if (opt != NULL && opt->kind == CONFIG_KIND_PATH
+        && (opt->from & CONFIG_FROM_FILE) == 0) {
+        /* One file, no includes: it could name itself. */
+        return config_error(ld, "%s:%lu: %s: cannot be set in a config "
+                            "file", path, lineno, opt->name);
+    }
+    if (opt == NULL || (opt->from & CONFIG_FROM_FILE) == 0) {
+        return config_error(ld, "%s:%lu: unknown option '%.*s'", path,
+                            lineno, (int) (name_len < CONFIG_ECHO_MAX
+                                           ? name_len : CONFIG_ECHO_MAX),
+                            name);
+    }
+    snprintf(who, sizeof(who), "%s:%lu: %s", path, lineno, opt->name);
+    if (*value == '\0') {
+        return config_error(ld, "%s: missing value", who);
+    }
+    return config_apply(ld, opt, CONFIG_LAYER_FILE, who, value);
+}
+
+static int
+config_load_file(struct config_loader *ld, const char *path,
+                 const char *who)
+{
+    FILE          *f;
+    char          *line = NULL;
+    size_t         cap = 0;
+    unsigned long  lineno = 0;
+    int            rc = 0;
+
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return config_error(ld, "%s: cannot open '%s': %s", who, path,
+                            strerror(errno));
+    }
+    for (;;) {
+        ssize_t n;
+
+        errno = 0;
+        n = getline(&line, &cap, f);
+        if (n < 0) {
+            if (ferror(f) || errno == ENOMEM) {
+                rc = config_error(ld, "%s: cannot read '%s': %s", who,
+                                  path, strerror(errno != 0 ? errno : EIO));
+            }
+            break;
+        }
+        lineno++;
+        if (memchr(line, '\0', (size_t) n) != NULL) {
+            rc = config_error(ld, "%s:%lu: NUL byte in line", path, lineno);
+            break;
+        }
+        rc = config_load_line(ld, path, lineno, line);
+        if (rc < 0) {
+            break;
+        }
+    }
+    free(line);
+    if (fclose(f) != 0 && rc == 0) {
+        rc = config_error(ld, "%s: cannot read '%s': %s", who, path,
+                          strerror(errno));
+    }
+    return rc;
+}
+
+/* --- the whole load --------------------------------------------------- */
+
+void
+config_defaults(struct config *cfg)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen.enabled = true;
+    snprintf(cfg->listen.host, sizeof(cfg->listen.host), "127.0.0.1");
+    cfg->listen.port = 8080;
+    cfg->resp_listen.enabled = false;
+    cfg->admin_listen.enabled = true;
+    snprintf(cfg->admin_listen.host, sizeof(cfg->admin_listen.host),
+             "127.0.0.1");
+    cfg->admin_listen.port = 9121;
+    cfg->redis.is_unix = false;
+    snprintf(cfg->redis.host, sizeof(cfg->redis.host), "127.0.0.1");
+    cfg->redis.port = 6379;
+    cfg->redis_db = 0;
+    cfg->redis_timeout_ms = 1000;
+    cfg->ttl_ms = 60 * 1000;
+    cfg->capacity = 10000;
+    cfg->max_memory_bytes = 64ULL << 20;
+    cfg->max_value_bytes = 1ULL << 20;
+    /* sysconf fails (-1) only where the count is unknown: take one. */
+    if (ncpu < 1) {
+        ncpu = 1;
+    } else if (ncpu > CONFIG_WORKERS_MAX) {
+        ncpu = CONFIG_WORKERS_MAX;
+    }
+    cfg->workers = (uint32_t) ncpu;
+    cfg->max_clients = 1024;
+    cfg->backlog = 511;
+    cfg->idle_timeout_ms = 60 * 1000;
+    cfg->header_timeout_ms = 10 * 1000;
+    cfg->shutdown_timeout_ms = 10 * 1000;
+    cfg->log_level = LOG_LEVEL_INFO;
+    cfg->check_config = false;
+}
+
+/* Checks that need more than one option. */
+static int
+config_check(struct config_loader *ld)
+{
+    struct config *cfg = ld->cfg;
+    size_t         vi = (size_t) (config_find_name("max-value-size")
+                                  - config_options);
+    char           value[32];
+    char           memory[32];
+
+    if (cfg->max_value_bytes <= cfg->max_memory_bytes) {
+        return 0;
+    }
+    /* Only a --max-value-size someone chose is an error; the 1m default
+     * quietly shrinks to fit a small --max-memory. */
+    if (ld->set_by[vi] == CONFIG_LAYER_DEFAULT) {
+        cfg->max_value_bytes = cfg->max_memory_bytes;
+        return 0;
+    }
+    config_format_size(cfg->max_value_bytes, value, sizeof(value));
+    config_format_size(cfg->max_memory_bytes, memory, sizeof(memory));
+    return config_error(ld, "--max-value-size: %s is larger than "
+                        "--max-memory (%s)", value, memory);
+}
+
+enum config_rc
+config_load(struct config *cfg, int argc, char *const argv[],
+            char *const envp[], char *err, size_t err_len)
+{
+    struct config_loader *ld;
+    enum config_rc        rc;
+    size_t                ci = (size_t) (config_find_name("config")
+                                         - config_options);
+
+    /* The loader holds a scratch struct config of several KiB. */
+    ld = calloc(1, sizeof(*ld));
+    if (ld == NULL) {
+        snprintf(err, err_len, "cannot load the configuration: %s",
+                 strerror(ENOMEM));
+        return CONFIG_ERROR;
+    }
+    ld->cfg = cfg;
+    ld->err = err;
+    ld->err_len = err_len;
+    if (err_len > 0) {
+        err[0] = '\0';
+    }
+    config_defaults(cfg);
+    config_defaults(&ld->scratch);
+
+    rc = config_load_flags(ld, argc, argv);
+    if (rc != CONFIG_OK) {
+        goto done;
+    }
+    if (config_load_env(ld, envp) < 0) {
+        rc = CONFIG_ERROR;
+        goto done;
+    }
+    if (cfg->config_file[0] != '\0'
+        && config_load_file(ld, cfg->config_file,
+                            ld->set_by[ci] == CONFIG_LAYER_FLAG
+                                ? "--config" : "RCP_CONFIG") < 0) {
+        rc = CONFIG_ERROR;
+        goto done;
+    }
+    if (config_check(ld) < 0) {
+        rc = CONFIG_ERROR;
+        goto done;
+    }
+    rc = CONFIG_OK;
+
+done:
+    free(ld);
+    return rc;
+}
+
+/* --- output ----------------------------------------------------------- */
+
+/* The value of opt in cfg as a config file would spell it; "" for an
+ * unset string. */
+static void
+config_format_value(const struct config *cfg,
+                    const struct config_option *opt, char *buf, size_t len)
+{
+    const void *field = (const char *) cfg + opt->offset;
+
+    switch (opt->kind) {
+    case CONFIG_KIND_LISTEN:
+    case CONFIG_KIND_LISTEN_OFF:
+        config_format_listen(field, buf, len);
+        return;
+    case CONFIG_KIND_REDIS:
+        config_format_redis(field, buf, len);
+        return;
+    case CONFIG_KIND_SECRET:
+    case CONFIG_KIND_PATH:
+        snprintf(buf, len, "%s", (const char *) field);
+        return;
+    case CONFIG_KIND_ACCESS_LOG:
+        snprintf(buf, len, "%s",
+                 *(const char *) field != '\0' ? (const char *) field
+                                               : "off");
+        return;
+    case CONFIG_KIND_DURATION:
+        config_format_duration(*(const uint64_t *) field, buf, len);
+        return;
+    case CONFIG_KIND_SIZE:
+        config_format_size(*(const uint64_t *) field, buf, len);
+        return;
+    case CONFIG_KIND_U32:
+        snprintf(buf, len, "%lu",
+                 (unsigned long) *(const uint32_t *) field);
+        return;
+    case CONFIG_KIND_LOG_LEVEL:
+        snprintf(buf, len, "%s",
+                 log_level_name(*(const enum log_level *) field));
+        return;
+    case CONFIG_KIND_CHECK:
+    case CONFIG_KIND_HELP:
+    case CONFIG_KIND_VERSION:
+        break;
+    }
+    if (len > 0) {
+        buf[0] = '\0';
+    }
+}
+
+void
+config_print(const struct config *cfg, FILE *out)
+{
+    char value[CONFIG_PATH_MAX + 16];
+
+    fprintf(out, "# redis-cache-proxy effective configuration\n");
+    if (cfg->config_file[0] != '\0') {
+        fprintf(out, "# read from %s\n", cfg->config_file);
+    }
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const struct config_option *opt = &config_options[i];
+
+        if ((opt->from & CONFIG_FROM_FILE) == 0) {
+            continue;
+        }
+        config_format_value(cfg, opt, value, sizeof(value));
+        if (value[0] == '\0') {
+            /* A file line needs a value: show an unset one as a
+             * comment, so the output can be used as a config file. */
+            fprintf(out, "# %s (none)\n", opt->name);
+        } else if (opt->kind == CONFIG_KIND_SECRET
+                   && opt->offset == CONFIG_FIELD(redis_password)) {
+            fprintf(out, "%s ********\n", opt->name);
+        } else {
+            fprintf(out, "%s %s\n", opt->name, value);
+        }
+    }
+}
+
+void
+config_usage(FILE *out, const char *progname)
+{
+    enum config_group group = CONFIG_GROUP_CONTROL + 1;
+
+    fprintf(out,
+            "Usage: %s [OPTION]...\n"
+            "A read-through caching proxy for one Redis: GET /<key> over "
+            "HTTP (or GET\nover the Redis protocol) is answered from a "
+            "shared LRU cache, and from\nRedis on a miss.\n",
+            progname);
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const struct config_option *opt = &config_options[i];
+        char                        flag[64];
+
+        if (opt->group != group) {
+            group = opt->group;
+            fprintf(out, "\n%s\n", config_group_titles[group]);
+        }
+        if (opt->short_name != 0) {
+            snprintf(flag, sizeof(flag), "-%c, --%s%s%s", opt->short_name,
+                     opt->name, opt->arg != NULL ? " " : "",
+                     opt->arg != NULL ? opt->arg : "");
+        } else {
+            snprintf(flag, sizeof(flag), "    --%s%s%s", opt->name,
+                     opt->arg != NULL ? " " : "",
+                     opt->arg != NULL ? opt->arg : "");
+        }
+        fprintf(out, "  %-34s %s", flag, opt->help);
+        if (opt->default_text != NULL) {
+            fprintf(out, " [%s]", opt->default_text);
+        }
+        fputc('\n', out);
+    }
+    fprintf(out,
+            "\nDURATION: 500ms, 30s, 5m, 1h (a bare number is seconds).  "
+            "SIZE: bytes or\n512k, 64m, 1g (1024-based).  Defaults in "
+            "[brackets].\n"
+            "Options (but --check-config, --help, --version) may also "
+            "come from the\nenvironment as RCP_<OPTION> (RCP_TTL=2s, "
+            "RCP_MAX_MEMORY=1g) and, except\n--config, from `name value` "
+            "lines in the --config file.  Flags override the\n"
+            "environment, which overrides the file.  See "
+            "redis-cache-proxy(8).\n");
+}
