@@ -59,6 +59,16 @@ struct http_parse {
     size_t           header_name_off, header_name_len;
     unsigned         seen;              /* header flags */
     bool             conn_close, conn_keep_alive;
+    size_t           idx;               /* bytes of the token or literal
+                                           matched so far */
+    unsigned         cand;              /* bit set: words still matching
+                                           the current token */
+    unsigned         field;             /* which field this line is */
+    unsigned         version_major;
+    uint64_t         cl_value;          /* this Content-Length, saturated
+                                           at HTTP_PARSE_BODY_MAX + 1 */
+    struct http_request req;            /* filled in as the head is read,
+                                           copied out on DONE */
 };
 
 void http_parse_init(struct http_parse *st);
