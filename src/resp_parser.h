@@ -40,17 +40,25 @@ struct resp_command {
 
 /* Opaque to callers; zeroed by resp_parse_init(). */
 struct resp_parse {
-    unsigned state;
-    size_t   pos;
-    int64_t  args_left;
-    int64_t  bulk_len;
-    size_t   argc;
+    unsigned    state;          /* enum resp_parse_state in resp_parser.c */
+    size_t      pos;            /* next byte to examine; on DONE: consumed */
+    int64_t     args_left;      /* multibulk: bulks still to come */
+    int64_t     bulk_len;       /* multibulk: bytes in the current bulk */
+    size_t      argc;           /* arguments written to cmd->argv so far */
+    size_t      line_start;     /* offset of the '*' or '$' being read */
+    const char *error;          /* borrowed: static text, once in ERROR */
 };
 
 void resp_parse_init(struct resp_parse *st);
 
 /* An empty line or an inline command of only spaces is skipped, as Redis
- * does: DONE with argc 0 and consumed set. */
+ * does: DONE with argc 0 and consumed set.  So are "*0\r\n" and "*-1\r\n".
+ *
+ * Between calls for one command the caller keeps the bytes already given
+ * (the buffer may move: only offsets are kept) and passes the same argv
+ * array, whose first argc entries are already filled.  After DONE the
+ * next command starts at buf + consumed with a fresh resp_parse_init();
+ * calling again without it repeats the DONE or ERROR. */
 enum resp_parse_rc resp_parse_command(struct resp_parse *st, const char *buf,
                                       size_t len, struct resp_command *cmd);
 
