@@ -44,6 +44,8 @@ struct event_timer {
     void           *data;               /* borrowed: owner's object */
 };
 
+struct epoll_event;
+
 struct event_loop {
     int                  epoll_fd;      /* owned */
     uint64_t             now_ms;        /* CLOCK_MONOTONIC, per iteration */
@@ -51,6 +53,12 @@ struct event_loop {
     size_t               heap_len;
     size_t               heap_cap;
     bool                 stop;          /* event_loop_run returns */
+    /* epoll_wait() results being dispatched: stopping a watcher clears
+     * its entries in [ready_next, ready_len), so no event reaches a
+     * watcher stopped (or freed) earlier in the same iteration. */
+    struct epoll_event  *ready;         /* owned array */
+    size_t               ready_next;
+    size_t               ready_len;
 };
 
 /* 0 or -errno. */
