@@ -10,7 +10,9 @@
 # classic builder builds every stage before the target, so the cheap stages
 # come first: `--target redis` or `--target e2e` never compiles the daemon.
 #
-#   docker build -t redis-cache-proxy .
+#   docker build --shm-size=256m -t redis-cache-proxy .
+#     (the build stage's `make check` maps cache segments in /dev/shm,
+#     which is 64m by default in a build container)
 #   docker run --shm-size=256m -e RCP_REDIS=host:6379 -p 8080:8080 redis-cache-proxy
 
 FROM debian:bookworm-slim AS redis
