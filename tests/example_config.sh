@@ -1,0 +1,60 @@
+#!/bin/sh
+# Keeps etc/redis-cache-proxy.conf honest against the built daemon:
+#  1. the file as shipped (every option commented out) passes
+#     --check-config;
+#  2. every `#name value` line, uncommented, passes --check-config too, so
+#     each option name and example value in the file is one the daemon
+#     accepts;
+#  3. every option of DESIGN.md's table appears in the file.
+# The RCP_* environment is cleared so only the file is being checked.
+set -eu
+
+conf="${srcdir:-.}/etc/redis-cache-proxy.conf"
+binary=${RCP_BINARY:-./redis-cache-proxy}
+if [ ! -x "$binary" ]; then
+    echo "$binary not built" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rcp-conf.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+check() {
+    # $1: config file; runs --check-config with no RCP_* or REDIS_PASSWORD.
+    (
+        for v in $(env | sed -n 's/^\(RCP_[A-Z_]*\)=.*/\1/p'); do
+            unset "$v"
+        done
+        unset REDIS_PASSWORD
+        exec "$binary" --config "$1" --check-config
+    ) >"$tmp/out" 2>&1
+}
+
+fail=0
+if check "$conf"; then
+    echo "PASS: shipped file"
+else
+    echo "FAIL: shipped file rejected:"
+    cat "$tmp/out"
+    fail=1
+fi
+
+sed -n 's/^#\([a-z][a-z-]*\) /\1 /p' "$conf" >"$tmp/all.conf"
+if check "$tmp/all.conf"; then
+    echo "PASS: all $(wc -l <"$tmp/all.conf") example lines uncommented"
+else
+    echo "FAIL: uncommented example lines rejected:"
+    cat "$tmp/out"
+    fail=1
+fi
+
+for opt in listen resp-listen admin-listen redis redis-user redis-password \
+           redis-db redis-timeout ttl capacity max-memory max-value-size \
+           workers max-clients backlog idle-timeout header-timeout \
+           shutdown-timeout log-level pid-file access-log; do
+    if ! grep -q "^$opt " "$tmp/all.conf"; then
+        echo "FAIL: option '$opt' missing from $conf"
+        fail=1
+    fi
+done
+exit $fail
