@@ -114,8 +114,10 @@ class Proxy:
                                      stdout=self.logfile,
                                      stderr=subprocess.STDOUT)
         if wait:
-            wait_for(lambda: port_open(self.port) or self.proc.poll()
-                     is not None, what="proxy port")
+            admin = "off" not in self.args
+            wait_for(lambda: (port_open(self.port) and
+                              (not admin or port_open(self.admin_port)))
+                     or self.proc.poll() is not None, what="proxy ports")
             assert self.proc.poll() is None, self.log()
         return self
 

@@ -45,12 +45,12 @@ def timed_pair(p):
 def test_parallel_with_two_workers_serial_with_one(make_proxy):
     slow = SlowRedis(delay=0.6)
     try:
-        p2 = make_proxy(slow, "--workers", "2")
+        p2 = make_proxy(slow, "--workers", "2", "--redis-timeout", "10s")
         # Warm both workers' backend connections.
         wait_for(lambda: len(worker_pids(p2)) == 2, what="workers")
         rs, took2 = timed_pair(p2)
         assert all(r.status_code == 200 for r in rs)
-        p1 = make_proxy(slow, "--workers", "1")
+        p1 = make_proxy(slow, "--workers", "1", "--redis-timeout", "10s")
         rs, took1 = timed_pair(p1)
         assert all(r.status_code == 200 for r in rs)
     finally:
@@ -99,7 +99,7 @@ def test_killed_worker_is_replaced(redis_server, proxy):
 def test_sigterm_finishes_in_flight_requests(make_proxy):
     slow = SlowRedis(delay=0.5)
     try:
-        p = make_proxy(slow, "--workers", "2")
+        p = make_proxy(slow, "--workers", "2", "--redis-timeout", "10s")
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             futs = [ex.submit(get, p, "s%d" % i, 10) for i in range(8)]
             time.sleep(0.2)     # all accepted, all waiting on Redis

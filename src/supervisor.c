@@ -85,6 +85,7 @@ struct supervisor {
     struct cache         *cache;        /* owned */
     struct metrics       *metrics;      /* owned */
     int64_t              *clients;      /* owned: shared mapping */
+    int                   admin_fd;     /* owned until admin_tcp has it */
     uv_tcp_t              admin_tcp;    /* the admin listener */
     bool                  admin_open;
     struct proc          *procs;        /* owned: nslots entries */
@@ -101,6 +102,7 @@ struct supervisor {
     uv_signal_t           sig_chld;
     bool                  stopping;
     bool                  reloading;
+    bool                  pid_file_written;
     uint32_t              generation;   /* bumped by each reload */
     struct proc          *retiring;     /* borrowed: old worker whose
                                            successor is starting */
@@ -206,9 +208,15 @@ supervisor_title_init(struct supervisor *s)
 static void
 supervisor_set_title(struct supervisor *s, const char *title)
 {
-    char comm[16];
+    char   comm[16];
+    size_t i;
 
-    snprintf(comm, sizeof(comm), "%s", title + 5);
+    /* The kernel's comm holds 15 bytes: "-cache-proxy: worker 2" would
+     * not fit, so it gets the part after "redis". */
+    for (i = 0; i < sizeof(comm) - 1 && title[5 + i] != '\0'; i++) {
+        comm[i] = title[5 + i];
+    }
+    comm[i] = '\0';
     if (prctl(PR_SET_NAME, comm, 0, 0, 0) != 0) {
         log_debug("prctl(PR_SET_NAME) failed: %s", strerror(errno));
     }
@@ -248,6 +256,13 @@ supervisor_count(const struct supervisor *s, enum proc_state a,
         }
     }
     return n;
+}
+
+/* Worker processes that exist (starting, serving or draining). */
+static uint32_t
+supervisor_alive(const struct supervisor *s)
+{
+    return s->nslots - supervisor_count(s, PROC_FREE, PROC_FREE);
 }
 
 /* The child side of the fork seam: own nothing of the parent's but the
@@ -849,7 +864,7 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
 
     cache_stats(c->sup->cache, &cs);
     out->redis_up = c->health != NULL && c->health->redis_up;
-    out->workers = supervisor_count(c->sup, PROC_RUNNING, PROC_RETIRING);
+    out->workers = supervisor_alive(c->sup);
     out->entries = cs.entries;
 }
 
@@ -862,7 +877,7 @@ supervisor_admin_metrics(void *ctx, char *buf, size_t cap)
     struct metrics_process_info info = {
         .version = PACKAGE_VERSION,
         .start_time_seconds = s->start_time,
-        .workers_alive = supervisor_count(s, PROC_RUNNING, PROC_RETIRING),
+        .workers_alive = supervisor_alive(s),
         .worker_restarts = s->restarts,
     };
 
@@ -1159,15 +1174,13 @@ supervisor_admin_accept(uv_stream_t *server, int status)
 static int
 supervisor_admin_start(struct supervisor *s)
 {
-    int rc = supervisor_listen(&s->cfg.admin_listen, 64);
+    int rc;
 
-    if (rc < 0) {
-        return rc;
-    }
     uv_tcp_init(s->loop, &s->admin_tcp);
     s->admin_tcp.data = s;
     s->admin_open = true;
-    rc = uv_tcp_open(&s->admin_tcp, rc);
+    rc = uv_tcp_open(&s->admin_tcp, s->admin_fd);
+    s->admin_fd = -1;                   /* libuv closes it from now on */
     if (rc == 0) {
         rc = uv_listen((uv_stream_t *) &s->admin_tcp, 64,
                        supervisor_admin_accept);
@@ -1225,7 +1238,17 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     struct cache_params cp;
     struct timespec     ts;
     char                addr[CONFIG_HOST_MAX + 16];
+    sigset_t            early, saved_mask;
     int                 rc;
+
+    /* Signals sent before the loop's handlers exist must wait for them,
+     * not kill us: block them now, unblock once uv_signal_start is done. */
+    sigemptyset(&early);
+    sigaddset(&early, SIGTERM);
+    sigaddset(&early, SIGINT);
+    sigaddset(&early, SIGHUP);
+    sigaddset(&early, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &early, &saved_mask);
 
     memset(s, 0, sizeof(*s));
     s->cfg = *cfg;
@@ -1234,6 +1257,7 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     s->envp = envp;
     s->http_fd = -1;
     s->resp_fd = -1;
+    s->admin_fd = -1;
     s->exit_status = 0;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->start_time = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
@@ -1249,11 +1273,24 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     if (s->cfg.resp_listen.enabled) {
         rc = supervisor_listen(&s->cfg.resp_listen, (int) s->cfg.backlog);
         if (rc < 0) {
-            close(s->http_fd);
-            return 1;
+            s->exit_status = 1;
+            goto out;
         }
         s->resp_fd = rc;
     }
+    if (s->cfg.admin_listen.enabled) {
+        rc = supervisor_listen(&s->cfg.admin_listen, 64);
+        if (rc < 0) {
+            s->exit_status = 1;
+            goto out;
+        }
+        s->admin_fd = rc;
+    }
+    if (supervisor_write_pid_file(&s->cfg) != 0) {
+        s->exit_status = 1;
+        goto out;
+    }
+    s->pid_file_written = s->cfg.pid_file[0] != '\0';
 
     s->nslots = s->cfg.workers * 2;
     memset(&cp, 0, sizeof(cp));
@@ -1294,10 +1331,6 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     for (uint32_t i = 0; i < s->nslots; i++) {
         s->procs[i].ready_fd = -1;
     }
-    if (supervisor_write_pid_file(&s->cfg) != 0) {
-        s->exit_status = 1;
-        goto out;
-    }
 
     s->loop = uv_default_loop();
     uv_timer_init(s->loop, &s->respawn_timer);
@@ -1318,6 +1351,7 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     uv_signal_start(&s->sig_chld, supervisor_sigchld_cb, SIGCHLD);
     /* A client that goes away mid-answer must not kill us. */
     signal(SIGPIPE, SIG_IGN);
+    sigprocmask(SIG_SETMASK, &saved_mask, NULL);
 
     if (s->cfg.admin_listen.enabled) {
         rc = supervisor_admin_start(s);
@@ -1359,14 +1393,18 @@ out:
     if (s->cache != NULL) {
         cache_destroy(s->cache);
     }
+    if (s->admin_fd >= 0) {
+        close(s->admin_fd);
+    }
     if (s->resp_fd >= 0) {
         close(s->resp_fd);
     }
     if (s->http_fd >= 0) {
         close(s->http_fd);
     }
-    if (s->cfg.pid_file[0] != '\0' && s->exit_status == 0) {
+    if (s->pid_file_written) {
         unlink(s->cfg.pid_file);
     }
+    sigprocmask(SIG_SETMASK, &saved_mask, NULL);
     return s->exit_status;
 }

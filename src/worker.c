@@ -96,6 +96,7 @@ struct resp_mget_item {
     struct backend_waiter waiter;       /* linked while fetching */
     struct resp_mget     *mget;         /* borrowed: the owner */
     enum backend_result   result;
+    bool                  fetch;        /* a miss: asked of the backend */
     size_t                off;          /* of the value in values */
     size_t                len;
 };
@@ -123,6 +124,7 @@ struct conn {
     uint64_t              activity_ms;  /* last read or write progress */
     bool                  close_after_write;
     bool                  peer_closed;  /* read returned 0 */
+    uint64_t              requests;     /* answered on this connection */
     struct http_parse     hp;
     struct http_request   req;          /* the request being answered */
     struct backend_waiter waiter;       /* linked while WAITING */
@@ -300,6 +302,7 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto)
     c->out.len = 0;
     c->close_after_write = false;
     c->peer_closed = false;
+    c->requests = 0;
     c->activity_ms = event_now_ms(&w->loop);
     c->request_start_ms = c->activity_ms;
     http_parse_init(&c->hp);
@@ -430,7 +433,10 @@ worker_conn_update(struct conn *c)
     }
     if (worker_conn_unsent(c) > 0) {
         deadline = c->activity_ms + w->cfg->idle_timeout_ms;
-    } else if (c->in_len > 0 && !c->close_after_write) {
+    } else if ((c->in_len > 0 && !c->close_after_write)
+               || (w->stopping && c->requests == 0)) {
+        /* While stopping, a connection that has sent nothing yet gets
+         * the time a request head may take, then goes. */
         deadline = c->request_start_ms + w->cfg->header_timeout_ms;
     } else {
         deadline = c->activity_ms + w->cfg->idle_timeout_ms;
@@ -649,6 +655,7 @@ worker_http_error(struct conn *c, int status, bool fatal)
 static void
 worker_http_finish(struct conn *c)
 {
+    c->requests++;
     worker_conn_consume(c, c->req.head_len + (size_t) c->req.content_length);
     http_parse_init(&c->hp);
     if (!worker_http_keep_alive(c)) {
@@ -882,6 +889,7 @@ worker_resp_mget_free(struct conn *c)
 static void
 worker_resp_done(struct conn *c)
 {
+    c->requests++;
     c->state = CONN_READING;
     worker_conn_consume(c, c->resp_consumed);
     c->resp_consumed = 0;
@@ -1083,6 +1091,7 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
             m->values.len += lk.value_len;
             continue;
         }
+        it->fetch = true;
         m->pending++;
     }
     if (m->pending == 0) {
@@ -1095,7 +1104,7 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
     for (size_t i = 0; i < n; i++) {
         struct resp_mget_item *it = &m->items[i];
 
-        if (it->result != BACKEND_VALUE) {
+        if (it->fetch) {
             backend_get(w->backend, c->in + cmd->argv[i + 1].off,
                         cmd->argv[i + 1].len, &it->waiter,
                         worker_resp_mget_cb, it);
@@ -1175,6 +1184,7 @@ worker_resp_process(struct conn *c)
         }
         worker_conn_consume(c, c->resp_consumed);
         c->resp_consumed = 0;
+        c->requests++;
         resp_parse_init(&c->rp);
     }
 }
@@ -1286,9 +1296,14 @@ worker_stop(struct worker *w)
     for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
         struct conn *c = &w->conns[i];
 
+        /* Idle keep-alive connections go now.  One accepted but not yet
+         * heard from is a client whose request is on its way: it is
+         * answered (with Connection: close) rather than reset. */
         if (c->state == CONN_READING && c->in_len == 0
-            && worker_conn_unsent(c) == 0) {
+            && worker_conn_unsent(c) == 0 && c->requests > 0) {
             worker_conn_close(c);
+        } else if (c->state == CONN_READING) {
+            worker_conn_update(c);
         }
     }
     event_timer_start(&w->loop, &w->stop_timer, w->cfg->shutdown_timeout_ms);
