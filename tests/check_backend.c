@@ -204,6 +204,7 @@ redis_start(struct redis_proc *r, const char *password)
     const char *argv[32];
     int argc = 0;
     uint64_t deadline;
+    const char *server;
 
     (void)snprintf(port, sizeof(port), "%d", r->port);
     (void)snprintf(r->password, sizeof(r->password), "%s",
@@ -236,6 +237,12 @@ redis_start(struct redis_proc *r, const char *password)
     }
     argv[argc] = NULL;
 
+    /* make check exports the redis-server configure found. */
+    server = getenv("REDIS_SERVER");
+    if (server == NULL || server[0] == '\0' || strcmp(server, "no") == 0) {
+        server = "redis-server";
+    }
+    argv[0] = server;
     r->pid = fork();
     ck_assert_int_ge(r->pid, 0);
     if (r->pid == 0) {
@@ -246,7 +253,7 @@ redis_start(struct redis_proc *r, const char *password)
             || dup2(devnull, STDOUT_FILENO) < 0) {
             _exit(127);
         }
-        execvp("redis-server", (char *const *)argv);
+        execvp(server, (char *const *)argv);
         _exit(127);
     }
 
@@ -916,6 +923,50 @@ START_TEST(acl_user)
 }
 END_TEST
 
+START_TEST(error_reply_noperm)
+{
+    redisContext *c;
+    struct got g;
+
+    /* bob may read only "pub*" keys: GET secret is an error reply. */
+    redis_start(&redis, NULL);
+    c = redis_admin(&redis);
+    ck_assert_ptr_nonnull(c);
+    redis_cmd_ok(c, "ACL SETUSER bob on >pw ~pub* +@all");
+    redis_cmd_ok(c, "SET secret x");
+    redisFree(c);
+    cfg_tcp("127.0.0.1", redis.port, 2000);
+    (void)snprintf(cfg.redis_user, sizeof(cfg.redis_user), "bob");
+    (void)snprintf(cfg.redis_password, sizeof(cfg.redis_password), "pw");
+    backend_up(NULL);
+    got_init(&g);
+    get_str("secret", &g);
+    ck_assert(run_until(called, &g, RUN_MAX_MS));
+    ck_assert_int_eq(g.result, BACKEND_ERROR_REPLY);
+    ck_assert_uint_ge(g.len, 6);
+    ck_assert(memcmp(g.data, "NOPERM", 6) == 0);
+    ck_assert_uint_eq(slot.backend_errors[METRICS_BACKEND_REPLY], 1);
+    got_fini(&g);
+}
+END_TEST
+
+START_TEST(hostname)
+{
+    struct got g;
+
+    /* Resolved by hiredis when connecting (127.0.0.1 first). */
+    redis_start(&redis, NULL);
+    cfg_tcp("localhost", redis.port, 2000);
+    backend_up(NULL);
+    redis_set(&redis, "k", 1, "named", 5);
+    got_init(&g);
+    get_str("k", &g);
+    ck_assert(run_until(called, &g, RUN_MAX_MS));
+    expect_value(&g, "named", 5);
+    got_fini(&g);
+}
+END_TEST
+
 START_TEST(select_db)
 {
     redisContext *c;
@@ -1073,6 +1124,37 @@ START_TEST(redis_killed_then_restarted)
 }
 END_TEST
 
+static bool
+never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+START_TEST(server_closing_idle_connection_costs_nothing)
+{
+    redisContext *c;
+    struct got g;
+
+    /* As Redis' idle `timeout` would: the next request must not see a
+     * 502 while the backend reconnects. */
+    start_redis_and_backend(NULL, 2000);
+    redis_set(&redis, "k", 1, "v", 1);
+    ck_assert(poll_until_value("k", "v", RUN_MAX_MS));
+    c = redis_admin(&redis);
+    ck_assert_ptr_nonnull(c);
+    redis_cmd_ok(c, "CLIENT KILL TYPE normal SKIPME yes");
+    redisFree(c);
+    ck_assert(!run_until(never, NULL, 50));     /* the loop sees the EOF */
+    got_init(&g);
+    get_str("k", &g);
+    ck_assert(run_until(called, &g, RUN_MAX_MS));
+    expect_value(&g, "v", 1);
+    ck_assert_uint_eq(slot.backend_errors[METRICS_BACKEND_UNREACHABLE], 0);
+    got_fini(&g);
+}
+END_TEST
+
 static struct got late;
 
 static void
@@ -1216,6 +1298,8 @@ backend_suite(void)
     tcase_add_test(tc, requirepass_good_and_bad);
     tcase_add_test(tc, acl_user);
     tcase_add_test(tc, select_db);
+    tcase_add_test(tc, error_reply_noperm);
+    tcase_add_test(tc, hostname);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("failures");
@@ -1225,6 +1309,7 @@ backend_suite(void)
     tcase_add_test(tc, silent_server_times_out);
     tcase_add_test(tc, silent_server_with_auth_is_unreachable);
     tcase_add_test(tc, redis_killed_then_restarted);
+    tcase_add_test(tc, server_closing_idle_connection_costs_nothing);
     tcase_add_test(tc, slow_redis_times_out_then_recovers);
     suite_add_tcase(s, tc);
 
