@@ -22,14 +22,13 @@
  *
  * Connection states:
  *
- *          create / reconnect timer
- *   DOWN ------------------------------> CONNECTING --onConnect--+
- *    ^  (backoff)  RETRY --(0 ms)------^     |                   v
- *    |               ^                       |  AUTH/SELECT  HANDSHAKE
- *    |               |                       |    replies        |
- *    |               |                       v                   v
- *    +-- lost, no GET answered --- CLOSING <---- error/deadline READY
- *                    +-- reset / lost after a GET answered --+
+ *   CONNECTING ---> HANDSHAKE ---> READY     (HANDSHAKE is skipped
+ *        |              |            |        without AUTH/SELECT)
+ *        +--------------+------------+---> CLOSING --cleanup hook--+
+ *          error, deadline, loss, reset                             |
+ *        ^                                                          v
+ *        +--- at once --- RETRY  <--- a reset, or lost after a GET answered
+ *        +--- backoff --- DOWN   <--- anything else
  *
  * - DOWN: no context; the reconnect timer waits 100 ms, doubling to
  *   2 s, back to 100 ms once a connection is ready.  New fetches fail
@@ -59,6 +58,12 @@
  * or while it waits to be sent, fails with BACKEND_UNREACHABLE without a
  * reset (the connect deadline deals with the connection).  Every other
  * loss of a connection fails its in-flight fetches with UNREACHABLE.
+ *
+ * Metrics count Redis requests, not waiters: one error or one duration
+ * per fetch.  Every reply is timed; WRONGTYPE is the client's mistake
+ * and not a reply error; fetches failed by backend_destroy() count
+ * nothing.  hiredis writes with write(2): the process must ignore
+ * SIGPIPE, or a Redis that closes its end kills the worker.
  *
  * Hostnames: hiredis resolves them inside redisAsyncConnect(), which
  * blocks.  That happens only when (re)connecting, never per request;
@@ -475,14 +480,11 @@ backend_fetch_release(struct backend_fetch *f)
     }
 }
 
-/* Sends f's GET on the current context.  0, or -EIO when hiredis
- * refuses it (context closing, no memory). */
-static int
-backend_fetch_send(struct backend_fetch *f);
-
 static void
 backend_on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
+/* Sends f's GET on the current context.  0, or -EIO when hiredis
+ * refuses it (context closing, no memory). */
 static int
 backend_fetch_send(struct backend_fetch *f)
 {
