@@ -61,11 +61,12 @@ struct backend;
 int  backend_create(struct event_loop *loop, const struct config *cfg,
                     struct cache *cache, struct metrics_slot_shm *slot,
                     struct backend **out);
-/* Fails every waiter with BACKEND_UNREACHABLE, then frees. */
+/* Fails every waiter with BACKEND_UNREACHABLE, then frees.  Not to be
+ * called from inside a waiter's callback. */
 void backend_destroy(struct backend *b);
 
 /* Starts (or joins) the fetch of key; w->cb(w, reply) runs later, never
- * from inside this call. */
+ * from inside this call.  w must not be waiting already. */
 void backend_get(struct backend *b, const void *key, size_t key_len,
                  struct backend_waiter *w, backend_cb cb, void *data);
 
