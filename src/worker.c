@@ -244,7 +244,7 @@ worker_release_client(struct worker *w)
 static void
 worker_set_accepting(struct worker *w, bool on)
 {
-    unsigned mask = on ? EVENT_READ : 0;
+    unsigned mask = on ? EVENT_READ | EVENT_EXCLUSIVE : 0;
 
     if (w->accepting == on) {
         return;
@@ -1194,7 +1194,14 @@ worker_resp_process(struct conn *c)
 static void
 worker_accept(struct worker *w, int lfd, enum conn_proto proto)
 {
-    for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+    /* With peers, take one connection per wake-up: the kernel wakes one
+     * worker per connection (EVENT_EXCLUSIVE), so a burst is spread over
+     * the idle workers instead of landing on whichever woke first.  On
+     * stop, drain the backlog. */
+    int batch = w->cfg->workers > 1 && !w->stopping ? 1
+                                                    : WORKER_ACCEPT_BATCH;
+
+    for (int i = 0; i < batch; i++) {
         int fd;
 
         if (w->free_list == NULL || !worker_reserve_client(w)) {
@@ -1363,6 +1370,13 @@ worker_init(struct worker *w, const struct worker_params *p)
         return rc;
     }
 
+    /* A peer (client or Redis) that closes while we write must cost an
+     * EPIPE, not the process. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        rc = -errno;
+        log_error("signal(SIGPIPE) failed: %s", strerror(errno));
+        return rc;
+    }
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
