@@ -19,10 +19,19 @@ BINARY = os.environ.get("RCP_BINARY", os.path.join(
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on, never the same twice in a run
+    (the kernel may offer a just-closed port again)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_for(cond, timeout=10.0, interval=0.01, what="condition"):

@@ -202,8 +202,8 @@ event_io_set(struct event_loop *loop, struct event_io *io, unsigned mask)
     struct epoll_event ev;
     int op;
 
-    mask &= EVENT_READ | EVENT_WRITE | EVENT_EXCLUSIVE;
-    if ((mask & (EVENT_READ | EVENT_WRITE)) == 0) {
+    mask &= EVENT_READ | EVENT_WRITE;
+    if (mask == 0) {
         int rc = 0;
 
         if (io->registered) {
@@ -225,13 +225,9 @@ event_io_set(struct event_loop *loop, struct event_io *io, unsigned mask)
 
     memset(&ev, 0, sizeof(ev));
     ev.events = ((mask & EVENT_READ) ? EPOLLIN : 0u)
-                | ((mask & EVENT_WRITE) ? EPOLLOUT : 0u)
-                | ((mask & EVENT_EXCLUSIVE) ? EPOLLEXCLUSIVE : 0u);
+                | ((mask & EVENT_WRITE) ? EPOLLOUT : 0u);
     ev.data.ptr = io;
     op = io->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (op == EPOLL_CTL_MOD && ((mask | io->mask) & EVENT_EXCLUSIVE)) {
-        return -EINVAL;
-    }
     if (epoll_ctl(loop->epoll_fd, op, io->fd, &ev) != 0) {
         return -errno;
     }

@@ -15,13 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVENT_READ      0x1u
-#define EVENT_WRITE     0x2u
-/* With EVENT_READ on a listening socket shared by several processes: the
- * kernel wakes one waiting process per new connection, not all of them
- * (EPOLLEXCLUSIVE).  Such a watcher may only be switched between this
- * mask and 0, since epoll cannot modify an exclusive registration. */
-#define EVENT_EXCLUSIVE 0x4u
+#define EVENT_READ  0x1u
+#define EVENT_WRITE 0x2u
 
 struct event_loop;
 struct event_io;

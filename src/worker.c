@@ -145,6 +145,7 @@ struct worker {
     int                  http_fd;       /* borrowed until stop, then -1 */
     int                  resp_fd;       /* borrowed until stop, then -1 */
     bool                 accepting;     /* listening fds are polled */
+    bool                 accept_yielded; /* left the last one to peers */
     struct event_timer   accept_timer;  /* resume after limit or EMFILE */
     int                  signal_fd;     /* owned */
     struct event_io      signal_io;
@@ -244,7 +245,7 @@ worker_release_client(struct worker *w)
 static void
 worker_set_accepting(struct worker *w, bool on)
 {
-    unsigned mask = on ? EVENT_READ | EVENT_EXCLUSIVE : 0;
+    unsigned mask = on ? EVENT_READ : 0;
 
     if (w->accepting == on) {
         return;
@@ -1191,16 +1192,36 @@ worker_resp_process(struct conn *c)
 
 /* ---- accepting -------------------------------------------------------- */
 
+static bool
+worker_should_yield(const struct worker *w)
+{
+    int64_t total = __atomic_load_n(w->params->clients, __ATOMIC_RELAXED);
+
+    if (w->cfg->workers < 2 || w->stopping || w->accept_yielded) {
+        return false;
+    }
+    return (int64_t) w->open_conns * (int64_t) w->cfg->workers > total;
+}
+
 static void
 worker_accept(struct worker *w, int lfd, enum conn_proto proto)
 {
-    /* With peers, take one connection per wake-up: the kernel wakes one
-     * worker per connection (EVENT_EXCLUSIVE), so a burst is spread over
-     * the idle workers instead of landing on whichever woke first.  On
+    /* With peers, take one connection per wake-up, and leave it to them
+     * when this worker holds more than its share: every worker polling
+     * the socket is woken, so an idle one takes it.  A burst is spread
+     * over the workers instead of landing on whichever woke first.  On
      * stop, drain the backlog. */
     int batch = w->cfg->workers > 1 && !w->stopping ? 1
                                                     : WORKER_ACCEPT_BATCH;
 
+    if (worker_should_yield(w)) {
+        /* Once: if no peer took it within a millisecond, they are busy
+         * and this worker accepts after all. */
+        w->accept_yielded = true;
+        worker_pause_accepting(w, 1);
+        return;
+    }
+    w->accept_yielded = false;
     for (int i = 0; i < batch; i++) {
         int fd;
 
