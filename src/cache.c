@@ -1,0 +1,1356 @@
+/*
+ * cache: owns the shared-memory segment that every worker reads and fills:
+ * its layout, the hash index, the LRU list, the lock protocol, crash
+ * recovery and the counters.  The allocator for key+value bytes is in
+ * cache_arena.c.
+ *
+ * Layout, fixed at creation (offsets in the header, each region aligned to
+ * a cache line; links are uint32 slot indexes, arena places are granule
+ * offsets, never pointers, so any process may map the segment anywhere):
+ *
+ *   0                header: magic, layout version, sizes, region offsets,
+ *                    hash seed, ttl, poisoned flag, generation, gauges,
+ *                    LRU ends + LRU mutex, the rwlock
+ *   workers_offset   worker_slots x 64 bytes: lock state and counters
+ *   buckets_offset   bucket_count x uint32 (power of two >= capacity):
+ *                    first slot of each hash chain
+ *   entries_offset   capacity x 32-byte entry slots: stored time, key
+ *                    length + hash tag, value length, arena block, chain
+ *                    link, LRU links
+ *   arena_offset     cache_arena: max_memory_bytes + 16 per entry
+ *
+ * Invariants (cache_check() walks them all): each live entry is in exactly
+ * one hash chain, the one its key hashes to, and exactly once in the LRU
+ * list, whose prev/next links agree; every other slot is on the free list;
+ * the arena block of each live entry is a used block of its own and the
+ * arena has no other used block; the entries and bytes gauges equal the
+ * count and key+value bytes of the live entries, and never exceed capacity
+ * and max_memory_bytes.
+ *
+ * Locking.  One process-shared, writer-preferring rwlock.  cache_get takes
+ * the read side; set, delete, flush, expiry and eviction the write side.
+ * A hit must still move its entry to the head of the LRU list, and doing
+ * that on the read side needs a second, tiny process-shared mutex,
+ * lru_lock, held only for the splice:
+ *
+ *   get:  rdlock -> find -> lru_lock -> splice to head -> lru_unlock
+ *                -> copy value out -> unlock
+ *   set:  wrlock -> unlink old -> evict expired tail -> evict LRU tail
+ *                until count, bytes and arena fit -> link at head -> unlock
+ *
+ * Why the LRU order is exact: every change to the list happens either
+ * under the write side (no reader is inside) or under lru_lock inside the
+ * read side (no writer is inside, and other splicers wait), so the list is
+ * only ever changed by one party at a time and the splices happen in one
+ * total order, that of lru_lock.  A hit's splice completes before its get
+ * returns, so a client that waits for each answer before its next request
+ * sees its reads reach the head in the order it made them, and the tail is
+ * always the entry read (or stored) least recently.  Readers never see a
+ * freed entry: freeing needs the write side.  Readers only read the chain
+ * and data fields, and splices only write the LRU fields, so a reader
+ * walking a chain while another splices does not race.
+ *
+ * Under the lock there are loads, stores and memcpy, nothing else: the
+ * hash, the clock and the deadline are computed before, counters are added
+ * and errors formatted after.  Each function that locks unlocks in the same
+ * function, through one `unlock:` label.
+ *
+ * Crash safety.  glibc's rwlock is not robust: a process killed inside it
+ * (even as a reader) blocks writers forever.  So each process has a worker
+ * slot whose state it sets with sequentially consistent stores:
+ *
+ *   IDLE -> WAITING -> (poisoned? back to IDLE, BYPASS) -> timed lock
+ *        -> INSIDE_READ / INSIDE_WRITE -> unlock -> IDLE
+ *
+ * Every acquisition is timed (lock_timeout_ms from a CLOCK_MONOTONIC_COARSE
+ * reading, so up to one tick shorter) and a timeout is CACHE_BYPASS.  When
+ * the supervisor reaps a process whose slot was not IDLE, it sets poisoned
+ * (cache_reap_slot).  cache_recover() then waits until no slot is WAITING
+ * or INSIDE, re-initialises both locks and empties the index, LRU and
+ * arena, bumps the generation and clears poisoned.  That is safe because a
+ * process sets WAITING before it reads poisoned and recovery sets poisoned
+ * before it reads the slots (both seq_cst, Dekker-style): either recovery
+ * sees the slot busy and waits, or the process sees poisoned and never
+ * touches the lock being rebuilt.  lru_lock is a robust mutex, so a reader
+ * dying mid-splice is seen at once (EOWNERDEAD): the cache is poisoned and
+ * the mutex left unrecoverable until recovery replaces it.  Counters live
+ * in the worker slots and survive recovery.
+ *
+ * Expiry: the caller's now_ms (cache_clock_ms() in production, a fake
+ * clock in tests) against stored_ms and the header's ttl_ms.  An entry
+ * whose age reaches ttl_ms is a MISS as if never stored; the get that sees
+ * it retakes the write side and removes it if it is still expired, and a
+ * set first drops expired entries from the LRU tail.  Expirations are
+ * counted where an entry is removed, so each counts once.
+ *
+ * Hash: SipHash-1-3 with a per-segment random key (clients choose keys, so
+ * collisions must not be predictable).  The top 8 bits are kept in the
+ * slot as a tag beside the 24-bit key length, so a chain walk rarely
+ * touches the arena for a key that does not match; keys over 16 MiB - 1
+ * are CACHE_TOO_LARGE.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <assert.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "cache_arena.h"
+
+#define CACHE_MAGIC             UINT64_C(0x4548434143504352)  /* RCPCACHE */
+#define CACHE_LAYOUT_VERSION    1u
+#define CACHE_NIL               UINT32_MAX
+#define CACHE_KEY_MAX           ((1u << 24) - 1)
+#define CACHE_LINE              64u
+#define CACHE_CAPACITY_MAX      (1u << 31)
+#define CACHE_LOCK_TIMEOUT_MS   50u
+
+enum cache_worker_state {
+    CACHE_WORKER_IDLE = 0,
+    CACHE_WORKER_WAITING,
+    CACHE_WORKER_INSIDE_READ,
+    CACHE_WORKER_INSIDE_WRITE,
+};
+
+enum cache_lock_mode {
+    CACHE_LOCK_READ,
+    CACHE_LOCK_WRITE,
+};
+
+/* One per worker process; written only by that process (state also by
+ * the supervisor once the process is dead), read by anyone. */
+struct cache_worker_shm {
+    uint32_t state;                 /* enum cache_worker_state */
+    uint32_t pid;                   /* last process attached */
+    uint64_t hits;                  /* counters: gets answered HIT */
+    uint64_t misses;                /* gets answered MISS */
+    uint64_t evictions;             /* entries dropped for room */
+    uint64_t expirations;           /* entries dropped for age */
+    uint8_t  pad[24];
+};
+
+struct cache_entry_shm {
+    uint64_t stored_ms;             /* cache clock when set */
+    uint32_t key_len_tag;           /* key bytes (bits 0-23), hash tag */
+    uint32_t value_len;             /* bytes */
+    uint32_t block;                 /* arena block; CACHE_NIL: slot free */
+    uint32_t chain_next;            /* next in the chain, or free list */
+    uint32_t lru_prev;              /* towards the head (more recent) */
+    uint32_t lru_next;              /* towards the tail (less recent) */
+};
+
+struct cache_hdr_shm {
+    /* Fixed at creation. */
+    uint64_t magic;
+    uint32_t layout_version;
+    uint32_t header_bytes;
+    uint64_t segment_bytes;
+    uint64_t max_memory_bytes;
+    uint64_t max_value_bytes;
+    uint64_t lock_timeout_ms;
+    uint64_t hash_seed[2];
+    uint64_t workers_offset;
+    uint64_t buckets_offset;
+    uint64_t entries_offset;
+    uint64_t arena_offset;
+    uint64_t arena_bytes;
+    uint32_t capacity;
+    uint32_t bucket_count;
+    uint32_t worker_slots;
+    uint32_t pad0;
+
+    /* Read by every operation, written rarely. */
+    _Alignas(CACHE_LINE) uint64_t ttl_ms;   /* atomic */
+    uint64_t generation;                    /* atomic; +1 per recovery */
+    uint32_t poisoned;                      /* seq_cst; 1: bypass */
+    uint32_t pad1;
+
+    /* Written under the write side; the gauges are read lock-free. */
+    _Alignas(CACHE_LINE) uint64_t entries;  /* gauge, atomic */
+    uint64_t bytes;                         /* gauge: key+value, atomic */
+    uint32_t free_head;                     /* free slots via chain_next */
+    uint32_t writer_pid;                    /* write holder, or 0 */
+
+    /* LRU ends: write side, or read side + lru_lock. */
+    _Alignas(CACHE_LINE) pthread_mutex_t lru_lock;
+    uint32_t lru_head;                      /* most recently used */
+    uint32_t lru_tail;                      /* next to evict */
+
+    _Alignas(CACHE_LINE) pthread_rwlock_t lock;
+};
+
+_Static_assert(sizeof(struct cache_worker_shm) == CACHE_LINE,
+               "a worker slot is one cache line");
+_Static_assert(sizeof(struct cache_entry_shm) == 32,
+               "entry slots are 32 bytes");
+_Static_assert(sizeof(struct cache_hdr_shm) % CACHE_LINE == 0
+               && sizeof(struct cache_hdr_shm) <= 512,
+               "header is whole cache lines");
+_Static_assert(sizeof(struct cache_arena_shm) % CACHE_ARENA_GRANULE == 0,
+               "arena control keeps blocks aligned");
+
+/* Per process; the pointers are computed once from the header offsets. */
+struct cache {
+    struct cache_hdr_shm    *hdr;       /* owned: the mapping */
+    size_t                   segment_bytes;
+    struct cache_worker_shm *worker;    /* borrowed: slot in the mapping */
+    struct cache_worker_shm *workers;   /* borrowed: in the mapping */
+    uint32_t                *buckets;   /* borrowed: in the mapping */
+    struct cache_entry_shm  *entries;   /* borrowed: in the mapping */
+    struct cache_arena_shm  *arena;     /* borrowed: in the mapping */
+    uint64_t                 seed[2];
+    uint64_t                 max_memory_bytes;
+    uint64_t                 max_value_bytes;
+    uint64_t                 lock_timeout_ms;
+    uint32_t                 capacity;
+    uint32_t                 bucket_mask;
+    uint32_t                 worker_slots;
+};
+
+/* ---- hashing ---------------------------------------------------------- */
+
+static inline uint64_t
+cache_rotl(uint64_t x, unsigned b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+static inline void
+cache_sipround(uint64_t *v0, uint64_t *v1, uint64_t *v2, uint64_t *v3)
+{
+    *v0 += *v1;
+    *v1 = cache_rotl(*v1, 13);
+    *v1 ^= *v0;
+    *v0 = cache_rotl(*v0, 32);
+    *v2 += *v3;
+    *v3 = cache_rotl(*v3, 16);
+    *v3 ^= *v2;
+    *v0 += *v3;
+    *v3 = cache_rotl(*v3, 21);
+    *v3 ^= *v0;
+    *v2 += *v1;
+    *v1 = cache_rotl(*v1, 17);
+    *v1 ^= *v2;
+    *v2 = cache_rotl(*v2, 32);
+}
+
+/* SipHash-1-3 (one compression round, three finalisation rounds). */
+static uint64_t
+cache_hash(const uint64_t seed[2], const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint64_t v0 = UINT64_C(0x736f6d6570736575) ^ seed[0];
+    uint64_t v1 = UINT64_C(0x646f72616e646f6d) ^ seed[1];
+    uint64_t v2 = UINT64_C(0x6c7967656e657261) ^ seed[0];
+    uint64_t v3 = UINT64_C(0x7465646279746573) ^ seed[1];
+    uint64_t b = (uint64_t) len << 56;
+    size_t whole = len & ~(size_t) 7;
+    uint64_t m;
+
+    for (size_t off = 0; off < whole; off += 8) {
+        memcpy(&m, p + off, sizeof(m));
+        m = le64toh(m);
+        v3 ^= m;
+        cache_sipround(&v0, &v1, &v2, &v3);
+        v0 ^= m;
+    }
+    for (size_t k = 0; k < (len & 7); k++) {
+        b |= (uint64_t) p[whole + k] << (8 * k);
+    }
+    v3 ^= b;
+    cache_sipround(&v0, &v1, &v2, &v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    cache_sipround(&v0, &v1, &v2, &v3);
+    cache_sipround(&v0, &v1, &v2, &v3);
+    cache_sipround(&v0, &v1, &v2, &v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static inline uint32_t
+cache_key_len_tag(uint64_t hash, size_t key_len)
+{
+    return (uint32_t) (hash >> 56) << 24 | (uint32_t) key_len;
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static inline struct cache_entry_shm *
+cache_entry(const struct cache *cache, uint32_t i)
+{
+    assert(i < cache->capacity);
+    return &cache->entries[i];
+}
+
+static inline uint32_t
+cache_entry_key_len(const struct cache_entry_shm *e)
+{
+    return e->key_len_tag & CACHE_KEY_MAX;
+}
+
+static inline unsigned char *
+cache_entry_data(const struct cache *cache, const struct cache_entry_shm *e)
+{
+    return cache_arena_data(cache->arena, e->block);
+}
+
+static inline bool
+cache_expired(uint64_t stored_ms, uint64_t now_ms, uint64_t ttl_ms,
+              uint64_t *age_ms)
+{
+    *age_ms = now_ms > stored_ms ? now_ms - stored_ms : 0;
+    return *age_ms >= ttl_ms;
+}
+
+/* One writer per counter or gauge, so load + store, not read-modify-write
+ * (no lock prefix); the atomics only keep lock-free readers from tearing. */
+static inline void
+cache_add(uint64_t *counter, uint64_t delta)
+{
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED)
+                     + delta, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+cache_load(const uint64_t *gauge)
+{
+    return __atomic_load_n(gauge, __ATOMIC_RELAXED);
+}
+
+uint64_t
+cache_clock_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0
+        && clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0;
+    }
+    return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+/* ---- locking ---------------------------------------------------------- */
+
+/*
+ * Takes the read or write side within lock_timeout_ms, recording the
+ * attempt in this process's worker slot first.  Returns false (slot IDLE
+ * again) when the cache is poisoned or the lock was not had in time; the
+ * caller answers CACHE_BYPASS.  *deadline is left for lru_lock.
+ */
+static bool
+cache_lock(struct cache *cache, enum cache_lock_mode mode, uint32_t pid,
+           struct timespec *deadline)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_worker_shm *me = cache->worker;
+    int rc;
+
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, deadline) != 0) {
+        /* A deadline in the past still gets a free lock at once. */
+        deadline->tv_sec = 0;
+        deadline->tv_nsec = 0;
+    }
+    deadline->tv_sec += (time_t) (cache->lock_timeout_ms / 1000u);
+    deadline->tv_nsec += (long) (cache->lock_timeout_ms % 1000u) * 1000000L;
+    if (deadline->tv_nsec >= 1000000000L) {
+        deadline->tv_sec++;
+        deadline->tv_nsec -= 1000000000L;
+    }
+
+    __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
+        goto bail;
+    }
+    if (mode == CACHE_LOCK_WRITE) {
+        rc = pthread_rwlock_clockwrlock(&hdr->lock, CLOCK_MONOTONIC,
+                                        deadline);
+    } else {
+        rc = pthread_rwlock_clockrdlock(&hdr->lock, CLOCK_MONOTONIC,
+                                        deadline);
+    }
+    if (rc != 0) {
+        goto bail;
+    }
+    __atomic_store_n(&me->state, mode == CACHE_LOCK_WRITE
+                     ? CACHE_WORKER_INSIDE_WRITE : CACHE_WORKER_INSIDE_READ,
+                     __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE)) {
+        /* Poisoned while we waited: store nothing more. */
+        rc = pthread_rwlock_unlock(&hdr->lock);
+        assert(rc == 0);
+        goto bail;
+    }
+    if (mode == CACHE_LOCK_WRITE) {
+        __atomic_store_n(&hdr->writer_pid, pid, __ATOMIC_RELAXED);
+    }
+    return true;
+
+bail:
+    __atomic_store_n(&me->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
+    return false;
+}
+
+static void
+cache_unlock(struct cache *cache, enum cache_lock_mode mode)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    int rc;
+
+    if (mode == CACHE_LOCK_WRITE) {
+        __atomic_store_n(&hdr->writer_pid, 0, __ATOMIC_RELAXED);
+    }
+    rc = pthread_rwlock_unlock(&hdr->lock);
+    assert(rc == 0);
+    (void) rc;
+    __atomic_store_n(&cache->worker->state, CACHE_WORKER_IDLE,
+                     __ATOMIC_SEQ_CST);
+}
+
+/* lru_lock, inside the read side, by the deadline of the read side. */
+static bool
+cache_lru_lock(struct cache *cache, const struct timespec *deadline)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    int rc;
+
+    rc = pthread_mutex_clocklock(&hdr->lru_lock, CLOCK_MONOTONIC, deadline);
+    if (rc == 0) {
+        return true;
+    }
+    if (rc == EOWNERDEAD) {
+        /* Its holder died mid-splice, so the list may be torn.  Poison
+         * (the reaper would too, its slot was INSIDE) and unlock without
+         * pthread_mutex_consistent(), so the mutex answers
+         * ENOTRECOVERABLE at once to everyone until recovery rebuilds it. */
+        __atomic_store_n(&hdr->poisoned, 1, __ATOMIC_SEQ_CST);
+        rc = pthread_mutex_unlock(&hdr->lru_lock);
+        assert(rc == 0);
+    }
+    return false;
+}
+
+static void
+cache_lru_unlock(struct cache *cache)
+{
+    int rc = pthread_mutex_unlock(&cache->hdr->lru_lock);
+
+    assert(rc == 0);
+    (void) rc;
+}
+
+static int
+cache_locks_init(struct cache_hdr_shm *hdr)
+{
+    pthread_rwlockattr_t rwattr;
+    pthread_mutexattr_t mattr;
+    int rc;
+
+    /* A lock a dead process held is not destroyed, only overwritten. */
+    memset(&hdr->lock, 0, sizeof(hdr->lock));
+    memset(&hdr->lru_lock, 0, sizeof(hdr->lru_lock));
+
+    rc = pthread_rwlockattr_init(&rwattr);
+    if (rc != 0) {
+        return -rc;
+    }
+    rc = pthread_rwlockattr_setpshared(&rwattr, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) {
+        rc = pthread_rwlockattr_setkind_np(&rwattr,
+                         PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    }
+    if (rc == 0) {
+        rc = pthread_rwlock_init(&hdr->lock, &rwattr);
+    }
+    (void) pthread_rwlockattr_destroy(&rwattr);    /* cannot fail */
+    if (rc != 0) {
+        return -rc;
+    }
+
+    rc = pthread_mutexattr_init(&mattr);
+    if (rc != 0) {
+        return -rc;
+    }
+    rc = pthread_mutexattr_setpshared(&mattr, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) {
+        rc = pthread_mutexattr_setrobust(&mattr, PTHREAD_MUTEX_ROBUST);
+    }
+    if (rc == 0) {
+        rc = pthread_mutex_init(&hdr->lru_lock, &mattr);
+    }
+    (void) pthread_mutexattr_destroy(&mattr);     /* cannot fail */
+    return -rc;
+}
+
+/* ---- index, LRU and slots (write side held) -------------------------- */
+
+/* Write side, or read side: chains are only changed under the write side. */
+static uint32_t
+cache_find_locked(const struct cache *cache, uint64_t hash, const void *key,
+                  size_t key_len)
+{
+    uint32_t want = cache_key_len_tag(hash, key_len);
+    uint32_t i = cache->buckets[hash & cache->bucket_mask];
+
+    while (i != CACHE_NIL) {
+        const struct cache_entry_shm *e = cache_entry(cache, i);
+
+        if (e->key_len_tag == want
+            && (key_len == 0
+                || memcmp(cache_entry_data(cache, e), key, key_len) == 0)) {
+            return i;
+        }
+        i = e->chain_next;
+    }
+    return CACHE_NIL;
+}
+
+/* Write side, or read side + lru_lock. */
+static void
+cache_lru_unlink_locked(struct cache *cache, uint32_t i)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_entry_shm *e = cache_entry(cache, i);
+
+    if (e->lru_prev != CACHE_NIL) {
+        cache_entry(cache, e->lru_prev)->lru_next = e->lru_next;
+    } else {
+        hdr->lru_head = e->lru_next;
+    }
+    if (e->lru_next != CACHE_NIL) {
+        cache_entry(cache, e->lru_next)->lru_prev = e->lru_prev;
+    } else {
+        hdr->lru_tail = e->lru_prev;
+    }
+}
+
+/* Write side, or read side + lru_lock. */
+static void
+cache_lru_push_locked(struct cache *cache, uint32_t i)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_entry_shm *e = cache_entry(cache, i);
+
+    e->lru_prev = CACHE_NIL;
+    e->lru_next = hdr->lru_head;
+    if (hdr->lru_head != CACHE_NIL) {
+        cache_entry(cache, hdr->lru_head)->lru_prev = i;
+    } else {
+        hdr->lru_tail = i;
+    }
+    hdr->lru_head = i;
+}
+
+static void
+cache_remove_locked(struct cache *cache, uint32_t i, uint64_t hash)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_entry_shm *e = cache_entry(cache, i);
+    uint32_t *link = &cache->buckets[hash & cache->bucket_mask];
+
+    while (*link != i) {
+        assert(*link != CACHE_NIL);
+        link = &cache_entry(cache, *link)->chain_next;
+    }
+    *link = e->chain_next;
+    cache_lru_unlink_locked(cache, i);
+    cache_arena_free(cache->arena, e->block);
+    cache_add(&hdr->entries, (uint64_t) -1);
+    cache_add(&hdr->bytes,
+              -(uint64_t) (cache_entry_key_len(e) + (uint64_t) e->value_len));
+    e->block = CACHE_NIL;
+    e->chain_next = hdr->free_head;
+    hdr->free_head = i;
+}
+
+/* Drops the least recently used entry; its hash is recomputed from the
+ * key (the slot keeps only a tag) to find its chain. */
+static void
+cache_evict_tail_locked(struct cache *cache)
+{
+    uint32_t i = cache->hdr->lru_tail;
+    struct cache_entry_shm *e = cache_entry(cache, i);
+    uint64_t hash = cache_hash(cache->seed, cache_entry_data(cache, e),
+                               cache_entry_key_len(e));
+
+    cache_remove_locked(cache, i, hash);
+}
+
+/* Empties index, LRU, slots and arena.  Write side held, or recovery. */
+static void
+cache_reset_locked(struct cache *cache)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+
+    memset(cache->buckets, 0xff,
+           (size_t) (cache->bucket_mask + 1u) * sizeof(uint32_t));
+    for (uint32_t i = 0; i < cache->capacity; i++) {
+        struct cache_entry_shm *e = &cache->entries[i];
+
+        e->stored_ms = 0;
+        e->key_len_tag = 0;
+        e->value_len = 0;
+        e->block = CACHE_NIL;
+        e->chain_next = i + 1 < cache->capacity ? i + 1 : CACHE_NIL;
+        e->lru_prev = CACHE_NIL;
+        e->lru_next = CACHE_NIL;
+    }
+    hdr->free_head = 0;
+    hdr->lru_head = CACHE_NIL;
+    hdr->lru_tail = CACHE_NIL;
+    cache_arena_init(cache->arena, hdr->arena_bytes);
+    __atomic_store_n(&hdr->entries, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hdr->bytes, 0, __ATOMIC_RELAXED);
+}
+
+/* ---- segment ---------------------------------------------------------- */
+
+static uint64_t
+cache_align(uint64_t x)
+{
+    return (x + CACHE_LINE - 1) & ~(uint64_t) (CACHE_LINE - 1);
+}
+
+static int
+cache_random(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        p += n;
+        len -= (size_t) n;
+    }
+    return 0;
+}
+
+/* shm_open a new name, unlink it at once so nothing is left in /dev/shm
+ * whatever happens next, size it (reserving the pages, so a full /dev/shm
+ * fails here and not as SIGBUS later) and map it shared. */
+static int
+cache_map(uint64_t bytes, void **out)
+{
+    char name[64];
+    uint64_t nonce;
+    void *map = NULL;
+    int fd = -1, rc;
+
+    for (int attempt = 0;; attempt++) {
+        rc = cache_random(&nonce, sizeof(nonce));
+        if (rc != 0) {
+            return rc;
+        }
+        snprintf(name, sizeof(name), "/rcp-cache.%ld.%016" PRIx64,
+                 (long) getpid(), nonce);
+        fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0) {
+            break;
+        }
+        if (errno != EEXIST || attempt == 8) {
+            return -errno;
+        }
+    }
+    if (shm_unlink(name) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (ftruncate(fd, (off_t) bytes) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = posix_fallocate(fd, 0, (off_t) bytes);
+    if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+        rc = -rc;
+        goto out;
+    }
+    map = mmap(NULL, (size_t) bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+               0);
+    if (map == MAP_FAILED) {
+        rc = -errno;
+        goto out;
+    }
+    *out = map;
+    rc = 0;
+
+out:
+    if (close(fd) != 0 && rc == 0) {
+        rc = -errno;
+        if (munmap(*out, (size_t) bytes) != 0) {
+            rc = -errno;
+        }
+    }
+    return rc;
+}
+
+static void
+cache_bind(struct cache *cache, struct cache_hdr_shm *hdr)
+{
+    unsigned char *base = (unsigned char *) hdr;
+
+    cache->hdr = hdr;
+    cache->segment_bytes = (size_t) hdr->segment_bytes;
+    cache->workers = (struct cache_worker_shm *) (base + hdr->workers_offset);
+    cache->worker = &cache->workers[0];
+    cache->buckets = (uint32_t *) (base + hdr->buckets_offset);
+    cache->entries = (struct cache_entry_shm *) (base + hdr->entries_offset);
+    cache->arena = (struct cache_arena_shm *) (base + hdr->arena_offset);
+    cache->seed[0] = hdr->hash_seed[0];
+    cache->seed[1] = hdr->hash_seed[1];
+    cache->max_memory_bytes = hdr->max_memory_bytes;
+    cache->max_value_bytes = hdr->max_value_bytes;
+    cache->lock_timeout_ms = hdr->lock_timeout_ms;
+    cache->capacity = hdr->capacity;
+    cache->bucket_mask = hdr->bucket_count - 1;
+    cache->worker_slots = hdr->worker_slots;
+}
+
+int
+cache_create(const struct cache_params *params, struct cache **out)
+{
+    struct cache_hdr_shm *hdr;
+    struct cache *cache;
+    uint64_t seed[2], bucket_count = 1, arena_bytes, off;
+    uint64_t workers_off, buckets_off, entries_off, arena_off;
+    void *map = NULL;
+    int rc;
+
+    if (params->capacity < 1 || params->capacity > CACHE_CAPACITY_MAX
+        || params->max_memory_bytes < 1 || params->ttl_ms == 0
+        || params->worker_slots < 1 || params->worker_slots > 1u << 20) {
+        return -EINVAL;
+    }
+    while (bucket_count < params->capacity) {
+        bucket_count <<= 1;
+    }
+    if (params->max_memory_bytes > UINT64_C(1) << 40) {
+        return -EINVAL;
+    }
+    arena_bytes = cache_arena_region_bytes(params->max_memory_bytes
+                      + (uint64_t) params->capacity * CACHE_ARENA_ENTRY_SLACK);
+    if (arena_bytes == 0) {
+        return -EINVAL;                 /* over 8 GiB of arena */
+    }
+    workers_off = cache_align(sizeof(struct cache_hdr_shm));
+    buckets_off = cache_align(workers_off + (uint64_t) params->worker_slots
+                              * sizeof(struct cache_worker_shm));
+    entries_off = cache_align(buckets_off + bucket_count * sizeof(uint32_t));
+    arena_off = cache_align(entries_off + (uint64_t) params->capacity
+                            * sizeof(struct cache_entry_shm));
+    off = arena_off + arena_bytes;
+    if (off > SIZE_MAX / 2) {
+        return -EINVAL;
+    }
+    rc = cache_random(seed, sizeof(seed));
+    if (rc != 0) {
+        return rc;
+    }
+    cache = calloc(1, sizeof(*cache));
+    if (cache == NULL) {
+        return -ENOMEM;
+    }
+    rc = cache_map(off, &map);
+    if (rc != 0) {
+        free(cache);
+        return rc;
+    }
+
+    hdr = map;      /* fresh pages are zero: counters and slots start idle */
+    hdr->magic = CACHE_MAGIC;
+    hdr->layout_version = CACHE_LAYOUT_VERSION;
+    hdr->header_bytes = (uint32_t) sizeof(*hdr);
+    hdr->segment_bytes = off;
+    hdr->max_memory_bytes = params->max_memory_bytes;
+    hdr->max_value_bytes = params->max_value_bytes;
+    hdr->lock_timeout_ms = params->lock_timeout_ms != 0
+                           ? params->lock_timeout_ms : CACHE_LOCK_TIMEOUT_MS;
+    hdr->hash_seed[0] = seed[0];
+    hdr->hash_seed[1] = seed[1];
+    hdr->workers_offset = workers_off;
+    hdr->buckets_offset = buckets_off;
+    hdr->entries_offset = entries_off;
+    hdr->arena_offset = arena_off;
+    hdr->arena_bytes = arena_bytes;
+    hdr->capacity = params->capacity;
+    hdr->bucket_count = (uint32_t) bucket_count;
+    hdr->worker_slots = params->worker_slots;
+    hdr->ttl_ms = params->ttl_ms;
+    rc = cache_locks_init(hdr);
+    if (rc != 0) {
+        if (munmap(map, (size_t) off) != 0) {
+            rc = -errno;
+        }
+        free(cache);
+        return rc;
+    }
+    cache_bind(cache, hdr);
+    cache_reset_locked(cache);
+    cache->worker->pid = (uint32_t) getpid();
+    *out = cache;
+    return 0;
+}
+
+void
+cache_destroy(struct cache *cache)
+{
+    int rc;
+
+    if (cache == NULL) {
+        return;
+    }
+    rc = munmap(cache->hdr, cache->segment_bytes);
+    assert(rc == 0);    /* only fails for a bad address: a bug here */
+    (void) rc;
+    free(cache);
+}
+
+size_t
+cache_segment_bytes(const struct cache *cache)
+{
+    return cache->segment_bytes;
+}
+
+void
+cache_attach(struct cache *cache, uint32_t slot)
+{
+    assert(slot < cache->worker_slots);
+    if (slot >= cache->worker_slots) {
+        return;
+    }
+    cache->worker = &cache->workers[slot];
+    __atomic_store_n(&cache->worker->pid, (uint32_t) getpid(),
+                     __ATOMIC_RELAXED);
+}
+
+void
+cache_set_ttl(struct cache *cache, uint64_t ttl_ms)
+{
+    __atomic_store_n(&cache->hdr->ttl_ms, ttl_ms, __ATOMIC_RELAXED);
+}
+
+/* ---- operations ------------------------------------------------------- */
+
+/* A get saw key expired: remove it for good if it still is. */
+static void
+cache_expire(struct cache *cache, uint64_t hash, const void *key,
+             size_t key_len, uint64_t now_ms)
+{
+    uint64_t ttl_ms = __atomic_load_n(&cache->hdr->ttl_ms, __ATOMIC_RELAXED);
+    uint32_t pid = (uint32_t) getpid();
+    struct timespec deadline;
+    uint64_t age_ms;
+    bool removed = false;
+    uint32_t i;
+
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, pid, &deadline)) {
+        return;     /* the next set or get reclaims it */
+    }
+    i = cache_find_locked(cache, hash, key, key_len);
+    if (i != CACHE_NIL
+        && cache_expired(cache_entry(cache, i)->stored_ms, now_ms, ttl_ms,
+                         &age_ms)) {
+        cache_remove_locked(cache, i, hash);
+        removed = true;
+    }
+    cache_unlock(cache, CACHE_LOCK_WRITE);
+    if (removed) {
+        cache_add(&cache->worker->expirations, 1);
+    }
+}
+
+enum cache_status
+cache_get(struct cache *cache, const void *key, size_t key_len,
+          uint64_t now_ms, struct cache_lookup *lookup)
+{
+    uint64_t hash = cache_hash(cache->seed, key, key_len);
+    uint64_t ttl_ms = __atomic_load_n(&cache->hdr->ttl_ms, __ATOMIC_RELAXED);
+    enum cache_status status;
+    struct cache_entry_shm *e;
+    struct timespec deadline;
+    bool expired = false;
+    uint64_t age_ms;
+    uint32_t i;
+
+    if (key_len > CACHE_KEY_MAX) {
+        cache_add(&cache->worker->misses, 1);
+        return CACHE_MISS;              /* never stored */
+    }
+    if (!cache_lock(cache, CACHE_LOCK_READ, 0, &deadline)) {
+        return CACHE_BYPASS;
+    }
+    i = cache_find_locked(cache, hash, key, key_len);
+    if (i == CACHE_NIL) {
+        status = CACHE_MISS;
+        goto unlock;
+    }
+    e = cache_entry(cache, i);
+    if (cache_expired(e->stored_ms, now_ms, ttl_ms, &age_ms)) {
+        status = CACHE_MISS;
+        expired = true;
+        goto unlock;
+    }
+    lookup->value_len = e->value_len;
+    if (e->value_len > lookup->dst_cap) {
+        status = CACHE_TRUNCATED;       /* no splice: the retry renews */
+        goto unlock;
+    }
+    if (!cache_lru_lock(cache, &deadline)) {
+        status = CACHE_BYPASS;
+        goto unlock;
+    }
+    if (cache->hdr->lru_head != i) {
+        cache_lru_unlink_locked(cache, i);
+        cache_lru_push_locked(cache, i);
+    }
+    cache_lru_unlock(cache);
+    if (e->value_len > 0) {
+        memcpy(lookup->dst, cache_entry_data(cache, e) + key_len,
+               e->value_len);
+    }
+    lookup->age_ms = age_ms;
+    status = CACHE_HIT;
+
+unlock:
+    cache_unlock(cache, CACHE_LOCK_READ);
+    if (status == CACHE_HIT) {
+        cache_add(&cache->worker->hits, 1);
+    } else if (status == CACHE_MISS) {
+        cache_add(&cache->worker->misses, 1);
+    }
+    if (expired) {
+        cache_expire(cache, hash, key, key_len, now_ms);
+    }
+    return status;
+}
+
+enum cache_status
+cache_set(struct cache *cache, const void *key, size_t key_len,
+          const void *value, size_t value_len, uint64_t now_ms)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    uint64_t ttl_ms = __atomic_load_n(&hdr->ttl_ms, __ATOMIC_RELAXED);
+    uint64_t hash, need, age_ms, evicted = 0, expired = 0;
+    uint32_t pid = (uint32_t) getpid();
+    enum cache_status status;
+    struct cache_entry_shm *e;
+    struct timespec deadline;
+    uint32_t i, block, *bucket;
+    unsigned char *data;
+
+    if (key_len > CACHE_KEY_MAX || value_len > cache->max_value_bytes
+        || key_len > cache->max_memory_bytes
+        || value_len > cache->max_memory_bytes - key_len) {
+        return CACHE_TOO_LARGE;
+    }
+    need = (uint64_t) key_len + value_len;
+    hash = cache_hash(cache->seed, key, key_len);
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, pid, &deadline)) {
+        return CACHE_BYPASS;
+    }
+
+    i = cache_find_locked(cache, hash, key, key_len);
+    if (i != CACHE_NIL) {
+        cache_remove_locked(cache, i, hash);    /* replaced, not evicted */
+    }
+    /* Expired entries at the tail are gone for readers already. */
+    while (hdr->lru_tail != CACHE_NIL
+           && cache_expired(cache_entry(cache, hdr->lru_tail)->stored_ms,
+                            now_ms, ttl_ms, &age_ms)) {
+        cache_evict_tail_locked(cache);
+        expired++;
+    }
+    while (cache_load(&hdr->entries) >= cache->capacity
+           || cache_load(&hdr->bytes) + need > cache->max_memory_bytes) {
+        cache_evict_tail_locked(cache);
+        evicted++;
+    }
+    /* The budget fits; free space may still be in pieces too small. */
+    while ((block = cache_arena_alloc(cache->arena, need))
+           == CACHE_ARENA_NIL) {
+        if (hdr->lru_tail == CACHE_NIL) {
+            assert(!"an empty arena must fit max_memory_bytes");
+            status = CACHE_TOO_LARGE;
+            goto unlock;
+        }
+        cache_evict_tail_locked(cache);
+        evicted++;
+    }
+
+    i = hdr->free_head;
+    e = cache_entry(cache, i);
+    hdr->free_head = e->chain_next;
+    e->stored_ms = now_ms;
+    e->key_len_tag = cache_key_len_tag(hash, key_len);
+    e->value_len = (uint32_t) value_len;
+    e->block = block;
+    data = cache_entry_data(cache, e);
+    if (key_len > 0) {
+        memcpy(data, key, key_len);
+    }
+    if (value_len > 0) {
+        memcpy(data + key_len, value, value_len);
+    }
+    bucket = &cache->buckets[hash & cache->bucket_mask];
+    e->chain_next = *bucket;
+    *bucket = i;
+    cache_lru_push_locked(cache, i);
+    cache_add(&hdr->entries, 1);
+    cache_add(&hdr->bytes, need);
+    status = CACHE_STORED;
+
+unlock:
+    cache_unlock(cache, CACHE_LOCK_WRITE);
+    if (evicted > 0) {
+        cache_add(&cache->worker->evictions, evicted);
+    }
+    if (expired > 0) {
+        cache_add(&cache->worker->expirations, expired);
+    }
+    return status;
+}
+
+/* Delete takes no clock, so it does not judge age: a present entry is
+ * deleted even if it expired unseen (an admin delete answers 204 either
+ * way, and nothing is served from it). */
+enum cache_status
+cache_delete(struct cache *cache, const void *key, size_t key_len)
+{
+    uint64_t hash = cache_hash(cache->seed, key, key_len);
+    uint32_t pid = (uint32_t) getpid();
+    enum cache_status status;
+    struct timespec deadline;
+    uint32_t i;
+
+    if (key_len > CACHE_KEY_MAX) {
+        return CACHE_MISS;
+    }
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, pid, &deadline)) {
+        return CACHE_BYPASS;
+    }
+    i = cache_find_locked(cache, hash, key, key_len);
+    if (i == CACHE_NIL) {
+        status = CACHE_MISS;
+        goto unlock;
+    }
+    cache_remove_locked(cache, i, hash);
+    status = CACHE_DELETED;
+
+unlock:
+    cache_unlock(cache, CACHE_LOCK_WRITE);
+    return status;
+}
+
+enum cache_status
+cache_flush(struct cache *cache)
+{
+    struct timespec deadline;
+
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, (uint32_t) getpid(),
+                    &deadline)) {
+        return CACHE_BYPASS;
+    }
+    cache_reset_locked(cache);
+    cache_unlock(cache, CACHE_LOCK_WRITE);
+    return CACHE_DELETED;
+}
+
+void
+cache_stats(const struct cache *cache, struct cache_stats *out)
+{
+    const struct cache_hdr_shm *hdr = cache->hdr;
+
+    memset(out, 0, sizeof(*out));
+    out->entries = cache_load(&hdr->entries);
+    out->bytes = cache_load(&hdr->bytes);
+    out->capacity_entries = cache->capacity;
+    out->capacity_bytes = cache->max_memory_bytes;
+    for (uint32_t s = 0; s < cache->worker_slots; s++) {
+        const struct cache_worker_shm *w = &cache->workers[s];
+
+        out->hits += cache_load(&w->hits);
+        out->misses += cache_load(&w->misses);
+        out->evictions += cache_load(&w->evictions);
+        out->expirations += cache_load(&w->expirations);
+    }
+    out->generation = cache_load(&hdr->generation);
+    out->poisoned = __atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST) != 0;
+}
+
+/* ---- invariants ------------------------------------------------------- */
+
+static inline bool
+cache_bit(const uint8_t *map, uint64_t i)
+{
+    return (map[i / 8] >> (i % 8)) & 1u;
+}
+
+static inline void
+cache_bit_flip(uint8_t *map, uint64_t i)
+{
+    map[i / 8] ^= (uint8_t) (1u << (i % 8));
+}
+
+static int
+cache_fail(struct cache_fault *fault, const char *what, uint64_t a,
+           uint64_t b)
+{
+    fault->what = what;
+    fault->a = a;
+    fault->b = b;
+    return -EUCLEAN;
+}
+
+/* Write side held.  in_index and in_lru have a bit per slot, used_starts
+ * a bit per arena granule, all zero on entry. */
+static int
+cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
+                   uint8_t *used_starts, struct cache_fault *fault)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    uint64_t indexed = 0, listed = 0, free_slots = 0, bytes = 0;
+    uint32_t prev;
+    int rc;
+
+    rc = cache_arena_check(cache->arena, used_starts, fault);
+    if (rc != 0) {
+        return rc;
+    }
+
+    for (uint64_t b = 0; b <= cache->bucket_mask; b++) {
+        for (uint32_t i = cache->buckets[b]; i != CACHE_NIL;) {
+            struct cache_entry_shm *e;
+            uint64_t hash, len;
+
+            if (i >= cache->capacity) {
+                return cache_fail(fault, "chain link out of range "
+                                  "(bucket, slot)", b, i);
+            }
+            if (cache_bit(in_index, i)) {
+                return cache_fail(fault, "slot reachable twice from the "
+                                  "index (bucket, slot)", b, i);
+            }
+            cache_bit_flip(in_index, i);
+            e = &cache->entries[i];
+            if (e->block >= cache->arena->granules
+                || !cache_bit(used_starts, e->block)) {
+                return cache_fail(fault, "indexed slot has no arena block "
+                                  "of its own (slot, block)", i, e->block);
+            }
+            cache_bit_flip(used_starts, e->block);     /* claimed */
+            len = cache_entry_key_len(e) + (uint64_t) e->value_len;
+            if (cache_arena_block_capacity(cache->arena, e->block) < len) {
+                return cache_fail(fault, "arena block too small for its "
+                                  "entry (slot, bytes)", i, len);
+            }
+            hash = cache_hash(cache->seed, cache_entry_data(cache, e),
+                              cache_entry_key_len(e));
+            if ((hash & cache->bucket_mask) != b
+                || cache_key_len_tag(hash, cache_entry_key_len(e))
+                   != e->key_len_tag) {
+                return cache_fail(fault, "entry in the wrong chain or with "
+                                  "the wrong tag (bucket, slot)", b, i);
+            }
+            bytes += len;
+            indexed++;
+            i = e->chain_next;
+        }
+    }
+
+    prev = CACHE_NIL;
+    for (uint32_t i = hdr->lru_head; i != CACHE_NIL;) {
+        if (i >= cache->capacity) {
+            return cache_fail(fault, "LRU link out of range (after, slot)",
+                              prev, i);
+        }
+        if (!cache_bit(in_index, i)) {
+            return cache_fail(fault, "LRU lists a slot not in the index "
+                              "(slot, position)", i, listed);
+        }
+        if (cache_bit(in_lru, i)) {
+            return cache_fail(fault, "LRU lists a slot twice (slot, "
+                              "position)", i, listed);
+        }
+        cache_bit_flip(in_lru, i);
+        if (cache->entries[i].lru_prev != prev) {
+            return cache_fail(fault, "LRU prev link wrong (slot, prev)", i,
+                              cache->entries[i].lru_prev);
+        }
+        listed++;
+        prev = i;
+        i = cache->entries[i].lru_next;
+    }
+    if (hdr->lru_tail != prev) {
+        return cache_fail(fault, "LRU tail is not the last entry (tail, "
+                          "last)", hdr->lru_tail, prev);
+    }
+    if (listed != indexed) {
+        return cache_fail(fault, "LRU length and index count differ (LRU, "
+                          "index)", listed, indexed);
+    }
+    if (indexed != cache_load(&hdr->entries) || indexed > cache->capacity) {
+        return cache_fail(fault, "entries gauge wrong (counted, gauge)",
+                          indexed, cache_load(&hdr->entries));
+    }
+    if (bytes != cache_load(&hdr->bytes) || bytes > cache->max_memory_bytes) {
+        return cache_fail(fault, "bytes gauge wrong or over budget "
+                          "(counted, gauge)", bytes, cache_load(&hdr->bytes));
+    }
+    if (cache->arena->used_blocks != indexed) {
+        return cache_fail(fault, "arena used blocks differ from entries "
+                          "(blocks, entries)", cache->arena->used_blocks,
+                          indexed);
+    }
+
+    for (uint32_t i = hdr->free_head; i != CACHE_NIL;) {
+        if (i >= cache->capacity || cache_bit(in_index, i)) {
+            return cache_fail(fault, "free list holds a bad, live or "
+                              "repeated slot (slot, free so far)", i,
+                              free_slots);
+        }
+        cache_bit_flip(in_index, i);
+        if (cache->entries[i].block != CACHE_NIL) {
+            return cache_fail(fault, "free slot has an arena block (slot, "
+                              "block)", i, cache->entries[i].block);
+        }
+        free_slots++;
+        i = cache->entries[i].chain_next;
+    }
+    if (indexed + free_slots != cache->capacity) {
+        return cache_fail(fault, "slots lost (live + free, capacity)",
+                          indexed + free_slots, cache->capacity);
+    }
+    return 0;
+}
+
+int
+cache_check(struct cache *cache, char *err, size_t err_len)
+{
+    size_t slot_map = (size_t) cache->capacity / 8 + 1;
+    size_t arena_map = (size_t) cache->arena->granules / 8 + 1;
+    uint8_t *in_index = calloc(1, slot_map);
+    uint8_t *in_lru = calloc(1, slot_map);
+    uint8_t *used_starts = calloc(1, arena_map);
+    struct cache_fault fault = { NULL, 0, 0 };
+    struct timespec deadline;
+    int rc;
+
+    if (in_index == NULL || in_lru == NULL || used_starts == NULL) {
+        rc = -ENOMEM;
+        fault.what = "no memory for the check's bitmaps";
+        goto out;
+    }
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, (uint32_t) getpid(),
+                    &deadline)) {
+        rc = -EBUSY;
+        fault.what = "poisoned, or the write lock was not had in time";
+        goto out;
+    }
+    rc = cache_check_locked(cache, in_index, in_lru, used_starts, &fault);
+    cache_unlock(cache, CACHE_LOCK_WRITE);
+
+out:
+    if (rc != 0 && err != NULL && err_len > 0) {
+        snprintf(err, err_len, "%s: %" PRIu64 ", %" PRIu64, fault.what,
+                 fault.a, fault.b);
+    }
+    free(in_index);
+    free(in_lru);
+    free(used_starts);
+    return rc;
+}
+
+/* ---- crash recovery (supervisor) -------------------------------------- */
+
+bool
+cache_reap_slot(struct cache *cache, uint32_t slot)
+{
+    struct cache_worker_shm *w;
+
+    if (slot >= cache->worker_slots) {
+        return false;
+    }
+    w = &cache->workers[slot];
+    if (__atomic_load_n(&w->state, __ATOMIC_SEQ_CST) == CACHE_WORKER_IDLE) {
+        return false;
+    }
+    /* Poison before the slot reads idle, so recovery cannot miss it. */
+    __atomic_store_n(&cache->hdr->poisoned, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&w->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
+    return true;
+}
+
+int
+cache_recover(struct cache *cache)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    int rc;
+
+    if (!__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
+        return 0;
+    }
+    for (uint32_t s = 0; s < cache->worker_slots; s++) {
+        if (__atomic_load_n(&cache->workers[s].state, __ATOMIC_SEQ_CST)
+            != CACHE_WORKER_IDLE) {
+            return -EBUSY;
+        }
+    }
+    /* Nobody is inside or waiting, and anyone arriving sees poisoned. */
+    rc = cache_locks_init(hdr);
+    if (rc != 0) {
+        return rc;
+    }
+    cache_reset_locked(cache);
+    __atomic_store_n(&hdr->writer_pid, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hdr->generation, cache_load(&hdr->generation) + 1,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&hdr->poisoned, 0, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+bool
+cache_poisoned(const struct cache *cache)
+{
+    return __atomic_load_n(&cache->hdr->poisoned, __ATOMIC_SEQ_CST) != 0;
+}
+
+void
+cache_debug_hold_lock(struct cache *cache, bool write)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_worker_shm *me = cache->worker;
+    int rc;
+
+    __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
+    rc = write ? pthread_rwlock_wrlock(&hdr->lock)
+               : pthread_rwlock_rdlock(&hdr->lock);
+    if (rc != 0) {
+        __atomic_store_n(&me->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
+        return;
+    }
+    __atomic_store_n(&me->state, write ? CACHE_WORKER_INSIDE_WRITE
+                                       : CACHE_WORKER_INSIDE_READ,
+                     __ATOMIC_SEQ_CST);
+    if (write) {
+        __atomic_store_n(&hdr->writer_pid, (uint32_t) getpid(),
+                         __ATOMIC_RELAXED);
+    }
+}

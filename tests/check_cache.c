@@ -1,0 +1,1007 @@
+/*
+ * check_cache: unit tests for the shared-memory cache (src/cache.c and
+ * src/cache_arena.c).  Each test gets a fresh segment from the fixture
+ * (recreated with other parameters where a test needs them) and ends with
+ * cache_check() in the teardown, so every test also checks the invariants.
+ * Time is the injected now_ms clock except in the stress test; crash tests
+ * fork a child that takes the lock and SIGKILL it.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cache.h"
+
+static struct cache *tc;        /* the cache under test */
+
+static const struct cache_params tc_defaults = {
+    .capacity = 3,
+    .max_memory_bytes = 1 << 20,
+    .max_value_bytes = 64 << 10,
+    .ttl_ms = 1000,
+    .worker_slots = 8,
+    .lock_timeout_ms = 0,
+};
+
+static void
+tc_check(void)
+{
+    char err[256] = "";
+    int rc = cache_check(tc, err, sizeof(err));
+
+    ck_assert_msg(rc == 0, "cache_check: %d %s", rc, err);
+}
+
+static void
+tc_recreate(const struct cache_params *params)
+{
+    int rc;
+
+    cache_destroy(tc);
+    tc = NULL;
+    rc = cache_create(params, &tc);
+    ck_assert_msg(rc == 0, "cache_create: %s", strerror(-rc));
+}
+
+static void
+tc_setup(void)
+{
+    tc = NULL;
+    tc_recreate(&tc_defaults);
+}
+
+static void
+tc_teardown(void)
+{
+    if (tc != NULL && !cache_poisoned(tc)) {
+        tc_check();
+    }
+    cache_destroy(tc);
+    tc = NULL;
+}
+
+static void
+tc_put_at(const char *key, const char *value, uint64_t now_ms)
+{
+    ck_assert_int_eq(cache_set(tc, key, strlen(key), value, strlen(value),
+                               now_ms), CACHE_STORED);
+}
+
+static void
+tc_put(const char *key, const char *value)
+{
+    tc_put_at(key, value, 1000);
+}
+
+static enum cache_status
+tc_get_at(const char *key, uint64_t now_ms, char *out, size_t cap,
+          struct cache_lookup *lookup)
+{
+    memset(lookup, 0, sizeof(*lookup));
+    lookup->dst = out;
+    lookup->dst_cap = cap;
+    return cache_get(tc, key, strlen(key), now_ms, lookup);
+}
+
+/* Asserts key is a hit at now_ms holding value. */
+static void
+tc_expect_at(const char *key, const char *value, uint64_t now_ms)
+{
+    struct cache_lookup lookup;
+    char buf[256];
+
+    ck_assert_int_eq(tc_get_at(key, now_ms, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert_uint_eq(lookup.value_len, strlen(value));
+    ck_assert(memcmp(buf, value, lookup.value_len) == 0);
+}
+
+static void
+tc_expect(const char *key, const char *value)
+{
+    tc_expect_at(key, value, 1000);
+}
+
+static void
+tc_expect_miss(const char *key, uint64_t now_ms)
+{
+    struct cache_lookup lookup;
+    char buf[256];
+
+    ck_assert_int_eq(tc_get_at(key, now_ms, buf, sizeof(buf), &lookup),
+                     CACHE_MISS);
+}
+
+static struct cache_stats
+tc_stats(void)
+{
+    struct cache_stats stats;
+
+    cache_stats(tc, &stats);
+    return stats;
+}
+
+/* ---- LRU order -------------------------------------------------------- */
+
+/*
+ * Ops on a capacity-3 cache, one letter key each: "+a" sets a, "?a" reads
+ * it, "~a" reads it into too small a buffer (TRUNCATED), "-a" deletes it.
+ * Then every key in `kept` must hit and every key in `evicted` miss, and
+ * the evictions counter must equal strlen(evicted).
+ */
+static const struct lru_case {
+    const char *ops;
+    const char *kept;
+    const char *evicted;
+    const char *why;
+} lru_cases[] = {
+    { "+a +b +c +d", "bcd", "a", "no reads: oldest insert goes first" },
+    { "+a +b +c ?a ?b ?c ?a +d", "acd", "b",
+      "the issue's example: read a b c a, insert d evicts b" },
+    { "+a +b +c ?a +d", "acd", "b", "a read renews" },
+    { "+a +b +c +a +d", "acd", "b", "a replace renews" },
+    { "+a +b +c ?z +d", "bcd", "a", "a miss renews nothing" },
+    { "+a +b +c ~a +d", "bcd", "a", "a truncated read renews nothing" },
+    { "+a +b +c -b +d", "acd", "", "a delete frees a slot" },
+    { "+a +b +c ?c ?c +d +e", "cde", "ab", "repeated reads of the head" },
+    { "+a +b +c ?a ?a ?b +d +e", "bde", "ac", "two evictions in order" },
+    { "+a +b +c ?b +d ?c +e +f", "cef", "abd", "reads between inserts" },
+};
+
+START_TEST(test_lru_order)
+{
+    const struct lru_case *c = &lru_cases[_i];
+    struct cache_lookup lookup;
+    char buf[8];
+
+    for (const char *op = c->ops; *op != '\0'; op += 3) {
+        char key[2] = { op[1], '\0' };
+        char value[3] = { 'v', op[1], '\0' };
+
+        switch (op[0]) {
+        case '+':
+            tc_put(key, value);
+            break;
+        case '?':
+            (void) tc_get_at(key, 1000, buf, sizeof(buf), &lookup);
+            break;
+        case '~':
+            ck_assert_int_eq(tc_get_at(key, 1000, buf, 1, &lookup),
+                             CACHE_TRUNCATED);
+            break;
+        case '-':
+            ck_assert_int_eq(cache_delete(tc, key, 1), CACHE_DELETED);
+            break;
+        default:
+            ck_abort_msg("bad op in case '%s'", c->why);
+        }
+        if (op[2] == '\0') {
+            break;
+        }
+    }
+    ck_assert_msg(tc_stats().evictions == strlen(c->evicted),
+                  "%s: %ju evictions", c->why,
+                  (uintmax_t) tc_stats().evictions);
+    for (const char *k = c->evicted; *k != '\0'; k++) {
+        char key[2] = { *k, '\0' };
+
+        ck_assert_msg(tc_get_at(key, 1000, buf, sizeof(buf), &lookup)
+                      == CACHE_MISS, "%s: %s still there", c->why, key);
+    }
+    for (const char *k = c->kept; *k != '\0'; k++) {
+        char key[2] = { *k, '\0' };
+
+        ck_assert_msg(tc_get_at(key, 1000, buf, sizeof(buf), &lookup)
+                      == CACHE_HIT, "%s: %s evicted", c->why, key);
+    }
+    tc_check();
+}
+END_TEST
+
+/* ---- replace, delete, flush, empty, capacity 1 ------------------------ */
+
+START_TEST(test_replace_keeps_one)
+{
+    tc_put("a", "1");
+    tc_put("a", "22");
+    tc_put("a", "333");
+    ck_assert_uint_eq(tc_stats().entries, 1);
+    ck_assert_uint_eq(tc_stats().bytes, 1 + 3);
+    ck_assert_uint_eq(tc_stats().evictions, 0);
+    tc_expect("a", "333");
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_delete)
+{
+    tc_put("a", "1");
+    tc_put("b", "2");
+    ck_assert_int_eq(cache_delete(tc, "a", 1), CACHE_DELETED);
+    tc_expect_miss("a", 1000);
+    ck_assert_int_eq(cache_delete(tc, "a", 1), CACHE_MISS);
+    ck_assert_int_eq(cache_delete(tc, "zz", 2), CACHE_MISS);
+    tc_expect("b", "2");
+    ck_assert_uint_eq(tc_stats().entries, 1);
+    ck_assert_uint_eq(tc_stats().bytes, 2);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_flush)
+{
+    tc_put("a", "1");
+    tc_put("b", "2");
+    tc_put("c", "3");
+    ck_assert_int_eq(cache_flush(tc), CACHE_DELETED);
+    ck_assert_uint_eq(tc_stats().entries, 0);
+    ck_assert_uint_eq(tc_stats().bytes, 0);
+    tc_check();
+    tc_expect_miss("a", 1000);
+    tc_expect_miss("c", 1000);
+    tc_put("d", "4");
+    tc_expect("d", "4");
+    ck_assert_uint_eq(tc_stats().evictions, 0);
+}
+END_TEST
+
+START_TEST(test_empty_cache)
+{
+    struct cache_stats stats;
+
+    tc_check();
+    tc_expect_miss("a", 1000);
+    ck_assert_int_eq(cache_delete(tc, "a", 1), CACHE_MISS);
+    ck_assert_int_eq(cache_flush(tc), CACHE_DELETED);
+    cache_stats(tc, &stats);
+    ck_assert_uint_eq(stats.entries, 0);
+    ck_assert_uint_eq(stats.bytes, 0);
+    ck_assert_uint_eq(stats.hits, 0);
+    ck_assert_uint_eq(stats.misses, 1);
+    ck_assert_uint_eq(stats.generation, 0);
+    ck_assert(!stats.poisoned);
+}
+END_TEST
+
+START_TEST(test_capacity_one)
+{
+    struct cache_params p = tc_defaults;
+
+    p.capacity = 1;
+    tc_recreate(&p);
+    tc_put("a", "1");
+    tc_put("b", "2");
+    tc_expect_miss("a", 1000);
+    tc_expect("b", "2");
+    tc_put("b", "3");
+    tc_expect("b", "3");
+    ck_assert_uint_eq(tc_stats().entries, 1);
+    ck_assert_uint_eq(tc_stats().evictions, 1);
+    tc_check();
+}
+END_TEST
+
+/* ---- expiry ----------------------------------------------------------- */
+
+START_TEST(test_ttl_expiry)
+{
+    struct cache_lookup lookup;
+    char buf[8];
+
+    tc_put_at("a", "1", 1000);
+    tc_expect_at("a", "1", 1000);
+    ck_assert_int_eq(tc_get_at("a", 1999, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert_uint_eq(lookup.age_ms, 999);
+    /* A clock behind the store time reads as age 0, not as expired. */
+    ck_assert_int_eq(tc_get_at("a", 500, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert_uint_eq(lookup.age_ms, 0);
+    tc_expect_miss("a", 2000);
+    ck_assert_uint_eq(tc_stats().expirations, 1);
+    ck_assert_uint_eq(tc_stats().entries, 0);      /* reclaimed */
+    ck_assert_uint_eq(tc_stats().bytes, 0);
+    /* Gone for good: an earlier clock does not bring it back. */
+    tc_expect_miss("a", 1500);
+    ck_assert_uint_eq(tc_stats().expirations, 1);
+    ck_assert_uint_eq(tc_stats().evictions, 0);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_set_ttl)
+{
+    tc_put_at("a", "1", 5000);
+    cache_set_ttl(tc, 10000);
+    tc_expect_at("a", "1", 7000);       /* past the old ttl */
+    cache_set_ttl(tc, 500);
+    tc_expect_miss("a", 5600);          /* past the new one */
+    ck_assert_uint_eq(tc_stats().expirations, 1);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_set_drops_expired_tail)
+{
+    tc_put_at("a", "1", 1000);
+    tc_put_at("b", "2", 1100);
+    tc_put_at("c", "3", 5000);
+    /* At 5050 a and b are expired (ttl 1000); d needs no eviction for
+     * room once they are gone, and they count as expirations. */
+    tc_put_at("d", "4", 5050);
+    ck_assert_uint_eq(tc_stats().expirations, 2);
+    ck_assert_uint_eq(tc_stats().evictions, 0);
+    ck_assert_uint_eq(tc_stats().entries, 2);
+    tc_expect_at("c", "3", 5050);
+    tc_expect_at("d", "4", 5050);
+    tc_check();
+}
+END_TEST
+
+/* ---- byte budget and sizes -------------------------------------------- */
+
+static void
+tc_put_sized(const char *key, size_t value_len, char fill)
+{
+    char value[1024];
+
+    ck_assert_uint_le(value_len, sizeof(value));
+    memset(value, fill, value_len);
+    ck_assert_int_eq(cache_set(tc, key, strlen(key), value, value_len, 1000),
+                     CACHE_STORED);
+}
+
+START_TEST(test_byte_budget_eviction)
+{
+    struct cache_params p = tc_defaults;
+    char key[8];
+
+    p.capacity = 100;
+    p.max_memory_bytes = 1000;
+    p.max_value_bytes = 1000;
+    tc_recreate(&p);
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        tc_put_sized(key, 98, (char) ('0' + i));   /* 100 bytes each */
+    }
+    ck_assert_uint_eq(tc_stats().bytes, 1000);
+    ck_assert_uint_eq(tc_stats().evictions, 0);
+    /* 800 bytes need 8 of the 10 small entries gone, oldest first. */
+    tc_put_sized("big", 797, 'B');
+    ck_assert_uint_eq(tc_stats().evictions, 8);
+    ck_assert_uint_eq(tc_stats().entries, 3);
+    ck_assert_uint_eq(tc_stats().bytes, 1000);
+    tc_expect_miss("k7", 1000);
+    ck_assert_uint_eq(tc_stats().evictions, 8);
+    tc_check();
+    {
+        struct cache_lookup lookup;
+        char buf[1024];
+
+        ck_assert_int_eq(tc_get_at("k8", 1000, buf, sizeof(buf), &lookup),
+                         CACHE_HIT);
+        ck_assert_int_eq(tc_get_at("big", 1000, buf, sizeof(buf), &lookup),
+                         CACHE_HIT);
+        ck_assert_uint_eq(lookup.value_len, 797);
+        ck_assert(buf[0] == 'B' && buf[796] == 'B');
+    }
+}
+END_TEST
+
+START_TEST(test_fragmented_arena_evicts_more)
+{
+    struct cache_params p = tc_defaults;
+    struct cache_lookup lookup;
+    char key[8], buf[1024];
+
+    /* Ten 100-byte entries fill the budget; reading the odd ones leaves
+     * the even ones, which alternate with them in the arena, at the LRU
+     * tail.  Evicting those frees only 104-byte holes, so a 500-byte
+     * value needs more evictions than the byte budget alone asks for. */
+    p.capacity = 10;
+    p.max_memory_bytes = 1000;
+    p.max_value_bytes = 1000;
+    tc_recreate(&p);
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        tc_put_sized(key, 98, (char) ('0' + i));
+    }
+    for (int i = 1; i < 10; i += 2) {
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(tc_get_at(key, 1000, buf, sizeof(buf), &lookup),
+                         CACHE_HIT);
+    }
+    tc_put_sized("big", 497, 'B');
+    ck_assert_uint_gt(tc_stats().evictions, 5);
+    ck_assert_uint_le(tc_stats().bytes, 1000);
+    for (int i = 0; i < 10; i += 2) {
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(tc_get_at(key, 1000, buf, sizeof(buf), &lookup),
+                         CACHE_MISS);
+    }
+    ck_assert_int_eq(tc_get_at("big", 1000, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert_int_eq(tc_get_at("k9", 1000, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    tc_check();
+}
+END_TEST
+
+/* max_value_bytes 100, max_memory_bytes 150. */
+static const struct size_case {
+    size_t key_len;
+    size_t value_len;
+    enum cache_status expect;
+    const char *why;
+} size_cases[] = {
+    { 1, 100, CACHE_STORED, "value exactly max_value_bytes" },
+    { 1, 101, CACHE_TOO_LARGE, "value one over max_value_bytes" },
+    { 50, 100, CACHE_STORED, "key+value exactly max_memory_bytes" },
+    { 51, 100, CACHE_TOO_LARGE, "key+value one over max_memory_bytes" },
+    { 151, 0, CACHE_TOO_LARGE, "key alone over max_memory_bytes" },
+    { 1, 0, CACHE_STORED, "empty value" },
+    { 0, 5, CACHE_STORED, "empty key" },
+    { 1, SIZE_MAX, CACHE_TOO_LARGE, "length that would overflow" },
+};
+
+START_TEST(test_sizes)
+{
+    const struct size_case *c = &size_cases[_i];
+    struct cache_params p = tc_defaults;
+    static char key[200], value[200];
+    enum cache_status got;
+
+    p.max_value_bytes = 100;
+    p.max_memory_bytes = 150;
+    tc_recreate(&p);
+    memset(key, 'k', sizeof(key));
+    memset(value, 'v', sizeof(value));
+    tc_put("x", "y");
+    got = cache_set(tc, key, c->key_len, value, c->value_len, 1000);
+    ck_assert_msg(got == c->expect, "%s: got %d", c->why, got);
+    if (got == CACHE_TOO_LARGE) {
+        struct cache_lookup lookup = { NULL, 0, 0, 0 };
+
+        ck_assert_uint_eq(tc_stats().entries, 1);   /* nothing stored */
+        ck_assert_uint_eq(tc_stats().bytes, 2);
+        ck_assert_int_eq(cache_get(tc, key, c->key_len < 200 ? c->key_len
+                                   : 1, 1000, &lookup), CACHE_MISS);
+    } else {
+        struct cache_lookup lookup = { value, sizeof(value), 0, 0 };
+
+        memset(value, 0, sizeof(value));
+        ck_assert_int_eq(cache_get(tc, key, c->key_len, 1000, &lookup),
+                         CACHE_HIT);
+        ck_assert_uint_eq(lookup.value_len, c->value_len);
+        for (size_t i = 0; i < c->value_len; i++) {
+            ck_assert_int_eq(value[i], 'v');
+        }
+    }
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_binary_keys_and_values)
+{
+    unsigned char key[256], value[1024], out[1024];
+    struct cache_lookup lookup = { out, sizeof(out), 0, 0 };
+
+    for (int i = 0; i < 256; i++) {
+        key[i] = (unsigned char) i;
+    }
+    for (int i = 0; i < 1024; i++) {
+        value[i] = (unsigned char) (255 - i % 256);
+    }
+    ck_assert_int_eq(cache_set(tc, key, sizeof(key), value, sizeof(value),
+                               1000), CACHE_STORED);
+    /* Keys that differ only after a NUL, or only in length, are apart. */
+    ck_assert_int_eq(cache_set(tc, "a\0b", 3, "1\0", 2, 1000), CACHE_STORED);
+    ck_assert_int_eq(cache_set(tc, "a\0c", 3, "\0002", 2, 1000),
+                     CACHE_STORED);
+    ck_assert_int_eq(cache_get(tc, key, sizeof(key), 1000, &lookup),
+                     CACHE_HIT);
+    ck_assert_uint_eq(lookup.value_len, sizeof(value));
+    ck_assert(memcmp(out, value, sizeof(value)) == 0);
+    ck_assert_int_eq(cache_get(tc, "a\0b", 3, 1000, &lookup), CACHE_HIT);
+    ck_assert(lookup.value_len == 2 && memcmp(out, "1\0", 2) == 0);
+    ck_assert_int_eq(cache_get(tc, "a\0c", 3, 1000, &lookup), CACHE_HIT);
+    ck_assert(lookup.value_len == 2 && memcmp(out, "\0002", 2) == 0);
+    ck_assert_int_eq(cache_get(tc, "a", 1, 1000, &lookup), CACHE_MISS);
+    ck_assert_int_eq(cache_get(tc, "a\0", 2, 1000, &lookup), CACHE_MISS);
+    ck_assert_int_eq(cache_get(tc, key, 255, 1000, &lookup), CACHE_MISS);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_truncated)
+{
+    unsigned char value[100], out[100];
+    struct cache_lookup lookup = { out, 10, 0, 0 };
+
+    memset(value, 'v', sizeof(value));
+    memset(out, 0xaa, sizeof(out));
+    ck_assert_int_eq(cache_set(tc, "a", 1, value, sizeof(value), 1000),
+                     CACHE_STORED);
+    ck_assert_int_eq(cache_get(tc, "a", 1, 1000, &lookup), CACHE_TRUNCATED);
+    ck_assert_uint_eq(lookup.value_len, 100);
+    for (size_t i = 0; i < sizeof(out); i++) {
+        ck_assert_int_eq(out[i], 0xaa);          /* nothing copied */
+    }
+    ck_assert_uint_eq(tc_stats().hits, 0);
+    ck_assert_uint_eq(tc_stats().misses, 0);
+    lookup.dst_cap = lookup.value_len;           /* grow, call again */
+    ck_assert_int_eq(cache_get(tc, "a", 1, 1000, &lookup), CACHE_HIT);
+    ck_assert(memcmp(out, value, sizeof(value)) == 0);
+    ck_assert_uint_eq(tc_stats().hits, 1);
+    tc_check();
+}
+END_TEST
+
+/* ---- stats ------------------------------------------------------------ */
+
+START_TEST(test_stats)
+{
+    struct cache_stats stats;
+
+    tc_put("a", "11");
+    tc_put("bb", "2");
+    tc_expect("a", "11");
+    tc_expect("a", "11");
+    tc_expect_miss("zz", 1000);
+    tc_put("c", "3");
+    tc_put("d", "4");                   /* evicts bb */
+    tc_expect_miss("a", 5000);          /* expired */
+    cache_stats(tc, &stats);
+    ck_assert_uint_eq(stats.entries, 2);
+    ck_assert_uint_eq(stats.bytes, 4);
+    ck_assert_uint_eq(stats.capacity_entries, 3);
+    ck_assert_uint_eq(stats.capacity_bytes, 1 << 20);
+    ck_assert_uint_eq(stats.hits, 2);
+    ck_assert_uint_eq(stats.misses, 2);
+    ck_assert_uint_eq(stats.evictions, 1);
+    ck_assert_uint_eq(stats.expirations, 1);
+    ck_assert_uint_eq(stats.generation, 0);
+    ck_assert(!stats.poisoned);
+    ck_assert_uint_gt(cache_segment_bytes(tc), 1 << 20);
+}
+END_TEST
+
+START_TEST(test_counters_summed_over_slots)
+{
+    pid_t pid = fork();
+    int status;
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char buf[8];
+        struct cache_lookup lookup = { buf, sizeof(buf), 0, 0 };
+
+        cache_attach(tc, 3);
+        _exit(cache_set(tc, "a", 1, "1", 1, 1000) == CACHE_STORED
+              && cache_get(tc, "a", 1, 1000, &lookup) == CACHE_HIT
+              && cache_set(tc, "a", 1, "2", 1, 1000) == CACHE_STORED
+              && cache_delete(tc, "zz", 2) == CACHE_MISS ? 0 : 1);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tc_expect("a", "2");                /* written by the child */
+    tc_expect_miss("b", 1000);
+    ck_assert_uint_eq(tc_stats().hits, 2);      /* one per process */
+    ck_assert_uint_eq(tc_stats().misses, 1);
+    ck_assert_uint_eq(tc_stats().entries, 1);
+}
+END_TEST
+
+static const struct create_case {
+    uint32_t capacity;
+    uint64_t max_memory_bytes;
+    uint64_t ttl_ms;
+    uint32_t worker_slots;
+    int expect;
+    const char *why;
+} create_cases[] = {
+    { 0, 1000, 1000, 1, -EINVAL, "capacity 0" },
+    { 1, 0, 1000, 1, -EINVAL, "no memory" },
+    { 1, 1000, 0, 1, -EINVAL, "ttl 0" },
+    { 1, 1000, 1000, 0, -EINVAL, "no worker slots" },
+    { 1, UINT64_C(1) << 36, 1000, 1, -EINVAL, "arena over 8 GiB" },
+    { 1, 1, 1, 1, 0, "smallest cache" },
+};
+
+START_TEST(test_create_params)
+{
+    const struct create_case *c = &create_cases[_i];
+    struct cache_params p = tc_defaults;
+    struct cache *other = NULL;
+    int rc;
+
+    p.capacity = c->capacity;
+    p.max_memory_bytes = c->max_memory_bytes;
+    p.ttl_ms = c->ttl_ms;
+    p.worker_slots = c->worker_slots;
+    rc = cache_create(&p, &other);
+    ck_assert_msg(rc == c->expect, "%s: %d", c->why, rc);
+    if (rc == 0) {
+        ck_assert_int_eq(cache_set(other, "k", 1, "", 0, 1), CACHE_STORED);
+        ck_assert_int_eq(cache_set(other, "", 0, "v", 1, 1), CACHE_STORED);
+        cache_destroy(other);
+    }
+}
+END_TEST
+
+/* ---- crash recovery --------------------------------------------------- */
+
+/* A child that takes the lock from slot and waits to be killed. */
+static pid_t
+tc_spawn_holder(uint32_t slot, bool write_side)
+{
+    int fds[2];
+    pid_t pid;
+    char c = 'x';
+    ssize_t n;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        cache_attach(tc, slot);
+        cache_debug_hold_lock(tc, write_side);
+        if (write(fds[1], &c, 1) != 1) {
+            _exit(1);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    close(fds[1]);
+    do {
+        n = read(fds[0], &c, 1);
+    } while (n < 0 && errno == EINTR);
+    ck_assert_int_eq(n, 1);
+    close(fds[0]);
+    return pid;
+}
+
+static void
+tc_kill(pid_t pid)
+{
+    int status;
+
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static void
+tc_crash_and_recover(bool write)
+{
+    struct cache_lookup lookup;
+    char buf[8];
+    pid_t pid;
+
+    tc_put("a", "1");
+    pid = tc_spawn_holder(1, write);
+    tc_kill(pid);
+
+    /* Before the reaper runs: the dead holder keeps the lock, so what
+     * needs the side it blocks times out and bypasses. */
+    ck_assert_int_eq(cache_set(tc, "b", 1, "2", 1, 1000), CACHE_BYPASS);
+    if (write) {
+        ck_assert_int_eq(tc_get_at("a", 1000, buf, sizeof(buf), &lookup),
+                         CACHE_BYPASS);
+    }
+
+    ck_assert(!cache_reap_slot(tc, 0));     /* ours is idle */
+    ck_assert(cache_reap_slot(tc, 1));
+    ck_assert(cache_poisoned(tc));
+    ck_assert(!cache_reap_slot(tc, 1));     /* now idle */
+    ck_assert_int_eq(tc_get_at("a", 1000, buf, sizeof(buf), &lookup),
+                     CACHE_BYPASS);
+    ck_assert_int_eq(cache_set(tc, "b", 1, "2", 1, 1000), CACHE_BYPASS);
+    ck_assert_int_eq(cache_delete(tc, "a", 1), CACHE_BYPASS);
+    ck_assert_int_eq(cache_flush(tc), CACHE_BYPASS);
+    ck_assert(tc_stats().poisoned);
+    ck_assert_uint_eq(tc_stats().generation, 0);
+
+    ck_assert_int_eq(cache_recover(tc), 0);
+    ck_assert(!cache_poisoned(tc));
+    ck_assert_uint_eq(tc_stats().generation, 1);
+    ck_assert_uint_eq(tc_stats().entries, 0);
+    ck_assert_uint_eq(tc_stats().hits, 0);
+    ck_assert_uint_eq(tc_stats().misses, 0);
+    tc_expect_miss("a", 1000);              /* entries lost, not answers */
+    tc_put("b", "2");
+    tc_expect("b", "2");
+    ck_assert_int_eq(cache_delete(tc, "b", 1), CACHE_DELETED);
+    ck_assert_int_eq(cache_flush(tc), CACHE_DELETED);
+    ck_assert_uint_eq(tc_stats().misses, 1);   /* counters survived */
+    ck_assert_uint_eq(tc_stats().hits, 1);
+    ck_assert_int_eq(cache_recover(tc), 0);    /* not poisoned: no-op */
+    ck_assert_uint_eq(tc_stats().generation, 1);
+    tc_check();
+}
+
+START_TEST(test_crash_in_read_lock)
+{
+    tc_crash_and_recover(false);
+}
+END_TEST
+
+START_TEST(test_crash_in_write_lock)
+{
+    tc_crash_and_recover(true);
+}
+END_TEST
+
+START_TEST(test_recover_waits_for_live_holder)
+{
+    pid_t dead = tc_spawn_holder(1, false);
+    pid_t live = tc_spawn_holder(2, false);
+
+    tc_kill(dead);
+    ck_assert(cache_reap_slot(tc, 1));
+    ck_assert_int_eq(cache_recover(tc), -EBUSY);
+    ck_assert(cache_poisoned(tc));
+    tc_kill(live);
+    ck_assert(cache_reap_slot(tc, 2));
+    ck_assert_int_eq(cache_recover(tc), 0);
+    ck_assert(!cache_poisoned(tc));
+    tc_put("a", "1");
+    tc_expect("a", "1");
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_clean_exit_is_not_a_crash)
+{
+    pid_t pid = fork();
+    int status;
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        cache_attach(tc, 1);
+        _exit(cache_set(tc, "a", 1, "1", 1, 1000) == CACHE_STORED ? 0 : 1);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert(!cache_reap_slot(tc, 1));
+    ck_assert(!cache_poisoned(tc));
+    tc_expect("a", "1");
+}
+END_TEST
+
+/* ---- multi-process stress --------------------------------------------- */
+
+#define STRESS_PROCS    4
+#define STRESS_KEYS     200
+#define STRESS_MS       3000
+
+struct stress_tally {
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t stored;
+    uint64_t bypassed;
+    uint64_t corrupt;
+};
+
+/* A value's bytes follow from its key and length, so a reader can tell a
+ * torn or misplaced value whoever wrote it. */
+static unsigned char
+stress_byte(unsigned id, size_t len, size_t j)
+{
+    return (unsigned char) (id * 31u + j * 7u + len);
+}
+
+static void
+stress_child(unsigned index, int out_fd)
+{
+    struct stress_tally t = { 0, 0, 0, 0, 0 };
+    unsigned char value[512], buf[512];
+    unsigned seed = 0x9e3779b9u * (index + 1);
+    uint64_t until = cache_clock_ms() + STRESS_MS;
+    char key[16];
+
+    cache_attach(tc, index + 1);
+    for (uint64_t n = 0;; n++) {
+        unsigned id, r;
+        size_t key_len;
+
+        if ((n & 255) == 0 && cache_clock_ms() >= until) {
+            break;
+        }
+        id = (unsigned) rand_r(&seed) % STRESS_KEYS;
+        r = (unsigned) rand_r(&seed) % 1000;
+        key_len = (size_t) snprintf(key, sizeof(key), "key-%u", id);
+        if (r < 600) {
+            struct cache_lookup lookup = { buf, sizeof(buf), 0, 0 };
+
+            switch (cache_get(tc, key, key_len, cache_clock_ms(), &lookup)) {
+            case CACHE_HIT:
+                t.hits++;
+                for (size_t j = 0; j < lookup.value_len; j++) {
+                    if (buf[j] != stress_byte(id, lookup.value_len, j)) {
+                        t.corrupt++;
+                        break;
+                    }
+                }
+                break;
+            case CACHE_MISS:
+                t.misses++;
+                break;
+            case CACHE_BYPASS:
+                t.bypassed++;
+                break;
+            default:
+                t.corrupt++;
+            }
+        } else if (r < 920) {
+            size_t len = (size_t) rand_r(&seed) % 400;
+
+            for (size_t j = 0; j < len; j++) {
+                value[j] = stress_byte(id, len, j);
+            }
+            switch (cache_set(tc, key, key_len, value, len,
+                              cache_clock_ms())) {
+            case CACHE_STORED:
+                t.stored++;
+                break;
+            case CACHE_BYPASS:
+                t.bypassed++;
+                break;
+            default:
+                t.corrupt++;
+            }
+        } else if (r < 999) {
+            (void) cache_delete(tc, key, key_len);
+        } else {
+            (void) cache_flush(tc);
+        }
+    }
+    _exit(write(out_fd, &t, sizeof(t)) == (ssize_t) sizeof(t) ? 0 : 1);
+}
+
+START_TEST(test_stress_processes)
+{
+    struct cache_params p = tc_defaults;
+    struct stress_tally sum = { 0, 0, 0, 0, 0 };
+    struct cache_stats stats;
+    pid_t pids[STRESS_PROCS];
+    int fds[STRESS_PROCS][2];
+
+    p.capacity = 64;
+    p.max_memory_bytes = 8192;
+    p.max_value_bytes = 512;
+    p.ttl_ms = 5;                   /* expiry races eviction */
+    p.lock_timeout_ms = 5000;       /* a loaded test box must not bypass */
+    tc_recreate(&p);
+    for (unsigned i = 0; i < STRESS_PROCS; i++) {
+        ck_assert_int_eq(pipe(fds[i]), 0);
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            close(fds[i][0]);
+            stress_child(i, fds[i][1]);
+        }
+        close(fds[i][1]);
+    }
+    for (unsigned i = 0; i < STRESS_PROCS; i++) {
+        struct stress_tally t;
+        ssize_t n;
+        int status;
+
+        do {
+            n = read(fds[i][0], &t, sizeof(t));
+        } while (n < 0 && errno == EINTR);
+        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "stress child %u failed", i);
+        ck_assert_int_eq(n, (ssize_t) sizeof(t));
+        close(fds[i][0]);
+        sum.hits += t.hits;
+        sum.misses += t.misses;
+        sum.stored += t.stored;
+        sum.bypassed += t.bypassed;
+        sum.corrupt += t.corrupt;
+    }
+    tc_check();
+    cache_stats(tc, &stats);
+    ck_assert_uint_eq(sum.corrupt, 0);
+    ck_assert_uint_eq(stats.hits, sum.hits);
+    ck_assert_uint_eq(stats.misses, sum.misses);
+    ck_assert_uint_gt(sum.hits, 0);
+    ck_assert_uint_gt(sum.stored, 0);
+    ck_assert_uint_gt(stats.evictions, 0);
+    ck_assert_uint_le(stats.entries, p.capacity);
+    ck_assert_uint_le(stats.bytes, p.max_memory_bytes);
+    ck_assert(!stats.poisoned);
+    fprintf(stderr, "stress: %ju hits, %ju misses, %ju stored, %ju "
+            "evictions, %ju expirations, %ju bypassed\n",
+            (uintmax_t) sum.hits, (uintmax_t) sum.misses,
+            (uintmax_t) sum.stored, (uintmax_t) stats.evictions,
+            (uintmax_t) stats.expirations, (uintmax_t) sum.bypassed);
+}
+END_TEST
+
+/* ---- suite ------------------------------------------------------------ */
+
+#define N_CASES(a) ((int) (sizeof(a) / sizeof((a)[0])))
+
+static TCase *
+tc_case(Suite *s, const char *name)
+{
+    TCase *t = tcase_create(name);
+
+    tcase_add_checked_fixture(t, tc_setup, tc_teardown);
+    suite_add_tcase(s, t);
+    return t;
+}
+
+static Suite *
+cache_suite(void)
+{
+    Suite *s = suite_create("cache");
+    TCase *t;
+
+    t = tc_case(s, "lru");
+    tcase_add_loop_test(t, test_lru_order, 0, N_CASES(lru_cases));
+    t = tc_case(s, "replace");
+    tcase_add_test(t, test_replace_keeps_one);
+    t = tc_case(s, "delete");
+    tcase_add_test(t, test_delete);
+    t = tc_case(s, "flush");
+    tcase_add_test(t, test_flush);
+    t = tc_case(s, "empty");
+    tcase_add_test(t, test_empty_cache);
+    t = tc_case(s, "capacity_one");
+    tcase_add_test(t, test_capacity_one);
+    t = tc_case(s, "expiry");
+    tcase_add_test(t, test_ttl_expiry);
+    tcase_add_test(t, test_set_ttl);
+    tcase_add_test(t, test_set_drops_expired_tail);
+    t = tc_case(s, "byte_budget");
+    tcase_add_test(t, test_byte_budget_eviction);
+    tcase_add_test(t, test_fragmented_arena_evicts_more);
+    t = tc_case(s, "sizes");
+    tcase_add_loop_test(t, test_sizes, 0, N_CASES(size_cases));
+    t = tc_case(s, "binary");
+    tcase_add_test(t, test_binary_keys_and_values);
+    t = tc_case(s, "truncated");
+    tcase_add_test(t, test_truncated);
+    t = tc_case(s, "stats");
+    tcase_add_test(t, test_stats);
+    tcase_add_test(t, test_counters_summed_over_slots);
+    t = tc_case(s, "create");
+    tcase_add_loop_test(t, test_create_params, 0, N_CASES(create_cases));
+    t = tc_case(s, "crash");
+    tcase_add_test(t, test_crash_in_read_lock);
+    tcase_add_test(t, test_crash_in_write_lock);
+    tcase_add_test(t, test_recover_waits_for_live_holder);
+    tcase_add_test(t, test_clean_exit_is_not_a_crash);
+    t = tc_case(s, "stress");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, test_stress_processes);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(cache_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
