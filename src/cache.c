@@ -221,6 +221,34 @@ struct cache {
     uint32_t                 worker_slots;
 };
 
+/* ---- process id --------------------------------------------------------- */
+
+/* getpid() is a real system call (glibc no longer caches it) and was 40%
+ * of a set; the writer's pid is kept here, set once and refreshed in
+ * every fork() child.  Process-wide, so a static. */
+static pthread_once_t cache_pid_once = PTHREAD_ONCE_INIT;
+static uint32_t       cache_pid_self;
+static bool           cache_pid_tracked;  /* atfork handler registered */
+
+static void
+cache_pid_refresh(void)
+{
+    cache_pid_self = (uint32_t) getpid();
+}
+
+static void
+cache_pid_init(void)
+{
+    cache_pid_refresh();
+    cache_pid_tracked = pthread_atfork(NULL, NULL, cache_pid_refresh) == 0;
+}
+
+static uint32_t
+cache_pid(void)
+{
+    return cache_pid_tracked ? cache_pid_self : (uint32_t) getpid();
+}
+
 /* ---- hashing ---------------------------------------------------------- */
 
 static inline uint64_t
@@ -385,9 +413,11 @@ cache_lock(struct cache *cache, enum cache_lock_mode mode, uint32_t pid,
     if (rc != 0) {
         goto bail;
     }
+    /* Only WAITING against poisoned needs seq_cst (the Dekker pair); the
+     * reaper reads INSIDE after waitpid(), recovery only more strictly. */
     __atomic_store_n(&me->state, mode == CACHE_LOCK_WRITE
                      ? CACHE_WORKER_INSIDE_WRITE : CACHE_WORKER_INSIDE_READ,
-                     __ATOMIC_SEQ_CST);
+                     __ATOMIC_RELEASE);
     if (__atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE)) {
         /* Poisoned while we waited: store nothing more. */
         rc = pthread_rwlock_unlock(&hdr->lock);
@@ -416,8 +446,9 @@ cache_unlock(struct cache *cache, enum cache_lock_mode mode)
     rc = pthread_rwlock_unlock(&hdr->lock);
     assert(rc == 0);
     (void) rc;
+    /* A recovery that still sees the old state just waits longer. */
     __atomic_store_n(&cache->worker->state, CACHE_WORKER_IDLE,
-                     __ATOMIC_SEQ_CST);
+                     __ATOMIC_RELEASE);
 }
 
 /* lru_lock, inside the read side, by the deadline of the read side. */
@@ -508,6 +539,16 @@ cache_find_locked(const struct cache *cache, uint64_t hash, const void *key,
     while (i != CACHE_NIL) {
         const struct cache_entry_shm *e = cache_entry(cache, i);
 
+        if (e->key_len_tag == want) {
+            /* A hit splices between these two: fetch them while the key
+             * compare waits for the arena, not after. */
+            if (e->lru_prev != CACHE_NIL) {
+                __builtin_prefetch(&cache->entries[e->lru_prev], 1);
+            }
+            if (e->lru_next != CACHE_NIL) {
+                __builtin_prefetch(&cache->entries[e->lru_next], 1);
+            }
+        }
         if (e->key_len_tag == want
             && (key_len == 0
                 || memcmp(cache_entry_data(cache, e), key, key_len) == 0)) {
@@ -528,7 +569,7 @@ cache_lru_unlink_locked(struct cache *cache, uint32_t i)
     if (e->lru_prev != CACHE_NIL) {
         cache_entry(cache, e->lru_prev)->lru_next = e->lru_next;
     } else {
-        hdr->lru_head = e->lru_next;
+        __atomic_store_n(&hdr->lru_head, e->lru_next, __ATOMIC_RELAXED);
     }
     if (e->lru_next != CACHE_NIL) {
         cache_entry(cache, e->lru_next)->lru_prev = e->lru_prev;
@@ -551,7 +592,7 @@ cache_lru_push_locked(struct cache *cache, uint32_t i)
     } else {
         hdr->lru_tail = i;
     }
-    hdr->lru_head = i;
+    __atomic_store_n(&hdr->lru_head, i, __ATOMIC_RELAXED);
 }
 
 static void
@@ -734,6 +775,10 @@ cache_create(const struct cache_params *params, struct cache **out)
     void *map = NULL;
     int rc;
 
+    rc = pthread_once(&cache_pid_once, cache_pid_init);
+    if (rc != 0) {
+        return -rc;
+    }
     if (params->capacity < 1 || params->capacity > CACHE_CAPACITY_MAX
         || params->max_memory_bytes < 1 || params->ttl_ms == 0
         || params->worker_slots < 1 || params->worker_slots > 1u << 20) {
@@ -855,7 +900,7 @@ cache_expire(struct cache *cache, uint64_t hash, const void *key,
              size_t key_len, uint64_t now_ms)
 {
     uint64_t ttl_ms = __atomic_load_n(&cache->hdr->ttl_ms, __ATOMIC_RELAXED);
-    uint32_t pid = (uint32_t) getpid();
+    uint32_t pid = cache_pid();
     struct timespec deadline;
     uint64_t age_ms;
     bool removed = false;
@@ -913,15 +958,20 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
         status = CACHE_TRUNCATED;       /* no splice: the retry renews */
         goto unlock;
     }
-    if (!cache_lru_lock(cache, &deadline)) {
-        status = CACHE_BYPASS;
-        goto unlock;
+    /* Already the head: the moment we see that is the moment of our
+     * access, and the list is then exactly as a splice would leave it,
+     * so hammering one key costs no lru_lock. */
+    if (__atomic_load_n(&cache->hdr->lru_head, __ATOMIC_RELAXED) != i) {
+        if (!cache_lru_lock(cache, &deadline)) {
+            status = CACHE_BYPASS;
+            goto unlock;
+        }
+        if (cache->hdr->lru_head != i) {
+            cache_lru_unlink_locked(cache, i);
+            cache_lru_push_locked(cache, i);
+        }
+        cache_lru_unlock(cache);
     }
-    if (cache->hdr->lru_head != i) {
-        cache_lru_unlink_locked(cache, i);
-        cache_lru_push_locked(cache, i);
-    }
-    cache_lru_unlock(cache);
     if (e->value_len > 0) {
         memcpy(lookup->dst, cache_entry_data(cache, e) + key_len,
                e->value_len);
@@ -949,7 +999,7 @@ cache_set(struct cache *cache, const void *key, size_t key_len,
     struct cache_hdr_shm *hdr = cache->hdr;
     uint64_t ttl_ms = __atomic_load_n(&hdr->ttl_ms, __ATOMIC_RELAXED);
     uint64_t hash, need, age_ms, evicted = 0, expired = 0;
-    uint32_t pid = (uint32_t) getpid();
+    uint32_t pid = cache_pid();
     enum cache_status status;
     struct cache_entry_shm *e;
     struct timespec deadline;
@@ -1035,7 +1085,7 @@ enum cache_status
 cache_delete(struct cache *cache, const void *key, size_t key_len)
 {
     uint64_t hash = cache_hash(cache->seed, key, key_len);
-    uint32_t pid = (uint32_t) getpid();
+    uint32_t pid = cache_pid();
     enum cache_status status;
     struct timespec deadline;
     uint32_t i;
@@ -1064,8 +1114,7 @@ cache_flush(struct cache *cache)
 {
     struct timespec deadline;
 
-    if (!cache_lock(cache, CACHE_LOCK_WRITE, (uint32_t) getpid(),
-                    &deadline)) {
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid(), &deadline)) {
         return CACHE_BYPASS;
     }
     cache_reset_locked(cache);
@@ -1258,8 +1307,7 @@ cache_check(struct cache *cache, char *err, size_t err_len)
         fault.what = "no memory for the check's bitmaps";
         goto out;
     }
-    if (!cache_lock(cache, CACHE_LOCK_WRITE, (uint32_t) getpid(),
-                    &deadline)) {
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid(), &deadline)) {
         rc = -EBUSY;
         fault.what = "poisoned, or the write lock was not had in time";
         goto out;
