@@ -48,7 +48,10 @@
  * always the entry read (or stored) least recently.  Readers never see a
  * freed entry: freeing needs the write side.  Readers only read the chain
  * and data fields, and splices only write the LRU fields, so a reader
- * walking a chain while another splices does not race.
+ * walking a chain while another splices does not race.  A hit whose entry
+ * is already the head (an atomic read of lru_head) skips lru_lock: at the
+ * moment of that read the list is exactly what the splice would make, so
+ * that moment serves as the access; a hot key then costs no mutex.
  *
  * Under the lock there are loads, stores and memcpy, nothing else: the
  * hash, the clock and the deadline are computed before, counters are added
@@ -541,12 +544,17 @@ cache_find_locked(const struct cache *cache, uint64_t hash, const void *key,
 
         if (e->key_len_tag == want) {
             /* A hit splices between these two: fetch them while the key
-             * compare waits for the arena, not after. */
-            if (e->lru_prev != CACHE_NIL) {
-                __builtin_prefetch(&cache->entries[e->lru_prev], 1);
+             * compare waits for the arena, not after.  Read outside
+             * lru_lock, so atomically; a stale index only wastes the
+             * prefetch, which never faults. */
+            uint32_t prev = __atomic_load_n(&e->lru_prev, __ATOMIC_RELAXED);
+            uint32_t next = __atomic_load_n(&e->lru_next, __ATOMIC_RELAXED);
+
+            if (prev < cache->capacity) {
+                __builtin_prefetch(&cache->entries[prev], 1);
             }
-            if (e->lru_next != CACHE_NIL) {
-                __builtin_prefetch(&cache->entries[e->lru_next], 1);
+            if (next < cache->capacity) {
+                __builtin_prefetch(&cache->entries[next], 1);
             }
         }
         if (e->key_len_tag == want
@@ -559,6 +567,15 @@ cache_find_locked(const struct cache *cache, uint64_t hash, const void *key,
     return CACHE_NIL;
 }
 
+/* LRU links change under the read side too (splices), where the chain
+ * walk of another reader may read them for a prefetch: so atomic stores,
+ * which are plain moves on x86 and arm64. */
+static inline void
+cache_link_store(uint32_t *link, uint32_t value)
+{
+    __atomic_store_n(link, value, __ATOMIC_RELAXED);
+}
+
 /* Write side, or read side + lru_lock. */
 static void
 cache_lru_unlink_locked(struct cache *cache, uint32_t i)
@@ -567,12 +584,14 @@ cache_lru_unlink_locked(struct cache *cache, uint32_t i)
     struct cache_entry_shm *e = cache_entry(cache, i);
 
     if (e->lru_prev != CACHE_NIL) {
-        cache_entry(cache, e->lru_prev)->lru_next = e->lru_next;
+        cache_link_store(&cache_entry(cache, e->lru_prev)->lru_next,
+                         e->lru_next);
     } else {
         __atomic_store_n(&hdr->lru_head, e->lru_next, __ATOMIC_RELAXED);
     }
     if (e->lru_next != CACHE_NIL) {
-        cache_entry(cache, e->lru_next)->lru_prev = e->lru_prev;
+        cache_link_store(&cache_entry(cache, e->lru_next)->lru_prev,
+                         e->lru_prev);
     } else {
         hdr->lru_tail = e->lru_prev;
     }
@@ -585,10 +604,10 @@ cache_lru_push_locked(struct cache *cache, uint32_t i)
     struct cache_hdr_shm *hdr = cache->hdr;
     struct cache_entry_shm *e = cache_entry(cache, i);
 
-    e->lru_prev = CACHE_NIL;
-    e->lru_next = hdr->lru_head;
+    cache_link_store(&e->lru_prev, CACHE_NIL);
+    cache_link_store(&e->lru_next, hdr->lru_head);
     if (hdr->lru_head != CACHE_NIL) {
-        cache_entry(cache, hdr->lru_head)->lru_prev = i;
+        cache_link_store(&cache_entry(cache, hdr->lru_head)->lru_prev, i);
     } else {
         hdr->lru_tail = i;
     }
