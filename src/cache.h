@@ -32,8 +32,9 @@ enum cache_status {
     CACHE_TRUNCATED,    /* get: value longer than dst_cap; value_len set,
                            nothing copied: grow and call again */
     CACHE_STORED,       /* set: stored (replacing any old value) */
-    CACHE_TOO_LARGE,    /* set: value over max_value_bytes, or key+value
-                           over max_memory_bytes: not stored */
+    CACHE_TOO_LARGE,    /* set: value over max_value_bytes, key+value
+                           over max_memory_bytes, or key over 16 MiB - 1:
+                           not stored, any old value left as it was */
     CACHE_DELETED,      /* delete: removed; flush: done */
     CACHE_BYPASS        /* poisoned, or lock not had in time: act as if
                            there were no cache (answer from Redis) */
@@ -93,7 +94,8 @@ enum cache_status cache_set(struct cache *cache, const void *key,
                             size_t key_len, const void *value,
                             size_t value_len, uint64_t now_ms);
 
-/* CACHE_DELETED, CACHE_MISS, or CACHE_BYPASS. */
+/* CACHE_DELETED, CACHE_MISS, or CACHE_BYPASS.  Takes no clock, so an
+ * entry that expired unseen is still DELETED. */
 enum cache_status cache_delete(struct cache *cache, const void *key,
                                size_t key_len);
 
@@ -105,7 +107,8 @@ void cache_stats(const struct cache *cache, struct cache_stats *out);
 
 /* Walks every invariant (index and LRU agree, counts and bytes add up, no
  * entry reachable twice).  Takes the write lock.  Returns 0, or -EUCLEAN
- * with a description in err. */
+ * with a description in err (-EBUSY: poisoned or lock not had in time;
+ * -ENOMEM: no memory for its bitmaps). */
 int cache_check(struct cache *cache, char *err, size_t err_len);
 
 /*

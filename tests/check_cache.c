@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cache_arena.h"
 
 static struct cache *tc;        /* the cache under test */
 
@@ -781,6 +782,75 @@ START_TEST(test_clean_exit_is_not_a_crash)
 }
 END_TEST
 
+/* ---- the arena on its own -------------------------------------------- */
+
+#define ARENA_LIVE  64
+
+/*
+ * Random allocs (1 .. 3000 bytes) and frees on a 64 KiB arena, each
+ * payload filled with its own byte: no two blocks overlap (the fill is
+ * intact at free), cache_arena_check passes after every step, and once
+ * all is freed the whole arena is one block again.
+ */
+START_TEST(test_arena_random)
+{
+    size_t region = cache_arena_region_bytes(65536);
+    struct cache_arena_shm *arena = malloc(region);
+    uint32_t blocks[ARENA_LIVE];
+    size_t lens[ARENA_LIVE];
+    struct cache_fault fault = { NULL, 0, 0 };
+    unsigned seed = 12345, allocs = 0, refusals = 0;
+
+    ck_assert_ptr_nonnull(arena);
+    cache_arena_init(arena, region);
+    for (int k = 0; k < ARENA_LIVE; k++) {
+        blocks[k] = CACHE_ARENA_NIL;
+    }
+    for (int step = 0; step < 20000; step++) {
+        int k = rand_r(&seed) % ARENA_LIVE;
+        unsigned char fill = (unsigned char) k;
+
+        if (blocks[k] == CACHE_ARENA_NIL) {
+            lens[k] = 1 + (size_t) rand_r(&seed) % 3000;
+            blocks[k] = cache_arena_alloc(arena, lens[k]);
+            if (blocks[k] == CACHE_ARENA_NIL) {
+                refusals++;
+                continue;
+            }
+            allocs++;
+            ck_assert_uint_ge(cache_arena_block_capacity(arena, blocks[k]),
+                              lens[k]);
+            memset(cache_arena_data(arena, blocks[k]), fill, lens[k]);
+        } else {
+            unsigned char *data = cache_arena_data(arena, blocks[k]);
+            size_t j = 0;
+
+            /* One ck_assert per block: each one writes a record. */
+            while (j < lens[k] && data[j] == fill) {
+                j++;
+            }
+            ck_assert_msg(j == lens[k], "block %d overwritten at %zu", k, j);
+            cache_arena_free(arena, blocks[k]);
+            blocks[k] = CACHE_ARENA_NIL;
+        }
+        ck_assert_msg(cache_arena_check(arena, NULL, &fault) == 0,
+                      "step %d: %s %ju %ju", step, fault.what,
+                      (uintmax_t) fault.a, (uintmax_t) fault.b);
+    }
+    ck_assert_uint_gt(allocs, 5000);
+    ck_assert_uint_gt(refusals, 0);         /* it did run full */
+    for (int k = 0; k < ARENA_LIVE; k++) {
+        if (blocks[k] != CACHE_ARENA_NIL) {
+            cache_arena_free(arena, blocks[k]);
+        }
+    }
+    ck_assert_int_eq(cache_arena_check(arena, NULL, &fault), 0);
+    ck_assert_uint_ne(cache_arena_alloc(arena, 65536 - 4), CACHE_ARENA_NIL);
+    ck_assert_uint_eq(cache_arena_alloc(arena, 8), CACHE_ARENA_NIL);
+    free(arena);
+}
+END_TEST
+
 /* ---- multi-process stress --------------------------------------------- */
 
 #define STRESS_PROCS    4
@@ -988,6 +1058,8 @@ cache_suite(void)
     tcase_add_test(t, test_crash_in_write_lock);
     tcase_add_test(t, test_recover_waits_for_live_holder);
     tcase_add_test(t, test_clean_exit_is_not_a_crash);
+    t = tc_case(s, "arena");
+    tcase_add_test(t, test_arena_random);
     t = tc_case(s, "stress");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_stress_processes);

@@ -1,0 +1,302 @@
+/*
+ * cache_bench: throughput of the shared-memory cache, and its overhead.
+ *
+ * Prints hits/s (cache_get on present keys, uniformly random, and on one
+ * hot key as a load generator hammering one URL would) and inserts/s
+ * (cache_set of new keys into a full cache, so each one also evicts),
+ * with 1 and with 2 processes on one segment, and the bytes each entry
+ * costs beyond its key and value.  Built by `make bench/cache_bench`, not by `all`.
+ *
+ *   usage: bench/cache_bench [capacity [value_bytes [ops]]]
+ *
+ * It includes cache_arena.h (an internal header) only to size the arena
+ * for the overhead formula.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "cache_arena.h"
+
+#define BENCH_KEY_BYTES 16
+
+struct bench {
+    struct cache  *cache;           /* owned */
+    char          *keys;            /* owned: capacity * 2 keys */
+    unsigned char *value;           /* owned */
+    uint32_t       capacity;
+    size_t         value_bytes;
+    uint64_t       ops;
+};
+
+static double
+bench_now(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        perror("clock_gettime");
+        exit(1);
+    }
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static const char *
+bench_key(const struct bench *b, uint64_t i)
+{
+    return b->keys + i * BENCH_KEY_BYTES;
+}
+
+static uint64_t
+bench_next(uint64_t *state)
+{
+    /* xorshift64: cheap, so the loop measures the cache. */
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+/* ops hits over keys 0 .. capacity-1, or on key 0 alone when hot;
+ * returns failures. */
+static uint64_t
+bench_lookups(const struct bench *b, uint64_t seed, int hot)
+{
+    unsigned char *buf = malloc(b->value_bytes + 1);
+    struct cache_lookup lookup = { buf, b->value_bytes + 1, 0, 0 };
+    uint64_t state = seed, failed = 0, now = cache_clock_ms();
+
+    if (buf == NULL) {
+        return b->ops;
+    }
+    for (uint64_t n = 0; n < b->ops; n++) {
+        uint64_t i = hot ? 0 : bench_next(&state) % b->capacity;
+
+        if (cache_get(b->cache, bench_key(b, i), BENCH_KEY_BYTES - 1, now,
+                      &lookup) != CACHE_HIT) {
+            failed++;
+        }
+    }
+    free(buf);
+    return failed;
+}
+
+/* Inserts keys first .. first+count-1 (wrapping in the key table). */
+static uint64_t
+bench_inserts(const struct bench *b, uint64_t first, uint64_t count)
+{
+    uint64_t failed = 0, now = cache_clock_ms();
+
+    for (uint64_t n = 0; n < count; n++) {
+        uint64_t i = (first + n) % (2 * (uint64_t) b->capacity);
+
+        if (cache_set(b->cache, bench_key(b, i), BENCH_KEY_BYTES - 1,
+                      b->value, b->value_bytes, now) != CACHE_STORED) {
+            failed++;
+        }
+    }
+    return failed;
+}
+
+enum bench_kind {
+    BENCH_LOOKUPS,
+    BENCH_HOT_LOOKUPS,
+    BENCH_INSERTS,
+};
+
+/* Runs kind in procs processes (slots 1..procs) at once; returns wall
+ * seconds.  A process that saw a failure exits 1 and the bench stops. */
+static double
+bench_parallel(struct bench *b, int procs, enum bench_kind kind)
+{
+    pid_t pids[8];
+    int go[2];
+    double start;
+    char c = 'g';
+
+    if (pipe(go) != 0) {
+        perror("pipe");
+        exit(1);
+    }
+    for (int p = 0; p < procs; p++) {
+        pids[p] = fork();
+        if (pids[p] < 0) {
+            perror("fork");
+            exit(1);
+        }
+        if (pids[p] == 0) {
+            uint64_t failed;
+            ssize_t n;
+
+            close(go[1]);
+            cache_attach(b->cache, (uint32_t) p + 1);
+            do {
+                n = read(go[0], &c, 1);     /* start together */
+            } while (n < 0 && errno == EINTR);
+            if (kind == BENCH_INSERTS) {
+                /* Each process its own half of the spare keys. */
+                failed = bench_inserts(b, b->capacity + (uint64_t) p
+                                       * b->capacity / (uint64_t) procs,
+                                       b->ops);
+            } else {
+                failed = bench_lookups(b, 0x9e3779b97f4a7c15u * (p + 1),
+                                       kind == BENCH_HOT_LOOKUPS);
+            }
+            _exit(failed == 0 ? 0 : 1);
+        }
+    }
+    close(go[0]);
+    start = bench_now();
+    if (close(go[1]) != 0) {        /* EOF releases every child */
+        perror("close");
+        exit(1);
+    }
+    (void) c;
+    for (int p = 0; p < procs; p++) {
+        int status;
+
+        if (waitpid(pids[p], &status, 0) != pids[p] || !WIFEXITED(status)
+            || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "bench process %d failed\n", p);
+            exit(1);
+        }
+    }
+    return bench_now() - start;
+}
+
+static void
+bench_fill(struct bench *b)
+{
+    if (cache_flush(b->cache) != CACHE_DELETED
+        || bench_inserts(b, 0, b->capacity) != 0) {
+        fprintf(stderr, "fill failed\n");
+        exit(1);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cache_params params = {
+        .capacity = 100000,
+        .max_memory_bytes = 64u << 20,
+        .max_value_bytes = 1u << 20,
+        .ttl_ms = 3600 * 1000,
+        .worker_slots = 4,
+        .lock_timeout_ms = 1000,
+    };
+    struct bench b;
+    struct cache_stats stats;
+    size_t arena_bytes, kv, block, segment;
+    double secs, fixed;
+    int rc;
+
+    memset(&b, 0, sizeof(b));
+    b.capacity = argc > 1 ? (uint32_t) strtoul(argv[1], NULL, 10) : 100000;
+    b.value_bytes = argc > 2 ? strtoul(argv[2], NULL, 10) : 100;
+    b.ops = argc > 3 ? strtoull(argv[3], NULL, 10) : 3000000;
+    if (b.capacity < 2 || b.ops < 1) {
+        fprintf(stderr, "usage: %s [capacity [value_bytes [ops]]]\n",
+                argv[0]);
+        return 2;
+    }
+    kv = BENCH_KEY_BYTES - 1 + b.value_bytes;
+    params.capacity = b.capacity;
+    /* Exactly enough budget for capacity entries: inserts into a full
+     * cache evict by count and by bytes at once. */
+    params.max_memory_bytes = (uint64_t) kv * b.capacity;
+    rc = cache_create(&params, &b.cache);
+    if (rc != 0) {
+        fprintf(stderr, "cache_create: %s\n", strerror(-rc));
+        return 1;
+    }
+    b.keys = malloc((size_t) b.capacity * 2 * BENCH_KEY_BYTES);
+    b.value = malloc(b.value_bytes + 1);
+    if (b.keys == NULL || b.value == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    for (uint64_t i = 0; i < 2 * (uint64_t) b.capacity; i++) {
+        snprintf(b.keys + i * BENCH_KEY_BYTES, BENCH_KEY_BYTES,
+                 "key:%011ju", (uintmax_t) i);
+    }
+    memset(b.value, 'v', b.value_bytes);
+
+    printf("capacity %u keys, key %d B, value %zu B, %ju ops per "
+           "process\n", b.capacity, BENCH_KEY_BYTES - 1, b.value_bytes,
+           (uintmax_t) b.ops);
+
+    for (int procs = 1; procs <= 2; procs++) {
+        bench_fill(&b);
+        secs = bench_parallel(&b, procs, BENCH_LOOKUPS);
+        printf("lookups (random hits), %d process%s: %10.0f /s  (%.0f ns "
+               "each, per process)\n", procs, procs > 1 ? "es" : "  ",
+               (double) b.ops * procs / secs, secs * 1e9 / (double) b.ops);
+    }
+    for (int procs = 1; procs <= 2; procs++) {
+        secs = bench_parallel(&b, procs, BENCH_HOT_LOOKUPS);
+        printf("lookups (one hot key), %d process%s: %10.0f /s  (%.0f ns "
+               "each, per process)\n", procs, procs > 1 ? "es" : "  ",
+               (double) b.ops * procs / secs, secs * 1e9 / (double) b.ops);
+    }
+    for (int procs = 1; procs <= 2; procs++) {
+        bench_fill(&b);
+        secs = bench_parallel(&b, procs, BENCH_INSERTS);
+        printf("inserts into a full cache, %d process%s: %10.0f /s  (%.0f ns "
+               "each, per process)\n", procs, procs > 1 ? "es" : "  ",
+               (double) b.ops * procs / secs, secs * 1e9 / (double) b.ops);
+    }
+    cache_stats(b.cache, &stats);
+    {
+        char err[256];
+
+        if (cache_check(b.cache, err, sizeof(err)) != 0) {
+            fprintf(stderr, "cache_check: %s\n", err);
+            return 1;
+        }
+    }
+
+    /*
+     * Overhead per entry beyond its key and value bytes:
+     *   (segment_bytes - arena_bytes) / capacity      slot, index share,
+     *                                                 header + workers
+     * + 4 + (round_up(kv + 4, 8) - (kv + 4))          block header and
+     *                                                 rounding (<= 11 B;
+     *                                                 15 B if kv < 12)
+     * The arena itself is max_memory_bytes + 16 B per entry, the 16 B
+     * reserved for that second term.
+     */
+    segment = cache_segment_bytes(b.cache);
+    arena_bytes = cache_arena_region_bytes(params.max_memory_bytes
+                      + (uint64_t) b.capacity * CACHE_ARENA_ENTRY_SLACK);
+    fixed = (double) (segment - arena_bytes) / b.capacity;
+    block = (kv + 4 + 7) / 8 * 8;
+    if (block < 16) {
+        block = 16;
+    }
+    printf("segment %zu B, arena %zu B, max_memory %ju B\n", segment,
+           arena_bytes, (uintmax_t) params.max_memory_bytes);
+    printf("overhead per entry: (segment - arena) / capacity = %.2f B, "
+           "+ allocator %zu B (header 4 + rounding %zu) = %.2f B\n",
+           fixed, block - kv, block - kv - 4, fixed + (double) (block - kv));
+    printf("segment bytes beyond max_memory per entry (incl. the 16 B "
+           "arena reserve): %.2f B\n",
+           (double) (segment - params.max_memory_bytes) / b.capacity);
+    printf("after the runs: %ju entries, %ju bytes, %ju evictions\n",
+           (uintmax_t) stats.entries, (uintmax_t) stats.bytes,
+           (uintmax_t) stats.evictions);
+    cache_destroy(b.cache);
+    free(b.keys);
+    free(b.value);
+    return 0;
+}
