@@ -258,6 +258,14 @@ supervisor_count(const struct supervisor *s, enum proc_state a,
     return n;
 }
 
+/* The cache's lock-record slot of a worker: slot 0 is the supervisor's
+ * (admin flush and delete), workers use 1.. */
+static uint32_t
+supervisor_cache_slot(const struct supervisor *s, const struct proc *p)
+{
+    return (uint32_t) (p - s->procs) + 1;
+}
+
 /* Worker processes that exist (starting, serving or draining). */
 static uint32_t
 supervisor_alive(const struct supervisor *s)
@@ -311,7 +319,7 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
     log_init("worker", (int) p->index);
     snprintf(title, sizeof(title), "redis-cache-proxy: worker %u", p->index);
     supervisor_set_title(s, title);
-    cache_attach(s->cache, (uint32_t) (p - s->procs));
+    cache_attach(s->cache, supervisor_cache_slot(s, p));
 
     params.cfg = &s->cfg;
     params.index = p->index;
@@ -482,7 +490,7 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
                            ->connections, __ATOMIC_SEQ_CST);
     metrics_reap_slot(s->metrics, (uint32_t) (p - s->procs));
 
-    if (cache_reap_slot(s->cache, (uint32_t) (p - s->procs))) {
+    if (cache_reap_slot(s->cache, supervisor_cache_slot(s, p))) {
         log_error("worker %u died inside the cache lock: serving from "
                   "Redis until the cache is rebuilt", p->index);
         uv_timer_start(&s->recover_timer, supervisor_recover_cb, 0, 0);
@@ -1298,7 +1306,7 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     cp.max_memory_bytes = s->cfg.max_memory_bytes;
     cp.max_value_bytes = s->cfg.max_value_bytes;
     cp.ttl_ms = s->cfg.ttl_ms;
-    cp.worker_slots = s->nslots;
+    cp.worker_slots = s->nslots + 1;   /* slot 0: the supervisor's own */
     rc = cache_create(&cp, &s->cache);
     if (rc != 0) {
         log_error("cache_create(capacity %u, max-memory %llu) failed: %s",
