@@ -86,6 +86,13 @@ struct supervisor {
     struct metrics       *metrics;      /* owned */
     int64_t              *clients;      /* owned: shared mapping */
     int                   admin_fd;     /* owned until admin_tcp has it */
+    int                   access_wr;    /* owned: workers' end of the
+                                           access-log pipe, or -1 */
+    uv_pipe_t             access_pipe;  /* our end, read */
+    bool                  access_open;
+    int                   access_out;   /* owned: the log file, 2 for
+                                           stderr, or -1 */
+    char                  access_buf[65536];
     uv_tcp_t              admin_tcp;    /* the admin listener */
     bool                  admin_open;
     struct proc          *procs;        /* owned: nslots entries */
@@ -283,7 +290,8 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
     char                 title[64];
     sigset_t             none;
     struct sigaction     dfl;
-    int                  keep[3] = { s->http_fd, s->resp_fd, ready_wr };
+    int                  keep[4] = { s->http_fd, s->resp_fd, ready_wr,
+                                     s->access_wr };
     int                  status;
 
     /* libuv installed handlers in the parent; none of them may run here. */
@@ -306,9 +314,10 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
     }
 
     /* Close every fd of the parent's (libuv's loop, the admin socket)
-     * except the three this worker owns. */
+     * except the four this worker owns. */
     for (int fd = 3; fd < 65536; fd++) {
-        if (fd != keep[0] && fd != keep[1] && fd != keep[2]) {
+        if (fd != keep[0] && fd != keep[1] && fd != keep[2]
+            && fd != keep[3]) {
             if (close(fd) != 0 && errno == EBADF && fd > 1024) {
                 break;
             }
@@ -327,6 +336,7 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
     params.http_fd = s->http_fd;
     params.resp_fd = s->resp_fd;
     params.ready_fd = ready_wr;
+    params.access_fd = s->access_wr;
     params.cache = s->cache;
     params.metrics = metrics_slot(s->metrics, params.slot);
     params.clients = s->clients;
@@ -625,6 +635,114 @@ supervisor_sigterm_cb(uv_signal_t *h, int signum)
     supervisor_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
+
+/* ---- access log -------------------------------------------------------
+ *
+ * Workers write whole lines into a pipe whose write end is non-blocking
+ * (a full pipe costs them dropped lines, never a wait); the supervisor
+ * reads it and appends to the file.  A slow disk therefore slows only
+ * this process.  SIGHUP reopens the file, for log rotation.
+ */
+
+static int
+supervisor_access_open_file(struct supervisor *s)
+{
+    int fd;
+
+    if (s->access_out > STDERR_FILENO) {
+        close(s->access_out);
+    }
+    s->access_out = -1;
+    if (strcmp(s->cfg.access_log, "stderr") == 0) {
+        s->access_out = STDERR_FILENO;
+        return 0;
+    }
+    fd = open(s->cfg.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+              0644);
+    if (fd < 0) {
+        int rc = -errno;
+
+        log_error("open(%s) failed: %s", s->cfg.access_log, strerror(errno));
+        return rc;
+    }
+    s->access_out = fd;
+    return 0;
+}
+
+static void
+supervisor_access_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct supervisor *s = h->data;
+
+    *buf = uv_buf_init(s->access_buf, sizeof(s->access_buf));
+}
+
+static void
+supervisor_access_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    struct supervisor *s = stream->data;
+    size_t             off = 0;
+
+    if (nread <= 0 || s->access_out < 0) {
+        return;
+    }
+    while (off < (size_t) nread) {
+        ssize_t n = write(s->access_out, b->base + off, (size_t) nread - off);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            log_error("write(access log %s) failed: %s", s->cfg.access_log,
+                      strerror(errno));
+            return;
+        }
+        off += (size_t) n;
+    }
+}
+
+static int
+supervisor_access_start(struct supervisor *s)
+{
+    int fds[2];
+    int rc;
+
+    if (s->cfg.access_log[0] == '\0') {
+        return 0;
+    }
+    rc = supervisor_access_open_file(s);
+    if (rc != 0) {
+        return rc;
+    }
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        rc = -errno;
+        log_error("pipe2(access log) failed: %s", strerror(errno));
+        return rc;
+    }
+    if (fcntl(fds[1], F_SETFL, O_NONBLOCK) != 0) {
+        rc = -errno;
+        log_error("fcntl(access log pipe, O_NONBLOCK) failed: %s",
+                  strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return rc;
+    }
+    s->access_wr = fds[1];
+    uv_pipe_init(s->loop, &s->access_pipe, 0);
+    s->access_pipe.data = s;
+    s->access_open = true;
+    rc = uv_pipe_open(&s->access_pipe, fds[0]);
+    if (rc == 0) {
+        rc = uv_read_start((uv_stream_t *) &s->access_pipe,
+                           supervisor_access_alloc, supervisor_access_read);
+    }
+    if (rc != 0) {
+        log_error("access log pipe: %s", uv_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
 /* ---- reload ----------------------------------------------------------- */
 
 /* Options that live in what was made before the first fork (sockets, the
@@ -648,6 +766,12 @@ supervisor_keep_fixed(const struct config *old, struct config *next)
     KEEP(max_clients, "max-clients");
     KEEP(backlog, "backlog");
     KEEP(pid_file, "pid-file");
+    /* The pipe exists or not from the start; its file can change. */
+    if ((old->access_log[0] == '\0') != (next->access_log[0] == '\0')) {
+        log_warn("reload: access-log cannot be turned on or off without a "
+                 "restart; keeping the running value");
+        memcpy(next->access_log, old->access_log, sizeof(old->access_log));
+    }
 #undef KEEP
 }
 
@@ -717,6 +841,9 @@ supervisor_sighup_cb(uv_signal_t *h, int signum)
     }
     supervisor_keep_fixed(&s->cfg, &next);
     s->cfg = next;
+    if (s->access_open && s->cfg.access_log[0] != '\0') {
+        supervisor_access_open_file(s);
+    }
     log_set_level(s->cfg.log_level);
     cache_set_ttl(s->cache, s->cfg.ttl_ms);
     s->generation++;
@@ -1266,6 +1393,8 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     s->http_fd = -1;
     s->resp_fd = -1;
     s->admin_fd = -1;
+    s->access_wr = -1;
+    s->access_out = -1;
     s->exit_status = 0;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->start_time = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
@@ -1368,6 +1497,10 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
             goto out;
         }
     }
+    if (supervisor_access_start(s) != 0) {
+        s->exit_status = 1;
+        goto out;
+    }
 
     config_format_listen(&s->cfg.listen, addr, sizeof(addr));
     log_info("redis-cache-proxy %s: listening on %s, %u worker(s), cache "
@@ -1379,6 +1512,12 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     s->wanted = s->cfg.workers;
     supervisor_spawn_missing(s);
     uv_run(s->loop, UV_RUN_DEFAULT);
+    if (s->access_open) {
+        /* The workers' last lines are in the pipe: take them. */
+        close(s->access_wr);
+        s->access_wr = -1;
+        uv_run(s->loop, UV_RUN_NOWAIT);
+    }
 
     /* Every worker is gone (or was never started); reap stragglers. */
     while (waitpid(-1, NULL, WNOHANG) > 0) {
@@ -1403,6 +1542,12 @@ out:
     }
     if (s->admin_fd >= 0) {
         close(s->admin_fd);
+    }
+    if (s->access_wr >= 0) {
+        close(s->access_wr);
+    }
+    if (s->access_out > STDERR_FILENO) {
+        close(s->access_out);
     }
     if (s->resp_fd >= 0) {
         close(s->resp_fd);

@@ -31,6 +31,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -62,8 +64,13 @@
 #define WORKER_BUF_KEEP        (64 * 1024)
 #define WORKER_ACCEPT_BATCH    32
 #define WORKER_ACCEPT_RETRY_MS 10
+#define WORKER_YIELD_MS        5
 #define WORKER_EMFILE_PAUSE_MS 100
 #define WORKER_LINGER_MS       1000
+/* Access-log lines are flushed in writes of whole lines of at most
+ * PIPE_BUF bytes, which the kernel keeps whole between workers. */
+#define WORKER_LOG_LINE_MAX    1024
+#define WORKER_LOG_DROP_REPORT_MS 10000
 /* Largest RESP command we buffer (a GET or an MGET of many keys). */
 #define RESP_CONN_IN_MAX       (4 * 1024 * 1024)
 /* Most arguments in one RESP command (MGET of 4095 keys). */
@@ -125,12 +132,19 @@ struct conn {
     bool                  close_after_write;
     bool                  peer_closed;  /* read returned 0 */
     uint64_t              requests;     /* answered on this connection */
+    char                  peer[INET6_ADDRSTRLEN]; /* for the access log */
+    uint64_t              log_start_ms; /* when the request was parsed */
+    int                   log_status;   /* HTTP status, or 0 */
+    const char           *log_resp;     /* RESP outcome: ok nil err */
+    uint64_t              log_bytes;    /* body or value bytes sent */
+    const char           *log_cache;    /* HIT MISS - */
     struct http_parse     hp;
     struct http_request   req;          /* the request being answered */
     struct backend_waiter waiter;       /* linked while WAITING */
     struct resp_parse     rp;
     struct resp_arg      *argv;         /* owned: RESP_CONN_ARGV_MAX */
     size_t                resp_consumed; /* bytes of the command waiting */
+    size_t                resp_argc;    /* of the command being answered */
     struct resp_mget     *mget;         /* owned: MGET in progress */
     struct conn          *next;         /* pool / closed list */
 };
@@ -156,6 +170,9 @@ struct worker {
     struct conn         *closed_list;   /* back to the pool in before_poll */
     size_t               open_conns;
     char                *key_buf;       /* owned: decoded key */
+    struct buf           access;        /* owned: lines not yet written */
+    uint64_t             access_dropped; /* lines lost to a full pipe */
+    uint64_t             access_drop_reported_ms;
     time_t               date_sec;
     char                 date[HTTP_DATE_LEN + 1];
 };
@@ -279,6 +296,121 @@ worker_pause_accepting(struct worker *w, uint64_t ms)
     }
 }
 
+
+/* ---- access log -------------------------------------------------------
+ *
+ * One line per answered request:
+ *   TIME CLIENT PROTO "REQUEST" STATUS BYTES CACHE MICROSECONDS
+ * e.g. 2026-11-25T15:30:00.123Z 127.0.0.1 http "GET /k HTTP/1.1" 200 5
+ * HIT 35.  Lines are gathered during a loop iteration and written to the
+ * supervisor's pipe before the next wait; the pipe never blocks us: when
+ * it is full, lines are dropped and counted.
+ */
+
+/* Appends s with bytes outside printable ASCII (and '"', '\') as \xHH,
+ * at most max bytes of input, so a client cannot forge log lines. */
+static void
+worker_log_escape(char *dst, size_t cap, size_t *pos, const char *s,
+                  size_t len, size_t max)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < len && i < max && *pos + 5 < cap; i++) {
+        unsigned char ch = (unsigned char) s[i];
+
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            dst[(*pos)++] = '\\';
+            dst[(*pos)++] = 'x';
+            dst[(*pos)++] = hex[ch >> 4];
+            dst[(*pos)++] = hex[ch & 0xf];
+        } else {
+            dst[(*pos)++] = (char) ch;
+        }
+    }
+}
+
+static void
+worker_access_log(struct conn *c, const char *req, size_t req_len)
+{
+    struct worker  *w = c->worker;
+    char            line[WORKER_LOG_LINE_MAX];
+    size_t          pos = 0;
+    struct timespec ts;
+    struct tm       tm;
+    char            status[16];
+    int             n;
+
+    if (w->params->access_fd < 0) {
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    pos += strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (c->log_status != 0) {
+        snprintf(status, sizeof(status), "%d", c->log_status);
+    } else {
+        snprintf(status, sizeof(status), "%s",
+                 c->log_resp != NULL ? c->log_resp : "-");
+    }
+    n = snprintf(line + pos, sizeof(line) - pos, ".%03ldZ %s %s \"",
+                 ts.tv_nsec / 1000000, c->peer,
+                 c->proto == CONN_HTTP ? "http" : "resp");
+    pos += (size_t) n;
+    worker_log_escape(line, sizeof(line) - 64, &pos, req, req_len, 512);
+    n = snprintf(line + pos, sizeof(line) - pos, "\" %s %llu %s %llu\n",
+                 status, (unsigned long long) c->log_bytes,
+                 c->log_cache != NULL ? c->log_cache : "-",
+                 (unsigned long long) ((event_now_ms(&w->loop)
+                                        - c->log_start_ms) * 1000));
+    pos += (size_t) n;
+    if (pos > sizeof(line)) {
+        pos = sizeof(line);
+        line[pos - 1] = '\n';
+    }
+    if (buf_append(&w->access, line, pos) != 0) {
+        w->access_dropped++;
+    }
+}
+
+static void
+worker_access_flush(struct worker *w)
+{
+    while (buf_pending(&w->access) > 0) {
+        size_t  n = buf_pending(&w->access);
+        ssize_t written;
+
+        if (n > PIPE_BUF) {
+            /* Cut at the last line end that fits, so no line is split
+             * between two writes. */
+            const char *start = w->access.data + w->access.pos;
+            const char *nl = memrchr(start, '\n', PIPE_BUF);
+
+            n = (size_t) (nl - start) + 1;
+        }
+        written = write(w->params->access_fd, w->access.data
+                        + w->access.pos, n);
+        if (written == (ssize_t) n) {
+            w->access.pos += n;
+            continue;
+        }
+        if (written < 0 && errno == EINTR) {
+            continue;
+        }
+        /* Full (EAGAIN) or gone: drop what is left rather than wait. */
+        for (size_t i = w->access.pos; i < w->access.len; i++) {
+            w->access_dropped += w->access.data[i] == '\n';
+        }
+        w->access.pos = w->access.len;
+    }
+    if (w->access_dropped > 0 && event_now_ms(&w->loop)
+        - w->access_drop_reported_ms >= WORKER_LOG_DROP_REPORT_MS) {
+        log_warn("access log: %llu line(s) dropped, its writer is behind",
+                 (unsigned long long) w->access_dropped);
+        w->access_dropped = 0;
+        w->access_drop_reported_ms = event_now_ms(&w->loop);
+    }
+}
+
 /* ---- connections ------------------------------------------------------ */
 
 static void
@@ -288,7 +420,8 @@ static void
 worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t);
 
 static void
-worker_conn_open(struct worker *w, int fd, enum conn_proto proto)
+worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
+                 const struct sockaddr_storage *peer)
 {
     struct conn *c = w->free_list;
     int          one = 1;
@@ -304,6 +437,17 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto)
     c->close_after_write = false;
     c->peer_closed = false;
     c->requests = 0;
+    c->peer[0] = '-';
+    c->peer[1] = '\0';
+    if (w->params->access_fd >= 0) {
+        const void *a = peer->ss_family == AF_INET6
+            ? (const void *) &((const struct sockaddr_in6 *) peer)->sin6_addr
+            : (const void *) &((const struct sockaddr_in *) peer)->sin_addr;
+
+        if (peer->ss_family == AF_INET || peer->ss_family == AF_INET6) {
+            inet_ntop(peer->ss_family, a, c->peer, sizeof(c->peer));
+        }
+    }
     c->activity_ms = event_now_ms(&w->loop);
     c->request_start_ms = c->activity_ms;
     http_parse_init(&c->hp);
@@ -371,6 +515,9 @@ worker_before_poll(struct event_loop *loop, void *arg)
 {
     struct worker *w = arg;
 
+    if (buf_pending(&w->access) > 0) {
+        worker_access_flush(w);
+    }
     while (w->closed_list != NULL) {
         struct conn *c = w->closed_list;
 
@@ -649,13 +796,28 @@ worker_http_error(struct conn *c, int status, bool fatal)
     if (!keep) {
         c->close_after_write = true;
     }
+    c->log_status = status;
     metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
                           metrics_code_from_status(status));
+}
+
+/* The request line as sent, for the access log. */
+static void
+worker_http_log(struct conn *c, size_t head_len)
+{
+    const char *cr = memchr(c->in, '\r', head_len < c->in_len ? head_len
+                                                              : c->in_len);
+    size_t      n = cr != NULL ? (size_t) (cr - c->in)
+                               : (head_len < c->in_len ? head_len
+                                                       : c->in_len);
+
+    worker_access_log(c, c->in, n);
 }
 
 static void
 worker_http_finish(struct conn *c)
 {
+    worker_http_log(c, c->req.head_len);
     c->requests++;
     worker_conn_consume(c, c->req.head_len + (size_t) c->req.content_length);
     http_parse_init(&c->hp);
@@ -696,6 +858,9 @@ worker_http_backend_cb(struct backend_waiter *wt,
         if (!head) {
             worker_conn_append(c, r->data, r->len);
         }
+        c->log_status = 200;
+        c->log_bytes = r->len;
+        c->log_cache = "MISS";
         metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
                               METRICS_CODE_200);
         break;
@@ -708,6 +873,7 @@ worker_http_backend_cb(struct backend_waiter *wt,
                               reply.date, r->data,
                               r->len > 256 ? 256 : r->len, hb, sizeof(hb));
         worker_conn_append(c, hb, n);
+        c->log_status = status;
         metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
                               metrics_code_from_status(status));
         break;
@@ -776,6 +942,9 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
             c->out.len += lk.value_len;
         }
         c->out.len += n;
+        c->log_status = 200;
+        c->log_bytes = lk.value_len;
+        c->log_cache = "HIT";
         metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
                               METRICS_CODE_200);
         return true;
@@ -827,8 +996,12 @@ worker_http_process(struct conn *c)
         if (rc == HTTP_PARSE_AGAIN) {
             return;
         }
+        c->log_start_ms = event_now_ms(&c->worker->loop);
+        c->log_bytes = 0;
+        c->log_cache = NULL;
         if (rc == HTTP_PARSE_ERROR) {
             worker_http_error(c, c->req.status, true);
+            worker_http_log(c, c->in_len);
             c->in_len = 0;
             return;
         }
@@ -866,6 +1039,9 @@ worker_conn_process(struct conn *c)
 static void
 worker_resp_count(struct conn *c, enum metrics_code code)
 {
+    c->log_status = 0;
+    c->log_resp = code == METRICS_CODE_RESP_OK ? "ok"
+                  : code == METRICS_CODE_RESP_NIL ? "nil" : "err";
     metrics_count_request(c->worker->params->metrics, METRICS_PROTO_RESP,
                           code);
 }
@@ -887,9 +1063,32 @@ worker_resp_mget_free(struct conn *c)
 }
 
 /* The command is answered: drop it and go on with the next one. */
+/* Logs the command being answered as its name and first argument. */
+static void
+worker_resp_log(struct conn *c)
+{
+    char   req[300];
+    size_t n = 0;
+
+    if (c->worker->params->access_fd < 0 || c->resp_argc == 0) {
+        return;
+    }
+    for (size_t i = 0; i < c->resp_argc && i < 2; i++) {
+        size_t len = c->argv[i].len < 140 ? c->argv[i].len : 140;
+
+        if (i > 0) {
+            req[n++] = ' ';
+        }
+        memcpy(req + n, c->in + c->argv[i].off, len);
+        n += len;
+    }
+    worker_access_log(c, req, n);
+}
+
 static void
 worker_resp_done(struct conn *c)
 {
+    worker_resp_log(c);
     c->requests++;
     c->state = CONN_READING;
     worker_conn_consume(c, c->resp_consumed);
@@ -915,6 +1114,8 @@ worker_resp_append_result(struct conn *c, const struct backend_reply *r)
     switch (r->result) {
     case BACKEND_VALUE:
         worker_resp_count(c, METRICS_CODE_RESP_OK);
+        c->log_bytes = r->len;
+        c->log_cache = "MISS";
         return resp_append_bulk(&c->out, r->data, r->len);
     case BACKEND_NIL:
         worker_resp_count(c, METRICS_CODE_RESP_NIL);
@@ -980,6 +1181,8 @@ worker_resp_try_hit(struct conn *c, const char *key, size_t key_len)
         c->out.data[c->out.len++] = '\r';
         c->out.data[c->out.len++] = '\n';
         worker_resp_count(c, METRICS_CODE_RESP_OK);
+        c->log_bytes = lk.value_len;
+        c->log_cache = "HIT";
         return true;
     }
     return false;
@@ -1148,6 +1351,10 @@ worker_resp_process(struct conn *c)
             return;
         }
         c->resp_consumed = cmd.consumed;
+        c->resp_argc = cmd.argc;
+        c->log_start_ms = event_now_ms(&w->loop);
+        c->log_bytes = 0;
+        c->log_cache = NULL;
         if (cmd.argc == 0) {
             worker_conn_consume(c, c->resp_consumed);
             resp_parse_init(&c->rp);
@@ -1183,6 +1390,7 @@ worker_resp_process(struct conn *c)
             }
             break;
         }
+        worker_resp_log(c);
         worker_conn_consume(c, c->resp_consumed);
         c->resp_consumed = 0;
         c->requests++;
@@ -1208,22 +1416,24 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
 {
     /* With peers, take one connection per wake-up, and leave it to them
      * when this worker holds more than its share: every worker polling
-     * the socket is woken, so an idle one takes it.  A burst is spread
+     * the socket is woken (no EPOLLEXCLUSIVE), so an idle one takes it.  A burst is spread
      * over the workers instead of landing on whichever woke first.  On
      * stop, drain the backlog. */
     int batch = w->cfg->workers > 1 && !w->stopping ? 1
                                                     : WORKER_ACCEPT_BATCH;
 
     if (worker_should_yield(w)) {
-        /* Once: if no peer took it within a millisecond, they are busy
-         * and this worker accepts after all. */
+        /* Once: if no peer took it within a few milliseconds, they are
+         * busy and this worker accepts after all. */
         w->accept_yielded = true;
-        worker_pause_accepting(w, 1);
+        worker_pause_accepting(w, WORKER_YIELD_MS);
         return;
     }
     w->accept_yielded = false;
     for (int i = 0; i < batch; i++) {
-        int fd;
+        struct sockaddr_storage peer;
+        socklen_t               peer_len;
+        int                     fd;
 
         if (w->free_list == NULL || !worker_reserve_client(w)) {
             /* At --max-clients: leave new connections in the backlog and
@@ -1231,7 +1441,9 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
             worker_pause_accepting(w, WORKER_ACCEPT_RETRY_MS);
             return;
         }
-        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        peer_len = sizeof(peer);
+        fd = accept4(lfd, (struct sockaddr *) &peer, &peer_len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int err = errno;
 
@@ -1257,7 +1469,7 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
                 return;
             }
         }
-        worker_conn_open(w, fd, proto);
+        worker_conn_open(w, fd, proto, &peer);
     }
 }
 
@@ -1473,6 +1685,10 @@ worker_fini(struct worker *w)
     if (w->backend != NULL) {
         backend_destroy(w->backend);
     }
+    if (buf_pending(&w->access) > 0) {
+        worker_access_flush(w);
+    }
+    buf_free(&w->access);
     free(w->conns);
     free(w->key_buf);
     if (w->signal_fd >= 0) {

@@ -23,6 +23,8 @@ struct worker_params {
     int                      resp_fd;       /* listening, or -1 */
     int                      ready_fd;      /* write end: one byte when
                                                serving, then closed; -1 */
+    int                      access_fd;     /* write end of the access-log
+                                               pipe (non-blocking), -1 */
     struct cache            *cache;
     struct metrics_slot_shm *metrics;
     int64_t                 *clients;       /* shared count, atomics */
