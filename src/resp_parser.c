@@ -7,12 +7,13 @@
  * - The buffer always starts at the command's first byte, and a later
  *   call sees the same prefix plus more bytes.  Only offsets are kept,
  *   never pointers, so the caller may move or grow its buffer.
- * - st->pos only grows, and every decision depends only on bytes below
- *   the position where it is taken, so feeding the bytes one at a time
- *   gives the result of feeding them all at once.  No byte is examined
- *   twice except the '\r' of a count line whose '\n' has not arrived.
- * - Every limit is checked before the bytes it bounds are buffered:
- *   a line without its terminator fails once it passes 64 KiB.
+ * - st->pos only grows, and every decision depends only on bytes that
+ *   are present and can never be changed by more arriving, so feeding
+ *   the bytes one at a time gives the result of feeding them all at
+ *   once.  A later call resumes its scan at st->pos: nothing is
+ *   rescanned but the '\r' of a count line whose '\n' had not arrived.
+ * - A line without its terminator fails as soon as it passes 64 KiB, so
+ *   a caller never buffers more than that plus one announced bulk.
  * - Numbers are bounded before each multiplication.
  *
  * Flow (first byte decides the kind, as in Redis):
