@@ -247,3 +247,14 @@ def test_port_in_use_exits_1(redis_server):
     assert p.proc.wait(10) == 1
     assert "Address already in use" in p.log()
     s.close()
+
+
+def test_workers_die_with_the_supervisor(redis_server, proxy):
+    pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+        worker_pids(proxy)), what="workers")
+    proxy.killed = True
+    os.kill(proxy.proc.pid, signal.SIGKILL)
+    proxy.proc.wait(5)
+    for pid in pids:
+        wait_for(lambda: not pid_alive(pid), timeout=5,
+                 what="worker %d to follow its supervisor" % pid)
