@@ -20,17 +20,19 @@
  * Flow (a CR must be followed by LF; a bare LF also ends a line, as RFC
  * 9112 section 2.2 allows):
  *
- *   START --tchar--> METHOD --SP--> TARGET --'/'--> PATH --'?'--> QUERY
- *     ^  CRLF | LF               \--"http[s]://"--> AUTHORITY --'/'--^
- *     +-------+                                   PATH or QUERY --SP--v
- *   FIELD_START <--CRLF-- LINE_END <-- "HTTP/" DIGIT "." DIGIT <------+
- *     | tchar                          (major != 1: 505)
- *     v
- *   FIELD_NAME --':'--> value state chosen by the name:
- *                       Content-Length: CL_*, Host: HOST_*,
- *                       Connection: CONN_*, anything else: VALUE
- *                       --CRLF--> FIELD_START
- *   FIELD_START --CRLF--> head ends: whole-head checks, then DONE
+ *   START --tchar--> METHOD --SP--> TARGET --'/'--------------> PATH
+ *     ^ |                             |                          | '?'
+ *     +-+ empty line                  +--"http[s]://" AUTHORITY--+  v
+ *                                                     then '/'   QUERY
+ *
+ *   PATH or QUERY --SP--> "HTTP/" DIGIT "." DIGIT --CRLF--> FIELD_START
+ *                              (major != 1: 505 at the line's end)
+ *
+ *   FIELD_START --tchar--> FIELD_NAME --':'--> a value state chosen by
+ *        ^                 the name: CL_* (Content-Length), HOST_*,
+ *        |                 CONN_* (Connection), else VALUE
+ *        +------------------------------------------------ CRLF --+
+ *   FIELD_START --CRLF--> whole-head checks --> DONE
  *
  * Whole-head checks, in this order: HTTP/1.1 without Host is 400; any
  * Transfer-Encoding is 400 with Content-Length, on HTTP/1.0 (RFC 9112
@@ -427,6 +429,7 @@ http_parse_line_byte(struct http_parse *st, unsigned char c)
         break;
 
     case HTTP_PARSE_S_TARGET:
+        st->mark = st->pos;
         req->target_off = st->pos;
         if (c == '/') {
             req->path_off = st->pos;
@@ -704,6 +707,7 @@ http_parse_field_byte(struct http_parse *st, unsigned char c)
         } else if (c == '\n') {
             http_parse_head_end(st);
         } else if (http_parse_tchar[c]) {
+            st->mark = st->pos;
             st->header_name_off = st->pos;
             http_parse_match_start(st, (1u << HTTP_PARSE_N_FIELDS) - 1,
                                    http_parse_fields, HTTP_PARSE_N_FIELDS,

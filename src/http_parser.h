@@ -74,13 +74,19 @@ struct http_parse {
 void http_parse_init(struct http_parse *st);
 
 /* Parses buf[0..len).  On DONE, req describes the head and the body (if
- * any) starts at buf + req->head_len.  On ERROR, req->status is set. */
+ * any) starts at buf + req->head_len.  On ERROR, req->status is set.
+ * req is rewritten in full on every return (all zero on AGAIN, only
+ * status on ERROR), so it need not persist between calls; st does.
+ * Once DONE or ERROR, further calls return the same.  HTTP/1.1 needs
+ * exactly one Host; keep_alive is false after Connection: close, else
+ * true for 1.1 and for 1.0 with Connection: keep-alive. */
 enum http_parse_rc http_parse_request(struct http_parse *st, const char *buf,
                                       size_t len, struct http_request *req);
 
 /* Percent-decodes src (a path without the leading '/') into dst, which has
- * room for src_len bytes.  Returns the decoded length, or -1 on a bad
- * escape ("%", "%4", "%zz"). */
+ * room for src_len bytes and may be src itself.  Returns the decoded
+ * length, or -1 on a bad escape ("%", "%4", "%zz").  %00 and %2F decode
+ * like any other byte; '+' stays '+'. */
 ssize_t http_parse_decode(const char *src, size_t src_len, char *dst);
 
 #endif
