@@ -30,11 +30,12 @@
 
 #include <assert.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "admin.h"
+#include "http.h"
+#include "textbuf.h"
 
 /* Room kept in front of a rendered /metrics body for the head. */
 #define ADMIN_HEAD_MAX 512
@@ -87,109 +88,33 @@ struct admin_reply {
     bool        keep_alive;
 };
 
-/* Output cursor that counts on past cap, so the caller learns the size
- * it needs (as snprintf does). */
-struct admin_out {
-    char   *buf;                        /* borrowed: the caller's buffer */
-    size_t  cap;
-    size_t  len;
-};
-
-static const char *
-admin_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default:  return "Error";
-    }
-}
-
-static void admin_printf(struct admin_out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
+/* The Date header; http.c formats it (IMF-fixdate, our own month and
+ * day names, so the process locale cannot change them). */
 static void
-admin_printf(struct admin_out *o, const char *fmt, ...)
+admin_date(struct textbuf *o, time_t now)
 {
-    va_list ap;
-    int     n;
-    char   *dst = NULL;
-    size_t  room = 0;
+    char date[HTTP_DATE_LEN + 1];
 
-    if (o->len < o->cap) {
-        dst = o->buf + o->len;
-        room = o->cap - o->len;
-    }
-    va_start(ap, fmt);
-    n = vsnprintf(dst, room, fmt, ap);
-    va_end(ap);
-    assert(n >= 0);
-    o->len += (size_t) n;
+    http_format_date(now, date);
+    textbuf_printf(o, "Date: %s\r\n", date);
 }
 
 static void
-admin_bytes(struct admin_out *o, const char *bytes, size_t len)
+admin_head(struct textbuf *o, const struct admin_reply *r, time_t now)
 {
-    if (o->len < o->cap) {
-        size_t room = o->cap - o->len;
-
-        memcpy(o->buf + o->len, bytes, len < room ? len : room);
-    }
-    o->len += len;
-}
-
-/* IMF-fixdate (RFC 9110 section 5.6.7), with our own names so the
- * process locale cannot change them. */
-static void
-admin_date(struct admin_out *o, time_t now)
-{
-    static const char *const days[] = {
-        "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat",
-    };
-    static const char *const months[] = {
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-        "Nov", "Dec",
-    };
-    struct tm tm;
-
-    /* gmtime_r fails only for a year that does not fit in an int; then
-     * there is no date to send and the header is left out. */
-    if (gmtime_r(&now, &tm) == NULL || tm.tm_year + 1900 > 9999
-        || tm.tm_year + 1900 < 0) {
-        return;
-    }
-    admin_printf(o, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
-                 days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-                 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-static void
-admin_head(struct admin_out *o, const struct admin_reply *r, time_t now)
-{
-    admin_printf(o, "HTTP/1.1 %d %s\r\n", r->status, admin_reason(r->status));
+    textbuf_printf(o, "HTTP/1.1 %d %s\r\n", r->status, http_reason(r->status));
     admin_date(o, now);
     if (r->content_type != NULL) {
-        admin_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+        textbuf_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
                      r->content_type, r->body_len);
     }
     if (r->allow != NULL) {
-        admin_printf(o, "Allow: %s\r\n", r->allow);
+        textbuf_printf(o, "Allow: %s\r\n", r->allow);
     }
     if (r->retry_after) {
-        admin_printf(o, "Retry-After: 1\r\n");
+        textbuf_printf(o, "Retry-After: 1\r\n");
     }
-    admin_printf(o, "Connection: %s\r\n\r\n",
+    textbuf_printf(o, "Connection: %s\r\n\r\n",
                  r->keep_alive ? "keep-alive" : "close");
 }
 
@@ -197,11 +122,11 @@ admin_head(struct admin_out *o, const struct admin_reply *r, time_t now)
 static size_t
 admin_write(const struct admin_reply *r, time_t now, char *buf, size_t cap)
 {
-    struct admin_out o = { .buf = buf, .cap = cap, .len = 0 };
+    struct textbuf o = { .buf = buf, .cap = cap, .len = 0 };
 
     admin_head(&o, r, now);
     if (r->content_type != NULL && !r->head_only) {
-        admin_bytes(&o, r->body, r->body_len);
+        textbuf_bytes(&o, r->body, r->body_len);
     }
     return o.len;
 }
@@ -233,7 +158,7 @@ admin_metrics(const struct admin_request *req, const struct admin_ops *ops,
               struct admin_reply *r, char *buf, size_t cap)
 {
     char             head[ADMIN_HEAD_MAX];
-    struct admin_out o = { .buf = head, .cap = sizeof(head), .len = 0 };
+    struct textbuf o = { .buf = head, .cap = sizeof(head), .len = 0 };
     size_t           room = cap - ADMIN_HEAD_MAX;
     size_t           body_len;
 
@@ -382,7 +307,7 @@ admin_error(int status, time_t now, char *buf, size_t cap)
         return ADMIN_REPLY_MIN;
     }
     memset(&r, 0, sizeof(r));
-    n = snprintf(text, sizeof(text), "%s\n", admin_reason(status));
+    n = snprintf(text, sizeof(text), "%s\n", http_reason(status));
     assert(n > 0 && (size_t) n < sizeof(text));
     r.status = status;
     r.content_type = admin_text;

@@ -37,7 +37,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +44,7 @@
 #include <sys/mman.h>
 
 #include "metrics.h"
+#include "textbuf.h"
 
 struct metrics {
     struct metrics_slot_shm *slots;     /* owned: the shared mapping */
@@ -268,80 +268,49 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
 
 /* ---- rendering -------------------------------------------------------- */
 
-/* An output cursor that keeps counting once the buffer is full, so the
- * caller learns the length it needs, as snprintf does. */
-struct metrics_out {
-    char   *buf;                        /* borrowed: the caller's buffer */
-    size_t  cap;
-    size_t  len;                        /* bytes produced, even past cap */
-};
-
-static void metrics_printf(struct metrics_out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-metrics_printf(struct metrics_out *o, const char *fmt, ...)
-{
-    va_list ap;
-    int     n;
-    char   *dst = NULL;
-    size_t  room = 0;
-
-    if (o->len < o->cap) {
-        dst = o->buf + o->len;
-        room = o->cap - o->len;
-    }
-    va_start(ap, fmt);
-    n = vsnprintf(dst, room, fmt, ap);
-    va_end(ap);
-    /* Our formats have no wide characters, so vsnprintf cannot fail. */
-    assert(n >= 0);
-    o->len += (size_t) n;
-}
-
 /* A label value with '\\', '"' and newline escaped, as 0.0.4 asks. */
 static void
-metrics_label_value(struct metrics_out *o, const char *value)
+metrics_label_value(struct textbuf *o, const char *value)
 {
     for (const char *p = value; *p != '\0'; p++) {
         switch (*p) {
         case '\\':
-            metrics_printf(o, "\\\\");
+            textbuf_printf(o, "\\\\");
             break;
         case '"':
-            metrics_printf(o, "\\\"");
+            textbuf_printf(o, "\\\"");
             break;
         case '\n':
-            metrics_printf(o, "\\n");
+            textbuf_printf(o, "\\n");
             break;
         default:
-            metrics_printf(o, "%c", *p);
+            textbuf_printf(o, "%c", *p);
             break;
         }
     }
 }
 
 static void
-metrics_family(struct metrics_out *o, const char *name, const char *type,
+metrics_family(struct textbuf *o, const char *name, const char *type,
                const char *help)
 {
-    metrics_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    textbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void
-metrics_u64(struct metrics_out *o, const char *name, const char *type,
+metrics_u64(struct textbuf *o, const char *name, const char *type,
             const char *help, uint64_t value)
 {
     metrics_family(o, name, type, help);
-    metrics_printf(o, "%s %" PRIu64 "\n", name, value);
+    textbuf_printf(o, "%s %" PRIu64 "\n", name, value);
 }
 
 /* Seconds from microseconds without going through a double, so a large
  * sum keeps every digit. */
 static void
-metrics_seconds_us(struct metrics_out *o, uint64_t micros)
+metrics_seconds_us(struct textbuf *o, uint64_t micros)
 {
-    metrics_printf(o, "%" PRIu64 ".%06" PRIu64, micros / 1000000,
+    textbuf_printf(o, "%" PRIu64 ".%06" PRIu64, micros / 1000000,
                    micros % 1000000);
 }
 
@@ -354,7 +323,7 @@ metrics_code_fits(size_t proto, size_t code)
 }
 
 static void
-metrics_render_requests(struct metrics_out *o,
+metrics_render_requests(struct textbuf *o,
                         const struct metrics_slot_shm *sum)
 {
     metrics_family(o, "rcp_requests_total", "counter",
@@ -367,7 +336,7 @@ metrics_render_requests(struct metrics_out *o,
             if (!metrics_code_fits(p, c) && v == 0) {
                 continue;
             }
-            metrics_printf(o,
+            textbuf_printf(o,
                            "rcp_requests_total{protocol=\"%s\",code=\"%s\"} "
                            "%" PRIu64 "\n",
                            metrics_proto_names[p], metrics_code_names[c], v);
@@ -376,7 +345,7 @@ metrics_render_requests(struct metrics_out *o,
 }
 
 static void
-metrics_render_backend(struct metrics_out *o,
+metrics_render_backend(struct textbuf *o,
                        const struct metrics_slot_shm *sum)
 {
     uint64_t cumulative = 0;
@@ -385,7 +354,7 @@ metrics_render_backend(struct metrics_out *o,
     metrics_family(o, "rcp_backend_errors_total", "counter",
                    "Requests to Redis that failed, by kind.");
     for (size_t k = 0; k < METRICS_BACKEND_ERROR_COUNT; k++) {
-        metrics_printf(o, "rcp_backend_errors_total{kind=\"%s\"} %" PRIu64
+        textbuf_printf(o, "rcp_backend_errors_total{kind=\"%s\"} %" PRIu64
                        "\n", metrics_backend_error_names[k],
                        sum->backend_errors[k]);
     }
@@ -394,18 +363,18 @@ metrics_render_backend(struct metrics_out *o,
                    "Time of each request to Redis.");
     for (size_t i = 0; i < METRICS_BUCKETS; i++) {
         cumulative += sum->backend_buckets[i];
-        metrics_printf(o, "rcp_backend_request_duration_seconds_bucket"
+        textbuf_printf(o, "rcp_backend_request_duration_seconds_bucket"
                        "{le=\"%s\"} %" PRIu64 "\n", metrics_bucket_le[i],
                        cumulative);
     }
     /* A scrape racing an observation may see its bucket but not yet its
      * count; never let +Inf fall below the last finite bucket. */
     count = sum->backend_count > cumulative ? sum->backend_count : cumulative;
-    metrics_printf(o, "rcp_backend_request_duration_seconds_bucket"
+    textbuf_printf(o, "rcp_backend_request_duration_seconds_bucket"
                    "{le=\"+Inf\"} %" PRIu64 "\n", count);
-    metrics_printf(o, "rcp_backend_request_duration_seconds_sum ");
+    textbuf_printf(o, "rcp_backend_request_duration_seconds_sum ");
     metrics_seconds_us(o, sum->backend_sum_us);
-    metrics_printf(o, "\nrcp_backend_request_duration_seconds_count %" PRIu64
+    textbuf_printf(o, "\nrcp_backend_request_duration_seconds_count %" PRIu64
                    "\n", count);
 }
 
@@ -415,7 +384,7 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                size_t cap)
 {
     struct metrics_slot_shm sum;
-    struct metrics_out      o = { .buf = buf, .cap = cap, .len = 0 };
+    struct textbuf      o = { .buf = buf, .cap = cap, .len = 0 };
 
     metrics_sum(m, &sum);
 
@@ -446,7 +415,7 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
      * the sum is negative only in a bug: show it rather than clamp it. */
     metrics_family(&o, "rcp_connections", "gauge",
                    "Open client connections, all workers together.");
-    metrics_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
+    textbuf_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
     metrics_u64(&o, "rcp_workers", "gauge", "Live worker processes.",
                 info->workers_alive);
     metrics_u64(&o, "rcp_worker_restarts_total", "counter",
@@ -454,13 +423,13 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
 
     metrics_family(&o, "rcp_build_info", "gauge",
                    "Constant 1, labelled with the version.");
-    metrics_printf(&o, "rcp_build_info{version=\"");
+    textbuf_printf(&o, "rcp_build_info{version=\"");
     metrics_label_value(&o, info->version);
-    metrics_printf(&o, "\"} 1\n");
+    textbuf_printf(&o, "\"} 1\n");
 
     metrics_family(&o, "process_start_time_seconds", "gauge",
                    "Start time of the process since the epoch, in seconds.");
-    metrics_printf(&o, "process_start_time_seconds %.3f\n",
+    textbuf_printf(&o, "process_start_time_seconds %.3f\n",
                    info->start_time_seconds);
 
     return o.len;
