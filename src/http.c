@@ -70,8 +70,64 @@ http_append_u64(char *buf, size_t cap, size_t *pos, uint64_t v)
 #define HTTP_LIT(buf, cap, pos, lit) \
     http_append(buf, cap, pos, lit, sizeof(lit) - 1)
 
+static size_t http_format_head_start(const struct http_reply *reply,
+                                     char *buf, size_t cap);
+
+/* Everything after Content-Length's name: shared by the general and the
+ * hot-path formatter so they cannot drift apart. */
+static size_t
+http_format_tail(const struct http_reply *reply, char *buf, size_t cap,
+                 size_t pos)
+{
+    http_append_u64(buf, cap, &pos, reply->content_length);
+    HTTP_LIT(buf, cap, &pos, "\r\n");
+    if (reply->cache == HTTP_CACHE_HIT) {
+        HTTP_LIT(buf, cap, &pos, "X-Cache: HIT\r\nAge: ");
+        http_append_u64(buf, cap, &pos, reply->age_s);
+        HTTP_LIT(buf, cap, &pos, "\r\n");
+    } else if (reply->cache == HTTP_CACHE_MISS) {
+        HTTP_LIT(buf, cap, &pos, "X-Cache: MISS\r\nAge: 0\r\n");
+    }
+    if (reply->allow) {
+        HTTP_LIT(buf, cap, &pos, "Allow: GET, HEAD\r\n");
+    }
+    if (!reply->keep_alive) {
+        HTTP_LIT(buf, cap, &pos, "Connection: close\r\n");
+    } else if (reply->http10) {
+        HTTP_LIT(buf, cap, &pos, "Connection: keep-alive\r\n");
+    }
+    HTTP_LIT(buf, cap, &pos, "\r\n");
+    return pos;
+}
+
+size_t
+http_format_ok_prefix(const char *date, char *buf, size_t cap)
+{
+    struct http_reply r = {
+        .status = 200,
+        .content_type = "application/octet-stream",
+        .date = date,
+    };
+
+    return http_format_head_start(&r, buf, cap);
+}
+
+size_t
+http_format_ok_suffix(const struct http_reply *reply, char *buf, size_t cap)
+{
+    return http_format_tail(reply, buf, cap, 0);
+}
+
 size_t
 http_format_head(const struct http_reply *reply, char *buf, size_t cap)
+{
+    return http_format_tail(reply, buf, cap,
+                            http_format_head_start(reply, buf, cap));
+}
+
+/* Status line through "Content-Length: ". */
+static size_t
+http_format_head_start(const struct http_reply *reply, char *buf, size_t cap)
 {
     size_t      pos = 0;
     const char *reason = http_reason(reply->status);
@@ -93,24 +149,6 @@ http_format_head(const struct http_reply *reply, char *buf, size_t cap)
         HTTP_LIT(buf, cap, &pos, "\r\n");
     }
     HTTP_LIT(buf, cap, &pos, "Content-Length: ");
-    http_append_u64(buf, cap, &pos, reply->content_length);
-    HTTP_LIT(buf, cap, &pos, "\r\n");
-    if (reply->cache == HTTP_CACHE_HIT) {
-        HTTP_LIT(buf, cap, &pos, "X-Cache: HIT\r\nAge: ");
-        http_append_u64(buf, cap, &pos, reply->age_s);
-        HTTP_LIT(buf, cap, &pos, "\r\n");
-    } else if (reply->cache == HTTP_CACHE_MISS) {
-        HTTP_LIT(buf, cap, &pos, "X-Cache: MISS\r\nAge: 0\r\n");
-    }
-    if (reply->allow) {
-        HTTP_LIT(buf, cap, &pos, "Allow: GET, HEAD\r\n");
-    }
-    if (!reply->keep_alive) {
-        HTTP_LIT(buf, cap, &pos, "Connection: close\r\n");
-    } else if (reply->http10) {
-        HTTP_LIT(buf, cap, &pos, "Connection: keep-alive\r\n");
-    }
-    HTTP_LIT(buf, cap, &pos, "\r\n");
     return pos;
 }
 

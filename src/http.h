@@ -41,6 +41,18 @@ const char *http_reason(int status);
 size_t http_format_head(const struct http_reply *reply, char *buf,
                         size_t cap);
 
+/*
+ * The hot path's head, in two parts: the prefix of a 200 answer with an
+ * application/octet-stream body, up to and including "Content-Length: ",
+ * depends only on the Date and is formatted once a second; the suffix
+ * (length, X-Cache, Age, Connection, CRLF) per answer.  prefix + suffix
+ * is byte for byte what http_format_head() makes for the same reply.
+ * Each returns its length; buf has cap >= HTTP_HEAD_MAX bytes.
+ */
+size_t http_format_ok_prefix(const char *date, char *buf, size_t cap);
+size_t http_format_ok_suffix(const struct http_reply *reply, char *buf,
+                             size_t cap);
+
 /* Formats an error response with a short text/plain body
  * ("404 Not Found\n", or detail + "\n" when detail is not NULL).  HEAD
  * omits the body but keeps its Content-Length.  Returns the length

@@ -175,6 +175,8 @@ struct worker {
     uint64_t             access_drop_reported_ms;
     time_t               date_sec;
     char                 date[HTTP_DATE_LEN + 1];
+    size_t               ok_prefix_len; /* a 200 head up to the length */
+    char                 ok_prefix[HTTP_HEAD_MAX];
 };
 
 static void worker_conn_process(struct conn *c);
@@ -196,6 +198,8 @@ worker_date(struct worker *w)
     if (now != w->date_sec) {
         w->date_sec = now;
         http_format_date(now, w->date);
+        w->ok_prefix_len = http_format_ok_prefix(w->date, w->ok_prefix,
+                                                 sizeof(w->ok_prefix));
     }
     return w->date;
 }
@@ -902,11 +906,10 @@ static bool
 worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
 {
     struct worker      *w = c->worker;
-    bool                head = c->req.method == HTTP_METHOD_HEAD;
+    bool                head_only = c->req.method == HTTP_METHOD_HEAD;
     struct cache_lookup lk;
     enum cache_status   st;
     size_t              want = 4096;
-    char                hb[HTTP_HEAD_MAX];
     size_t              n;
 
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -932,13 +935,17 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
             .content_length = lk.value_len,
             .cache = HTTP_CACHE_HIT,
             .age_s = lk.age_ms / 1000,
-            .date = worker_date(w),
         };
-        n = http_format_head(&reply, hb, sizeof(hb));
-        memcpy(c->out.data + c->out.len, hb, n);
-        if (!head) {
-            memmove(c->out.data + c->out.len + n,
-                    c->out.data + c->out.len + HTTP_HEAD_MAX, lk.value_len);
+        char *head = c->out.data + c->out.len;
+
+        /* The head goes straight in front of the value: the Date-bound
+         * prefix is made once a second, the rest per answer. */
+        worker_date(w);
+        memcpy(head, w->ok_prefix, w->ok_prefix_len);
+        n = w->ok_prefix_len;
+        n += http_format_ok_suffix(&reply, head + n, HTTP_HEAD_MAX - n);
+        if (!head_only) {
+            memmove(head + n, head + HTTP_HEAD_MAX, lk.value_len);
             c->out.len += lk.value_len;
         }
         c->out.len += n;
@@ -960,6 +967,7 @@ worker_http_handle(struct conn *c)
     struct worker *w = c->worker;
     const char    *path = c->in + c->req.path_off;
     size_t         path_len = c->req.path_len;
+    const char    *key;
     ssize_t        key_len;
 
     if (c->req.method != HTTP_METHOD_GET
@@ -971,16 +979,22 @@ worker_http_handle(struct conn *c)
         worker_http_error(c, 400, false);
         return true;
     }
-    key_len = http_parse_decode(path + 1, path_len - 1, w->key_buf);
-    if (key_len < 0) {
-        worker_http_error(c, 400, false);
-        return true;
+    /* Most keys need no decoding: then the key is the path itself. */
+    key = path + 1;
+    key_len = (ssize_t) path_len - 1;
+    if (memchr(key, '%', (size_t) key_len) != NULL) {
+        key_len = http_parse_decode(path + 1, path_len - 1, w->key_buf);
+        if (key_len < 0) {
+            worker_http_error(c, 400, false);
+            return true;
+        }
+        key = w->key_buf;
     }
-    if (worker_http_try_hit(c, w->key_buf, (size_t) key_len)) {
+    if (worker_http_try_hit(c, key, (size_t) key_len)) {
         return true;
     }
     c->state = CONN_WAITING;
-    backend_get(w->backend, w->key_buf, (size_t) key_len, &c->waiter,
+    backend_get(w->backend, key, (size_t) key_len, &c->waiter,
                 worker_http_backend_cb, c);
     return false;
 }

@@ -146,6 +146,36 @@ START_TEST(test_error_detail)
 }
 END_TEST
 
+START_TEST(test_ok_prefix_suffix_match_head)
+{
+    static const struct http_reply replies[] = {
+        { .status = 200, .keep_alive = true, .cache = HTTP_CACHE_HIT,
+          .content_length = 5, .age_s = 3 },
+        { .status = 200, .keep_alive = false, .cache = HTTP_CACHE_HIT,
+          .content_length = 0, .age_s = 0 },
+        { .status = 200, .keep_alive = true, .http10 = true,
+          .cache = HTTP_CACHE_HIT, .content_length = 1048576,
+          .age_s = 59 },
+        { .status = 200, .keep_alive = true, .cache = HTTP_CACHE_MISS,
+          .content_length = 7 },
+    };
+
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        struct http_reply r = replies[i];
+        char              whole[HTTP_HEAD_MAX], split[2 * HTTP_HEAD_MAX];
+        size_t            n, m;
+
+        r.content_type = "application/octet-stream";
+        r.date = date;
+        n = http_format_head(&r, whole, sizeof(whole));
+        m = http_format_ok_prefix(date, split, HTTP_HEAD_MAX);
+        m += http_format_ok_suffix(&r, split + m, HTTP_HEAD_MAX);
+        ck_assert_uint_eq(n, m);
+        ck_assert(memcmp(whole, split, n) == 0);
+    }
+}
+END_TEST
+
 START_TEST(test_date)
 {
     char out[HTTP_DATE_LEN + 1];
@@ -167,6 +197,7 @@ http_suite(void)
     tcase_add_test(tc, test_miss_close_http10);
     tcase_add_test(tc, test_longest_head_fits);
     tcase_add_test(tc, test_date);
+    tcase_add_test(tc, test_ok_prefix_suffix_match_head);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_loop_test(tc, test_errors, 0,
