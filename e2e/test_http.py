@@ -320,3 +320,38 @@ def test_age_grows(redis_server, make_proxy):
     r = wait_for(lambda: (lambda r: r if int(r.headers["Age"]) >= 1 else
                           None)(get(p, "age")), timeout=5, what="age")
     assert r.headers["X-Cache"] == "HIT"
+
+
+def test_pipelined_large_values_under_backpressure(redis_server, make_proxy):
+    # Ten 300 KB answers outgrow the 1 MB output high-water mark: the
+    # requests left in the input must be answered once it drains, not
+    # mistaken for a slow head.
+    p = make_proxy(redis_server, "--workers", "1", "--header-timeout", "2s")
+    big = b"b" * (300 * 1024)
+    redis_server.client().set("big", big)
+    requests.get(p.url("/big"), timeout=5)
+    req = b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 9 + \
+        b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    start = time.monotonic()
+    resps = parse_responses(http_raw(p.port, req, timeout=10))
+    assert [s for s, _, _ in resps] == [200] * 10
+    assert all(b == big for _, _, b in resps)
+    assert time.monotonic() - start < 1.5
+
+
+def test_half_close_after_pipelined_requests(redis_server, proxy):
+    c = redis_server.client()
+    c.set("ha", "A")
+    c.set("hb", "B")
+    s = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+    s.sendall(b"GET /ha HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /hb HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    assert [b for _, _, b in parse_responses(data)] == [b"A", b"B"]

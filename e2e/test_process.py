@@ -258,3 +258,24 @@ def test_workers_die_with_the_supervisor(redis_server, proxy):
     for pid in pids:
         wait_for(lambda: not pid_alive(pid), timeout=5,
                  what="worker %d to follow its supervisor" % pid)
+
+
+def test_two_quick_sighups(redis_server, make_proxy, tmp_path):
+    conf = tmp_path / "rcp.conf"
+    conf.write_text("ttl 60s\n")
+    p = make_proxy(redis_server, "--config", str(conf), "--workers", "2")
+    wait_for(lambda: len(worker_pids(p)) == 2, what="workers")
+    conf.write_text("ttl 200ms\n")
+    os.kill(p.proc.pid, signal.SIGHUP)
+    os.kill(p.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "reload complete" in p.log(), timeout=10,
+             what="reload")
+    wait_for(lambda: len(worker_pids(p)) == 2, timeout=10,
+             what="back to two workers")
+    time.sleep(0.3)
+    assert len(worker_pids(p)) == 2
+    redis_server.client().set("q", "v1")
+    get(p, "q")
+    redis_server.client().set("q", "v2")
+    wait_for(lambda: get(p, "q").content == b"v2", timeout=5,
+             what="new ttl everywhere")

@@ -55,6 +55,9 @@
 #define SUPERVISOR_KILL_GRACE_MS     2000   /* past --shutdown-timeout */
 #define ADMIN_IN_MAX  (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
 
+struct admin_conn;
+struct health_check;
+
 enum proc_state {
     PROC_FREE = 0,      /* slot unused */
     PROC_STARTING,      /* forked, not yet serving */
@@ -68,10 +71,19 @@ struct proc {
     uint32_t        index;              /* 1.. as shown in logs and ps */
     uint32_t        generation;         /* supervisor's at fork time */
     uint64_t        started_ms;
-    int             ready_fd;           /* owned: read end, -1 */
-    uv_poll_t       ready_poll;
-    bool            ready_poll_active;
+    struct ready_watch *ready;          /* owned until closed, or NULL */
+    struct proc    *replaces;           /* borrowed: the old worker this
+                                           one succeeds in a reload */
     struct supervisor *sup;             /* borrowed */
+};
+
+/* The read end of a new worker's ready pipe, on the loop.  Heap-allocated
+ * so that closing it (which libuv finishes later) never races with the
+ * proc slot being reused by the next fork. */
+struct ready_watch {
+    uv_poll_t       poll;
+    int             fd;                 /* owned */
+    struct proc    *proc;               /* borrowed; NULL once detached */
 };
 
 struct supervisor {
@@ -111,8 +123,10 @@ struct supervisor {
     bool                  reloading;
     bool                  pid_file_written;
     uint32_t              generation;   /* bumped by each reload */
-    struct proc          *retiring;     /* borrowed: old worker whose
-                                           successor is starting */
+    uint64_t              young_death_ms; /* last death within 1 s of
+                                           starting, for the backoff */
+    struct admin_conn    *admin_conns;  /* owned list: open admin conns */
+    struct health_check  *health_checks; /* owned list: PINGs in flight */
     int                   exit_status;
     double                start_time;   /* seconds since the epoch */
     char                 *title;        /* borrowed: argv[0]'s storage */
@@ -120,6 +134,7 @@ struct supervisor {
 };
 
 static void supervisor_spawn_missing(struct supervisor *s);
+static void supervisor_admin_shutdown(struct supervisor *s);
 static void supervisor_reload_step(struct supervisor *s);
 
 static uint64_t
@@ -280,6 +295,34 @@ supervisor_alive(const struct supervisor *s)
     return s->nslots - supervisor_count(s, PROC_FREE, PROC_FREE);
 }
 
+static int
+supervisor_cmp_int(const void *a, const void *b)
+{
+    return *(const int *) a - *(const int *) b;
+}
+
+static void
+supervisor_close_except(int *keep, size_t n)
+{
+    unsigned from = 3;
+
+    qsort(keep, n, sizeof(*keep), supervisor_cmp_int);
+    for (size_t i = 0; i < n; i++) {
+        if (keep[i] < (int) from) {
+            continue;                   /* -1 (not used), or a duplicate */
+        }
+        if ((unsigned) keep[i] > from
+            && close_range(from, (unsigned) keep[i] - 1, 0) != 0) {
+            log_warn("close_range(%u, %d) failed: %s", from, keep[i] - 1,
+                     strerror(errno));
+        }
+        from = (unsigned) keep[i] + 1;
+    }
+    if (close_range(from, ~0u, 0) != 0) {
+        log_warn("close_range(%u, ~0) failed: %s", from, strerror(errno));
+    }
+}
+
 /* The child side of the fork seam: own nothing of the parent's but the
  * sockets and mappings it needs, then serve. */
 static void
@@ -302,7 +345,14 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
             sigaction(sig, &dfl, NULL);
         }
     }
+    /* Unblock everything but what the worker reads from its signalfd,
+     * so a SIGTERM sent before that is set up waits instead of killing
+     * it. */
     sigemptyset(&none);
+    sigaddset(&none, SIGTERM);
+    sigaddset(&none, SIGINT);
+    sigaddset(&none, SIGHUP);
+    sigaddset(&none, SIGUSR2);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
     if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) {
@@ -314,15 +364,9 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
     }
 
     /* Close every fd of the parent's (libuv's loop, the admin socket)
-     * except the four this worker owns. */
-    for (int fd = 3; fd < 65536; fd++) {
-        if (fd != keep[0] && fd != keep[1] && fd != keep[2]
-            && fd != keep[3]) {
-            if (close(fd) != 0 && errno == EBADF && fd > 1024) {
-                break;
-            }
-        }
-    }
+     * except the four this worker owns: close_range() over the gaps
+     * between them, in ascending order. */
+    supervisor_close_except(keep, 4);
 
     srandom((unsigned) getpid() ^ (unsigned) time(NULL));
     log_init("worker", (int) p->index);
@@ -345,19 +389,66 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
 }
 
 static void
+supervisor_ready_closed(uv_handle_t *h)
+{
+    struct ready_watch *rw = h->data;
+
+    close(rw->fd);
+    free(rw);
+}
+
+static void
+supervisor_ready_detach(struct proc *p)
+{
+    struct ready_watch *rw = p->ready;
+
+    if (rw == NULL) {
+        return;
+    }
+    p->ready = NULL;
+    rw->proc = NULL;
+    uv_poll_stop(&rw->poll);
+    uv_close((uv_handle_t *) &rw->poll, supervisor_ready_closed);
+}
+
+/* A new worker serves once it has written its byte; EOF without it means
+ * it died first, which the reaper handles. */
+static void
 supervisor_ready_cb(uv_poll_t *handle, int status, int events)
 {
-    struct proc       *p = handle->data;
-    struct supervisor *s = p->sup;
+    struct ready_watch *rw = handle->data;
+    struct proc        *p = rw->proc;
+    struct supervisor  *s;
+    char                byte;
+    ssize_t             n;
 
-    uv_poll_stop(handle);
-    uv_close((uv_handle_t *) handle, NULL);
-    p->ready_poll_active = false;
-    close(p->ready_fd);
-    p->ready_fd = -1;
-    if (p->state == PROC_STARTING) {
-        p->state = PROC_RUNNING;
-        log_debug("worker %u (pid %ld) is serving", p->index, (long) p->pid);
+    if (p == NULL) {
+        return;
+    }
+    s = p->sup;
+    n = read(rw->fd, &byte, 1);
+    if (n < 0 && errno == EAGAIN) {
+        return;
+    }
+    supervisor_ready_detach(p);
+    if (n != 1 || p->state != PROC_STARTING) {
+        return;
+    }
+    p->state = PROC_RUNNING;
+    log_debug("worker %u (pid %ld) is serving", p->index, (long) p->pid);
+    if (p->replaces != NULL) {
+        struct proc *old = p->replaces;
+
+        /* The successor serves: only now does the old one stop taking
+         * connections, so some worker always accepts. */
+        p->replaces = NULL;
+        if (old->state == PROC_RUNNING) {
+            old->state = PROC_RETIRING;
+            if (kill(old->pid, SIGTERM) != 0 && errno != ESRCH) {
+                log_warn("kill(%ld, SIGTERM) failed: %s", (long) old->pid,
+                         strerror(errno));
+            }
+        }
     }
     if (s->reloading) {
         supervisor_reload_step(s);
@@ -404,16 +495,32 @@ supervisor_fork(struct supervisor *s, struct proc *p)
     p->pid = pid;
     p->state = PROC_STARTING;
     p->started_ms = supervisor_now_ms(s);
-    p->ready_fd = pipefd[0];
-    rc = uv_poll_init(s->loop, &p->ready_poll, p->ready_fd);
+    p->replaces = NULL;
+    p->ready = malloc(sizeof(*p->ready));
+    rc = p->ready == NULL ? UV_ENOMEM : 0;
     if (rc == 0) {
-        p->ready_poll.data = p;
-        rc = uv_poll_start(&p->ready_poll, UV_READABLE | UV_DISCONNECT,
+        p->ready->fd = pipefd[0];
+        p->ready->proc = p;
+        p->ready->poll.data = p->ready;
+        rc = uv_poll_init(s->loop, &p->ready->poll, pipefd[0]);
+        if (rc != 0) {
+            free(p->ready);
+            p->ready = NULL;
+        }
+    }
+    if (rc == 0) {
+        rc = uv_poll_start(&p->ready->poll, UV_READABLE | UV_DISCONNECT,
                            supervisor_ready_cb);
-        p->ready_poll_active = true;
+        if (rc != 0) {
+            supervisor_ready_detach(p);
+        }
+    } else {
+        close(pipefd[0]);
     }
     if (rc != 0) {
-        log_warn("uv_poll_start(ready pipe) failed: %s", uv_strerror(rc));
+        /* Without the pipe we cannot tell when it serves: trust it. */
+        log_warn("watching worker %u's ready pipe failed: %s", p->index,
+                 uv_strerror(rc));
         p->state = PROC_RUNNING;
     }
     log_info("started worker %u (pid %ld)", p->index, (long) pid);
@@ -505,18 +612,21 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
                   "Redis until the cache is rebuilt", p->index);
         uv_timer_start(&s->recover_timer, supervisor_recover_cb, 0, 0);
     }
-    if (p->ready_poll_active) {
-        uv_poll_stop(&p->ready_poll);
-        uv_close((uv_handle_t *) &p->ready_poll, NULL);
-        p->ready_poll_active = false;
-    }
-    if (p->ready_fd >= 0) {
-        close(p->ready_fd);
-        p->ready_fd = -1;
-    }
+    supervisor_ready_detach(p);
 
     if (s->stopping || p->state == PROC_RETIRING) {
         p->state = PROC_FREE;
+        return;
+    }
+    if (p->replaces != NULL) {
+        /* A reload's new worker died before serving: its predecessor was
+         * never told to stop, so keep it and give the reload up rather
+         * than trade working workers for failing ones. */
+        log_error("reload: new worker %u died before serving; keeping the "
+                  "running workers", p->index);
+        p->replaces = NULL;
+        p->state = PROC_FREE;
+        s->reloading = false;
         return;
     }
     p->state = PROC_FREE;
@@ -541,6 +651,14 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
 
     s->restarts++;
     if (lived < SUPERVISOR_CRASH_WINDOW_MS) {
+        uint64_t now = supervisor_now_ms(s);
+
+        /* Back to no delay once workers have lived 10 s without a young
+         * death; otherwise each one doubles it. */
+        if (now - s->young_death_ms >= SUPERVISOR_STABLE_MS) {
+            s->respawn_delay_ms = 0;
+        }
+        s->young_death_ms = now;
         s->respawn_delay_ms = s->respawn_delay_ms == 0
             ? SUPERVISOR_RESPAWN_FLOOR_MS
             : s->respawn_delay_ms * 2;
@@ -616,6 +734,17 @@ supervisor_stop(struct supervisor *s, const char *why)
         uv_close((uv_handle_t *) &s->admin_tcp, NULL);
         s->admin_open = false;
     }
+    supervisor_admin_shutdown(s);
+    /* Our copies of the listening sockets: once the workers have closed
+     * theirs, new connections are refused instead of left to wait. */
+    if (s->http_fd >= 0) {
+        close(s->http_fd);
+        s->http_fd = -1;
+    }
+    if (s->resp_fd >= 0) {
+        close(s->resp_fd);
+        s->resp_fd = -1;
+    }
     for (uint32_t i = 0; i < s->nslots; i++) {
         if (s->procs[i].state != PROC_FREE) {
             s->procs[i].state = PROC_RETIRING;
@@ -644,26 +773,26 @@ supervisor_sigterm_cb(uv_signal_t *h, int signum)
  * this process.  SIGHUP reopens the file, for log rotation.
  */
 
+/* Opens (or, on SIGHUP, reopens) the destination; on failure the one
+ * already open is kept, so lines are not silently lost. */
 static int
 supervisor_access_open_file(struct supervisor *s)
 {
-    int fd;
+    int fd = STDERR_FILENO;
 
+    if (strcmp(s->cfg.access_log, "stderr") != 0) {
+        fd = open(s->cfg.access_log, O_WRONLY | O_APPEND | O_CREAT
+                  | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            int rc = -errno;
+
+            log_error("open(%s) failed: %s", s->cfg.access_log,
+                      strerror(errno));
+            return rc;
+        }
+    }
     if (s->access_out > STDERR_FILENO) {
         close(s->access_out);
-    }
-    s->access_out = -1;
-    if (strcmp(s->cfg.access_log, "stderr") == 0) {
-        s->access_out = STDERR_FILENO;
-        return 0;
-    }
-    fd = open(s->cfg.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-              0644);
-    if (fd < 0) {
-        int rc = -errno;
-
-        log_error("open(%s) failed: %s", s->cfg.access_log, strerror(errno));
-        return rc;
     }
     s->access_out = fd;
     return 0;
@@ -776,51 +905,46 @@ supervisor_keep_fixed(const struct config *old, struct config *next)
 }
 
 /* One step of the rolling replacement.  Old workers (of an earlier
- * generation) are replaced one at a time: fork the successor, wait until
- * it serves, and only then SIGTERM the old one, so some worker always
- * accepts and the old one finishes what it has accepted. */
+ * generation) are replaced one at a time: fork the successor, and only
+ * when it serves (supervisor_ready_cb) SIGTERM the old one, which finishes
+ * what it has accepted.  Some worker always accepts. */
 static void
 supervisor_reload_step(struct supervisor *s)
 {
-    struct proc *next = NULL;
+    struct proc *old = NULL;
     struct proc *p;
 
-    if (!s->reloading || supervisor_count(s, PROC_STARTING, PROC_STARTING)
-        > 0) {
+    if (!s->reloading || s->stopping
+        || supervisor_count(s, PROC_STARTING, PROC_STARTING) > 0) {
         return;                         /* wait until the successor serves */
-    }
-    if (s->retiring != NULL) {
-        if (s->retiring->state == PROC_RUNNING
-            && kill(s->retiring->pid, SIGTERM) != 0 && errno != ESRCH) {
-            log_warn("kill(%ld, SIGTERM) failed: %s",
-                     (long) s->retiring->pid, strerror(errno));
-        }
-        if (s->retiring->state == PROC_RUNNING) {
-            s->retiring->state = PROC_RETIRING;
-        }
-        s->retiring = NULL;
     }
     for (uint32_t i = 0; i < s->nslots; i++) {
         if (s->procs[i].state == PROC_RUNNING
             && s->procs[i].generation != s->generation) {
-            next = &s->procs[i];
+            old = &s->procs[i];
             break;
         }
     }
-    if (next == NULL) {
+    if (old == NULL) {
         s->reloading = false;
         log_info("reload complete");
         return;
     }
+    if (supervisor_count(s, PROC_STARTING, PROC_RUNNING) > s->wanted) {
+        return;                         /* a retirement is still due */
+    }
     p = supervisor_free_slot(s);
-    if (p == NULL || supervisor_fork(s, p) != 0) {
-        /* Can't start a successor: stop here rather than lose capacity. */
-        log_error("reload: cannot start a new worker; %s",
-                  "old workers keep serving");
+    if (p == NULL) {
+        return;         /* slots are held by draining workers: the reaper
+                           calls us again when one exits */
+    }
+    if (supervisor_fork(s, p) != 0) {
+        log_error("reload: cannot start a new worker; the running ones "
+                  "keep serving");
         s->reloading = false;
         return;
     }
-    s->retiring = next;
+    p->replaces = old;
 }
 
 static void
@@ -846,9 +970,10 @@ supervisor_sighup_cb(uv_signal_t *h, int signum)
     }
     log_set_level(s->cfg.log_level);
     cache_set_ttl(s->cache, s->cfg.ttl_ms);
+    /* A reload already under way simply goes on to the newer
+     * generation: workers of every older one are replaced. */
     s->generation++;
     s->reloading = true;
-    s->retiring = NULL;
     log_info("SIGHUP: configuration re-read; replacing workers one at a "
              "time");
     supervisor_reload_step(s);
@@ -873,6 +998,9 @@ struct admin_conn {
     struct health_check *health;        /* borrowed: pending PING */
     bool                closing;
     bool                writing;
+    bool                peer_closed;    /* EOF read: answer, then close */
+    struct admin_conn  *next;           /* in supervisor.admin_conns */
+    struct admin_conn  *prev;
 };
 
 /* One PING to Redis for one /health request.  Freed once both the timer
@@ -884,7 +1012,34 @@ struct health_check {
     bool                settled;
     bool                timer_closed;
     bool                redis_up;
+    struct supervisor  *sup;            /* borrowed */
+    struct health_check *next;          /* in supervisor.health_checks */
+    struct health_check *prev;
 };
+
+/* Intrusive list helpers: both lists are owned by the supervisor, so
+ * stopping can close every admin connection and PING still open. */
+#define SUPERVISOR_LIST_ADD(head, item)                                    \
+    do {                                                                   \
+        (item)->prev = NULL;                                               \
+        (item)->next = (head);                                             \
+        if ((head) != NULL) {                                              \
+            (head)->prev = (item);                                         \
+        }                                                                  \
+        (head) = (item);                                                   \
+    } while (0)
+#define SUPERVISOR_LIST_DEL(head, item)                                    \
+    do {                                                                   \
+        if ((item)->prev != NULL) {                                        \
+            (item)->prev->next = (item)->next;                             \
+        } else {                                                           \
+            (head) = (item)->next;                                         \
+        }                                                                  \
+        if ((item)->next != NULL) {                                        \
+            (item)->next->prev = (item)->prev;                             \
+        }                                                                  \
+        (item)->next = (item)->prev = NULL;                                \
+    } while (0)
 
 struct admin_write {
     uv_write_t          req;
@@ -911,6 +1066,7 @@ supervisor_admin_close(struct admin_conn *c)
         return;
     }
     c->closing = true;
+    SUPERVISOR_LIST_DEL(c->sup->admin_conns, c);
     if (c->health != NULL) {
         c->health->conn = NULL;
         c->health = NULL;
@@ -926,7 +1082,7 @@ supervisor_admin_written(uv_write_t *req, int status)
 
     free(w->buf);
     c->writing = false;
-    if (status != 0 || w->close_after) {
+    if (status != 0 || w->close_after || c->peer_closed) {
         free(w);
         supervisor_admin_close(c);
         return;
@@ -1072,13 +1228,20 @@ supervisor_admin_answer(struct admin_conn *c)
 }
 
 static void
+supervisor_health_free(struct health_check *hc)
+{
+    SUPERVISOR_LIST_DEL(hc->sup->health_checks, hc);
+    free(hc);
+}
+
+static void
 supervisor_health_timer_closed(uv_handle_t *h)
 {
     struct health_check *hc = h->data;
 
     hc->timer_closed = true;
     if (hc->ac == NULL) {
-        free(hc);
+        supervisor_health_free(hc);
     }
 }
 
@@ -1140,7 +1303,7 @@ supervisor_health_connect_cb(const redisAsyncContext *ac, int status)
         hc->ac = NULL;
         supervisor_health_settle(hc, false, true);
         if (hc->timer_closed) {
-            free(hc);
+            supervisor_health_free(hc);
         }
     }
 }
@@ -1156,7 +1319,7 @@ supervisor_health_disconnect_cb(const redisAsyncContext *ac, int status)
     hc->ac = NULL;
     supervisor_health_settle(hc, false, true);
     if (hc->timer_closed) {
-        free(hc);
+        supervisor_health_free(hc);
     }
 }
 
@@ -1178,7 +1341,9 @@ supervisor_health_start(struct admin_conn *c)
         return;
     }
     hc->conn = c;
+    hc->sup = s;
     c->health = hc;
+    SUPERVISOR_LIST_ADD(s->health_checks, hc);
     uv_timer_init(s->loop, &hc->timer);
     hc->timer.data = hc;
     uv_timer_start(&hc->timer, supervisor_health_timeout_cb,
@@ -1263,6 +1428,12 @@ supervisor_admin_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 {
     struct admin_conn *c = stream->data;
 
+    if (nread == UV_EOF && (c->health != NULL || c->writing)) {
+        /* Half-closed after asking: answer first. */
+        c->peer_closed = true;
+        uv_read_stop(stream);
+        return;
+    }
     if (nread < 0) {
         supervisor_admin_close(c);
         return;
@@ -1296,6 +1467,7 @@ supervisor_admin_accept(uv_stream_t *server, int status)
         return;
     }
     c->sup = s;
+    SUPERVISOR_LIST_ADD(s->admin_conns, c);
     http_parse_init(&c->hp);
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
@@ -1303,6 +1475,20 @@ supervisor_admin_accept(uv_stream_t *server, int status)
         || uv_read_start((uv_stream_t *) &c->tcp, supervisor_admin_alloc,
                          supervisor_admin_read) != 0) {
         supervisor_admin_close(c);
+    }
+}
+
+/* On stop: close every admin connection and give up every PING still in
+ * flight, so nothing of theirs outlives the loop. */
+static void
+supervisor_admin_shutdown(struct supervisor *s)
+{
+    while (s->admin_conns != NULL) {
+        supervisor_admin_close(s->admin_conns);
+    }
+    for (struct health_check *hc = s->health_checks; hc != NULL;
+         hc = hc->next) {
+        supervisor_health_settle(hc, false, false);
     }
 }
 
@@ -1464,9 +1650,6 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
         log_error("calloc(%u workers) failed", s->nslots);
         s->exit_status = 1;
         goto out;
-    }
-    for (uint32_t i = 0; i < s->nslots; i++) {
-        s->procs[i].ready_fd = -1;
     }
 
     s->loop = uv_default_loop();

@@ -429,6 +429,7 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
 {
     struct conn *c = w->free_list;
     int          one = 1;
+    int          rc;
 
     w->free_list = c->next;
     c->next = NULL;
@@ -476,8 +477,9 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
             return;
         }
     }
-    if (event_io_set(&w->loop, &c->io, EVENT_READ) != 0) {
-        log_error("epoll_ctl(ADD, %d) failed: %s", fd, strerror(errno));
+    rc = event_io_set(&w->loop, &c->io, EVENT_READ);
+    if (rc != 0) {
+        log_error("epoll_ctl(ADD, %d) failed: %s", fd, strerror(-rc));
         worker_conn_close(c);
         return;
     }
@@ -554,6 +556,7 @@ worker_conn_update(struct conn *c)
     uint64_t       now = event_now_ms(&w->loop);
     uint64_t       deadline;
     unsigned       mask = 0;
+    int            rc;
 
     if (c->state == CONN_CLOSED || c->state == CONN_FREE) {
         return;
@@ -573,8 +576,9 @@ worker_conn_update(struct conn *c)
                                               : RESP_CONN_IN_MAX)) {
         mask |= EVENT_READ;
     }
-    if (event_io_set(&w->loop, &c->io, mask) != 0) {
-        log_error("epoll_ctl(%d) failed: %s", c->fd, strerror(errno));
+    rc = event_io_set(&w->loop, &c->io, mask);
+    if (rc != 0) {
+        log_error("epoll_ctl(%d) failed: %s", c->fd, strerror(-rc));
         worker_conn_close(c);
         return;
     }
@@ -593,8 +597,12 @@ worker_conn_update(struct conn *c)
     } else {
         deadline = c->activity_ms + w->cfg->idle_timeout_ms;
     }
-    event_timer_start(&w->loop, &c->timer, deadline > now ? deadline - now
-                                                          : 0);
+    if (event_timer_start(&w->loop, &c->timer, deadline > now
+                                               ? deadline - now : 0) != 0) {
+        /* A connection without a deadline could hang forever. */
+        log_error("no memory for a connection timer: closing %d", c->fd);
+        worker_conn_close(c);
+    }
 }
 
 static void
@@ -706,8 +714,15 @@ worker_conn_flush(struct conn *c)
     c->out.pos = 0;
     c->out.len = 0;
 
-    if (c->close_after_write
-        || (c->peer_closed && c->state == CONN_READING)) {
+    if (c->state == CONN_READING && !c->close_after_write && c->in_len == 0
+        && (c->peer_closed || (w->stopping && c->requests > 0))) {
+        /* Everything asked is answered and nothing more will come (the
+         * client closed its side), or we are stopping and this
+         * keep-alive connection is idle. */
+        worker_conn_close(c);
+        return;
+    }
+    if (c->close_after_write) {
         if (c->peer_closed) {
             worker_conn_close(c);
             return;
@@ -721,7 +736,10 @@ worker_conn_flush(struct conn *c)
         }
         c->state = CONN_DRAINING;
         c->in_len = 0;
-        event_timer_start(&w->loop, &c->timer, WORKER_LINGER_MS);
+        if (event_timer_start(&w->loop, &c->timer, WORKER_LINGER_MS) != 0) {
+            worker_conn_close(c);
+            return;
+        }
     }
     worker_conn_update(c);
 }
@@ -763,12 +781,23 @@ worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
         if (c->state == CONN_CLOSED) {
             return;
         }
+    }
+    /* Parse, answer, write; and again while writing everything out made
+     * room for requests that backpressure had left in the input. */
+    for (;;) {
+        uint64_t answered = c->requests;
+
         worker_conn_process(c);
         if (c->state == CONN_CLOSED) {
             return;
         }
+        worker_conn_flush(c);
+        if (c->state != CONN_READING || c->in_len == 0
+            || c->close_after_write || worker_conn_unsent(c) > 0
+            || c->requests == answered) {
+            return;
+        }
     }
-    worker_conn_flush(c);
 }
 
 /* ---- HTTP requests ---------------------------------------------------- */
@@ -776,7 +805,7 @@ worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
 static bool
 worker_http_keep_alive(const struct conn *c)
 {
-    return c->req.keep_alive && !c->worker->stopping && !c->peer_closed;
+    return c->req.keep_alive && !c->worker->stopping;
 }
 
 /* Appends an error answer for the current request; after a parse error
@@ -876,7 +905,10 @@ worker_http_backend_cb(struct backend_waiter *wt,
         n = http_format_error(status, head, reply.keep_alive, reply.http10,
                               reply.date, r->data,
                               r->len > 256 ? 256 : r->len, hb, sizeof(hb));
-        worker_conn_append(c, hb, n);
+        if (worker_conn_append(c, hb, n) != 0) {
+            worker_conn_close(c);
+            return;
+        }
         c->log_status = status;
         metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
                               metrics_code_from_status(status));
@@ -919,7 +951,7 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
         lk.dst = c->out.data + c->out.len + HTTP_HEAD_MAX;
         lk.dst_cap = c->out.cap - c->out.len - HTTP_HEAD_MAX;
         st = cache_get(w->params->cache, key, key_len,
-                       event_now_ms(&w->loop), &lk);
+                       cache_clock_ms(), &lk);
         if (st == CACHE_TRUNCATED) {
             want = lk.value_len;        /* it may change: ask again */
             continue;
@@ -1179,7 +1211,7 @@ worker_resp_try_hit(struct conn *c, const char *key, size_t key_len)
         lk.dst = c->out.data + c->out.len + RESP_BULK_HEAD_MAX;
         lk.dst_cap = c->out.cap - c->out.len - RESP_BULK_HEAD_MAX - 2;
         st = cache_get(w->params->cache, key, key_len,
-                       event_now_ms(&w->loop), &lk);
+                       cache_clock_ms(), &lk);
         if (st == CACHE_TRUNCATED) {
             want = lk.value_len;
             continue;
@@ -1286,7 +1318,7 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
         struct resp_mget_item *it = &m->items[i];
         const char            *key = c->in + cmd->argv[i + 1].off;
         size_t                 key_len = cmd->argv[i + 1].len;
-        struct cache_lookup    lk;
+        struct cache_lookup    lk = { 0 };
         enum cache_status      st = CACHE_TRUNCATED;
         size_t                 want = 4096;
 
@@ -1299,7 +1331,7 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
             lk.dst = m->values.data + m->values.len;
             lk.dst_cap = m->values.cap - m->values.len;
             st = cache_get(w->params->cache, key, key_len,
-                           event_now_ms(&w->loop), &lk);
+                           cache_clock_ms(), &lk);
             want = lk.value_len;
         }
         if (st == CACHE_HIT) {
@@ -1358,7 +1390,10 @@ worker_resp_process(struct conn *c)
             char msg[160];
             int  n = snprintf(msg, sizeof(msg), "ERR %s", cmd.error);
 
-            resp_append_error(&c->out, msg, (size_t) n);
+            if (resp_append_error(&c->out, msg, (size_t) n) != 0) {
+                worker_conn_close(c);
+                return;
+            }
             worker_resp_count(c, METRICS_CODE_RESP_ERR);
             c->close_after_write = true;
             c->in_len = 0;
@@ -1433,8 +1468,8 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
      * the socket is woken (no EPOLLEXCLUSIVE), so an idle one takes it.  A burst is spread
      * over the workers instead of landing on whichever woke first.  On
      * stop, drain the backlog. */
-    int batch = w->cfg->workers > 1 && !w->stopping ? 1
-                                                    : WORKER_ACCEPT_BATCH;
+    int batch = w->stopping ? (int) w->cfg->max_clients
+                : w->cfg->workers > 1 ? 1 : WORKER_ACCEPT_BATCH;
 
     if (worker_should_yield(w)) {
         /* Once: if no peer took it within a few milliseconds, they are
