@@ -62,7 +62,11 @@ def pid_alive(pid):
 
 
 class Redis:
-    """A private redis-server: started on a free port, stopped by PID."""
+    """A private redis-server: started on a free port, stopped by PID.
+    Every one still running when a test ends is stopped then, even if the
+    test failed half-way (see stop_leftover_redis)."""
+
+    running = set()
 
     def __init__(self, port=None, extra=""):
         self.dir = tempfile.mkdtemp(prefix="rcp-redis-")
@@ -83,6 +87,7 @@ class Redis:
         self.proc = subprocess.Popen([REDIS_SERVER, conf],
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
+        Redis.running.add(self)
         wait_for(lambda: port_open(self.port), what="redis-server")
         return self
 
@@ -91,6 +96,7 @@ class Redis:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.proc = None
+        Redis.running.discard(self)
 
     def client(self, **kw):
         import redis
@@ -164,6 +170,13 @@ def run_cli(*args, env=None, timeout=10):
     return subprocess.run([BINARY] + list(args), env=e, timeout=timeout,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
+
+
+@pytest.fixture(autouse=True)
+def stop_leftover_redis():
+    yield
+    for r in list(Redis.running):
+        r.stop()
 
 
 @pytest.fixture

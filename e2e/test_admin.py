@@ -85,12 +85,14 @@ def test_flush_and_delete(redis_server, proxy):
 
 def test_health_follows_redis(make_proxy):
     r = Redis().start()
-    p = make_proxy(r, "--redis-timeout", "300ms")
-    h = requests.get(p.admin_url("/health"), timeout=5)
-    assert h.status_code == 200
-    body = h.json()
-    assert body["redis"] == "up" and body["workers"] == 2
-    r.stop()
+    try:
+        p = make_proxy(r, "--redis-timeout", "300ms")
+        h = requests.get(p.admin_url("/health"), timeout=5)
+        assert h.status_code == 200
+        body = h.json()
+        assert body["redis"] == "up" and body["workers"] == 2
+    finally:
+        r.stop()
     h = requests.get(p.admin_url("/health"), timeout=5)
     assert h.status_code == 503 and h.json()["redis"] == "down"
     r2 = Redis(port=r.port).start()

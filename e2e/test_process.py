@@ -18,12 +18,25 @@ def get(p, key, timeout=5):
 
 
 def worker_pids(p):
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid",
-                          str(p.proc.pid)], capture_output=True, text=True)
+    """{pid: command line} of the supervisor's children, from /proc (no
+    dependency on procps, which slim images lack)."""
     pids = {}
-    for line in out.stdout.splitlines():
-        pid, args = line.strip().split(None, 1)
-        pids[int(pid)] = args
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        # Fields after the ")" that ends the command name: state, ppid.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == p.proc.pid and fields[0] != "Z":
+            args = cmdline.split(b"\0")
+            pids[int(entry)] = b" ".join(a for a in args if a).decode(
+                "utf-8", "replace")
     return pids
 
 
@@ -81,18 +94,20 @@ def test_killed_worker_is_replaced(redis_server, proxy):
             except requests.RequestException as e:
                 errors.append(repr(e))
 
-    t = threading.Thread(target=loop)
+    t = threading.Thread(target=loop, daemon=True)
     t.start()
-    victim = min(pids)
-    os.kill(victim, signal.SIGKILL)
-    killed = time.monotonic()
-    new = wait_for(lambda: (lambda d: d if len(d) == 2 and victim not in d
-                            else None)(worker_pids(proxy)), timeout=5,
-                   what="replacement")
-    assert time.monotonic() - killed < 1.0
-    time.sleep(0.2)
-    stop.set()
-    t.join()
+    try:
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        new = wait_for(lambda: (lambda d: d if len(d) == 2 and victim not in
+                                d else None)(worker_pids(proxy)), timeout=5,
+                       what="replacement")
+        assert time.monotonic() - killed < 1.0
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        t.join()
     assert len(new) == 2
     # A request in flight on the killed worker may fail; the rest must not.
     assert len(errors) <= 1, errors
@@ -150,22 +165,25 @@ def test_sighup_reload_new_ttl_no_failed_request(redis_server, make_proxy,
             except requests.RequestException as e:
                 errors.append(repr(e))
 
-    threads = [threading.Thread(target=loop) for _ in range(4)]
+    threads = [threading.Thread(target=loop, daemon=True)
+               for _ in range(4)]
     for t in threads:
         t.start()
-    old = set(worker_pids(p))
-    conf.write_text("ttl 200ms\n")
-    os.kill(p.proc.pid, signal.SIGHUP)
-    wait_for(lambda: "reload complete" in p.log(), timeout=10,
-             what="reload")
-    wait_for(lambda: not (old & set(worker_pids(p))), timeout=10,
-             what="old workers gone")
-    c.set("r", "v2")
-    wait_for(lambda: get(p, "r").content == b"v2", timeout=5,
-             what="new ttl")
-    stop.set()
-    for t in threads:
-        t.join()
+    try:
+        old = set(worker_pids(p))
+        conf.write_text("ttl 200ms\n")
+        os.kill(p.proc.pid, signal.SIGHUP)
+        wait_for(lambda: "reload complete" in p.log(), timeout=10,
+                 what="reload")
+        wait_for(lambda: not (old & set(worker_pids(p))), timeout=10,
+                 what="old workers gone")
+        c.set("r", "v2")
+        wait_for(lambda: get(p, "r").content == b"v2", timeout=5,
+                 what="new ttl")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
     assert errors == []
     assert count[0] > 20
 
