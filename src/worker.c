@@ -2,7 +2,10 @@
  * worker: the data plane of one worker process.
  *
  * Owns the epoll loop, the connection slots (a pool of --max-clients
- * structs allocated at start, handed out on accept), and the backend.
+ * structs allocated at start, handed out on accept), the backend, the
+ * connections' reads, writes and deadlines, and the access log.  What a
+ * request means is worker_http.c's and worker_resp.c's; the structures
+ * the three share are in worker_conn.h.
  * Each connection reads into its input buffer, parses one request at a
  * time and appends the answer to its output buffer, so pipelined requests
  * are answered in order without a queue:
@@ -50,146 +53,14 @@
 #include "http.h"
 #include "http_parser.h"
 #include "log.h"
-#include "resp.h"
-#include "resp_parser.h"
 #include "worker.h"
+#include "worker_conn.h"
 
-#define WORKER_IN_INITIAL      4096
-#define WORKER_OUT_INITIAL     4096
-/* Largest HTTP request we buffer: head limit plus body limit. */
-#define WORKER_HTTP_IN_MAX     (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
-/* Past this much unsent output, stop reading and parsing (backpressure). */
-#define WORKER_OUT_HIGH_WATER  (1024 * 1024)
-/* Buffers past this size are released when their connection closes. */
-#define WORKER_BUF_KEEP        (64 * 1024)
-#define WORKER_ACCEPT_BATCH    32
-#define WORKER_ACCEPT_RETRY_MS 10
-#define WORKER_YIELD_MS        5
-#define WORKER_EMFILE_PAUSE_MS 100
-#define WORKER_LINGER_MS       1000
-/* Access-log lines are flushed in writes of whole lines of at most
- * PIPE_BUF bytes, which the kernel keeps whole between workers. */
-#define WORKER_LOG_LINE_MAX    1024
-#define WORKER_LOG_DROP_REPORT_MS 10000
-/* Largest RESP command we buffer (a GET or an MGET of many keys). */
-#define RESP_CONN_IN_MAX       (4 * 1024 * 1024)
-/* Most arguments in one RESP command (MGET of 4095 keys). */
-#define RESP_CONN_ARGV_MAX     4096
-/* Room left before a value copied out of the cache for its RESP header
- * ("$" + 20 digits + CRLF). */
-#define RESP_BULK_HEAD_MAX     24
-
-enum conn_proto {
-    CONN_HTTP = 0,
-    CONN_RESP
-};
-
-enum conn_state {
-    CONN_FREE = 0,      /* in the pool */
-    CONN_READING,       /* parsing requests, or idle between them */
-    CONN_WAITING,       /* one request is waiting on the backend */
-    CONN_DRAINING,      /* answer sent, write side shut: discard input
-                           until EOF or the linger timer */
-    CONN_CLOSED         /* fd closed; back to the pool in before_poll */
-};
-
-struct worker;
-struct conn;
-
-/* One MGET waiting on the backend for some of its keys.  Hits and
- * fetched values are copied into values[] so the answer is assembled in
- * key order once the last fetch is in. */
-struct resp_mget_item {
-    struct backend_waiter waiter;       /* linked while fetching */
-    struct resp_mget     *mget;         /* borrowed: the owner */
-    enum backend_result   result;
-    bool                  fetch;        /* a miss: asked of the backend */
-    size_t                off;          /* of the value in values */
-    size_t                len;
-};
-
-struct resp_mget {
-    struct conn          *conn;         /* borrowed: the owner */
-    size_t                n;
-    size_t                pending;      /* fetches not yet answered */
-    struct buf            values;       /* owned */
-    struct resp_mget_item items[];
-};
-
-struct conn {
-    int                   fd;           /* owned; -1 unless open */
-    enum conn_state       state;
-    enum conn_proto       proto;
-    struct worker        *worker;       /* borrowed: the process's */
-    struct event_io       io;
-    struct event_timer    timer;        /* header, idle, linger deadline */
-    char                 *in;           /* owned */
-    size_t                in_len;
-    size_t                in_cap;
-    struct buf            out;          /* owned: answers not yet sent */
-    uint64_t              request_start_ms; /* first byte of the request */
-    uint64_t              activity_ms;  /* last read or write progress */
-    bool                  close_after_write;
-    bool                  peer_closed;  /* read returned 0 */
-    uint64_t              requests;     /* answered on this connection */
-    char                  peer[INET6_ADDRSTRLEN]; /* for the access log */
-    uint64_t              log_start_ms; /* when the request was parsed */
-    int                   log_status;   /* HTTP status, or 0 */
-    const char           *log_resp;     /* RESP outcome: ok nil err */
-    uint64_t              log_bytes;    /* body or value bytes sent */
-    const char           *log_cache;    /* HIT MISS - */
-    struct http_parse     hp;
-    struct http_request   req;          /* the request being answered */
-    struct backend_waiter waiter;       /* linked while WAITING */
-    struct resp_parse     rp;
-    struct resp_arg      *argv;         /* owned: RESP_CONN_ARGV_MAX */
-    size_t                resp_consumed; /* bytes of the command waiting */
-    size_t                resp_argc;    /* of the command being answered */
-    struct resp_mget     *mget;         /* owned: MGET in progress */
-    struct conn          *next;         /* pool / closed list */
-};
-
-struct worker {
-    const struct worker_params *params; /* borrowed: the caller's */
-    const struct config *cfg;           /* borrowed: params->cfg */
-    struct event_loop    loop;
-    struct backend      *backend;       /* owned */
-    struct event_io      http_io;
-    struct event_io      resp_io;
-    int                  http_fd;       /* borrowed until stop, then -1 */
-    int                  resp_fd;       /* borrowed until stop, then -1 */
-    bool                 accepting;     /* listening fds are polled */
-    bool                 accept_yielded; /* left the last one to peers */
-    struct event_timer   accept_timer;  /* resume after limit or EMFILE */
-    int                  signal_fd;     /* owned */
-    struct event_io      signal_io;
-    bool                 stopping;
-    struct event_timer   stop_timer;    /* --shutdown-timeout */
-    struct conn         *conns;         /* owned: max_clients slots */
-    struct conn         *free_list;
-    struct conn         *closed_list;   /* back to the pool in before_poll */
-    size_t               open_conns;
-    char                *key_buf;       /* owned: decoded key */
-    struct buf           access;        /* owned: lines not yet written */
-    uint64_t             access_dropped; /* lines lost to a full pipe */
-    uint64_t             access_drop_reported_ms;
-    time_t               date_sec;
-    char                 date[HTTP_DATE_LEN + 1];
-    size_t               ok_prefix_len; /* a 200 head up to the length */
-    char                 ok_prefix[HTTP_HEAD_MAX];
-};
-
-static void worker_conn_process(struct conn *c);
-static void worker_conn_flush(struct conn *c);
-static void worker_conn_close(struct conn *c);
 static void worker_conn_update(struct conn *c);
-static void worker_http_error(struct conn *c, int status, bool fatal);
-static void worker_resp_mget_free(struct conn *c);
-static void worker_resp_process(struct conn *c);
 
 /* ---- small helpers --------------------------------------------------- */
 
-static const char *
+const char *
 worker_date(struct worker *w)
 {
     /* time() is a vDSO call on Linux: no system call on the hit path. */
@@ -225,19 +96,19 @@ worker_buf_grow(char **buf, size_t *cap, size_t need)
     return 0;
 }
 
-static int
+int
 worker_conn_out_reserve(struct conn *c, size_t n)
 {
     return buf_reserve(&c->out, n);
 }
 
-static int
+int
 worker_conn_append(struct conn *c, const void *data, size_t len)
 {
     return buf_append(&c->out, data, len);
 }
 
-static size_t
+size_t
 worker_conn_unsent(const struct conn *c)
 {
     return buf_pending(&c->out);
@@ -333,7 +204,7 @@ worker_log_escape(char *dst, size_t cap, size_t *pos, const char *s,
     }
 }
 
-static void
+void
 worker_access_log(struct conn *c, const char *req, size_t req_len)
 {
     struct worker  *w = c->worker;
@@ -486,7 +357,7 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     worker_conn_update(c);
 }
 
-static void
+void
 worker_conn_close(struct conn *c)
 {
     struct worker *w = c->worker;
@@ -632,7 +503,7 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
 }
 
 /* Drops the first n bytes of input (the request just answered). */
-static void
+void
 worker_conn_consume(struct conn *c, size_t n)
 {
     if (n < c->in_len) {
@@ -687,7 +558,7 @@ worker_conn_read(struct conn *c)
     }
 }
 
-static void
+void
 worker_conn_flush(struct conn *c)
 {
     struct worker *w = c->worker;
@@ -800,271 +671,7 @@ worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
     }
 }
 
-/* ---- HTTP requests ---------------------------------------------------- */
-
-static bool
-worker_http_keep_alive(const struct conn *c)
-{
-    return c->req.keep_alive && !c->worker->stopping;
-}
-
-/* Appends an error answer for the current request; after a parse error
- * (fatal) the connection closes once it is written. */
-static void
-worker_http_error(struct conn *c, int status, bool fatal)
-{
-    struct worker *w = c->worker;
-    char           buf[HTTP_HEAD_MAX + 128];
-    bool           keep = !fatal && worker_http_keep_alive(c);
-    bool           head = !fatal && c->req.method == HTTP_METHOD_HEAD;
-    size_t         n;
-
-    n = http_format_error(status, head, keep, !fatal
-                          && c->req.version_minor == 0, worker_date(w),
-                          NULL, 0, buf, sizeof(buf));
-    if (worker_conn_append(c, buf, n) != 0) {
-        worker_conn_close(c);
-        return;
-    }
-    if (!keep) {
-        c->close_after_write = true;
-    }
-    c->log_status = status;
-    metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
-                          metrics_code_from_status(status));
-}
-
-/* The request line as sent, for the access log. */
-static void
-worker_http_log(struct conn *c, size_t head_len)
-{
-    const char *cr = memchr(c->in, '\r', head_len < c->in_len ? head_len
-                                                              : c->in_len);
-    size_t      n = cr != NULL ? (size_t) (cr - c->in)
-                               : (head_len < c->in_len ? head_len
-                                                       : c->in_len);
-
-    worker_access_log(c, c->in, n);
-}
-
-static void
-worker_http_finish(struct conn *c)
-{
-    worker_http_log(c, c->req.head_len);
-    c->requests++;
-    worker_conn_consume(c, c->req.head_len + (size_t) c->req.content_length);
-    http_parse_init(&c->hp);
-    if (!worker_http_keep_alive(c)) {
-        c->close_after_write = true;
-    }
-}
-
-static void
-worker_http_backend_cb(struct backend_waiter *wt,
-                       const struct backend_reply *r)
-{
-    struct conn      *c = wt->data;
-    struct worker    *w = c->worker;
-    bool              head = c->req.method == HTTP_METHOD_HEAD;
-    char              hb[HTTP_HEAD_MAX + 512];
-    size_t            n;
-    int               status;
-    struct http_reply reply = {
-        .status = 200,
-        .keep_alive = worker_http_keep_alive(c),
-        .http10 = c->req.version_minor == 0,
-        .content_type = "application/octet-stream",
-        .content_length = r->len,
-        .cache = HTTP_CACHE_MISS,
-        .date = worker_date(w),
-    };
-
-    c->state = CONN_READING;
-    switch (r->result) {
-    case BACKEND_VALUE:
-        n = http_format_head(&reply, hb, sizeof(hb));
-        if (worker_conn_out_reserve(c, n + (head ? 0 : r->len)) != 0) {
-            worker_conn_close(c);
-            return;
-        }
-        worker_conn_append(c, hb, n);
-        if (!head) {
-            worker_conn_append(c, r->data, r->len);
-        }
-        c->log_status = 200;
-        c->log_bytes = r->len;
-        c->log_cache = "MISS";
-        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
-                              METRICS_CODE_200);
-        break;
-    case BACKEND_NIL:
-        worker_http_error(c, 404, false);
-        break;
-    case BACKEND_WRONGTYPE:
-        status = 409;
-        n = http_format_error(status, head, reply.keep_alive, reply.http10,
-                              reply.date, r->data,
-                              r->len > 256 ? 256 : r->len, hb, sizeof(hb));
-        if (worker_conn_append(c, hb, n) != 0) {
-            worker_conn_close(c);
-            return;
-        }
-        c->log_status = status;
-        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
-                              metrics_code_from_status(status));
-        break;
-    case BACKEND_ERROR_REPLY:
-    case BACKEND_UNREACHABLE:
-        worker_http_error(c, 502, false);
-        break;
-    case BACKEND_TIMEOUT:
-        worker_http_error(c, 504, false);
-        break;
-    }
-    if (c->state == CONN_CLOSED) {
-        return;
-    }
-    worker_http_finish(c);
-    worker_conn_process(c);
-    if (c->state != CONN_CLOSED) {
-        worker_conn_flush(c);
-    }
-}
-
-/* Serves a hit straight from the segment into the output buffer: the
- * value is copied once, under the read lock, behind room left for the
- * head, and then the head is put in front of it. */
-static bool
-worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
-{
-    struct worker      *w = c->worker;
-    bool                head_only = c->req.method == HTTP_METHOD_HEAD;
-    struct cache_lookup lk;
-    enum cache_status   st;
-    size_t              want = 4096;
-    size_t              n;
-
-    for (int attempt = 0; attempt < 3; attempt++) {
-        if (worker_conn_out_reserve(c, HTTP_HEAD_MAX + want) != 0) {
-            return false;
-        }
-        lk.dst = c->out.data + c->out.len + HTTP_HEAD_MAX;
-        lk.dst_cap = c->out.cap - c->out.len - HTTP_HEAD_MAX;
-        st = cache_get(w->params->cache, key, key_len,
-                       cache_clock_ms(), &lk);
-        if (st == CACHE_TRUNCATED) {
-            want = lk.value_len;        /* it may change: ask again */
-            continue;
-        }
-        if (st != CACHE_HIT) {
-            return false;
-        }
-        struct http_reply reply = {
-            .status = 200,
-            .keep_alive = worker_http_keep_alive(c),
-            .http10 = c->req.version_minor == 0,
-            .content_type = "application/octet-stream",
-            .content_length = lk.value_len,
-            .cache = HTTP_CACHE_HIT,
-            .age_s = lk.age_ms / 1000,
-        };
-        char *head = c->out.data + c->out.len;
-
-        /* The head goes straight in front of the value: the Date-bound
-         * prefix is made once a second, the rest per answer. */
-        worker_date(w);
-        memcpy(head, w->ok_prefix, w->ok_prefix_len);
-        n = w->ok_prefix_len;
-        n += http_format_ok_suffix(&reply, head + n, HTTP_HEAD_MAX - n);
-        if (!head_only) {
-            memmove(head + n, head + HTTP_HEAD_MAX, lk.value_len);
-            c->out.len += lk.value_len;
-        }
-        c->out.len += n;
-        c->log_status = 200;
-        c->log_bytes = lk.value_len;
-        c->log_cache = "HIT";
-        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
-                              METRICS_CODE_200);
-        return true;
-    }
-    return false;
-}
-
-/* Answers one complete request; returns false when it now waits on the
- * backend. */
-static bool
-worker_http_handle(struct conn *c)
-{
-    struct worker *w = c->worker;
-    const char    *path = c->in + c->req.path_off;
-    size_t         path_len = c->req.path_len;
-    const char    *key;
-    ssize_t        key_len;
-
-    if (c->req.method != HTTP_METHOD_GET
-        && c->req.method != HTTP_METHOD_HEAD) {
-        worker_http_error(c, 405, false);
-        return true;
-    }
-    if (path_len < 2 || path[0] != '/') {
-        worker_http_error(c, 400, false);
-        return true;
-    }
-    /* Most keys need no decoding: then the key is the path itself. */
-    key = path + 1;
-    key_len = (ssize_t) path_len - 1;
-    if (memchr(key, '%', (size_t) key_len) != NULL) {
-        key_len = http_parse_decode(path + 1, path_len - 1, w->key_buf);
-        if (key_len < 0) {
-            worker_http_error(c, 400, false);
-            return true;
-        }
-        key = w->key_buf;
-    }
-    if (worker_http_try_hit(c, key, (size_t) key_len)) {
-        return true;
-    }
-    c->state = CONN_WAITING;
-    backend_get(w->backend, key, (size_t) key_len, &c->waiter,
-                worker_http_backend_cb, c);
-    return false;
-}
-
-static void
-worker_http_process(struct conn *c)
-{
-    while (c->state == CONN_READING && !c->close_after_write
-           && c->in_len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
-        enum http_parse_rc rc = http_parse_request(&c->hp, c->in, c->in_len,
-                                                   &c->req);
-
-        if (rc == HTTP_PARSE_AGAIN) {
-            return;
-        }
-        c->log_start_ms = event_now_ms(&c->worker->loop);
-        c->log_bytes = 0;
-        c->log_cache = NULL;
-        if (rc == HTTP_PARSE_ERROR) {
-            worker_http_error(c, c->req.status, true);
-            worker_http_log(c, c->in_len);
-            c->in_len = 0;
-            return;
-        }
-        if (c->in_len < c->req.head_len + c->req.content_length) {
-            return;                     /* the ignored body is still due */
-        }
-        if (!worker_http_handle(c)) {
-            return;                     /* WAITING; resumed by callback */
-        }
-        if (c->state == CONN_CLOSED) {
-            return;
-        }
-        worker_http_finish(c);
-    }
-}
-
-static void
+void
 worker_conn_process(struct conn *c)
 {
     if (c->proto == CONN_HTTP) {
@@ -1077,373 +684,6 @@ worker_conn_process(struct conn *c)
         /* The client closed in the middle of a request: nothing more
          * will come to complete it. */
         worker_conn_close(c);
-    }
-}
-
-/* ---- RESP commands ---------------------------------------------------- */
-
-static void
-worker_resp_count(struct conn *c, enum metrics_code code)
-{
-    c->log_status = 0;
-    c->log_resp = code == METRICS_CODE_RESP_OK ? "ok"
-                  : code == METRICS_CODE_RESP_NIL ? "nil" : "err";
-    metrics_count_request(c->worker->params->metrics, METRICS_PROTO_RESP,
-                          code);
-}
-
-static void
-worker_resp_mget_free(struct conn *c)
-{
-    struct resp_mget *m = c->mget;
-
-    if (m == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < m->n; i++) {
-        backend_cancel(&m->items[i].waiter);
-    }
-    buf_free(&m->values);
-    free(m);
-    c->mget = NULL;
-}
-
-/* The command is answered: drop it and go on with the next one. */
-/* Logs the command being answered as its name and first argument. */
-static void
-worker_resp_log(struct conn *c)
-{
-    char   req[300];
-    size_t n = 0;
-
-    if (c->worker->params->access_fd < 0 || c->resp_argc == 0) {
-        return;
-    }
-    for (size_t i = 0; i < c->resp_argc && i < 2; i++) {
-        size_t len = c->argv[i].len < 140 ? c->argv[i].len : 140;
-
-        if (i > 0) {
-            req[n++] = ' ';
-        }
-        memcpy(req + n, c->in + c->argv[i].off, len);
-        n += len;
-    }
-    worker_access_log(c, req, n);
-}
-
-static void
-worker_resp_done(struct conn *c)
-{
-    worker_resp_log(c);
-    c->requests++;
-    c->state = CONN_READING;
-    worker_conn_consume(c, c->resp_consumed);
-    c->resp_consumed = 0;
-    resp_parse_init(&c->rp);
-    worker_resp_process(c);
-    if (c->state != CONN_CLOSED) {
-        worker_conn_flush(c);
-    }
-}
-
-static const char *
-worker_resp_failure(enum backend_result r)
-{
-    return r == BACKEND_TIMEOUT
-        ? "ERR redis-cache-proxy: the backend Redis timed out"
-        : "ERR redis-cache-proxy: the backend Redis is unavailable";
-}
-
-static int
-worker_resp_append_result(struct conn *c, const struct backend_reply *r)
-{
-    switch (r->result) {
-    case BACKEND_VALUE:
-        worker_resp_count(c, METRICS_CODE_RESP_OK);
-        c->log_bytes = r->len;
-        c->log_cache = "MISS";
-        return resp_append_bulk(&c->out, r->data, r->len);
-    case BACKEND_NIL:
-        worker_resp_count(c, METRICS_CODE_RESP_NIL);
-        return resp_append_nil(&c->out);
-    case BACKEND_WRONGTYPE:
-        worker_resp_count(c, METRICS_CODE_RESP_ERR);
-        return resp_append_error(&c->out, r->data, r->len);
-    case BACKEND_ERROR_REPLY:
-    case BACKEND_UNREACHABLE:
-    case BACKEND_TIMEOUT:
-        break;
-    }
-    worker_resp_count(c, METRICS_CODE_RESP_ERR);
-    return resp_append_error(&c->out, worker_resp_failure(r->result),
-                             strlen(worker_resp_failure(r->result)));
-}
-
-static void
-worker_resp_get_cb(struct backend_waiter *wt, const struct backend_reply *r)
-{
-    struct conn *c = wt->data;
-
-    if (worker_resp_append_result(c, r) != 0) {
-        worker_conn_close(c);
-        return;
-    }
-    worker_resp_done(c);
-}
-
-/* Copies a cached value into out behind room for its bulk header, then
- * writes the header right in front of it.  Returns true on a hit. */
-static bool
-worker_resp_try_hit(struct conn *c, const char *key, size_t key_len)
-{
-    struct worker      *w = c->worker;
-    struct cache_lookup lk;
-    size_t              want = 4096;
-
-    for (int attempt = 0; attempt < 3; attempt++) {
-        enum cache_status st;
-        char              head[RESP_BULK_HEAD_MAX];
-        int               hlen;
-
-        if (buf_reserve(&c->out, RESP_BULK_HEAD_MAX + want + 2) != 0) {
-            return false;
-        }
-        lk.dst = c->out.data + c->out.len + RESP_BULK_HEAD_MAX;
-        lk.dst_cap = c->out.cap - c->out.len - RESP_BULK_HEAD_MAX - 2;
-        st = cache_get(w->params->cache, key, key_len,
-                       cache_clock_ms(), &lk);
-        if (st == CACHE_TRUNCATED) {
-            want = lk.value_len;
-            continue;
-        }
-        if (st != CACHE_HIT) {
-            return false;
-        }
-        hlen = snprintf(head, sizeof(head), "$%zu\r\n", lk.value_len);
-        memcpy(c->out.data + c->out.len, head, (size_t) hlen);
-        memmove(c->out.data + c->out.len + hlen,
-                c->out.data + c->out.len + RESP_BULK_HEAD_MAX, lk.value_len);
-        c->out.len += (size_t) hlen + lk.value_len;
-        c->out.data[c->out.len++] = '\r';
-        c->out.data[c->out.len++] = '\n';
-        worker_resp_count(c, METRICS_CODE_RESP_OK);
-        c->log_bytes = lk.value_len;
-        c->log_cache = "HIT";
-        return true;
-    }
-    return false;
-}
-
-/* Appends the whole MGET answer and frees the MGET.  0 or -ENOMEM. */
-static int
-worker_resp_mget_reply(struct conn *c)
-{
-    struct resp_mget *m = c->mget;
-    int               rc = 0;
-
-    /* A backend that failed makes the whole answer an error, as Redis
-     * would fail the whole command; a wrong type is nil, as in MGET. */
-    for (size_t i = 0; i < m->n; i++) {
-        enum backend_result r = m->items[i].result;
-
-        if (r == BACKEND_UNREACHABLE || r == BACKEND_TIMEOUT
-            || r == BACKEND_ERROR_REPLY) {
-            worker_resp_count(c, METRICS_CODE_RESP_ERR);
-            rc = resp_append_error(&c->out, worker_resp_failure(r),
-                                   strlen(worker_resp_failure(r)));
-            goto done;
-        }
-    }
-    rc |= resp_append_array(&c->out, m->n);
-    for (size_t i = 0; i < m->n; i++) {
-        struct resp_mget_item *it = &m->items[i];
-
-        if (it->result == BACKEND_VALUE) {
-            rc |= resp_append_bulk(&c->out, m->values.data + it->off,
-                                   it->len);
-        } else {
-            rc |= resp_append_nil(&c->out);
-        }
-    }
-    worker_resp_count(c, METRICS_CODE_RESP_OK);
-done:
-    worker_resp_mget_free(c);
-    return rc;
-}
-
-static void
-worker_resp_mget_cb(struct backend_waiter *wt, const struct backend_reply *r)
-{
-    struct resp_mget_item *it = wt->data;
-    struct resp_mget      *m = it->mget;
-
-    it->result = r->result;
-    if (r->result == BACKEND_VALUE) {
-        it->off = m->values.len;
-        it->len = r->len;
-        if (buf_append(&m->values, r->data, r->len) != 0) {
-            it->result = BACKEND_UNREACHABLE;
-        }
-    }
-    if (--m->pending == 0) {
-        struct conn *c = m->conn;
-
-        if (worker_resp_mget_reply(c) != 0) {
-            worker_conn_close(c);
-            return;
-        }
-        worker_resp_done(c);
-    }
-}
-
-/* Hits are copied now; every miss is sent at once, so Redis sees them
- * back to back in one write and the MGET costs one round trip.  Returns
- * true when answered now, false when waiting on the backend. */
-static bool
-worker_resp_mget(struct conn *c, const struct resp_command *cmd)
-{
-    struct worker    *w = c->worker;
-    size_t            n = cmd->argc - 1;
-    struct resp_mget *m;
-
-    m = calloc(1, sizeof(*m) + n * sizeof(m->items[0]));
-    if (m == NULL) {
-        worker_conn_close(c);
-        return true;
-    }
-    m->conn = c;
-    m->n = n;
-    c->mget = m;
-    for (size_t i = 0; i < n; i++) {
-        struct resp_mget_item *it = &m->items[i];
-        const char            *key = c->in + cmd->argv[i + 1].off;
-        size_t                 key_len = cmd->argv[i + 1].len;
-        struct cache_lookup    lk = { 0 };
-        enum cache_status      st = CACHE_TRUNCATED;
-        size_t                 want = 4096;
-
-        it->mget = m;
-        for (int attempt = 0; attempt < 3 && st == CACHE_TRUNCATED;
-             attempt++) {
-            if (buf_reserve(&m->values, want) != 0) {
-                break;
-            }
-            lk.dst = m->values.data + m->values.len;
-            lk.dst_cap = m->values.cap - m->values.len;
-            st = cache_get(w->params->cache, key, key_len,
-                           cache_clock_ms(), &lk);
-            want = lk.value_len;
-        }
-        if (st == CACHE_HIT) {
-            it->result = BACKEND_VALUE;
-            it->off = m->values.len;
-            it->len = lk.value_len;
-            m->values.len += lk.value_len;
-            continue;
-        }
-        it->fetch = true;
-        m->pending++;
-    }
-    if (m->pending == 0) {
-        if (worker_resp_mget_reply(c) != 0) {
-            worker_conn_close(c);
-        }
-        return true;
-    }
-    c->state = CONN_WAITING;
-    for (size_t i = 0; i < n; i++) {
-        struct resp_mget_item *it = &m->items[i];
-
-        if (it->fetch) {
-            backend_get(w->backend, c->in + cmd->argv[i + 1].off,
-                        cmd->argv[i + 1].len, &it->waiter,
-                        worker_resp_mget_cb, it);
-        }
-    }
-    return false;
-}
-
-static void
-worker_resp_process(struct conn *c)
-{
-    struct worker *w = c->worker;
-
-    while (c->state == CONN_READING && !c->close_after_write
-           && c->in_len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
-        struct resp_command cmd = {
-            .argv = c->argv,
-            .argv_cap = RESP_CONN_ARGV_MAX,
-        };
-        enum resp_parse_rc  rc;
-        enum resp_action    act;
-
-        rc = resp_parse_command(&c->rp, c->in, c->in_len, &cmd);
-        if (rc == RESP_PARSE_AGAIN) {
-            if (c->in_len >= RESP_CONN_IN_MAX) {
-                cmd.error = "Protocol error: too big request";
-                rc = RESP_PARSE_ERROR;
-            } else {
-                return;
-            }
-        }
-        if (rc == RESP_PARSE_ERROR) {
-            char msg[160];
-            int  n = snprintf(msg, sizeof(msg), "ERR %s", cmd.error);
-
-            if (resp_append_error(&c->out, msg, (size_t) n) != 0) {
-                worker_conn_close(c);
-                return;
-            }
-            worker_resp_count(c, METRICS_CODE_RESP_ERR);
-            c->close_after_write = true;
-            c->in_len = 0;
-            return;
-        }
-        c->resp_consumed = cmd.consumed;
-        c->resp_argc = cmd.argc;
-        c->log_start_ms = event_now_ms(&w->loop);
-        c->log_bytes = 0;
-        c->log_cache = NULL;
-        if (cmd.argc == 0) {
-            worker_conn_consume(c, c->resp_consumed);
-            resp_parse_init(&c->rp);
-            continue;
-        }
-        act = resp_dispatch(c->in, &cmd, w->cfg->redis_db, &c->out);
-        switch (act) {
-        case RESP_ACTION_REPLIED:
-            worker_resp_count(c, METRICS_CODE_RESP_OK);
-            break;
-        case RESP_ACTION_CLOSE:
-            worker_resp_count(c, METRICS_CODE_RESP_OK);
-            c->close_after_write = true;
-            break;
-        case RESP_ACTION_NOMEM:
-            worker_conn_close(c);
-            return;
-        case RESP_ACTION_GET:
-            if (worker_resp_try_hit(c, c->in + cmd.argv[1].off,
-                                    cmd.argv[1].len)) {
-                break;
-            }
-            c->state = CONN_WAITING;
-            backend_get(w->backend, c->in + cmd.argv[1].off, cmd.argv[1].len,
-                        &c->waiter, worker_resp_get_cb, c);
-            return;
-        case RESP_ACTION_MGET:
-            if (!worker_resp_mget(c, &cmd)) {
-                return;
-            }
-            if (c->state == CONN_CLOSED) {
-                return;
-            }
-            break;
-        }
-        worker_resp_log(c);
-        worker_conn_consume(c, c->resp_consumed);
-        c->resp_consumed = 0;
-        c->requests++;
-        resp_parse_init(&c->rp);
     }
 }
 

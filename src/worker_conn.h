@@ -1,0 +1,180 @@
+/*
+ * worker_conn: the worker's private data structures, shared by the files
+ * that make up a worker: worker.c (loop, accept, connection life and
+ * I/O, access log), worker_http.c (HTTP requests) and worker_resp.c
+ * (RESP commands).  Nothing outside those three includes this.
+ *
+ * Invariants: a connection has at most one request waiting on the
+ * backend and parses nothing further until it is answered; its slot goes
+ * back to the pool only in before_poll, once no callback of the current
+ * iteration can still hold it.
+ */
+#ifndef RCP_WORKER_CONN_H
+#define RCP_WORKER_CONN_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "backend.h"
+#include "buf.h"
+#include "event.h"
+#include "http.h"
+#include "http_parser.h"
+#include "metrics.h"
+#include "resp_parser.h"
+#include "worker.h"
+
+#define WORKER_IN_INITIAL      4096
+#define WORKER_OUT_INITIAL     4096
+/* Largest HTTP request we buffer: head limit plus body limit. */
+#define WORKER_HTTP_IN_MAX     (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
+/* Past this much unsent output, stop reading and parsing (backpressure). */
+#define WORKER_OUT_HIGH_WATER  (1024 * 1024)
+/* Buffers past this size are released when their connection closes. */
+#define WORKER_BUF_KEEP        (64 * 1024)
+#define WORKER_ACCEPT_BATCH    32
+#define WORKER_ACCEPT_RETRY_MS 10
+#define WORKER_YIELD_MS        5
+#define WORKER_EMFILE_PAUSE_MS 100
+#define WORKER_LINGER_MS       1000
+/* Access-log lines are flushed in writes of whole lines of at most
+ * PIPE_BUF bytes, which the kernel keeps whole between workers. */
+#define WORKER_LOG_LINE_MAX    1024
+#define WORKER_LOG_DROP_REPORT_MS 10000
+/* Largest RESP command we buffer (a GET or an MGET of many keys). */
+#define RESP_CONN_IN_MAX       (4 * 1024 * 1024)
+/* Most arguments in one RESP command (MGET of 4095 keys). */
+#define RESP_CONN_ARGV_MAX     4096
+/* Room left before a value copied out of the cache for its RESP header
+ * ("$" + 20 digits + CRLF). */
+#define RESP_BULK_HEAD_MAX     24
+
+enum conn_proto {
+    CONN_HTTP = 0,
+    CONN_RESP
+};
+
+enum conn_state {
+    CONN_FREE = 0,      /* in the pool */
+    CONN_READING,       /* parsing requests, or idle between them */
+    CONN_WAITING,       /* one request is waiting on the backend */
+    CONN_DRAINING,      /* answer sent, write side shut: discard input
+                           until EOF or the linger timer */
+    CONN_CLOSED         /* fd closed; back to the pool in before_poll */
+};
+
+struct worker;
+struct conn;
+
+/* One MGET waiting on the backend for some of its keys.  Hits and
+ * fetched values are copied into values[] so the answer is assembled in
+ * key order once the last fetch is in. */
+struct resp_mget_item {
+    struct backend_waiter waiter;       /* linked while fetching */
+    struct resp_mget     *mget;         /* borrowed: the owner */
+    enum backend_result   result;
+    bool                  fetch;        /* a miss: asked of the backend */
+    size_t                off;          /* of the value in values */
+    size_t                len;
+};
+
+struct resp_mget {
+    struct conn          *conn;         /* borrowed: the owner */
+    size_t                n;
+    size_t                pending;      /* fetches not yet answered */
+    struct buf            values;       /* owned */
+    struct resp_mget_item items[];
+};
+
+struct conn {
+    int                   fd;           /* owned; -1 unless open */
+    enum conn_state       state;
+    enum conn_proto       proto;
+    struct worker        *worker;       /* borrowed: the process's */
+    struct event_io       io;
+    struct event_timer    timer;        /* header, idle, linger deadline */
+    char                 *in;           /* owned */
+    size_t                in_len;
+    size_t                in_cap;
+    struct buf            out;          /* owned: answers not yet sent */
+    uint64_t              request_start_ms; /* first byte of the request */
+    uint64_t              activity_ms;  /* last read or write progress */
+    bool                  close_after_write;
+    bool                  peer_closed;  /* read returned 0 */
+    uint64_t              requests;     /* answered on this connection */
+    char                  peer[INET6_ADDRSTRLEN]; /* for the access log */
+    uint64_t              log_start_ms; /* when the request was parsed */
+    int                   log_status;   /* HTTP status, or 0 */
+    const char           *log_resp;     /* RESP outcome: ok nil err */
+    uint64_t              log_bytes;    /* body or value bytes sent */
+    const char           *log_cache;    /* HIT MISS - */
+    struct http_parse     hp;
+    struct http_request   req;          /* the request being answered */
+    struct backend_waiter waiter;       /* linked while WAITING */
+    struct resp_parse     rp;
+    struct resp_arg      *argv;         /* owned: RESP_CONN_ARGV_MAX */
+    size_t                resp_consumed; /* bytes of the command waiting */
+    size_t                resp_argc;    /* of the command being answered */
+    struct resp_mget     *mget;         /* owned: MGET in progress */
+    struct conn          *next;         /* pool / closed list */
+};
+
+struct worker {
+    const struct worker_params *params; /* borrowed: the caller's */
+    const struct config *cfg;           /* borrowed: params->cfg */
+    struct event_loop    loop;
+    struct backend      *backend;       /* owned */
+    struct event_io      http_io;
+    struct event_io      resp_io;
+    int                  http_fd;       /* borrowed until stop, then -1 */
+    int                  resp_fd;       /* borrowed until stop, then -1 */
+    bool                 accepting;     /* listening fds are polled */
+    bool                 accept_yielded; /* left the last one to peers */
+    struct event_timer   accept_timer;  /* resume after limit or EMFILE */
+    int                  signal_fd;     /* owned */
+    struct event_io      signal_io;
+    bool                 stopping;
+    struct event_timer   stop_timer;    /* --shutdown-timeout */
+    struct conn         *conns;         /* owned: max_clients slots */
+    struct conn         *free_list;
+    struct conn         *closed_list;   /* back to the pool in before_poll */
+    size_t               open_conns;
+    char                *key_buf;       /* owned: decoded key */
+    struct buf           access;        /* owned: lines not yet written */
+    uint64_t             access_dropped; /* lines lost to a full pipe */
+    uint64_t             access_drop_reported_ms;
+    time_t               date_sec;
+    char                 date[HTTP_DATE_LEN + 1];
+    size_t               ok_prefix_len; /* a 200 head up to the length */
+    char                 ok_prefix[HTTP_HEAD_MAX];
+};
+
+
+/* worker.c */
+const char *worker_date(struct worker *w);
+int    worker_conn_out_reserve(struct conn *c, size_t n);
+int    worker_conn_append(struct conn *c, const void *data, size_t len);
+size_t worker_conn_unsent(const struct conn *c);
+/* Closes the fd and cancels what waits; the slot is recycled later. */
+void   worker_conn_close(struct conn *c);
+/* Writes what it can; may move to the lingering close or close. */
+void   worker_conn_flush(struct conn *c);
+/* Drops the first n bytes of input (the request just answered). */
+void   worker_conn_consume(struct conn *c, size_t n);
+/* Parses and answers buffered requests by protocol. */
+void   worker_conn_process(struct conn *c);
+void   worker_access_log(struct conn *c, const char *req, size_t req_len);
+
+/* worker_http.c */
+void   worker_http_process(struct conn *c);
+/* Appends an error answer; fatal (a parse error) closes after writing. */
+void   worker_http_error(struct conn *c, int status, bool fatal);
+
+/* worker_resp.c */
+void   worker_resp_process(struct conn *c);
+void   worker_resp_mget_free(struct conn *c);
+
+#endif

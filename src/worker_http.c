@@ -1,0 +1,281 @@
+/*
+ * worker_http: a worker's HTTP requests.  One complete request at a time
+ * (pipelined ones wait in the input, so answers stay in order): a hit is
+ * copied from the segment straight behind its head in the output buffer;
+ * a miss waits on the backend (the connection is WAITING) and is answered
+ * from the backend callback, which then goes on with the next request.
+ */
+#include "rcp_autoconf.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "worker_conn.h"
+
+
+static bool
+worker_http_keep_alive(const struct conn *c)
+{
+    return c->req.keep_alive && !c->worker->stopping;
+}
+
+/* Appends an error answer for the current request; after a parse error
+ * (fatal) the connection closes once it is written. */
+void
+worker_http_error(struct conn *c, int status, bool fatal)
+{
+    struct worker *w = c->worker;
+    char           buf[HTTP_HEAD_MAX + 128];
+    bool           keep = !fatal && worker_http_keep_alive(c);
+    bool           head = !fatal && c->req.method == HTTP_METHOD_HEAD;
+    size_t         n;
+
+    n = http_format_error(status, head, keep, !fatal
+                          && c->req.version_minor == 0, worker_date(w),
+                          NULL, 0, buf, sizeof(buf));
+    if (worker_conn_append(c, buf, n) != 0) {
+        worker_conn_close(c);
+        return;
+    }
+    if (!keep) {
+        c->close_after_write = true;
+    }
+    c->log_status = status;
+    metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
+                          metrics_code_from_status(status));
+}
+
+/* The request line as sent, for the access log. */
+static void
+worker_http_log(struct conn *c, size_t head_len)
+{
+    const char *cr = memchr(c->in, '\r', head_len < c->in_len ? head_len
+                                                              : c->in_len);
+    size_t      n = cr != NULL ? (size_t) (cr - c->in)
+                               : (head_len < c->in_len ? head_len
+                                                       : c->in_len);
+
+    worker_access_log(c, c->in, n);
+}
+
+static void
+worker_http_finish(struct conn *c)
+{
+    worker_http_log(c, c->req.head_len);
+    c->requests++;
+    worker_conn_consume(c, c->req.head_len + (size_t) c->req.content_length);
+    http_parse_init(&c->hp);
+    if (!worker_http_keep_alive(c)) {
+        c->close_after_write = true;
+    }
+}
+
+static void
+worker_http_backend_cb(struct backend_waiter *wt,
+                       const struct backend_reply *r)
+{
+    struct conn      *c = wt->data;
+    struct worker    *w = c->worker;
+    bool              head = c->req.method == HTTP_METHOD_HEAD;
+    char              hb[HTTP_HEAD_MAX + 512];
+    size_t            n;
+    int               status;
+    struct http_reply reply = {
+        .status = 200,
+        .keep_alive = worker_http_keep_alive(c),
+        .http10 = c->req.version_minor == 0,
+        .content_type = "application/octet-stream",
+        .content_length = r->len,
+        .cache = HTTP_CACHE_MISS,
+        .date = worker_date(w),
+    };
+
+    c->state = CONN_READING;
+    switch (r->result) {
+    case BACKEND_VALUE:
+        n = http_format_head(&reply, hb, sizeof(hb));
+        if (worker_conn_out_reserve(c, n + (head ? 0 : r->len)) != 0) {
+            worker_conn_close(c);
+            return;
+        }
+        worker_conn_append(c, hb, n);
+        if (!head) {
+            worker_conn_append(c, r->data, r->len);
+        }
+        c->log_status = 200;
+        c->log_bytes = r->len;
+        c->log_cache = "MISS";
+        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
+                              METRICS_CODE_200);
+        break;
+    case BACKEND_NIL:
+        worker_http_error(c, 404, false);
+        break;
+    case BACKEND_WRONGTYPE:
+        status = 409;
+        n = http_format_error(status, head, reply.keep_alive, reply.http10,
+                              reply.date, r->data,
+                              r->len > 256 ? 256 : r->len, hb, sizeof(hb));
+        if (worker_conn_append(c, hb, n) != 0) {
+            worker_conn_close(c);
+            return;
+        }
+        c->log_status = status;
+        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
+                              metrics_code_from_status(status));
+        break;
+    case BACKEND_ERROR_REPLY:
+    case BACKEND_UNREACHABLE:
+        worker_http_error(c, 502, false);
+        break;
+    case BACKEND_TIMEOUT:
+        worker_http_error(c, 504, false);
+        break;
+    }
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    worker_http_finish(c);
+    worker_conn_process(c);
+    if (c->state != CONN_CLOSED) {
+        worker_conn_flush(c);
+    }
+}
+
+/* Serves a hit straight from the segment into the output buffer: the
+ * value is copied once, under the read lock, behind room left for the
+ * head, and then the head is put in front of it. */
+static bool
+worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
+{
+    struct worker      *w = c->worker;
+    bool                head_only = c->req.method == HTTP_METHOD_HEAD;
+    struct cache_lookup lk;
+    enum cache_status   st;
+    size_t              want = 4096;
+    size_t              n;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (worker_conn_out_reserve(c, HTTP_HEAD_MAX + want) != 0) {
+            return false;
+        }
+        lk.dst = c->out.data + c->out.len + HTTP_HEAD_MAX;
+        lk.dst_cap = c->out.cap - c->out.len - HTTP_HEAD_MAX;
+        st = cache_get(w->params->cache, key, key_len,
+                       cache_clock_ms(), &lk);
+        if (st == CACHE_TRUNCATED) {
+            want = lk.value_len;        /* it may change: ask again */
+            continue;
+        }
+        if (st != CACHE_HIT) {
+            return false;
+        }
+        struct http_reply reply = {
+            .status = 200,
+            .keep_alive = worker_http_keep_alive(c),
+            .http10 = c->req.version_minor == 0,
+            .content_type = "application/octet-stream",
+            .content_length = lk.value_len,
+            .cache = HTTP_CACHE_HIT,
+            .age_s = lk.age_ms / 1000,
+        };
+        char *head = c->out.data + c->out.len;
+
+        /* The head goes straight in front of the value: the Date-bound
+         * prefix is made once a second, the rest per answer. */
+        worker_date(w);
+        memcpy(head, w->ok_prefix, w->ok_prefix_len);
+        n = w->ok_prefix_len;
+        n += http_format_ok_suffix(&reply, head + n, HTTP_HEAD_MAX - n);
+        if (!head_only) {
+            memmove(head + n, head + HTTP_HEAD_MAX, lk.value_len);
+            c->out.len += lk.value_len;
+        }
+        c->out.len += n;
+        c->log_status = 200;
+        c->log_bytes = lk.value_len;
+        c->log_cache = "HIT";
+        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
+                              METRICS_CODE_200);
+        return true;
+    }
+    return false;
+}
+
+/* Answers one complete request; returns false when it now waits on the
+ * backend. */
+static bool
+worker_http_handle(struct conn *c)
+{
+    struct worker *w = c->worker;
+    const char    *path = c->in + c->req.path_off;
+    size_t         path_len = c->req.path_len;
+    const char    *key;
+    ssize_t        key_len;
+
+    if (c->req.method != HTTP_METHOD_GET
+        && c->req.method != HTTP_METHOD_HEAD) {
+        worker_http_error(c, 405, false);
+        return true;
+    }
+    if (path_len < 2 || path[0] != '/') {
+        worker_http_error(c, 400, false);
+        return true;
+    }
+    /* Most keys need no decoding: then the key is the path itself. */
+    key = path + 1;
+    key_len = (ssize_t) path_len - 1;
+    if (memchr(key, '%', (size_t) key_len) != NULL) {
+        key_len = http_parse_decode(path + 1, path_len - 1, w->key_buf);
+        if (key_len < 0) {
+            worker_http_error(c, 400, false);
+            return true;
+        }
+        key = w->key_buf;
+    }
+    if (worker_http_try_hit(c, key, (size_t) key_len)) {
+        return true;
+    }
+    c->state = CONN_WAITING;
+    backend_get(w->backend, key, (size_t) key_len, &c->waiter,
+                worker_http_backend_cb, c);
+    return false;
+}
+
+void
+worker_http_process(struct conn *c)
+{
+    while (c->state == CONN_READING && !c->close_after_write
+           && c->in_len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
+        enum http_parse_rc rc = http_parse_request(&c->hp, c->in, c->in_len,
+                                                   &c->req);
+
+        if (rc == HTTP_PARSE_AGAIN) {
+            return;
+        }
+        c->log_start_ms = event_now_ms(&c->worker->loop);
+        c->log_bytes = 0;
+        c->log_cache = NULL;
+        if (rc == HTTP_PARSE_ERROR) {
+            worker_http_error(c, c->req.status, true);
+            worker_http_log(c, c->in_len);
+            c->in_len = 0;
+            return;
+        }
+        if (c->in_len < c->req.head_len + c->req.content_length) {
+            return;                     /* the ignored body is still due */
+        }
+        if (!worker_http_handle(c)) {
+            return;                     /* WAITING; resumed by callback */
+        }
+        if (c->state == CONN_CLOSED) {
+            return;
+        }
+        worker_http_finish(c);
+    }
+}
+

@@ -1,0 +1,385 @@
+/*
+ * worker_resp: a worker's Redis-protocol commands.  resp.c decides what a
+ * command asks; here GET and MGET go through the cache and the backend.
+ * Like HTTP, one command at a time per connection, so a miss in the
+ * middle of a pipeline does not reorder the answers.  An MGET copies its
+ * hits, sends all its misses at once and answers when the last is in.
+ */
+#include "rcp_autoconf.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "worker_conn.h"
+#include "resp.h"
+
+
+static void
+worker_resp_count(struct conn *c, enum metrics_code code)
+{
+    c->log_status = 0;
+    c->log_resp = code == METRICS_CODE_RESP_OK ? "ok"
+                  : code == METRICS_CODE_RESP_NIL ? "nil" : "err";
+    metrics_count_request(c->worker->params->metrics, METRICS_PROTO_RESP,
+                          code);
+}
+
+void
+worker_resp_mget_free(struct conn *c)
+{
+    struct resp_mget *m = c->mget;
+
+    if (m == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        backend_cancel(&m->items[i].waiter);
+    }
+    buf_free(&m->values);
+    free(m);
+    c->mget = NULL;
+}
+
+/* The command is answered: drop it and go on with the next one. */
+/* Logs the command being answered as its name and first argument. */
+static void
+worker_resp_log(struct conn *c)
+{
+    char   req[300];
+    size_t n = 0;
+
+    if (c->worker->params->access_fd < 0 || c->resp_argc == 0) {
+        return;
+    }
+    for (size_t i = 0; i < c->resp_argc && i < 2; i++) {
+        size_t len = c->argv[i].len < 140 ? c->argv[i].len : 140;
+
+        if (i > 0) {
+            req[n++] = ' ';
+        }
+        memcpy(req + n, c->in + c->argv[i].off, len);
+        n += len;
+    }
+    worker_access_log(c, req, n);
+}
+
+static void
+worker_resp_done(struct conn *c)
+{
+    worker_resp_log(c);
+    c->requests++;
+    c->state = CONN_READING;
+    worker_conn_consume(c, c->resp_consumed);
+    c->resp_consumed = 0;
+    resp_parse_init(&c->rp);
+    worker_resp_process(c);
+    if (c->state != CONN_CLOSED) {
+        worker_conn_flush(c);
+    }
+}
+
+static const char *
+worker_resp_failure(enum backend_result r)
+{
+    return r == BACKEND_TIMEOUT
+        ? "ERR redis-cache-proxy: the backend Redis timed out"
+        : "ERR redis-cache-proxy: the backend Redis is unavailable";
+}
+
+static int
+worker_resp_append_result(struct conn *c, const struct backend_reply *r)
+{
+    switch (r->result) {
+    case BACKEND_VALUE:
+        worker_resp_count(c, METRICS_CODE_RESP_OK);
+        c->log_bytes = r->len;
+        c->log_cache = "MISS";
+        return resp_append_bulk(&c->out, r->data, r->len);
+    case BACKEND_NIL:
+        worker_resp_count(c, METRICS_CODE_RESP_NIL);
+        return resp_append_nil(&c->out);
+    case BACKEND_WRONGTYPE:
+        worker_resp_count(c, METRICS_CODE_RESP_ERR);
+        return resp_append_error(&c->out, r->data, r->len);
+    case BACKEND_ERROR_REPLY:
+    case BACKEND_UNREACHABLE:
+    case BACKEND_TIMEOUT:
+        break;
+    }
+    worker_resp_count(c, METRICS_CODE_RESP_ERR);
+    return resp_append_error(&c->out, worker_resp_failure(r->result),
+                             strlen(worker_resp_failure(r->result)));
+}
+
+static void
+worker_resp_get_cb(struct backend_waiter *wt, const struct backend_reply *r)
+{
+    struct conn *c = wt->data;
+
+    if (worker_resp_append_result(c, r) != 0) {
+        worker_conn_close(c);
+        return;
+    }
+    worker_resp_done(c);
+}
+
+/* Copies a cached value into out behind room for its bulk header, then
+ * writes the header right in front of it.  Returns true on a hit. */
+static bool
+worker_resp_try_hit(struct conn *c, const char *key, size_t key_len)
+{
+    struct worker      *w = c->worker;
+    struct cache_lookup lk;
+    size_t              want = 4096;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        enum cache_status st;
+        char              head[RESP_BULK_HEAD_MAX];
+        int               hlen;
+
+        if (buf_reserve(&c->out, RESP_BULK_HEAD_MAX + want + 2) != 0) {
+            return false;
+        }
+        lk.dst = c->out.data + c->out.len + RESP_BULK_HEAD_MAX;
+        lk.dst_cap = c->out.cap - c->out.len - RESP_BULK_HEAD_MAX - 2;
+        st = cache_get(w->params->cache, key, key_len,
+                       cache_clock_ms(), &lk);
+        if (st == CACHE_TRUNCATED) {
+            want = lk.value_len;
+            continue;
+        }
+        if (st != CACHE_HIT) {
+            return false;
+        }
+        hlen = snprintf(head, sizeof(head), "$%zu\r\n", lk.value_len);
+        memcpy(c->out.data + c->out.len, head, (size_t) hlen);
+        memmove(c->out.data + c->out.len + hlen,
+                c->out.data + c->out.len + RESP_BULK_HEAD_MAX, lk.value_len);
+        c->out.len += (size_t) hlen + lk.value_len;
+        c->out.data[c->out.len++] = '\r';
+        c->out.data[c->out.len++] = '\n';
+        worker_resp_count(c, METRICS_CODE_RESP_OK);
+        c->log_bytes = lk.value_len;
+        c->log_cache = "HIT";
+        return true;
+    }
+    return false;
+}
+
+/* Appends the whole MGET answer and frees the MGET.  0 or -ENOMEM. */
+static int
+worker_resp_mget_reply(struct conn *c)
+{
+    struct resp_mget *m = c->mget;
+    int               rc = 0;
+
+    /* A backend that failed makes the whole answer an error, as Redis
+     * would fail the whole command; a wrong type is nil, as in MGET. */
+    for (size_t i = 0; i < m->n; i++) {
+        enum backend_result r = m->items[i].result;
+
+        if (r == BACKEND_UNREACHABLE || r == BACKEND_TIMEOUT
+            || r == BACKEND_ERROR_REPLY) {
+            worker_resp_count(c, METRICS_CODE_RESP_ERR);
+            rc = resp_append_error(&c->out, worker_resp_failure(r),
+                                   strlen(worker_resp_failure(r)));
+            goto done;
+        }
+    }
+    rc |= resp_append_array(&c->out, m->n);
+    for (size_t i = 0; i < m->n; i++) {
+        struct resp_mget_item *it = &m->items[i];
+
+        if (it->result == BACKEND_VALUE) {
+            rc |= resp_append_bulk(&c->out, m->values.data + it->off,
+                                   it->len);
+        } else {
+            rc |= resp_append_nil(&c->out);
+        }
+    }
+    worker_resp_count(c, METRICS_CODE_RESP_OK);
+done:
+    worker_resp_mget_free(c);
+    return rc;
+}
+
+static void
+worker_resp_mget_cb(struct backend_waiter *wt, const struct backend_reply *r)
+{
+    struct resp_mget_item *it = wt->data;
+    struct resp_mget      *m = it->mget;
+
+    it->result = r->result;
+    if (r->result == BACKEND_VALUE) {
+        it->off = m->values.len;
+        it->len = r->len;
+        if (buf_append(&m->values, r->data, r->len) != 0) {
+            it->result = BACKEND_UNREACHABLE;
+        }
+    }
+    if (--m->pending == 0) {
+        struct conn *c = m->conn;
+
+        if (worker_resp_mget_reply(c) != 0) {
+            worker_conn_close(c);
+            return;
+        }
+        worker_resp_done(c);
+    }
+}
+
+/* Hits are copied now; every miss is sent at once, so Redis sees them
+ * back to back in one write and the MGET costs one round trip.  Returns
+ * true when answered now, false when waiting on the backend. */
+static bool
+worker_resp_mget(struct conn *c, const struct resp_command *cmd)
+{
+    struct worker    *w = c->worker;
+    size_t            n = cmd->argc - 1;
+    struct resp_mget *m;
+
+    m = calloc(1, sizeof(*m) + n * sizeof(m->items[0]));
+    if (m == NULL) {
+        worker_conn_close(c);
+        return true;
+    }
+    m->conn = c;
+    m->n = n;
+    c->mget = m;
+    for (size_t i = 0; i < n; i++) {
+        struct resp_mget_item *it = &m->items[i];
+        const char            *key = c->in + cmd->argv[i + 1].off;
+        size_t                 key_len = cmd->argv[i + 1].len;
+        struct cache_lookup    lk = { 0 };
+        enum cache_status      st = CACHE_TRUNCATED;
+        size_t                 want = 4096;
+
+        it->mget = m;
+        for (int attempt = 0; attempt < 3 && st == CACHE_TRUNCATED;
+             attempt++) {
+            if (buf_reserve(&m->values, want) != 0) {
+                break;
+            }
+            lk.dst = m->values.data + m->values.len;
+            lk.dst_cap = m->values.cap - m->values.len;
+            st = cache_get(w->params->cache, key, key_len,
+                           cache_clock_ms(), &lk);
+            want = lk.value_len;
+        }
+        if (st == CACHE_HIT) {
+            it->result = BACKEND_VALUE;
+            it->off = m->values.len;
+            it->len = lk.value_len;
+            m->values.len += lk.value_len;
+            continue;
+        }
+        it->fetch = true;
+        m->pending++;
+    }
+    if (m->pending == 0) {
+        if (worker_resp_mget_reply(c) != 0) {
+            worker_conn_close(c);
+        }
+        return true;
+    }
+    c->state = CONN_WAITING;
+    for (size_t i = 0; i < n; i++) {
+        struct resp_mget_item *it = &m->items[i];
+
+        if (it->fetch) {
+            backend_get(w->backend, c->in + cmd->argv[i + 1].off,
+                        cmd->argv[i + 1].len, &it->waiter,
+                        worker_resp_mget_cb, it);
+        }
+    }
+    return false;
+}
+
+void
+worker_resp_process(struct conn *c)
+{
+    struct worker *w = c->worker;
+
+    while (c->state == CONN_READING && !c->close_after_write
+           && c->in_len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
+        struct resp_command cmd = {
+            .argv = c->argv,
+            .argv_cap = RESP_CONN_ARGV_MAX,
+        };
+        enum resp_parse_rc  rc;
+        enum resp_action    act;
+
+        rc = resp_parse_command(&c->rp, c->in, c->in_len, &cmd);
+        if (rc == RESP_PARSE_AGAIN) {
+            if (c->in_len >= RESP_CONN_IN_MAX) {
+                cmd.error = "Protocol error: too big request";
+                rc = RESP_PARSE_ERROR;
+            } else {
+                return;
+            }
+        }
+        if (rc == RESP_PARSE_ERROR) {
+            char msg[160];
+            int  n = snprintf(msg, sizeof(msg), "ERR %s", cmd.error);
+
+            if (resp_append_error(&c->out, msg, (size_t) n) != 0) {
+                worker_conn_close(c);
+                return;
+            }
+            worker_resp_count(c, METRICS_CODE_RESP_ERR);
+            c->close_after_write = true;
+            c->in_len = 0;
+            return;
+        }
+        c->resp_consumed = cmd.consumed;
+        c->resp_argc = cmd.argc;
+        c->log_start_ms = event_now_ms(&w->loop);
+        c->log_bytes = 0;
+        c->log_cache = NULL;
+        if (cmd.argc == 0) {
+            worker_conn_consume(c, c->resp_consumed);
+            resp_parse_init(&c->rp);
+            continue;
+        }
+        act = resp_dispatch(c->in, &cmd, w->cfg->redis_db, &c->out);
+        switch (act) {
+        case RESP_ACTION_REPLIED:
+            worker_resp_count(c, METRICS_CODE_RESP_OK);
+            break;
+        case RESP_ACTION_CLOSE:
+            worker_resp_count(c, METRICS_CODE_RESP_OK);
+            c->close_after_write = true;
+            break;
+        case RESP_ACTION_NOMEM:
+            worker_conn_close(c);
+            return;
+        case RESP_ACTION_GET:
+            if (worker_resp_try_hit(c, c->in + cmd.argv[1].off,
+                                    cmd.argv[1].len)) {
+                break;
+            }
+            c->state = CONN_WAITING;
+            backend_get(w->backend, c->in + cmd.argv[1].off, cmd.argv[1].len,
+                        &c->waiter, worker_resp_get_cb, c);
+            return;
+        case RESP_ACTION_MGET:
+            if (!worker_resp_mget(c, &cmd)) {
+                return;
+            }
+            if (c->state == CONN_CLOSED) {
+                return;
+            }
+            break;
+        }
+        worker_resp_log(c);
+        worker_conn_consume(c, c->resp_consumed);
+        c->resp_consumed = 0;
+        c->requests++;
+        resp_parse_init(&c->rp);
+    }
+}
+
