@@ -6,12 +6,22 @@
  * - Pure: no I/O, no allocation, no globals but const tables.  All state
  *   lives in struct http_parse; req is rewritten in full on every return,
  *   so the caller may pass a fresh one each time.
- * - Each byte is examined once, in order: st->pos is the next byte and
- *   st->state says what it may be.  Decisions depend only on the bytes
- *   before pos, so feeding a request one byte at a time gives exactly the
- *   result of feeding it whole (the tests and the fuzzer check this).
+ * - Each byte is classified once, in order: st->pos is the next byte and
+ *   st->state says what it may be, and a call resumes there, so the work
+ *   over all calls is linear in the head however it is cut.  A step takes
+ *   a whole run of one class (a path, a field value) with a table lookup
+ *   per byte and then the byte that ends it.  Two bounded exceptions:
+ *   when a method, field name or Connection option ends, if its length is
+ *   that of a word we act on, its bytes (17 at most) are compared once
+ *   more against that word, rather than tracking candidate words at every
+ *   byte; and "HTTP/x.y" is compared whole when all 8 bytes are there,
+ *   and byte by byte, in the same call, when that fails.  Decisions
+ *   depend only on the bytes before pos, so feeding a request one byte at
+ *   a time gives exactly the result of feeding it whole (the tests and
+ *   the fuzzer check this).
  * - Offsets, never pointers: the buffer may move between calls as long as
- *   it still starts at the request's first byte.
+ *   it still starts at the request's first byte and holds the same bytes
+ *   (a token's end looks back at its start).
  * - Limits are checked before the byte at pos is needed, so an over-long
  *   line or head is refused as soon as the limit passes, not after more
  *   input.  Both are measured from buf[0], so empty lines before the
@@ -116,34 +126,6 @@ enum http_parse_field {
 #define HTTP_PARSE_SEEN_HOST              (1u << 0)
 #define HTTP_PARSE_SEEN_CONTENT_LENGTH    (1u << 1)
 #define HTTP_PARSE_SEEN_TRANSFER_ENCODING (1u << 2)
-
-/* Candidate lists for http_parse_match(); the index is the enum value. */
-static const char *const http_parse_methods[] = {
-    [HTTP_METHOD_OTHER] = "",   /* never matches: a method is not empty */
-    [HTTP_METHOD_GET] = "GET",
-    [HTTP_METHOD_HEAD] = "HEAD",
-    [HTTP_METHOD_POST] = "POST",
-    [HTTP_METHOD_PUT] = "PUT",
-    [HTTP_METHOD_DELETE] = "DELETE",
-};
-
-/* Lower case: field names are compared case-insensitively. */
-static const char *const http_parse_fields[] = {
-    [HTTP_PARSE_FIELD_HOST] = "host",
-    [HTTP_PARSE_FIELD_CONTENT_LENGTH] = "content-length",
-    [HTTP_PARSE_FIELD_TRANSFER_ENCODING] = "transfer-encoding",
-    [HTTP_PARSE_FIELD_CONNECTION] = "connection",
-};
-
-enum http_parse_conn_option {
-    HTTP_PARSE_CONN_CLOSE = 0,
-    HTTP_PARSE_CONN_KEEP_ALIVE
-};
-
-static const char *const http_parse_conn_options[] = {
-    [HTTP_PARSE_CONN_CLOSE] = "close",
-    [HTTP_PARSE_CONN_KEEP_ALIVE] = "keep-alive",
-};
 
 /* "http" of an absolute-form target, compared case-insensitively. */
 static const char http_parse_scheme[] = "http";
@@ -294,44 +276,124 @@ http_parse_is_digit(unsigned char c)
 }
 
 /*
- * Narrows cand, a bit set of indexes into words, to the words whose byte
- * idx is c.  c is never NUL (callers pass tchars), so a word is dropped
- * at its terminator and idx never runs past a surviving word's end.
- * This matches a token while its bytes go by, so none is read twice.
+ * Whether the n bytes at s are word, compared case-insensitively.  word
+ * is lower case letters and '-', and the caller has checked that s holds
+ * tchars only and that n is word's length.
  */
-static unsigned
-http_parse_match(unsigned cand, const char *const *words, size_t n_words,
-                 size_t idx, unsigned char c)
+static bool
+http_parse_word_eq(const unsigned char *s, size_t n, const char *word)
 {
-    for (size_t k = 0; k < n_words; k++) {
-        if ((cand & (1u << k)) != 0
-            && (unsigned char)words[k][idx] != c) {
-            cand &= ~(1u << k);
+    for (size_t i = 0; i < n; i++) {
+        if (http_parse_lower(s[i]) != (unsigned char)word[i]) {
+            return false;
         }
     }
-    return cand;
+    return true;
 }
 
-/* The index of the word in cand that is exactly idx bytes long, or
- * n_words if the token matched none. */
+/* The method named by the n tchars at s; methods are case-sensitive
+ * (RFC 9110 9.1), so "get" is OTHER. */
+static enum http_method
+http_parse_method_of(const unsigned char *s, size_t n)
+{
+    switch (n) {
+    case 3:
+        if (memcmp(s, "GET", 3) == 0) {
+            return HTTP_METHOD_GET;
+        }
+        if (memcmp(s, "PUT", 3) == 0) {
+            return HTTP_METHOD_PUT;
+        }
+        break;
+    case 4:
+        if (memcmp(s, "HEAD", 4) == 0) {
+            return HTTP_METHOD_HEAD;
+        }
+        if (memcmp(s, "POST", 4) == 0) {
+            return HTTP_METHOD_POST;
+        }
+        break;
+    case 6:
+        if (memcmp(s, "DELETE", 6) == 0) {
+            return HTTP_METHOD_DELETE;
+        }
+        break;
+    default:
+        break;
+    }
+    return HTTP_METHOD_OTHER;
+}
+
+/* The field named by the n tchars at s.  The four names we interpret
+ * have four different lengths, so one compare at most, and none for most
+ * other fields. */
+static enum http_parse_field
+http_parse_field_of(const unsigned char *s, size_t n)
+{
+    switch (n) {
+    case sizeof("host") - 1:
+        if (http_parse_word_eq(s, n, "host")) {
+            return HTTP_PARSE_FIELD_HOST;
+        }
+        break;
+    case sizeof("connection") - 1:
+        if (http_parse_word_eq(s, n, "connection")) {
+            return HTTP_PARSE_FIELD_CONNECTION;
+        }
+        break;
+    case sizeof("content-length") - 1:
+        if (http_parse_word_eq(s, n, "content-length")) {
+            return HTTP_PARSE_FIELD_CONTENT_LENGTH;
+        }
+        break;
+    case sizeof("transfer-encoding") - 1:
+        if (http_parse_word_eq(s, n, "transfer-encoding")) {
+            return HTTP_PARSE_FIELD_TRANSFER_ENCODING;
+        }
+        break;
+    default:
+        break;
+    }
+    return HTTP_PARSE_FIELD_OTHER;
+}
+
+/* The first index from pos (at most stop) whose byte is not in class.
+ * Four bytes per test of stop, as picohttpparser does: most runs (paths,
+ * values) are longer than that, and each byte is still read once. */
+static inline size_t
+http_parse_span(const uint8_t *class, const unsigned char *p, size_t pos,
+                size_t stop)
+{
+    while (stop - pos >= 4) {
+        if (!class[p[pos]]) {
+            return pos;
+        }
+        if (!class[p[pos + 1]]) {
+            return pos + 1;
+        }
+        if (!class[p[pos + 2]]) {
+            return pos + 2;
+        }
+        if (!class[p[pos + 3]]) {
+            return pos + 3;
+        }
+        pos += 4;
+    }
+    while (pos < stop && class[p[pos]]) {
+        pos++;
+    }
+    return pos;
+}
+
+/* The first index from pos (at most stop) that is not SP or HT. */
 static size_t
-http_parse_matched(unsigned cand, const char *const *words, size_t n_words,
-                   size_t idx)
+http_parse_span_ows(const unsigned char *p, size_t pos, size_t stop)
 {
-    for (size_t k = 0; k < n_words; k++) {
-        if ((cand & (1u << k)) != 0 && words[k][idx] == '\0') {
-            return k;
-        }
+    while (pos < stop && http_parse_is_ows(p[pos])) {
+        pos++;
     }
-    return n_words;
+    return pos;
 }
-
-#define HTTP_PARSE_N_METHODS \
-    (sizeof(http_parse_methods) / sizeof(http_parse_methods[0]))
-#define HTTP_PARSE_N_FIELDS \
-    (sizeof(http_parse_fields) / sizeof(http_parse_fields[0]))
-#define HTTP_PARSE_N_CONN_OPTIONS \
-    (sizeof(http_parse_conn_options) / sizeof(http_parse_conn_options[0]))
 
 static void
 http_parse_fail(struct http_parse *st, int status)
@@ -340,27 +402,7 @@ http_parse_fail(struct http_parse *st, int status)
     st->req.status = status;
 }
 
-/* Starts matching a token whose first byte is c against words[]. */
-static void
-http_parse_match_start(struct http_parse *st, unsigned cand,
-                       const char *const *words, size_t n_words,
-                       unsigned char c)
-{
-    st->cand = http_parse_match(cand, words, n_words, 0, c);
-    st->idx = 1;
-}
-
-static void
-http_parse_match_next(struct http_parse *st, const char *const *words,
-                      size_t n_words, unsigned char c)
-{
-    if (st->cand != 0) {
-        st->cand = http_parse_match(st->cand, words, n_words, st->idx, c);
-        st->idx++;
-    }
-}
-
-/* The request line has ended at pos: settle the version. */
+/* The request line has ended at a CR or LF c: settle the version. */
 static void
 http_parse_version_end(struct http_parse *st, unsigned char c)
 {
@@ -376,211 +418,33 @@ http_parse_version_end(struct http_parse *st, unsigned char c)
     st->state = c == '\r' ? HTTP_PARSE_S_LINE_LF : HTTP_PARSE_S_FIELD_START;
 }
 
-/* One byte of the request line (or of the empty lines before it). */
-static void
-http_parse_line_byte(struct http_parse *st, unsigned char c)
+/*
+ * A field line ends with the CR or LF at pos: returns the next position.
+ * The LF after a CR is taken here when it is already in the buffer and
+ * below stop, which is what FIELD_LF would do with it one step later.
+ */
+static size_t
+http_parse_field_end(struct http_parse *st, const unsigned char *p,
+                     size_t pos, size_t stop)
 {
-    struct http_request *req = &st->req;
-
-    switch (st->state) {
-    case HTTP_PARSE_S_START:
-        if (c == '\r') {
-            st->state = HTTP_PARSE_S_START_LF;
-        } else if (c == '\n') {
-            st->state = HTTP_PARSE_S_START;
-        } else if (http_parse_tchar[c]) {
-            st->mark = st->pos;
-            req->method_off = st->pos;
-            /* Every method but OTHER, whose word is empty. */
-            http_parse_match_start(st, ((1u << HTTP_PARSE_N_METHODS) - 1)
-                                   & ~(1u << HTTP_METHOD_OTHER),
-                                   http_parse_methods, HTTP_PARSE_N_METHODS,
-                                   c);
-            st->state = HTTP_PARSE_S_METHOD;
-        } else {
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_START_LF:
-        if (c == '\n') {
-            st->state = HTTP_PARSE_S_START;
-        } else {
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_METHOD:
-        if (http_parse_tchar[c]) {
-            http_parse_match_next(st, http_parse_methods,
-                                  HTTP_PARSE_N_METHODS, c);
-        } else if (c == ' ') {
-            size_t k = st->cand == 0 ? HTTP_PARSE_N_METHODS
-                : http_parse_matched(st->cand, http_parse_methods,
-                                     HTTP_PARSE_N_METHODS, st->idx);
-
-            req->method_len = st->pos - req->method_off;
-            req->method = k < HTTP_PARSE_N_METHODS ? (enum http_method)k
-                : HTTP_METHOD_OTHER;
-            st->state = HTTP_PARSE_S_TARGET;
-        } else {
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_TARGET:
-        st->mark = st->pos;
-        req->target_off = st->pos;
-        if (c == '/') {
-            req->path_off = st->pos;
-            st->state = HTTP_PARSE_S_PATH;
-        } else if (http_parse_lower(c) == 'h') {
-            st->idx = 1;
-            st->state = HTTP_PARSE_S_SCHEME;
-        } else {
-            /* asterisk-form, authority-form, other schemes, a second
-             * SP: none of them names a key. */
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_SCHEME:
-        if (http_parse_lower(c) != (unsigned char)http_parse_scheme[st->idx]) {
-            http_parse_fail(st, 400);
-        } else if (++st->idx == sizeof(http_parse_scheme) - 1) {
-            st->state = HTTP_PARSE_S_SCHEME_END;
-        }
-        break;
-
-    case HTTP_PARSE_S_SCHEME_END:
-        if (http_parse_lower(c) == 's') {
-            st->state = HTTP_PARSE_S_SCHEME_COLON;
-        } else if (c == ':') {
-            st->state = HTTP_PARSE_S_SCHEME_SLASH1;
-        } else {
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_SCHEME_COLON:
-    case HTTP_PARSE_S_SCHEME_SLASH1:
-    case HTTP_PARSE_S_SCHEME_SLASH2:
-        if (c != (st->state == HTTP_PARSE_S_SCHEME_COLON ? ':' : '/')) {
-            http_parse_fail(st, 400);
-        } else {
-            /* COLON, SLASH1, SLASH2, AUTHORITY_FIRST follow in order. */
-            st->state++;
-        }
-        break;
-
-    case HTTP_PARSE_S_AUTHORITY_FIRST:
-    case HTTP_PARSE_S_AUTHORITY:
-        if (http_parse_host[c]) {
-            st->state = HTTP_PARSE_S_AUTHORITY;
-        } else if (c == '/' && st->state == HTTP_PARSE_S_AUTHORITY) {
-            req->path_off = st->pos;
-            st->state = HTTP_PARSE_S_PATH;
-        } else {
-            /* An empty authority, or none followed by a path: we serve
-             * paths, so "http://host" alone is refused. */
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_PATH:
-        if (http_parse_path[c]) {
-            break;
-        }
-        req->path_len = st->pos - req->path_off;
-        if (c == '?') {
-            st->state = HTTP_PARSE_S_QUERY;
-        } else if (c == ' ') {
-            req->target_len = st->pos - req->target_off;
-            st->idx = 0;
-            st->state = HTTP_PARSE_S_VERSION_NAME;
-        } else {
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_QUERY:
-        if (http_parse_query[c]) {
-            break;
-        }
-        if (c == ' ') {
-            req->target_len = st->pos - req->target_off;
-            st->idx = 0;
-            st->state = HTTP_PARSE_S_VERSION_NAME;
-        } else {
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_VERSION_NAME:
-        /* HTTP-name is case-sensitive (RFC 9112 2.3). */
-        if (c != (unsigned char)http_parse_version_name[st->idx]) {
-            http_parse_fail(st, 400);
-        } else if (++st->idx == sizeof(http_parse_version_name) - 1) {
-            st->state = HTTP_PARSE_S_VERSION_MAJOR;
-        }
-        break;
-
-    case HTTP_PARSE_S_VERSION_MAJOR:
-    case HTTP_PARSE_S_VERSION_MINOR:
-        if (!http_parse_is_digit(c)) {
-            http_parse_fail(st, 400);
-        } else if (st->state == HTTP_PARSE_S_VERSION_MAJOR) {
-            st->version_major = (unsigned)(c - '0');
-            st->state = HTTP_PARSE_S_VERSION_DOT;
-        } else {
-            req->version_minor = (unsigned)(c - '0');
-            st->state = HTTP_PARSE_S_LINE_END;
-        }
-        break;
-
-    case HTTP_PARSE_S_VERSION_DOT:
-        if (c == '.') {
-            st->state = HTTP_PARSE_S_VERSION_MINOR;
-        } else {
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_LINE_END:
-        if (c == '\r' || c == '\n') {
-            http_parse_version_end(st, c);
-        } else {
-            http_parse_fail(st, 400);
-        }
-        break;
-
-    case HTTP_PARSE_S_LINE_LF:
-        if (c == '\n') {
+    if (p[pos] == '\r') {
+        if (pos + 1 < stop && p[pos + 1] == '\n') {
             st->state = HTTP_PARSE_S_FIELD_START;
-        } else {
-            http_parse_fail(st, 400);
+            return pos + 2;
         }
-        break;
-
-    default:
-        assert(!"http_parse_line_byte: not a request-line state");
-        http_parse_fail(st, 400);
-        break;
+        st->state = HTTP_PARSE_S_FIELD_LF;
+        return pos + 1;
     }
+    st->state = HTTP_PARSE_S_FIELD_START;
+    return pos + 1;
 }
 
-/* A field line ends at pos with c (CR or LF). */
-static void
-http_parse_field_end(struct http_parse *st, unsigned char c)
-{
-    st->state = c == '\r' ? HTTP_PARSE_S_FIELD_LF : HTTP_PARSE_S_FIELD_START;
-}
-
-/* A Content-Length value ends at pos with c (CR or LF).  Values are
+/* A Content-Length value ends at pos with a CR or LF.  Values are
  * compared after saturation, so two that are both over the limit count
  * as equal and end in 413 rather than 400: an error either way. */
-static void
-http_parse_content_length_end(struct http_parse *st, unsigned char c)
+static size_t
+http_parse_content_length_end(struct http_parse *st, const unsigned char *p,
+                              size_t pos, size_t stop)
 {
     struct http_request *req = &st->req;
 
@@ -588,36 +452,38 @@ http_parse_content_length_end(struct http_parse *st, unsigned char c)
         && req->content_length != st->cl_value) {
         /* RFC 9112 6.3: differing lengths make the framing unknowable. */
         http_parse_fail(st, 400);
-        return;
+        return pos;
     }
     st->seen |= HTTP_PARSE_SEEN_CONTENT_LENGTH;
     req->has_content_length = true;
     req->content_length = st->cl_value;
-    http_parse_field_end(st, c);
+    return http_parse_field_end(st, p, pos, stop);
 }
 
-/* A Connection option token has ended: remember close and keep-alive. */
+/* A Connection option token, from st->mark, has ended at pos: remember
+ * close and keep-alive. */
 static void
-http_parse_conn_token_end(struct http_parse *st)
+http_parse_conn_token_end(struct http_parse *st, const unsigned char *p,
+                          size_t pos)
 {
-    size_t k = st->cand == 0 ? HTTP_PARSE_N_CONN_OPTIONS
-        : http_parse_matched(st->cand, http_parse_conn_options,
-                             HTTP_PARSE_N_CONN_OPTIONS, st->idx);
+    size_t n = pos - st->mark;
 
-    if (k == HTTP_PARSE_CONN_CLOSE) {
+    if (n == sizeof("close") - 1
+        && http_parse_word_eq(p + st->mark, n, "close")) {
         st->conn_close = true;
-    } else if (k == HTTP_PARSE_CONN_KEEP_ALIVE) {
+    } else if (n == sizeof("keep-alive") - 1
+               && http_parse_word_eq(p + st->mark, n, "keep-alive")) {
         st->conn_keep_alive = true;
     }
 }
 
 /* The empty line has ended the head at pos: the whole-head checks. */
 static void
-http_parse_head_end(struct http_parse *st)
+http_parse_head_end(struct http_parse *st, size_t pos)
 {
     struct http_request *req = &st->req;
 
-    req->head_len = st->pos + 1;
+    req->head_len = pos + 1;
     if (req->version_minor == 1 && (st->seen & HTTP_PARSE_SEEN_HOST) == 0) {
         /* RFC 9112 3.2: a 1.1 request without Host MUST get 400. */
         http_parse_fail(st, 400);
@@ -644,17 +510,15 @@ http_parse_head_end(struct http_parse *st)
     st->state = HTTP_PARSE_S_DONE;
 }
 
-/* The name has ended at a ':': choose how to read the value. */
+/* The name, from header_name_off, has ended at the ':' at pos: choose
+ * how to read the value. */
 static void
-http_parse_name_end(struct http_parse *st)
+http_parse_name_end(struct http_parse *st, const unsigned char *p,
+                    size_t pos)
 {
-    size_t k = st->cand == 0 ? HTTP_PARSE_N_FIELDS
-        : http_parse_matched(st->cand, http_parse_fields,
-                             HTTP_PARSE_N_FIELDS, st->idx);
-
-    st->header_name_len = st->pos - st->header_name_off;
-    st->field = k < HTTP_PARSE_N_FIELDS ? (unsigned)k
-        : HTTP_PARSE_FIELD_OTHER;
+    st->header_name_len = pos - st->header_name_off;
+    st->field = http_parse_field_of(p + st->header_name_off,
+                                    st->header_name_len);
     st->idx = 0;
     switch (st->field) {
     case HTTP_PARSE_FIELD_HOST:
@@ -694,160 +558,458 @@ http_parse_content_length_digit(struct http_parse *st, unsigned char c)
     }
 }
 
-/* One byte of the field section. */
-static void
-http_parse_field_byte(struct http_parse *st, unsigned char c)
+/*
+ * One step of the request line (or of the empty lines before it) from
+ * pos, which is below stop: a whole run of path bytes, say, and the byte
+ * that ends it.  Returns the next position.  stop is len capped at
+ * HTTP_PARSE_LINE_MAX for the states before LINE_END, and len for
+ * LINE_END and LINE_LF.
+ */
+static size_t
+http_parse_line_step(struct http_parse *st, const unsigned char *p,
+                     size_t pos, size_t stop)
 {
-    bool eol = c == '\r' || c == '\n';
+    struct http_request *req = &st->req;
+    unsigned char c;
+
+    switch (st->state) {
+    case HTTP_PARSE_S_START:
+        c = p[pos];
+        if (c == '\r') {
+            st->state = HTTP_PARSE_S_START_LF;
+        } else if (c == '\n') {
+            st->state = HTTP_PARSE_S_START;
+        } else if (http_parse_tchar[c]) {
+            st->mark = pos;
+            req->method_off = pos;
+            st->state = HTTP_PARSE_S_METHOD;
+        } else {
+            http_parse_fail(st, 400);
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_START_LF:
+        if (p[pos] == '\n') {
+            st->state = HTTP_PARSE_S_START;
+        } else {
+            http_parse_fail(st, 400);
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_METHOD:
+        pos = http_parse_span(http_parse_tchar, p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        if (p[pos] != ' ') {
+            http_parse_fail(st, 400);
+            return pos;
+        }
+        req->method_len = pos - req->method_off;
+        req->method = http_parse_method_of(p + req->method_off,
+                                           req->method_len);
+        st->state = HTTP_PARSE_S_TARGET;
+        return pos + 1;
+
+    case HTTP_PARSE_S_TARGET:
+        c = p[pos];
+        st->mark = pos;
+        req->target_off = pos;
+        if (c == '/') {
+            req->path_off = pos;
+            st->state = HTTP_PARSE_S_PATH;
+        } else if (http_parse_lower(c) == 'h') {
+            st->idx = 1;
+            st->state = HTTP_PARSE_S_SCHEME;
+        } else {
+            /* asterisk-form, authority-form, other schemes, a second
+             * SP: none of them names a key. */
+            http_parse_fail(st, 400);
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_SCHEME:
+        if (http_parse_lower(p[pos])
+            != (unsigned char)http_parse_scheme[st->idx]) {
+            http_parse_fail(st, 400);
+        } else if (++st->idx == sizeof(http_parse_scheme) - 1) {
+            st->state = HTTP_PARSE_S_SCHEME_END;
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_SCHEME_END:
+        c = p[pos];
+        if (http_parse_lower(c) == 's') {
+            st->state = HTTP_PARSE_S_SCHEME_COLON;
+        } else if (c == ':') {
+            st->state = HTTP_PARSE_S_SCHEME_SLASH1;
+        } else {
+            http_parse_fail(st, 400);
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_SCHEME_COLON:
+    case HTTP_PARSE_S_SCHEME_SLASH1:
+    case HTTP_PARSE_S_SCHEME_SLASH2:
+        if (p[pos] != (st->state == HTTP_PARSE_S_SCHEME_COLON ? ':' : '/')) {
+            http_parse_fail(st, 400);
+        } else {
+            /* COLON, SLASH1, SLASH2, AUTHORITY_FIRST follow in order. */
+            st->state++;
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_AUTHORITY_FIRST:
+        if (http_parse_host[p[pos]]) {
+            st->state = HTTP_PARSE_S_AUTHORITY;
+        } else {
+            /* An empty authority: "http:///k". */
+            http_parse_fail(st, 400);
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_AUTHORITY:
+        pos = http_parse_span(http_parse_host, p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        if (p[pos] != '/') {
+            /* We serve paths, so "http://host" alone is refused. */
+            http_parse_fail(st, 400);
+            return pos;
+        }
+        req->path_off = pos;
+        st->state = HTTP_PARSE_S_PATH;
+        return pos + 1;
+
+    case HTTP_PARSE_S_PATH:
+        pos = http_parse_span(http_parse_path, p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        req->path_len = pos - req->path_off;
+        c = p[pos];
+        if (c == '?') {
+            st->state = HTTP_PARSE_S_QUERY;
+        } else if (c == ' ') {
+            req->target_len = pos - req->target_off;
+            st->idx = 0;
+            st->state = HTTP_PARSE_S_VERSION_NAME;
+        } else {
+            http_parse_fail(st, 400);
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_QUERY:
+        pos = http_parse_span(http_parse_query, p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        if (p[pos] != ' ') {
+            http_parse_fail(st, 400);
+            return pos;
+        }
+        req->target_len = pos - req->target_off;
+        st->idx = 0;
+        st->state = HTTP_PARSE_S_VERSION_NAME;
+        return pos + 1;
+
+    case HTTP_PARSE_S_VERSION_NAME:
+        /* The common case whole: "HTTP/" DIGIT "." DIGIT all below stop,
+         * so no limit falls inside it.  Anything else, or a version cut
+         * by the end of the buffer, goes byte by byte below, which
+         * decides the same. */
+        if (st->idx == 0 && stop - pos >= 8
+            && memcmp(p + pos, http_parse_version_name, 5) == 0
+            && http_parse_is_digit(p[pos + 5]) && p[pos + 6] == '.'
+            && http_parse_is_digit(p[pos + 7])) {
+            st->version_major = (unsigned)(p[pos + 5] - '0');
+            req->version_minor = (unsigned)(p[pos + 7] - '0');
+            st->state = HTTP_PARSE_S_LINE_END;
+            return pos + 8;
+        }
+        /* HTTP-name is case-sensitive (RFC 9112 2.3). */
+        if (p[pos] != (unsigned char)http_parse_version_name[st->idx]) {
+            http_parse_fail(st, 400);
+        } else if (++st->idx == sizeof(http_parse_version_name) - 1) {
+            st->state = HTTP_PARSE_S_VERSION_MAJOR;
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_VERSION_MAJOR:
+    case HTTP_PARSE_S_VERSION_MINOR:
+        c = p[pos];
+        if (!http_parse_is_digit(c)) {
+            http_parse_fail(st, 400);
+        } else if (st->state == HTTP_PARSE_S_VERSION_MAJOR) {
+            st->version_major = (unsigned)(c - '0');
+            st->state = HTTP_PARSE_S_VERSION_DOT;
+        } else {
+            req->version_minor = (unsigned)(c - '0');
+            st->state = HTTP_PARSE_S_LINE_END;
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_VERSION_DOT:
+        if (p[pos] == '.') {
+            st->state = HTTP_PARSE_S_VERSION_MINOR;
+        } else {
+            http_parse_fail(st, 400);
+        }
+        return pos + 1;
+
+    case HTTP_PARSE_S_LINE_END:
+        c = p[pos];
+        if (c != '\r' && c != '\n') {
+            http_parse_fail(st, 400);
+            return pos;
+        }
+        http_parse_version_end(st, c);
+        pos++;
+        /* LINE_LF has no limit to check, so its LF may be taken now. */
+        if (st->state == HTTP_PARSE_S_LINE_LF && pos < stop
+            && p[pos] == '\n') {
+            st->state = HTTP_PARSE_S_FIELD_START;
+            pos++;
+        }
+        return pos;
+
+    case HTTP_PARSE_S_LINE_LF:
+        if (p[pos] == '\n') {
+            st->state = HTTP_PARSE_S_FIELD_START;
+        } else {
+            http_parse_fail(st, 400);
+        }
+        return pos + 1;
+
+    default:
+        assert(!"http_parse_line_step: not a request-line state");
+        http_parse_fail(st, 400);
+        return pos;
+    }
+}
+
+/*
+ * One step of the field section from pos, which is below stop (len
+ * capped at HTTP_PARSE_HEAD_MAX): a field name with its ':', a run of
+ * value bytes with the line end after it, and so on.  Returns the next
+ * position.
+ */
+static size_t
+http_parse_field_step(struct http_parse *st, const unsigned char *p,
+                      size_t pos, size_t stop)
+{
+    size_t from;
+    unsigned char c;
 
     switch (st->state) {
     case HTTP_PARSE_S_FIELD_START:
+        c = p[pos];
         if (c == '\r') {
             st->state = HTTP_PARSE_S_END_LF;
+            if (pos + 1 < stop && p[pos + 1] == '\n') {
+                http_parse_head_end(st, pos + 1);
+                return pos + 2;
+            }
         } else if (c == '\n') {
-            http_parse_head_end(st);
+            http_parse_head_end(st, pos);
         } else if (http_parse_tchar[c]) {
-            st->mark = st->pos;
-            st->header_name_off = st->pos;
-            http_parse_match_start(st, (1u << HTTP_PARSE_N_FIELDS) - 1,
-                                   http_parse_fields, HTTP_PARSE_N_FIELDS,
-                                   http_parse_lower(c));
+            st->mark = pos;
+            st->header_name_off = pos;
             st->state = HTTP_PARSE_S_FIELD_NAME;
         } else {
             /* SP or HT here is obs-fold (RFC 9112 5.2), or whitespace
              * before the first field (2.2): both 400. */
             http_parse_fail(st, 400);
         }
-        break;
+        return pos + 1;
 
     case HTTP_PARSE_S_FIELD_NAME:
-        if (http_parse_tchar[c]) {
-            http_parse_match_next(st, http_parse_fields, HTTP_PARSE_N_FIELDS,
-                                  http_parse_lower(c));
-        } else if (c == ':') {
-            http_parse_name_end(st);
-        } else {
+        pos = http_parse_span(http_parse_tchar, p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        if (p[pos] != ':') {
             /* Including whitespace before the colon (RFC 9112 5.1). */
             http_parse_fail(st, 400);
+            return pos;
         }
-        break;
+        http_parse_name_end(st, p, pos);
+        return pos + 1;
 
     case HTTP_PARSE_S_VALUE:
-        if (eol) {
-            http_parse_field_end(st, c);
-        } else if (!http_parse_value[c]) {
-            http_parse_fail(st, 400);
+        pos = http_parse_span(http_parse_value, p, pos, stop);
+        if (pos == stop) {
+            return pos;
         }
-        break;
+        c = p[pos];
+        if (c == '\r' || c == '\n') {
+            return http_parse_field_end(st, p, pos, stop);
+        }
+        http_parse_fail(st, 400);
+        return pos;
 
     case HTTP_PARSE_S_CL_START:
-        if (http_parse_is_digit(c)) {
-            http_parse_content_length_digit(st, c);
-            st->state = HTTP_PARSE_S_CL_DIGITS;
-        } else if (!http_parse_is_ows(c)) {
+        pos = http_parse_span_ows(p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        c = p[pos];
+        if (!http_parse_is_digit(c)) {
             /* Empty, signed, a list ("1, 1"): 1*DIGIT only. */
             http_parse_fail(st, 400);
+            return pos;
         }
-        break;
+        http_parse_content_length_digit(st, c);
+        st->state = HTTP_PARSE_S_CL_DIGITS;
+        return pos + 1;
 
     case HTTP_PARSE_S_CL_DIGITS:
-    case HTTP_PARSE_S_CL_OWS:
-        if (eol) {
-            http_parse_content_length_end(st, c);
-        } else if (http_parse_is_ows(c)) {
-            st->state = HTTP_PARSE_S_CL_OWS;
-        } else if (http_parse_is_digit(c)
-                   && st->state == HTTP_PARSE_S_CL_DIGITS) {
-            http_parse_content_length_digit(st, c);
-        } else {
-            http_parse_fail(st, 400);
+        while (pos < stop && http_parse_is_digit(p[pos])) {
+            http_parse_content_length_digit(st, p[pos]);
+            pos++;
         }
-        break;
+        if (pos == stop) {
+            return pos;
+        }
+        c = p[pos];
+        if (c == '\r' || c == '\n') {
+            return http_parse_content_length_end(st, p, pos, stop);
+        }
+        if (http_parse_is_ows(c)) {
+            st->state = HTTP_PARSE_S_CL_OWS;
+            return pos + 1;
+        }
+        http_parse_fail(st, 400);
+        return pos;
+
+    case HTTP_PARSE_S_CL_OWS:
+        pos = http_parse_span_ows(p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        c = p[pos];
+        if (c == '\r' || c == '\n') {
+            return http_parse_content_length_end(st, p, pos, stop);
+        }
+        /* A digit after OWS is a second number: "1 2". */
+        http_parse_fail(st, 400);
+        return pos;
 
     case HTTP_PARSE_S_HOST:
-    case HTTP_PARSE_S_HOST_OWS:
         /* st->idx counts host bytes, to tell leading OWS from trailing;
-         * an empty Host is allowed (RFC 9110 7.2). */
-        if (eol) {
-            http_parse_field_end(st, c);
-        } else if (http_parse_is_ows(c)) {
-            if (st->idx > 0) {
-                st->state = HTTP_PARSE_S_HOST_OWS;
-            }
-        } else if (http_parse_host[c] && st->state == HTTP_PARSE_S_HOST) {
-            st->idx++;
-        } else {
-            http_parse_fail(st, 400);
+         * an empty Host is allowed (RFC 9110 7.2).  The host class holds
+         * neither OWS nor CR nor LF. */
+        if (st->idx == 0) {
+            pos = http_parse_span_ows(p, pos, stop);
         }
-        break;
+        from = pos;
+        pos = http_parse_span(http_parse_host, p, pos, stop);
+        st->idx += pos - from;
+        if (pos == stop) {
+            return pos;
+        }
+        c = p[pos];
+        if (c == '\r' || c == '\n') {
+            return http_parse_field_end(st, p, pos, stop);
+        }
+        if (http_parse_is_ows(c)) {
+            /* Leading OWS went above, so this follows host bytes. */
+            st->state = HTTP_PARSE_S_HOST_OWS;
+            return pos + 1;
+        }
+        http_parse_fail(st, 400);
+        return pos;
+
+    case HTTP_PARSE_S_HOST_OWS:
+        pos = http_parse_span_ows(p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        c = p[pos];
+        if (c == '\r' || c == '\n') {
+            return http_parse_field_end(st, p, pos, stop);
+        }
+        /* "Host: a b". */
+        http_parse_fail(st, 400);
+        return pos;
 
     case HTTP_PARSE_S_CONN_ELEMENT:
         /* Empty list elements are allowed (RFC 9110 5.6.1). */
-        if (eol) {
-            http_parse_field_end(st, c);
-        } else if (http_parse_tchar[c]) {
-            http_parse_match_start(st, (1u << HTTP_PARSE_N_CONN_OPTIONS) - 1,
-                                   http_parse_conn_options,
-                                   HTTP_PARSE_N_CONN_OPTIONS,
-                                   http_parse_lower(c));
-            st->state = HTTP_PARSE_S_CONN_TOKEN;
-        } else if (!http_parse_is_ows(c) && c != ',') {
-            http_parse_fail(st, 400);
+        while (pos < stop
+               && (http_parse_is_ows(p[pos]) || p[pos] == ',')) {
+            pos++;
         }
-        break;
+        if (pos == stop) {
+            return pos;
+        }
+        c = p[pos];
+        if (c == '\r' || c == '\n') {
+            return http_parse_field_end(st, p, pos, stop);
+        }
+        if (!http_parse_tchar[c]) {
+            http_parse_fail(st, 400);
+            return pos;
+        }
+        st->mark = pos;
+        st->state = HTTP_PARSE_S_CONN_TOKEN;
+        return pos + 1;
 
     case HTTP_PARSE_S_CONN_TOKEN:
-        if (http_parse_tchar[c]) {
-            http_parse_match_next(st, http_parse_conn_options,
-                                  HTTP_PARSE_N_CONN_OPTIONS,
-                                  http_parse_lower(c));
-            break;
+        pos = http_parse_span(http_parse_tchar, p, pos, stop);
+        if (pos == stop) {
+            return pos;
         }
-        if (!eol && !http_parse_is_ows(c) && c != ',') {
+        c = p[pos];
+        if (c != '\r' && c != '\n' && !http_parse_is_ows(c) && c != ',') {
             http_parse_fail(st, 400);
-            break;
+            return pos;
         }
-        http_parse_conn_token_end(st);
-        if (eol) {
-            http_parse_field_end(st, c);
-        } else if (c == ',') {
-            st->state = HTTP_PARSE_S_CONN_ELEMENT;
-        } else {
-            st->state = HTTP_PARSE_S_CONN_OWS;
+        http_parse_conn_token_end(st, p, pos);
+        if (c == '\r' || c == '\n') {
+            return http_parse_field_end(st, p, pos, stop);
         }
-        break;
+        st->state = c == ',' ? HTTP_PARSE_S_CONN_ELEMENT
+            : HTTP_PARSE_S_CONN_OWS;
+        return pos + 1;
 
     case HTTP_PARSE_S_CONN_OWS:
-        if (eol) {
-            http_parse_field_end(st, c);
-        } else if (c == ',') {
-            st->state = HTTP_PARSE_S_CONN_ELEMENT;
-        } else if (!http_parse_is_ows(c)) {
+        pos = http_parse_span_ows(p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        c = p[pos];
+        if (c == '\r' || c == '\n') {
+            return http_parse_field_end(st, p, pos, stop);
+        }
+        if (c != ',') {
             /* Two tokens with no comma: "keep alive". */
             http_parse_fail(st, 400);
+            return pos;
         }
-        break;
+        st->state = HTTP_PARSE_S_CONN_ELEMENT;
+        return pos + 1;
 
     case HTTP_PARSE_S_FIELD_LF:
-        if (c == '\n') {
+        if (p[pos] == '\n') {
             st->state = HTTP_PARSE_S_FIELD_START;
         } else {
             http_parse_fail(st, 400);
         }
-        break;
+        return pos + 1;
 
     case HTTP_PARSE_S_END_LF:
-        if (c == '\n') {
-            http_parse_head_end(st);
+        if (p[pos] == '\n') {
+            http_parse_head_end(st, pos);
         } else {
             http_parse_fail(st, 400);
         }
-        break;
+        return pos + 1;
 
     default:
-        assert(!"http_parse_field_byte: not a field-section state");
+        assert(!"http_parse_field_step: not a field-section state");
         http_parse_fail(st, 400);
-        break;
+        return pos;
     }
 }
 
@@ -879,31 +1041,48 @@ enum http_parse_rc
 http_parse_request(struct http_parse *st, const char *buf, size_t len,
                    struct http_request *req)
 {
-    /* The caller passes the same prefix plus more, never less. */
-    assert(len >= st->pos || st->state >= HTTP_PARSE_S_DONE);
+    const unsigned char *p = (const unsigned char *)buf;
+    /* Where the steps must stop: a byte at a limit is never read. */
+    size_t line_stop = len < HTTP_PARSE_LINE_MAX ? len : HTTP_PARSE_LINE_MAX;
+    size_t head_stop = len < HTTP_PARSE_HEAD_MAX ? len : HTTP_PARSE_HEAD_MAX;
+    size_t pos = st->pos;
 
+    /* The caller passes the same prefix plus more, never less. */
+    assert(len >= pos || st->state >= HTTP_PARSE_S_DONE);
+
+    /* Each pass runs the steps of one part of the head while they stay
+     * in it and below its stop, so the limits are tested once a part,
+     * not once a step. */
     while (st->state < HTTP_PARSE_S_DONE) {
-        if (st->state < HTTP_PARSE_S_LINE_END
-            && st->pos >= HTTP_PARSE_LINE_MAX) {
+        if (st->state < HTTP_PARSE_S_LINE_END && pos >= HTTP_PARSE_LINE_MAX) {
             /* Whatever comes next, the line is already too long. */
             http_parse_fail(st, 414);
             break;
         }
         if (st->state >= HTTP_PARSE_S_FIELD_START
-            && st->pos >= HTTP_PARSE_HEAD_MAX) {
+            && pos >= HTTP_PARSE_HEAD_MAX) {
             http_parse_fail(st, 431);
             break;
         }
-        if (st->pos >= len) {
+        if (pos >= len) {
             break;
         }
-        if (st->state < HTTP_PARSE_S_FIELD_START) {
-            http_parse_line_byte(st, (unsigned char)buf[st->pos]);
+        if (st->state < HTTP_PARSE_S_LINE_END) {
+            do {
+                pos = http_parse_line_step(st, p, pos, line_stop);
+            } while (pos < line_stop && st->state < HTTP_PARSE_S_LINE_END);
+        } else if (st->state < HTTP_PARSE_S_FIELD_START) {
+            do {
+                pos = http_parse_line_step(st, p, pos, len);
+            } while (pos < len && st->state >= HTTP_PARSE_S_LINE_END
+                     && st->state < HTTP_PARSE_S_FIELD_START);
         } else {
-            http_parse_field_byte(st, (unsigned char)buf[st->pos]);
+            do {
+                pos = http_parse_field_step(st, p, pos, head_stop);
+            } while (pos < head_stop && st->state < HTTP_PARSE_S_DONE);
         }
-        st->pos++;
     }
+    st->pos = pos;
     return http_parse_result(st, req);
 }
 

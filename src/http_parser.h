@@ -3,7 +3,10 @@
  * (RFC 9112).  No I/O, no allocation, no globals: the caller owns the
  * buffer, which always starts at the first byte of the request, and calls
  * again with more bytes after HTTP_PARSE_AGAIN; the position and state
- * saved in struct http_parse mean no byte is examined twice.
+ * saved in struct http_parse mean a call resumes where the last one
+ * stopped, so bytes already parsed are not scanned again (only the
+ * finished method, field name or Connection option, 17 bytes at most, is
+ * compared against the words we act on).
  * Output is offsets into the caller's buffer.
  *
  * Limits are part of the grammar: a request line over 8 KiB is 414, a
@@ -59,10 +62,8 @@ struct http_parse {
     size_t           header_name_off, header_name_len;
     unsigned         seen;              /* header flags */
     bool             conn_close, conn_keep_alive;
-    size_t           idx;               /* bytes of the token or literal
-                                           matched so far */
-    unsigned         cand;              /* bit set: words still matching
-                                           the current token */
+    size_t           idx;               /* bytes of a literal matched so
+                                           far, or of the Host value */
     unsigned         field;             /* which field this line is */
     unsigned         version_major;
     uint64_t         cl_value;          /* this Content-Length, saturated
