@@ -689,14 +689,20 @@ worker_conn_process(struct conn *c)
 
 /* ---- accepting -------------------------------------------------------- */
 
+/* A worker waiting on Redis for some of its clients leaves a new
+ * connection to a peer that holds fewer, so two slow misses arriving
+ * together are not queued on one backend connection.  Hits never wait
+ * on Redis, so a hit-only load never yields (and never pauses). */
 static bool
 worker_should_yield(const struct worker *w)
 {
-    int64_t total = __atomic_load_n(w->params->clients, __ATOMIC_RELAXED);
+    int64_t total;
 
-    if (w->cfg->workers < 2 || w->stopping || w->accept_yielded) {
+    if (w->cfg->workers < 2 || w->stopping || w->accept_yielded
+        || backend_pending(w->backend) == 0) {
         return false;
     }
+    total = __atomic_load_n(w->params->clients, __ATOMIC_RELAXED);
     return (int64_t) w->open_conns * (int64_t) w->cfg->workers > total;
 }
 
@@ -704,8 +710,9 @@ static void
 worker_accept(struct worker *w, int lfd, enum conn_proto proto)
 {
     /* With peers, take one connection per wake-up, and leave it to them
-     * when this worker holds more than its share: every worker polling
-     * the socket is woken (no EPOLLEXCLUSIVE), so an idle one takes it.  A burst is spread
+     * when this worker is busy with Redis and holds more than its share:
+     * every worker polling the socket is woken (no EPOLLEXCLUSIVE), so an
+     * idle one takes it.  A burst is spread
      * over the workers instead of landing on whichever woke first.  On
      * stop, drain the backlog. */
     int batch = w->stopping ? (int) w->cfg->max_clients
