@@ -16,7 +16,6 @@
 #include "log.h"
 #include "worker_conn.h"
 
-
 static bool
 worker_http_keep_alive(const struct conn *c)
 {

@@ -14,9 +14,8 @@
 #include <string.h>
 
 #include "log.h"
-#include "worker_conn.h"
 #include "resp.h"
-
+#include "worker_conn.h"
 
 static void
 worker_resp_count(struct conn *c, enum metrics_code code)
