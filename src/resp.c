@@ -109,18 +109,37 @@ resp_append_nil(struct buf *out)
     return buf_append(out, "$-1\r\n", 5);
 }
 
+size_t
+resp_format_bulk_head(char *dst, size_t len)
+{
+    char   digits[20];
+    size_t n = 0, pos = 0;
+
+    do {
+        digits[n++] = (char) ('0' + len % 10);
+        len /= 10;
+    } while (len != 0);
+    dst[pos++] = '$';
+    while (n > 0) {
+        dst[pos++] = digits[--n];
+    }
+    dst[pos++] = '\r';
+    dst[pos++] = '\n';
+    return pos;
+}
+
 int
 resp_append_bulk(struct buf *out, const void *data, size_t len)
 {
-    char head[24];
-    int  hlen = snprintf(head, sizeof(head), "$%zu\r\n", len);
-    int  rc = buf_reserve(out, (size_t) hlen + len + 2);
+    char   head[RESP_BULK_HEAD_MAX];
+    size_t hlen = resp_format_bulk_head(head, len);
+    int    rc = buf_reserve(out, hlen + len + 2);
 
     if (rc != 0) {
         return rc;
     }
-    memcpy(out->data + out->len, head, (size_t) hlen);
-    out->len += (size_t) hlen;
+    memcpy(out->data + out->len, head, hlen);
+    out->len += hlen;
     if (len > 0) {
         memcpy(out->data + out->len, data, len);
     }
@@ -299,10 +318,15 @@ enum resp_action
 resp_dispatch(const char *buf, const struct resp_command *cmd, uint32_t db,
               struct buf *out)
 {
-    const struct resp_command_info *ci = resp_lookup(buf, &cmd->argv[0]);
+    const struct resp_command_info *ci;
+    const char                     *name;
     int                             rc;
-    char                            name[16];
 
+    /* GET is nearly every command: decide it before the table walk. */
+    if (cmd->argc == 2 && resp_arg_is(buf, &cmd->argv[0], "get")) {
+        return RESP_ACTION_GET;
+    }
+    ci = resp_lookup(buf, &cmd->argv[0]);
     if (ci == NULL) {
         rc = resp_unknown(buf, cmd, out);
         return rc == 0 ? RESP_ACTION_REPLIED : RESP_ACTION_NOMEM;
@@ -312,7 +336,7 @@ resp_dispatch(const char *buf, const struct resp_command *cmd, uint32_t db,
         rc = resp_error_arity(out, ci->name);
         return rc == 0 ? RESP_ACTION_REPLIED : RESP_ACTION_NOMEM;
     }
-    snprintf(name, sizeof(name), "%s", ci->name);
+    name = ci->name;
 
     if (strcmp(name, "get") == 0) {
         return RESP_ACTION_GET;

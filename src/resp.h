@@ -26,6 +26,13 @@ enum resp_action {
 enum resp_action resp_dispatch(const char *buf, const struct resp_command *cmd,
                                uint32_t db, struct buf *out);
 
+/* Longest bulk header: "$" + 20 digits + CRLF. */
+#define RESP_BULK_HEAD_MAX 24
+
+/* Writes "$<len>\r\n" into dst (RESP_BULK_HEAD_MAX bytes); returns its
+ * length.  No snprintf: this is on every hit. */
+size_t resp_format_bulk_head(char *dst, size_t len);
+
 /* Encoders; each returns 0 or -ENOMEM. */
 int resp_append_status(struct buf *out, const char *s);
 /* msg is sent after "-", with CR and LF replaced by spaces. */

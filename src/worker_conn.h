@@ -48,9 +48,6 @@
 #define RESP_CONN_IN_MAX       (4 * 1024 * 1024)
 /* Most arguments in one RESP command (MGET of 4095 keys). */
 #define RESP_CONN_ARGV_MAX     4096
-/* Room left before a value copied out of the cache for its RESP header
- * ("$" + 20 digits + CRLF). */
-#define RESP_BULK_HEAD_MAX     24
 
 enum conn_proto {
     CONN_HTTP = 0,

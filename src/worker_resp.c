@@ -137,8 +137,7 @@ worker_resp_try_hit(struct conn *c, const char *key, size_t key_len)
 
     for (int attempt = 0; attempt < 3; attempt++) {
         enum cache_status st;
-        char              head[RESP_BULK_HEAD_MAX];
-        int               hlen;
+        size_t            hlen;
 
         if (buf_reserve(&c->out, RESP_BULK_HEAD_MAX + want + 2) != 0) {
             return false;
@@ -154,11 +153,11 @@ worker_resp_try_hit(struct conn *c, const char *key, size_t key_len)
         if (st != CACHE_HIT) {
             return false;
         }
-        hlen = snprintf(head, sizeof(head), "$%zu\r\n", lk.value_len);
-        memcpy(c->out.data + c->out.len, head, (size_t) hlen);
+        hlen = resp_format_bulk_head(c->out.data + c->out.len,
+                                     lk.value_len);
         memmove(c->out.data + c->out.len + hlen,
                 c->out.data + c->out.len + RESP_BULK_HEAD_MAX, lk.value_len);
-        c->out.len += (size_t) hlen + lk.value_len;
+        c->out.len += hlen + lk.value_len;
         c->out.data[c->out.len++] = '\r';
         c->out.data[c->out.len++] = '\n';
         worker_resp_count(c, METRICS_CODE_RESP_OK);

@@ -136,6 +136,22 @@ START_TEST(test_encoders)
 }
 END_TEST
 
+START_TEST(test_bulk_head)
+{
+    char   head[RESP_BULK_HEAD_MAX];
+    size_t n;
+
+    n = resp_format_bulk_head(head, 0);
+    ck_assert_uint_eq(n, 4);
+    ck_assert(memcmp(head, "$0\r\n", 4) == 0);
+    n = resp_format_bulk_head(head, 1048576);
+    ck_assert(n == 10 && memcmp(head, "$1048576\r\n", 10) == 0);
+    n = resp_format_bulk_head(head, (size_t) -1);
+    ck_assert_uint_eq(n, 1 + 20 + 2);
+    ck_assert(memcmp(head, "$18446744073709551615\r\n", n) == 0);
+}
+END_TEST
+
 START_TEST(test_large_bulk_grows)
 {
     struct buf out = { 0 };
@@ -164,6 +180,7 @@ resp_suite(void)
     tc = tcase_create("encoders");
     tcase_add_test(tc, test_encoders);
     tcase_add_test(tc, test_large_bulk_grows);
+    tcase_add_test(tc, test_bulk_head);
     suite_add_tcase(s, tc);
     return s;
 }
