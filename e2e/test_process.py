@@ -226,7 +226,7 @@ def test_max_clients(redis_server, make_proxy):
 
 def test_worker_dying_in_write_lock(redis_server, make_proxy):
     p = make_proxy(redis_server, "--workers", "2",
-                   env={"REDIS_CACHE_PROXY_TEST_HOOKS": "1"})
+                   env={"REDIS_CACHE_PROXY_TEST_HOOKS": "lock-crash"})
     c = redis_server.client()
     c.set("w", "v")
     assert get(p, "w").status_code == 200
@@ -297,3 +297,28 @@ def test_two_quick_sighups(redis_server, make_proxy, tmp_path):
     redis_server.client().set("q", "v2")
     wait_for(lambda: get(p, "q").content == b"v2", timeout=5,
              what="new ttl everywhere")
+
+
+def test_crash_loop_backs_off(redis_server, make_proxy):
+    p = make_proxy(redis_server, "--workers", "1",
+                   env={"REDIS_CACHE_PROXY_TEST_HOOKS": "crash-at-start"})
+    # 100, 200, 400, 800 ms ...: a handful of starts in 2 s, not a spin.
+    wait_for(lambda: "respawning in 800 ms" in p.log(), timeout=5,
+             what="backoff to reach 800 ms")
+    starts = p.log().count("started worker")
+    assert 4 <= starts <= 8, starts
+    assert "respawning in 100 ms" in p.log()
+    assert "respawning in 400 ms" in p.log()
+
+
+def test_worker_that_cannot_initialise_is_not_respawned(redis_server,
+                                                        make_proxy):
+    p = make_proxy(redis_server, "--workers", "2", wait=False,
+                   env={"REDIS_CACHE_PROXY_TEST_HOOKS": "fail-init"})
+    p.killed = True             # it exits on its own, with status 1
+    assert p.proc.wait(10) == 1
+    log = p.log()
+    assert log.count("exited with fatal code 2 and cannot be respawned") \
+        == 2, log
+    assert "no worker left: exiting" in log
+    assert log.count("started worker") == 2

@@ -57,6 +57,7 @@
 #include "worker_conn.h"
 
 static void worker_conn_update(struct conn *c);
+static bool worker_test_hook(const char *name);
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -864,7 +865,7 @@ worker_signal_cb(struct event_loop *loop, struct event_io *io,
             worker_stop(w);
             break;
         case SIGUSR2:
-            if (getenv("REDIS_CACHE_PROXY_TEST_HOOKS") != NULL) {
+            if (worker_test_hook("lock-crash")) {
                 /* Test hook: die inside the write lock, as a crash
                  * would, to exercise the supervisor's recovery. */
                 log_warn("test hook: dying inside the cache write lock");
@@ -879,6 +880,19 @@ worker_signal_cb(struct event_loop *loop, struct event_io *io,
 }
 
 /* ---- setup ------------------------------------------------------------ */
+
+/* Failure injection for the end-to-end tests, off unless the environment
+ * variable REDIS_CACHE_PROXY_TEST_HOOKS names the hook:
+ *   lock-crash      SIGUSR2 makes the worker die inside the write lock
+ *   crash-at-start  the worker aborts before serving (respawn backoff)
+ *   fail-init       the worker exits 2, "cannot initialise" */
+static bool
+worker_test_hook(const char *name)
+{
+    const char *hooks = getenv("REDIS_CACHE_PROXY_TEST_HOOKS");
+
+    return hooks != NULL && strstr(hooks, name) != NULL;
+}
 
 static int
 worker_init(struct worker *w, const struct worker_params *p)
@@ -1000,6 +1014,12 @@ worker_run(const struct worker_params *params)
     struct worker w;
     int           rc;
 
+    if (worker_test_hook("crash-at-start")) {
+        abort();
+    }
+    if (worker_test_hook("fail-init")) {
+        return WORKER_EXIT_FATAL;
+    }
     rc = worker_init(&w, params);
     if (rc != 0) {
         worker_fini(&w);
