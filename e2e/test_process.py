@@ -41,10 +41,13 @@ def worker_pids(p):
 
 
 def test_workers_named_in_ps(proxy):
-    pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
-        worker_pids(proxy)), what="two workers")
-    assert sorted(pids.values()) == ["redis-cache-proxy: worker 1",
-                                     "redis-cache-proxy: worker 2"]
+    # A worker renames itself just after fork: wait for both names.
+    names = wait_for(lambda: (lambda d: sorted(d.values()) if len(d) == 2 and
+                              all(v.startswith("redis-cache-proxy: worker")
+                                  for v in d.values()) else None)(
+        worker_pids(proxy)), what="two named workers")
+    assert names == ["redis-cache-proxy: worker 1",
+                     "redis-cache-proxy: worker 2"]
 
 
 def timed_pair(p):
