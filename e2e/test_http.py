@@ -355,3 +355,26 @@ def test_half_close_after_pipelined_requests(redis_server, proxy):
         data += b
     s.close()
     assert [b for _, _, b in parse_responses(data)] == [b"A", b"B"]
+
+
+def test_pipeline_sent_whole_before_reading(redis_server, make_proxy):
+    # The client writes 40 requests for a 300 KB value before it reads
+    # anything: output passes the high-water mark more than once, and
+    # every request must still be answered once it drains.
+    p = make_proxy(redis_server, "--workers", "1")
+    big = b"x" * 300000
+    redis_server.client().set("big", big)
+    req = b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 39 + \
+        b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    s.sendall(req)
+    data = b""
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        data += b
+    s.close()
+    resps = parse_responses(data)
+    assert len(resps) == 40
+    assert all(st == 200 and body == big for st, _, body in resps)

@@ -125,3 +125,22 @@ def test_redis_benchmark(redis_server, resp_proxy):
     text = out.stdout.decode()
     assert "GET:" in text and "PING_INLINE:" in text, text
     assert "ERR" not in text and "rror" not in out.stderr.decode()
+
+
+def test_pipeline_of_large_values_sent_before_reading(redis_server,
+                                                      resp_proxy):
+    big = b"x" * 300000
+    redis_server.client().set("big", big)
+    want = b"$300000\r\n" + big + b"\r\n"
+    for _ in range(2):                  # cold (misses), then warm (hits)
+        s = socket.create_connection(("127.0.0.1", resp_proxy.resp_port),
+                                     timeout=10)
+        s.sendall(b"GET big\r\n" * 40)
+        data = b""
+        while len(data) < 40 * len(want):
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            data += b
+        s.close()
+        assert data == want * 40

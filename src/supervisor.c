@@ -613,6 +613,13 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
         uv_timer_start(&s->recover_timer, supervisor_recover_cb, 0, 0);
     }
     supervisor_ready_detach(p);
+    /* A successor whose predecessor this was must not retire whatever
+     * process takes this slot next. */
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (s->procs[i].replaces == p) {
+            s->procs[i].replaces = NULL;
+        }
+    }
 
     if (s->stopping || p->state == PROC_RETIRING) {
         p->state = PROC_FREE;
@@ -930,8 +937,10 @@ supervisor_reload_step(struct supervisor *s)
         log_info("reload complete");
         return;
     }
-    if (supervisor_count(s, PROC_STARTING, PROC_RUNNING) > s->wanted) {
-        return;                         /* a retirement is still due */
+    if (supervisor_count(s, PROC_STARTING, PROC_RUNNING) != s->wanted) {
+        /* A retirement is still due, or a crashed worker's respawn is
+         * pending: replacing now could leave one worker short. */
+        return;
     }
     p = supervisor_free_slot(s);
     if (p == NULL) {

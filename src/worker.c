@@ -654,10 +654,17 @@ worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
             return;
         }
     }
+    worker_conn_run(c);
+}
+
+void
+worker_conn_run(struct conn *c)
+{
     /* Parse, answer, write; and again while writing everything out made
      * room for requests that backpressure had left in the input. */
     for (;;) {
         uint64_t answered = c->requests;
+        bool     blocked = worker_conn_unsent(c) >= WORKER_OUT_HIGH_WATER;
 
         worker_conn_process(c);
         if (c->state == CONN_CLOSED) {
@@ -666,7 +673,7 @@ worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
         worker_conn_flush(c);
         if (c->state != CONN_READING || c->in_len == 0
             || c->close_after_write || worker_conn_unsent(c) > 0
-            || c->requests == answered) {
+            || (c->requests == answered && !blocked)) {
             return;
         }
     }

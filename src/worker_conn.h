@@ -163,6 +163,8 @@ void   worker_conn_flush(struct conn *c);
 void   worker_conn_consume(struct conn *c, size_t n);
 /* Parses and answers buffered requests by protocol. */
 void   worker_conn_process(struct conn *c);
+/* process + flush until nothing more can be answered now. */
+void   worker_conn_run(struct conn *c);
 void   worker_access_log(struct conn *c, const char *req, size_t req_len);
 
 /* worker_http.c */

@@ -139,10 +139,7 @@ worker_http_backend_cb(struct backend_waiter *wt,
         return;
     }
     worker_http_finish(c);
-    worker_conn_process(c);
-    if (c->state != CONN_CLOSED) {
-        worker_conn_flush(c);
-    }
+    worker_conn_run(c);
 }
 
 /* Serves a hit straight from the segment into the output buffer: the

@@ -75,10 +75,7 @@ worker_resp_done(struct conn *c)
     worker_conn_consume(c, c->resp_consumed);
     c->resp_consumed = 0;
     resp_parse_init(&c->rp);
-    worker_resp_process(c);
-    if (c->state != CONN_CLOSED) {
-        worker_conn_flush(c);
-    }
+    worker_conn_run(c);
 }
 
 static const char *
