@@ -115,6 +115,39 @@ worker_conn_unsent(const struct conn *c)
     return buf_pending(&c->out);
 }
 
+/* The first guess at a value's size; a longer one costs one more lookup
+ * with exactly the room it needs. */
+#define WORKER_VALUE_GUESS 4096
+
+bool
+worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
+                  size_t tail_room, const void *key, size_t key_len,
+                  struct cache_lookup *lk)
+{
+    size_t want = WORKER_VALUE_GUESS;
+
+    /* The value may be replaced between two lookups, so a second
+     * TRUNCATED is possible; after three tries the caller asks Redis. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        enum cache_status st;
+
+        if (buf_reserve(b, head_room + want + tail_room) != 0) {
+            return false;
+        }
+        lk->dst = b->data + b->len + head_room;
+        lk->dst_cap = b->cap - b->len - head_room - tail_room;
+        st = cache_get(w->params->cache, key, key_len, cache_clock_ms(), lk);
+        if (st == CACHE_HIT) {
+            return true;
+        }
+        if (st != CACHE_TRUNCATED) {
+            return false;
+        }
+        want = lk->value_len;
+    }
+    return false;
+}
+
 /* ---- client limit ----------------------------------------------------- */
 
 static bool

@@ -155,6 +155,13 @@ const char *worker_date(struct worker *w);
 int    worker_conn_out_reserve(struct conn *c, size_t n);
 int    worker_conn_append(struct conn *c, const void *data, size_t len);
 size_t worker_conn_unsent(const struct conn *c);
+/* Copies key's cached value into b at b->len + head_room, leaving room
+ * for tail_room bytes after it; b->len is not moved.  True on a hit
+ * (lk->value_len, lk->age_ms set); false on a miss, an expired entry, a
+ * bypassed cache or no memory: then ask Redis. */
+bool   worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
+                         size_t tail_room, const void *key, size_t key_len,
+                         struct cache_lookup *lk);
 /* Closes the fd and cancels what waits; the slot is recycled later. */
 void   worker_conn_close(struct conn *c);
 /* Writes what it can; may move to the lingering close or close. */

@@ -149,57 +149,42 @@ static bool
 worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
 {
     struct worker      *w = c->worker;
-    bool                head_only = c->req.method == HTTP_METHOD_HEAD;
     struct cache_lookup lk;
-    enum cache_status   st;
-    size_t              want = 4096;
+    char               *head;
     size_t              n;
 
-    for (int attempt = 0; attempt < 3; attempt++) {
-        if (worker_conn_out_reserve(c, HTTP_HEAD_MAX + want) != 0) {
-            return false;
-        }
-        lk.dst = c->out.data + c->out.len + HTTP_HEAD_MAX;
-        lk.dst_cap = c->out.cap - c->out.len - HTTP_HEAD_MAX;
-        st = cache_get(w->params->cache, key, key_len,
-                       cache_clock_ms(), &lk);
-        if (st == CACHE_TRUNCATED) {
-            want = lk.value_len;        /* it may change: ask again */
-            continue;
-        }
-        if (st != CACHE_HIT) {
-            return false;
-        }
-        struct http_reply reply = {
-            .status = 200,
-            .keep_alive = worker_http_keep_alive(c),
-            .http10 = c->req.version_minor == 0,
-            .content_type = "application/octet-stream",
-            .content_length = lk.value_len,
-            .cache = HTTP_CACHE_HIT,
-            .age_s = lk.age_ms / 1000,
-        };
-        char *head = c->out.data + c->out.len;
-
-        /* The head goes straight in front of the value: the Date-bound
-         * prefix is made once a second, the rest per answer. */
-        worker_date(w);
-        memcpy(head, w->ok_prefix, w->ok_prefix_len);
-        n = w->ok_prefix_len;
-        n += http_format_ok_suffix(&reply, head + n, HTTP_HEAD_MAX - n);
-        if (!head_only) {
-            memmove(head + n, head + HTTP_HEAD_MAX, lk.value_len);
-            c->out.len += lk.value_len;
-        }
-        c->out.len += n;
-        c->log_status = 200;
-        c->log_bytes = lk.value_len;
-        c->log_cache = "HIT";
-        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
-                              METRICS_CODE_200);
-        return true;
+    if (!worker_cache_copy(w, &c->out, HTTP_HEAD_MAX, 0, key, key_len,
+                           &lk)) {
+        return false;
     }
-    return false;
+    struct http_reply reply = {
+        .status = 200,
+        .keep_alive = worker_http_keep_alive(c),
+        .http10 = c->req.version_minor == 0,
+        .content_type = "application/octet-stream",
+        .content_length = lk.value_len,
+        .cache = HTTP_CACHE_HIT,
+        .age_s = lk.age_ms / 1000,
+    };
+
+    /* The head goes straight in front of the value: the Date-bound
+     * prefix is made once a second, the rest per answer. */
+    head = c->out.data + c->out.len;
+    worker_date(w);
+    memcpy(head, w->ok_prefix, w->ok_prefix_len);
+    n = w->ok_prefix_len;
+    n += http_format_ok_suffix(&reply, head + n, HTTP_HEAD_MAX - n);
+    if (c->req.method != HTTP_METHOD_HEAD) {
+        memmove(head + n, head + HTTP_HEAD_MAX, lk.value_len);
+        c->out.len += lk.value_len;
+    }
+    c->out.len += n;
+    c->log_status = 200;
+    c->log_bytes = lk.value_len;
+    c->log_cache = "HIT";
+    metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
+                          METRICS_CODE_200);
+    return true;
 }
 
 /* Answers one complete request; returns false when it now waits on the

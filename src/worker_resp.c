@@ -128,41 +128,24 @@ worker_resp_get_cb(struct backend_waiter *wt, const struct backend_reply *r)
 static bool
 worker_resp_try_hit(struct conn *c, const char *key, size_t key_len)
 {
-    struct worker      *w = c->worker;
     struct cache_lookup lk;
-    size_t              want = 4096;
+    char               *head;
+    size_t              hlen;
 
-    for (int attempt = 0; attempt < 3; attempt++) {
-        enum cache_status st;
-        size_t            hlen;
-
-        if (buf_reserve(&c->out, RESP_BULK_HEAD_MAX + want + 2) != 0) {
-            return false;
-        }
-        lk.dst = c->out.data + c->out.len + RESP_BULK_HEAD_MAX;
-        lk.dst_cap = c->out.cap - c->out.len - RESP_BULK_HEAD_MAX - 2;
-        st = cache_get(w->params->cache, key, key_len,
-                       cache_clock_ms(), &lk);
-        if (st == CACHE_TRUNCATED) {
-            want = lk.value_len;
-            continue;
-        }
-        if (st != CACHE_HIT) {
-            return false;
-        }
-        hlen = resp_format_bulk_head(c->out.data + c->out.len,
-                                     lk.value_len);
-        memmove(c->out.data + c->out.len + hlen,
-                c->out.data + c->out.len + RESP_BULK_HEAD_MAX, lk.value_len);
-        c->out.len += hlen + lk.value_len;
-        c->out.data[c->out.len++] = '\r';
-        c->out.data[c->out.len++] = '\n';
-        worker_resp_count(c, METRICS_CODE_RESP_OK);
-        c->log_bytes = lk.value_len;
-        c->log_cache = "HIT";
-        return true;
+    if (!worker_cache_copy(c->worker, &c->out, RESP_BULK_HEAD_MAX, 2, key,
+                           key_len, &lk)) {
+        return false;
     }
-    return false;
+    head = c->out.data + c->out.len;
+    hlen = resp_format_bulk_head(head, lk.value_len);
+    memmove(head + hlen, head + RESP_BULK_HEAD_MAX, lk.value_len);
+    c->out.len += hlen + lk.value_len;
+    c->out.data[c->out.len++] = '\r';
+    c->out.data[c->out.len++] = '\n';
+    worker_resp_count(c, METRICS_CODE_RESP_OK);
+    c->log_bytes = lk.value_len;
+    c->log_cache = "HIT";
+    return true;
 }
 
 /* Appends the whole MGET answer and frees the MGET.  0 or -ENOMEM. */
@@ -249,23 +232,10 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
         struct resp_mget_item *it = &m->items[i];
         const char            *key = c->in + cmd->argv[i + 1].off;
         size_t                 key_len = cmd->argv[i + 1].len;
-        struct cache_lookup    lk = { 0 };
-        enum cache_status      st = CACHE_TRUNCATED;
-        size_t                 want = 4096;
+        struct cache_lookup    lk;
 
         it->mget = m;
-        for (int attempt = 0; attempt < 3 && st == CACHE_TRUNCATED;
-             attempt++) {
-            if (buf_reserve(&m->values, want) != 0) {
-                break;
-            }
-            lk.dst = m->values.data + m->values.len;
-            lk.dst_cap = m->values.cap - m->values.len;
-            st = cache_get(w->params->cache, key, key_len,
-                           cache_clock_ms(), &lk);
-            want = lk.value_len;
-        }
-        if (st == CACHE_HIT) {
+        if (worker_cache_copy(w, &m->values, 0, 0, key, key_len, &lk)) {
             it->result = BACKEND_VALUE;
             it->off = m->values.len;
             it->len = lk.value_len;
