@@ -1,7 +1,7 @@
 /*
- * buf: growable output buffers.  The only allocation on a connection's
- * answer path, and it happens only when an answer outgrows what the
- * connection already has.
+ * buf: growable connection buffers.  The only allocation on a request's
+ * path, and it happens only when a request or an answer outgrows what
+ * the connection already has.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
- * buf: a growable byte buffer with a read position, for connection
- * output.  Bytes [pos, len) are pending; appends go at len.  Growth is by
+ * buf: a growable byte buffer with a read position, for connection input
+ * and output.  Bytes [pos, len) are pending; appends go at len.  Growth is by
  * doubling; the buffer is never shrunk while in use.
  */
 #ifndef RCP_BUF_H

@@ -76,27 +76,6 @@ worker_date(struct worker *w)
     return w->date;
 }
 
-static int
-worker_buf_grow(char **buf, size_t *cap, size_t need)
-{
-    size_t  n = *cap == 0 ? 4096 : *cap;
-    char   *p;
-
-    if (need <= *cap) {
-        return 0;
-    }
-    while (n < need) {
-        n *= 2;
-    }
-    p = realloc(*buf, n);
-    if (p == NULL) {
-        return -ENOMEM;
-    }
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 int
 worker_conn_out_reserve(struct conn *c, size_t n)
 {
@@ -341,7 +320,7 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     c->fd = fd;
     c->state = CONN_READING;
     c->proto = proto;
-    c->in_len = 0;
+    c->in.len = 0;
     c->out.pos = 0;
     c->out.len = 0;
     c->close_after_write = false;
@@ -433,10 +412,8 @@ worker_before_poll(struct event_loop *loop, void *arg)
         struct conn *c = w->closed_list;
 
         w->closed_list = c->next;
-        if (c->in_cap > WORKER_BUF_KEEP) {
-            free(c->in);
-            c->in = NULL;
-            c->in_cap = 0;
+        if (c->in.cap > WORKER_BUF_KEEP) {
+            buf_free(&c->in);
         }
         if (c->out.cap > WORKER_BUF_KEEP) {
             buf_free(&c->out);
@@ -477,7 +454,7 @@ worker_conn_update(struct conn *c)
     }
     if (!c->peer_closed && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER
         && !c->close_after_write
-        && c->in_len < (c->proto == CONN_HTTP ? WORKER_HTTP_IN_MAX
+        && c->in.len < (c->proto == CONN_HTTP ? WORKER_HTTP_IN_MAX
                                               : RESP_CONN_IN_MAX)) {
         mask |= EVENT_READ;
     }
@@ -494,7 +471,7 @@ worker_conn_update(struct conn *c)
     }
     if (worker_conn_unsent(c) > 0) {
         deadline = c->activity_ms + w->cfg->idle_timeout_ms;
-    } else if ((c->in_len > 0 && !c->close_after_write)
+    } else if ((c->in.len > 0 && !c->close_after_write)
                || (w->stopping && c->requests == 0)) {
         /* While stopping, a connection that has sent nothing yet gets
          * the time a request head may take, then goes. */
@@ -517,7 +494,7 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
     struct worker *w = c->worker;
 
     if (c->state == CONN_READING && worker_conn_unsent(c) == 0
-        && c->in_len > 0 && !c->close_after_write) {
+        && c->in.len > 0 && !c->close_after_write) {
         /* A request head that did not arrive in time. */
         if (c->proto == CONN_HTTP) {
             worker_http_error(c, 408, false);
@@ -526,7 +503,7 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
             return;
         }
         c->close_after_write = true;
-        c->in_len = 0;
+        c->in.len = 0;
         worker_conn_flush(c);
         return;
     }
@@ -540,10 +517,10 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
 void
 worker_conn_consume(struct conn *c, size_t n)
 {
-    if (n < c->in_len) {
-        memmove(c->in, c->in + n, c->in_len - n);
+    if (n < c->in.len) {
+        memmove(c->in.data, c->in.data + n, c->in.len - n);
     }
-    c->in_len -= n;
+    c->in.len -= n;
     c->request_start_ms = event_now_ms(&c->worker->loop);
 }
 
@@ -558,21 +535,20 @@ worker_conn_read(struct conn *c)
         ssize_t n;
         size_t  room;
 
-        if (c->in_len == c->in_cap) {
-            if (c->in_cap >= max
-                || worker_buf_grow(&c->in, &c->in_cap,
-                                   c->in_cap == 0 ? WORKER_IN_INITIAL
-                                                  : c->in_cap * 2) != 0) {
+        if (c->in.len == c->in.cap) {
+            /* Doubling: buf_reserve() grows to twice the old size. */
+            if (c->in.cap >= max
+                || buf_reserve(&c->in, WORKER_IN_INITIAL) != 0) {
                 return;                 /* full: parse what we have */
             }
         }
-        room = c->in_cap - c->in_len;
-        n = read(c->fd, c->in + c->in_len, room);
+        room = c->in.cap - c->in.len;
+        n = read(c->fd, c->in.data + c->in.len, room);
         if (n > 0) {
-            if (c->in_len == 0 && c->state == CONN_READING) {
+            if (c->in.len == 0 && c->state == CONN_READING) {
                 c->request_start_ms = event_now_ms(&w->loop);
             }
-            c->in_len += (size_t) n;
+            c->in.len += (size_t) n;
             c->activity_ms = event_now_ms(&w->loop);
             if ((size_t) n < room) {
                 return;                 /* short read: socket drained */
@@ -619,7 +595,7 @@ worker_conn_flush(struct conn *c)
     c->out.pos = 0;
     c->out.len = 0;
 
-    if (c->state == CONN_READING && !c->close_after_write && c->in_len == 0
+    if (c->state == CONN_READING && !c->close_after_write && c->in.len == 0
         && (c->peer_closed || (w->stopping && c->requests > 0))) {
         /* Everything asked is answered and nothing more will come (the
          * client closed its side), or we are stopping and this
@@ -640,7 +616,7 @@ worker_conn_flush(struct conn *c)
             return;
         }
         c->state = CONN_DRAINING;
-        c->in_len = 0;
+        c->in.len = 0;
         if (event_timer_start(&w->loop, &c->timer, WORKER_LINGER_MS) != 0) {
             worker_conn_close(c);
             return;
@@ -704,7 +680,7 @@ worker_conn_run(struct conn *c)
             return;
         }
         worker_conn_flush(c);
-        if (c->state != CONN_READING || c->in_len == 0
+        if (c->state != CONN_READING || c->in.len == 0
             || c->close_after_write || worker_conn_unsent(c) > 0
             || (c->requests == answered && !blocked)) {
             return;
@@ -720,7 +696,7 @@ worker_conn_process(struct conn *c)
     } else {
         worker_resp_process(c);
     }
-    if (c->state == CONN_READING && c->peer_closed && c->in_len > 0
+    if (c->state == CONN_READING && c->peer_closed && c->in.len > 0
         && worker_conn_unsent(c) == 0 && !c->close_after_write) {
         /* The client closed in the middle of a request: nothing more
          * will come to complete it. */
@@ -876,7 +852,7 @@ worker_stop(struct worker *w)
         /* Idle keep-alive connections go now.  One accepted but not yet
          * heard from is a client whose request is on its way: it is
          * answered (with Connection: close) rather than reset. */
-        if (c->state == CONN_READING && c->in_len == 0
+        if (c->state == CONN_READING && c->in.len == 0
             && worker_conn_unsent(c) == 0 && c->requests > 0) {
             worker_conn_close(c);
         } else if (c->state == CONN_READING) {
@@ -1027,7 +1003,7 @@ worker_fini(struct worker *w)
             struct conn *c = &w->conns[i];
 
             worker_conn_close(c);
-            free(c->in);
+            buf_free(&c->in);
             free(c->argv);
             buf_free(&c->out);
         }

@@ -28,7 +28,6 @@
 #include "worker.h"
 
 #define WORKER_IN_INITIAL      4096
-#define WORKER_OUT_INITIAL     4096
 /* Largest HTTP request we buffer: head limit plus body limit. */
 #define WORKER_HTTP_IN_MAX     (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
 /* Past this much unsent output, stop reading and parsing (backpressure). */
@@ -93,9 +92,9 @@ struct conn {
     struct worker        *worker;       /* borrowed: the process's */
     struct event_io       io;
     struct event_timer    timer;        /* header, idle, linger deadline */
-    char                 *in;           /* owned */
-    size_t                in_len;
-    size_t                in_cap;
+    struct buf            in;           /* owned: request bytes; pos is
+                                           always 0, answered requests are
+                                           cut off the front */
     struct buf            out;          /* owned: answers not yet sent */
     uint64_t              request_start_ms; /* first byte of the request */
     uint64_t              activity_ms;  /* last read or write progress */

@@ -52,13 +52,13 @@ worker_http_error(struct conn *c, int status, bool fatal)
 static void
 worker_http_log(struct conn *c, size_t head_len)
 {
-    const char *cr = memchr(c->in, '\r', head_len < c->in_len ? head_len
-                                                              : c->in_len);
-    size_t      n = cr != NULL ? (size_t) (cr - c->in)
-                               : (head_len < c->in_len ? head_len
-                                                       : c->in_len);
+    const char *cr = memchr(c->in.data, '\r', head_len < c->in.len ? head_len
+                                                              : c->in.len);
+    size_t      n = cr != NULL ? (size_t) (cr - c->in.data)
+                               : (head_len < c->in.len ? head_len
+                                                       : c->in.len);
 
-    worker_access_log(c, c->in, n);
+    worker_access_log(c, c->in.data, n);
 }
 
 static void
@@ -193,7 +193,7 @@ static bool
 worker_http_handle(struct conn *c)
 {
     struct worker *w = c->worker;
-    const char    *path = c->in + c->req.path_off;
+    const char    *path = c->in.data + c->req.path_off;
     size_t         path_len = c->req.path_len;
     const char    *key;
     ssize_t        key_len;
@@ -231,8 +231,8 @@ void
 worker_http_process(struct conn *c)
 {
     while (c->state == CONN_READING && !c->close_after_write
-           && c->in_len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
-        enum http_parse_rc rc = http_parse_request(&c->hp, c->in, c->in_len,
+           && c->in.len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
+        enum http_parse_rc rc = http_parse_request(&c->hp, c->in.data, c->in.len,
                                                    &c->req);
 
         if (rc == HTTP_PARSE_AGAIN) {
@@ -243,11 +243,11 @@ worker_http_process(struct conn *c)
         c->log_cache = NULL;
         if (rc == HTTP_PARSE_ERROR) {
             worker_http_error(c, c->req.status, true);
-            worker_http_log(c, c->in_len);
-            c->in_len = 0;
+            worker_http_log(c, c->in.len);
+            c->in.len = 0;
             return;
         }
-        if (c->in_len < c->req.head_len + c->req.content_length) {
+        if (c->in.len < c->req.head_len + c->req.content_length) {
             return;                     /* the ignored body is still due */
         }
         if (!worker_http_handle(c)) {

@@ -60,7 +60,7 @@ worker_resp_log(struct conn *c)
         if (i > 0) {
             req[n++] = ' ';
         }
-        memcpy(req + n, c->in + c->argv[i].off, len);
+        memcpy(req + n, c->in.data + c->argv[i].off, len);
         n += len;
     }
     worker_access_log(c, req, n);
@@ -230,7 +230,7 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
     c->mget = m;
     for (size_t i = 0; i < n; i++) {
         struct resp_mget_item *it = &m->items[i];
-        const char            *key = c->in + cmd->argv[i + 1].off;
+        const char            *key = c->in.data + cmd->argv[i + 1].off;
         size_t                 key_len = cmd->argv[i + 1].len;
         struct cache_lookup    lk;
 
@@ -256,7 +256,7 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
         struct resp_mget_item *it = &m->items[i];
 
         if (it->fetch) {
-            backend_get(w->backend, c->in + cmd->argv[i + 1].off,
+            backend_get(w->backend, c->in.data + cmd->argv[i + 1].off,
                         cmd->argv[i + 1].len, &it->waiter,
                         worker_resp_mget_cb, it);
         }
@@ -270,7 +270,7 @@ worker_resp_process(struct conn *c)
     struct worker *w = c->worker;
 
     while (c->state == CONN_READING && !c->close_after_write
-           && c->in_len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
+           && c->in.len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
         struct resp_command cmd = {
             .argv = c->argv,
             .argv_cap = RESP_CONN_ARGV_MAX,
@@ -278,9 +278,9 @@ worker_resp_process(struct conn *c)
         enum resp_parse_rc  rc;
         enum resp_action    act;
 
-        rc = resp_parse_command(&c->rp, c->in, c->in_len, &cmd);
+        rc = resp_parse_command(&c->rp, c->in.data, c->in.len, &cmd);
         if (rc == RESP_PARSE_AGAIN) {
-            if (c->in_len >= RESP_CONN_IN_MAX) {
+            if (c->in.len >= RESP_CONN_IN_MAX) {
                 cmd.error = "Protocol error: too big request";
                 rc = RESP_PARSE_ERROR;
             } else {
@@ -297,7 +297,7 @@ worker_resp_process(struct conn *c)
             }
             worker_resp_count(c, METRICS_CODE_RESP_ERR);
             c->close_after_write = true;
-            c->in_len = 0;
+            c->in.len = 0;
             return;
         }
         c->resp_consumed = cmd.consumed;
@@ -310,7 +310,7 @@ worker_resp_process(struct conn *c)
             resp_parse_init(&c->rp);
             continue;
         }
-        act = resp_dispatch(c->in, &cmd, w->cfg->redis_db, &c->out);
+        act = resp_dispatch(c->in.data, &cmd, w->cfg->redis_db, &c->out);
         switch (act) {
         case RESP_ACTION_REPLIED:
             worker_resp_count(c, METRICS_CODE_RESP_OK);
@@ -323,12 +323,12 @@ worker_resp_process(struct conn *c)
             worker_conn_close(c);
             return;
         case RESP_ACTION_GET:
-            if (worker_resp_try_hit(c, c->in + cmd.argv[1].off,
+            if (worker_resp_try_hit(c, c->in.data + cmd.argv[1].off,
                                     cmd.argv[1].len)) {
                 break;
             }
             c->state = CONN_WAITING;
-            backend_get(w->backend, c->in + cmd.argv[1].off, cmd.argv[1].len,
+            backend_get(w->backend, c->in.data + cmd.argv[1].off, cmd.argv[1].len,
                         &c->waiter, worker_resp_get_cb, c);
             return;
         case RESP_ACTION_MGET:
