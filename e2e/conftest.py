@@ -237,6 +237,30 @@ def http_raw(port, data, timeout=5.0, read_until_close=True):
         s.close()
 
 
+def read_until_close(s):
+    """Everything the peer sends until it closes (or resets) the
+    connection; closes s."""
+    data = b""
+    try:
+        while True:
+            try:
+                b = s.recv(1 << 20)
+            except (ConnectionResetError, OSError):
+                break
+            if not b:
+                break
+            data += b
+    finally:
+        s.close()
+    return data
+
+
+def get(p, key, timeout=5):
+    """GET /<key> on a proxy's data port."""
+    import requests
+    return requests.get(p.url("/" + key), timeout=timeout)
+
+
 def parse_responses(data, head_requests=()):
     """Splits a byte stream into (status, headers, body) tuples.
     head_requests: indexes of responses that answer HEAD (no body)."""

@@ -1,6 +1,5 @@
 """The admin port: health, metrics, flush and delete, as an operator uses
 them."""
-import re
 import shutil
 import subprocess
 

@@ -2,16 +2,11 @@
 sockets, outages, stalls and miss coalescing against a real
 redis-server."""
 import concurrent.futures
-import os
 import time
 
-import requests
 
-from conftest import Redis, SlowRedis, wait_for
+from conftest import Redis, SlowRedis, get, wait_for
 
-
-def get(p, key, timeout=5):
-    return requests.get(p.url("/" + key), timeout=timeout)
 
 
 def test_round_trip_every_byte(redis_server, proxy):

@@ -8,11 +8,8 @@ import time
 import pytest
 import requests
 
-from conftest import http_raw, parse_responses, wait_for
-
-
-def get(proxy, key, **kw):
-    return requests.get(proxy.url("/" + key), timeout=5, **kw)
+from conftest import get, http_raw, parse_responses, read_until_close, \
+    wait_for
 
 
 def test_miss_then_hit(redis_server, proxy):
@@ -176,13 +173,7 @@ def test_http10(redis_server, proxy):
     first = s.recv(65536)
     assert b"Connection: keep-alive" in first
     s.sendall(b"GET /h10 HTTP/1.0\r\n\r\n")
-    rest = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        rest += b
-    s.close()
+    rest = read_until_close(s)
     assert rest.startswith(b"HTTP/1.1 200 OK")
 
 
@@ -190,13 +181,7 @@ def test_connection_close_honoured(redis_server, proxy):
     redis_server.client().set("cc", "x")
     s = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
     s.sendall(b"GET /cc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break                       # the server closed: as asked
-        data += b
-    s.close()
+    data = read_until_close(s)
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"x")
 
 
@@ -256,18 +241,9 @@ def test_slow_headers_get_408_while_others_are_served(redis_server,
     t.start()
     for _ in range(5):
         served.append(requests.get(p.url("/fast"), timeout=2).status_code)
-    data = b""
-    while True:
-        try:
-            b = slow.recv(65536)
-        except OSError:
-            break
-        if not b:
-            break
-        data += b
+    data = read_until_close(slow)
     elapsed = time.monotonic() - start
     t.join()
-    slow.close()
     assert served == [200] * 5
     assert data.startswith(b"HTTP/1.1 408 "), data
     assert 0.4 < elapsed < 1.9
@@ -347,13 +323,7 @@ def test_half_close_after_pipelined_requests(redis_server, proxy):
     s.sendall(b"GET /ha HTTP/1.1\r\nHost: x\r\n\r\n"
               b"GET /hb HTTP/1.1\r\nHost: x\r\n\r\n")
     s.shutdown(socket.SHUT_WR)
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
+    data = read_until_close(s)
     assert [b for _, _, b in parse_responses(data)] == [b"A", b"B"]
 
 
@@ -368,13 +338,7 @@ def test_pipeline_sent_whole_before_reading(redis_server, make_proxy):
         b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
     s.sendall(req)
-    data = b""
-    while True:
-        b = s.recv(1 << 20)
-        if not b:
-            break
-        data += b
-    s.close()
+    data = read_until_close(s)
     resps = parse_responses(data)
     assert len(resps) == 40
     assert all(st == 200 and body == big for st, _, body in resps)

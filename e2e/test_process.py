@@ -4,17 +4,13 @@ import concurrent.futures
 import os
 import signal
 import socket
-import subprocess
 import threading
 import time
 
 import requests
 
-from conftest import Proxy, SlowRedis, pid_alive, wait_for
+from conftest import Proxy, SlowRedis, get, pid_alive, wait_for
 
-
-def get(p, key, timeout=5):
-    return requests.get(p.url("/" + key), timeout=timeout)
 
 
 def worker_pids(p):

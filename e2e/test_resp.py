@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import redis as redis_py
 
-from conftest import Redis, free_port, http_raw
+from conftest import Redis, free_port, http_raw, read_until_close
 
 
 @pytest.fixture
@@ -91,13 +91,7 @@ def test_inline_commands(redis_server, resp_proxy):
     redis_server.client().set("in", "line")
     s = socket.create_connection(("127.0.0.1", resp_proxy.resp_port))
     s.sendall(b"PING\r\nGET in\r\nQUIT\r\n")
-    data = b""
-    while True:
-        b = s.recv(4096)
-        if not b:
-            break
-        data += b
-    s.close()
+    data = read_until_close(s)
     assert data == b"+PONG\r\n$4\r\nline\r\n+OK\r\n"
 
 
@@ -109,7 +103,7 @@ def test_protocol_error_closes(resp_proxy):
 def test_backend_down_is_an_error(make_proxy):
     r = Redis()
     port = free_port()
-    p = make_proxy(r, "--resp-listen", "127.0.0.1:%d" % port,
+    make_proxy(r, "--resp-listen", "127.0.0.1:%d" % port,
                    "--redis-timeout", "300ms")
     c = redis_py.Redis(host="127.0.0.1", port=port, socket_timeout=5)
     with pytest.raises(redis_py.ResponseError, match="unavailable"):
