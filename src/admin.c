@@ -248,6 +248,16 @@ admin_route_find(const char *path, size_t path_len)
     return NULL;
 }
 
+bool
+admin_needs_health(const struct admin_request *req)
+{
+    const struct admin_route *route = admin_route_find(req->path,
+                                                       req->path_len);
+
+    return route != NULL && route->action == ADMIN_HEALTH
+           && (route->methods & ADMIN_M(req->method)) != 0;
+}
+
 size_t
 admin_handle(const struct admin_request *req, const struct admin_ops *ops,
              char *buf, size_t cap, int *status)

@@ -97,6 +97,11 @@ size_t admin_handle(const struct admin_request *req,
                     const struct admin_ops *ops, char *buf, size_t cap,
                     int *status);
 
+/* True when req will call ops->health(): the caller, which learns
+ * Redis' state asynchronously, asks Redis first and calls admin_handle()
+ * once it knows. */
+bool admin_needs_health(const struct admin_request *req);
+
 /*
  * A reply for a request the parser rejected (http_request.status: 400,
  * 408, 413, 414, 431, 501, 505 ...), always with Connection: close: after

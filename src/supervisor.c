@@ -1186,8 +1186,8 @@ supervisor_admin_metrics(void *ctx, char *buf, size_t cap)
 }
 
 /* Answers the parsed request in c->req; the PING for /health is done. */
-static void
-supervisor_admin_answer(struct admin_conn *c)
+static struct admin_request
+supervisor_admin_request(const struct admin_conn *c)
 {
     struct admin_request ar = {
         .method = c->req.method,
@@ -1196,6 +1196,14 @@ supervisor_admin_answer(struct admin_conn *c)
         .keep_alive = c->req.keep_alive && !c->sup->stopping,
         .now = time(NULL),
     };
+
+    return ar;
+}
+
+static void
+supervisor_admin_answer(struct admin_conn *c)
+{
+    struct admin_request ar = supervisor_admin_request(c);
     struct admin_ops     ops = {
         .flush = supervisor_admin_flush,
         .delete_key = supervisor_admin_delete,
@@ -1390,6 +1398,7 @@ supervisor_health_start(struct admin_conn *c)
 static void
 supervisor_admin_process(struct admin_conn *c)
 {
+    struct admin_request ar;
     enum http_parse_rc rc;
     size_t             n;
     char              *buf;
@@ -1414,9 +1423,10 @@ supervisor_admin_process(struct admin_conn *c)
     if (c->in_len < c->req.head_len + c->req.content_length) {
         return;                         /* the body is still coming */
     }
-    if ((c->req.method == HTTP_METHOD_GET || c->req.method == HTTP_METHOD_HEAD)
-        && c->req.path_len == 7
-        && memcmp(c->in + c->req.path_off, "/health", 7) == 0) {
+    /* admin.c routes; it only tells us first whether Redis must be
+     * asked, which it cannot do itself. */
+    ar = supervisor_admin_request(c);
+    if (admin_needs_health(&ar)) {
         supervisor_health_start(c);
         return;
     }

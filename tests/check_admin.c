@@ -565,6 +565,33 @@ START_TEST(parser_error_reply_closes)
 }
 END_TEST
 
+static const struct needs_health_case {
+    enum http_method method;
+    const char      *path;
+    bool             needs;
+    const char      *why;
+} needs_health_cases[] = {
+    { HTTP_METHOD_GET, "/health", true, "GET /health asks Redis" },
+    { HTTP_METHOD_HEAD, "/health", true, "HEAD /health asks Redis too" },
+    { HTTP_METHOD_POST, "/health", false, "405: no need to ask" },
+    { HTTP_METHOD_GET, "/metrics", false, "other routes answer at once" },
+    { HTTP_METHOD_GET, "/h%65alth", false, "paths match as sent" },
+    { HTTP_METHOD_GET, "/healthz", false, "no prefix match" },
+};
+
+START_TEST(test_needs_health)
+{
+    const struct needs_health_case *tc = &needs_health_cases[_i];
+    struct admin_request            req = {
+        .method = tc->method,
+        .path = tc->path,
+        .path_len = strlen(tc->path),
+    };
+
+    ck_assert_msg(admin_needs_health(&req) == tc->needs, "%s", tc->why);
+}
+END_TEST
+
 static Suite *
 admin_suite(void)
 {
@@ -581,6 +608,9 @@ admin_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("health");
+    tcase_add_loop_test(tc, test_needs_health, 0,
+                        sizeof(needs_health_cases)
+                            / sizeof(needs_health_cases[0]));
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_loop_test(tc, health_json, 0,
                         sizeof(health_cases) / sizeof(*health_cases));
