@@ -1404,6 +1404,7 @@ cache_debug_hold_lock(struct cache *cache, bool write)
 {
     struct cache_hdr_shm *hdr = cache->hdr;
     struct cache_worker_shm *me = cache->worker;
+    uint32_t pid = cache_pid();     /* before the lock, like every caller */
     int rc;
 
     __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
@@ -1417,7 +1418,6 @@ cache_debug_hold_lock(struct cache *cache, bool write)
                                        : CACHE_WORKER_INSIDE_READ,
                      __ATOMIC_SEQ_CST);
     if (write) {
-        __atomic_store_n(&hdr->writer_pid, (uint32_t) getpid(),
-                         __ATOMIC_RELAXED);
+        __atomic_store_n(&hdr->writer_pid, pid, __ATOMIC_RELAXED);
     }
 }
