@@ -408,6 +408,14 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_u64(&o, "rcp_cache_capacity_bytes", "gauge",
                 "Most key and value bytes the cache holds (--max-memory).",
                 cs->capacity_bytes);
+    /* Poisoned: a worker died inside the lock and the cache is bypassed
+     * until the supervisor rebuilds it; each rebuild bumps the count. */
+    metrics_u64(&o, "rcp_cache_poisoned", "gauge",
+                "1 while the cache is bypassed for crash recovery.",
+                cs->poisoned ? 1 : 0);
+    metrics_u64(&o, "rcp_cache_recoveries_total", "counter",
+                "Cache rebuilds after a worker died inside the lock.",
+                cs->generation);
 
     metrics_render_backend(&o, &sum);
 
@@ -416,6 +424,9 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_family(&o, "rcp_connections", "gauge",
                    "Open client connections, all workers together.");
     textbuf_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
+    metrics_u64(&o, "rcp_max_clients", "gauge",
+                "Most client connections, all workers together "
+                "(--max-clients).", info->max_clients);
     metrics_u64(&o, "rcp_workers", "gauge", "Live worker processes.",
                 info->workers_alive);
     metrics_u64(&o, "rcp_worker_restarts_total", "counter",

@@ -86,6 +86,8 @@ struct metrics_process_info {
     double      start_time_seconds;     /* since the epoch */
     uint32_t    workers_alive;
     uint64_t    worker_restarts;
+    uint32_t    max_clients;            /* --max-clients, for dashboards
+                                           and alerts on rcp_connections */
 };
 
 /* Renders the Prometheus text exposition (version 0.0.4) into buf.
