@@ -85,6 +85,7 @@ static const char *const metrics_backend_error_names[] = {
     [METRICS_BACKEND_UNREACHABLE] = "unreachable",
     [METRICS_BACKEND_TIMEOUT] = "timeout",
     [METRICS_BACKEND_REPLY] = "reply",
+    [METRICS_BACKEND_TLS] = "tls",
 };
 
 _Static_assert(sizeof(metrics_backend_error_names)

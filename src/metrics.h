@@ -37,6 +37,7 @@ enum metrics_backend_error {
     METRICS_BACKEND_UNREACHABLE = 0,
     METRICS_BACKEND_TIMEOUT,
     METRICS_BACKEND_REPLY,
+    METRICS_BACKEND_TLS,        /* a TLS handshake or certificate failed */
     METRICS_BACKEND_ERROR_COUNT
 };
 
