@@ -213,18 +213,29 @@ def proxy(redis_server, make_proxy):
 
 
 def http_raw(port, data, timeout=5.0, read_until_close=True):
-    """Sends raw bytes, returns everything read until the peer closes (or
-    the timeout passes)."""
+    """Sends raw bytes and returns what the peer answers: everything until
+    it closes (or resets) the connection, or with read_until_close=False
+    the first chunk.  The peer must do so within `timeout` seconds: a
+    timeout fails the test, it is never taken for a close."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         s.sendall(data)
         chunks = []
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    "peer did not close within %.1fs; read so far: %r"
+                    % (timeout, b"".join(chunks)[:300]))
+            s.settimeout(left)
             try:
                 b = s.recv(65536)
             except socket.timeout:
-                break
+                raise AssertionError(
+                    "peer did not %s within %.1fs; read so far: %r"
+                    % ("close" if read_until_close else "answer", timeout,
+                       b"".join(chunks)[:300])) from None
             except ConnectionResetError:
                 break
             if not b:
@@ -237,15 +248,29 @@ def http_raw(port, data, timeout=5.0, read_until_close=True):
         s.close()
 
 
-def read_until_close(s):
+def read_until_close(s, timeout=10.0):
     """Everything the peer sends until it closes (or resets) the
-    connection; closes s."""
+    connection; closes s.  The close must come within `timeout` seconds
+    of the call (a socket without its own timeout gets this one): a
+    timeout fails the test, it is never taken for a close."""
     data = b""
+    deadline = time.monotonic() + timeout
     try:
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    "peer did not close within %.1fs; read so far: %r"
+                    % (timeout, data[:300]))
+            if s.gettimeout() is None or s.gettimeout() > left:
+                s.settimeout(left)
             try:
                 b = s.recv(1 << 20)
-            except (ConnectionResetError, OSError):
+            except socket.timeout:
+                raise AssertionError(
+                    "peer did not close within %.1fs; read so far: %r"
+                    % (timeout, data[:300])) from None
+            except ConnectionResetError:
                 break
             if not b:
                 break
@@ -271,6 +296,11 @@ def parse_responses(data, head_requests=()):
         if not sep:
             raise AssertionError("incomplete response: %r" % data[:200])
         lines = head.split(b"\r\n")
+        # Every answer starts with a status line: stray bytes (a body
+        # sent for HEAD, a wrong Content-Length) fail here.
+        if not lines[0].startswith(b"HTTP/1.1 "):
+            raise AssertionError("response %d does not start with a "
+                                 "status line: %r" % (i, head[:200]))
         status = int(lines[0].split()[1])
         headers = {}
         for line in lines[1:]:

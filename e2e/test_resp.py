@@ -89,7 +89,8 @@ def test_pipeline_of_1000(redis_server, resp_proxy):
 
 def test_inline_commands(redis_server, resp_proxy):
     redis_server.client().set("in", "line")
-    s = socket.create_connection(("127.0.0.1", resp_proxy.resp_port))
+    s = socket.create_connection(("127.0.0.1", resp_proxy.resp_port),
+                                 timeout=5)
     s.sendall(b"PING\r\nGET in\r\nQUIT\r\n")
     data = read_until_close(s)
     assert data == b"+PONG\r\n$4\r\nline\r\n+OK\r\n"

@@ -85,6 +85,7 @@ static const char *const metrics_backend_error_names[] = {
     [METRICS_BACKEND_UNREACHABLE] = "unreachable",
     [METRICS_BACKEND_TIMEOUT] = "timeout",
     [METRICS_BACKEND_REPLY] = "reply",
+    [METRICS_BACKEND_TLS] = "tls",
 };
 
 _Static_assert(sizeof(metrics_backend_error_names)
@@ -428,6 +429,14 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_u64(&o, "rcp_cache_capacity_bytes", "gauge",
                 "Most key and value bytes the cache holds (--max-memory).",
                 cs->capacity_bytes);
+    /* Poisoned: a worker died inside the lock and the cache is bypassed
+     * until the supervisor rebuilds it; each rebuild bumps the count. */
+    metrics_u64(&o, "rcp_cache_poisoned", "gauge",
+                "1 while the cache is bypassed for crash recovery.",
+                cs->poisoned ? 1 : 0);
+    metrics_u64(&o, "rcp_cache_recoveries_total", "counter",
+                "Cache rebuilds after a worker died inside the lock.",
+                cs->generation);
 
     metrics_render_backend(&o, &sum);
 
@@ -445,6 +454,9 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_u64(&o, "rcp_auth_failures_total", "counter",
                 "Requests refused for missing or wrong credentials.",
                 sum.auth_failures);
+    metrics_u64(&o, "rcp_max_clients", "gauge",
+                "Most client connections, all workers together "
+                "(--max-clients).", info->max_clients);
     metrics_u64(&o, "rcp_workers", "gauge", "Live worker processes.",
                 info->workers_alive);
     metrics_u64(&o, "rcp_worker_restarts_total", "counter",

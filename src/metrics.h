@@ -38,6 +38,7 @@ enum metrics_backend_error {
     METRICS_BACKEND_UNREACHABLE = 0,
     METRICS_BACKEND_TIMEOUT,
     METRICS_BACKEND_REPLY,
+    METRICS_BACKEND_TLS,        /* a TLS handshake or certificate failed */
     METRICS_BACKEND_ERROR_COUNT
 };
 
@@ -93,6 +94,8 @@ struct metrics_process_info {
     double      start_time_seconds;     /* since the epoch */
     uint32_t    workers_alive;
     uint64_t    worker_restarts;
+    uint32_t    max_clients;            /* --max-clients, for dashboards
+                                           and alerts on rcp_connections */
 };
 
 /* Renders the Prometheus text exposition (version 0.0.4) into buf.

@@ -1182,6 +1182,7 @@ supervisor_admin_metrics(void *ctx, char *buf, size_t cap)
         .start_time_seconds = s->start_time,
         .workers_alive = supervisor_alive(s),
         .worker_restarts = s->restarts,
+        .max_clients = s->cfg.max_clients,
     };
 
     cache_stats(s->cache, &cs);

@@ -76,6 +76,21 @@ worker_date(struct worker *w)
     return w->date;
 }
 
+/* The backend's store callback: a value read from Redis goes into the
+ * shared cache once per fetch, before its waiters are answered.
+ * CACHE_TOO_LARGE or CACHE_BYPASS just mean not stored. */
+static void
+worker_store_value(void *arg, const void *key, size_t key_len,
+                   struct value *v)
+{
+    struct worker *w = arg;
+
+    if (w->params->cache != NULL) {
+        (void)cache_set(w->params->cache, key, key_len, v->data, v->len,
+                        cache_clock_ms());
+    }
+}
+
 int
 worker_conn_out_reserve(struct conn *c, size_t n)
 {
@@ -980,8 +995,8 @@ worker_init(struct worker *w, const struct worker_params *p)
         w->free_list = c;
     }
 
-    rc = backend_create(&w->loop, p->cfg, p->cache, p->metrics,
-                        &w->backend);
+    rc = backend_create(&w->loop, p->cfg, p->metrics, worker_store_value,
+                        w, &w->backend);
     if (rc != 0) {
         log_error("backend_create() failed: %s", strerror(-rc));
         return rc;
