@@ -103,13 +103,18 @@ struct conn {
     bool                  peer_closed;  /* read returned 0 */
     uint64_t              requests;     /* answered on this connection */
     char                  peer[INET6_ADDRSTRLEN]; /* for the access log */
-    uint64_t              log_start_ms; /* when the request was parsed */
+    uint64_t              log_start_us; /* when the request was parsed,
+                                           CLOCK_MONOTONIC; 0 without an
+                                           access log */
     int                   log_status;   /* HTTP status, or 0 */
     const char           *log_resp;     /* RESP outcome: ok nil err */
     uint64_t              log_bytes;    /* body or value bytes sent */
     const char           *log_cache;    /* HIT MISS - */
     struct http_parse     hp;
     struct http_request   req;          /* the request being answered */
+    struct http_chunked   hc;           /* its chunked body, if any */
+    size_t                req_body_len; /* its body's bytes, to skip */
+    bool                  continue_sent; /* 100 Continue for it */
     struct backend_waiter waiter;       /* linked while WAITING */
     struct resp_parse     rp;
     struct resp_arg      *argv;         /* owned: RESP_CONN_ARGV_MAX */
@@ -175,6 +180,8 @@ void   worker_conn_process(struct conn *c);
 /* process + flush until nothing more can be answered now. */
 void   worker_conn_run(struct conn *c);
 void   worker_access_log(struct conn *c, const char *req, size_t req_len);
+/* Marks when a request was parsed, for the access log's duration. */
+void   worker_access_start(struct conn *c);
 
 /* worker_http.c */
 void   worker_http_process(struct conn *c);

@@ -277,6 +277,7 @@ worker_resp_process(struct conn *c)
         };
         enum resp_parse_rc  rc;
         enum resp_action    act;
+        size_t              pending;
 
         rc = resp_parse_command(&c->rp, c->in.data, c->in.len, &cmd);
         if (rc == RESP_PARSE_AGAIN) {
@@ -302,7 +303,7 @@ worker_resp_process(struct conn *c)
         }
         c->resp_consumed = cmd.consumed;
         c->resp_argc = cmd.argc;
-        c->log_start_ms = event_now_ms(&w->loop);
+        worker_access_start(c);
         c->log_bytes = 0;
         c->log_cache = NULL;
         if (cmd.argc == 0) {
@@ -314,13 +315,17 @@ worker_resp_process(struct conn *c)
             if (c->state == CONN_CLOSED) {
                 return;
             }
-            act = RESP_ACTION_REPLIED;
             goto answered;
         }
+        pending = buf_pending(&c->out);
         act = resp_dispatch(c->in.data, &cmd, w->cfg->redis_db, &c->out);
         switch (act) {
         case RESP_ACTION_REPLIED:
-            worker_resp_count(c, METRICS_CODE_RESP_OK);
+            /* An unknown command, a wrong arity ...: an error answer
+             * (appending may have rewound out, hence pos + pending). */
+            worker_resp_count(c, c->out.data[c->out.pos + pending] == '-'
+                              ? METRICS_CODE_RESP_ERR
+                              : METRICS_CODE_RESP_OK);
             break;
         case RESP_ACTION_CLOSE:
             worker_resp_count(c, METRICS_CODE_RESP_OK);

@@ -109,11 +109,14 @@ worker_resp_session_fini(struct conn *c)
     resp_session_fini(&c->session);
 }
 
-/* Counts an answer the session wrote at out[from..]: an error or not. */
+/* Counts the answer the session just wrote after the pending bytes
+ * that were there before (appending may have rewound out, hence pos +
+ * pending): an error or not. */
 static void
-worker_resp_session_count(struct conn *c, size_t from)
+worker_resp_session_count(struct conn *c, size_t pending)
 {
-    bool err = c->out.len > from && c->out.data[from] == '-';
+    size_t from = c->out.pos + pending;
+    bool   err = c->out.len > from && c->out.data[from] == '-';
 
     worker_resp_count(c, err ? METRICS_CODE_RESP_ERR : METRICS_CODE_RESP_OK);
     if (err && c->out.len - from > 5
@@ -132,7 +135,7 @@ worker_resp_gate(struct conn *c, const struct resp_command *cmd)
         .fill_info = worker_resp_fill_info,
         .arg = &ia,
     };
-    size_t                      from = c->out.len;
+    size_t                      pending = buf_pending(&c->out);
     enum resp_session_rc        rc;
 
     if (c->session.authed && !c->session.in_multi) {
@@ -147,7 +150,7 @@ worker_resp_gate(struct conn *c, const struct resp_command *cmd)
         worker_conn_close(c);
         return true;
     }
-    worker_resp_session_count(c, from);
+    worker_resp_session_count(c, pending);
     return true;
 }
 
@@ -185,7 +188,7 @@ worker_resp_session(struct conn *c, const struct resp_command *cmd)
         .fill_info = worker_resp_fill_info,
         .arg = &ia,
     };
-    size_t                      from = c->out.len;
+    size_t                      pending = buf_pending(&c->out);
     enum resp_session_rc        rc;
 
     rc = resp_session_command(&c->session, c->in.data, cmd, &env, &c->out);
@@ -197,7 +200,7 @@ worker_resp_session(struct conn *c, const struct resp_command *cmd)
         worker_conn_close(c);
         return false;
     }
-    worker_resp_session_count(c, from);
+    worker_resp_session_count(c, pending);
     if (rc == RESP_SESSION_CLOSE) {
         c->close_after_write = true;
     }
