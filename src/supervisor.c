@@ -397,6 +397,9 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
     params.cache = s->cache;
     params.metrics = metrics_slot(s->metrics, params.slot);
     params.clients = s->clients;
+    params.metrics_all = s->metrics;
+    params.supervisor_pid = (long) parent;
+    params.start_time = s->start_time;
     status = worker_run(&params);
     _exit(status);
 }

@@ -388,6 +388,7 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     }
     w->open_conns++;
     metrics_add_connections(w->params->metrics, 1);
+    metrics_count_connection(w->params->metrics, false);
     if (proto == CONN_RESP && c->argv == NULL) {
         c->argv = malloc(RESP_CONN_ARGV_MAX * sizeof(*c->argv));
         if (c->argv == NULL) {
@@ -395,6 +396,9 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
             worker_conn_close(c);
             return;
         }
+    }
+    if (proto == CONN_RESP) {
+        worker_resp_session_open(c);
     }
     rc = event_io_set(&w->loop, &c->io, EVENT_READ);
     if (rc != 0) {
@@ -1082,6 +1086,7 @@ worker_fini(struct worker *w)
             worker_conn_close(c);
             buf_free(&c->in);
             free(c->argv);
+            worker_resp_session_fini(c);
             buf_free(&c->out);
         }
     }

@@ -25,6 +25,7 @@
 #include "http_parser.h"
 #include "metrics.h"
 #include "resp_parser.h"
+#include "resp_session.h"
 #include "worker.h"
 
 #define WORKER_IN_INITIAL      4096
@@ -120,6 +121,7 @@ struct conn {
     size_t                resp_consumed; /* bytes of the command waiting */
     size_t                resp_argc;    /* of the command being answered */
     struct resp_mget     *mget;         /* owned: MGET in progress */
+    struct resp_session   session;      /* RESP: AUTH, MULTI, name */
     struct conn          *next;         /* pool / closed list */
 };
 
@@ -143,6 +145,7 @@ struct worker {
     struct conn         *free_list;
     struct conn         *closed_list;   /* back to the pool in before_poll */
     size_t               open_conns;
+    uint64_t             client_ids;    /* RESP connections opened */
     char                *key_buf;       /* owned: decoded key */
     struct buf           access;        /* owned: lines not yet written */
     uint64_t             access_dropped; /* lines lost to a full pipe */
@@ -188,5 +191,16 @@ void   worker_http_error(struct conn *c, int status, bool fatal);
 /* worker_resp.c */
 void   worker_resp_process(struct conn *c);
 void   worker_resp_mget_free(struct conn *c);
+void   worker_resp_count(struct conn *c, enum metrics_code code);
+
+/* worker_resp_session.c */
+void   worker_resp_session_open(struct conn *c);
+void   worker_resp_session_fini(struct conn *c);
+/* Before dispatch: true when the command was answered here (NOAUTH,
+ * queued in MULTI); the caller logs it and goes on. */
+bool   worker_resp_gate(struct conn *c, const struct resp_command *cmd);
+/* RESP_ACTION_SESSION: answers it; false when the connection was
+ * closed (no memory). */
+bool   worker_resp_session(struct conn *c, const struct resp_command *cmd);
 
 #endif

@@ -17,7 +17,7 @@
 #include "resp.h"
 #include "worker_conn.h"
 
-static void
+void
 worker_resp_count(struct conn *c, enum metrics_code code)
 {
     c->log_status = 0;
@@ -311,6 +311,12 @@ worker_resp_process(struct conn *c)
             resp_parse_init(&c->rp);
             continue;
         }
+        if (worker_resp_gate(c, &cmd)) {
+            if (c->state == CONN_CLOSED) {
+                return;
+            }
+            goto answered;
+        }
         pending = buf_pending(&c->out);
         act = resp_dispatch(c->in.data, &cmd, w->cfg->redis_db, &c->out);
         switch (act) {
@@ -345,7 +351,13 @@ worker_resp_process(struct conn *c)
                 return;
             }
             break;
+        case RESP_ACTION_SESSION:
+            if (!worker_resp_session(c, &cmd)) {
+                return;
+            }
+            break;
         }
+answered:
         worker_resp_log(c);
         worker_conn_consume(c, c->resp_consumed);
         c->resp_consumed = 0;
