@@ -38,6 +38,7 @@ static const struct metrics_process_info info_sample = {
     .start_time_seconds = 1700000000.25,
     .workers_alive = 4,
     .worker_restarts = 5,
+    .max_clients = 1024,
 };
 
 static void
@@ -376,11 +377,20 @@ static const struct family_case {
       "rcp_cache_capacity_entries 10000" },
     { "rcp_cache_capacity_bytes", "gauge",
       "rcp_cache_capacity_bytes 67108864" },
+    { "rcp_cache_poisoned", "gauge", "rcp_cache_poisoned 0" },
+    { "rcp_cache_recoveries_total", "counter",
+      "rcp_cache_recoveries_total 1" },
     { "rcp_backend_errors_total", "counter",
       "rcp_backend_errors_total{kind=\"reply\"} 0" },
     { "rcp_backend_request_duration_seconds", "histogram",
       "rcp_backend_request_duration_seconds_count 0" },
     { "rcp_connections", "gauge", "rcp_connections 0" },
+    { "rcp_connections_accepted_total", "counter",
+      "rcp_connections_accepted_total 0" },
+    { "rcp_connections_denied_total", "counter",
+      "rcp_connections_denied_total 0" },
+    { "rcp_auth_failures_total", "counter", "rcp_auth_failures_total 0" },
+    { "rcp_max_clients", "gauge", "rcp_max_clients 1024" },
     { "rcp_workers", "gauge", "rcp_workers 4" },
     { "rcp_worker_restarts_total", "counter",
       "rcp_worker_restarts_total 5" },
