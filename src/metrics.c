@@ -164,6 +164,8 @@ metrics_reap_slot(struct metrics *m, uint32_t slot)
     /* The dead worker was the slot's only writer and its replacement has
      * not started, so nobody races this store. */
     __atomic_store_n(&m->slots[slot].connections, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->slots[slot].backend_connections, 0,
+                     __ATOMIC_RELAXED);
 }
 
 enum metrics_code
@@ -238,6 +240,12 @@ metrics_add_connections(struct metrics_slot_shm *s, int64_t delta)
 }
 
 void
+metrics_add_backend_connections(struct metrics_slot_shm *s, int64_t delta)
+{
+    __atomic_fetch_add(&s->backend_connections, delta, __ATOMIC_RELAXED);
+}
+
+void
 metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
 {
     memset(out, 0, sizeof(*out));
@@ -264,6 +272,8 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->backend_sum_us, __ATOMIC_RELAXED);
         out->connections +=
             __atomic_load_n(&s->connections, __ATOMIC_RELAXED);
+        out->backend_connections +=
+            __atomic_load_n(&s->backend_connections, __ATOMIC_RELAXED);
     }
 }
 
@@ -425,6 +435,11 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_family(&o, "rcp_connections", "gauge",
                    "Open client connections, all workers together.");
     textbuf_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
+    metrics_family(&o, "rcp_backend_connections", "gauge",
+                   "Connections to Redis ready for requests, all workers "
+                   "together.");
+    textbuf_printf(&o, "rcp_backend_connections %" PRId64 "\n",
+                   sum.backend_connections);
     metrics_u64(&o, "rcp_max_clients", "gauge",
                 "Most client connections, all workers together "
                 "(--max-clients).", info->max_clients);

@@ -51,6 +51,7 @@ struct metrics_slot_shm {
     uint64_t backend_count;
     uint64_t backend_sum_us;
     int64_t  connections;               /* gauge: open now */
+    int64_t  backend_connections;       /* gauge: ready Redis conns */
 };
 
 struct metrics;
@@ -80,6 +81,8 @@ void metrics_count_backend_error(struct metrics_slot_shm *s,
                                  enum metrics_backend_error kind);
 void metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros);
 void metrics_add_connections(struct metrics_slot_shm *s, int64_t delta);
+void metrics_add_backend_connections(struct metrics_slot_shm *s,
+                                     int64_t delta);
 
 /* What the supervisor knows and the slots don't. */
 struct metrics_process_info {

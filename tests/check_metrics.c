@@ -385,6 +385,7 @@ static const struct family_case {
     { "rcp_backend_request_duration_seconds", "histogram",
       "rcp_backend_request_duration_seconds_count 0" },
     { "rcp_connections", "gauge", "rcp_connections 0" },
+    { "rcp_backend_connections", "gauge", "rcp_backend_connections 0" },
     { "rcp_max_clients", "gauge", "rcp_max_clients 1024" },
     { "rcp_workers", "gauge", "rcp_workers 4" },
     { "rcp_worker_restarts_total", "counter",
