@@ -208,6 +208,9 @@ def test_max_clients(redis_server, make_proxy):
     for s in (a, b):
         s.sendall(b"GET /m HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        # In the middle of a request, so not idle: an idle one would be
+        # closed to admit the next client (test_hostile.py).
+        s.sendall(b"GET /m HTTP/1.1\r\nHo")
     c = socket.create_connection(("127.0.0.1", p.port))   # in the backlog
     c.settimeout(0.5)
     c.sendall(b"GET /m HTTP/1.1\r\nHost: x\r\n\r\n")
