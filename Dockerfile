@@ -70,6 +70,7 @@ FROM debian:bookworm-slim AS runtime
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq \
     && apt-get install -y -qq --no-install-recommends libhiredis0.14 libuv1 \
+        libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 rcp \
     && useradd --system --uid 10001 --gid rcp --no-create-home \

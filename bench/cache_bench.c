@@ -4,10 +4,16 @@
  * Prints hits/s (cache_get on present keys, uniformly random, and on one
  * hot key as a load generator hammering one URL would) and inserts/s
  * (cache_set of new keys into a full cache, so each one also evicts),
- * with 1 and with 2 processes on one segment, and the bytes each entry
- * costs beyond its key and value.  Built by `make bench/cache_bench`, not by `all`.
+ * with 1 and with N processes on one segment (each process does ops
+ * operations), the aggregate of each and its ratio to 1 process, and the
+ * bytes each entry costs beyond its key and value.  A ratio above 1 means
+ * the cache scales with processes; N may exceed the cores, to read the
+ * trend.  Built by `make bench/cache_bench`, not by `all`.
  *
- *   usage: bench/cache_bench [capacity [value_bytes [ops]]]
+ *   usage: bench/cache_bench [-p N] [-r RUNS] [capacity [value_bytes [ops]]]
+ *
+ * -p N (default 2): the second process count.  -r RUNS (default 1):
+ * repeat each measurement and report the median aggregate.
  *
  * It includes cache_arena.h (an internal header) only to size the arena
  * for the overhead formula.
@@ -17,6 +23,7 @@
 #endif
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,11 +126,15 @@ enum bench_kind {
 static double
 bench_parallel(struct bench *b, int procs, enum bench_kind kind)
 {
-    pid_t pids[8];
+    pid_t *pids = calloc((size_t) procs, sizeof(*pids));
     int go[2];
     double start;
     char c = 'g';
 
+    if (pids == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
     if (pipe(go) != 0) {
         perror("pipe");
         exit(1);
@@ -171,6 +182,7 @@ bench_parallel(struct bench *b, int procs, enum bench_kind kind)
             exit(1);
         }
     }
+    free(pids);
     return bench_now() - start;
 }
 
@@ -184,9 +196,50 @@ bench_fill(struct bench *b)
     }
 }
 
+static int
+bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+
+    return (x > y) - (x < y);
+}
+
+/* Median aggregate ops/s of runs runs of kind with procs processes. */
+static double
+bench_measure(struct bench *b, int procs, enum bench_kind kind, int runs)
+{
+    double rates[32];
+
+    for (int r = 0; r < runs; r++) {
+        if (kind != BENCH_HOT_LOOKUPS) {
+            bench_fill(b);          /* lookups hit, inserts evict */
+        }
+        rates[r] = (double) b->ops * procs
+                   / bench_parallel(b, procs, kind);
+    }
+    qsort(rates, (size_t) runs, sizeof(rates[0]), bench_cmp_double);
+    return runs % 2 == 1 ? rates[runs / 2]
+                         : (rates[runs / 2 - 1] + rates[runs / 2]) / 2;
+}
+
+static void
+bench_usage(const char *argv0)
+{
+    fprintf(stderr, "usage: %s [-p N] [-r RUNS] [capacity [value_bytes "
+            "[ops]]]\n", argv0);
+}
+
 int
 main(int argc, char **argv)
 {
+    static const struct {
+        enum bench_kind kind;
+        const char     *name;
+    } workloads[] = {
+        { BENCH_LOOKUPS, "random hits" },
+        { BENCH_HOT_LOOKUPS, "one hot key" },
+        { BENCH_INSERTS, "inserts that evict" },
+    };
     struct cache_params params = {
         .capacity = 100000,
         .max_memory_bytes = 64u << 20,
@@ -198,20 +251,39 @@ main(int argc, char **argv)
     struct bench b;
     struct cache_stats stats;
     size_t arena_bytes, kv, block, segment;
-    double secs, fixed;
-    int rc;
+    double fixed;
+    int rc, opt, procs = 2, runs = 1;
 
     memset(&b, 0, sizeof(b));
+    while ((opt = getopt(argc, argv, "p:r:h")) != -1) {
+        switch (opt) {
+        case 'p':
+            procs = atoi(optarg);
+            break;
+        case 'r':
+            runs = atoi(optarg);
+            break;
+        default:
+            bench_usage(argv[0]);
+            return opt == 'h' ? 0 : 2;
+        }
+    }
+    if (procs < 1 || procs > 1024 || runs < 1 || runs > 32) {
+        fprintf(stderr, "%s: -p must be 1..1024 and -r 1..32\n", argv[0]);
+        return 2;
+    }
+    argc -= optind - 1;
+    argv += optind - 1;
     b.capacity = argc > 1 ? (uint32_t) strtoul(argv[1], NULL, 10) : 100000;
     b.value_bytes = argc > 2 ? strtoul(argv[2], NULL, 10) : 100;
     b.ops = argc > 3 ? strtoull(argv[3], NULL, 10) : 3000000;
     if (b.capacity < 2 || b.ops < 1) {
-        fprintf(stderr, "usage: %s [capacity [value_bytes [ops]]]\n",
-                argv[0]);
+        bench_usage(argv[0]);
         return 2;
     }
     kv = BENCH_KEY_BYTES - 1 + b.value_bytes;
     params.capacity = b.capacity;
+    params.worker_slots = (uint32_t) procs + 1;
     /* Exactly enough budget for capacity entries: inserts into a full
      * cache evict by count and by bytes at once. */
     params.max_memory_bytes = (uint64_t) kv * b.capacity;
@@ -233,28 +305,21 @@ main(int argc, char **argv)
     memset(b.value, 'v', b.value_bytes);
 
     printf("capacity %u keys, key %d B, value %zu B, %ju ops per "
-           "process\n", b.capacity, BENCH_KEY_BYTES - 1, b.value_bytes,
-           (uintmax_t) b.ops);
+           "process, median of %d run%s\n", b.capacity, BENCH_KEY_BYTES - 1,
+           b.value_bytes, (uintmax_t) b.ops, runs, runs > 1 ? "s" : "");
+    printf("%-20s %14s %14s %14s %8s\n", "workload", "1 process /s",
+           "N processes /s", "ns per op (N)", "N vs 1");
+    for (size_t w = 0; w < sizeof(workloads) / sizeof(workloads[0]); w++) {
+        double one, many;
 
-    for (int procs = 1; procs <= 2; procs++) {
         bench_fill(&b);
-        secs = bench_parallel(&b, procs, BENCH_LOOKUPS);
-        printf("lookups (random hits), %d process%s: %10.0f /s  (%.0f ns "
-               "each, per process)\n", procs, procs > 1 ? "es" : "  ",
-               (double) b.ops * procs / secs, secs * 1e9 / (double) b.ops);
-    }
-    for (int procs = 1; procs <= 2; procs++) {
-        secs = bench_parallel(&b, procs, BENCH_HOT_LOOKUPS);
-        printf("lookups (one hot key), %d process%s: %10.0f /s  (%.0f ns "
-               "each, per process)\n", procs, procs > 1 ? "es" : "  ",
-               (double) b.ops * procs / secs, secs * 1e9 / (double) b.ops);
-    }
-    for (int procs = 1; procs <= 2; procs++) {
-        bench_fill(&b);
-        secs = bench_parallel(&b, procs, BENCH_INSERTS);
-        printf("inserts into a full cache, %d process%s: %10.0f /s  (%.0f ns "
-               "each, per process)\n", procs, procs > 1 ? "es" : "  ",
-               (double) b.ops * procs / secs, secs * 1e9 / (double) b.ops);
+        one = bench_measure(&b, 1, workloads[w].kind, runs);
+        many = procs > 1 ? bench_measure(&b, procs, workloads[w].kind, runs)
+                         : one;
+        printf("%-20s %14.0f %14.0f %14.0f %7.2fx   (N = %d)\n",
+               workloads[w].name, one, many, 1e9 * procs / many,
+               many / one, procs);
+        fflush(stdout);
     }
     cache_stats(b.cache, &stats);
     {

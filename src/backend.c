@@ -1,73 +1,64 @@
 /*
- * backend: owns the worker's hiredis async context, our event-loop
- * adapter for it, the table of pending fetches and the reconnect logic.
+ * backend: owns the worker's connection to Redis (one redis_conn), the
+ * table of pending fetches, their deadlines, and the reconnect logic.
  *
  * Fetches.  backend_get() finds the pending fetch for a key in a chained
  * hash table or creates one (a copy of the key, a waiter list, a
- * deadline timer, a start time) and sends "GET key" at once.  hiredis'
- * privdata is the fetch record, never a connection.  A fetch ends once:
- * by its reply, its deadline, the loss of its connection, or
- * backend_destroy(); it then leaves the table, and its waiters are
- * popped one at a time and called, so a callback may cancel other
- * waiters or start new fetches (which never join the ending one).  The
- * record itself lives on while hiredis still holds it as privdata
- * (in_hiredis), because hiredis calls every pending callback, with a
- * NULL reply if the context dies; then it is freed.  A fetch whose
- * waiters all cancelled still runs to its end: the reply is consumed
- * and still fills the cache.
+ * deadline timer, a start time).  A fetch is on at most one list: the
+ * unsent list (waiting for a connection) or the in-flight FIFO (its GET
+ * written, the reply due in that order).  A fetch ends once: by its
+ * reply, its deadline, the loss of its connection, or backend_destroy();
+ * it then leaves the table and its waiters are popped one at a time and
+ * called, so a callback may cancel other waiters or start new fetches
+ * (which never join the ending one).  A fetch that ended early (its
+ * deadline) stays in the FIFO as a placeholder, so the late reply is
+ * matched to it and dropped; the record is freed once it is on no list.
+ * A fetch whose waiters all cancelled still runs to its end, and its
+ * value is still handed to the store callback.
  *
  * Callbacks never run inside backend_get(): a fetch that cannot be sent
- * now goes on the unsent list, which the zero-delay `kick` timer sends
- * or fails on the next loop iteration.
+ * now waits on the unsent list; when the backend is DOWN the zero-delay
+ * `kick` timer fails it on the next loop iteration.
  *
  * Connection states:
  *
- *   CONNECTING ---> HANDSHAKE ---> READY     (HANDSHAKE is skipped
- *        |              |            |        without AUTH/SELECT)
- *        +--------------+------------+---> CLOSING --cleanup hook--+
- *          error, deadline, loss, reset                             |
- *        ^                                                          v
- *        +--- at once --- RETRY  <--- a reset, or lost after a GET answered
- *        +--- backoff --- DOWN   <--- anything else
+ *              refused, TLS, AUTH failed: fail all, backoff
+ *        +--------------------------------------------------+
+ *        v                                                  |
+ *      DOWN --backoff--> CONNECTING --open+AUTH/SELECT--> READY
+ *        ^                 ^    |  ^                        |
+ *        |                 |    |  +------ stuck (no byte --+
+ *        |   at once       |    v          for a timeout):  |
+ *        +----------------WAIT <---------- reset, re-send   |
+ *            refused            <---------- lost after it   |
+ *                                           answered -------+
  *
- * - DOWN: no context; the reconnect timer waits 100 ms, doubling to
+ * - DOWN: no connection; the reconnect timer waits 100 ms, doubling to
  *   2 s, back to 100 ms once a connection is ready.  New fetches fail
- *   BACKEND_UNREACHABLE on the next iteration.
- * - RETRY: no context, the reconnect timer is due at once; fetches wait
- *   on the unsent list and are sent on the new context.  Entered after
- *   we reset a connection for a timeout, or after losing one that had
- *   answered a GET (e.g. Redis' idle `timeout` closed it), so neither
- *   costs a 502 window.
- * - CONNECTING / HANDSHAKE: fetches are pipelined behind AUTH and
- *   SELECT, which are sent with the connect.  The connect (TCP plus
- *   handshake) has its own deadline of --redis-timeout.  A failed AUTH
- *   or SELECT is logged and treated as unreachable, with backoff.
- * - CLOSING: the context is being freed (by us or by hiredis); its
- *   NULL-reply callbacks are draining.  The ev.cleanup hook, which
- *   hiredis calls once per context after those callbacks, picks the
- *   next state.
+ *   BACKEND_UNREACHABLE on the next iteration: Redis refuses us, 502.
+ * - WAIT: no connection, one is made at once; fetches wait on the
+ *   unsent list with their deadlines running.  Entered after we reset a
+ *   stuck connection, or lost one that had answered (Redis' idle
+ *   `timeout`, a restart), so neither costs a 502 window.
+ * - CONNECTING: the connection is opening (TCP, TLS); AUTH and SELECT
+ *   are queued first and fetches pipelined behind them.  A failed AUTH
+ *   or SELECT is logged and treated as refused.
+ * - READY: every reply matched in order to the FIFO.
  *
- * Deadlines.  A fetch past --redis-timeout on a connected context fails
- * with BACKEND_TIMEOUT and the connection is reset (redisAsyncFree),
- * since Redis answers in order and everything queued behind the late
- * reply waits for it.  The other fetches that were in flight on it lose
- * their answers but not their own deadlines: they are re-sent on a new
- * connection made at once, and fail only when their own deadline
- * passes (TIMEOUT) or the new connection cannot be made (UNREACHABLE).
- * A fetch whose deadline passes before its connection was established,
- * or while it waits to be sent, fails with BACKEND_UNREACHABLE without a
- * reset (the connect deadline deals with the connection).  Every other
- * loss of a connection fails its in-flight fetches with UNREACHABLE.
+ * Deadlines.  Each fetch has its own: past --redis-timeout its waiters
+ * get BACKEND_TIMEOUT (504) and nothing else happens to the connection,
+ * which still has the other requests' answers coming.  A separate
+ * watchdog resets the connection when something is due on it
+ * (connecting, a handshake or request reply) and no byte has come for a
+ * whole timeout: Redis is stalled.  The fetches still waiting on it go
+ * back to the unsent list and are re-sent on a new connection with
+ * their own deadlines, so a stalled Redis gives 504s, never 502s.  A
+ * connection refused or dropped gives 502 (UNREACHABLE).
  *
  * Metrics count Redis requests, not waiters: one error or one duration
  * per fetch.  Every reply is timed; WRONGTYPE is the client's mistake
  * and not a reply error; fetches failed by backend_destroy() count
- * nothing.  hiredis writes with write(2): the process must ignore
- * SIGPIPE, or a Redis that closes its end kills the worker.
- *
- * Hostnames: hiredis resolves them inside redisAsyncConnect(), which
- * blocks.  That happens only when (re)connecting, never per request;
- * use an address (or unix:PATH) to avoid it entirely.
+ * nothing.  A TLS failure also counts one `tls` error per connection.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -84,57 +75,60 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "backend.h"
 #include "log.h"
+#include "redis_conn.h"
 
 #define BACKEND_BACKOFF_MIN_MS    100
 #define BACKEND_BACKOFF_MAX_MS    2000
 #define BACKEND_WARN_INTERVAL_MS  1000
 #define BACKEND_BUCKETS_MIN       64
-#define BACKEND_WHY_MAX           192
-#define BACKEND_ADDR_MAX          (CONFIG_PATH_MAX + 8)
+#define BACKEND_WHY_MAX           320
+#define BACKEND_ADDR_MAX          (CONFIG_PATH_MAX + 16)
+#define BACKEND_MAX_REPLY_DEFAULT (512ull * 1024 * 1024)
 
 enum backend_state {
     BACKEND_DOWN = 0,
-    BACKEND_RETRY,
+    BACKEND_WAIT,
     BACKEND_CONNECTING,
-    BACKEND_HANDSHAKE,
-    BACKEND_READY,
-    BACKEND_CLOSING
+    BACKEND_READY
 };
 
-/* What the end of the current context means for its fetches. */
-enum backend_fate {
-    BACKEND_FATE_LOST = 0,      /* fail them: UNREACHABLE */
-    BACKEND_FATE_RESET,         /* we reset it: re-send them */
-    BACKEND_FATE_DESTROY        /* backend_destroy: fail them, no metric */
+enum backend_list {
+    BACKEND_LIST_NONE = 0,
+    BACKEND_LIST_UNSENT,
+    BACKEND_LIST_FIFO
 };
 
 struct backend_fetch {
     struct backend        *b;           /* borrowed: the owner */
     struct backend_fetch  *hash_next;   /* chain, while in the table */
-    struct backend_fetch  *unsent_prev; /* while on b's unsent list */
-    struct backend_fetch  *unsent_next;
+    struct backend_fetch  *next;        /* on the unsent list or FIFO */
     struct backend_waiter *head;        /* borrowed: callers' waiters */
     struct backend_waiter *tail;
     struct event_timer     deadline;    /* --redis-timeout from start */
     uint64_t               hash;
     uint64_t               start_us;    /* for the duration histogram */
-    bool                   done;        /* ended: out of table and list */
-    bool                   unsent;
-    bool                   in_hiredis;  /* hiredis holds it as privdata */
+    enum backend_list      list;
+    bool                   done;        /* ended: out of the table */
     bool                   finishing;   /* its waiters are being called */
     size_t                 key_len;
     char                   key[];       /* owned, key_len bytes */
 };
 
+struct backend_queue {
+    struct backend_fetch *head;         /* borrowed from the table, or
+                                           done placeholders (owned) */
+    struct backend_fetch *tail;
+};
+
 struct backend {
     struct event_loop       *loop;      /* borrowed: outlives b */
-    struct cache            *cache;     /* borrowed, may be NULL */
     struct metrics_slot_shm *slot;      /* borrowed, may be NULL */
+    backend_store_cb         store;     /* may be NULL */
+    void                    *store_arg; /* borrowed */
 
     /* Copied from the config, which may be replaced on reload. */
     struct config_redis      redis;
@@ -142,32 +136,30 @@ struct backend {
     char                     password[CONFIG_SECRET_MAX];
     uint32_t                 db;
     uint64_t                 timeout_ms;
+    uint64_t                 max_reply_bytes;
     char                     addr[BACKEND_ADDR_MAX];   /* for logs */
+    struct ssl_ctx_st       *tls;       /* owned; NULL: plain */
+    char                     tls_name[CONFIG_HOST_MAX];
 
-    redisAsyncContext       *ac;        /* hiredis': NULL when none */
-    struct event_io          io;        /* ac's fd */
-    unsigned                 io_mask;   /* what hiredis asked for */
-    bool                     io_failed; /* epoll_ctl failed: close ac */
+    struct redis_conn        conn;
     enum backend_state       state;
-    enum backend_fate        fate;
-    unsigned                 handshake_left;    /* AUTH/SELECT pending */
-    bool                     answered;  /* this context answered a GET */
+    unsigned                 handshake_left;    /* AUTH/SELECT replies */
+    bool                     answered;  /* this connection answered */
     bool                     destroying;
     uint64_t                 backoff_ms;
-    char                     why[BACKEND_WHY_MAX];  /* why ac ended */
+    uint64_t                 watch_rx;  /* conn.rx_bytes at last look */
 
     struct event_timer       reconnect;
-    struct event_timer       connect_deadline;
-    struct event_timer       kick;      /* 0 ms: unsent list, oom */
+    struct event_timer       watchdog;  /* a stuck connection */
+    struct event_timer       kick;      /* 0 ms: fail when DOWN, oom */
 
     struct backend_fetch   **buckets;   /* owned array, owned fetches */
     size_t                   nbuckets;  /* a power of two */
     size_t                   nfetches;  /* in the table: not done */
     uint64_t                 seed;      /* clients choose keys */
 
-    struct backend_fetch    *unsent_head;   /* borrowed from the table */
-    struct backend_fetch    *unsent_tail;
-    size_t                   nunsent;
+    struct backend_queue     unsent;
+    struct backend_queue     fifo;
 
     /* Waiters whose fetch could not be allocated: failed by kick.  A
      * fetch record that is never in the table and never sent. */
@@ -257,8 +249,8 @@ backend_hash(const struct backend *b, const void *key, size_t len)
     size_t i;
 
     /* FNV-1a, seeded per process.  The table only holds fetches in
-     * flight (at most one per client connection), so a crafted
-     * collision costs a client little more than its own requests. */
+     * flight (at most one per client request), so a crafted collision
+     * costs a client little more than its own requests. */
     for (i = 0; i < len; i++) {
         h ^= p[i];
         h *= 0x100000001b3u;
@@ -337,41 +329,37 @@ backend_table_remove(struct backend *b, struct backend_fetch *f)
     b->nfetches--;
 }
 
-/* --- the unsent list -------------------------------------------------- */
+/* --- lists -------------------------------------------------------------- */
 
 static void
-backend_unsent_push(struct backend *b, struct backend_fetch *f)
+backend_queue_push(struct backend_queue *q, struct backend_fetch *f,
+                   enum backend_list list)
 {
-    assert(!f->unsent && !f->done);
-    f->unsent = true;
-    f->unsent_next = NULL;
-    f->unsent_prev = b->unsent_tail;
-    if (b->unsent_tail != NULL) {
-        b->unsent_tail->unsent_next = f;
+    assert(f->list == BACKEND_LIST_NONE);
+    f->list = list;
+    f->next = NULL;
+    if (q->tail != NULL) {
+        q->tail->next = f;
     } else {
-        b->unsent_head = f;
+        q->head = f;
     }
-    b->unsent_tail = f;
-    b->nunsent++;
+    q->tail = f;
 }
 
-static void
-backend_unsent_remove(struct backend *b, struct backend_fetch *f)
+static struct backend_fetch *
+backend_queue_pop(struct backend_queue *q)
 {
-    assert(f->unsent);
-    if (f->unsent_prev != NULL) {
-        f->unsent_prev->unsent_next = f->unsent_next;
-    } else {
-        b->unsent_head = f->unsent_next;
+    struct backend_fetch *f = q->head;
+
+    if (f != NULL) {
+        q->head = f->next;
+        if (q->head == NULL) {
+            q->tail = NULL;
+        }
+        f->next = NULL;
+        f->list = BACKEND_LIST_NONE;
     }
-    if (f->unsent_next != NULL) {
-        f->unsent_next->unsent_prev = f->unsent_prev;
-    } else {
-        b->unsent_tail = f->unsent_prev;
-    }
-    f->unsent_prev = f->unsent_next = NULL;
-    f->unsent = false;
-    b->nunsent--;
+    return f;
 }
 
 static void
@@ -379,7 +367,7 @@ backend_kick(struct backend *b)
 {
     int rc;
 
-    if (b->destroying || event_timer_active(&b->kick)) {
+    if (event_timer_active(&b->kick)) {
         return;
     }
     rc = event_timer_start(b->loop, &b->kick, 0);
@@ -447,9 +435,6 @@ backend_fetch_finish(struct backend_fetch *f,
     assert(!f->done);
     f->done = true;
     backend_table_remove(b, f);
-    if (f->unsent) {
-        backend_unsent_remove(b, f);
-    }
     event_timer_stop(b->loop, &f->deadline);
     f->finishing = true;
     backend_call_waiters(f, reply);
@@ -461,7 +446,7 @@ static void
 backend_fetch_fail(struct backend_fetch *f, enum backend_result result,
                    bool count)
 {
-    struct backend_reply reply = { result, NULL, 0 };
+    struct backend_reply reply = { result, NULL, 0, NULL };
 
     if (count) {
         backend_count_error(f->b, result == BACKEND_TIMEOUT
@@ -474,118 +459,107 @@ backend_fetch_fail(struct backend_fetch *f, enum backend_result result,
 static void
 backend_fetch_release(struct backend_fetch *f)
 {
-    if (f->done && !f->in_hiredis && !f->finishing) {
-        assert(f->head == NULL && !f->unsent);
+    if (f->done && f->list == BACKEND_LIST_NONE && !f->finishing) {
+        assert(f->head == NULL);
         free(f);
     }
 }
 
-static void
-backend_on_reply(redisAsyncContext *ac, void *r, void *privdata);
+/* --- sending ------------------------------------------------------------ */
 
-/* Sends f's GET on the current context.  0, or -EIO when hiredis
- * refuses it (context closing, no memory). */
+/* Encodes argv with hiredis and queues it.  0 or -ENOMEM. */
+static int
+backend_send_argv(struct backend *b, int argc, const char **argv,
+                  const size_t *lens)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    int rc;
+
+    if (len < 0 || cmd == NULL) {
+        return -ENOMEM;
+    }
+    rc = redis_conn_send(&b->conn, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+static void
+backend_watch(struct backend *b)
+{
+    /* Started when something becomes due on an idle connection; a
+     * running watchdog re-arms itself while bytes keep coming. */
+    if (!event_timer_active(&b->watchdog)) {
+        b->watch_rx = b->conn.rx_bytes;
+        (void)event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
+    }
+}
+
+/* Writes f's GET on the connection and moves it to the FIFO.  0, or
+ * -ENOMEM (f is left where it was). */
 static int
 backend_fetch_send(struct backend_fetch *f)
 {
     struct backend *b = f->b;
+    const char *argv[2] = { "GET", f->key };
+    size_t lens[2] = { 3, f->key_len };
+    int rc;
 
-    assert(b->ac != NULL && !f->in_hiredis && !f->unsent);
-    if (redisAsyncCommand(b->ac, backend_on_reply, f, "GET %b", f->key,
-                          f->key_len) != REDIS_OK) {
-        return -EIO;
+    assert(f->list == BACKEND_LIST_NONE);
+    rc = backend_send_argv(b, 2, argv, lens);
+    if (rc != 0) {
+        return rc;
     }
-    f->in_hiredis = true;
+    backend_queue_push(&b->fifo, f, BACKEND_LIST_FIFO);
+    backend_watch(b);
     return 0;
 }
 
 static bool
 backend_can_send(const struct backend *b)
 {
-    return b->state == BACKEND_CONNECTING || b->state == BACKEND_HANDSHAKE
-           || b->state == BACKEND_READY;
+    return b->state == BACKEND_CONNECTING || b->state == BACKEND_READY;
 }
 
-/* Sends, or fails when DOWN, the first n fetches of the unsent list.
- * A bounded count, so a callback that asks again and again cannot keep
- * this loop going. */
+/* Sends (or, when DOWN, fails) the first n fetches of the unsent list;
+ * done ones are dropped.  A bounded count, so a callback that asks
+ * again and again cannot keep this loop going. */
 static void
 backend_flush_unsent(struct backend *b, size_t n)
 {
-    while (n-- > 0 && b->unsent_head != NULL) {
-        struct backend_fetch *f = b->unsent_head;
+    struct backend_fetch *f;
 
-        if (backend_can_send(b)) {
-            backend_unsent_remove(b, f);
+    while (n-- > 0 && (f = b->unsent.head) != NULL) {
+        if (f->done) {
+            (void)backend_queue_pop(&b->unsent);
+            backend_fetch_release(f);
+        } else if (backend_can_send(b)) {
+            (void)backend_queue_pop(&b->unsent);
             if (backend_fetch_send(f) != 0) {
                 backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
             }
         } else if (b->state == BACKEND_DOWN) {
+            (void)backend_queue_pop(&b->unsent);
             backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
         } else {
-            break;              /* RETRY/CLOSING: the next context */
+            break;              /* WAIT: the next connection */
         }
     }
 }
 
-/* --- the context's end ------------------------------------------------- */
-
-/* Records that the current context is ending, once. */
-static void
-backend_context_dying(struct backend *b, enum backend_fate fate,
-                      const char *why)
+static size_t
+backend_unsent_count(const struct backend *b)
 {
-    if (b->state == BACKEND_CLOSING) {
-        return;
+    const struct backend_fetch *f;
+    size_t n = 0;
+
+    for (f = b->unsent.head; f != NULL; f = f->next) {
+        n++;
     }
-    b->state = BACKEND_CLOSING;
-    b->fate = fate;
-    (void)snprintf(b->why, sizeof(b->why), "%s", why);
-    event_timer_stop(b->loop, &b->connect_deadline);
+    return n;
 }
 
-static const char *
-backend_context_error(const redisAsyncContext *ac)
-{
-    if (ac == NULL) {
-        return "connection closed";
-    }
-    /* hiredis copies c.err to ac->err only when it disconnects, so in
-     * onConnect the reason is still in the inner context. */
-    if (ac->err != 0 && ac->errstr != NULL && ac->errstr[0] != '\0') {
-        return ac->errstr;
-    }
-    if (ac->c.err != 0 && ac->c.errstr[0] != '\0') {
-        return ac->c.errstr;
-    }
-    return "connection closed";
-}
-
-/* Frees the current context.  Synchronous (its callbacks and cleanup
- * run before this returns) unless called from inside a hiredis
- * callback, when hiredis frees it as that callback returns. */
-static void
-backend_close(struct backend *b, enum backend_fate fate, const char *why)
-{
-    if (b->ac == NULL || b->state == BACKEND_CLOSING) {
-        return;
-    }
-    backend_context_dying(b, fate, why);
-    redisAsyncFree(b->ac);
-}
-
-static void
-backend_ready(struct backend *b)
-{
-    b->state = BACKEND_READY;
-    b->backoff_ms = BACKEND_BACKOFF_MIN_MS;
-    event_timer_stop(b->loop, &b->connect_deadline);
-    if (!b->logged_up) {
-        log_info("redis %s: connected", b->addr);
-        b->logged_up = true;
-        b->logged_down = false;
-    }
-}
+/* --- the connection's end ---------------------------------------------- */
 
 static void
 backend_arm_reconnect(struct backend *b, uint64_t after_ms)
@@ -598,7 +572,36 @@ backend_arm_reconnect(struct backend *b, uint64_t after_ms)
     }
 }
 
-/* No context and none coming at once: wait, fail what waits. */
+/* Takes the FIFO off a closed connection.  resend: fetches still
+ * waiting go back to the front of the unsent list, in order; else they
+ * fail UNREACHABLE (counted unless destroying). */
+static void
+backend_drain_fifo(struct backend *b, bool resend)
+{
+    struct backend_queue keep = { NULL, NULL };
+    struct backend_fetch *f;
+
+    b->handshake_left = 0;
+    event_timer_stop(b->loop, &b->watchdog);
+    while ((f = backend_queue_pop(&b->fifo)) != NULL) {
+        if (f->done) {
+            backend_fetch_release(f);
+        } else if (resend) {
+            backend_queue_push(&keep, f, BACKEND_LIST_UNSENT);
+        } else {
+            backend_fetch_fail(f, BACKEND_UNREACHABLE, !b->destroying);
+        }
+    }
+    if (keep.head != NULL) {
+        keep.tail->next = b->unsent.head;
+        if (b->unsent.tail == NULL) {
+            b->unsent.tail = keep.tail;
+        }
+        b->unsent.head = keep.head;
+    }
+}
+
+/* Refused: no connection, fail what waits, retry after the backoff. */
 static void
 backend_enter_down(struct backend *b, const char *why)
 {
@@ -618,258 +621,190 @@ backend_enter_down(struct backend *b, const char *why)
     if (b->backoff_ms > BACKEND_BACKOFF_MAX_MS) {
         b->backoff_ms = BACKEND_BACKOFF_MAX_MS;
     }
-    if (b->nunsent > 0) {
+    backend_drain_fifo(b, false);
+    if (b->unsent.head != NULL) {
         backend_kick(b);
     }
 }
 
-/* --- hiredis event hooks (modelled on hiredis adapters/ae.h) ---------- */
-
+/* A connection we may try again at once; what waits keeps waiting. */
 static void
-backend_ev_set(struct backend *b, unsigned mask)
+backend_enter_wait(struct backend *b, bool resend)
 {
-    int rc;
-
-    if (b->io_mask == mask && (mask == 0 || b->io.registered)) {
-        return;
-    }
-    b->io_mask = mask;
-    rc = event_io_set(b->loop, &b->io, mask);
-    if (rc != 0) {
-        /* hiredis' hooks return nothing: close from the kick timer. */
-        log_error("redis %s: epoll_ctl(fd %d) failed: %s", b->addr,
-                  b->io.fd, strerror(-rc));
-        b->io_failed = true;
-        backend_kick(b);
-    }
+    b->state = BACKEND_WAIT;
+    backend_drain_fifo(b, resend);
+    backend_arm_reconnect(b, 0);
 }
 
 static void
-backend_ev_add_read(void *privdata)
+backend_ready(struct backend *b)
 {
-    struct backend *b = privdata;
-
-    backend_ev_set(b, b->io_mask | EVENT_READ);
-}
-
-static void
-backend_ev_del_read(void *privdata)
-{
-    struct backend *b = privdata;
-
-    backend_ev_set(b, b->io_mask & ~EVENT_READ);
-}
-
-static void
-backend_ev_add_write(void *privdata)
-{
-    struct backend *b = privdata;
-
-    backend_ev_set(b, b->io_mask | EVENT_WRITE);
-}
-
-static void
-backend_ev_del_write(void *privdata)
-{
-    struct backend *b = privdata;
-
-    backend_ev_set(b, b->io_mask & ~EVENT_WRITE);
-}
-
-/* hiredis calls this once per context, after the NULL-reply callbacks
- * of whatever was still pending and just before freeing it. */
-static void
-backend_ev_cleanup(void *privdata)
-{
-    struct backend *b = privdata;
-
-    event_io_stop(b->loop, &b->io);
-    b->io_mask = 0;
-    b->io_failed = false;
-    backend_context_dying(b, BACKEND_FATE_LOST,
-                          backend_context_error(b->ac));
-    b->ac = NULL;
-    if (b->destroying) {
-        b->state = BACKEND_DOWN;
-        return;
-    }
-    if (b->fate == BACKEND_FATE_RESET) {
-        b->state = BACKEND_RETRY;
-        backend_arm_reconnect(b, 0);
-    } else if (b->answered) {
-        /* It served GETs, so Redis was fine a moment ago (an idle
-         * `timeout`, a restart): try once more at once. */
-        if (b->logged_up) {
-            log_warn("redis %s: connection lost: %s; reconnecting",
-                     b->addr, b->why);
-            b->logged_up = false;
-        }
-        b->state = BACKEND_RETRY;
-        backend_arm_reconnect(b, 0);
-    } else {
-        backend_enter_down(b, b->why);
+    b->state = BACKEND_READY;
+    b->backoff_ms = BACKEND_BACKOFF_MIN_MS;
+    if (!b->logged_up) {
+        log_info("redis %s: connected%s", b->addr,
+                 b->tls != NULL ? " (TLS)" : "");
+        b->logged_up = true;
+        b->logged_down = false;
     }
 }
 
-static void
-backend_on_io(struct event_loop *loop, struct event_io *io,
-              unsigned events)
-{
-    struct backend *b = io->data;
-    redisAsyncContext *ac = b->ac;
-
-    (void)loop;
-    if (ac == NULL) {
-        return;
-    }
-    if (events & EVENT_READ) {
-        redisAsyncHandleRead(ac);
-    }
-    /* The read may have freed the context (cleanup clears b->ac); a
-     * new one is only ever made from a timer, so no ABA here. */
-    if ((events & EVENT_WRITE) && b->ac == ac
-        && (b->io_mask & EVENT_WRITE)) {
-        redisAsyncHandleWrite(ac);
-    }
-}
-
-/* --- hiredis callbacks ------------------------------------------------- */
+/* --- connection callbacks ----------------------------------------------- */
 
 static void
-backend_on_connect(const redisAsyncContext *ac, int status)
+backend_on_open(struct redis_conn *c)
 {
-    struct backend *b = ac->data;
+    struct backend *b = c->data;
 
-    if (status != REDIS_OK) {
-        /* hiredis frees the context when this returns. */
-        backend_context_dying(b, BACKEND_FATE_LOST,
-                              backend_context_error(ac));
-        return;
-    }
-    if (b->state != BACKEND_CONNECTING) {
-        return;
-    }
     if (b->handshake_left == 0) {
         backend_ready(b);
-    } else {
-        b->state = BACKEND_HANDSHAKE;
     }
 }
 
 static void
-backend_on_handshake(redisAsyncContext *ac, void *r, void *privdata)
+backend_on_error(struct redis_conn *c, enum redis_conn_error kind,
+                 const char *why)
 {
-    struct backend *b = privdata;
-    redisReply *reply = r;
+    struct backend *b = c->data;
+
+    if (kind == REDIS_CONN_ERR_TLS) {
+        /* One per failed connection; backend_enter_down() logs the
+         * reason, in OpenSSL's words, once per outage. */
+        backend_count_error(b, METRICS_BACKEND_TLS);
+    }
+    if ((kind == REDIS_CONN_ERR_LOST || kind == REDIS_CONN_ERR_PROTOCOL)
+        && b->answered) {
+        /* It served requests, so Redis was fine a moment ago (an idle
+         * `timeout`, a restart): try once more at once.  What was in
+         * flight was dropped with it: 502. */
+        if (b->logged_up) {
+            log_warn("redis %s: connection lost: %s; reconnecting", b->addr,
+                     why);
+            b->logged_up = false;
+        }
+        backend_enter_wait(b, false);
+        return;
+    }
+    backend_enter_down(b, why);
+}
+
+static void
+backend_handshake_reply(struct backend *b, const struct redis_conn_reply *r)
+{
     char why[BACKEND_WHY_MAX];
 
-    if (reply == NULL) {
-        backend_context_dying(b, BACKEND_FATE_LOST,
-                              backend_context_error(ac));
-        return;
-    }
-    if (b->state == BACKEND_CLOSING) {
-        return;
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
+    if (r->kind == REDIS_CONN_REPLY_OTHER
+        && r->reply->type == REDIS_REPLY_ERROR) {
         (void)snprintf(why, sizeof(why), "%s failed: %.*s",
                        b->handshake_left > 1 || b->db == 0 ? "AUTH"
                                                            : "SELECT",
-                       (int)(reply->len > 120 ? 120 : reply->len),
-                       reply->str);
-        /* Never retried at once: backend_close() leaves b->answered
-         * false, so cleanup goes DOWN with backoff. */
+                       (int)(r->reply->len > 120 ? 120 : r->reply->len),
+                       r->reply->str);
+        redis_conn_close(&b->conn);
         b->answered = false;
-        backend_close(b, BACKEND_FATE_LOST, why);
+        backend_enter_down(b, why);
         return;
     }
-    assert(b->handshake_left > 0);
-    if (--b->handshake_left == 0 && b->state == BACKEND_HANDSHAKE) {
+    if (--b->handshake_left == 0 && b->conn.state == REDIS_CONN_OPEN) {
         backend_ready(b);
     }
 }
 
 static void
 backend_deliver(struct backend *b, struct backend_fetch *f,
-                const redisReply *reply)
+                const struct redis_conn_reply *r)
 {
     static const char unexpected[] = "unexpected reply type to GET";
+    static const char too_large[] = "reply over --max-reply-size";
     struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
-                                 sizeof(unexpected) - 1 };
+                                 sizeof(unexpected) - 1, NULL };
 
     if (b->slot != NULL) {
         metrics_observe_backend(b->slot, backend_now_us() - f->start_us);
     }
-    switch (reply->type) {
-    case REDIS_REPLY_STRING:
+    switch (r->kind) {
+    case REDIS_CONN_REPLY_BULK:
         out.result = BACKEND_VALUE;
-        out.data = reply->str;
-        out.len = reply->len;
-        if (b->cache != NULL) {
-            /* Once per fetch, before any waiter can look it up again.
-             * CACHE_TOO_LARGE or CACHE_BYPASS just mean not stored. */
-            (void)cache_set(b->cache, f->key, f->key_len, reply->str,
-                            reply->len, cache_clock_ms());
+        out.data = r->value->data;
+        out.len = r->value->len;
+        out.value = r->value;
+        if (b->store != NULL) {
+            /* Once per fetch, before any waiter can look it up again. */
+            b->store(b->store_arg, f->key, f->key_len, r->value);
         }
         break;
-    case REDIS_REPLY_NIL:
+    case REDIS_CONN_REPLY_NIL:
         out.result = BACKEND_NIL;
         out.data = NULL;
         out.len = 0;
         break;
-    case REDIS_REPLY_ERROR:
-        out.result = backend_classify_error(reply->str, reply->len);
-        out.data = reply->str;
-        out.len = reply->len;
+    case REDIS_CONN_REPLY_TOO_LARGE:
+        out.data = too_large;
+        out.len = sizeof(too_large) - 1;
+        backend_count_error(b, METRICS_BACKEND_REPLY);
+        backend_warn(b, "redis %s: GET reply of %" PRIu64 " bytes is over"
+                     " --max-reply-size (%" PRIu64 "); dropped", b->addr,
+                     r->size, b->max_reply_bytes);
+        break;
+    case REDIS_CONN_REPLY_OTHER:
+        if (r->reply->type != REDIS_REPLY_ERROR) {
+            backend_count_error(b, METRICS_BACKEND_REPLY);
+            backend_warn(b, "redis %s: GET answered with reply type %d",
+                         b->addr, r->reply->type);
+            break;
+        }
+        out.result = backend_classify_error(r->reply->str, r->reply->len);
+        out.data = r->reply->str;
+        out.len = r->reply->len;
         if (out.result == BACKEND_WRONGTYPE) {
             /* The client asked for a key of another type: its error. */
-            log_debug("redis %s: GET: %.*s", b->addr, (int)reply->len,
-                      reply->str);
+            log_debug("redis %s: GET: %.*s", b->addr, (int)r->reply->len,
+                      r->reply->str);
             break;
         }
         backend_count_error(b, METRICS_BACKEND_REPLY);
         backend_warn(b, "redis %s: GET failed: %.*s", b->addr,
-                     (int)(reply->len > 200 ? 200 : reply->len),
-                     reply->str);
-        break;
-    default:
-        backend_count_error(b, METRICS_BACKEND_REPLY);
-        backend_warn(b, "redis %s: GET answered with reply type %d",
-                     b->addr, reply->type);
+                     (int)(r->reply->len > 200 ? 200 : r->reply->len),
+                     r->reply->str);
         break;
     }
     backend_fetch_finish(f, &out);
 }
 
 static void
-backend_on_reply(redisAsyncContext *ac, void *r, void *privdata)
+backend_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
 {
-    struct backend_fetch *f = privdata;
-    struct backend *b = f->b;
-    redisReply *reply = r;
+    struct backend *b = c->data;
+    struct backend_fetch *f;
 
-    f->in_hiredis = false;
-    if (reply == NULL) {
-        backend_context_dying(b, BACKEND_FATE_LOST,
-                              backend_context_error(ac));
-        if (f->done) {
-            backend_fetch_release(f);
-        } else if (b->fate == BACKEND_FATE_RESET) {
-            backend_unsent_push(b, f);
-        } else {
-            backend_fetch_fail(f, BACKEND_UNREACHABLE,
-                               b->fate != BACKEND_FATE_DESTROY);
-        }
+    b->answered = true;
+    if (b->handshake_left > 0) {
+        backend_handshake_reply(b, r);
         return;
     }
-    b->answered = true;
+    f = backend_queue_pop(&b->fifo);
+    if (f == NULL) {
+        /* Redis never speaks unasked: this stream cannot be trusted. */
+        redis_conn_close(&b->conn);
+        backend_enter_down(b, "reply to no request");
+        return;
+    }
+    if (b->fifo.head == NULL) {
+        event_timer_stop(b->loop, &b->watchdog);
+    }
     if (f->done) {
-        /* Failed earlier (deadline while connecting): nobody waits. */
+        /* Its deadline passed: nobody waits for this late answer. */
         backend_fetch_release(f);
         return;
     }
-    backend_deliver(b, f, reply);
+    backend_deliver(b, f, r);
 }
+
+static const struct redis_conn_ops backend_conn_ops = {
+    .on_open = backend_on_open,
+    .on_reply = backend_on_reply,
+    .on_error = backend_on_error,
+};
 
 /* --- timers ------------------------------------------------------------ */
 
@@ -878,39 +813,39 @@ backend_on_deadline(struct event_loop *loop, struct event_timer *timer)
 {
     struct backend_fetch *f = timer->data;
     struct backend *b = f->b;
-    bool reset;
 
     (void)loop;
     assert(!f->done);
-    if (!f->in_hiredis || b->state == BACKEND_CONNECTING) {
-        /* Never reached a connected Redis. */
-        backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
-        return;
-    }
-    reset = b->state == BACKEND_HANDSHAKE || b->state == BACKEND_READY;
-    backend_warn(b, "redis %s: GET timed out after %" PRIu64 " ms%s",
-                 b->addr, b->timeout_ms,
-                 reset ? "; resetting the connection" : "");
+    backend_warn(b, "redis %s: GET timed out after %" PRIu64 " ms", b->addr,
+                 b->timeout_ms);
+    /* On a list it stays there: a placeholder for its reply. */
     backend_fetch_fail(f, BACKEND_TIMEOUT, true);
-    if (reset) {
-        backend_close(b, BACKEND_FATE_RESET, "GET timed out");
-    }
 }
 
 static void
-backend_on_connect_deadline(struct event_loop *loop,
-                            struct event_timer *timer)
+backend_on_watchdog(struct event_loop *loop, struct event_timer *timer)
 {
     struct backend *b = timer->data;
-    char why[BACKEND_WHY_MAX];
 
     (void)loop;
-    if (b->state == BACKEND_CONNECTING || b->state == BACKEND_HANDSHAKE) {
-        (void)snprintf(why, sizeof(why), "connect timed out after %" PRIu64
-                       " ms", b->timeout_ms);
-        b->answered = false;
-        backend_close(b, BACKEND_FATE_LOST, why);
+    if (b->state != BACKEND_CONNECTING && b->state != BACKEND_READY) {
+        return;
     }
+    if (b->conn.state == REDIS_CONN_OPEN && b->handshake_left == 0
+        && b->fifo.head == NULL) {
+        return;                 /* nothing due: an idle connection */
+    }
+    if (b->conn.rx_bytes != b->watch_rx) {
+        b->watch_rx = b->conn.rx_bytes;
+        (void)event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
+        return;
+    }
+    backend_warn(b, "redis %s: no reply for %" PRIu64 " ms%s; resetting"
+                 " the connection", b->addr, b->timeout_ms,
+                 b->conn.state == REDIS_CONN_OPEN ? "" : " while connecting");
+    redis_conn_close(&b->conn);
+    b->answered = false;
+    backend_enter_wait(b, true);
 }
 
 static void
@@ -919,7 +854,7 @@ backend_on_reconnect(struct event_loop *loop, struct event_timer *timer)
     struct backend *b = timer->data;
 
     (void)loop;
-    if (b->state == BACKEND_DOWN || b->state == BACKEND_RETRY) {
+    if (b->state == BACKEND_DOWN || b->state == BACKEND_WAIT) {
         backend_connect(b);
     }
 }
@@ -928,17 +863,12 @@ static void
 backend_on_kick(struct event_loop *loop, struct event_timer *timer)
 {
     struct backend *b = timer->data;
-    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0 };
+    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL };
     struct backend_waiter *w;
     size_t n;
 
     (void)loop;
-    if (b->io_failed) {
-        b->io_failed = false;
-        b->answered = false;
-        backend_close(b, BACKEND_FATE_LOST, "epoll_ctl failed");
-    }
-    backend_flush_unsent(b, b->nunsent);
+    backend_flush_unsent(b, backend_unsent_count(b));
     /* Waiters that got no fetch record (out of memory). */
     for (n = 0, w = b->oom->head; w != NULL; w = w->next) {
         n++;
@@ -955,27 +885,36 @@ backend_on_kick(struct event_loop *loop, struct event_timer *timer)
 static int
 backend_send_handshake(struct backend *b)
 {
+    const char *argv[3];
+    size_t lens[3];
     char db[16];
+    int rc;
 
     b->handshake_left = 0;
-    if (b->user[0] != '\0') {
-        if (redisAsyncCommand(b->ac, backend_on_handshake, b, "AUTH %s %s",
-                              b->user, b->password) != REDIS_OK) {
-            return -EIO;
+    if (b->password[0] != '\0') {
+        int argc = 0;
+
+        argv[argc] = "AUTH";
+        lens[argc++] = 4;
+        if (b->user[0] != '\0') {
+            argv[argc] = b->user;
+            lens[argc++] = strlen(b->user);
         }
-        b->handshake_left++;
-    } else if (b->password[0] != '\0') {
-        if (redisAsyncCommand(b->ac, backend_on_handshake, b, "AUTH %s",
-                              b->password) != REDIS_OK) {
-            return -EIO;
+        argv[argc] = b->password;
+        lens[argc++] = strlen(b->password);
+        if ((rc = backend_send_argv(b, argc, argv, lens)) != 0) {
+            return rc;
         }
         b->handshake_left++;
     }
     if (b->db != 0) {
         (void)snprintf(db, sizeof(db), "%" PRIu32, b->db);
-        if (redisAsyncCommand(b->ac, backend_on_handshake, b, "SELECT %s",
-                              db) != REDIS_OK) {
-            return -EIO;
+        argv[0] = "SELECT";
+        lens[0] = 6;
+        argv[1] = db;
+        lens[1] = strlen(db);
+        if ((rc = backend_send_argv(b, 2, argv, lens)) != 0) {
+            return rc;
         }
         b->handshake_left++;
     }
@@ -985,56 +924,35 @@ backend_send_handshake(struct backend *b)
 static void
 backend_connect(struct backend *b)
 {
-    redisAsyncContext *ac;
-    char why[BACKEND_WHY_MAX];
+    struct redis_conn_target t = {
+        .is_unix = b->redis.is_unix,
+        .host = b->redis.host,
+        .port = b->redis.port,
+        .path = b->redis.path,
+        .tls = b->tls,
+        .server_name = b->tls_name,
+    };
+    char why[REDIS_CONN_WHY_MAX];
     int rc;
 
-    assert(b->ac == NULL);
     event_timer_stop(b->loop, &b->reconnect);
-    if (b->redis.is_unix) {
-        ac = redisAsyncConnectUnix(b->redis.path);
-    } else {
-        ac = redisAsyncConnect(b->redis.host, b->redis.port);
-    }
-    if (ac == NULL) {
-        backend_enter_down(b, "out of memory");
-        return;
-    }
-    if (ac->err != 0) {
-        (void)snprintf(why, sizeof(why), "%s", backend_context_error(ac));
-        redisAsyncFree(ac);         /* no hooks attached yet */
+    assert(b->conn.state == REDIS_CONN_CLOSED && b->fifo.head == NULL);
+    b->answered = false;
+    rc = redis_conn_open(&b->conn, &t, b->max_reply_bytes, why);
+    if (rc != 0) {
         backend_enter_down(b, why);
         return;
     }
-
-    b->ac = ac;
     b->state = BACKEND_CONNECTING;
-    b->fate = BACKEND_FATE_LOST;
-    b->answered = false;
-    b->io_failed = false;
-    b->io_mask = 0;
-    b->why[0] = '\0';
-    event_io_init(&b->io, ac->c.fd, backend_on_io, b);
-    ac->data = b;
-    ac->ev.data = b;
-    ac->ev.addRead = backend_ev_add_read;
-    ac->ev.delRead = backend_ev_del_read;
-    ac->ev.addWrite = backend_ev_add_write;
-    ac->ev.delWrite = backend_ev_del_write;
-    ac->ev.cleanup = backend_ev_cleanup;
-    /* Also asks for the first write event, which tells us the
-     * connect() finished. */
-    (void)redisAsyncSetConnectCallback(ac, backend_on_connect);
-
-    rc = event_timer_start(b->loop, &b->connect_deadline, b->timeout_ms);
-    if (rc == 0) {
-        rc = backend_send_handshake(b);
-    }
-    if (rc != 0) {
-        backend_close(b, BACKEND_FATE_LOST, "cannot queue the handshake");
+    /* Connecting is something due: a silent peer trips the watchdog. */
+    b->watch_rx = 0;
+    (void)event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
+    if (backend_send_handshake(b) != 0) {
+        redis_conn_close(&b->conn);
+        backend_enter_down(b, "out of memory for the handshake");
         return;
     }
-    backend_flush_unsent(b, b->nunsent);
+    backend_flush_unsent(b, backend_unsent_count(b));
 }
 
 /* --- the interface ----------------------------------------------------- */
@@ -1042,23 +960,34 @@ backend_connect(struct backend *b)
 static void
 backend_format_addr(struct backend *b)
 {
+    const char *scheme = b->tls != NULL ? "rediss://" : "";
+
     if (b->redis.is_unix) {
         (void)snprintf(b->addr, sizeof(b->addr), "unix:%s", b->redis.path);
     } else if (strchr(b->redis.host, ':') != NULL) {
-        (void)snprintf(b->addr, sizeof(b->addr), "[%s]:%u", b->redis.host,
-                       (unsigned)b->redis.port);
+        (void)snprintf(b->addr, sizeof(b->addr), "%s[%s]:%u", scheme,
+                       b->redis.host, (unsigned)b->redis.port);
     } else {
-        (void)snprintf(b->addr, sizeof(b->addr), "%s:%u", b->redis.host,
-                       (unsigned)b->redis.port);
+        (void)snprintf(b->addr, sizeof(b->addr), "%s%s:%u", scheme,
+                       b->redis.host, (unsigned)b->redis.port);
     }
+}
+
+static int
+backend_tls_setup(struct backend *b, const struct config *cfg)
+{
+    (void)b;
+    (void)cfg;
+    return 0;
 }
 
 int
 backend_create(struct event_loop *loop, const struct config *cfg,
-               struct cache *cache, struct metrics_slot_shm *slot,
-               struct backend **out)
+               struct metrics_slot_shm *slot, backend_store_cb store,
+               void *store_arg, struct backend **out)
 {
     struct backend *b = calloc(1, sizeof(*b));
+    int rc;
 
     if (b == NULL) {
         return -ENOMEM;
@@ -1066,10 +995,8 @@ backend_create(struct event_loop *loop, const struct config *cfg,
     b->buckets = calloc(BACKEND_BUCKETS_MIN, sizeof(*b->buckets));
     b->oom = calloc(1, sizeof(*b->oom));
     if (b->buckets == NULL || b->oom == NULL) {
-        free(b->buckets);
-        free(b->oom);
-        free(b);
-        return -ENOMEM;
+        rc = -ENOMEM;
+        goto fail;
     }
     b->nbuckets = BACKEND_BUCKETS_MIN;
     if (getrandom(&b->seed, sizeof(b->seed), GRND_NONBLOCK)
@@ -1078,25 +1005,40 @@ backend_create(struct event_loop *loop, const struct config *cfg,
         b->seed = ((uint64_t)getpid() << 32) ^ backend_now_us();
     }
     b->loop = loop;
-    b->cache = cache;
     b->slot = slot;
+    b->store = store;
+    b->store_arg = store_arg;
     b->redis = cfg->redis;
     (void)snprintf(b->user, sizeof(b->user), "%s", cfg->redis_user);
     (void)snprintf(b->password, sizeof(b->password), "%s",
                    cfg->redis_password);
     b->db = cfg->redis_db;
     b->timeout_ms = cfg->redis_timeout_ms;
+    b->max_reply_bytes = BACKEND_MAX_REPLY_DEFAULT;
+    rc = backend_tls_setup(b, cfg);
+    if (rc != 0) {
+        goto fail;
+    }
     backend_format_addr(b);
     b->backoff_ms = BACKEND_BACKOFF_MIN_MS;
-    b->state = BACKEND_RETRY;
+    b->state = BACKEND_WAIT;
     b->oom->b = b;
     b->oom->done = true;        /* never in the table, never sent */
+    redis_conn_init(&b->conn, loop, &backend_conn_ops, b);
     event_timer_init(&b->reconnect, backend_on_reconnect, b);
-    event_timer_init(&b->connect_deadline, backend_on_connect_deadline, b);
+    event_timer_init(&b->watchdog, backend_on_watchdog, b);
     event_timer_init(&b->kick, backend_on_kick, b);
     backend_connect(b);
     *out = b;
     return 0;
+fail:
+    if (b->tls != NULL) {
+        redis_conn_tls_ctx_free(b->tls);
+    }
+    free(b->buckets);
+    free(b->oom);
+    free(b);
+    return rc;
 }
 
 void
@@ -1139,11 +1081,12 @@ backend_get(struct backend *b, const void *key, size_t key_len,
     if (b->destroying) {
         return;                 /* backend_destroy() fails it */
     }
-    if (backend_can_send(b) && backend_fetch_send(f) == 0) {
+    if (backend_can_send(b) && b->unsent.head == NULL
+        && backend_fetch_send(f) == 0) {
         return;
     }
-    backend_unsent_push(b, f);
-    if (b->state != BACKEND_RETRY && b->state != BACKEND_CLOSING) {
+    backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
+    if (b->state != BACKEND_WAIT) {
         backend_kick(b);
     }
 }
@@ -1165,17 +1108,25 @@ backend_pending(const struct backend *b)
 void
 backend_destroy(struct backend *b)
 {
-    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0 };
+    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL };
+    struct backend_fetch *f;
     struct backend_waiter *w;
     size_t i;
 
     b->destroying = true;
     event_timer_stop(b->loop, &b->reconnect);
-    event_timer_stop(b->loop, &b->connect_deadline);
+    event_timer_stop(b->loop, &b->watchdog);
     event_timer_stop(b->loop, &b->kick);
-    /* Fails what the context holds, through its NULL-reply callbacks. */
-    backend_close(b, BACKEND_FATE_DESTROY, "shutting down");
-    assert(b->ac == NULL);
+    redis_conn_close(&b->conn);
+    b->state = BACKEND_DOWN;
+    backend_drain_fifo(b, false);
+    while ((f = backend_queue_pop(&b->unsent)) != NULL) {
+        if (f->done) {
+            backend_fetch_release(f);
+        } else {
+            backend_fetch_fail(f, BACKEND_UNREACHABLE, false);
+        }
+    }
     /* Callbacks may start fetches; they land in the table, not sent. */
     while (b->nfetches > 0 || b->oom->head != NULL) {
         for (i = 0; i < b->nbuckets && b->nfetches > 0; i++) {
@@ -1189,7 +1140,14 @@ backend_destroy(struct backend *b)
             w->cb(w, &reply);
         }
     }
-    assert(b->unsent_head == NULL);
+    /* Fetches started by those callbacks sit on the unsent list, done. */
+    while ((f = backend_queue_pop(&b->unsent)) != NULL) {
+        backend_fetch_release(f);
+    }
+    redis_conn_fini(&b->conn);
+    if (b->tls != NULL) {
+        redis_conn_tls_ctx_free(b->tls);
+    }
     free(b->oom);
     free(b->buckets);
     free(b);

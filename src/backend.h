@@ -1,18 +1,21 @@
 /*
- * backend: the worker's connection to the backing Redis, through hiredis'
- * async API driven by the worker's own event loop (our adapter for
- * hiredis 0.14's addRead/delRead/addWrite/delWrite/cleanup hooks).
+ * backend: the worker's requests to the backing Redis, pipelined on the
+ * worker's own connection (redis_conn.c: TCP, unix socket or TLS).
  *
  * Concurrent misses for one key share one GET: a pending fetch record
  * (owned by the backend) lists its waiters; a waiter is embedded in the
  * caller's object and unlinks itself with backend_cancel().  Every waiter
- * not cancelled gets its callback exactly once.  Deadlines are our own
- * timers (hiredis 0.14 has none): past --redis-timeout the waiters get
- * BACKEND_TIMEOUT and the connection is reset, since a late reply could
- * not be matched.  While Redis is unreachable, fetches fail at once and
- * a reconnect runs in the background with capped exponential backoff.
- * A string reply is stored in the cache once per fetch, before the
- * waiters are called.
+ * not cancelled gets its callback exactly once.  Each fetch has its own
+ * deadline (--redis-timeout): past it, its waiters alone get
+ * BACKEND_TIMEOUT; the connection is reset only when no reply byte has
+ * come for a whole timeout, and the requests still in flight are re-sent
+ * with their own deadlines.  While Redis refuses connections, fetches
+ * fail at once and a reconnect runs in the background with capped
+ * exponential backoff.
+ *
+ * The backend knows nothing of the cache: a value read for a fetch is
+ * handed to the store callback given at creation, once per fetch and
+ * before any waiter is called, so the caller can cache it.
  */
 #ifndef RCP_BACKEND_H
 #define RCP_BACKEND_H
@@ -21,16 +24,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cache.h"
 #include "config.h"
 #include "event.h"
 #include "metrics.h"
+#include "value.h"
 
 enum backend_result {
     BACKEND_VALUE = 0,          /* string reply: data/len is the value */
     BACKEND_NIL,                /* key absent: 404 / nil */
     BACKEND_WRONGTYPE,          /* data/len: Redis' error text: 409 */
-    BACKEND_ERROR_REPLY,        /* other error reply, text in data: 502 */
+    BACKEND_ERROR_REPLY,        /* other error reply, or a reply over
+                                   --max-reply-size; text in data: 502 */
     BACKEND_UNREACHABLE,        /* no connection: 502 */
     BACKEND_TIMEOUT             /* past --redis-timeout: 504 */
 };
@@ -39,11 +43,20 @@ struct backend_reply {
     enum backend_result result;
     const char         *data;   /* borrowed: valid only during callback */
     size_t              len;
+    struct value       *value;  /* BACKEND_VALUE: the shared bytes data
+                                   points into; value_ref() to keep them
+                                   past the callback.  NULL otherwise. */
 };
 
 struct backend_waiter;
 typedef void (*backend_cb)(struct backend_waiter *w,
                            const struct backend_reply *reply);
+
+/* Called once per fetch that read a string value, before its waiters
+ * (even when they all cancelled).  v is borrowed: value_ref() it to
+ * keep it. */
+typedef void (*backend_store_cb)(void *arg, const void *key,
+                                 size_t key_len, struct value *v);
 
 /* Embedded in the caller's object; zero it or leave it to backend_get. */
 struct backend_waiter {
@@ -56,11 +69,13 @@ struct backend_waiter {
 
 struct backend;
 
-/* Parses nothing: cfg is already valid.  cache and slot may be NULL
- * (no caching, no metrics).  Starts connecting at once.  0 or -errno. */
+/* Parses nothing: cfg is already valid.  slot and store may be NULL (no
+ * metrics, nothing stored).  Starts connecting at once.  0 or -errno;
+ * a TLS setup that cannot be made (a CA file that does not load) is
+ * -EINVAL with the reason logged. */
 int  backend_create(struct event_loop *loop, const struct config *cfg,
-                    struct cache *cache, struct metrics_slot_shm *slot,
-                    struct backend **out);
+                    struct metrics_slot_shm *slot, backend_store_cb store,
+                    void *store_arg, struct backend **out);
 /* Fails every waiter with BACKEND_UNREACHABLE, then frees.  Not to be
  * called from inside a waiter's callback. */
 void backend_destroy(struct backend *b);

@@ -9,9 +9,10 @@
  * offsets, never pointers, so any process may map the segment anywhere):
  *
  *   0                header: magic, layout version, sizes, region offsets,
- *                    hash seed, ttl, poisoned flag, generation, gauges,
- *                    LRU ends + LRU mutex, the rwlock
- *   workers_offset   worker_slots x 64 bytes: lock state and counters
+ *                    hash seed; the gate line (writer word, poisoned
+ *                    flag, ttl, generation); gauges; LRU ends + LRU mutex
+ *   workers_offset   worker_slots x 64 bytes, one line each: lock state
+ *                    (the reader flag) and counters
  *   buckets_offset   bucket_count x uint32 (power of two >= capacity):
  *                    first slot of each hash chain
  *   entries_offset   capacity x 32-byte entry slots: stored time, key
@@ -27,15 +28,26 @@
  * count and key+value bytes of the live entries, and never exceed capacity
  * and max_memory_bytes.
  *
- * Locking.  One process-shared, writer-preferring rwlock.  cache_get takes
- * the read side; set, delete, flush, expiry and eviction the write side.
- * A hit must still move its entry to the head of the LRU list, and doing
- * that on the read side needs a second, tiny process-shared mutex,
- * lru_lock, held only for the splice:
+ * Locking.  A "big reader" lock made of the worker slots (Linux's brlock,
+ * with one reader flag per process instead of per CPU): the read side is
+ * this process's own slot saying INSIDE_READ, so a reader writes only its
+ * own cache line; the write side is the writer word in the gate line
+ * (the holder's pid, taken by compare-and-swap) plus a wait until no slot
+ * says INSIDE_READ.  A reader stores INSIDE_READ and then loads the
+ * writer word; a writer stores the writer word and then loads the slots
+ * (all seq_cst, Dekker-style), so either the reader sees the writer and
+ * steps back to WAITING until the word is free again, or the writer sees
+ * the reader and waits for it to leave.  Writers win: a reader never
+ * enters while the word is held.  Waits spin, then sched_yield(), and
+ * give up after lock_timeout_ms (CACHE_BYPASS).  cache_get takes the read
+ * side; set, delete, flush, expiry and eviction the write side.  A hit
+ * must still move its entry to the head of the LRU list, and doing that
+ * on the read side needs a second, tiny process-shared mutex, lru_lock,
+ * held only for the splice:
  *
- *   get:  rdlock -> find -> lru_lock -> splice to head -> lru_unlock
+ *   get:  read side -> find -> lru_lock -> splice to head -> lru_unlock
  *                -> copy value out -> unlock
- *   set:  wrlock -> unlink old -> evict expired tail -> evict LRU tail
+ *   set:  write side -> unlink old -> evict expired tail -> evict LRU tail
  *                until count, bytes and arena fit -> link at head -> unlock
  *
  * Why the LRU order is exact: every change to the list happens either
@@ -54,24 +66,31 @@
  * that moment serves as the access; a hot key then costs no mutex.
  *
  * Under the lock there are loads, stores and memcpy, nothing else: the
- * hash, the clock and the deadline are computed before, counters are added
- * and errors formatted after.  Each function that locks unlocks in the same
+ * hash and the clock are computed before, counters are added and errors
+ * formatted after.  Only a wait to get in reads the clock and yields:
+ * before the lock is had, so nothing in the segment is being changed.  Each function that locks unlocks in the same
  * function, through one `unlock:` label.
  *
- * Crash safety.  glibc's rwlock is not robust: a process killed inside it
- * (even as a reader) blocks writers forever.  So each process has a worker
- * slot whose state it sets with sequentially consistent stores:
+ * Crash safety.  Neither side is a kernel-known lock: a process killed
+ * inside either leaves its slot saying so (and, for a writer, the writer
+ * word holding its pid), and everyone else waits for it until their
+ * timeout.  Each process's slot state, set with sequentially consistent
+ * stores, is what the supervisor reads when it reaps the process:
  *
- *   IDLE -> WAITING -> (poisoned? back to IDLE, BYPASS) -> timed lock
- *        -> INSIDE_READ / INSIDE_WRITE -> unlock -> IDLE
+ *   read:   IDLE -> INSIDE_READ -> (poisoned? IDLE, BYPASS) -> (writer
+ *           word held? WAITING until free, then again) -> unlock -> IDLE
+ *   write:  IDLE -> WAITING -> (poisoned? IDLE, BYPASS) -> writer word
+ *           -> wait for readers -> INSIDE_WRITE -> unlock -> IDLE
  *
- * Every acquisition is timed (lock_timeout_ms from a CLOCK_MONOTONIC_COARSE
+ * Every wait is timed (lock_timeout_ms from a CLOCK_MONOTONIC_COARSE
  * reading, so up to one tick shorter) and a timeout is CACHE_BYPASS.  When
- * the supervisor reaps a process whose slot was not IDLE, it sets poisoned
- * (cache_reap_slot).  cache_recover() then waits until no slot is WAITING
- * or INSIDE, re-initialises both locks and empties the index, LRU and
- * arena, bumps the generation and clears poisoned.  That is safe because a
- * process sets WAITING before it reads poisoned and recovery sets poisoned
+ * the supervisor reaps a process whose slot was not IDLE (inside either
+ * side, holding the writer word while waiting for readers, or waiting for
+ * a writer), it sets poisoned (cache_reap_slot).  cache_recover() then
+ * waits until no slot is WAITING or INSIDE, clears the writer word,
+ * re-initialises lru_lock, empties the index, LRU and arena, bumps the
+ * generation and clears poisoned.  That is safe because a process makes
+ * its slot busy before it reads poisoned and recovery sets poisoned
  * before it reads the slots (both seq_cst, Dekker-style): either recovery
  * sees the slot busy and waits, or the process sees poisoned and never
  * touches the lock being rebuilt.  lru_lock is a robust mutex, so a reader
@@ -106,6 +125,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -121,6 +141,7 @@
 #define CACHE_LINE              64u
 #define CACHE_CAPACITY_MAX      (1u << 31)
 #define CACHE_LOCK_TIMEOUT_MS   50u
+#define CACHE_SPINS             256u
 
 enum cache_worker_state {
     CACHE_WORKER_IDLE = 0,
@@ -176,24 +197,24 @@ struct cache_hdr_shm {
     uint32_t worker_slots;
     uint32_t pad0;
 
-    /* Read by every operation, written rarely. */
-    _Alignas(CACHE_LINE) uint64_t ttl_ms;   /* atomic */
-    uint64_t generation;                    /* atomic; +1 per recovery */
+    /* The gate: read by every lock acquisition; written by writers
+     * (writer_pid) and by the reaper and recovery (poisoned).  ttl_ms is
+     * read by every operation and written by SIGHUP. */
+    _Alignas(CACHE_LINE) uint32_t writer_pid;   /* write side holder, 0 */
     uint32_t poisoned;                      /* seq_cst; 1: bypass */
-    uint32_t pad1;
+    uint64_t ttl_ms;                        /* atomic */
+    uint64_t generation;                    /* atomic; +1 per recovery */
 
     /* Written under the write side; the gauges are read lock-free. */
     _Alignas(CACHE_LINE) uint64_t entries;  /* gauge, atomic */
     uint64_t bytes;                         /* gauge: key+value, atomic */
     uint32_t free_head;                     /* free slots via chain_next */
-    uint32_t writer_pid;                    /* write holder, or 0 */
+    uint32_t pad1;
 
     /* LRU ends: write side, or read side + lru_lock. */
     _Alignas(CACHE_LINE) pthread_mutex_t lru_lock;
     uint32_t lru_head;                      /* most recently used */
     uint32_t lru_tail;                      /* next to evict */
-
-    _Alignas(CACHE_LINE) pthread_rwlock_t lock;
 };
 
 _Static_assert(sizeof(struct cache_worker_shm) == CACHE_LINE,
@@ -376,92 +397,182 @@ cache_clock_ms(void)
 
 /* ---- locking ---------------------------------------------------------- */
 
+static inline void
+cache_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 /*
- * Takes the read or write side within lock_timeout_ms, recording the
- * attempt in this process's worker slot first.  Returns false (slot IDLE
- * again) when the cache is poisoned or the lock was not had in time; the
- * caller answers CACHE_BYPASS.  *deadline is left for lru_lock.
+ * A wait for a lock word to change: CACHE_SPINS spins, then sched_yield()
+ * until lock_timeout_ms has passed.  The clock is read only once the
+ * spinning is over, so an uncontended lock costs no clock reading.
+ * Waiting is not holding: no cache lock is held by the waiter, or, for a
+ * writer waiting for readers to leave, only the writer word, which keeps
+ * new readers out but lets nothing in the segment change.
  */
+struct cache_wait {
+    uint64_t deadline_ms;           /* 0 until the spinning is over */
+    uint32_t spins;
+};
+
 static bool
-cache_lock(struct cache *cache, enum cache_lock_mode mode, uint32_t pid,
-           struct timespec *deadline)
+cache_wait_more(const struct cache *cache, struct cache_wait *w)
+{
+    uint64_t now_ms;
+
+    if (w->spins < CACHE_SPINS) {
+        w->spins++;
+        cache_cpu_relax();
+        return true;
+    }
+    now_ms = cache_clock_ms();
+    if (w->deadline_ms == 0) {
+        w->deadline_ms = now_ms + cache->lock_timeout_ms;
+    } else if (now_ms >= w->deadline_ms) {
+        return false;
+    }
+    (void) sched_yield();           /* cannot fail on Linux */
+    return true;
+}
+
+static inline uint32_t
+cache_state_load(const struct cache_worker_shm *w)
+{
+    return __atomic_load_n(&w->state, __ATOMIC_SEQ_CST);
+}
+
+/* Read side: this process's slot says INSIDE_READ while no writer holds
+ * the writer word.  Only this process's own line is written. */
+static bool
+cache_lock_read(struct cache *cache)
 {
     struct cache_hdr_shm *hdr = cache->hdr;
     struct cache_worker_shm *me = cache->worker;
-    int rc;
+    struct cache_wait wait = { 0, 0 };
 
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, deadline) != 0) {
-        /* A deadline in the past still gets a free lock at once. */
-        deadline->tv_sec = 0;
-        deadline->tv_nsec = 0;
+    for (;;) {
+        /* Dekker pair with writers (writer_pid) and with recovery
+         * (poisoned): our INSIDE_READ store is ordered before both
+         * loads, their store before their read of our slot. */
+        __atomic_store_n(&me->state, CACHE_WORKER_INSIDE_READ,
+                         __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
+            break;
+        }
+        if (__atomic_load_n(&hdr->writer_pid, __ATOMIC_SEQ_CST) == 0) {
+            return true;
+        }
+        /* A writer is in or about to be: step back and let it. */
+        __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&hdr->writer_pid, __ATOMIC_RELAXED) != 0
+               && !__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)) {
+            if (!cache_wait_more(cache, &wait)) {
+                goto bail;
+            }
+        }
     }
-    deadline->tv_sec += (time_t) (cache->lock_timeout_ms / 1000u);
-    deadline->tv_nsec += (long) (cache->lock_timeout_ms % 1000u) * 1000000L;
-    if (deadline->tv_nsec >= 1000000000L) {
-        deadline->tv_sec++;
-        deadline->tv_nsec -= 1000000000L;
-    }
-
-    __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
-        goto bail;
-    }
-    if (mode == CACHE_LOCK_WRITE) {
-        rc = pthread_rwlock_clockwrlock(&hdr->lock, CLOCK_MONOTONIC,
-                                        deadline);
-    } else {
-        rc = pthread_rwlock_clockrdlock(&hdr->lock, CLOCK_MONOTONIC,
-                                        deadline);
-    }
-    if (rc != 0) {
-        goto bail;
-    }
-    /* Only WAITING against poisoned needs seq_cst (the Dekker pair); the
-     * reaper reads INSIDE after waitpid(), recovery only more strictly. */
-    __atomic_store_n(&me->state, mode == CACHE_LOCK_WRITE
-                     ? CACHE_WORKER_INSIDE_WRITE : CACHE_WORKER_INSIDE_READ,
-                     __ATOMIC_RELEASE);
-    if (__atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE)) {
-        /* Poisoned while we waited: store nothing more. */
-        rc = pthread_rwlock_unlock(&hdr->lock);
-        assert(rc == 0);
-        goto bail;
-    }
-    if (mode == CACHE_LOCK_WRITE) {
-        __atomic_store_n(&hdr->writer_pid, pid, __ATOMIC_RELAXED);
-    }
-    return true;
 
 bail:
     __atomic_store_n(&me->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
     return false;
 }
 
+/* Write side: the writer word (pid of the holder) keeps other writers and
+ * new readers out; then wait until no slot is INSIDE_READ. */
+static bool
+cache_lock_write(struct cache *cache, uint32_t pid)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_worker_shm *me = cache->worker;
+    struct cache_wait wait = { 0, 0 };
+    uint32_t free_word;
+
+    __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
+        goto bail;
+    }
+    for (;;) {
+        free_word = 0;
+        if (__atomic_load_n(&hdr->writer_pid, __ATOMIC_RELAXED) == 0
+            && __atomic_compare_exchange_n(&hdr->writer_pid, &free_word, pid,
+                                           false, __ATOMIC_SEQ_CST,
+                                           __ATOMIC_RELAXED)) {
+            break;
+        }
+        if (__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)
+            || !cache_wait_more(cache, &wait)) {
+            goto bail;
+        }
+    }
+    for (uint32_t s = 0; s < cache->worker_slots; s++) {
+        while (cache_state_load(&cache->workers[s])
+               == CACHE_WORKER_INSIDE_READ) {
+            if (!cache_wait_more(cache, &wait)) {
+                goto release;           /* a dead reader, or a slow one */
+            }
+        }
+    }
+    /* Only WAITING against poisoned needs seq_cst (the Dekker pair); the
+     * reaper reads INSIDE after waitpid(), recovery only more strictly. */
+    __atomic_store_n(&me->state, CACHE_WORKER_INSIDE_WRITE, __ATOMIC_RELEASE);
+    if (!__atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE)) {
+        return true;
+    }
+    /* Poisoned while we waited: store nothing more. */
+
+release:
+    __atomic_store_n(&hdr->writer_pid, 0, __ATOMIC_RELEASE);
+bail:
+    __atomic_store_n(&me->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
+    return false;
+}
+
+/*
+ * Takes the read or write side within lock_timeout_ms, recording it in
+ * this process's worker slot.  Returns false (slot IDLE again) when the
+ * cache is poisoned or the lock was not had in time; the caller answers
+ * CACHE_BYPASS.
+ */
+static bool
+cache_lock(struct cache *cache, enum cache_lock_mode mode, uint32_t pid)
+{
+    return mode == CACHE_LOCK_WRITE ? cache_lock_write(cache, pid)
+                                    : cache_lock_read(cache);
+}
+
 static void
 cache_unlock(struct cache *cache, enum cache_lock_mode mode)
 {
-    struct cache_hdr_shm *hdr = cache->hdr;
-    int rc;
-
     if (mode == CACHE_LOCK_WRITE) {
-        __atomic_store_n(&hdr->writer_pid, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&cache->hdr->writer_pid, 0, __ATOMIC_RELEASE);
     }
-    rc = pthread_rwlock_unlock(&hdr->lock);
-    assert(rc == 0);
-    (void) rc;
     /* A recovery that still sees the old state just waits longer. */
     __atomic_store_n(&cache->worker->state, CACHE_WORKER_IDLE,
                      __ATOMIC_RELEASE);
 }
 
-/* lru_lock, inside the read side, by the deadline of the read side. */
+/* lru_lock, inside the read side, within lock_timeout_ms. */
 static bool
-cache_lru_lock(struct cache *cache, const struct timespec *deadline)
+cache_lru_lock(struct cache *cache)
 {
     struct cache_hdr_shm *hdr = cache->hdr;
+    struct timespec deadline;
     int rc;
 
-    rc = pthread_mutex_clocklock(&hdr->lru_lock, CLOCK_MONOTONIC, deadline);
+    rc = pthread_mutex_trylock(&hdr->lru_lock);
+    if (rc == EBUSY) {
+        uint64_t ms = cache_clock_ms() + cache->lock_timeout_ms;
+
+        deadline.tv_sec = (time_t) (ms / 1000u);
+        deadline.tv_nsec = (long) (ms % 1000u) * 1000000L;
+        rc = pthread_mutex_clocklock(&hdr->lru_lock, CLOCK_MONOTONIC,
+                                     &deadline);
+    }
     if (rc == 0) {
         return true;
     }
@@ -489,30 +600,12 @@ cache_lru_unlock(struct cache *cache)
 static int
 cache_locks_init(struct cache_hdr_shm *hdr)
 {
-    pthread_rwlockattr_t rwattr;
     pthread_mutexattr_t mattr;
     int rc;
 
     /* A lock a dead process held is not destroyed, only overwritten. */
-    memset(&hdr->lock, 0, sizeof(hdr->lock));
     memset(&hdr->lru_lock, 0, sizeof(hdr->lru_lock));
-
-    rc = pthread_rwlockattr_init(&rwattr);
-    if (rc != 0) {
-        return -rc;
-    }
-    rc = pthread_rwlockattr_setpshared(&rwattr, PTHREAD_PROCESS_SHARED);
-    if (rc == 0) {
-        rc = pthread_rwlockattr_setkind_np(&rwattr,
-                         PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    }
-    if (rc == 0) {
-        rc = pthread_rwlock_init(&hdr->lock, &rwattr);
-    }
-    (void) pthread_rwlockattr_destroy(&rwattr);    /* cannot fail */
-    if (rc != 0) {
-        return -rc;
-    }
+    __atomic_store_n(&hdr->writer_pid, 0, __ATOMIC_RELEASE);
 
     rc = pthread_mutexattr_init(&mattr);
     if (rc != 0) {
@@ -920,12 +1013,11 @@ cache_expire(struct cache *cache, uint64_t hash, const void *key,
 {
     uint64_t ttl_ms = __atomic_load_n(&cache->hdr->ttl_ms, __ATOMIC_RELAXED);
     uint32_t pid = cache_pid();
-    struct timespec deadline;
     uint64_t age_ms;
     bool removed = false;
     uint32_t i;
 
-    if (!cache_lock(cache, CACHE_LOCK_WRITE, pid, &deadline)) {
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, pid)) {
         return;     /* the next set or get reclaims it */
     }
     i = cache_find_locked(cache, hash, key, key_len);
@@ -949,7 +1041,6 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
     uint64_t ttl_ms = __atomic_load_n(&cache->hdr->ttl_ms, __ATOMIC_RELAXED);
     enum cache_status status;
     struct cache_entry_shm *e;
-    struct timespec deadline;
     bool expired = false;
     uint64_t age_ms;
     uint32_t i;
@@ -958,7 +1049,7 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
         cache_add(&cache->worker->misses, 1);
         return CACHE_MISS;              /* never stored */
     }
-    if (!cache_lock(cache, CACHE_LOCK_READ, 0, &deadline)) {
+    if (!cache_lock(cache, CACHE_LOCK_READ, 0)) {
         return CACHE_BYPASS;
     }
     i = cache_find_locked(cache, hash, key, key_len);
@@ -981,7 +1072,7 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
      * access, and the list is then exactly as a splice would leave it,
      * so hammering one key costs no lru_lock. */
     if (__atomic_load_n(&cache->hdr->lru_head, __ATOMIC_RELAXED) != i) {
-        if (!cache_lru_lock(cache, &deadline)) {
+        if (!cache_lru_lock(cache)) {
             status = CACHE_BYPASS;
             goto unlock;
         }
@@ -1021,7 +1112,6 @@ cache_set(struct cache *cache, const void *key, size_t key_len,
     uint32_t pid = cache_pid();
     enum cache_status status;
     struct cache_entry_shm *e;
-    struct timespec deadline;
     uint32_t i, block, *bucket;
     unsigned char *data;
 
@@ -1032,7 +1122,7 @@ cache_set(struct cache *cache, const void *key, size_t key_len,
     }
     need = (uint64_t) key_len + value_len;
     hash = cache_hash(cache->seed, key, key_len);
-    if (!cache_lock(cache, CACHE_LOCK_WRITE, pid, &deadline)) {
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, pid)) {
         return CACHE_BYPASS;
     }
 
@@ -1106,13 +1196,12 @@ cache_delete(struct cache *cache, const void *key, size_t key_len)
     uint64_t hash = cache_hash(cache->seed, key, key_len);
     uint32_t pid = cache_pid();
     enum cache_status status;
-    struct timespec deadline;
     uint32_t i;
 
     if (key_len > CACHE_KEY_MAX) {
         return CACHE_MISS;
     }
-    if (!cache_lock(cache, CACHE_LOCK_WRITE, pid, &deadline)) {
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, pid)) {
         return CACHE_BYPASS;
     }
     i = cache_find_locked(cache, hash, key, key_len);
@@ -1131,9 +1220,8 @@ unlock:
 enum cache_status
 cache_flush(struct cache *cache)
 {
-    struct timespec deadline;
 
-    if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid(), &deadline)) {
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid())) {
         return CACHE_BYPASS;
     }
     cache_reset_locked(cache);
@@ -1318,7 +1406,6 @@ cache_check(struct cache *cache, char *err, size_t err_len)
     uint8_t *in_lru = calloc(1, slot_map);
     uint8_t *used_starts = calloc(1, arena_map);
     struct cache_fault fault = { NULL, 0, 0 };
-    struct timespec deadline;
     int rc;
 
     if (in_index == NULL || in_lru == NULL || used_starts == NULL) {
@@ -1326,7 +1413,7 @@ cache_check(struct cache *cache, char *err, size_t err_len)
         fault.what = "no memory for the check's bitmaps";
         goto out;
     }
-    if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid(), &deadline)) {
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid())) {
         rc = -EBUSY;
         fault.what = "poisoned, or the write lock was not had in time";
         goto out;
@@ -1402,22 +1489,7 @@ cache_poisoned(const struct cache *cache)
 void
 cache_debug_hold_lock(struct cache *cache, bool write)
 {
-    struct cache_hdr_shm *hdr = cache->hdr;
-    struct cache_worker_shm *me = cache->worker;
-    uint32_t pid = cache_pid();     /* before the lock, like every caller */
-    int rc;
-
-    __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
-    rc = write ? pthread_rwlock_wrlock(&hdr->lock)
-               : pthread_rwlock_rdlock(&hdr->lock);
-    if (rc != 0) {
-        __atomic_store_n(&me->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
-        return;
-    }
-    __atomic_store_n(&me->state, write ? CACHE_WORKER_INSIDE_WRITE
-                                       : CACHE_WORKER_INSIDE_READ,
-                     __ATOMIC_SEQ_CST);
-    if (write) {
-        __atomic_store_n(&hdr->writer_pid, pid, __ATOMIC_RELAXED);
-    }
+    /* The pid is read before the lock, like every caller does. */
+    (void) cache_lock(cache, write ? CACHE_LOCK_WRITE : CACHE_LOCK_READ,
+                      cache_pid());
 }

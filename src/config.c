@@ -35,6 +35,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "config.h"
 
 /* Longest duration accepted: a year.  Nothing here needs more, and it
@@ -61,6 +62,9 @@ enum config_kind {
     CONFIG_KIND_SIZE,           /* uint64_t bytes in [min, max] */
     CONFIG_KIND_U32,            /* uint32_t in [min, max] */
     CONFIG_KIND_LOG_LEVEL,      /* enum log_level */
+    CONFIG_KIND_STRING,         /* char[CONFIG_ITEM_MAX], "" is none */
+    CONFIG_KIND_GLOBS,          /* struct config_list of key patterns */
+    CONFIG_KIND_CIDRS,          /* struct config_list of address ranges */
     CONFIG_KIND_CHECK,          /* --check-config: no value */
     CONFIG_KIND_HELP,           /* -h: no value, no field */
     CONFIG_KIND_VERSION         /* -V: no value, no field */
@@ -87,6 +91,7 @@ enum config_group {
     CONFIG_GROUP_REDIS,
     CONFIG_GROUP_CACHE,
     CONFIG_GROUP_PROCESS,
+    CONFIG_GROUP_ACCESS,
     CONFIG_GROUP_CONTROL
 };
 
@@ -95,6 +100,7 @@ static const char *const config_group_titles[] = {
     [CONFIG_GROUP_REDIS] = "Backing Redis:",
     [CONFIG_GROUP_CACHE] = "Cache:",
     [CONFIG_GROUP_PROCESS] = "Workers, connections and timeouts:",
+    [CONFIG_GROUP_ACCESS] = "Access control (data ports):",
     [CONFIG_GROUP_CONTROL] = "Configuration, logging and control:",
 };
 
@@ -179,6 +185,12 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(shutdown_timeout_ms), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_PROCESS, "DURATION", "10s",
       "grace period of a graceful stop" },
+    { "resp-user", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(resp_user), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "NAME", "none",
+      "RESP AUTH user name" },
+    { "resp-password", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(resp_password),
+      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "PASSWORD", "none",
+      "RESP AUTH password" },
     { "config", 0, CONFIG_KIND_PATH, CONFIG_FIELD(config_file), 0, 0,
       CONFIG_FROM_FLAG | CONFIG_FROM_ENV, CONFIG_GROUP_CONTROL, "FILE",
       "none", "read `name value` lines from FILE" },
@@ -575,6 +587,55 @@ config_copy_string(char *dst, size_t cap, const char *value)
     return 0;
 }
 
+/* Adds value's blank-separated items to a list option. */
+static int
+config_set_list(struct config_loader *ld, struct config_list *list,
+                const struct config_option *opt, const char *who,
+                const char *value)
+{
+    const char *p = value;
+    bool        any = false;
+
+    for (;;) {
+        size_t      len;
+        struct cidr c;
+
+        while (isspace((unsigned char) *p)) {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        len = strcspn(p, " \t\r\n\v\f");
+        if (len >= CONFIG_ITEM_MAX) {
+            return config_error(ld, "%s: '%.*s...' is too long (max %d "
+                                "bytes)", who, CONFIG_ECHO_MAX, p,
+                                CONFIG_ITEM_MAX - 1);
+        }
+        if (list->n == CONFIG_LIST_MAX) {
+            return config_error(ld, "%s: more than %d values", who,
+                                CONFIG_LIST_MAX);
+        }
+        memcpy(list->items[list->n], p, len);
+        list->items[list->n][len] = '\0';
+        if (opt->kind == CONFIG_KIND_CIDRS
+            && cidr_parse(list->items[list->n], &c) < 0) {
+            return config_error(ld, "%s: invalid address range '%.*s' (use "
+                                "an IPv4 or IPv6 address, optionally "
+                                "/BITS, with no host bits set)", who,
+                                (int) (len < CONFIG_ECHO_MAX
+                                       ? len : CONFIG_ECHO_MAX), p);
+        }
+        list->n++;
+        any = true;
+        p += len;
+    }
+    if (!any) {
+        return config_error(ld, "%s: empty value", who);
+    }
+    return 0;
+}
+
 /*
  * Parses value for opt into cfg.  who names the option as the user wrote
  * it ("--ttl", "RCP_TTL", "/etc/x.conf:3: ttl") and starts the error.
@@ -709,6 +770,17 @@ config_set(struct config_loader *ld, struct config *cfg,
         }
         return 0;
 
+    case CONFIG_KIND_STRING:
+        if (config_copy_string(field, CONFIG_ITEM_MAX, value) < 0) {
+            return config_error(ld, "%s: too long (max %d bytes)", who,
+                                CONFIG_ITEM_MAX - 1);
+        }
+        return 0;
+
+    case CONFIG_KIND_GLOBS:
+    case CONFIG_KIND_CIDRS:
+        return config_set_list(ld, field, opt, who, value);
+
     case CONFIG_KIND_CHECK:
         *(bool *) field = true;
         return 0;
@@ -733,6 +805,12 @@ config_apply(struct config_loader *ld, const struct config_option *opt,
 
     if (ld->set_by[i] > layer) {
         return config_set(ld, &ld->scratch, opt, who, value);
+    }
+    if (ld->set_by[i] < layer && (opt->kind == CONFIG_KIND_GLOBS
+                                  || opt->kind == CONFIG_KIND_CIDRS)) {
+        /* A higher layer's list replaces a lower one's (the default
+         * is empty); repeats within one layer add to it. */
+        ((struct config_list *) config_field(ld->cfg, opt))->n = 0;
     }
     ld->set_by[i] = layer;
     return config_set(ld, ld->cfg, opt, who, value);
@@ -1264,8 +1342,25 @@ config_format_value(const struct config *cfg,
         return;
     case CONFIG_KIND_SECRET:
     case CONFIG_KIND_PATH:
+    case CONFIG_KIND_STRING:
         snprintf(buf, len, "%s", (const char *) field);
         return;
+    case CONFIG_KIND_GLOBS:
+    case CONFIG_KIND_CIDRS: {
+        const struct config_list *l = field;
+        size_t                    pos = 0;
+
+        if (len > 0) {
+            buf[0] = '\0';
+        }
+        for (uint32_t i = 0; i < l->n && pos < len; i++) {
+            int n = snprintf(buf + pos, len - pos, "%s%s", i > 0 ? " " : "",
+                             l->items[i]);
+
+            pos += n > 0 ? (size_t) n : 0;
+        }
+        return;
+    }
     case CONFIG_KIND_ACCESS_LOG:
         snprintf(buf, len, "%s",
                  *(const char *) field != '\0' ? (const char *) field
@@ -1298,7 +1393,7 @@ config_format_value(const struct config *cfg,
 void
 config_print(const struct config *cfg, FILE *out)
 {
-    char value[CONFIG_PATH_MAX + 16];
+    char value[CONFIG_LIST_MAX * CONFIG_ITEM_MAX + 16];
 
     fprintf(out, "# redis-cache-proxy effective configuration\n");
     if (cfg->config_file[0] != '\0') {
@@ -1316,7 +1411,8 @@ config_print(const struct config *cfg, FILE *out)
              * comment, so the output can be used as a config file. */
             fprintf(out, "# %s (none)\n", opt->name);
         } else if (opt->kind == CONFIG_KIND_SECRET
-                   && opt->offset == CONFIG_FIELD(redis_password)) {
+                   && (opt->offset == CONFIG_FIELD(redis_password)
+                       || opt->offset == CONFIG_FIELD(resp_password))) {
             fprintf(out, "%s ********\n", opt->name);
         } else {
             fprintf(out, "%s %s\n", opt->name, value);

@@ -20,6 +20,8 @@
 #define CONFIG_PATH_MAX   1024
 #define CONFIG_SECRET_MAX 512
 #define CONFIG_ERR_MAX    512
+#define CONFIG_LIST_MAX   32            /* items of a list option */
+#define CONFIG_ITEM_MAX   256           /* bytes of one item, with NUL */
 
 /* A listening address: host is a numeric IPv4/IPv6 address or a name;
  * "" or "*" means every address.  enabled is false for `off`. */
@@ -35,6 +37,14 @@ struct config_redis {
     char     host[CONFIG_HOST_MAX];     /* when !is_unix */
     uint16_t port;                      /* when !is_unix */
     char     path[CONFIG_PATH_MAX];     /* when is_unix */
+};
+
+/* A repeatable option (--allow-keys, --allow-from ...): each value is
+ * split at blanks into items; a higher layer replaces a lower one's
+ * list, repeats within one layer add to it. */
+struct config_list {
+    uint32_t n;
+    char     items[CONFIG_LIST_MAX][CONFIG_ITEM_MAX];
 };
 
 struct config {
@@ -61,6 +71,14 @@ struct config {
     char                 pid_file[CONFIG_PATH_MAX];    /* --pid-file, "" */
     char                 access_log[CONFIG_PATH_MAX];  /* "" off, "stderr" */
     bool                 check_config;       /* --check-config */
+    /* access control (access.c) */
+    char                 key_prefix[CONFIG_ITEM_MAX];  /* "" none */
+    struct config_list   allow_keys;         /* globs; none: all keys */
+    struct config_list   allow_from;         /* CIDRs; none: everyone */
+    struct config_list   proxy_protocol_from; /* CIDRs; none: off */
+    char                 http_auth_file[CONFIG_PATH_MAX]; /* "" off */
+    char                 resp_user[CONFIG_SECRET_MAX];     /* "" default */
+    char                 resp_password[CONFIG_SECRET_MAX]; /* "" none */
 };
 
 enum config_rc {

@@ -27,8 +27,10 @@
  *   input.  Both are measured from buf[0], so empty lines before the
  *   request line count toward them.
  *
- * Flow (a CR must be followed by LF; a bare LF also ends a line, as RFC
- * 9112 section 2.2 allows):
+ * Flow (every line ends in CRLF: a bare CR or a bare LF is 400.  RFC 9112
+ * section 2.2 lets a recipient take a bare LF as a line end, but a front
+ * end that does not is then open to smuggling, so we refuse it, as
+ * llhttp's strict mode does):
  *
  *   START --tchar--> METHOD --SP--> TARGET --'/'--------------> PATH
  *     ^ |                             |                          | '?'
@@ -44,16 +46,21 @@
  *        +------------------------------------------------ CRLF --+
  *   FIELD_START --CRLF--> whole-head checks --> DONE
  *
- * Whole-head checks, in this order: HTTP/1.1 without Host is 400; any
- * Transfer-Encoding is 400 with Content-Length, on HTTP/1.0 (RFC 9112
- * 6.1) or on GET/HEAD, else 501 (we never accept chunked bodies); a
- * Content-Length over HTTP_PARSE_BODY_MAX is 413.  A duplicate Host, or
- * Content-Lengths that differ, are 400 as soon as they are seen.
+ * Whole-head checks, in this order: HTTP/1.1 without Host is 400; a
+ * Transfer-Encoding is 400 with Content-Length or on HTTP/1.0 (RFC 9112
+ * 6.1); one Transfer-Encoding line of exactly "chunked" sets req->chunked
+ * (the caller reads the body with http_parse_chunked(), to skip it), any
+ * other coding is 400 on GET/HEAD, else 501; a Content-Length over
+ * HTTP_PARSE_BODY_MAX is 413.  A duplicate Host, or Content-Lengths that
+ * differ, are 400 as soon as they are seen.  Expect: 100-continue on a
+ * 1.1 request sets req->expect_continue.
  *
- * Strictness, and why: the request-target must be pchar / "/" / "?" (a
- * '%' is not checked here; http_parse_decode() refuses a bad escape), a
- * '#', a space or a control byte in it is 400, and field values may not
- * hold CTLs other than HT.  A proxy that is lenient where the origin is
+ * Strictness, and why: the request-target must be pchar / "/" / "?",
+ * plus the bytes nginx takes unescaped in a path: '"', '^', '`', '{',
+ * '|' and '}' (curl sends `curl 'http://h/user|42'` as is).  A '%' is not
+ * checked here; http_parse_decode() refuses a bad escape.  A '#', a
+ * space, '<', '>', '\', a byte over 0x7e or a control byte in it is 400,
+ * and field values may not hold CTLs other than HT.  A proxy that is lenient where the origin is
  * strict, or the other way round, is how request smuggling happens.
  */
 #ifndef _GNU_SOURCE
@@ -119,6 +126,7 @@ enum http_parse_field {
     HTTP_PARSE_FIELD_CONTENT_LENGTH,
     HTTP_PARSE_FIELD_TRANSFER_ENCODING,
     HTTP_PARSE_FIELD_CONNECTION,
+    HTTP_PARSE_FIELD_EXPECT,
     HTTP_PARSE_FIELD_OTHER
 };
 
@@ -135,7 +143,8 @@ static const char http_parse_version_name[] = "HTTP/";
  * Character classes, one 256-entry table each, indexed by the unsigned
  * byte.  tchar: RFC 9110 5.6.2.  value: field-vchar, SP and HT (RFC 9110
  * 5.5: VCHAR / obs-text).  path: pchar / "/" (RFC 3986 3.3, '%' allowed,
- * escapes checked by http_parse_decode()).  query: path plus '?'.  host:
+ * escapes checked by http_parse_decode()) and '"' '^' '`' '{' '|' '}',
+ * as nginx accepts.  query: path plus '?'.  host:
  * reg-name / IP-literal / ':' port (RFC 3986 3.2.2), for the Host field
  * and the authority of absolute-form; no userinfo ('@'), which RFC 9110
  * 4.2.4 forbids in http URIs.  hex: the digit's value, or -1.
@@ -181,12 +190,12 @@ static const uint8_t http_parse_value[256] = {
 static const uint8_t http_parse_path[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 ................ */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 ................ */
-    0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20 .!"#$%&'()*+,-./ */
+    0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20 .!"#$%&'()*+,-./ */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, /* 0x30 0123456789:;<=>? */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 @ABCDEFGHIJKLMNO */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, /* 0x50 PQRSTUVWXYZ[\]^_ */
-    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 `abcdefghijklmno */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, /* 0x70 pqrstuvwxyz{|}~. */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, /* 0x50 PQRSTUVWXYZ[\]^_ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 `abcdefghijklmno */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, /* 0x70 pqrstuvwxyz{|}~. */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x80-0x8f */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x90-0x9f */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xa0-0xaf */
@@ -200,12 +209,12 @@ static const uint8_t http_parse_path[256] = {
 static const uint8_t http_parse_query[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 ................ */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 ................ */
-    0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20 .!"#$%&'()*+,-./ */
+    0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20 .!"#$%&'()*+,-./ */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, /* 0x30 0123456789:;<=>? */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 @ABCDEFGHIJKLMNO */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, /* 0x50 PQRSTUVWXYZ[\]^_ */
-    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 `abcdefghijklmno */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, /* 0x70 pqrstuvwxyz{|}~. */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, /* 0x50 PQRSTUVWXYZ[\]^_ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 `abcdefghijklmno */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, /* 0x70 pqrstuvwxyz{|}~. */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x80-0x8f */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x90-0x9f */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xa0-0xaf */
@@ -324,8 +333,8 @@ http_parse_method_of(const unsigned char *s, size_t n)
     return HTTP_METHOD_OTHER;
 }
 
-/* The field named by the n tchars at s.  The four names we interpret
- * have four different lengths, so one compare at most, and none for most
+/* The field named by the n tchars at s.  The five names we interpret
+ * have five different lengths, so one compare at most, and none for most
  * other fields. */
 static enum http_parse_field
 http_parse_field_of(const unsigned char *s, size_t n)
@@ -334,6 +343,11 @@ http_parse_field_of(const unsigned char *s, size_t n)
     case sizeof("host") - 1:
         if (http_parse_word_eq(s, n, "host")) {
             return HTTP_PARSE_FIELD_HOST;
+        }
+        break;
+    case sizeof("expect") - 1:
+        if (http_parse_word_eq(s, n, "expect")) {
+            return HTTP_PARSE_FIELD_EXPECT;
         }
         break;
     case sizeof("connection") - 1:
@@ -395,6 +409,31 @@ http_parse_span_ows(const unsigned char *p, size_t pos, size_t stop)
     return pos;
 }
 
+/* Whether the field value in [from, to), without the OWS around it, is
+ * word (lower case), compared case-insensitively. */
+static bool
+http_parse_value_is(const unsigned char *p, size_t from, size_t to,
+                    const char *word)
+{
+    size_t n = strlen(word);
+
+    while (from < to && http_parse_is_ows(p[from])) {
+        from++;
+    }
+    while (to > from && http_parse_is_ows(p[to - 1])) {
+        to--;
+    }
+    if (to - from != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (http_parse_lower(p[from + i]) != (unsigned char)word[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void
 http_parse_fail(struct http_parse *st, int status)
 {
@@ -427,15 +466,31 @@ static size_t
 http_parse_field_end(struct http_parse *st, const unsigned char *p,
                      size_t pos, size_t stop)
 {
-    if (p[pos] == '\r') {
-        if (pos + 1 < stop && p[pos + 1] == '\n') {
-            st->state = HTTP_PARSE_S_FIELD_START;
-            return pos + 2;
-        }
-        st->state = HTTP_PARSE_S_FIELD_LF;
-        return pos + 1;
+    if (p[pos] != '\r') {
+        /* A bare LF (see the file comment). */
+        http_parse_fail(st, 400);
+        return pos;
     }
-    st->state = HTTP_PARSE_S_FIELD_START;
+    if (st->field == HTTP_PARSE_FIELD_TRANSFER_ENCODING) {
+        /* Only a single "chunked" is a coding we can read; anything
+         * else, or a second Transfer-Encoding line, is refused at the
+         * head's end. */
+        if (!st->te_chunked && !st->te_other
+            && http_parse_value_is(p, st->mark, pos, "chunked")) {
+            st->te_chunked = true;
+        } else {
+            st->te_chunked = false;
+            st->te_other = true;
+        }
+    } else if (st->field == HTTP_PARSE_FIELD_EXPECT
+               && http_parse_value_is(p, st->mark, pos, "100-continue")) {
+        st->expect_continue = true;
+    }
+    if (pos + 1 < stop && p[pos + 1] == '\n') {
+        st->state = HTTP_PARSE_S_FIELD_START;
+        return pos + 2;
+    }
+    st->state = HTTP_PARSE_S_FIELD_LF;
     return pos + 1;
 }
 
@@ -490,15 +545,20 @@ http_parse_head_end(struct http_parse *st, size_t pos)
         return;
     }
     if ((st->seen & HTTP_PARSE_SEEN_TRANSFER_ENCODING) != 0) {
-        if (req->has_content_length || req->version_minor == 0
-            || req->method == HTTP_METHOD_GET
-            || req->method == HTTP_METHOD_HEAD) {
+        if (req->has_content_length || req->version_minor == 0) {
             http_parse_fail(st, 400);
-        } else {
-            http_parse_fail(st, 501);
+            return;
         }
-        return;
+        if (!st->te_chunked) {
+            http_parse_fail(st, req->method == HTTP_METHOD_GET
+                                || req->method == HTTP_METHOD_HEAD
+                            ? 400 : 501);
+            return;
+        }
+        req->chunked = true;
     }
+    /* RFC 9110 10.1.1: an HTTP/1.0 client's expectation is ignored. */
+    req->expect_continue = st->expect_continue && req->version_minor == 1;
     if (req->has_content_length
         && req->content_length > HTTP_PARSE_BODY_MAX) {
         http_parse_fail(st, 413);
@@ -536,6 +596,11 @@ http_parse_name_end(struct http_parse *st, const unsigned char *p,
         break;
     case HTTP_PARSE_FIELD_TRANSFER_ENCODING:
         st->seen |= HTTP_PARSE_SEEN_TRANSFER_ENCODING;
+        st->mark = pos + 1;
+        st->state = HTTP_PARSE_S_VALUE;
+        break;
+    case HTTP_PARSE_FIELD_EXPECT:
+        st->mark = pos + 1;
         st->state = HTTP_PARSE_S_VALUE;
         break;
     case HTTP_PARSE_FIELD_CONNECTION:
@@ -577,8 +642,6 @@ http_parse_line_step(struct http_parse *st, const unsigned char *p,
         c = p[pos];
         if (c == '\r') {
             st->state = HTTP_PARSE_S_START_LF;
-        } else if (c == '\n') {
-            st->state = HTTP_PARSE_S_START;
         } else if (http_parse_tchar[c]) {
             st->mark = pos;
             req->method_off = pos;
@@ -760,7 +823,8 @@ http_parse_line_step(struct http_parse *st, const unsigned char *p,
 
     case HTTP_PARSE_S_LINE_END:
         c = p[pos];
-        if (c != '\r' && c != '\n') {
+        if (c != '\r') {
+            /* A bare LF included (see the file comment). */
             http_parse_fail(st, 400);
             return pos;
         }
@@ -811,8 +875,6 @@ http_parse_field_step(struct http_parse *st, const unsigned char *p,
                 http_parse_head_end(st, pos + 1);
                 return pos + 2;
             }
-        } else if (c == '\n') {
-            http_parse_head_end(st, pos);
         } else if (http_parse_tchar[c]) {
             st->mark = pos;
             st->header_name_off = pos;
@@ -1084,6 +1146,192 @@ http_parse_request(struct http_parse *st, const char *buf, size_t len,
     }
     st->pos = pos;
     return http_parse_result(st, req);
+}
+
+/* ---- chunked bodies ---------------------------------------------------
+ *
+ *   SIZE_FIRST --hex--> SIZE --';' SP HT--> EXT --CR--> SIZE_LF --LF--+
+ *                         |                                           |
+ *                         +--CR-----------------------> SIZE_LF       |
+ *   size > 0: DATA (size bytes) -> DATA_CR -> DATA_LF -> SIZE_FIRST <-+
+ *   size 0:   TRAILER_START --tchar--> TRAILER_NAME --':'--> TRAILER_VALUE
+ *                  | CR                  --CR--> TRAILER_LF --LF--> back
+ *                  v
+ *               END_LF --LF--> DONE
+ *
+ * Every line ends in CRLF: a bare LF or CR is 400, as in the head, since
+ * a front end that reads chunk framing differently is a smuggling
+ * vector.  Extensions are checked only for their bytes (field-vchar, SP,
+ * HT): we ignore them.  The whole body with its framing must fit in
+ * HTTP_PARSE_BODY_MAX, checked before the byte at the limit is read, and
+ * a chunk size over it is 413 at its digit.
+ */
+enum http_chunked_state {
+    HTTP_CHUNKED_S_SIZE_FIRST = 0,
+    HTTP_CHUNKED_S_SIZE,
+    HTTP_CHUNKED_S_EXT,
+    HTTP_CHUNKED_S_SIZE_LF,
+    HTTP_CHUNKED_S_DATA,
+    HTTP_CHUNKED_S_DATA_CR,
+    HTTP_CHUNKED_S_DATA_LF,
+    HTTP_CHUNKED_S_TRAILER_START,
+    HTTP_CHUNKED_S_TRAILER_NAME,
+    HTTP_CHUNKED_S_TRAILER_VALUE,
+    HTTP_CHUNKED_S_TRAILER_LF,
+    HTTP_CHUNKED_S_END_LF,
+    HTTP_CHUNKED_S_DONE,
+    HTTP_CHUNKED_S_ERROR
+};
+
+void
+http_parse_chunked_init(struct http_chunked *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->state = HTTP_CHUNKED_S_SIZE_FIRST;
+}
+
+static void
+http_chunked_fail(struct http_chunked *st, int status)
+{
+    st->state = HTTP_CHUNKED_S_ERROR;
+    st->status = status;
+}
+
+/* One step from pos, which is below stop; returns the next position. */
+static size_t
+http_chunked_step(struct http_chunked *st, const unsigned char *p,
+                  size_t pos, size_t stop)
+{
+    unsigned char c = p[pos];
+    uint64_t      n;
+
+    switch (st->state) {
+    case HTTP_CHUNKED_S_SIZE_FIRST:
+    case HTTP_CHUNKED_S_SIZE:
+        if (http_parse_hex[c] >= 0) {
+            /* Bounded before the multiply, as Content-Length is. */
+            st->size = st->size * 16 + (uint64_t)http_parse_hex[c];
+            if (st->size > HTTP_PARSE_BODY_MAX) {
+                http_chunked_fail(st, 413);
+            } else {
+                st->state = HTTP_CHUNKED_S_SIZE;
+            }
+        } else if (st->state == HTTP_CHUNKED_S_SIZE
+                   && (c == ';' || http_parse_is_ows(c))) {
+            st->state = HTTP_CHUNKED_S_EXT;
+        } else if (st->state == HTTP_CHUNKED_S_SIZE && c == '\r') {
+            st->state = HTTP_CHUNKED_S_SIZE_LF;
+        } else {
+            http_chunked_fail(st, 400);
+        }
+        return pos + 1;
+
+    case HTTP_CHUNKED_S_EXT:
+    case HTTP_CHUNKED_S_TRAILER_VALUE:
+        pos = http_parse_span(http_parse_value, p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        if (p[pos] != '\r') {
+            http_chunked_fail(st, 400);
+            return pos;
+        }
+        st->state = st->state == HTTP_CHUNKED_S_EXT
+            ? HTTP_CHUNKED_S_SIZE_LF : HTTP_CHUNKED_S_TRAILER_LF;
+        return pos + 1;
+
+    case HTTP_CHUNKED_S_SIZE_LF:
+        if (c != '\n') {
+            http_chunked_fail(st, 400);
+        } else {
+            st->state = st->size == 0 ? HTTP_CHUNKED_S_TRAILER_START
+                                      : HTTP_CHUNKED_S_DATA;
+        }
+        return pos + 1;
+
+    case HTTP_CHUNKED_S_DATA:
+        n = stop - pos < st->size ? stop - pos : st->size;
+        st->size -= n;
+        if (st->size == 0) {
+            st->state = HTTP_CHUNKED_S_DATA_CR;
+        }
+        return pos + (size_t)n;
+
+    case HTTP_CHUNKED_S_DATA_CR:
+    case HTTP_CHUNKED_S_DATA_LF:
+        if (c != (st->state == HTTP_CHUNKED_S_DATA_CR ? '\r' : '\n')) {
+            http_chunked_fail(st, 400);
+        } else if (st->state == HTTP_CHUNKED_S_DATA_CR) {
+            st->state = HTTP_CHUNKED_S_DATA_LF;
+        } else {
+            st->state = HTTP_CHUNKED_S_SIZE_FIRST;
+        }
+        return pos + 1;
+
+    case HTTP_CHUNKED_S_TRAILER_START:
+        if (c == '\r') {
+            st->state = HTTP_CHUNKED_S_END_LF;
+        } else if (http_parse_tchar[c]) {
+            st->state = HTTP_CHUNKED_S_TRAILER_NAME;
+        } else {
+            http_chunked_fail(st, 400);
+        }
+        return pos + 1;
+
+    case HTTP_CHUNKED_S_TRAILER_NAME:
+        pos = http_parse_span(http_parse_tchar, p, pos, stop);
+        if (pos == stop) {
+            return pos;
+        }
+        if (p[pos] != ':') {
+            http_chunked_fail(st, 400);
+            return pos;
+        }
+        st->state = HTTP_CHUNKED_S_TRAILER_VALUE;
+        return pos + 1;
+
+    case HTTP_CHUNKED_S_TRAILER_LF:
+    case HTTP_CHUNKED_S_END_LF:
+        if (c != '\n') {
+            http_chunked_fail(st, 400);
+        } else if (st->state == HTTP_CHUNKED_S_TRAILER_LF) {
+            st->state = HTTP_CHUNKED_S_TRAILER_START;
+        } else {
+            st->state = HTTP_CHUNKED_S_DONE;
+            st->body_len = pos + 1;
+        }
+        return pos + 1;
+
+    default:
+        assert(!"http_chunked_step: not a chunked state");
+        http_chunked_fail(st, 400);
+        return pos;
+    }
+}
+
+enum http_parse_rc
+http_parse_chunked(struct http_chunked *st, const char *buf, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    size_t stop = len < HTTP_PARSE_BODY_MAX ? len : HTTP_PARSE_BODY_MAX;
+    size_t pos = st->pos;
+
+    while (st->state < HTTP_CHUNKED_S_DONE) {
+        if (pos >= HTTP_PARSE_BODY_MAX) {
+            http_chunked_fail(st, 413);
+            break;
+        }
+        if (pos >= stop) {
+            break;
+        }
+        pos = http_chunked_step(st, p, pos, stop);
+    }
+    st->pos = pos;
+    if (st->state == HTTP_CHUNKED_S_DONE) {
+        return HTTP_PARSE_DONE;
+    }
+    return st->state == HTTP_CHUNKED_S_ERROR ? HTTP_PARSE_ERROR
+                                             : HTTP_PARSE_AGAIN;
 }
 
 ssize_t

@@ -49,6 +49,10 @@ struct http_request {
                                            Connection: close/keep-alive */
     bool             has_content_length;
     uint64_t         content_length;    /* <= HTTP_PARSE_BODY_MAX */
+    bool             chunked;           /* Transfer-Encoding: chunked: the
+                                           body is read with
+                                           http_parse_chunked() */
+    bool             expect_continue;   /* HTTP/1.1 Expect: 100-continue */
     size_t           head_len;          /* bytes up to and incl. CRLFCRLF */
     int              status;            /* on ERROR: 400 413 414 431 501
                                            505 */
@@ -62,6 +66,10 @@ struct http_parse {
     size_t           header_name_off, header_name_len;
     unsigned         seen;              /* header flags */
     bool             conn_close, conn_keep_alive;
+    bool             te_chunked;        /* one Transfer-Encoding: chunked */
+    bool             te_other;          /* any other coding, or a second
+                                           Transfer-Encoding line */
+    bool             expect_continue;   /* Expect: 100-continue seen */
     size_t           idx;               /* bytes of a literal matched so
                                            far, or of the Host value */
     unsigned         field;             /* which field this line is */
@@ -83,6 +91,31 @@ void http_parse_init(struct http_parse *st);
  * true for 1.1 and for 1.0 with Connection: keep-alive. */
 enum http_parse_rc http_parse_request(struct http_parse *st, const char *buf,
                                       size_t len, struct http_request *req);
+
+/* A chunked request body (RFC 9112 7.1) being read, so that it can be
+ * skipped; zeroed by http_parse_chunked_init(). */
+struct http_chunked {
+    unsigned         state;
+    size_t           pos;               /* next byte, from the body's
+                                           first */
+    uint64_t         size;              /* left of the current chunk,
+                                           saturated at BODY_MAX + 1 */
+    size_t           body_len;          /* on DONE: the whole body's
+                                           bytes, last CRLF included */
+    int              status;            /* on ERROR: 400 or 413 */
+};
+
+void http_parse_chunked_init(struct http_chunked *st);
+
+/* Parses buf[0..len), the bytes after the head, as a chunked body:
+ * chunk sizes, extensions, data and trailer fields are checked for
+ * their framing and skipped.  DONE: the body is st->body_len bytes and
+ * the next request starts after them; ERROR: st->status, 413 when the
+ * body with its framing would pass HTTP_PARSE_BODY_MAX, else 400 (a
+ * bare LF included).  Incremental like http_parse_request(); once DONE
+ * or ERROR, further calls return the same. */
+enum http_parse_rc http_parse_chunked(struct http_chunked *st,
+                                      const char *buf, size_t len);
 
 /* Percent-decodes src (a path without the leading '/') into dst, which has
  * room for src_len bytes and may be src itself.  Returns the decoded

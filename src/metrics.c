@@ -85,6 +85,7 @@ static const char *const metrics_backend_error_names[] = {
     [METRICS_BACKEND_UNREACHABLE] = "unreachable",
     [METRICS_BACKEND_TIMEOUT] = "timeout",
     [METRICS_BACKEND_REPLY] = "reply",
+    [METRICS_BACKEND_TLS] = "tls",
 };
 
 _Static_assert(sizeof(metrics_backend_error_names)
@@ -237,6 +238,20 @@ metrics_add_connections(struct metrics_slot_shm *s, int64_t delta)
 }
 
 void
+metrics_count_connection(struct metrics_slot_shm *s, bool denied)
+{
+    __atomic_fetch_add(denied ? &s->connections_denied
+                              : &s->connections_accepted, 1,
+                       __ATOMIC_RELAXED);
+}
+
+void
+metrics_count_auth_failure(struct metrics_slot_shm *s)
+{
+    __atomic_fetch_add(&s->auth_failures, 1, __ATOMIC_RELAXED);
+}
+
+void
 metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
 {
     memset(out, 0, sizeof(*out));
@@ -263,6 +278,12 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->backend_sum_us, __ATOMIC_RELAXED);
         out->connections +=
             __atomic_load_n(&s->connections, __ATOMIC_RELAXED);
+        out->connections_accepted +=
+            __atomic_load_n(&s->connections_accepted, __ATOMIC_RELAXED);
+        out->connections_denied +=
+            __atomic_load_n(&s->connections_denied, __ATOMIC_RELAXED);
+        out->auth_failures +=
+            __atomic_load_n(&s->auth_failures, __ATOMIC_RELAXED);
     }
 }
 
@@ -424,6 +445,15 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_family(&o, "rcp_connections", "gauge",
                    "Open client connections, all workers together.");
     textbuf_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
+    metrics_u64(&o, "rcp_connections_accepted_total", "counter",
+                "Client connections accepted on the data ports.",
+                sum.connections_accepted);
+    metrics_u64(&o, "rcp_connections_denied_total", "counter",
+                "Client connections closed at accept by --allow-from.",
+                sum.connections_denied);
+    metrics_u64(&o, "rcp_auth_failures_total", "counter",
+                "Requests refused for missing or wrong credentials.",
+                sum.auth_failures);
     metrics_u64(&o, "rcp_max_clients", "gauge",
                 "Most client connections, all workers together "
                 "(--max-clients).", info->max_clients);

@@ -9,6 +9,7 @@
 #ifndef RCP_METRICS_H
 #define RCP_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,7 @@ enum metrics_backend_error {
     METRICS_BACKEND_UNREACHABLE = 0,
     METRICS_BACKEND_TIMEOUT,
     METRICS_BACKEND_REPLY,
+    METRICS_BACKEND_TLS,        /* a TLS handshake or certificate failed */
     METRICS_BACKEND_ERROR_COUNT
 };
 
@@ -50,6 +52,9 @@ struct metrics_slot_shm {
     uint64_t backend_count;
     uint64_t backend_sum_us;
     int64_t  connections;               /* gauge: open now */
+    uint64_t connections_accepted;      /* accepted and served */
+    uint64_t connections_denied;        /* closed at accept: --allow-from */
+    uint64_t auth_failures;             /* 401s, WRONGPASS, NOAUTH */
 };
 
 struct metrics;
@@ -79,6 +84,9 @@ void metrics_count_backend_error(struct metrics_slot_shm *s,
                                  enum metrics_backend_error kind);
 void metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros);
 void metrics_add_connections(struct metrics_slot_shm *s, int64_t delta);
+/* A connection accepted (denied: closed at once by --allow-from). */
+void metrics_count_connection(struct metrics_slot_shm *s, bool denied);
+void metrics_count_auth_failure(struct metrics_slot_shm *s);
 
 /* What the supervisor knows and the slots don't. */
 struct metrics_process_info {

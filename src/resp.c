@@ -3,11 +3,14 @@
  *
  * The proxy is a read-through cache, not a Redis: it knows GET and MGET
  * (answered by the worker through the cache), and just enough else for
- * real clients to connect and stay on RESP2: PING, ECHO, QUIT, SELECT of
- * the configured db, COMMAND (and COUNT, DOCS, INFO) for redis-cli's
- * start-up, CONFIG GET (an empty list: redis-benchmark asks), HELLO (an
- * error, so clients stay on RESP2), CLIENT SETNAME/SETINFO.  Everything
- * else is Redis' own "unknown command" error, worded as Redis 7 words it.
+ * real clients to connect, run their default pipelines and transactions
+ * and stay on RESP2: PING, ECHO, QUIT, SELECT of the configured db, and
+ * COMMAND (and COUNT, DOCS, INFO) for redis-cli's start-up are answered
+ * here.  INFO, CONFIG, CLIENT, HELLO, AUTH, MULTI, EXEC, DISCARD, WATCH
+ * and UNWATCH depend on the connection or the process: the table knows
+ * them (for COMMAND, arity and MULTI's checks) and resp_session.c
+ * answers them.  Everything else is Redis' own "unknown command" error,
+ * worded as Redis 7 words it.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -36,6 +39,13 @@ static const struct resp_command_info resp_commands[] = {
     { "config",  -2, "admin",     0,  0, 0 },
     { "hello",   -1, "fast",      0,  0, 0 },
     { "client",  -2, "admin",     0,  0, 0 },
+    { "info",    -1, "loading",   0,  0, 0 },
+    { "auth",    -2, "fast",      0,  0, 0 },
+    { "multi",   1,  "fast",      0,  0, 0 },
+    { "exec",    1,  "loading",   0,  0, 0 },
+    { "discard", 1,  "fast",      0,  0, 0 },
+    { "watch",   -2, "fast",      1, -1, 1 },
+    { "unwatch", 1,  "fast",      0,  0, 0 },
 };
 
 #define RESP_NCOMMANDS (sizeof(resp_commands) / sizeof(resp_commands[0]))
@@ -314,6 +324,37 @@ resp_select(const char *buf, const struct resp_command *cmd, uint32_t db,
     return resp_append_status(out, "OK");
 }
 
+int
+resp_check_command(const char *buf, const struct resp_command *cmd,
+                   struct buf *out)
+{
+    const struct resp_command_info *ci = resp_lookup(buf, &cmd->argv[0]);
+    int                             rc;
+
+    if (ci == NULL) {
+        rc = resp_unknown(buf, cmd, out);
+    } else if ((ci->arity > 0 && cmd->argc != (size_t) ci->arity)
+               || (ci->arity < 0 && cmd->argc < (size_t) -ci->arity)) {
+        rc = resp_error_arity(out, ci->name);
+    } else {
+        return 0;
+    }
+    return rc == 0 ? 1 : rc;
+}
+
+bool
+resp_command_is(const char *buf, const struct resp_command *cmd,
+                const char *lower)
+{
+    return cmd->argc > 0 && resp_arg_is(buf, &cmd->argv[0], lower);
+}
+
+bool
+resp_arg_equals(const char *buf, const struct resp_arg *a, const char *lower)
+{
+    return resp_arg_is(buf, a, lower);
+}
+
 enum resp_action
 resp_dispatch(const char *buf, const struct resp_command *cmd, uint32_t db,
               struct buf *out)
@@ -362,24 +403,8 @@ resp_dispatch(const char *buf, const struct resp_command *cmd, uint32_t db,
         rc = resp_select(buf, cmd, db, out);
     } else if (strcmp(name, "command") == 0) {
         rc = resp_command_cmd(buf, cmd, out);
-    } else if (strcmp(name, "config") == 0) {
-        if (resp_arg_is(buf, &cmd->argv[1], "get")) {
-            rc = resp_append_array(out, 0);
-        } else {
-            rc = resp_error_str(out, "ERR CONFIG is not supported by "
-                                "this proxy except CONFIG GET");
-        }
-    } else if (strcmp(name, "hello") == 0) {
-        rc = resp_error_str(out, "NOPROTO this proxy speaks RESP2 "
-                            "only");
-    } else {                            /* client */
-        if (resp_arg_is(buf, &cmd->argv[1], "setname")
-            || resp_arg_is(buf, &cmd->argv[1], "setinfo")) {
-            rc = resp_append_status(out, "OK");
-        } else {
-            rc = resp_error_str(out, "ERR unknown subcommand for "
-                                "'client'");
-        }
+    } else {
+        return RESP_ACTION_SESSION;     /* resp_session.c's */
     }
     return rc == 0 ? RESP_ACTION_REPLIED : RESP_ACTION_NOMEM;
 }

@@ -7,6 +7,7 @@
 #ifndef RCP_RESP_H
 #define RCP_RESP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,8 @@ enum resp_action {
     RESP_ACTION_CLOSE,          /* answer in out; close after writing */
     RESP_ACTION_GET,            /* caller answers GET argv[1] */
     RESP_ACTION_MGET,           /* caller answers MGET argv[1..argc) */
+    RESP_ACTION_SESSION,        /* known, arity checked: the caller's
+                                   resp_session answers it */
     RESP_ACTION_NOMEM           /* out could not grow */
 };
 
@@ -25,6 +28,19 @@ enum resp_action {
  * configured --redis-db, the only one SELECT accepts. */
 enum resp_action resp_dispatch(const char *buf, const struct resp_command *cmd,
                                uint32_t db, struct buf *out);
+
+/* For MULTI: 0 when cmd is a command the port serves, with a valid
+ * number of arguments; otherwise appends Redis' error for it ("unknown
+ * command", "wrong number of arguments") and returns 1; -ENOMEM. */
+int resp_check_command(const char *buf, const struct resp_command *cmd,
+                       struct buf *out);
+
+/* True when cmd's name (argv[0]) is lower, case-insensitively. */
+bool resp_command_is(const char *buf, const struct resp_command *cmd,
+                     const char *lower);
+/* True when argument a is lower, case-insensitively. */
+bool resp_arg_equals(const char *buf, const struct resp_arg *a,
+                     const char *lower);
 
 /* Longest bulk header: "$" + 20 digits + CRLF. */
 #define RESP_BULK_HEAD_MAX 24

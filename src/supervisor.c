@@ -384,6 +384,9 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
     params.cache = s->cache;
     params.metrics = metrics_slot(s->metrics, params.slot);
     params.clients = s->clients;
+    params.metrics_all = s->metrics;
+    params.supervisor_pid = (long) parent;
+    params.start_time = s->start_time;
     status = worker_run(&params);
     _exit(status);
 }
@@ -1411,13 +1414,16 @@ supervisor_admin_process(struct admin_conn *c)
     if (rc == HTTP_PARSE_AGAIN) {
         return;
     }
-    if (rc == HTTP_PARSE_ERROR) {
+    if (rc == HTTP_PARSE_ERROR || c->req.chunked) {
+        /* No admin request has a body: a chunked one is refused rather
+         * than read, and the connection closes. */
         buf = malloc(ADMIN_REPLY_MIN);
         if (buf == NULL) {
             supervisor_admin_close(c);
             return;
         }
-        n = admin_error(c->req.status, time(NULL), buf, ADMIN_REPLY_MIN);
+        n = admin_error(rc == HTTP_PARSE_ERROR ? c->req.status : 400,
+                        time(NULL), buf, ADMIN_REPLY_MIN);
         supervisor_admin_send(c, buf, n, true);
         return;
     }
@@ -1535,6 +1541,35 @@ supervisor_admin_start(struct supervisor *s)
 
 /* ---- start and run ---------------------------------------------------- */
 
+/* "http 127.0.0.1:8080, resp *:6380, admin 127.0.0.1:9121": every
+ * listener, so the startup line says where each port is. */
+static void
+supervisor_format_listeners(const struct config *cfg, char *buf, size_t cap)
+{
+    const struct config_listen *ls[] = {
+        &cfg->listen, &cfg->resp_listen, &cfg->admin_listen
+    };
+    static const char *const names[] = { "http", "resp", "admin" };
+    size_t pos = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < 3; i++) {
+        char one[CONFIG_HOST_MAX + 16];
+        int  n;
+
+        if (!ls[i]->enabled) {
+            continue;
+        }
+        config_format_listen(ls[i], one, sizeof(one));
+        n = snprintf(buf + pos, cap - pos, "%s%s %s", pos > 0 ? ", " : "",
+                     names[i], one);
+        if (n < 0 || (size_t) n >= cap - pos) {
+            return;
+        }
+        pos += (size_t) n;
+    }
+}
+
 static int
 supervisor_write_pid_file(const struct config *cfg)
 {
@@ -1578,7 +1613,7 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     struct supervisor  *s = &sup;
     struct cache_params cp;
     struct timespec     ts;
-    char                addr[CONFIG_HOST_MAX + 16];
+    char                addr[3 * (CONFIG_HOST_MAX + 24)];
     sigset_t            early, saved_mask;
     int                 rc;
 
@@ -1622,6 +1657,16 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
         s->resp_fd = rc;
     }
     if (s->cfg.admin_listen.enabled) {
+        if (s->cfg.admin_listen.host[0] == '\0') {
+            /* A bare port means every address, as for the data ports;
+             * for the admin port that is rarely meant. */
+            log_warn("admin-listen %u binds every address: the admin port "
+                     "(flush, delete) is then open to clients; give "
+                     "127.0.0.1:%u for loopback only, or 0.0.0.0:%u to "
+                     "mean it", (unsigned) s->cfg.admin_listen.port,
+                     (unsigned) s->cfg.admin_listen.port,
+                     (unsigned) s->cfg.admin_listen.port);
+        }
         rc = supervisor_listen(&s->cfg.admin_listen, 64);
         if (rc < 0) {
             s->exit_status = 1;
@@ -1705,8 +1750,8 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
         goto out;
     }
 
-    config_format_listen(&s->cfg.listen, addr, sizeof(addr));
-    log_info("redis-cache-proxy %s: listening on %s, %u worker(s), cache "
+    supervisor_format_listeners(&s->cfg, addr, sizeof(addr));
+    log_info("redis-cache-proxy %s: listening on %s; %u worker(s), cache "
              "segment %zu bytes (%u keys, %llu bytes of data)",
              PACKAGE_VERSION, addr, s->cfg.workers,
              cache_segment_bytes(s->cache), s->cfg.capacity,

@@ -76,6 +76,21 @@ worker_date(struct worker *w)
     return w->date;
 }
 
+/* The backend's store callback: a value read from Redis goes into the
+ * shared cache once per fetch, before its waiters are answered.
+ * CACHE_TOO_LARGE or CACHE_BYPASS just mean not stored. */
+static void
+worker_store_value(void *arg, const void *key, size_t key_len,
+                   struct value *v)
+{
+    struct worker *w = arg;
+
+    if (w->params->cache != NULL) {
+        (void)cache_set(w->params->cache, key, key_len, v->data, v->len,
+                        cache_clock_ms());
+    }
+}
+
 int
 worker_conn_out_reserve(struct conn *c, size_t n)
 {
@@ -217,6 +232,25 @@ worker_log_escape(char *dst, size_t cap, size_t *pos, const char *s,
     }
 }
 
+/* The loop's clock has millisecond steps and stands still within an
+ * iteration, so a hit would always log 0: the access log reads its own
+ * (a vDSO call, and only when the log is on). */
+static uint64_t
+worker_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+void
+worker_access_start(struct conn *c)
+{
+    c->log_start_us = c->worker->params->access_fd >= 0 ? worker_now_us()
+                                                       : 0;
+}
+
 void
 worker_access_log(struct conn *c, const char *req, size_t req_len)
 {
@@ -248,8 +282,7 @@ worker_access_log(struct conn *c, const char *req, size_t req_len)
     n = snprintf(line + pos, sizeof(line) - pos, "\" %s %llu %s %llu\n",
                  status, (unsigned long long) c->log_bytes,
                  c->log_cache != NULL ? c->log_cache : "-",
-                 (unsigned long long) ((event_now_ms(&w->loop)
-                                        - c->log_start_ms) * 1000));
+                 (unsigned long long) (worker_now_us() - c->log_start_us));
     pos += (size_t) n;
     if (pos > sizeof(line)) {
         pos = sizeof(line);
@@ -340,6 +373,8 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     c->activity_ms = event_now_ms(&w->loop);
     c->request_start_ms = c->activity_ms;
     http_parse_init(&c->hp);
+    http_parse_chunked_init(&c->hc);
+    c->continue_sent = false;
     resp_parse_init(&c->rp);
     c->resp_consumed = 0;
     memset(&c->waiter, 0, sizeof(c->waiter));
@@ -353,6 +388,7 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     }
     w->open_conns++;
     metrics_add_connections(w->params->metrics, 1);
+    metrics_count_connection(w->params->metrics, false);
     if (proto == CONN_RESP && c->argv == NULL) {
         c->argv = malloc(RESP_CONN_ARGV_MAX * sizeof(*c->argv));
         if (c->argv == NULL) {
@@ -360,6 +396,9 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
             worker_conn_close(c);
             return;
         }
+    }
+    if (proto == CONN_RESP) {
+        worker_resp_session_open(c);
     }
     rc = event_io_set(&w->loop, &c->io, EVENT_READ);
     if (rc != 0) {
@@ -697,10 +736,18 @@ worker_conn_process(struct conn *c)
         worker_resp_process(c);
     }
     if (c->state == CONN_READING && c->peer_closed && c->in.len > 0
-        && worker_conn_unsent(c) == 0 && !c->close_after_write) {
-        /* The client closed in the middle of a request: nothing more
-         * will come to complete it. */
-        worker_conn_close(c);
+        && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER
+        && !c->close_after_write) {
+        /* The client closed in the middle of a request (below the high
+         * water mark, parsing stopped only for want of bytes): nothing
+         * more will come to complete it.  Send what is answered, then
+         * close, rather than wait for the header deadline. */
+        c->in.len = 0;
+        if (worker_conn_unsent(c) == 0) {
+            worker_conn_close(c);
+        } else {
+            c->close_after_write = true;
+        }
     }
 }
 
@@ -976,8 +1023,8 @@ worker_init(struct worker *w, const struct worker_params *p)
         w->free_list = c;
     }
 
-    rc = backend_create(&w->loop, p->cfg, p->cache, p->metrics,
-                        &w->backend);
+    rc = backend_create(&w->loop, p->cfg, p->metrics, worker_store_value,
+                        w, &w->backend);
     if (rc != 0) {
         log_error("backend_create() failed: %s", strerror(-rc));
         return rc;
@@ -1005,6 +1052,7 @@ worker_fini(struct worker *w)
             worker_conn_close(c);
             buf_free(&c->in);
             free(c->argv);
+            worker_resp_session_fini(c);
             buf_free(&c->out);
         }
     }

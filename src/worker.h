@@ -28,6 +28,9 @@ struct worker_params {
     struct cache            *cache;
     struct metrics_slot_shm *metrics;
     int64_t                 *clients;       /* shared count, atomics */
+    const struct metrics    *metrics_all;   /* every slot, for INFO */
+    long                     supervisor_pid;
+    double                   start_time;    /* supervisor's, epoch s */
 };
 
 /* Exit statuses of a worker process. */

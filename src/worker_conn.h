@@ -25,6 +25,7 @@
 #include "http_parser.h"
 #include "metrics.h"
 #include "resp_parser.h"
+#include "resp_session.h"
 #include "worker.h"
 
 #define WORKER_IN_INITIAL      4096
@@ -102,19 +103,25 @@ struct conn {
     bool                  peer_closed;  /* read returned 0 */
     uint64_t              requests;     /* answered on this connection */
     char                  peer[INET6_ADDRSTRLEN]; /* for the access log */
-    uint64_t              log_start_ms; /* when the request was parsed */
+    uint64_t              log_start_us; /* when the request was parsed,
+                                           CLOCK_MONOTONIC; 0 without an
+                                           access log */
     int                   log_status;   /* HTTP status, or 0 */
     const char           *log_resp;     /* RESP outcome: ok nil err */
     uint64_t              log_bytes;    /* body or value bytes sent */
     const char           *log_cache;    /* HIT MISS - */
     struct http_parse     hp;
     struct http_request   req;          /* the request being answered */
+    struct http_chunked   hc;           /* its chunked body, if any */
+    size_t                req_body_len; /* its body's bytes, to skip */
+    bool                  continue_sent; /* 100 Continue for it */
     struct backend_waiter waiter;       /* linked while WAITING */
     struct resp_parse     rp;
     struct resp_arg      *argv;         /* owned: RESP_CONN_ARGV_MAX */
     size_t                resp_consumed; /* bytes of the command waiting */
     size_t                resp_argc;    /* of the command being answered */
     struct resp_mget     *mget;         /* owned: MGET in progress */
+    struct resp_session   session;      /* RESP: AUTH, MULTI, name */
     struct conn          *next;         /* pool / closed list */
 };
 
@@ -138,6 +145,7 @@ struct worker {
     struct conn         *free_list;
     struct conn         *closed_list;   /* back to the pool in before_poll */
     size_t               open_conns;
+    uint64_t             client_ids;    /* RESP connections opened */
     char                *key_buf;       /* owned: decoded key */
     struct buf           access;        /* owned: lines not yet written */
     uint64_t             access_dropped; /* lines lost to a full pipe */
@@ -172,6 +180,8 @@ void   worker_conn_process(struct conn *c);
 /* process + flush until nothing more can be answered now. */
 void   worker_conn_run(struct conn *c);
 void   worker_access_log(struct conn *c, const char *req, size_t req_len);
+/* Marks when a request was parsed, for the access log's duration. */
+void   worker_access_start(struct conn *c);
 
 /* worker_http.c */
 void   worker_http_process(struct conn *c);
@@ -181,5 +191,16 @@ void   worker_http_error(struct conn *c, int status, bool fatal);
 /* worker_resp.c */
 void   worker_resp_process(struct conn *c);
 void   worker_resp_mget_free(struct conn *c);
+void   worker_resp_count(struct conn *c, enum metrics_code code);
+
+/* worker_resp_session.c */
+void   worker_resp_session_open(struct conn *c);
+void   worker_resp_session_fini(struct conn *c);
+/* Before dispatch: true when the command was answered here (NOAUTH,
+ * queued in MULTI); the caller logs it and goes on. */
+bool   worker_resp_gate(struct conn *c, const struct resp_command *cmd);
+/* RESP_ACTION_SESSION: answers it; false when the connection was
+ * closed (no memory). */
+bool   worker_resp_session(struct conn *c, const struct resp_command *cmd);
 
 #endif

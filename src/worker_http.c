@@ -29,11 +29,14 @@ worker_http_error(struct conn *c, int status, bool fatal)
 {
     struct worker *w = c->worker;
     char           buf[HTTP_HEAD_MAX + 128];
+    /* A request that failed to parse has no method or version (req is
+     * zero but for status); one that parsed keeps its own. */
+    bool           parsed = c->req.status == 0;
     bool           keep = !fatal && worker_http_keep_alive(c);
-    bool           head = !fatal && c->req.method == HTTP_METHOD_HEAD;
+    bool           head = parsed && c->req.method == HTTP_METHOD_HEAD;
     size_t         n;
 
-    n = http_format_error(status, head, keep, !fatal
+    n = http_format_error(status, head, keep, parsed
                           && c->req.version_minor == 0, worker_date(w),
                           NULL, 0, buf, sizeof(buf));
     if (worker_conn_append(c, buf, n) != 0) {
@@ -66,8 +69,10 @@ worker_http_finish(struct conn *c)
 {
     worker_http_log(c, c->req.head_len);
     c->requests++;
-    worker_conn_consume(c, c->req.head_len + (size_t) c->req.content_length);
+    worker_conn_consume(c, c->req.head_len + c->req_body_len);
     http_parse_init(&c->hp);
+    http_parse_chunked_init(&c->hc);
+    c->continue_sent = false;
     if (!worker_http_keep_alive(c)) {
         c->close_after_write = true;
     }
@@ -187,6 +192,44 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
     return true;
 }
 
+/* Whether the request's body (ignored, but read so the next request is
+ * found) is all in; false while it is still due, or after a malformed
+ * chunked body, which is answered and closes.  A client waiting for
+ * "100 Continue" before sending the body gets it at once. */
+static bool
+worker_http_body(struct conn *c)
+{
+    size_t avail = c->in.len - c->req.head_len;
+
+    c->req_body_len = (size_t) c->req.content_length;
+    if (c->req.chunked) {
+        enum http_parse_rc rc = http_parse_chunked(&c->hc, c->in.data
+                                                   + c->req.head_len, avail);
+
+        if (rc == HTTP_PARSE_ERROR) {
+            worker_http_error(c, c->hc.status, true);
+            worker_http_log(c, c->req.head_len);
+            c->in.len = 0;
+            return false;
+        }
+        if (rc == HTTP_PARSE_DONE) {
+            c->req_body_len = c->hc.body_len;
+            return true;
+        }
+    } else if (avail >= c->req_body_len) {
+        return true;
+    }
+    if (c->req.expect_continue && !c->continue_sent) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+        c->continue_sent = true;
+        if (worker_conn_append(c, cont, sizeof(cont) - 1) != 0) {
+            worker_conn_close(c);
+        }
+    }
+    return false;
+}
+
 /* Answers one complete request; returns false when it now waits on the
  * backend. */
 static bool
@@ -203,8 +246,9 @@ worker_http_handle(struct conn *c)
         worker_http_error(c, 405, false);
         return true;
     }
+    /* A 400 closes, as after any malformed request (nginx does too). */
     if (path_len < 2 || path[0] != '/') {
-        worker_http_error(c, 400, false);
+        worker_http_error(c, 400, true);
         return true;
     }
     /* Most keys need no decoding: then the key is the path itself. */
@@ -213,7 +257,7 @@ worker_http_handle(struct conn *c)
     if (memchr(key, '%', (size_t) key_len) != NULL) {
         key_len = http_parse_decode(path + 1, path_len - 1, w->key_buf);
         if (key_len < 0) {
-            worker_http_error(c, 400, false);
+            worker_http_error(c, 400, true);
             return true;
         }
         key = w->key_buf;
@@ -238,7 +282,7 @@ worker_http_process(struct conn *c)
         if (rc == HTTP_PARSE_AGAIN) {
             return;
         }
-        c->log_start_ms = event_now_ms(&c->worker->loop);
+        worker_access_start(c);
         c->log_bytes = 0;
         c->log_cache = NULL;
         if (rc == HTTP_PARSE_ERROR) {
@@ -247,7 +291,7 @@ worker_http_process(struct conn *c)
             c->in.len = 0;
             return;
         }
-        if (c->in.len < c->req.head_len + c->req.content_length) {
+        if (!worker_http_body(c)) {
             return;                     /* the ignored body is still due */
         }
         if (!worker_http_handle(c)) {

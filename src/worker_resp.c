@@ -17,7 +17,7 @@
 #include "resp.h"
 #include "worker_conn.h"
 
-static void
+void
 worker_resp_count(struct conn *c, enum metrics_code code)
 {
     c->log_status = 0;
@@ -277,6 +277,7 @@ worker_resp_process(struct conn *c)
         };
         enum resp_parse_rc  rc;
         enum resp_action    act;
+        size_t              pending;
 
         rc = resp_parse_command(&c->rp, c->in.data, c->in.len, &cmd);
         if (rc == RESP_PARSE_AGAIN) {
@@ -302,7 +303,7 @@ worker_resp_process(struct conn *c)
         }
         c->resp_consumed = cmd.consumed;
         c->resp_argc = cmd.argc;
-        c->log_start_ms = event_now_ms(&w->loop);
+        worker_access_start(c);
         c->log_bytes = 0;
         c->log_cache = NULL;
         if (cmd.argc == 0) {
@@ -310,10 +311,21 @@ worker_resp_process(struct conn *c)
             resp_parse_init(&c->rp);
             continue;
         }
+        if (worker_resp_gate(c, &cmd)) {
+            if (c->state == CONN_CLOSED) {
+                return;
+            }
+            goto answered;
+        }
+        pending = buf_pending(&c->out);
         act = resp_dispatch(c->in.data, &cmd, w->cfg->redis_db, &c->out);
         switch (act) {
         case RESP_ACTION_REPLIED:
-            worker_resp_count(c, METRICS_CODE_RESP_OK);
+            /* An unknown command, a wrong arity ...: an error answer
+             * (appending may have rewound out, hence pos + pending). */
+            worker_resp_count(c, c->out.data[c->out.pos + pending] == '-'
+                              ? METRICS_CODE_RESP_ERR
+                              : METRICS_CODE_RESP_OK);
             break;
         case RESP_ACTION_CLOSE:
             worker_resp_count(c, METRICS_CODE_RESP_OK);
@@ -339,7 +351,13 @@ worker_resp_process(struct conn *c)
                 return;
             }
             break;
+        case RESP_ACTION_SESSION:
+            if (!worker_resp_session(c, &cmd)) {
+                return;
+            }
+            break;
         }
+answered:
         worker_resp_log(c);
         worker_conn_consume(c, c->resp_consumed);
         c->resp_consumed = 0;

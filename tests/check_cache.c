@@ -764,6 +764,67 @@ START_TEST(test_recover_waits_for_live_holder)
 }
 END_TEST
 
+/*
+ * A process killed while it waits for a lock, not inside it: a writer
+ * that holds the writer word and waits for a live reader to leave, or a
+ * reader that waits for a live writer.  SIGALRM (default action: die)
+ * kills it in the middle of the wait, which the long lock timeout keeps
+ * going.  Its slot is not idle, so the reap poisons; recovery must clear
+ * the writer word the dead writer held, or every later set bypasses.
+ */
+static void
+tc_crash_while_waiting(bool waiter_writes)
+{
+    struct cache_params p = tc_defaults;
+    pid_t holder, waiter;
+    int status;
+
+    p.lock_timeout_ms = 10000;
+    tc_recreate(&p);
+    tc_put("a", "1");
+    holder = tc_spawn_holder(1, !waiter_writes);
+    waiter = fork();
+    ck_assert_int_ge(waiter, 0);
+    if (waiter == 0) {
+        sigset_t alrm;
+
+        /* Check's own timer handler is inherited: die of it instead. */
+        sigemptyset(&alrm);
+        sigaddset(&alrm, SIGALRM);
+        signal(SIGALRM, SIG_DFL);
+        sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+        cache_attach(tc, 2);
+        alarm(1);
+        cache_debug_hold_lock(tc, waiter_writes);
+        _exit(3);                       /* had the lock: not the case */
+    }
+    ck_assert_int_eq(waitpid(waiter, &status, 0), waiter);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM,
+                  "the waiter got the lock (status %d)", status);
+    ck_assert(cache_reap_slot(tc, 2));
+    ck_assert(cache_poisoned(tc));
+    ck_assert_int_eq(cache_recover(tc), -EBUSY);   /* holder still in */
+    tc_kill(holder);
+    ck_assert(cache_reap_slot(tc, 1));
+    ck_assert_int_eq(cache_recover(tc), 0);
+    tc_put("b", "2");                   /* the writer word is free */
+    tc_expect("b", "2");
+    tc_expect_miss("a", 1000);
+    tc_check();
+}
+
+START_TEST(test_crash_writer_waiting_for_reader)
+{
+    tc_crash_while_waiting(true);
+}
+END_TEST
+
+START_TEST(test_crash_reader_waiting_for_writer)
+{
+    tc_crash_while_waiting(false);
+}
+END_TEST
+
 START_TEST(test_clean_exit_is_not_a_crash)
 {
     pid_t pid = fork();
@@ -1057,6 +1118,8 @@ cache_suite(void)
     tcase_add_test(t, test_crash_in_read_lock);
     tcase_add_test(t, test_crash_in_write_lock);
     tcase_add_test(t, test_recover_waits_for_live_holder);
+    tcase_add_test(t, test_crash_writer_waiting_for_reader);
+    tcase_add_test(t, test_crash_reader_waiting_for_writer);
     tcase_add_test(t, test_clean_exit_is_not_a_crash);
     t = tc_case(s, "arena");
     tcase_add_test(t, test_arena_random);

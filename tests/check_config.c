@@ -513,6 +513,9 @@ static const struct option_good_case {
     { "access-log", "/var/log/rcp.log", "access-log /var/log/rcp.log",
       "to a file" },
     { "access-log", "off", "access-log off", "off" },
+    { "resp-password", "pw with spaces", "resp-password ********",
+      "RESP password, masked" },
+    { "resp-user", "reader", "resp-user reader", "RESP AUTH user" },
 };
 
 #define LAYER_FLAG 1u

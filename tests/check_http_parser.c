@@ -42,6 +42,8 @@ struct parse_case {
     bool               has_cl;
     uint64_t           cl;
     size_t             head_len;    /* 0: the whole input */
+    bool               chunked;
+    bool               expect;      /* expect_continue */
     const char        *why;
 };
 
@@ -55,6 +57,13 @@ struct parse_case {
 #define OK(in, m, mi, p, ka, w) \
     { .pre = (in), .rc = HTTP_PARSE_DONE, .method = (m), .minor = (mi), \
       .path = (p), .keep_alive = (ka), .why = (w) }
+#define OK_TE(in, m, w) \
+    { .pre = (in), .rc = HTTP_PARSE_DONE, .method = (m), .minor = 1, \
+      .path = "/k", .keep_alive = true, .chunked = true, .why = (w) }
+#define OK_EXPECT(in, mi, ex, w) \
+    { .pre = (in), .rc = HTTP_PARSE_DONE, .method = HTTP_METHOD_GET, \
+      .minor = (mi), .path = "/k", .keep_alive = (mi) == 1, \
+      .expect = (ex), .why = (w) }
 #define OK_CL(in, m, n, w) \
     { .pre = (in), .rc = HTTP_PARSE_DONE, .method = (m), .minor = 1, \
       .path = "/k", .keep_alive = true, .has_cl = true, .cl = (n), \
@@ -109,10 +118,6 @@ static const struct parse_case parse_cases[] = {
        "a later 1.x minor is handled as 1.1"),
     OK("\r\n\r\n" L1 H "\r\n", HTTP_METHOD_GET, 1, "/k", true,
        "empty lines before the request line are skipped"),
-    OK("\n" L1 H "\r\n", HTTP_METHOD_GET, 1, "/k", true,
-       "a bare LF empty line before the request line"),
-    OK("GET /k HTTP/1.1\nHost: x\n\n", HTTP_METHOD_GET, 1, "/k", true,
-       "bare LF line endings throughout"),
     OK("GET /k?a=b&c HTTP/1.1\r\n" H "\r\n", HTTP_METHOD_GET, 1, "/k", true,
        "the query is not part of the path"),
     OK("GET /k?x=/y?z HTTP/1.1\r\n" H "\r\n", HTTP_METHOD_GET, 1, "/k", true,
@@ -127,6 +132,10 @@ static const struct parse_case parse_cases[] = {
        "escapes are checked by decode, not here"),
     OK("GET /a:b@c!$&'()*+,;=-._~/ HTTP/1.1\r\n" H "\r\n", HTTP_METHOD_GET,
        1, "/a:b@c!$&'()*+,;=-._~/", true, "every pchar punctuation"),
+    OK("GET /user|42\"{x}^`y HTTP/1.1\r\n" H "\r\n", HTTP_METHOD_GET, 1,
+       "/user|42\"{x}^`y", true, "what nginx takes unescaped in a path"),
+    OK("GET /k?a=|\"{}^` HTTP/1.1\r\n" H "\r\n", HTTP_METHOD_GET, 1, "/k",
+       true, "and in a query"),
     OK("GET http://example.com/k?q HTTP/1.1\r\n" H "\r\n", HTTP_METHOD_GET,
        1, "/k", true, "absolute-form: the path after the authority"),
     OK("GET HTTPS://[::1]:8080/k HTTP/1.1\r\n" H "\r\n", HTTP_METHOD_GET, 1,
@@ -163,6 +172,22 @@ static const struct parse_case parse_cases[] = {
           HTTP_METHOD_GET, 5, "duplicate Content-Length, same value"),
     OK_CL(L1 H "Content-Length: \t7 \t\r\n\r\n", HTTP_METHOD_GET, 7,
           "OWS around Content-Length"),
+    OK_TE(L1 H "Transfer-Encoding: chunked\r\n\r\n", HTTP_METHOD_GET,
+          "a chunked body on GET is read, to be skipped"),
+    OK_TE("HEAD /k HTTP/1.1\r\n" H "transfer-encoding:  Chunked \t\r\n\r\n",
+          HTTP_METHOD_HEAD, "chunked in any case, with OWS, on HEAD"),
+    OK_TE("POST /k HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n",
+          HTTP_METHOD_POST, "a chunked body on POST, for a 405"),
+    OK_EXPECT(L1 H "Expect: 100-continue\r\n\r\n", 1, true,
+              "Expect: 100-continue"),
+    OK_EXPECT(L1 H "expect: \t100-Continue \r\n\r\n", 1, true,
+              "Expect in any case, with OWS"),
+    OK_EXPECT("GET /k HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", 0, false,
+              "an HTTP/1.0 client's expectation is ignored"),
+    OK_EXPECT(L1 H "Expect: 100-continuex\r\n\r\n", 1, false,
+              "another expectation is ignored"),
+    OK_EXPECT(L1 H "Expects: 100-continue\r\n\r\n", 1, false,
+              "Expects is not Expect"),
     { .pre = L1 H "\r\nGET /b HTTP/1.1\r\n" H "\r\n",
       .rc = HTTP_PARSE_DONE, .method = HTTP_METHOD_GET, .minor = 1,
       .path = "/k", .keep_alive = true, .head_len = sizeof(L1 H "\r\n") - 1,
@@ -213,7 +238,8 @@ static const struct parse_case parse_cases[] = {
         "absolute-form without a path"),
     BAD("GET http://u@x/k HTTP/1.1\r\n" H "\r\n", 400, "userinfo"),
     BAD("GET /k#f HTTP/1.1\r\n" H "\r\n", 400, "fragment in the target"),
-    BAD("GET /k\"x HTTP/1.1\r\n" H "\r\n", 400, "quote in the path"),
+    BAD("GET /k<x HTTP/1.1\r\n" H "\r\n", 400, "'<' in the path"),
+    BAD("GET /k\\x HTTP/1.1\r\n" H "\r\n", 400, "backslash in the path"),
     BAD("GET /k?a<b HTTP/1.1\r\n" H "\r\n", 400, "'<' in the query"),
     BAD("GET /a b HTTP/1.1\r\n" H "\r\n", 400, "space inside the target"),
     BAD("GET /caf\xc3\xa9 HTTP/1.1\r\n" H "\r\n", 400,
@@ -232,6 +258,12 @@ static const struct parse_case parse_cases[] = {
     BAD("\rGET /k HTTP/1.1\r\n" H "\r\n", 400, "bare CR before the line"),
     BAD("GET /k HTTP/1.1\rHost: x\r\n\r\n", 400,
         "bare CR ending the request line"),
+    BAD("\n" L1 H "\r\n", 400,
+        "a bare LF empty line before the request line"),
+    BAD("GET /k HTTP/1.1\nHost: x\n\n", 400,
+        "bare LF line endings throughout"),
+    BAD("GET /k HTTP/1.1\n" H "\r\n", 400, "bare LF ending the request line"),
+    BAD("GET /k HTTP/3.1\n", 400, "bare LF after a version we do not speak"),
 
     /* --- 400: fields ------------------------------------------------- */
     BAD(L1 " Host: x\r\n\r\n", 400, "whitespace before the first field"),
@@ -246,6 +278,15 @@ static const struct parse_case parse_cases[] = {
     BAD(L1 H "X: a\x01" "b\r\n\r\n", 400, "control byte in a value"),
     BAD(L1 H "X: a\x7f\r\n\r\n", 400, "DEL in a value"),
     BAD(L1 H "\rX", 400, "bare CR where the head should end"),
+    BAD(L1 "Host: x\n\r\n", 400, "bare LF ending Host"),
+    BAD(L1 H "X: y\n\r\n", 400, "bare LF ending a field"),
+    BAD(L1 H "\n", 400, "bare LF ending the head"),
+    BAD(L1 H "Content-Length: 0\n\r\n", 400,
+        "bare LF ending Content-Length"),
+    BAD(L1 H "Connection: close\n\r\n", 400, "bare LF ending Connection"),
+    BAD(L1 H "Transfer-Encoding: chunked\n\r\n", 400,
+        "bare LF ending Transfer-Encoding"),
+    BAD(L1 H "Expect: 100-continue\n\r\n", 400, "bare LF ending Expect"),
     BAD(L1 "\r\n", 400, "HTTP/1.1 without Host"),
     BAD(L1 H "Host: y\r\n\r\n", 400, "two Host fields"),
     BAD(L1 "Host: a b\r\n\r\n", 400, "space inside Host"),
@@ -262,10 +303,16 @@ static const struct parse_case parse_cases[] = {
         "Content-Lengths that differ"),
     BAD(L1 H "Content-Length: 5\r\nContent-Length: 65537\r\n\r\n", 400,
         "Content-Lengths that differ, one over the limit"),
-    BAD(L1 H "Transfer-Encoding: chunked\r\n\r\n", 400,
-        "Transfer-Encoding on GET"),
-    BAD("HEAD /k HTTP/1.1\r\n" H "transfer-encoding: chunked\r\n\r\n", 400,
-        "Transfer-Encoding on HEAD"),
+    BAD(L1 H "Transfer-Encoding: gzip\r\n\r\n", 400,
+        "a coding other than chunked on GET"),
+    BAD(L1 H "Transfer-Encoding: chunked, chunked\r\n\r\n", 400,
+        "chunked twice in one line"),
+    BAD(L1 H "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
+        "\r\n", 400, "chunked in two Transfer-Encoding lines"),
+    BAD(L1 H "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"
+        "\r\n", 400, "chunked not the last coding"),
+    BAD(L1 H "Transfer-Encoding: xchunked\r\n\r\n", 400,
+        "xchunked is not chunked"),
     BAD("POST /k HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n"
         "Content-Length: 5\r\n\r\n", 400,
         "Transfer-Encoding with Content-Length"),
@@ -299,12 +346,10 @@ static const struct parse_case parse_cases[] = {
       .rc = HTTP_PARSE_ERROR, .status = 431, .why = "head of 16 KiB + 1" },
     { .pre = L1 H, .pad = "X: y\r\n", .pad_n = 3000, .rc = HTTP_PARSE_ERROR,
       .status = 431, .why = "431 without waiting for the head's end" },
-    BAD("POST /k HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n", 501,
-        "Transfer-Encoding on POST"),
     BAD("PUT /k HTTP/1.1\r\n" H "Transfer-Encoding: gzip, chunked\r\n\r\n",
-        501, "Transfer-Encoding on PUT"),
-    BAD("PATCH /k HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n", 501,
-        "Transfer-Encoding on another method"),
+        501, "a coding we cannot read on PUT"),
+    BAD("PATCH /k HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n", 501,
+        "a coding we cannot read on another method"),
     BAD("GET /k HTTP/2.0\r\n" H "\r\n", 505, "HTTP/2.0"),
     BAD("GET /k HTTP/0.9\r\n\r\n", 505, "HTTP/0.9 with a version"),
     BAD("GET /k HTTP/3.1\r\n", 505, "505 as soon as the line ends"),
@@ -367,6 +412,10 @@ check_row(const struct parse_case *c, const char *buf, size_t len,
                   (unsigned long long)req->content_length);
     ck_assert_msg(req->head_len == head_len, "%s (%s): head_len %zu, want %zu",
                   c->why, how, req->head_len, head_len);
+    ck_assert_msg(req->chunked == c->chunked, "%s (%s): chunked", c->why,
+                  how);
+    ck_assert_msg(req->expect_continue == c->expect, "%s (%s): expect",
+                  c->why, how);
     if (c->path != NULL) {
         ck_assert_msg(req->path_len == strlen(c->path)
                       && memcmp(buf + req->path_off, c->path,
@@ -561,6 +610,8 @@ static const char rfc_tchar[] =
 static const char rfc_pchar[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
     "-._~" "%" "!$&'()*+,;=" ":@";
+/* Not pchar, but nginx takes them unescaped in a path, and so do we. */
+static const char nginx_path_extra[] = "\"^`{|}";
 
 static bool
 in_set(const char *set, unsigned char c)
@@ -590,7 +641,8 @@ START_TEST(test_char_classes)
     bool tchar = in_set(rfc_tchar, c);
     bool vchar = (c >= 0x21 && c <= 0x7e) || c >= 0x80 || c == ' '
         || c == '\t';
-    bool pchar = in_set(rfc_pchar, c) || c == '/';
+    bool pchar = in_set(rfc_pchar, c) || c == '/'
+        || in_set(nginx_path_extra, c);
     bool qchar = pchar || c == '?';
     bool ok;
 
@@ -676,6 +728,127 @@ START_TEST(test_decode)
 }
 END_TEST
 
+/* --- chunked bodies ---------------------------------------------------- */
+
+struct chunked_case {
+    const char        *pre;
+    const char        *pad;         /* repeated pad_n times, or NULL */
+    size_t             pad_n;
+    const char        *post;
+    enum http_parse_rc rc;
+    int                status;      /* on ERROR */
+    size_t             body_len;    /* on DONE; 0: the whole input */
+    const char        *why;
+};
+
+#define CH_OK(in, w) { .pre = (in), .rc = HTTP_PARSE_DONE, .why = (w) }
+#define CH_BAD(in, st, w) \
+    { .pre = (in), .rc = HTTP_PARSE_ERROR, .status = (st), .why = (w) }
+#define CH_MORE(in, w) { .pre = (in), .rc = HTTP_PARSE_AGAIN, .why = (w) }
+
+static const struct chunked_case chunked_cases[] = {
+    CH_OK("0\r\n\r\n", "only the last chunk"),
+    CH_OK("5\r\nhello\r\n0\r\n\r\n", "one chunk"),
+    CH_OK("3\r\nabc\r\nA\r\n0123456789\r\n000\r\n\r\n",
+          "two chunks, hex in upper case, a last chunk of zeros"),
+    CH_OK("a\r\n\r\n\r\n\r\n\r\n\r\n\r\n0\r\n\r\n", "CR and LF inside data"),
+    CH_OK("5;name=value;x\r\nhello\r\n0;y=\"q\"\r\n\r\n", "extensions"),
+    CH_OK("5 ;a\r\nhello\r\n0\r\n\r\n", "whitespace before an extension"),
+    CH_OK("0\r\nX-Trailer: v\r\nY: \r\n\r\n", "trailer fields"),
+    { .pre = "1\r\nx\r\n0\r\n\r\nGET /next", .rc = HTTP_PARSE_DONE,
+      .body_len = sizeof("1\r\nx\r\n0\r\n\r\n") - 1,
+      .why = "pipelined: body_len stops before the next request" },
+    { .pre = "FF00\r\n", .pad = "x", .pad_n = 0xff00, .post = "\r\n0\r\n\r\n",
+      .rc = HTTP_PARSE_DONE, .why = "a large chunk within the limit" },
+    CH_MORE("", "nothing yet"),
+    CH_MORE("5\r\nhel", "in the middle of the data"),
+    CH_MORE("5\r\nhello\r\n0\r\n", "no final CRLF yet"),
+    CH_BAD("\r\n", 400, "no chunk size"),
+    CH_BAD("x\r\n", 400, "a size that is not hex"),
+    CH_BAD("-1\r\n", 400, "a negative size"),
+    CH_BAD("0x5\r\nhello\r\n0\r\n\r\n", 400, "0x prefix"),
+    CH_BAD(" 5\r\nhello\r\n0\r\n\r\n", 400, "whitespace before the size"),
+    CH_BAD("5\nhello\r\n0\r\n\r\n", 400, "bare LF after the size"),
+    CH_BAD("5\rhello", 400, "bare CR after the size"),
+    CH_BAD("5\r\nhelloX\r\n", 400, "data longer than its size"),
+    CH_BAD("5\r\nhello\n0\r\n\r\n", 400, "bare LF after the data"),
+    CH_BAD("0\r\n\n", 400, "bare LF ending the body"),
+    CH_BAD("0\r\nX: v\n\r\n", 400, "bare LF ending a trailer"),
+    CH_BAD("0\r\nX v\r\n\r\n", 400, "trailer without a colon"),
+    CH_BAD("0\r\n v\r\n\r\n", 400, "obs-fold in the trailers"),
+    CH_BAD("5;a\x01\r\nhello\r\n0\r\n\r\n", 400, "control byte in an ext"),
+    CH_BAD("10001\r\n", 413, "a chunk over the body limit"),
+    CH_BAD("ffffffffffffffffffff\r\n", 413, "a size of 2^80 does not wrap"),
+    { .pre = "FFFF\r\n", .pad = "x", .pad_n = 0xffff, .post = "\r\n0\r\n\r\n",
+      .rc = HTTP_PARSE_ERROR, .status = 413,
+      .why = "a chunk that fits, but not with its framing" },
+    { .pre = "", .pad = "1\r\nx\r\n", .pad_n = 12000, .rc = HTTP_PARSE_ERROR,
+      .status = 413, .why = "many small chunks past the limit" },
+};
+
+#define N_CHUNKED_CASES (sizeof(chunked_cases) / sizeof(chunked_cases[0]))
+
+static char *
+chunked_input(const struct chunked_case *c, size_t *len_out)
+{
+    struct parse_case pc = {
+        .pre = c->pre, .pad = c->pad, .pad_n = c->pad_n, .post = c->post,
+    };
+
+    return case_input(&pc, len_out);
+}
+
+static void
+chunked_check(const struct chunked_case *c, size_t len, enum http_parse_rc rc,
+              const struct http_chunked *st, const char *how)
+{
+    ck_assert_msg(rc == c->rc, "%s (%s): rc %d, want %d", c->why, how, rc,
+                  c->rc);
+    if (rc == HTTP_PARSE_ERROR) {
+        ck_assert_msg(st->status == c->status, "%s (%s): status %d",
+                      c->why, how, st->status);
+    }
+    if (rc == HTTP_PARSE_DONE) {
+        size_t want = c->body_len != 0 ? c->body_len : len;
+
+        ck_assert_msg(st->body_len == want, "%s (%s): body_len %zu, want %zu",
+                      c->why, how, st->body_len, want);
+    }
+}
+
+/* Whole, then one byte more per call, each from an exact-size copy so
+ * ASan sees a read past len. */
+START_TEST(test_chunked)
+{
+    const struct chunked_case *c = &chunked_cases[_i];
+    struct http_chunked st;
+    enum http_parse_rc rc = HTTP_PARSE_AGAIN;
+    size_t len;
+    char *buf = chunked_input(c, &len);
+    char *copy = malloc(len + 1);
+
+    ck_assert_ptr_nonnull(copy);
+    http_parse_chunked_init(&st);
+    chunked_check(c, len, http_parse_chunked(&st, buf, len), &st, "whole");
+    http_parse_chunked_init(&st);
+    for (size_t n = 1; n <= len && rc == HTTP_PARSE_AGAIN; n++) {
+        char *at = copy + len - n;
+
+        memmove(at, buf, n);
+        rc = http_parse_chunked(&st, at, n);
+    }
+    if (len > 0) {
+        chunked_check(c, len, rc, &st, "bytewise");
+        /* Sticky once decided. */
+        if (rc != HTTP_PARSE_AGAIN) {
+            ck_assert_int_eq(http_parse_chunked(&st, buf, len), rc);
+        }
+    }
+    free(copy);
+    free(buf);
+}
+END_TEST
+
 static Suite *
 http_parser_suite(void)
 {
@@ -698,6 +871,10 @@ http_parser_suite(void)
 
     tc = tcase_create("guard_page");
     tcase_add_loop_test(tc, test_parse_guard_page, 0, N_PARSE_CASES);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("chunked");
+    tcase_add_loop_test(tc, test_chunked, 0, N_CHUNKED_CASES);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("sticky");

@@ -1,0 +1,255 @@
+"""Hostile traffic and small lies (issue 17): half-closed partial
+requests, Expect: 100-continue, HTTP strictness both ways, chunked
+bodies on GET, and what the operator reads (access log, metrics, startup
+lines).  Each test failed on the binary before the fix."""
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import Proxy, SlowRedis, free_port, parse_responses, \
+    wait_for
+
+
+def exchange(port, data, shut=False, timeout=5.0):
+    """Sends data (then half-closes when shut), reads until the peer
+    closes or timeout passes.  Returns (bytes, closed, seconds)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    start = time.monotonic()
+    out = b""
+    closed = False
+    try:
+        s.sendall(data)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+        deadline = start + timeout
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not b:
+                closed = True
+                break
+            out += b
+    finally:
+        s.close()
+    return out, closed, time.monotonic() - start
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@pytest.fixture
+def both(redis_server, make_proxy):
+    port = free_port()
+    p = make_proxy(redis_server, "--workers", "1", "--resp-listen",
+                   "127.0.0.1:%d" % port)
+    p.resp_port = port
+    return p
+
+
+# --- 5: half-close with a partial next request ---------------------------
+
+def test_half_close_with_partial_request_closes_at_once(make_proxy):
+    """After EOF, an incomplete request can never complete: answer what
+    is complete and close, rather than wait 10 s for a 408.  The first
+    request is a slow miss, so the FIN is read while it waits."""
+    slow = SlowRedis(0.3)
+    try:
+        rport = free_port()
+        p = make_proxy(slow, "--workers", "1", "--ttl", "1ms",
+                       "--resp-listen", "127.0.0.1:%d" % rport)
+        out, closed, took = exchange(
+            p.port, b"GET /hc HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /hc HTTP/1.1\r\nHo", shut=True)
+        assert closed and took < 3, (out, took)
+        (status, _, body), = parse_responses(out)
+        assert status == 200 and body == b"slow-value"
+        assert b" 408 " not in out
+        out, closed, took = exchange(
+            rport, b"*2\r\n$3\r\nGET\r\n$2\r\nhc\r\n*2\r\n$3\r\nGE",
+            shut=True)
+        assert closed and took < 3, (out, took)
+        assert out == b"$10\r\nslow-value\r\n"
+    finally:
+        slow.stop()
+
+
+# --- 6: Expect: 100-continue ---------------------------------------------
+
+def test_expect_100_continue_is_answered_at_once(redis_server, both):
+    redis_server.client().set("ex", b"expected")
+    s = socket.create_connection(("127.0.0.1", both.port), timeout=5)
+    try:
+        s.sendall(b"GET /ex HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 5\r\n\r\n")
+        s.settimeout(0.8)       # curl waits 1 s before sending anyway
+        got = s.recv(4096)
+        assert got == b"HTTP/1.1 100 Continue\r\n\r\n", got
+        s.settimeout(5)
+        s.sendall(b"hello")
+        got = b""
+        while b"expected" not in got:
+            b = s.recv(4096)
+            assert b, got
+            got += b
+        (status, headers, body), = parse_responses(got)
+        assert status == 200 and body == b"expected"
+    finally:
+        s.close()
+    # curl, as the issue measured it: no 1 s wait for the 100.
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w",
+                        "%{http_code} %{time_total}", "-X", "GET",
+                        "-H", "Expect: 100-continue", "--data-binary",
+                        "body", both.url("/ex")],
+                       capture_output=True, text=True, timeout=10)
+    code, took = r.stdout.split()
+    assert code == "200" and float(took) < 0.8, r.stdout
+
+
+# --- 7: HTTP strictness, both ways ---------------------------------------
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /k HTTP/1.1\nHost: x\n\n",
+    b"GET /k HTTP/1.1\r\nHost: x\n\r\n",
+    b"GET /k HTTP/1.1\r\nHost: x\r\n\n",
+    b"\nGET /k HTTP/1.1\r\nHost: x\r\n\r\n",
+])
+def test_bare_lf_is_400_and_closes(both, request_bytes):
+    out, closed, _ = exchange(both.port, request_bytes)
+    assert out.startswith(b"HTTP/1.1 400 "), out
+    assert b"Connection: close" in out and closed
+
+
+@pytest.mark.parametrize("path", [b"/%zz", b"/ab%4", b"/"])
+def test_400_for_bad_key_closes(both, path):
+    out, closed, took = exchange(both.port, b"GET " + path +
+                                 b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 "), out
+    assert b"Connection: close" in out
+    assert closed and took < 3
+
+
+def test_nginx_path_bytes_are_keys(redis_server, both):
+    key = 'user|42"{a}^`b'
+    redis_server.client().set(key, b"odd")
+    out, _, _ = exchange(both.port, b"GET /" + key.encode() +
+                         b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    (status, _, body), = parse_responses(out)
+    assert status == 200 and body == b"odd"
+    # As curl sends it, unescaped.
+    redis_server.client().set("user|7", b"seven")
+    r = subprocess.run(["curl", "-s", "-g", both.url("/user|7")],
+                       capture_output=True, timeout=10)
+    assert r.stdout == b"seven"
+
+
+def test_chunked_get_body_is_read_and_ignored(redis_server, both):
+    redis_server.client().set("ck", b"chunky")
+    req = (b"GET /ck HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+           b"\r\n5;ext=1\r\nhello\r\n3\r\nabc\r\n0\r\nTrailer: t\r\n\r\n"
+           b"GET /ck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    out, closed, _ = exchange(both.port, req)
+    assert [(s, b) for s, _, b in parse_responses(out)] == [
+        (200, b"chunky"), (200, b"chunky")]
+    # Sent in pieces, as a streaming client would.
+    s = socket.create_connection(("127.0.0.1", both.port), timeout=5)
+    try:
+        for piece in (b"GET /ck HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n", b"4\r\nab",
+                      b"cd\r\n", b"0\r\n", b"\r\n"):
+            s.sendall(piece)
+            time.sleep(0.05)
+        got = b""
+        while b"chunky" not in got:
+            b = s.recv(4096)
+            assert b, got
+            got += b
+        assert got.startswith(b"HTTP/1.1 200 ")
+    finally:
+        s.close()
+    # Past the 64 KiB body limit: 413; bad framing: 400; both close.
+    big = b"8000\r\n" + b"x" * 0x8000 + b"\r\n"
+    out, closed, _ = exchange(both.port, b"GET /ck HTTP/1.1\r\nHost: x\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n" + big * 3)
+    assert out.startswith(b"HTTP/1.1 413 ") and closed, out[:80]
+    out, closed, _ = exchange(both.port, b"GET /ck HTTP/1.1\r\nHost: x\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+    assert out.startswith(b"HTTP/1.1 400 ") and closed, out[:80]
+
+
+# --- 8: what operators read ----------------------------------------------
+
+ACCESS_US = re.compile(r' (HIT|MISS|-) (\d+)$')
+
+
+def test_access_log_microseconds_are_measured(redis_server, make_proxy,
+                                              tmp_path):
+    log = tmp_path / "access.log"
+    p = make_proxy(redis_server, "--workers", "1", "--access-log", str(log))
+    c = redis_server.client()
+    for i in range(20):
+        c.set("us%d" % i, b"v" * 100)
+    with requests.Session() as s:
+        for i in range(20):
+            assert s.get(p.url("/us%d" % i), timeout=5).status_code == 200
+            assert s.get(p.url("/us%d" % i), timeout=5).status_code == 200
+    lines = wait_for(lambda: (lambda t: t if len(t) >= 40 else None)(
+        log.read_text().splitlines() if log.exists() else []),
+        what="access log lines")
+    us = [int(ACCESS_US.search(l).group(2)) for l in lines]
+    # A loop-clock millisecond times 1000 is always a multiple of 1000;
+    # measured microseconds are not, and a miss takes more than 0.
+    assert any(u % 1000 != 0 for u in us), us
+    misses = [int(ACCESS_US.search(l).group(2)) for l in lines
+              if " MISS " in l]
+    assert misses and all(0 < u < 5000000 for u in misses), misses
+
+
+def test_unknown_resp_command_counts_as_err(both):
+    def counts():
+        t = requests.get(both.admin_url("/metrics"), timeout=5).text
+        return (metric(t, 'rcp_requests_total{protocol="resp",code="ok"}'),
+                metric(t, 'rcp_requests_total{protocol="resp",code="err"}'))
+
+    ok0, err0 = counts()
+    out, _, _ = exchange(both.resp_port, b"NOSUCHCMD a\r\nPING\r\nQUIT\r\n")
+    assert out.startswith(b"-ERR unknown command")
+    assert out.endswith(b"+PONG\r\n+OK\r\n")
+    ok1, err1 = counts()
+    assert err1 - err0 == 1 and ok1 - ok0 == 2, (ok0, err0, ok1, err1)
+
+
+def test_startup_names_every_listener_and_warns_on_bare_admin_port(
+        redis_server):
+    rport = free_port()
+    p = Proxy(["--redis", redis_server.addr, "--workers", "1",
+               "--resp-listen", "127.0.0.1:%d" % rport])
+    p.args += ["--admin-listen", str(p.admin_port)]
+    p.start()
+    try:
+        log = wait_for(lambda: (lambda t: t if "listening on" in t
+                                else None)(p.log()), what="startup line")
+        line = [l for l in log.splitlines() if "listening on" in l][0]
+        assert "http 127.0.0.1:%d" % p.port in line, line
+        assert "resp 127.0.0.1:%d" % rport in line, line
+        assert "admin *:%d" % p.admin_port in line, line
+        warn = [l for l in log.splitlines()
+                if l.startswith("WARN") or " WARN " in l or "warn" in l
+                and "admin-listen" in l]
+        assert any("admin-listen %d binds every address" % p.admin_port
+                   in l for l in warn), log
+    finally:
+        assert p.stop() == 0

@@ -1,0 +1,80 @@
+/*
+ * value: see value.h.  The struct and a small value's bytes are one
+ * allocation; a large value's bytes are a mapping of their own, with the
+ * struct malloc'd beside it.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "value.h"
+
+struct value *
+value_create(size_t len)
+{
+    struct value *v;
+    size_t page, map_len;
+    void *p;
+
+    if (len < VALUE_MMAP_MIN_BYTES) {
+        v = malloc(sizeof(*v) + len + 1);
+        if (v == NULL) {
+            return NULL;
+        }
+        v->data = (char *)(v + 1);
+        v->map_len = 0;
+    } else {
+        page = (size_t)sysconf(_SC_PAGESIZE);
+        if (len > SIZE_MAX - page) {
+            return NULL;
+        }
+        map_len = (len + 1 + page - 1) & ~(page - 1);
+        v = malloc(sizeof(*v));
+        if (v == NULL) {
+            return NULL;
+        }
+        p = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            free(v);
+            return NULL;
+        }
+        v->data = p;
+        v->map_len = map_len;
+    }
+    v->refs = 1;
+    v->len = len;
+    v->data[len] = '\0';        /* the spare byte: C strings for logs */
+    return v;
+}
+
+struct value *
+value_ref(struct value *v)
+{
+    assert(v->refs > 0);
+    v->refs++;
+    return v;
+}
+
+void
+value_unref(struct value *v)
+{
+    if (v == NULL) {
+        return;
+    }
+    assert(v->refs > 0);
+    if (--v->refs > 0) {
+        return;
+    }
+    if (v->map_len > 0) {
+        /* munmap() of a mapping we made cannot fail but for a bug. */
+        (void)munmap(v->data, v->map_len);
+    }
+    free(v);
+}
