@@ -2,7 +2,10 @@
 requests, Expect: 100-continue, HTTP strictness both ways, chunked
 bodies on GET, and what the operator reads (access log, metrics, startup
 lines).  Each test failed on the binary before the fix."""
+import os
 import re
+import resource
+import signal
 import socket
 import subprocess
 import time
@@ -58,6 +61,106 @@ def both(redis_server, make_proxy):
                    "127.0.0.1:%d" % port)
     p.resp_port = port
     return p
+
+
+def children(pid):
+    """Live child pids of pid, from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def read_response(s, tail):
+    got = b""
+    while not got.endswith(tail):
+        b = s.recv(65536)
+        assert b, got
+        got += b
+    return got
+
+
+# --- 2: the admin port under a connection flood --------------------------
+
+def test_admin_flood_is_capped_and_respawn_still_works(redis_server,
+                                                       make_proxy):
+    """Hundreds of idle admin connections neither exhaust the
+    supervisor's descriptors (here limited to 128) nor lock operators
+    out; a worker killed meanwhile is replaced; idle ones are closed
+    at the header deadline."""
+    p = make_proxy(redis_server, "--workers", "1", "--header-timeout", "2s")
+    resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE, (128, 128))
+    held = []
+    try:
+        for _ in range(300):
+            try:
+                held.append(socket.create_connection(
+                    ("127.0.0.1", p.admin_port), timeout=2))
+            except OSError:
+                pass
+        r = requests.get(p.admin_url("/health"), timeout=5)
+        assert r.status_code == 200
+        old = children(p.proc.pid)
+        assert len(old) == 1
+        os.kill(old[0], signal.SIGKILL)
+        new = wait_for(lambda: [c for c in children(p.proc.pid)
+                                if c != old[0]], timeout=10,
+                       what="a replacement worker")
+        assert len(new) == 1
+        assert wait_for(lambda: requests.get(p.url("/absent"), timeout=5)
+                        .status_code == 404, what="the new worker serving")
+        assert "Too many open files" not in p.log()
+        # Every idle admin connection is closed by the header deadline.
+        start = time.monotonic()
+        for s in held:
+            s.settimeout(max(0.1, start + 6 - time.monotonic()))
+            try:
+                assert s.recv(1) == b""
+            except ConnectionResetError:
+                pass
+        assert time.monotonic() - start < 6
+    finally:
+        for s in held:
+            s.close()
+
+
+# --- 3: --max-clients with idle keep-alive connections -------------------
+
+def test_max_clients_closes_idlest_for_a_new_client(redis_server,
+                                                    make_proxy):
+    p = make_proxy(redis_server, "--workers", "2", "--max-clients", "50")
+    redis_server.client().set("mc", b"v")
+    held = []
+    try:
+        # 25 keep-alive connections idle after a request, 25 that never
+        # sent one.
+        for i in range(50):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+            if i % 2 == 0:
+                s.sendall(b"GET /mc HTTP/1.1\r\nHost: x\r\n\r\n")
+                read_response(s, b"\r\n\r\nv")
+            held.append(s)
+        wait_for(lambda: metric(requests.get(p.admin_url("/metrics"),
+                                             timeout=5).text,
+                                "rcp_connections") == 50,
+                 what="50 connections")
+        for _ in range(3):
+            start = time.monotonic()
+            r = requests.get(p.url("/mc"), timeout=5)
+            assert r.status_code == 200 and r.content == b"v"
+            assert time.monotonic() - start < 1.0
+    finally:
+        for s in held:
+            s.close()
 
 
 # --- 5: half-close with a partial next request ---------------------------

@@ -71,6 +71,26 @@ def test_head(redis_server, proxy):
     assert out.endswith(b"\r\n\r\n")
 
 
+def test_head_sends_no_body_on_miss_hit_or_error(redis_server, proxy):
+    # Pipelined, so a body after any of the HEAD answers would be read
+    # as the start of the next answer (parse_responses checks that each
+    # one starts with a status line).
+    redis_server.client().set("hm", b"12345678")
+    redis_server.client().lpush("hl", "x")
+    req = (b"HEAD /hm HTTP/1.1\r\nHost: x\r\n\r\n"          # miss
+           b"HEAD /hm HTTP/1.1\r\nHost: x\r\n\r\n"          # hit
+           b"HEAD /absent HTTP/1.1\r\nHost: x\r\n\r\n"      # 404
+           b"HEAD /hl HTTP/1.1\r\nHost: x\r\n\r\n"          # 409
+           b"GET /hm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    resps = parse_responses(http_raw(proxy.port, req),
+                            head_requests=(0, 1, 2, 3))
+    assert [(s, h.get("x-cache"), b) for s, h, b in resps] == [
+        (200, "MISS", b""), (200, "HIT", b""), (404, None, b""),
+        (409, None, b""), (200, "HIT", b"12345678")]
+    assert resps[0][1]["content-length"] == "8"
+    assert resps[1][1]["content-length"] == "8"
+
+
 def test_methods_and_root(proxy):
     r = requests.post(proxy.url("/k"), data=b"x", timeout=5)
     assert r.status_code == 405

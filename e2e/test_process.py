@@ -114,6 +114,45 @@ def test_killed_worker_is_replaced(redis_server, proxy):
     assert "killed by signal 9" in proxy.log()
 
 
+def proc_age(pid):
+    """Seconds since pid started, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    start_ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def test_worker_killed_after_its_first_second_is_replaced(redis_server,
+                                                          proxy):
+    # Deaths within a worker's first second take the backoff path (the
+    # test above); one that has lived longer is replaced at once.
+    redis_server.client().set("k", "v")
+    pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+        worker_pids(proxy)), what="workers")
+    victim = min(pids)
+    wait_for(lambda: proc_age(victim) > 1.3, timeout=5,
+             what="worker older than a second")
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    new = wait_for(lambda: (lambda d: d if len(d) == 2 and victim not in
+                            d else None)(worker_pids(proxy)), timeout=5,
+                   what="replacement")
+    assert time.monotonic() - killed < 1.0
+    assert get(proxy, "k").status_code == 200
+    # The replacement is replaced too when it dies after its first second.
+    victim = (set(new) - set(pids)).pop()
+    wait_for(lambda: proc_age(victim) > 1.3, timeout=5,
+             what="replacement older than a second")
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: (lambda d: d if len(d) == 2 and victim not in
+                      d else None)(worker_pids(proxy)), timeout=5,
+             what="second replacement")
+    assert time.monotonic() - killed < 1.0
+
+
 def test_sigterm_finishes_in_flight_requests(make_proxy):
     slow = SlowRedis(delay=0.5)
     try:
@@ -208,6 +247,9 @@ def test_max_clients(redis_server, make_proxy):
     for s in (a, b):
         s.sendall(b"GET /m HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        # In the middle of a request, so not idle: an idle one would be
+        # closed to admit the next client (test_hostile.py).
+        s.sendall(b"GET /m HTTP/1.1\r\nHo")
     c = socket.create_connection(("127.0.0.1", p.port))   # in the backlog
     c.settimeout(0.5)
     c.sendall(b"GET /m HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -70,6 +70,35 @@ def test_mget_with_missing_keys(redis_server, resp_proxy):
     assert c.mget("m3", "m1") == [b"three", b"one"]
 
 
+def test_mget_wrong_type_is_nil_for_that_key(redis_server, resp_proxy):
+    r = redis_server.client()
+    r.set("s1", "one")
+    r.lpush("l1", "x")
+    want = [b"one", None, None]
+    assert r.mget("s1", "l1", "none") == want       # what Redis says
+    c = client(resp_proxy)
+    assert c.mget("s1", "l1", "none") == want       # all misses
+    assert c.mget("s1", "l1", "none") == want       # s1 now a hit
+    with pytest.raises(redis_py.ResponseError, match="WRONGTYPE"):
+        c.get("l1")
+
+
+def test_mget_with_redis_down_is_an_error(redis_server, make_proxy):
+    port = free_port()
+    make_proxy(redis_server, "--resp-listen", "127.0.0.1:%d" % port,
+               "--redis-timeout", "300ms")
+    redis_server.client().set("cached", "v")
+    c = redis_py.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+    assert c.get("cached") == b"v"
+    redis_server.stop()
+    # A hit does not hide the miss that Redis could not answer: the
+    # whole command fails, never a nil that says "absent".
+    for keys in (("cached", "other"), ("other",), ("other", "cached")):
+        with pytest.raises(redis_py.ResponseError, match="unavailable"):
+            c.mget(*keys)
+    assert c.mget("cached") == [b"v"]
+
+
 def test_pipeline_of_1000(redis_server, resp_proxy):
     r = redis_server.client()
     for i in range(0, 1000, 3):

@@ -191,6 +191,25 @@ http_format_error(int status, bool head, bool keep_alive, bool http10,
     return pos;
 }
 
+int
+http_status_for_backend(enum backend_result r)
+{
+    switch (r) {
+    case BACKEND_VALUE:
+        return 200;
+    case BACKEND_NIL:
+        return 404;
+    case BACKEND_WRONGTYPE:
+        return 409;
+    case BACKEND_ERROR_REPLY:
+    case BACKEND_UNREACHABLE:
+        return 502;
+    case BACKEND_TIMEOUT:
+        return 504;
+    }
+    return 502;
+}
+
 void
 http_format_date(time_t t, char *out)
 {

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "backend.h"
+
 #define HTTP_DATE_LEN 29                /* "Sun, 06 Nov 1994 08:49:37 GMT" */
 #define HTTP_HEAD_MAX 512               /* longest head we ever format */
 
@@ -60,6 +62,12 @@ size_t http_format_ok_suffix(const struct http_reply *reply, char *buf,
 size_t http_format_error(int status, bool head, bool keep_alive, bool http10,
                          const char *date, const char *detail,
                          size_t detail_len, char *buf, size_t cap);
+
+/* The status a backend outcome is answered with: 200 for a value, 404
+ * for an absent key, 409 for a key of another type (Redis' error text is
+ * the body), 502 when Redis is unreachable or answered another error,
+ * 504 past --redis-timeout. */
+int http_status_for_backend(enum backend_result r);
 
 /* IMF-fixdate of t (UTC) into out[HTTP_DATE_LEN + 1]. */
 void http_format_date(time_t t, char *out);

@@ -325,6 +325,45 @@ resp_select(const char *buf, const struct resp_command *cmd, uint32_t db,
 }
 
 int
+resp_append_backend_reply(struct buf *out, enum backend_result r,
+                          const void *data, size_t len)
+{
+    switch (r) {
+    case BACKEND_VALUE:
+        return resp_append_bulk(out, data, len);
+    case BACKEND_NIL:
+        return resp_append_nil(out);
+    case BACKEND_WRONGTYPE:
+        return resp_append_error(out, data, len);
+    case BACKEND_TIMEOUT:
+        return resp_error_str(out, "ERR redis-cache-proxy: the backend "
+                              "Redis timed out");
+    case BACKEND_ERROR_REPLY:
+    case BACKEND_UNREACHABLE:
+        break;
+    }
+    return resp_error_str(out, "ERR redis-cache-proxy: the backend Redis "
+                          "is unavailable");
+}
+
+bool
+resp_backend_fails_mget(enum backend_result r)
+{
+    return r == BACKEND_UNREACHABLE || r == BACKEND_TIMEOUT
+           || r == BACKEND_ERROR_REPLY;
+}
+
+int
+resp_append_mget_item(struct buf *out, enum backend_result r,
+                      const void *data, size_t len)
+{
+    if (r == BACKEND_VALUE) {
+        return resp_append_bulk(out, data, len);
+    }
+    return resp_append_nil(out);
+}
+
+int
 resp_check_command(const char *buf, const struct resp_command *cmd,
                    struct buf *out)
 {

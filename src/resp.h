@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "buf.h"
 #include "resp_parser.h"
 
@@ -57,5 +58,19 @@ int resp_append_bulk(struct buf *out, const void *data, size_t len);
 int resp_append_nil(struct buf *out);
 int resp_append_array(struct buf *out, size_t n);
 int resp_append_integer(struct buf *out, int64_t n);
+
+/* The answer to GET for a backend outcome: the value, nil for an absent
+ * key, Redis' own error for a key of another type, and our error naming
+ * the failure when Redis could not answer.  data/len are the value or
+ * Redis' error text.  0 or -ENOMEM. */
+int resp_append_backend_reply(struct buf *out, enum backend_result r,
+                              const void *data, size_t len);
+
+/* MGET answers each key as Redis does, a value or nil (absent, or not a
+ * string), unless Redis could not answer for one of them: that fails
+ * the whole command, with resp_append_backend_reply's error. */
+bool resp_backend_fails_mget(enum backend_result r);
+int  resp_append_mget_item(struct buf *out, enum backend_result r,
+                           const void *data, size_t len);
 
 #endif

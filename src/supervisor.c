@@ -54,6 +54,15 @@
 #define SUPERVISOR_RECOVER_POLL_MS   10
 #define SUPERVISOR_KILL_GRACE_MS     2000   /* past --shutdown-timeout */
 #define ADMIN_IN_MAX  (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
+/* Admin connections open at once: operators and a scraper need a few;
+ * past this the longest-idle one is closed for the newcomer, so idle
+ * connections can neither lock operators out nor use up the
+ * descriptors the supervisor needs. */
+#define ADMIN_CONN_MAX           64
+#define ADMIN_SWEEP_MS           250
+/* Descriptors kept open on /dev/null so that a respawn (its ready pipe)
+ * never depends on there being free ones at that moment. */
+#define SUPERVISOR_RESERVE_FDS   2
 
 struct admin_conn;
 struct health_check;
@@ -126,6 +135,10 @@ struct supervisor {
     uint64_t              young_death_ms; /* last death within 1 s of
                                            starting, for the backoff */
     struct admin_conn    *admin_conns;  /* owned list: open admin conns */
+    uint32_t              admin_count;  /* in admin_conns */
+    uv_timer_t            admin_timer;  /* closes conns past deadline */
+    int                   reserve_fds[SUPERVISOR_RESERVE_FDS]; /* owned,
+                                           -1 while given up */
     struct health_check  *health_checks; /* owned list: PINGs in flight */
     int                   exit_status;
     double                start_time;   /* seconds since the epoch */
@@ -458,6 +471,48 @@ supervisor_ready_cb(uv_poll_t *handle, int status, int events)
     }
 }
 
+/* Opens what is missing of the descriptor reserve; a failure (no
+ * descriptor free now) is retried at the next fork. */
+static void
+supervisor_reserve_take(struct supervisor *s)
+{
+    for (int i = 0; i < SUPERVISOR_RESERVE_FDS; i++) {
+        if (s->reserve_fds[i] < 0) {
+            s->reserve_fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+    }
+}
+
+static void
+supervisor_reserve_release(struct supervisor *s)
+{
+    for (int i = 0; i < SUPERVISOR_RESERVE_FDS; i++) {
+        if (s->reserve_fds[i] >= 0) {
+            close(s->reserve_fds[i]);
+            s->reserve_fds[i] = -1;
+        }
+    }
+}
+
+/* pipe2(), falling back on the reserve when descriptors have run out,
+ * so that replacing a worker never fails for want of them. */
+static int
+supervisor_pipe(struct supervisor *s, int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC) == 0) {
+        return 0;
+    }
+    if (errno == EMFILE || errno == ENFILE) {
+        log_warn("pipe2() failed: %s; using the reserved descriptors",
+                 strerror(errno));
+        supervisor_reserve_release(s);
+        if (pipe2(fds, O_CLOEXEC) == 0) {
+            return 0;
+        }
+    }
+    return -errno;
+}
+
 /* The parent side of the fork seam.  0 or -errno. */
 static int
 supervisor_fork(struct supervisor *s, struct proc *p)
@@ -468,9 +523,10 @@ supervisor_fork(struct supervisor *s, struct proc *p)
     pid_t    pid;
     int      rc;
 
-    if (pipe2(pipefd, O_CLOEXEC) != 0) {
-        rc = -errno;
-        log_error("pipe2() failed: %s", strerror(errno));
+    rc = supervisor_pipe(s, pipefd);
+    if (rc != 0) {
+        log_error("pipe2() failed: %s", strerror(-rc));
+        supervisor_reserve_take(s);
         return rc;
     }
     p->index = (uint32_t) (p - s->procs) + 1;
@@ -489,6 +545,7 @@ supervisor_fork(struct supervisor *s, struct proc *p)
     rc = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     close(pipefd[1]);
+    supervisor_reserve_take(s);
     if (pid < 0) {
         close(pipefd[0]);
         log_error("fork() failed: %s", strerror(rc));
@@ -742,6 +799,7 @@ supervisor_stop(struct supervisor *s, const char *why)
     uv_timer_stop(&s->respawn_timer);
     if (s->admin_open) {
         uv_close((uv_handle_t *) &s->admin_tcp, NULL);
+        uv_close((uv_handle_t *) &s->admin_timer, NULL);
         s->admin_open = false;
     }
     supervisor_admin_shutdown(s);
@@ -1008,6 +1066,10 @@ struct admin_conn {
     struct http_parse   hp;
     struct http_request req;
     struct health_check *health;        /* borrowed: pending PING */
+    uint64_t            request_start_ms; /* first byte of a request */
+    uint64_t            idle_since_ms;  /* accepted, or last answer sent */
+    uint64_t            write_start_ms;
+    uint64_t            answered;       /* requests on this connection */
     bool                closing;
     bool                writing;
     bool                peer_closed;    /* EOF read: answer, then close */
@@ -1061,6 +1123,7 @@ struct admin_write {
 };
 
 static void supervisor_admin_process(struct admin_conn *c);
+static bool supervisor_admin_evict(struct supervisor *s);
 
 static void
 supervisor_admin_conn_closed(uv_handle_t *h)
@@ -1079,6 +1142,7 @@ supervisor_admin_close(struct admin_conn *c)
     }
     c->closing = true;
     SUPERVISOR_LIST_DEL(c->sup->admin_conns, c);
+    c->sup->admin_count--;
     if (c->health != NULL) {
         c->health->conn = NULL;
         c->health = NULL;
@@ -1094,6 +1158,8 @@ supervisor_admin_written(uv_write_t *req, int status)
 
     free(w->buf);
     c->writing = false;
+    c->answered++;
+    c->idle_since_ms = supervisor_now_ms(c->sup);
     if (status != 0 || w->close_after || c->peer_closed) {
         free(w);
         supervisor_admin_close(c);
@@ -1121,6 +1187,7 @@ supervisor_admin_send(struct admin_conn *c, char *buf, size_t len,
     w->close_after = close_after;
     w->req.data = w;
     c->writing = true;
+    c->write_start_ms = supervisor_now_ms(c->sup);
     if (uv_write(&w->req, (uv_stream_t *) &c->tcp, &b, 1,
                  supervisor_admin_written) != 0) {
         c->writing = false;
@@ -1464,6 +1531,9 @@ supervisor_admin_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
         supervisor_admin_close(c);
         return;
     }
+    if (c->in_len == 0 && nread > 0) {
+        c->request_start_ms = supervisor_now_ms(c->sup);
+    }
     c->in_len += (size_t) nread;
     if (c->in_len == ADMIN_IN_MAX) {
         uv_read_stop(stream);           /* the parser will say 431/413 */
@@ -1477,15 +1547,18 @@ supervisor_admin_accept(uv_stream_t *server, int status)
     struct supervisor *s = server->data;
     struct admin_conn *c;
 
+    bool               refuse;
+
     if (status != 0) {
         log_error("admin accept failed: %s", uv_strerror(status));
         return;
     }
+    refuse = s->admin_count >= ADMIN_CONN_MAX && !supervisor_admin_evict(s);
     c = calloc(1, sizeof(*c));
-    if (c != NULL) {
+    if (c != NULL && !refuse) {
         c->in = malloc(ADMIN_IN_MAX);
     }
-    if (c == NULL || c->in == NULL) {
+    if (c == NULL || (c->in == NULL && !refuse)) {
         log_error("admin: out of memory for a connection");
         if (c != NULL) {
             free(c);
@@ -1493,14 +1566,75 @@ supervisor_admin_accept(uv_stream_t *server, int status)
         return;
     }
     c->sup = s;
+    c->idle_since_ms = supervisor_now_ms(s);
     SUPERVISOR_LIST_ADD(s->admin_conns, c);
+    s->admin_count++;
     http_parse_init(&c->hp);
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *) &c->tcp) != 0
+    /* Accepted even when refused: left in the backlog, it would stop
+     * libuv from accepting at all. */
+    if (uv_accept(server, (uv_stream_t *) &c->tcp) != 0 || refuse
         || uv_read_start((uv_stream_t *) &c->tcp, supervisor_admin_alloc,
                          supervisor_admin_read) != 0) {
         supervisor_admin_close(c);
+    }
+}
+
+/* At the cap: closes the admin connection idle longest (not answering,
+ * nothing buffered).  Returns whether one was closed. */
+static bool
+supervisor_admin_evict(struct supervisor *s)
+{
+    struct admin_conn *idlest = NULL;
+
+    for (struct admin_conn *c = s->admin_conns; c != NULL; c = c->next) {
+        if (!c->writing && c->health == NULL && c->in_len == 0
+            && (idlest == NULL || c->idle_since_ms < idlest->idle_since_ms)) {
+            idlest = c;
+        }
+    }
+    if (idlest == NULL) {
+        log_debug("admin: %d connections, all busy: refusing one",
+                  ADMIN_CONN_MAX);
+        return false;
+    }
+    supervisor_admin_close(idlest);
+    return true;
+}
+
+/* The data port's deadlines, on the admin port: a request head must
+ * arrive within --header-timeout of its first byte (and the first one
+ * within --header-timeout of the accept), a connection between requests
+ * closes after --idle-timeout, and so does one whose answer is not read.
+ * A PING in flight has its own deadline. */
+static void
+supervisor_admin_sweep_cb(uv_timer_t *t)
+{
+    struct supervisor *s = t->data;
+    uint64_t           now = supervisor_now_ms(s);
+    struct admin_conn *next;
+
+    for (struct admin_conn *c = s->admin_conns; c != NULL; c = next) {
+        uint64_t deadline;
+
+        next = c->next;
+        if (c->health != NULL) {
+            continue;
+        }
+        if (c->writing) {
+            deadline = c->write_start_ms + s->cfg.idle_timeout_ms;
+        } else if (c->in_len > 0) {
+            deadline = c->request_start_ms + s->cfg.header_timeout_ms;
+        } else if (c->answered == 0) {
+            deadline = c->idle_since_ms + s->cfg.header_timeout_ms;
+        } else {
+            deadline = c->idle_since_ms + s->cfg.idle_timeout_ms;
+        }
+        if (now >= deadline) {
+            log_debug("admin: closing a connection past its deadline");
+            supervisor_admin_close(c);
+        }
     }
 }
 
@@ -1526,6 +1660,12 @@ supervisor_admin_start(struct supervisor *s)
     uv_tcp_init(s->loop, &s->admin_tcp);
     s->admin_tcp.data = s;
     s->admin_open = true;
+    uv_timer_init(s->loop, &s->admin_timer);
+    s->admin_timer.data = s;
+    uv_timer_start(&s->admin_timer, supervisor_admin_sweep_cb,
+                   ADMIN_SWEEP_MS, ADMIN_SWEEP_MS);
+    /* The sweep alone must not keep the loop running at the end. */
+    uv_unref((uv_handle_t *) &s->admin_timer);
     rc = uv_tcp_open(&s->admin_tcp, s->admin_fd);
     s->admin_fd = -1;                   /* libuv closes it from now on */
     if (rc == 0) {
@@ -1637,6 +1777,10 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     s->access_wr = -1;
     s->access_out = -1;
     s->exit_status = 0;
+    for (int i = 0; i < SUPERVISOR_RESERVE_FDS; i++) {
+        s->reserve_fds[i] = -1;
+    }
+    supervisor_reserve_take(s);
     clock_gettime(CLOCK_REALTIME, &ts);
     s->start_time = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
     log_init("supervisor", 0);
@@ -1806,6 +1950,7 @@ out:
     if (s->pid_file_written) {
         unlink(s->cfg.pid_file);
     }
+    supervisor_reserve_release(s);
     sigprocmask(SIG_SETMASK, &saved_mask, NULL);
     return s->exit_status;
 }

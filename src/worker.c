@@ -770,6 +770,33 @@ worker_should_yield(const struct worker *w)
     return (int64_t) w->open_conns * (int64_t) w->cfg->workers > total;
 }
 
+/* Closes the connection that has been idle longest: between requests
+ * (or not yet sent one), nothing buffered either way.  A linear scan,
+ * done only at --max-clients.  Returns whether one was closed. */
+static bool
+worker_close_idlest(struct worker *w)
+{
+    struct conn *idlest = NULL;
+
+    for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
+        struct conn *c = &w->conns[i];
+
+        if (c->state == CONN_READING && c->in.len == 0
+            && worker_conn_unsent(c) == 0 && !c->close_after_write
+            && (idlest == NULL || c->activity_ms < idlest->activity_ms)) {
+            idlest = c;
+        }
+    }
+    if (idlest == NULL) {
+        return false;
+    }
+    log_debug("at max-clients: closing connection %d, idle %llu ms",
+              idlest->fd, (unsigned long long) (event_now_ms(&w->loop)
+                                                - idlest->activity_ms));
+    worker_conn_close(idlest);
+    return true;
+}
+
 static void
 worker_accept(struct worker *w, int lfd, enum conn_proto proto)
 {
@@ -796,8 +823,15 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
         int                     fd;
 
         if (w->free_list == NULL || !worker_reserve_client(w)) {
-            /* At --max-clients: leave new connections in the backlog and
+            /* At --max-clients.  Idle connections must not lock new
+             * clients out: as nginx reuses connections, close this
+             * worker's longest-idle one, and take the new client on the
+             * next turn of the loop, once its slot is back in the pool.
+             * With none idle, leave new connections in the backlog and
              * look again shortly (a peer worker may free a slot). */
+            if (!w->stopping && worker_close_idlest(w)) {
+                return;
+            }
             worker_pause_accepting(w, WORKER_ACCEPT_RETRY_MS);
             return;
         }

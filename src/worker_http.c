@@ -87,7 +87,7 @@ worker_http_backend_cb(struct backend_waiter *wt,
     bool              head = c->req.method == HTTP_METHOD_HEAD;
     char              hb[HTTP_HEAD_MAX + 512];
     size_t            n;
-    int               status;
+    int               status = http_status_for_backend(r->result);
     struct http_reply reply = {
         .status = 200,
         .keep_alive = worker_http_keep_alive(c),
@@ -99,8 +99,7 @@ worker_http_backend_cb(struct backend_waiter *wt,
     };
 
     c->state = CONN_READING;
-    switch (r->result) {
-    case BACKEND_VALUE:
+    if (status == 200) {
         n = http_format_head(&reply, hb, sizeof(hb));
         if (worker_conn_out_reserve(c, n + (head ? 0 : r->len)) != 0) {
             worker_conn_close(c);
@@ -115,12 +114,8 @@ worker_http_backend_cb(struct backend_waiter *wt,
         c->log_cache = "MISS";
         metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
                               METRICS_CODE_200);
-        break;
-    case BACKEND_NIL:
-        worker_http_error(c, 404, false);
-        break;
-    case BACKEND_WRONGTYPE:
-        status = 409;
+    } else if (r->result == BACKEND_WRONGTYPE) {
+        /* Redis' error text is the body: it names the key's type. */
         n = http_format_error(status, head, reply.keep_alive, reply.http10,
                               reply.date, r->data,
                               r->len > 256 ? 256 : r->len, hb, sizeof(hb));
@@ -131,14 +126,8 @@ worker_http_backend_cb(struct backend_waiter *wt,
         c->log_status = status;
         metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
                               metrics_code_from_status(status));
-        break;
-    case BACKEND_ERROR_REPLY:
-    case BACKEND_UNREACHABLE:
-        worker_http_error(c, 502, false);
-        break;
-    case BACKEND_TIMEOUT:
-        worker_http_error(c, 504, false);
-        break;
+    } else {
+        worker_http_error(c, status, false);
     }
     if (c->state == CONN_CLOSED) {
         return;

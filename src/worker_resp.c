@@ -78,37 +78,18 @@ worker_resp_done(struct conn *c)
     worker_conn_run(c);
 }
 
-static const char *
-worker_resp_failure(enum backend_result r)
-{
-    return r == BACKEND_TIMEOUT
-        ? "ERR redis-cache-proxy: the backend Redis timed out"
-        : "ERR redis-cache-proxy: the backend Redis is unavailable";
-}
-
 static int
 worker_resp_append_result(struct conn *c, const struct backend_reply *r)
 {
-    switch (r->result) {
-    case BACKEND_VALUE:
+    if (r->result == BACKEND_VALUE) {
         worker_resp_count(c, METRICS_CODE_RESP_OK);
         c->log_bytes = r->len;
         c->log_cache = "MISS";
-        return resp_append_bulk(&c->out, r->data, r->len);
-    case BACKEND_NIL:
-        worker_resp_count(c, METRICS_CODE_RESP_NIL);
-        return resp_append_nil(&c->out);
-    case BACKEND_WRONGTYPE:
-        worker_resp_count(c, METRICS_CODE_RESP_ERR);
-        return resp_append_error(&c->out, r->data, r->len);
-    case BACKEND_ERROR_REPLY:
-    case BACKEND_UNREACHABLE:
-    case BACKEND_TIMEOUT:
-        break;
+    } else {
+        worker_resp_count(c, r->result == BACKEND_NIL ? METRICS_CODE_RESP_NIL
+                                                      : METRICS_CODE_RESP_ERR);
     }
-    worker_resp_count(c, METRICS_CODE_RESP_ERR);
-    return resp_append_error(&c->out, worker_resp_failure(r->result),
-                             strlen(worker_resp_failure(r->result)));
+    return resp_append_backend_reply(&c->out, r->result, r->data, r->len);
 }
 
 static void
@@ -160,11 +141,9 @@ worker_resp_mget_reply(struct conn *c)
     for (size_t i = 0; i < m->n; i++) {
         enum backend_result r = m->items[i].result;
 
-        if (r == BACKEND_UNREACHABLE || r == BACKEND_TIMEOUT
-            || r == BACKEND_ERROR_REPLY) {
+        if (resp_backend_fails_mget(r)) {
             worker_resp_count(c, METRICS_CODE_RESP_ERR);
-            rc = resp_append_error(&c->out, worker_resp_failure(r),
-                                   strlen(worker_resp_failure(r)));
+            rc = resp_append_backend_reply(&c->out, r, NULL, 0);
             goto done;
         }
     }
@@ -172,12 +151,10 @@ worker_resp_mget_reply(struct conn *c)
     for (size_t i = 0; i < m->n; i++) {
         struct resp_mget_item *it = &m->items[i];
 
-        if (it->result == BACKEND_VALUE) {
-            rc |= resp_append_bulk(&c->out, m->values.data + it->off,
-                                   it->len);
-        } else {
-            rc |= resp_append_nil(&c->out);
-        }
+        rc |= resp_append_mget_item(&c->out, it->result,
+                                    it->result == BACKEND_VALUE
+                                    ? m->values.data + it->off : NULL,
+                                    it->len);
     }
     worker_resp_count(c, METRICS_CODE_RESP_OK);
 done:

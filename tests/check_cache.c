@@ -224,6 +224,24 @@ START_TEST(test_replace_keeps_one)
 }
 END_TEST
 
+/* A replace is a new value: its age starts again, so it lives a whole
+ * TTL from the replace, not from the first store. */
+START_TEST(test_replace_restarts_age)
+{
+    struct cache_lookup lookup;
+    char buf[8];
+
+    tc_put_at("a", "1", 1000);
+    tc_put_at("a", "2", 1800);
+    ck_assert_int_eq(tc_get_at("a", 1900, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert_uint_eq(lookup.age_ms, 100);
+    tc_expect_at("a", "2", 2500);       /* past the first store's ttl */
+    tc_expect_miss("a", 2800);
+    tc_check();
+}
+END_TEST
+
 START_TEST(test_delete)
 {
     tc_put("a", "1");
@@ -1088,6 +1106,7 @@ cache_suite(void)
     tcase_add_loop_test(t, test_lru_order, 0, N_CASES(lru_cases));
     t = tc_case(s, "replace");
     tcase_add_test(t, test_replace_keeps_one);
+    tcase_add_test(t, test_replace_restarts_age);
     t = tc_case(s, "delete");
     tcase_add_test(t, test_delete);
     t = tc_case(s, "flush");

@@ -187,6 +187,57 @@ START_TEST(test_date)
 }
 END_TEST
 
+/* What each backend outcome becomes on the data port (DESIGN.md, "HTTP
+ * data port"); a new outcome must be added here with its status. */
+static const struct backend_case {
+    enum backend_result result;
+    int                 status;
+    const char         *why;
+} backend_cases[] = {
+    { BACKEND_VALUE, 200, "a string value is served" },
+    { BACKEND_NIL, 404, "an absent key is 404" },
+    { BACKEND_WRONGTYPE, 409, "a key of another type is 409" },
+    { BACKEND_ERROR_REPLY, 502, "any other Redis error is a bad gateway" },
+    { BACKEND_UNREACHABLE, 502, "Redis unreachable is 502" },
+    { BACKEND_TIMEOUT, 504, "Redis past --redis-timeout is 504" },
+};
+
+START_TEST(test_status_for_backend)
+{
+    const struct backend_case *tc = &backend_cases[_i];
+
+    ck_assert_msg(http_status_for_backend(tc->result) == tc->status,
+                  "%s: got %d", tc->why, http_status_for_backend(tc->result));
+}
+END_TEST
+
+/* HEAD answers carry GET's Content-Length and no body, whatever the
+ * status: a byte after the head would be read as the next answer. */
+START_TEST(test_head_error_has_no_body)
+{
+    static const int statuses[] = { 404, 409, 502, 504 };
+    const char       detail[] = "WRONGTYPE Operation against a key";
+
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        char   get[HTTP_HEAD_MAX + 256], head[HTTP_HEAD_MAX + 256];
+        size_t ng, nh;
+        bool   d = statuses[i] == 409;
+
+        ng = http_format_error(statuses[i], false, true, false, date,
+                               d ? detail : NULL, d ? sizeof(detail) - 1 : 0,
+                               get, sizeof(get));
+        nh = http_format_error(statuses[i], true, true, false, date,
+                               d ? detail : NULL, d ? sizeof(detail) - 1 : 0,
+                               head, sizeof(head));
+        ck_assert_ptr_nonnull(memmem(head, nh, "\r\n\r\n", 4));
+        ck_assert_msg((const char *) memmem(head, nh, "\r\n\r\n", 4) + 4
+                      == head + nh, "%d: HEAD has a body", statuses[i]);
+        ck_assert_msg(nh < ng && memcmp(get, head, nh) == 0,
+                      "%d: HEAD's head differs from GET's", statuses[i]);
+    }
+}
+END_TEST
+
 static Suite *
 http_suite(void)
 {
@@ -203,6 +254,11 @@ http_suite(void)
     tcase_add_loop_test(tc, test_errors, 0,
                         sizeof(err_cases) / sizeof(err_cases[0]));
     tcase_add_test(tc, test_error_detail);
+    tcase_add_test(tc, test_head_error_has_no_body);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("backend results");
+    tcase_add_loop_test(tc, test_status_for_backend, 0,
+                        sizeof(backend_cases) / sizeof(backend_cases[0]));
     suite_add_tcase(s, tc);
     return s;
 }

@@ -171,6 +171,63 @@ START_TEST(test_large_bulk_grows)
 }
 END_TEST
 
+/* What each backend outcome becomes on the Redis-protocol port, for GET
+ * and for one key of an MGET (Redis' own answers where it has one). */
+static const char wrongtype[] =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
+static const struct backend_case {
+    enum backend_result result;
+    const char         *data;
+    const char         *get;            /* the whole GET answer */
+    bool                fails_mget;     /* the whole MGET is an error */
+    const char         *mget_item;      /* else this key's part */
+    const char         *why;
+} backend_cases[] = {
+    { BACKEND_VALUE, "v\r\n1", "$4\r\nv\r\n1\r\n", false,
+      "$4\r\nv\r\n1\r\n", "a value is a bulk string, binary-safe" },
+    { BACKEND_NIL, NULL, "$-1\r\n", false, "$-1\r\n",
+      "an absent key is nil" },
+    { BACKEND_WRONGTYPE, wrongtype,
+      "-WRONGTYPE Operation against a key holding the wrong kind of "
+      "value\r\n", false, "$-1\r\n",
+      "GET of another type is Redis' error; in MGET it is nil, as Redis" },
+    { BACKEND_ERROR_REPLY, "ERR something",
+      "-ERR redis-cache-proxy: the backend Redis is unavailable\r\n", true,
+      NULL, "another Redis error is ours, never passed on as a value" },
+    { BACKEND_UNREACHABLE, NULL,
+      "-ERR redis-cache-proxy: the backend Redis is unavailable\r\n", true,
+      NULL, "Redis down is an error, never a nil" },
+    { BACKEND_TIMEOUT, NULL,
+      "-ERR redis-cache-proxy: the backend Redis timed out\r\n", true,
+      NULL, "Redis too slow is an error naming the timeout" },
+};
+
+START_TEST(test_backend_reply)
+{
+    const struct backend_case *tc = &backend_cases[_i];
+    struct buf                 out = { 0 };
+    size_t                     len = tc->data != NULL ? strlen(tc->data) : 0;
+
+    ck_assert_int_eq(resp_append_backend_reply(&out, tc->result, tc->data,
+                                               len), 0);
+    ck_assert_msg(out.len == strlen(tc->get)
+                  && memcmp(out.data, tc->get, out.len) == 0,
+                  "%s: GET got '%.*s'", tc->why, (int) out.len, out.data);
+    ck_assert_msg(resp_backend_fails_mget(tc->result) == tc->fails_mget,
+                  "%s: fails MGET", tc->why);
+    if (tc->mget_item != NULL) {
+        out.len = 0;
+        ck_assert_int_eq(resp_append_mget_item(&out, tc->result, tc->data,
+                                               len), 0);
+        ck_assert_msg(out.len == strlen(tc->mget_item)
+                      && memcmp(out.data, tc->mget_item, out.len) == 0,
+                      "%s: MGET item got '%.*s'", tc->why, (int) out.len,
+                      out.data);
+    }
+    buf_free(&out);
+}
+END_TEST
+
 static Suite *
 resp_suite(void)
 {
@@ -184,6 +241,10 @@ resp_suite(void)
     tcase_add_test(tc, test_encoders);
     tcase_add_test(tc, test_large_bulk_grows);
     tcase_add_test(tc, test_bulk_head);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("backend results");
+    tcase_add_loop_test(tc, test_backend_reply, 0,
+                        sizeof(backend_cases) / sizeof(backend_cases[0]));
     suite_add_tcase(s, tc);
     return s;
 }
