@@ -40,6 +40,8 @@
 #define WORKER_YIELD_MS        5
 #define WORKER_EMFILE_PAUSE_MS 100
 #define WORKER_LINGER_MS       1000
+/* A stopping worker closes a keep-alive connection idle this long. */
+#define WORKER_STOP_IDLE_MS    200
 /* Access-log lines are flushed in writes of whole lines of at most
  * PIPE_BUF bytes, which the kernel keeps whole between workers. */
 #define WORKER_LOG_LINE_MAX    1024
