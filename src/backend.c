@@ -1127,6 +1127,10 @@ backend_get(struct backend *b, const void *key, size_t key_len,
         memcpy(f->key, key, key_len);
     }
     f->start_us = backend_now_us();
+    /* The loop reads its clock once per iteration; work done earlier in
+     * this one (a bcrypt check, a big copy) must not eat into the
+     * deadline, or into the watchdog's look at a silent connection. */
+    event_update_time(b->loop);
     event_timer_init(&f->deadline, backend_on_deadline, f);
     if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
         free(f);
