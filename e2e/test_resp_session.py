@@ -59,6 +59,7 @@ def pair(redis_server, make_proxy):
     for r in (redis_server.client(), ref.client()):
         r.set("k1", "v1")
         r.set("k2", "v2")
+        r.rpush("lst", "a")
     yield p, ref
     ref.stop()
 
@@ -80,6 +81,12 @@ SAME_AS_REDIS = [
      ("CLIENT", "FOO")],
     [("AUTH", "x"), ("AUTH", "someone", "x"), ("HELLO", "x")],
     [("INFO", "bogus")],
+    # Forwarded to Redis uncached: the same answers as Redis' own.
+    [("EXISTS", "k1", "k2", "absent"), ("TTL", "k1"), ("PTTL", "absent"),
+     ("STRLEN", "k1"), ("TYPE", "k1"), ("TYPE", "lst"), ("STRLEN", "lst"),
+     ("TTL",), ("EXISTS", "k1", "k1")],
+    [("MULTI",), ("TYPE", "k1"), ("EXISTS", "k1"), ("GET", "k1"),
+     ("EXEC",)],
 ]
 
 
@@ -88,6 +95,16 @@ SAME_AS_REDIS = [
 def test_replies_as_redis(pair, conv):
     p, ref = pair
     assert converse(p.resp_port, conv) == converse(ref.port, conv)
+
+
+def test_forwarded_uncached(pair, redis_server):
+    p, ref = pair
+    conv = [("DBSIZE",), ("STRLEN", "k1")]
+    assert converse(p.resp_port, conv) == [b":3\r\n", b":2\r\n"]
+    # Not cached: a change in Redis shows at once.
+    redis_server.client().set("k1", "longer")
+    assert converse(p.resp_port, [("STRLEN", "k1"), ("DBSIZE",)]) == \
+        [b":6\r\n", b":3\r\n"]
 
 
 def test_config_get_several(pair):

@@ -66,7 +66,7 @@ worker_resp_log(struct conn *c)
     worker_access_log(c, req, n);
 }
 
-static void
+void
 worker_resp_done(struct conn *c)
 {
     worker_resp_log(c);
@@ -342,6 +342,20 @@ worker_resp_process(struct conn *c)
             break;
         case RESP_ACTION_SESSION:
             if (!worker_resp_session(c, &cmd)) {
+                return;
+            }
+            break;
+        case RESP_ACTION_FORWARD:
+            if (!worker_acl_resp_keys(c, &cmd)) {
+                if (c->state == CONN_CLOSED) {
+                    return;
+                }
+                break;                  /* -NOPERM */
+            }
+            if (worker_resp_forward(c, &cmd)) {
+                return;                 /* WAITING; resumed by callback */
+            }
+            if (c->state == CONN_CLOSED) {
                 return;
             }
             break;
