@@ -192,10 +192,12 @@ def re_find(pattern, text):
     return m.group(1)
 
 
-def test_resp_password(redis_server, make_proxy):
+def test_resp_password(redis_server, make_proxy, tmp_path):
     port = free_port()
+    log = tmp_path / "access.log"
     p = make_proxy(redis_server, "--resp-listen", "127.0.0.1:%d" % port,
-                   "--workers", "1", env={"RCP_RESP_PASSWORD": "s3cret pw"})
+                   "--workers", "1", "--access-log", str(log),
+                   env={"RCP_RESP_PASSWORD": "s3cret pw"})
     ref = Redis(extra='requirepass "s3cret pw"').start()
     conv = [("GET", "k1"), ("MGET", "k1"), ("PING",), ("AUTH", "wrong"),
             ("AUTH", "default", "wrong"), ("HELLO", "2")]
@@ -210,6 +212,11 @@ def test_resp_password(redis_server, make_proxy):
                           ("GET", "k1")])
     assert got[0].startswith(b"*14\r\n") and got[1] == b"$2\r\nv1\r\n"
     assert "s3cret" not in p.log()
+    lines = wait_for(lambda: (lambda t: t if len(t) >= 10 else None)(
+        log.read_text().splitlines() if log.exists() else []),
+        what="access log")
+    assert any('"AUTH" ok' in l for l in lines), lines
+    assert not any("s3cret" in l for l in lines), lines
     metrics = requests.get(p.admin_url("/metrics"), timeout=5).text
     assert int(re_find(r"^rcp_auth_failures_total (\d+)$", metrics)) >= 5
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "resp.h"
@@ -44,17 +45,23 @@ worker_resp_mget_free(struct conn *c)
 }
 
 /* The command is answered: drop it and go on with the next one. */
-/* Logs the command being answered as its name and first argument. */
+/* Logs the command being answered as its name and first argument;
+ * AUTH's arguments are a secret, so only its name is logged. */
 static void
 worker_resp_log(struct conn *c)
 {
     char   req[300];
     size_t n = 0;
+    size_t logged = 2;
 
     if (c->worker->params->access_fd < 0 || c->resp_argc == 0) {
         return;
     }
-    for (size_t i = 0; i < c->resp_argc && i < 2; i++) {
+    if (c->argv[0].len == 4
+        && strncasecmp(c->in.data + c->argv[0].off, "auth", 4) == 0) {
+        logged = 1;
+    }
+    for (size_t i = 0; i < c->resp_argc && i < logged; i++) {
         size_t len = c->argv[i].len < 140 ? c->argv[i].len : 140;
 
         if (i > 0) {
