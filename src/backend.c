@@ -137,6 +137,11 @@ struct backend {
     uint32_t                 db;
     uint64_t                 timeout_ms;
     uint64_t                 max_reply_bytes;
+    char                     key_prefix[CONFIG_ITEM_MAX]; /* --key-prefix:
+                                           put before every key asked of
+                                           Redis; fetches, coalescing and
+                                           the cache use the client's */
+    size_t                   key_prefix_len;
     char                     addr[BACKEND_ADDR_MAX];   /* for logs */
     struct ssl_ctx_st       *tls;       /* owned; NULL: plain */
     char                     tls_name[CONFIG_HOST_MAX];
@@ -503,10 +508,22 @@ backend_fetch_send(struct backend_fetch *f)
     struct backend *b = f->b;
     const char *argv[2] = { "GET", f->key };
     size_t lens[2] = { 3, f->key_len };
+    char *prefixed = NULL;
     int rc;
 
     assert(f->list == BACKEND_LIST_NONE);
+    if (b->key_prefix_len > 0) {
+        prefixed = malloc(b->key_prefix_len + f->key_len);
+        if (prefixed == NULL) {
+            return -ENOMEM;
+        }
+        memcpy(prefixed, b->key_prefix, b->key_prefix_len);
+        memcpy(prefixed + b->key_prefix_len, f->key, f->key_len);
+        argv[1] = prefixed;
+        lens[1] = b->key_prefix_len + f->key_len;
+    }
     rc = backend_send_argv(b, 2, argv, lens);
+    free(prefixed);
     if (rc != 0) {
         return rc;
     }
@@ -1015,6 +1032,8 @@ backend_create(struct event_loop *loop, const struct config *cfg,
     b->db = cfg->redis_db;
     b->timeout_ms = cfg->redis_timeout_ms;
     b->max_reply_bytes = BACKEND_MAX_REPLY_DEFAULT;
+    b->key_prefix_len = strlen(cfg->key_prefix);
+    memcpy(b->key_prefix, cfg->key_prefix, b->key_prefix_len);
     rc = backend_tls_setup(b, cfg);
     if (rc != 0) {
         goto fail;

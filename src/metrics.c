@@ -65,7 +65,8 @@ static const char *const metrics_bucket_le[METRICS_BUCKETS] = {
 
 static const char *const metrics_code_names[METRICS_CODE_COUNT] = {
     [METRICS_CODE_200] = "200", [METRICS_CODE_204] = "204",
-    [METRICS_CODE_400] = "400", [METRICS_CODE_404] = "404",
+    [METRICS_CODE_400] = "400", [METRICS_CODE_401] = "401",
+    [METRICS_CODE_403] = "403", [METRICS_CODE_404] = "404",
     [METRICS_CODE_405] = "405", [METRICS_CODE_408] = "408",
     [METRICS_CODE_409] = "409", [METRICS_CODE_413] = "413",
     [METRICS_CODE_414] = "414", [METRICS_CODE_431] = "431",
@@ -173,6 +174,8 @@ metrics_code_from_status(int http_status)
     case 200: return METRICS_CODE_200;
     case 204: return METRICS_CODE_204;
     case 400: return METRICS_CODE_400;
+    case 401: return METRICS_CODE_401;
+    case 403: return METRICS_CODE_403;
     case 404: return METRICS_CODE_404;
     case 405: return METRICS_CODE_405;
     case 408: return METRICS_CODE_408;

@@ -346,7 +346,7 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t);
 
 static void
 worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
-                 const struct sockaddr_storage *peer)
+                 const struct sockaddr_storage *peer, bool expect_proxy)
 {
     struct conn *c = w->free_list;
     int          one = 1;
@@ -362,6 +362,7 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     c->out.len = 0;
     c->close_after_write = false;
     c->peer_closed = false;
+    c->proxy = expect_proxy ? CONN_PROXY_EXPECT : CONN_PROXY_REFUSE;
     c->requests = 0;
     c->peer[0] = '-';
     c->peer[1] = '\0';
@@ -806,6 +807,9 @@ worker_conn_schedule(struct conn *c)
 void
 worker_conn_process(struct conn *c)
 {
+    if (c->proxy != CONN_PROXY_DONE && c->in.len > 0 && !worker_acl_proxy(c)) {
+        return;
+    }
     if (c->proto == CONN_HTTP) {
         worker_http_process(c);
     } else {
@@ -897,6 +901,7 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
         struct sockaddr_storage peer;
         socklen_t               peer_len;
         int                     fd;
+        bool                    expect_proxy;
 
         if (w->free_list == NULL || !worker_reserve_client(w)) {
             /* At --max-clients.  Idle connections must not lock new
@@ -939,7 +944,11 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
                 return;
             }
         }
-        worker_conn_open(w, fd, proto, &peer);
+        if (!worker_acl_accept(w, fd, &peer, &expect_proxy)) {
+            worker_release_client(w);
+            continue;
+        }
+        worker_conn_open(w, fd, proto, &peer, expect_proxy);
     }
 }
 
@@ -1132,6 +1141,11 @@ worker_init(struct worker *w, const struct worker_params *p)
         w->free_list = c;
     }
 
+    rc = worker_acl_init(w);
+    if (rc != 0) {
+        log_error("access control setup failed: %s", strerror(-rc));
+        return rc;
+    }
     rc = backend_create(&w->loop, p->cfg, p->metrics, worker_store_value,
                         w, &w->backend);
     if (rc != 0) {
@@ -1168,6 +1182,7 @@ worker_fini(struct worker *w)
     if (w->backend != NULL) {
         backend_destroy(w->backend);
     }
+    worker_acl_fini(w);
     if (buf_pending(&w->access) > 0) {
         worker_access_flush(w);
     }

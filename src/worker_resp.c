@@ -82,8 +82,8 @@ worker_resp_done(struct conn *c)
 
 /* Whether cmd may be parsed ahead while GETs wait in the pipeline ring:
  * a plain GET on a connection whose session gate would pass it without
- * a word (worker_resp_gate's fast path), so nothing is answered out of
- * turn. */
+ * a word (worker_resp_gate's fast path), of a key the access rules
+ * allow, so nothing is answered out of turn. */
 static bool
 worker_resp_pipelines(const struct conn *c, const struct resp_command *cmd)
 {
@@ -92,7 +92,9 @@ worker_resp_pipelines(const struct conn *c, const struct resp_command *cmd)
     return cmd->argc == 2 && cmd->argv[0].len == 3
            && (name[0] | 0x20) == 'g' && (name[1] | 0x20) == 'e'
            && (name[2] | 0x20) == 't'
-           && c->session.authed && !c->session.in_multi;
+           && c->session.authed && !c->session.in_multi
+           && access_key_allowed(&c->worker->acl, c->in.data
+                                 + cmd->argv[1].off, cmd->argv[1].len);
 }
 
 /* The GET is queued in the ring: its bytes go, its answer comes later. */
@@ -309,6 +311,12 @@ worker_resp_process(struct conn *c)
             worker_conn_close(c);
             return;
         case RESP_ACTION_GET:
+            if (!worker_acl_resp_keys(c, &cmd)) {
+                if (c->state == CONN_CLOSED) {
+                    return;
+                }
+                break;                  /* -NOPERM */
+            }
             if (worker_resp_copy_hit(c, &c->out, c->in.data
                                      + cmd.argv[1].off, cmd.argv[1].len)) {
                 break;
@@ -322,6 +330,12 @@ worker_resp_process(struct conn *c)
             worker_resp_queued(c);
             continue;
         case RESP_ACTION_MGET:
+            if (!worker_acl_resp_keys(c, &cmd)) {
+                if (c->state == CONN_CLOSED) {
+                    return;
+                }
+                break;                  /* -NOPERM */
+            }
             if (!worker_resp_mget(c, &cmd)) {
                 return;
             }

@@ -516,6 +516,17 @@ static const struct option_good_case {
     { "resp-password", "pw with spaces", "resp-password ********",
       "RESP password, masked" },
     { "resp-user", "reader", "resp-user reader", "RESP AUTH user" },
+    { "key-prefix", "app:", "key-prefix app:", "key prefix" },
+    { "allow-keys", "user:*", "allow-keys user:*", "one glob" },
+    { "allow-keys", "user:* pub[0-9]", "allow-keys user:* pub[0-9]",
+      "two globs in one value" },
+    { "allow-from", "10.0.0.0/8", "allow-from 10.0.0.0/8", "IPv4 range" },
+    { "allow-from", "::1 127.0.0.1", "allow-from ::1 127.0.0.1",
+      "IPv6 and IPv4 hosts" },
+    { "proxy-protocol-from", "fd00::/8", "proxy-protocol-from fd00::/8",
+      "IPv6 load balancers" },
+    { "http-auth-file", "/etc/rcp/htpasswd",
+      "http-auth-file /etc/rcp/htpasswd", "credential file" },
 };
 
 #define LAYER_FLAG 1u
@@ -592,6 +603,17 @@ static const struct option_bad_case {
     { "pid-file", "p", 1024, LAYER_ALL, "too long", "path length" },
     { "access-log", "", 0, LAYER_FLAG, "empty value", "empty" },
     { "access-log", "a", 1024, LAYER_ALL, "too long", "path length" },
+    { "allow-from", "10.0.0.1/8", 0, LAYER_ALL,
+      "invalid address range '10.0.0.1/8'", "host bits set" },
+    { "allow-from", "localhost", 0, LAYER_ALL, "invalid address range",
+      "a name" },
+    { "proxy-protocol-from", "::/129", 0, LAYER_ALL,
+      "invalid address range", "prefix too long" },
+    { "allow-keys", "", 0, LAYER_FLAG, "empty value", "empty" },
+    { "allow-keys", "k", 300, LAYER_ALL, "too long", "glob length" },
+    { "key-prefix", "p", 300, LAYER_ALL, "too long", "prefix length" },
+    { "resp-password", "p", 512, LAYER_ALL, "too long",
+      "RESP password length, not echoed" },
 };
 
 START_TEST(test_option_good)
@@ -1132,6 +1154,40 @@ START_TEST(test_print_masks_password)
 }
 END_TEST
 
+START_TEST(test_list_layers)
+{
+    /* Repeats within a layer add up; a higher layer replaces. */
+    const char   *args[] = { "--allow-keys", "a*", "--allow-keys", "b*",
+                             NULL };
+    const char   *env[] = { "RCP_ALLOW_KEYS=c* d*", NULL };
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+
+    ck_assert_int_eq(test_load(&cfg, args, env, err), CONFIG_OK);
+    ck_assert_uint_eq(cfg.allow_keys.n, 2);
+    ck_assert_str_eq(cfg.allow_keys.items[1], "b*");
+    ck_assert_int_eq(test_load(&cfg, NULL, env, err), CONFIG_OK);
+    ck_assert_uint_eq(cfg.allow_keys.n, 2);
+    ck_assert_str_eq(cfg.allow_keys.items[0], "c*");
+}
+END_TEST
+
+START_TEST(test_print_masks_resp_password)
+{
+    const char   *env[] = { "RCP_RESP_PASSWORD=hunter2-resp", NULL };
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+    char         *text;
+
+    ck_assert_int_eq(test_load(&cfg, NULL, env, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.resp_password, "hunter2-resp");
+    text = test_print(&cfg);
+    ck_assert(test_has_line(text, "resp-password ********"));
+    ck_assert_ptr_null(strstr(text, "hunter2"));
+    free(text);
+}
+END_TEST
+
 START_TEST(test_print_round_trip)
 {
     const char   *args[] = { "--listen", "[::1]:81", "--resp-listen",
@@ -1393,6 +1449,8 @@ config_suite(void)
     tc = tcase_create("output");
     tcase_add_checked_fixture(tc, test_file_setup, test_file_teardown);
     tcase_add_test(tc, test_print_masks_password);
+    tcase_add_test(tc, test_print_masks_resp_password);
+    tcase_add_test(tc, test_list_layers);
     tcase_add_test(tc, test_print_round_trip);
     tcase_add_test(tc, test_usage_lists_every_option);
     tcase_add_test(tc, test_usage_defaults_are_the_defaults);
