@@ -165,6 +165,8 @@ metrics_reap_slot(struct metrics *m, uint32_t slot)
     /* The dead worker was the slot's only writer and its replacement has
      * not started, so nobody races this store. */
     __atomic_store_n(&m->slots[slot].connections, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->slots[slot].backend_connections, 0,
+                     __ATOMIC_RELAXED);
 }
 
 enum metrics_code
@@ -241,6 +243,12 @@ metrics_add_connections(struct metrics_slot_shm *s, int64_t delta)
 }
 
 void
+metrics_add_backend_connections(struct metrics_slot_shm *s, int64_t delta)
+{
+    __atomic_fetch_add(&s->backend_connections, delta, __ATOMIC_RELAXED);
+}
+
+void
 metrics_count_connection(struct metrics_slot_shm *s, bool denied)
 {
     __atomic_fetch_add(denied ? &s->connections_denied
@@ -281,6 +289,8 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->backend_sum_us, __ATOMIC_RELAXED);
         out->connections +=
             __atomic_load_n(&s->connections, __ATOMIC_RELAXED);
+        out->backend_connections +=
+            __atomic_load_n(&s->backend_connections, __ATOMIC_RELAXED);
         out->connections_accepted +=
             __atomic_load_n(&s->connections_accepted, __ATOMIC_RELAXED);
         out->connections_denied +=
@@ -448,6 +458,11 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_family(&o, "rcp_connections", "gauge",
                    "Open client connections, all workers together.");
     textbuf_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
+    metrics_family(&o, "rcp_backend_connections", "gauge",
+                   "Connections to Redis ready for requests, all workers "
+                   "together.");
+    textbuf_printf(&o, "rcp_backend_connections %" PRId64 "\n",
+                   sum.backend_connections);
     metrics_u64(&o, "rcp_connections_accepted_total", "counter",
                 "Client connections accepted on the data ports.",
                 sum.connections_accepted);

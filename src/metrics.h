@@ -53,6 +53,7 @@ struct metrics_slot_shm {
     uint64_t backend_count;
     uint64_t backend_sum_us;
     int64_t  connections;               /* gauge: open now */
+    int64_t  backend_connections;       /* gauge: ready Redis conns */
     uint64_t connections_accepted;      /* accepted and served */
     uint64_t connections_denied;        /* closed at accept: --allow-from */
     uint64_t auth_failures;             /* 401s, WRONGPASS, NOAUTH */
@@ -85,6 +86,8 @@ void metrics_count_backend_error(struct metrics_slot_shm *s,
                                  enum metrics_backend_error kind);
 void metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros);
 void metrics_add_connections(struct metrics_slot_shm *s, int64_t delta);
+void metrics_add_backend_connections(struct metrics_slot_shm *s,
+                                     int64_t delta);
 /* A connection accepted (denied: closed at once by --allow-from). */
 void metrics_count_connection(struct metrics_slot_shm *s, bool denied);
 void metrics_count_auth_failure(struct metrics_slot_shm *s);

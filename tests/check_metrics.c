@@ -388,6 +388,7 @@ static const struct family_case {
     { "rcp_backend_request_duration_seconds", "histogram",
       "rcp_backend_request_duration_seconds_count 0" },
     { "rcp_connections", "gauge", "rcp_connections 0" },
+    { "rcp_backend_connections", "gauge", "rcp_backend_connections 0" },
     { "rcp_connections_accepted_total", "counter",
       "rcp_connections_accepted_total 0" },
     { "rcp_connections_denied_total", "counter",
