@@ -87,7 +87,6 @@
 #define BACKEND_BUCKETS_MIN       64
 #define BACKEND_WHY_MAX           320
 #define BACKEND_ADDR_MAX          (CONFIG_PATH_MAX + 16)
-#define BACKEND_MAX_REPLY_DEFAULT (512ull * 1024 * 1024)
 
 enum backend_state {
     BACKEND_DOWN = 0,
@@ -137,14 +136,20 @@ struct backend {
     uint32_t                 db;
     uint64_t                 timeout_ms;
     uint64_t                 max_reply_bytes;
+    char                     key_prefix[CONFIG_ITEM_MAX]; /* --key-prefix:
+                                           put before every key asked of
+                                           Redis; fetches, coalescing and
+                                           the cache use the client's */
+    size_t                   key_prefix_len;
     char                     addr[BACKEND_ADDR_MAX];   /* for logs */
     struct ssl_ctx_st       *tls;       /* owned; NULL: plain */
-    char                     tls_name[CONFIG_HOST_MAX];
+    char                     tls_name[CONFIG_PATH_MAX];
 
     struct redis_conn        conn;
     enum backend_state       state;
     unsigned                 handshake_left;    /* AUTH/SELECT replies */
     bool                     answered;  /* this connection answered */
+    bool                     counted;   /* in rcp_backend_connections */
     bool                     destroying;
     uint64_t                 backoff_ms;
     uint64_t                 watch_rx;  /* conn.rx_bytes at last look */
@@ -484,6 +489,16 @@ backend_send_argv(struct backend *b, int argc, const char **argv,
     return rc;
 }
 
+/* Keeps rcp_backend_connections: one while a connection is READY. */
+static void
+backend_count_conn(struct backend *b, bool up)
+{
+    if (b->counted != up && b->slot != NULL) {
+        metrics_add_backend_connections(b->slot, up ? 1 : -1);
+    }
+    b->counted = up;
+}
+
 static void
 backend_watch(struct backend *b)
 {
@@ -503,10 +518,22 @@ backend_fetch_send(struct backend_fetch *f)
     struct backend *b = f->b;
     const char *argv[2] = { "GET", f->key };
     size_t lens[2] = { 3, f->key_len };
+    char *prefixed = NULL;
     int rc;
 
     assert(f->list == BACKEND_LIST_NONE);
+    if (b->key_prefix_len > 0) {
+        prefixed = malloc(b->key_prefix_len + f->key_len);
+        if (prefixed == NULL) {
+            return -ENOMEM;
+        }
+        memcpy(prefixed, b->key_prefix, b->key_prefix_len);
+        memcpy(prefixed + b->key_prefix_len, f->key, f->key_len);
+        argv[1] = prefixed;
+        lens[1] = b->key_prefix_len + f->key_len;
+    }
     rc = backend_send_argv(b, 2, argv, lens);
+    free(prefixed);
     if (rc != 0) {
         return rc;
     }
@@ -606,6 +633,7 @@ static void
 backend_enter_down(struct backend *b, const char *why)
 {
     b->state = BACKEND_DOWN;
+    backend_count_conn(b, false);
     if (b->logged_up) {
         log_warn("redis %s: connection lost: %s", b->addr, why);
     } else if (!b->logged_down) {
@@ -632,6 +660,7 @@ static void
 backend_enter_wait(struct backend *b, bool resend)
 {
     b->state = BACKEND_WAIT;
+    backend_count_conn(b, false);
     backend_drain_fifo(b, resend);
     backend_arm_reconnect(b, 0);
 }
@@ -640,6 +669,7 @@ static void
 backend_ready(struct backend *b)
 {
     b->state = BACKEND_READY;
+    backend_count_conn(b, true);
     b->backoff_ms = BACKEND_BACKOFF_MIN_MS;
     if (!b->logged_up) {
         log_info("redis %s: connected%s", b->addr,
@@ -973,11 +1003,37 @@ backend_format_addr(struct backend *b)
     }
 }
 
+static const char *
+backend_path_or_null(const char *path)
+{
+    return path[0] != '\0' ? path : NULL;
+}
+
+/* The worker's TLS client context, made once: certificates are read at
+ * start (and again by the next worker after SIGHUP), never per
+ * connection. */
 static int
 backend_tls_setup(struct backend *b, const struct config *cfg)
 {
-    (void)b;
-    (void)cfg;
+    char err[BACKEND_WHY_MAX];
+
+    if (!cfg->redis_tls) {
+        return 0;
+    }
+    b->tls = redis_conn_tls_ctx(true,
+                                backend_path_or_null(cfg->redis_tls_ca_file),
+                                backend_path_or_null(cfg->redis_tls_ca_dir),
+                                backend_path_or_null(
+                                    cfg->redis_tls_cert_file),
+                                backend_path_or_null(
+                                    cfg->redis_tls_key_file),
+                                err, sizeof(err));
+    if (b->tls == NULL) {
+        log_error("redis TLS: %s", err);
+        return -EINVAL;
+    }
+    (void)snprintf(b->tls_name, sizeof(b->tls_name), "%s",
+                   cfg->redis_tls_server_name);
     return 0;
 }
 
@@ -1014,7 +1070,9 @@ backend_create(struct event_loop *loop, const struct config *cfg,
                    cfg->redis_password);
     b->db = cfg->redis_db;
     b->timeout_ms = cfg->redis_timeout_ms;
-    b->max_reply_bytes = BACKEND_MAX_REPLY_DEFAULT;
+    b->max_reply_bytes = cfg->max_reply_bytes;
+    b->key_prefix_len = strlen(cfg->key_prefix);
+    memcpy(b->key_prefix, cfg->key_prefix, b->key_prefix_len);
     rc = backend_tls_setup(b, cfg);
     if (rc != 0) {
         goto fail;
@@ -1069,6 +1127,10 @@ backend_get(struct backend *b, const void *key, size_t key_len,
         memcpy(f->key, key, key_len);
     }
     f->start_us = backend_now_us();
+    /* The loop reads its clock once per iteration; work done earlier in
+     * this one (a bcrypt check, a big copy) must not eat into the
+     * deadline, or into the watchdog's look at a silent connection. */
+    event_update_time(b->loop);
     event_timer_init(&f->deadline, backend_on_deadline, f);
     if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
         free(f);
@@ -1119,6 +1181,7 @@ backend_destroy(struct backend *b)
     event_timer_stop(b->loop, &b->kick);
     redis_conn_close(&b->conn);
     b->state = BACKEND_DOWN;
+    backend_count_conn(b, false);
     backend_drain_fifo(b, false);
     while ((f = backend_queue_pop(&b->unsent)) != NULL) {
         if (f->done) {

@@ -12,7 +12,9 @@
  *                    hash seed; the gate line (writer word, poisoned
  *                    flag, ttl, generation); gauges; LRU ends + LRU mutex
  *   workers_offset   worker_slots x 64 bytes, one line each: lock state
- *                    (the reader flag) and counters
+ *                    (the reader flag), counters, pending access records
+ *   rings_offset     worker_slots x CACHE_RING x 16 bytes: each slot's
+ *                    ring of access records (entry slot, stamp)
  *   buckets_offset   bucket_count x uint32 (power of two >= capacity):
  *                    first slot of each hash chain
  *   entries_offset   capacity x 32-byte entry slots: stored time, key
@@ -40,35 +42,64 @@
  * the reader and waits for it to leave.  Writers win: a reader never
  * enters while the word is held.  Waits spin, then sched_yield(), and
  * give up after lock_timeout_ms (CACHE_BYPASS).  cache_get takes the read
- * side; set, delete, flush, expiry and eviction the write side.  A hit
- * must still move its entry to the head of the LRU list, and doing that
- * on the read side needs a second, tiny process-shared mutex, lru_lock,
- * held only for the splice:
+ * side; set, delete, flush, expiry and eviction the write side.
  *
- *   get:  read side -> find -> lru_lock -> splice to head -> lru_unlock
- *                -> copy value out -> unlock
- *   set:  write side -> unlink old -> evict expired tail -> evict LRU tail
- *                until count, bytes and arena fit -> link at head -> unlock
+ * The LRU list and hits.  A hit does not splice its entry: it appends an
+ * access record (entry slot, stamp) to its own slot's ring, and a hit on
+ * the entry it recorded last only moves that record's stamp.  Every
+ * acquisition of the write side first applies all rings to the list
+ * (cache_apply_locked): merged in stamp order, each record moves its entry
+ * to the head.  A get whose ring is full takes the write side for that
+ * before its lookup (every CACHE_RING distinct hits of one process).
  *
- * Why the LRU order is exact: every change to the list happens either
- * under the write side (no reader is inside) or under lru_lock inside the
- * read side (no writer is inside, and other splicers wait), so the list is
- * only ever changed by one party at a time and the splices happen in one
- * total order, that of lru_lock.  A hit's splice completes before its get
- * returns, so a client that waits for each answer before its next request
- * sees its reads reach the head in the order it made them, and the tail is
- * always the entry read (or stored) least recently.  Readers never see a
- * freed entry: freeing needs the write side.  Readers only read the chain
- * and data fields, and splices only write the LRU fields, so a reader
- * walking a chain while another splices does not race.  A hit whose entry
- * is already the head (an atomic read of lru_head) skips lru_lock: at the
- * moment of that read the list is exactly what the splice would make, so
- * that moment serves as the access; a hot key then costs no mutex.
+ *   get:  stamp -> read side -> find -> record in own ring -> copy value
+ *                -> unlock                  (ring full before? apply first)
+ *   set:  write side -> apply rings -> unlink old -> evict expired tail
+ *                -> evict LRU tail until count, bytes and arena fit
+ *                -> link at head -> unlock
+ *
+ * Shared cache lines, and who writes them:
+ *   header, fixed part     cache_create only
+ *   gate line              writer word: each write-side acquisition and
+ *                          release; poisoned: reaper and recovery; ttl:
+ *                          SIGHUP; generation: recovery.  Hits only read it.
+ *   gauges + LRU ends      the write side
+ *   buckets, entries,      the write side (hits read them)
+ *   arena
+ *   worker slot s          its process, on every operation (state,
+ *                          counters, ring_len); the write side zeroes
+ *                          ring_len when it applies the ring; the reaper
+ *                          sets state IDLE after the process died
+ *   ring of slot s         its process (hits); the write side reads it
+ * So a hit writes its own slot line and its own ring, nothing that a hit
+ * of another process writes, for any key; the amortised ring apply and
+ * every insert, delete and flush are writes, under the write side.
+ *
+ * Why the LRU order is exact.  The list only changes under the write
+ * side, when no reader is inside, so every ring is complete then.  Take
+ * two hits A and B where A's get returned before B's began (a sequential
+ * client, whichever workers serve it).  The write-side holder that
+ * applies B's record finds A's record too, unless an earlier holder
+ * applied it: B's record is there, so B had been in the read side, after
+ * A had returned with its record written.  If one holder applies both,
+ * the merge puts B after A because B's stamp is later: each get takes its
+ * stamp after it begins and before it returns, from a clock that is the
+ * same on every CPU (cache_stamp), so stamps follow real time.  Either
+ * way B ends up nearer the head than A, as a splice at each hit would
+ * leave it.  Inserts and removals happen after the apply in the same
+ * holder, so they fall between the hits applied before and after them,
+ * which is their real order for a sequential client.  A hit that only
+ * moved the stamp of its own last record changes nothing else: an
+ * entry's place depends only on its latest access.  A TRUNCATED or
+ * expired get records nothing.  So the tail is always the entry read (or
+ * stored) least recently.  Records never name a freed entry: freeing
+ * needs the write side, which applies them first; flush and recovery
+ * empty the rings with the index.
  *
  * Under the lock there are loads, stores and memcpy, nothing else: the
- * hash and the clock are computed before, counters are added and errors
- * formatted after.  Only a wait to get in reads the clock and yields:
- * before the lock is had, so nothing in the segment is being changed.  Each function that locks unlocks in the same
+ * hash and the stamp are computed before, counters are added and errors
+ * formatted after.  Only a wait to get in reads the clock and yields,
+ * before the lock is had.  Each function that locks unlocks in the same
  * function, through one `unlock:` label.
  *
  * Crash safety.  Neither side is a kernel-known lock: a process killed
@@ -88,15 +119,15 @@
  * side, holding the writer word while waiting for readers, or waiting for
  * a writer), it sets poisoned (cache_reap_slot).  cache_recover() then
  * waits until no slot is WAITING or INSIDE, clears the writer word,
- * re-initialises lru_lock, empties the index, LRU and arena, bumps the
- * generation and clears poisoned.  That is safe because a process makes
- * its slot busy before it reads poisoned and recovery sets poisoned
- * before it reads the slots (both seq_cst, Dekker-style): either recovery
+ * empties the index, LRU, rings and arena, bumps the generation and
+ * clears poisoned.  That is safe because a process makes its slot busy
+ * before it reads poisoned and recovery sets poisoned before it reads the
+ * slots (both seq_cst, Dekker-style): either recovery
  * sees the slot busy and waits, or the process sees poisoned and never
- * touches the lock being rebuilt.  lru_lock is a robust mutex, so a reader
- * dying mid-splice is seen at once (EOWNERDEAD): the cache is poisoned and
- * the mutex left unrecoverable until recovery replaces it.  Counters live
- * in the worker slots and survive recovery.
+ * touches the lock being rebuilt.  A process that dies outside the lock
+ * leaves its ring complete; the next writer applies it, and the next
+ * process in that slot goes on appending to it.  Counters live in the
+ * worker slots and survive recovery.
  *
  * Expiry: the caller's now_ms (cache_clock_ms() in production, a fake
  * clock in tests) against stored_ms and the header's ttl_ms.  An entry
@@ -126,6 +157,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sched.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -135,13 +169,16 @@
 #include "cache_arena.h"
 
 #define CACHE_MAGIC             UINT64_C(0x4548434143504352)  /* RCPCACHE */
-#define CACHE_LAYOUT_VERSION    1u
+#define CACHE_LAYOUT_VERSION    2u
 #define CACHE_NIL               UINT32_MAX
 #define CACHE_KEY_MAX           ((1u << 24) - 1)
 #define CACHE_LINE              64u
 #define CACHE_CAPACITY_MAX      (1u << 31)
 #define CACHE_LOCK_TIMEOUT_MS   50u
 #define CACHE_SPINS             256u
+/* Access records per worker slot: a reader whose ring is full applies
+ * every ring (under the write side) before its next lookup. */
+#define CACHE_RING              256u
 
 enum cache_worker_state {
     CACHE_WORKER_IDLE = 0,
@@ -164,7 +201,18 @@ struct cache_worker_shm {
     uint64_t misses;                /* gets answered MISS */
     uint64_t evictions;             /* entries dropped for room */
     uint64_t expirations;           /* entries dropped for age */
-    uint8_t  pad[24];
+    uint32_t ring_len;              /* access records pending in this
+                                       slot's ring: raised by the owner
+                                       inside the read side, zeroed by
+                                       the write side; atomic */
+    uint8_t  pad[20];
+};
+
+/* One hit not yet applied to the LRU list: entry slot and when. */
+struct cache_access_shm {
+    uint64_t stamp;                 /* cache_stamp() at the hit */
+    uint32_t slot;                  /* entry slot */
+    uint32_t pad;
 };
 
 struct cache_entry_shm {
@@ -188,6 +236,7 @@ struct cache_hdr_shm {
     uint64_t lock_timeout_ms;
     uint64_t hash_seed[2];
     uint64_t workers_offset;
+    uint64_t rings_offset;
     uint64_t buckets_offset;
     uint64_t entries_offset;
     uint64_t arena_offset;
@@ -195,7 +244,7 @@ struct cache_hdr_shm {
     uint32_t capacity;
     uint32_t bucket_count;
     uint32_t worker_slots;
-    uint32_t pad0;
+    uint32_t stamp_tsc;             /* 1: stamps are the TSC, 0: clock */
 
     /* The gate: read by every lock acquisition; written by writers
      * (writer_pid) and by the reaper and recovery (poisoned).  ttl_ms is
@@ -210,15 +259,14 @@ struct cache_hdr_shm {
     uint64_t bytes;                         /* gauge: key+value, atomic */
     uint32_t free_head;                     /* free slots via chain_next */
     uint32_t pad1;
-
-    /* LRU ends: write side, or read side + lru_lock. */
-    _Alignas(CACHE_LINE) pthread_mutex_t lru_lock;
     uint32_t lru_head;                      /* most recently used */
     uint32_t lru_tail;                      /* next to evict */
 };
 
 _Static_assert(sizeof(struct cache_worker_shm) == CACHE_LINE,
                "a worker slot is one cache line");
+_Static_assert(sizeof(struct cache_access_shm) == 16,
+               "access records are 16 bytes");
 _Static_assert(sizeof(struct cache_entry_shm) == 32,
                "entry slots are 32 bytes");
 _Static_assert(sizeof(struct cache_hdr_shm) % CACHE_LINE == 0
@@ -227,12 +275,22 @@ _Static_assert(sizeof(struct cache_hdr_shm) % CACHE_LINE == 0
 _Static_assert(sizeof(struct cache_arena_shm) % CACHE_ARENA_GRANULE == 0,
                "arena control keeps blocks aligned");
 
+/* Where the merge of the rings stands in one ring (cache_apply_locked). */
+struct cache_cursor {
+    uint64_t stamp;                 /* of the record at pos */
+    uint32_t ring;                  /* worker slot */
+    uint32_t pos;                   /* next record of that ring */
+};
+
 /* Per process; the pointers are computed once from the header offsets. */
 struct cache {
     struct cache_hdr_shm    *hdr;       /* owned: the mapping */
     size_t                   segment_bytes;
     struct cache_worker_shm *worker;    /* borrowed: slot in the mapping */
     struct cache_worker_shm *workers;   /* borrowed: in the mapping */
+    struct cache_access_shm *rings;     /* borrowed: in the mapping */
+    struct cache_access_shm *ring;      /* borrowed: this slot's ring */
+    struct cache_cursor     *merge;     /* owned: worker_slots cursors */
     uint32_t                *buckets;   /* borrowed: in the mapping */
     struct cache_entry_shm  *entries;   /* borrowed: in the mapping */
     struct cache_arena_shm  *arena;     /* borrowed: in the mapping */
@@ -243,6 +301,7 @@ struct cache {
     uint32_t                 capacity;
     uint32_t                 bucket_mask;
     uint32_t                 worker_slots;
+    bool                     stamp_tsc;
 };
 
 /* ---- process id --------------------------------------------------------- */
@@ -395,6 +454,60 @@ cache_clock_ms(void)
     return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
+/*
+ * The access stamp orders hits of different processes in the LRU list, so
+ * it must come from one clock that every CPU reads alike and that moves
+ * between any two accesses a sequential client makes (microseconds apart
+ * when they go through different workers).  The TSC is that clock when
+ * the kernel uses it as its clocksource (it checks that the CPUs' TSCs
+ * agree and are invariant, and drops it otherwise); RDTSCP waits for the
+ * instructions before it, so one process's stamps follow its program
+ * order.  Anywhere else, CLOCK_MONOTONIC.  A stamp is taken before the
+ * lock, so even a clock_gettime() that is a real system call stays out.
+ */
+static bool
+cache_tsc_is_clocksource(void)
+{
+#if defined(__x86_64__)
+    char name[32] = "";
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/"
+                    "current_clocksource", "re");
+
+    if (f == NULL) {
+        return false;
+    }
+    if (fgets(name, sizeof(name), f) == NULL) {
+        name[0] = '\0';
+    }
+    (void) fclose(f);               /* read-only: nothing to lose */
+    return strcmp(name, "tsc\n") == 0;
+#else
+    return false;
+#endif
+}
+
+static inline uint64_t
+cache_stamp(const struct cache *cache)
+{
+    struct timespec ts;
+
+#if defined(__x86_64__)
+    if (cache->stamp_tsc) {
+        unsigned int aux;
+
+        return __rdtscp(&aux);
+    }
+#else
+    (void) cache;
+#endif
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0;
+    }
+    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+static void cache_apply_locked(struct cache *cache);
+
 /* ---- locking ---------------------------------------------------------- */
 
 static inline void
@@ -521,6 +634,7 @@ cache_lock_write(struct cache *cache, uint32_t pid)
      * reaper reads INSIDE after waitpid(), recovery only more strictly. */
     __atomic_store_n(&me->state, CACHE_WORKER_INSIDE_WRITE, __ATOMIC_RELEASE);
     if (!__atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE)) {
+        cache_apply_locked(cache);      /* the LRU list is exact from here */
         return true;
     }
     /* Poisoned while we waited: store nothing more. */
@@ -556,70 +670,11 @@ cache_unlock(struct cache *cache, enum cache_lock_mode mode)
                      __ATOMIC_RELEASE);
 }
 
-/* lru_lock, inside the read side, within lock_timeout_ms. */
-static bool
-cache_lru_lock(struct cache *cache)
-{
-    struct cache_hdr_shm *hdr = cache->hdr;
-    struct timespec deadline;
-    int rc;
-
-    rc = pthread_mutex_trylock(&hdr->lru_lock);
-    if (rc == EBUSY) {
-        uint64_t ms = cache_clock_ms() + cache->lock_timeout_ms;
-
-        deadline.tv_sec = (time_t) (ms / 1000u);
-        deadline.tv_nsec = (long) (ms % 1000u) * 1000000L;
-        rc = pthread_mutex_clocklock(&hdr->lru_lock, CLOCK_MONOTONIC,
-                                     &deadline);
-    }
-    if (rc == 0) {
-        return true;
-    }
-    if (rc == EOWNERDEAD) {
-        /* Its holder died mid-splice, so the list may be torn.  Poison
-         * (the reaper would too, its slot was INSIDE) and unlock without
-         * pthread_mutex_consistent(), so the mutex answers
-         * ENOTRECOVERABLE at once to everyone until recovery rebuilds it. */
-        __atomic_store_n(&hdr->poisoned, 1, __ATOMIC_SEQ_CST);
-        rc = pthread_mutex_unlock(&hdr->lru_lock);
-        assert(rc == 0);
-    }
-    return false;
-}
-
+/* The write side is one word: a dead holder's pid is simply cleared. */
 static void
-cache_lru_unlock(struct cache *cache)
-{
-    int rc = pthread_mutex_unlock(&cache->hdr->lru_lock);
-
-    assert(rc == 0);
-    (void) rc;
-}
-
-static int
 cache_locks_init(struct cache_hdr_shm *hdr)
 {
-    pthread_mutexattr_t mattr;
-    int rc;
-
-    /* A lock a dead process held is not destroyed, only overwritten. */
-    memset(&hdr->lru_lock, 0, sizeof(hdr->lru_lock));
     __atomic_store_n(&hdr->writer_pid, 0, __ATOMIC_RELEASE);
-
-    rc = pthread_mutexattr_init(&mattr);
-    if (rc != 0) {
-        return -rc;
-    }
-    rc = pthread_mutexattr_setpshared(&mattr, PTHREAD_PROCESS_SHARED);
-    if (rc == 0) {
-        rc = pthread_mutexattr_setrobust(&mattr, PTHREAD_MUTEX_ROBUST);
-    }
-    if (rc == 0) {
-        rc = pthread_mutex_init(&hdr->lru_lock, &mattr);
-    }
-    (void) pthread_mutexattr_destroy(&mattr);     /* cannot fail */
-    return -rc;
 }
 
 /* ---- index, LRU and slots (write side held) -------------------------- */
@@ -635,21 +690,6 @@ cache_find_locked(const struct cache *cache, uint64_t hash, const void *key,
     while (i != CACHE_NIL) {
         const struct cache_entry_shm *e = cache_entry(cache, i);
 
-        if (e->key_len_tag == want) {
-            /* A hit splices between these two: fetch them while the key
-             * compare waits for the arena, not after.  Read outside
-             * lru_lock, so atomically; a stale index only wastes the
-             * prefetch, which never faults. */
-            uint32_t prev = __atomic_load_n(&e->lru_prev, __ATOMIC_RELAXED);
-            uint32_t next = __atomic_load_n(&e->lru_next, __ATOMIC_RELAXED);
-
-            if (prev < cache->capacity) {
-                __builtin_prefetch(&cache->entries[prev], 1);
-            }
-            if (next < cache->capacity) {
-                __builtin_prefetch(&cache->entries[next], 1);
-            }
-        }
         if (e->key_len_tag == want
             && (key_len == 0
                 || memcmp(cache_entry_data(cache, e), key, key_len) == 0)) {
@@ -660,16 +700,13 @@ cache_find_locked(const struct cache *cache, uint64_t hash, const void *key,
     return CACHE_NIL;
 }
 
-/* LRU links change under the read side too (splices), where the chain
- * walk of another reader may read them for a prefetch: so atomic stores,
- * which are plain moves on x86 and arm64. */
+/* LRU links only change under the write side. */
 static inline void
 cache_link_store(uint32_t *link, uint32_t value)
 {
-    __atomic_store_n(link, value, __ATOMIC_RELAXED);
+    *link = value;
 }
 
-/* Write side, or read side + lru_lock. */
 static void
 cache_lru_unlink_locked(struct cache *cache, uint32_t i)
 {
@@ -680,7 +717,7 @@ cache_lru_unlink_locked(struct cache *cache, uint32_t i)
         cache_link_store(&cache_entry(cache, e->lru_prev)->lru_next,
                          e->lru_next);
     } else {
-        __atomic_store_n(&hdr->lru_head, e->lru_next, __ATOMIC_RELAXED);
+        hdr->lru_head = e->lru_next;
     }
     if (e->lru_next != CACHE_NIL) {
         cache_link_store(&cache_entry(cache, e->lru_next)->lru_prev,
@@ -690,7 +727,6 @@ cache_lru_unlink_locked(struct cache *cache, uint32_t i)
     }
 }
 
-/* Write side, or read side + lru_lock. */
 static void
 cache_lru_push_locked(struct cache *cache, uint32_t i)
 {
@@ -704,7 +740,102 @@ cache_lru_push_locked(struct cache *cache, uint32_t i)
     } else {
         hdr->lru_tail = i;
     }
-    __atomic_store_n(&hdr->lru_head, i, __ATOMIC_RELAXED);
+    hdr->lru_head = i;
+}
+
+/* Moves entry i to the head of the LRU list, if it is not there. */
+static inline void
+cache_lru_touch_locked(struct cache *cache, uint32_t i)
+{
+    assert(cache_entry(cache, i)->block != CACHE_NIL);
+    if (cache->hdr->lru_head != i) {
+        cache_lru_unlink_locked(cache, i);
+        cache_lru_push_locked(cache, i);
+    }
+}
+
+static inline struct cache_access_shm *
+cache_ring(const struct cache *cache, uint32_t slot)
+{
+    return &cache->rings[(size_t) slot * CACHE_RING];
+}
+
+static inline bool
+cache_cursor_before(const struct cache_cursor *a, const struct cache_cursor *b)
+{
+    return a->stamp < b->stamp || (a->stamp == b->stamp && a->ring < b->ring);
+}
+
+static void
+cache_cursor_sift(struct cache_cursor *heap, uint32_t n, uint32_t k)
+{
+    for (;;) {
+        uint32_t least = k, l = 2 * k + 1, r = 2 * k + 2;
+        struct cache_cursor tmp;
+
+        if (l < n && cache_cursor_before(&heap[l], &heap[least])) {
+            least = l;
+        }
+        if (r < n && cache_cursor_before(&heap[r], &heap[least])) {
+            least = r;
+        }
+        if (least == k) {
+            return;
+        }
+        tmp = heap[k];
+        heap[k] = heap[least];
+        heap[least] = tmp;
+        k = least;
+    }
+}
+
+/*
+ * Write side held (so no reader is inside and every ring is complete):
+ * applies every pending access record to the LRU list, all rings merged
+ * in stamp order (each ring is already in order: one process, one clock),
+ * and empties the rings.  Each record moves its entry to the head, so
+ * afterwards the list is what splicing at each hit would have made.  The
+ * merge is a binary heap of one cursor per non-empty ring, O(log rings)
+ * per record, in this process's own cursor array.
+ */
+static void
+cache_apply_locked(struct cache *cache)
+{
+    struct cache_cursor *heap = cache->merge;
+    uint32_t n = 0;
+
+    for (uint32_t s = 0; s < cache->worker_slots; s++) {
+        uint32_t len = __atomic_load_n(&cache->workers[s].ring_len,
+                                       __ATOMIC_RELAXED);
+
+        if (len > 0) {
+            assert(len <= CACHE_RING);
+            heap[n].stamp = cache_ring(cache, s)[0].stamp;
+            heap[n].ring = s;
+            heap[n].pos = 0;
+            n++;
+        }
+    }
+    for (uint32_t k = n / 2; k-- > 0;) {
+        cache_cursor_sift(heap, n, k);
+    }
+    while (n > 0) {
+        struct cache_cursor *c = &heap[0];
+        const struct cache_access_shm *ring = cache_ring(cache, c->ring);
+        uint32_t len = __atomic_load_n(&cache->workers[c->ring].ring_len,
+                                       __ATOMIC_RELAXED);
+
+        cache_lru_touch_locked(cache, ring[c->pos].slot);
+        if (++c->pos < len) {
+            c->stamp = ring[c->pos].stamp;
+            __builtin_prefetch(&cache->entries[ring[c->pos].slot], 1);
+        } else {
+            __atomic_store_n(&cache->workers[c->ring].ring_len, 0,
+                             __ATOMIC_RELAXED);
+            heap[0] = heap[--n];
+        }
+        cache_cursor_sift(heap, n, 0);
+    }
 }
 
 static void
@@ -760,6 +891,9 @@ cache_reset_locked(struct cache *cache)
         e->chain_next = i + 1 < cache->capacity ? i + 1 : CACHE_NIL;
         e->lru_prev = CACHE_NIL;
         e->lru_next = CACHE_NIL;
+    }
+    for (uint32_t w = 0; w < cache->worker_slots; w++) {
+        __atomic_store_n(&cache->workers[w].ring_len, 0, __ATOMIC_RELAXED);
     }
     hdr->free_head = 0;
     hdr->lru_head = CACHE_NIL;
@@ -864,6 +998,8 @@ cache_bind(struct cache *cache, struct cache_hdr_shm *hdr)
     cache->segment_bytes = (size_t) hdr->segment_bytes;
     cache->workers = (struct cache_worker_shm *) (base + hdr->workers_offset);
     cache->worker = &cache->workers[0];
+    cache->rings = (struct cache_access_shm *) (base + hdr->rings_offset);
+    cache->ring = cache_ring(cache, 0);
     cache->buckets = (uint32_t *) (base + hdr->buckets_offset);
     cache->entries = (struct cache_entry_shm *) (base + hdr->entries_offset);
     cache->arena = (struct cache_arena_shm *) (base + hdr->arena_offset);
@@ -875,6 +1011,7 @@ cache_bind(struct cache *cache, struct cache_hdr_shm *hdr)
     cache->capacity = hdr->capacity;
     cache->bucket_mask = hdr->bucket_count - 1;
     cache->worker_slots = hdr->worker_slots;
+    cache->stamp_tsc = hdr->stamp_tsc != 0;
 }
 
 int
@@ -883,7 +1020,7 @@ cache_create(const struct cache_params *params, struct cache **out)
     struct cache_hdr_shm *hdr;
     struct cache *cache;
     uint64_t seed[2], bucket_count = 1, arena_bytes, off;
-    uint64_t workers_off, buckets_off, entries_off, arena_off;
+    uint64_t workers_off, rings_off, buckets_off, entries_off, arena_off;
     void *map = NULL;
     int rc;
 
@@ -908,8 +1045,11 @@ cache_create(const struct cache_params *params, struct cache **out)
         return -EINVAL;                 /* over 8 GiB of arena */
     }
     workers_off = cache_align(sizeof(struct cache_hdr_shm));
-    buckets_off = cache_align(workers_off + (uint64_t) params->worker_slots
-                              * sizeof(struct cache_worker_shm));
+    rings_off = cache_align(workers_off + (uint64_t) params->worker_slots
+                            * sizeof(struct cache_worker_shm));
+    buckets_off = cache_align(rings_off + (uint64_t) params->worker_slots
+                              * CACHE_RING
+                              * sizeof(struct cache_access_shm));
     entries_off = cache_align(buckets_off + bucket_count * sizeof(uint32_t));
     arena_off = cache_align(entries_off + (uint64_t) params->capacity
                             * sizeof(struct cache_entry_shm));
@@ -925,8 +1065,14 @@ cache_create(const struct cache_params *params, struct cache **out)
     if (cache == NULL) {
         return -ENOMEM;
     }
+    cache->merge = calloc(params->worker_slots, sizeof(*cache->merge));
+    if (cache->merge == NULL) {
+        free(cache);
+        return -ENOMEM;
+    }
     rc = cache_map(off, &map);
     if (rc != 0) {
+        free(cache->merge);
         free(cache);
         return rc;
     }
@@ -943,6 +1089,7 @@ cache_create(const struct cache_params *params, struct cache **out)
     hdr->hash_seed[0] = seed[0];
     hdr->hash_seed[1] = seed[1];
     hdr->workers_offset = workers_off;
+    hdr->rings_offset = rings_off;
     hdr->buckets_offset = buckets_off;
     hdr->entries_offset = entries_off;
     hdr->arena_offset = arena_off;
@@ -950,15 +1097,9 @@ cache_create(const struct cache_params *params, struct cache **out)
     hdr->capacity = params->capacity;
     hdr->bucket_count = (uint32_t) bucket_count;
     hdr->worker_slots = params->worker_slots;
+    hdr->stamp_tsc = cache_tsc_is_clocksource() ? 1 : 0;
     hdr->ttl_ms = params->ttl_ms;
-    rc = cache_locks_init(hdr);
-    if (rc != 0) {
-        if (munmap(map, (size_t) off) != 0) {
-            rc = -errno;
-        }
-        free(cache);
-        return rc;
-    }
+    cache_locks_init(hdr);
     cache_bind(cache, hdr);
     cache_reset_locked(cache);
     cache->worker->pid = (uint32_t) getpid();
@@ -977,6 +1118,7 @@ cache_destroy(struct cache *cache)
     rc = munmap(cache->hdr, cache->segment_bytes);
     assert(rc == 0);    /* only fails for a bad address: a bug here */
     (void) rc;
+    free(cache->merge);
     free(cache);
 }
 
@@ -994,6 +1136,7 @@ cache_attach(struct cache *cache, uint32_t slot)
         return;
     }
     cache->worker = &cache->workers[slot];
+    cache->ring = cache_ring(cache, slot);
     __atomic_store_n(&cache->worker->pid, (uint32_t) getpid(),
                      __ATOMIC_RELAXED);
 }
@@ -1039,16 +1182,25 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
 {
     uint64_t hash = cache_hash(cache->seed, key, key_len);
     uint64_t ttl_ms = __atomic_load_n(&cache->hdr->ttl_ms, __ATOMIC_RELAXED);
+    struct cache_worker_shm *me = cache->worker;
     enum cache_status status;
     struct cache_entry_shm *e;
     bool expired = false;
-    uint64_t age_ms;
-    uint32_t i;
+    uint64_t age_ms, stamp;
+    uint32_t i, n;
 
     if (key_len > CACHE_KEY_MAX) {
         cache_add(&cache->worker->misses, 1);
         return CACHE_MISS;              /* never stored */
     }
+    if (__atomic_load_n(&me->ring_len, __ATOMIC_RELAXED) >= CACHE_RING) {
+        /* No room to record a hit: the write side applies every ring. */
+        if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid())) {
+            return CACHE_BYPASS;
+        }
+        cache_unlock(cache, CACHE_LOCK_WRITE);
+    }
+    stamp = cache_stamp(cache);
     if (!cache_lock(cache, CACHE_LOCK_READ, 0)) {
         return CACHE_BYPASS;
     }
@@ -1065,22 +1217,20 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
     }
     lookup->value_len = e->value_len;
     if (e->value_len > lookup->dst_cap) {
-        status = CACHE_TRUNCATED;       /* no splice: the retry renews */
+        status = CACHE_TRUNCATED;       /* no record: the retry renews */
         goto unlock;
     }
-    /* Already the head: the moment we see that is the moment of our
-     * access, and the list is then exactly as a splice would leave it,
-     * so hammering one key costs no lru_lock. */
-    if (__atomic_load_n(&cache->hdr->lru_head, __ATOMIC_RELAXED) != i) {
-        if (!cache_lru_lock(cache)) {
-            status = CACHE_BYPASS;
-            goto unlock;
-        }
-        if (cache->hdr->lru_head != i) {
-            cache_lru_unlink_locked(cache, i);
-            cache_lru_push_locked(cache, i);
-        }
-        cache_lru_unlock(cache);
+    /* Record the access in our own ring; a hit on the key we recorded
+     * last only moves that record's stamp, so a hot key writes one word
+     * of our own line and the ring does not fill. */
+    n = __atomic_load_n(&me->ring_len, __ATOMIC_RELAXED);
+    assert(n < CACHE_RING);         /* checked before the lock */
+    if (n > 0 && cache->ring[n - 1].slot == i) {
+        cache->ring[n - 1].stamp = stamp;
+    } else {
+        cache->ring[n].stamp = stamp;
+        cache->ring[n].slot = i;
+        __atomic_store_n(&me->ring_len, n + 1, __ATOMIC_RELAXED);
     }
     if (e->value_len > 0) {
         memcpy(lookup->dst, cache_entry_data(cache, e) + key_len,
@@ -1456,7 +1606,6 @@ int
 cache_recover(struct cache *cache)
 {
     struct cache_hdr_shm *hdr = cache->hdr;
-    int rc;
 
     if (!__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
         return 0;
@@ -1468,12 +1617,8 @@ cache_recover(struct cache *cache)
         }
     }
     /* Nobody is inside or waiting, and anyone arriving sees poisoned. */
-    rc = cache_locks_init(hdr);
-    if (rc != 0) {
-        return rc;
-    }
+    cache_locks_init(hdr);
     cache_reset_locked(cache);
-    __atomic_store_n(&hdr->writer_pid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&hdr->generation, cache_load(&hdr->generation) + 1,
                      __ATOMIC_RELAXED);
     __atomic_store_n(&hdr->poisoned, 0, __ATOMIC_SEQ_CST);

@@ -37,6 +37,7 @@
 
 #include "cidr.h"
 #include "config.h"
+#include "redis_url.h"
 
 /* Longest duration accepted: a year.  Nothing here needs more, and it
  * keeps "now + timeout" far from overflowing in the workers' timers. */
@@ -62,6 +63,8 @@ enum config_kind {
     CONFIG_KIND_SIZE,           /* uint64_t bytes in [min, max] */
     CONFIG_KIND_U32,            /* uint32_t in [min, max] */
     CONFIG_KIND_LOG_LEVEL,      /* enum log_level */
+    CONFIG_KIND_BOOL,           /* bool: a flag without a value; yes/no
+                                   in the environment and the file */
     CONFIG_KIND_STRING,         /* char[CONFIG_ITEM_MAX], "" is none */
     CONFIG_KIND_GLOBS,          /* struct config_list of key patterns */
     CONFIG_KIND_CIDRS,          /* struct config_list of address ranges */
@@ -137,7 +140,7 @@ static const struct config_option config_options[] = {
       0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT|off",
       "127.0.0.1:9121", "admin HTTP port" },
     { "redis", 'r', CONFIG_KIND_REDIS, CONFIG_FIELD(redis), 0, 0,
-      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "HOST:PORT|unix:PATH",
+      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "HOST:PORT|unix:PATH|URL",
       "127.0.0.1:6379", "the backing Redis" },
     { "redis-user", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(redis_user), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "NAME", "none",
@@ -153,6 +156,31 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(redis_timeout_ms), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_REDIS, "DURATION", "1s",
       "per-request deadline to Redis (504)" },
+    { "redis-tls", 0, CONFIG_KIND_BOOL, CONFIG_FIELD(redis_tls), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, NULL, NULL,
+      "connect to Redis with TLS (as rediss://)" },
+    { "redis-tls-ca-file", 0, CONFIG_KIND_PATH,
+      CONFIG_FIELD(redis_tls_ca_file), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "FILE", "none",
+      "CA certificates (else the system's)" },
+    { "redis-tls-ca-dir", 0, CONFIG_KIND_PATH,
+      CONFIG_FIELD(redis_tls_ca_dir), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "DIR", "none", "directory of CA certificates" },
+    { "redis-tls-cert-file", 0, CONFIG_KIND_PATH,
+      CONFIG_FIELD(redis_tls_cert_file), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "FILE", "none",
+      "client certificate (mutual TLS)" },
+    { "redis-tls-key-file", 0, CONFIG_KIND_PATH,
+      CONFIG_FIELD(redis_tls_key_file), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "FILE", "none",
+      "its key (else in the cert file)" },
+    { "redis-tls-server-name", 0, CONFIG_KIND_PATH,
+      CONFIG_FIELD(redis_tls_server_name), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "NAME", "none",
+      "name to verify (else the host)" },
+    { "max-reply-size", 0, CONFIG_KIND_SIZE, CONFIG_FIELD(max_reply_bytes),
+      1, CONFIG_SIZE_MAX_BYTES, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "SIZE",
+      "512m", "longer Redis replies are refused" },
     { "ttl", 't', CONFIG_KIND_DURATION, CONFIG_FIELD(ttl_ms), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "DURATION", "60s",
       "global expiry of cached values" },
@@ -185,6 +213,22 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(shutdown_timeout_ms), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_PROCESS, "DURATION", "10s",
       "grace period of a graceful stop" },
+    { "key-prefix", 0, CONFIG_KIND_STRING, CONFIG_FIELD(key_prefix), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "PREFIX", "none",
+      "prefix of every key asked of Redis" },
+    { "allow-keys", 0, CONFIG_KIND_GLOBS, CONFIG_FIELD(allow_keys), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "GLOB", NULL,
+      "serve only keys matching (repeatable)" },
+    { "allow-from", 0, CONFIG_KIND_CIDRS, CONFIG_FIELD(allow_from), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "CIDR", NULL,
+      "serve only clients in CIDR (repeatable)" },
+    { "proxy-protocol-from", 0, CONFIG_KIND_CIDRS,
+      CONFIG_FIELD(proxy_protocol_from), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_ACCESS, "CIDR", "none",
+      "accept PROXY v1/v2 headers from" },
+    { "http-auth-file", 0, CONFIG_KIND_PATH, CONFIG_FIELD(http_auth_file),
+      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "FILE", "none",
+      "htpasswd -B / bearer lines: 401" },
     { "resp-user", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(resp_user), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "NAME", "none",
       "RESP AUTH user name" },
@@ -467,9 +511,30 @@ int
 config_parse_redis(const char *s, struct config_redis *out)
 {
     struct config_redis r;
+    struct redis_url    url;
+    const char         *why;
     int                 rc;
 
     memset(&r, 0, sizeof(r));
+    switch (redis_url_parse(s, &url, &why)) {
+    case REDIS_URL_OK:
+        r.is_unix = url.is_unix;
+        memcpy(r.host, url.host, sizeof(url.host));
+        r.port = url.port;
+        memcpy(r.path, url.path, sizeof(url.path));
+        r.tls = url.tls;
+        r.has_password = url.has_password;
+        memcpy(r.user, url.user, sizeof(url.user));
+        memcpy(r.password, url.password, sizeof(url.password));
+        r.has_db = url.has_db;
+        r.db = url.db;
+        *out = r;
+        return 0;
+    case REDIS_URL_BAD:
+        return -EPROTO;
+    case REDIS_URL_NOT_URL:
+        break;
+    }
     if (strncmp(s, "unix:", 5) == 0) {
         size_t len = strlen(s + 5);
 
@@ -521,11 +586,20 @@ config_format_listen(const struct config_listen *l, char *buf, size_t len)
     config_format_hostport(l->host, l->port, buf, len);
 }
 
+/* The address alone: a URL's user, password and db are shown by their
+ * own options, once merged, so no secret is ever printed here. */
 static void
 config_format_redis(const struct config_redis *r, char *buf, size_t len)
 {
     if (r->is_unix) {
         snprintf(buf, len, "unix:%s", r->path);
+        return;
+    }
+    if (r->tls) {
+        char hp[CONFIG_HOST_MAX + 16];
+
+        config_format_hostport(r->host, r->port, hp, sizeof(hp));
+        snprintf(buf, len, "rediss://%s", hp);
         return;
     }
     config_format_hostport(r->host, r->port, buf, len);
@@ -673,6 +747,19 @@ config_set(struct config_loader *ld, struct config *cfg,
 
     case CONFIG_KIND_REDIS:
         rc = config_parse_redis(value, field);
+        if (rc == -EPROTO) {
+            struct redis_url url;
+            const char      *why;
+            char             masked[CONFIG_ECHO_MAX + 1];
+
+            /* The URL may hold a password: never echo it. */
+            (void)redis_url_parse(value, &url, &why);
+            redis_url_mask(value, masked, sizeof(masked));
+            return config_error(ld, "%s: invalid URL '%s': %s (use "
+                                "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],"
+                                " rediss://... or unix:///PATH[?db=N])", who,
+                                masked, why);
+        }
         if (rc == -ERANGE) {
             return config_error(ld, "%s: '%.*s' is too long (host at most "
                                 "%d bytes, socket path at most %zu)", who,
@@ -682,7 +769,8 @@ config_set(struct config_loader *ld, struct config *cfg,
         }
         if (rc < 0) {
             return config_error(ld, "%s: invalid address '%.*s' (use "
-                                "HOST:PORT, [IPv6]:PORT or unix:PATH)", who,
+                                "HOST:PORT, [IPv6]:PORT, unix:PATH or a "
+                                "redis:// URL)", who,
                                 echo, value);
         }
         return 0;
@@ -767,6 +855,21 @@ config_set(struct config_loader *ld, struct config *cfg,
         if (log_level_parse(value, field) < 0) {
             return config_error(ld, "%s: invalid level '%.*s' (use error, "
                                 "warn, info or debug)", who, echo, value);
+        }
+        return 0;
+
+    case CONFIG_KIND_BOOL:
+        if (value[0] == '\0' || strcmp(value, "yes") == 0
+            || strcmp(value, "on") == 0 || strcmp(value, "true") == 0
+            || strcmp(value, "1") == 0) {
+            *(bool *) field = true;
+        } else if (strcmp(value, "no") == 0 || strcmp(value, "off") == 0
+                   || strcmp(value, "false") == 0
+                   || strcmp(value, "0") == 0) {
+            *(bool *) field = false;
+        } else {
+            return config_error(ld, "%s: invalid value '%.*s' (use yes or "
+                                "no)", who, echo, value);
         }
         return 0;
 
@@ -923,6 +1026,7 @@ config_load_flags(struct config_loader *ld, int argc, char *const argv[])
     for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
         const struct config_option *opt = &config_options[i];
         bool has_arg = opt->kind != CONFIG_KIND_CHECK
+                       && opt->kind != CONFIG_KIND_BOOL
                        && opt->kind != CONFIG_KIND_HELP
                        && opt->kind != CONFIG_KIND_VERSION;
 
@@ -1226,6 +1330,8 @@ config_defaults(struct config *cfg)
     cfg->redis.port = 6379;
     cfg->redis_db = 0;
     cfg->redis_timeout_ms = 1000;
+    cfg->redis_tls = false;
+    cfg->max_reply_bytes = 512ULL << 20;
     cfg->ttl_ms = 60 * 1000;
     cfg->capacity = 10000;
     cfg->max_memory_bytes = 64ULL << 20;
@@ -1244,6 +1350,53 @@ config_defaults(struct config *cfg)
     cfg->shutdown_timeout_ms = 10 * 1000;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->check_config = false;
+}
+
+static bool
+config_is_default(const struct config_loader *ld, const char *name)
+{
+    size_t i = (size_t) (config_find_name(name) - config_options);
+
+    return ld->set_by[i] == CONFIG_LAYER_DEFAULT;
+}
+
+/* What a --redis URL said beyond the address, wherever no option said
+ * otherwise (REDIS_PASSWORD, a fallback, gives way to the URL too). */
+static int
+config_merge_redis_url(struct config_loader *ld)
+{
+    struct config *cfg = ld->cfg;
+    size_t         pi = (size_t) (config_find_name("redis-password")
+                                  - config_options);
+
+    if (cfg->redis.has_password) {
+        if (config_is_default(ld, "redis-user")) {
+            memcpy(cfg->redis_user, cfg->redis.user,
+                   sizeof(cfg->redis_user));
+        }
+        if (ld->set_by[pi] <= CONFIG_LAYER_ENV_FALLBACK) {
+            memcpy(cfg->redis_password, cfg->redis.password,
+                   sizeof(cfg->redis_password));
+        }
+    }
+    if (cfg->redis.has_db && config_is_default(ld, "redis-db")) {
+        cfg->redis_db = cfg->redis.db;
+    }
+    if (config_is_default(ld, "redis-tls")) {
+        cfg->redis_tls = cfg->redis.tls;
+    }
+    /* Printed as rediss:// exactly when TLS is on. */
+    cfg->redis.tls = cfg->redis_tls && !cfg->redis.is_unix;
+    if (cfg->redis_tls && cfg->redis.is_unix) {
+        return config_error(ld, "--redis-tls: needs a TCP address, not a "
+                            "unix socket");
+    }
+    if (cfg->redis_tls_key_file[0] != '\0'
+        && cfg->redis_tls_cert_file[0] == '\0') {
+        return config_error(ld, "--redis-tls-key-file: needs "
+                            "--redis-tls-cert-file");
+    }
+    return 0;
 }
 
 /* Checks that need more than one option. */
@@ -1311,7 +1464,7 @@ config_load(struct config *cfg, int argc, char *const argv[],
         rc = CONFIG_ERROR;
         goto done;
     }
-    if (config_check(ld) < 0) {
+    if (config_merge_redis_url(ld) < 0 || config_check(ld) < 0) {
         rc = CONFIG_ERROR;
         goto done;
     }
@@ -1379,6 +1532,9 @@ config_format_value(const struct config *cfg,
     case CONFIG_KIND_LOG_LEVEL:
         snprintf(buf, len, "%s",
                  log_level_name(*(const enum log_level *) field));
+        return;
+    case CONFIG_KIND_BOOL:
+        snprintf(buf, len, "%s", *(const bool *) field ? "yes" : "no");
         return;
     case CONFIG_KIND_CHECK:
     case CONFIG_KIND_HELP:

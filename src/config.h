@@ -31,12 +31,22 @@ struct config_listen {
     uint16_t port;
 };
 
-/* The backing Redis: TCP HOST:PORT (IPv6 in brackets) or unix:PATH. */
+/* The backing Redis: TCP HOST:PORT (IPv6 in brackets), unix:PATH, or a
+ * URL (redis://, rediss://, unix://; see redis_url.h).  What a URL says
+ * beyond the address is kept here and merged into struct config once
+ * every layer is read, so explicit --redis-user, --redis-password,
+ * --redis-db and --redis-tls override it. */
 struct config_redis {
     bool     is_unix;
     char     host[CONFIG_HOST_MAX];     /* when !is_unix */
     uint16_t port;                      /* when !is_unix */
     char     path[CONFIG_PATH_MAX];     /* when is_unix */
+    bool     tls;                       /* rediss:// */
+    bool     has_password;              /* the URL gave user/password */
+    char     user[CONFIG_SECRET_MAX];
+    char     password[CONFIG_SECRET_MAX];
+    bool     has_db;                    /* the URL gave a db */
+    uint32_t db;
 };
 
 /* A repeatable option (--allow-keys, --allow-from ...): each value is
@@ -56,6 +66,14 @@ struct config {
     char                 redis_password[CONFIG_SECRET_MAX]; /* "" none */
     uint32_t             redis_db;           /* --redis-db, 0..2^31-1 */
     uint64_t             redis_timeout_ms;   /* --redis-timeout */
+    bool                 redis_tls;          /* --redis-tls, rediss:// */
+    char                 redis_tls_ca_file[CONFIG_PATH_MAX];   /* "" */
+    char                 redis_tls_ca_dir[CONFIG_PATH_MAX];    /* "" */
+    char                 redis_tls_cert_file[CONFIG_PATH_MAX]; /* "" */
+    char                 redis_tls_key_file[CONFIG_PATH_MAX];  /* "" */
+    char                 redis_tls_server_name[CONFIG_PATH_MAX]; /* "":
+                                                the host */
+    uint64_t             max_reply_bytes;    /* --max-reply-size */
     uint64_t             ttl_ms;             /* -t, --ttl */
     uint32_t             capacity;           /* -c, --capacity, keys */
     uint64_t             max_memory_bytes;   /* --max-memory */

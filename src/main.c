@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "http_auth.h"
 #include "supervisor.h"
 
 extern char **environ;
@@ -54,6 +55,20 @@ main(int argc, char **argv)
         break;
     }
 
+    /* The credential file is the one option whose value is a file to
+     * parse: a file that cannot be used is a bad value (each worker
+     * reads it again, so a reload sees the new one). */
+    if (cfg.http_auth_file[0] != '\0') {
+        struct http_auth *auth = NULL;
+
+        if (http_auth_load_file(cfg.http_auth_file, &auth, err,
+                                sizeof(err)) != 0) {
+            fprintf(stderr, "redis-cache-proxy: --http-auth-file: %s\n",
+                    err);
+            return cfg.check_config ? 1 : 2;
+        }
+        http_auth_free(auth);
+    }
     if (cfg.check_config) {
         config_print(&cfg, stdout);
         return main_flush_stdout();

@@ -65,7 +65,8 @@ static const char *const metrics_bucket_le[METRICS_BUCKETS] = {
 
 static const char *const metrics_code_names[METRICS_CODE_COUNT] = {
     [METRICS_CODE_200] = "200", [METRICS_CODE_204] = "204",
-    [METRICS_CODE_400] = "400", [METRICS_CODE_404] = "404",
+    [METRICS_CODE_400] = "400", [METRICS_CODE_401] = "401",
+    [METRICS_CODE_403] = "403", [METRICS_CODE_404] = "404",
     [METRICS_CODE_405] = "405", [METRICS_CODE_408] = "408",
     [METRICS_CODE_409] = "409", [METRICS_CODE_413] = "413",
     [METRICS_CODE_414] = "414", [METRICS_CODE_431] = "431",
@@ -164,6 +165,8 @@ metrics_reap_slot(struct metrics *m, uint32_t slot)
     /* The dead worker was the slot's only writer and its replacement has
      * not started, so nobody races this store. */
     __atomic_store_n(&m->slots[slot].connections, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->slots[slot].backend_connections, 0,
+                     __ATOMIC_RELAXED);
 }
 
 enum metrics_code
@@ -173,6 +176,8 @@ metrics_code_from_status(int http_status)
     case 200: return METRICS_CODE_200;
     case 204: return METRICS_CODE_204;
     case 400: return METRICS_CODE_400;
+    case 401: return METRICS_CODE_401;
+    case 403: return METRICS_CODE_403;
     case 404: return METRICS_CODE_404;
     case 405: return METRICS_CODE_405;
     case 408: return METRICS_CODE_408;
@@ -238,6 +243,12 @@ metrics_add_connections(struct metrics_slot_shm *s, int64_t delta)
 }
 
 void
+metrics_add_backend_connections(struct metrics_slot_shm *s, int64_t delta)
+{
+    __atomic_fetch_add(&s->backend_connections, delta, __ATOMIC_RELAXED);
+}
+
+void
 metrics_count_connection(struct metrics_slot_shm *s, bool denied)
 {
     __atomic_fetch_add(denied ? &s->connections_denied
@@ -278,6 +289,8 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->backend_sum_us, __ATOMIC_RELAXED);
         out->connections +=
             __atomic_load_n(&s->connections, __ATOMIC_RELAXED);
+        out->backend_connections +=
+            __atomic_load_n(&s->backend_connections, __ATOMIC_RELAXED);
         out->connections_accepted +=
             __atomic_load_n(&s->connections_accepted, __ATOMIC_RELAXED);
         out->connections_denied +=
@@ -445,6 +458,11 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_family(&o, "rcp_connections", "gauge",
                    "Open client connections, all workers together.");
     textbuf_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
+    metrics_family(&o, "rcp_backend_connections", "gauge",
+                   "Connections to Redis ready for requests, all workers "
+                   "together.");
+    textbuf_printf(&o, "rcp_backend_connections %" PRId64 "\n",
+                   sum.backend_connections);
     metrics_u64(&o, "rcp_connections_accepted_total", "counter",
                 "Client connections accepted on the data ports.",
                 sum.connections_accepted);

@@ -25,6 +25,7 @@ enum metrics_proto {
  * requests[][]. */
 enum metrics_code {
     METRICS_CODE_200 = 0, METRICS_CODE_204, METRICS_CODE_400,
+    METRICS_CODE_401, METRICS_CODE_403,
     METRICS_CODE_404, METRICS_CODE_405, METRICS_CODE_408,
     METRICS_CODE_409, METRICS_CODE_413, METRICS_CODE_414,
     METRICS_CODE_431, METRICS_CODE_500, METRICS_CODE_501,
@@ -52,6 +53,7 @@ struct metrics_slot_shm {
     uint64_t backend_count;
     uint64_t backend_sum_us;
     int64_t  connections;               /* gauge: open now */
+    int64_t  backend_connections;       /* gauge: ready Redis conns */
     uint64_t connections_accepted;      /* accepted and served */
     uint64_t connections_denied;        /* closed at accept: --allow-from */
     uint64_t auth_failures;             /* 401s, WRONGPASS, NOAUTH */
@@ -84,6 +86,8 @@ void metrics_count_backend_error(struct metrics_slot_shm *s,
                                  enum metrics_backend_error kind);
 void metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros);
 void metrics_add_connections(struct metrics_slot_shm *s, int64_t delta);
+void metrics_add_backend_connections(struct metrics_slot_shm *s,
+                                     int64_t delta);
 /* A connection accepted (denied: closed at once by --allow-from). */
 void metrics_count_connection(struct metrics_slot_shm *s, bool denied);
 void metrics_count_auth_failure(struct metrics_slot_shm *s);

@@ -42,6 +42,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -57,6 +58,9 @@
 #include "worker_conn.h"
 
 static void worker_conn_update(struct conn *c);
+static void worker_conn_read(struct conn *c);
+static void worker_conn_linger(struct conn *c);
+static void worker_conn_stop_idle(struct conn *c);
 static bool worker_test_hook(const char *name);
 
 /* ---- small helpers --------------------------------------------------- */
@@ -342,7 +346,7 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t);
 
 static void
 worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
-                 const struct sockaddr_storage *peer)
+                 const struct sockaddr_storage *peer, bool expect_proxy)
 {
     struct conn *c = w->free_list;
     int          one = 1;
@@ -358,6 +362,7 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     c->out.len = 0;
     c->close_after_write = false;
     c->peer_closed = false;
+    c->proxy = expect_proxy ? CONN_PROXY_EXPECT : CONN_PROXY_REFUSE;
     c->requests = 0;
     c->peer[0] = '-';
     c->peer[1] = '\0';
@@ -515,6 +520,10 @@ worker_conn_update(struct conn *c)
         /* While stopping, a connection that has sent nothing yet gets
          * the time a request head may take, then goes. */
         deadline = c->request_start_ms + w->cfg->header_timeout_ms;
+    } else if (w->stopping && !c->close_after_write) {
+        /* Between requests on a stopping worker: it goes once it has
+         * been idle a moment (worker_conn_stop_idle). */
+        deadline = c->activity_ms + WORKER_STOP_IDLE_MS;
     } else {
         deadline = c->activity_ms + w->cfg->idle_timeout_ms;
     }
@@ -544,6 +553,12 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
         c->close_after_write = true;
         c->in.len = 0;
         worker_conn_flush(c);
+        return;
+    }
+    if (w->stopping && c->state == CONN_READING && c->in.len == 0
+        && worker_conn_unsent(c) == 0 && !c->close_after_write
+        && c->requests > 0) {
+        worker_conn_stop_idle(c);
         return;
     }
     log_debug("closing connection %d: %s", c->fd,
@@ -635,10 +650,10 @@ worker_conn_flush(struct conn *c)
     c->out.len = 0;
 
     if (c->state == CONN_READING && !c->close_after_write && c->in.len == 0
-        && (c->peer_closed || (w->stopping && c->requests > 0))) {
-        /* Everything asked is answered and nothing more will come (the
-         * client closed its side), or we are stopping and this
-         * keep-alive connection is idle. */
+        && c->peer_closed) {
+        /* Everything asked is answered and nothing more will come: the
+         * client closed its side.  (A stopping worker's idle keep-alive
+         * connections wait for worker_conn_stop_idle.) */
         worker_conn_close(c);
         return;
     }
@@ -647,21 +662,58 @@ worker_conn_flush(struct conn *c)
             worker_conn_close(c);
             return;
         }
-        /* Lingering close: shut our side, then read until the client has
-         * seen the answer and closes, so unread input of its own does not
-         * make our kernel send a reset over the answer. */
-        if (shutdown(c->fd, SHUT_WR) != 0) {
-            worker_conn_close(c);
-            return;
-        }
-        c->state = CONN_DRAINING;
-        c->in.len = 0;
-        if (event_timer_start(&w->loop, &c->timer, WORKER_LINGER_MS) != 0) {
-            worker_conn_close(c);
-            return;
-        }
+        worker_conn_linger(c);
+        return;
     }
     worker_conn_update(c);
+}
+
+/* Lingering close: shut our side, then read until the client has seen
+ * the answer and closes, so unread input of its own does not make our
+ * kernel send a reset over the answer. */
+static void
+worker_conn_linger(struct conn *c)
+{
+    struct worker *w = c->worker;
+
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        worker_conn_close(c);
+        return;
+    }
+    c->state = CONN_DRAINING;
+    c->in.len = 0;
+    if (event_timer_start(&w->loop, &c->timer, WORKER_LINGER_MS) != 0) {
+        worker_conn_close(c);
+        return;
+    }
+    worker_conn_update(c);
+}
+
+/* A stopping worker's keep-alive connection has been idle a moment.  If
+ * its next request is already in the kernel's queue (the readable event
+ * may not have been handled yet), it is read and answered, with
+ * Connection: close on HTTP; a connection is never closed over request
+ * bytes.  Otherwise a lingering close: a request that crosses our FIN
+ * gets no byte of answer, which is the case where RFC 9112 9.3.1 lets a
+ * client retry, as browsers and urllib3 do. */
+static void
+worker_conn_stop_idle(struct conn *c)
+{
+    int waiting = 0;
+
+    if (ioctl(c->fd, FIONREAD, &waiting) != 0) {
+        log_debug("ioctl(%d, FIONREAD) failed: %s", c->fd, strerror(errno));
+        waiting = 0;
+    }
+    if (waiting > 0) {
+        worker_conn_read(c);
+        if (c->state != CONN_CLOSED) {
+            worker_conn_run(c);
+        }
+        return;
+    }
+    log_debug("stopping: closing idle connection %d", c->fd);
+    worker_conn_linger(c);
 }
 
 static void
@@ -730,6 +782,9 @@ worker_conn_run(struct conn *c)
 void
 worker_conn_process(struct conn *c)
 {
+    if (c->proxy != CONN_PROXY_DONE && c->in.len > 0 && !worker_acl_proxy(c)) {
+        return;
+    }
     if (c->proto == CONN_HTTP) {
         worker_http_process(c);
     } else {
@@ -821,6 +876,7 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
         struct sockaddr_storage peer;
         socklen_t               peer_len;
         int                     fd;
+        bool                    expect_proxy;
 
         if (w->free_list == NULL || !worker_reserve_client(w)) {
             /* At --max-clients.  Idle connections must not lock new
@@ -863,7 +919,11 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
                 return;
             }
         }
-        worker_conn_open(w, fd, proto, &peer);
+        if (!worker_acl_accept(w, fd, &peer, &expect_proxy)) {
+            worker_release_client(w);
+            continue;
+        }
+        worker_conn_open(w, fd, proto, &peer, expect_proxy);
     }
 }
 
@@ -930,13 +990,12 @@ worker_stop(struct worker *w)
     for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
         struct conn *c = &w->conns[i];
 
-        /* Idle keep-alive connections go now.  One accepted but not yet
-         * heard from is a client whose request is on its way: it is
-         * answered (with Connection: close) rather than reset. */
-        if (c->state == CONN_READING && c->in.len == 0
-            && worker_conn_unsent(c) == 0 && c->requests > 0) {
-            worker_conn_close(c);
-        } else if (c->state == CONN_READING) {
+        /* Idle keep-alive connections go once idle a moment, and never
+         * over a request already sent (worker_conn_stop_idle).  One
+         * accepted but not yet heard from is a client whose request is
+         * on its way: it is answered (with Connection: close) rather
+         * than reset. */
+        if (c->state == CONN_READING) {
             worker_conn_update(c);
         }
     }
@@ -1057,6 +1116,11 @@ worker_init(struct worker *w, const struct worker_params *p)
         w->free_list = c;
     }
 
+    rc = worker_acl_init(w);
+    if (rc != 0) {
+        log_error("access control setup failed: %s", strerror(-rc));
+        return rc;
+    }
     rc = backend_create(&w->loop, p->cfg, p->metrics, worker_store_value,
                         w, &w->backend);
     if (rc != 0) {
@@ -1093,6 +1157,7 @@ worker_fini(struct worker *w)
     if (w->backend != NULL) {
         backend_destroy(w->backend);
     }
+    worker_acl_fini(w);
     if (buf_pending(&w->access) > 0) {
         worker_access_flush(w);
     }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "access.h"
 #include "backend.h"
 #include "buf.h"
 #include "event.h"
@@ -40,6 +41,8 @@
 #define WORKER_YIELD_MS        5
 #define WORKER_EMFILE_PAUSE_MS 100
 #define WORKER_LINGER_MS       1000
+/* A stopping worker closes a keep-alive connection idle this long. */
+#define WORKER_STOP_IDLE_MS    200
 /* Access-log lines are flushed in writes of whole lines of at most
  * PIPE_BUF bytes, which the kernel keeps whole between workers. */
 #define WORKER_LOG_LINE_MAX    1024
@@ -52,6 +55,13 @@
 enum conn_proto {
     CONN_HTTP = 0,
     CONN_RESP
+};
+
+/* Where a connection stands with the PROXY protocol (worker_acl.c). */
+enum conn_proxy {
+    CONN_PROXY_DONE = 0,        /* header read, or none may come */
+    CONN_PROXY_EXPECT,          /* trusted peer: a header must come first */
+    CONN_PROXY_REFUSE           /* other peer: a header is refused */
 };
 
 enum conn_state {
@@ -122,6 +132,7 @@ struct conn {
     size_t                resp_argc;    /* of the command being answered */
     struct resp_mget     *mget;         /* owned: MGET in progress */
     struct resp_session   session;      /* RESP: AUTH, MULTI, name */
+    enum conn_proxy       proxy;
     struct conn          *next;         /* pool / closed list */
 };
 
@@ -146,6 +157,7 @@ struct worker {
     struct conn         *closed_list;   /* back to the pool in before_poll */
     size_t               open_conns;
     uint64_t             client_ids;    /* RESP connections opened */
+    struct access        acl;           /* owned: who may read what */
     char                *key_buf;       /* owned: decoded key */
     struct buf           access;        /* owned: lines not yet written */
     uint64_t             access_dropped; /* lines lost to a full pipe */
@@ -192,6 +204,23 @@ void   worker_http_error(struct conn *c, int status, bool fatal);
 void   worker_resp_process(struct conn *c);
 void   worker_resp_mget_free(struct conn *c);
 void   worker_resp_count(struct conn *c, enum metrics_code code);
+
+/* worker_acl.c */
+int    worker_acl_init(struct worker *w);
+void   worker_acl_fini(struct worker *w);
+/* After accept4: false when --allow-from refuses the peer (fd closed,
+ * counted); expect_proxy: the peer must send a PROXY header. */
+bool   worker_acl_accept(struct worker *w, int fd,
+                         const struct sockaddr_storage *peer,
+                         bool *expect_proxy);
+/* Before parsing a connection's first request: true when its input may
+ * be parsed now; false when more bytes are needed or it was refused. */
+bool   worker_acl_proxy(struct conn *c);
+/* False when the request was answered (401, 403). */
+bool   worker_acl_http_request(struct conn *c);
+bool   worker_acl_http_key(struct conn *c, const char *key, size_t len);
+/* False when a key of cmd (argv[1..]) is refused: -NOPERM appended. */
+bool   worker_acl_resp_keys(struct conn *c, const struct resp_command *cmd);
 
 /* worker_resp_session.c */
 void   worker_resp_session_open(struct conn *c);

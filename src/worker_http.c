@@ -230,6 +230,9 @@ worker_http_handle(struct conn *c)
     const char    *key;
     ssize_t        key_len;
 
+    if (!worker_acl_http_request(c)) {
+        return true;                    /* 401 */
+    }
     if (c->req.method != HTTP_METHOD_GET
         && c->req.method != HTTP_METHOD_HEAD) {
         worker_http_error(c, 405, false);
@@ -250,6 +253,9 @@ worker_http_handle(struct conn *c)
             return true;
         }
         key = w->key_buf;
+    }
+    if (!worker_acl_http_key(c, key, (size_t) key_len)) {
+        return true;                    /* 403 */
     }
     if (worker_http_try_hit(c, key, (size_t) key_len)) {
         return true;

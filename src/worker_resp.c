@@ -312,6 +312,12 @@ worker_resp_process(struct conn *c)
             worker_conn_close(c);
             return;
         case RESP_ACTION_GET:
+            if (!worker_acl_resp_keys(c, &cmd)) {
+                if (c->state == CONN_CLOSED) {
+                    return;
+                }
+                break;                  /* -NOPERM */
+            }
             if (worker_resp_try_hit(c, c->in.data + cmd.argv[1].off,
                                     cmd.argv[1].len)) {
                 break;
@@ -321,6 +327,12 @@ worker_resp_process(struct conn *c)
                         &c->waiter, worker_resp_get_cb, c);
             return;
         case RESP_ACTION_MGET:
+            if (!worker_acl_resp_keys(c, &cmd)) {
+                if (c->state == CONN_CLOSED) {
+                    return;
+                }
+                break;                  /* -NOPERM */
+            }
             if (!worker_resp_mget(c, &cmd)) {
                 return;
             }

@@ -78,6 +78,15 @@ metrics_count_backend_error(struct metrics_slot_shm *s,
 
 /* TEST DOUBLE: stands in for metrics.c. */
 void
+metrics_add_backend_connections(struct metrics_slot_shm *s, int64_t delta)
+{
+    s->backend_connections += delta;
+    ck_assert_int_ge(s->backend_connections, 0);
+    ck_assert_int_le(s->backend_connections, 1);
+}
+
+/* TEST DOUBLE: stands in for metrics.c. */
+void
 metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros)
 {
     s->backend_count++;
@@ -515,6 +524,7 @@ cfg_tcp(const char *host, int port, uint64_t timeout_ms)
     (void)snprintf(cfg.redis.host, sizeof(cfg.redis.host), "%s", host);
     cfg.redis.port = (uint16_t)port;
     cfg.redis_timeout_ms = timeout_ms;
+    cfg.max_reply_bytes = 512u << 20;
 }
 
 static void
@@ -820,6 +830,7 @@ START_TEST(unix_socket)
     (void)snprintf(cfg.redis.path, sizeof(cfg.redis.path), "%s",
                    redis.sock);
     cfg.redis_timeout_ms = 2000;
+    cfg.max_reply_bytes = 512u << 20;
     backend_up(false);
     redis_set(&redis, "k", 1, "unix", 4);
     got_init(&g);

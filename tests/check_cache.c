@@ -209,6 +209,159 @@ START_TEST(test_lru_order)
 }
 END_TEST
 
+/*
+ * LRU order across processes.  READERS child processes, each in its own
+ * worker slot, read keys when the parent tells them to, one read at a
+ * time: the parent sends a key to one child and waits for its answer
+ * before it sends the next, so the reads are sequential though they come
+ * from different processes (as a client going through several workers
+ * sees them).  The parent keeps the exact LRU order of a model; then it
+ * inserts new keys one by one and after each checks that the entry the
+ * model says is least recently used, and only it, is gone.  The reads
+ * are far more than one ring holds, so rings fill and get applied
+ * between reads, and runs of reads of one key by one child exercise the
+ * records a hot key only restamps.
+ */
+#define ILV_READERS     3
+#define ILV_KEYS        40
+#define ILV_READS       3000
+
+struct ilv_child {
+    pid_t pid;
+    int   to;                       /* parent -> child: a key index */
+    int   from;                     /* child -> parent: the status */
+};
+
+static void
+ilv_key(char *key, size_t cap, unsigned k)
+{
+    snprintf(key, cap, "ilv-%u", k);
+}
+
+static void
+ilv_child_loop(uint32_t slot, int in, int out)
+{
+    char key[16], buf[16];
+    unsigned k;
+
+    cache_attach(tc, slot);
+    for (;;) {
+        struct cache_lookup lookup = { buf, sizeof(buf), 0, 0 };
+        ssize_t n = read(in, &k, sizeof(k));
+        int status;
+
+        if (n != (ssize_t) sizeof(k)) {
+            _exit(n == 0 ? 0 : 1);
+        }
+        ilv_key(key, sizeof(key), k);
+        status = cache_get(tc, key, strlen(key), 1000, &lookup);
+        if (write(out, &status, sizeof(status)) != sizeof(status)) {
+            _exit(1);
+        }
+    }
+}
+
+/* Moves k to the front (most recent) of the model order[0 .. n-1]. */
+static void
+ilv_model_touch(unsigned *order, unsigned n, unsigned k)
+{
+    unsigned at = 0;
+
+    while (order[at] != k) {
+        at++;
+        ck_assert_uint_lt(at, n);
+    }
+    memmove(&order[1], &order[0], at * sizeof(order[0]));
+    order[0] = k;
+}
+
+START_TEST(test_lru_order_across_processes)
+{
+    struct cache_params p = tc_defaults;
+    struct ilv_child kids[ILV_READERS];
+    unsigned order[ILV_KEYS];       /* model: most recent first */
+    uint64_t rng = 0x9e3779b97f4a7c15u;
+    char key[16];
+
+    p.capacity = ILV_KEYS;
+    p.lock_timeout_ms = 5000;       /* a loaded test box must not bypass */
+    tc_recreate(&p);
+    for (unsigned k = 0; k < ILV_KEYS; k++) {
+        ilv_key(key, sizeof(key), k);
+        tc_put(key, "v");
+        order[ILV_KEYS - 1 - k] = k;
+    }
+    for (unsigned c = 0; c < ILV_READERS; c++) {
+        int down[2], up[2];
+
+        ck_assert_int_eq(pipe(down), 0);
+        ck_assert_int_eq(pipe(up), 0);
+        kids[c].pid = fork();
+        ck_assert_int_ge(kids[c].pid, 0);
+        if (kids[c].pid == 0) {
+            close(down[1]);
+            close(up[0]);
+            for (unsigned o = 0; o < c; o++) {
+                close(kids[o].to);
+                close(kids[o].from);
+            }
+            ilv_child_loop(c + 1, down[0], up[1]);
+        }
+        close(down[0]);
+        close(up[1]);
+        kids[c].to = down[1];
+        kids[c].from = up[0];
+    }
+
+    for (unsigned r = 0; r < ILV_READS; r++) {
+        unsigned c, k;
+        int status = -1;
+
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        c = (unsigned) (rng % ILV_READERS);
+        /* Skewed towards low keys, and now and then the same key again
+         * by the same child, so hot keys and rare ones both occur. */
+        k = (unsigned) ((rng >> 8) % ILV_KEYS);
+        if ((rng >> 40) % 4 == 0) {
+            k /= 4;
+        }
+        for (unsigned rep = 0; rep < 1 + (unsigned) ((rng >> 48) % 3);
+             rep++) {
+            ck_assert_int_eq(write(kids[c].to, &k, sizeof(k)),
+                             (ssize_t) sizeof(k));
+            ck_assert_int_eq(read(kids[c].from, &status, sizeof(status)),
+                             (ssize_t) sizeof(status));
+            ck_assert_int_eq(status, CACHE_HIT);
+        }
+        ilv_model_touch(order, ILV_KEYS, k);
+    }
+    for (unsigned c = 0; c < ILV_READERS; c++) {
+        int status;
+
+        close(kids[c].to);
+        ck_assert_int_eq(waitpid(kids[c].pid, &status, 0), kids[c].pid);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(kids[c].from);
+    }
+
+    /* Each insert evicts exactly the model's least recent key. */
+    for (unsigned j = 0; j < ILV_KEYS; j++) {
+        char victim[16];
+
+        snprintf(key, sizeof(key), "new-%u", j);
+        tc_put(key, "w");
+        ck_assert_uint_eq(tc_stats().evictions, j + 1);
+        ilv_key(victim, sizeof(victim), order[ILV_KEYS - 1 - j]);
+        ck_assert_msg(cache_delete(tc, victim, strlen(victim)) == CACHE_MISS,
+                      "insert %u: %s should have been evicted", j, victim);
+    }
+    ck_assert_uint_eq(tc_stats().entries, ILV_KEYS);
+    tc_check();
+}
+END_TEST
+
 /* ---- replace, delete, flush, empty, capacity 1 ------------------------ */
 
 START_TEST(test_replace_keeps_one)
@@ -1104,6 +1257,7 @@ cache_suite(void)
 
     t = tc_case(s, "lru");
     tcase_add_loop_test(t, test_lru_order, 0, N_CASES(lru_cases));
+    tcase_add_test(t, test_lru_order_across_processes);
     t = tc_case(s, "replace");
     tcase_add_test(t, test_replace_keeps_one);
     tcase_add_test(t, test_replace_restarts_age);

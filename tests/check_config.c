@@ -480,6 +480,19 @@ static const struct option_good_case {
     { "redis", "unix:/run/redis.sock", "redis unix:/run/redis.sock",
       "unix socket" },
     { "redis", "[::1]:6379", "redis [::1]:6379", "IPv6" },
+    { "redis", "rediss://h:6380", "redis rediss://h:6380", "TLS URL" },
+    { "redis", "redis://h:7000/2", "redis h:7000", "URL: db shown apart" },
+    { "redis", "unix:///run/r.sock?db=1", "redis unix:/run/r.sock",
+      "unix URL" },
+    { "redis-tls-ca-file", "/etc/ssl/ca.pem",
+      "redis-tls-ca-file /etc/ssl/ca.pem", "CA file" },
+    { "redis-tls-ca-dir", "/etc/ssl/certs", "redis-tls-ca-dir /etc/ssl/certs",
+      "CA directory" },
+    { "redis-tls-cert-file", "/etc/rcp/client.pem",
+      "redis-tls-cert-file /etc/rcp/client.pem", "client certificate" },
+    { "redis-tls-server-name", "redis.internal",
+      "redis-tls-server-name redis.internal", "verified name" },
+    { "max-reply-size", "1g", "max-reply-size 1g", "reply bound" },
     { "redis-user", "app", "redis-user app", "ACL user" },
     { "redis-password", "s3cret", "redis-password ********", "masked" },
     { "redis-db", "15", "redis-db 15", "a database" },
@@ -516,6 +529,17 @@ static const struct option_good_case {
     { "resp-password", "pw with spaces", "resp-password ********",
       "RESP password, masked" },
     { "resp-user", "reader", "resp-user reader", "RESP AUTH user" },
+    { "key-prefix", "app:", "key-prefix app:", "key prefix" },
+    { "allow-keys", "user:*", "allow-keys user:*", "one glob" },
+    { "allow-keys", "user:* pub[0-9]", "allow-keys user:* pub[0-9]",
+      "two globs in one value" },
+    { "allow-from", "10.0.0.0/8", "allow-from 10.0.0.0/8", "IPv4 range" },
+    { "allow-from", "::1 127.0.0.1", "allow-from ::1 127.0.0.1",
+      "IPv6 and IPv4 hosts" },
+    { "proxy-protocol-from", "fd00::/8", "proxy-protocol-from fd00::/8",
+      "IPv6 load balancers" },
+    { "http-auth-file", "/etc/rcp/htpasswd",
+      "http-auth-file /etc/rcp/htpasswd", "credential file" },
 };
 
 #define LAYER_FLAG 1u
@@ -545,6 +569,14 @@ static const struct option_bad_case {
     { "redis", "localhost", 0, LAYER_ALL, "unix:PATH", "no port" },
     { "redis", "unix:", 0, LAYER_ALL, "invalid address", "empty path" },
     { "redis", "x:6379", 300, LAYER_ALL, "too long", "host length" },
+    { "redis", "redis://h:0", 0, LAYER_ALL, "port must be 1-65535",
+      "URL port 0" },
+    { "redis", "redis://u:hunter2@h/x", 0, LAYER_ALL,
+      "invalid URL 'redis://u:****@h/x'", "URL password masked" },
+    { "redis", "rediss://h?tls=1", 0, LAYER_ALL, "?db=N", "URL query" },
+    { "redis-tls", "maybe", 0, LAYER_ENV | LAYER_FILE, "use yes or no",
+      "a boolean" },
+    { "max-reply-size", "0", 0, LAYER_ALL, "out of range", "zero" },
     { "redis-user", "u", 512, LAYER_ALL, "too long", "user length" },
     { "redis-password", "p", 512, LAYER_ALL, "too long",
       "password length, not echoed" },
@@ -592,6 +624,17 @@ static const struct option_bad_case {
     { "pid-file", "p", 1024, LAYER_ALL, "too long", "path length" },
     { "access-log", "", 0, LAYER_FLAG, "empty value", "empty" },
     { "access-log", "a", 1024, LAYER_ALL, "too long", "path length" },
+    { "allow-from", "10.0.0.1/8", 0, LAYER_ALL,
+      "invalid address range '10.0.0.1/8'", "host bits set" },
+    { "allow-from", "localhost", 0, LAYER_ALL, "invalid address range",
+      "a name" },
+    { "proxy-protocol-from", "::/129", 0, LAYER_ALL,
+      "invalid address range", "prefix too long" },
+    { "allow-keys", "", 0, LAYER_FLAG, "empty value", "empty" },
+    { "allow-keys", "k", 300, LAYER_ALL, "too long", "glob length" },
+    { "key-prefix", "p", 300, LAYER_ALL, "too long", "prefix length" },
+    { "resp-password", "p", 512, LAYER_ALL, "too long",
+      "RESP password length, not echoed" },
 };
 
 START_TEST(test_option_good)
@@ -689,6 +732,73 @@ START_TEST(test_option_bad)
         ck_assert_int_eq(test_load(&cfg, args, NULL, err), CONFIG_ERROR);
         ck_assert_ptr_null(strstr(err, value));
     }
+}
+END_TEST
+
+/* --- Redis URLs merged with explicit options ---------------------------- */
+
+START_TEST(test_redis_url_merge)
+{
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+    char         *out;
+    const char   *url[] = { "--redis", "redis://alice:pw1@h:1/4", NULL };
+    const char   *over[] = { "--redis", "rediss://:pw1@h", "--redis-password",
+                             "pw2", "--redis-db", "7", "--redis-user",
+                             "bob", NULL };
+    const char   *fallback[] = { "REDIS_PASSWORD=pw3", NULL };
+    const char   *tls_off[] = { "RCP_REDIS_TLS=no", NULL };
+    const char   *tls_on[] = { "--redis", "h:6380", "--redis-tls", NULL };
+    const char   *tls_unix[] = { "--redis", "unix:/tmp/r.sock",
+                                 "--redis-tls", NULL };
+    const char   *key_only[] = { "--redis-tls-key-file", "/k.pem", NULL };
+
+    /* The URL's parts fill what no option gave. */
+    ck_assert_int_eq(test_load(&cfg, url, NULL, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.redis_user, "alice");
+    ck_assert_str_eq(cfg.redis_password, "pw1");
+    ck_assert_uint_eq(cfg.redis_db, 4);
+    ck_assert(!cfg.redis_tls);
+    out = test_print(&cfg);
+    ck_assert_ptr_null(strstr(out, "pw1"));
+    ck_assert_ptr_nonnull(strstr(out, "redis h:1\n"));
+    ck_assert_ptr_nonnull(strstr(out, "redis-password ********\n"));
+    free(out);
+
+    /* Explicit options win over the URL. */
+    ck_assert_int_eq(test_load(&cfg, over, NULL, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.redis_password, "pw2");
+    ck_assert_str_eq(cfg.redis_user, "bob");
+    ck_assert_uint_eq(cfg.redis_db, 7);
+    ck_assert(cfg.redis_tls);
+
+    /* REDIS_PASSWORD is a fallback: a URL's password beats it. */
+    ck_assert_int_eq(test_load(&cfg, url, fallback, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.redis_password, "pw1");
+    ck_assert_int_eq(test_load(&cfg, NULL, fallback, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.redis_password, "pw3");
+
+    /* rediss:// turns TLS on unless redis-tls says no. */
+    ck_assert_int_eq(test_load(&cfg, (const char *[]){ "--redis",
+                                                       "rediss://h", NULL },
+                               tls_off, err), CONFIG_OK);
+    ck_assert(!cfg.redis_tls);
+    out = test_print(&cfg);
+    ck_assert_ptr_nonnull(strstr(out, "redis h:6379\n"));
+    ck_assert_ptr_nonnull(strstr(out, "redis-tls no\n"));
+    free(out);
+
+    /* --redis-tls on a plain address. */
+    ck_assert_int_eq(test_load(&cfg, tls_on, NULL, err), CONFIG_OK);
+    ck_assert(cfg.redis_tls);
+    out = test_print(&cfg);
+    ck_assert_ptr_nonnull(strstr(out, "redis rediss://h:6380\n"));
+    free(out);
+
+    ck_assert_int_eq(test_load(&cfg, tls_unix, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "unix socket"));
+    ck_assert_int_eq(test_load(&cfg, key_only, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "--redis-tls-cert-file"));
 }
 END_TEST
 
@@ -1132,6 +1242,40 @@ START_TEST(test_print_masks_password)
 }
 END_TEST
 
+START_TEST(test_list_layers)
+{
+    /* Repeats within a layer add up; a higher layer replaces. */
+    const char   *args[] = { "--allow-keys", "a*", "--allow-keys", "b*",
+                             NULL };
+    const char   *env[] = { "RCP_ALLOW_KEYS=c* d*", NULL };
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+
+    ck_assert_int_eq(test_load(&cfg, args, env, err), CONFIG_OK);
+    ck_assert_uint_eq(cfg.allow_keys.n, 2);
+    ck_assert_str_eq(cfg.allow_keys.items[1], "b*");
+    ck_assert_int_eq(test_load(&cfg, NULL, env, err), CONFIG_OK);
+    ck_assert_uint_eq(cfg.allow_keys.n, 2);
+    ck_assert_str_eq(cfg.allow_keys.items[0], "c*");
+}
+END_TEST
+
+START_TEST(test_print_masks_resp_password)
+{
+    const char   *env[] = { "RCP_RESP_PASSWORD=hunter2-resp", NULL };
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+    char         *text;
+
+    ck_assert_int_eq(test_load(&cfg, NULL, env, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.resp_password, "hunter2-resp");
+    text = test_print(&cfg);
+    ck_assert(test_has_line(text, "resp-password ********"));
+    ck_assert_ptr_null(strstr(text, "hunter2"));
+    free(text);
+}
+END_TEST
+
 START_TEST(test_print_round_trip)
 {
     const char   *args[] = { "--listen", "[::1]:81", "--resp-listen",
@@ -1393,8 +1537,11 @@ config_suite(void)
     tc = tcase_create("output");
     tcase_add_checked_fixture(tc, test_file_setup, test_file_teardown);
     tcase_add_test(tc, test_print_masks_password);
+    tcase_add_test(tc, test_print_masks_resp_password);
+    tcase_add_test(tc, test_list_layers);
     tcase_add_test(tc, test_print_round_trip);
     tcase_add_test(tc, test_usage_lists_every_option);
+    tcase_add_test(tc, test_redis_url_merge);
     tcase_add_test(tc, test_usage_defaults_are_the_defaults);
     suite_add_tcase(s, tc);
 

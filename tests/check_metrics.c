@@ -209,7 +209,8 @@ START_TEST(every_protocol_code_pair_is_listed_even_at_zero)
     render();
     for (int c = 0; c < METRICS_CODE_RESP_OK; c++) {
         static const char *const http_codes[] = {
-            "200", "204", "400", "404", "405", "408", "409", "413", "414",
+            "200", "204", "400", "401", "403", "404", "405", "408", "409",
+            "413", "414",
             "431", "500", "501", "502", "503", "504", "505",
         };
 
@@ -246,6 +247,8 @@ static const struct code_case {
     { 200, METRICS_CODE_200, "hit or miss found" },
     { 204, METRICS_CODE_204, "admin flush" },
     { 400, METRICS_CODE_400, "malformed" },
+    { 401, METRICS_CODE_401, "no or wrong credentials" },
+    { 403, METRICS_CODE_403, "a key --allow-keys refuses" },
     { 404, METRICS_CODE_404, "absent in Redis" },
     { 405, METRICS_CODE_405, "other method" },
     { 408, METRICS_CODE_408, "slow headers" },
@@ -385,6 +388,7 @@ static const struct family_case {
     { "rcp_backend_request_duration_seconds", "histogram",
       "rcp_backend_request_duration_seconds_count 0" },
     { "rcp_connections", "gauge", "rcp_connections 0" },
+    { "rcp_backend_connections", "gauge", "rcp_backend_connections 0" },
     { "rcp_connections_accepted_total", "counter",
       "rcp_connections_accepted_total 0" },
     { "rcp_connections_denied_total", "counter",

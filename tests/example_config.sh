@@ -42,7 +42,11 @@ else
     fail=1
 fi
 
-sed -n 's/^#\([a-z][a-z-]*\) /\1 /p' "$conf" >"$tmp/all.conf"
+# The credential file the example names must exist to be checked: point
+# that line at a valid one made here.
+echo "bearer:$(printf x | sha256sum | cut -d' ' -f1)" >"$tmp/htpasswd"
+sed -n 's/^#\([a-z][a-z-]*\) /\1 /p' "$conf" |
+    sed "s|^http-auth-file .*|http-auth-file $tmp/htpasswd|" >"$tmp/all.conf"
 if check "$tmp/all.conf"; then
     echo "PASS: all $(wc -l <"$tmp/all.conf") example lines uncommented"
 else
@@ -54,7 +58,9 @@ fi
 for opt in listen resp-listen admin-listen redis redis-user redis-password \
            redis-db redis-timeout ttl capacity max-memory max-value-size \
            workers max-clients backlog idle-timeout header-timeout \
-           shutdown-timeout log-level pid-file access-log; do
+           shutdown-timeout log-level pid-file access-log key-prefix \
+           allow-keys allow-from proxy-protocol-from http-auth-file \
+           resp-user resp-password; do
     if ! grep -q "^$opt " "$tmp/all.conf"; then
         echo "FAIL: option '$opt' missing from $conf"
         fail=1
@@ -66,7 +72,7 @@ check "$tmp/empty.conf" || { echo "FAIL: an empty file is rejected"; exit 1; }
 grep -v '^# read from' "$tmp/out" >"$tmp/defaults"
 awk '
     /^[ \t]*$/ { example = 0; next }
-    /\(example\)/ { example = 1 }
+    /\(examples?\)/ { example = 1 }
     /^#[a-z][a-z-]* / && !example { print NR ": " substr($0, 2) }
 ' "$conf" >"$tmp/claimed"
 while IFS= read -r line; do
