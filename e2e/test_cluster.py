@@ -224,6 +224,15 @@ def test_reads_every_primary_hash_tags_and_mget(cluster, make_proxy):
     mkeys = keys[:40] + ["absent-key"] + keys[40:60]
     want = ["value-of-" + k if k != "absent-key" else None for k in mkeys]
     assert resp_command(port, "MGET", *mkeys) == want
+    # Forwarded commands go where their keys live.
+    assert resp_command(port, "STRLEN", "key:7") == len("value-of-key:7")
+    assert resp_command(port, "EXISTS", "{user1000}.following",
+                        "{user1000}.followers") == 2
+    assert resp_command(port, "TTL", "key:8") == -1
+    with pytest.raises(redis.ResponseError, match="CROSSSLOT"):
+        resp_command(port, "EXISTS", "key:1", "key:2")
+    with pytest.raises(redis.ResponseError, match="--redis-cluster"):
+        resp_command(port, "DBSIZE")
     # The proxy computes slots as Redis does: no request was redirected.
     assert metric(p, 'rcp_backend_redirects_total{kind="moved"}') == 0
     assert metric(p, "rcp_backend_nodes") == 3

@@ -142,6 +142,13 @@ struct backend_fetch {
                                            list is NODE */
     struct backend_waiter  node_waiter; /* on the node's fetch */
     struct event_timer     retry;       /* backoff, or a deferred end */
+    bool                   has_slot;    /* cluster command: slot known */
+    bool                   keyless;     /* cluster command: no key */
+    uint16_t               slot;        /* its keys' slot */
+    bool                   command;     /* backend_command(): key holds
+                                           the whole encoded command, and
+                                           the reply is handed on as RESP
+                                           bytes, never stored */
     size_t                 key_len;
     char                   key[];       /* owned, key_len bytes */
 };
@@ -300,12 +307,12 @@ backend_hash(const struct backend *b, const void *key, size_t len)
 
 static struct backend_fetch *
 backend_table_find(const struct backend *b, uint64_t hash, const void *key,
-                   size_t len)
+                   size_t len, bool command)
 {
     struct backend_fetch *f = b->buckets[hash & (b->nbuckets - 1)];
 
     for (; f != NULL; f = f->hash_next) {
-        if (f->hash == hash && f->key_len == len
+        if (f->hash == hash && f->key_len == len && f->command == command
             && memcmp(f->key, key, len) == 0) {
             return f;
         }
@@ -583,6 +590,15 @@ backend_fetch_send(struct backend_fetch *f)
         ph->asking = true;
         backend_queue_push(&b->fifo, ph, BACKEND_LIST_FIFO);
     }
+    if (f->command) {
+        rc = redis_conn_send(&b->conn, f->key, f->key_len);
+        if (rc != 0) {
+            return rc;
+        }
+        backend_queue_push(&b->fifo, f, BACKEND_LIST_FIFO);
+        backend_watch(b);
+        return 0;
+    }
     if (b->key_prefix_len > 0) {
         prefixed = malloc(b->key_prefix_len + f->key_len);
         if (prefixed == NULL) {
@@ -801,6 +817,46 @@ backend_handshake_reply(struct backend *b, const struct redis_conn_reply *r)
     }
 }
 
+/* A backend_command() reply: re-encoded as RESP for the caller to pass
+ * on as it is.  The commands forwarded answer an integer or a status;
+ * an error reply is the client's to see, as Redis gave it. */
+static void
+backend_deliver_command(struct backend *b, struct backend_fetch *f,
+                        const struct redis_conn_reply *r)
+{
+    static const char unexpected[] = "unexpected reply type";
+    char              buf[BACKEND_WHY_MAX + 32];
+    int               n = -1;
+    struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
+                                 sizeof(unexpected) - 1, NULL };
+
+    if (r->kind == REDIS_CONN_REPLY_NIL) {
+        n = snprintf(buf, sizeof(buf), "$-1\r\n");
+    } else if (r->kind == REDIS_CONN_REPLY_OTHER) {
+        const redisReply *rr = r->reply;
+        int               len = (int)(rr->len < BACKEND_WHY_MAX
+                                      ? rr->len : BACKEND_WHY_MAX);
+
+        if (rr->type == REDIS_REPLY_INTEGER) {
+            n = snprintf(buf, sizeof(buf), ":%lld\r\n", rr->integer);
+        } else if (rr->type == REDIS_REPLY_STATUS) {
+            n = snprintf(buf, sizeof(buf), "+%.*s\r\n", len, rr->str);
+        } else if (rr->type == REDIS_REPLY_ERROR) {
+            n = snprintf(buf, sizeof(buf), "-%.*s\r\n", len, rr->str);
+        }
+    }
+    if (n > 0 && (size_t)n < sizeof(buf)) {
+        out.result = BACKEND_VALUE;
+        out.data = buf;
+        out.len = (size_t)n;
+    } else {
+        backend_count_error(b, METRICS_BACKEND_REPLY);
+        backend_warn(b, "redis %s: a forwarded command got an unexpected "
+                     "reply", b->addr);
+    }
+    backend_fetch_finish(f, &out);
+}
+
 static void
 backend_deliver(struct backend *b, struct backend_fetch *f,
                 const struct redis_conn_reply *r)
@@ -812,6 +868,10 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
 
     if (b->slot != NULL) {
         metrics_observe_backend(b->slot, backend_now_us() - f->start_us);
+    }
+    if (f->command) {
+        backend_deliver_command(b, f, r);
+        return;
     }
     switch (r->kind) {
     case REDIS_CONN_REPLY_BULK:
@@ -1063,6 +1123,11 @@ backend_connect(struct backend *b)
 
 static void backend_node_cb(struct backend_waiter *w,
                             const struct backend_reply *reply);
+static void backend_command_encoded(struct backend *b, const char *cmd,
+                                    size_t len, bool has_slot,
+                                    uint16_t slot, bool asking,
+                                    struct backend_waiter *w, backend_cb cb,
+                                    void *data);
 
 /* Hands f to node (list NODE). */
 static void
@@ -1070,7 +1135,15 @@ backend_fetch_to_node(struct backend_fetch *f, struct backend *node)
 {
     f->node = node;
     f->list = BACKEND_LIST_NODE;
-    if (f->ask_next) {
+    if (f->command) {
+        /* Encoded, prefix and all: the node sends it as it is. */
+        bool asking = f->ask_next;
+
+        f->ask_next = false;
+        backend_command_encoded(node, f->key, f->key_len, f->has_slot,
+                                f->slot, asking, &f->node_waiter,
+                                backend_node_cb, f);
+    } else if (f->ask_next) {
         f->ask_next = false;
         backend_get_asking(node, f->key, f->key_len, &f->node_waiter,
                            backend_node_cb, f);
@@ -1097,8 +1170,18 @@ backend_fetch_route(struct backend_fetch *f)
 {
     struct backend *b = f->b;
     struct backend *node = NULL;
+    enum cluster_route route;
 
-    switch (cluster_route(b->cluster, f->key, f->key_len, &node)) {
+    if (f->command && !f->has_slot) {
+        /* The timer ends it: CROSSSLOT, or no key to route by. */
+        f->retry_ms = UINT64_MAX - 2;
+        backend_fetch_defer(f, 0);
+        return 0;
+    }
+    route = f->command ? cluster_route_slot(b->cluster, f->slot, &node)
+                       : cluster_route(b->cluster, f->key, f->key_len,
+                                       &node);
+    switch (route) {
     case CLUSTER_ROUTE_OK:
         backend_fetch_to_node(f, node);
         return 0;
@@ -1126,7 +1209,20 @@ backend_on_retry(struct event_loop *loop, struct event_timer *timer)
     (void)loop;
     assert(f->list == BACKEND_LIST_NODE && !f->done);
     f->list = BACKEND_LIST_NONE;
-    if (f->retry_ms == UINT64_MAX) {
+    if (f->retry_ms == UINT64_MAX - 2) {
+        static const char crossslot[] =
+            "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+
+        static const char keyless[] =
+            "-ERR redis-cache-proxy: not supported with --redis-cluster"
+            "\r\n";
+
+        /* A command's reply is RESP bytes for the client. */
+        out.result = BACKEND_VALUE;
+        out.data = f->keyless ? keyless : crossslot;
+        out.len = f->keyless ? sizeof(keyless) - 1 : sizeof(crossslot) - 1;
+        backend_fetch_finish(f, &out);
+    } else if (f->retry_ms == UINT64_MAX) {
         backend_fetch_finish(f, &out);
     } else if (f->retry_ms == UINT64_MAX - 1) {
         backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
@@ -1144,16 +1240,27 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
     struct backend_reply out;
     uint64_t elapsed_ms, delay;
 
+    const char *text = r->data;
+    size_t text_len = r->len;
+    bool cluster_error = r->result == BACKEND_ERROR_REPLY && text != NULL;
+
     assert(f->list == BACKEND_LIST_NODE && !f->done);
     f->list = BACKEND_LIST_NONE;
-    if (r->result == BACKEND_ERROR_REPLY && r->data != NULL) {
-        switch (cluster_redirect(b->cluster, f->node, r->data, r->len,
+    if (f->command && r->result == BACKEND_VALUE && text_len >= 3
+        && text[0] == '-') {
+        /* A command's error comes as RESP bytes: "-MOVED ...\r\n". */
+        cluster_error = true;
+        text++;
+        text_len -= 3;
+    }
+    if (cluster_error) {
+        switch (cluster_redirect(b->cluster, f->node, text, text_len,
                                  &to)) {
         case CLUSTER_REDIRECT_MOVED:
         case CLUSTER_REDIRECT_ASK:
             if (to != NULL && f->hops < BACKEND_CLUSTER_HOPS_MAX) {
                 f->hops++;
-                f->ask_next = r->len >= 3 && memcmp(r->data, "ASK", 3) == 0;
+                f->ask_next = text_len >= 3 && memcmp(text, "ASK", 3) == 0;
                 backend_fetch_to_node(f, to);
                 return;
             }
@@ -1174,9 +1281,9 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
                 backend_fetch_defer(f, delay);
                 return;
             }
-            out.result = BACKEND_UNAVAILABLE;
-            out.data = r->data;
-            out.len = r->len;
+            out.result = f->command ? BACKEND_VALUE : BACKEND_UNAVAILABLE;
+            out.data = f->command ? r->data : text;
+            out.len = f->command ? r->len : text_len;
             out.value = NULL;
             backend_fetch_finish(f, &out);
             return;
@@ -1187,7 +1294,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
     if (r->result == BACKEND_UNREACHABLE) {
         cluster_node_failed(b->cluster);
     }
-    if (r->result == BACKEND_VALUE && b->store != NULL) {
+    if (r->result == BACKEND_VALUE && b->store != NULL && !f->command) {
         /* Once per fetch, before any waiter can look it up again. */
         b->store(b->store_arg, f->key, f->key_len, r->value);
     }
@@ -1381,7 +1488,7 @@ backend_get_with(struct backend *b, const void *key, size_t key_len,
     uint64_t hash = backend_hash(b, key, key_len);
     struct backend_fetch *f = asking ? NULL
                                      : backend_table_find(b, hash, key,
-                                                          key_len);
+                                                          key_len, false);
 
     w->cb = cb;
     w->data = data;
@@ -1446,6 +1553,128 @@ backend_get_asking(struct backend *b, const void *key, size_t key_len,
                    struct backend_waiter *w, backend_cb cb, void *data)
 {
     backend_get_with(b, key, key_len, w, cb, data, true);
+}
+
+/* backend_command() once encoded (--key-prefix applied).  has_slot and
+ * slot: where a cluster routes it; asking: as backend_get_asking(). */
+static void
+backend_command_encoded(struct backend *b, const char *cmd, size_t len,
+                        bool has_slot, uint16_t slot, bool asking,
+                        struct backend_waiter *w, backend_cb cb, void *data)
+{
+    uint64_t             hash;
+    struct backend_fetch *f = NULL;
+
+    w->cb = cb;
+    w->data = data;
+    hash = backend_hash(b, cmd, len);
+    f = asking ? NULL : backend_table_find(b, hash, cmd, len, true);
+    if (f != NULL) {
+        /* The same read-only command already on its way: share it. */
+        backend_waiter_append(f, w);
+        return;
+    }
+    f = malloc(sizeof(*f) + len);
+    if (f == NULL) {
+        goto oom;
+    }
+    memset(f, 0, sizeof(*f));
+    f->b = b;
+    f->hash = hash;
+    f->command = true;
+    f->asking = asking;
+    f->has_slot = has_slot;
+    f->keyless = b->cluster != NULL && !has_slot && slot == UINT16_MAX;
+    f->slot = has_slot ? slot : 0;
+    f->key_len = len;
+    memcpy(f->key, cmd, len);
+    f->start_us = backend_now_us();
+    event_timer_init(&f->retry, backend_on_retry, f);
+    event_timer_init(&f->deadline, backend_on_deadline, f);
+    if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
+        free(f);
+        goto oom;
+    }
+    if (!asking) {
+        backend_table_insert(b, f);
+    }
+    backend_waiter_append(f, w);
+    if (b->destroying) {
+        return;
+    }
+    if (!(backend_can_send(b) && b->unsent.head == NULL
+          && backend_fetch_send(f) == 0)) {
+        backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
+        if (b->state != BACKEND_WAIT) {
+            backend_kick(b);
+        }
+    }
+    return;
+oom:
+    backend_waiter_append(b->oom, w);
+    backend_kick(b);
+}
+
+void
+backend_command(struct backend *b, int argc, const char *const *argv,
+                const size_t *lens, int key_from, struct backend_waiter *w,
+                backend_cb cb, void *data)
+{
+    const char          *av[BACKEND_COMMAND_ARGS_MAX];
+    size_t               al[BACKEND_COMMAND_ARGS_MAX];
+    char                *prefixed[BACKEND_COMMAND_ARGS_MAX] = { NULL };
+    char                *cmd = NULL;
+    int                  len = -1;
+    bool                 has_slot = false;
+    uint16_t             slot = 0;
+
+    assert(argc > 0 && argc <= BACKEND_COMMAND_ARGS_MAX);
+    w->cb = cb;
+    w->data = data;
+    for (int i = 0; i < argc; i++) {
+        av[i] = argv[i];
+        al[i] = lens[i];
+        if (i >= key_from && b->key_prefix_len > 0) {
+            prefixed[i] = malloc(b->key_prefix_len + lens[i] + 1);
+            if (prefixed[i] == NULL) {
+                goto oom;
+            }
+            memcpy(prefixed[i], b->key_prefix, b->key_prefix_len);
+            memcpy(prefixed[i] + b->key_prefix_len, argv[i], lens[i]);
+            av[i] = prefixed[i];
+            al[i] = b->key_prefix_len + lens[i];
+        }
+    }
+    if (b->cluster != NULL && key_from >= argc) {
+        slot = UINT16_MAX;      /* keyless: nothing to route by */
+    } else if (b->cluster != NULL) {
+        /* A cluster sends it where its keys live, if they live in one
+         * slot (else CROSSSLOT, as Redis Cluster answers). */
+        has_slot = true;
+        slot = cluster_keyslot(av[key_from], al[key_from]);
+        for (int i = key_from + 1; i < argc; i++) {
+            if (cluster_keyslot(av[i], al[i]) != slot) {
+                has_slot = false;
+            }
+        }
+    }
+    len = redisFormatCommandArgv(&cmd, argc, av, al);
+    if (len < 0 || cmd == NULL) {
+        goto oom;
+    }
+    backend_command_encoded(b, cmd, (size_t)len, has_slot, slot, false, w,
+                            cb, data);
+    goto done;
+oom:
+    backend_waiter_append(b->oom, w);
+    backend_kick(b);
+done:
+    if (cmd != NULL) {
+        redisFreeCommand(cmd);
+    }
+    for (int i = 0; i < argc; i++) {
+        free(prefixed[i]);
+    }
 }
 
 void

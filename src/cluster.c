@@ -422,7 +422,7 @@ cluster_route(struct cluster *c, const void *key, size_t key_len,
     size_t plen = strlen(c->cfg->key_prefix);
     char small[512];
     char *full = small;
-    uint16_t slot, owner;
+    uint16_t slot;
 
     if (!c->have_map) {
         return c->down ? CLUSTER_ROUTE_DOWN : CLUSTER_ROUTE_WAIT;
@@ -442,7 +442,18 @@ cluster_route(struct cluster *c, const void *key, size_t key_len,
     } else {
         slot = cluster_keyslot(key, key_len);
     }
-    owner = c->map->owner[slot];
+    return cluster_route_slot(c, slot, node);
+}
+
+enum cluster_route
+cluster_route_slot(struct cluster *c, uint16_t slot, struct backend **node)
+{
+    uint16_t owner;
+
+    if (!c->have_map) {
+        return c->down ? CLUSTER_ROUTE_DOWN : CLUSTER_ROUTE_WAIT;
+    }
+    owner = c->map->owner[slot & (CLUSTER_SLOTS_COUNT - 1)];
     if (owner == CLUSTER_SLOTS_NONE) {
         return CLUSTER_ROUTE_UNCOVERED;
     }

@@ -55,6 +55,10 @@ void cluster_destroy(struct cluster *c);
 enum cluster_route cluster_route(struct cluster *c, const void *key,
                                  size_t key_len, struct backend **node);
 
+/* The node for a slot (a forwarded command's keys, prefix included). */
+enum cluster_route cluster_route_slot(struct cluster *c, uint16_t slot,
+                                      struct backend **node);
+
 /* Reads a node's error reply.  MOVED/ASK: *to is the node to ask (NULL
  * when it cannot be made); MOVED also updates the slot and asks for a
  * refresh.  from: the node that answered (for an address left empty).
