@@ -121,13 +121,29 @@ enum bench_kind {
     BENCH_INSERTS,
 };
 
-/* Runs kind in procs processes (slots 1..procs) at once; returns wall
- * seconds.  A process that saw a failure exits 1 and the bench stops. */
 static double
-bench_parallel(struct bench *b, int procs, enum bench_kind kind)
+bench_cpu_now(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) {
+        perror("clock_gettime");
+        exit(1);
+    }
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* Runs kind in procs processes (slots 1..procs) at once; returns wall
+ * seconds, and in *cpu_secs the CPU seconds they used together (on a
+ * shared machine, CPU time per operation shows what contention costs
+ * even when other load takes the CPUs away).  A process that saw a
+ * failure exits 1 and the bench stops. */
+static double
+bench_parallel(struct bench *b, int procs, enum bench_kind kind,
+               double *cpu_secs)
 {
     pid_t *pids = calloc((size_t) procs, sizeof(*pids));
-    int go[2];
+    int go[2], res[2];
     double start;
     char c = 'g';
 
@@ -135,7 +151,7 @@ bench_parallel(struct bench *b, int procs, enum bench_kind kind)
         fprintf(stderr, "out of memory\n");
         exit(1);
     }
-    if (pipe(go) != 0) {
+    if (pipe(go) != 0 || pipe(res) != 0) {
         perror("pipe");
         exit(1);
     }
@@ -147,13 +163,16 @@ bench_parallel(struct bench *b, int procs, enum bench_kind kind)
         }
         if (pids[p] == 0) {
             uint64_t failed;
+            double cpu;
             ssize_t n;
 
             close(go[1]);
+            close(res[0]);
             cache_attach(b->cache, (uint32_t) p + 1);
             do {
                 n = read(go[0], &c, 1);     /* start together */
             } while (n < 0 && errno == EINTR);
+            cpu = bench_cpu_now();
             if (kind == BENCH_INSERTS) {
                 /* Each process its own half of the spare keys. */
                 failed = bench_inserts(b, b->capacity + (uint64_t) p
@@ -163,10 +182,15 @@ bench_parallel(struct bench *b, int procs, enum bench_kind kind)
                 failed = bench_lookups(b, 0x9e3779b97f4a7c15u * (p + 1),
                                        kind == BENCH_HOT_LOOKUPS);
             }
+            cpu = bench_cpu_now() - cpu;
+            if (write(res[1], &cpu, sizeof(cpu)) != (ssize_t) sizeof(cpu)) {
+                _exit(1);
+            }
             _exit(failed == 0 ? 0 : 1);
         }
     }
     close(go[0]);
+    close(res[1]);
     start = bench_now();
     if (close(go[1]) != 0) {        /* EOF releases every child */
         perror("close");
@@ -182,6 +206,17 @@ bench_parallel(struct bench *b, int procs, enum bench_kind kind)
             exit(1);
         }
     }
+    *cpu_secs = 0;
+    for (int p = 0; p < procs; p++) {
+        double cpu;
+
+        if (read(res[0], &cpu, sizeof(cpu)) != (ssize_t) sizeof(cpu)) {
+            fprintf(stderr, "bench process %d sent no CPU time\n", p);
+            exit(1);
+        }
+        *cpu_secs += cpu;
+    }
+    close(res[0]);
     free(pids);
     return bench_now() - start;
 }
@@ -204,22 +239,59 @@ bench_cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median aggregate ops/s of runs runs of kind with procs processes. */
 static double
-bench_measure(struct bench *b, int procs, enum bench_kind kind, int runs)
+bench_median(double *v, int n)
 {
-    double rates[32];
+    qsort(v, (size_t) n, sizeof(v[0]), bench_cmp_double);
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Median aggregate ops/s of runs runs of kind with procs processes, and
+ * in *cpu_ns the median CPU nanoseconds per operation. */
+static double
+bench_measure(struct bench *b, int procs, enum bench_kind kind, int runs,
+              double *cpu_ns)
+{
+    double rates[32], cpu[32];
 
     for (int r = 0; r < runs; r++) {
+        double secs;
+
         if (kind != BENCH_HOT_LOOKUPS) {
             bench_fill(b);          /* lookups hit, inserts evict */
         }
-        rates[r] = (double) b->ops * procs
-                   / bench_parallel(b, procs, kind);
+        secs = bench_parallel(b, procs, kind, &cpu[r]);
+        rates[r] = (double) b->ops * procs / secs;
+        cpu[r] = cpu[r] * 1e9 / ((double) b->ops * procs);
     }
-    qsort(rates, (size_t) runs, sizeof(rates[0]), bench_cmp_double);
-    return runs % 2 == 1 ? rates[runs / 2]
-                         : (rates[runs / 2 - 1] + rates[runs / 2]) / 2;
+    *cpu_ns = bench_median(cpu, runs);
+    return bench_median(rates, runs);
+}
+
+/* The first three fields of /proc/loadavg and a newline, for the report:
+ * on a shared machine, figures mean little without the load they saw. */
+static const char *
+bench_loadavg(void)
+{
+    static char line[64];
+    FILE *f = fopen("/proc/loadavg", "re");
+    int fields = 0;
+
+    snprintf(line, sizeof(line), "unknown\n");
+    if (f == NULL) {
+        return line;
+    }
+    if (fgets(line, sizeof(line), f) != NULL) {
+        for (char *c = line; *c != '\0'; c++) {
+            if (*c == ' ' && ++fields == 3) {
+                c[0] = '\n';
+                c[1] = '\0';
+                break;
+            }
+        }
+    }
+    (void) fclose(f);
+    return line;
 }
 
 static void
@@ -307,20 +379,27 @@ main(int argc, char **argv)
     printf("capacity %u keys, key %d B, value %zu B, %ju ops per "
            "process, median of %d run%s\n", b.capacity, BENCH_KEY_BYTES - 1,
            b.value_bytes, (uintmax_t) b.ops, runs, runs > 1 ? "s" : "");
-    printf("%-20s %14s %14s %14s %8s\n", "workload", "1 process /s",
-           "N processes /s", "ns per op (N)", "N vs 1");
+    printf("load average before: %s", bench_loadavg());
+    printf("%-19s %13s %13s %7s %12s %12s\n", "workload", "1 process/s",
+           "N procs/s", "N vs 1", "CPU ns/op 1", "CPU ns/op N");
     for (size_t w = 0; w < sizeof(workloads) / sizeof(workloads[0]); w++) {
-        double one, many;
+        double one, many, cpu_one, cpu_many;
 
         bench_fill(&b);
-        one = bench_measure(&b, 1, workloads[w].kind, runs);
-        many = procs > 1 ? bench_measure(&b, procs, workloads[w].kind, runs)
-                         : one;
-        printf("%-20s %14.0f %14.0f %14.0f %7.2fx   (N = %d)\n",
-               workloads[w].name, one, many, 1e9 * procs / many,
-               many / one, procs);
+        one = bench_measure(&b, 1, workloads[w].kind, runs, &cpu_one);
+        many = cpu_many = 0;
+        if (procs > 1) {
+            many = bench_measure(&b, procs, workloads[w].kind, runs,
+                                 &cpu_many);
+        } else {
+            many = one;
+            cpu_many = cpu_one;
+        }
+        printf("%-19s %13.0f %13.0f %6.2fx %12.0f %12.0f\n",
+               workloads[w].name, one, many, many / one, cpu_one, cpu_many);
         fflush(stdout);
     }
+    printf("N = %d; load average after: %s", procs, bench_loadavg());
     cache_stats(b.cache, &stats);
     {
         char err[256];

@@ -7,6 +7,8 @@
  *   route table --no path--> 404
  *        |  method not allowed --> 405 + Allow
  *        v
+ *   /        -- status() --> 200, HTML (admin_status.c), rendered in
+ *               place as /metrics is
  *   /health  -- health() --> 200 | 503, JSON
  *   /metrics -- metrics() --> 200, body rendered in place (see below)
  *   /flush   -- flush() --> 204 | 503 busy
@@ -14,7 +16,8 @@
  *               204 | 503 busy
  *
  * Invariants: the caller's buffer is checked against ADMIN_REPLY_MIN
- * before any callback runs, and every reply but /metrics fits in that, so
+ * before any callback runs, and every reply but /metrics and / fits in
+ * that, so
  * the only reply that can ask for a bigger buffer is one with no side
  * effect.  A HEAD reply carries the headers its GET would, no body; a 204
  * carries neither body nor Content-Length (RFC 9110 section 8.6).
@@ -44,6 +47,7 @@ _Static_assert(ADMIN_HEAD_MAX < ADMIN_REPLY_MIN,
                "a /metrics body has room after the head");
 
 enum admin_action {
+    ADMIN_STATUS,
     ADMIN_HEALTH,
     ADMIN_METRICS,
     ADMIN_FLUSH,
@@ -60,6 +64,9 @@ static const struct admin_route {
     const char       *allow;        /* the Allow header on a 405 */
     enum admin_action action;
 } admin_routes[] = {
+    { "/", 1, false,
+      ADMIN_M(HTTP_METHOD_GET) | ADMIN_M(HTTP_METHOD_HEAD), "GET, HEAD",
+      ADMIN_STATUS },
     { "/health", 7, false,
       ADMIN_M(HTTP_METHOD_GET) | ADMIN_M(HTTP_METHOD_HEAD), "GET, HEAD",
       ADMIN_HEALTH },
@@ -73,6 +80,7 @@ static const struct admin_route {
 
 static const char admin_text[] = "text/plain; charset=utf-8";
 static const char admin_json[] = "application/json";
+static const char admin_html[] = "text/html; charset=utf-8";
 static const char admin_prometheus[] =
     "text/plain; version=0.0.4; charset=utf-8";
 
@@ -153,21 +161,42 @@ admin_action_reply(struct admin_reply *r, enum admin_action_rc rc)
     r->content_type = NULL;
 }
 
+/* The status page, as a renderer with /metrics' signature. */
 static size_t
-admin_metrics(const struct admin_request *req, const struct admin_ops *ops,
-              struct admin_reply *r, char *buf, size_t cap)
+admin_status_page(const struct admin_ops *ops, char *buf, size_t cap)
+{
+    struct admin_status st;
+
+    memset(&st, 0, sizeof(st));
+    st.version = "";
+    st.redis_addr = "";
+    ops->status(ops->ctx, &st);
+    return admin_status_html(&st, buf, cap);
+}
+
+/* A 200 whose body (/metrics or the status page) may be large: rendered
+ * straight into buf after room for the head, then slid down. */
+static size_t
+admin_big(const struct admin_request *req, const struct admin_ops *ops,
+          enum admin_action action, struct admin_reply *r, char *buf,
+          size_t cap)
 {
     char             head[ADMIN_HEAD_MAX];
     struct textbuf o = { .buf = head, .cap = sizeof(head), .len = 0 };
     size_t           room = cap - ADMIN_HEAD_MAX;
     size_t           body_len;
 
-    body_len = ops->metrics(ops->ctx, buf + ADMIN_HEAD_MAX, room);
+    if (action == ADMIN_METRICS) {
+        body_len = ops->metrics(ops->ctx, buf + ADMIN_HEAD_MAX, room);
+        r->content_type = admin_prometheus;
+    } else {
+        body_len = admin_status_page(ops, buf + ADMIN_HEAD_MAX, room);
+        r->content_type = admin_html;
+    }
     if (body_len >= room) {
         return ADMIN_HEAD_MAX + body_len + 1;
     }
     r->status = 200;
-    r->content_type = admin_prometheus;
     r->body_len = body_len;
     admin_head(&o, r, req->now);
     /* The head is a status line and a few fixed headers. */
@@ -254,7 +283,8 @@ admin_needs_health(const struct admin_request *req)
     const struct admin_route *route = admin_route_find(req->path,
                                                        req->path_len);
 
-    return route != NULL && route->action == ADMIN_HEALTH
+    return route != NULL
+           && (route->action == ADMIN_HEALTH || route->action == ADMIN_STATUS)
            && (route->methods & ADMIN_M(req->method)) != 0;
 }
 
@@ -285,8 +315,9 @@ admin_handle(const struct admin_request *req, const struct admin_ops *ops,
         case ADMIN_HEALTH:
             admin_health(ops, &r, json, sizeof(json));
             break;
+        case ADMIN_STATUS:
         case ADMIN_METRICS:
-            len = admin_metrics(req, ops, &r, buf, cap);
+            len = admin_big(req, ops, route->action, &r, buf, cap);
             if (len <= cap) {
                 *status = r.status;
             }

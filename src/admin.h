@@ -5,6 +5,7 @@
  * response this builds in its buffer.  No socket, clock, lock or logging
  * in here; the callbacks are where the cache and the metrics are touched.
  *
+ *   GET|HEAD /             200 text/html: the status page (admin_status.c)
  *   GET|HEAD /health       200 {"status":"ok","redis":"up",...}, or 503
  *                          {"status":"degraded","redis":"down",...}
  *   GET|HEAD /metrics      200 text/plain; version=0.0.4; charset=utf-8
@@ -28,6 +29,7 @@
 #include <time.h>
 
 #include "http_parser.h"
+#include "log.h"
 
 /* admin_handle() and admin_error() need at least this much buffer before
  * they do anything; every reply but /metrics fits in it. */
@@ -47,6 +49,45 @@ struct admin_health {
     uint64_t entries;                   /* cached entries now */
 };
 
+/* What the status page shows; filled by the status callback. */
+struct admin_status {
+    const char *version;                /* borrowed: static */
+    uint64_t    uptime_seconds;
+    uint32_t    workers_alive;
+    uint32_t    workers_configured;     /* --workers */
+    uint64_t    worker_restarts;
+    bool        redis_up;               /* last PING answered */
+    const char *redis_addr;             /* borrowed: as configured */
+    uint64_t    hits;
+    uint64_t    misses;
+    uint64_t    entries;
+    uint64_t    capacity_entries;
+    uint64_t    bytes;
+    uint64_t    capacity_bytes;
+    bool        poisoned;               /* cache bypassed, recovering */
+    int64_t     connections;
+    uint32_t    max_clients;
+    uint64_t    backend_unreachable;    /* rcp_backend_errors_total{kind} */
+    uint64_t    backend_timeout;
+    uint64_t    backend_reply;
+    uint64_t    backend_tls;
+    const char *errors[LOG_RECENT_MAX]; /* borrowed: last warn/error log
+                                           lines, newest first */
+    size_t      nerrors;
+};
+
+/*
+ * Renders the status page, a small HTML document with no script: each
+ * number sits in an element with a stable id (version, uptime, workers,
+ * redis, hit-ratio, entries, capacity-entries, bytes, capacity-bytes,
+ * connections, max-clients, cache, backend-errors, errors) so scripts
+ * and tests can read it, and it reads as text under curl too.  Log lines
+ * are HTML-escaped.  Returns the length, or the length needed when above
+ * cap (as snprintf; nothing is NUL-terminated).
+ */
+size_t admin_status_html(const struct admin_status *st, char *buf,
+                         size_t cap);
+
 /* Callbacks run synchronously inside admin_handle(), at most once each
  * per call, and never after it returns. */
 typedef enum admin_action_rc admin_flush_fn(void *ctx);
@@ -58,12 +99,16 @@ typedef void admin_health_fn(void *ctx, struct admin_health *out);
 /* Same contract as metrics_render(): renders into buf, returns the length;
  * the text is complete only when the return is below cap. */
 typedef size_t admin_metrics_fn(void *ctx, char *buf, size_t cap);
+/* Fills *out for the status page; the PING has settled, as for health.
+ * Pointers in *out must stay valid until admin_handle() returns. */
+typedef void admin_status_fn(void *ctx, struct admin_status *out);
 
 struct admin_ops {
     admin_flush_fn   *flush;
     admin_delete_fn  *delete_key;
     admin_health_fn  *health;
     admin_metrics_fn *metrics;
+    admin_status_fn  *status;
     void             *ctx;      /* borrowed: handed to every callback */
 };
 
@@ -88,8 +133,8 @@ struct admin_request {
  * Returns the response length (<= cap).  A return above cap means it did
  * not fit: call again with a buffer of at least the returned size.  That
  * happens only for cap < ADMIN_REPLY_MIN (checked before anything is
- * called or routed) or for /metrics (which has no side effect), so a
- * retry never repeats a flush or delete.
+ * called or routed) or for /metrics and / (which have no side effect),
+ * so a retry never repeats a flush or delete.
  *
  * The connection stays open after the reply exactly when req->keep_alive.
  */
@@ -97,7 +142,8 @@ size_t admin_handle(const struct admin_request *req,
                     const struct admin_ops *ops, char *buf, size_t cap,
                     int *status);
 
-/* True when req will call ops->health(): the caller, which learns
+/* True when req will call ops->health() or ops->status(): the caller,
+ * which learns
  * Redis' state asynchronously, asks Redis first and calls admin_handle()
  * once it knows. */
 bool admin_needs_health(const struct admin_request *req);

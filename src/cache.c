@@ -179,6 +179,8 @@
 /* Access records per worker slot: a reader whose ring is full applies
  * every ring (under the write side) before its next lookup. */
 #define CACHE_RING              256u
+/* How many records ahead an apply fetches the LRU neighbours. */
+#define CACHE_APPLY_AHEAD       4u
 
 enum cache_worker_state {
     CACHE_WORKER_IDLE = 0,
@@ -291,6 +293,8 @@ struct cache {
     struct cache_access_shm *rings;     /* borrowed: in the mapping */
     struct cache_access_shm *ring;      /* borrowed: this slot's ring */
     struct cache_cursor     *merge;     /* owned: worker_slots cursors */
+    uint32_t                *order;     /* owned: worker_slots x CACHE_RING
+                                           entry slots, merged */
     uint32_t                *buckets;   /* borrowed: in the mapping */
     struct cache_entry_shm  *entries;   /* borrowed: in the mapping */
     struct cache_arena_shm  *arena;     /* borrowed: in the mapping */
@@ -796,13 +800,16 @@ cache_cursor_sift(struct cache_cursor *heap, uint32_t n, uint32_t k)
  * and empties the rings.  Each record moves its entry to the head, so
  * afterwards the list is what splicing at each hit would have made.  The
  * merge is a binary heap of one cursor per non-empty ring, O(log rings)
- * per record, in this process's own cursor array.
+ * per record, in this process's own arrays; it writes the merged order
+ * out first, so the splices can fetch the entries a few records ahead
+ * (the readers are waiting meanwhile, so the misses must overlap).
  */
 static void
 cache_apply_locked(struct cache *cache)
 {
     struct cache_cursor *heap = cache->merge;
-    uint32_t n = 0;
+    uint32_t *order = cache->order;
+    uint32_t n = 0, m = 0;
 
     for (uint32_t s = 0; s < cache->worker_slots; s++) {
         uint32_t len = __atomic_load_n(&cache->workers[s].ring_len,
@@ -816,6 +823,9 @@ cache_apply_locked(struct cache *cache)
             n++;
         }
     }
+    if (n == 0) {
+        return;
+    }
     for (uint32_t k = n / 2; k-- > 0;) {
         cache_cursor_sift(heap, n, k);
     }
@@ -825,16 +835,34 @@ cache_apply_locked(struct cache *cache)
         uint32_t len = __atomic_load_n(&cache->workers[c->ring].ring_len,
                                        __ATOMIC_RELAXED);
 
-        cache_lru_touch_locked(cache, ring[c->pos].slot);
+        order[m] = ring[c->pos].slot;
+        __builtin_prefetch(&cache->entries[order[m]], 1);
+        m++;
         if (++c->pos < len) {
             c->stamp = ring[c->pos].stamp;
-            __builtin_prefetch(&cache->entries[ring[c->pos].slot], 1);
         } else {
             __atomic_store_n(&cache->workers[c->ring].ring_len, 0,
                              __ATOMIC_RELAXED);
             heap[0] = heap[--n];
         }
         cache_cursor_sift(heap, n, 0);
+    }
+    for (uint32_t j = 0; j < m; j++) {
+        if (j + CACHE_APPLY_AHEAD < m) {
+            /* Its line was asked for during the merge: fetch the
+             * neighbours its splice will write.  They may change before
+             * then; a prefetch of the wrong line costs only itself. */
+            const struct cache_entry_shm *a =
+                &cache->entries[order[j + CACHE_APPLY_AHEAD]];
+
+            if (a->lru_prev < cache->capacity) {
+                __builtin_prefetch(&cache->entries[a->lru_prev], 1);
+            }
+            if (a->lru_next < cache->capacity) {
+                __builtin_prefetch(&cache->entries[a->lru_next], 1);
+            }
+        }
+        cache_lru_touch_locked(cache, order[j]);
     }
 }
 
@@ -1066,15 +1094,15 @@ cache_create(const struct cache_params *params, struct cache **out)
         return -ENOMEM;
     }
     cache->merge = calloc(params->worker_slots, sizeof(*cache->merge));
-    if (cache->merge == NULL) {
-        free(cache);
-        return -ENOMEM;
+    cache->order = calloc((size_t) params->worker_slots * CACHE_RING,
+                          sizeof(*cache->order));
+    if (cache->merge == NULL || cache->order == NULL) {
+        rc = -ENOMEM;
+        goto fail;
     }
     rc = cache_map(off, &map);
     if (rc != 0) {
-        free(cache->merge);
-        free(cache);
-        return rc;
+        goto fail;
     }
 
     hdr = map;      /* fresh pages are zero: counters and slots start idle */
@@ -1105,6 +1133,12 @@ cache_create(const struct cache_params *params, struct cache **out)
     cache->worker->pid = (uint32_t) getpid();
     *out = cache;
     return 0;
+
+fail:
+    free(cache->merge);
+    free(cache->order);
+    free(cache);
+    return rc;
 }
 
 void
@@ -1119,6 +1153,7 @@ cache_destroy(struct cache *cache)
     assert(rc == 0);    /* only fails for a bad address: a bug here */
     (void) rc;
     free(cache->merge);
+    free(cache->order);
     free(cache);
 }
 

@@ -5,13 +5,24 @@
  * stderr, so lines from several workers sharing one stderr never
  * interleave mid-line (writes under PIPE_BUF are atomic on pipes).  A
  * line too long for the buffer is cut and ends in "...".
+ *
+ * Warn and error lines are also copied into the recent-problems ring
+ * (log.h) when the supervisor has made it.  The ring is LOG_RECENT_MAX
+ * slots in one shared mapping; a writer takes slot (next++ % MAX) with an
+ * atomic add, marks it busy (seq 0), copies the line and publishes
+ * seq = its ticket + 1.  A reader keeps a slot only when it reads the same
+ * non-zero seq before and after copying, so a slot rewritten meanwhile
+ * (by another process, or a writer that died half-way) is skipped, never
+ * shown torn.  No lock, so a worker dying anywhere cannot block anyone.
  */
 #include "rcp_autoconf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +31,21 @@
 #define LOG_LINE_MAX 2048
 
 enum log_level log_level_current = LOG_LEVEL_INFO;
+
+struct log_recent_slot_shm {
+    uint64_t seq;                       /* atomic: 0 busy or never used,
+                                           else the writer's ticket + 1 */
+    char     text[LOG_RECENT_TEXT];
+};
+
+struct log_recent_shm {
+    uint64_t                   next;    /* atomic: tickets handed out */
+    struct log_recent_slot_shm slots[LOG_RECENT_MAX];
+};
+
+/* borrowed: the shared mapping, never unmapped (it lives as long as the
+ * process); NULL until log_recent_create(). */
+static struct log_recent_shm *log_recent;
 
 static char log_role[32] = "supervisor";
 static int  log_timestamps = 1;
@@ -67,6 +93,73 @@ log_level_name(enum log_level level)
     return log_level_names[level];
 }
 
+int
+log_recent_create(void)
+{
+    void *p;
+
+    if (log_recent != NULL) {
+        return 0;
+    }
+    p = mmap(NULL, sizeof(*log_recent), PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return -errno;
+    }
+    log_recent = p;                     /* zero-filled: every slot unused */
+    return 0;
+}
+
+static void
+log_recent_record(const char *line, size_t len)
+{
+    struct log_recent_slot_shm *slot;
+    uint64_t                    ticket;
+
+    ticket = __atomic_fetch_add(&log_recent->next, 1, __ATOMIC_RELAXED);
+    slot = &log_recent->slots[ticket % LOG_RECENT_MAX];
+    __atomic_store_n(&slot->seq, 0, __ATOMIC_RELAXED);
+    /* The busy mark is visible before any byte of the new text. */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    if (len >= sizeof(slot->text)) {
+        len = sizeof(slot->text) - 1;
+    }
+    memcpy(slot->text, line, len);
+    slot->text[len] = '\0';
+    __atomic_store_n(&slot->seq, ticket + 1, __ATOMIC_RELEASE);
+}
+
+size_t
+log_recent_read(struct log_recent_line *out, size_t max)
+{
+    uint64_t next;
+    size_t   n = 0;
+
+    if (log_recent == NULL) {
+        return 0;
+    }
+    next = __atomic_load_n(&log_recent->next, __ATOMIC_ACQUIRE);
+    for (uint64_t i = 0; i < LOG_RECENT_MAX && i < next && n < max; i++) {
+        uint64_t                    ticket = next - 1 - i;
+        struct log_recent_slot_shm *slot =
+            &log_recent->slots[ticket % LOG_RECENT_MAX];
+        uint64_t                    seq;
+
+        seq = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+        if (seq != ticket + 1) {
+            continue;           /* busy, or already reused by a newer one */
+        }
+        memcpy(out[n].text, slot->text, sizeof(out[n].text));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&slot->seq, __ATOMIC_RELAXED) != seq) {
+            continue;                   /* rewritten while we copied */
+        }
+        out[n].text[sizeof(out[n].text) - 1] = '\0';
+        n++;
+    }
+    return n;
+}
+
 void
 log_write(enum log_level level, const char *fmt, ...)
 {
@@ -104,6 +197,9 @@ log_write(enum log_level level, const char *fmt, ...)
         n += 3;
     } else {
         n += (size_t) rc;
+    }
+    if (log_recent != NULL && level <= LOG_LEVEL_WARN) {
+        log_recent_record(line, n);
     }
     line[n++] = '\n';
 

@@ -34,6 +34,29 @@ const char *log_level_name(enum log_level level);
 void log_write(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * The recent-problems ring: the last LOG_RECENT_MAX warn and error lines
+ * of every process, for the admin status page.  log_recent_create() maps
+ * it MAP_SHARED and anonymous; the supervisor calls it once before
+ * forking, so every worker writes into the same ring.  Until then (and in
+ * tests that never call it) nothing is recorded.  Writers never block:
+ * each claims the next slot with an atomic add; a reader skips a slot
+ * being rewritten under it.
+ */
+#define LOG_RECENT_MAX  8
+#define LOG_RECENT_TEXT 240     /* bytes kept of a line, NUL included */
+
+struct log_recent_line {
+    char text[LOG_RECENT_TEXT];     /* the whole line, as on stderr, no
+                                       newline, cut to fit */
+};
+
+/* 0 or -errno (mmap).  A second call is a no-op. */
+int log_recent_create(void);
+/* Copies up to max recorded lines, newest first, into out; returns the
+ * count. */
+size_t log_recent_read(struct log_recent_line *out, size_t max);
+
 #define log_error(...)                                                     \
     do {                                                                   \
         if (log_level_current >= LOG_LEVEL_ERROR) {                        \

@@ -1256,6 +1256,63 @@ supervisor_admin_metrics(void *ctx, char *buf, size_t cap)
     return metrics_render(s->metrics, &cs, &info, buf, cap);
 }
 
+/* The status page's copies of the recent log lines and of the Redis
+ * address; admin_handle() reads them before the callback's caller
+ * returns, and the supervisor runs one callback at a time. */
+static struct log_recent_line supervisor_recent[LOG_RECENT_MAX];
+static char                   supervisor_redis_addr[CONFIG_PATH_MAX + 8];
+
+static void
+supervisor_admin_status(void *ctx, struct admin_status *out)
+{
+    struct admin_conn      *c = ctx;
+    struct supervisor      *s = c->sup;
+    struct cache_stats      cs;
+    struct metrics_slot_shm sum;
+    struct timespec         ts;
+    double                  now;
+    const struct config_redis *r = &s->cfg.redis;
+
+    cache_stats(s->cache, &cs);
+    metrics_sum(s->metrics, &sum);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+    if (r->is_unix) {
+        snprintf(supervisor_redis_addr, sizeof(supervisor_redis_addr),
+                 "unix:%s", r->path);
+    } else {
+        snprintf(supervisor_redis_addr, sizeof(supervisor_redis_addr),
+                 strchr(r->host, ':') != NULL ? "[%s]:%u" : "%s:%u",
+                 r->host, (unsigned) r->port);
+    }
+    out->version = PACKAGE_VERSION;
+    out->uptime_seconds = now > s->start_time
+                          ? (uint64_t) (now - s->start_time) : 0;
+    out->workers_alive = supervisor_alive(s);
+    out->workers_configured = s->cfg.workers;
+    out->worker_restarts = s->restarts;
+    out->redis_up = c->health != NULL && c->health->redis_up;
+    out->redis_addr = supervisor_redis_addr;
+    out->hits = cs.hits;
+    out->misses = cs.misses;
+    out->entries = cs.entries;
+    out->capacity_entries = cs.capacity_entries;
+    out->bytes = cs.bytes;
+    out->capacity_bytes = cs.capacity_bytes;
+    out->poisoned = cs.poisoned;
+    out->connections = sum.connections;
+    out->max_clients = s->cfg.max_clients;
+    out->backend_unreachable =
+        sum.backend_errors[METRICS_BACKEND_UNREACHABLE];
+    out->backend_timeout = sum.backend_errors[METRICS_BACKEND_TIMEOUT];
+    out->backend_reply = sum.backend_errors[METRICS_BACKEND_REPLY];
+    out->backend_tls = sum.backend_errors[METRICS_BACKEND_TLS];
+    out->nerrors = log_recent_read(supervisor_recent, LOG_RECENT_MAX);
+    for (size_t i = 0; i < out->nerrors; i++) {
+        out->errors[i] = supervisor_recent[i].text;
+    }
+}
+
 /* Answers the parsed request in c->req; the PING for /health is done. */
 static struct admin_request
 supervisor_admin_request(const struct admin_conn *c)
@@ -1280,6 +1337,7 @@ supervisor_admin_answer(struct admin_conn *c)
         .delete_key = supervisor_admin_delete,
         .health = supervisor_admin_health,
         .metrics = supervisor_admin_metrics,
+        .status = supervisor_admin_status,
         .ctx = c,
     };
     size_t               cap = 16384;
@@ -1839,6 +1897,12 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
                   strerror(-rc));
         s->exit_status = 1;
         goto out;
+    }
+    /* Before any fork, so workers' warnings reach the status page. */
+    rc = log_recent_create();
+    if (rc != 0) {
+        log_warn("log_recent_create() failed: %s; the status page will "
+                 "show no recent errors", strerror(-rc));
     }
     rc = metrics_create(s->nslots, &s->metrics);
     if (rc != 0) {

@@ -3,7 +3,9 @@
  * Allow, Content-Type, body), the health JSON with Redis up and down, the
  * keys flush and delete receive (decoded, any byte), busy-cache replies,
  * and the buffer contract (nothing runs below ADMIN_REPLY_MIN; /metrics
- * asks for more and a retry gives the whole text).
+ * asks for more and a retry gives the whole text), and the status page's
+ * HTML: each number in its element, log lines escaped, a long page asks
+ * for a bigger buffer.
  *
  * Every reply is parsed back and checked for HTTP/1.1 framing: status line,
  * Content-Length equal to the body sent (none on HEAD, none at all on 204)
@@ -30,6 +32,8 @@ struct fake {
     int                  deletes;
     int                  healths;
     int                  renders;
+    int                  statuses;
+    struct admin_status  status;
     enum admin_action_rc flush_rc;
     enum admin_action_rc delete_rc;
     struct admin_health  health;
@@ -83,11 +87,21 @@ fake_metrics(void *ctx, char *buf, size_t cap)
     return (size_t) n;
 }
 
+static void
+fake_status(void *ctx, struct admin_status *out)
+{
+    struct fake *f = ctx;
+
+    f->statuses++;
+    *out = f->status;
+}
+
 static const struct admin_ops fake_ops = {
     .flush = fake_flush,
     .delete_key = fake_delete,
     .health = fake_health,
     .metrics = fake_metrics,
+    .status = fake_status,
     .ctx = &fake,
 };
 
@@ -102,6 +116,15 @@ setup(void)
     };
     fake.metrics_text = "# HELP rcp_workers x\n# TYPE rcp_workers gauge\n"
                         "rcp_workers 3\n";
+    fake.status = (struct admin_status) {
+        .version = "0.1.0", .uptime_seconds = 3725, .workers_alive = 2,
+        .workers_configured = 2, .worker_restarts = 1, .redis_up = true,
+        .redis_addr = "127.0.0.1:6379", .hits = 3, .misses = 1,
+        .entries = 42, .capacity_entries = 10000, .bytes = 4200,
+        .capacity_bytes = 67108864, .connections = 5, .max_clients = 1024,
+        .backend_unreachable = 7, .backend_timeout = 8, .backend_reply = 9,
+        .backend_tls = 10,
+    };
     memset(reply, 0, sizeof(reply));
 }
 
@@ -175,6 +198,7 @@ handle(enum http_method method, const char *path, bool keep_alive,
 static const char prom[] = "text/plain; version=0.0.4; charset=utf-8";
 static const char json[] = "application/json";
 static const char text[] = "text/plain; charset=utf-8";
+static const char html[] = "text/html; charset=utf-8";
 
 static const struct route_case {
     enum http_method method;
@@ -231,7 +255,14 @@ static const struct route_case {
       "HEAD flush: 405 without a body" },
     { HTTP_METHOD_DELETE, "/flush", 405, "POST", text, "method not allowed",
       0, 0, "DELETE flush" },
-    { HTTP_METHOD_GET, "/", 404, NULL, text, "not found", 0, 0, "root" },
+    { HTTP_METHOD_GET, "/", 200, NULL, html, "<h1>redis-cache-proxy</h1>",
+      0, 0, "the status page" },
+    { HTTP_METHOD_HEAD, "/", 200, NULL, html, NULL, 0, 0,
+      "HEAD status page" },
+    { HTTP_METHOD_POST, "/", 405, "GET, HEAD", text, "method not allowed",
+      0, 0, "the status page is read-only" },
+    { HTTP_METHOD_GET, "//", 404, NULL, text, "not found", 0, 0,
+      "root matches exactly" },
     { HTTP_METHOD_GET, "/health/", 404, NULL, text, "not found", 0, 0,
       "trailing slash" },
     { HTTP_METHOD_GET, "/HEALTH", 404, NULL, text, "not found", 0, 0,
@@ -320,7 +351,8 @@ END_TEST
 
 START_TEST(head_length_is_the_get_length)
 {
-    static const char *const paths[] = { "/health", "/metrics", "/nothing" };
+    static const char *const paths[] = { "/health", "/metrics", "/nothing",
+                                         "/" };
     char                     get_len[32];
     char                     head_len[32];
     struct parsed            p;
@@ -575,6 +607,9 @@ static const struct needs_health_case {
     { HTTP_METHOD_HEAD, "/health", true, "HEAD /health asks Redis too" },
     { HTTP_METHOD_POST, "/health", false, "405: no need to ask" },
     { HTTP_METHOD_GET, "/metrics", false, "other routes answer at once" },
+    { HTTP_METHOD_GET, "/", true, "the status page shows Redis' state" },
+    { HTTP_METHOD_HEAD, "/", true, "HEAD / as GET /" },
+    { HTTP_METHOD_POST, "/", false, "405 on the status page" },
     { HTTP_METHOD_GET, "/h%65alth", false, "paths match as sent" },
     { HTTP_METHOD_GET, "/healthz", false, "no prefix match" },
 };
@@ -589,6 +624,133 @@ START_TEST(test_needs_health)
     };
 
     ck_assert_msg(admin_needs_health(&req) == tc->needs, "%s", tc->why);
+}
+END_TEST
+
+/* ---- status page --------------------------------------------------------- */
+
+static const char *
+status_page(void)
+{
+    static char page[REPLY_CAP];
+    size_t      n = admin_status_html(&fake.status, page, sizeof(page) - 1);
+
+    ck_assert_uint_lt(n, sizeof(page) - 1);
+    page[n] = '\0';
+    return page;
+}
+
+static void
+assert_has(const char *page, const char *want)
+{
+    ck_assert_msg(strstr(page, want) != NULL, "page lacks %s:\n%s", want,
+                  page);
+}
+
+static const struct status_case {
+    const char *want;               /* substring of the page */
+    const char *why;
+} status_cases[] = {
+    { "<td id=\"version\">0.1.0</td>", "version" },
+    { "<td id=\"uptime\" data-seconds=\"3725\">1h 2m 5s</td>", "uptime" },
+    { "<span id=\"workers\">2</span> of 2 running", "workers" },
+    { "<span id=\"restarts\">1</span> restarted", "restarts" },
+    { "<span id=\"redis\" class=\"up\">up</span> 127.0.0.1:6379",
+      "Redis state and address" },
+    { "data-hits=\"3\" data-misses=\"1\">75.0%</td>", "hit ratio" },
+    { "<span id=\"entries\">42</span> of <span id=\"capacity-entries\">"
+      "10000</span> (0.4%)", "entries against capacity" },
+    { "<span id=\"bytes\">4200</span> of <span id=\"capacity-bytes\">"
+      "67108864</span>", "bytes against capacity" },
+    { "<span id=\"connections\">5</span> of <span id=\"max-clients\">"
+      "1024</span>", "connections against max-clients" },
+    { "<td id=\"cache\" class=\"up\">ok</td>", "cache state" },
+    { "unreachable <span id=\"errors-unreachable\">7</span>, timeout "
+      "<span id=\"errors-timeout\">8</span>, reply <span "
+      "id=\"errors-reply\">9</span>, tls <span id=\"errors-tls\">10</span>",
+      "backend errors by kind" },
+    { "<p id=\"errors\" class=\"none\">none since start</p>",
+      "no error yet" },
+    { "<a href=\"/metrics\">", "links to the machine-readable pages" },
+};
+
+START_TEST(status_shows_each_number)
+{
+    assert_has(status_page(), status_cases[_i].want);
+}
+END_TEST
+
+START_TEST(status_has_no_script)
+{
+    const char *page = status_page();
+
+    ck_assert_ptr_null(strstr(page, "<script"));
+    ck_assert_ptr_null(strstr(page, "http://"));   /* loads nothing */
+    ck_assert_ptr_null(strstr(page, "https://"));
+}
+END_TEST
+
+START_TEST(status_redis_down_and_poisoned)
+{
+    const char *page;
+
+    fake.status.redis_up = false;
+    fake.status.poisoned = true;
+    fake.status.hits = 0;
+    fake.status.misses = 0;
+    fake.status.uptime_seconds = 2 * 86400 + 3 * 3600 + 4 * 60 + 5;
+    page = status_page();
+    assert_has(page, "<span id=\"redis\" class=\"down\">down</span>");
+    assert_has(page, "<td id=\"cache\" class=\"down\">poisoned");
+    assert_has(page, "data-misses=\"0\">no lookups yet</td>");
+    assert_has(page, ">2d 3h 4m</td>");
+}
+END_TEST
+
+START_TEST(status_errors_are_escaped_newest_first)
+{
+    const char *page;
+
+    fake.status.errors[0] = "warn worker 1[9]: redis <x> & \"y\"";
+    fake.status.errors[1] = "error supervisor[8]: older";
+    fake.status.nerrors = 2;
+    page = status_page();
+    assert_has(page, "<ol id=\"errors\">\n<li>warn worker 1[9]: redis "
+                     "&lt;x&gt; &amp; &quot;y&quot;</li>\n"
+                     "<li>error supervisor[8]: older</li>\n</ol>");
+    ck_assert_ptr_null(strstr(page, "<x>"));
+}
+END_TEST
+
+START_TEST(status_big_page_asks_for_more_then_fits)
+{
+    static char line[LOG_RECENT_TEXT];
+    char       *buf;
+    size_t      need;
+    size_t      len;
+    int         status = -1;
+    struct admin_request req = {
+        .method = HTTP_METHOD_GET, .path = "/", .path_len = 1,
+        .keep_alive = true, .now = RFC_EXAMPLE_TIME,
+    };
+
+    /* Every byte escaped at its longest: the page passes 16 KiB. */
+    memset(line, '"', sizeof(line) - 1);
+    for (size_t i = 0; i < LOG_RECENT_MAX; i++) {
+        fake.status.errors[i] = line;
+    }
+    fake.status.nerrors = LOG_RECENT_MAX;
+    buf = malloc(REPLY_CAP);
+    ck_assert_ptr_nonnull(buf);
+    need = admin_handle(&req, &fake_ops, buf, 4096, &status);
+    ck_assert_uint_gt(need, 4096);
+    ck_assert_int_eq(status, -1);
+    len = admin_handle(&req, &fake_ops, buf, need, &status);
+    ck_assert_uint_le(len, need);
+    ck_assert_int_eq(status, 200);
+    ck_assert_int_eq(fake.flushes + fake.deletes, 0);
+    ck_assert(len > 6 && memcmp(buf + len - 8, "</html>\n", 8) == 0);
+    free(buf);
 }
 END_TEST
 
@@ -632,6 +794,16 @@ admin_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, small_buffer_runs_nothing);
     tcase_add_loop_test(tc, big_metrics_asks_for_more_then_fits, 0, 2);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("status_page");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_loop_test(tc, status_shows_each_number, 0,
+                        sizeof(status_cases) / sizeof(*status_cases));
+    tcase_add_test(tc, status_has_no_script);
+    tcase_add_test(tc, status_redis_down_and_poisoned);
+    tcase_add_test(tc, status_errors_are_escaped_newest_first);
+    tcase_add_test(tc, status_big_page_asks_for_more_then_fits);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("parser_errors");
