@@ -424,6 +424,7 @@ worker_conn_close(struct conn *c)
     }
     backend_cancel(&c->waiter);
     worker_resp_mget_free(c);
+    worker_resp_pipeline_free(c);
     event_io_stop(&w->loop, &c->io);
     event_timer_stop(&w->loop, &c->timer);
     if (close(c->fd) != 0) {
@@ -449,6 +450,18 @@ worker_before_poll(struct event_loop *loop, void *arg)
 {
     struct worker *w = arg;
 
+    /* Connections answered by backend callbacks during this iteration:
+     * one write each, for all their answers. */
+    while (w->run_list != NULL) {
+        struct conn *c = w->run_list;
+
+        w->run_list = c->run_next;
+        c->run_next = NULL;
+        c->scheduled = false;
+        if (c->state != CONN_CLOSED && c->state != CONN_FREE) {
+            worker_conn_run(c);
+        }
+    }
     if (buf_pending(&w->access) > 0) {
         worker_access_flush(w);
     }
@@ -776,6 +789,18 @@ worker_conn_run(struct conn *c)
             || (c->requests == answered && !blocked)) {
             return;
         }
+    }
+}
+
+void
+worker_conn_schedule(struct conn *c)
+{
+    struct worker *w = c->worker;
+
+    if (!c->scheduled) {
+        c->scheduled = true;
+        c->run_next = w->run_list;
+        w->run_list = c;
     }
 }
 

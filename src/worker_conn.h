@@ -4,10 +4,12 @@
  * I/O, access log), worker_http.c (HTTP requests) and worker_resp.c
  * (RESP commands).  Nothing outside those three includes this.
  *
- * Invariants: a connection has at most one request waiting on the
- * backend and parses nothing further until it is answered; its slot goes
- * back to the pool only in before_poll, once no callback of the current
- * iteration can still hold it.
+ * Invariants: an HTTP connection has at most one request waiting on the
+ * backend and parses nothing further until it is answered; a RESP
+ * connection may have up to RESP_PIPELINE_MAX GETs waiting, answered in
+ * order (worker_resp_pipeline.c).  A slot goes back to the pool only in
+ * before_poll, once no callback of the current iteration can still hold
+ * it.
  */
 #ifndef RCP_WORKER_CONN_H
 #define RCP_WORKER_CONN_H
@@ -51,6 +53,9 @@
 #define RESP_CONN_IN_MAX       (4 * 1024 * 1024)
 /* Most arguments in one RESP command (MGET of 4095 keys). */
 #define RESP_CONN_ARGV_MAX     4096
+/* Most GETs of one RESP connection whose answers are held back at once
+ * (worker_resp_pipeline.c): past it, parsing pauses. */
+#define RESP_PIPELINE_MAX      64
 
 enum conn_proto {
     CONN_HTTP = 0,
@@ -86,6 +91,22 @@ struct resp_mget_item {
     bool                  fetch;        /* a miss: asked of the backend */
     size_t                off;          /* of the value in values */
     size_t                len;
+};
+
+/* One GET of a RESP pipeline whose answer cannot go out yet: a miss
+ * waiting on the backend, or an answer that came before its turn. */
+struct resp_pending {
+    struct backend_waiter waiter;       /* linked while fetching */
+    struct conn          *conn;         /* borrowed: the owner */
+    bool                  done;         /* answered: in answer, or
+                                           already in out at the head */
+    struct buf            answer;       /* owned */
+    const char           *log_resp;     /* for the access log and ... */
+    const char           *log_cache;
+    uint64_t              log_bytes;
+    uint64_t              log_start_us;
+    size_t                log_req_len;  /* 0 without an access log */
+    char                  log_req[100]; /* "GET key", cut */
 };
 
 struct resp_mget {
@@ -132,6 +153,13 @@ struct conn {
     size_t                resp_argc;    /* of the command being answered */
     struct resp_mget     *mget;         /* owned: MGET in progress */
     struct resp_session   session;      /* RESP: AUTH, MULTI, name */
+    struct resp_pending  *resp_q;       /* owned: RESP_PIPELINE_MAX ring,
+                                           or NULL until a miss */
+    uint32_t              resp_q_head;
+    uint32_t              resp_q_len;   /* entries not yet answered */
+    size_t                resp_q_bytes; /* answer bytes held in them */
+    bool                  scheduled;    /* on the worker's run list */
+    struct conn          *run_next;     /* run list */
     enum conn_proxy       proxy;
     struct conn          *next;         /* pool / closed list */
 };
@@ -155,6 +183,7 @@ struct worker {
     struct conn         *conns;         /* owned: max_clients slots */
     struct conn         *free_list;
     struct conn         *closed_list;   /* back to the pool in before_poll */
+    struct conn         *run_list;      /* run in before_poll */
     size_t               open_conns;
     uint64_t             client_ids;    /* RESP connections opened */
     struct access        acl;           /* owned: who may read what */
@@ -191,6 +220,9 @@ void   worker_conn_consume(struct conn *c, size_t n);
 void   worker_conn_process(struct conn *c);
 /* process + flush until nothing more can be answered now. */
 void   worker_conn_run(struct conn *c);
+/* worker_conn_run, once, before the loop next waits: from backend
+ * callbacks, so that many answers at once cost one write. */
+void   worker_conn_schedule(struct conn *c);
 void   worker_access_log(struct conn *c, const char *req, size_t req_len);
 /* Marks when a request was parsed, for the access log's duration. */
 void   worker_access_start(struct conn *c);
@@ -205,6 +237,20 @@ void   worker_resp_process(struct conn *c);
 void   worker_resp_mget_free(struct conn *c);
 void   worker_resp_count(struct conn *c, enum metrics_code code);
 
+/* worker_resp_pipeline.c */
+bool   worker_resp_pipeline_busy(const struct conn *c);
+bool   worker_resp_pipeline_full(const struct conn *c);
+/* Queues GET key behind the answers still due: a hit (when try_cache)
+ * is copied into its entry, a miss asked of the backend, and the
+ * connection is then WAITING.  0 or -ENOMEM. */
+int    worker_resp_pipeline_get(struct conn *c, const char *key,
+                                size_t key_len, bool try_cache);
+/* Cancels and frees the ring (the connection closes). */
+void   worker_resp_pipeline_free(struct conn *c);
+/* Appends key's cached value to b as a bulk string, counted; true on a
+ * hit. */
+bool   worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
+                            size_t key_len);
 /* worker_acl.c */
 int    worker_acl_init(struct worker *w);
 void   worker_acl_fini(struct worker *w);
