@@ -536,7 +536,7 @@ backend_fetch_send(struct backend_fetch *f)
             return rc;
         }
         backend_queue_push(&b->fifo, f, BACKEND_LIST_FIFO);
-        backend_watch(b);
+        backend_watch(b, was_idle);
         return 0;
     }
     if (b->key_prefix_len > 0) {
