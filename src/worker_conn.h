@@ -236,6 +236,13 @@ void   worker_http_error(struct conn *c, int status, bool fatal);
 void   worker_resp_process(struct conn *c);
 void   worker_resp_mget_free(struct conn *c);
 void   worker_resp_count(struct conn *c, enum metrics_code code);
+/* The command waiting on the backend is answered: drop it, go on. */
+void   worker_resp_done(struct conn *c);
+
+/* worker_resp_forward.c: sends cmd to Redis uncached; the connection
+ * WAITs and the callback answers with Redis' reply as it is.  False
+ * when answered at once instead (an error; or closed, no memory). */
+bool   worker_resp_forward(struct conn *c, const struct resp_command *cmd);
 
 /* worker_resp_pipeline.c */
 bool   worker_resp_pipeline_busy(const struct conn *c);
