@@ -4,10 +4,12 @@
  * I/O, access log), worker_http.c (HTTP requests) and worker_resp.c
  * (RESP commands).  Nothing outside those three includes this.
  *
- * Invariants: a connection has at most one request waiting on the
- * backend and parses nothing further until it is answered; its slot goes
- * back to the pool only in before_poll, once no callback of the current
- * iteration can still hold it.
+ * Invariants: an HTTP connection has at most one request waiting on the
+ * backend and parses nothing further until it is answered; a RESP
+ * connection may have up to RESP_PIPELINE_MAX GETs waiting, answered in
+ * order (worker_resp_pipeline.c).  A slot goes back to the pool only in
+ * before_poll, once no callback of the current iteration can still hold
+ * it.
  */
 #ifndef RCP_WORKER_CONN_H
 #define RCP_WORKER_CONN_H
@@ -51,6 +53,9 @@
 #define RESP_CONN_IN_MAX       (4 * 1024 * 1024)
 /* Most arguments in one RESP command (MGET of 4095 keys). */
 #define RESP_CONN_ARGV_MAX     4096
+/* Most GETs of one RESP connection whose answers are held back at once
+ * (worker_resp_pipeline.c): past it, parsing pauses. */
+#define RESP_PIPELINE_MAX      64
 
 enum conn_proto {
     CONN_HTTP = 0,
@@ -88,6 +93,22 @@ struct resp_mget_item {
     size_t                len;
 };
 
+/* One GET of a RESP pipeline whose answer cannot go out yet: a miss
+ * waiting on the backend, or an answer that came before its turn. */
+struct resp_pending {
+    struct backend_waiter waiter;       /* linked while fetching */
+    struct conn          *conn;         /* borrowed: the owner */
+    bool                  done;         /* answered: in answer, or
+                                           already in out at the head */
+    struct buf            answer;       /* owned */
+    const char           *log_resp;     /* for the access log and ... */
+    const char           *log_cache;
+    uint64_t              log_bytes;
+    uint64_t              log_start_us;
+    size_t                log_req_len;  /* 0 without an access log */
+    char                  log_req[100]; /* "GET key", cut */
+};
+
 struct resp_mget {
     struct conn          *conn;         /* borrowed: the owner */
     size_t                n;
@@ -107,6 +128,13 @@ struct conn {
                                            always 0, answered requests are
                                            cut off the front */
     struct buf            out;          /* owned: answers not yet sent */
+    struct value         *out_value;    /* owned ref, or NULL: a large
+                                           value sent from the one copy
+                                           its clients share, in place
+                                           at out.data[out_value_at] */
+    size_t                out_value_at; /* out offset: bytes before it go
+                                           first, bytes from it after */
+    size_t                out_value_sent; /* of out_value, written */
     uint64_t              request_start_ms; /* first byte of the request */
     uint64_t              activity_ms;  /* last read or write progress */
     bool                  close_after_write;
@@ -132,6 +160,13 @@ struct conn {
     size_t                resp_argc;    /* of the command being answered */
     struct resp_mget     *mget;         /* owned: MGET in progress */
     struct resp_session   session;      /* RESP: AUTH, MULTI, name */
+    struct resp_pending  *resp_q;       /* owned: RESP_PIPELINE_MAX ring,
+                                           or NULL until a miss */
+    uint32_t              resp_q_head;
+    uint32_t              resp_q_len;   /* entries not yet answered */
+    size_t                resp_q_bytes; /* answer bytes held in them */
+    bool                  scheduled;    /* on the worker's run list */
+    struct conn          *run_next;     /* run list */
     enum conn_proxy       proxy;
     struct conn          *next;         /* pool / closed list */
 };
@@ -155,6 +190,7 @@ struct worker {
     struct conn         *conns;         /* owned: max_clients slots */
     struct conn         *free_list;
     struct conn         *closed_list;   /* back to the pool in before_poll */
+    struct conn         *run_list;      /* run in before_poll */
     size_t               open_conns;
     uint64_t             client_ids;    /* RESP connections opened */
     struct access        acl;           /* owned: who may read what */
@@ -174,6 +210,11 @@ const char *worker_date(struct worker *w);
 int    worker_conn_out_reserve(struct conn *c, size_t n);
 int    worker_conn_append(struct conn *c, const void *data, size_t len);
 size_t worker_conn_unsent(const struct conn *c);
+/* Appends v's bytes to the output: for a large value, by reference (the
+ * shared copy is written out from where it is, incrementally, and no
+ * client holds another); otherwise, or when one is already attached, by
+ * copy.  0 or -ENOMEM. */
+int    worker_conn_append_value(struct conn *c, struct value *v);
 /* Copies key's cached value into b at b->len + head_room, leaving room
  * for tail_room bytes after it; b->len is not moved.  True on a hit
  * (lk->value_len, lk->age_ms set); false on a miss, an expired entry, a
@@ -191,6 +232,9 @@ void   worker_conn_consume(struct conn *c, size_t n);
 void   worker_conn_process(struct conn *c);
 /* process + flush until nothing more can be answered now. */
 void   worker_conn_run(struct conn *c);
+/* worker_conn_run, once, before the loop next waits: from backend
+ * callbacks, so that many answers at once cost one write. */
+void   worker_conn_schedule(struct conn *c);
 void   worker_access_log(struct conn *c, const char *req, size_t req_len);
 /* Marks when a request was parsed, for the access log's duration. */
 void   worker_access_start(struct conn *c);
@@ -204,7 +248,28 @@ void   worker_http_error(struct conn *c, int status, bool fatal);
 void   worker_resp_process(struct conn *c);
 void   worker_resp_mget_free(struct conn *c);
 void   worker_resp_count(struct conn *c, enum metrics_code code);
+/* The command waiting on the backend is answered: drop it, go on. */
+void   worker_resp_done(struct conn *c);
 
+/* worker_resp_forward.c: sends cmd to Redis uncached; the connection
+ * WAITs and the callback answers with Redis' reply as it is.  False
+ * when answered at once instead (an error; or closed, no memory). */
+bool   worker_resp_forward(struct conn *c, const struct resp_command *cmd);
+
+/* worker_resp_pipeline.c */
+bool   worker_resp_pipeline_busy(const struct conn *c);
+bool   worker_resp_pipeline_full(const struct conn *c);
+/* Queues GET key behind the answers still due: a hit (when try_cache)
+ * is copied into its entry, a miss asked of the backend, and the
+ * connection is then WAITING.  0 or -ENOMEM. */
+int    worker_resp_pipeline_get(struct conn *c, const char *key,
+                                size_t key_len, bool try_cache);
+/* Cancels and frees the ring (the connection closes). */
+void   worker_resp_pipeline_free(struct conn *c);
+/* Appends key's cached value to b as a bulk string, counted; true on a
+ * hit. */
+bool   worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
+                            size_t key_len);
 /* worker_acl.c */
 int    worker_acl_init(struct worker *w);
 void   worker_acl_fini(struct worker *w);

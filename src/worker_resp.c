@@ -1,9 +1,11 @@
 /*
  * worker_resp: a worker's Redis-protocol commands.  resp.c decides what a
  * command asks; here GET and MGET go through the cache and the backend.
- * Like HTTP, one command at a time per connection, so a miss in the
- * middle of a pipeline does not reorder the answers.  An MGET copies its
- * hits, sends all its misses at once and answers when the last is in.
+ * One command at a time per connection, except GETs: a GET that misses
+ * waits in the connection's pipeline ring (worker_resp_pipeline.c) while
+ * the GETs after it are parsed and sent too, and the answers still go
+ * out in request order.  An MGET copies its hits, sends all its misses
+ * at once and answers when the last is in.
  */
 #include "rcp_autoconf.h"
 
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "resp.h"
@@ -44,17 +47,23 @@ worker_resp_mget_free(struct conn *c)
 }
 
 /* The command is answered: drop it and go on with the next one. */
-/* Logs the command being answered as its name and first argument. */
+/* Logs the command being answered as its name and first argument;
+ * AUTH's arguments are a secret, so only its name is logged. */
 static void
 worker_resp_log(struct conn *c)
 {
     char   req[300];
     size_t n = 0;
+    size_t logged = 2;
 
     if (c->worker->params->access_fd < 0 || c->resp_argc == 0) {
         return;
     }
-    for (size_t i = 0; i < c->resp_argc && i < 2; i++) {
+    if (c->argv[0].len == 4
+        && strncasecmp(c->in.data + c->argv[0].off, "auth", 4) == 0) {
+        logged = 1;
+    }
+    for (size_t i = 0; i < c->resp_argc && i < logged; i++) {
         size_t len = c->argv[i].len < 140 ? c->argv[i].len : 140;
 
         if (i > 0) {
@@ -66,7 +75,7 @@ worker_resp_log(struct conn *c)
     worker_access_log(c, req, n);
 }
 
-static void
+void
 worker_resp_done(struct conn *c)
 {
     worker_resp_log(c);
@@ -78,55 +87,30 @@ worker_resp_done(struct conn *c)
     worker_conn_run(c);
 }
 
-static int
-worker_resp_append_result(struct conn *c, const struct backend_reply *r)
-{
-    if (r->result == BACKEND_VALUE) {
-        worker_resp_count(c, METRICS_CODE_RESP_OK);
-        c->log_bytes = r->len;
-        c->log_cache = "MISS";
-    } else {
-        worker_resp_count(c, r->result == BACKEND_NIL ? METRICS_CODE_RESP_NIL
-                                                      : METRICS_CODE_RESP_ERR);
-    }
-    return resp_append_backend_reply(&c->out, r->result, r->data, r->len);
-}
-
-static void
-worker_resp_get_cb(struct backend_waiter *wt, const struct backend_reply *r)
-{
-    struct conn *c = wt->data;
-
-    if (worker_resp_append_result(c, r) != 0) {
-        worker_conn_close(c);
-        return;
-    }
-    worker_resp_done(c);
-}
-
-/* Copies a cached value into out behind room for its bulk header, then
- * writes the header right in front of it.  Returns true on a hit. */
+/* Whether cmd may be parsed ahead while GETs wait in the pipeline ring:
+ * a plain GET on a connection whose session gate would pass it without
+ * a word (worker_resp_gate's fast path), of a key the access rules
+ * allow, so nothing is answered out of turn. */
 static bool
-worker_resp_try_hit(struct conn *c, const char *key, size_t key_len)
+worker_resp_pipelines(const struct conn *c, const struct resp_command *cmd)
 {
-    struct cache_lookup lk;
-    char               *head;
-    size_t              hlen;
+    const char *name = c->in.data + cmd->argv[0].off;
 
-    if (!worker_cache_copy(c->worker, &c->out, RESP_BULK_HEAD_MAX, 2, key,
-                           key_len, &lk)) {
-        return false;
-    }
-    head = c->out.data + c->out.len;
-    hlen = resp_format_bulk_head(head, lk.value_len);
-    memmove(head + hlen, head + RESP_BULK_HEAD_MAX, lk.value_len);
-    c->out.len += hlen + lk.value_len;
-    c->out.data[c->out.len++] = '\r';
-    c->out.data[c->out.len++] = '\n';
-    worker_resp_count(c, METRICS_CODE_RESP_OK);
-    c->log_bytes = lk.value_len;
-    c->log_cache = "HIT";
-    return true;
+    return cmd->argc == 2 && cmd->argv[0].len == 3
+           && (name[0] | 0x20) == 'g' && (name[1] | 0x20) == 'e'
+           && (name[2] | 0x20) == 't'
+           && c->session.authed && !c->session.in_multi
+           && access_key_allowed(&c->worker->acl, c->in.data
+                                 + cmd->argv[1].off, cmd->argv[1].len);
+}
+
+/* The GET is queued in the ring: its bytes go, its answer comes later. */
+static void
+worker_resp_queued(struct conn *c)
+{
+    worker_conn_consume(c, c->resp_consumed);
+    c->resp_consumed = 0;
+    resp_parse_init(&c->rp);
 }
 
 /* Appends the whole MGET answer and frees the MGET.  0 or -ENOMEM. */
@@ -246,8 +230,11 @@ worker_resp_process(struct conn *c)
 {
     struct worker *w = c->worker;
 
-    while (c->state == CONN_READING && !c->close_after_write
-           && c->in.len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
+    while ((c->state == CONN_READING
+            || (c->state == CONN_WAITING && worker_resp_pipeline_busy(c)))
+           && !c->close_after_write && c->in.len > 0
+           && worker_conn_unsent(c) + c->resp_q_bytes < WORKER_OUT_HIGH_WATER
+           && !worker_resp_pipeline_full(c)) {
         struct resp_command cmd = {
             .argv = c->argv,
             .argv_cap = RESP_CONN_ARGV_MAX,
@@ -257,6 +244,25 @@ worker_resp_process(struct conn *c)
         size_t              pending;
 
         rc = resp_parse_command(&c->rp, c->in.data, c->in.len, &cmd);
+        if (worker_resp_pipeline_busy(c) && rc != RESP_PARSE_AGAIN) {
+            /* GETs wait in the ring: only another GET may join them;
+             * anything else is parsed again once they are answered. */
+            if (rc == RESP_PARSE_DONE && cmd.argc > 0
+                && worker_resp_pipelines(c, &cmd)) {
+                c->resp_consumed = cmd.consumed;
+                worker_access_start(c);
+                if (worker_resp_pipeline_get(c, c->in.data
+                                             + cmd.argv[1].off,
+                                             cmd.argv[1].len, true) != 0) {
+                    worker_conn_close(c);
+                    return;
+                }
+                worker_resp_queued(c);
+                continue;
+            }
+            resp_parse_init(&c->rp);
+            return;
+        }
         if (rc == RESP_PARSE_AGAIN) {
             if (c->in.len >= RESP_CONN_IN_MAX) {
                 cmd.error = "Protocol error: too big request";
@@ -318,14 +324,18 @@ worker_resp_process(struct conn *c)
                 }
                 break;                  /* -NOPERM */
             }
-            if (worker_resp_try_hit(c, c->in.data + cmd.argv[1].off,
-                                    cmd.argv[1].len)) {
+            if (worker_resp_copy_hit(c, &c->out, c->in.data
+                                     + cmd.argv[1].off, cmd.argv[1].len)) {
                 break;
             }
-            c->state = CONN_WAITING;
-            backend_get(w->backend, c->in.data + cmd.argv[1].off, cmd.argv[1].len,
-                        &c->waiter, worker_resp_get_cb, c);
-            return;
+            /* A miss: it waits in the ring, and parsing goes on. */
+            if (worker_resp_pipeline_get(c, c->in.data + cmd.argv[1].off,
+                                         cmd.argv[1].len, false) != 0) {
+                worker_conn_close(c);
+                return;
+            }
+            worker_resp_queued(c);
+            continue;
         case RESP_ACTION_MGET:
             if (!worker_acl_resp_keys(c, &cmd)) {
                 if (c->state == CONN_CLOSED) {
@@ -342,6 +352,20 @@ worker_resp_process(struct conn *c)
             break;
         case RESP_ACTION_SESSION:
             if (!worker_resp_session(c, &cmd)) {
+                return;
+            }
+            break;
+        case RESP_ACTION_FORWARD:
+            if (!worker_acl_resp_keys(c, &cmd)) {
+                if (c->state == CONN_CLOSED) {
+                    return;
+                }
+                break;                  /* -NOPERM */
+            }
+            if (worker_resp_forward(c, &cmd)) {
+                return;                 /* WAITING; resumed by callback */
+            }
+            if (c->state == CONN_CLOSED) {
                 return;
             }
             break;
