@@ -1467,9 +1467,10 @@ config_is_default(const struct config_loader *ld, const char *name)
     return ld->set_by[i] == CONFIG_LAYER_DEFAULT;
 }
 
-/* --redis-cluster takes --redis' place: its first seed becomes the
- * address /health PINGs and the status page shows, and what its URL
- * says (user, password, TLS) is merged as a --redis URL's would be. */
+/* --redis-cluster takes --redis' place (a --redis given too is ignored,
+ * so one config file can hold both): its first seed becomes the address
+ * /health PINGs and the status page shows, and what its URL says (user,
+ * password, TLS) is merged as a --redis URL's would be. */
 static int
 config_merge_cluster(struct config_loader *ld)
 {
@@ -1480,10 +1481,6 @@ config_merge_cluster(struct config_loader *ld)
 
     if (cfg->redis_cluster[0] == '\0') {
         return 0;
-    }
-    if (!config_is_default(ld, "redis")) {
-        return config_error(ld, "--redis-cluster: cannot be used with "
-                            "--redis (give the cluster's nodes as seeds)");
     }
     if (cfg->redis_db != 0) {
         return config_error(ld, "--redis-db: Redis Cluster has only db 0");

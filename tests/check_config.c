@@ -1359,8 +1359,10 @@ START_TEST(test_cluster_seeds)
     ck_assert_ptr_null(strstr(text, "hunter2"));
     ck_assert_ptr_nonnull(strstr(text, "# redis (the first"));
     free(text);
-    ck_assert_int_eq(test_load(&cfg, both, NULL, err), CONFIG_ERROR);
-    ck_assert_ptr_nonnull(strstr(err, "cannot be used with --redis"));
+    /* --redis-cluster wins: the first seed is the address. */
+    ck_assert_int_eq(test_load(&cfg, both, NULL, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.redis.host, "h");
+    ck_assert_uint_eq(cfg.redis.port, 2);
     ck_assert_int_eq(test_load(&cfg, db, NULL, err), CONFIG_ERROR);
     ck_assert_ptr_nonnull(strstr(err, "only db 0"));
 }
