@@ -79,6 +79,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "metrics.h"
 #include "redis_conn.h"
 
 #define BACKEND_BACKOFF_MIN_MS    100
