@@ -103,6 +103,7 @@
 #include "backend.h"
 #include "cluster.h"
 #include "log.h"
+#include "metrics.h"
 #include "sentinel.h"
 #include "redis_conn.h"
 
