@@ -109,6 +109,27 @@ def test_allow_keys_never_reach_redis(redis_server, make_proxy):
                      text)
 
 
+def test_allow_keys_in_multi_as_redis_acl(redis_server, make_proxy):
+    """A refused key in a transaction: the same answers as a Redis whose
+    ACL user may read only user:*."""
+    from conftest import Redis
+    port = free_port()
+    make_proxy(redis_server, "--allow-keys", "user:*", "--resp-listen",
+               "127.0.0.1:%d" % port)
+    ref = Redis(extra="user limited on nopass ~user:* +@all").start()
+    try:
+        for r in (redis_server.client(), ref.client()):
+            r.set("user:1", "u1")
+        conv = [b"MULTI", b"GET user:1", b"MGET user:1 secret",
+                b"EXISTS secret", b"EXEC", b"MULTI", b"GET user:1",
+                b"EXEC"]
+        want = resp(ref.port, *conv, raw_prefix=b"AUTH limited x\r\n")
+        assert want.startswith(b"+OK\r\n")
+        assert resp(port, *conv) == want[5:]
+    finally:
+        ref.stop()
+
+
 # ---- --allow-from ------------------------------------------------------------
 
 def closed_at_accept(port, host="127.0.0.1"):

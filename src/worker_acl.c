@@ -25,9 +25,7 @@
 #include "resp.h"
 #include "worker_conn.h"
 
-static const char worker_acl_noperm[] =
-    "NOPERM this user has no permissions to access one of the keys used "
-    "as arguments";
+static const char worker_acl_noperm[] = RESP_SESSION_NOPERM;
 
 int
 worker_acl_init(struct worker *w)
