@@ -503,12 +503,14 @@ backend_count_conn(struct backend *b, bool up)
     b->counted = up;
 }
 
+/* Something is now due on the connection.  The watch restarts when it
+ * is the first thing due on an idle open connection (a timer left from
+ * connecting would otherwise cut the silence short); a running watch
+ * re-arms itself while bytes keep coming. */
 static void
-backend_watch(struct backend *b)
+backend_watch(struct backend *b, bool was_idle)
 {
-    /* Started when something becomes due on an idle connection; a
-     * running watchdog re-arms itself while bytes keep coming. */
-    if (!event_timer_active(&b->watchdog)) {
+    if (was_idle || !event_timer_active(&b->watchdog)) {
         b->watch_rx = b->conn.rx_bytes;
         (void)event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
     }
@@ -523,6 +525,8 @@ backend_fetch_send(struct backend_fetch *f)
     const char *argv[2] = { "GET", f->key };
     size_t lens[2] = { 3, f->key_len };
     char *prefixed = NULL;
+    bool was_idle = b->fifo.head == NULL && b->handshake_left == 0
+                    && b->conn.state == REDIS_CONN_OPEN;
     int rc;
 
     assert(f->list == BACKEND_LIST_NONE);
@@ -532,7 +536,7 @@ backend_fetch_send(struct backend_fetch *f)
             return rc;
         }
         backend_queue_push(&b->fifo, f, BACKEND_LIST_FIFO);
-        backend_watch(b);
+        backend_watch(b, was_idle);
         return 0;
     }
     if (b->key_prefix_len > 0) {
@@ -551,7 +555,7 @@ backend_fetch_send(struct backend_fetch *f)
         return rc;
     }
     backend_queue_push(&b->fifo, f, BACKEND_LIST_FIFO);
-    backend_watch(b);
+    backend_watch(b, was_idle);
     return 0;
 }
 
@@ -626,6 +630,11 @@ backend_drain_fifo(struct backend *b, bool resend)
     while ((f = backend_queue_pop(&b->fifo)) != NULL) {
         if (f->done) {
             backend_fetch_release(f);
+        } else if (resend
+                   && event_now_ms(b->loop) >= f->deadline.when_ms) {
+            /* The request Redis is stuck on: sent again, it would hold
+             * up everything behind it on the new connection too. */
+            backend_fetch_fail(f, BACKEND_TIMEOUT, true);
         } else if (resend) {
             backend_queue_push(&keep, f, BACKEND_LIST_UNSENT);
         } else {
