@@ -182,7 +182,8 @@ def test_allow_from_ipv4(redis_server, make_proxy):
     assert closed_at_accept(p.port)
     assert closed_at_accept(p.port)
     # Also the start-up probe of the test harness, when it was denied.
-    assert metric(p, "rcp_connections_denied_total") >= 2
+    wait_for(lambda: metric(p, "rcp_connections_denied_total") >= 2,
+             what="denied connections counted")
     q = make_proxy(redis_server, "--allow-from", "10.0.0.0/8 127.0.0.1")
     assert requests.get(q.url("/k"), timeout=5).content == b"v"
 
@@ -210,7 +211,8 @@ def test_allow_from_ipv6(redis_server, make_proxy):
                    "--allow-from", "127.0.0.0/8", wait=False)
     wait_for(lambda: socket_ok(port2), what="IPv6 listener")
     assert closed_at_accept(port2, host="::1")
-    assert metric(q, "rcp_connections_denied_total") >= 1
+    wait_for(lambda: metric(q, "rcp_connections_denied_total") >= 1,
+             what="denied connection counted")
     del p
 
 
@@ -353,7 +355,8 @@ def test_proxy_protocol(redis_server, make_proxy, tmp_path):
     before = metric(p, "rcp_connections_denied_total")
     assert http_raw(p.port, b"PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n"
                     + req) == b""
-    assert metric(p, "rcp_connections_denied_total") == before + 1
+    wait_for(lambda: metric(p, "rcp_connections_denied_total")
+             == before + 1, what="denied connection counted")
     # A trusted peer must send the header: a bare request is refused.
     assert http_raw(p.port, req).startswith(b"HTTP/1.1 400 ")
     lines = wait_for(lambda: (lambda t: t if len(t) >= 3 else None)(

@@ -60,10 +60,11 @@ worker_acl_accept(struct worker *w, int fd,
     if (*expect_proxy || access_client_allowed(&w->acl, sa)) {
         return true;
     }
+    /* Counted before the close, so whoever sees the close sees it. */
+    metrics_count_connection(w->params->metrics, true);
     if (close(fd) != 0) {
         log_debug("close(%d) failed: %s", fd, strerror(errno));
     }
-    metrics_count_connection(w->params->metrics, true);
     return false;
 }
 
