@@ -345,6 +345,12 @@ resp_append_backend_reply(struct buf *out, enum backend_result r,
     case BACKEND_TIMEOUT:
         return resp_error_str(out, "ERR redis-cache-proxy: the backend "
                               "Redis timed out");
+    case BACKEND_UNAVAILABLE:
+        /* Redis Cluster's own words: CLUSTERDOWN ..., TRYAGAIN ... */
+        if (data != NULL && len > 0) {
+            return resp_append_error(out, data, len);
+        }
+        break;
     case BACKEND_ERROR_REPLY:
     case BACKEND_UNREACHABLE:
         break;
@@ -357,7 +363,7 @@ bool
 resp_backend_fails_mget(enum backend_result r)
 {
     return r == BACKEND_UNREACHABLE || r == BACKEND_TIMEOUT
-           || r == BACKEND_ERROR_REPLY;
+           || r == BACKEND_ERROR_REPLY || r == BACKEND_UNAVAILABLE;
 }
 
 int
@@ -386,6 +392,16 @@ resp_check_command(const char *buf, const struct resp_command *cmd,
         return 0;
     }
     return rc == 0 ? 1 : rc;
+}
+
+bool
+resp_command_reads_keys(const char *buf, const struct resp_command *cmd)
+{
+    const struct resp_command_info *ci = resp_lookup(buf, &cmd->argv[0]);
+
+    /* WATCH names keys but reads none. */
+    return ci != NULL && ci->first_key != 0
+           && strcmp(ci->name, "watch") != 0;
 }
 
 bool
