@@ -104,6 +104,13 @@ metrics_cluster_redirect(struct metrics_slot_shm *s, bool ask)
 }
 
 void
+metrics_count_failover(struct metrics_slot_shm *s)
+{
+    (void)s;
+    ck_abort_msg("a failover followed without Sentinel");
+}
+
+void
 metrics_cluster_refresh(struct metrics_slot_shm *s)
 {
     (void)s;
