@@ -311,6 +311,20 @@ http_format_error(int status, bool head, bool keep_alive, bool http10,
                   const char *date, const char *detail, size_t detail_len,
                   char *buf, size_t cap)
 {
+    struct http_reply bypass = {
+        .cs = { .on = true, .fwd_bypass = true },
+    };
+
+    return http_format_error_cached(status, head, keep_alive, http10, date,
+                                    detail, detail_len, &bypass, buf, cap);
+}
+
+size_t
+http_format_error_cached(int status, bool head, bool keep_alive,
+                         bool http10, const char *date, const char *detail,
+                         size_t detail_len, const struct http_reply *cached,
+                         char *buf, size_t cap)
+{
     char              body[128];
     const char       *b = body;
     size_t            blen;
@@ -320,9 +334,13 @@ http_format_error(int status, bool head, bool keep_alive, bool http10,
         .keep_alive = keep_alive,
         .http10 = http10,
         .content_type = "text/plain; charset=utf-8",
-        .cache = HTTP_CACHE_NONE,
+        .cache = cached->cache,
+        .age_s = cached->age_s,
         .allow = status == 405,
         .date = date,
+        .has_max_age = cached->has_max_age,
+        .max_age_s = cached->max_age_s,
+        .cs = cached->cs,
     };
 
     if (detail != NULL) {

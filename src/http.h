@@ -108,6 +108,15 @@ size_t http_format_error(int status, bool head, bool keep_alive, bool http10,
                          const char *date, const char *detail,
                          size_t detail_len, char *buf, size_t cap);
 
+/* http_format_error with the cache headers of reply (cache, age_s,
+ * max-age, cs); its status, body and connection fields are ignored.
+ * http_format_error() is this with Cache-Status "fwd=bypass". */
+size_t http_format_error_cached(int status, bool head, bool keep_alive,
+                                bool http10, const char *date,
+                                const char *detail, size_t detail_len,
+                                const struct http_reply *cached, char *buf,
+                                size_t cap);
+
 /* The status a backend outcome is answered with: 200 for a value, 404
  * for an absent key, 409 for a key of another type (Redis' error text is
  * the body), 502 when Redis is unreachable or answered another error,
