@@ -245,11 +245,15 @@ worker_http_backend_cb(struct backend_waiter *wt,
 
     c->state = CONN_READING;
     if (status == 200) {
-        if (!r->value->has_etag) {
-            r->value->etag = cache_etag(r->data, r->len);
-            r->value->has_etag = true;
+        if (r->value == NULL) {
+            reply.etag = cache_etag(r->data, r->len);
+        } else {
+            if (!r->value->has_etag) {
+                r->value->etag = cache_etag(r->data, r->len);
+                r->value->has_etag = true;
+            }
+            reply.etag = r->value->etag;
         }
-        reply.etag = r->value->etag;
         reply.cs.stored = w->params->cache != NULL
                           && r->len <= w->cfg->max_value_bytes;
         if (worker_http_not_modified(c, reply.etag)) {
@@ -259,13 +263,13 @@ worker_http_backend_cb(struct backend_waiter *wt,
         if (reply.status == 304) {
             head = true;
         }
-        if (worker_conn_out_reserve(c, n + (head ? 0 : r->len)) != 0) {
+        if (worker_conn_append(c, hb, n) != 0
+            || (!head && (r->value != NULL
+                              ? worker_conn_append_value(c, r->value)
+                              : worker_conn_append(c, r->data, r->len))
+                             != 0)) {
             worker_conn_close(c);
             return;
-        }
-        worker_conn_append(c, hb, n);
-        if (!head) {
-            worker_conn_append(c, r->data, r->len);
         }
         c->log_bytes = head ? 0 : r->len;
         c->log_cache = "MISS";
