@@ -76,6 +76,16 @@ struct metrics_slot_shm {
     uint64_t refreshes[METRICS_REFRESH_COUNT]; /* background GETs */
     uint64_t not_modified;              /* 304s */
     uint64_t negative_hits;             /* remembered absent keys */
+    /* Redis Cluster (cluster.c); zero with a single Redis. */
+    uint64_t cluster_redirects[2];      /* [0] MOVED, [1] ASK */
+    uint64_t cluster_refreshes;         /* CLUSTER SLOTS rounds started */
+    uint64_t cluster_map_changes;       /* maps read that moved a slot */
+    uint64_t cluster_map_ms;            /* gauge: CLOCK_MONOTONIC ms of
+                                           this worker's last map; 0
+                                           none.  The freshest slot's
+                                           view is the one shown: */
+    uint64_t cluster_nodes;             /* gauge: primaries in it */
+    uint64_t cluster_slots_covered;     /* gauge: slots with a primary */
 };
 
 struct metrics;
@@ -113,6 +123,11 @@ void metrics_count_auth_failure(struct metrics_slot_shm *s);
 /* One HTTP-caching event: a stale answer, a refresh started, a 304, a
  * negative hit.  counter is a field of s. */
 void metrics_bump(uint64_t *counter);
+/* Redis Cluster: a redirect followed, a refresh started, a map read. */
+void metrics_cluster_redirect(struct metrics_slot_shm *s, bool ask);
+void metrics_cluster_refresh(struct metrics_slot_shm *s);
+void metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
+                         uint32_t covered, bool changed);
 
 /* What the supervisor knows and the slots don't. */
 struct metrics_process_info {
