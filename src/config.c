@@ -208,7 +208,7 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(negative_ttl_ms), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_CACHE, "DURATION", "0", "remember absent keys (404)" },
     { "early-refresh", 0, CONFIG_KIND_FACTOR,
-      CONFIG_FIELD(early_refresh_beta), 0, 100, CONFIG_FROM_ALL,
+      CONFIG_FIELD(early_refresh_beta), 0, 1000, CONFIG_FROM_ALL,
       CONFIG_GROUP_CACHE, "BETA", "0",
       "refresh hot keys early (XFetch)" },
     { "capacity", 'c', CONFIG_KIND_U32, CONFIG_FIELD(capacity), 1,
