@@ -79,6 +79,13 @@ struct config {
                                                 comma-separated; "" off:
                                                 one Redis at --redis */
     uint64_t             redis_cluster_refresh_ms; /* slot map refresh */
+    char                 redis_sentinel[CONFIG_PATH_MAX]; /* sentinels as
+                                                given, comma-separated;
+                                                "" off */
+    char                 redis_master[CONFIG_ITEM_MAX];  /* --redis-master:
+                                                the name they monitor */
+    char                 redis_sentinel_user[CONFIG_SECRET_MAX]; /* "" */
+    char                 redis_sentinel_password[CONFIG_SECRET_MAX];
     uint64_t             ttl_ms;             /* -t, --ttl */
     uint64_t             stale_while_revalidate_ms; /* 0: off */
     uint64_t             stale_if_error_ms;  /* 0: off */
