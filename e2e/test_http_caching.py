@@ -184,8 +184,12 @@ def test_stale_while_revalidate_one_get(redis_server, make_proxy):
     assert r.headers["X-Cache"] == "HIT"
     assert gets(redis_server) == 1
     m = requests.get(p.admin_url("/metrics"), timeout=5).text
-    assert 'rcp_stale_answers_total{reason="revalidate"} 20' in m
-    assert 'rcp_refreshes_total{reason="stale"} 1' in m
+    # At least the twenty (the wait above may have seen more), and one
+    # refresh for them all.
+    n = re.search(r'^rcp_stale_answers_total\{reason="revalidate"\} (\d+)',
+                  m, re.M)
+    assert n and int(n.group(1)) >= 20, m
+    assert 'rcp_refreshes_total{reason="stale"} 1\n' in m
 
 
 def test_stale_refresh_of_a_deleted_key_drops_it(redis_server, make_proxy):
