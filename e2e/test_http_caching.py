@@ -322,8 +322,8 @@ def test_early_refresh_keeps_a_hot_key_warm(redis_server, make_proxy):
     assert set(seen) == {"HIT"}, seen
     assert gets(redis_server) >= 3
     m = requests.get(p.admin_url("/metrics"), timeout=5).text
-    assert re.search(r'^rcp_refreshes_total\{reason="early"\} [3-9]', m,
-                     re.M), m
+    n = re.search(r'^rcp_refreshes_total\{reason="early"\} (\d+)', m, re.M)
+    assert n and int(n.group(1)) >= 3, m
 
 
 def test_bad_flags_exit_2():
