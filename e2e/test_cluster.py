@@ -77,7 +77,7 @@ class Node:
                     "cluster-node-timeout 1000\n"
                     "cluster-require-full-coverage no\n%s\n"
                     % (self.port, self.dir, self.extra))
-        self.proc = subprocess.Popen([REDIS_SERVER, conf],
+        self.proc = subprocess.Popen(["redis-server", conf], executable=REDIS_SERVER,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_for(lambda: port_open(self.port), what="cluster node")
