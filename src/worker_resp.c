@@ -197,6 +197,10 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
 
         it->mget = m;
         if (worker_cache_copy(w, &m->values, 0, 0, key, key_len, &lk)) {
+            if (lk.negative) {
+                it->result = BACKEND_NIL;       /* a remembered absence */
+                continue;
+            }
             it->result = BACKEND_VALUE;
             it->off = m->values.len;
             it->len = lk.value_len;
