@@ -3,9 +3,12 @@
 Every test runs the built binary (RCP_BINARY) against a private
 redis-server that this file starts from a mktemp config on a free loopback
 port and stops by PID.  Nothing here sleeps for a fixed time: helpers poll a
-condition until a deadline.
+condition until a deadline.  Each test's Redis directories and proxy logs
+are removed when it ends (e2e/run also points TMPDIR at a directory of its
+own and removes it, for whatever else a test leaves).
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +19,9 @@ import pytest
 
 BINARY = os.environ.get("RCP_BINARY", os.path.join(
     os.path.dirname(__file__), "..", "redis-cache-proxy"))
+# Debian's redis-tools carries the server binary as redis-check-rdb,
+# which serves when its argv[0] is not "redis-check-rdb": so the tests
+# need neither the redis-server package nor the service it installs.
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
 
 
@@ -67,9 +73,11 @@ class Redis:
     test failed half-way (see stop_leftover_redis)."""
 
     running = set()
+    created = []                # their directories go when the test ends
 
     def __init__(self, port=None, extra=""):
         self.dir = tempfile.mkdtemp(prefix="rcp-redis-")
+        Redis.created.append(self)
         self.port = port or free_port()
         self.pidfile = os.path.join(self.dir, "redis.pid")
         self.sock = os.path.join(self.dir, "redis.sock")
@@ -84,7 +92,8 @@ class Redis:
                     "unixsocketperm 700\nenable-debug-command yes\n%s\n"
                     % (self.port, self.pidfile, self.dir, self.sock,
                        self.extra))
-        self.proc = subprocess.Popen([REDIS_SERVER, conf],
+        self.proc = subprocess.Popen(["redis-server", conf],
+                                     executable=REDIS_SERVER,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         Redis.running.add(self)
@@ -110,6 +119,8 @@ class Redis:
 class Proxy:
     """The built binary, run in the foreground as a child of the test."""
 
+    created = []                # their logs go when the test ends
+
     def __init__(self, args, env=None):
         self.port = free_port()
         self.admin_port = free_port()
@@ -120,6 +131,7 @@ class Proxy:
         self.proc = None
         self.logfile = tempfile.NamedTemporaryFile(
             prefix="rcp-proxy-", suffix=".log", delete=False)
+        Proxy.created.append(self)
 
     def start(self, wait=True):
         argv = [BINARY, "--listen", "127.0.0.1:%d" % self.port,
@@ -174,9 +186,26 @@ def run_cli(*args, env=None, timeout=10):
 
 @pytest.fixture(autouse=True)
 def stop_leftover_redis():
+    """Runs around every test (and, being autouse, is torn down after
+    the test's other fixtures): stops the Redis servers still running and
+    removes what the test's Redis and Proxy objects put in the temporary
+    directory.  Proxies are stopped by make_proxy before this."""
     yield
     for r in list(Redis.running):
         r.stop()
+    for r in Redis.created:
+        shutil.rmtree(r.dir, ignore_errors=True)
+    Redis.created.clear()
+    for p in Proxy.created:
+        if p.proc is not None and p.proc.poll() is None:
+            continue                    # still running: keep its log
+        p.logfile.close()
+        try:
+            os.unlink(p.logfile.name)
+        except FileNotFoundError:
+            pass
+    Proxy.created[:] = [p for p in Proxy.created
+                        if p.proc is not None and p.proc.poll() is None]
 
 
 @pytest.fixture

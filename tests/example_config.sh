@@ -5,7 +5,10 @@
 #  2. every `#name value` line, uncommented, passes --check-config too, so
 #     each option name and example value in the file is one the daemon
 #     accepts;
-#  3. every option of DESIGN.md's table appears in the file.
+#  3. every option of DESIGN.md's table appears in the file;
+#  4. a `#name value` line shows the default, as the file's header says,
+#     unless its paragraph says "(example)": set alone, it must give the
+#     same effective configuration as an empty file.
 # The RCP_* environment is cleared so only the file is being checked.
 set -eu
 
@@ -63,4 +66,23 @@ for opt in listen resp-listen admin-listen redis redis-user redis-password \
         fail=1
     fi
 done
+# 4: defaults.  Paragraphs are runs of non-blank lines.
+: >"$tmp/empty.conf"
+check "$tmp/empty.conf" || { echo "FAIL: an empty file is rejected"; exit 1; }
+grep -v '^# read from' "$tmp/out" >"$tmp/defaults"
+awk '
+    /^[ \t]*$/ { example = 0; next }
+    /\(examples?\)/ { example = 1 }
+    /^#[a-z][a-z-]* / && !example { print NR ": " substr($0, 2) }
+' "$conf" >"$tmp/claimed"
+while IFS= read -r line; do
+    printf '%s\n' "${line#*: }" >"$tmp/one.conf"
+    if ! check "$tmp/one.conf" \
+       || ! grep -v '^# read from' "$tmp/out" | cmp -s - "$tmp/defaults"; then
+        echo "FAIL: $conf:${line%%: *}: '${line#*: }' is not the default;" \
+             "show the default, or say (example) in its comment"
+        fail=1
+    fi
+done <"$tmp/claimed"
+[ "$fail" -eq 0 ] && echo "PASS: $(wc -l <"$tmp/claimed") lines show their defaults"
 exit $fail
