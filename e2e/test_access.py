@@ -23,10 +23,10 @@ V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
 def get_calls(redis_server):
-    """How many GETs and MGETs the backing Redis has served."""
+    """How many key reads the backing Redis has served."""
     stats = redis_server.client().info("commandstats")
-    return (stats.get("cmdstat_get", {}).get("calls", 0),
-            stats.get("cmdstat_mget", {}).get("calls", 0))
+    return tuple(stats.get("cmdstat_" + c, {}).get("calls", 0)
+                 for c in ("get", "mget", "type", "exists"))
 
 
 def metric(p, name):
@@ -71,6 +71,9 @@ def test_key_prefix(redis_server, make_proxy):
     assert requests.get(p.url("/k"), timeout=5).content == b"inside"
     assert requests.get(p.url("/k"), timeout=5).headers["X-Cache"] == "HIT"
     assert resp(port, b"GET k") == b"$6\r\ninside\r\n"
+    # Forwarded commands get the prefix too.
+    assert resp(port, b"STRLEN k") == b":6\r\n"
+    assert resp(port, b"EXISTS k nope") == b":1\r\n"
     # The cache holds the client's key: the admin port drops it by that.
     assert requests.delete(p.admin_url("/cache/k"), timeout=5) \
         .status_code == 204
@@ -96,6 +99,8 @@ def test_allow_keys_never_reach_redis(redis_server, make_proxy):
         b"keys used as arguments\r\n"
     assert resp(port, b"GET secret") == noperm
     assert resp(port, b"MGET user:1 secret") == noperm
+    assert resp(port, b"TYPE secret") == noperm
+    assert resp(port, b"EXISTS user:1 secret") == noperm
     assert get_calls(redis_server) == before
     assert resp(port, b"MGET user:1 pub7") == \
         b"*2\r\n$2\r\nu1\r\n$2\r\np7\r\n"

@@ -59,6 +59,7 @@ def pair(redis_server, make_proxy):
     for r in (redis_server.client(), ref.client()):
         r.set("k1", "v1")
         r.set("k2", "v2")
+        r.rpush("lst", "a")
     yield p, ref
     ref.stop()
 
@@ -80,6 +81,12 @@ SAME_AS_REDIS = [
      ("CLIENT", "FOO")],
     [("AUTH", "x"), ("AUTH", "someone", "x"), ("HELLO", "x")],
     [("INFO", "bogus")],
+    # Forwarded to Redis uncached: the same answers as Redis' own.
+    [("EXISTS", "k1", "k2", "absent"), ("TTL", "k1"), ("PTTL", "absent"),
+     ("STRLEN", "k1"), ("TYPE", "k1"), ("TYPE", "lst"), ("STRLEN", "lst"),
+     ("TTL",), ("EXISTS", "k1", "k1")],
+    [("MULTI",), ("TYPE", "k1"), ("EXISTS", "k1"), ("GET", "k1"),
+     ("EXEC",)],
 ]
 
 
@@ -88,6 +95,16 @@ SAME_AS_REDIS = [
 def test_replies_as_redis(pair, conv):
     p, ref = pair
     assert converse(p.resp_port, conv) == converse(ref.port, conv)
+
+
+def test_forwarded_uncached(pair, redis_server):
+    p, ref = pair
+    conv = [("DBSIZE",), ("STRLEN", "k1")]
+    assert converse(p.resp_port, conv) == [b":3\r\n", b":2\r\n"]
+    # Not cached: a change in Redis shows at once.
+    redis_server.client().set("k1", "longer")
+    assert converse(p.resp_port, [("STRLEN", "k1"), ("DBSIZE",)]) == \
+        [b":6\r\n", b":3\r\n"]
 
 
 def test_config_get_several(pair):
@@ -175,10 +192,12 @@ def re_find(pattern, text):
     return m.group(1)
 
 
-def test_resp_password(redis_server, make_proxy):
+def test_resp_password(redis_server, make_proxy, tmp_path):
     port = free_port()
+    log = tmp_path / "access.log"
     p = make_proxy(redis_server, "--resp-listen", "127.0.0.1:%d" % port,
-                   "--workers", "1", env={"RCP_RESP_PASSWORD": "s3cret pw"})
+                   "--workers", "1", "--access-log", str(log),
+                   env={"RCP_RESP_PASSWORD": "s3cret pw"})
     ref = Redis(extra='requirepass "s3cret pw"').start()
     conv = [("GET", "k1"), ("MGET", "k1"), ("PING",), ("AUTH", "wrong"),
             ("AUTH", "default", "wrong"), ("HELLO", "2")]
@@ -193,6 +212,11 @@ def test_resp_password(redis_server, make_proxy):
                           ("GET", "k1")])
     assert got[0].startswith(b"*14\r\n") and got[1] == b"$2\r\nv1\r\n"
     assert "s3cret" not in p.log()
+    lines = wait_for(lambda: (lambda t: t if len(t) >= 10 else None)(
+        log.read_text().splitlines() if log.exists() else []),
+        what="access log")
+    assert any('"AUTH" ok' in l for l in lines), lines
+    assert not any("s3cret" in l for l in lines), lines
     metrics = requests.get(p.admin_url("/metrics"), timeout=5).text
     assert int(re_find(r"^rcp_auth_failures_total (\d+)$", metrics)) >= 5
 

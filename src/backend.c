@@ -113,6 +113,10 @@ struct backend_fetch {
     enum backend_list      list;
     bool                   done;        /* ended: out of the table */
     bool                   finishing;   /* its waiters are being called */
+    bool                   command;     /* backend_command(): key holds
+                                           the whole encoded command, and
+                                           the reply is handed on as RESP
+                                           bytes, never stored */
     size_t                 key_len;
     char                   key[];       /* owned, key_len bytes */
 };
@@ -266,12 +270,12 @@ backend_hash(const struct backend *b, const void *key, size_t len)
 
 static struct backend_fetch *
 backend_table_find(const struct backend *b, uint64_t hash, const void *key,
-                   size_t len)
+                   size_t len, bool command)
 {
     struct backend_fetch *f = b->buckets[hash & (b->nbuckets - 1)];
 
     for (; f != NULL; f = f->hash_next) {
-        if (f->hash == hash && f->key_len == len
+        if (f->hash == hash && f->key_len == len && f->command == command
             && memcmp(f->key, key, len) == 0) {
             return f;
         }
@@ -499,12 +503,14 @@ backend_count_conn(struct backend *b, bool up)
     b->counted = up;
 }
 
+/* Something is now due on the connection.  The watch restarts when it
+ * is the first thing due on an idle open connection (a timer left from
+ * connecting would otherwise cut the silence short); a running watch
+ * re-arms itself while bytes keep coming. */
 static void
-backend_watch(struct backend *b)
+backend_watch(struct backend *b, bool was_idle)
 {
-    /* Started when something becomes due on an idle connection; a
-     * running watchdog re-arms itself while bytes keep coming. */
-    if (!event_timer_active(&b->watchdog)) {
+    if (was_idle || !event_timer_active(&b->watchdog)) {
         b->watch_rx = b->conn.rx_bytes;
         (void)event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
     }
@@ -519,9 +525,20 @@ backend_fetch_send(struct backend_fetch *f)
     const char *argv[2] = { "GET", f->key };
     size_t lens[2] = { 3, f->key_len };
     char *prefixed = NULL;
+    bool was_idle = b->fifo.head == NULL && b->handshake_left == 0
+                    && b->conn.state == REDIS_CONN_OPEN;
     int rc;
 
     assert(f->list == BACKEND_LIST_NONE);
+    if (f->command) {
+        rc = redis_conn_send(&b->conn, f->key, f->key_len);
+        if (rc != 0) {
+            return rc;
+        }
+        backend_queue_push(&b->fifo, f, BACKEND_LIST_FIFO);
+        backend_watch(b, was_idle);
+        return 0;
+    }
     if (b->key_prefix_len > 0) {
         prefixed = malloc(b->key_prefix_len + f->key_len);
         if (prefixed == NULL) {
@@ -538,7 +555,7 @@ backend_fetch_send(struct backend_fetch *f)
         return rc;
     }
     backend_queue_push(&b->fifo, f, BACKEND_LIST_FIFO);
-    backend_watch(b);
+    backend_watch(b, was_idle);
     return 0;
 }
 
@@ -613,6 +630,11 @@ backend_drain_fifo(struct backend *b, bool resend)
     while ((f = backend_queue_pop(&b->fifo)) != NULL) {
         if (f->done) {
             backend_fetch_release(f);
+        } else if (resend
+                   && event_now_ms(b->loop) >= f->deadline.when_ms) {
+            /* The request Redis is stuck on: sent again, it would hold
+             * up everything behind it on the new connection too. */
+            backend_fetch_fail(f, BACKEND_TIMEOUT, true);
         } else if (resend) {
             backend_queue_push(&keep, f, BACKEND_LIST_UNSENT);
         } else {
@@ -740,6 +762,46 @@ backend_handshake_reply(struct backend *b, const struct redis_conn_reply *r)
     }
 }
 
+/* A backend_command() reply: re-encoded as RESP for the caller to pass
+ * on as it is.  The commands forwarded answer an integer or a status;
+ * an error reply is the client's to see, as Redis gave it. */
+static void
+backend_deliver_command(struct backend *b, struct backend_fetch *f,
+                        const struct redis_conn_reply *r)
+{
+    static const char unexpected[] = "unexpected reply type";
+    char              buf[BACKEND_WHY_MAX + 32];
+    int               n = -1;
+    struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
+                                 sizeof(unexpected) - 1, NULL };
+
+    if (r->kind == REDIS_CONN_REPLY_NIL) {
+        n = snprintf(buf, sizeof(buf), "$-1\r\n");
+    } else if (r->kind == REDIS_CONN_REPLY_OTHER) {
+        const redisReply *rr = r->reply;
+        int               len = (int)(rr->len < BACKEND_WHY_MAX
+                                      ? rr->len : BACKEND_WHY_MAX);
+
+        if (rr->type == REDIS_REPLY_INTEGER) {
+            n = snprintf(buf, sizeof(buf), ":%lld\r\n", rr->integer);
+        } else if (rr->type == REDIS_REPLY_STATUS) {
+            n = snprintf(buf, sizeof(buf), "+%.*s\r\n", len, rr->str);
+        } else if (rr->type == REDIS_REPLY_ERROR) {
+            n = snprintf(buf, sizeof(buf), "-%.*s\r\n", len, rr->str);
+        }
+    }
+    if (n > 0 && (size_t)n < sizeof(buf)) {
+        out.result = BACKEND_VALUE;
+        out.data = buf;
+        out.len = (size_t)n;
+    } else {
+        backend_count_error(b, METRICS_BACKEND_REPLY);
+        backend_warn(b, "redis %s: a forwarded command got an unexpected "
+                     "reply", b->addr);
+    }
+    backend_fetch_finish(f, &out);
+}
+
 static void
 backend_deliver(struct backend *b, struct backend_fetch *f,
                 const struct redis_conn_reply *r)
@@ -751,6 +813,10 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
 
     if (b->slot != NULL) {
         metrics_observe_backend(b->slot, backend_now_us() - f->start_us);
+    }
+    if (f->command) {
+        backend_deliver_command(b, f, r);
+        return;
     }
     switch (r->kind) {
     case REDIS_CONN_REPLY_BULK:
@@ -1104,7 +1170,8 @@ backend_get(struct backend *b, const void *key, size_t key_len,
             struct backend_waiter *w, backend_cb cb, void *data)
 {
     uint64_t hash = backend_hash(b, key, key_len);
-    struct backend_fetch *f = backend_table_find(b, hash, key, key_len);
+    struct backend_fetch *f = backend_table_find(b, hash, key, key_len,
+                                                 false);
 
     w->cb = cb;
     w->data = data;
@@ -1150,6 +1217,88 @@ backend_get(struct backend *b, const void *key, size_t key_len,
     backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
     if (b->state != BACKEND_WAIT) {
         backend_kick(b);
+    }
+}
+
+void
+backend_command(struct backend *b, int argc, const char *const *argv,
+                const size_t *lens, int key_from, struct backend_waiter *w,
+                backend_cb cb, void *data)
+{
+    const char          *av[BACKEND_COMMAND_ARGS_MAX];
+    size_t               al[BACKEND_COMMAND_ARGS_MAX];
+    char                *prefixed[BACKEND_COMMAND_ARGS_MAX] = { NULL };
+    char                *cmd = NULL;
+    int                  len = -1;
+    uint64_t             hash;
+    struct backend_fetch *f = NULL;
+
+    assert(argc > 0 && argc <= BACKEND_COMMAND_ARGS_MAX);
+    w->cb = cb;
+    w->data = data;
+    for (int i = 0; i < argc; i++) {
+        av[i] = argv[i];
+        al[i] = lens[i];
+        if (i >= key_from && b->key_prefix_len > 0) {
+            prefixed[i] = malloc(b->key_prefix_len + lens[i] + 1);
+            if (prefixed[i] == NULL) {
+                goto oom;
+            }
+            memcpy(prefixed[i], b->key_prefix, b->key_prefix_len);
+            memcpy(prefixed[i] + b->key_prefix_len, argv[i], lens[i]);
+            av[i] = prefixed[i];
+            al[i] = b->key_prefix_len + lens[i];
+        }
+    }
+    len = redisFormatCommandArgv(&cmd, argc, av, al);
+    if (len < 0 || cmd == NULL) {
+        goto oom;
+    }
+    hash = backend_hash(b, cmd, (size_t)len);
+    f = backend_table_find(b, hash, cmd, (size_t)len, true);
+    if (f != NULL) {
+        /* The same read-only command already on its way: share it. */
+        backend_waiter_append(f, w);
+        goto done;
+    }
+    f = malloc(sizeof(*f) + (size_t)len);
+    if (f == NULL) {
+        goto oom;
+    }
+    memset(f, 0, sizeof(*f));
+    f->b = b;
+    f->hash = hash;
+    f->command = true;
+    f->key_len = (size_t)len;
+    memcpy(f->key, cmd, (size_t)len);
+    f->start_us = backend_now_us();
+    event_timer_init(&f->deadline, backend_on_deadline, f);
+    if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
+        free(f);
+        goto oom;
+    }
+    backend_table_insert(b, f);
+    backend_waiter_append(f, w);
+    if (b->destroying) {
+        goto done;
+    }
+    if (!(backend_can_send(b) && b->unsent.head == NULL
+          && backend_fetch_send(f) == 0)) {
+        backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
+        if (b->state != BACKEND_WAIT) {
+            backend_kick(b);
+        }
+    }
+    goto done;
+oom:
+    backend_waiter_append(b->oom, w);
+    backend_kick(b);
+done:
+    if (cmd != NULL) {
+        redisFreeCommand(cmd);
+    }
+    for (int i = 0; i < argc; i++) {
+        free(prefixed[i]);
     }
 }
 

@@ -89,6 +89,20 @@ void backend_get(struct backend *b, const void *key, size_t key_len,
  * idle waiter. */
 void backend_cancel(struct backend_waiter *w);
 
+/* Most arguments of a backend_command(). */
+#define BACKEND_COMMAND_ARGS_MAX 64
+
+/* Sends a read-only command (argv[0..argc), at most
+ * BACKEND_COMMAND_ARGS_MAX) uncached; --key-prefix is put before
+ * argv[key_from..argc).  cb gets BACKEND_VALUE with data/len the whole
+ * reply as RESP bytes (an integer, a status, or Redis' error), or the
+ * failures backend_get() has (UNREACHABLE, TIMEOUT, ERROR_REPLY for a
+ * reply of an unexpected type).  Identical commands in flight at once
+ * share one request.  Never calls cb before returning. */
+void backend_command(struct backend *b, int argc, const char *const *argv,
+                     const size_t *lens, int key_from,
+                     struct backend_waiter *w, backend_cb cb, void *data);
+
 /* Number of fetches in flight (for a graceful stop). */
 size_t backend_pending(const struct backend *b);
 

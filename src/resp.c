@@ -9,7 +9,8 @@
  * here.  INFO, CONFIG, CLIENT, HELLO, AUTH, MULTI, EXEC, DISCARD, WATCH
  * and UNWATCH depend on the connection or the process: the table knows
  * them (for COMMAND, arity and MULTI's checks) and resp_session.c
- * answers them.  Everything else is Redis' own "unknown command" error,
+ * answers them.  DBSIZE, EXISTS, TTL, PTTL, STRLEN and TYPE are read
+ * from Redis as they are, uncached (RESP_ACTION_FORWARD).  Everything else is Redis' own "unknown command" error,
  * worded as Redis 7 words it.
  */
 #include <ctype.h>
@@ -46,6 +47,12 @@ static const struct resp_command_info resp_commands[] = {
     { "discard", 1,  "fast",      0,  0, 0 },
     { "watch",   -2, "fast",      1, -1, 1 },
     { "unwatch", 1,  "fast",      0,  0, 0 },
+    { "dbsize",  1,  "readonly",  0,  0, 0 },
+    { "exists",  -2, "readonly",  1, -1, 1 },
+    { "ttl",     2,  "readonly",  1,  1, 1 },
+    { "pttl",    2,  "readonly",  1,  1, 1 },
+    { "strlen",  2,  "readonly",  1,  1, 1 },
+    { "type",    2,  "readonly",  1,  1, 1 },
 };
 
 #define RESP_NCOMMANDS (sizeof(resp_commands) / sizeof(resp_commands[0]))
@@ -442,6 +449,8 @@ resp_dispatch(const char *buf, const struct resp_command *cmd, uint32_t db,
         rc = resp_select(buf, cmd, db, out);
     } else if (strcmp(name, "command") == 0) {
         rc = resp_command_cmd(buf, cmd, out);
+    } else if (ci->flags[0] == 'r') {   /* readonly, not GET/MGET */
+        return RESP_ACTION_FORWARD;
     } else {
         return RESP_ACTION_SESSION;     /* resp_session.c's */
     }

@@ -22,6 +22,8 @@ enum resp_action {
     RESP_ACTION_MGET,           /* caller answers MGET argv[1..argc) */
     RESP_ACTION_SESSION,        /* known, arity checked: the caller's
                                    resp_session answers it */
+    RESP_ACTION_FORWARD,        /* a read-only command the caller sends
+                                   to Redis uncached (argv[1..] keys) */
     RESP_ACTION_NOMEM           /* out could not grow */
 };
 

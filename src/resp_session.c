@@ -90,6 +90,11 @@ resp_session_arg(const char *buf, const struct resp_command *cmd, size_t i)
     return buf + cmd->argv[i].off;
 }
 
+static enum resp_session_rc
+resp_session_client_setname(struct resp_session *s,
+                            const struct resp_arg *a, const char *buf,
+                            struct buf *out);
+
 /* ---- AUTH, HELLO -------------------------------------------------------
  * The user is --resp-user, or Redis' "default" when none is set; AUTH
  * with a password alone is AUTH default <password>, as in Redis. */
@@ -224,16 +229,22 @@ resp_session_hello(struct resp_session *s, const char *buf,
         return resp_session_rc_of(resp_session_error(out,
                                                      resp_session_noauth));
     }
+    if (setname != NULL) {
+        /* CLIENT SETNAME's checks, before anything changes. */
+        /* Appending may rewind out when nothing is pending: find the
+         * answer at pos + what was pending. */
+        size_t               pending = buf_pending(out);
+        enum resp_session_rc rc_name = resp_session_client_setname(
+            s, setname, buf, out);
+
+        if (rc_name != RESP_SESSION_REPLIED
+            || out->data[out->pos + pending] == '-') {
+            return rc_name;
+        }
+        out->len = out->pos + pending;  /* drop its +OK: HELLO answers */
+    }
     if (auth) {
         s->authed = true;
-    }
-    if (setname != NULL) {
-        /* Same checks as CLIENT SETNAME, done before anything replies. */
-        size_t n = setname->len < RESP_SESSION_NAME_MAX ? setname->len
-                                                         : 0;
-
-        memcpy(s->name, buf + setname->off, n);
-        s->name_len = n;
     }
     rc |= resp_append_array(out, 14);
     rc |= resp_append_bulk(out, "server", 6);

@@ -259,6 +259,13 @@ void   worker_resp_mget_cb(struct backend_waiter *wt,
                            const struct backend_reply *r);
 void   worker_resp_mget_resume(struct conn *c);
 void   worker_resp_mget_free(struct conn *c);
+/* The command waiting on the backend is answered: finish, go on. */
+void   worker_resp_done(struct conn *c);
+
+/* worker_resp_forward.c: sends cmd to Redis uncached; the connection
+ * WAITs and the callback answers with Redis' reply as it is.  False
+ * when answered at once instead (an error; or closed, no memory). */
+bool   worker_resp_forward(struct conn *c, const struct resp_command *cmd);
 
 /* worker_resp_pipeline.c */
 bool   worker_resp_pipeline_busy(const struct conn *c);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "resp.h"
@@ -29,17 +30,23 @@ worker_resp_count(struct conn *c, enum metrics_code code)
                           code);
 }
 
-/* Logs the command being answered as its name and first argument. */
+/* Logs the command being answered as its name and first argument;
+ * AUTH's arguments are a secret, so only its name is logged. */
 static void
 worker_resp_log(struct conn *c)
 {
     char   req[300];
     size_t n = 0;
+    size_t logged = 2;
 
     if (c->worker->params->access_fd < 0 || c->resp_argc == 0) {
         return;
     }
-    for (size_t i = 0; i < c->resp_argc && i < 2; i++) {
+    if (c->argv[0].len == 4
+        && strncasecmp(c->in.data + c->argv[0].off, "auth", 4) == 0) {
+        logged = 1;
+    }
+    for (size_t i = 0; i < c->resp_argc && i < logged; i++) {
         size_t len = c->argv[i].len < 140 ? c->argv[i].len : 140;
 
         if (i > 0) {
@@ -60,6 +67,13 @@ worker_resp_finish(struct conn *c)
     worker_conn_consume(c, c->resp_consumed);
     c->resp_consumed = 0;
     resp_parse_init(&c->rp);
+}
+
+void
+worker_resp_done(struct conn *c)
+{
+    worker_resp_finish(c);
+    worker_conn_run(c);
 }
 
 /* Whether cmd may be parsed ahead while GETs wait in the pipeline ring:
@@ -212,6 +226,20 @@ worker_resp_process(struct conn *c)
             return;
         case RESP_ACTION_SESSION:
             if (!worker_resp_session(c, &cmd)) {
+                return;
+            }
+            break;
+        case RESP_ACTION_FORWARD:
+            if (!worker_acl_resp_keys(c, &cmd)) {
+                if (c->state == CONN_CLOSED) {
+                    return;
+                }
+                break;                  /* -NOPERM */
+            }
+            if (worker_resp_forward(c, &cmd)) {
+                return;                 /* WAITING; resumed by callback */
+            }
+            if (c->state == CONN_CLOSED) {
                 return;
             }
             break;

@@ -150,6 +150,10 @@ static const struct session_case session_cases[] = {
       NULL, "HELLO without AUTH before authenticating" },
     { { { "HELLO", "2", "AUTH", "default", "pw" }, { "GET", "a" } }, "pw",
       NULL, "", NULL, NULL, "HELLO AUTH authenticates" },
+    { { { "HELLO", "2", "SETNAME", "me" }, { "CLIENT", "GETNAME" } }, NULL,
+      NULL, "$2\r\nme\r\n", NULL, NULL, "HELLO SETNAME" },
+    { { { "HELLO", "2", "SETNAME", "a\nb" } }, NULL, NULL, NULL,
+      "-ERR Client names cannot contain", NULL, "HELLO SETNAME checked" },
     { { { "QUIT" } }, "pw", NULL, "+OK\r\n", NULL, NULL,
       "QUIT passes the gate" },
 };

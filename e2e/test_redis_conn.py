@@ -1,0 +1,244 @@
+"""The worker's own Redis connection: URLs, one deadline per request,
+pipelining, stalls (DEBUG SLEEP, SIGSTOP) and --max-reply-size, against
+real redis-servers and a stand-in Redis whose answers the test times."""
+import concurrent.futures
+import os
+import signal
+import socket
+import threading
+import time
+
+import redis as redis_py
+
+from conftest import Redis, free_port, get, wait_for
+
+
+class StandIn:
+    """A Redis stand-in: reads pipelined commands as they come and answers
+    them in order, GET after `delays.get(key, 0)` seconds.  Records the
+    most commands read but not yet answered on one connection: what the
+    proxy had in flight."""
+
+    def __init__(self, delays=None, value=b"v"):
+        self.delays = delays or {}
+        self.value = value
+        self.max_in_flight = 0
+        self.gets = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            cond = threading.Condition()
+            queue = []
+            threading.Thread(target=self._read, args=(c, cond, queue),
+                             daemon=True).start()
+            threading.Thread(target=self._answer, args=(c, cond, queue),
+                             daemon=True).start()
+
+    def _read(self, c, cond, queue):
+        f = c.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                args = []
+                for _ in range(int(line[1:])):
+                    n = int(f.readline()[1:])
+                    args.append(f.read(n + 2)[:-2])
+                with cond:
+                    queue.append(args)
+                    with self.lock:
+                        self.max_in_flight = max(self.max_in_flight,
+                                                 len(queue))
+                    cond.notify()
+        except (OSError, ValueError):
+            pass
+        with cond:
+            queue.append(None)
+            cond.notify()
+
+    def _answer(self, c, cond, queue):
+        try:
+            while True:
+                with cond:
+                    while not queue:
+                        cond.wait()
+                    args = queue[0]
+                if args is None:
+                    return
+                if args[0].upper() == b"GET":
+                    key = args[1].decode()
+                    with self.lock:
+                        self.gets.append(key)
+                    time.sleep(self.delays.get(key, 0))
+                    out = b"$%d\r\n%s\r\n" % (len(self.value), self.value)
+                else:
+                    out = b"+OK\r\n"
+                with cond:
+                    queue.pop(0)
+                c.sendall(out)
+        except OSError:
+            return
+
+    def stop(self):
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def test_redis_and_unix_urls(make_proxy):
+    r = Redis().start()
+    c = r.client()
+    c.execute_command("SELECT", "2")
+    c.set("k", "db2")
+    c.execute_command("SELECT", "1")
+    c.set("k", "db1")
+    p = make_proxy(None, "--redis", "redis://127.0.0.1:%d/2" % r.port)
+    assert get(p, "k").content == b"db2"
+    p2 = make_proxy(None, "--redis", "unix://%s?db=1" % r.sock)
+    assert get(p2, "k").content == b"db1"
+    # The environment takes a URL too.
+    p3 = make_proxy(None, env={"RCP_REDIS": "redis://127.0.0.1:%d/1"
+                               % r.port})
+    assert get(p3, "k").content == b"db1"
+
+
+def test_only_the_slow_key_gets_504(make_proxy):
+    s = StandIn(delays={"slow": 1.3})
+    try:
+        p = make_proxy(s, "--workers", "1", "--redis-timeout", "1s",
+                       "--ttl", "1ms")
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            slow = ex.submit(get, p, "slow", 10)
+            time.sleep(0.5)
+            # Sent behind the slow GET on the same connection: answered
+            # when it is, well inside their own deadlines.
+            fast = [ex.submit(get, p, "fast%d" % i, 10) for i in range(5)]
+            assert slow.result().status_code == 504
+            # Silent for a whole timeout, the connection was reset, and
+            # these were sent again with their own deadlines.
+            assert [f.result().status_code for f in fast] == [200] * 5, \
+                p.log()
+        assert get(p, "after").status_code == 200
+    finally:
+        s.stop()
+
+
+def test_misses_are_pipelined(make_proxy):
+    s = StandIn(delays={"k%d" % i: 0.05 for i in range(30)})
+    try:
+        p = make_proxy(s, "--workers", "1", "--redis-timeout", "10s")
+        with concurrent.futures.ThreadPoolExecutor(30) as ex:
+            rs = list(ex.map(lambda i: get(p, "k%d" % i, 20), range(30)))
+        assert all(r.status_code == 200 for r in rs)
+        # Sent without waiting for each answer: many in flight at once.
+        assert s.max_in_flight >= 10, s.max_in_flight
+    finally:
+        s.stop()
+
+
+def stall_under_load(p, keys, stall, resume):
+    """Runs concurrent misses while Redis is stalled by stall() for a
+    while and resumed by resume(); returns the statuses seen."""
+    statuses = []
+    stop = threading.Event()
+
+    def loop(i):
+        n = 0
+        while not stop.is_set():
+            try:
+                r = get(p, "%s%d-%d" % (keys, i, n), timeout=10)
+                statuses.append(r.status_code)
+            except Exception as e:     # noqa: BLE001 - recorded
+                statuses.append(repr(e))
+            n += 1
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True)
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    stall()
+    time.sleep(1.6)
+    resume()
+    time.sleep(0.8)
+    stop.set()
+    for t in threads:
+        t.join(15)
+    return statuses
+
+
+def test_debug_sleep_under_load_gives_504_never_502(make_proxy):
+    r = Redis().start()
+    p = make_proxy(r, "--workers", "2", "--redis-timeout", "300ms",
+                   "--ttl", "1ms")
+    sleeper = r.client()
+
+    def stall():
+        threading.Thread(target=lambda: sleeper.execute_command(
+            "DEBUG", "SLEEP", "1.5"), daemon=True).start()
+
+    statuses = stall_under_load(p, "d", stall, lambda: None)
+    assert 504 in statuses, statuses
+    assert set(statuses) <= {200, 404, 504}, sorted(set(map(str, statuses)))
+    # Served again afterwards.
+    assert get(p, "after").status_code == 404
+
+
+def test_sigstop_under_load_gives_504_never_502(make_proxy):
+    r = Redis(extra="requirepass pw").start()
+    p = make_proxy(r, "--workers", "2", "--redis-timeout", "300ms",
+                   "--ttl", "1ms", "--redis-password", "pw")
+    pid = r.proc.pid
+    try:
+        statuses = stall_under_load(p, "s",
+                                    lambda: os.kill(pid, signal.SIGSTOP),
+                                    lambda: os.kill(pid, signal.SIGCONT))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert 504 in statuses, statuses
+    assert set(statuses) <= {200, 404, 504}, sorted(set(map(str, statuses)))
+    wait_for(lambda: get(p, "after").status_code == 404, timeout=5,
+             what="served again")
+
+
+def test_reply_over_max_reply_size(make_proxy):
+    r = Redis().start()
+    c = r.client()
+    c.set("big", b"x" * (2 << 20))
+    c.set("small", b"y" * (512 << 10))
+    port = free_port()
+    p = make_proxy(r, "--workers", "1", "--max-reply-size", "1m",
+                   "--resp-listen", "127.0.0.1:%d" % port)
+    resp = get(p, "big")
+    assert resp.status_code == 502
+    wait_for(lambda: "over --max-reply-size" in p.log(), what="log line")
+    # The connection is still in step: the next answers are right.
+    assert get(p, "small").content == b"y" * (512 << 10)
+    rc = redis_py.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+    try:
+        rc.get("big")
+        raise AssertionError("no error for a reply over --max-reply-size")
+    except redis_py.exceptions.ResponseError:
+        pass
+    assert rc.get("small") == b"y" * (512 << 10)
