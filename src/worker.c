@@ -880,23 +880,31 @@ worker_should_yield(const struct worker *w)
 }
 
 /* Closes the connection that has been idle longest: between requests
- * (or not yet sent one), nothing buffered either way.  A linear scan,
- * done only at --max-clients.  Returns whether one was closed. */
+ * (or not yet sent one), nothing buffered either way, for at least
+ * WORKER_REUSE_IDLE_MS (a client just accepted, whose request is on its
+ * way, is not one), and no request bytes waiting in the kernel.  A
+ * linear scan, done only at --max-clients.  Returns whether one was
+ * closed. */
 static bool
 worker_close_idlest(struct worker *w)
 {
+    uint64_t     now = event_now_ms(&w->loop);
     struct conn *idlest = NULL;
+    int          waiting = 0;
 
     for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
         struct conn *c = &w->conns[i];
 
         if (c->state == CONN_READING && c->in.len == 0
             && worker_conn_unsent(c) == 0 && !c->close_after_write
+            && c->resume == NULL
+            && now - c->activity_ms >= WORKER_REUSE_IDLE_MS
             && (idlest == NULL || c->activity_ms < idlest->activity_ms)) {
             idlest = c;
         }
     }
-    if (idlest == NULL) {
+    if (idlest == NULL
+        || ioctl(idlest->fd, FIONREAD, &waiting) != 0 || waiting > 0) {
         return false;
     }
     log_debug("at max-clients: closing connection %d, idle %llu ms",

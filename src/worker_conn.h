@@ -43,6 +43,9 @@
 #define WORKER_YIELD_MS        5
 #define WORKER_EMFILE_PAUSE_MS 100
 #define WORKER_LINGER_MS       1000
+/* At --max-clients, a connection idle this long may be closed for a
+ * new one. */
+#define WORKER_REUSE_IDLE_MS   50
 /* A stopping worker closes a keep-alive connection idle this long. */
 #define WORKER_STOP_IDLE_MS    200
 /* Access-log lines are flushed in writes of whole lines of at most
