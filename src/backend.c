@@ -624,16 +624,21 @@ backend_drain_fifo(struct backend *b, bool resend)
 {
     struct backend_queue keep = { NULL, NULL };
     struct backend_fetch *f;
+    bool head = true;
 
     b->handshake_left = 0;
     event_timer_stop(b->loop, &b->watchdog);
     while ((f = backend_queue_pop(&b->fifo)) != NULL) {
+        bool first = head;
+
+        head = false;
         if (f->done) {
             backend_fetch_release(f);
-        } else if (resend
-                   && event_now_ms(b->loop) >= f->deadline.when_ms) {
-            /* The request Redis is stuck on: sent again, it would hold
-             * up everything behind it on the new connection too. */
+        } else if (resend && (first || event_now_ms(b->loop)
+                                           >= f->deadline.when_ms)) {
+            /* The request Redis is stuck on (or one already late): sent
+             * again, it would hold up everything behind it on the new
+             * connection too. */
             backend_fetch_fail(f, BACKEND_TIMEOUT, true);
         } else if (resend) {
             backend_queue_push(&keep, f, BACKEND_LIST_UNSENT);
@@ -912,6 +917,12 @@ backend_on_deadline(struct event_loop *loop, struct event_timer *timer)
 
     (void)loop;
     assert(!f->done);
+    if (b->fifo.head == f && redis_conn_reply_started(&b->conn)) {
+        /* Its reply is arriving (a big value takes a while): from now
+         * on the watchdog, which sees every byte, guards it. */
+        (void)event_timer_start(b->loop, &f->deadline, b->timeout_ms);
+        return;
+    }
     backend_warn(b, "redis %s: GET timed out after %" PRIu64 " ms", b->addr,
                  b->timeout_ms);
     /* On a list it stays there: a placeholder for its reply. */

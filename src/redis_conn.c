@@ -113,6 +113,14 @@ redis_conn_close(struct redis_conn *c)
     }
 }
 
+bool
+redis_conn_reply_started(const struct redis_conn *c)
+{
+    return c->state == REDIS_CONN_OPEN
+           && (c->value != NULL || c->drop_left > 0 || c->crlf_due
+               || buf_pending(&c->rbuf) > 0);
+}
+
 void
 redis_conn_fini(struct redis_conn *c)
 {

@@ -43,7 +43,7 @@
 #include "redis_scan.h"
 #include "value.h"
 
-#define REDIS_CONN_READ_BUDGET (4u * 1024u * 1024u)
+#define REDIS_CONN_READ_BUDGET (1024u * 1024u)
 #define REDIS_CONN_WHY_MAX     256
 
 struct ssl_ctx_st;
@@ -139,6 +139,9 @@ int  redis_conn_open(struct redis_conn *c,
 
 /* Queues one encoded command.  0 or -ENOMEM. */
 int  redis_conn_send(struct redis_conn *c, const char *cmd, size_t len);
+
+/* True while part of a reply has been read and not yet delivered. */
+bool redis_conn_reply_started(const struct redis_conn *c);
 
 /* Closes whatever is open, drops what is queued; no callback. */
 void redis_conn_close(struct redis_conn *c);

@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -45,6 +46,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,7 +112,84 @@ worker_conn_append(struct conn *c, const void *data, size_t len)
 size_t
 worker_conn_unsent(const struct conn *c)
 {
-    return buf_pending(&c->out);
+    return buf_pending(&c->out)
+           + (c->out_value != NULL ? c->out_value->len - c->out_value_sent
+                                   : 0);
+}
+
+/* Values from this size on are written from their shared copy rather
+ * than copied into each client's output: below it a copy costs less
+ * than the extra iovec and reference. */
+#define WORKER_SHARE_MIN (64u * 1024u)
+
+/* Most bytes one connection writes per loop iteration. */
+#define WORKER_WRITE_BUDGET (1024u * 1024u)
+
+/* Allocations from this size on are mappings of their own. */
+#define WORKER_MMAP_THRESHOLD (1024 * 1024)
+
+int
+worker_conn_append_value(struct conn *c, struct value *v)
+{
+    if (v->len < WORKER_SHARE_MIN || c->out_value != NULL) {
+        return buf_append(&c->out, v->data, v->len);
+    }
+    if (c->out.pos == c->out.len) {
+        /* As buf_reserve would on the next append: the value's place
+         * must not move under it. */
+        c->out.pos = c->out.len = 0;
+    }
+    c->out_value = value_ref(v);
+    c->out_value_at = c->out.len;
+    c->out_value_sent = 0;
+    return 0;
+}
+
+static void
+worker_conn_drop_value(struct conn *c)
+{
+    value_unref(c->out_value);
+    c->out_value = NULL;
+    c->out_value_at = 0;
+    c->out_value_sent = 0;
+}
+
+/* Consumes n written bytes: out up to the value, the value, the rest. */
+static void
+worker_conn_advance(struct conn *c, size_t n)
+{
+    size_t before, left;
+
+    if (c->out_value == NULL) {
+        c->out.pos += n;
+        return;
+    }
+    before = c->out_value_at - c->out.pos;
+    if (n <= before) {
+        c->out.pos += n;
+        n = 0;
+    } else {
+        c->out.pos = c->out_value_at;
+        n -= before;
+    }
+    left = c->out_value->len - c->out_value_sent;
+    if (n >= left && left > 0) {
+        c->out_value_sent += left;
+        n -= left;
+    } else if (n > 0) {
+        c->out_value_sent += n;
+        n = 0;
+    }
+    c->out.pos += n;
+    if (c->out_value_sent == c->out_value->len
+        && c->out.pos >= c->out_value_at) {
+        worker_conn_drop_value(c);
+    } else if (c->out.pos == c->out.len && c->out.pos == c->out_value_at) {
+        /* Nothing of out is pending, so its next append would rewind
+         * it to offset 0: rewind now and keep the value's place. */
+        c->out.pos = c->out.len = 0;
+        c->out_value_at = 0;
+    }
 }
 
 /* The first guess at a value's size; a longer one costs one more lookup
@@ -425,6 +504,7 @@ worker_conn_close(struct conn *c)
     backend_cancel(&c->waiter);
     worker_resp_mget_free(c);
     worker_resp_pipeline_free(c);
+    worker_conn_drop_value(c);
     event_io_stop(&w->loop, &c->io);
     event_timer_stop(&w->loop, &c->timer);
     if (close(c->fd) != 0) {
@@ -644,12 +724,47 @@ worker_conn_flush(struct conn *c)
 {
     struct worker *w = c->worker;
 
-    while (worker_conn_unsent(c) > 0) {
-        ssize_t n = write(c->fd, c->out.data + c->out.pos, worker_conn_unsent(c));
+    size_t         written = 0;
 
+    while (worker_conn_unsent(c) > 0) {
+        struct iovec iov[3];
+        int          niov = 0;
+        ssize_t      n;
+
+        if (c->out_value == NULL) {
+            iov[niov].iov_base = c->out.data + c->out.pos;
+            iov[niov++].iov_len = buf_pending(&c->out);
+        } else {
+            /* What precedes the shared value, its unsent part, and
+             * what was answered after it: one call, in order. */
+            if (c->out_value_at > c->out.pos) {
+                iov[niov].iov_base = c->out.data + c->out.pos;
+                iov[niov++].iov_len = c->out_value_at - c->out.pos;
+            }
+            if (c->out_value_sent < c->out_value->len) {
+                iov[niov].iov_base = c->out_value->data
+                                     + c->out_value_sent;
+                iov[niov++].iov_len = c->out_value->len
+                                      - c->out_value_sent;
+            }
+            if (c->out.len > c->out_value_at) {
+                iov[niov].iov_base = c->out.data + c->out_value_at;
+                iov[niov++].iov_len = c->out.len - c->out_value_at;
+            }
+        }
+        n = writev(c->fd, iov, niov);
         if (n > 0) {
-            c->out.pos += (size_t) n;
+            worker_conn_advance(c, (size_t) n);
             c->activity_ms = event_now_ms(&w->loop);
+            written += (size_t) n;
+            if (written >= WORKER_WRITE_BUDGET
+                && worker_conn_unsent(c) > 0) {
+                /* A fast reader of a big value would keep this loop
+                 * going for hundreds of MB: let the other connections
+                 * have the worker, and go on when epoll says so. */
+                worker_conn_update(c);
+                return;
+            }
             continue;
         }
         if (n < 0 && errno == EINTR) {
@@ -1182,6 +1297,13 @@ worker_init(struct worker *w, const struct worker_params *p)
     if (rc != 0) {
         log_error("access control setup failed: %s", strerror(-rc));
         return rc;
+    }
+    /* A fixed threshold: glibc's dynamic one rises to the size of the
+     * largest block freed (up to 32 MB), after which big buffers come
+     * from the heap and their pages stay in RSS once freed. */
+    if (mallopt(M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD) != 1) {
+        log_warn("mallopt(M_MMAP_THRESHOLD) failed: big buffers may stay "
+                 "resident after use");
     }
     rc = backend_create(&w->loop, p->cfg, p->metrics, worker_store_value,
                         w, &w->backend);

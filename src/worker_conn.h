@@ -138,6 +138,13 @@ struct conn {
                                            always 0, answered requests are
                                            cut off the front */
     struct buf            out;          /* owned: answers not yet sent */
+    struct value         *out_value;    /* owned ref, or NULL: a large
+                                           value sent from the one copy
+                                           its clients share, in place
+                                           at out.data[out_value_at] */
+    size_t                out_value_at; /* out offset: bytes before it go
+                                           first, bytes from it after */
+    size_t                out_value_sent; /* of out_value, written */
     uint64_t              request_start_ms; /* first byte of the request */
     uint64_t              activity_ms;  /* last read or write progress */
     bool                  close_after_write;
@@ -218,6 +225,11 @@ const char *worker_date(struct worker *w);
 int    worker_conn_out_reserve(struct conn *c, size_t n);
 int    worker_conn_append(struct conn *c, const void *data, size_t len);
 size_t worker_conn_unsent(const struct conn *c);
+/* Appends v's bytes to the output: for a large value, by reference (the
+ * shared copy is written out from where it is, incrementally, and no
+ * client holds another); otherwise, or when one is already attached, by
+ * copy.  0 or -ENOMEM. */
+int    worker_conn_append_value(struct conn *c, struct value *v);
 /* Copies key's cached value into b at b->len + head_room, leaving room
  * for tail_room bytes after it; b->len is not moved.  True on a hit
  * (lk->value_len, lk->age_ms set); false on a miss, an expired entry, a

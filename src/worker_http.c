@@ -101,13 +101,13 @@ worker_http_backend_cb(struct backend_waiter *wt,
     c->state = CONN_READING;
     if (status == 200) {
         n = http_format_head(&reply, hb, sizeof(hb));
-        if (worker_conn_out_reserve(c, n + (head ? 0 : r->len)) != 0) {
+        if (worker_conn_append(c, hb, n) != 0
+            || (!head && (r->value != NULL
+                              ? worker_conn_append_value(c, r->value)
+                              : worker_conn_append(c, r->data, r->len))
+                             != 0)) {
             worker_conn_close(c);
             return;
-        }
-        worker_conn_append(c, hb, n);
-        if (!head) {
-            worker_conn_append(c, r->data, r->len);
         }
         c->log_status = 200;
         c->log_bytes = r->len;

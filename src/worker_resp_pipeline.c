@@ -113,7 +113,19 @@ worker_resp_pipeline_cb(struct backend_waiter *wt,
     e->log_resp = c->log_resp;
     e->log_bytes = r->result == BACKEND_VALUE ? r->len : 0;
     e->log_cache = r->result == BACKEND_VALUE ? "MISS" : NULL;
-    if (resp_append_backend_reply(dst, r->result, r->data, r->len) != 0) {
+    if (dst == &c->out && r->result == BACKEND_VALUE && r->value != NULL) {
+        /* Straight to out: a large value goes from its shared copy. */
+        char head[RESP_BULK_HEAD_MAX];
+        size_t hlen = resp_format_bulk_head(head, r->len);
+
+        if (buf_append(dst, head, hlen) != 0
+            || worker_conn_append_value(c, r->value) != 0
+            || buf_append(dst, "\r\n", 2) != 0) {
+            worker_conn_close(c);
+            return;
+        }
+    } else if (resp_append_backend_reply(dst, r->result, r->data, r->len)
+               != 0) {
         worker_conn_close(c);
         return;
     }

@@ -1,0 +1,127 @@
+"""A 256 MB value fetched by three clients at once while a fourth
+client's hits on the same worker are timed: the value is held once, goes
+out incrementally without stalling the worker, and its memory is given
+back once the clients are done (VmRSS from /proc/<pid>/status)."""
+import http.client
+import os
+import time
+
+from conftest import Redis, get, wait_for
+
+BIG = 256 << 20
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def fetch_big(port):
+    """curl in its own process (no GIL shared with the timed client),
+    writing to /dev/null: the bytes are checked by the RESP test below,
+    here the time is the other client's."""
+    import subprocess
+    return subprocess.Popen(
+        ["curl", "-sS", "--max-time", "120", "-o", "/dev/null", "-w",
+         "%{http_code} %{size_download}", "http://127.0.0.1:%d/big" % port],
+        stdout=subprocess.PIPE)
+
+
+def test_256mb_value_to_three_clients_while_hits_stay_fast(make_proxy):
+    r = Redis(extra="proto-max-bulk-len 512mb").start()
+    value = os.urandom(1 << 20) * (BIG >> 20)
+    c = r.client()
+    c.set("big", value)
+    del value
+    c.set("hot", "h")
+    p = make_proxy(r, "--workers", "1", "--ttl", "1h")
+    assert get(p, "hot").headers["X-Cache"] == "MISS"
+    worker = wait_for(lambda: (children(p.proc.pid) or [None])[0],
+                      what="the worker")
+    # A warm-up round so the baseline has what every request allocates.
+    hot = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
+    for _ in range(50):
+        hot.request("GET", "/hot")
+        assert hot.getresponse().read() == b"h"
+    time.sleep(0.2)
+    base = rss_kb(worker)
+
+    fetchers = [fetch_big(p.port) for _ in range(3)]
+    peak = 0
+    lat = []
+    while any(f.poll() is None for f in fetchers):
+        t0 = time.perf_counter()
+        hot.request("GET", "/hot")
+        resp = hot.getresponse()
+        assert resp.read() == b"h"
+        lat.append(time.perf_counter() - t0)
+        assert resp.getheader("X-Cache") == "HIT"
+        peak = max(peak, rss_kb(worker))
+        time.sleep(0.002)
+    got = [f.communicate()[0].decode() for f in fetchers]
+    assert got == ["200 %d" % BIG] * 3
+    lat.sort()
+    p99 = lat[int(len(lat) * 0.99)]
+    print("hits: %d, p50 %.2f ms, p99 %.2f ms; worker RSS base %d MB, "
+          "peak %d MB" % (len(lat), lat[len(lat) // 2] * 1e3, p99 * 1e3,
+                          base >> 10, peak >> 10))
+    # Held once: three copies would be 768 MB over the baseline.
+    assert peak - base < (BIG >> 10) + (128 << 10), (base, peak)
+    # Given back once the clients are done.
+    wait_for(lambda: rss_kb(worker) - base < 10 << 10, timeout=5,
+             what="RSS back within 10 MB of the baseline")
+    # The worker never stops serving the others: the hit client kept
+    # going all along.  The 10 ms p99 target is measured (printed above)
+    # rather than asserted: make check runs on shared CPUs, where the
+    # scheduler alone costs tens of ms (DESIGN: no timed assertions in
+    # make check).  The bound below catches a worker that stalls while
+    # it reads or writes the value, as the hiredis one did for 5-7 s.
+    assert len(lat) >= 20, lat
+    assert lat[len(lat) // 2] < 0.050, "p50 %.1f ms" % (
+        lat[len(lat) // 2] * 1e3)
+    assert p99 < 0.500, "p99 %.1f ms" % (p99 * 1e3)
+    hot.close()
+
+
+def test_big_value_over_resp_and_head(make_proxy):
+    from conftest import free_port
+    import redis as redis_py
+    r = Redis().start()
+    value = os.urandom(3 << 20)
+    r.client().set("v", value)
+    port = free_port()
+    p = make_proxy(r, "--workers", "1", "--resp-listen",
+                   "127.0.0.1:%d" % port, "--ttl", "1ms")
+    rc = redis_py.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+    # Pipelined around the shared value: answers stay in order.
+    pipe = rc.pipeline(transaction=False)
+    for k in ("v", "absent", "v", "v"):
+        pipe.get(k)
+    assert pipe.execute() == [value, None, value, value]
+    hc = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
+    hc.request("HEAD", "/v")
+    resp = hc.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("Content-Length") == str(len(value))
+    assert resp.read() == b""
+    hc.request("GET", "/v")
+    assert hc.getresponse().read() == value
+    hc.close()
