@@ -116,6 +116,14 @@ def test_rediss_url_with_ca_file(certs, make_proxy):
                     "--redis-tls-ca-file", certs("ca.crt"))
     assert get(p2, "k").content == b"over tls"
     assert metric(p, "rcp_backend_connections") >= 1
+    # /health speaks through the workers' TLS connections.
+    wait_for(lambda: requests.get(p.admin_url("/health"),
+                                  timeout=5).status_code == 200,
+             what="/health 200 over TLS")
+    r.stop()
+    wait_for(lambda: requests.get(p.admin_url("/health"),
+                                  timeout=5).status_code == 503,
+             what="/health 503 with the TLS Redis gone")
 
 
 def test_wrong_ca_is_502_with_reason_then_sighup_fixes_it(certs, make_proxy,

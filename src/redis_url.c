@@ -296,6 +296,7 @@ redis_url_mask(const char *s, char *out, size_t cap)
     if (cap == 0) {
         return;
     }
+    memset(&scratch, 0, sizeof(scratch));
     p = redis_url_scheme(s, &scratch);
     if (p == NULL) {
         (void)snprintf(out, cap, "%s", s);

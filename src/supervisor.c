@@ -1495,6 +1495,16 @@ supervisor_health_start(struct admin_conn *c)
     uv_timer_start(&hc->timer, supervisor_health_timeout_cb,
                    s->cfg.redis_timeout_ms, 0);
 
+    if (s->cfg.redis_tls) {
+        struct metrics_slot_shm sum;
+
+        /* hiredis 0.14 speaks no TLS, and the workers do: a TLS Redis is
+         * up while some worker holds a ready connection to it (a worker
+         * that cannot reach it has none, within a timeout). */
+        metrics_sum(s->metrics, &sum);
+        supervisor_health_settle(hc, sum.backend_connections > 0, false);
+        return;
+    }
     if (s->cfg.redis.is_unix) {
         ac = redisAsyncConnectUnix(s->cfg.redis.path);
     } else {

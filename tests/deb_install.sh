@@ -39,7 +39,12 @@ for tool in dpkg-buildpackage:dpkg-dev dh:debhelper lintian:lintian \
             debootstrap:debootstrap; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
-for p in pkg-config libhiredis-dev libuv1-dev check; do
+# The build dependencies (debian/control), read from it so they cannot
+# drift apart.
+for p in $(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$src/debian/control" |
+           sed -e 's/^Build-Depends://' -e '/^[A-Z]/d' | tr ',' '\n' |
+           sed -e 's/[<(].*//' -e 's/ //g' |
+           grep -v -e '^$' -e '^debhelper-compat' -e '^dh-sequence-'); do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
         grep -q 'install ok installed' || need+=("$p")
 done
@@ -84,7 +89,8 @@ status_of() {
 }
 
 tarball=$(bash "$src/scripts/debian-root")
-deb=$(make -C "$top" --no-print-directory deb | tail -n 1)
+# make deb's lintian report goes to the log as well.
+deb=$(make -C "$top" --no-print-directory deb | tee /dev/stderr | tail -n 1)
 test -f "$deb" || fail "make deb made no package"
 ok "make deb built $(basename "$deb"), lintian clean of errors"
 
