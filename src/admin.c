@@ -216,12 +216,23 @@ admin_health(const struct admin_ops *ops, struct admin_reply *r,
     int                 n;
 
     ops->health(ops->ctx, &h);
-    n = snprintf(json, json_cap,
-                 "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%" PRIu32
-                 ",\"entries\":%" PRIu64 "}\n",
-                 h.redis_up ? "ok" : "degraded", h.redis_up ? "up" : "down",
-                 h.workers, h.entries);
-    /* Two short words and two integers always fit. */
+    if (h.cluster) {
+        n = snprintf(json, json_cap,
+                     "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"
+                     PRIu32 ",\"entries\":%" PRIu64 ",\"cluster\":{"
+                     "\"nodes\":%" PRIu64 ",\"slots_covered\":%" PRIu64
+                     ",\"slots\":16384}}\n",
+                     h.redis_up ? "ok" : "degraded",
+                     h.redis_up ? "up" : "down", h.workers, h.entries,
+                     h.cluster_nodes, h.cluster_slots_covered);
+    } else {
+        n = snprintf(json, json_cap,
+                     "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"
+                     PRIu32 ",\"entries\":%" PRIu64 "}\n",
+                     h.redis_up ? "ok" : "degraded",
+                     h.redis_up ? "up" : "down", h.workers, h.entries);
+    }
+    /* Two short words and a few integers always fit. */
     assert(n > 0 && (size_t) n < json_cap);
     r->status = h.redis_up ? 200 : 503;
     r->content_type = admin_json;
@@ -294,7 +305,7 @@ admin_handle(const struct admin_request *req, const struct admin_ops *ops,
 {
     const struct admin_route *route;
     struct admin_reply        r;
-    char                      json[128];
+    char                      json[256];
     size_t                    len;
 
     if (cap < ADMIN_REPLY_MIN) {

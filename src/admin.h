@@ -47,6 +47,10 @@ struct admin_health {
     bool     redis_up;                  /* last PING answered */
     uint32_t workers;                   /* live workers */
     uint64_t entries;                   /* cached entries now */
+    bool     cluster;                   /* --redis-cluster: redis_up says
+                                           every slot has a primary */
+    uint64_t cluster_nodes;             /* primaries in the slot map */
+    uint64_t cluster_slots_covered;     /* of 16384 */
 };
 
 /* What the status page shows; filled by the status callback. */

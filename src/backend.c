@@ -55,6 +55,20 @@
  * their own deadlines, so a stalled Redis gives 504s, never 502s.  A
  * connection refused or dropped gives 502 (UNREACHABLE).
  *
+ * Redis Cluster (--redis-cluster).  The backend the worker holds routes
+ * instead of connecting: a fetch keeps its table entry, waiters and
+ * deadline here, and is handed to the node backend cluster_route()
+ * names (list NODE, through the embedded node_waiter).  A node's reply
+ * comes back to backend_node_cb(): -MOVED and -ASK send the fetch on to
+ * the node named (ASK with ASKING before it), at most
+ * BACKEND_CLUSTER_HOPS_MAX times; -TRYAGAIN and -CLUSTERDOWN wait a
+ * short, doubling backoff and route again while the fetch's own
+ * deadline allows, then answer BACKEND_UNAVAILABLE (503) with Redis'
+ * text.  The fetch's end detaches it from its node (the node's fetch
+ * runs on with no waiter).  Clients never see a redirect.  Until the
+ * first slot map is read the backend is WAIT; when no seed answers it
+ * is DOWN (502), as for a single Redis.
+ *
  * Metrics count Redis requests, not waiters: one error or one duration
  * per fetch.  Every reply is timed; WRONGTYPE is the client's mistake
  * and not a reply error; fetches failed by backend_destroy() count
@@ -78,12 +92,16 @@
 #include <hiredis/hiredis.h>
 
 #include "backend.h"
+#include "cluster.h"
 #include "log.h"
 #include "redis_conn.h"
 
 #define BACKEND_BACKOFF_MIN_MS    100
 #define BACKEND_BACKOFF_MAX_MS    2000
 #define BACKEND_WARN_INTERVAL_MS  1000
+#define BACKEND_CLUSTER_HOPS_MAX  5     /* redirects one fetch follows */
+#define BACKEND_CLUSTER_RETRY_MS  10    /* TRYAGAIN backoff, doubling */
+#define BACKEND_CLUSTER_RETRY_MAX 200
 #define BACKEND_BUCKETS_MIN       64
 #define BACKEND_WHY_MAX           320
 #define BACKEND_ADDR_MAX          (CONFIG_PATH_MAX + 16)
@@ -98,7 +116,8 @@ enum backend_state {
 enum backend_list {
     BACKEND_LIST_NONE = 0,
     BACKEND_LIST_UNSENT,
-    BACKEND_LIST_FIFO
+    BACKEND_LIST_FIFO,
+    BACKEND_LIST_NODE           /* cluster: at a node, or backing off */
 };
 
 struct backend_fetch {
@@ -113,6 +132,19 @@ struct backend_fetch {
     enum backend_list      list;
     bool                   done;        /* ended: out of the table */
     bool                   finishing;   /* its waiters are being called */
+    bool                   asking;      /* node: ASKING first; never in
+                                           the table (never joined) */
+    /* Cluster routing (the worker's backend only). */
+    bool                   ask_next;    /* the next node gets ASKING */
+    unsigned               hops;        /* redirects followed */
+    uint64_t               retry_ms;    /* last TRYAGAIN backoff */
+    struct backend        *node;        /* borrowed: cluster's, while
+                                           list is NODE */
+    struct backend_waiter  node_waiter; /* on the node's fetch */
+    struct event_timer     retry;       /* backoff, or a deferred end */
+    bool                   has_slot;    /* cluster command: slot known */
+    bool                   keyless;     /* cluster command: no key */
+    uint16_t               slot;        /* its keys' slot */
     bool                   command;     /* backend_command(): key holds
                                            the whole encoded command, and
                                            the reply is handed on as RESP
@@ -146,7 +178,11 @@ struct backend {
                                            the cache use the client's */
     size_t                   key_prefix_len;
     char                     addr[BACKEND_ADDR_MAX];   /* for logs */
-    struct ssl_ctx_st       *tls;       /* owned; NULL: plain */
+    struct ssl_ctx_st       *tls;       /* owned unless tls_borrowed;
+                                           NULL: plain */
+    bool                     tls_borrowed; /* a cluster node: cluster's */
+    struct cluster          *cluster;   /* owned; NULL: one Redis */
+    bool                     cluster_node; /* a node of a cluster */
     char                     tls_name[CONFIG_PATH_MAX];
 
     struct redis_conn        conn;
@@ -184,6 +220,7 @@ struct backend {
 
 static void backend_connect(struct backend *b);
 static void backend_fetch_release(struct backend_fetch *f);
+static int  backend_fetch_route(struct backend_fetch *f);
 
 static uint64_t
 backend_now_us(void)
@@ -443,8 +480,16 @@ backend_fetch_finish(struct backend_fetch *f,
 
     assert(!f->done);
     f->done = true;
-    backend_table_remove(b, f);
+    if (!f->asking) {
+        backend_table_remove(b, f);
+    }
     event_timer_stop(b->loop, &f->deadline);
+    if (f->list == BACKEND_LIST_NODE) {
+        /* Cluster: the node's fetch runs on without us. */
+        backend_cancel(&f->node_waiter);
+        event_timer_stop(b->loop, &f->retry);
+        f->list = BACKEND_LIST_NONE;
+    }
     f->finishing = true;
     backend_call_waiters(f, reply);
     f->finishing = false;
@@ -530,6 +575,25 @@ backend_fetch_send(struct backend_fetch *f)
     int rc;
 
     assert(f->list == BACKEND_LIST_NONE);
+    if (b->cluster != NULL) {
+        return backend_fetch_route(f);
+    }
+    if (f->asking) {
+        /* A placeholder takes ASKING's +OK off the FIFO. */
+        static const char *asking_argv[1] = { "ASKING" };
+        static const size_t asking_len[1] = { 6 };
+        struct backend_fetch *ph = calloc(1, sizeof(*ph) + 1);
+
+        if (ph == NULL
+            || backend_send_argv(b, 1, asking_argv, asking_len) != 0) {
+            free(ph);
+            return -ENOMEM;
+        }
+        ph->b = b;
+        ph->done = true;
+        ph->asking = true;
+        backend_queue_push(&b->fifo, ph, BACKEND_LIST_FIFO);
+    }
     if (f->command) {
         rc = redis_conn_send(&b->conn, f->key, f->key_len);
         if (rc != 0) {
@@ -863,6 +927,18 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
                       r->reply->str);
             break;
         }
+        if (b->cluster_node) {
+            struct cluster_redirect cr;
+
+            cluster_redirect_parse(r->reply->str, r->reply->len, &cr);
+            if (cr.kind != CLUSTER_REDIRECT_NONE) {
+                /* The router's to follow, not a failure. */
+                log_debug("redis %s: GET: %.*s", b->addr,
+                          (int)(r->reply->len > 200 ? 200 : r->reply->len),
+                          r->reply->str);
+                break;
+            }
+        }
         backend_count_error(b, METRICS_BACKEND_REPLY);
         backend_warn(b, "redis %s: GET failed: %.*s", b->addr,
                      (int)(r->reply->len > 200 ? 200 : r->reply->len),
@@ -925,8 +1001,9 @@ backend_on_deadline(struct event_loop *loop, struct event_timer *timer)
     }
     backend_warn(b, "redis %s: GET timed out after %" PRIu64 " ms", b->addr,
                  b->timeout_ms);
-    /* On a list it stays there: a placeholder for its reply. */
-    backend_fetch_fail(f, BACKEND_TIMEOUT, true);
+    /* On a list it stays there: a placeholder for its reply.  In a
+     * cluster, the node's own fetch times out and counts it. */
+    backend_fetch_fail(f, BACKEND_TIMEOUT, b->cluster == NULL);
 }
 
 static void
@@ -1062,6 +1139,204 @@ backend_connect(struct backend *b)
     backend_flush_unsent(b, backend_unsent_count(b));
 }
 
+/* --- Redis Cluster routing (the worker's backend) ------------------ */
+
+static void backend_node_cb(struct backend_waiter *w,
+                            const struct backend_reply *reply);
+static void backend_command_encoded(struct backend *b, const char *cmd,
+                                    size_t len, bool has_slot,
+                                    uint16_t slot, bool asking,
+                                    struct backend_waiter *w, backend_cb cb,
+                                    void *data);
+
+/* Hands f to node (list NODE). */
+static void
+backend_fetch_to_node(struct backend_fetch *f, struct backend *node)
+{
+    f->node = node;
+    f->list = BACKEND_LIST_NODE;
+    if (f->command) {
+        /* Encoded, prefix and all: the node sends it as it is. */
+        bool asking = f->ask_next;
+
+        f->ask_next = false;
+        backend_command_encoded(node, f->key, f->key_len, f->has_slot,
+                                f->slot, asking, &f->node_waiter,
+                                backend_node_cb, f);
+    } else if (f->ask_next) {
+        f->ask_next = false;
+        backend_get_asking(node, f->key, f->key_len, &f->node_waiter,
+                           backend_node_cb, f);
+    } else {
+        backend_get(node, f->key, f->key_len, &f->node_waiter,
+                    backend_node_cb, f);
+    }
+}
+
+/* Runs f's retry timer after_ms from now (list NODE).  Without a timer
+ * slot the fetch is left to its deadline. */
+static void
+backend_fetch_defer(struct backend_fetch *f, uint64_t after_ms)
+{
+    f->list = BACKEND_LIST_NODE;
+    f->node = NULL;
+    (void)event_timer_start(f->b->loop, &f->retry, after_ms);
+}
+
+/* backend_fetch_send() in cluster mode: always 0, the fetch is now at
+ * a node or will end from its retry timer (never from inside here). */
+static int
+backend_fetch_route(struct backend_fetch *f)
+{
+    struct backend *b = f->b;
+    struct backend *node = NULL;
+    enum cluster_route route;
+
+    if (f->command && !f->has_slot) {
+        /* The timer ends it: CROSSSLOT, or no key to route by. */
+        f->retry_ms = UINT64_MAX - 2;
+        backend_fetch_defer(f, 0);
+        return 0;
+    }
+    route = f->command ? cluster_route_slot(b->cluster, f->slot, &node)
+                       : cluster_route(b->cluster, f->key, f->key_len,
+                                       &node);
+    switch (route) {
+    case CLUSTER_ROUTE_OK:
+        backend_fetch_to_node(f, node);
+        return 0;
+    case CLUSTER_ROUTE_UNCOVERED:
+        f->retry_ms = UINT64_MAX;       /* the timer ends it: 503 */
+        break;
+    case CLUSTER_ROUTE_WAIT:
+    case CLUSTER_ROUTE_DOWN:
+    case CLUSTER_ROUTE_NOMEM:
+        f->retry_ms = UINT64_MAX - 1;   /* the timer ends it: 502 */
+        break;
+    }
+    backend_fetch_defer(f, 0);
+    return 0;
+}
+
+static void
+backend_on_retry(struct event_loop *loop, struct event_timer *timer)
+{
+    static const char uncovered[] = "CLUSTERDOWN Hash slot not served";
+    struct backend_fetch *f = timer->data;
+    struct backend_reply out = { BACKEND_UNAVAILABLE, uncovered,
+                                 sizeof(uncovered) - 1, NULL };
+
+    (void)loop;
+    assert(f->list == BACKEND_LIST_NODE && !f->done);
+    f->list = BACKEND_LIST_NONE;
+    if (f->retry_ms == UINT64_MAX - 2) {
+        static const char crossslot[] =
+            "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+
+        static const char keyless[] =
+            "-ERR redis-cache-proxy: not supported with --redis-cluster"
+            "\r\n";
+
+        /* A command's reply is RESP bytes for the client. */
+        out.result = BACKEND_VALUE;
+        out.data = f->keyless ? keyless : crossslot;
+        out.len = f->keyless ? sizeof(keyless) - 1 : sizeof(crossslot) - 1;
+        backend_fetch_finish(f, &out);
+    } else if (f->retry_ms == UINT64_MAX) {
+        backend_fetch_finish(f, &out);
+    } else if (f->retry_ms == UINT64_MAX - 1) {
+        backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
+    } else {
+        (void)backend_fetch_route(f);
+    }
+}
+
+static void
+backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
+{
+    struct backend_fetch *f = w->data;
+    struct backend *b = f->b;
+    struct backend *to = NULL;
+    struct backend_reply out;
+    uint64_t elapsed_ms, delay;
+
+    const char *text = r->data;
+    size_t text_len = r->len;
+    bool cluster_error = r->result == BACKEND_ERROR_REPLY && text != NULL;
+
+    assert(f->list == BACKEND_LIST_NODE && !f->done);
+    f->list = BACKEND_LIST_NONE;
+    if (f->command && r->result == BACKEND_VALUE && text_len >= 3
+        && text[0] == '-') {
+        /* A command's error comes as RESP bytes: "-MOVED ...\r\n". */
+        cluster_error = true;
+        text++;
+        text_len -= 3;
+    }
+    if (cluster_error) {
+        switch (cluster_redirect(b->cluster, f->node, text, text_len,
+                                 &to)) {
+        case CLUSTER_REDIRECT_MOVED:
+        case CLUSTER_REDIRECT_ASK:
+            if (to != NULL && f->hops < BACKEND_CLUSTER_HOPS_MAX) {
+                f->hops++;
+                f->ask_next = text_len >= 3 && memcmp(text, "ASK", 3) == 0;
+                backend_fetch_to_node(f, to);
+                return;
+            }
+            break;              /* a redirect loop: Redis' text, 502 */
+        case CLUSTER_REDIRECT_DOWN:
+            /* A primary may have failed: the map will say. */
+            cluster_node_failed(b->cluster);
+            /* fall through */
+        case CLUSTER_REDIRECT_TRYAGAIN:
+            delay = f->retry_ms == 0 ? BACKEND_CLUSTER_RETRY_MS
+                                     : f->retry_ms * 2;
+            if (delay > BACKEND_CLUSTER_RETRY_MAX) {
+                delay = BACKEND_CLUSTER_RETRY_MAX;
+            }
+            elapsed_ms = (backend_now_us() - f->start_us) / 1000u;
+            if (elapsed_ms + delay < b->timeout_ms) {
+                f->retry_ms = delay;
+                backend_fetch_defer(f, delay);
+                return;
+            }
+            out.result = f->command ? BACKEND_VALUE : BACKEND_UNAVAILABLE;
+            out.data = f->command ? r->data : text;
+            out.len = f->command ? r->len : text_len;
+            out.value = NULL;
+            backend_fetch_finish(f, &out);
+            return;
+        case CLUSTER_REDIRECT_NONE:
+            break;
+        }
+    }
+    if (r->result == BACKEND_UNREACHABLE) {
+        cluster_node_failed(b->cluster);
+    }
+    if (r->result == BACKEND_VALUE && b->store != NULL && !f->command) {
+        /* Once per fetch, before any waiter can look it up again. */
+        b->store(b->store_arg, f->key, f->key_len, r->value);
+    }
+    backend_fetch_finish(f, r);
+}
+
+/* The cluster read its map (ready) or found no seed with none. */
+static void
+backend_cluster_state(void *arg, bool ready)
+{
+    struct backend *b = arg;
+
+    if (ready && b->state != BACKEND_READY) {
+        b->state = BACKEND_READY;
+    } else if (!ready) {
+        b->state = BACKEND_DOWN;
+    }
+    if (b->unsent.head != NULL) {
+        backend_kick(b);
+    }
+}
+
 /* --- the interface ----------------------------------------------------- */
 
 static void
@@ -1114,10 +1389,13 @@ backend_tls_setup(struct backend *b, const struct config *cfg)
     return 0;
 }
 
-int
-backend_create(struct event_loop *loop, const struct config *cfg,
-               struct metrics_slot_shm *slot, backend_store_cb store,
-               void *store_arg, struct backend **out)
+/* The common part of backend_create() and backend_create_node(). */
+static int
+backend_create_with(struct event_loop *loop, const struct config *cfg,
+                    const struct config_redis *redis,
+                    struct ssl_ctx_st *node_tls,
+                    struct metrics_slot_shm *slot, backend_store_cb store,
+                    void *store_arg, bool node, struct backend **out)
 {
     struct backend *b = calloc(1, sizeof(*b));
     int rc;
@@ -1141,7 +1419,8 @@ backend_create(struct event_loop *loop, const struct config *cfg,
     b->slot = slot;
     b->store = store;
     b->store_arg = store_arg;
-    b->redis = cfg->redis;
+    b->redis = *redis;
+    b->cluster_node = node;
     (void)snprintf(b->user, sizeof(b->user), "%s", cfg->redis_user);
     (void)snprintf(b->password, sizeof(b->password), "%s",
                    cfg->redis_password);
@@ -1150,9 +1429,16 @@ backend_create(struct event_loop *loop, const struct config *cfg,
     b->max_reply_bytes = cfg->max_reply_bytes;
     b->key_prefix_len = strlen(cfg->key_prefix);
     memcpy(b->key_prefix, cfg->key_prefix, b->key_prefix_len);
-    rc = backend_tls_setup(b, cfg);
-    if (rc != 0) {
-        goto fail;
+    if (node) {
+        b->tls = node_tls;
+        b->tls_borrowed = true;
+        (void)snprintf(b->tls_name, sizeof(b->tls_name), "%s",
+                       cfg->redis_tls_server_name);
+    } else if (cfg->redis_cluster[0] == '\0') {
+        rc = backend_tls_setup(b, cfg);
+        if (rc != 0) {
+            goto fail;
+        }
     }
     backend_format_addr(b);
     b->backoff_ms = BACKEND_BACKOFF_MIN_MS;
@@ -1163,11 +1449,21 @@ backend_create(struct event_loop *loop, const struct config *cfg,
     event_timer_init(&b->reconnect, backend_on_reconnect, b);
     event_timer_init(&b->watchdog, backend_on_watchdog, b);
     event_timer_init(&b->kick, backend_on_kick, b);
+    if (!node && cfg->redis_cluster[0] != '\0') {
+        (void)snprintf(b->addr, sizeof(b->addr), "cluster");
+        rc = cluster_create(loop, cfg, slot, backend_cluster_state, b,
+                            &b->cluster);
+        if (rc != 0) {
+            goto fail;
+        }
+        *out = b;
+        return 0;
+    }
     backend_connect(b);
     *out = b;
     return 0;
 fail:
-    if (b->tls != NULL) {
+    if (b->tls != NULL && !b->tls_borrowed) {
         redis_conn_tls_ctx_free(b->tls);
     }
     free(b->buckets);
@@ -1176,13 +1472,43 @@ fail:
     return rc;
 }
 
-void
-backend_get(struct backend *b, const void *key, size_t key_len,
-            struct backend_waiter *w, backend_cb cb, void *data)
+int
+backend_create(struct event_loop *loop, const struct config *cfg,
+               struct metrics_slot_shm *slot, backend_store_cb store,
+               void *store_arg, struct backend **out)
+{
+    return backend_create_with(loop, cfg, &cfg->redis, NULL, slot, store,
+                               store_arg, false, out);
+}
+
+int
+backend_create_node(struct event_loop *loop, const struct config *cfg,
+                    const char *host, uint16_t port, struct ssl_ctx_st *tls,
+                    struct metrics_slot_shm *slot, struct backend **out)
+{
+    struct config_redis *r = calloc(1, sizeof(*r));
+    int rc;
+
+    if (r == NULL) {
+        return -ENOMEM;
+    }
+    (void)snprintf(r->host, sizeof(r->host), "%s", host);
+    r->port = port;
+    r->tls = tls != NULL;
+    rc = backend_create_with(loop, cfg, r, tls, slot, NULL, NULL, true, out);
+    free(r);
+    return rc;
+}
+
+static void
+backend_get_with(struct backend *b, const void *key, size_t key_len,
+                 struct backend_waiter *w, backend_cb cb, void *data,
+                 bool asking)
 {
     uint64_t hash = backend_hash(b, key, key_len);
-    struct backend_fetch *f = backend_table_find(b, hash, key, key_len,
-                                                 false);
+    struct backend_fetch *f = asking ? NULL
+                                     : backend_table_find(b, hash, key,
+                                                          key_len, false);
 
     w->cb = cb;
     w->data = data;
@@ -1209,6 +1535,8 @@ backend_get(struct backend *b, const void *key, size_t key_len,
      * this one (a bcrypt check, a big copy) must not eat into the
      * deadline, or into the watchdog's look at a silent connection. */
     event_update_time(b->loop);
+    f->asking = asking;
+    event_timer_init(&f->retry, backend_on_retry, f);
     event_timer_init(&f->deadline, backend_on_deadline, f);
     if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
         free(f);
@@ -1216,7 +1544,9 @@ backend_get(struct backend *b, const void *key, size_t key_len,
         backend_kick(b);
         return;
     }
-    backend_table_insert(b, f);
+    if (!asking) {
+        backend_table_insert(b, f);
+    }
     backend_waiter_append(f, w);
     if (b->destroying) {
         return;                 /* backend_destroy() fails it */
@@ -1232,6 +1562,80 @@ backend_get(struct backend *b, const void *key, size_t key_len,
 }
 
 void
+backend_get(struct backend *b, const void *key, size_t key_len,
+            struct backend_waiter *w, backend_cb cb, void *data)
+{
+    backend_get_with(b, key, key_len, w, cb, data, false);
+}
+
+void
+backend_get_asking(struct backend *b, const void *key, size_t key_len,
+                   struct backend_waiter *w, backend_cb cb, void *data)
+{
+    backend_get_with(b, key, key_len, w, cb, data, true);
+}
+
+/* backend_command() once encoded (--key-prefix applied).  has_slot and
+ * slot: where a cluster routes it; asking: as backend_get_asking(). */
+static void
+backend_command_encoded(struct backend *b, const char *cmd, size_t len,
+                        bool has_slot, uint16_t slot, bool asking,
+                        struct backend_waiter *w, backend_cb cb, void *data)
+{
+    uint64_t             hash;
+    struct backend_fetch *f = NULL;
+
+    w->cb = cb;
+    w->data = data;
+    hash = backend_hash(b, cmd, len);
+    f = asking ? NULL : backend_table_find(b, hash, cmd, len, true);
+    if (f != NULL) {
+        /* The same read-only command already on its way: share it. */
+        backend_waiter_append(f, w);
+        return;
+    }
+    f = malloc(sizeof(*f) + len);
+    if (f == NULL) {
+        goto oom;
+    }
+    memset(f, 0, sizeof(*f));
+    f->b = b;
+    f->hash = hash;
+    f->command = true;
+    f->asking = asking;
+    f->has_slot = has_slot;
+    f->keyless = b->cluster != NULL && !has_slot && slot == UINT16_MAX;
+    f->slot = has_slot ? slot : 0;
+    f->key_len = len;
+    memcpy(f->key, cmd, len);
+    f->start_us = backend_now_us();
+    event_timer_init(&f->retry, backend_on_retry, f);
+    event_timer_init(&f->deadline, backend_on_deadline, f);
+    if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
+        free(f);
+        goto oom;
+    }
+    if (!asking) {
+        backend_table_insert(b, f);
+    }
+    backend_waiter_append(f, w);
+    if (b->destroying) {
+        return;
+    }
+    if (!(backend_can_send(b) && b->unsent.head == NULL
+          && backend_fetch_send(f) == 0)) {
+        backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
+        if (b->state != BACKEND_WAIT) {
+            backend_kick(b);
+        }
+    }
+    return;
+oom:
+    backend_waiter_append(b->oom, w);
+    backend_kick(b);
+}
+
+void
 backend_command(struct backend *b, int argc, const char *const *argv,
                 const size_t *lens, int key_from, struct backend_waiter *w,
                 backend_cb cb, void *data)
@@ -1241,8 +1645,8 @@ backend_command(struct backend *b, int argc, const char *const *argv,
     char                *prefixed[BACKEND_COMMAND_ARGS_MAX] = { NULL };
     char                *cmd = NULL;
     int                  len = -1;
-    uint64_t             hash;
-    struct backend_fetch *f = NULL;
+    bool                 has_slot = false;
+    uint16_t             slot = 0;
 
     assert(argc > 0 && argc <= BACKEND_COMMAND_ARGS_MAX);
     w->cb = cb;
@@ -1261,45 +1665,25 @@ backend_command(struct backend *b, int argc, const char *const *argv,
             al[i] = b->key_prefix_len + lens[i];
         }
     }
+    if (b->cluster != NULL && key_from >= argc) {
+        slot = UINT16_MAX;      /* keyless: nothing to route by */
+    } else if (b->cluster != NULL) {
+        /* A cluster sends it where its keys live, if they live in one
+         * slot (else CROSSSLOT, as Redis Cluster answers). */
+        has_slot = true;
+        slot = cluster_keyslot(av[key_from], al[key_from]);
+        for (int i = key_from + 1; i < argc; i++) {
+            if (cluster_keyslot(av[i], al[i]) != slot) {
+                has_slot = false;
+            }
+        }
+    }
     len = redisFormatCommandArgv(&cmd, argc, av, al);
     if (len < 0 || cmd == NULL) {
         goto oom;
     }
-    hash = backend_hash(b, cmd, (size_t)len);
-    f = backend_table_find(b, hash, cmd, (size_t)len, true);
-    if (f != NULL) {
-        /* The same read-only command already on its way: share it. */
-        backend_waiter_append(f, w);
-        goto done;
-    }
-    f = malloc(sizeof(*f) + (size_t)len);
-    if (f == NULL) {
-        goto oom;
-    }
-    memset(f, 0, sizeof(*f));
-    f->b = b;
-    f->hash = hash;
-    f->command = true;
-    f->key_len = (size_t)len;
-    memcpy(f->key, cmd, (size_t)len);
-    f->start_us = backend_now_us();
-    event_timer_init(&f->deadline, backend_on_deadline, f);
-    if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
-        free(f);
-        goto oom;
-    }
-    backend_table_insert(b, f);
-    backend_waiter_append(f, w);
-    if (b->destroying) {
-        goto done;
-    }
-    if (!(backend_can_send(b) && b->unsent.head == NULL
-          && backend_fetch_send(f) == 0)) {
-        backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
-        if (b->state != BACKEND_WAIT) {
-            backend_kick(b);
-        }
-    }
+    backend_command_encoded(b, cmd, (size_t)len, has_slot, slot, false, w,
+                            cb, data);
     goto done;
 oom:
     backend_waiter_append(b->oom, w);
@@ -1368,7 +1752,11 @@ backend_destroy(struct backend *b)
         backend_fetch_release(f);
     }
     redis_conn_fini(&b->conn);
-    if (b->tls != NULL) {
+    if (b->cluster != NULL) {
+        /* Every fetch of ours has left its node by now. */
+        cluster_destroy(b->cluster);
+    }
+    if (b->tls != NULL && !b->tls_borrowed) {
         redis_conn_tls_ctx_free(b->tls);
     }
     free(b->oom);

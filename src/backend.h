@@ -36,7 +36,10 @@ enum backend_result {
     BACKEND_ERROR_REPLY,        /* other error reply, or a reply over
                                    --max-reply-size; text in data: 502 */
     BACKEND_UNREACHABLE,        /* no connection: 502 */
-    BACKEND_TIMEOUT             /* past --redis-timeout: 504 */
+    BACKEND_TIMEOUT,            /* past --redis-timeout: 504 */
+    BACKEND_UNAVAILABLE         /* Redis Cluster: the slot has no node,
+                                   or TRYAGAIN/CLUSTERDOWN outlasted the
+                                   deadline; data: the error text: 503 */
 };
 
 struct backend_reply {
@@ -68,6 +71,7 @@ struct backend_waiter {
 };
 
 struct backend;
+struct ssl_ctx_st;
 
 /* Parses nothing: cfg is already valid.  slot and store may be NULL (no
  * metrics, nothing stored).  Starts connecting at once.  0 or -errno;
@@ -76,6 +80,17 @@ struct backend;
 int  backend_create(struct event_loop *loop, const struct config *cfg,
                     struct metrics_slot_shm *slot, backend_store_cb store,
                     void *store_arg, struct backend **out);
+/* One node of a Redis Cluster, for cluster.c: a backend on host:port
+ * with cfg's AUTH, timeouts and --key-prefix, and tls (borrowed: NULL
+ * for plain) as its TLS context.  Nothing stored; cluster errors
+ * (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) are handed to the waiter as
+ * BACKEND_ERROR_REPLY without counting or logging them. */
+int  backend_create_node(struct event_loop *loop, const struct config *cfg,
+                         const char *host, uint16_t port,
+                         struct ssl_ctx_st *tls,
+                         struct metrics_slot_shm *slot,
+                         struct backend **out);
+
 /* Fails every waiter with BACKEND_UNREACHABLE, then frees.  Not to be
  * called from inside a waiter's callback. */
 void backend_destroy(struct backend *b);
@@ -84,6 +99,12 @@ void backend_destroy(struct backend *b);
  * from inside this call.  w must not be waiting already. */
 void backend_get(struct backend *b, const void *key, size_t key_len,
                  struct backend_waiter *w, backend_cb cb, void *data);
+
+/* As backend_get, for a Redis Cluster -ASK: ASKING is sent just before
+ * the GET, and the fetch neither joins nor is joined by another. */
+void backend_get_asking(struct backend *b, const void *key, size_t key_len,
+                        struct backend_waiter *w, backend_cb cb,
+                        void *data);
 
 /* Unlinks w if it is waiting; its callback will not run.  Safe on an
  * idle waiter. */

@@ -26,6 +26,7 @@
 #include "rcp_autoconf.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -56,6 +57,8 @@ enum config_kind {
     CONFIG_KIND_LISTEN,         /* struct config_listen, `off` refused */
     CONFIG_KIND_LISTEN_OFF,     /* struct config_listen, `off` allowed */
     CONFIG_KIND_REDIS,          /* struct config_redis */
+    CONFIG_KIND_SEEDS,          /* char[CONFIG_PATH_MAX]: Redis addresses,
+                                   comma-separated, "" none */
     CONFIG_KIND_SECRET,         /* char[CONFIG_SECRET_MAX], "" is none */
     CONFIG_KIND_PATH,           /* char[CONFIG_PATH_MAX], "" is none */
     CONFIG_KIND_ACCESS_LOG,     /* char[CONFIG_PATH_MAX]: off/stderr/FILE */
@@ -181,6 +184,13 @@ static const struct config_option config_options[] = {
     { "max-reply-size", 0, CONFIG_KIND_SIZE, CONFIG_FIELD(max_reply_bytes),
       1, CONFIG_SIZE_MAX_BYTES, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "SIZE",
       "512m", "longer Redis replies are refused" },
+    { "redis-cluster", 0, CONFIG_KIND_SEEDS, CONFIG_FIELD(redis_cluster), 0,
+      0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "H:P,..", "off",
+      "Redis Cluster seed nodes" },
+    { "redis-cluster-refresh", 0, CONFIG_KIND_DURATION,
+      CONFIG_FIELD(redis_cluster_refresh_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "DURATION", "10s",
+      "slot map refresh period" },
     { "ttl", 't', CONFIG_KIND_DURATION, CONFIG_FIELD(ttl_ms), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "DURATION", "60s",
       "global expiry of cached values" },
@@ -561,7 +571,74 @@ config_parse_redis(const char *s, struct config_redis *out)
     return 0;
 }
 
+int
+config_parse_seeds(const char *s, struct config_redis *out, size_t max,
+                   size_t *bad)
+{
+    char   item[CONFIG_PATH_MAX];
+    size_t n = 0;
+
+    *bad = 0;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t      len = comma != NULL ? (size_t) (comma - s) : strlen(s);
+        int         rc;
+
+        *bad = n;
+        if (len == 0) {
+            return -EINVAL;
+        }
+        if (n == max) {
+            return -E2BIG;
+        }
+        if (len >= sizeof(item)) {
+            return -ERANGE;
+        }
+        memcpy(item, s, len);
+        item[len] = '\0';
+        rc = config_parse_redis(item, &out[n]);
+        if (rc < 0) {
+            return rc;
+        }
+        if (out[n].is_unix) {
+            return -EINVAL;
+        }
+        n++;
+        if (comma == NULL) {
+            return (int) n;
+        }
+        s = comma + 1;
+    }
+}
+
 /* --- formatting ------------------------------------------------------- */
+
+/* A seed list with each URL's password hidden, for logs and errors. */
+static void
+config_mask_seeds(const char *s, char *out, size_t cap)
+{
+    size_t pos = 0;
+
+    if (cap == 0) {
+        return;
+    }
+    out[0] = '\0';
+    while (pos + 1 < cap) {
+        const char *comma = strchr(s, ',');
+        size_t      len = comma != NULL ? (size_t) (comma - s) : strlen(s);
+        char        item[CONFIG_PATH_MAX];
+        char        masked[CONFIG_PATH_MAX];
+
+        snprintf(item, sizeof(item), "%.*s", (int) len, s);
+        redis_url_mask(item, masked, sizeof(masked));
+        pos += (size_t) snprintf(out + pos, cap - pos, "%s%s",
+                                 pos > 0 ? "," : "", masked);
+        if (comma == NULL) {
+            break;
+        }
+        s = comma + 1;
+    }
+}
 
 static void
 config_format_hostport(const char *host, uint16_t port, char *buf,
@@ -774,6 +851,35 @@ config_set(struct config_loader *ld, struct config *cfg,
                                 echo, value);
         }
         return 0;
+
+    case CONFIG_KIND_SEEDS: {
+        struct config_redis seeds[CONFIG_SEEDS_MAX];
+        size_t              bad;
+
+        if (strcmp(value, "off") == 0) {
+            *(char *) field = '\0';
+            return 0;
+        }
+        rc = config_parse_seeds(value, seeds, CONFIG_SEEDS_MAX, &bad);
+        if (rc == -E2BIG) {
+            return config_error(ld, "%s: more than %d seed nodes", who,
+                                CONFIG_SEEDS_MAX);
+        }
+        if (rc < 0) {
+            char masked[CONFIG_ECHO_MAX + 1];
+
+            /* A URL may hold a password: never echo it. */
+            config_mask_seeds(value, masked, sizeof(masked));
+            return config_error(ld, "%s: seed %zu of '%s' is not HOST:PORT,"
+                                " [IPv6]:PORT or a redis:// / rediss:// URL"
+                                " (comma-separated)", who, bad + 1, masked);
+        }
+        if (config_copy_string(field, CONFIG_PATH_MAX, value) < 0) {
+            return config_error(ld, "%s: too long (max %d bytes)", who,
+                                CONFIG_PATH_MAX - 1);
+        }
+        return 0;
+    }
 
     case CONFIG_KIND_SECRET:
         /* Never echo a secret back, not even in an error. */
@@ -1330,6 +1436,7 @@ config_defaults(struct config *cfg)
     cfg->redis.port = 6379;
     cfg->redis_db = 0;
     cfg->redis_timeout_ms = 1000;
+    cfg->redis_cluster_refresh_ms = 10000;
     cfg->redis_tls = false;
     cfg->max_reply_bytes = 512ULL << 20;
     cfg->ttl_ms = 60 * 1000;
@@ -1358,6 +1465,45 @@ config_is_default(const struct config_loader *ld, const char *name)
     size_t i = (size_t) (config_find_name(name) - config_options);
 
     return ld->set_by[i] == CONFIG_LAYER_DEFAULT;
+}
+
+/* --redis-cluster takes --redis' place (a --redis given too is ignored,
+ * so one config file can hold both): its first seed becomes the address
+ * /health PINGs and the status page shows, and what its URL says (user,
+ * password, TLS) is merged as a --redis URL's would be. */
+static int
+config_merge_cluster(struct config_loader *ld)
+{
+    struct config       *cfg = ld->cfg;
+    struct config_redis *seeds;
+    size_t               bad;
+    int                  n;
+
+    if (cfg->redis_cluster[0] == '\0') {
+        return 0;
+    }
+    if (cfg->redis_db != 0) {
+        return config_error(ld, "--redis-db: Redis Cluster has only db 0");
+    }
+    seeds = calloc(CONFIG_SEEDS_MAX, sizeof(*seeds));
+    if (seeds == NULL) {
+        return config_error(ld, "--redis-cluster: out of memory");
+    }
+    n = config_parse_seeds(cfg->redis_cluster, seeds, CONFIG_SEEDS_MAX,
+                           &bad);
+    /* Checked when it was set. */
+    assert(n > 0);
+    for (int i = 0; i < n; i++) {
+        if (seeds[i].has_db && seeds[i].db != 0) {
+            free(seeds);
+            return config_error(ld, "--redis-cluster: seed %d names db %u;"
+                                " Redis Cluster has only db 0", i + 1,
+                                seeds[i].db);
+        }
+    }
+    cfg->redis = seeds[0];
+    free(seeds);
+    return 0;
 }
 
 /* What a --redis URL said beyond the address, wherever no option said
@@ -1464,7 +1610,8 @@ config_load(struct config *cfg, int argc, char *const argv[],
         rc = CONFIG_ERROR;
         goto done;
     }
-    if (config_merge_redis_url(ld) < 0 || config_check(ld) < 0) {
+    if (config_merge_cluster(ld) < 0 || config_merge_redis_url(ld) < 0
+        || config_check(ld) < 0) {
         rc = CONFIG_ERROR;
         goto done;
     }
@@ -1492,6 +1639,13 @@ config_format_value(const struct config *cfg,
         return;
     case CONFIG_KIND_REDIS:
         config_format_redis(field, buf, len);
+        return;
+    case CONFIG_KIND_SEEDS:
+        if (*(const char *) field == '\0') {
+            snprintf(buf, len, "off");
+        } else {
+            config_mask_seeds(field, buf, len);
+        }
         return;
     case CONFIG_KIND_SECRET:
     case CONFIG_KIND_PATH:
@@ -1562,7 +1716,12 @@ config_print(const struct config *cfg, FILE *out)
             continue;
         }
         config_format_value(cfg, opt, value, sizeof(value));
-        if (value[0] == '\0') {
+        if (opt->offset == CONFIG_FIELD(redis)
+            && cfg->redis_cluster[0] != '\0') {
+            /* Not an option of its own here: the first seed. */
+            fprintf(out, "# %s (the first redis-cluster seed)\n",
+                    opt->name);
+        } else if (value[0] == '\0') {
             /* A file line needs a value: show an unset one as a
              * comment, so the output can be used as a config file. */
             fprintf(out, "# %s (none)\n", opt->name);

@@ -22,6 +22,7 @@
 #define CONFIG_ERR_MAX    512
 #define CONFIG_LIST_MAX   32            /* items of a list option */
 #define CONFIG_ITEM_MAX   256           /* bytes of one item, with NUL */
+#define CONFIG_SEEDS_MAX  16            /* --redis-cluster seed nodes */
 
 /* A listening address: host is a numeric IPv4/IPv6 address or a name;
  * "" or "*" means every address.  enabled is false for `off`. */
@@ -74,6 +75,10 @@ struct config {
     char                 redis_tls_server_name[CONFIG_PATH_MAX]; /* "":
                                                 the host */
     uint64_t             max_reply_bytes;    /* --max-reply-size */
+    char                 redis_cluster[CONFIG_PATH_MAX]; /* seeds as given,
+                                                comma-separated; "" off:
+                                                one Redis at --redis */
+    uint64_t             redis_cluster_refresh_ms; /* slot map refresh */
     uint64_t             ttl_ms;             /* -t, --ttl */
     uint32_t             capacity;           /* -c, --capacity, keys */
     uint64_t             max_memory_bytes;   /* --max-memory */
@@ -140,6 +145,13 @@ int config_parse_uint(const char *s, uint64_t max, uint64_t *out);
 int config_parse_listen(const char *s, struct config_listen *out,
                         bool allow_off);
 int config_parse_redis(const char *s, struct config_redis *out);
+/* Splits a --redis-cluster list (HOST:PORT or redis:// / rediss:// URLs,
+ * comma-separated, no unix sockets) into out[0..max).  The number of
+ * seeds, or what config_parse_redis() returns for the first bad one
+ * (its index in *bad), or -E2BIG past max, or -EINVAL for an empty item
+ * or a unix socket. */
+int config_parse_seeds(const char *s, struct config_redis *out, size_t max,
+                       size_t *bad);
 
 /* Formats a listen or redis address as "HOST:PORT" ("[v6]:PORT"). */
 void config_format_listen(const struct config_listen *l, char *buf,

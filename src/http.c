@@ -208,6 +208,8 @@ http_status_for_backend(enum backend_result r)
         return 502;
     case BACKEND_TIMEOUT:
         return 504;
+    case BACKEND_UNAVAILABLE:
+        return 503;
     }
     return 502;
 }

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "metrics.h"
 #include "textbuf.h"
@@ -297,7 +298,57 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->connections_denied, __ATOMIC_RELAXED);
         out->auth_failures +=
             __atomic_load_n(&s->auth_failures, __ATOMIC_RELAXED);
+        for (size_t k = 0; k < 2; k++) {
+            out->cluster_redirects[k] +=
+                __atomic_load_n(&s->cluster_redirects[k], __ATOMIC_RELAXED);
+        }
+        out->cluster_refreshes +=
+            __atomic_load_n(&s->cluster_refreshes, __ATOMIC_RELAXED);
+        out->cluster_map_changes +=
+            __atomic_load_n(&s->cluster_map_changes, __ATOMIC_RELAXED);
+        /* Gauges of one worker's view: the freshest map wins. */
+        if (__atomic_load_n(&s->cluster_map_ms, __ATOMIC_RELAXED)
+            > out->cluster_map_ms) {
+            out->cluster_map_ms =
+                __atomic_load_n(&s->cluster_map_ms, __ATOMIC_RELAXED);
+            out->cluster_nodes =
+                __atomic_load_n(&s->cluster_nodes, __ATOMIC_RELAXED);
+            out->cluster_slots_covered =
+                __atomic_load_n(&s->cluster_slots_covered,
+                                __ATOMIC_RELAXED);
+        }
     }
+}
+
+void
+metrics_cluster_redirect(struct metrics_slot_shm *s, bool ask)
+{
+    __atomic_fetch_add(&s->cluster_redirects[ask ? 1 : 0], 1,
+                       __ATOMIC_RELAXED);
+}
+
+void
+metrics_cluster_refresh(struct metrics_slot_shm *s)
+{
+    __atomic_fetch_add(&s->cluster_refreshes, 1, __ATOMIC_RELAXED);
+}
+
+void
+metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
+                    uint32_t covered, bool changed)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (changed) {
+        __atomic_fetch_add(&s->cluster_map_changes, 1, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&s->cluster_nodes, nodes, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->cluster_slots_covered, covered, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->cluster_map_ms,
+                     (uint64_t)ts.tv_sec * 1000u
+                         + (uint64_t)ts.tv_nsec / 1000000u,
+                     __ATOMIC_RELAXED);
 }
 
 /* ---- rendering -------------------------------------------------------- */
@@ -472,6 +523,24 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_u64(&o, "rcp_auth_failures_total", "counter",
                 "Requests refused for missing or wrong credentials.",
                 sum.auth_failures);
+    metrics_family(&o, "rcp_backend_redirects_total", "counter",
+                   "Redis Cluster redirects followed, by kind.");
+    textbuf_printf(&o, "rcp_backend_redirects_total{kind=\"moved\"} %"
+                   PRIu64 "\n", sum.cluster_redirects[0]);
+    textbuf_printf(&o, "rcp_backend_redirects_total{kind=\"ask\"} %"
+                   PRIu64 "\n", sum.cluster_redirects[1]);
+    metrics_u64(&o, "rcp_backend_map_refreshes_total", "counter",
+                "Redis Cluster slot map reads started (CLUSTER SLOTS).",
+                sum.cluster_refreshes);
+    metrics_u64(&o, "rcp_backend_map_changes_total", "counter",
+                "Slot maps read that moved a slot (failovers and "
+                "migrations followed).", sum.cluster_map_changes);
+    metrics_u64(&o, "rcp_backend_nodes", "gauge",
+                "Redis Cluster primaries in the slot map (0: one Redis).",
+                sum.cluster_nodes);
+    metrics_u64(&o, "rcp_backend_slots_covered", "gauge",
+                "Redis Cluster slots with a primary, of 16384.",
+                sum.cluster_slots_covered);
     metrics_u64(&o, "rcp_max_clients", "gauge",
                 "Most client connections, all workers together "
                 "(--max-clients).", info->max_clients);

@@ -57,6 +57,16 @@ struct metrics_slot_shm {
     uint64_t connections_accepted;      /* accepted and served */
     uint64_t connections_denied;        /* closed at accept: --allow-from */
     uint64_t auth_failures;             /* 401s, WRONGPASS, NOAUTH */
+    /* Redis Cluster (cluster.c); zero with a single Redis. */
+    uint64_t cluster_redirects[2];      /* [0] MOVED, [1] ASK */
+    uint64_t cluster_refreshes;         /* CLUSTER SLOTS rounds started */
+    uint64_t cluster_map_changes;       /* maps read that moved a slot */
+    uint64_t cluster_map_ms;            /* gauge: CLOCK_MONOTONIC ms of
+                                           this worker's last map; 0
+                                           none.  The freshest slot's
+                                           view is the one shown: */
+    uint64_t cluster_nodes;             /* gauge: primaries in it */
+    uint64_t cluster_slots_covered;     /* gauge: slots with a primary */
 };
 
 struct metrics;
@@ -91,6 +101,11 @@ void metrics_add_backend_connections(struct metrics_slot_shm *s,
 /* A connection accepted (denied: closed at once by --allow-from). */
 void metrics_count_connection(struct metrics_slot_shm *s, bool denied);
 void metrics_count_auth_failure(struct metrics_slot_shm *s);
+/* Redis Cluster: a redirect followed, a refresh started, a map read. */
+void metrics_cluster_redirect(struct metrics_slot_shm *s, bool ask);
+void metrics_cluster_refresh(struct metrics_slot_shm *s);
+void metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
+                         uint32_t covered, bool changed);
 
 /* What the supervisor knows and the slots don't. */
 struct metrics_process_info {

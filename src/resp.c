@@ -345,6 +345,12 @@ resp_append_backend_reply(struct buf *out, enum backend_result r,
     case BACKEND_TIMEOUT:
         return resp_error_str(out, "ERR redis-cache-proxy: the backend "
                               "Redis timed out");
+    case BACKEND_UNAVAILABLE:
+        /* Redis Cluster's own words: CLUSTERDOWN ..., TRYAGAIN ... */
+        if (data != NULL && len > 0) {
+            return resp_append_error(out, data, len);
+        }
+        break;
     case BACKEND_ERROR_REPLY:
     case BACKEND_UNREACHABLE:
         break;
@@ -357,7 +363,7 @@ bool
 resp_backend_fails_mget(enum backend_result r)
 {
     return r == BACKEND_UNREACHABLE || r == BACKEND_TIMEOUT
-           || r == BACKEND_ERROR_REPLY;
+           || r == BACKEND_ERROR_REPLY || r == BACKEND_UNAVAILABLE;
 }
 
 int

@@ -1236,6 +1236,18 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
     out->redis_up = c->health != NULL && c->health->redis_up;
     out->workers = supervisor_alive(c->sup);
     out->entries = cs.entries;
+    if (c->sup->cfg.redis_cluster[0] != '\0') {
+        struct metrics_slot_shm sum;
+
+        /* The workers' freshest slot map: up when every slot has a
+         * primary (the PING only reached the first seed). */
+        metrics_sum(c->sup->metrics, &sum);
+        out->cluster = true;
+        out->cluster_nodes = sum.cluster_nodes;
+        out->cluster_slots_covered = sum.cluster_slots_covered;
+        out->redis_up = sum.cluster_nodes > 0
+                        && sum.cluster_slots_covered == 16384;
+    }
 }
 
 static size_t

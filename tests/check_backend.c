@@ -93,6 +93,34 @@ metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros)
     s->backend_sum_us += micros;
 }
 
+/* TEST DOUBLES: cluster.c's counters, from metrics.c; these tests run
+ * one Redis, so none may be called. */
+void
+metrics_cluster_redirect(struct metrics_slot_shm *s, bool ask)
+{
+    (void)s;
+    (void)ask;
+    ck_abort_msg("a redirect counted without a cluster");
+}
+
+void
+metrics_cluster_refresh(struct metrics_slot_shm *s)
+{
+    (void)s;
+    ck_abort_msg("a map refresh without a cluster");
+}
+
+void
+metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
+                    uint32_t covered, bool changed)
+{
+    (void)s;
+    (void)nodes;
+    (void)covered;
+    (void)changed;
+    ck_abort_msg("a slot map without a cluster");
+}
+
 /* --- classify (pure) --------------------------------------------------- */
 
 static const struct classify_case {

@@ -540,6 +540,12 @@ static const struct option_good_case {
       "IPv6 load balancers" },
     { "http-auth-file", "/etc/rcp/htpasswd",
       "http-auth-file /etc/rcp/htpasswd", "credential file" },
+    { "redis-cluster", "10.0.0.1:7000,[::1]:7001,redis://h:7002",
+      "redis-cluster 10.0.0.1:7000,[::1]:7001,redis://h:7002",
+      "seeds as given" },
+    { "redis-cluster", "off", "redis-cluster off", "off: one Redis" },
+    { "redis-cluster-refresh", "30s", "redis-cluster-refresh 30s",
+      "refresh period" },
 };
 
 #define LAYER_FLAG 1u
@@ -574,6 +580,19 @@ static const struct option_bad_case {
     { "redis", "redis://u:hunter2@h/x", 0, LAYER_ALL,
       "invalid URL 'redis://u:****@h/x'", "URL password masked" },
     { "redis", "rediss://h?tls=1", 0, LAYER_ALL, "?db=N", "URL query" },
+    { "redis-cluster", "h:1,,h:2", 0, LAYER_ALL, "seed 2 of 'h:1,,h:2'",
+      "an empty seed" },
+    { "redis-cluster", "h:1,unix:/run/r.sock", 0, LAYER_ALL, "seed 2 of",
+      "no unix socket in a cluster" },
+    { "redis-cluster", "h", 0, LAYER_ALL, "seed 1 of 'h' is not HOST:PORT",
+      "no port" },
+    { "redis-cluster", "h:1,redis://u:hunter2@h:0", 0, LAYER_ALL,
+      "'h:1,redis://u:****@h:0'", "a seed's password masked" },
+    { "redis-cluster", "h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8,h:9,h:10,h:11,h:12,"
+      "h:13,h:14,h:15,h:16,h:17", 0, LAYER_ALL, "more than 16 seed nodes",
+      "too many seeds" },
+    { "redis-cluster-refresh", "0", 0, LAYER_ALL, "greater than 0",
+      "a refresh needs a period" },
     { "redis-tls", "maybe", 0, LAYER_ENV | LAYER_FILE, "use yes or no",
       "a boolean" },
     { "max-reply-size", "0", 0, LAYER_ALL, "out of range", "zero" },
@@ -1316,6 +1335,39 @@ static const char *const long_option_names[] = {
     "version",
 };
 
+START_TEST(test_cluster_seeds)
+{
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+    char         *text;
+    const char   *args[] = { "--redis-cluster",
+                             "rediss://alice:hunter2@10.0.0.9:7000,h:7001",
+                             NULL };
+    const char   *both[] = { "--redis", "h:1", "--redis-cluster", "h:2",
+                             NULL };
+    const char   *db[] = { "--redis-cluster", "redis://h:2/3", NULL };
+
+    ck_assert_int_eq(test_load(&cfg, args, NULL, err), CONFIG_OK);
+    /* The first seed's URL gives the address, user, password and TLS. */
+    ck_assert_str_eq(cfg.redis.host, "10.0.0.9");
+    ck_assert_uint_eq(cfg.redis.port, 7000);
+    ck_assert_str_eq(cfg.redis_user, "alice");
+    ck_assert_str_eq(cfg.redis_password, "hunter2");
+    ck_assert(cfg.redis_tls);
+    ck_assert_uint_eq(cfg.redis_cluster_refresh_ms, 10000);
+    text = test_print(&cfg);
+    ck_assert_ptr_null(strstr(text, "hunter2"));
+    ck_assert_ptr_nonnull(strstr(text, "# redis (the first"));
+    free(text);
+    /* --redis-cluster wins: the first seed is the address. */
+    ck_assert_int_eq(test_load(&cfg, both, NULL, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.redis.host, "h");
+    ck_assert_uint_eq(cfg.redis.port, 2);
+    ck_assert_int_eq(test_load(&cfg, db, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "only db 0"));
+}
+END_TEST
+
 START_TEST(test_usage_lists_every_option)
 {
     char   *text = NULL;
@@ -1540,6 +1592,7 @@ config_suite(void)
     tcase_add_test(tc, test_print_masks_resp_password);
     tcase_add_test(tc, test_list_layers);
     tcase_add_test(tc, test_print_round_trip);
+    tcase_add_test(tc, test_cluster_seeds);
     tcase_add_test(tc, test_usage_lists_every_option);
     tcase_add_test(tc, test_redis_url_merge);
     tcase_add_test(tc, test_usage_defaults_are_the_defaults);
