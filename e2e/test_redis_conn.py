@@ -19,9 +19,10 @@ class StandIn:
     most commands read but not yet answered on one connection: what the
     proxy had in flight."""
 
-    def __init__(self, delays=None, value=b"v"):
+    def __init__(self, delays=None, value=b"v", value_of=None):
         self.delays = delays or {}
         self.value = value
+        self.value_of = value_of or (lambda key: self.value)
         self.max_in_flight = 0
         self.gets = []
         self.lock = threading.Lock()
@@ -88,7 +89,8 @@ class StandIn:
                     with self.lock:
                         self.gets.append(key)
                     time.sleep(self.delays.get(key, 0))
-                    out = b"$%d\r\n%s\r\n" % (len(self.value), self.value)
+                    v = self.value_of(key)
+                    out = b"$%d\r\n%s\r\n" % (len(v), v)
                 else:
                     out = b"+OK\r\n"
                 with cond:
@@ -242,3 +244,23 @@ def test_reply_over_max_reply_size(make_proxy):
     except redis_py.exceptions.ResponseError:
         pass
     assert rc.get("small") == b"y" * (512 << 10)
+
+
+def test_resp_pipeline_of_1000_misses_in_order(make_proxy):
+    # Each answer names its key, so the order is checked, not the count.
+    s = StandIn(value_of=lambda key: b"value-of-" + key.encode())
+    try:
+        port = free_port()
+        make_proxy(s, "--workers", "1", "--resp-listen",
+                   "127.0.0.1:%d" % port, "--redis-timeout", "10s")
+        rc = redis_py.Redis(host="127.0.0.1", port=port, socket_timeout=30)
+        pipe = rc.pipeline(transaction=False)
+        keys = ["m%d" % i for i in range(1000)]
+        for k in keys:
+            pipe.get(k)
+        got = pipe.execute()
+        assert got == [b"value-of-" + k.encode() for k in keys]
+        # Sent to Redis without waiting for each answer.
+        assert s.max_in_flight >= 10, s.max_in_flight
+    finally:
+        s.stop()

@@ -94,6 +94,7 @@
 #include "backend.h"
 #include "cluster.h"
 #include "log.h"
+#include "metrics.h"
 #include "redis_conn.h"
 
 #define BACKEND_BACKOFF_MIN_MS    100

@@ -26,8 +26,11 @@
 
 #include "config.h"
 #include "event.h"
-#include "metrics.h"
 #include "value.h"
+
+/* metrics.c's per-worker slot; only a pointer is kept here, so this
+ * header stays clear of the cache's (metrics.h renders cache stats). */
+struct metrics_slot_shm;
 
 enum backend_result {
     BACKEND_VALUE = 0,          /* string reply: data/len is the value */

@@ -51,8 +51,10 @@
  * the entry it recorded last only moves that record's stamp.  Every
  * acquisition of the write side first applies all rings to the list
  * (cache_apply_locked): merged in stamp order, each record moves its entry
- * to the head.  A get whose ring is full takes the write side for that
- * before its lookup (every CACHE_RING distinct hits of one process).
+ * to the head.  A get whose ring holds CACHE_RING_SOFT records takes the
+ * write side for that before its lookup if it is free and no reader is
+ * inside, so a reader preempted inside does not stall everyone; once the
+ * ring is full (CACHE_RING) it waits for it.
  *
  *   get:  stamp -> read side -> find -> record in own ring -> copy value
  *                -> unlock                  (ring full before? apply first)
@@ -186,7 +188,12 @@
 #define CACHE_WAIT_SLEEP_NS     2000000L
 /* Access records per worker slot: a reader whose ring is full applies
  * every ring (under the write side) before its next lookup. */
-#define CACHE_RING              256u
+#define CACHE_RING              512u
+/* From this many pending records a get tries to apply them, but only if
+ * the write side is free at once and no reader is inside: a reader that
+ * was preempted inside must not stall every process (the writer word
+ * keeps them all out while it waits).  At CACHE_RING it has to wait. */
+#define CACHE_RING_SOFT         256u
 /* How many records ahead an apply fetches the LRU neighbours. */
 #define CACHE_APPLY_AHEAD       4u
 
@@ -668,9 +675,11 @@ bail:
 
 /* Write side: the writer word (pid of the holder) keeps other writers and
  * new readers out; then wait until no slot is INSIDE_READ (readers are
- * short and wake no one: spin, then yield). */
+ * short and wake no one: spin, then yield).  Not patient: give up at once
+ * if the word is held, and after CACHE_SPINS spins if a reader is still
+ * inside. */
 static bool
-cache_lock_write(struct cache *cache, uint32_t pid)
+cache_lock_write_as(struct cache *cache, uint32_t pid, bool patient)
 {
     struct cache_hdr_shm *hdr = cache->hdr;
     struct cache_worker_shm *me = cache->worker;
@@ -689,7 +698,8 @@ cache_lock_write(struct cache *cache, uint32_t pid)
                                            __ATOMIC_RELAXED)) {
             break;
         }
-        if (__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)) {
+        if (__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)
+            || !patient) {
             goto bail;
         }
         if (held == 0) {
@@ -702,7 +712,8 @@ cache_lock_write(struct cache *cache, uint32_t pid)
     for (uint32_t s = 0; s < cache->worker_slots; s++) {
         while (cache_state_load(&cache->workers[s])
                == CACHE_WORKER_INSIDE_READ) {
-            if (!cache_wait_more(cache, &wait)) {
+            if ((!patient && wait.spins >= CACHE_SPINS)
+                || !cache_wait_more(cache, &wait)) {
                 goto release;           /* a dead reader, or a slow one */
             }
         }
@@ -732,7 +743,7 @@ bail:
 static bool
 cache_lock(struct cache *cache, enum cache_lock_mode mode, uint32_t pid)
 {
-    return mode == CACHE_LOCK_WRITE ? cache_lock_write(cache, pid)
+    return mode == CACHE_LOCK_WRITE ? cache_lock_write_as(cache, pid, true)
                                     : cache_lock_read(cache);
 }
 
@@ -1304,12 +1315,15 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
         cache_add(&cache->worker->misses, 1);
         return CACHE_MISS;              /* never stored */
     }
-    if (__atomic_load_n(&me->ring_len, __ATOMIC_RELAXED) >= CACHE_RING) {
-        /* No room to record a hit: the write side applies every ring. */
-        if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid())) {
+    n = __atomic_load_n(&me->ring_len, __ATOMIC_RELAXED);
+    if (n >= CACHE_RING_SOFT) {
+        /* Apply the rings (the write side does): when the ring is full
+         * this get waits for it, before that only if no one is in. */
+        if (cache_lock_write_as(cache, cache_pid(), n >= CACHE_RING)) {
+            cache_unlock(cache, CACHE_LOCK_WRITE);
+        } else if (n >= CACHE_RING) {
             return CACHE_BYPASS;
         }
-        cache_unlock(cache, CACHE_LOCK_WRITE);
     }
     stamp = cache_stamp(cache);
     if (!cache_lock(cache, CACHE_LOCK_READ, 0)) {
