@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 import redis as redis_py
@@ -147,24 +148,32 @@ def cli(p, *args, stdin=None, timeout=10):
                           input=stdin, capture_output=True, timeout=timeout)
 
 
-def run_for(argv, seconds):
-    """Runs an endless redis-cli mode for a while; stdout line-buffered
-    (stdbuf) so what it printed survives the stop."""
-    p = subprocess.Popen(["stdbuf", "-oL"] + argv, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+def stat_rows(port, want_rows, min_seconds, timeout=20):
+    """Runs redis-cli --stat until it has printed want_rows rows and
+    min_seconds have passed (a loaded machine may print them late);
+    returns its header and rows."""
+    p = subprocess.Popen(["stdbuf", "-oL", "redis-cli", "-p", str(port),
+                          "--stat", "-i", "0.5"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    lines = []
+    start = time.monotonic()
     try:
-        out, err = p.communicate(timeout=seconds)
-    except subprocess.TimeoutExpired:
+        for line in p.stdout:
+            lines.append(line.rstrip("\n"))
+            rows = len(lines) - 2
+            elapsed = time.monotonic() - start
+            if (rows >= want_rows and elapsed >= min_seconds) \
+                    or elapsed > timeout:
+                break
+    finally:
         p.terminate()
-        out, err = p.communicate()
-    return out.decode(), err.decode()
+        p.communicate()
+    return lines
 
 
 def test_redis_cli_stat(resp_proxy):
-    out, err = run_for(["redis-cli", "-p", str(resp_proxy.resp_port),
-                        "--stat", "-i", "0.5"], 2)
-    assert err == ""
-    lines = out.splitlines()
+    lines = stat_rows(resp_proxy.resp_port, 3, 2.0)
+    out = "\n".join(lines)
     assert lines[1].split()[:5] == ["keys", "mem", "clients", "blocked",
                                     "requests"], out
     rows = [l.split() for l in lines[2:] if l.strip()]
@@ -176,12 +185,19 @@ def test_redis_cli_stat(resp_proxy):
 
 
 def test_redis_cli_latency(resp_proxy):
-    out, err = run_for(["redis-cli", "-p", str(resp_proxy.resp_port),
-                        "--latency", "-i", "0.5"], 1.5)
-    assert err == ""
-    # "min max avg samples", once per interval.
-    fields = out.split()
-    assert len(fields) >= 4 and int(fields[3]) > 0, out
+    p = subprocess.Popen(["stdbuf", "-oL", "redis-cli", "-p",
+                          str(resp_proxy.resp_port), "--latency", "-i",
+                          "0.5"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        # "min max avg samples", once per interval.
+        line = p.stdout.readline()
+    finally:
+        p.terminate()
+        _, err = p.communicate()
+    fields = line.split()
+    assert len(fields) == 4 and int(fields[3]) > 0, (line, err)
+    assert float(fields[2]) >= 0 and int(fields[0]) <= int(fields[1])
 
 
 def test_redis_cli_repeat_pipe_and_resp3(resp_proxy):

@@ -227,3 +227,15 @@ def test_check_config_masks_the_url_password():
     assert bad.returncode == 2
     assert "hunter2" not in bad.stderr
     assert "redis://app:****@10.0.0.5:0/2" in bad.stderr
+
+
+def test_unreadable_ca_file_stops_the_start_with_the_reason(make_proxy):
+    p = make_proxy(None, "--redis", "rediss://127.0.0.1:1",
+                   "--redis-tls-ca-file", "/nonexistent/ca.pem",
+                   "--workers", "1", wait=False)
+    p.proc.wait(10)
+    assert p.proc.returncode == 1, p.log()
+    p.killed = True
+    assert ("cannot load the CA file '/nonexistent/ca.pem': "
+            in p.log()), p.log()
+    assert "No such file or directory" in p.log()

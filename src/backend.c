@@ -69,6 +69,15 @@
  * first slot map is read the backend is WAIT; when no seed answers it
  * is DOWN (502), as for a single Redis.
  *
+ * Redis Sentinel (--redis-sentinel).  The address comes from sentinel.c
+ * instead of the config: until one is known the backend is WAIT (DOWN
+ * once no sentinel answers).  ROLE is sent after AUTH/SELECT, and an
+ * address whose ROLE is not master is refused like a failed AUTH.
+ * Every connection failure, refusal and -READONLY asks the sentinels
+ * again; a new address closes the old connection at once (no request
+ * is answered by a stale primary after the switch) and re-sends what
+ * was in flight to the new one.
+ *
  * Metrics count Redis requests, not waiters: one error or one duration
  * per fetch.  Every reply is timed; WRONGTYPE is the client's mistake
  * and not a reply error; fetches failed by backend_destroy() count
@@ -95,6 +104,7 @@
 #include "cluster.h"
 #include "log.h"
 #include "metrics.h"
+#include "sentinel.h"
 #include "redis_conn.h"
 
 #define BACKEND_BACKOFF_MIN_MS    100
@@ -183,6 +193,9 @@ struct backend {
                                            NULL: plain */
     bool                     tls_borrowed; /* a cluster node: cluster's */
     struct cluster          *cluster;   /* owned; NULL: one Redis */
+    struct sentinel         *sentinel;  /* owned; NULL: no Sentinel */
+    bool                     have_addr; /* sentinel: redis is known */
+    char                     master[CONFIG_ITEM_MAX]; /* for logs */
     bool                     cluster_node; /* a node of a cluster */
     char                     tls_name[CONFIG_PATH_MAX];
 
@@ -222,6 +235,7 @@ struct backend {
 static void backend_connect(struct backend *b);
 static void backend_fetch_release(struct backend_fetch *f);
 static int  backend_fetch_route(struct backend_fetch *f);
+static void backend_format_addr(struct backend *b);
 
 static uint64_t
 backend_now_us(void)
@@ -724,6 +738,9 @@ backend_drain_fifo(struct backend *b, bool resend)
 static void
 backend_enter_down(struct backend *b, const char *why)
 {
+    if (b->sentinel != NULL) {
+        sentinel_reask(b->sentinel);
+    }
     b->state = BACKEND_DOWN;
     backend_count_conn(b, false);
     if (b->logged_up) {
@@ -789,6 +806,10 @@ backend_on_error(struct redis_conn *c, enum redis_conn_error kind,
 {
     struct backend *b = c->data;
 
+    if (b->sentinel != NULL) {
+        /* A failover may be under way: the sentinels will say. */
+        sentinel_reask(b->sentinel);
+    }
     if (kind == REDIS_CONN_ERR_TLS) {
         /* One per failed connection; backend_enter_down() logs the
          * reason, in OpenSSL's words, once per outage. */
@@ -814,12 +835,32 @@ static void
 backend_handshake_reply(struct backend *b, const struct redis_conn_reply *r)
 {
     char why[BACKEND_WHY_MAX];
+    const redisReply *rr = r->kind == REDIS_CONN_REPLY_OTHER ? r->reply
+                                                             : NULL;
 
+    if (b->sentinel != NULL && b->handshake_left == 1
+        && !(rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements > 0
+             && rr->element[0]->type == REDIS_REPLY_STRING
+             && strcmp(rr->element[0]->str, "master") == 0)) {
+        /* ROLE's answer: an address that is no primary is not used. */
+        (void)snprintf(why, sizeof(why), "ROLE says %s, not master; "
+                       "asking the sentinels again",
+                       rr != NULL && rr->type == REDIS_REPLY_ARRAY
+                               && rr->elements > 0
+                               && rr->element[0]->type
+                                      == REDIS_REPLY_STRING
+                           ? rr->element[0]->str : "no role");
+        redis_conn_close(&b->conn);
+        b->answered = false;
+        sentinel_distrust(b->sentinel);
+        backend_enter_down(b, why);
+        return;
+    }
     if (r->kind == REDIS_CONN_REPLY_OTHER
         && r->reply->type == REDIS_REPLY_ERROR) {
         (void)snprintf(why, sizeof(why), "%s failed: %.*s",
-                       b->handshake_left > 1 || b->db == 0 ? "AUTH"
-                                                           : "SELECT",
+                       b->handshake_left > 1 + (b->sentinel != NULL)
+                               || b->db == 0 ? "AUTH" : "SELECT",
                        (int)(r->reply->len > 120 ? 120 : r->reply->len),
                        r->reply->str);
         redis_conn_close(&b->conn);
@@ -927,6 +968,11 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
             log_debug("redis %s: GET: %.*s", b->addr, (int)r->reply->len,
                       r->reply->str);
             break;
+        }
+        if (b->sentinel != NULL && r->reply->len >= 8
+            && memcmp(r->reply->str, "READONLY", 8) == 0) {
+            /* Our primary was demoted. */
+            sentinel_reask(b->sentinel);
         }
         if (b->cluster_node) {
             struct cluster_redirect cr;
@@ -1103,6 +1149,15 @@ backend_send_handshake(struct backend *b)
         }
         b->handshake_left++;
     }
+    if (b->sentinel != NULL) {
+        /* Last: backend_handshake_reply() trusts only a master. */
+        argv[0] = "ROLE";
+        lens[0] = 4;
+        if ((rc = backend_send_argv(b, 1, argv, lens)) != 0) {
+            return rc;
+        }
+        b->handshake_left++;
+    }
     return 0;
 }
 
@@ -1122,6 +1177,9 @@ backend_connect(struct backend *b)
 
     event_timer_stop(b->loop, &b->reconnect);
     assert(b->conn.state == REDIS_CONN_CLOSED && b->fifo.head == NULL);
+    if (b->sentinel != NULL && !b->have_addr) {
+        return;                 /* backend_sentinel_cb() will call */
+    }
     b->answered = false;
     rc = redis_conn_open(&b->conn, &t, b->max_reply_bytes, why);
     if (rc != 0) {
@@ -1338,6 +1396,70 @@ backend_cluster_state(void *arg, bool ready)
     }
 }
 
+/* --- Redis Sentinel ---------------------------------------------------- */
+
+static void
+backend_sentinel_cb(void *arg, bool found, const char *host, uint16_t port)
+{
+    struct backend *b = arg;
+    struct backend_queue keep = { NULL, NULL };
+    struct backend_fetch *f;
+    char was[BACKEND_ADDR_MAX];
+
+    if (!found) {
+        if (!b->have_addr) {
+            b->state = BACKEND_DOWN;
+            if (b->unsent.head != NULL) {
+                backend_kick(b);
+            }
+        }
+        return;
+    }
+    if (b->have_addr && b->redis.port == port
+        && strcmp(b->redis.host, host) == 0) {
+        return;
+    }
+    (void)snprintf(was, sizeof(was), "%s", b->addr);
+    (void)snprintf(b->redis.host, sizeof(b->redis.host), "%s", host);
+    b->redis.port = port;
+    b->redis.is_unix = false;
+    backend_format_addr(b);
+    if (b->have_addr) {
+        log_info("redis sentinel: the primary of '%s' is now %s (was %s)",
+                 b->master, b->addr, was);
+        if (b->slot != NULL) {
+            metrics_count_failover(b->slot);
+        }
+    } else {
+        log_info("redis sentinel: the primary of '%s' is %s", b->master,
+                 b->addr);
+    }
+    b->have_addr = true;
+    /* Never another request to the old one: what was in flight goes to
+     * the new primary, all of it (nothing was stuck), in order. */
+    redis_conn_close(&b->conn);
+    b->answered = false;
+    b->logged_up = false;
+    b->backoff_ms = BACKEND_BACKOFF_MIN_MS;
+    b->handshake_left = 0;
+    event_timer_stop(b->loop, &b->watchdog);
+    while ((f = backend_queue_pop(&b->fifo)) != NULL) {
+        if (f->done) {
+            backend_fetch_release(f);
+        } else {
+            backend_queue_push(&keep, f, BACKEND_LIST_UNSENT);
+        }
+    }
+    if (keep.head != NULL) {
+        keep.tail->next = b->unsent.head;
+        if (b->unsent.tail == NULL) {
+            b->unsent.tail = keep.tail;
+        }
+        b->unsent.head = keep.head;
+    }
+    backend_enter_wait(b, false);
+}
+
 /* --- the interface ----------------------------------------------------- */
 
 static void
@@ -1454,6 +1576,20 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
         (void)snprintf(b->addr, sizeof(b->addr), "cluster");
         rc = cluster_create(loop, cfg, slot, backend_cluster_state, b,
                             &b->cluster);
+        if (rc != 0) {
+            goto fail;
+        }
+        *out = b;
+        return 0;
+    }
+    if (!node && cfg->redis_sentinel[0] != '\0') {
+        /* --redis-cluster, above, takes precedence. */
+        (void)snprintf(b->master, sizeof(b->master), "%s",
+                       cfg->redis_master);
+        (void)snprintf(b->addr, sizeof(b->addr), "sentinel:%s",
+                       cfg->redis_master);
+        rc = sentinel_create(loop, cfg, backend_sentinel_cb, b,
+                             &b->sentinel);
         if (rc != 0) {
             goto fail;
         }
@@ -1756,6 +1892,9 @@ backend_destroy(struct backend *b)
     if (b->cluster != NULL) {
         /* Every fetch of ours has left its node by now. */
         cluster_destroy(b->cluster);
+    }
+    if (b->sentinel != NULL) {
+        sentinel_destroy(b->sentinel);
     }
     if (b->tls != NULL && !b->tls_borrowed) {
         redis_conn_tls_ctx_free(b->tls);

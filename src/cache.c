@@ -1759,7 +1759,13 @@ cache_poisoned(const struct cache *cache)
 void
 cache_debug_hold_lock(struct cache *cache, bool write)
 {
-    /* The pid is read before the lock, like every caller does. */
-    (void) cache_lock(cache, write ? CACHE_LOCK_WRITE : CACHE_LOCK_READ,
-                      cache_pid());
+    /* The pid is read before the lock, like every caller does.  Each
+     * attempt is timed; keep at it, as the blocking lock this hook once
+     * took would have, unless the cache is poisoned. */
+    while (!cache_lock(cache, write ? CACHE_LOCK_WRITE : CACHE_LOCK_READ,
+                       cache_pid())) {
+        if (cache_poisoned(cache)) {
+            return;
+        }
+    }
 }

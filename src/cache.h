@@ -124,8 +124,9 @@ bool cache_reap_slot(struct cache *cache, uint32_t slot);
 int  cache_recover(struct cache *cache);
 bool cache_poisoned(const struct cache *cache);
 
-/* Test hook: takes the write (or read) lock and never releases it, so a
- * test can kill the process inside the lock. */
+/* Test hook: takes the write (or read) lock, waiting as long as it takes
+ * unless the cache is poisoned, and never releases it, so a test can
+ * kill the process inside the lock. */
 void cache_debug_hold_lock(struct cache *cache, bool write);
 
 #endif

@@ -191,6 +191,19 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(redis_cluster_refresh_ms), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_REDIS, "DURATION", "10s",
       "slot map refresh period" },
+    { "redis-sentinel", 0, CONFIG_KIND_SEEDS, CONFIG_FIELD(redis_sentinel),
+      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "H:P,..", "off",
+      "Redis Sentinels to ask" },
+    { "redis-master", 0, CONFIG_KIND_STRING, CONFIG_FIELD(redis_master), 0,
+      0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "NAME", "none",
+      "the primary's name in Sentinel" },
+    { "redis-sentinel-user", 0, CONFIG_KIND_SECRET,
+      CONFIG_FIELD(redis_sentinel_user), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "NAME", "none", "AUTH user for the sentinels" },
+    { "redis-sentinel-password", 0, CONFIG_KIND_SECRET,
+      CONFIG_FIELD(redis_sentinel_password), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "PASSWORD", "none",
+      "AUTH password for the sentinels" },
     { "ttl", 't', CONFIG_KIND_DURATION, CONFIG_FIELD(ttl_ms), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "DURATION", "60s",
       "global expiry of cached values" },
@@ -1467,8 +1480,8 @@ config_is_default(const struct config_loader *ld, const char *name)
     return ld->set_by[i] == CONFIG_LAYER_DEFAULT;
 }
 
-/* --redis-cluster takes --redis' place (a --redis given too is ignored,
- * so one config file can hold both): its first seed becomes the address
+/* --redis-cluster takes the place of --redis-sentinel and --redis (given
+ * too, they are ignored, so one config file can hold all three): its first seed becomes the address
  * /health PINGs and the status page shows, and what its URL says (user,
  * password, TLS) is merged as a --redis URL's would be. */
 static int
@@ -1479,6 +1492,13 @@ config_merge_cluster(struct config_loader *ld)
     size_t               bad;
     int                  n;
 
+    if (cfg->redis_sentinel[0] != '\0' && cfg->redis_master[0] == '\0') {
+        return config_error(ld, "--redis-sentinel: needs --redis-master "
+                            "(the name the sentinels monitor)");
+    }
+    if (cfg->redis_master[0] != '\0' && cfg->redis_sentinel[0] == '\0') {
+        return config_error(ld, "--redis-master: needs --redis-sentinel");
+    }
     if (cfg->redis_cluster[0] == '\0') {
         return 0;
     }
@@ -1727,7 +1747,9 @@ config_print(const struct config *cfg, FILE *out)
             fprintf(out, "# %s (none)\n", opt->name);
         } else if (opt->kind == CONFIG_KIND_SECRET
                    && (opt->offset == CONFIG_FIELD(redis_password)
-                       || opt->offset == CONFIG_FIELD(resp_password))) {
+                       || opt->offset == CONFIG_FIELD(resp_password)
+                       || opt->offset
+                              == CONFIG_FIELD(redis_sentinel_password))) {
             fprintf(out, "%s ********\n", opt->name);
         } else {
             fprintf(out, "%s %s\n", opt->name, value);

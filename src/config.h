@@ -79,6 +79,13 @@ struct config {
                                                 comma-separated; "" off:
                                                 one Redis at --redis */
     uint64_t             redis_cluster_refresh_ms; /* slot map refresh */
+    char                 redis_sentinel[CONFIG_PATH_MAX]; /* sentinels as
+                                                given, comma-separated;
+                                                "" off */
+    char                 redis_master[CONFIG_ITEM_MAX];  /* --redis-master:
+                                                the name they monitor */
+    char                 redis_sentinel_user[CONFIG_SECRET_MAX]; /* "" */
+    char                 redis_sentinel_password[CONFIG_SECRET_MAX];
     uint64_t             ttl_ms;             /* -t, --ttl */
     uint32_t             capacity;           /* -c, --capacity, keys */
     uint64_t             max_memory_bytes;   /* --max-memory */

@@ -110,22 +110,32 @@ log_recent_create(void)
     return 0;
 }
 
+/* The ring always keeps the time, even when stderr lines go without it
+ * (journald stamps those itself): stamp, then the line. */
 static void
-log_recent_record(const char *line, size_t len)
+log_recent_record(const char *stamp, size_t stamp_len, const char *line,
+                  size_t len)
 {
     struct log_recent_slot_shm *slot;
     uint64_t                    ticket;
+    size_t                      room;
 
     ticket = __atomic_fetch_add(&log_recent->next, 1, __ATOMIC_RELAXED);
     slot = &log_recent->slots[ticket % LOG_RECENT_MAX];
     __atomic_store_n(&slot->seq, 0, __ATOMIC_RELAXED);
     /* The busy mark is visible before any byte of the new text. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
-    if (len >= sizeof(slot->text)) {
-        len = sizeof(slot->text) - 1;
+    room = sizeof(slot->text) - 1;
+    if (stamp_len > room) {
+        stamp_len = room;
     }
-    memcpy(slot->text, line, len);
-    slot->text[len] = '\0';
+    memcpy(slot->text, stamp, stamp_len);
+    room -= stamp_len;
+    if (len > room) {
+        len = room;
+    }
+    memcpy(slot->text + stamp_len, line, len);
+    slot->text[stamp_len + len] = '\0';
     __atomic_store_n(&slot->seq, ticket + 1, __ATOMIC_RELEASE);
 }
 
@@ -164,20 +174,28 @@ void
 log_write(enum log_level level, const char *fmt, ...)
 {
     char     line[LOG_LINE_MAX];
+    char     stamp[48];
+    size_t   stamp_len = 0;
     size_t   n = 0;
     int      saved_errno = errno;
     va_list  ap;
     int      rc;
+    int      record = log_recent != NULL && level <= LOG_LEVEL_WARN;
 
-    if (log_timestamps) {
+    if (log_timestamps || record) {
         struct timespec ts;
         struct tm       tm;
 
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        n += strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-        n += (size_t) snprintf(line + n, sizeof(line) - n, ".%03ldZ ",
-                               ts.tv_nsec / 1000000);
+        stamp_len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        stamp_len += (size_t) snprintf(stamp + stamp_len,
+                                       sizeof(stamp) - stamp_len, ".%03ldZ ",
+                                       ts.tv_nsec / 1000000);
+    }
+    if (log_timestamps) {
+        memcpy(line, stamp, stamp_len);
+        n = stamp_len;
     }
 
     rc = snprintf(line + n, sizeof(line) - n, "%s %s[%ld]: ",
@@ -198,8 +216,10 @@ log_write(enum log_level level, const char *fmt, ...)
     } else {
         n += (size_t) rc;
     }
-    if (log_recent != NULL && level <= LOG_LEVEL_WARN) {
-        log_recent_record(line, n);
+    if (record) {
+        size_t skip = log_timestamps ? stamp_len : 0;
+
+        log_recent_record(stamp, stamp_len, line + skip, n - skip);
     }
     line[n++] = '\n';
 

@@ -306,6 +306,7 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->cluster_refreshes, __ATOMIC_RELAXED);
         out->cluster_map_changes +=
             __atomic_load_n(&s->cluster_map_changes, __ATOMIC_RELAXED);
+        out->failovers += __atomic_load_n(&s->failovers, __ATOMIC_RELAXED);
         /* Gauges of one worker's view: the freshest map wins. */
         if (__atomic_load_n(&s->cluster_map_ms, __ATOMIC_RELAXED)
             > out->cluster_map_ms) {
@@ -325,6 +326,12 @@ metrics_cluster_redirect(struct metrics_slot_shm *s, bool ask)
 {
     __atomic_fetch_add(&s->cluster_redirects[ask ? 1 : 0], 1,
                        __ATOMIC_RELAXED);
+}
+
+void
+metrics_count_failover(struct metrics_slot_shm *s)
+{
+    __atomic_fetch_add(&s->failovers, 1, __ATOMIC_RELAXED);
 }
 
 void
@@ -535,6 +542,9 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_u64(&o, "rcp_backend_map_changes_total", "counter",
                 "Slot maps read that moved a slot (failovers and "
                 "migrations followed).", sum.cluster_map_changes);
+    metrics_u64(&o, "rcp_backend_failovers_total", "counter",
+                "New primaries followed, as Redis Sentinel named them.",
+                sum.failovers);
     metrics_u64(&o, "rcp_backend_nodes", "gauge",
                 "Redis Cluster primaries in the slot map (0: one Redis).",
                 sum.cluster_nodes);

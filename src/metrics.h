@@ -61,6 +61,7 @@ struct metrics_slot_shm {
     uint64_t cluster_redirects[2];      /* [0] MOVED, [1] ASK */
     uint64_t cluster_refreshes;         /* CLUSTER SLOTS rounds started */
     uint64_t cluster_map_changes;       /* maps read that moved a slot */
+    uint64_t failovers;                 /* Sentinel: new primaries */
     uint64_t cluster_map_ms;            /* gauge: CLOCK_MONOTONIC ms of
                                            this worker's last map; 0
                                            none.  The freshest slot's
@@ -104,6 +105,8 @@ void metrics_count_auth_failure(struct metrics_slot_shm *s);
 /* Redis Cluster: a redirect followed, a refresh started, a map read. */
 void metrics_cluster_redirect(struct metrics_slot_shm *s, bool ask);
 void metrics_cluster_refresh(struct metrics_slot_shm *s);
+/* Sentinel: the backend followed a new primary. */
+void metrics_count_failover(struct metrics_slot_shm *s);
 void metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
                          uint32_t covered, bool changed);
 

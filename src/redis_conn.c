@@ -198,12 +198,30 @@ redis_conn_tls_why(struct redis_conn *c, const char *what, int ssl_err,
     ERR_clear_error();
 }
 
+/* OpenSSL's words for e; a system error (a missing file) has no reason
+ * string in OpenSSL 3, so then the whole error line. */
+static const char *
+redis_conn_ssl_reason(unsigned long e, char *buf, size_t len)
+{
+    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+    if (reason != NULL) {
+        return reason;
+    }
+    if (e == 0) {
+        return "unknown error";
+    }
+    ERR_error_string_n(e, buf, len);
+    return buf;
+}
+
 struct ssl_ctx_st *
 redis_conn_tls_ctx(bool verify, const char *ca_file, const char *ca_dir,
                    const char *cert_file, const char *key_file, char *err,
                    size_t err_len)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    char reason[160];
     unsigned long e;
 
     if (ctx == NULL) {
@@ -221,7 +239,7 @@ redis_conn_tls_ctx(bool verify, const char *ca_file, const char *ca_dir,
             (void)snprintf(err, err_len, "cannot load the CA %s '%s': %s",
                            ca_file != NULL ? "file" : "directory",
                            ca_file != NULL ? ca_file : ca_dir,
-                           e != 0 ? ERR_reason_error_string(e) : "?");
+                           redis_conn_ssl_reason(e, reason, sizeof(reason)));
             goto fail;
         }
     } else if (verify && SSL_CTX_set_default_verify_paths(ctx) != 1) {
@@ -233,7 +251,7 @@ redis_conn_tls_ctx(bool verify, const char *ca_file, const char *ca_dir,
             e = ERR_get_error();
             (void)snprintf(err, err_len, "cannot load certificate '%s': %s",
                            cert_file,
-                           e != 0 ? ERR_reason_error_string(e) : "?");
+                           redis_conn_ssl_reason(e, reason, sizeof(reason)));
             goto fail;
         }
         if (SSL_CTX_use_PrivateKey_file(ctx, key_file != NULL ? key_file
@@ -243,7 +261,7 @@ redis_conn_tls_ctx(bool verify, const char *ca_file, const char *ca_dir,
             e = ERR_get_error();
             (void)snprintf(err, err_len, "cannot load key '%s': %s",
                            key_file != NULL ? key_file : cert_file,
-                           e != 0 ? ERR_reason_error_string(e) : "?");
+                           redis_conn_ssl_reason(e, reason, sizeof(reason)));
             goto fail;
         }
     }

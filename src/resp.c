@@ -395,6 +395,16 @@ resp_check_command(const char *buf, const struct resp_command *cmd,
 }
 
 bool
+resp_command_reads_keys(const char *buf, const struct resp_command *cmd)
+{
+    const struct resp_command_info *ci = resp_lookup(buf, &cmd->argv[0]);
+
+    /* WATCH names keys but reads none. */
+    return ci != NULL && ci->first_key != 0
+           && strcmp(ci->name, "watch") != 0;
+}
+
+bool
 resp_command_is(const char *buf, const struct resp_command *cmd,
                 const char *lower)
 {

@@ -38,6 +38,10 @@ enum resp_action resp_dispatch(const char *buf, const struct resp_command *cmd,
 int resp_check_command(const char *buf, const struct resp_command *cmd,
                        struct buf *out);
 
+/* True when cmd (known to the table) reads keys: every argument after
+ * its name is a key (GET, MGET, EXISTS, TTL, PTTL, STRLEN, TYPE). */
+bool resp_command_reads_keys(const char *buf, const struct resp_command *cmd);
+
 /* True when cmd's name (argv[0]) is lower, case-insensitively. */
 bool resp_command_is(const char *buf, const struct resp_command *cmd,
                      const char *lower);

@@ -295,6 +295,16 @@ resp_session_gate(struct resp_session *s, const char *buf,
         s->multi_dirty = true;
         return rc > 0 ? RESP_SESSION_REPLIED : RESP_SESSION_NOMEM;
     }
+    if (env->key_allowed != NULL && resp_command_reads_keys(buf, cmd)) {
+        for (size_t i = 1; i < cmd->argc; i++) {
+            if (!env->key_allowed(env->arg, buf + cmd->argv[i].off,
+                                  cmd->argv[i].len)) {
+                s->multi_dirty = true;
+                return resp_session_rc_of(resp_session_error(out,
+                    RESP_SESSION_NOPERM));
+            }
+        }
+    }
     if (s->multi_queue.len + raw_len > RESP_SESSION_QUEUE_MAX) {
         s->multi_dirty = true;
         return resp_session_rc_of(resp_session_error(out,

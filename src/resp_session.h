@@ -26,6 +26,9 @@
 /* The Redis version the port answers as (INFO, HELLO): Debian 12's, the
  * redis-server whose replies these were checked against. */
 #define RESP_SESSION_REDIS_VERSION "7.0.15"
+/* Redis 7.0's answer for a key its ACL refuses. */
+#define RESP_SESSION_NOPERM "NOPERM this user has no permissions to " \
+    "access one of the keys used as arguments"
 /* Longest CLIENT SETNAME name kept. */
 #define RESP_SESSION_NAME_MAX 128
 /* Most bytes of commands one MULTI may queue. */
@@ -67,6 +70,10 @@ struct resp_server_info {
 struct resp_session_env {
     const struct config *cfg;           /* borrowed */
     void               (*fill_info)(void *arg, struct resp_server_info *si);
+    /* --allow-keys, asked when a command is queued in MULTI (as Redis
+     * checks ACLs before queuing); NULL: every key. */
+    bool               (*key_allowed)(void *arg, const char *key,
+                                      size_t len);
     void                *arg;
 };
 

@@ -1507,12 +1507,15 @@ supervisor_health_start(struct admin_conn *c)
     uv_timer_start(&hc->timer, supervisor_health_timeout_cb,
                    s->cfg.redis_timeout_ms, 0);
 
-    if (s->cfg.redis_tls) {
+    if (s->cfg.redis_tls || s->cfg.redis_sentinel[0] != '\0'
+        || s->cfg.redis_cluster[0] != '\0') {
         struct metrics_slot_shm sum;
 
         /* hiredis 0.14 speaks no TLS, and the workers do: a TLS Redis is
          * up while some worker holds a ready connection to it (a worker
-         * that cannot reach it has none, within a timeout). */
+         * that cannot reach it has none, within a timeout).  So is the
+         * primary Sentinel names, which only the workers know; a
+         * cluster's health is its slot map's (supervisor_admin_health). */
         metrics_sum(s->metrics, &sum);
         supervisor_health_settle(hc, sum.backend_connections > 0, false);
         return;

@@ -25,9 +25,7 @@
 #include "resp.h"
 #include "worker_conn.h"
 
-static const char worker_acl_noperm[] =
-    "NOPERM this user has no permissions to access one of the keys used "
-    "as arguments";
+static const char worker_acl_noperm[] = RESP_SESSION_NOPERM;
 
 int
 worker_acl_init(struct worker *w)
@@ -62,10 +60,11 @@ worker_acl_accept(struct worker *w, int fd,
     if (*expect_proxy || access_client_allowed(&w->acl, sa)) {
         return true;
     }
+    /* Counted before the close, so whoever sees the close sees it. */
+    metrics_count_connection(w->params->metrics, true);
     if (close(fd) != 0) {
         log_debug("close(%d) failed: %s", fd, strerror(errno));
     }
-    metrics_count_connection(w->params->metrics, true);
     return false;
 }
 

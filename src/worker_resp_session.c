@@ -92,6 +92,14 @@ worker_resp_fill_info(void *arg, struct resp_server_info *si)
     si->laddr = ia->laddr;
 }
 
+static bool
+worker_resp_key_allowed(void *arg, const char *key, size_t len)
+{
+    struct worker_resp_info_arg *ia = arg;
+
+    return access_key_allowed(&ia->conn->worker->acl, key, len);
+}
+
 void
 worker_resp_session_open(struct conn *c)
 {
@@ -133,6 +141,7 @@ worker_resp_gate(struct conn *c, const struct resp_command *cmd)
     struct resp_session_env     env = {
         .cfg = c->worker->cfg,
         .fill_info = worker_resp_fill_info,
+        .key_allowed = worker_resp_key_allowed,
         .arg = &ia,
     };
     size_t                      pending = buf_pending(&c->out);
@@ -186,6 +195,7 @@ worker_resp_session(struct conn *c, const struct resp_command *cmd)
     struct resp_session_env     env = {
         .cfg = c->worker->cfg,
         .fill_info = worker_resp_fill_info,
+        .key_allowed = worker_resp_key_allowed,
         .arg = &ia,
     };
     size_t                      pending = buf_pending(&c->out);

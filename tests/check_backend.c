@@ -104,6 +104,13 @@ metrics_cluster_redirect(struct metrics_slot_shm *s, bool ask)
 }
 
 void
+metrics_count_failover(struct metrics_slot_shm *s)
+{
+    (void)s;
+    ck_abort_msg("a failover followed without Sentinel");
+}
+
+void
 metrics_cluster_refresh(struct metrics_slot_shm *s)
 {
     (void)s;
@@ -1238,6 +1245,178 @@ START_TEST(slow_redis_times_out_then_recovers)
 }
 END_TEST
 
+/* --- deadline bookkeeping against a scripted server ---------------------- */
+
+/* Reads from fd until want GETs have arrived (each "*2\r\n$3\r\nGET"); a
+ * child's helper, so it only _exits on failure. */
+static void
+script_read_gets(int fd, int want)
+{
+    char buf[4096];
+    size_t have = 0;
+    int seen = 0;
+
+    while (seen < want) {
+        ssize_t n = read(fd, buf + have, sizeof(buf) - have - 1);
+        char *p;
+
+        if (n <= 0) {
+            _exit(3);
+        }
+        have += (size_t)n;
+        buf[have] = '\0';
+        seen = 0;
+        for (p = buf; (p = strstr(p, "GET")) != NULL; p += 3) {
+            seen++;
+        }
+    }
+}
+
+static void
+script_write(int fd, const char *s)
+{
+    if (write(fd, s, strlen(s)) != (ssize_t)strlen(s)) {
+        _exit(4);
+    }
+}
+
+static void
+script_pause_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    (void)nanosleep(&ts, NULL);
+}
+
+/* Forks a server on lfd running script(lfd); returns its pid. */
+static pid_t
+script_start(int lfd, void (*script)(int lfd))
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        script(lfd);
+        for (;;) {
+            pause();
+        }
+    }
+    return pid;
+}
+
+static void
+script_stop(pid_t pid)
+{
+    int status;
+
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+}
+
+/* The first connection takes two GETs and never answers; the second
+ * answers each GET it gets with "v". */
+static void
+script_stuck_then_fine(int lfd)
+{
+    int c1 = accept(lfd, NULL, NULL), c2;
+
+    if (c1 < 0) {
+        _exit(2);
+    }
+    script_read_gets(c1, 2);
+    c2 = accept(lfd, NULL, NULL);
+    if (c2 < 0) {
+        _exit(2);
+    }
+    for (;;) {
+        script_read_gets(c2, 1);
+        script_write(c2, "$1\r\nv\r\n");
+    }
+}
+
+static struct got stuck_b;
+
+static void
+start_stuck_b(struct event_loop *l, struct event_timer *t)
+{
+    (void)l;
+    (void)t;
+    get_str("b", &stuck_b);
+}
+
+START_TEST(stuck_connection_fails_its_head_and_resends_the_rest)
+{
+    int lfd = listen_silent(redis.port);
+    pid_t pid = script_start(lfd, script_stuck_then_fine);
+    struct event_timer later;
+    struct got a;
+    int want = 2;
+
+    /* a is sent at once, b 100 ms later on the same connection; nothing
+     * comes back for a whole timeout, so the connection is reset: a, the
+     * request Redis is stuck on, gets 504; b is sent again on a new
+     * connection and answered there, within its own deadline. */
+    cfg_tcp("127.0.0.1", redis.port, 300);
+    backend_up(false);
+    got_init(&a);
+    got_init(&stuck_b);
+    got_total = 0;
+    get_str("a", &a);
+    event_timer_init(&later, start_stuck_b, NULL);
+    ck_assert_int_eq(event_timer_start(&loop, &later, 100), 0);
+    ck_assert(run_until(total_at_least, &want, RUN_MAX_MS));
+    ck_assert_int_eq(a.result, BACKEND_TIMEOUT);
+    expect_value(&stuck_b, "v", 1);
+    ck_assert_uint_eq(slot.backend_errors[METRICS_BACKEND_TIMEOUT], 1);
+    ck_assert_uint_eq(slot.backend_errors[METRICS_BACKEND_UNREACHABLE], 0);
+    script_stop(pid);
+    ck_assert_int_eq(close(lfd), 0);
+    got_fini(&a);
+    got_fini(&stuck_b);
+}
+END_TEST
+
+/* Answers one GET with a 6-byte value, two bytes every 150 ms. */
+static void
+script_slow_reply(int lfd)
+{
+    int c = accept(lfd, NULL, NULL);
+
+    if (c < 0) {
+        _exit(2);
+    }
+    script_read_gets(c, 1);
+    script_write(c, "$6\r\n");
+    script_pause_ms(150);
+    script_write(c, "ab");
+    script_pause_ms(150);
+    script_write(c, "cd");
+    script_pause_ms(150);
+    script_write(c, "ef\r\n");
+}
+
+START_TEST(a_reply_arriving_is_not_cut_by_its_deadline)
+{
+    int lfd = listen_silent(redis.port);
+    pid_t pid = script_start(lfd, script_slow_reply);
+    struct got g;
+
+    /* 450 ms to arrive against a 200 ms deadline: bytes keep coming, so
+     * the request is served, as a big value taking its time would be. */
+    cfg_tcp("127.0.0.1", redis.port, 200);
+    backend_up(false);
+    got_init(&g);
+    get_str("k", &g);
+    ck_assert(run_until(called, &g, RUN_MAX_MS));
+    expect_value(&g, "abcdef", 6);
+    ck_assert_uint_eq(slot.backend_errors[METRICS_BACKEND_TIMEOUT], 0);
+    script_stop(pid);
+    ck_assert_int_eq(close(lfd), 0);
+    got_fini(&g);
+}
+END_TEST
+
 /* --- destroy ------------------------------------------------------------ */
 
 static struct got during_destroy;
@@ -1347,6 +1526,8 @@ backend_suite(void)
     tcase_add_test(tc, redis_killed_then_restarted);
     tcase_add_test(tc, server_closing_idle_connection_costs_nothing);
     tcase_add_test(tc, slow_redis_times_out_then_recovers);
+    tcase_add_test(tc, stuck_connection_fails_its_head_and_resends_the_rest);
+    tcase_add_test(tc, a_reply_arriving_is_not_cut_by_its_deadline);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("destroy");

@@ -546,6 +546,10 @@ static const struct option_good_case {
     { "redis-cluster", "off", "redis-cluster off", "off: one Redis" },
     { "redis-cluster-refresh", "30s", "redis-cluster-refresh 30s",
       "refresh period" },
+    { "redis-sentinel-user", "watcher", "redis-sentinel-user watcher",
+      "sentinel ACL user" },
+    { "redis-sentinel-password", "s3cret", "redis-sentinel-password ********",
+      "sentinel password masked" },
 };
 
 #define LAYER_FLAG 1u
@@ -593,6 +597,8 @@ static const struct option_bad_case {
       "too many seeds" },
     { "redis-cluster-refresh", "0", 0, LAYER_ALL, "greater than 0",
       "a refresh needs a period" },
+    { "redis-sentinel", "s:1,,s:2", 0, LAYER_ALL, "seed 2 of",
+      "an empty sentinel" },
     { "redis-tls", "maybe", 0, LAYER_ENV | LAYER_FILE, "use yes or no",
       "a boolean" },
     { "max-reply-size", "0", 0, LAYER_ALL, "out of range", "zero" },
@@ -1368,6 +1374,37 @@ START_TEST(test_cluster_seeds)
 }
 END_TEST
 
+START_TEST(test_sentinel_options)
+{
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+    const char   *args[] = { "--redis-sentinel", "10.0.0.1:26379,[::1]:26380",
+                             "--redis-master", "mymaster",
+                             "--redis-sentinel-password", "hunter2", NULL };
+    const char   *both[] = { "--redis-sentinel", "s:1", "--redis-master",
+                             "m", "--redis-cluster", "c:1", NULL };
+    char         *text;
+
+    ck_assert_int_eq(test_load(&cfg, args, NULL, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.redis_master, "mymaster");
+    ck_assert_str_eq(cfg.redis_sentinel_password, "hunter2");
+    text = test_print(&cfg);
+    ck_assert_ptr_null(strstr(text, "hunter2"));
+    ck_assert_ptr_nonnull(strstr(text, "redis-master mymaster\n"));
+    free(text);
+    const char   *no_name[] = { "--redis-sentinel", "s:1", NULL };
+    const char   *no_sentinel[] = { "--redis-master", "m", NULL };
+
+    /* A cluster wins: the sentinels are not asked. */
+    ck_assert_int_eq(test_load(&cfg, both, NULL, err), CONFIG_OK);
+    ck_assert_str_eq(cfg.redis.host, "c");
+    ck_assert_int_eq(test_load(&cfg, no_name, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "needs --redis-master"));
+    ck_assert_int_eq(test_load(&cfg, no_sentinel, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "needs --redis-sentinel"));
+}
+END_TEST
+
 START_TEST(test_usage_lists_every_option)
 {
     char   *text = NULL;
@@ -1593,6 +1630,7 @@ config_suite(void)
     tcase_add_test(tc, test_list_layers);
     tcase_add_test(tc, test_print_round_trip);
     tcase_add_test(tc, test_cluster_seeds);
+    tcase_add_test(tc, test_sentinel_options);
     tcase_add_test(tc, test_usage_lists_every_option);
     tcase_add_test(tc, test_redis_url_merge);
     tcase_add_test(tc, test_usage_defaults_are_the_defaults);

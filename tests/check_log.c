@@ -2,7 +2,8 @@
  * check_log: the recent-problems ring behind the status page.  Nothing is
  * kept before log_recent_create(); after it, warn and error lines are
  * kept (info and debug never), newest first, the last LOG_RECENT_MAX of
- * them, cut to LOG_RECENT_TEXT; and a line written by a forked child is
+ * them, cut to LOG_RECENT_TEXT, with their time even when stderr lines
+ * go without it (journald); and a line written by a forked child is
  * seen by its parent, as a worker's is by the supervisor.
  */
 #ifndef _GNU_SOURCE
@@ -81,6 +82,22 @@ START_TEST(last_max_newest_first)
 }
 END_TEST
 
+START_TEST(time_kept_without_stderr_timestamps)
+{
+    quiet();
+    setenv("JOURNAL_STREAM", "8:1234", 1);  /* as under systemd */
+    log_init("supervisor", 0);
+    ck_assert_int_eq(log_recent_create(), 0);
+    log_warn("under journald");
+    ck_assert_uint_eq(log_recent_read(lines, 1), 1);
+    /* 2026-12-01T15:11:59.077Z warn supervisor[...]: under journald */
+    ck_assert_msg(strlen(lines[0].text) > 25 && lines[0].text[4] == '-'
+                  && lines[0].text[10] == 'T' && lines[0].text[23] == 'Z'
+                  && strncmp(lines[0].text + 25, "warn supervisor[", 16) == 0,
+                  "%s", lines[0].text);
+}
+END_TEST
+
 START_TEST(long_line_is_cut)
 {
     char long_text[LOG_RECENT_TEXT * 2];
@@ -129,6 +146,7 @@ log_suite(void)
     tcase_add_test(tc, nothing_kept_before_create);
     tcase_add_test(tc, warn_and_error_kept_info_not);
     tcase_add_test(tc, last_max_newest_first);
+    tcase_add_test(tc, time_kept_without_stderr_timestamps);
     tcase_add_test(tc, long_line_is_cut);
     tcase_add_test(tc, child_lines_reach_the_parent);
     suite_add_tcase(s, tc);

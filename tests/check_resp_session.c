@@ -30,11 +30,19 @@ struct session_case {
 
 static const struct session_case session_cases[] = {
     { { { "MULTI" } }, NULL, NULL, "+OK\r\n", NULL, NULL, "MULTI" },
-    { { { "MULTI" }, { "GET", "a" } }, NULL, NULL, "+QUEUED\r\n", NULL,
-      NULL, "a command inside MULTI is queued" },
-    { { { "MULTI" }, { "GET", "a" }, { "PING" }, { "EXEC" } }, NULL, NULL,
+    { { { "MULTI" }, { "GET", "user:a" } }, NULL, NULL, "+QUEUED\r\n",
+      NULL, NULL, "a command inside MULTI is queued" },
+    { { { "MULTI" }, { "MGET", "user:a", "secret" } }, NULL, NULL,
+      "-" RESP_SESSION_NOPERM "\r\n", NULL, NULL,
+      "a refused key is refused when queued, as Redis' ACL" },
+    { { { "MULTI" }, { "TYPE", "secret" }, { "EXEC" } }, NULL, NULL, NULL,
+      "-EXECABORT", NULL, "and aborts EXEC" },
+    { { { "MULTI" }, { "WATCH", "secret" } }, NULL, NULL, NULL,
+      "-ERR WATCH inside MULTI", NULL, "WATCH reads no key" },
+    { { { "MULTI" }, { "GET", "user:a" }, { "PING" }, { "EXEC" } }, NULL,
+      NULL,
       "*2\r\n", NULL, NULL, "EXEC heads the array of queued answers" },
-    { { { "MULTI" }, { "GET", "a" }, { "SET", "a", "b" }, { "EXEC" } },
+    { { { "MULTI" }, { "GET", "user:a" }, { "SET", "a", "b" }, { "EXEC" } },
       NULL, NULL,
       "-EXECABORT Transaction discarded because of previous errors.\r\n",
       NULL, NULL, "a command the port does not serve aborts EXEC" },
@@ -49,7 +57,7 @@ static const struct session_case session_cases[] = {
       "EXEC alone" },
     { { { "DISCARD" } }, NULL, NULL, "-ERR DISCARD without MULTI\r\n", NULL,
       NULL, "DISCARD alone" },
-    { { { "MULTI" }, { "GET", "a" }, { "DISCARD" }, { "EXEC" } }, NULL,
+    { { { "MULTI" }, { "GET", "user:a" }, { "DISCARD" }, { "EXEC" } }, NULL,
       NULL, "-ERR EXEC without MULTI\r\n", NULL, NULL,
       "DISCARD ends the transaction" },
     { { { "WATCH", "a" } }, NULL, NULL, "+OK\r\n", NULL, NULL, "WATCH" },
@@ -158,6 +166,14 @@ static const struct session_case session_cases[] = {
       "QUIT passes the gate" },
 };
 
+/* --allow-keys user:* for the MULTI rows. */
+static bool
+fake_key_allowed(void *arg, const char *key, size_t len)
+{
+    (void) arg;
+    return len >= 5 && memcmp(key, "user:", 5) == 0;
+}
+
 static void
 fake_info(void *arg, struct resp_server_info *si)
 {
@@ -212,7 +228,8 @@ START_TEST(test_session)
     const struct session_case *tc = &session_cases[_i];
     struct config              cfg;
     struct resp_session        s;
-    struct resp_session_env    env = { .cfg = &cfg, .fill_info = fake_info };
+    struct resp_session_env    env = { .cfg = &cfg, .fill_info = fake_info,
+                                       .key_allowed = fake_key_allowed };
     struct buf                 out = { 0 };
 
     config_defaults(&cfg);
