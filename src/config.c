@@ -1515,10 +1515,11 @@ config_merge_cluster(struct config_loader *ld)
     assert(n > 0);
     for (int i = 0; i < n; i++) {
         if (seeds[i].has_db && seeds[i].db != 0) {
+            uint32_t db = seeds[i].db;
+
             free(seeds);
             return config_error(ld, "--redis-cluster: seed %d names db %u;"
-                                " Redis Cluster has only db 0", i + 1,
-                                seeds[i].db);
+                                " Redis Cluster has only db 0", i + 1, db);
         }
     }
     cfg->redis = seeds[0];
