@@ -37,6 +37,7 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <malloc.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -83,18 +84,114 @@ worker_date(struct worker *w)
 }
 
 /* The backend's store callback: a value read from Redis goes into the
- * shared cache once per fetch, before its waiters are answered.
- * CACHE_TOO_LARGE or CACHE_BYPASS just mean not stored. */
+ * shared cache once per fetch, before its waiters are answered, with its
+ * ETag (computed here, once, and kept on the value for the waiters) and
+ * the fetch's duration (early refresh).  An absent key is remembered
+ * with --negative-ttl; otherwise, when stale answers are on, its stale
+ * entry is dropped, since Redis no longer has the key.  CACHE_TOO_LARGE
+ * or CACHE_BYPASS just mean not stored. */
 static void
 worker_store_value(void *arg, const void *key, size_t key_len,
-                   struct value *v)
+                   struct value *v, uint64_t fetch_us)
 {
-    struct worker *w = arg;
+    struct worker          *w = arg;
+    struct cache_entry_info info = {
+        .fetch_us = fetch_us > UINT32_MAX ? UINT32_MAX : (uint32_t)fetch_us,
+    };
 
-    if (w->params->cache != NULL) {
-        (void)cache_set(w->params->cache, key, key_len, v->data, v->len,
-                        cache_clock_ms());
+    if (v != NULL && !v->has_etag) {
+        v->etag = cache_etag(v->data, v->len);
+        v->has_etag = true;
     }
+    if (w->params->cache == NULL) {
+        return;
+    }
+    if (v == NULL) {
+        if (w->cfg->negative_ttl_ms > 0) {
+            info.negative = true;
+            (void)cache_store(w->params->cache, key, key_len, NULL, 0,
+                              cache_clock_ms(), &info);
+        } else if (config_stale_ms(w->cfg) > 0) {
+            (void)cache_delete(w->params->cache, key, key_len);
+        }
+        return;
+    }
+    info.etag = v->etag;
+    (void)cache_store(w->params->cache, key, key_len, v->data, v->len,
+                      cache_clock_ms(), &info);
+}
+
+/* A background refresh: a GET whose answer only goes to the cache (the
+ * store callback); the record is freed when it ends, whatever the
+ * result, and backend_destroy() ends it at the latest. */
+struct worker_refresh {
+    struct backend_waiter waiter;       /* linked while fetching */
+};
+
+static void
+worker_refresh_cb(struct backend_waiter *wt, const struct backend_reply *r)
+{
+    (void)r;
+    free(wt->data);
+}
+
+/* Starts a refresh of key unless a GET of it is in flight already (a
+ * client's miss or an earlier refresh): one per key per worker.  True
+ * when one was started. */
+static bool
+worker_refresh(struct worker *w, const void *key, size_t key_len,
+               enum metrics_refresh why)
+{
+    struct worker_refresh *r;
+
+    if (backend_fetching(w->backend, key, key_len)) {
+        return false;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return false;           /* the next stale answer tries again */
+    }
+    backend_get(w->backend, key, key_len, &r->waiter, worker_refresh_cb, r);
+    if (w->params->metrics != NULL) {
+        metrics_bump(&w->params->metrics->refreshes[why]);
+    }
+    return true;
+}
+
+/* xorshift64*: the worker's own generator for early refresh, seeded in
+ * worker_init; quality is ample for a coin toss per hit. */
+static uint64_t
+worker_random(struct worker *w)
+{
+    uint64_t x = w->rng;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * UINT64_C(0x2545f4914f6cdd1d);
+}
+
+/*
+ * XFetch (Vattani, Chierichetti and Lowenstein, VLDB 2015): refresh when
+ * now - delta * beta * ln(rand) >= expiry, i.e. when -delta * beta *
+ * ln(rand) reaches the time left; delta is what the entry's own fetch
+ * took.  -ln of a 53-bit rand is below 37, so an entry with more time
+ * left than 37 * delta * beta is passed without drawing.
+ */
+static bool
+worker_early_refresh_due(struct worker *w, const struct cache_lookup *lk)
+{
+    double beta = w->cfg->early_refresh_beta;
+    double delta_us = (double)lk->fetch_us;
+    double left_us = (double)lk->ttl_left_ms * 1000.0;
+    double r;
+
+    if (beta <= 0 || lk->fetch_us == 0 || left_us > 37.0 * delta_us * beta) {
+        return false;
+    }
+    r = (double)((worker_random(w) >> 11) + 1) * 0x1.0p-53;   /* (0, 1] */
+    return -delta_us * beta * log(r) >= left_us;
 }
 
 int
@@ -196,10 +293,10 @@ worker_conn_advance(struct conn *c, size_t n)
  * with exactly the room it needs. */
 #define WORKER_VALUE_GUESS 4096
 
-bool
-worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
-                  size_t tail_room, const void *key, size_t key_len,
-                  struct cache_lookup *lk)
+enum cache_status
+worker_cache_lookup(struct worker *w, struct buf *b, size_t head_room,
+                    size_t tail_room, const void *key, size_t key_len,
+                    struct cache_lookup *lk)
 {
     size_t want = WORKER_VALUE_GUESS;
 
@@ -214,13 +311,68 @@ worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
         lk->dst = b->data + b->len + head_room;
         lk->dst_cap = b->cap - b->len - head_room - tail_room;
         st = cache_get(w->params->cache, key, key_len, cache_clock_ms(), lk);
-        if (st == CACHE_HIT) {
-            return true;
+        if (st == CACHE_HIT || st == CACHE_STALE) {
+            return st;
         }
         if (st != CACHE_TRUNCATED) {
-            return false;
+            return CACHE_MISS;
         }
         want = lk->value_len;
+    }
+    return CACHE_MISS;
+}
+
+bool
+worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
+                  size_t tail_room, const void *key, size_t key_len,
+                  struct cache_lookup *lk)
+{
+    struct metrics_slot_shm *m = w->params->metrics;
+    enum cache_status        st;
+
+    st = worker_cache_lookup(w, b, head_room, tail_room, key, key_len, lk);
+    w->last_hit = WORKER_HIT_FRESH;
+    if (st == CACHE_HIT) {
+        if (lk->negative) {
+            if (m != NULL) {
+                metrics_bump(&m->negative_hits);
+            }
+        } else if (worker_early_refresh_due(w, lk)) {
+            (void)worker_refresh(w, key, key_len, METRICS_REFRESH_EARLY);
+        }
+        return true;
+    }
+    if (st == CACHE_STALE && lk->stale_ms < w->cfg->stale_while_revalidate_ms) {
+        w->last_hit = worker_refresh(w, key, key_len, METRICS_REFRESH_STALE)
+                      ? WORKER_HIT_STALE : WORKER_HIT_UPDATING;
+        if (m != NULL) {
+            metrics_bump(&m->stale_answers[METRICS_STALE_REVALIDATE]);
+        }
+        return true;
+    }
+    return false;
+}
+
+bool
+worker_cache_stale_if_error(struct worker *w, struct buf *b,
+                            size_t head_room, size_t tail_room,
+                            const void *key, size_t key_len,
+                            struct cache_lookup *lk)
+{
+    enum cache_status st;
+
+    if (w->cfg->stale_if_error_ms == 0) {
+        return false;
+    }
+    st = worker_cache_lookup(w, b, head_room, tail_room, key, key_len, lk);
+    /* A fresh one: another worker fetched it meanwhile. */
+    if ((st == CACHE_HIT && !lk->negative)
+        || (st == CACHE_STALE && lk->stale_ms < w->cfg->stale_if_error_ms)) {
+        if (w->params->metrics != NULL) {
+            metrics_bump(&w->params->metrics
+                         ->stale_answers[METRICS_STALE_ERROR]);
+        }
+        return true;
     }
     return false;
 }
@@ -1239,6 +1391,9 @@ worker_init(struct worker *w, const struct worker_params *p)
     w->http_fd = p->http_fd;
     w->resp_fd = p->resp_fd;
     w->signal_fd = -1;
+    /* Each worker draws its own early-refresh coins (never zero). */
+    w->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL)
+             ^ UINT64_C(0x9e3779b97f4a7c15);
 
     rc = event_loop_init(&w->loop);
     if (rc != 0) {

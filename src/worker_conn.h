@@ -60,6 +60,14 @@
  * (worker_resp_pipeline.c): past it, parsing pauses. */
 #define RESP_PIPELINE_MAX      64
 
+/* What the last worker_cache_copy() that answered from the cache
+ * answered with; read by its caller right after. */
+enum worker_hit {
+    WORKER_HIT_FRESH = 0,
+    WORKER_HIT_STALE,           /* expired; a refresh was started */
+    WORKER_HIT_UPDATING         /* expired; a refresh was under way */
+};
+
 enum conn_proto {
     CONN_HTTP = 0,
     CONN_RESP
@@ -92,6 +100,8 @@ struct resp_pending {
     bool                  done;         /* answered: in answer, or
                                            already in out at the head */
     struct buf            answer;       /* owned */
+    struct buf            key;          /* owned: the key, kept only with
+                                           --stale-if-error */
     const char           *log_resp;     /* for the access log and ... */
     const char           *log_cache;
     uint64_t              log_bytes;
@@ -113,7 +123,9 @@ struct resp_mget_item {
     struct backend_waiter waiter;       /* linked while fetching */
     struct resp_mget     *mget;         /* borrowed: the owner */
     enum resp_mget_kind   kind;
-    enum backend_result   result;       /* FETCH, once in */
+    bool                  fetch;        /* asked of the backend */
+    enum backend_result   result;       /* FETCH, once in (or NIL for a
+                                           remembered absence) */
     struct value         *value;        /* owned reference: FETCH with
                                            BACKEND_VALUE, until emitted */
 };
@@ -215,6 +227,8 @@ struct worker {
     uint64_t             access_drop_reported_ms;
     time_t               date_sec;
     char                 date[HTTP_DATE_LEN + 1];
+    enum worker_hit      last_hit;      /* of the last worker_cache_copy */
+    uint64_t             rng;           /* worker_random() state, != 0 */
     size_t               ok_prefix_len; /* a 200 head up to the length */
     char                 ok_prefix[HTTP_HEAD_MAX];
 };
@@ -231,12 +245,28 @@ size_t worker_conn_unsent(const struct conn *c);
  * copy.  0 or -ENOMEM. */
 int    worker_conn_append_value(struct conn *c, struct value *v);
 /* Copies key's cached value into b at b->len + head_room, leaving room
- * for tail_room bytes after it; b->len is not moved.  True on a hit
- * (lk->value_len, lk->age_ms set); false on a miss, an expired entry, a
- * bypassed cache or no memory: then ask Redis. */
+ * for tail_room bytes after it; b->len is not moved.  CACHE_HIT or
+ * CACHE_STALE (lk set); CACHE_MISS for a miss, a gone entry, a bypassed
+ * cache or no memory. */
+enum cache_status worker_cache_lookup(struct worker *w, struct buf *b,
+                                      size_t head_room, size_t tail_room,
+                                      const void *key, size_t key_len,
+                                      struct cache_lookup *lk);
+/* worker_cache_lookup, and whether the answer may come from the cache
+ * now: a fresh hit (lk->negative: a remembered absent key, answer 404 /
+ * nil), which may start an early refresh; or a stale entry within
+ * --stale-while-revalidate, which starts a refresh unless one runs.
+ * w->last_hit says which.  False: ask Redis. */
 bool   worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
                          size_t tail_room, const void *key, size_t key_len,
                          struct cache_lookup *lk);
+/* After Redis failed (unreachable, timed out): copies key's value as
+ * worker_cache_lookup does and says whether it may be answered instead,
+ * as --stale-if-error allows (counted). */
+bool   worker_cache_stale_if_error(struct worker *w, struct buf *b,
+                                   size_t head_room, size_t tail_room,
+                                   const void *key, size_t key_len,
+                                   struct cache_lookup *lk);
 /* Closes the fd and cancels what waits; the slot is recycled later. */
 void   worker_conn_close(struct conn *c);
 /* Writes what it can; may move to the lingering close or close. */

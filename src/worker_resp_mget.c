@@ -93,6 +93,13 @@ worker_resp_mget_item(struct conn *c, size_t i)
         if (worker_cache_copy(c->worker, &c->out, RESP_BULK_HEAD_MAX, 2, key,
                               key_len, &lk)) {
             head = c->out.data + c->out.len;
+            if (lk.negative) {
+                /* Now a remembered absence: nil, in the room kept for
+                 * the bulk header. */
+                memcpy(head, "$-1\r\n", 5);
+                c->out.len += 5;
+                return true;
+            }
             hlen = resp_format_bulk_head(head, lk.value_len);
             memmove(head + hlen, head + RESP_BULK_HEAD_MAX, lk.value_len);
             c->out.len += hlen + lk.value_len;
@@ -103,6 +110,7 @@ worker_resp_mget_item(struct conn *c, size_t i)
         }
         /* Gone since the probe: ask Redis, and come back. */
         it->kind = RESP_MGET_FETCH;
+        it->fetch = true;
         m->pending = 1;
         c->state = CONN_WAITING;
         backend_get(c->worker->backend, key, key_len, &it->waiter,
@@ -237,13 +245,26 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
          * read at its turn.  An empty value is a whole hit now. */
         switch (cache_get(w->params->cache, key, key_len, now_ms, &lk)) {
         case CACHE_TRUNCATED:
+        case CACHE_STALE:
+            /* A stale one is judged at its turn by worker_cache_copy
+             * (stale-while-revalidate), or fetched then. */
             it->kind = RESP_MGET_CACHED;
             break;
         case CACHE_HIT:
-            it->kind = RESP_MGET_EMPTY;
+            if (lk.negative) {
+                /* A remembered absence (--negative-ttl): nil. */
+                it->kind = RESP_MGET_FETCH;
+                it->result = BACKEND_NIL;
+                if (w->params->metrics != NULL) {
+                    metrics_bump(&w->params->metrics->negative_hits);
+                }
+            } else {
+                it->kind = RESP_MGET_EMPTY;
+            }
             break;
         default:
             it->kind = RESP_MGET_FETCH;
+            it->fetch = true;
             m->pending++;
             break;
         }
@@ -258,7 +279,7 @@ worker_resp_mget(struct conn *c, const struct resp_command *cmd)
         size_t                 key_len;
         const char            *key = worker_resp_mget_key(c, i, &key_len);
 
-        if (it->kind == RESP_MGET_FETCH) {
+        if (it->fetch) {
             backend_get(w->backend, key, key_len, &it->waiter,
                         worker_resp_mget_cb, it);
         }
