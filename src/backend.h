@@ -58,11 +58,13 @@ struct backend_waiter;
 typedef void (*backend_cb)(struct backend_waiter *w,
                            const struct backend_reply *reply);
 
-/* Called once per fetch that read a string value, before its waiters
- * (even when they all cancelled).  v is borrowed: value_ref() it to
- * keep it. */
+/* Called once per GET fetch that read a string value or found the key
+ * absent (v NULL), before its waiters (even when they all cancelled).
+ * v is borrowed: value_ref() it to keep it.  fetch_us: from the fetch's
+ * start to its reply. */
 typedef void (*backend_store_cb)(void *arg, const void *key,
-                                 size_t key_len, struct value *v);
+                                 size_t key_len, struct value *v,
+                                 uint64_t fetch_us);
 
 /* Embedded in the caller's object; zero it or leave it to backend_get. */
 struct backend_waiter {
@@ -85,7 +87,8 @@ int  backend_create(struct event_loop *loop, const struct config *cfg,
                     void *store_arg, struct backend **out);
 /* One node of a Redis Cluster, for cluster.c: a backend on host:port
  * with cfg's AUTH, timeouts and --key-prefix, and tls (borrowed: NULL
- * for plain) as its TLS context.  Nothing stored; cluster errors
+ * for plain) as its TLS context; READONLY after AUTH unless
+ * --redis-read-from is primary.  Nothing stored; cluster errors
  * (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) are handed to the waiter as
  * BACKEND_ERROR_REPLY without counting or logging them. */
 int  backend_create_node(struct event_loop *loop, const struct config *cfg,
@@ -93,6 +96,9 @@ int  backend_create_node(struct event_loop *loop, const struct config *cfg,
                          struct ssl_ctx_st *tls,
                          struct metrics_slot_shm *slot,
                          struct backend **out);
+
+/* False while the backend knows its Redis refuses it (DOWN). */
+bool backend_usable(const struct backend *b);
 
 /* Fails every waiter with BACKEND_UNREACHABLE, then frees.  Not to be
  * called from inside a waiter's callback. */
@@ -103,6 +109,8 @@ void backend_destroy(struct backend *b);
 void backend_get(struct backend *b, const void *key, size_t key_len,
                  struct backend_waiter *w, backend_cb cb, void *data);
 
+/* Whether a GET of key is in flight (a backend_get() would join it). */
+bool backend_fetching(struct backend *b, const void *key, size_t key_len);
 /* As backend_get, for a Redis Cluster -ASK: ASKING is sent just before
  * the GET, and the fetch neither joins nor is joined by another. */
 void backend_get_asking(struct backend *b, const void *key, size_t key_len,

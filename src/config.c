@@ -63,9 +63,12 @@ enum config_kind {
     CONFIG_KIND_PATH,           /* char[CONFIG_PATH_MAX], "" is none */
     CONFIG_KIND_ACCESS_LOG,     /* char[CONFIG_PATH_MAX]: off/stderr/FILE */
     CONFIG_KIND_DURATION,       /* uint64_t milliseconds, > 0 */
+    CONFIG_KIND_DURATION_OFF,   /* uint64_t milliseconds, 0 is off */
+    CONFIG_KIND_FACTOR,         /* double in [min, max], e.g. 1.5 */
     CONFIG_KIND_SIZE,           /* uint64_t bytes in [min, max] */
     CONFIG_KIND_U32,            /* uint32_t in [min, max] */
     CONFIG_KIND_LOG_LEVEL,      /* enum log_level */
+    CONFIG_KIND_READ_FROM,      /* enum config_read_from */
     CONFIG_KIND_BOOL,           /* bool: a flag without a value; yes/no
                                    in the environment and the file */
     CONFIG_KIND_STRING,         /* char[CONFIG_ITEM_MAX], "" is none */
@@ -191,6 +194,10 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(redis_cluster_refresh_ms), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_REDIS, "DURATION", "10s",
       "slot map refresh period" },
+    { "redis-read-from", 0, CONFIG_KIND_READ_FROM,
+      CONFIG_FIELD(redis_read_from), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "WHICH", "primary",
+      "cluster reads: [prefer-]replica" },
     { "redis-sentinel", 0, CONFIG_KIND_SEEDS, CONFIG_FIELD(redis_sentinel),
       0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "H:P,..", "off",
       "Redis Sentinels to ask" },
@@ -207,6 +214,21 @@ static const struct config_option config_options[] = {
     { "ttl", 't', CONFIG_KIND_DURATION, CONFIG_FIELD(ttl_ms), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "DURATION", "60s",
       "global expiry of cached values" },
+    { "stale-while-revalidate", 0, CONFIG_KIND_DURATION_OFF,
+      CONFIG_FIELD(stale_while_revalidate_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_CACHE, "DURATION", "0",
+      "serve stale while refreshing" },
+    { "stale-if-error", 0, CONFIG_KIND_DURATION_OFF,
+      CONFIG_FIELD(stale_if_error_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_CACHE, "DURATION", "0",
+      "serve stale when Redis fails" },
+    { "negative-ttl", 0, CONFIG_KIND_DURATION_OFF,
+      CONFIG_FIELD(negative_ttl_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_CACHE, "DURATION", "0", "remember absent keys (404)" },
+    { "early-refresh", 0, CONFIG_KIND_FACTOR,
+      CONFIG_FIELD(early_refresh_beta), 0, 1000, CONFIG_FROM_ALL,
+      CONFIG_GROUP_CACHE, "BETA", "0",
+      "refresh hot keys early (XFetch)" },
     { "capacity", 'c', CONFIG_KIND_U32, CONFIG_FIELD(capacity), 1,
       CONFIG_CAPACITY_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "N",
       "10000", "cache capacity in keys" },
@@ -626,6 +648,20 @@ config_parse_seeds(const char *s, struct config_redis *out, size_t max,
 
 /* --- formatting ------------------------------------------------------- */
 
+const char *
+config_read_from_name(enum config_read_from r)
+{
+    switch (r) {
+    case CONFIG_READ_PRIMARY:
+        return "primary";
+    case CONFIG_READ_REPLICA:
+        return "replica";
+    case CONFIG_READ_PREFER_REPLICA:
+        return "prefer-replica";
+    }
+    return "primary";
+}
+
 /* A seed list with each URL's password hidden, for logs and errors. */
 static void
 config_mask_seeds(const char *s, char *out, size_t cap)
@@ -924,6 +960,7 @@ config_set(struct config_loader *ld, struct config *cfg,
         return 0;
 
     case CONFIG_KIND_DURATION:
+    case CONFIG_KIND_DURATION_OFF:
         rc = config_parse_duration_ms(value, &v);
         if (rc == -EINVAL) {
             return config_error(ld, "%s: invalid duration '%.*s' (use e.g. "
@@ -933,12 +970,29 @@ config_set(struct config_loader *ld, struct config *cfg,
             return config_error(ld, "%s: duration '%.*s' is too long (max "
                                 "8760h)", who, echo, value);
         }
-        if (v == 0) {
+        if (v == 0 && opt->kind == CONFIG_KIND_DURATION) {
             return config_error(ld, "%s: duration must be greater than 0",
                                 who);
         }
         *(uint64_t *) field = v;
         return 0;
+
+    case CONFIG_KIND_FACTOR: {
+        char  *end = NULL;
+        double d;
+
+        errno = 0;
+        d = strtod(value, &end);
+        if (end == value || *end != '\0' || errno != 0 || !(d >= 0)
+            || d < (double) opt->min || d > (double) opt->max) {
+            return config_error(ld, "%s: invalid factor '%.*s' (a number "
+                                "from %llu to %llu, e.g. 1 or 0.5)", who,
+                                echo, value, (unsigned long long) opt->min,
+                                (unsigned long long) opt->max);
+        }
+        *(double *) field = d;
+        return 0;
+    }
 
     case CONFIG_KIND_SIZE:
         rc = config_parse_size_bytes(value, &v);
@@ -968,6 +1022,20 @@ config_set(struct config_loader *ld, struct config *cfg,
                                 (unsigned long long) opt->max);
         }
         *(uint32_t *) field = (uint32_t) v;
+        return 0;
+
+    case CONFIG_KIND_READ_FROM:
+        if (strcmp(value, "primary") == 0) {
+            *(enum config_read_from *) field = CONFIG_READ_PRIMARY;
+        } else if (strcmp(value, "replica") == 0) {
+            *(enum config_read_from *) field = CONFIG_READ_REPLICA;
+        } else if (strcmp(value, "prefer-replica") == 0) {
+            *(enum config_read_from *) field = CONFIG_READ_PREFER_REPLICA;
+        } else {
+            return config_error(ld, "%s: invalid value '%.*s' (use primary,"
+                                " replica or prefer-replica)", who, echo,
+                                value);
+        }
         return 0;
 
     case CONFIG_KIND_LOG_LEVEL:
@@ -1430,6 +1498,13 @@ config_load_file(struct config_loader *ld, const char *path,
 
 /* --- the whole load --------------------------------------------------- */
 
+uint64_t
+config_stale_ms(const struct config *cfg)
+{
+    return cfg->stale_while_revalidate_ms > cfg->stale_if_error_ms
+           ? cfg->stale_while_revalidate_ms : cfg->stale_if_error_ms;
+}
+
 void
 config_defaults(struct config *cfg)
 {
@@ -1515,10 +1590,11 @@ config_merge_cluster(struct config_loader *ld)
     assert(n > 0);
     for (int i = 0; i < n; i++) {
         if (seeds[i].has_db && seeds[i].db != 0) {
+            uint32_t db = seeds[i].db;
+
             free(seeds);
             return config_error(ld, "--redis-cluster: seed %d names db %u;"
-                                " Redis Cluster has only db 0", i + 1,
-                                seeds[i].db);
+                                " Redis Cluster has only db 0", i + 1, db);
         }
     }
     cfg->redis = seeds[0];
@@ -1696,6 +1772,16 @@ config_format_value(const struct config *cfg,
     case CONFIG_KIND_DURATION:
         config_format_duration(*(const uint64_t *) field, buf, len);
         return;
+    case CONFIG_KIND_DURATION_OFF:
+        if (*(const uint64_t *) field == 0) {
+            snprintf(buf, len, "0");
+        } else {
+            config_format_duration(*(const uint64_t *) field, buf, len);
+        }
+        return;
+    case CONFIG_KIND_FACTOR:
+        snprintf(buf, len, "%g", *(const double *) field);
+        return;
     case CONFIG_KIND_SIZE:
         config_format_size(*(const uint64_t *) field, buf, len);
         return;
@@ -1706,6 +1792,11 @@ config_format_value(const struct config *cfg,
     case CONFIG_KIND_LOG_LEVEL:
         snprintf(buf, len, "%s",
                  log_level_name(*(const enum log_level *) field));
+        return;
+    case CONFIG_KIND_READ_FROM:
+        snprintf(buf, len, "%s",
+                 config_read_from_name(
+                     *(const enum config_read_from *) field));
         return;
     case CONFIG_KIND_BOOL:
         snprintf(buf, len, "%s", *(const bool *) field ? "yes" : "no");
