@@ -740,7 +740,10 @@ worker_conn_update(struct conn *c)
         return;                 /* the linger timer is already armed */
     }
 
-    if (worker_conn_unsent(c) > 0) {
+    if (worker_conn_unsent(c) > 0
+        || (c->resume != NULL && c->state == CONN_READING)) {
+        /* Level-triggered: with nothing unsent this fires at once, which
+         * is how an answer in parts goes on after yielding. */
         mask |= EVENT_WRITE;
     }
     if (!c->peer_closed && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER
@@ -760,7 +763,8 @@ worker_conn_update(struct conn *c)
         event_timer_stop(&w->loop, &c->timer);  /* the backend's deadline */
         return;
     }
-    if (worker_conn_unsent(c) > 0) {
+    if (worker_conn_unsent(c) > 0 || c->resume != NULL) {
+        /* A write that stalls, or an answer in parts. */
         deadline = c->activity_ms + w->cfg->idle_timeout_ms;
     } else if ((c->in.len > 0 && !c->close_after_write)
                || (w->stopping && c->requests == 0)) {
@@ -789,7 +793,7 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
     struct worker *w = c->worker;
 
     if (c->state == CONN_READING && worker_conn_unsent(c) == 0
-        && c->in.len > 0 && !c->close_after_write) {
+        && c->in.len > 0 && !c->close_after_write && c->resume == NULL) {
         /* A request head that did not arrive in time. */
         if (c->proto == CONN_HTTP) {
             worker_http_error(c, 408, false);
@@ -1043,14 +1047,36 @@ void
 worker_conn_run(struct conn *c)
 {
     /* Parse, answer, write; and again while writing everything out made
-     * room for requests that backpressure had left in the input. */
+     * room for requests that backpressure had left in the input.  An
+     * answer produced in parts (c->resume) comes first: more of it each
+     * time the output is below the high-water mark, the next request
+     * only once it is complete. */
     for (;;) {
         uint64_t answered = c->requests;
         bool     blocked = worker_conn_unsent(c) >= WORKER_OUT_HIGH_WATER;
 
+        if (c->resume != NULL) {
+            if (c->state == CONN_READING && !blocked) {
+                c->resume(c);
+                if (c->state == CONN_CLOSED) {
+                    return;
+                }
+            }
+            if (c->resume != NULL) {
+                /* Back to the loop after each high-water mark's worth,
+                 * so the other connections are served in between: the
+                 * write event (armed while c->resume is set, see
+                 * worker_conn_update) or a callback resumes. */
+                worker_conn_flush(c);
+                return;
+            }
+        }
         worker_conn_process(c);
         if (c->state == CONN_CLOSED) {
             return;
+        }
+        if (c->resume != NULL) {
+            continue;
         }
         worker_conn_flush(c);
         if (c->state != CONN_READING || c->in.len == 0
@@ -1076,6 +1102,9 @@ worker_conn_schedule(struct conn *c)
 void
 worker_conn_process(struct conn *c)
 {
+    if (c->resume != NULL) {
+        return;                 /* the answer in parts comes first */
+    }
     if (c->proxy != CONN_PROXY_DONE && c->in.len > 0 && !worker_acl_proxy(c)) {
         return;
     }
@@ -1120,23 +1149,31 @@ worker_should_yield(const struct worker *w)
 }
 
 /* Closes the connection that has been idle longest: between requests
- * (or not yet sent one), nothing buffered either way.  A linear scan,
- * done only at --max-clients.  Returns whether one was closed. */
+ * (or not yet sent one), nothing buffered either way, for at least
+ * WORKER_REUSE_IDLE_MS (a client just accepted, whose request is on its
+ * way, is not one), and no request bytes waiting in the kernel.  A
+ * linear scan, done only at --max-clients.  Returns whether one was
+ * closed. */
 static bool
 worker_close_idlest(struct worker *w)
 {
+    uint64_t     now = event_now_ms(&w->loop);
     struct conn *idlest = NULL;
+    int          waiting = 0;
 
     for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
         struct conn *c = &w->conns[i];
 
         if (c->state == CONN_READING && c->in.len == 0
             && worker_conn_unsent(c) == 0 && !c->close_after_write
+            && c->resume == NULL
+            && now - c->activity_ms >= WORKER_REUSE_IDLE_MS
             && (idlest == NULL || c->activity_ms < idlest->activity_ms)) {
             idlest = c;
         }
     }
-    if (idlest == NULL) {
+    if (idlest == NULL
+        || ioctl(idlest->fd, FIONREAD, &waiting) != 0 || waiting > 0) {
         return false;
     }
     log_debug("at max-clients: closing connection %d, idle %llu ms",

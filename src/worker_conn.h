@@ -43,6 +43,9 @@
 #define WORKER_YIELD_MS        5
 #define WORKER_EMFILE_PAUSE_MS 100
 #define WORKER_LINGER_MS       1000
+/* At --max-clients, a connection idle this long may be closed for a
+ * new one. */
+#define WORKER_REUSE_IDLE_MS   50
 /* A stopping worker closes a keep-alive connection idle this long. */
 #define WORKER_STOP_IDLE_MS    200
 /* Access-log lines are flushed in writes of whole lines of at most
@@ -89,18 +92,6 @@ enum conn_state {
 struct worker;
 struct conn;
 
-/* One MGET waiting on the backend for some of its keys.  Hits and
- * fetched values are copied into values[] so the answer is assembled in
- * key order once the last fetch is in. */
-struct resp_mget_item {
-    struct backend_waiter waiter;       /* linked while fetching */
-    struct resp_mget     *mget;         /* borrowed: the owner */
-    enum backend_result   result;
-    bool                  fetch;        /* a miss: asked of the backend */
-    size_t                off;          /* of the value in values */
-    size_t                len;
-};
-
 /* One GET of a RESP pipeline whose answer cannot go out yet: a miss
  * waiting on the backend, or an answer that came before its turn. */
 struct resp_pending {
@@ -119,11 +110,32 @@ struct resp_pending {
     char                  log_req[100]; /* "GET key", cut */
 };
 
+/* One MGET (worker_resp_mget.c): its keys probed, its misses fetched,
+ * then its answer emitted in parts. */
+enum resp_mget_kind {
+    RESP_MGET_CACHED = 0,               /* copied from the cache at its
+                                           turn */
+    RESP_MGET_EMPTY,                    /* cached empty string */
+    RESP_MGET_FETCH                     /* asked of the backend */
+};
+
+struct resp_mget_item {
+    struct backend_waiter waiter;       /* linked while fetching */
+    struct resp_mget     *mget;         /* borrowed: the owner */
+    enum resp_mget_kind   kind;
+    bool                  fetch;        /* asked of the backend */
+    enum backend_result   result;       /* FETCH, once in (or NIL for a
+                                           remembered absence) */
+    struct value         *value;        /* owned reference: FETCH with
+                                           BACKEND_VALUE, until emitted */
+};
+
 struct resp_mget {
     struct conn          *conn;         /* borrowed: the owner */
     size_t                n;
     size_t                pending;      /* fetches not yet answered */
-    struct buf            values;       /* owned */
+    size_t                next;         /* next item to emit */
+    bool                  started;      /* the array header is out */
     struct resp_mget_item items[];
 };
 
@@ -169,6 +181,11 @@ struct conn {
     size_t                resp_consumed; /* bytes of the command waiting */
     size_t                resp_argc;    /* of the command being answered */
     struct resp_mget     *mget;         /* owned: MGET in progress */
+    /* An answer produced in parts (an MGET; a large value could be
+     * too): worker_conn_run calls it, instead of parsing, while the
+     * connection is READING and out is below WORKER_OUT_HIGH_WATER; it
+     * appends some, and clears itself once the answer is complete. */
+    void                (*resume)(struct conn *c);
     struct resp_session   session;      /* RESP: AUTH, MULTI, name */
     struct resp_pending  *resp_q;       /* owned: RESP_PIPELINE_MAX ring,
                                            or NULL until a miss */
@@ -275,9 +292,20 @@ void   worker_http_error(struct conn *c, int status, bool fatal);
 
 /* worker_resp.c */
 void   worker_resp_process(struct conn *c);
-void   worker_resp_mget_free(struct conn *c);
 void   worker_resp_count(struct conn *c, enum metrics_code code);
-/* The command waiting on the backend is answered: drop it, go on. */
+/* The command being answered is done: logged, its bytes dropped, the
+ * parser reset, the connection READING. */
+void   worker_resp_finish(struct conn *c);
+
+/* worker_resp_mget.c */
+/* Answers MGET cmd: true when it is being answered now (resume set),
+ * false when it waits on the backend (or the connection closed). */
+bool   worker_resp_mget(struct conn *c, const struct resp_command *cmd);
+void   worker_resp_mget_cb(struct backend_waiter *wt,
+                           const struct backend_reply *r);
+void   worker_resp_mget_resume(struct conn *c);
+void   worker_resp_mget_free(struct conn *c);
+/* The command waiting on the backend is answered: finish, go on. */
 void   worker_resp_done(struct conn *c);
 
 /* worker_resp_forward.c: sends cmd to Redis uncached; the connection
