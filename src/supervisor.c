@@ -1247,8 +1247,10 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
         out->cluster = true;
         out->cluster_nodes = sum.cluster_nodes;
         out->cluster_slots_covered = sum.cluster_slots_covered;
+        out->cluster_nodes_down = sum.cluster_nodes_down;
         out->redis_up = sum.cluster_nodes > 0
-                        && sum.cluster_slots_covered == 16384;
+                        && sum.cluster_slots_covered == 16384
+                        && sum.cluster_nodes_down == 0;
     }
 }
 
