@@ -36,8 +36,10 @@ enum cache_status {
                            over max_memory_bytes, or key over 16 MiB - 1:
                            not stored, any old value left as it was */
     CACHE_DELETED,      /* delete: removed; flush: done */
-    CACHE_BYPASS        /* poisoned, or lock not had in time: act as if
+    CACHE_BYPASS,       /* poisoned, or lock not had in time: act as if
                            there were no cache (answer from Redis) */
+    CACHE_PURGED        /* set_since: the key was deleted or the cache
+                           flushed after the token was taken: not stored */
 };
 
 struct cache_lookup {
@@ -94,12 +96,26 @@ enum cache_status cache_set(struct cache *cache, const void *key,
                             size_t key_len, const void *value,
                             size_t value_len, uint64_t now_ms);
 
-/* CACHE_DELETED, CACHE_MISS, or CACHE_BYPASS.  Takes no clock, so an
+/* Purge safety for a value fetched from Redis: take the token before
+ * the fetch's request is sent, and store with cache_set_since().  When
+ * a cache_delete() of a key hashing like key, or a cache_flush(), began
+ * in between, the set is CACHE_PURGED and stores nothing (the value may
+ * be older than the purge).  Lock-free; cheap (one hash, two loads). */
+uint64_t cache_purge_token(const struct cache *cache, const void *key,
+                           size_t key_len);
+enum cache_status cache_set_since(struct cache *cache, const void *key,
+                                  size_t key_len, const void *value,
+                                  size_t value_len, uint64_t now_ms,
+                                  uint64_t token);
+
+/* CACHE_DELETED, CACHE_MISS, or CACHE_BYPASS; either way fetches in
+ * flight for key will not store (cache_set_since).  Takes no clock, so an
  * entry that expired unseen is still DELETED. */
 enum cache_status cache_delete(struct cache *cache, const void *key,
                                size_t key_len);
 
-/* CACHE_DELETED or CACHE_BYPASS. */
+/* CACHE_DELETED or CACHE_BYPASS; either way no fetch in flight will
+ * store (cache_set_since). */
 enum cache_status cache_flush(struct cache *cache);
 
 /* Reads gauges and sums counters without taking the lock. */

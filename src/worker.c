@@ -83,18 +83,30 @@ worker_date(struct worker *w)
 }
 
 /* The backend's store callback: a value read from Redis goes into the
- * shared cache once per fetch, before its waiters are answered.
- * CACHE_TOO_LARGE or CACHE_BYPASS just mean not stored. */
+ * shared cache once per fetch, before its waiters are answered, unless
+ * the key was purged (DELETE /cache/<key>, POST /flush) after the fetch
+ * took its token.  CACHE_TOO_LARGE, CACHE_BYPASS or CACHE_PURGED just
+ * mean not stored. */
 static void
 worker_store_value(void *arg, const void *key, size_t key_len,
-                   struct value *v)
+                   struct value *v, uint64_t token)
 {
     struct worker *w = arg;
 
     if (w->params->cache != NULL) {
-        (void)cache_set(w->params->cache, key, key_len, v->data, v->len,
-                        cache_clock_ms());
+        (void)cache_set_since(w->params->cache, key, key_len, v->data,
+                              v->len, cache_clock_ms(), token);
     }
+}
+
+/* The backend's token callback: taken before each fetch is sent. */
+static uint64_t
+worker_purge_token(void *arg, const void *key, size_t key_len)
+{
+    struct worker *w = arg;
+
+    return w->params->cache != NULL
+           ? cache_purge_token(w->params->cache, key, key_len) : 0;
 }
 
 int
@@ -1274,6 +1286,7 @@ worker_init(struct worker *w, const struct worker_params *p)
         log_error("backend_create() failed: %s", strerror(-rc));
         return rc;
     }
+    backend_set_token(w->backend, worker_purge_token);
 
     event_timer_init(&w->accept_timer, worker_accept_timer_cb, w);
     event_timer_init(&w->stop_timer, worker_stop_timer_cb, w);
