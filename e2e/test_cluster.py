@@ -77,7 +77,7 @@ class Node:
                     "cluster-node-timeout 1000\n"
                     "cluster-require-full-coverage no\n%s\n"
                     % (self.port, self.dir, self.extra))
-        self.proc = subprocess.Popen([REDIS_SERVER, conf],
+        self.proc = subprocess.Popen(["redis-server", conf], executable=REDIS_SERVER,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_for(lambda: port_open(self.port), what="cluster node")
@@ -241,6 +241,49 @@ def test_reads_every_primary_hash_tags_and_mget(cluster, make_proxy):
     assert h.status_code == 200, h.text
     assert '"slots_covered":16384' in h.text
     assert "slot map from" in p.log()
+
+
+def reads_served(node):
+    st = node.client().info("stats")
+    return st["keyspace_hits"] + st["keyspace_misses"]
+
+
+def replicas_of(cluster, primary):
+    return [n for n in cluster.nodes if n.proc.poll() is None and
+            n.client().info("replication").get("master_port")
+            == primary.port]
+
+
+@pytest.mark.parametrize("mode", ["replica", "prefer-replica"])
+def test_read_from_replicas(cluster, make_proxy, mode):
+    keys = ["rr:%d" % i for i in range(60)]
+    fill(cluster, keys)
+    primaries = cluster.primaries()
+    replicas = [r for p in primaries for r in replicas_of(cluster, p)]
+    assert len(replicas) == 3
+    # Replicated before they are read from a replica.
+    for k in keys:
+        owner = cluster.owner(keyslot(k))
+        wait_for(lambda: owner.client().execute_command("WAIT", 1, 1000)
+                 >= 1, what="replication of " + k)
+    # Redis lists a replica in CLUSTER SLOTS once the others have heard
+    # (by gossip) that it replicated something.
+    wait_for(lambda: all(len(e) >= 4 for e in cluster.nodes[0].client()
+                         .execute_command("CLUSTER", "SLOTS")),
+             timeout=20, interval=0.1, what="replicas in CLUSTER SLOTS")
+    p = cluster_proxy(make_proxy, cluster, "--redis-read-from", mode)
+    before = {n.port: reads_served(n) for n in primaries + replicas}
+    s = requests.Session()
+    for k in keys:
+        r = s.get(p.url("/" + k), timeout=5)
+        assert r.status_code == 200, (k, r.status_code, p.log())
+        assert r.text == "value-of-" + k
+    # Every read was served by a replica (READONLY), none by a primary.
+    assert all(reads_served(n) == before[n.port] for n in primaries), \
+        [(n.port, reads_served(n) - before[n.port])
+         for n in primaries + replicas]
+    assert sum(reads_served(n) - before[n.port] for n in replicas) \
+        >= len(keys)
 
 
 class Load:

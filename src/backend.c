@@ -168,6 +168,7 @@ struct backend_fetch {
     bool                   detached;
     /* Cluster routing (the worker's backend only). */
     bool                   ask_next;    /* the next node gets ASKING */
+    bool                   primary_only; /* a replica failed it */
     unsigned               hops;        /* redirects followed */
     uint64_t               retry_ms;    /* last TRYAGAIN backoff */
     struct backend        *node;        /* borrowed: cluster's, while
@@ -219,6 +220,7 @@ struct backend {
     bool                     have_addr; /* sentinel: redis is known */
     char                     master[CONFIG_ITEM_MAX]; /* for logs */
     bool                     cluster_node; /* a node of a cluster */
+    bool                     readonly;  /* node: READONLY (replica reads) */
     char                     tls_name[CONFIG_PATH_MAX];
 
     struct redis_conn        conn;
@@ -894,7 +896,8 @@ backend_handshake_reply(struct backend *b, const struct redis_conn_reply *r)
     if (r->kind == REDIS_CONN_REPLY_OTHER
         && r->reply->type == REDIS_REPLY_ERROR) {
         (void)snprintf(why, sizeof(why), "%s failed: %.*s",
-                       b->handshake_left > 1 + (b->sentinel != NULL)
+                       b->readonly && b->handshake_left == 1 ? "READONLY"
+                       : b->handshake_left > 1 + (b->sentinel != NULL)
                                || b->db == 0 ? "AUTH" : "SELECT",
                        (int)(r->reply->len > 120 ? 120 : r->reply->len),
                        r->reply->str);
@@ -1185,6 +1188,15 @@ backend_send_handshake(struct backend *b)
         }
         b->handshake_left++;
     }
+    if (b->readonly) {
+        /* A cluster replica serves reads of its slots only after it. */
+        argv[0] = "READONLY";
+        lens[0] = 8;
+        if ((rc = backend_send_argv(b, 1, argv, lens)) != 0) {
+            return rc;
+        }
+        b->handshake_left++;
+    }
     if (b->sentinel != NULL) {
         /* Last: backend_handshake_reply() trusts only a master. */
         argv[0] = "ROLE";
@@ -1298,9 +1310,11 @@ backend_fetch_route(struct backend_fetch *f)
         backend_fetch_defer(f, 0);
         return 0;
     }
-    route = f->command ? cluster_route_slot(b->cluster, f->slot, &node)
-                       : cluster_route(b->cluster, f->key, f->key_len,
-                                       &node);
+    route = f->command
+                ? cluster_route_slot(b->cluster, f->slot, f->primary_only,
+                                     &node)
+                : cluster_route(b->cluster, f->key, f->key_len,
+                                f->primary_only, &node);
     switch (route) {
     case CLUSTER_ROUTE_OK:
         backend_fetch_to_node(f, node);
@@ -1413,6 +1427,14 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
     }
     if (r->result == BACKEND_UNREACHABLE) {
         cluster_node_failed(b->cluster);
+        if (!f->primary_only && f->hops < BACKEND_CLUSTER_HOPS_MAX
+            && cluster_prefers_replica(b->cluster)) {
+            /* The replica is gone: its primary serves the read. */
+            f->hops++;
+            f->primary_only = true;
+            (void)backend_fetch_route(f);
+            return;
+        }
     }
     if (r->result == BACKEND_VALUE && b->store != NULL && !f->command) {
         /* Once per fetch, before any waiter can look it up again. */
@@ -1585,6 +1607,7 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
     b->store_arg = store_arg;
     b->redis = *redis;
     b->cluster_node = node;
+    b->readonly = node && cfg->redis_read_from != CONFIG_READ_PRIMARY;
     (void)snprintf(b->user, sizeof(b->user), "%s", cfg->redis_user);
     (void)snprintf(b->password, sizeof(b->password), "%s",
                    cfg->redis_password);
@@ -1657,6 +1680,12 @@ backend_create(struct event_loop *loop, const struct config *cfg,
 {
     return backend_create_with(loop, cfg, &cfg->redis, NULL, slot, store,
                                store_arg, false, out);
+}
+
+bool
+backend_usable(const struct backend *b)
+{
+    return b->state != BACKEND_DOWN;
 }
 
 int

@@ -94,7 +94,8 @@ int  backend_create(struct event_loop *loop, const struct config *cfg,
                     void *store_arg, struct backend **out);
 /* One node of a Redis Cluster, for cluster.c: a backend on host:port
  * with cfg's AUTH, timeouts and --key-prefix, and tls (borrowed: NULL
- * for plain) as its TLS context.  Nothing stored; cluster errors
+ * for plain) as its TLS context; READONLY after AUTH unless
+ * --redis-read-from is primary.  Nothing stored; cluster errors
  * (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) are handed to the waiter as
  * BACKEND_ERROR_REPLY without counting or logging them. */
 int  backend_create_node(struct event_loop *loop, const struct config *cfg,
@@ -102,6 +103,9 @@ int  backend_create_node(struct event_loop *loop, const struct config *cfg,
                          struct ssl_ctx_st *tls,
                          struct metrics_slot_shm *slot,
                          struct backend **out);
+
+/* False while the backend knows its Redis refuses it (DOWN). */
+bool backend_usable(const struct backend *b);
 
 /* Fails every waiter with BACKEND_UNREACHABLE, then frees.  Not to be
  * called from inside a waiter's callback. */

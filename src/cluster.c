@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -51,6 +52,7 @@ struct cluster {
 
     struct cluster_slots    *map;       /* owned */
     bool                     have_map;
+    unsigned                 pick;      /* which replica: per worker */
     struct backend          *nodes[CLUSTER_SLOTS_NODES_MAX]; /* owned,
                                            by map node index; NULL
                                            until first used */
@@ -163,7 +165,7 @@ cluster_apply(struct cluster *c, const redisReply *r)
     int rc;
 
     memcpy(before, c->map->owner, sizeof(before));
-    rc = cluster_slots_from_reply(c->map, r, c->asked_host, why,
+    rc = cluster_slots_from_reply(c->map, r, c->asked_host, c->pick, why,
                                   sizeof(why));
     if (rc != 0) {
         cluster_next(c, why);
@@ -417,7 +419,7 @@ cluster_node_backend(struct cluster *c, uint32_t idx)
 
 enum cluster_route
 cluster_route(struct cluster *c, const void *key, size_t key_len,
-              struct backend **node)
+              bool primary_only, struct backend **node)
 {
     size_t plen = strlen(c->cfg->key_prefix);
     char small[512];
@@ -442,20 +444,39 @@ cluster_route(struct cluster *c, const void *key, size_t key_len,
     } else {
         slot = cluster_keyslot(key, key_len);
     }
-    return cluster_route_slot(c, slot, node);
+    return cluster_route_slot(c, slot, primary_only, node);
+}
+
+bool
+cluster_prefers_replica(const struct cluster *c)
+{
+    return c->cfg->redis_read_from == CONFIG_READ_PREFER_REPLICA;
 }
 
 enum cluster_route
-cluster_route_slot(struct cluster *c, uint16_t slot, struct backend **node)
+cluster_route_slot(struct cluster *c, uint16_t slot, bool primary_only,
+                   struct backend **node)
 {
-    uint16_t owner;
+    uint16_t owner, replica;
 
     if (!c->have_map) {
         return c->down ? CLUSTER_ROUTE_DOWN : CLUSTER_ROUTE_WAIT;
     }
     owner = c->map->owner[slot & (CLUSTER_SLOTS_COUNT - 1)];
+    replica = c->map->replica[slot & (CLUSTER_SLOTS_COUNT - 1)];
     if (owner == CLUSTER_SLOTS_NONE) {
         return CLUSTER_ROUTE_UNCOVERED;
+    }
+    if (!primary_only && replica != CLUSTER_SLOTS_NONE
+        && c->cfg->redis_read_from != CONFIG_READ_PRIMARY) {
+        struct backend *r = cluster_node_backend(c, replica);
+
+        if (r != NULL
+            && (c->cfg->redis_read_from == CONFIG_READ_REPLICA
+                || backend_usable(r))) {
+            *node = r;
+            return CLUSTER_ROUTE_OK;
+        }
     }
     *node = cluster_node_backend(c, owner);
     return *node != NULL ? CLUSTER_ROUTE_OK : CLUSTER_ROUTE_NOMEM;
@@ -561,6 +582,8 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
         }
     }
     cluster_slots_init(c->map);
+    /* Workers pick different replicas of a slot, spreading the reads. */
+    c->pick = (unsigned)getpid();
     c->loop = loop;
     c->slot = slot;
     c->cb = cb;

@@ -52,12 +52,21 @@ void cluster_destroy(struct cluster *c);
 
 /* The node for key (as the client gave it: --key-prefix is added here,
  * as Redis will see it). */
+/* --redis-read-from: a replica of the slot unless primary_only (a
+ * replica already failed this request) or the mode is primary; with
+ * prefer-replica only while its connection is not refused. */
 enum cluster_route cluster_route(struct cluster *c, const void *key,
-                                 size_t key_len, struct backend **node);
+                                 size_t key_len, bool primary_only,
+                                 struct backend **node);
 
 /* The node for a slot (a forwarded command's keys, prefix included). */
 enum cluster_route cluster_route_slot(struct cluster *c, uint16_t slot,
+                                      bool primary_only,
                                       struct backend **node);
+
+/* --redis-read-from prefer-replica: a failed replica read is retried
+ * on the primary. */
+bool cluster_prefers_replica(const struct cluster *c);
 
 /* Reads a node's error reply.  MOVED/ASK: *to is the node to ask (NULL
  * when it cannot be made); MOVED also updates the slot and asks for a

@@ -74,6 +74,7 @@ void
 cluster_slots_init(struct cluster_slots *m)
 {
     memset(m->owner, 0xff, sizeof(m->owner));
+    memset(m->replica, 0xff, sizeof(m->replica));
     m->nnodes = 0;
 }
 
@@ -145,12 +146,44 @@ cluster_slots_range_ok(const redisReply *e, char *why, size_t why_len)
     return true;
 }
 
+/* The index of the node a CLUSTER SLOTS entry names (checked to be
+ * [host, port, ...]): CLUSTER_SLOTS_NONE for "?", or -errno. */
+static int
+cluster_slots_entry(struct cluster_slots *m, const redisReply *node,
+                    const char *asked_host)
+{
+    const char *host = node->element[0]->str;
+    size_t host_len = node->element[0]->len;
+
+    if (host_len == 1 && host[0] == '?') {
+        return CLUSTER_SLOTS_NONE;  /* an unknown endpoint */
+    }
+    if (host_len == 0) {
+        host = asked_host;
+        host_len = strlen(asked_host);
+    }
+    return cluster_slots_node(m, host, host_len,
+                              (uint16_t)node->element[1]->integer);
+}
+
+static bool
+cluster_slots_node_ok(const redisReply *node)
+{
+    return node->type == REDIS_REPLY_ARRAY && node->elements >= 2
+           && node->element[0]->type == REDIS_REPLY_STRING
+           && node->element[1]->type == REDIS_REPLY_INTEGER
+           && node->element[1]->integer >= 0
+           && node->element[1]->integer <= 65535;
+}
+
 int
 cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
-                         const char *asked_host, char *why, size_t why_len)
+                         const char *asked_host, unsigned pick, char *why,
+                         size_t why_len)
 {
     uint16_t owner[CLUSTER_SLOTS_COUNT];
-    size_t i;
+    uint16_t replica[CLUSTER_SLOTS_COUNT];
+    size_t i, k;
 
     if (r->type != REDIS_REPLY_ARRAY) {
         (void)snprintf(why, why_len, "%s",
@@ -166,24 +199,29 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
         }
     }
     memset(owner, 0xff, sizeof(owner));
+    memset(replica, 0xff, sizeof(replica));
     for (i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        const redisReply *node = e->element[2];
-        const char *host = node->element[0]->str;
-        size_t host_len = node->element[0]->len;
+        size_t nrep = 0, want;
         long long s;
-        int idx;
+        int idx, rep = CLUSTER_SLOTS_NONE;
 
-        if (host_len == 1 && host[0] == '?') {
-            continue;           /* an unknown endpoint: not routable */
+        idx = cluster_slots_entry(m, e->element[2], asked_host);
+        for (k = 3; k < e->elements; k++) {
+            nrep += cluster_slots_node_ok(e->element[k]);
         }
-        if (host_len == 0) {
-            host = asked_host;
-            host_len = strlen(asked_host);
+        want = nrep > 0 ? pick % nrep : 0;
+        for (k = 3; k < e->elements && nrep > 0 && idx >= 0; k++) {
+            if (!cluster_slots_node_ok(e->element[k])) {
+                continue;
+            }
+            if (want-- == 0) {
+                rep = cluster_slots_entry(m, e->element[k], asked_host);
+                break;
+            }
         }
-        idx = cluster_slots_node(m, host, host_len,
-                                 (uint16_t)node->element[1]->integer);
-        if (idx < 0) {
+        if (idx < 0 || rep < 0) {
+            idx = idx < 0 ? idx : rep;
             (void)snprintf(why, why_len, "%s",
                            idx == -ENOSPC ? "too many nodes"
                                           : "host name too long");
@@ -191,9 +229,12 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
         }
         for (s = e->element[0]->integer; s <= e->element[1]->integer; s++) {
             owner[s] = (uint16_t)idx;
+            replica[s] = idx == CLUSTER_SLOTS_NONE ? CLUSTER_SLOTS_NONE
+                                                   : (uint16_t)rep;
         }
     }
     memcpy(m->owner, owner, sizeof(owner));
+    memcpy(m->replica, replica, sizeof(replica));
     return 0;
 }
 

@@ -33,6 +33,8 @@ struct cluster_slots_node {
 
 struct cluster_slots {
     uint16_t                  owner[CLUSTER_SLOTS_COUNT]; /* node index */
+    uint16_t                  replica[CLUSTER_SLOTS_COUNT]; /* one of the
+                                           slot's replicas, or NONE */
     uint32_t                  nnodes;
     struct cluster_slots_node nodes[CLUSTER_SLOTS_NODES_MAX];
 };
@@ -71,16 +73,18 @@ int cluster_slots_node(struct cluster_slots *m, const char *host,
 uint32_t cluster_slots_covered(const struct cluster_slots *m);
 
 /*
- * Replaces m's owners with what a CLUSTER SLOTS reply says (the primary
- * of each range; replicas are not routed to).  A primary given with an
- * empty address ("" or "?", a node that does not know its own) is
- * asked_host, the node that answered.  Nodes already in m keep their
- * indexes.  0, or -EINVAL with why set (m's owners unchanged) when the
- * reply is not a CLUSTER SLOTS answer; -ENOSPC when too many nodes.
+ * Replaces m's owners with what a CLUSTER SLOTS reply says: the primary
+ * of each range, and one of its replicas (number pick % their count, so
+ * workers given different picks spread over them).  A node given with
+ * an empty address (one that does not know its own) is asked_host, the
+ * node that answered; "?" (an unknown endpoint) is skipped.  Nodes
+ * already in m keep their indexes.  0, or -EINVAL with why set (m's
+ * owners unchanged) when the reply is not a CLUSTER SLOTS answer;
+ * -ENOSPC when too many nodes.
  */
 int cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
-                             const char *asked_host, char *why,
-                             size_t why_len);
+                             const char *asked_host, unsigned pick,
+                             char *why, size_t why_len);
 
 /* Reads "MOVED 3999 127.0.0.1:6381", "ASK ...", "TRYAGAIN ...",
  * "CLUSTERDOWN ...".  Anything else (or a malformed redirect) is

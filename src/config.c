@@ -66,6 +66,7 @@ enum config_kind {
     CONFIG_KIND_SIZE,           /* uint64_t bytes in [min, max] */
     CONFIG_KIND_U32,            /* uint32_t in [min, max] */
     CONFIG_KIND_LOG_LEVEL,      /* enum log_level */
+    CONFIG_KIND_READ_FROM,      /* enum config_read_from */
     CONFIG_KIND_BOOL,           /* bool: a flag without a value; yes/no
                                    in the environment and the file */
     CONFIG_KIND_STRING,         /* char[CONFIG_ITEM_MAX], "" is none */
@@ -191,6 +192,10 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(redis_cluster_refresh_ms), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_REDIS, "DURATION", "10s",
       "slot map refresh period" },
+    { "redis-read-from", 0, CONFIG_KIND_READ_FROM,
+      CONFIG_FIELD(redis_read_from), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "WHICH", "primary",
+      "cluster reads: [prefer-]replica" },
     { "redis-sentinel", 0, CONFIG_KIND_SEEDS, CONFIG_FIELD(redis_sentinel),
       0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "H:P,..", "off",
       "Redis Sentinels to ask" },
@@ -626,6 +631,20 @@ config_parse_seeds(const char *s, struct config_redis *out, size_t max,
 
 /* --- formatting ------------------------------------------------------- */
 
+const char *
+config_read_from_name(enum config_read_from r)
+{
+    switch (r) {
+    case CONFIG_READ_PRIMARY:
+        return "primary";
+    case CONFIG_READ_REPLICA:
+        return "replica";
+    case CONFIG_READ_PREFER_REPLICA:
+        return "prefer-replica";
+    }
+    return "primary";
+}
+
 /* A seed list with each URL's password hidden, for logs and errors. */
 static void
 config_mask_seeds(const char *s, char *out, size_t cap)
@@ -968,6 +987,20 @@ config_set(struct config_loader *ld, struct config *cfg,
                                 (unsigned long long) opt->max);
         }
         *(uint32_t *) field = (uint32_t) v;
+        return 0;
+
+    case CONFIG_KIND_READ_FROM:
+        if (strcmp(value, "primary") == 0) {
+            *(enum config_read_from *) field = CONFIG_READ_PRIMARY;
+        } else if (strcmp(value, "replica") == 0) {
+            *(enum config_read_from *) field = CONFIG_READ_REPLICA;
+        } else if (strcmp(value, "prefer-replica") == 0) {
+            *(enum config_read_from *) field = CONFIG_READ_PREFER_REPLICA;
+        } else {
+            return config_error(ld, "%s: invalid value '%.*s' (use primary,"
+                                " replica or prefer-replica)", who, echo,
+                                value);
+        }
         return 0;
 
     case CONFIG_KIND_LOG_LEVEL:
@@ -1515,10 +1548,11 @@ config_merge_cluster(struct config_loader *ld)
     assert(n > 0);
     for (int i = 0; i < n; i++) {
         if (seeds[i].has_db && seeds[i].db != 0) {
+            uint32_t db = seeds[i].db;
+
             free(seeds);
             return config_error(ld, "--redis-cluster: seed %d names db %u;"
-                                " Redis Cluster has only db 0", i + 1,
-                                seeds[i].db);
+                                " Redis Cluster has only db 0", i + 1, db);
         }
     }
     cfg->redis = seeds[0];
@@ -1706,6 +1740,11 @@ config_format_value(const struct config *cfg,
     case CONFIG_KIND_LOG_LEVEL:
         snprintf(buf, len, "%s",
                  log_level_name(*(const enum log_level *) field));
+        return;
+    case CONFIG_KIND_READ_FROM:
+        snprintf(buf, len, "%s",
+                 config_read_from_name(
+                     *(const enum config_read_from *) field));
         return;
     case CONFIG_KIND_BOOL:
         snprintf(buf, len, "%s", *(const bool *) field ? "yes" : "no");

@@ -58,6 +58,13 @@ struct config_list {
     char     items[CONFIG_LIST_MAX][CONFIG_ITEM_MAX];
 };
 
+/* --redis-read-from: which node of a Redis Cluster serves a read. */
+enum config_read_from {
+    CONFIG_READ_PRIMARY = 0,            /* the slot's primary */
+    CONFIG_READ_REPLICA,                /* a replica; 503 without one */
+    CONFIG_READ_PREFER_REPLICA          /* a replica, else the primary */
+};
+
 struct config {
     struct config_listen listen;             /* -l, --listen */
     struct config_listen resp_listen;        /* --resp-listen, off */
@@ -79,6 +86,7 @@ struct config {
                                                 comma-separated; "" off:
                                                 one Redis at --redis */
     uint64_t             redis_cluster_refresh_ms; /* slot map refresh */
+    enum config_read_from redis_read_from;   /* cluster reads */
     char                 redis_sentinel[CONFIG_PATH_MAX]; /* sentinels as
                                                 given, comma-separated;
                                                 "" off */
@@ -159,6 +167,9 @@ int config_parse_redis(const char *s, struct config_redis *out);
  * or a unix socket. */
 int config_parse_seeds(const char *s, struct config_redis *out, size_t max,
                        size_t *bad);
+
+/* "primary", "replica" or "prefer-replica". */
+const char *config_read_from_name(enum config_read_from r);
 
 /* Formats a listen or redis address as "HOST:PORT" ("[v6]:PORT"). */
 void config_format_listen(const struct config_listen *l, char *buf,

@@ -87,8 +87,8 @@ static const struct {
       "*3\r\n$9\r\n127.0.0.1\r\n:7003\r\n$1\r\nd\r\n"
       "*3\r\n:5461\r\n:10922\r\n*3\r\n$9\r\n127.0.0.1\r\n:7001\r\n$1\r\nb\r\n"
       "*3\r\n:10923\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:7002\r\n$1\r\nc\r\n",
-      0, 16384, 3, 10922, 7001, "127.0.0.1",
-      "three primaries, one with a replica (not routed to)" },
+      0, 16384, 4, 10922, 7001, "127.0.0.1",
+      "three primaries, one with a replica (a node of its own)" },
     { "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$0\r\n\r\n:7000\r\n",
       0, 16384, 1, 42, 7000, "10.9.8.7",
       "empty host: the node that was asked" },
@@ -120,7 +120,7 @@ START_TEST(map_table)
     int rc;
 
     cluster_slots_init(&m);
-    rc = cluster_slots_from_reply(&m, r, "10.9.8.7", why, sizeof(why));
+    rc = cluster_slots_from_reply(&m, r, "10.9.8.7", 0, why, sizeof(why));
     ck_assert_msg(rc == map_cases[_i].rc, "%s: rc %d (%s)",
                   map_cases[_i].why, rc, why);
     if (rc != 0) {
@@ -153,12 +153,12 @@ START_TEST(map_keeps_node_indexes)
     char why[64];
 
     cluster_slots_init(&m);
-    ck_assert_int_eq(cluster_slots_from_reply(&m, a, "x", why, sizeof(why)),
+    ck_assert_int_eq(cluster_slots_from_reply(&m, a, "x", 0, why, sizeof(why)),
                      0);
     ck_assert_uint_eq(m.owner[0], 0);
     ck_assert_uint_eq(m.owner[16383], 1);
     /* A failover: a's slots go to c, a takes b's.  Indexes stay. */
-    ck_assert_int_eq(cluster_slots_from_reply(&m, b, "x", why, sizeof(why)),
+    ck_assert_int_eq(cluster_slots_from_reply(&m, b, "x", 0, why, sizeof(why)),
                      0);
     ck_assert_uint_eq(m.nnodes, 3);
     ck_assert_uint_eq(m.owner[0], 2);
@@ -166,6 +166,33 @@ START_TEST(map_keeps_node_indexes)
     ck_assert_int_eq(cluster_slots_node(&m, "b", 1, 2), 1);
     freeReplyObject(a);
     freeReplyObject(b);
+}
+END_TEST
+
+START_TEST(map_replicas)
+{
+    static struct cluster_slots m;
+    /* [0-99: a, replicas b and c], [100-199: d, no replica]. */
+    redisReply *r = parse_resp(
+        "*2\r\n*5\r\n:0\r\n:99\r\n*2\r\n$1\r\na\r\n:1\r\n"
+        "*2\r\n$1\r\nb\r\n:2\r\n*2\r\n$1\r\nc\r\n:3\r\n"
+        "*3\r\n:100\r\n:199\r\n*2\r\n$1\r\nd\r\n:4\r\n");
+    const char *want[] = { "b", "c", "b", "c" };
+    char why[64];
+    unsigned pick;
+
+    for (pick = 0; pick < 4; pick++) {
+        cluster_slots_init(&m);
+        ck_assert_int_eq(cluster_slots_from_reply(&m, r, "x", pick, why,
+                                                  sizeof(why)), 0);
+        ck_assert_str_eq(m.nodes[m.owner[50]].host, "a");
+        ck_assert_uint_lt(m.replica[50], m.nnodes);
+        ck_assert_str_eq(m.nodes[m.replica[50]].host, want[pick]);
+        ck_assert_str_eq(m.nodes[m.owner[150]].host, "d");
+        ck_assert_uint_eq(m.replica[150], CLUSTER_SLOTS_NONE);
+        ck_assert_uint_eq(m.replica[500], CLUSTER_SLOTS_NONE);
+    }
+    freeReplyObject(r);
 }
 END_TEST
 
@@ -247,6 +274,7 @@ cluster_slots_suite(void)
     tcase_add_loop_test(tc, map_table, 0,
                         sizeof(map_cases) / sizeof(map_cases[0]));
     tcase_add_test(tc, map_keeps_node_indexes);
+    tcase_add_test(tc, map_replicas);
     tcase_add_test(tc, map_node_limit);
     tcase_add_loop_test(tc, redirect_table, 0,
                         sizeof(redirect_cases) / sizeof(redirect_cases[0]));
