@@ -80,7 +80,8 @@ static uint64_t
 bench_lookups(const struct bench *b, uint64_t seed, int hot)
 {
     unsigned char *buf = malloc(b->value_bytes + 1);
-    struct cache_lookup lookup = { buf, b->value_bytes + 1, 0, 0 };
+    struct cache_lookup lookup = { .dst = buf,
+                                   .dst_cap = b->value_bytes + 1 };
     uint64_t state = seed, failed = 0, now = cache_clock_ms();
 
     if (buf == NULL) {

@@ -960,8 +960,10 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
     struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
                                  sizeof(unexpected) - 1, NULL };
 
+    uint64_t fetch_us = backend_now_us() - f->start_us;
+
     if (b->slot != NULL) {
-        metrics_observe_backend(b->slot, backend_now_us() - f->start_us);
+        metrics_observe_backend(b->slot, fetch_us);
     }
     if (f->command) {
         backend_deliver_command(b, f, r);
@@ -975,7 +977,7 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.value = r->value;
         if (b->store != NULL) {
             /* Once per fetch, before any waiter can look it up again. */
-            b->store(b->store_arg, f->key, f->key_len, r->value,
+            b->store(b->store_arg, f->key, f->key_len, r->value, fetch_us,
                      f->token);
         }
         break;
@@ -983,6 +985,11 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.result = BACKEND_NIL;
         out.data = NULL;
         out.len = 0;
+        if (b->store != NULL) {
+            /* An absent key: remembered, or its stale entry dropped. */
+            b->store(b->store_arg, f->key, f->key_len, NULL, fetch_us,
+                     f->token);
+        }
         break;
     case REDIS_CONN_REPLY_TOO_LARGE:
         out.data = too_large;
@@ -1436,9 +1443,14 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
             return;
         }
     }
-    if (r->result == BACKEND_VALUE && b->store != NULL && !f->command) {
-        /* Once per fetch, before any waiter can look it up again. */
-        b->store(b->store_arg, f->key, f->key_len, r->value, f->token);
+    if (((r->result == BACKEND_VALUE && r->value != NULL)
+         || r->result == BACKEND_NIL)
+        && b->store != NULL && !f->command) {
+        /* Once per fetch, before any waiter can look it up again; an
+         * absent key too (remembered, or its stale entry dropped). */
+        b->store(b->store_arg, f->key, f->key_len,
+                 r->result == BACKEND_VALUE ? r->value : NULL,
+                 backend_now_us() - f->start_us, f->token);
     }
     backend_fetch_finish(f, r);
 }
@@ -1671,6 +1683,13 @@ fail:
     free(b->oom);
     free(b);
     return rc;
+}
+
+bool
+backend_fetching(struct backend *b, const void *key, size_t key_len)
+{
+    return backend_table_find(b, backend_hash(b, key, key_len), key,
+                              key_len, false) != NULL;
 }
 
 int

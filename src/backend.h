@@ -58,13 +58,14 @@ struct backend_waiter;
 typedef void (*backend_cb)(struct backend_waiter *w,
                            const struct backend_reply *reply);
 
-/* Called once per fetch that read a string value, before its waiters
- * (even when they all cancelled).  v is borrowed: value_ref() it to
- * keep it.  token: what the token callback said when the fetch began
- * (0 without one). */
+/* Called once per GET fetch that read a string value or found the key
+ * absent (v NULL), before its waiters (even when they all cancelled).
+ * v is borrowed: value_ref() it to keep it.  fetch_us: from the fetch's
+ * start to its reply.  token: what the token callback said when the
+ * fetch began (0 without one). */
 typedef void (*backend_store_cb)(void *arg, const void *key,
                                  size_t key_len, struct value *v,
-                                 uint64_t token);
+                                 uint64_t fetch_us, uint64_t token);
 
 /* Called (with the store callback's arg) for each backend_get(), before
  * anything is sent: a value that changes when key is purged
@@ -116,6 +117,8 @@ void backend_destroy(struct backend *b);
 void backend_get(struct backend *b, const void *key, size_t key_len,
                  struct backend_waiter *w, backend_cb cb, void *data);
 
+/* Whether a GET of key is in flight (a backend_get() would join it). */
+bool backend_fetching(struct backend *b, const void *key, size_t key_len);
 /* As backend_get, for a Redis Cluster -ASK: ASKING is sent just before
  * the GET, and the fetch neither joins nor is joined by another. */
 void backend_get_asking(struct backend *b, const void *key, size_t key_len,

@@ -24,6 +24,16 @@ buf_reserve(struct buf *b, size_t n)
     if (b->cap - b->len >= n) {
         return 0;
     }
+    if (b->pos > 0 && b->cap - (b->len - b->pos) >= n) {
+        /* Room enough once the bytes already consumed are dropped: a
+         * buffer written out a little at a time while more is appended
+         * (a slow reader of a long answer) stays bounded instead of
+         * growing by all it ever held. */
+        memmove(b->data, b->data + b->pos, b->len - b->pos);
+        b->len -= b->pos;
+        b->pos = 0;
+        return 0;
+    }
     if (n > ((size_t) -1) / 2 - b->len) {
         return -ENOMEM;
     }

@@ -15,7 +15,9 @@ struct buf {
     size_t  cap;
 };
 
-/* Makes room for n more bytes at len (rewinding when nothing is pending).
+/* Makes room for n more bytes at len: rewinding when nothing is pending,
+ * moving the pending bytes to the front when that is enough, else
+ * growing.  Offsets into data taken before the call are stale after it.
  * 0 or -ENOMEM. */
 int  buf_reserve(struct buf *b, size_t n);
 /* 0 or -ENOMEM. */

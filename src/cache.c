@@ -22,12 +22,16 @@
  *   entries_offset   capacity x 32-byte entry slots: stored time, key
  *                    length + hash tag, value length, arena block, chain
  *                    link, LRU links
- *   arena_offset     cache_arena: max_memory_bytes + 16 per entry
+ *   arena_offset     cache_arena: max_memory_bytes + 32 per entry; each
+ *                    entry's block is its meta (ETag, fetch time,
+ *                    negative flag: 16 bytes, outside the byte budget),
+ *                    then its key, then its value
  *
  * Invariants (cache_check() walks them all): each live entry is in exactly
  * one hash chain, the one its key hashes to, and exactly once in the LRU
  * list, whose prev/next links agree; every other slot is on the free list;
- * the arena block of each live entry is a used block of its own and the
+ * the arena block of each live entry is a used block of its own, large
+ * enough for its meta, key and value, and the
  * arena has no other used block; the entries and bytes gauges equal the
  * count and key+value bytes of the live entries, and never exceed capacity
  * and max_memory_bytes.
@@ -137,11 +141,24 @@
  * worker slots and survive recovery.
  *
  * Expiry: the caller's now_ms (cache_clock_ms() in production, a fake
- * clock in tests) against stored_ms and the header's ttl_ms.  An entry
- * whose age reaches ttl_ms is a MISS as if never stored; the get that sees
- * it retakes the write side and removes it if it is still expired, and a
- * set first drops expired entries from the LRU tail.  Expirations are
- * counted where an entry is removed, so each counts once.
+ * clock in tests) against stored_ms and the header's windows, read before
+ * the lock (cache_age_class): an entry is fresh for ttl_ms (a negative
+ * one, a remembered absent key, for negative_ttl_ms), then stale for
+ * stale_ms (never a negative one), then gone.  A stale entry is answered
+ * CACHE_STALE with its value, like a hit (its access is recorded: it was
+ * read), so the caller can serve it while it refreshes or while Redis
+ * fails; a gone one is a MISS as if never stored, and the get that sees
+ * it retakes the write side and removes it if it is still gone, and a
+ * set first drops gone entries from the LRU tail.  Expirations are
+ * counted where an entry is removed, so each counts once.  Stale entries
+ * are live entries: they count against capacity and the byte budget and
+ * are evicted in LRU order like any other.  Nothing is ever marked
+ * invalid: a delete, a flush or a recovery removes the entry, so an
+ * invalidated key can never be answered stale.
+ *
+ * Meta: the ETag (cache_etag: SipHash-1-3 under a fixed key, so every
+ * worker and proxy agree) is computed by the caller or by cache_store
+ * before the lock, and copied into the block with the key and value.
  *
  * Purges.  A fetch from Redis can be in flight while its key is deleted
  * or the cache flushed; storing its answer afterwards would undo the
@@ -215,6 +232,11 @@
 #define CACHE_RING_SOFT         256u
 /* How many records ahead an apply fetches the LRU neighbours. */
 #define CACHE_APPLY_AHEAD       4u
+/* An entry's block starts with its struct cache_meta_shm, then the key,
+ * then the value; the meta bytes are outside the byte budget (like the
+ * block header), so the arena reserves them per entry. */
+#define CACHE_META_BYTES        16u
+#define CACHE_META_NEGATIVE     1u
 /* Purge epochs (a power of two): a delete makes fetches in flight for
  * the keys of its slot, 1 in CACHE_PURGE_SLOTS of all keys, not store. */
 #define CACHE_PURGE_SLOTS       4096u
@@ -252,6 +274,29 @@ struct cache_access_shm {
     uint64_t stamp;                 /* cache_stamp() at the hit */
     uint32_t slot;                  /* entry slot */
     uint32_t pad;
+};
+
+/* At the start of each entry's arena block; read and written with
+ * memcpy, since a block's payload is only 4-byte aligned. */
+struct cache_meta_shm {
+    uint64_t etag;                  /* cache_etag() of the value */
+    uint32_t fetch_us;              /* the fetch that stored it took */
+    uint32_t flags;                 /* CACHE_META_NEGATIVE */
+};
+
+/* The windows an entry is judged by, read once per operation before the
+ * lock. */
+struct cache_times {
+    uint64_t ttl_ms;
+    uint64_t negative_ttl_ms;
+    uint64_t stale_ms;
+};
+
+/* Where an entry stands, by its age (cache_age_class). */
+enum cache_age {
+    CACHE_AGE_FRESH = 0,            /* a HIT */
+    CACHE_AGE_STALE,                /* past its TTL, within stale_ms */
+    CACHE_AGE_GONE                  /* past both: a MISS, to remove */
 };
 
 struct cache_entry_shm {
@@ -293,6 +338,8 @@ struct cache_hdr_shm {
     uint32_t poisoned;                      /* seq_cst; 1: bypass */
     uint64_t ttl_ms;                        /* atomic */
     uint64_t generation;                    /* atomic; +1 per recovery */
+    uint64_t negative_ttl_ms;               /* atomic, as ttl_ms */
+    uint64_t stale_ms;                      /* atomic, as ttl_ms */
     uint32_t word_waiters;                  /* asleep on writer_pid */
     uint32_t pad2;
     uint64_t flush_epoch;                   /* atomic; +1 per flush */
@@ -312,6 +359,8 @@ _Static_assert(sizeof(struct cache_access_shm) == 16,
                "access records are 16 bytes");
 _Static_assert(sizeof(struct cache_entry_shm) == 32,
                "entry slots are 32 bytes");
+_Static_assert(sizeof(struct cache_meta_shm) == CACHE_META_BYTES,
+               "entry meta is CACHE_META_BYTES");
 _Static_assert(sizeof(struct cache_hdr_shm) % CACHE_LINE == 0
                && sizeof(struct cache_hdr_shm) <= 512,
                "header is whole cache lines");
@@ -460,18 +509,65 @@ cache_entry_key_len(const struct cache_entry_shm *e)
     return e->key_len_tag & CACHE_KEY_MAX;
 }
 
+/* The key, then the value, after the meta. */
 static inline unsigned char *
 cache_entry_data(const struct cache *cache, const struct cache_entry_shm *e)
 {
-    return cache_arena_data(cache->arena, e->block);
+    return cache_arena_data(cache->arena, e->block) + CACHE_META_BYTES;
 }
 
-static inline bool
-cache_expired(uint64_t stored_ms, uint64_t now_ms, uint64_t ttl_ms,
-              uint64_t *age_ms)
+static inline void
+cache_entry_meta(const struct cache *cache, const struct cache_entry_shm *e,
+                 struct cache_meta_shm *out)
 {
+    memcpy(out, cache_arena_data(cache->arena, e->block), sizeof(*out));
+}
+
+static inline void
+cache_times_load(const struct cache_hdr_shm *hdr, struct cache_times *t)
+{
+    t->ttl_ms = __atomic_load_n(&hdr->ttl_ms, __ATOMIC_RELAXED);
+    t->negative_ttl_ms = __atomic_load_n(&hdr->negative_ttl_ms,
+                                         __ATOMIC_RELAXED);
+    t->stale_ms = __atomic_load_n(&hdr->stale_ms, __ATOMIC_RELAXED);
+}
+
+/* Judges an entry stored at stored_ms with flags at now_ms: a negative
+ * entry lives negative_ttl_ms and is never stale (a remembered 404 is
+ * not worth serving past its time); any other lives ttl_ms, then is
+ * stale for stale_ms.  *age_ms and *left_ms (before expiry, or, once
+ * past it, since) are set for the caller. */
+static inline enum cache_age
+cache_age_class(const struct cache_times *t, uint64_t stored_ms,
+                uint32_t flags, uint64_t now_ms, uint64_t *age_ms,
+                uint64_t *left_ms)
+{
+    bool     negative = (flags & CACHE_META_NEGATIVE) != 0;
+    uint64_t ttl_ms = negative ? t->negative_ttl_ms : t->ttl_ms;
+
     *age_ms = now_ms > stored_ms ? now_ms - stored_ms : 0;
-    return *age_ms >= ttl_ms;
+    if (*age_ms < ttl_ms) {
+        *left_ms = ttl_ms - *age_ms;
+        return CACHE_AGE_FRESH;
+    }
+    *left_ms = *age_ms - ttl_ms;
+    if (!negative && *left_ms < t->stale_ms) {
+        return CACHE_AGE_STALE;
+    }
+    return CACHE_AGE_GONE;
+}
+
+/* cache_age_class() of slot i, reading its meta. */
+static inline enum cache_age
+cache_entry_age(const struct cache *cache, const struct cache_times *t,
+                const struct cache_entry_shm *e, uint64_t now_ms)
+{
+    struct cache_meta_shm meta;
+    uint64_t age_ms, left_ms;
+
+    cache_entry_meta(cache, e, &meta);
+    return cache_age_class(t, e->stored_ms, meta.flags, now_ms, &age_ms,
+                           &left_ms);
 }
 
 /* One writer per counter or gauge, so load + store, not read-modify-write
@@ -1183,7 +1279,8 @@ cache_create(const struct cache_params *params, struct cache **out)
         return -EINVAL;
     }
     arena_bytes = cache_arena_region_bytes(params->max_memory_bytes
-                      + (uint64_t) params->capacity * CACHE_ARENA_ENTRY_SLACK);
+                      + (uint64_t) params->capacity
+                        * (CACHE_ARENA_ENTRY_SLACK + CACHE_META_BYTES));
     if (arena_bytes == 0) {
         return -EINVAL;                 /* over 8 GiB of arena */
     }
@@ -1245,6 +1342,8 @@ cache_create(const struct cache_params *params, struct cache **out)
     hdr->worker_slots = params->worker_slots;
     hdr->stamp_tsc = cache_tsc_is_clocksource() ? 1 : 0;
     hdr->ttl_ms = params->ttl_ms;
+    hdr->negative_ttl_ms = params->negative_ttl_ms;
+    hdr->stale_ms = params->stale_ms;
     cache_locks_init(hdr);
     cache_bind(cache, hdr);
     cache_reset_locked(cache);
@@ -1300,26 +1399,50 @@ cache_set_ttl(struct cache *cache, uint64_t ttl_ms)
     __atomic_store_n(&cache->hdr->ttl_ms, ttl_ms, __ATOMIC_RELAXED);
 }
 
+void
+cache_set_windows(struct cache *cache, uint64_t negative_ttl_ms,
+                  uint64_t stale_ms)
+{
+    __atomic_store_n(&cache->hdr->negative_ttl_ms, negative_ttl_ms,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&cache->hdr->stale_ms, stale_ms, __ATOMIC_RELAXED);
+}
+
+uint64_t
+cache_etag(const void *value, size_t value_len)
+{
+    /* A fixed key: the ETag must not depend on the segment or the
+     * process.  Clients cannot make two values collide on purpose any
+     * more cheaply than with any 64-bit hash, and a collision only
+     * answers 304 for a value that changed to one with the same hash. */
+    static const uint64_t etag_key[2] = {
+        UINT64_C(0x7263702d65746167), UINT64_C(0x76616c7565206964)
+    };
+
+    return cache_hash(etag_key, value, value_len);
+}
+
 /* ---- operations ------------------------------------------------------- */
 
-/* A get saw key expired: remove it for good if it still is. */
+/* A get saw key past its stale window: remove it for good if it still
+ * is. */
 static void
 cache_expire(struct cache *cache, uint64_t hash, const void *key,
              size_t key_len, uint64_t now_ms)
 {
-    uint64_t ttl_ms = __atomic_load_n(&cache->hdr->ttl_ms, __ATOMIC_RELAXED);
+    struct cache_times times;
     uint32_t pid = cache_pid();
-    uint64_t age_ms;
     bool removed = false;
     uint32_t i;
 
+    cache_times_load(cache->hdr, &times);
     if (!cache_lock(cache, CACHE_LOCK_WRITE, pid)) {
         return;     /* the next set or get reclaims it */
     }
     i = cache_find_locked(cache, hash, key, key_len);
     if (i != CACHE_NIL
-        && cache_expired(cache_entry(cache, i)->stored_ms, now_ms, ttl_ms,
-                         &age_ms)) {
+        && cache_entry_age(cache, &times, cache_entry(cache, i), now_ms)
+           == CACHE_AGE_GONE) {
         cache_remove_locked(cache, i, hash);
         removed = true;
     }
@@ -1334,14 +1457,17 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
           uint64_t now_ms, struct cache_lookup *lookup)
 {
     uint64_t hash = cache_hash(cache->seed, key, key_len);
-    uint64_t ttl_ms = __atomic_load_n(&cache->hdr->ttl_ms, __ATOMIC_RELAXED);
     struct cache_worker_shm *me = cache->worker;
+    struct cache_times times;
+    struct cache_meta_shm meta;
     enum cache_status status;
     struct cache_entry_shm *e;
+    enum cache_age age;
     bool expired = false;
-    uint64_t age_ms, stamp;
+    uint64_t age_ms, left_ms, stamp;
     uint32_t i, n;
 
+    cache_times_load(cache->hdr, &times);
     if (key_len > CACHE_KEY_MAX) {
         cache_add(&cache->worker->misses, 1);
         return CACHE_MISS;              /* never stored */
@@ -1366,7 +1492,10 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
         goto unlock;
     }
     e = cache_entry(cache, i);
-    if (cache_expired(e->stored_ms, now_ms, ttl_ms, &age_ms)) {
+    cache_entry_meta(cache, e, &meta);
+    age = cache_age_class(&times, e->stored_ms, meta.flags, now_ms, &age_ms,
+                          &left_ms);
+    if (age == CACHE_AGE_GONE) {
         status = CACHE_MISS;
         expired = true;
         goto unlock;
@@ -1393,11 +1522,16 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
                e->value_len);
     }
     lookup->age_ms = age_ms;
-    status = CACHE_HIT;
+    lookup->ttl_left_ms = age == CACHE_AGE_FRESH ? left_ms : 0;
+    lookup->stale_ms = age == CACHE_AGE_STALE ? left_ms : 0;
+    lookup->etag = meta.etag;
+    lookup->fetch_us = meta.fetch_us;
+    lookup->negative = (meta.flags & CACHE_META_NEGATIVE) != 0;
+    status = age == CACHE_AGE_FRESH ? CACHE_HIT : CACHE_STALE;
 
 unlock:
     cache_unlock(cache, CACHE_LOCK_READ);
-    if (status == CACHE_HIT) {
+    if (status == CACHE_HIT || status == CACHE_STALE) {
         cache_add(&cache->worker->hits, 1);
     } else if (status == CACHE_MISS) {
         cache_add(&cache->worker->misses, 1);
@@ -1438,15 +1572,23 @@ cache_purge_bump(uint64_t *epoch)
     (void) __atomic_add_fetch(epoch, 1, __ATOMIC_SEQ_CST);
 }
 
-static enum cache_status
-cache_put(struct cache *cache, const void *key, size_t key_len,
-          const void *value, size_t value_len, uint64_t now_ms,
-          const uint64_t *token)
+enum cache_status
+cache_set(struct cache *cache, const void *key, size_t key_len,
+          const void *value, size_t value_len, uint64_t now_ms)
+{
+    return cache_store(cache, key, key_len, value, value_len, now_ms, NULL);
+}
+
+enum cache_status
+cache_store(struct cache *cache, const void *key, size_t key_len,
+            const void *value, size_t value_len, uint64_t now_ms,
+            const struct cache_entry_info *info)
 {
     struct cache_hdr_shm *hdr = cache->hdr;
-    uint64_t ttl_ms = __atomic_load_n(&hdr->ttl_ms, __ATOMIC_RELAXED);
-    uint64_t hash, need, age_ms, evicted = 0, expired = 0;
+    uint64_t hash, need, evicted = 0, expired = 0;
     uint32_t pid = cache_pid();
+    struct cache_times times;
+    struct cache_meta_shm meta;
     enum cache_status status;
     struct cache_entry_shm *e;
     uint32_t i, block, *bucket;
@@ -1457,13 +1599,27 @@ cache_put(struct cache *cache, const void *key, size_t key_len,
         || value_len > cache->max_memory_bytes - key_len) {
         return CACHE_TOO_LARGE;
     }
+    cache_times_load(hdr, &times);
+    memset(&meta, 0, sizeof(meta));
+    if (info == NULL) {
+        meta.etag = cache_etag(value, value_len);     /* before the lock */
+    } else {
+        if (info->negative
+            && (value_len != 0 || times.negative_ttl_ms == 0)) {
+            return CACHE_TOO_LARGE;
+        }
+        meta.etag = info->etag;
+        meta.fetch_us = info->fetch_us;
+        meta.flags = info->negative ? CACHE_META_NEGATIVE : 0;
+    }
     need = (uint64_t) key_len + value_len;
     hash = cache_hash(cache->seed, key, key_len);
     if (!cache_lock(cache, CACHE_LOCK_WRITE, pid)) {
         return CACHE_BYPASS;
     }
 
-    if (token != NULL && cache_token_of(cache, hash) != *token) {
+    if (info != NULL && info->check_purge
+        && cache_token_of(cache, hash) != info->purge_token) {
         status = CACHE_PURGED;          /* a purge began since the fetch */
         goto unlock;
     }
@@ -1471,10 +1627,12 @@ cache_put(struct cache *cache, const void *key, size_t key_len,
     if (i != CACHE_NIL) {
         cache_remove_locked(cache, i, hash);    /* replaced, not evicted */
     }
-    /* Expired entries at the tail are gone for readers already. */
+    /* Entries at the tail past their stale window are gone for readers
+     * already (stale ones may still be answered, so they stay). */
     while (hdr->lru_tail != CACHE_NIL
-           && cache_expired(cache_entry(cache, hdr->lru_tail)->stored_ms,
-                            now_ms, ttl_ms, &age_ms)) {
+           && cache_entry_age(cache, &times,
+                              cache_entry(cache, hdr->lru_tail), now_ms)
+              == CACHE_AGE_GONE) {
         cache_evict_tail_locked(cache);
         expired++;
     }
@@ -1484,7 +1642,8 @@ cache_put(struct cache *cache, const void *key, size_t key_len,
         evicted++;
     }
     /* The budget fits; free space may still be in pieces too small. */
-    while ((block = cache_arena_alloc(cache->arena, need))
+    while ((block = cache_arena_alloc(cache->arena,
+                                      CACHE_META_BYTES + need))
            == CACHE_ARENA_NIL) {
         if (hdr->lru_tail == CACHE_NIL) {
             assert(!"an empty arena must fit max_memory_bytes");
@@ -1502,6 +1661,7 @@ cache_put(struct cache *cache, const void *key, size_t key_len,
     e->key_len_tag = cache_key_len_tag(hash, key_len);
     e->value_len = (uint32_t) value_len;
     e->block = block;
+    memcpy(cache_arena_data(cache->arena, block), &meta, sizeof(meta));
     data = cache_entry_data(cache, e);
     if (key_len > 0) {
         memcpy(data, key, key_len);
@@ -1529,19 +1689,18 @@ unlock:
 }
 
 enum cache_status
-cache_set(struct cache *cache, const void *key, size_t key_len,
-          const void *value, size_t value_len, uint64_t now_ms)
-{
-    return cache_put(cache, key, key_len, value, value_len, now_ms, NULL);
-}
-
-enum cache_status
 cache_set_since(struct cache *cache, const void *key, size_t key_len,
                 const void *value, size_t value_len, uint64_t now_ms,
                 uint64_t token)
 {
-    return cache_put(cache, key, key_len, value, value_len, now_ms,
-                     &token);
+    struct cache_entry_info info = {
+        .etag = cache_etag(value, value_len),
+        .check_purge = true,
+        .purge_token = token,
+    };
+
+    return cache_store(cache, key, key_len, value, value_len, now_ms,
+                       &info);
 }
 
 /* Delete takes no clock, so it does not judge age: a present entry is
@@ -1672,7 +1831,8 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
             }
             cache_bit_flip(used_starts, e->block);     /* claimed */
             len = cache_entry_key_len(e) + (uint64_t) e->value_len;
-            if (cache_arena_block_capacity(cache->arena, e->block) < len) {
+            if (cache_arena_block_capacity(cache->arena, e->block)
+                < CACHE_META_BYTES + len) {
                 return cache_fail(fault, "arena block too small for its "
                                   "entry (slot, bytes)", i, len);
             }

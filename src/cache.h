@@ -22,12 +22,19 @@ struct cache_params {
     uint64_t max_memory_bytes;          /* key + value bytes in the arena */
     uint64_t max_value_bytes;           /* larger values are not stored */
     uint64_t ttl_ms;                    /* global expiry, > 0 */
+    uint64_t negative_ttl_ms;           /* expiry of a remembered absent
+                                           key; 0: none are stored */
+    uint64_t stale_ms;                  /* entries are kept this long past
+                                           their expiry, answered as
+                                           CACHE_STALE; 0: dropped */
     uint32_t worker_slots;              /* lock-holder / counter slots */
     uint64_t lock_timeout_ms;           /* each timed acquisition; 0: 50 */
 };
 
 enum cache_status {
     CACHE_HIT = 0,      /* get: value copied out */
+    CACHE_STALE,        /* get: past its TTL by less than stale_ms;
+                           value copied out as for a HIT */
     CACHE_MISS,         /* get/delete: absent or expired */
     CACHE_TRUNCATED,    /* get: value longer than dst_cap; value_len set,
                            nothing copied: grow and call again */
@@ -42,11 +49,34 @@ enum cache_status {
                            flushed after the token was taken: not stored */
 };
 
+/* Out fields are set on HIT and STALE unless said otherwise. */
 struct cache_lookup {
     void    *dst;                       /* in: where the value goes */
     size_t   dst_cap;                   /* in */
-    size_t   value_len;                 /* out: HIT and TRUNCATED */
-    uint64_t age_ms;                    /* out: HIT, now - stored time */
+    size_t   value_len;                 /* out: also on TRUNCATED */
+    uint64_t age_ms;                    /* out: now - stored time */
+    uint64_t ttl_left_ms;               /* out: HIT: until it expires;
+                                           STALE: 0 */
+    uint64_t stale_ms;                  /* out: STALE: how long ago it
+                                           expired; HIT: 0 */
+    uint64_t etag;                      /* out: cache_etag() of the value */
+    uint32_t fetch_us;                  /* out: what fetching it took */
+    bool     negative;                  /* out: a remembered absent key
+                                           (value_len 0; never STALE) */
+};
+
+/* What is kept with an entry besides its key and value (cache_store). */
+struct cache_entry_info {
+    uint64_t etag;                      /* cache_etag(value) */
+    uint32_t fetch_us;                  /* the fetch's duration, for
+                                           early refresh; saturated */
+    bool     negative;                  /* an absent key: value_len 0,
+                                           expires after negative_ttl_ms */
+    bool     check_purge;               /* store only if purge_token is
+                                           still the key's (else
+                                           CACHE_PURGED) */
+    uint64_t purge_token;               /* cache_purge_token() taken
+                                           before the fetch was sent */
 };
 
 struct cache_stats {
@@ -87,17 +117,37 @@ uint64_t cache_clock_ms(void);
 
 /* Changes the global TTL (SIGHUP); entries are judged by the new TTL. */
 void cache_set_ttl(struct cache *cache, uint64_t ttl_ms);
+/* Changes negative_ttl_ms and stale_ms (SIGHUP), as cache_set_ttl. */
+void cache_set_windows(struct cache *cache, uint64_t negative_ttl_ms,
+                       uint64_t stale_ms);
+
+/* The value's validator: a 64-bit hash of its bytes (SipHash-1-3 under a
+ * fixed key, never the segment's seed), so one value has one ETag in
+ * every worker and every proxy.  Pure; computed before any lock. */
+uint64_t cache_etag(const void *value, size_t value_len);
 
 enum cache_status cache_get(struct cache *cache, const void *key,
                             size_t key_len, uint64_t now_ms,
                             struct cache_lookup *lookup);
 
+/* cache_store() with info computed here: the value's ETag, no fetch
+ * time, not negative. */
 enum cache_status cache_set(struct cache *cache, const void *key,
                             size_t key_len, const void *value,
                             size_t value_len, uint64_t now_ms);
 
+/* Stores key with value and info (NULL: as cache_set), replacing any
+ * entry of key, fresh or stale; with info->check_purge, only if no purge
+ * of key began since info->purge_token was taken (else CACHE_PURGED).  A negative info needs value_len 0 and
+ * a negative_ttl_ms; without one it is CACHE_TOO_LARGE (not stored). */
+enum cache_status cache_store(struct cache *cache, const void *key,
+                              size_t key_len, const void *value,
+                              size_t value_len, uint64_t now_ms,
+                              const struct cache_entry_info *info);
+
 /* Purge safety for a value fetched from Redis: take the token before
- * the fetch's request is sent, and store with cache_set_since().  When
+ * the fetch's request is sent, and store with cache_set_since() (or
+ * cache_store() with check_purge).  When
  * a cache_delete() of a key hashing like key, or a cache_flush(), began
  * in between, the set is CACHE_PURGED and stores nothing (the value may
  * be older than the purge).  Lock-free; cheap (one hash, two loads). */

@@ -63,6 +63,8 @@ enum config_kind {
     CONFIG_KIND_PATH,           /* char[CONFIG_PATH_MAX], "" is none */
     CONFIG_KIND_ACCESS_LOG,     /* char[CONFIG_PATH_MAX]: off/stderr/FILE */
     CONFIG_KIND_DURATION,       /* uint64_t milliseconds, > 0 */
+    CONFIG_KIND_DURATION_OFF,   /* uint64_t milliseconds, 0 is off */
+    CONFIG_KIND_FACTOR,         /* double in [min, max], e.g. 1.5 */
     CONFIG_KIND_SIZE,           /* uint64_t bytes in [min, max] */
     CONFIG_KIND_U32,            /* uint32_t in [min, max] */
     CONFIG_KIND_LOG_LEVEL,      /* enum log_level */
@@ -212,6 +214,21 @@ static const struct config_option config_options[] = {
     { "ttl", 't', CONFIG_KIND_DURATION, CONFIG_FIELD(ttl_ms), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "DURATION", "60s",
       "global expiry of cached values" },
+    { "stale-while-revalidate", 0, CONFIG_KIND_DURATION_OFF,
+      CONFIG_FIELD(stale_while_revalidate_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_CACHE, "DURATION", "0",
+      "serve stale while refreshing" },
+    { "stale-if-error", 0, CONFIG_KIND_DURATION_OFF,
+      CONFIG_FIELD(stale_if_error_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_CACHE, "DURATION", "0",
+      "serve stale when Redis fails" },
+    { "negative-ttl", 0, CONFIG_KIND_DURATION_OFF,
+      CONFIG_FIELD(negative_ttl_ms), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_CACHE, "DURATION", "0", "remember absent keys (404)" },
+    { "early-refresh", 0, CONFIG_KIND_FACTOR,
+      CONFIG_FIELD(early_refresh_beta), 0, 1000, CONFIG_FROM_ALL,
+      CONFIG_GROUP_CACHE, "BETA", "0",
+      "refresh hot keys early (XFetch)" },
     { "capacity", 'c', CONFIG_KIND_U32, CONFIG_FIELD(capacity), 1,
       CONFIG_CAPACITY_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "N",
       "10000", "cache capacity in keys" },
@@ -943,6 +960,7 @@ config_set(struct config_loader *ld, struct config *cfg,
         return 0;
 
     case CONFIG_KIND_DURATION:
+    case CONFIG_KIND_DURATION_OFF:
         rc = config_parse_duration_ms(value, &v);
         if (rc == -EINVAL) {
             return config_error(ld, "%s: invalid duration '%.*s' (use e.g. "
@@ -952,12 +970,29 @@ config_set(struct config_loader *ld, struct config *cfg,
             return config_error(ld, "%s: duration '%.*s' is too long (max "
                                 "8760h)", who, echo, value);
         }
-        if (v == 0) {
+        if (v == 0 && opt->kind == CONFIG_KIND_DURATION) {
             return config_error(ld, "%s: duration must be greater than 0",
                                 who);
         }
         *(uint64_t *) field = v;
         return 0;
+
+    case CONFIG_KIND_FACTOR: {
+        char  *end = NULL;
+        double d;
+
+        errno = 0;
+        d = strtod(value, &end);
+        if (end == value || *end != '\0' || errno != 0 || !(d >= 0)
+            || d < (double) opt->min || d > (double) opt->max) {
+            return config_error(ld, "%s: invalid factor '%.*s' (a number "
+                                "from %llu to %llu, e.g. 1 or 0.5)", who,
+                                echo, value, (unsigned long long) opt->min,
+                                (unsigned long long) opt->max);
+        }
+        *(double *) field = d;
+        return 0;
+    }
 
     case CONFIG_KIND_SIZE:
         rc = config_parse_size_bytes(value, &v);
@@ -1463,6 +1498,13 @@ config_load_file(struct config_loader *ld, const char *path,
 
 /* --- the whole load --------------------------------------------------- */
 
+uint64_t
+config_stale_ms(const struct config *cfg)
+{
+    return cfg->stale_while_revalidate_ms > cfg->stale_if_error_ms
+           ? cfg->stale_while_revalidate_ms : cfg->stale_if_error_ms;
+}
+
 void
 config_defaults(struct config *cfg)
 {
@@ -1729,6 +1771,16 @@ config_format_value(const struct config *cfg,
         return;
     case CONFIG_KIND_DURATION:
         config_format_duration(*(const uint64_t *) field, buf, len);
+        return;
+    case CONFIG_KIND_DURATION_OFF:
+        if (*(const uint64_t *) field == 0) {
+            snprintf(buf, len, "0");
+        } else {
+            config_format_duration(*(const uint64_t *) field, buf, len);
+        }
+        return;
+    case CONFIG_KIND_FACTOR:
+        snprintf(buf, len, "%g", *(const double *) field);
         return;
     case CONFIG_KIND_SIZE:
         config_format_size(*(const uint64_t *) field, buf, len);

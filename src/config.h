@@ -95,6 +95,10 @@ struct config {
     char                 redis_sentinel_user[CONFIG_SECRET_MAX]; /* "" */
     char                 redis_sentinel_password[CONFIG_SECRET_MAX];
     uint64_t             ttl_ms;             /* -t, --ttl */
+    uint64_t             stale_while_revalidate_ms; /* 0: off */
+    uint64_t             stale_if_error_ms;  /* 0: off */
+    uint64_t             negative_ttl_ms;    /* 0: off */
+    double               early_refresh_beta; /* XFetch beta, 0: off */
     uint32_t             capacity;           /* -c, --capacity, keys */
     uint64_t             max_memory_bytes;   /* --max-memory */
     uint64_t             max_value_bytes;    /* --max-value-size */
@@ -147,6 +151,10 @@ enum config_rc config_load(struct config *cfg, int argc, char *const argv[],
 /* Prints the effective configuration as config-file lines, the password
  * masked; what --check-config shows. */
 void config_print(const struct config *cfg, FILE *out);
+
+/* How long the cache keeps an entry past its TTL: the longer of the two
+ * stale windows (0: not at all). */
+uint64_t config_stale_ms(const struct config *cfg);
 
 /* Prints --help: every option with its default. */
 void config_usage(FILE *out, const char *progname);

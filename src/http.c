@@ -2,8 +2,9 @@
  * http: response heads and error bodies for the data port.
  *
  * Every head we send has the same order: status line, Server, Date,
- * Content-Type, Content-Length, then X-Cache/Age for cache answers, Allow
- * for 405, and Connection.  The longest possible head (all fields, a
+ * Content-Type, Content-Length (none on a 304), then ETag, Cache-Control,
+ * X-Cache/Age and Cache-Status for cache answers, Allow for 405, and
+ * Connection.  The longest possible head (all fields, a
  * 20-digit length and age) stays under HTTP_HEAD_MAX, which is why the
  * worker can reserve that much before it knows the value's size.
  */
@@ -23,6 +24,7 @@ http_reason(int status)
     switch (status) {
     case 200: return "OK";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -77,18 +79,79 @@ static size_t http_format_head_start(const struct http_reply *reply,
 
 /* Everything after Content-Length's name: shared by the general and the
  * hot-path formatter so they cannot drift apart. */
+static void
+http_format_cache_status(const struct http_cache_status *cs, char *buf,
+                         size_t cap, size_t *pos)
+{
+    HTTP_LIT(buf, cap, pos, "Cache-Status: redis-cache-proxy");
+    if (cs->hit) {
+        HTTP_LIT(buf, cap, pos, "; hit");
+    }
+    if (cs->stale) {
+        HTTP_LIT(buf, cap, pos, "; stale");
+    }
+    if (cs->has_ttl) {
+        HTTP_LIT(buf, cap, pos, "; ttl=");
+        if (cs->ttl_s < 0) {
+            HTTP_LIT(buf, cap, pos, "-");
+            http_append_u64(buf, cap, pos, (uint64_t) -(cs->ttl_s + 1) + 1);
+        } else {
+            http_append_u64(buf, cap, pos, (uint64_t) cs->ttl_s);
+        }
+    }
+    if (cs->fwd_miss) {
+        HTTP_LIT(buf, cap, pos, "; fwd=miss");
+    } else if (cs->fwd_bypass) {
+        HTTP_LIT(buf, cap, pos, "; fwd=bypass");
+    }
+    if (cs->fwd_status != 0) {
+        HTTP_LIT(buf, cap, pos, "; fwd-status=");
+        http_append_u64(buf, cap, pos, (uint64_t) cs->fwd_status);
+    }
+    if (cs->stored) {
+        HTTP_LIT(buf, cap, pos, "; stored");
+    }
+    HTTP_LIT(buf, cap, pos, "\r\n");
+}
+
 static size_t
 http_format_tail(const struct http_reply *reply, char *buf, size_t cap,
                  size_t pos)
 {
-    http_append_u64(buf, cap, &pos, reply->content_length);
-    HTTP_LIT(buf, cap, &pos, "\r\n");
-    if (reply->cache == HTTP_CACHE_HIT) {
-        HTTP_LIT(buf, cap, &pos, "X-Cache: HIT\r\nAge: ");
-        http_append_u64(buf, cap, &pos, reply->age_s);
+    static const char *const x_cache[] = {
+        [HTTP_CACHE_HIT] = "X-Cache: HIT\r\nAge: ",
+        [HTTP_CACHE_MISS] = "X-Cache: MISS\r\nAge: ",
+        [HTTP_CACHE_STALE] = "X-Cache: STALE\r\nAge: ",
+        [HTTP_CACHE_UPDATING] = "X-Cache: UPDATING\r\nAge: ",
+    };
+
+    if (reply->status != 304) {
+        http_append_u64(buf, cap, &pos, reply->content_length);
         HTTP_LIT(buf, cap, &pos, "\r\n");
-    } else if (reply->cache == HTTP_CACHE_MISS) {
-        HTTP_LIT(buf, cap, &pos, "X-Cache: MISS\r\nAge: 0\r\n");
+    }
+    if (reply->has_etag) {
+        char etag[HTTP_ETAG_LEN];
+
+        http_format_etag(reply->etag, etag);
+        HTTP_LIT(buf, cap, &pos, "ETag: ");
+        http_append(buf, cap, &pos, etag, sizeof(etag));
+        HTTP_LIT(buf, cap, &pos, "\r\n");
+    }
+    if (reply->has_max_age) {
+        HTTP_LIT(buf, cap, &pos, "Cache-Control: max-age=");
+        http_append_u64(buf, cap, &pos, reply->max_age_s);
+        HTTP_LIT(buf, cap, &pos, "\r\n");
+    }
+    if (reply->cache != HTTP_CACHE_NONE) {
+        const char *x = x_cache[reply->cache];
+
+        http_append(buf, cap, &pos, x, strlen(x));
+        http_append_u64(buf, cap, &pos, reply->cache == HTTP_CACHE_MISS
+                                        ? 0 : reply->age_s);
+        HTTP_LIT(buf, cap, &pos, "\r\n");
+    }
+    if (reply->cs.on) {
+        http_format_cache_status(&reply->cs, buf, cap, &pos);
     }
     if (reply->allow) {
         HTTP_LIT(buf, cap, &pos, "Allow: GET, HEAD\r\n");
@@ -144,6 +207,9 @@ http_format_head_start(const struct http_reply *reply, char *buf, size_t cap)
     HTTP_LIT(buf, cap, &pos, "Date: ");
     http_append(buf, cap, &pos, reply->date, HTTP_DATE_LEN);
     HTTP_LIT(buf, cap, &pos, "\r\n");
+    if (reply->status == 304) {
+        return pos;         /* no Content-Type or -Length: no body */
+    }
     if (reply->content_type != NULL) {
         HTTP_LIT(buf, cap, &pos, "Content-Type: ");
         http_append(buf, cap, &pos, reply->content_type,
@@ -154,10 +220,110 @@ http_format_head_start(const struct http_reply *reply, char *buf, size_t cap)
     return pos;
 }
 
+void
+http_format_etag(uint64_t etag, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    out[0] = '"';
+    for (int i = 0; i < 16; i++) {
+        out[1 + i] = hex[(etag >> (60 - 4 * i)) & 0xf];
+    }
+    out[HTTP_ETAG_LEN - 1] = '"';
+}
+
+/* etagc (RFC 9110 8.8.3): %x21 / %x23-7E / obs-text. */
+static bool
+http_is_etagc(unsigned char c)
+{
+    return c == 0x21 || (c >= 0x23 && c != 0x7f);
+}
+
+static bool
+http_is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+enum http_inm
+http_if_none_match(const char *value, size_t len, uint64_t etag)
+{
+    const unsigned char *p = (const unsigned char *) value;
+    char   mine[HTTP_ETAG_LEN];
+    bool   matched = false, any = false;
+    size_t i = 0;
+
+    http_format_etag(etag, mine);
+    while (i < len && http_is_ows(p[i])) {
+        i++;
+    }
+    if (i < len && p[i] == '*') {
+        i++;
+        while (i < len && http_is_ows(p[i])) {
+            i++;
+        }
+        return i == len ? HTTP_INM_MATCH : HTTP_INM_NONE;
+    }
+    /* #entity-tag: elements separated by commas, empty ones allowed. */
+    for (;;) {
+        size_t start;
+
+        while (i < len && (http_is_ows(p[i]) || p[i] == ',')) {
+            i++;
+        }
+        if (i == len) {
+            break;
+        }
+        if (p[i] == 'W' && i + 1 < len && p[i + 1] == '/') {
+            i += 2;             /* weak comparison: W/ does not matter */
+        }
+        if (i == len || p[i] != '"') {
+            return HTTP_INM_NONE;
+        }
+        start = ++i;
+        while (i < len && http_is_etagc(p[i])) {
+            i++;
+        }
+        if (i == len || p[i] != '"') {
+            return HTTP_INM_NONE;
+        }
+        if (i - start == HTTP_ETAG_LEN - 2
+            && memcmp(p + start, mine + 1, HTTP_ETAG_LEN - 2) == 0) {
+            matched = true;
+        }
+        any = true;
+        i++;
+        while (i < len && http_is_ows(p[i])) {
+            i++;
+        }
+        if (i < len && p[i] != ',') {
+            return HTTP_INM_NONE;       /* two tags with no comma */
+        }
+    }
+    if (!any) {
+        return HTTP_INM_NONE;
+    }
+    return matched ? HTTP_INM_MATCH : HTTP_INM_NO_MATCH;
+}
+
 size_t
 http_format_error(int status, bool head, bool keep_alive, bool http10,
                   const char *date, const char *detail, size_t detail_len,
                   char *buf, size_t cap)
+{
+    struct http_reply bypass = {
+        .cs = { .on = true, .fwd_bypass = true },
+    };
+
+    return http_format_error_cached(status, head, keep_alive, http10, date,
+                                    detail, detail_len, &bypass, buf, cap);
+}
+
+size_t
+http_format_error_cached(int status, bool head, bool keep_alive,
+                         bool http10, const char *date, const char *detail,
+                         size_t detail_len, const struct http_reply *cached,
+                         char *buf, size_t cap)
 {
     char              body[128];
     const char       *b = body;
@@ -168,9 +334,13 @@ http_format_error(int status, bool head, bool keep_alive, bool http10,
         .keep_alive = keep_alive,
         .http10 = http10,
         .content_type = "text/plain; charset=utf-8",
-        .cache = HTTP_CACHE_NONE,
+        .cache = cached->cache,
+        .age_s = cached->age_s,
         .allow = status == 405,
         .date = date,
+        .has_max_age = cached->has_max_age,
+        .max_age_s = cached->max_age_s,
+        .cs = cached->cs,
     };
 
     if (detail != NULL) {

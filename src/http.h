@@ -14,12 +14,32 @@
 #include "backend.h"
 
 #define HTTP_DATE_LEN 29                /* "Sun, 06 Nov 1994 08:49:37 GMT" */
-#define HTTP_HEAD_MAX 512               /* longest head we ever format */
+#define HTTP_HEAD_MAX 768               /* longest head we ever format */
+#define HTTP_ETAG_LEN 18                /* "0123456789abcdef" with quotes */
 
+/* X-Cache, as nginx's $upstream_cache_status words it. */
 enum http_cache_header {
     HTTP_CACHE_NONE = 0,                /* no X-Cache, no Age */
     HTTP_CACHE_HIT,
-    HTTP_CACHE_MISS
+    HTTP_CACHE_MISS,
+    HTTP_CACHE_STALE,                   /* expired, answered anyway */
+    HTTP_CACHE_UPDATING                 /* expired, a refresh under way */
+};
+
+/* Cache-Status (RFC 9211), "redis-cache-proxy" and these parameters in
+ * this order: hit; stale; ttl=N (negative once expired); fwd=miss or
+ * fwd=bypass; fwd-status=N; stored. */
+struct http_cache_status {
+    bool     on;                        /* else no Cache-Status at all */
+    bool     hit;                       /* answered from the cache */
+    bool     stale;                     /* ... past its TTL */
+    bool     has_ttl;
+    int64_t  ttl_s;                     /* freshness left; < 0: stale */
+    bool     fwd_miss;                  /* Redis was asked */
+    bool     fwd_bypass;                /* not a cacheable request */
+    int      fwd_status;                /* what asking Redis gave (404,
+                                           502 ...), 0: none said */
+    bool     stored;                    /* the answer is now cached */
 };
 
 struct http_reply {
@@ -32,7 +52,32 @@ struct http_reply {
     uint64_t               age_s;       /* with HTTP_CACHE_HIT/MISS */
     bool                   allow;       /* "Allow: GET, HEAD" (405) */
     const char            *date;        /* HTTP_DATE_LEN chars */
+    bool                   has_etag;
+    uint64_t               etag;        /* cache_etag() of the body */
+    bool                   has_max_age; /* Cache-Control: max-age=N */
+    uint64_t               max_age_s;
+    struct http_cache_status cs;
 };
+
+/* What If-None-Match asks of a representation whose ETag is etag. */
+enum http_inm {
+    HTTP_INM_NONE = 0,                  /* no usable condition: answer */
+    HTTP_INM_MATCH,                     /* 304 Not Modified */
+    HTTP_INM_NO_MATCH                   /* a valid list without it: 200 */
+};
+
+/*
+ * Evaluates an If-None-Match field value (RFC 9110 13.1.2): "*", or a
+ * list of entity-tags, each "opaque" or W/"opaque", compared weakly
+ * (W/ ignored on both sides), with empty list elements and OWS allowed.
+ * A value that is not valid syntax is HTTP_INM_NONE: the condition is
+ * ignored, as RFC 9110 13.1 lets a server do.  Pure.
+ */
+enum http_inm http_if_none_match(const char *value, size_t len,
+                                 uint64_t etag);
+
+/* "\"<16 hex digits>\"" into out[HTTP_ETAG_LEN]; no NUL. */
+void http_format_etag(uint64_t etag, char *out);
 
 /* Reason phrase for a status we send ("Not Found"), "Unknown" else. */
 const char *http_reason(int status);
@@ -62,6 +107,15 @@ size_t http_format_ok_suffix(const struct http_reply *reply, char *buf,
 size_t http_format_error(int status, bool head, bool keep_alive, bool http10,
                          const char *date, const char *detail,
                          size_t detail_len, char *buf, size_t cap);
+
+/* http_format_error with the cache headers of reply (cache, age_s,
+ * max-age, cs); its status, body and connection fields are ignored.
+ * http_format_error() is this with Cache-Status "fwd=bypass". */
+size_t http_format_error_cached(int status, bool head, bool keep_alive,
+                                bool http10, const char *date,
+                                const char *detail, size_t detail_len,
+                                const struct http_reply *cached, char *buf,
+                                size_t cap);
 
 /* The status a backend outcome is answered with: 200 for a value, 404
  * for an absent key, 409 for a key of another type (Redis' error text is

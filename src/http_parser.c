@@ -127,6 +127,7 @@ enum http_parse_field {
     HTTP_PARSE_FIELD_TRANSFER_ENCODING,
     HTTP_PARSE_FIELD_CONNECTION,
     HTTP_PARSE_FIELD_EXPECT,
+    HTTP_PARSE_FIELD_IF_NONE_MATCH,
     HTTP_PARSE_FIELD_OTHER
 };
 
@@ -134,6 +135,7 @@ enum http_parse_field {
 #define HTTP_PARSE_SEEN_HOST              (1u << 0)
 #define HTTP_PARSE_SEEN_CONTENT_LENGTH    (1u << 1)
 #define HTTP_PARSE_SEEN_TRANSFER_ENCODING (1u << 2)
+#define HTTP_PARSE_SEEN_IF_NONE_MATCH     (1u << 3)
 
 /* "http" of an absolute-form target, compared case-insensitively. */
 static const char http_parse_scheme[] = "http";
@@ -333,8 +335,8 @@ http_parse_method_of(const unsigned char *s, size_t n)
     return HTTP_METHOD_OTHER;
 }
 
-/* The field named by the n tchars at s.  The five names we interpret
- * have five different lengths, so one compare at most, and none for most
+/* The field named by the n tchars at s.  The six names we interpret
+ * have six different lengths, so one compare at most, and none for most
  * other fields. */
 static enum http_parse_field
 http_parse_field_of(const unsigned char *s, size_t n)
@@ -353,6 +355,11 @@ http_parse_field_of(const unsigned char *s, size_t n)
     case sizeof("connection") - 1:
         if (http_parse_word_eq(s, n, "connection")) {
             return HTTP_PARSE_FIELD_CONNECTION;
+        }
+        break;
+    case sizeof("if-none-match") - 1:
+        if (http_parse_word_eq(s, n, "if-none-match")) {
+            return HTTP_PARSE_FIELD_IF_NONE_MATCH;
         }
         break;
     case sizeof("content-length") - 1:
@@ -485,6 +492,17 @@ http_parse_field_end(struct http_parse *st, const unsigned char *p,
     } else if (st->field == HTTP_PARSE_FIELD_EXPECT
                && http_parse_value_is(p, st->mark, pos, "100-continue")) {
         st->expect_continue = true;
+    } else if (st->field == HTTP_PARSE_FIELD_IF_NONE_MATCH) {
+        /* A list split over several lines would need the lines
+         * joined; one is what clients send, so more are not evaluated. */
+        if ((st->seen & HTTP_PARSE_SEEN_IF_NONE_MATCH) != 0) {
+            st->req.inm_many = true;
+            st->req.inm_len = 0;
+        } else {
+            st->seen |= HTTP_PARSE_SEEN_IF_NONE_MATCH;
+            st->req.inm_off = st->mark;
+            st->req.inm_len = pos - st->mark;
+        }
     }
     if (pos + 1 < stop && p[pos + 1] == '\n') {
         st->state = HTTP_PARSE_S_FIELD_START;
@@ -600,6 +618,7 @@ http_parse_name_end(struct http_parse *st, const unsigned char *p,
         st->state = HTTP_PARSE_S_VALUE;
         break;
     case HTTP_PARSE_FIELD_EXPECT:
+    case HTTP_PARSE_FIELD_IF_NONE_MATCH:
         st->mark = pos + 1;
         st->state = HTTP_PARSE_S_VALUE;
         break;

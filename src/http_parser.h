@@ -53,6 +53,12 @@ struct http_request {
                                            body is read with
                                            http_parse_chunked() */
     bool             expect_continue;   /* HTTP/1.1 Expect: 100-continue */
+    size_t           inm_off, inm_len;  /* If-None-Match's value, OWS
+                                           included; inm_len 0: none */
+    bool             inm_many;          /* more than one If-None-Match
+                                           line: the condition is not
+                                           evaluated (a 200 is always a
+                                           correct answer) */
     size_t           head_len;          /* bytes up to and incl. CRLFCRLF */
     int              status;            /* on ERROR: 400 413 414 431 501
                                            505 */

@@ -66,6 +66,7 @@ static const char *const metrics_bucket_le[METRICS_BUCKETS] = {
 
 static const char *const metrics_code_names[METRICS_CODE_COUNT] = {
     [METRICS_CODE_200] = "200", [METRICS_CODE_204] = "204",
+    [METRICS_CODE_304] = "304",
     [METRICS_CODE_400] = "400", [METRICS_CODE_401] = "401",
     [METRICS_CODE_403] = "403", [METRICS_CODE_404] = "404",
     [METRICS_CODE_405] = "405", [METRICS_CODE_408] = "408",
@@ -176,6 +177,7 @@ metrics_code_from_status(int http_status)
     switch (http_status) {
     case 200: return METRICS_CODE_200;
     case 204: return METRICS_CODE_204;
+    case 304: return METRICS_CODE_304;
     case 400: return METRICS_CODE_400;
     case 401: return METRICS_CODE_401;
     case 403: return METRICS_CODE_403;
@@ -264,6 +266,12 @@ metrics_count_auth_failure(struct metrics_slot_shm *s)
 }
 
 void
+metrics_bump(uint64_t *counter)
+{
+    __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
+void
 metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
 {
     memset(out, 0, sizeof(*out));
@@ -298,6 +306,18 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->connections_denied, __ATOMIC_RELAXED);
         out->auth_failures +=
             __atomic_load_n(&s->auth_failures, __ATOMIC_RELAXED);
+        for (size_t k = 0; k < METRICS_STALE_COUNT; k++) {
+            out->stale_answers[k] +=
+                __atomic_load_n(&s->stale_answers[k], __ATOMIC_RELAXED);
+        }
+        for (size_t k = 0; k < METRICS_REFRESH_COUNT; k++) {
+            out->refreshes[k] +=
+                __atomic_load_n(&s->refreshes[k], __ATOMIC_RELAXED);
+        }
+        out->not_modified +=
+            __atomic_load_n(&s->not_modified, __ATOMIC_RELAXED);
+        out->negative_hits +=
+            __atomic_load_n(&s->negative_hits, __ATOMIC_RELAXED);
         for (size_t k = 0; k < 2; k++) {
             out->cluster_redirects[k] +=
                 __atomic_load_n(&s->cluster_redirects[k], __ATOMIC_RELAXED);
@@ -508,6 +528,25 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_u64(&o, "rcp_cache_recoveries_total", "counter",
                 "Cache rebuilds after a worker died inside the lock.",
                 cs->generation);
+
+    metrics_family(&o, "rcp_stale_answers_total", "counter",
+                   "Expired values answered, by reason.");
+    textbuf_printf(&o, "rcp_stale_answers_total{reason=\"revalidate\"} %"
+                   PRIu64 "\n", sum.stale_answers[METRICS_STALE_REVALIDATE]);
+    textbuf_printf(&o, "rcp_stale_answers_total{reason=\"error\"} %"
+                   PRIu64 "\n", sum.stale_answers[METRICS_STALE_ERROR]);
+    metrics_family(&o, "rcp_refreshes_total", "counter",
+                   "Background fetches that refresh a cached value, by "
+                   "reason.");
+    textbuf_printf(&o, "rcp_refreshes_total{reason=\"stale\"} %" PRIu64
+                   "\n", sum.refreshes[METRICS_REFRESH_STALE]);
+    textbuf_printf(&o, "rcp_refreshes_total{reason=\"early\"} %" PRIu64
+                   "\n", sum.refreshes[METRICS_REFRESH_EARLY]);
+    metrics_u64(&o, "rcp_not_modified_total", "counter",
+                "304 answers to If-None-Match.", sum.not_modified);
+    metrics_u64(&o, "rcp_negative_hits_total", "counter",
+                "Lookups answered by a remembered absent key.",
+                sum.negative_hits);
 
     metrics_render_backend(&o, &sum);
 

@@ -24,7 +24,8 @@ enum metrics_proto {
 /* HTTP status codes we answer with, and RESP outcomes; index into
  * requests[][]. */
 enum metrics_code {
-    METRICS_CODE_200 = 0, METRICS_CODE_204, METRICS_CODE_400,
+    METRICS_CODE_200 = 0, METRICS_CODE_204, METRICS_CODE_304,
+    METRICS_CODE_400,
     METRICS_CODE_401, METRICS_CODE_403,
     METRICS_CODE_404, METRICS_CODE_405, METRICS_CODE_408,
     METRICS_CODE_409, METRICS_CODE_413, METRICS_CODE_414,
@@ -43,6 +44,20 @@ enum metrics_backend_error {
     METRICS_BACKEND_ERROR_COUNT
 };
 
+/* Why an expired value was answered (rcp_stale_answers_total). */
+enum metrics_stale {
+    METRICS_STALE_REVALIDATE = 0,   /* --stale-while-revalidate */
+    METRICS_STALE_ERROR,            /* --stale-if-error */
+    METRICS_STALE_COUNT
+};
+
+/* Why a background refresh was started (rcp_refreshes_total). */
+enum metrics_refresh {
+    METRICS_REFRESH_STALE = 0,      /* a stale answer */
+    METRICS_REFRESH_EARLY,          /* --early-refresh */
+    METRICS_REFRESH_COUNT
+};
+
 /* Upper bounds, in seconds, of the backend duration histogram. */
 #define METRICS_BUCKETS 12
 
@@ -57,6 +72,10 @@ struct metrics_slot_shm {
     uint64_t connections_accepted;      /* accepted and served */
     uint64_t connections_denied;        /* closed at accept: --allow-from */
     uint64_t auth_failures;             /* 401s, WRONGPASS, NOAUTH */
+    uint64_t stale_answers[METRICS_STALE_COUNT];
+    uint64_t refreshes[METRICS_REFRESH_COUNT]; /* background GETs */
+    uint64_t not_modified;              /* 304s */
+    uint64_t negative_hits;             /* remembered absent keys */
     /* Redis Cluster (cluster.c); zero with a single Redis. */
     uint64_t cluster_redirects[2];      /* [0] MOVED, [1] ASK */
     uint64_t cluster_refreshes;         /* CLUSTER SLOTS rounds started */
@@ -102,6 +121,9 @@ void metrics_add_backend_connections(struct metrics_slot_shm *s,
 /* A connection accepted (denied: closed at once by --allow-from). */
 void metrics_count_connection(struct metrics_slot_shm *s, bool denied);
 void metrics_count_auth_failure(struct metrics_slot_shm *s);
+/* One HTTP-caching event: a stale answer, a refresh started, a 304, a
+ * negative hit.  counter is a field of s. */
+void metrics_bump(uint64_t *counter);
 /* Redis Cluster: a redirect followed, a refresh started, a map read. */
 void metrics_cluster_redirect(struct metrics_slot_shm *s, bool ask);
 void metrics_cluster_refresh(struct metrics_slot_shm *s);

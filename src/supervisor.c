@@ -1040,6 +1040,8 @@ supervisor_sighup_cb(uv_signal_t *h, int signum)
     }
     log_set_level(s->cfg.log_level);
     cache_set_ttl(s->cache, s->cfg.ttl_ms);
+    cache_set_windows(s->cache, s->cfg.negative_ttl_ms,
+                      config_stale_ms(&s->cfg));
     /* A reload already under way simply goes on to the newer
      * generation: workers of every older one are replaced. */
     s->generation++;
@@ -1913,6 +1915,8 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     cp.max_memory_bytes = s->cfg.max_memory_bytes;
     cp.max_value_bytes = s->cfg.max_value_bytes;
     cp.ttl_ms = s->cfg.ttl_ms;
+    cp.negative_ttl_ms = s->cfg.negative_ttl_ms;
+    cp.stale_ms = config_stale_ms(&s->cfg);
     cp.worker_slots = s->nslots + 1;   /* slot 0: the supervisor's own */
     rc = cache_create(&cp, &s->cache);
     if (rc != 0) {

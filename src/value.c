@@ -49,6 +49,8 @@ value_create(size_t len)
         v->map_len = map_len;
     }
     v->refs = 1;
+    v->has_etag = false;
+    v->etag = 0;
     v->len = len;
     v->data[len] = '\0';        /* the spare byte: C strings for logs */
     return v;

@@ -14,7 +14,9 @@
 #ifndef RCP_VALUE_H
 #define RCP_VALUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define VALUE_MMAP_MIN_BYTES (1024u * 1024u)
 
@@ -23,6 +25,8 @@ struct value {
     size_t  len;                        /* bytes of data */
     char   *data;                       /* owned: len bytes (+1 spare) */
     size_t  map_len;                    /* of the mapping, 0 if malloc'd */
+    bool    has_etag;                   /* etag is set (by the cache's */
+    uint64_t etag;                      /* store callback, once) */
 };
 
 /* A value of len bytes, contents unset, one reference.  NULL when out of

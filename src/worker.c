@@ -37,6 +37,7 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <malloc.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -83,20 +84,118 @@ worker_date(struct worker *w)
 }
 
 /* The backend's store callback: a value read from Redis goes into the
- * shared cache once per fetch, before its waiters are answered, unless
- * the key was purged (DELETE /cache/<key>, POST /flush) after the fetch
- * took its token.  CACHE_TOO_LARGE, CACHE_BYPASS or CACHE_PURGED just
- * mean not stored. */
+ * shared cache once per fetch, before its waiters are answered, with its
+ * ETag (computed here, once, and kept on the value for the waiters) and
+ * the fetch's duration (early refresh).  An absent key is remembered
+ * with --negative-ttl; otherwise, when stale answers are on, its stale
+ * entry is dropped, since Redis no longer has the key.  Neither is
+ * stored when the key was purged (DELETE /cache/<key>, POST /flush)
+ * after the fetch took its token.  CACHE_TOO_LARGE, CACHE_BYPASS or
+ * CACHE_PURGED just mean not stored. */
 static void
 worker_store_value(void *arg, const void *key, size_t key_len,
-                   struct value *v, uint64_t token)
+                   struct value *v, uint64_t fetch_us, uint64_t token)
 {
-    struct worker *w = arg;
+    struct worker          *w = arg;
+    struct cache_entry_info info = {
+        .fetch_us = fetch_us > UINT32_MAX ? UINT32_MAX : (uint32_t)fetch_us,
+        .check_purge = true,
+        .purge_token = token,
+    };
 
-    if (w->params->cache != NULL) {
-        (void)cache_set_since(w->params->cache, key, key_len, v->data,
-                              v->len, cache_clock_ms(), token);
+    if (v != NULL && !v->has_etag) {
+        v->etag = cache_etag(v->data, v->len);
+        v->has_etag = true;
     }
+    if (w->params->cache == NULL) {
+        return;
+    }
+    if (v == NULL) {
+        if (w->cfg->negative_ttl_ms > 0) {
+            info.negative = true;
+            (void)cache_store(w->params->cache, key, key_len, NULL, 0,
+                              cache_clock_ms(), &info);
+        } else if (config_stale_ms(w->cfg) > 0) {
+            (void)cache_delete(w->params->cache, key, key_len);
+        }
+        return;
+    }
+    info.etag = v->etag;
+    (void)cache_store(w->params->cache, key, key_len, v->data, v->len,
+                      cache_clock_ms(), &info);
+}
+
+/* A background refresh: a GET whose answer only goes to the cache (the
+ * store callback); the record is freed when it ends, whatever the
+ * result, and backend_destroy() ends it at the latest. */
+struct worker_refresh {
+    struct backend_waiter waiter;       /* linked while fetching */
+};
+
+static void
+worker_refresh_cb(struct backend_waiter *wt, const struct backend_reply *r)
+{
+    (void)r;
+    free(wt->data);
+}
+
+/* Starts a refresh of key unless a GET of it is in flight already (a
+ * client's miss or an earlier refresh): one per key per worker.  True
+ * when one was started. */
+static bool
+worker_refresh(struct worker *w, const void *key, size_t key_len,
+               enum metrics_refresh why)
+{
+    struct worker_refresh *r;
+
+    if (backend_fetching(w->backend, key, key_len)) {
+        return false;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return false;           /* the next stale answer tries again */
+    }
+    backend_get(w->backend, key, key_len, &r->waiter, worker_refresh_cb, r);
+    if (w->params->metrics != NULL) {
+        metrics_bump(&w->params->metrics->refreshes[why]);
+    }
+    return true;
+}
+
+/* xorshift64*: the worker's own generator for early refresh, seeded in
+ * worker_init; quality is ample for a coin toss per hit. */
+static uint64_t
+worker_random(struct worker *w)
+{
+    uint64_t x = w->rng;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * UINT64_C(0x2545f4914f6cdd1d);
+}
+
+/*
+ * XFetch (Vattani, Chierichetti and Lowenstein, VLDB 2015): refresh when
+ * now - delta * beta * ln(rand) >= expiry, i.e. when -delta * beta *
+ * ln(rand) reaches the time left; delta is what the entry's own fetch
+ * took.  -ln of a 53-bit rand is below 37, so an entry with more time
+ * left than 37 * delta * beta is passed without drawing.
+ */
+static bool
+worker_early_refresh_due(struct worker *w, const struct cache_lookup *lk)
+{
+    double beta = w->cfg->early_refresh_beta;
+    double delta_us = (double)lk->fetch_us;
+    double left_us = (double)lk->ttl_left_ms * 1000.0;
+    double r;
+
+    if (beta <= 0 || lk->fetch_us == 0 || left_us > 37.0 * delta_us * beta) {
+        return false;
+    }
+    r = (double)((worker_random(w) >> 11) + 1) * 0x1.0p-53;   /* (0, 1] */
+    return -delta_us * beta * log(r) >= left_us;
 }
 
 /* The backend's token callback: taken before each fetch is sent. */
@@ -208,10 +307,10 @@ worker_conn_advance(struct conn *c, size_t n)
  * with exactly the room it needs. */
 #define WORKER_VALUE_GUESS 4096
 
-bool
-worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
-                  size_t tail_room, const void *key, size_t key_len,
-                  struct cache_lookup *lk)
+enum cache_status
+worker_cache_lookup(struct worker *w, struct buf *b, size_t head_room,
+                    size_t tail_room, const void *key, size_t key_len,
+                    struct cache_lookup *lk)
 {
     size_t want = WORKER_VALUE_GUESS;
 
@@ -226,13 +325,68 @@ worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
         lk->dst = b->data + b->len + head_room;
         lk->dst_cap = b->cap - b->len - head_room - tail_room;
         st = cache_get(w->params->cache, key, key_len, cache_clock_ms(), lk);
-        if (st == CACHE_HIT) {
-            return true;
+        if (st == CACHE_HIT || st == CACHE_STALE) {
+            return st;
         }
         if (st != CACHE_TRUNCATED) {
-            return false;
+            return CACHE_MISS;
         }
         want = lk->value_len;
+    }
+    return CACHE_MISS;
+}
+
+bool
+worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
+                  size_t tail_room, const void *key, size_t key_len,
+                  struct cache_lookup *lk)
+{
+    struct metrics_slot_shm *m = w->params->metrics;
+    enum cache_status        st;
+
+    st = worker_cache_lookup(w, b, head_room, tail_room, key, key_len, lk);
+    w->last_hit = WORKER_HIT_FRESH;
+    if (st == CACHE_HIT) {
+        if (lk->negative) {
+            if (m != NULL) {
+                metrics_bump(&m->negative_hits);
+            }
+        } else if (worker_early_refresh_due(w, lk)) {
+            (void)worker_refresh(w, key, key_len, METRICS_REFRESH_EARLY);
+        }
+        return true;
+    }
+    if (st == CACHE_STALE && lk->stale_ms < w->cfg->stale_while_revalidate_ms) {
+        w->last_hit = worker_refresh(w, key, key_len, METRICS_REFRESH_STALE)
+                      ? WORKER_HIT_STALE : WORKER_HIT_UPDATING;
+        if (m != NULL) {
+            metrics_bump(&m->stale_answers[METRICS_STALE_REVALIDATE]);
+        }
+        return true;
+    }
+    return false;
+}
+
+bool
+worker_cache_stale_if_error(struct worker *w, struct buf *b,
+                            size_t head_room, size_t tail_room,
+                            const void *key, size_t key_len,
+                            struct cache_lookup *lk)
+{
+    enum cache_status st;
+
+    if (w->cfg->stale_if_error_ms == 0) {
+        return false;
+    }
+    st = worker_cache_lookup(w, b, head_room, tail_room, key, key_len, lk);
+    /* A fresh one: another worker fetched it meanwhile. */
+    if ((st == CACHE_HIT && !lk->negative)
+        || (st == CACHE_STALE && lk->stale_ms < w->cfg->stale_if_error_ms)) {
+        if (w->params->metrics != NULL) {
+            metrics_bump(&w->params->metrics
+                         ->stale_answers[METRICS_STALE_ERROR]);
+        }
+        return true;
     }
     return false;
 }
@@ -598,7 +752,10 @@ worker_conn_update(struct conn *c)
         return;                 /* the linger timer is already armed */
     }
 
-    if (worker_conn_unsent(c) > 0) {
+    if (worker_conn_unsent(c) > 0
+        || (c->resume != NULL && c->state == CONN_READING)) {
+        /* Level-triggered: with nothing unsent this fires at once, which
+         * is how an answer in parts goes on after yielding. */
         mask |= EVENT_WRITE;
     }
     if (!c->peer_closed && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER
@@ -618,7 +775,8 @@ worker_conn_update(struct conn *c)
         event_timer_stop(&w->loop, &c->timer);  /* the backend's deadline */
         return;
     }
-    if (worker_conn_unsent(c) > 0) {
+    if (worker_conn_unsent(c) > 0 || c->resume != NULL) {
+        /* A write that stalls, or an answer in parts. */
         deadline = c->activity_ms + w->cfg->idle_timeout_ms;
     } else if ((c->in.len > 0 && !c->close_after_write)
                || (w->stopping && c->requests == 0)) {
@@ -647,7 +805,7 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
     struct worker *w = c->worker;
 
     if (c->state == CONN_READING && worker_conn_unsent(c) == 0
-        && c->in.len > 0 && !c->close_after_write) {
+        && c->in.len > 0 && !c->close_after_write && c->resume == NULL) {
         /* A request head that did not arrive in time. */
         if (c->proto == CONN_HTTP) {
             worker_http_error(c, 408, false);
@@ -901,14 +1059,36 @@ void
 worker_conn_run(struct conn *c)
 {
     /* Parse, answer, write; and again while writing everything out made
-     * room for requests that backpressure had left in the input. */
+     * room for requests that backpressure had left in the input.  An
+     * answer produced in parts (c->resume) comes first: more of it each
+     * time the output is below the high-water mark, the next request
+     * only once it is complete. */
     for (;;) {
         uint64_t answered = c->requests;
         bool     blocked = worker_conn_unsent(c) >= WORKER_OUT_HIGH_WATER;
 
+        if (c->resume != NULL) {
+            if (c->state == CONN_READING && !blocked) {
+                c->resume(c);
+                if (c->state == CONN_CLOSED) {
+                    return;
+                }
+            }
+            if (c->resume != NULL) {
+                /* Back to the loop after each high-water mark's worth,
+                 * so the other connections are served in between: the
+                 * write event (armed while c->resume is set, see
+                 * worker_conn_update) or a callback resumes. */
+                worker_conn_flush(c);
+                return;
+            }
+        }
         worker_conn_process(c);
         if (c->state == CONN_CLOSED) {
             return;
+        }
+        if (c->resume != NULL) {
+            continue;
         }
         worker_conn_flush(c);
         if (c->state != CONN_READING || c->in.len == 0
@@ -934,6 +1114,9 @@ worker_conn_schedule(struct conn *c)
 void
 worker_conn_process(struct conn *c)
 {
+    if (c->resume != NULL) {
+        return;                 /* the answer in parts comes first */
+    }
     if (c->proxy != CONN_PROXY_DONE && c->in.len > 0 && !worker_acl_proxy(c)) {
         return;
     }
@@ -978,23 +1161,31 @@ worker_should_yield(const struct worker *w)
 }
 
 /* Closes the connection that has been idle longest: between requests
- * (or not yet sent one), nothing buffered either way.  A linear scan,
- * done only at --max-clients.  Returns whether one was closed. */
+ * (or not yet sent one), nothing buffered either way, for at least
+ * WORKER_REUSE_IDLE_MS (a client just accepted, whose request is on its
+ * way, is not one), and no request bytes waiting in the kernel.  A
+ * linear scan, done only at --max-clients.  Returns whether one was
+ * closed. */
 static bool
 worker_close_idlest(struct worker *w)
 {
+    uint64_t     now = event_now_ms(&w->loop);
     struct conn *idlest = NULL;
+    int          waiting = 0;
 
     for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
         struct conn *c = &w->conns[i];
 
         if (c->state == CONN_READING && c->in.len == 0
             && worker_conn_unsent(c) == 0 && !c->close_after_write
+            && c->resume == NULL
+            && now - c->activity_ms >= WORKER_REUSE_IDLE_MS
             && (idlest == NULL || c->activity_ms < idlest->activity_ms)) {
             idlest = c;
         }
     }
-    if (idlest == NULL) {
+    if (idlest == NULL
+        || ioctl(idlest->fd, FIONREAD, &waiting) != 0 || waiting > 0) {
         return false;
     }
     log_debug("at max-clients: closing connection %d, idle %llu ms",
@@ -1214,6 +1405,9 @@ worker_init(struct worker *w, const struct worker_params *p)
     w->http_fd = p->http_fd;
     w->resp_fd = p->resp_fd;
     w->signal_fd = -1;
+    /* Each worker draws its own early-refresh coins (never zero). */
+    w->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL)
+             ^ UINT64_C(0x9e3779b97f4a7c15);
 
     rc = event_loop_init(&w->loop);
     if (rc != 0) {

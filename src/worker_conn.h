@@ -43,6 +43,9 @@
 #define WORKER_YIELD_MS        5
 #define WORKER_EMFILE_PAUSE_MS 100
 #define WORKER_LINGER_MS       1000
+/* At --max-clients, a connection idle this long may be closed for a
+ * new one. */
+#define WORKER_REUSE_IDLE_MS   50
 /* A stopping worker closes a keep-alive connection idle this long. */
 #define WORKER_STOP_IDLE_MS    200
 /* Access-log lines are flushed in writes of whole lines of at most
@@ -56,6 +59,14 @@
 /* Most GETs of one RESP connection whose answers are held back at once
  * (worker_resp_pipeline.c): past it, parsing pauses. */
 #define RESP_PIPELINE_MAX      64
+
+/* What the last worker_cache_copy() that answered from the cache
+ * answered with; read by its caller right after. */
+enum worker_hit {
+    WORKER_HIT_FRESH = 0,
+    WORKER_HIT_STALE,           /* expired; a refresh was started */
+    WORKER_HIT_UPDATING         /* expired; a refresh was under way */
+};
 
 enum conn_proto {
     CONN_HTTP = 0,
@@ -81,18 +92,6 @@ enum conn_state {
 struct worker;
 struct conn;
 
-/* One MGET waiting on the backend for some of its keys.  Hits and
- * fetched values are copied into values[] so the answer is assembled in
- * key order once the last fetch is in. */
-struct resp_mget_item {
-    struct backend_waiter waiter;       /* linked while fetching */
-    struct resp_mget     *mget;         /* borrowed: the owner */
-    enum backend_result   result;
-    bool                  fetch;        /* a miss: asked of the backend */
-    size_t                off;          /* of the value in values */
-    size_t                len;
-};
-
 /* One GET of a RESP pipeline whose answer cannot go out yet: a miss
  * waiting on the backend, or an answer that came before its turn. */
 struct resp_pending {
@@ -101,6 +100,8 @@ struct resp_pending {
     bool                  done;         /* answered: in answer, or
                                            already in out at the head */
     struct buf            answer;       /* owned */
+    struct buf            key;          /* owned: the key, kept only with
+                                           --stale-if-error */
     const char           *log_resp;     /* for the access log and ... */
     const char           *log_cache;
     uint64_t              log_bytes;
@@ -109,11 +110,32 @@ struct resp_pending {
     char                  log_req[100]; /* "GET key", cut */
 };
 
+/* One MGET (worker_resp_mget.c): its keys probed, its misses fetched,
+ * then its answer emitted in parts. */
+enum resp_mget_kind {
+    RESP_MGET_CACHED = 0,               /* copied from the cache at its
+                                           turn */
+    RESP_MGET_EMPTY,                    /* cached empty string */
+    RESP_MGET_FETCH                     /* asked of the backend */
+};
+
+struct resp_mget_item {
+    struct backend_waiter waiter;       /* linked while fetching */
+    struct resp_mget     *mget;         /* borrowed: the owner */
+    enum resp_mget_kind   kind;
+    bool                  fetch;        /* asked of the backend */
+    enum backend_result   result;       /* FETCH, once in (or NIL for a
+                                           remembered absence) */
+    struct value         *value;        /* owned reference: FETCH with
+                                           BACKEND_VALUE, until emitted */
+};
+
 struct resp_mget {
     struct conn          *conn;         /* borrowed: the owner */
     size_t                n;
     size_t                pending;      /* fetches not yet answered */
-    struct buf            values;       /* owned */
+    size_t                next;         /* next item to emit */
+    bool                  started;      /* the array header is out */
     struct resp_mget_item items[];
 };
 
@@ -159,6 +181,11 @@ struct conn {
     size_t                resp_consumed; /* bytes of the command waiting */
     size_t                resp_argc;    /* of the command being answered */
     struct resp_mget     *mget;         /* owned: MGET in progress */
+    /* An answer produced in parts (an MGET; a large value could be
+     * too): worker_conn_run calls it, instead of parsing, while the
+     * connection is READING and out is below WORKER_OUT_HIGH_WATER; it
+     * appends some, and clears itself once the answer is complete. */
+    void                (*resume)(struct conn *c);
     struct resp_session   session;      /* RESP: AUTH, MULTI, name */
     struct resp_pending  *resp_q;       /* owned: RESP_PIPELINE_MAX ring,
                                            or NULL until a miss */
@@ -200,6 +227,8 @@ struct worker {
     uint64_t             access_drop_reported_ms;
     time_t               date_sec;
     char                 date[HTTP_DATE_LEN + 1];
+    enum worker_hit      last_hit;      /* of the last worker_cache_copy */
+    uint64_t             rng;           /* worker_random() state, != 0 */
     size_t               ok_prefix_len; /* a 200 head up to the length */
     char                 ok_prefix[HTTP_HEAD_MAX];
 };
@@ -216,12 +245,28 @@ size_t worker_conn_unsent(const struct conn *c);
  * copy.  0 or -ENOMEM. */
 int    worker_conn_append_value(struct conn *c, struct value *v);
 /* Copies key's cached value into b at b->len + head_room, leaving room
- * for tail_room bytes after it; b->len is not moved.  True on a hit
- * (lk->value_len, lk->age_ms set); false on a miss, an expired entry, a
- * bypassed cache or no memory: then ask Redis. */
+ * for tail_room bytes after it; b->len is not moved.  CACHE_HIT or
+ * CACHE_STALE (lk set); CACHE_MISS for a miss, a gone entry, a bypassed
+ * cache or no memory. */
+enum cache_status worker_cache_lookup(struct worker *w, struct buf *b,
+                                      size_t head_room, size_t tail_room,
+                                      const void *key, size_t key_len,
+                                      struct cache_lookup *lk);
+/* worker_cache_lookup, and whether the answer may come from the cache
+ * now: a fresh hit (lk->negative: a remembered absent key, answer 404 /
+ * nil), which may start an early refresh; or a stale entry within
+ * --stale-while-revalidate, which starts a refresh unless one runs.
+ * w->last_hit says which.  False: ask Redis. */
 bool   worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
                          size_t tail_room, const void *key, size_t key_len,
                          struct cache_lookup *lk);
+/* After Redis failed (unreachable, timed out): copies key's value as
+ * worker_cache_lookup does and says whether it may be answered instead,
+ * as --stale-if-error allows (counted). */
+bool   worker_cache_stale_if_error(struct worker *w, struct buf *b,
+                                   size_t head_room, size_t tail_room,
+                                   const void *key, size_t key_len,
+                                   struct cache_lookup *lk);
 /* Closes the fd and cancels what waits; the slot is recycled later. */
 void   worker_conn_close(struct conn *c);
 /* Writes what it can; may move to the lingering close or close. */
@@ -246,9 +291,20 @@ void   worker_http_error(struct conn *c, int status, bool fatal);
 
 /* worker_resp.c */
 void   worker_resp_process(struct conn *c);
-void   worker_resp_mget_free(struct conn *c);
 void   worker_resp_count(struct conn *c, enum metrics_code code);
-/* The command waiting on the backend is answered: drop it, go on. */
+/* The command being answered is done: logged, its bytes dropped, the
+ * parser reset, the connection READING. */
+void   worker_resp_finish(struct conn *c);
+
+/* worker_resp_mget.c */
+/* Answers MGET cmd: true when it is being answered now (resume set),
+ * false when it waits on the backend (or the connection closed). */
+bool   worker_resp_mget(struct conn *c, const struct resp_command *cmd);
+void   worker_resp_mget_cb(struct backend_waiter *wt,
+                           const struct backend_reply *r);
+void   worker_resp_mget_resume(struct conn *c);
+void   worker_resp_mget_free(struct conn *c);
+/* The command waiting on the backend is answered: finish, go on. */
 void   worker_resp_done(struct conn *c);
 
 /* worker_resp_forward.c: sends cmd to Redis uncached; the connection

@@ -4,6 +4,20 @@
  * copied from the segment straight behind its head in the output buffer;
  * a miss waits on the backend (the connection is WAITING) and is answered
  * from the backend callback, which then goes on with the next request.
+ *
+ * HTTP caching (RFC 9110, 9111, 9211): every 200 carries the value's
+ * ETag and Cache-Control: max-age=<seconds before the entry expires>
+ * (the full TTL after a miss, 0 once stale); an If-None-Match that
+ * matches turns it into a 304 with the same headers and no body, on a
+ * hit or a miss.  Every answer carries Cache-Status:
+ *
+ *   fresh hit          hit; ttl=N                        X-Cache: HIT
+ *   negative hit (404) hit; ttl=N                        X-Cache: HIT
+ *   stale, refreshing  hit; stale; ttl=-N                STALE / UPDATING
+ *   stale, Redis down  hit; stale; ttl=-N; fwd=miss; fwd-status=502|504
+ *   miss               fwd=miss; stored (when it was)    X-Cache: MISS
+ *   miss, not 200      fwd=miss; fwd-status=404|409|502|504 (; stored)
+ *   anything else      fwd=bypass (400, 401, 403, 405 ...)
  */
 #include "rcp_autoconf.h"
 
@@ -78,6 +92,133 @@ worker_http_finish(struct conn *c)
     }
 }
 
+/* Whether the request's If-None-Match matches etag: then a 304. */
+static bool
+worker_http_not_modified(const struct conn *c, uint64_t etag)
+{
+    return c->req.inm_len > 0
+           && http_if_none_match(c->in.data + c->req.inm_off,
+                                 c->req.inm_len, etag) == HTTP_INM_MATCH;
+}
+
+static void
+worker_http_count(struct conn *c, int status)
+{
+    struct metrics_slot_shm *m = c->worker->params->metrics;
+
+    c->log_status = status;
+    metrics_count_request(m, METRICS_PROTO_HTTP,
+                          metrics_code_from_status(status));
+    if (status == 304 && m != NULL) {
+        metrics_bump(&m->not_modified);
+    }
+}
+
+/* A 404 or 502/504 answered with cache headers (a negative hit, a miss
+ * of an absent key, a failed fetch). */
+static void
+worker_http_error_cached(struct conn *c, int status,
+                         const struct http_reply *cached, const char *detail,
+                         size_t detail_len)
+{
+    char   hb[HTTP_HEAD_MAX + 512];
+    bool   head = c->req.method == HTTP_METHOD_HEAD;
+    size_t n;
+
+    n = http_format_error_cached(status, head, worker_http_keep_alive(c),
+                                 c->req.version_minor == 0,
+                                 worker_date(c->worker), detail, detail_len,
+                                 cached, hb, sizeof(hb));
+    if (worker_conn_append(c, hb, n) != 0) {
+        worker_conn_close(c);
+        return;
+    }
+    if (!worker_http_keep_alive(c)) {
+        c->close_after_write = true;
+    }
+    worker_http_count(c, status);
+}
+
+/* Answers from a value that is at c->out.data + c->out.len + HTTP_HEAD_MAX
+ * (worker_cache_lookup put it there): a 200, or a 304 when the request's
+ * If-None-Match matches.  reply has the cache fields set. */
+static void
+worker_http_answer_copied(struct conn *c, struct http_reply *reply,
+                          size_t value_len)
+{
+    char  *head = c->out.data + c->out.len;
+    size_t n;
+
+    reply->keep_alive = worker_http_keep_alive(c);
+    reply->http10 = c->req.version_minor == 0;
+    reply->content_type = "application/octet-stream";
+    reply->content_length = value_len;
+    reply->has_etag = true;
+    reply->has_max_age = true;
+    reply->date = worker_date(c->worker);
+    reply->status = worker_http_not_modified(c, reply->etag) ? 304 : 200;
+    n = http_format_head(reply, head, HTTP_HEAD_MAX);
+    if (reply->status == 200 && c->req.method != HTTP_METHOD_HEAD) {
+        memmove(head + n, head + HTTP_HEAD_MAX, value_len);
+        c->out.len += value_len;
+    }
+    c->out.len += n;
+    c->log_bytes = reply->status == 200 ? value_len : 0;
+    worker_http_count(c, reply->status);
+}
+
+/* Seconds of a stale entry past its expiry, as Cache-Status' negative
+ * ttl: at least 1. */
+static int64_t
+worker_http_stale_ttl(uint64_t stale_ms)
+{
+    return -(int64_t)(stale_ms / 1000 + 1);
+}
+
+/* Redis failed: --stale-if-error may answer a recently expired copy. */
+static bool
+worker_http_stale_if_error(struct conn *c, int status)
+{
+    struct worker      *w = c->worker;
+    struct cache_lookup lk;
+    const char         *key = c->in.data + c->req.path_off + 1;
+    size_t              key_len = c->req.path_len - 1;
+    struct http_reply   reply = { .cache = HTTP_CACHE_STALE };
+
+    /* The key as the request named it: decoded again, since key_buf
+     * may have been reused while the request waited. */
+    if (memchr(key, '%', key_len) != NULL) {
+        ssize_t n = http_parse_decode(key, key_len, w->key_buf);
+
+        if (n < 0) {
+            return false;
+        }
+        key = w->key_buf;
+        key_len = (size_t)n;
+    }
+    if (worker_conn_out_reserve(c, HTTP_HEAD_MAX) != 0
+        || !worker_cache_stale_if_error(w, &c->out, HTTP_HEAD_MAX, 0, key,
+                                        key_len, &lk)) {
+        return false;
+    }
+    reply.age_s = lk.age_ms / 1000;
+    reply.etag = lk.etag;
+    reply.max_age_s = 0;
+    reply.cs = (struct http_cache_status) {
+        .on = true, .hit = true, .stale = lk.stale_ms > 0 || lk.ttl_left_ms == 0,
+        .has_ttl = true, .fwd_miss = true, .fwd_status = status,
+        .ttl_s = lk.ttl_left_ms > 0 ? (int64_t)(lk.ttl_left_ms / 1000)
+                                    : worker_http_stale_ttl(lk.stale_ms),
+    };
+    if (lk.ttl_left_ms > 0) {
+        reply.max_age_s = lk.ttl_left_ms / 1000;
+        reply.cs.stale = false;
+    }
+    c->log_cache = "STALE";
+    worker_http_answer_copied(c, &reply, lk.value_len);
+    return true;
+}
+
 static void
 worker_http_backend_cb(struct backend_waiter *wt,
                        const struct backend_reply *r)
@@ -96,11 +237,32 @@ worker_http_backend_cb(struct backend_waiter *wt,
         .content_length = r->len,
         .cache = HTTP_CACHE_MISS,
         .date = worker_date(w),
+        .has_etag = true,
+        .has_max_age = true,
+        .max_age_s = w->cfg->ttl_ms / 1000,
+        .cs = { .on = true, .fwd_miss = true },
     };
 
     c->state = CONN_READING;
     if (status == 200) {
+        if (r->value == NULL) {
+            reply.etag = cache_etag(r->data, r->len);
+        } else {
+            if (!r->value->has_etag) {
+                r->value->etag = cache_etag(r->data, r->len);
+                r->value->has_etag = true;
+            }
+            reply.etag = r->value->etag;
+        }
+        reply.cs.stored = w->params->cache != NULL
+                          && r->len <= w->cfg->max_value_bytes;
+        if (worker_http_not_modified(c, reply.etag)) {
+            reply.status = 304;
+        }
         n = http_format_head(&reply, hb, sizeof(hb));
+        if (reply.status == 304) {
+            head = true;
+        }
         if (worker_conn_append(c, hb, n) != 0
             || (!head && (r->value != NULL
                               ? worker_conn_append_value(c, r->value)
@@ -109,25 +271,33 @@ worker_http_backend_cb(struct backend_waiter *wt,
             worker_conn_close(c);
             return;
         }
-        c->log_status = 200;
-        c->log_bytes = r->len;
+        c->log_bytes = head ? 0 : r->len;
         c->log_cache = "MISS";
-        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
-                              METRICS_CODE_200);
-    } else if (r->result == BACKEND_WRONGTYPE) {
+        worker_http_count(c, reply.status);
+    } else if (r->result == BACKEND_WRONGTYPE || r->result == BACKEND_NIL) {
         /* Redis' error text is the body: it names the key's type. */
-        n = http_format_error(status, head, reply.keep_alive, reply.http10,
-                              reply.date, r->data,
-                              r->len > 256 ? 256 : r->len, hb, sizeof(hb));
-        if (worker_conn_append(c, hb, n) != 0) {
-            worker_conn_close(c);
-            return;
+        reply.has_max_age = false;
+        reply.cache = HTTP_CACHE_NONE;
+        reply.cs.fwd_status = status;
+        if (r->result == BACKEND_NIL && w->cfg->negative_ttl_ms > 0
+            && w->params->cache != NULL) {
+            reply.cs.stored = true;
+            reply.cache = HTTP_CACHE_MISS;
+            reply.has_max_age = true;
+            reply.max_age_s = w->cfg->negative_ttl_ms / 1000;
         }
-        c->log_status = status;
-        metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
-                              metrics_code_from_status(status));
+        worker_http_error_cached(c, status, &reply,
+                                 r->result == BACKEND_NIL ? NULL : r->data,
+                                 r->len > 256 ? 256 : r->len);
+    } else if ((r->result == BACKEND_UNREACHABLE
+                || r->result == BACKEND_TIMEOUT)
+               && worker_http_stale_if_error(c, status)) {
+        /* answered from the stale copy */
     } else {
-        worker_http_error(c, status, false);
+        reply.has_max_age = false;
+        reply.cache = HTTP_CACHE_NONE;
+        reply.cs.fwd_status = status;
+        worker_http_error_cached(c, status, &reply, NULL, 0);
     }
     if (c->state == CONN_CLOSED) {
         return;
@@ -159,8 +329,32 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
         .content_length = lk.value_len,
         .cache = HTTP_CACHE_HIT,
         .age_s = lk.age_ms / 1000,
+        .has_etag = true,
+        .etag = lk.etag,
+        .has_max_age = true,
+        .max_age_s = lk.ttl_left_ms / 1000,
+        .cs = { .on = true, .hit = true, .has_ttl = true,
+                .ttl_s = (int64_t)(lk.ttl_left_ms / 1000) },
     };
 
+    c->log_cache = "HIT";
+    if (lk.negative) {
+        reply.has_etag = false;
+        worker_http_error_cached(c, 404, &reply, NULL, 0);
+        return true;
+    }
+    if (w->last_hit != WORKER_HIT_FRESH) {
+        reply.cache = w->last_hit == WORKER_HIT_STALE ? HTTP_CACHE_STALE
+                                                      : HTTP_CACHE_UPDATING;
+        reply.cs.stale = true;
+        reply.cs.ttl_s = worker_http_stale_ttl(lk.stale_ms);
+        c->log_cache = w->last_hit == WORKER_HIT_STALE ? "STALE"
+                                                       : "UPDATING";
+    }
+    if (worker_http_not_modified(c, lk.etag)) {
+        worker_http_answer_copied(c, &reply, lk.value_len);
+        return true;
+    }
     /* The head goes straight in front of the value: the Date-bound
      * prefix is made once a second, the rest per answer. */
     head = c->out.data + c->out.len;
@@ -173,11 +367,8 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
         c->out.len += lk.value_len;
     }
     c->out.len += n;
-    c->log_status = 200;
     c->log_bytes = lk.value_len;
-    c->log_cache = "HIT";
-    metrics_count_request(w->params->metrics, METRICS_PROTO_HTTP,
-                          METRICS_CODE_200);
+    worker_http_count(c, 200);
     return true;
 }
 

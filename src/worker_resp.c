@@ -4,8 +4,8 @@
  * One command at a time per connection, except GETs: a GET that misses
  * waits in the connection's pipeline ring (worker_resp_pipeline.c) while
  * the GETs after it are parsed and sent too, and the answers still go
- * out in request order.  An MGET copies its hits, sends all its misses
- * at once and answers when the last is in.
+ * out in request order.  An MGET sends all its misses at once, then
+ * answers in parts with backpressure (worker_resp_mget.c).
  */
 #include "rcp_autoconf.h"
 
@@ -30,23 +30,6 @@ worker_resp_count(struct conn *c, enum metrics_code code)
                           code);
 }
 
-void
-worker_resp_mget_free(struct conn *c)
-{
-    struct resp_mget *m = c->mget;
-
-    if (m == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < m->n; i++) {
-        backend_cancel(&m->items[i].waiter);
-    }
-    buf_free(&m->values);
-    free(m);
-    c->mget = NULL;
-}
-
-/* The command is answered: drop it and go on with the next one. */
 /* Logs the command being answered as its name and first argument;
  * AUTH's arguments are a secret, so only its name is logged. */
 static void
@@ -76,7 +59,7 @@ worker_resp_log(struct conn *c)
 }
 
 void
-worker_resp_done(struct conn *c)
+worker_resp_finish(struct conn *c)
 {
     worker_resp_log(c);
     c->requests++;
@@ -84,6 +67,12 @@ worker_resp_done(struct conn *c)
     worker_conn_consume(c, c->resp_consumed);
     c->resp_consumed = 0;
     resp_parse_init(&c->rp);
+}
+
+void
+worker_resp_done(struct conn *c)
+{
+    worker_resp_finish(c);
     worker_conn_run(c);
 }
 
@@ -111,118 +100,6 @@ worker_resp_queued(struct conn *c)
     worker_conn_consume(c, c->resp_consumed);
     c->resp_consumed = 0;
     resp_parse_init(&c->rp);
-}
-
-/* Appends the whole MGET answer and frees the MGET.  0 or -ENOMEM. */
-static int
-worker_resp_mget_reply(struct conn *c)
-{
-    struct resp_mget *m = c->mget;
-    int               rc = 0;
-
-    /* A backend that failed makes the whole answer an error, as Redis
-     * would fail the whole command; a wrong type is nil, as in MGET. */
-    for (size_t i = 0; i < m->n; i++) {
-        enum backend_result r = m->items[i].result;
-
-        if (resp_backend_fails_mget(r)) {
-            worker_resp_count(c, METRICS_CODE_RESP_ERR);
-            rc = resp_append_backend_reply(&c->out, r, NULL, 0);
-            goto done;
-        }
-    }
-    rc |= resp_append_array(&c->out, m->n);
-    for (size_t i = 0; i < m->n; i++) {
-        struct resp_mget_item *it = &m->items[i];
-
-        rc |= resp_append_mget_item(&c->out, it->result,
-                                    it->result == BACKEND_VALUE
-                                    ? m->values.data + it->off : NULL,
-                                    it->len);
-    }
-    worker_resp_count(c, METRICS_CODE_RESP_OK);
-done:
-    worker_resp_mget_free(c);
-    return rc;
-}
-
-static void
-worker_resp_mget_cb(struct backend_waiter *wt, const struct backend_reply *r)
-{
-    struct resp_mget_item *it = wt->data;
-    struct resp_mget      *m = it->mget;
-
-    it->result = r->result;
-    if (r->result == BACKEND_VALUE) {
-        it->off = m->values.len;
-        it->len = r->len;
-        if (buf_append(&m->values, r->data, r->len) != 0) {
-            it->result = BACKEND_UNREACHABLE;
-        }
-    }
-    if (--m->pending == 0) {
-        struct conn *c = m->conn;
-
-        if (worker_resp_mget_reply(c) != 0) {
-            worker_conn_close(c);
-            return;
-        }
-        worker_resp_done(c);
-    }
-}
-
-/* Hits are copied now; every miss is sent at once, so Redis sees them
- * back to back in one write and the MGET costs one round trip.  Returns
- * true when answered now, false when waiting on the backend. */
-static bool
-worker_resp_mget(struct conn *c, const struct resp_command *cmd)
-{
-    struct worker    *w = c->worker;
-    size_t            n = cmd->argc - 1;
-    struct resp_mget *m;
-
-    m = calloc(1, sizeof(*m) + n * sizeof(m->items[0]));
-    if (m == NULL) {
-        worker_conn_close(c);
-        return true;
-    }
-    m->conn = c;
-    m->n = n;
-    c->mget = m;
-    for (size_t i = 0; i < n; i++) {
-        struct resp_mget_item *it = &m->items[i];
-        const char            *key = c->in.data + cmd->argv[i + 1].off;
-        size_t                 key_len = cmd->argv[i + 1].len;
-        struct cache_lookup    lk;
-
-        it->mget = m;
-        if (worker_cache_copy(w, &m->values, 0, 0, key, key_len, &lk)) {
-            it->result = BACKEND_VALUE;
-            it->off = m->values.len;
-            it->len = lk.value_len;
-            m->values.len += lk.value_len;
-            continue;
-        }
-        it->fetch = true;
-        m->pending++;
-    }
-    if (m->pending == 0) {
-        if (worker_resp_mget_reply(c) != 0) {
-            worker_conn_close(c);
-        }
-        return true;
-    }
-    c->state = CONN_WAITING;
-    for (size_t i = 0; i < n; i++) {
-        struct resp_mget_item *it = &m->items[i];
-
-        if (it->fetch) {
-            backend_get(w->backend, c->in.data + cmd->argv[i + 1].off,
-                        cmd->argv[i + 1].len, &it->waiter,
-                        worker_resp_mget_cb, it);
-        }
-    }
-    return false;
 }
 
 void
@@ -343,13 +220,10 @@ worker_resp_process(struct conn *c)
                 }
                 break;                  /* -NOPERM */
             }
-            if (!worker_resp_mget(c, &cmd)) {
-                return;
-            }
-            if (c->state == CONN_CLOSED) {
-                return;
-            }
-            break;
+            /* Answered in parts from worker_conn_run (the resume hook),
+             * or once its misses are in; finished by worker_resp_mget. */
+            worker_resp_mget(c, &cmd);
+            return;
         case RESP_ACTION_SESSION:
             if (!worker_resp_session(c, &cmd)) {
                 return;

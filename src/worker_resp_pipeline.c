@@ -93,6 +93,33 @@ worker_resp_pipeline_drain(struct conn *c)
     return rc;
 }
 
+/* Redis failed: --stale-if-error may answer e from a recently expired
+ * copy, into dst.  True when it did. */
+static bool
+worker_resp_stale_if_error(struct conn *c, struct resp_pending *e,
+                           struct buf *dst)
+{
+    struct cache_lookup lk;
+    char               *head;
+    size_t              hlen;
+
+    if (!worker_cache_stale_if_error(c->worker, dst, RESP_BULK_HEAD_MAX, 2,
+                                     e->key.data, e->key.len, &lk)) {
+        return false;
+    }
+    head = dst->data + dst->len;
+    hlen = resp_format_bulk_head(head, lk.value_len);
+    memmove(head + hlen, head + RESP_BULK_HEAD_MAX, lk.value_len);
+    dst->len += hlen + lk.value_len;
+    dst->data[dst->len++] = '\r';
+    dst->data[dst->len++] = '\n';
+    worker_resp_count(c, METRICS_CODE_RESP_OK);
+    e->log_resp = c->log_resp;
+    e->log_bytes = lk.value_len;
+    e->log_cache = "STALE";
+    return true;
+}
+
 static void
 worker_resp_pipeline_cb(struct backend_waiter *wt,
                         const struct backend_reply *r)
@@ -109,6 +136,10 @@ worker_resp_pipeline_cb(struct backend_waiter *wt,
                                 ? METRICS_CODE_RESP_NIL
                                 : METRICS_CODE_RESP_ERR;
 
+    if ((r->result == BACKEND_UNREACHABLE || r->result == BACKEND_TIMEOUT)
+        && worker_resp_stale_if_error(c, e, dst)) {
+        goto answered;
+    }
     worker_resp_count(c, code);
     e->log_resp = c->log_resp;
     e->log_bytes = r->result == BACKEND_VALUE ? r->len : 0;
@@ -129,6 +160,7 @@ worker_resp_pipeline_cb(struct backend_waiter *wt,
         worker_conn_close(c);
         return;
     }
+answered:
     if (dst == &e->answer) {
         c->resp_q_bytes += buf_pending(dst) - before;
     }
@@ -152,6 +184,15 @@ worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
     if (!worker_cache_copy(c->worker, b, RESP_BULK_HEAD_MAX, 2, key,
                            key_len, &lk)) {
         return false;
+    }
+    if (lk.negative) {
+        /* A remembered absent key: nil, as Redis would say.  The room
+         * reserved for a bulk string holds it. */
+        (void)resp_append_nil(b);
+        worker_resp_count(c, METRICS_CODE_RESP_NIL);
+        c->log_bytes = 0;
+        c->log_cache = "HIT";
+        return true;
     }
     head = b->data + b->len;
     hlen = resp_format_bulk_head(head, lk.value_len);
@@ -205,6 +246,12 @@ worker_resp_pipeline_get(struct conn *c, const char *key, size_t key_len,
             return 0;
         }
     }
+    e->key.pos = 0;
+    e->key.len = 0;
+    if (w->cfg->stale_if_error_ms > 0
+        && buf_append(&e->key, key, key_len) != 0) {
+        return -ENOMEM;
+    }
     c->state = CONN_WAITING;
     backend_get(w->backend, key, key_len, &e->waiter,
                 worker_resp_pipeline_cb, e);
@@ -220,6 +267,7 @@ worker_resp_pipeline_free(struct conn *c)
     for (size_t i = 0; i < RESP_PIPELINE_MAX; i++) {
         backend_cancel(&c->resp_q[i].waiter);
         buf_free(&c->resp_q[i].answer);
+        buf_free(&c->resp_q[i].key);
     }
     free(c->resp_q);
     c->resp_q = NULL;

@@ -44,17 +44,22 @@
 /* --- test doubles for the store callback and metrics.c ---------------- */
 
 static size_t double_cache_sets;
+static size_t double_cache_nils;
 static size_t double_cache_last_len;
 
 /* The worker's store callback stores into the cache; this one counts. */
 static void
 double_store(void *arg, const void *key, size_t key_len, struct value *v,
-             uint64_t token)
+             uint64_t fetch_us, uint64_t token)
 {
     (void)token;
     ck_assert_ptr_null(arg);
     ck_assert(key != NULL || key_len == 0);
-    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_lt(fetch_us, 60u * 1000000u);
+    if (v == NULL) {
+        double_cache_nils++;        /* an absent key */
+        return;
+    }
     ck_assert_uint_ge(v->refs, 1);
     double_cache_sets++;
     double_cache_last_len = v->len;
@@ -584,6 +589,7 @@ setup(void)
     be = NULL;
     got_total = 0;
     double_cache_sets = 0;
+    double_cache_nils = 0;
     double_cache_last_len = 0;
     log_set_level(LOG_LEVEL_ERROR);
     (void)snprintf(redis.dir, sizeof(redis.dir), "/tmp/check_backend.XXXXXX");
@@ -695,13 +701,18 @@ START_TEST(get_nil)
 {
     struct got g;
 
-    start_redis_and_backend(NULL, 2000);
+    redis_start(&redis, NULL);
+    cfg_tcp("127.0.0.1", redis.port, 2000);
+    backend_up(true);
     got_init(&g);
     get_str("absent", &g);
     ck_assert(run_until(called, &g, RUN_MAX_MS));
     ck_assert_int_eq(g.calls, 1);
     ck_assert_int_eq(g.result, BACKEND_NIL);
     ck_assert_uint_eq(g.len, 0);
+    /* The store callback heard of the absent key, once. */
+    ck_assert_uint_eq(double_cache_nils, 1);
+    ck_assert_uint_eq(double_cache_sets, 0);
     got_fini(&g);
 }
 END_TEST

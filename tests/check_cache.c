@@ -246,7 +246,8 @@ ilv_child_loop(uint32_t slot, int in, int out)
 
     cache_attach(tc, slot);
     for (;;) {
-        struct cache_lookup lookup = { buf, sizeof(buf), 0, 0 };
+        struct cache_lookup lookup = { .dst = buf,
+                                       .dst_cap = sizeof(buf) };
         ssize_t n = read(in, &k, sizeof(k));
         int status;
 
@@ -589,6 +590,170 @@ START_TEST(test_set_drops_expired_tail)
 }
 END_TEST
 
+/* ---- validators, stale window, negative entries ------------------------ */
+
+START_TEST(test_etag_is_the_values)
+{
+    struct cache *other = NULL;
+    struct cache_lookup lookup, lookup2;
+    char buf[64];
+    uint64_t first;
+
+    /* A second segment has another hash seed, but the same ETag. */
+    ck_assert_int_eq(cache_create(&tc_defaults, &other), 0);
+    tc_put("a", "hello");
+    ck_assert_int_eq(cache_set(other, "b", 1, "hello", 5, 1000),
+                     CACHE_STORED);
+    ck_assert_int_eq(tc_get_at("a", 1000, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    memset(&lookup2, 0, sizeof(lookup2));
+    lookup2.dst = buf;
+    lookup2.dst_cap = sizeof(buf);
+    ck_assert_int_eq(cache_get(other, "b", 1, 1000, &lookup2), CACHE_HIT);
+    ck_assert_uint_eq(lookup.etag, lookup2.etag);
+    ck_assert_uint_eq(lookup.etag, cache_etag("hello", 5));
+    first = lookup.etag;
+    cache_destroy(other);
+    tc_put("a", "hellp");
+    ck_assert_int_eq(tc_get_at("a", 1000, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert_uint_ne(lookup.etag, first);
+    ck_assert_uint_ne(cache_etag("", 0), cache_etag("\0", 1));
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_store_info_kept)
+{
+    struct cache_entry_info info = { 0x1234, 777, false, false, 0 };
+    struct cache_lookup lookup;
+    char buf[64];
+
+    ck_assert_int_eq(cache_store(tc, "k", 1, "v", 1, 1000, &info),
+                     CACHE_STORED);
+    ck_assert_int_eq(tc_get_at("k", 1400, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert_uint_eq(lookup.etag, 0x1234);
+    ck_assert_uint_eq(lookup.fetch_us, 777);
+    ck_assert_uint_eq(lookup.ttl_left_ms, 600);
+    ck_assert_uint_eq(lookup.age_ms, 400);
+    ck_assert(!lookup.negative);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_stale_window)
+{
+    struct cache_lookup lookup;
+    char buf[64];
+
+    cache_set_windows(tc, 0, 500);
+    tc_put_at("a", "1", 1000);
+    tc_expect_at("a", "1", 1999);
+    /* Past the TTL (1000) by less than 500: stale, with the value. */
+    ck_assert_int_eq(tc_get_at("a", 2000, buf, sizeof(buf), &lookup),
+                     CACHE_STALE);
+    ck_assert_uint_eq(lookup.value_len, 1);
+    ck_assert(buf[0] == '1');
+    ck_assert_uint_eq(lookup.stale_ms, 0);
+    ck_assert_uint_eq(lookup.ttl_left_ms, 0);
+    ck_assert_int_eq(tc_get_at("a", 2499, buf, sizeof(buf), &lookup),
+                     CACHE_STALE);
+    ck_assert_uint_eq(lookup.stale_ms, 499);
+    ck_assert_uint_eq(tc_stats().entries, 1);
+    /* A set keeps a stale tail entry ... */
+    tc_put_at("b", "2", 2400);
+    ck_assert_uint_eq(tc_stats().entries, 2);
+    ck_assert_uint_eq(tc_stats().expirations, 0);
+    /* ... and drops it once it is past the window. */
+    tc_put_at("c", "3", 2500);
+    ck_assert_uint_eq(tc_stats().expirations, 1);
+    tc_expect_miss("a", 2500);
+    /* Replacing a stale entry makes it fresh. */
+    tc_put_at("b", "4", 3500);
+    tc_expect_at("b", "4", 3600);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_stale_never_after_delete_or_flush)
+{
+    struct cache_lookup lookup;
+    char buf[64];
+
+    cache_set_windows(tc, 0, 10000);
+    tc_put_at("a", "1", 1000);
+    tc_put_at("b", "2", 1000);
+    ck_assert_int_eq(tc_get_at("a", 3000, buf, sizeof(buf), &lookup),
+                     CACHE_STALE);
+    ck_assert_int_eq(cache_delete(tc, "a", 1), CACHE_DELETED);
+    tc_expect_miss("a", 3000);
+    ck_assert_int_eq(cache_flush(tc), CACHE_DELETED);
+    tc_expect_miss("b", 3000);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_stale_counts_against_capacity)
+{
+    char key[8];
+
+    cache_set_windows(tc, 0, 1000000);
+    for (int i = 0; i < 3; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        tc_put_at(key, "v", 1000);
+    }
+    /* All three stale; a fourth key evicts the least recent. */
+    tc_put_at("x", "v", 5000);
+    ck_assert_uint_eq(tc_stats().entries, 3);
+    ck_assert_uint_eq(tc_stats().evictions, 1);
+    tc_expect_miss("k0", 5000);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_negative_entry)
+{
+    struct cache_entry_info neg = { 0, 100, true, false, 0 };
+    struct cache_lookup lookup;
+    char buf[64];
+
+    /* Without a negative TTL nothing negative is stored. */
+    ck_assert_int_eq(cache_store(tc, "n", 1, NULL, 0, 1000, &neg),
+                     CACHE_TOO_LARGE);
+    cache_set_windows(tc, 300, 5000);
+    ck_assert_int_eq(cache_store(tc, "n", 1, "x", 1, 1000, &neg),
+                     CACHE_TOO_LARGE);
+    ck_assert_int_eq(cache_store(tc, "n", 1, NULL, 0, 1000, &neg),
+                     CACHE_STORED);
+    ck_assert_int_eq(tc_get_at("n", 1200, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert(lookup.negative);
+    ck_assert_uint_eq(lookup.value_len, 0);
+    ck_assert_uint_eq(lookup.ttl_left_ms, 100);
+    /* Its own TTL, and never stale despite the stale window. */
+    tc_expect_miss("n", 1300);
+    ck_assert_uint_eq(tc_stats().entries, 0);
+    /* It is an entry like any other: counted, deleted, replaced. */
+    ck_assert_int_eq(cache_store(tc, "n", 1, NULL, 0, 2000, &neg),
+                     CACHE_STORED);
+    tc_put_at("a", "1", 2000);
+    tc_put_at("b", "2", 2000);
+    ck_assert_uint_eq(tc_stats().entries, 3);
+    tc_put_at("c", "3", 2000);      /* evicts n, the least recent */
+    tc_expect_miss("n", 2000);
+    ck_assert_int_eq(cache_store(tc, "a", 1, NULL, 0, 2000, &neg),
+                     CACHE_STORED);
+    ck_assert_int_eq(tc_get_at("a", 2000, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert(lookup.negative);
+    tc_put_at("a", "again", 2000);
+    tc_expect_at("a", "again", 2000);
+    ck_assert_int_eq(cache_delete(tc, "b", 1), CACHE_DELETED);
+    tc_check();
+}
+END_TEST
+
 /* ---- byte budget and sizes -------------------------------------------- */
 
 static void
@@ -711,14 +876,15 @@ START_TEST(test_sizes)
     got = cache_set(tc, key, c->key_len, value, c->value_len, 1000);
     ck_assert_msg(got == c->expect, "%s: got %d", c->why, got);
     if (got == CACHE_TOO_LARGE) {
-        struct cache_lookup lookup = { NULL, 0, 0, 0 };
+        struct cache_lookup lookup = { .dst = NULL, .dst_cap = 0 };
 
         ck_assert_uint_eq(tc_stats().entries, 1);   /* nothing stored */
         ck_assert_uint_eq(tc_stats().bytes, 2);
         ck_assert_int_eq(cache_get(tc, key, c->key_len < 200 ? c->key_len
                                    : 1, 1000, &lookup), CACHE_MISS);
     } else {
-        struct cache_lookup lookup = { value, sizeof(value), 0, 0 };
+        struct cache_lookup lookup = { .dst = value,
+                                       .dst_cap = sizeof(value) };
 
         memset(value, 0, sizeof(value));
         ck_assert_int_eq(cache_get(tc, key, c->key_len, 1000, &lookup),
@@ -735,7 +901,7 @@ END_TEST
 START_TEST(test_binary_keys_and_values)
 {
     unsigned char key[256], value[1024], out[1024];
-    struct cache_lookup lookup = { out, sizeof(out), 0, 0 };
+    struct cache_lookup lookup = { .dst = out, .dst_cap = sizeof(out) };
 
     for (int i = 0; i < 256; i++) {
         key[i] = (unsigned char) i;
@@ -767,7 +933,7 @@ END_TEST
 START_TEST(test_truncated)
 {
     unsigned char value[100], out[100];
-    struct cache_lookup lookup = { out, 10, 0, 0 };
+    struct cache_lookup lookup = { .dst = out, .dst_cap = 10 };
 
     memset(value, 'v', sizeof(value));
     memset(out, 0xaa, sizeof(out));
@@ -825,7 +991,8 @@ START_TEST(test_counters_summed_over_slots)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         char buf[8];
-        struct cache_lookup lookup = { buf, sizeof(buf), 0, 0 };
+        struct cache_lookup lookup = { .dst = buf,
+                                       .dst_cap = sizeof(buf) };
 
         cache_attach(tc, 3);
         _exit(cache_set(tc, "a", 1, "1", 1, 1000) == CACHE_STORED
@@ -1195,7 +1362,8 @@ stress_child(unsigned index, int out_fd)
         r = (unsigned) rand_r(&seed) % 1000;
         key_len = (size_t) snprintf(key, sizeof(key), "key-%u", id);
         if (r < 600) {
-            struct cache_lookup lookup = { buf, sizeof(buf), 0, 0 };
+            struct cache_lookup lookup = { .dst = buf,
+                                           .dst_cap = sizeof(buf) };
 
             switch (cache_get(tc, key, key_len, cache_clock_ms(), &lookup)) {
             case CACHE_HIT:
@@ -1345,6 +1513,13 @@ cache_suite(void)
     tcase_add_test(t, test_ttl_expiry);
     tcase_add_test(t, test_set_ttl);
     tcase_add_test(t, test_set_drops_expired_tail);
+    t = tc_case(s, "validators and windows");
+    tcase_add_test(t, test_etag_is_the_values);
+    tcase_add_test(t, test_store_info_kept);
+    tcase_add_test(t, test_stale_window);
+    tcase_add_test(t, test_stale_never_after_delete_or_flush);
+    tcase_add_test(t, test_stale_counts_against_capacity);
+    tcase_add_test(t, test_negative_entry);
     t = tc_case(s, "byte_budget");
     tcase_add_test(t, test_byte_budget_eviction);
     tcase_add_test(t, test_fragmented_arena_evicts_more);

@@ -238,6 +238,156 @@ START_TEST(test_head_error_has_no_body)
 }
 END_TEST
 
+/* ---- If-None-Match and the cache headers -------------------------------- */
+
+#define ETAG_X UINT64_C(0x0123456789abcdef)
+#define TAG_X "\"0123456789abcdef\""
+
+static const struct inm_case {
+    const char   *value;
+    enum http_inm want;
+    const char   *why;
+} inm_cases[] = {
+    { TAG_X, HTTP_INM_MATCH, "the same strong tag" },
+    { "W/" TAG_X, HTTP_INM_MATCH, "weak comparison ignores W/" },
+    { "  " TAG_X "  ", HTTP_INM_MATCH, "OWS around" },
+    { "\"x\", " TAG_X, HTTP_INM_MATCH, "second in a list" },
+    { "\"x\",W/" TAG_X ",\"y\"", HTTP_INM_MATCH, "middle, weak, no OWS" },
+    { ", ," TAG_X ",", HTTP_INM_MATCH, "empty list elements" },
+    { "*", HTTP_INM_MATCH, "any representation" },
+    { " * ", HTTP_INM_MATCH, "* with OWS" },
+    { "\"x\"", HTTP_INM_NO_MATCH, "another tag" },
+    { "\"0123456789ABCDEF\"", HTTP_INM_NO_MATCH, "tags are case-sensitive" },
+    { "\"0123456789abcde\"", HTTP_INM_NO_MATCH, "a prefix of ours" },
+    { "\"0123456789abcdef0\"", HTTP_INM_NO_MATCH, "ours and more" },
+    { "\"\"", HTTP_INM_NO_MATCH, "the empty tag" },
+    { "W/\"x\", \"y\"", HTTP_INM_NO_MATCH, "a list without ours" },
+    { "", HTTP_INM_NONE, "empty value" },
+    { " , ", HTTP_INM_NONE, "only empty elements" },
+    { "0123456789abcdef", HTTP_INM_NONE, "unquoted: ignored" },
+    { "\"abc", HTTP_INM_NONE, "unterminated" },
+    { "w/" TAG_X, HTTP_INM_NONE, "lower-case w/ is not weak" },
+    { TAG_X " " TAG_X, HTTP_INM_NONE, "two tags without a comma" },
+    { "*, " TAG_X, HTTP_INM_NONE, "* in a list is invalid" },
+    { "\"a\"b\"", HTTP_INM_NONE, "junk after a tag" },
+    { "\"a b\"", HTTP_INM_NONE, "SP is not an etagc" },
+    { "W/ " TAG_X, HTTP_INM_NONE, "space after W/" },
+};
+
+START_TEST(test_if_none_match)
+{
+    const struct inm_case *c = &inm_cases[_i];
+
+    ck_assert_msg(http_if_none_match(c->value, strlen(c->value), ETAG_X)
+                  == c->want, "%s: '%s'", c->why, c->value);
+}
+END_TEST
+
+START_TEST(test_etag_format)
+{
+    char out[HTTP_ETAG_LEN];
+
+    http_format_etag(ETAG_X, out);
+    ck_assert(memcmp(out, TAG_X, HTTP_ETAG_LEN) == 0);
+    http_format_etag(0, out);
+    ck_assert(memcmp(out, "\"0000000000000000\"", HTTP_ETAG_LEN) == 0);
+}
+END_TEST
+
+START_TEST(test_cache_headers)
+{
+    char              buf[HTTP_HEAD_MAX];
+    struct http_reply r = {
+        .status = 200, .keep_alive = true,
+        .content_type = "application/octet-stream",
+        .content_length = 5, .cache = HTTP_CACHE_HIT, .age_s = 12,
+        .date = date, .has_etag = true, .etag = ETAG_X,
+        .has_max_age = true, .max_age_s = 48,
+        .cs = { .on = true, .hit = true, .has_ttl = true, .ttl_s = 48 },
+    };
+    size_t n = http_format_head(&r, buf, sizeof(buf));
+    const char want[] =
+        "Content-Length: 5\r\n"
+        "ETag: " TAG_X "\r\n"
+        "Cache-Control: max-age=48\r\n"
+        "X-Cache: HIT\r\n"
+        "Age: 12\r\n"
+        "Cache-Status: redis-cache-proxy; hit; ttl=48\r\n"
+        "\r\n";
+
+    ck_assert_msg(contains(buf, n, want), "%.*s", (int) n, buf);
+    r.cache = HTTP_CACHE_STALE;
+    r.has_max_age = true;
+    r.max_age_s = 0;
+    r.cs = (struct http_cache_status) { .on = true, .hit = true,
+        .stale = true, .has_ttl = true, .ttl_s = -3, .fwd_miss = true,
+        .fwd_status = 502 };
+    n = http_format_head(&r, buf, sizeof(buf));
+    ck_assert(contains(buf, n, "X-Cache: STALE\r\nAge: 12\r\n"));
+    ck_assert(contains(buf, n, "Cache-Control: max-age=0\r\n"));
+    ck_assert(contains(buf, n, "Cache-Status: redis-cache-proxy; hit; "
+                       "stale; ttl=-3; fwd=miss; fwd-status=502\r\n"));
+    r.cache = HTTP_CACHE_UPDATING;
+    n = http_format_head(&r, buf, sizeof(buf));
+    ck_assert(contains(buf, n, "X-Cache: UPDATING\r\n"));
+    r.cache = HTTP_CACHE_MISS;
+    r.cs = (struct http_cache_status) { .on = true, .fwd_miss = true,
+        .stored = true };
+    n = http_format_head(&r, buf, sizeof(buf));
+    ck_assert(contains(buf, n, "X-Cache: MISS\r\nAge: 0\r\n"));
+    ck_assert(contains(buf, n, "Cache-Status: redis-cache-proxy; "
+                       "fwd=miss; stored\r\n"));
+    r.cs = (struct http_cache_status) { .on = true, .fwd_bypass = true };
+    n = http_format_head(&r, buf, sizeof(buf));
+    ck_assert(contains(buf, n, "Cache-Status: redis-cache-proxy; "
+                       "fwd=bypass\r\n"));
+}
+END_TEST
+
+START_TEST(test_not_modified)
+{
+    char              buf[HTTP_HEAD_MAX];
+    struct http_reply r = {
+        .status = 304, .keep_alive = true,
+        .content_type = "application/octet-stream",
+        .content_length = 5, .cache = HTTP_CACHE_HIT, .age_s = 1,
+        .date = date, .has_etag = true, .etag = ETAG_X,
+        .has_max_age = true, .max_age_s = 9,
+        .cs = { .on = true, .hit = true, .has_ttl = true, .ttl_s = 9 },
+    };
+    size_t n = http_format_head(&r, buf, sizeof(buf));
+
+    ck_assert(contains(buf, n, "HTTP/1.1 304 Not Modified\r\n"));
+    ck_assert(!contains(buf, n, "Content-Length"));
+    ck_assert(!contains(buf, n, "Content-Type"));
+    ck_assert(contains(buf, n, "ETag: " TAG_X "\r\n"));
+    ck_assert(contains(buf, n, "Cache-Control: max-age=9\r\n"));
+    ck_assert(memcmp(buf + n - 4, "\r\n\r\n", 4) == 0);
+}
+END_TEST
+
+START_TEST(test_longest_cache_head_fits)
+{
+    char              buf[HTTP_HEAD_MAX];
+    struct http_reply r = {
+        .status = 505, .keep_alive = false, .http10 = true,
+        .content_type = "application/octet-stream",
+        .content_length = UINT64_MAX, .cache = HTTP_CACHE_UPDATING,
+        .age_s = UINT64_MAX, .allow = true, .date = date,
+        .has_etag = true, .etag = UINT64_MAX, .has_max_age = true,
+        .max_age_s = UINT64_MAX,
+        .cs = { .on = true, .hit = true, .stale = true, .has_ttl = true,
+                .ttl_s = INT64_MIN, .fwd_miss = true, .fwd_status = 999,
+                .stored = true },
+    };
+    size_t n = http_format_head(&r, buf, sizeof(buf));
+
+    ck_assert_uint_lt(n, HTTP_HEAD_MAX);
+    ck_assert(memcmp(buf + n - 4, "\r\n\r\n", 4) == 0);
+    ck_assert(contains(buf, n, "ttl=-9223372036854775808;"));
+}
+END_TEST
+
 static Suite *
 http_suite(void)
 {
@@ -245,6 +395,12 @@ http_suite(void)
     TCase *tc = tcase_create("heads");
 
     tcase_add_test(tc, test_hit_head);
+    tcase_add_loop_test(tc, test_if_none_match, 0,
+                        (int) (sizeof(inm_cases) / sizeof(inm_cases[0])));
+    tcase_add_test(tc, test_etag_format);
+    tcase_add_test(tc, test_cache_headers);
+    tcase_add_test(tc, test_not_modified);
+    tcase_add_test(tc, test_longest_cache_head_fits);
     tcase_add_test(tc, test_miss_close_http10);
     tcase_add_test(tc, test_longest_head_fits);
     tcase_add_test(tc, test_date);

@@ -44,6 +44,9 @@ struct parse_case {
     size_t             head_len;    /* 0: the whole input */
     bool               chunked;
     bool               expect;      /* expect_continue */
+    const char        *inm;         /* If-None-Match's value as kept,
+                                       NULL: none */
+    bool               inm_many;
     const char        *why;
 };
 
@@ -64,6 +67,10 @@ struct parse_case {
     { .pre = (in), .rc = HTTP_PARSE_DONE, .method = HTTP_METHOD_GET, \
       .minor = (mi), .path = "/k", .keep_alive = (mi) == 1, \
       .expect = (ex), .why = (w) }
+#define OK_INM(in, v, many, w) \
+    { .pre = (in), .rc = HTTP_PARSE_DONE, .method = HTTP_METHOD_GET, \
+      .minor = 1, .path = "/k", .keep_alive = true, .inm = (v), \
+      .inm_many = (many), .why = (w) }
 #define OK_CL(in, m, n, w) \
     { .pre = (in), .rc = HTTP_PARSE_DONE, .method = (m), .minor = 1, \
       .path = "/k", .keep_alive = true, .has_cl = true, .cl = (n), \
@@ -180,6 +187,16 @@ static const struct parse_case parse_cases[] = {
           HTTP_METHOD_POST, "a chunked body on POST, for a 405"),
     OK_EXPECT(L1 H "Expect: 100-continue\r\n\r\n", 1, true,
               "Expect: 100-continue"),
+    OK_INM(L1 H "If-None-Match: \"a\", W/\"b\"\r\n\r\n",
+           " \"a\", W/\"b\"", false, "If-None-Match kept as sent"),
+    OK_INM(L1 "if-none-match:*\r\n" H "\r\n", "*", false,
+           "If-None-Match in any case, before Host"),
+    OK_INM(L1 H "If-None-Match: \"a\"\r\nIf-None-Match: \"b\"\r\n\r\n",
+           NULL, true, "two If-None-Match lines: not evaluated"),
+    OK_INM(L1 H "If-None-Match-X: \"a\"\r\n\r\n", NULL, false,
+           "a longer name is another field"),
+    BAD(L1 H "If-None-Match: \"a\x01\"\r\n\r\n", 400,
+        "a CTL in If-None-Match"),
     OK_EXPECT(L1 H "expect: \t100-Continue \r\n\r\n", 1, true,
               "Expect in any case, with OWS"),
     OK_EXPECT("GET /k HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", 0, false,
@@ -416,6 +433,17 @@ check_row(const struct parse_case *c, const char *buf, size_t len,
                   how);
     ck_assert_msg(req->expect_continue == c->expect, "%s (%s): expect",
                   c->why, how);
+    ck_assert_msg(req->inm_many == c->inm_many, "%s (%s): inm_many", c->why,
+                  how);
+    if (c->inm != NULL) {
+        ck_assert_msg(req->inm_len == strlen(c->inm)
+                      && memcmp(buf + req->inm_off, c->inm, req->inm_len)
+                         == 0, "%s (%s): If-None-Match '%.*s'", c->why,
+                      how, (int)req->inm_len, buf + req->inm_off);
+    } else {
+        ck_assert_msg(req->inm_len == 0, "%s (%s): If-None-Match", c->why,
+                      how);
+    }
     if (c->path != NULL) {
         ck_assert_msg(req->path_len == strlen(c->path)
                       && memcmp(buf + req->path_off, c->path,

@@ -209,7 +209,8 @@ START_TEST(every_protocol_code_pair_is_listed_even_at_zero)
     render();
     for (int c = 0; c < METRICS_CODE_RESP_OK; c++) {
         static const char *const http_codes[] = {
-            "200", "204", "400", "401", "403", "404", "405", "408", "409",
+            "200", "204", "304", "400", "401", "403", "404", "405", "408",
+            "409",
             "413", "414",
             "431", "500", "501", "502", "503", "504", "505",
         };
@@ -221,6 +222,12 @@ START_TEST(every_protocol_code_pair_is_listed_even_at_zero)
     }
     assert_line("rcp_requests_total{protocol=\"resp\",code=\"ok\"} 0");
     assert_line("rcp_requests_total{protocol=\"resp\",code=\"nil\"} 0");
+    assert_line("rcp_stale_answers_total{reason=\"revalidate\"} 0");
+    assert_line("rcp_stale_answers_total{reason=\"error\"} 0");
+    assert_line("rcp_refreshes_total{reason=\"stale\"} 0");
+    assert_line("rcp_refreshes_total{reason=\"early\"} 0");
+    assert_line("rcp_not_modified_total 0");
+    assert_line("rcp_negative_hits_total 0");
     assert_line("rcp_requests_total{protocol=\"resp\",code=\"err\"} 0");
     /* Pairs a protocol never answers with are not listed at zero. */
     assert_no_line_starting("rcp_requests_total{protocol=\"resp\",code=\"2");
@@ -383,6 +390,12 @@ static const struct family_case {
     { "rcp_cache_poisoned", "gauge", "rcp_cache_poisoned 0" },
     { "rcp_cache_recoveries_total", "counter",
       "rcp_cache_recoveries_total 1" },
+    { "rcp_stale_answers_total", "counter",
+      "rcp_stale_answers_total{reason=\"error\"} 0" },
+    { "rcp_refreshes_total", "counter",
+      "rcp_refreshes_total{reason=\"early\"} 0" },
+    { "rcp_not_modified_total", "counter", "rcp_not_modified_total 0" },
+    { "rcp_negative_hits_total", "counter", "rcp_negative_hits_total 0" },
     { "rcp_backend_errors_total", "counter",
       "rcp_backend_errors_total{kind=\"reply\"} 0" },
     { "rcp_backend_request_duration_seconds", "histogram",
