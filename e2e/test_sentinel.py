@@ -35,7 +35,10 @@ class Sentinel:
                     "sentinel failover-timeout mymaster 5000\n"
                     "sentinel parallel-syncs mymaster 1\n"
                     % (self.port, self.dir, primary_port))
-        self.proc = subprocess.Popen([REDIS_SERVER, conf, "--sentinel"],
+        # argv[0] names the server, as conftest's Redis does: Debian's
+        # binary may be a link under another name (redis-check-rdb).
+        self.proc = subprocess.Popen(["redis-server", conf, "--sentinel"],
+                                     executable=REDIS_SERVER,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_for(lambda: port_open(self.port), what="sentinel")

@@ -10,7 +10,8 @@
  *
  *   0                header: magic, layout version, sizes, region offsets,
  *                    hash seed; the gate line (writer word, poisoned
- *                    flag, ttl, generation); gauges; LRU ends + LRU mutex
+ *                    flag, ttl, generation, sleepers on the writer
+ *                    word); gauges and LRU ends
  *   workers_offset   worker_slots x 64 bytes, one line each: lock state
  *                    (the reader flag), counters, pending access records
  *   rings_offset     worker_slots x CACHE_RING x 16 bytes: each slot's
@@ -49,8 +50,8 @@
  * enters while the word is held.  Waits spin, then sleep on the writer
  * word (futex, woken by its release) or, for a writer waiting for
  * readers to leave, sched_yield(); all give up after lock_timeout_ms
- * (CACHE_BYPASS).  cache_get takes the read
- * side; set, delete, flush, expiry and eviction the write side.
+ * (CACHE_BYPASS).  cache_get takes the read side; set, delete, flush,
+ * expiry and eviction the write side.
  *
  * The LRU list and hits.  A hit does not splice its entry: it appends an
  * access record (entry slot, stamp) to its own slot's ring, and a hit on
@@ -62,8 +63,8 @@
  * inside, so a reader preempted inside does not stall everyone; once the
  * ring is full (CACHE_RING) it waits for it.
  *
- *   get:  stamp -> read side -> find -> record in own ring -> copy value
- *                -> unlock                  (ring full before? apply first)
+ *   get:  (ring half full? apply first) -> stamp -> read side -> find
+ *                -> record in own ring -> copy value -> unlock
  *   set:  write side -> apply rings -> unlink old -> evict expired tail
  *                -> evict LRU tail until count, bytes and arena fit
  *                -> link at head -> unlock
@@ -71,7 +72,8 @@
  * Shared cache lines, and who writes them:
  *   header, fixed part     cache_create only
  *   gate line              writer word: each write-side acquisition and
- *                          release; poisoned: reaper and recovery; ttl:
+ *                          release; word_waiters: processes that sleep on
+ *                          the word; poisoned: reaper and recovery; ttl:
  *                          SIGHUP; generation: recovery.  Hits only read it.
  *   gauges + LRU ends      the write side
  *   buckets, entries,      the write side (hits read them)
