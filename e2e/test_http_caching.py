@@ -299,6 +299,22 @@ def test_resp_port_negative_and_stale(redis_server, make_proxy):
     wait_for(lambda: c.get("rk") == b"new", what="the refresh")
 
 
+def test_resp_stale_if_error(redis_server, make_proxy):
+    import redis as redis_py
+    port = free_port()
+    p = make_proxy(redis_server, "--workers", "1", "--resp-listen",
+                   "127.0.0.1:%d" % port, "--ttl", "300ms",
+                   "--stale-if-error", "30s", "--redis-timeout", "300ms")
+    c = redis_py.Redis(host="127.0.0.1", port=port)
+    redis_server.client().set("rs", b"kept")
+    assert c.get("rs") == b"kept"
+    redis_server.stop()
+    wait_for(after(0.4), what="the entry to expire")
+    assert c.get("rs") == b"kept"           # stale, not an error
+    with pytest.raises(redis_py.exceptions.ResponseError):
+        c.get("never-cached")
+
+
 # ---- early refresh ------------------------------------------------------
 
 

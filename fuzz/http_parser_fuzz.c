@@ -1,6 +1,6 @@
 /*
- * http_parser_fuzz: libFuzzer harness for http_parse_request() and
- * http_parse_decode().
+ * http_parser_fuzz: libFuzzer harness for http_parse_request(),
+ * http_parse_decode() and http_if_none_match().
  *
  * Oracle: the parser must not care how its input is cut (nor must the
  * chunked-body parser, run on what follows a chunked head).  The first two
@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "http_parser.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -59,6 +60,37 @@ fuzz_same(enum http_parse_rc rc_a, const struct http_request *a,
     fuzz_check(a->head_len == b->head_len);
     fuzz_check(a->chunked == b->chunked);
     fuzz_check(a->expect_continue == b->expect_continue);
+    fuzz_check(a->inm_off == b->inm_off);
+    fuzz_check(a->inm_len == b->inm_len);
+    fuzz_check(a->inm_many == b->inm_many);
+}
+
+/* If-None-Match over any bytes: a defined answer, and a list holding
+ * our own tag (appended after a comma) matches unless it was invalid. */
+static void
+fuzz_inm(const char *v, size_t len)
+{
+    static const uint64_t etag = UINT64_C(0x0123456789abcdef);
+    char with[300];
+    enum http_inm rc = http_if_none_match(v, len, etag);
+    enum http_inm rc_with;
+
+    fuzz_check(rc == HTTP_INM_NONE || rc == HTTP_INM_MATCH
+               || rc == HTTP_INM_NO_MATCH);
+    if (len > sizeof(with) - HTTP_ETAG_LEN - 1) {
+        return;
+    }
+    memcpy(with, v, len);
+    with[len] = ',';
+    http_format_etag(etag, with + len + 1);
+    rc_with = http_if_none_match(with, len + 1 + HTTP_ETAG_LEN, etag);
+    if (rc == HTTP_INM_NO_MATCH) {
+        /* A valid list of tags stays valid with ours added: a match. */
+        fuzz_check(rc_with == HTTP_INM_MATCH);
+    } else if (rc == HTTP_INM_MATCH) {
+        /* Ours was there already, or it was "*", which takes no more. */
+        fuzz_check(rc_with == HTTP_INM_MATCH || rc_with == HTTP_INM_NONE);
+    }
 }
 
 /* The chunked-body parser gets the same oracle: whole, split, and one
@@ -191,6 +223,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check(whole.path_off + whole.path_len
                    <= whole.target_off + whole.target_len);
         fuzz_decode(buf + whole.path_off + 1, whole.path_len - 1);
+        fuzz_check(whole.inm_off + whole.inm_len < whole.head_len);
+        fuzz_check(!whole.inm_many || whole.inm_len == 0);
+        fuzz_inm(buf + whole.inm_off, whole.inm_len);
         if (whole.chunked) {
             size_t body = len - whole.head_len;
 
@@ -200,5 +235,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* decode must cope with any bytes, not only a parsed path. */
     fuzz_decode(buf, len < 256 ? len : 256);
+    fuzz_inm(buf, len < 256 ? len : 256);
     return 0;
 }

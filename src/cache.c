@@ -1533,9 +1533,11 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
 
 unlock:
     cache_unlock(cache, CACHE_LOCK_READ);
-    if (status == CACHE_HIT || status == CACHE_STALE) {
+    /* A stale answer is counted as a miss: the entry is not fresh, and
+     * the caller counts the answers it serves stale itself. */
+    if (status == CACHE_HIT) {
         cache_add(&cache->worker->hits, 1);
-    } else if (status == CACHE_MISS) {
+    } else if (status == CACHE_MISS || status == CACHE_STALE) {
         cache_add(&cache->worker->misses, 1);
     }
     if (expired) {

@@ -380,8 +380,10 @@ worker_cache_stale_if_error(struct worker *w, struct buf *b,
     }
     st = worker_cache_lookup(w, b, head_room, tail_room, key, key_len, lk);
     /* A fresh one: another worker fetched it meanwhile. */
-    if ((st == CACHE_HIT && !lk->negative)
-        || (st == CACHE_STALE && lk->stale_ms < w->cfg->stale_if_error_ms)) {
+    if (st == CACHE_HIT && !lk->negative) {
+        return true;
+    }
+    if (st == CACHE_STALE && lk->stale_ms < w->cfg->stale_if_error_ms) {
         if (w->params->metrics != NULL) {
             metrics_bump(&w->params->metrics
                          ->stale_answers[METRICS_STALE_ERROR]);

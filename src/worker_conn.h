@@ -261,8 +261,9 @@ bool   worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
                          size_t tail_room, const void *key, size_t key_len,
                          struct cache_lookup *lk);
 /* After Redis failed (unreachable, timed out): copies key's value as
- * worker_cache_lookup does and says whether it may be answered instead,
- * as --stale-if-error allows (counted). */
+ * worker_cache_lookup does and says whether it may be answered instead:
+ * stale, as --stale-if-error allows (counted), or fresh again (another
+ * worker fetched it meanwhile: lk->ttl_left_ms > 0). */
 bool   worker_cache_stale_if_error(struct worker *w, struct buf *b,
                                    size_t head_room, size_t tail_room,
                                    const void *key, size_t key_len,

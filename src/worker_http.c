@@ -184,6 +184,7 @@ worker_http_stale_if_error(struct conn *c, int status)
     const char         *key = c->in.data + c->req.path_off + 1;
     size_t              key_len = c->req.path_len - 1;
     struct http_reply   reply = { .cache = HTTP_CACHE_STALE };
+    bool                fresh;
 
     /* The key as the request named it: decoded again, since key_buf
      * may have been reused while the request waited. */
@@ -201,20 +202,20 @@ worker_http_stale_if_error(struct conn *c, int status)
                                         key_len, &lk)) {
         return false;
     }
+    fresh = lk.ttl_left_ms > 0;         /* fetched by another worker */
     reply.age_s = lk.age_ms / 1000;
     reply.etag = lk.etag;
-    reply.max_age_s = 0;
+    reply.max_age_s = lk.ttl_left_ms / 1000;
     reply.cs = (struct http_cache_status) {
-        .on = true, .hit = true, .stale = lk.stale_ms > 0 || lk.ttl_left_ms == 0,
-        .has_ttl = true, .fwd_miss = true, .fwd_status = status,
-        .ttl_s = lk.ttl_left_ms > 0 ? (int64_t)(lk.ttl_left_ms / 1000)
-                                    : worker_http_stale_ttl(lk.stale_ms),
+        .on = true, .hit = true, .stale = !fresh, .has_ttl = true,
+        .fwd_miss = true, .fwd_status = status,
+        .ttl_s = fresh ? (int64_t)(lk.ttl_left_ms / 1000)
+                       : worker_http_stale_ttl(lk.stale_ms),
     };
-    if (lk.ttl_left_ms > 0) {
-        reply.max_age_s = lk.ttl_left_ms / 1000;
-        reply.cs.stale = false;
+    if (fresh) {
+        reply.cache = HTTP_CACHE_HIT;
     }
-    c->log_cache = "STALE";
+    c->log_cache = fresh ? "HIT" : "STALE";
     worker_http_answer_copied(c, &reply, lk.value_len);
     return true;
 }
