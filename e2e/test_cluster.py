@@ -475,7 +475,8 @@ def test_uncovered_slots_wrong_auth_and_a_dead_seed(partial_cluster,
     dead = free_port()
     p = make_proxy(None, "--redis-cluster",
                    "127.0.0.1:%d,%s" % (dead, a.addr), "--redis-password",
-                   "pw-a", "--workers", "1", "--max-value-size", "1")
+                   "pw-a", "--workers", "1", "--max-value-size", "1",
+                   "--resp-listen", "127.0.0.1:%d" % free_port())
     s = requests.Session()
     wait_for(lambda: s.get(p.url("/" + ka), timeout=5).status_code == 200,
              what="the live seed's map")
@@ -490,3 +491,21 @@ def test_uncovered_slots_wrong_auth_and_a_dead_seed(partial_cluster,
     assert '"slots_covered":12288' in h.text, h.text
     assert metric(p, "rcp_backend_slots_covered") == 12288
     assert "12288 of 16384 slots covered" in p.log()
+    # A node that says CLUSTERDOWN (full coverage required, and 4096
+    # slots have no node): retried within the deadline, then 503, with
+    # Redis' own error on the RESP port.
+    ac = a.client(password="pw-a")
+    ac.config_set("cluster-require-full-coverage", "yes")
+    # Redis recomputes its state on a change of slots: make one.
+    ac.execute_command("CLUSTER", "ADDSLOTS", 16000)
+    ac.execute_command("CLUSTER", "DELSLOTS", 16000)
+    wait_for(lambda: "cluster_state:fail" in a.client(password="pw-a")
+             .execute_command("CLUSTER", "INFO"), timeout=20,
+             interval=0.05, what="cluster_state:fail")
+    t0 = time.monotonic()
+    r = s.get(p.url("/" + ka), timeout=5)
+    took = time.monotonic() - t0
+    assert r.status_code == 503, (r.status_code, r.text)
+    assert 0.5 <= took <= 1.5, took     # the retries filled --redis-timeout
+    with pytest.raises(redis.ResponseError, match="CLUSTERDOWN"):
+        resp_command(resp_port(p), "GET", ka)

@@ -16,6 +16,17 @@
  * A fetch whose waiters all cancelled still runs to its end, and its
  * value is still handed to the store callback.
  *
+ * Purges.  With a token callback (backend_set_token), each fetch takes
+ * the caller's token for its key when it is created, before its GET is
+ * written, and hands it to the store callback with the value: the cache
+ * refuses a value whose key was purged since (cache_set_since).  A
+ * request whose token differs from the pending fetch's does not join
+ * it: that fetch leaves the table (`solo`, answered and freed as ever)
+ * and a new one is sent, so no client that asks after a purge is
+ * answered with a value read before it.  In a cluster the new fetch is
+ * `fresh`: its node sends a GET of its own rather than join one of the
+ * node's older fetches.
+ *
  * Callbacks never run inside backend_get(): a fetch that cannot be sent
  * now waits on the unsent list; when the backend is DOWN the zero-delay
  * `kick` timer fails it on the next loop iteration.
@@ -145,6 +156,16 @@ struct backend_fetch {
     bool                   finishing;   /* its waiters are being called */
     bool                   asking;      /* node: ASKING first; never in
                                            the table (never joined) */
+    bool                   solo;        /* not in the table: asking, a
+                                           fresh fetch at a node, or
+                                           left it when purged */
+    bool                   fresh;       /* cluster: its node must not
+                                           join an older fetch */
+    uint64_t               token;       /* the token callback's, taken
+                                           before the GET is sent */
+    struct backend_fetch  *detached_next; /* on b->detached: left the
+                                           table when purged, not done */
+    bool                   detached;
     /* Cluster routing (the worker's backend only). */
     bool                   ask_next;    /* the next node gets ASKING */
     bool                   primary_only; /* a replica failed it */
@@ -175,6 +196,7 @@ struct backend {
     struct event_loop       *loop;      /* borrowed: outlives b */
     struct metrics_slot_shm *slot;      /* borrowed, may be NULL */
     backend_store_cb         store;     /* may be NULL */
+    backend_token_cb         token;     /* may be NULL: tokens are 0 */
     void                    *store_arg; /* borrowed */
 
     /* Copied from the config, which may be replaced on reload. */
@@ -215,6 +237,11 @@ struct backend {
     struct event_timer       kick;      /* 0 ms: fail when DOWN, oom */
 
     struct backend_fetch   **buckets;   /* owned array, owned fetches */
+    struct backend_fetch    *detached;  /* fetches that left the table
+                                           when purged, until they end, so
+                                           backend_destroy() finds them
+                                           wherever they wait (a cluster
+                                           node, a retry timer) */
     size_t                   nbuckets;  /* a power of two */
     size_t                   nfetches;  /* in the table: not done */
     uint64_t                 seed;      /* clients choose keys */
@@ -497,7 +524,15 @@ backend_fetch_finish(struct backend_fetch *f,
 
     assert(!f->done);
     f->done = true;
-    if (!f->asking) {
+    if (f->detached) {
+        struct backend_fetch **pp = &b->detached;
+
+        while (*pp != f) {
+            pp = &(*pp)->detached_next;
+        }
+        *pp = f->detached_next;
+        f->detached = false;
+    } else if (!f->solo) {
         backend_table_remove(b, f);
     }
     event_timer_stop(b->loop, &f->deadline);
@@ -942,7 +977,8 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.value = r->value;
         if (b->store != NULL) {
             /* Once per fetch, before any waiter can look it up again. */
-            b->store(b->store_arg, f->key, f->key_len, r->value, fetch_us);
+            b->store(b->store_arg, f->key, f->key_len, r->value, fetch_us,
+                     f->token);
         }
         break;
     case REDIS_CONN_REPLY_NIL:
@@ -951,7 +987,8 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.len = 0;
         if (b->store != NULL) {
             /* An absent key: remembered, or its stale entry dropped. */
-            b->store(b->store_arg, f->key, f->key_len, NULL, fetch_us);
+            b->store(b->store_arg, f->key, f->key_len, NULL, fetch_us,
+                     f->token);
         }
         break;
     case REDIS_CONN_REPLY_TOO_LARGE:
@@ -1244,6 +1281,11 @@ backend_fetch_to_node(struct backend_fetch *f, struct backend *node)
         f->ask_next = false;
         backend_get_asking(node, f->key, f->key_len, &f->node_waiter,
                            backend_node_cb, f);
+    } else if (f->fresh) {
+        /* Purged since the node's fetch of this key began, if one is
+         * in flight: its answer may be older than the purge. */
+        backend_get_solo(node, f->key, f->key_len, &f->node_waiter,
+                         backend_node_cb, f);
     } else {
         backend_get(node, f->key, f->key_len, &f->node_waiter,
                     backend_node_cb, f);
@@ -1408,7 +1450,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
          * absent key too (remembered, or its stale entry dropped). */
         b->store(b->store_arg, f->key, f->key_len,
                  r->result == BACKEND_VALUE ? r->value : NULL,
-                 backend_now_us() - f->start_us);
+                 backend_now_us() - f->start_us, f->token);
     }
     backend_fetch_finish(f, r);
 }
@@ -1684,21 +1726,38 @@ backend_create_node(struct event_loop *loop, const struct config *cfg,
     return rc;
 }
 
+/* asking: as backend_get_asking(); solo: neither joins nor is joined
+ * (backend_get_solo()). */
 static void
 backend_get_with(struct backend *b, const void *key, size_t key_len,
                  struct backend_waiter *w, backend_cb cb, void *data,
-                 bool asking)
+                 bool asking, bool solo)
 {
     uint64_t hash = backend_hash(b, key, key_len);
-    struct backend_fetch *f = asking ? NULL
-                                     : backend_table_find(b, hash, key,
-                                                          key_len, false);
+    uint64_t token = b->token != NULL
+                     ? b->token(b->store_arg, key, key_len) : 0;
+    bool fresh = false;
+    struct backend_fetch *f = asking || solo
+                              ? NULL
+                              : backend_table_find(b, hash, key, key_len,
+                                                   false);
 
     w->cb = cb;
     w->data = data;
-    if (f != NULL) {
+    if (f != NULL && f->token == token) {
         backend_waiter_append(f, w);
         return;
+    }
+    if (f != NULL) {
+        /* The key was purged after f's GET went out: f's answer may be
+         * older than the purge, so this client waits for a GET of its
+         * own, and f leaves the table to be joined no more. */
+        backend_table_remove(b, f);
+        f->solo = true;
+        f->detached = true;
+        f->detached_next = b->detached;
+        b->detached = f;
+        fresh = true;
     }
 
     f = malloc(sizeof(*f) + (key_len > 0 ? key_len : 1));
@@ -1720,6 +1779,9 @@ backend_get_with(struct backend *b, const void *key, size_t key_len,
      * deadline, or into the watchdog's look at a silent connection. */
     event_update_time(b->loop);
     f->asking = asking;
+    f->solo = asking || solo;
+    f->fresh = fresh || solo;
+    f->token = token;
     event_timer_init(&f->retry, backend_on_retry, f);
     event_timer_init(&f->deadline, backend_on_deadline, f);
     if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
@@ -1728,7 +1790,7 @@ backend_get_with(struct backend *b, const void *key, size_t key_len,
         backend_kick(b);
         return;
     }
-    if (!asking) {
+    if (!f->solo) {
         backend_table_insert(b, f);
     }
     backend_waiter_append(f, w);
@@ -1749,14 +1811,27 @@ void
 backend_get(struct backend *b, const void *key, size_t key_len,
             struct backend_waiter *w, backend_cb cb, void *data)
 {
-    backend_get_with(b, key, key_len, w, cb, data, false);
+    backend_get_with(b, key, key_len, w, cb, data, false, false);
+}
+
+void
+backend_get_solo(struct backend *b, const void *key, size_t key_len,
+                 struct backend_waiter *w, backend_cb cb, void *data)
+{
+    backend_get_with(b, key, key_len, w, cb, data, false, true);
+}
+
+void
+backend_set_token(struct backend *b, backend_token_cb token)
+{
+    b->token = token;
 }
 
 void
 backend_get_asking(struct backend *b, const void *key, size_t key_len,
                    struct backend_waiter *w, backend_cb cb, void *data)
 {
-    backend_get_with(b, key, key_len, w, cb, data, true);
+    backend_get_with(b, key, key_len, w, cb, data, true, false);
 }
 
 /* backend_command() once encoded (--key-prefix applied).  has_slot and
@@ -1787,6 +1862,7 @@ backend_command_encoded(struct backend *b, const char *cmd, size_t len,
     f->hash = hash;
     f->command = true;
     f->asking = asking;
+    f->solo = asking;
     f->has_slot = has_slot;
     f->keyless = b->cluster != NULL && !has_slot && slot == UINT16_MAX;
     f->slot = has_slot ? slot : 0;
@@ -1799,7 +1875,7 @@ backend_command_encoded(struct backend *b, const char *cmd, size_t len,
         free(f);
         goto oom;
     }
-    if (!asking) {
+    if (!f->solo) {
         backend_table_insert(b, f);
     }
     backend_waiter_append(f, w);
@@ -1919,7 +1995,11 @@ backend_destroy(struct backend *b)
         }
     }
     /* Callbacks may start fetches; they land in the table, not sent. */
-    while (b->nfetches > 0 || b->oom->head != NULL) {
+    while (b->nfetches > 0 || b->oom->head != NULL
+           || b->detached != NULL) {
+        while (b->detached != NULL) {
+            backend_fetch_fail(b->detached, BACKEND_UNREACHABLE, false);
+        }
         for (i = 0; i < b->nbuckets && b->nfetches > 0; i++) {
             while (b->buckets[i] != NULL) {
                 backend_fetch_fail(b->buckets[i], BACKEND_UNREACHABLE,

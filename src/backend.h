@@ -61,10 +61,18 @@ typedef void (*backend_cb)(struct backend_waiter *w,
 /* Called once per GET fetch that read a string value or found the key
  * absent (v NULL), before its waiters (even when they all cancelled).
  * v is borrowed: value_ref() it to keep it.  fetch_us: from the fetch's
- * start to its reply. */
+ * start to its reply.  token: what the token callback said when the
+ * fetch began (0 without one). */
 typedef void (*backend_store_cb)(void *arg, const void *key,
                                  size_t key_len, struct value *v,
-                                 uint64_t fetch_us);
+                                 uint64_t fetch_us, uint64_t token);
+
+/* Called (with the store callback's arg) for each backend_get(), before
+ * anything is sent: a value that changes when key is purged
+ * (cache_purge_token).  A request whose token differs from that of the
+ * fetch in flight for its key starts a fetch of its own. */
+typedef uint64_t (*backend_token_cb)(void *arg, const void *key,
+                                     size_t key_len);
 
 /* Embedded in the caller's object; zero it or leave it to backend_get. */
 struct backend_waiter {
@@ -116,6 +124,14 @@ bool backend_fetching(struct backend *b, const void *key, size_t key_len);
 void backend_get_asking(struct backend *b, const void *key, size_t key_len,
                         struct backend_waiter *w, backend_cb cb,
                         void *data);
+
+/* As backend_get, but the fetch neither joins nor is joined by another
+ * (a cluster node's GET for a fetch purged meanwhile). */
+void backend_get_solo(struct backend *b, const void *key, size_t key_len,
+                      struct backend_waiter *w, backend_cb cb, void *data);
+
+/* Sets the token callback (NULL: none); call before the first get. */
+void backend_set_token(struct backend *b, backend_token_cb token);
 
 /* Unlinks w if it is waiting; its callback will not run.  Safe on an
  * idle waiter. */

@@ -16,6 +16,8 @@
  *                    (the reader flag), counters, pending access records
  *   rings_offset     worker_slots x CACHE_RING x 16 bytes: each slot's
  *                    ring of access records (entry slot, stamp)
+ *   purges_offset    CACHE_PURGE_SLOTS x uint64: purge epochs, bumped by
+ *                    a delete of any key hashing to the slot (see Purges)
  *   buckets_offset   bucket_count x uint32 (power of two >= capacity):
  *                    first slot of each hash chain
  *   entries_offset   capacity x 32-byte entry slots: stored time, key
@@ -160,6 +162,23 @@
  * worker and proxy agree) is computed by the caller or by cache_store
  * before the lock, and copied into the block with the key and value.
  *
+ * Purges.  A fetch from Redis can be in flight while its key is deleted
+ * or the cache flushed; storing its answer afterwards would undo the
+ * purge with a value Redis may no longer hold.  So every purge bumps an
+ * epoch: cache_delete() the key's slot of the purge table (by the key's
+ * hash; keys sharing a slot share its epoch), cache_flush() the flush
+ * epoch in the gate line.  cache_purge_token() (no lock: two atomic
+ * loads) sums the key's slot and the flush epoch; both only grow, so the
+ * sum changes exactly when either does.  A fetcher takes the token
+ * before it sends its GET, and cache_set_since() compares it under the
+ * write side: a different token means a purge began since, and the value
+ * is not stored (CACHE_PURGED).  The bump is an atomic add made before
+ * the purge asks for the lock, so it also counts when the purge times
+ * out (BYPASS): any set that takes the lock after the bump sees it; a set
+ * that took it before stored a value the purge then removes.  The table
+ * is outside the index, so flush and recovery leave it (an epoch going
+ * back could let a stale token match again).
+ *
  * Hash: SipHash-1-3 with a per-segment random key (clients choose keys, so
  * collisions must not be predictable).  The top 8 bits are kept in the
  * slot as a tag beside the 24-bit key length, so a chain walk rarely
@@ -220,6 +239,9 @@
  * block header), so the arena reserves them per entry. */
 #define CACHE_META_BYTES        16u
 #define CACHE_META_NEGATIVE     1u
+/* Purge epochs (a power of two): a delete makes fetches in flight for
+ * the keys of its slot, 1 in CACHE_PURGE_SLOTS of all keys, not store. */
+#define CACHE_PURGE_SLOTS       4096u
 
 enum cache_worker_state {
     CACHE_WORKER_IDLE = 0,
@@ -301,6 +323,7 @@ struct cache_hdr_shm {
     uint64_t hash_seed[2];
     uint64_t workers_offset;
     uint64_t rings_offset;
+    uint64_t purges_offset;
     uint64_t buckets_offset;
     uint64_t entries_offset;
     uint64_t arena_offset;
@@ -321,6 +344,7 @@ struct cache_hdr_shm {
     uint64_t stale_ms;                      /* atomic, as ttl_ms */
     uint32_t word_waiters;                  /* asleep on writer_pid */
     uint32_t pad2;
+    uint64_t flush_epoch;                   /* atomic; +1 per flush */
 
     /* Written under the write side; the gauges are read lock-free. */
     _Alignas(CACHE_LINE) uint64_t entries;  /* gauge, atomic */
@@ -360,6 +384,8 @@ struct cache {
     struct cache_worker_shm *workers;   /* borrowed: in the mapping */
     struct cache_access_shm *rings;     /* borrowed: in the mapping */
     struct cache_access_shm *ring;      /* borrowed: this slot's ring */
+    uint64_t                *purges;    /* borrowed: in the mapping,
+                                           CACHE_PURGE_SLOTS epochs */
     struct cache_cursor     *merge;     /* owned: worker_slots cursors */
     uint32_t                *order;     /* owned: worker_slots x CACHE_RING
                                            entry slots, merged */
@@ -1213,6 +1239,7 @@ cache_bind(struct cache *cache, struct cache_hdr_shm *hdr)
     cache->worker = &cache->workers[0];
     cache->rings = (struct cache_access_shm *) (base + hdr->rings_offset);
     cache->ring = cache_ring(cache, 0);
+    cache->purges = (uint64_t *) (base + hdr->purges_offset);
     cache->buckets = (uint32_t *) (base + hdr->buckets_offset);
     cache->entries = (struct cache_entry_shm *) (base + hdr->entries_offset);
     cache->arena = (struct cache_arena_shm *) (base + hdr->arena_offset);
@@ -1233,7 +1260,8 @@ cache_create(const struct cache_params *params, struct cache **out)
     struct cache_hdr_shm *hdr;
     struct cache *cache;
     uint64_t seed[2], bucket_count = 1, arena_bytes, off;
-    uint64_t workers_off, rings_off, buckets_off, entries_off, arena_off;
+    uint64_t workers_off, rings_off, purges_off, buckets_off, entries_off;
+    uint64_t arena_off;
     void *map = NULL;
     int rc;
 
@@ -1261,9 +1289,11 @@ cache_create(const struct cache_params *params, struct cache **out)
     workers_off = cache_align(sizeof(struct cache_hdr_shm));
     rings_off = cache_align(workers_off + (uint64_t) params->worker_slots
                             * sizeof(struct cache_worker_shm));
-    buckets_off = cache_align(rings_off + (uint64_t) params->worker_slots
-                              * CACHE_RING
-                              * sizeof(struct cache_access_shm));
+    purges_off = cache_align(rings_off + (uint64_t) params->worker_slots
+                             * CACHE_RING
+                             * sizeof(struct cache_access_shm));
+    buckets_off = cache_align(purges_off
+                              + CACHE_PURGE_SLOTS * sizeof(uint64_t));
     entries_off = cache_align(buckets_off + bucket_count * sizeof(uint32_t));
     arena_off = cache_align(entries_off + (uint64_t) params->capacity
                             * sizeof(struct cache_entry_shm));
@@ -1304,6 +1334,7 @@ cache_create(const struct cache_params *params, struct cache **out)
     hdr->hash_seed[1] = seed[1];
     hdr->workers_offset = workers_off;
     hdr->rings_offset = rings_off;
+    hdr->purges_offset = purges_off;
     hdr->buckets_offset = buckets_off;
     hdr->entries_offset = entries_off;
     hdr->arena_offset = arena_off;
@@ -1515,6 +1546,36 @@ unlock:
     return status;
 }
 
+/* The purge epoch of hash's slot: its own line of the table only for
+ * keys that share it. */
+static inline uint64_t *
+cache_purge_slot(const struct cache *cache, uint64_t hash)
+{
+    return &cache->purges[hash & (CACHE_PURGE_SLOTS - 1)];
+}
+
+static uint64_t
+cache_token_of(const struct cache *cache, uint64_t hash)
+{
+    return __atomic_load_n(cache_purge_slot(cache, hash), __ATOMIC_ACQUIRE)
+           + __atomic_load_n(&cache->hdr->flush_epoch, __ATOMIC_ACQUIRE);
+}
+
+uint64_t
+cache_purge_token(const struct cache *cache, const void *key,
+                  size_t key_len)
+{
+    return cache_token_of(cache, cache_hash(cache->seed, key, key_len));
+}
+
+/* A purge is beginning: fetches in flight must not store (see Purges).
+ * Before the lock is asked for, so a purge that times out counts too. */
+static void
+cache_purge_bump(uint64_t *epoch)
+{
+    (void) __atomic_add_fetch(epoch, 1, __ATOMIC_SEQ_CST);
+}
+
 enum cache_status
 cache_set(struct cache *cache, const void *key, size_t key_len,
           const void *value, size_t value_len, uint64_t now_ms)
@@ -1561,6 +1622,11 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
         return CACHE_BYPASS;
     }
 
+    if (info != NULL && info->check_purge
+        && cache_token_of(cache, hash) != info->purge_token) {
+        status = CACHE_PURGED;          /* a purge began since the fetch */
+        goto unlock;
+    }
     i = cache_find_locked(cache, hash, key, key_len);
     if (i != CACHE_NIL) {
         cache_remove_locked(cache, i, hash);    /* replaced, not evicted */
@@ -1626,6 +1692,21 @@ unlock:
     return status;
 }
 
+enum cache_status
+cache_set_since(struct cache *cache, const void *key, size_t key_len,
+                const void *value, size_t value_len, uint64_t now_ms,
+                uint64_t token)
+{
+    struct cache_entry_info info = {
+        .etag = cache_etag(value, value_len),
+        .check_purge = true,
+        .purge_token = token,
+    };
+
+    return cache_store(cache, key, key_len, value, value_len, now_ms,
+                       &info);
+}
+
 /* Delete takes no clock, so it does not judge age: a present entry is
  * deleted even if it expired unseen (an admin delete answers 204 either
  * way, and nothing is served from it). */
@@ -1640,6 +1721,8 @@ cache_delete(struct cache *cache, const void *key, size_t key_len)
     if (key_len > CACHE_KEY_MAX) {
         return CACHE_MISS;
     }
+    /* Even when the key is not cached: its fetch may be in flight. */
+    cache_purge_bump(cache_purge_slot(cache, hash));
     if (!cache_lock(cache, CACHE_LOCK_WRITE, pid)) {
         return CACHE_BYPASS;
     }
@@ -1659,7 +1742,7 @@ unlock:
 enum cache_status
 cache_flush(struct cache *cache)
 {
-
+    cache_purge_bump(&cache->hdr->flush_epoch);
     if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid())) {
         return CACHE_BYPASS;
     }

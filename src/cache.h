@@ -43,8 +43,10 @@ enum cache_status {
                            over max_memory_bytes, or key over 16 MiB - 1:
                            not stored, any old value left as it was */
     CACHE_DELETED,      /* delete: removed; flush: done */
-    CACHE_BYPASS        /* poisoned, or lock not had in time: act as if
+    CACHE_BYPASS,       /* poisoned, or lock not had in time: act as if
                            there were no cache (answer from Redis) */
+    CACHE_PURGED        /* set_since: the key was deleted or the cache
+                           flushed after the token was taken: not stored */
 };
 
 /* Out fields are set on HIT and STALE unless said otherwise. */
@@ -70,6 +72,11 @@ struct cache_entry_info {
                                            early refresh; saturated */
     bool     negative;                  /* an absent key: value_len 0,
                                            expires after negative_ttl_ms */
+    bool     check_purge;               /* store only if purge_token is
+                                           still the key's (else
+                                           CACHE_PURGED) */
+    uint64_t purge_token;               /* cache_purge_token() taken
+                                           before the fetch was sent */
 };
 
 struct cache_stats {
@@ -130,19 +137,35 @@ enum cache_status cache_set(struct cache *cache, const void *key,
                             size_t value_len, uint64_t now_ms);
 
 /* Stores key with value and info (NULL: as cache_set), replacing any
- * entry of key, fresh or stale.  A negative info needs value_len 0 and
+ * entry of key, fresh or stale; with info->check_purge, only if no purge
+ * of key began since info->purge_token was taken (else CACHE_PURGED).  A negative info needs value_len 0 and
  * a negative_ttl_ms; without one it is CACHE_TOO_LARGE (not stored). */
 enum cache_status cache_store(struct cache *cache, const void *key,
                               size_t key_len, const void *value,
                               size_t value_len, uint64_t now_ms,
                               const struct cache_entry_info *info);
 
-/* CACHE_DELETED, CACHE_MISS, or CACHE_BYPASS.  Takes no clock, so an
+/* Purge safety for a value fetched from Redis: take the token before
+ * the fetch's request is sent, and store with cache_set_since() (or
+ * cache_store() with check_purge).  When
+ * a cache_delete() of a key hashing like key, or a cache_flush(), began
+ * in between, the set is CACHE_PURGED and stores nothing (the value may
+ * be older than the purge).  Lock-free; cheap (one hash, two loads). */
+uint64_t cache_purge_token(const struct cache *cache, const void *key,
+                           size_t key_len);
+enum cache_status cache_set_since(struct cache *cache, const void *key,
+                                  size_t key_len, const void *value,
+                                  size_t value_len, uint64_t now_ms,
+                                  uint64_t token);
+
+/* CACHE_DELETED, CACHE_MISS, or CACHE_BYPASS; either way fetches in
+ * flight for key will not store (cache_set_since).  Takes no clock, so an
  * entry that expired unseen is still DELETED. */
 enum cache_status cache_delete(struct cache *cache, const void *key,
                                size_t key_len);
 
-/* CACHE_DELETED or CACHE_BYPASS. */
+/* CACHE_DELETED or CACHE_BYPASS; either way no fetch in flight will
+ * store (cache_set_since). */
 enum cache_status cache_flush(struct cache *cache);
 
 /* Reads gauges and sums counters without taking the lock. */

@@ -88,15 +88,19 @@ worker_date(struct worker *w)
  * ETag (computed here, once, and kept on the value for the waiters) and
  * the fetch's duration (early refresh).  An absent key is remembered
  * with --negative-ttl; otherwise, when stale answers are on, its stale
- * entry is dropped, since Redis no longer has the key.  CACHE_TOO_LARGE
- * or CACHE_BYPASS just mean not stored. */
+ * entry is dropped, since Redis no longer has the key.  Neither is
+ * stored when the key was purged (DELETE /cache/<key>, POST /flush)
+ * after the fetch took its token.  CACHE_TOO_LARGE, CACHE_BYPASS or
+ * CACHE_PURGED just mean not stored. */
 static void
 worker_store_value(void *arg, const void *key, size_t key_len,
-                   struct value *v, uint64_t fetch_us)
+                   struct value *v, uint64_t fetch_us, uint64_t token)
 {
     struct worker          *w = arg;
     struct cache_entry_info info = {
         .fetch_us = fetch_us > UINT32_MAX ? UINT32_MAX : (uint32_t)fetch_us,
+        .check_purge = true,
+        .purge_token = token,
     };
 
     if (v != NULL && !v->has_etag) {
@@ -192,6 +196,16 @@ worker_early_refresh_due(struct worker *w, const struct cache_lookup *lk)
     }
     r = (double)((worker_random(w) >> 11) + 1) * 0x1.0p-53;   /* (0, 1] */
     return -delta_us * beta * log(r) >= left_us;
+}
+
+/* The backend's token callback: taken before each fetch is sent. */
+static uint64_t
+worker_purge_token(void *arg, const void *key, size_t key_len)
+{
+    struct worker *w = arg;
+
+    return w->params->cache != NULL
+           ? cache_purge_token(w->params->cache, key, key_len) : 0;
 }
 
 int
@@ -1468,6 +1482,7 @@ worker_init(struct worker *w, const struct worker_params *p)
         log_error("backend_create() failed: %s", strerror(-rc));
         return rc;
     }
+    backend_set_token(w->backend, worker_purge_token);
 
     event_timer_init(&w->accept_timer, worker_accept_timer_cb, w);
     event_timer_init(&w->stop_timer, worker_stop_timer_cb, w);

@@ -50,8 +50,9 @@ static size_t double_cache_last_len;
 /* The worker's store callback stores into the cache; this one counts. */
 static void
 double_store(void *arg, const void *key, size_t key_len, struct value *v,
-             uint64_t fetch_us)
+             uint64_t fetch_us, uint64_t token)
 {
+    (void)token;
     ck_assert_ptr_null(arg);
     ck_assert(key != NULL || key_len == 0);
     ck_assert_uint_lt(fetch_us, 60u * 1000000u);

@@ -428,6 +428,75 @@ START_TEST(test_flush)
 }
 END_TEST
 
+/* A value fetched before a purge of its key is not stored after it. */
+START_TEST(test_purge_delete)
+{
+    uint64_t before = cache_purge_token(tc, "k", 1);
+    uint64_t other = cache_purge_token(tc, "x", 1);
+    uint64_t after;
+    int unaffected = 0;
+
+    ck_assert_uint_eq(cache_purge_token(tc, "k", 1), before);
+    tc_put("k", "old");
+    ck_assert_int_eq(cache_delete(tc, "k", 1), CACHE_DELETED);
+    after = cache_purge_token(tc, "k", 1);
+    ck_assert_uint_ne(after, before);
+    ck_assert_int_eq(cache_set_since(tc, "k", 1, "old", 3, 1000, before),
+                     CACHE_PURGED);
+    tc_expect_miss("k", 1000);
+    /* A delete of an absent key counts too: its fetch may be in flight. */
+    ck_assert_int_eq(cache_delete(tc, "k", 1), CACHE_MISS);
+    ck_assert_int_eq(cache_set_since(tc, "k", 1, "old", 3, 1000, after),
+                     CACHE_PURGED);
+    after = cache_purge_token(tc, "k", 1);
+    ck_assert_int_eq(cache_set_since(tc, "k", 1, "new", 3, 1000, after),
+                     CACHE_STORED);
+    tc_expect("k", "new");
+    /* Keys in other slots of the purge table are not held back (x may
+     * share k's slot, 1 in 4096; of 20 keys some do not). */
+    if (cache_set_since(tc, "x", 1, "1", 1, 1000, other) == CACHE_STORED) {
+        unaffected++;
+    }
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        uint64_t t;
+
+        (void) snprintf(key, sizeof(key), "key%d", i);
+        t = cache_purge_token(tc, key, strlen(key));
+        ck_assert_int_ne(cache_delete(tc, "k", 1), CACHE_BYPASS);
+        if (cache_set_since(tc, key, strlen(key), "v", 1, 1000, t)
+            == CACHE_STORED) {
+            unaffected++;
+        }
+    }
+    ck_assert_int_ge(unaffected, 15);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_purge_flush)
+{
+    uint64_t a = cache_purge_token(tc, "a", 1);
+    uint64_t b = cache_purge_token(tc, "b", 1);
+
+    tc_put("a", "1");
+    ck_assert_int_eq(cache_flush(tc), CACHE_DELETED);
+    ck_assert_int_eq(cache_set_since(tc, "a", 1, "1", 1, 1000, a),
+                     CACHE_PURGED);
+    ck_assert_int_eq(cache_set_since(tc, "b", 1, "2", 1, 1000, b),
+                     CACHE_PURGED);
+    ck_assert_uint_eq(tc_stats().entries, 0);
+    b = cache_purge_token(tc, "b", 1);
+    ck_assert_int_eq(cache_set_since(tc, "b", 1, "2", 1, 1000, b),
+                     CACHE_STORED);
+    tc_expect("b", "2");
+    /* cache_set() takes no token and always stores. */
+    tc_put("a", "1");
+    tc_expect("a", "1");
+    tc_check();
+}
+END_TEST
+
 START_TEST(test_empty_cache)
 {
     struct cache_stats stats;
@@ -556,7 +625,7 @@ END_TEST
 
 START_TEST(test_store_info_kept)
 {
-    struct cache_entry_info info = { 0x1234, 777, false };
+    struct cache_entry_info info = { 0x1234, 777, false, false, 0 };
     struct cache_lookup lookup;
     char buf[64];
 
@@ -645,7 +714,7 @@ END_TEST
 
 START_TEST(test_negative_entry)
 {
-    struct cache_entry_info neg = { 0, 100, true };
+    struct cache_entry_info neg = { 0, 100, true, false, 0 };
     struct cache_lookup lookup;
     char buf[64];
 
@@ -1433,6 +1502,9 @@ cache_suite(void)
     tcase_add_test(t, test_delete);
     t = tc_case(s, "flush");
     tcase_add_test(t, test_flush);
+    t = tc_case(s, "purge");
+    tcase_add_test(t, test_purge_delete);
+    tcase_add_test(t, test_purge_flush);
     t = tc_case(s, "empty");
     tcase_add_test(t, test_empty_cache);
     t = tc_case(s, "capacity_one");

@@ -187,6 +187,42 @@ START_TEST(counters_sum_over_slots)
 }
 END_TEST
 
+/* Cluster gauges are one worker's view, not a sum: the slot with the
+ * freshest map wins; redirect and refresh counters add up. */
+START_TEST(cluster_gauges_take_the_freshest_map)
+{
+    struct metrics_slot_shm sum;
+    struct metrics_slot_shm *a = metrics_slot(m, 0);
+    struct metrics_slot_shm *b = metrics_slot(m, 1);
+
+    metrics_cluster_map(a, 3, 16384, true);
+    metrics_cluster_redirect(a, false);
+    metrics_cluster_redirect(b, true);
+    metrics_cluster_redirect(b, true);
+    metrics_cluster_refresh(a);
+    metrics_cluster_refresh(b);
+    metrics_count_failover(b);
+    metrics_sum(m, &sum);
+    ck_assert_uint_eq(sum.cluster_nodes, 3);
+    ck_assert_uint_eq(sum.cluster_slots_covered, 16384);
+    /* b reads a later map with a primary gone. */
+    b->cluster_map_ms = a->cluster_map_ms + 1;
+    b->cluster_nodes = 2;
+    b->cluster_slots_covered = 10923;
+    metrics_sum(m, &sum);
+    ck_assert_uint_eq(sum.cluster_nodes, 2);
+    ck_assert_uint_eq(sum.cluster_slots_covered, 10923);
+    render();
+    assert_line("rcp_backend_redirects_total{kind=\"moved\"} 1");
+    assert_line("rcp_backend_redirects_total{kind=\"ask\"} 2");
+    assert_line("rcp_backend_map_refreshes_total 2");
+    assert_line("rcp_backend_map_changes_total 1");
+    assert_line("rcp_backend_failovers_total 1");
+    assert_line("rcp_backend_nodes 2");
+    assert_line("rcp_backend_slots_covered 10923");
+}
+END_TEST
+
 START_TEST(reap_zeroes_connections_and_keeps_counters)
 {
     struct metrics_slot_shm *s = metrics_slot(m, 1);
@@ -514,6 +550,7 @@ metrics_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, counters_sum_over_slots);
     tcase_add_test(tc, reap_zeroes_connections_and_keeps_counters);
+    tcase_add_test(tc, cluster_gauges_take_the_freshest_map);
     tcase_add_test(tc, every_protocol_code_pair_is_listed_even_at_zero);
     tcase_add_test(tc, a_misfiled_pair_is_still_shown);
     suite_add_tcase(s, tc);
