@@ -246,6 +246,30 @@ def test_reply_over_max_reply_size(make_proxy):
     assert rc.get("small") == b"y" * (512 << 10)
 
 
+def test_rate_limited_warnings_of_another_kind_still_log(make_proxy):
+    # The backend's warnings are rate-limited, but per kind: a reply
+    # over --max-reply-size right after a timeout still gets its own
+    # line, and "(and N more like it)" never counts another kind.
+    r = Redis().start()
+    c = r.client()
+    c.set("big", b"x" * (2 << 20))
+    p = make_proxy(r, "--workers", "1", "--max-reply-size", "1m",
+                   "--redis-timeout", "200ms")
+    assert get(p, "warm").status_code == 404
+    sleeper = threading.Thread(
+        target=lambda: r.client().execute_command("DEBUG", "SLEEP", "0.5"))
+    sleeper.start()
+    time.sleep(0.05)
+    assert get(p, "k").status_code == 504
+    sleeper.join()
+    wait_for(lambda: get(p, "warm").status_code == 404, what="recovery")
+    assert get(p, "big").status_code == 502
+    wait_for(lambda: "over --max-reply-size" in p.log(), timeout=3,
+             what="the too-large line right after a timeout line")
+    assert "timed out" in p.log()
+    assert "more like it" not in p.log()
+
+
 def test_resp_pipeline_of_1000_misses_in_order(make_proxy):
     # Each answer names its key, so the order is checked, not the count.
     s = StandIn(value_of=lambda key: b"value-of-" + key.encode())

@@ -121,6 +121,7 @@
 #define BACKEND_BACKOFF_MIN_MS    100
 #define BACKEND_BACKOFF_MAX_MS    2000
 #define BACKEND_WARN_INTERVAL_MS  1000
+#define BACKEND_WARN_KINDS        8     /* backend_warn() call sites */
 #define BACKEND_CLUSTER_HOPS_MAX  5     /* redirects one fetch follows */
 #define BACKEND_CLUSTER_RETRY_MS  10    /* TRYAGAIN backoff, doubling */
 #define BACKEND_CLUSTER_RETRY_MAX 200
@@ -256,9 +257,11 @@ struct backend {
     /* Log state: transitions are logged once, repeats rate-limited. */
     bool                     logged_up;
     bool                     logged_down;
-    bool                     warned;
-    uint64_t                 warn_last_ms;
-    uint64_t                 warn_suppressed;
+    struct backend_warn_kind {
+        const char          *fmt;       /* the call site's format */
+        uint64_t             last_ms;
+        uint64_t             suppressed;
+    }                        warns[BACKEND_WARN_KINDS];
 };
 
 static void backend_connect(struct backend *b);
@@ -280,31 +283,42 @@ backend_now_us(void)
 static void backend_warn(struct backend *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Rate-limited warning: at most one line per BACKEND_WARN_INTERVAL_MS,
- * the next one saying how many were dropped in between. */
+/* Rate-limited warning: at most one line per BACKEND_WARN_INTERVAL_MS
+ * for each kind (call site, known by its format), the next one saying
+ * how many of that kind were dropped in between.  Per kind, so a burst
+ * of timeouts never hides the one line a different fault gets. */
 static void
 backend_warn(struct backend *b, const char *fmt, ...)
 {
     uint64_t now_ms = event_now_ms(b->loop);
+    struct backend_warn_kind *k = NULL;
     char line[512];
     va_list ap;
 
-    if (b->warned && now_ms - b->warn_last_ms < BACKEND_WARN_INTERVAL_MS) {
-        b->warn_suppressed++;
+    for (size_t i = 0; i < BACKEND_WARN_KINDS; i++) {
+        if (b->warns[i].fmt == fmt || b->warns[i].fmt == NULL) {
+            k = &b->warns[i];
+            break;
+        }
+    }
+    if (k == NULL) {
+        k = &b->warns[BACKEND_WARN_KINDS - 1];  /* more sites than slots */
+    }
+    if (k->fmt == fmt && now_ms - k->last_ms < BACKEND_WARN_INTERVAL_MS) {
+        k->suppressed++;
         return;
     }
     va_start(ap, fmt);
     (void)vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    if (b->warn_suppressed > 0) {
-        log_warn("%s (and %" PRIu64 " more like it)", line,
-                 b->warn_suppressed);
+    if (k->fmt == fmt && k->suppressed > 0) {
+        log_warn("%s (and %" PRIu64 " more like it)", line, k->suppressed);
     } else {
         log_warn("%s", line);
     }
-    b->warned = true;
-    b->warn_last_ms = now_ms;
-    b->warn_suppressed = 0;
+    k->fmt = fmt;
+    k->last_ms = now_ms;
+    k->suppressed = 0;
 }
 
 static void
