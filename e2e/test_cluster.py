@@ -240,6 +240,7 @@ def test_reads_every_primary_hash_tags_and_mget(cluster, make_proxy):
     h = requests.get(p.admin_url("/health"), timeout=5)
     assert h.status_code == 200, h.text
     assert '"slots_covered":16384' in h.text
+    assert '"nodes_down":0' in h.text
     assert "slot map from" in p.log()
 
 
@@ -489,6 +490,10 @@ def test_uncovered_slots_wrong_auth_and_a_dead_seed(partial_cluster,
     h = requests.get(p.admin_url("/health"), timeout=5)
     assert h.status_code == 503
     assert '"slots_covered":12288' in h.text, h.text
+    # The node that refuses our AUTH is counted down (the map is read
+    # again within a second of its failure).
+    wait_for(lambda: '"nodes_down":1' in requests.get(
+        p.admin_url("/health"), timeout=5).text, what="nodes_down 1")
     assert metric(p, "rcp_backend_slots_covered") == 12288
     assert "12288 of 16384 slots covered" in p.log()
     # A node that says CLUSTERDOWN (full coverage required, and 4096

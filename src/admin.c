@@ -220,11 +220,12 @@ admin_health(const struct admin_ops *ops, struct admin_reply *r,
         n = snprintf(json, json_cap,
                      "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"
                      PRIu32 ",\"entries\":%" PRIu64 ",\"cluster\":{"
-                     "\"nodes\":%" PRIu64 ",\"slots_covered\":%" PRIu64
-                     ",\"slots\":16384}}\n",
+                     "\"nodes\":%" PRIu64 ",\"nodes_down\":%" PRIu64
+                     ",\"slots_covered\":%" PRIu64 ",\"slots\":16384}}\n",
                      h.redis_up ? "ok" : "degraded",
                      h.redis_up ? "up" : "down", h.workers, h.entries,
-                     h.cluster_nodes, h.cluster_slots_covered);
+                     h.cluster_nodes, h.cluster_nodes_down,
+                     h.cluster_slots_covered);
     } else {
         n = snprintf(json, json_cap,
                      "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"

@@ -51,6 +51,7 @@ struct admin_health {
                                            every slot has a primary */
     uint64_t cluster_nodes;             /* primaries in the slot map */
     uint64_t cluster_slots_covered;     /* of 16384 */
+    uint64_t cluster_nodes_down;        /* primaries not reachable */
 };
 
 /* What the status page shows; filled by the status callback. */

@@ -114,6 +114,29 @@ cluster_arm(struct cluster *c, uint64_t after_ms)
     }
 }
 
+/* Publishes how many primaries of the map this worker's connections
+ * find refusing (DOWN): /health's nodes_down. */
+static void
+cluster_count_down(struct cluster *c)
+{
+    bool seen[CLUSTER_SLOTS_NODES_MAX];
+    uint32_t i, down = 0;
+    uint16_t o;
+
+    if (c->slot == NULL) {
+        return;
+    }
+    memset(seen, 0, sizeof(seen));
+    for (i = 0; i < CLUSTER_SLOTS_COUNT; i++) {
+        o = c->map->owner[i];
+        if (o != CLUSTER_SLOTS_NONE && !seen[o]) {
+            seen[o] = true;
+            down += c->nodes[o] != NULL && !backend_usable(c->nodes[o]);
+        }
+    }
+    metrics_cluster_nodes_down(c->slot, down);
+}
+
 static void
 cluster_refresh_end(struct cluster *c, bool ok)
 {
@@ -121,6 +144,7 @@ cluster_refresh_end(struct cluster *c, bool ok)
     event_timer_stop(c->loop, &c->deadline);
     c->busy = false;
     c->resume = false;
+    cluster_count_down(c);
     c->down = !ok && !c->have_map;
     if (ok) {
         c->logged_down = false;

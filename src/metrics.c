@@ -337,6 +337,8 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             out->cluster_slots_covered =
                 __atomic_load_n(&s->cluster_slots_covered,
                                 __ATOMIC_RELAXED);
+            out->cluster_nodes_down =
+                __atomic_load_n(&s->cluster_nodes_down, __ATOMIC_RELAXED);
         }
     }
 }
@@ -352,6 +354,12 @@ void
 metrics_count_failover(struct metrics_slot_shm *s)
 {
     __atomic_fetch_add(&s->failovers, 1, __ATOMIC_RELAXED);
+}
+
+void
+metrics_cluster_nodes_down(struct metrics_slot_shm *s, uint32_t down)
+{
+    __atomic_store_n(&s->cluster_nodes_down, down, __ATOMIC_RELAXED);
 }
 
 void
@@ -587,6 +595,9 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_u64(&o, "rcp_backend_nodes", "gauge",
                 "Redis Cluster primaries in the slot map (0: one Redis).",
                 sum.cluster_nodes);
+    metrics_u64(&o, "rcp_backend_nodes_down", "gauge",
+                "Redis Cluster primaries the workers cannot reach (as of "
+                "the last map read).", sum.cluster_nodes_down);
     metrics_u64(&o, "rcp_backend_slots_covered", "gauge",
                 "Redis Cluster slots with a primary, of 16384.",
                 sum.cluster_slots_covered);

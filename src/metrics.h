@@ -87,6 +87,7 @@ struct metrics_slot_shm {
                                            view is the one shown: */
     uint64_t cluster_nodes;             /* gauge: primaries in it */
     uint64_t cluster_slots_covered;     /* gauge: slots with a primary */
+    uint64_t cluster_nodes_down;        /* gauge: primaries refusing us */
 };
 
 struct metrics;
@@ -131,6 +132,8 @@ void metrics_cluster_refresh(struct metrics_slot_shm *s);
 void metrics_count_failover(struct metrics_slot_shm *s);
 void metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
                          uint32_t covered, bool changed);
+/* How many primaries of the map this worker cannot reach now. */
+void metrics_cluster_nodes_down(struct metrics_slot_shm *s, uint32_t down);
 
 /* What the supervisor knows and the slots don't. */
 struct metrics_process_info {

@@ -1247,8 +1247,10 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
         out->cluster = true;
         out->cluster_nodes = sum.cluster_nodes;
         out->cluster_slots_covered = sum.cluster_slots_covered;
+        out->cluster_nodes_down = sum.cluster_nodes_down;
         out->redis_up = sum.cluster_nodes > 0
-                        && sum.cluster_slots_covered == 16384;
+                        && sum.cluster_slots_covered == 16384
+                        && sum.cluster_nodes_down == 0;
     }
 }
 
@@ -1872,9 +1874,18 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
     log_set_level(s->cfg.log_level);
     supervisor_title_init(s);
 
+    /* The pid file before the listeners: once a port answers, a script
+     * that waits for it may read the pid file.  Removed again at out. */
+    if (supervisor_write_pid_file(&s->cfg) != 0) {
+        s->exit_status = 1;
+        goto out;
+    }
+    s->pid_file_written = s->cfg.pid_file[0] != '\0';
+
     rc = supervisor_listen(&s->cfg.listen, (int) s->cfg.backlog);
     if (rc < 0) {
-        return 1;
+        s->exit_status = 1;
+        goto out;
     }
     s->http_fd = rc;
     if (s->cfg.resp_listen.enabled) {
@@ -1903,12 +1914,6 @@ supervisor_run(struct config *cfg, int argc, char *const argv[],
         }
         s->admin_fd = rc;
     }
-    if (supervisor_write_pid_file(&s->cfg) != 0) {
-        s->exit_status = 1;
-        goto out;
-    }
-    s->pid_file_written = s->cfg.pid_file[0] != '\0';
-
     s->nslots = s->cfg.workers * 2;
     memset(&cp, 0, sizeof(cp));
     cp.capacity = s->cfg.capacity;

@@ -179,6 +179,7 @@ worker_acl_http_request(struct conn *c)
     struct worker *w = c->worker;
     const char    *value = NULL;
     size_t         len = 0;
+    bool           ok;
 
     if (!w->acl.http_auth_on) {
         return true;
@@ -188,8 +189,16 @@ worker_acl_http_request(struct conn *c)
                                   "authorization", &value, &len)) {
         value = NULL;
     }
-    if (w->acl.http_auth == NULL
-        || http_auth_check(w->acl.http_auth, value, len) != HTTP_AUTH_OK) {
+    if (w->acl.http_auth == NULL) {
+        worker_acl_http_401(c);
+        return false;
+    }
+    ok = http_auth_check(w->acl.http_auth, value, len) == HTTP_AUTH_OK;
+    /* A credential not yet remembered costs a bcrypt, tens of
+     * milliseconds: the loop's clock is stale after it, and a Redis
+     * deadline armed from it would be spent before it starts. */
+    event_update_time(&w->loop);
+    if (!ok) {
         worker_acl_http_401(c);
         return false;
     }

@@ -118,6 +118,14 @@ metrics_count_failover(struct metrics_slot_shm *s)
 }
 
 void
+metrics_cluster_nodes_down(struct metrics_slot_shm *s, uint32_t down)
+{
+    (void)s;
+    (void)down;
+    ck_abort_msg("nodes counted without a cluster");
+}
+
+void
 metrics_cluster_refresh(struct metrics_slot_shm *s)
 {
     (void)s;

@@ -452,6 +452,7 @@ static const struct family_case {
     { "rcp_backend_failovers_total", "counter",
       "rcp_backend_failovers_total 0" },
     { "rcp_backend_nodes", "gauge", "rcp_backend_nodes 0" },
+    { "rcp_backend_nodes_down", "gauge", "rcp_backend_nodes_down 0" },
     { "rcp_backend_slots_covered", "gauge", "rcp_backend_slots_covered 0" },
     { "rcp_max_clients", "gauge", "rcp_max_clients 1024" },
     { "rcp_workers", "gauge", "rcp_workers 4" },
