@@ -239,3 +239,38 @@ def test_unreadable_ca_file_stops_the_start_with_the_reason(make_proxy):
     assert ("cannot load the CA file '/nonexistent/ca.pem': "
             in p.log()), p.log()
     assert "No such file or directory" in p.log()
+
+
+def test_tls_to_a_server_that_does_not_speak_it_names_the_handshake(
+        certs, make_proxy):
+    # A plain Redis on a rediss:// address often just waits for a line
+    # end in the ClientHello: the stall's log line must say it was the
+    # TLS handshake that got no answer, not "connecting".
+    import socket
+    import threading
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            held.append(c)      # reads nothing, answers nothing
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        p = proxy_tls(make_proxy,
+                      "rediss://127.0.0.1:%d" % ls.getsockname()[1],
+                      "--redis-tls-ca-file", certs("ca.crt"),
+                      "--redis-timeout", "300ms", "--workers", "1")
+        assert get(p, "k").status_code in (502, 504)
+        wait_for(lambda: "during the TLS handshake" in p.log(),
+                 what="the handshake named in the log")
+        assert "while connecting" not in p.log()
+    finally:
+        ls.close()
+        for c in held:
+            c.close()

@@ -1133,7 +1133,10 @@ backend_on_watchdog(struct event_loop *loop, struct event_timer *timer)
     }
     backend_warn(b, "redis %s: no reply for %" PRIu64 " ms%s; resetting"
                  " the connection", b->addr, b->timeout_ms,
-                 b->conn.state == REDIS_CONN_OPEN ? "" : " while connecting");
+                 b->conn.state == REDIS_CONN_OPEN ? ""
+                 : b->conn.state == REDIS_CONN_HANDSHAKE
+                     ? " during the TLS handshake (does the server speak TLS?)"
+                     : " while connecting");
     redis_conn_close(&b->conn);
     b->answered = false;
     backend_enter_wait(b, true);
