@@ -302,11 +302,10 @@ redis_url_mask(const char *s, char *out, size_t cap)
         (void)snprintf(out, cap, "%s", s);
         return;
     }
-    end = p + strcspn(p, "?");
+    /* Not cut at '?': a raw '?' in the password makes the URL bad, and
+     * its error message must not show the password either. */
+    end = p + strlen(p);
     stop = scratch.is_unix ? p + strcspn(p, "/") : end;
-    if (stop > end) {
-        stop = end;
-    }
     for (const char *q = p; q < stop; q++) {
         if (*q == '@') {
             at = q;

@@ -147,6 +147,10 @@ static const struct {
     { "redis://u:p@ss@h", "redis://u:****@h", "'@' inside the password" },
     { "unix://:pw@/tmp/r.sock?db=1", "unix://:****@/tmp/r.sock?db=1",
       "unix socket" },
+    { "redis://u:s3cr?et@h", "redis://u:****@h",
+      "'?' inside the password (a bad URL, whose error shows it)" },
+    { "unix://:pa?ss@/tmp/r.sock", "unix://:****@/tmp/r.sock",
+      "'?' inside a unix URL's password" },
     { "redis://h:1/2", "redis://h:1/2", "nothing to hide" },
     { "10.0.0.1:6379", "10.0.0.1:6379", "not a URL" },
 };
