@@ -123,9 +123,10 @@ worker_http_error_cached(struct conn *c, int status,
 {
     char   hb[HTTP_HEAD_MAX + 512];
     bool   head = c->req.method == HTTP_METHOD_HEAD;
+    bool   keep = worker_http_keep_alive(c);
     size_t n;
 
-    n = http_format_error_cached(status, head, worker_http_keep_alive(c),
+    n = http_format_error_cached(status, head, keep,
                                  c->req.version_minor == 0,
                                  worker_date(c->worker), detail, detail_len,
                                  cached, hb, sizeof(hb));
@@ -133,7 +134,7 @@ worker_http_error_cached(struct conn *c, int status,
         worker_conn_close(c);
         return;
     }
-    if (!worker_http_keep_alive(c)) {
+    if (!keep) {
         c->close_after_write = true;
     }
     worker_http_count(c, status);
