@@ -367,6 +367,28 @@ def test_proxy_protocol(redis_server, make_proxy, tmp_path):
     assert any(" 10.4.4.4 resp " in l for l in lines), lines
 
 
+def test_proxy_local_header_judges_the_connection(redis_server, make_proxy):
+    """A LOCAL (v2) or UNKNOWN (v1) header keeps the connection's own
+    address (man page), so --allow-from judges that address: a trusted
+    peer outside --allow-from is not let in by naming no client."""
+    p = make_proxy(redis_server, "--proxy-protocol-from", "127.0.0.1",
+                   "--allow-from", "10.0.0.0/8")
+    redis_server.client().set("k", "v")
+    req = b"GET /k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    local = V2_SIG + bytes([0x20, 0x00]) + struct.pack(">H", 0)
+    before = metric(p, "rcp_connections_denied_total")
+    assert http_raw(p.port, b"PROXY UNKNOWN\r\n" + req) == b""
+    assert http_raw(p.port, local + req) == b""
+    wait_for(lambda: metric(p, "rcp_connections_denied_total")
+             == before + 2, what="denied connections counted")
+    q = make_proxy(redis_server, "--proxy-protocol-from", "127.0.0.1",
+                   "--allow-from", "127.0.0.0/8")
+    out = http_raw(q.port, local + req)
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"\r\n\r\nv")
+    out = http_raw(q.port, b"PROXY UNKNOWN\r\n" + req)
+    assert out.startswith(b"HTTP/1.1 200 ")
+
+
 def test_proxy_header_from_untrusted_peer(redis_server, make_proxy):
     rport = free_port()
     p = make_proxy(redis_server, "--proxy-protocol-from", "10.0.0.1",

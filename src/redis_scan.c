@@ -34,6 +34,10 @@ redis_scan_count(const char *p, size_t n, int64_t *out)
         if (p[i] < '0' || p[i] > '9') {
             return -1;
         }
+        /* 19 digits can pass INT64_MAX: refuse, never overflow. */
+        if (v > (INT64_MAX - (p[i] - '0')) / 10) {
+            return -1;
+        }
         v = v * 10 + (p[i] - '0');
     }
     *out = v;

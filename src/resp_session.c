@@ -159,6 +159,12 @@ resp_session_auth(struct resp_session *s, const char *buf,
 /* HELLO [protover [AUTH user pass] [SETNAME name]].  RESP3 is refused
  * with Redis' own NOPROTO error, which clients take as "stay on RESP2";
  * HELLO 2 (or none) answers Redis' 14-element array. */
+static const char resp_session_hello_noauth[] =
+    "NOAUTH HELLO must be called with the client already "
+    "authenticated, otherwise the HELLO AUTH <user> "
+    "<pass> option can be used to authenticate the client and "
+    "select the RESP protocol version at the same time";
+
 static enum resp_session_rc
 resp_session_hello(struct resp_session *s, const char *buf,
                    const struct resp_command *cmd,
@@ -216,18 +222,16 @@ resp_session_hello(struct resp_session *s, const char *buf,
         }
         if (!s->authed && !auth) {
             return resp_session_rc_of(resp_session_error(out,
-                "NOAUTH HELLO must be called with the client already "
-                "authenticated, otherwise the HELLO AUTH <user> "
-                "<pass> option can be used to authenticate the client and "
-                "select the RESP protocol version at the same time"));
+                                                  resp_session_hello_noauth));
         }
         if (ver != 2) {
             return resp_session_rc_of(resp_session_error(out,
                 "NOPROTO unsupported protocol version"));
         }
     } else if (!s->authed) {
+        /* Redis 7 answers a bare HELLO with the same words. */
         return resp_session_rc_of(resp_session_error(out,
-                                                     resp_session_noauth));
+                                                  resp_session_hello_noauth));
     }
     if (setname != NULL) {
         /* CLIENT SETNAME's checks, before anything changes. */

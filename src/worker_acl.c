@@ -5,7 +5,7 @@
  *
  *   accept   --allow-from: closed at once, counted as denied; a peer in
  *            --proxy-protocol-from is let in and judged on the client
- *            its PROXY header names
+ *            its PROXY header names (on itself for LOCAL / UNKNOWN)
  *   first bytes   from a trusted peer: the PROXY header is required,
  *            parsed (proxy_proto.c) and dropped; from any other peer a
  *            PROXY header is refused (400, or a RESP error) and closed
@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -127,6 +128,24 @@ worker_acl_proxy(struct conn *c)
         inet_ntop(r.src.ss_family, a, c->peer, sizeof(c->peer));
         if (!access_client_allowed(&c->worker->acl,
                                    (const struct sockaddr *) &r.src)) {
+            metrics_count_connection(c->worker->params->metrics, true);
+            worker_conn_close(c);
+            return false;
+        }
+    } else {
+        /* LOCAL / UNKNOWN keep the connection's own address (the man
+         * page), so --allow-from judges the trusted peer itself, which
+         * accept let in only because it was trusted. */
+        struct sockaddr_storage self;
+        socklen_t               slen = sizeof(self);
+
+        if (getpeername(c->fd, (struct sockaddr *) &self, &slen) != 0) {
+            log_debug("getpeername(%d) failed: %s", c->fd, strerror(errno));
+            worker_conn_close(c);
+            return false;
+        }
+        if (!access_client_allowed(&c->worker->acl,
+                                   (const struct sockaddr *) &self)) {
             metrics_count_connection(c->worker->params->metrics, true);
             worker_conn_close(c);
             return false;

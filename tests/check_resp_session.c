@@ -156,6 +156,8 @@ static const struct session_case session_cases[] = {
       "another user" },
     { { { "HELLO", "2" } }, "pw", NULL, NULL, "-NOAUTH HELLO must be called",
       NULL, "HELLO without AUTH before authenticating" },
+    { { { "HELLO" } }, "pw", NULL, NULL, "-NOAUTH HELLO must be called",
+      NULL, "bare HELLO before authenticating: Redis 7's words" },
     { { { "HELLO", "2", "AUTH", "default", "pw" }, { "GET", "a" } }, "pw",
       NULL, "", NULL, NULL, "HELLO AUTH authenticates" },
     { { { "HELLO", "2", "SETNAME", "me" }, { "CLIENT", "GETNAME" } }, NULL,
