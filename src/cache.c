@@ -212,6 +212,8 @@
 
 #include "cache.h"
 #include "cache_arena.h"
+#include "etag.h"
+#include "siphash.h"
 
 #define CACHE_MAGIC             UINT64_C(0x4548434143504352)  /* RCPCACHE */
 #define CACHE_LAYOUT_VERSION    3u
@@ -432,40 +434,15 @@ cache_pid(void)
 
 /* ---- hashing ---------------------------------------------------------- */
 
-static inline uint64_t
-cache_rotl(uint64_t x, unsigned b)
-{
-    return (x << b) | (x >> (64 - b));
-}
-
-static inline void
-cache_sipround(uint64_t *v0, uint64_t *v1, uint64_t *v2, uint64_t *v3)
-{
-    *v0 += *v1;
-    *v1 = cache_rotl(*v1, 13);
-    *v1 ^= *v0;
-    *v0 = cache_rotl(*v0, 32);
-    *v2 += *v3;
-    *v3 = cache_rotl(*v3, 16);
-    *v3 ^= *v2;
-    *v0 += *v3;
-    *v3 = cache_rotl(*v3, 21);
-    *v3 ^= *v0;
-    *v2 += *v1;
-    *v1 = cache_rotl(*v1, 17);
-    *v1 ^= *v2;
-    *v2 = cache_rotl(*v2, 32);
-}
-
 /* SipHash-1-3 (one compression round, three finalisation rounds). */
 static uint64_t
 cache_hash(const uint64_t seed[2], const void *key, size_t len)
 {
     const unsigned char *p = key;
-    uint64_t v0 = UINT64_C(0x736f6d6570736575) ^ seed[0];
-    uint64_t v1 = UINT64_C(0x646f72616e646f6d) ^ seed[1];
-    uint64_t v2 = UINT64_C(0x6c7967656e657261) ^ seed[0];
-    uint64_t v3 = UINT64_C(0x7465646279746573) ^ seed[1];
+    uint64_t v0 = SIPHASH_C0 ^ seed[0];
+    uint64_t v1 = SIPHASH_C1 ^ seed[1];
+    uint64_t v2 = SIPHASH_C2 ^ seed[0];
+    uint64_t v3 = SIPHASH_C3 ^ seed[1];
     uint64_t b = (uint64_t) len << 56;
     size_t whole = len & ~(size_t) 7;
     uint64_t m;
@@ -474,19 +451,19 @@ cache_hash(const uint64_t seed[2], const void *key, size_t len)
         memcpy(&m, p + off, sizeof(m));
         m = le64toh(m);
         v3 ^= m;
-        cache_sipround(&v0, &v1, &v2, &v3);
+        siphash_round(&v0, &v1, &v2, &v3);
         v0 ^= m;
     }
     for (size_t k = 0; k < (len & 7); k++) {
         b |= (uint64_t) p[whole + k] << (8 * k);
     }
     v3 ^= b;
-    cache_sipround(&v0, &v1, &v2, &v3);
+    siphash_round(&v0, &v1, &v2, &v3);
     v0 ^= b;
     v2 ^= 0xff;
-    cache_sipround(&v0, &v1, &v2, &v3);
-    cache_sipround(&v0, &v1, &v2, &v3);
-    cache_sipround(&v0, &v1, &v2, &v3);
+    siphash_round(&v0, &v1, &v2, &v3);
+    siphash_round(&v0, &v1, &v2, &v3);
+    siphash_round(&v0, &v1, &v2, &v3);
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
@@ -1413,15 +1390,7 @@ cache_set_windows(struct cache *cache, uint64_t negative_ttl_ms,
 uint64_t
 cache_etag(const void *value, size_t value_len)
 {
-    /* A fixed key: the ETag must not depend on the segment or the
-     * process.  Clients cannot make two values collide on purpose any
-     * more cheaply than with any 64-bit hash, and a collision only
-     * answers 304 for a value that changed to one with the same hash. */
-    static const uint64_t etag_key[2] = {
-        UINT64_C(0x7263702d65746167), UINT64_C(0x76616c7565206964)
-    };
-
-    return cache_hash(etag_key, value, value_len);
+    return etag_of(value, value_len);
 }
 
 /* ---- operations ------------------------------------------------------- */

@@ -529,6 +529,7 @@ redis_conn_parse(struct redis_conn *c)
                 n = pending;
             }
             memcpy(c->value->data + c->value_got, rb->data + rb->pos, n);
+            value_fed(c->value, c->value_got, n);
             c->value_got += n;
             rb->pos += n;
             if (c->value_got < c->value->len) {
@@ -728,6 +729,7 @@ redis_conn_read(struct redis_conn *c)
             if (got <= 0) {
                 return;
             }
+            value_fed(c->value, c->value_got, (size_t)got);
             c->value_got += (size_t)got;
             c->rx_bytes += (uint64_t)got;
             budget -= (size_t)got < budget ? (size_t)got : budget;

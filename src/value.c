@@ -49,11 +49,23 @@ value_create(size_t len)
         v->map_len = map_len;
     }
     v->refs = 1;
-    v->has_etag = false;
-    v->etag = 0;
     v->len = len;
+    etag_begin(&v->etag_state);
+    v->has_etag = len == 0;
+    v->etag = len == 0 ? etag_end(&v->etag_state) : 0;
     v->data[len] = '\0';        /* the spare byte: C strings for logs */
     return v;
+}
+
+void
+value_fed(struct value *v, size_t from, size_t n)
+{
+    assert(from == v->etag_state.len && n <= v->len - from);
+    etag_update(&v->etag_state, v->data + from, n);
+    if (v->etag_state.len == v->len) {
+        v->etag = etag_end(&v->etag_state);
+        v->has_etag = true;
+    }
 }
 
 struct value *

@@ -22,6 +22,8 @@
 
 #include "cache.h"
 #include "cache_arena.h"
+#include "etag.h"
+#include "value.h"
 
 static struct cache *tc;        /* the cache under test */
 
@@ -620,6 +622,62 @@ START_TEST(test_etag_is_the_values)
     ck_assert_uint_ne(lookup.etag, first);
     ck_assert_uint_ne(cache_etag("", 0), cache_etag("\0", 1));
     tc_check();
+}
+END_TEST
+
+/* The ETag is part of the contract between proxies (and of what clients
+ * saved): these are the tags the one-shot SipHash-1-3 gave before it
+ * could be fed in pieces.  Every split of the input gives the same tag,
+ * and a value fed as it arrives (value_fed) ends with it too. */
+START_TEST(test_etag_in_pieces)
+{
+    static const struct {
+        size_t   len;
+        uint64_t tag;
+    } known[] = {
+        { 0, UINT64_C(0xce12749b4a7a81d8) },
+        { 1, UINT64_C(0x9f24d99d69772d5f) },
+        { 7, UINT64_C(0x8a67a481ea5f90b5) },
+        { 8, UINT64_C(0xb3d45744535b1426) },
+        { 9, UINT64_C(0x6ff6a58ce35d85cc) },
+        { 15, UINT64_C(0xdb9879d9465e81b6) },
+        { 16, UINT64_C(0x4f34e9c6597fdce9) },
+        { 17, UINT64_C(0xc17edf13bf9cc1fc) },
+        { 1000, UINT64_C(0x673016b0bd548bc5) },
+    };
+    static unsigned char buf[1000];
+
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        buf[i] = (unsigned char) (i * 7 + 3);
+    }
+    for (size_t k = 0; k < sizeof(known) / sizeof(*known); k++) {
+        size_t len = known[k].len;
+
+        ck_assert_uint_eq(cache_etag(buf, len), known[k].tag);
+        ck_assert_uint_eq(etag_of(buf, len), known[k].tag);
+        /* Every split in two, and pieces of every size from 1 to 17. */
+        for (size_t cut = 0; cut <= len && len <= 17; cut++) {
+            struct etag_state s;
+
+            etag_begin(&s);
+            etag_update(&s, buf, cut);
+            etag_update(&s, buf + cut, len - cut);
+            ck_assert_uint_eq(etag_end(&s), known[k].tag);
+        }
+        for (size_t piece = 1; piece <= 17; piece++) {
+            struct value *v = value_create(len);
+
+            ck_assert_ptr_nonnull(v);
+            memcpy(v->data, buf, len);
+            for (size_t off = 0; off < len; off += piece) {
+                ck_assert(!v->has_etag);
+                value_fed(v, off, len - off < piece ? len - off : piece);
+            }
+            ck_assert(v->has_etag);
+            ck_assert_uint_eq(v->etag, known[k].tag);
+            value_unref(v);
+        }
+    }
 }
 END_TEST
 
@@ -1515,6 +1573,7 @@ cache_suite(void)
     tcase_add_test(t, test_set_drops_expired_tail);
     t = tc_case(s, "validators and windows");
     tcase_add_test(t, test_etag_is_the_values);
+    tcase_add_test(t, test_etag_in_pieces);
     tcase_add_test(t, test_store_info_kept);
     tcase_add_test(t, test_stale_window);
     tcase_add_test(t, test_stale_never_after_delete_or_flush);
