@@ -282,10 +282,14 @@ resp_session_gate(struct resp_session *s, const char *buf,
     if (!s->authed && !resp_command_is(buf, cmd, "auth")
         && !resp_command_is(buf, cmd, "hello")
         && !resp_command_is(buf, cmd, "quit")) {
-        /* Redis also aborts a transaction a NOAUTH lands in. */
+        /* Redis also aborts a transaction a NOAUTH lands in, and a
+         * refused EXEC says so in EXECABORT's words. */
         s->multi_dirty |= s->in_multi;
         return resp_session_rc_of(resp_session_error(out,
-                                                     resp_session_noauth));
+            resp_command_is(buf, cmd, "exec")
+            ? "EXECABORT Transaction discarded because of: "
+              "NOAUTH Authentication required."
+            : resp_session_noauth));
     }
     if (!s->in_multi || resp_command_is(buf, cmd, "exec")
         || resp_command_is(buf, cmd, "discard")

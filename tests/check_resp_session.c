@@ -139,6 +139,9 @@ static const struct session_case session_cases[] = {
       "AUTH without a password configured" },
     { { { "GET", "a" } }, "pw", NULL, "-NOAUTH Authentication required.\r\n",
       NULL, NULL, "NOAUTH before AUTH" },
+    { { { "EXEC" } }, "pw", NULL, "-EXECABORT Transaction discarded "
+      "because of: NOAUTH Authentication required.\r\n", NULL, NULL,
+      "EXEC before AUTH: Redis 7's EXECABORT words" },
     { { { "AUTH", "nope" } }, "pw", NULL,
       "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
       NULL, NULL, "wrong password" },
