@@ -311,6 +311,24 @@ def test_http_auth_reload_on_sighup(redis_server, make_proxy, tmp_path):
                         timeout=5).status_code == 401
 
 
+def test_http_auth_broken_file_at_reload_keeps_running(redis_server,
+                                                       make_proxy, tmp_path):
+    f = tmp_path / "htpasswd"
+    f.write_text(bearer_line("tok") + "\n")
+    p = make_proxy(redis_server, "--http-auth-file", str(f))
+    redis_server.client().set("k", "v")
+    hdr = {"Authorization": "Bearer tok", "Connection": "close"}
+    assert requests.get(p.url("/k"), headers=hdr, timeout=5).status_code == 200
+    f.write_text("garbage\n")
+    os.kill(p.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "keeping the running configuration" in p.log(),
+             timeout=10, what="reload refused")
+    assert "reload complete" not in p.log()
+    for _ in range(10):
+        assert requests.get(p.url("/k"), headers=hdr,
+                            timeout=5).status_code == 200
+
+
 def test_http_auth_bad_file(tmp_path):
     f = tmp_path / "htpasswd"
     f.write_text("alice:$apr1$abc$def\n")

@@ -40,6 +40,7 @@
 #include <hiredis/adapters/libuv.h>
 
 #include "admin.h"
+#include "http_auth.h"
 #include "http_parser.h"
 #include "cache.h"
 #include "log.h"
@@ -1032,6 +1033,20 @@ supervisor_sighup_cb(uv_signal_t *h, int signum)
         != CONFIG_OK) {
         log_error("reload: %s; keeping the running configuration", err);
         return;
+    }
+    if (next.http_auth_file[0] != '\0') {
+        /* Workers read the credential file as they start: one that no
+         * longer parses would make every request 401.  Judge it here, as
+         * any other bad value of the new configuration. */
+        struct http_auth *auth = NULL;
+
+        if (http_auth_load_file(next.http_auth_file, &auth, err,
+                                sizeof(err)) != 0) {
+            log_error("reload: --http-auth-file: %s; keeping the running "
+                      "configuration", err);
+            return;
+        }
+        http_auth_free(auth);
     }
     supervisor_keep_fixed(&s->cfg, &next);
     s->cfg = next;
