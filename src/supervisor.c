@@ -101,6 +101,18 @@ done:
     return rc;
 }
 
+int
+supervisor_timer_start(uv_timer_t *t, uv_timer_cb cb, uint64_t ms,
+                       uint64_t repeat_ms, const char *what)
+{
+    int rc = uv_timer_start(t, cb, ms, repeat_ms);
+
+    if (rc != 0) {
+        log_error("uv_timer_start(%s) failed: %s", what, uv_strerror(rc));
+    }
+    return rc;
+}
+
 /* ---- stop -------------------------------------------------------------- */
 
 static void
@@ -201,6 +213,28 @@ supervisor_on_close(uv_handle_t *h, void *arg)
     }
 }
 
+/* A signal handle on the loop, its failure logged with the call's name.
+ * 0 or a libuv error. */
+static int
+supervisor_signal_open(struct supervisor *s, uv_signal_t *h,
+                       uv_signal_cb cb, int signum)
+{
+    int rc = uv_signal_init(s->loop, h);
+
+    if (rc != 0) {
+        log_error("uv_signal_init(%s) failed: %s", strsignal(signum),
+                  uv_strerror(rc));
+        return rc;
+    }
+    h->data = s;
+    rc = uv_signal_start(h, cb, signum);
+    if (rc != 0) {
+        log_error("uv_signal_start(%s) failed: %s", strsignal(signum),
+                  uv_strerror(rc));
+    }
+    return rc;
+}
+
 /* Everything made before the loop runs: 0, or -1 with s->exit_status
  * set and the failing call logged.  What it made is undone by
  * supervisor_close, whatever the point of failure. */
@@ -214,16 +248,6 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
     int                 rc;
 
     memset(s, 0, sizeof(*s));
-    /* Signals sent before the loop's handlers exist must wait for them,
-     * not kill us: block them now, unblock once uv_signal_start is done. */
-    sigemptyset(&early);
-    sigaddset(&early, SIGTERM);
-    sigaddset(&early, SIGINT);
-    sigaddset(&early, SIGHUP);
-    sigaddset(&early, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &early, &s->saved_mask);
-    s->mask_saved = true;
-
     s->cfg = *cfg;
     s->argc = argc;
     s->argv = argv;
@@ -237,11 +261,26 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
     for (int i = 0; i < SUPERVISOR_RESERVE_FDS; i++) {
         s->reserve_fds[i] = -1;
     }
+    log_init("supervisor", 0);
+    log_set_level(s->cfg.log_level);
+
+    /* Signals sent before the loop's handlers exist must wait for them,
+     * not kill us: block them now, unblock once uv_signal_start is done.
+     * supervisor_close restores the caller's mask. */
+    sigemptyset(&early);
+    sigaddset(&early, SIGTERM);
+    sigaddset(&early, SIGINT);
+    sigaddset(&early, SIGHUP);
+    sigaddset(&early, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &early, &s->saved_mask) != 0) {
+        log_error("sigprocmask(SIG_BLOCK) failed: %s", strerror(errno));
+        goto fail;
+    }
+    s->mask_saved = true;
+
     supervisor_reserve_take(s);
     clock_gettime(CLOCK_REALTIME, &ts);
     s->start_time = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-    log_init("supervisor", 0);
-    log_set_level(s->cfg.log_level);
     supervisor_title_init(s);
 
     /* The pid file before the listeners: once a port answers, a script
@@ -322,25 +361,32 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
     }
 
     s->loop = uv_default_loop();
+    if (s->loop == NULL) {
+        log_error("uv_default_loop() failed");
+        goto fail;
+    }
     uv_timer_init(s->loop, &s->respawn_timer);
     uv_timer_init(s->loop, &s->recover_timer);
     uv_timer_init(s->loop, &s->kill_timer);
     s->respawn_timer.data = s;
     s->recover_timer.data = s;
     s->kill_timer.data = s;
-    uv_signal_init(s->loop, &s->sig_term);
-    uv_signal_init(s->loop, &s->sig_int);
-    uv_signal_init(s->loop, &s->sig_hup);
-    uv_signal_init(s->loop, &s->sig_chld);
-    s->sig_term.data = s->sig_int.data = s->sig_hup.data = s;
-    s->sig_chld.data = s;
-    uv_signal_start(&s->sig_term, supervisor_sigterm_cb, SIGTERM);
-    uv_signal_start(&s->sig_int, supervisor_sigterm_cb, SIGINT);
-    uv_signal_start(&s->sig_hup, supervisor_sighup_cb, SIGHUP);
-    uv_signal_start(&s->sig_chld, supervisor_sigchld_cb, SIGCHLD);
+    if (supervisor_signal_open(s, &s->sig_term, supervisor_sigterm_cb,
+                               SIGTERM) != 0
+        || supervisor_signal_open(s, &s->sig_int, supervisor_sigterm_cb,
+                                  SIGINT) != 0
+        || supervisor_signal_open(s, &s->sig_hup, supervisor_sighup_cb,
+                                  SIGHUP) != 0
+        || supervisor_signal_open(s, &s->sig_chld, supervisor_sigchld_cb,
+                                  SIGCHLD) != 0) {
+        goto fail;
+    }
     /* A client that goes away mid-answer must not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    sigprocmask(SIG_SETMASK, &s->saved_mask, NULL);
+    if (sigprocmask(SIG_SETMASK, &s->saved_mask, NULL) != 0) {
+        log_error("sigprocmask(SIG_SETMASK) failed: %s", strerror(errno));
+        goto fail;
+    }
 
     if (s->cfg.admin_listen.enabled) {
         rc = supervisor_admin_start(s);
@@ -415,8 +461,9 @@ supervisor_close(struct supervisor *s)
         unlink(s->cfg.pid_file);
     }
     supervisor_reserve_release(s);
-    if (s->mask_saved) {
-        sigprocmask(SIG_SETMASK, &s->saved_mask, NULL);
+    if (s->mask_saved
+        && sigprocmask(SIG_SETMASK, &s->saved_mask, NULL) != 0) {
+        log_error("sigprocmask(SIG_SETMASK) failed: %s", strerror(errno));
     }
 }
 

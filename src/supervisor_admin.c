@@ -493,8 +493,13 @@ supervisor_health_start(struct admin_conn *c)
     SUPERVISOR_LIST_ADD(s->health_checks, hc);
     uv_timer_init(s->loop, &hc->timer);
     hc->timer.data = hc;
-    uv_timer_start(&hc->timer, supervisor_health_timeout_cb,
-                   s->cfg.redis_timeout_ms, 0);
+    if (supervisor_timer_start(&hc->timer, supervisor_health_timeout_cb,
+                               s->cfg.redis_timeout_ms, 0, "health check")
+        != 0) {
+        /* No deadline, no PING: Redis counts as down. */
+        supervisor_health_settle(hc, false, false);
+        return;
+    }
 
     if (s->cfg.redis_tls || s->cfg.redis_sentinel[0] != '\0'
         || s->cfg.redis_cluster[0] != '\0') {
@@ -734,8 +739,12 @@ supervisor_admin_start(struct supervisor *s)
     s->admin_open = true;
     uv_timer_init(s->loop, &s->admin_timer);
     s->admin_timer.data = s;
-    uv_timer_start(&s->admin_timer, supervisor_admin_sweep_cb,
-                   ADMIN_SWEEP_MS, ADMIN_SWEEP_MS);
+    rc = supervisor_timer_start(&s->admin_timer, supervisor_admin_sweep_cb,
+                                ADMIN_SWEEP_MS, ADMIN_SWEEP_MS,
+                                "admin sweep");
+    if (rc != 0) {
+        return rc;
+    }
     /* The sweep alone must not keep the loop running at the end. */
     uv_unref((uv_handle_t *) &s->admin_timer);
     rc = uv_tcp_open(&s->admin_tcp, s->admin_fd);

@@ -128,6 +128,13 @@ supervisor_now_ms(const struct supervisor *s)
     return uv_now(s->loop);
 }
 
+/* ---- supervisor.c ---- */
+
+/* uv_timer_start, a failure logged with what the timer is for (`what`).
+ * 0 or a libuv error. */
+int supervisor_timer_start(uv_timer_t *t, uv_timer_cb cb, uint64_t ms,
+                           uint64_t repeat_ms, const char *what);
+
 /* ---- supervisor_workers.c ---- */
 
 /* Finds argv's storage, to rename workers in place (ps). */

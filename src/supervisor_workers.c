@@ -189,7 +189,10 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
     sigaddset(&none, SIGINT);
     sigaddset(&none, SIGHUP);
     sigaddset(&none, SIGUSR2);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) {
+        log_error("sigprocmask(SIG_SETMASK) failed: %s", strerror(errno));
+        _exit(WORKER_EXIT_FATAL);
+    }
 
     if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) {
         log_error("prctl(PR_SET_PDEATHSIG) failed: %s", strerror(errno));
@@ -359,14 +362,26 @@ supervisor_fork(struct supervisor *s, struct proc *p)
     /* No signal handler of ours may run in the child before it has reset
      * them, so block everything around fork(). */
     sigfillset(&all);
-    sigprocmask(SIG_SETMASK, &all, &old);
+    if (sigprocmask(SIG_SETMASK, &all, &old) != 0) {
+        rc = -errno;
+        log_error("sigprocmask(SIG_SETMASK) failed: %s; not forking",
+                  strerror(errno));
+        close(pipefd[0]);
+        close(pipefd[1]);
+        supervisor_reserve_take(s);
+        return rc;
+    }
     pid = fork();
     if (pid == 0) {
         close(pipefd[0]);
         supervisor_child(s, p, pipefd[1], parent);
     }
     rc = errno;
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (sigprocmask(SIG_SETMASK, &old, NULL) != 0) {
+        /* The mask stays full: signals wait, and libuv's handlers run
+         * once a later fork restores it.  Nothing better to do. */
+        log_error("sigprocmask(SIG_SETMASK) failed: %s", strerror(errno));
+    }
     close(pipefd[1]);
     supervisor_reserve_take(s);
     if (pid < 0) {
@@ -428,8 +443,8 @@ supervisor_spawn_missing(struct supervisor *s)
 
         if (p == NULL || supervisor_fork(s, p) != 0) {
             /* Out of slots or fork failed: try again later. */
-            uv_timer_start(&s->respawn_timer, supervisor_respawn_cb,
-                           SUPERVISOR_RESPAWN_CAP_MS, 0);
+            supervisor_timer_start(&s->respawn_timer, supervisor_respawn_cb,
+                                   SUPERVISOR_RESPAWN_CAP_MS, 0, "respawn");
             return;
         }
     }
@@ -442,8 +457,8 @@ supervisor_recover_cb(uv_timer_t *t)
     int                rc = cache_recover(s->cache);
 
     if (rc == -EBUSY) {
-        uv_timer_start(&s->recover_timer, supervisor_recover_cb,
-                       SUPERVISOR_RECOVER_POLL_MS, 0);
+        supervisor_timer_start(&s->recover_timer, supervisor_recover_cb,
+                               SUPERVISOR_RECOVER_POLL_MS, 0, "recover");
         return;
     }
     if (rc != 0) {
@@ -493,7 +508,8 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
     if (cache_reap_slot(s->cache, supervisor_cache_slot(s, p))) {
         log_error("worker %u died inside the cache lock: serving from "
                   "Redis until the cache is rebuilt", p->index);
-        uv_timer_start(&s->recover_timer, supervisor_recover_cb, 0, 0);
+        supervisor_timer_start(&s->recover_timer, supervisor_recover_cb, 0,
+                               0, "recover");
     }
     supervisor_ready_detach(p);
     /* A successor whose predecessor this was must not retire whatever
@@ -558,8 +574,8 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
         log_warn("worker died %llu ms after starting: respawning in "
                  "%llu ms", (unsigned long long) lived,
                  (unsigned long long) s->respawn_delay_ms);
-        uv_timer_start(&s->respawn_timer, supervisor_respawn_cb,
-                       s->respawn_delay_ms, 0);
+        supervisor_timer_start(&s->respawn_timer, supervisor_respawn_cb,
+                               s->respawn_delay_ms, 0, "respawn");
         return;
     }
     if (lived >= SUPERVISOR_STABLE_MS) {
@@ -622,8 +638,9 @@ supervisor_workers_stop(struct supervisor *s)
         }
     }
     supervisor_signal_workers(s, SIGTERM);
-    uv_timer_start(&s->kill_timer, supervisor_kill_cb,
-                   s->cfg.shutdown_timeout_ms + SUPERVISOR_KILL_GRACE_MS, 0);
+    supervisor_timer_start(&s->kill_timer, supervisor_kill_cb,
+                           s->cfg.shutdown_timeout_ms
+                               + SUPERVISOR_KILL_GRACE_MS, 0, "kill");
 }
 
 /* ---- reload ----------------------------------------------------------- */
