@@ -214,24 +214,30 @@ admin_health(const struct admin_ops *ops, struct admin_reply *r,
 {
     struct admin_health h = { .redis_up = false, .workers = 0, .entries = 0 };
     int                 n;
+    const char         *tq, *tv, *te;
 
     ops->health(ops->ctx, &h);
+    /* --tracking's state: "off", "up" or "down" (one short word). */
+    tq = h.tracking != NULL ? ",\"tracking\":\"" : "";
+    tv = h.tracking != NULL ? h.tracking : "";
+    te = h.tracking != NULL ? "\"" : "";
     if (h.cluster) {
         n = snprintf(json, json_cap,
                      "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"
-                     PRIu32 ",\"entries\":%" PRIu64 ",\"cluster\":{"
+                     PRIu32 ",\"entries\":%" PRIu64 "%s%s%s,\"cluster\":{"
                      "\"nodes\":%" PRIu64 ",\"nodes_down\":%" PRIu64
                      ",\"slots_covered\":%" PRIu64 ",\"slots\":16384}}\n",
                      h.redis_up ? "ok" : "degraded",
                      h.redis_up ? "up" : "down", h.workers, h.entries,
-                     h.cluster_nodes, h.cluster_nodes_down,
+                     tq, tv, te, h.cluster_nodes, h.cluster_nodes_down,
                      h.cluster_slots_covered);
     } else {
         n = snprintf(json, json_cap,
                      "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"
-                     PRIu32 ",\"entries\":%" PRIu64 "}\n",
+                     PRIu32 ",\"entries\":%" PRIu64 "%s%s%s}\n",
                      h.redis_up ? "ok" : "degraded",
-                     h.redis_up ? "up" : "down", h.workers, h.entries);
+                     h.redis_up ? "up" : "down", h.workers, h.entries, tq,
+                     tv, te);
     }
     /* Two short words and a few integers always fit. */
     assert(n > 0 && (size_t) n < json_cap);

@@ -376,37 +376,50 @@ static const struct health_case {
     const char         *body;
     const char         *why;
 } health_cases[] = {
-    { { true, 3, 42, false, 0, 0, 0 }, 200,
+    { { true, 3, 42, false, 0, 0, 0, NULL }, 200,
       "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":3,\"entries\":42}\n",
       "Redis up" },
-    { { true, 2, 7, true, 3, 16384, 0 }, 200,
+    { { true, 2, 7, true, 3, 16384, 0, NULL }, 200,
       "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":7,"
       "\"cluster\":{\"nodes\":3,\"nodes_down\":0,\"slots_covered\":16384,"
       "\"slots\":16384}}\n",
       "a cluster with every slot covered" },
-    { { false, 2, 7, true, 2, 12288, 1 }, 503,
+    { { false, 2, 7, true, 2, 12288, 1, NULL }, 503,
       "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":2,"
       "\"entries\":7,\"cluster\":{\"nodes\":2,\"nodes_down\":1,"
       "\"slots_covered\":12288,\"slots\":16384}}\n",
       "a cluster with slots uncovered: 503" },
     { { false, UINT32_MAX, UINT64_MAX, true, UINT64_MAX, UINT64_MAX,
-        UINT64_MAX }, 503,
+        UINT64_MAX, NULL }, 503,
       "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":4294967295,"
       "\"entries\":18446744073709551615,\"cluster\":{\"nodes\":"
       "18446744073709551615,\"nodes_down\":18446744073709551615,"
       "\"slots_covered\":18446744073709551615,\"slots\":16384}}\n",
       "widest cluster numbers fit" },
-    { { false, 3, 42, false, 0, 0, 0 }, 503,
+    { { false, 3, 42, false, 0, 0, 0, NULL }, 503,
       "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":3,"
       "\"entries\":42}\n",
       "Redis down: 503, still says what it knows" },
-    { { true, 0, 0, false, 0, 0, 0 }, 200,
+    { { true, 0, 0, false, 0, 0, 0, NULL }, 200,
       "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":0,\"entries\":0}\n",
       "no worker alive is still reported, not hidden" },
-    { { false, UINT32_MAX, UINT64_MAX, false, 0, 0, 0 }, 503,
+    { { false, UINT32_MAX, UINT64_MAX, false, 0, 0, 0, NULL }, 503,
       "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":4294967295,"
       "\"entries\":18446744073709551615}\n",
       "widest numbers fit" },
+    { { true, 2, 5, false, 0, 0, 0, "up" }, 200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":5,"
+      "\"tracking\":\"up\"}\n",
+      "--tracking: invalidations flow" },
+    { { true, 2, 5, false, 0, 0, 0, "down" }, 200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":5,"
+      "\"tracking\":\"down\"}\n",
+      "tracking down: Redis answers, still healthy" },
+    { { true, 2, 7, true, 3, 16384, 0, "off" }, 200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":7,"
+      "\"tracking\":\"off\",\"cluster\":{\"nodes\":3,\"nodes_down\":0,"
+      "\"slots_covered\":16384,\"slots\":16384}}\n",
+      "tracking's state before the cluster's" },
 };
 
 START_TEST(health_json)
