@@ -504,6 +504,11 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
                        metrics_slot(s->metrics, (uint32_t) (p - s->procs))
                            ->connections, __ATOMIC_SEQ_CST);
     metrics_reap_slot(s->metrics, (uint32_t) (p - s->procs));
+    if (metrics_reap_tracking(s->metrics, (uint32_t) (p - s->procs))) {
+        /* --tracking: Redis told that worker's subscriber alone of the
+         * keys it read; nobody hears of them now. */
+        (void) cache_flush(s->cache);
+    }
 
     if (cache_reap_slot(s->cache, supervisor_cache_slot(s, p))) {
         log_error("worker %u died inside the cache lock: serving from "
