@@ -89,23 +89,23 @@ config_mul(uint64_t a, uint64_t b, uint64_t *out)
  * value, so "90s" and "64m" come back as they were written.
  */
 enum config_unit_kind {
-    CONFIG_UNIT_DURATION,               /* scale in milliseconds */
-    CONFIG_UNIT_SIZE                    /* scale in bytes */
+    CONFIG_UNIT_DURATION, /* scale in milliseconds */
+    CONFIG_UNIT_SIZE      /* scale in bytes */
 };
 
 static const struct config_unit {
     enum config_unit_kind kind;
     const char           *suffix;
     uint64_t              scale;
-    bool                  print;        /* the spelling the printer uses */
+    bool                  print; /* the spelling the printer uses */
 } config_units[] = {
     { CONFIG_UNIT_DURATION, "h", 3600 * 1000, true },
     { CONFIG_UNIT_DURATION, "m", 60 * 1000, true },
     { CONFIG_UNIT_DURATION, "s", 1000, true },
-    { CONFIG_UNIT_DURATION, "", 1000, false },     /* bare: seconds */
+    { CONFIG_UNIT_DURATION, "", 1000, false }, /* bare: seconds */
     { CONFIG_UNIT_DURATION, "ms", 1, true },
     { CONFIG_UNIT_SIZE, "g", 1ULL << 30, true },
-    { CONFIG_UNIT_SIZE, "G", 1ULL << 30, false },  /* as nginx takes it */
+    { CONFIG_UNIT_SIZE, "G", 1ULL << 30, false }, /* as nginx takes it */
     { CONFIG_UNIT_SIZE, "m", 1ULL << 20, true },
     { CONFIG_UNIT_SIZE, "M", 1ULL << 20, false },
     { CONFIG_UNIT_SIZE, "k", 1ULL << 10, true },
@@ -119,8 +119,7 @@ static const struct config_unit {
  * The syntax is judged before the range, so "99999999999999999999x" is
  * -EINVAL, not -ERANGE. */
 static int
-config_parse_scaled(const char *s, enum config_unit_kind kind,
-                    uint64_t *out)
+config_parse_scaled(const char *s, enum config_unit_kind kind, uint64_t *out)
 {
     uint64_t v;
     int      rc = config_parse_digits(&s, &v);
@@ -270,8 +269,7 @@ config_parse_hostport(const char *s, char host[CONFIG_HOST_MAX],
 }
 
 int
-config_parse_listen(const char *s, struct config_listen *out,
-                    bool allow_off)
+config_parse_listen(const char *s, struct config_listen *out, bool allow_off)
 {
     struct config_listen l;
     int                  rc;
@@ -417,8 +415,7 @@ config_mask_seeds(const char *s, char *out, size_t cap)
 }
 
 static void
-config_format_hostport(const char *host, uint16_t port, char *buf,
-                       size_t len)
+config_format_hostport(const char *host, uint16_t port, char *buf, size_t len)
 {
     if (host[0] == '\0') {
         snprintf(buf, len, "*:%u", (unsigned) port);

@@ -15,7 +15,7 @@
 #define CONFIG_HOST_MAX   256
 #define CONFIG_PATH_MAX   1024
 #define CONFIG_SECRET_MAX 512
-#define CONFIG_SEEDS_MAX  16            /* --redis-cluster seed nodes */
+#define CONFIG_SEEDS_MAX  16 /* --redis-cluster seed nodes */
 
 /* A listening address: host is a numeric IPv4/IPv6 address or a name;
  * "" or "*" means every address.  enabled is false for `off`. */
@@ -32,14 +32,14 @@ struct config_listen {
  * --redis-db and --redis-tls override it. */
 struct config_redis {
     bool     is_unix;
-    char     host[CONFIG_HOST_MAX];     /* when !is_unix */
-    uint16_t port;                      /* when !is_unix */
-    char     path[CONFIG_PATH_MAX];     /* when is_unix */
-    bool     tls;                       /* rediss:// */
-    bool     has_password;              /* the URL gave user/password */
+    char     host[CONFIG_HOST_MAX]; /* when !is_unix */
+    uint16_t port;                  /* when !is_unix */
+    char     path[CONFIG_PATH_MAX]; /* when is_unix */
+    bool     tls;                   /* rediss:// */
+    bool     has_password;          /* the URL gave user/password */
     char     user[CONFIG_SECRET_MAX];
     char     password[CONFIG_SECRET_MAX];
-    bool     has_db;                    /* the URL gave a db */
+    bool     has_db; /* the URL gave a db */
     uint32_t db;
 };
 
@@ -80,8 +80,7 @@ void config_format_listen(const struct config_listen *l, char *buf,
                           size_t len);
 /* The address alone ("HOST:PORT", "unix:PATH", "rediss://HOST:PORT"):
  * never a user, password or db. */
-void config_format_redis(const struct config_redis *r, char *buf,
-                         size_t len);
+void config_format_redis(const struct config_redis *r, char *buf, size_t len);
 /* A seed list with each URL's password hidden, for logs and errors. */
 void config_mask_seeds(const char *s, char *out, size_t cap);
 
