@@ -194,8 +194,8 @@ def resp_port(p):
 
 
 def fill(cluster, keys):
-    rc = redis.cluster.RedisCluster(host="127.0.0.1",
-                                    port=cluster.nodes[0].port,
+    live = next(n for n in cluster.nodes if n.proc.poll() is None)
+    rc = redis.cluster.RedisCluster(host="127.0.0.1", port=live.port,
                                     decode_responses=True)
     try:
         for k in keys:
@@ -250,6 +250,11 @@ def test_reads_every_primary_hash_tags_and_mget(cluster, make_proxy):
     assert sum(m["slots"] for m in members) == 16384
     assert h.json()["cluster"]["down"] == []
     assert "slot map from" in p.log()
+    # Read with CLUSTER SHARDS (SLOTS is deprecated in Redis 7).
+    assert "has no CLUSTER SHARDS" not in p.log()
+    assert any(n.client().info("commandstats")
+               .get("cmdstat_cluster|shards", {}).get("calls", 0) > 0
+               for n in cluster.nodes[:2])
 
 
 def reads_served(node):
@@ -599,7 +604,7 @@ def test_prefer_replica_falls_back_to_the_primary(cluster, make_proxy):
     fill(cluster, keys)
     wait_for(lambda: prim.client().execute_command("WAIT", 1, 1000) >= 1,
              what="replication")
-    wait_for(lambda: all(len(e) >= 4 for e in cluster.nodes[0].client()
+    wait_for(lambda: all(len(e) >= 4 for e in prim.client()
                          .execute_command("CLUSTER", "SLOTS")
                          if prim.port == e[2][1]),
              timeout=20, interval=0.1, what="the replica in CLUSTER SLOTS")

@@ -4,7 +4,8 @@ demand, and a TLS cluster:
 - a one-node "cluster" (fake_redis.py) whose GET answers -TRYAGAIN: the
   proxy retries with a backoff inside --redis-timeout, then answers 503
   (HTTP) and Redis' error (RESP); a TRYAGAIN that clears in time is a
-  200;
+  200.  It also answers CLUSTER SHARDS with an error, as Redis before 7
+  does, so the map comes from the CLUSTER SLOTS fallback;
 - Sentinel's -READONLY re-ask: the primary a (fake) sentinel named
   starts answering -READONLY, as a demoted primary does to writes, and
   that sentinel now names another primary but never publishes
@@ -72,7 +73,11 @@ def test_tryagain_retried_in_the_deadline_then_503(make_proxy):
                        "1", "--max-value-size", "1", "--redis-timeout",
                        "1s", "--resp-listen", "127.0.0.1:%d" % rport)
         s = requests.Session()
+        # Answered by CLUSTER SLOTS after SHARDS was refused.
         wait_for(lambda: "slot map from" in p.log(), what="the map")
+        assert [a[1].upper() for a in n.node.seen if a[0] == "CLUSTER"][:2] \
+            == ["SHARDS", "SLOTS"], n.node.seen
+        assert "has no CLUSTER SHARDS; using CLUSTER SLOTS" in p.log()
         # Stuck: retried with a growing backoff until the deadline, 503.
         before = n.node.count("GET")
         t0 = time.monotonic()
@@ -139,9 +144,12 @@ def test_sentinel_readonly_reask(make_proxy):
                 break
             assert time.monotonic() - t0 < 5, (codes, p.log())
         took = time.monotonic() - t0
-        print("followed a -READONLY primary in %.3fs" % took)
-        # Far inside the 10 s periodic ask: the -READONLY triggered it.
-        assert took < 1.0, took
+        print("followed a -READONLY primary in %.3fs: %r" % (took, codes))
+        # About 0.1 s here (the re-ask is rate-limited to one per
+        # 100 ms); the bound leaves room for a loaded CI machine and is
+        # still far inside the 10 s periodic ask, so the -READONLY is
+        # what triggered it.
+        assert took < 2.0, (took, codes, p.log())
         assert sent.count("SENTINEL") > asked
         assert "the primary of 'mymaster' is now 127.0.0.1:%d" % new.port \
             in p.log()
