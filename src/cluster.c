@@ -42,36 +42,36 @@
 #include "redis_ask.h"
 #include "redis_conn.h"
 
-#define CLUSTER_REFRESH_MIN_MS  1000    /* Envoy's redirect threshold */
-#define CLUSTER_RETRY_MS        1000    /* after a round with no answer */
+#define CLUSTER_REFRESH_MIN_MS 1000 /* Envoy's redirect threshold */
+#define CLUSTER_RETRY_MS       1000 /* after a round with no answer */
 
 struct cluster {
-    struct event_loop       *loop;      /* borrowed */
-    struct metrics_slot_shm *slot;      /* borrowed, may be NULL */
+    struct event_loop       *loop; /* borrowed */
+    struct metrics_slot_shm *slot; /* borrowed, may be NULL */
     cluster_state_cb         cb;
-    void                    *cb_arg;    /* borrowed: the backend */
-    struct config           *cfg;       /* owned copy: node backends are
-                                           made from it */
-    struct config_redis     *seeds;     /* owned array */
+    void                    *cb_arg; /* borrowed: the backend */
+    struct config           *cfg;    /* owned copy: node backends are
+                                        made from it */
+    struct config_redis     *seeds;  /* owned array */
     size_t                   nseeds;
-    struct ssl_ctx_st       *tls;       /* owned; NULL: plain */
+    struct ssl_ctx_st       *tls; /* owned; NULL: plain */
 
-    struct cluster_slots    *map;       /* owned */
-    bool                     have_map;
-    unsigned                 pick;      /* which replica: per worker */
-    struct backend          *nodes[CLUSTER_SLOTS_NODES_MAX]; /* owned,
-                                           by map node index; NULL
-                                           until first used */
+    struct cluster_slots *map; /* owned */
+    bool                  have_map;
+    unsigned              pick; /* which replica: per worker */
+    struct backend       *nodes[CLUSTER_SLOTS_NODES_MAX]; /* owned,
+                                        by map node index; NULL
+                                        until first used */
 
     /* The refresh: asking, and when. */
-    struct redis_ask         ask;
-    bool                     use_slots;     /* a node has no CLUSTER
-                                               SHARDS (Redis < 7) */
-    bool                     asked_shards;  /* what is due on ask */
-    uint64_t                 last_start_ms;
-    bool                     down;          /* no map, a round failed */
-    bool                     logged_down;
-    struct event_timer       timer;         /* next refresh */
+    struct redis_ask   ask;
+    bool               use_slots;    /* a node has no CLUSTER
+                                        SHARDS (Redis < 7) */
+    bool               asked_shards; /* what is due on ask */
+    uint64_t           last_start_ms;
+    bool               down; /* no map, a round failed */
+    bool               logged_down;
+    struct event_timer timer; /* next refresh */
 };
 
 static void cluster_refresh_start(struct cluster *c);
@@ -86,7 +86,7 @@ cluster_candidate(const struct cluster *c, size_t i, const char **host,
     size_t n;
 
     for (n = 0; n < c->map->nnodes; n++) {
-        bool primary = false;
+        bool     primary = false;
         uint32_t s;
 
         for (s = 0; s < CLUSTER_SLOTS_COUNT && !primary; s++) {
@@ -124,11 +124,11 @@ static void
 cluster_publish(struct cluster *c, bool new_list)
 {
     static struct metrics_node_shm out[METRICS_NODES_MAX];
-    uint32_t slots[CLUSTER_SLOTS_NODES_MAX];
-    bool replica[CLUSTER_SLOTS_NODES_MAX];
-    char addr[CLUSTER_SLOTS_HOST_MAX + 16];
-    uint32_t i, n = 0, more = 0, down = 0;
-    uint16_t o;
+    uint32_t                       slots[CLUSTER_SLOTS_NODES_MAX];
+    bool                           replica[CLUSTER_SLOTS_NODES_MAX];
+    char                           addr[CLUSTER_SLOTS_HOST_MAX + 16];
+    uint32_t                       i, n = 0, more = 0, down = 0;
+    uint16_t                       o;
 
     if (c->slot == NULL) {
         return;
@@ -149,7 +149,7 @@ cluster_publish(struct cluster *c, bool new_list)
     for (int pass = 0; pass < 2; pass++) {
         for (i = 0; i < c->map->nnodes; i++) {
             const struct cluster_slots_node *node = &c->map->nodes[i];
-            enum metrics_node_state st;
+            enum metrics_node_state          st;
 
             if (pass == 0 ? slots[i] == 0 : !replica[i] || slots[i] > 0) {
                 continue;
@@ -162,14 +162,14 @@ cluster_publish(struct cluster *c, bool new_list)
                 continue;
             }
             memset(&out[n], 0, sizeof(out[n]));
-            (void)snprintf(addr, sizeof(addr),
-                           strchr(node->host, ':') != NULL ? "[%s]:%u"
-                                                           : "%s:%u",
-                           node->host, (unsigned)node->port);
+            (void) snprintf(addr, sizeof(addr),
+                            strchr(node->host, ':') != NULL ? "[%s]:%u"
+                                                            : "%s:%u",
+                            node->host, (unsigned) node->port);
             metrics_node_set_addr(&out[n], addr);
             out[n].slots = slots[i];
             out[n].replica = pass == 1;
-            out[n].state = (uint8_t)st;
+            out[n].state = (uint8_t) st;
             n++;
         }
     }
@@ -212,18 +212,18 @@ cluster_apply(struct cluster *c, const redisReply *r, char *why,
               size_t why_len)
 {
     static uint16_t before[CLUSTER_SLOTS_COUNT];
-    const char *host = c->ask.host;
-    unsigned port = c->ask.port;
-    uint32_t changed = 0, covered, i, primaries = 0;
-    bool seen[CLUSTER_SLOTS_NODES_MAX];
-    int rc;
+    const char     *host = c->ask.host;
+    unsigned        port = c->ask.port;
+    uint32_t        changed = 0, covered, i, primaries = 0;
+    bool            seen[CLUSTER_SLOTS_NODES_MAX];
+    int             rc;
 
     memcpy(before, c->map->owner, sizeof(before));
-    rc = c->asked_shards
-             ? cluster_slots_from_shards(c->map, r, host, c->pick,
-                                         c->tls != NULL, why, why_len)
-             : cluster_slots_from_reply(c->map, r, host, c->pick, why,
-                                        why_len);
+    rc =
+        c->asked_shards
+            ? cluster_slots_from_shards(c->map, r, host, c->pick,
+                                        c->tls != NULL, why, why_len)
+            : cluster_slots_from_reply(c->map, r, host, c->pick, why, why_len);
     if (rc != 0) {
         return REDIS_ASK_NEXT;
     }
@@ -244,13 +244,13 @@ cluster_apply(struct cluster *c, const redisReply *r, char *why,
         if (covered == CLUSTER_SLOTS_COUNT) {
             log_info("redis cluster: slot map from %s:%u: %" PRIu32
                      " primaries, all slots covered (%" PRIu32
-                     " slots changed owner)", host, port, primaries,
-                     changed);
+                     " slots changed owner)",
+                     host, port, primaries, changed);
         } else {
             log_warn("redis cluster: slot map from %s:%u: %" PRIu32
-                     " primaries, %" PRIu32 " of 16384 slots covered (%"
-                     PRIu32 " slots changed owner)", host, port, primaries,
-                     covered, changed);
+                     " primaries, %" PRIu32 " of 16384 slots covered (%" PRIu32
+                     " slots changed owner)",
+                     host, port, primaries, covered, changed);
         }
     }
     c->have_map = true;
@@ -266,8 +266,8 @@ static bool
 cluster_ask_target(void *arg, size_t i, struct redis_conn_target *t)
 {
     struct cluster *c = arg;
-    const char *host = NULL;
-    uint16_t port = 0;
+    const char     *host = NULL;
+    uint16_t        port = 0;
 
     if (!cluster_candidate(c, i, &host, &port)) {
         return false;
@@ -283,8 +283,8 @@ static int
 cluster_ask_send(void *arg, struct redis_ask *a)
 {
     struct cluster *c = arg;
-    const char *argv[2] = { "CLUSTER", c->use_slots ? "SLOTS" : "SHARDS" };
-    size_t lens[2] = { 7, c->use_slots ? 5u : 6u };
+    const char     *argv[2] = { "CLUSTER", c->use_slots ? "SLOTS" : "SHARDS" };
+    size_t          lens[2] = { 7, c->use_slots ? 5u : 6u };
 
     c->asked_shards = !c->use_slots;
     return redis_ask_send(a, 2, argv, lens);
@@ -305,16 +305,17 @@ cluster_ask_reply(void *arg, struct redis_ask *a, const redisReply *r,
                   char *why, size_t why_len)
 {
     struct cluster *c = arg;
-    const char *argv[2] = { "CLUSTER", "SLOTS" };
-    size_t lens[2] = { 7, 5 };
+    const char     *argv[2] = { "CLUSTER", "SLOTS" };
+    size_t          lens[2] = { 7, 5 };
 
     if (c->asked_shards && cluster_no_shards(r)) {
         log_info("redis cluster: %s:%u has no CLUSTER SHARDS; using "
-                 "CLUSTER SLOTS", a->host, (unsigned)a->port);
+                 "CLUSTER SLOTS",
+                 a->host, (unsigned) a->port);
         c->use_slots = true;
         c->asked_shards = false;
         if (redis_ask_send(a, 2, argv, lens) != 0) {
-            (void)snprintf(why, why_len, "out of memory");
+            (void) snprintf(why, why_len, "out of memory");
             return REDIS_ASK_NEXT;
         }
         return REDIS_ASK_MORE;
@@ -351,7 +352,7 @@ cluster_refresh_start(struct cluster *c)
 static void
 cluster_on_timer(struct event_loop *loop, struct event_timer *timer)
 {
-    (void)loop;
+    (void) loop;
     cluster_refresh_start(timer->data);
 }
 
@@ -385,8 +386,9 @@ cluster_node_backend(struct cluster *c, uint32_t idx)
                                  &c->nodes[idx]);
         if (rc != 0) {
             log_error("redis cluster: node %s:%u: backend_create() "
-                      "failed: %s", c->map->nodes[idx].host,
-                      (unsigned)c->map->nodes[idx].port, strerror(-rc));
+                      "failed: %s",
+                      c->map->nodes[idx].host,
+                      (unsigned) c->map->nodes[idx].port, strerror(-rc));
             c->nodes[idx] = NULL;
         } else {
             backend_set_state_cb(c->nodes[idx], cluster_on_node_state, c);
@@ -399,9 +401,9 @@ enum cluster_route
 cluster_route(struct cluster *c, const void *key, size_t key_len,
               bool primary_only, struct backend **node)
 {
-    size_t plen = strlen(c->cfg->key_prefix);
-    char small[512];
-    char *full = small;
+    size_t   plen = strlen(c->cfg->key_prefix);
+    char     small[512];
+    char    *full = small;
     uint16_t slot;
 
     if (!c->have_map) {
@@ -465,8 +467,8 @@ cluster_redirect(struct cluster *c, const struct backend *from,
                  const char *text, size_t len, struct backend **to)
 {
     struct cluster_redirect r;
-    int idx;
-    uint32_t i;
+    int                     idx;
+    uint32_t                i;
 
     *to = NULL;
     cluster_redirect_parse(text, len, &r);
@@ -477,8 +479,8 @@ cluster_redirect(struct cluster *c, const struct backend *from,
         /* "the endpoint you used": the node that answered. */
         for (i = 0; i < c->map->nnodes; i++) {
             if (c->nodes[i] == from) {
-                (void)snprintf(r.host, sizeof(r.host), "%s",
-                               c->map->nodes[i].host);
+                (void) snprintf(r.host, sizeof(r.host), "%s",
+                                c->map->nodes[i].host);
             }
         }
     }
@@ -490,10 +492,10 @@ cluster_redirect(struct cluster *c, const struct backend *from,
         return r.kind;
     }
     if (r.kind == CLUSTER_REDIRECT_MOVED) {
-        c->map->owner[r.slot] = (uint16_t)idx;
+        c->map->owner[r.slot] = (uint16_t) idx;
         cluster_refresh_soon(c);
     }
-    *to = cluster_node_backend(c, (uint32_t)idx);
+    *to = cluster_node_backend(c, (uint32_t) idx);
     return r.kind;
 }
 
@@ -517,8 +519,8 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
                void *cb_arg, struct cluster **out)
 {
     struct cluster *c = calloc(1, sizeof(*c));
-    size_t bad;
-    int n;
+    size_t          bad;
+    int             n;
 
     if (c == NULL) {
         return -ENOMEM;
@@ -540,7 +542,7 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
         free(c);
         return -EINVAL;
     }
-    c->nseeds = (size_t)n;
+    c->nseeds = (size_t) n;
     if (cfg->redis_tls) {
         char err[256];
 
@@ -548,8 +550,7 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
             true, cluster_path_or_null(cfg->redis_tls_ca_file),
             cluster_path_or_null(cfg->redis_tls_ca_dir),
             cluster_path_or_null(cfg->redis_tls_cert_file),
-            cluster_path_or_null(cfg->redis_tls_key_file), err,
-            sizeof(err));
+            cluster_path_or_null(cfg->redis_tls_key_file), err, sizeof(err));
         if (c->tls == NULL) {
             log_error("redis TLS: %s", err);
             free(c->cfg);
@@ -561,7 +562,7 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
     }
     cluster_slots_init(c->map);
     /* Workers pick different replicas of a slot, spreading the reads. */
-    c->pick = (unsigned)getpid();
+    c->pick = (unsigned) getpid();
     c->loop = loop;
     c->slot = slot;
     c->cb = cb;

@@ -21,11 +21,11 @@ cluster_crc16_init(void)
     unsigned i, bit;
 
     for (i = 0; i < 256; i++) {
-        uint16_t crc = (uint16_t)(i << 8);
+        uint16_t crc = (uint16_t) (i << 8);
 
         for (bit = 0; bit < 8; bit++) {
-            crc = (crc & 0x8000u) ? (uint16_t)((crc << 1) ^ 0x1021u)
-                                  : (uint16_t)(crc << 1);
+            crc = (crc & 0x8000u) ? (uint16_t) ((crc << 1) ^ 0x1021u)
+                                  : (uint16_t) (crc << 1);
         }
         cluster_crc16_table[i] = crc;
     }
@@ -36,16 +36,16 @@ uint16_t
 cluster_crc16(const void *buf, size_t len)
 {
     const unsigned char *p = buf;
-    uint16_t crc = 0;
-    size_t i;
+    uint16_t             crc = 0;
+    size_t               i;
 
     if (!cluster_crc16_ready) {
         /* Idempotent: every process computes the same table. */
         cluster_crc16_init();
     }
     for (i = 0; i < len; i++) {
-        crc = (uint16_t)((crc << 8)
-                         ^ cluster_crc16_table[((crc >> 8) ^ p[i]) & 0xffu]);
+        crc = (uint16_t) ((crc << 8)
+                          ^ cluster_crc16_table[((crc >> 8) ^ p[i]) & 0xffu]);
     }
     return crc;
 }
@@ -59,11 +59,11 @@ cluster_keyslot(const void *key, size_t len)
     /* As Redis: only the first '{' counts, then the first '}' after it;
      * an empty tag ("{}") hashes the whole key. */
     if (open != NULL) {
-        size_t start = (size_t)(open - k) + 1;
+        size_t      start = (size_t) (open - k) + 1;
         const char *close = memchr(k + start, '}', len - start);
 
         if (close != NULL && close > k + start) {
-            return cluster_crc16(k + start, (size_t)(close - (k + start)))
+            return cluster_crc16(k + start, (size_t) (close - (k + start)))
                    & (CLUSTER_SLOTS_COUNT - 1);
         }
     }
@@ -79,8 +79,8 @@ cluster_slots_init(struct cluster_slots *m)
 }
 
 int
-cluster_slots_node(struct cluster_slots *m, const char *host,
-                   size_t host_len, uint16_t port)
+cluster_slots_node(struct cluster_slots *m, const char *host, size_t host_len,
+                   uint16_t port)
 {
     uint32_t i;
 
@@ -88,10 +88,9 @@ cluster_slots_node(struct cluster_slots *m, const char *host,
         return -ENAMETOOLONG;
     }
     for (i = 0; i < m->nnodes; i++) {
-        if (m->nodes[i].port == port
-            && strlen(m->nodes[i].host) == host_len
+        if (m->nodes[i].port == port && strlen(m->nodes[i].host) == host_len
             && memcmp(m->nodes[i].host, host, host_len) == 0) {
-            return (int)i;
+            return (int) i;
         }
     }
     if (m->nnodes >= CLUSTER_SLOTS_NODES_MAX) {
@@ -101,7 +100,7 @@ cluster_slots_node(struct cluster_slots *m, const char *host,
     m->nodes[i].host[host_len] = '\0';
     m->nodes[i].port = port;
     m->nnodes++;
-    return (int)i;
+    return (int) i;
 }
 
 uint32_t
@@ -124,14 +123,14 @@ cluster_slots_range_ok(const redisReply *e, char *why, size_t why_len)
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
         || e->element[0]->type != REDIS_REPLY_INTEGER
         || e->element[1]->type != REDIS_REPLY_INTEGER) {
-        (void)snprintf(why, why_len, "a range is not [start, end, node..]");
+        (void) snprintf(why, why_len, "a range is not [start, end, node..]");
         return false;
     }
     if (e->element[0]->integer < 0
-        || e->element[1]->integer >= (long long)CLUSTER_SLOTS_COUNT
+        || e->element[1]->integer >= (long long) CLUSTER_SLOTS_COUNT
         || e->element[0]->integer > e->element[1]->integer) {
-        (void)snprintf(why, why_len, "bad slot range %lld-%lld",
-                       e->element[0]->integer, e->element[1]->integer);
+        (void) snprintf(why, why_len, "bad slot range %lld-%lld",
+                        e->element[0]->integer, e->element[1]->integer);
         return false;
     }
     node = e->element[2];
@@ -140,7 +139,7 @@ cluster_slots_range_ok(const redisReply *e, char *why, size_t why_len)
         || node->element[1]->type != REDIS_REPLY_INTEGER
         || node->element[1]->integer < 0
         || node->element[1]->integer > 65535) {
-        (void)snprintf(why, why_len, "a node is not [host, port, ...]");
+        (void) snprintf(why, why_len, "a node is not [host, port, ...]");
         return false;
     }
     return true;
@@ -153,17 +152,17 @@ cluster_slots_entry(struct cluster_slots *m, const redisReply *node,
                     const char *asked_host)
 {
     const char *host = node->element[0]->str;
-    size_t host_len = node->element[0]->len;
+    size_t      host_len = node->element[0]->len;
 
     if (host_len == 1 && host[0] == '?') {
-        return CLUSTER_SLOTS_NONE;  /* an unknown endpoint */
+        return CLUSTER_SLOTS_NONE; /* an unknown endpoint */
     }
     if (host_len == 0) {
         host = asked_host;
         host_len = strlen(asked_host);
     }
     return cluster_slots_node(m, host, host_len,
-                              (uint16_t)node->element[1]->integer);
+                              (uint16_t) node->element[1]->integer);
 }
 
 static bool
@@ -183,12 +182,12 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
 {
     uint16_t owner[CLUSTER_SLOTS_COUNT];
     uint16_t replica[CLUSTER_SLOTS_COUNT];
-    size_t i, k;
+    size_t   i, k;
 
     if (r->type != REDIS_REPLY_ARRAY) {
-        (void)snprintf(why, why_len, "%s",
-                       r->type == REDIS_REPLY_ERROR ? r->str
-                                                    : "not an array");
+        (void) snprintf(why, why_len, "%s",
+                        r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "not an array");
         return -EINVAL;
     }
     /* Check everything before touching m, so a bad reply changes
@@ -202,9 +201,9 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
     memset(replica, 0xff, sizeof(replica));
     for (i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        size_t nrep = 0, want;
-        long long s;
-        int idx, rep = CLUSTER_SLOTS_NONE;
+        size_t            nrep = 0, want;
+        long long         s;
+        int               idx, rep = CLUSTER_SLOTS_NONE;
 
         idx = cluster_slots_entry(m, e->element[2], asked_host);
         for (k = 3; k < e->elements; k++) {
@@ -222,15 +221,15 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
         }
         if (idx < 0 || rep < 0) {
             idx = idx < 0 ? idx : rep;
-            (void)snprintf(why, why_len, "%s",
-                           idx == -ENOSPC ? "too many nodes"
-                                          : "host name too long");
+            (void) snprintf(why, why_len, "%s",
+                            idx == -ENOSPC ? "too many nodes"
+                                           : "host name too long");
             return idx == -ENOSPC ? -ENOSPC : -EINVAL;
         }
         for (s = e->element[0]->integer; s <= e->element[1]->integer; s++) {
-            owner[s] = (uint16_t)idx;
+            owner[s] = (uint16_t) idx;
             replica[s] = idx == CLUSTER_SLOTS_NONE ? CLUSTER_SLOTS_NONE
-                                                   : (uint16_t)rep;
+                                                   : (uint16_t) rep;
         }
     }
     memcpy(m->owner, owner, sizeof(owner));
@@ -261,8 +260,8 @@ cluster_shards_field(const redisReply *kv, const char *name)
 static bool
 cluster_shards_is(const redisReply *v, const char *text)
 {
-    return v != NULL && v->type == REDIS_REPLY_STRING
-           && v->len == strlen(text) && memcmp(v->str, text, v->len) == 0;
+    return v != NULL && v->type == REDIS_REPLY_STRING && v->len == strlen(text)
+           && memcmp(v->str, text, v->len) == 0;
 }
 
 /* A slot number: Redis gives integers; digits in a string are taken
@@ -271,7 +270,7 @@ static long long
 cluster_shards_slot(const redisReply *v)
 {
     long long n = -1;
-    size_t i;
+    size_t    i;
 
     if (v->type == REDIS_REPLY_INTEGER) {
         n = v->integer;
@@ -283,7 +282,7 @@ cluster_shards_slot(const redisReply *v)
             n = n * 10 + (v->str[i] - '0');
         }
     }
-    return n >= 0 && n < (long long)CLUSTER_SLOTS_COUNT ? n : -1;
+    return n >= 0 && n < (long long) CLUSTER_SLOTS_COUNT ? n : -1;
 }
 
 struct cluster_shards_node {
@@ -304,7 +303,7 @@ cluster_shards_node_read(const redisReply *n, bool tls,
     const redisReply *host, *port, *role, *health;
 
     if (n->type != REDIS_REPLY_ARRAY || n->elements % 2 != 0) {
-        (void)snprintf(why, why_len, "a shard's node is not a map");
+        (void) snprintf(why, why_len, "a shard's node is not a map");
         return false;
     }
     host = cluster_shards_field(n, "endpoint");
@@ -320,14 +319,15 @@ cluster_shards_node_read(const redisReply *n, bool tls,
         || port->type != REDIS_REPLY_INTEGER || port->integer < 0
         || port->integer > 65535 || role == NULL
         || role->type != REDIS_REPLY_STRING) {
-        (void)snprintf(why, why_len, "a shard's node lacks an endpoint, "
-                       "a port or a role");
+        (void) snprintf(why, why_len,
+                        "a shard's node lacks an endpoint, "
+                        "a port or a role");
         return false;
     }
     health = cluster_shards_field(n, "health");
     out->host = host->str;
     out->host_len = host->len;
-    out->port = (uint16_t)port->integer;
+    out->port = (uint16_t) port->integer;
     out->primary = cluster_shards_is(role, "master");
     out->online = health == NULL || cluster_shards_is(health, "online");
     return true;
@@ -336,16 +336,15 @@ cluster_shards_node_read(const redisReply *n, bool tls,
 /* The index of a node ("?" unknown: CLUSTER_SLOTS_NONE; "" the node
  * asked), or -errno. */
 static int
-cluster_shards_index(struct cluster_slots *m,
+cluster_shards_index(struct cluster_slots             *m,
                      const struct cluster_shards_node *n,
-                     const char *asked_host)
+                     const char                       *asked_host)
 {
     if (n->host_len == 1 && n->host[0] == '?') {
         return CLUSTER_SLOTS_NONE;
     }
     if (n->host_len == 0) {
-        return cluster_slots_node(m, asked_host, strlen(asked_host),
-                                  n->port);
+        return cluster_slots_node(m, asked_host, strlen(asked_host), n->port);
     }
     return cluster_slots_node(m, n->host, n->host_len, n->port);
 }
@@ -355,23 +354,24 @@ cluster_shards_index(struct cluster_slots *m,
  * with why set. */
 static int
 cluster_shards_one(struct cluster_slots *m, const redisReply *shard,
-                   const char *asked_host, unsigned pick, bool tls,
-                   bool apply, uint16_t *owner, uint16_t *replica,
-                   char *why, size_t why_len)
+                   const char *asked_host, unsigned pick, bool tls, bool apply,
+                   uint16_t *owner, uint16_t *replica, char *why,
+                   size_t why_len)
 {
-    const redisReply *slots, *nodes;
+    const redisReply          *slots, *nodes;
     struct cluster_shards_node n;
-    const redisReply *primary = NULL;
-    size_t i, nrep = 0, want;
-    int idx, rep = CLUSTER_SLOTS_NONE;
+    const redisReply          *primary = NULL;
+    size_t                     i, nrep = 0, want;
+    int                        idx, rep = CLUSTER_SLOTS_NONE;
 
     if (shard->type != REDIS_REPLY_ARRAY || shard->elements % 2 != 0
         || (slots = cluster_shards_field(shard, "slots")) == NULL
         || (nodes = cluster_shards_field(shard, "nodes")) == NULL
         || slots->type != REDIS_REPLY_ARRAY || slots->elements % 2 != 0
         || nodes->type != REDIS_REPLY_ARRAY) {
-        (void)snprintf(why, why_len, "a shard is not a map with slots "
-                       "and nodes");
+        (void) snprintf(why, why_len,
+                        "a shard is not a map with slots "
+                        "and nodes");
         return -EINVAL;
     }
     for (i = 0; i < slots->elements; i += 2) {
@@ -379,7 +379,7 @@ cluster_shards_one(struct cluster_slots *m, const redisReply *shard,
         long long hi = cluster_shards_slot(slots->element[i + 1]);
 
         if (lo < 0 || hi < lo) {
-            (void)snprintf(why, why_len, "a shard's slot range is bad");
+            (void) snprintf(why, why_len, "a shard's slot range is bad");
             return -EINVAL;
         }
     }
@@ -395,14 +395,14 @@ cluster_shards_one(struct cluster_slots *m, const redisReply *shard,
         }
     }
     if (!apply || primary == NULL || slots->elements == 0) {
-        return 0;               /* no primary: its slots stay uncovered */
+        return 0; /* no primary: its slots stay uncovered */
     }
-    (void)cluster_shards_node_read(primary, tls, &n, why, why_len);
+    (void) cluster_shards_node_read(primary, tls, &n, why, why_len);
     idx = cluster_shards_index(m, &n, asked_host);
     want = nrep > 0 ? pick % nrep : 0;
     for (i = 0; i < nodes->elements && nrep > 0 && idx >= 0; i++) {
-        (void)cluster_shards_node_read(nodes->element[i], tls, &n, why,
-                                       why_len);
+        (void) cluster_shards_node_read(nodes->element[i], tls, &n, why,
+                                        why_len);
         if (n.primary || !n.online) {
             continue;
         }
@@ -413,8 +413,9 @@ cluster_shards_one(struct cluster_slots *m, const redisReply *shard,
     }
     if (idx < 0 || rep < 0) {
         idx = idx < 0 ? idx : rep;
-        (void)snprintf(why, why_len, "%s", idx == -ENOSPC
-                       ? "too many nodes" : "host name too long");
+        (void) snprintf(why, why_len, "%s",
+                        idx == -ENOSPC ? "too many nodes"
+                                       : "host name too long");
         return idx == -ENOSPC ? -ENOSPC : -EINVAL;
     }
     for (i = 0; i < slots->elements; i += 2) {
@@ -422,9 +423,9 @@ cluster_shards_one(struct cluster_slots *m, const redisReply *shard,
         long long hi = cluster_shards_slot(slots->element[i + 1]);
 
         for (; s <= hi; s++) {
-            owner[s] = (uint16_t)idx;
+            owner[s] = (uint16_t) idx;
             replica[s] = idx == CLUSTER_SLOTS_NONE ? CLUSTER_SLOTS_NONE
-                                                   : (uint16_t)rep;
+                                                   : (uint16_t) rep;
         }
     }
     return 0;
@@ -437,19 +438,19 @@ cluster_slots_from_shards(struct cluster_slots *m, const redisReply *r,
 {
     uint16_t owner[CLUSTER_SLOTS_COUNT];
     uint16_t replica[CLUSTER_SLOTS_COUNT];
-    size_t i;
-    int rc;
+    size_t   i;
+    int      rc;
 
     if (r->type != REDIS_REPLY_ARRAY) {
-        (void)snprintf(why, why_len, "%s",
-                       r->type == REDIS_REPLY_ERROR ? r->str
-                                                    : "not an array");
+        (void) snprintf(why, why_len, "%s",
+                        r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "not an array");
         return -EINVAL;
     }
     /* Check every shard before touching m, as for CLUSTER SLOTS. */
     for (i = 0; i < r->elements; i++) {
-        rc = cluster_shards_one(m, r->element[i], asked_host, pick, tls,
-                                false, NULL, NULL, why, why_len);
+        rc = cluster_shards_one(m, r->element[i], asked_host, pick, tls, false,
+                                NULL, NULL, why, why_len);
         if (rc != 0) {
             return rc;
         }
@@ -457,8 +458,8 @@ cluster_slots_from_shards(struct cluster_slots *m, const redisReply *r,
     memset(owner, 0xff, sizeof(owner));
     memset(replica, 0xff, sizeof(replica));
     for (i = 0; i < r->elements; i++) {
-        rc = cluster_shards_one(m, r->element[i], asked_host, pick, tls,
-                                true, owner, replica, why, why_len);
+        rc = cluster_shards_one(m, r->element[i], asked_host, pick, tls, true,
+                                owner, replica, why, why_len);
         if (rc != 0) {
             return rc;
         }
@@ -472,7 +473,7 @@ cluster_slots_from_shards(struct cluster_slots *m, const redisReply *r,
 static long
 cluster_slots_number(const char *p, size_t len, long max)
 {
-    long v = 0;
+    long   v = 0;
     size_t i;
 
     if (len == 0 || len > 5) {
@@ -501,9 +502,9 @@ cluster_redirect_parse(const char *text, size_t len,
                        struct cluster_redirect *out)
 {
     enum cluster_redirect_kind kind;
-    const char *p, *end = text + len, *sp, *colon;
-    long slot, port;
-    size_t host_len;
+    const char                *p, *end = text + len, *sp, *colon;
+    long                       slot, port;
+    size_t                     host_len;
 
     memset(out, 0, sizeof(*out));
     if (cluster_slots_word(text, len, "TRYAGAIN")) {
@@ -523,11 +524,10 @@ cluster_redirect_parse(const char *text, size_t len,
     } else {
         return;
     }
-    if (p >= end || (sp = memchr(p, ' ', (size_t)(end - p))) == NULL) {
+    if (p >= end || (sp = memchr(p, ' ', (size_t) (end - p))) == NULL) {
         return;
     }
-    slot = cluster_slots_number(p, (size_t)(sp - p),
-                                CLUSTER_SLOTS_COUNT - 1);
+    slot = cluster_slots_number(p, (size_t) (sp - p), CLUSTER_SLOTS_COUNT - 1);
     p = sp + 1;
     /* The port follows the last ':' (an IPv6 address has several). */
     for (colon = NULL, sp = p; sp < end; sp++) {
@@ -538,16 +538,15 @@ cluster_redirect_parse(const char *text, size_t len,
     if (slot < 0 || colon == NULL) {
         return;
     }
-    port = cluster_slots_number(colon + 1, (size_t)(end - colon - 1),
-                                65535);
-    host_len = (size_t)(colon - p);
+    port = cluster_slots_number(colon + 1, (size_t) (end - colon - 1), 65535);
+    host_len = (size_t) (colon - p);
     if (port <= 0 || host_len >= CLUSTER_SLOTS_HOST_MAX
         || memchr(p, ' ', host_len) != NULL) {
         return;
     }
     out->kind = kind;
-    out->slot = (uint16_t)slot;
-    out->port = (uint16_t)port;
+    out->slot = (uint16_t) slot;
+    out->port = (uint16_t) port;
     memcpy(out->host, p, host_len);
     out->host[host_len] = '\0';
 }

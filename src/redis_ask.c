@@ -19,13 +19,13 @@ redis_ask_command(struct redis_conn *c, int argc, const char **argv,
                   const size_t *lens)
 {
     char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    int rc;
+    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    int   rc;
 
     if (len < 0 || cmd == NULL) {
         return -ENOMEM;
     }
-    rc = redis_conn_send(c, cmd, (size_t)len);
+    rc = redis_conn_send(c, cmd, (size_t) len);
     redisFreeCommand(cmd);
     return rc;
 }
@@ -36,8 +36,8 @@ redis_ask_open(struct redis_conn *c, const struct redis_conn_target *t,
                const char *password, char *why)
 {
     const char *argv[3];
-    size_t lens[3];
-    int argc = 0;
+    size_t      lens[3];
+    int         argc = 0;
 
     if (redis_conn_open(c, t, max_reply_bytes, why) != 0) {
         return -1;
@@ -54,7 +54,7 @@ redis_ask_open(struct redis_conn *c, const struct redis_conn_target *t,
     argv[argc] = password;
     lens[argc++] = strlen(password);
     if (redis_ask_command(c, argc, argv, lens) != 0) {
-        (void)snprintf(why, REDIS_CONN_WHY_MAX, "out of memory");
+        (void) snprintf(why, REDIS_CONN_WHY_MAX, "out of memory");
         redis_conn_close(c);
         return -1;
     }
@@ -65,7 +65,7 @@ redis_ask_open(struct redis_conn *c, const struct redis_conn_target *t,
 static void
 redis_ask_next(struct redis_ask *a, const char *why)
 {
-    log_debug("%s %s:%u: %s", a->what, a->host, (unsigned)a->port, why);
+    log_debug("%s %s:%u: %s", a->what, a->host, (unsigned) a->port, why);
     redis_conn_close(&a->conn);
     event_timer_stop(a->loop, &a->deadline);
     a->index++;
@@ -88,8 +88,8 @@ static void
 redis_ask_try(struct redis_ask *a)
 {
     struct redis_conn_target t;
-    char why[REDIS_CONN_WHY_MAX];
-    int auth;
+    char                     why[REDIS_CONN_WHY_MAX];
+    int                      auth;
 
     memset(&t, 0, sizeof(t));
     if (!a->ops->target(a->arg, a->index, &t)) {
@@ -97,7 +97,7 @@ redis_ask_try(struct redis_ask *a)
         a->ops->failed(a->arg);
         return;
     }
-    (void)snprintf(a->host, sizeof(a->host), "%s", t.host);
+    (void) snprintf(a->host, sizeof(a->host), "%s", t.host);
     a->port = t.port;
     t.host = a->host;
     auth = redis_ask_open(&a->conn, &t, a->max_reply_bytes, a->user,
@@ -106,7 +106,7 @@ redis_ask_try(struct redis_ask *a)
         redis_ask_next(a, why);
         return;
     }
-    a->auth_due = (unsigned)auth;
+    a->auth_due = (unsigned) auth;
     a->due = 0;
     if (a->ops->send(a->arg, a) != 0) {
         redis_ask_next(a, "out of memory");
@@ -132,15 +132,15 @@ redis_ask_send(struct redis_ask *a, int argc, const char **argv,
 static void
 redis_ask_on_open(struct redis_conn *c)
 {
-    (void)c;
+    (void) c;
 }
 
 static void
 redis_ask_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
 {
     struct redis_ask *a = c->data;
-    char why[160] = "no good answer";
-    uint64_t round = a->round;
+    char              why[160] = "no good answer";
+    uint64_t          round = a->round;
 
     if (r->kind != REDIS_CONN_REPLY_OTHER) {
         redis_ask_next(a, "unexpected reply");
@@ -149,17 +149,17 @@ redis_ask_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
     if (a->auth_due > 0) {
         a->auth_due--;
         if (r->reply->type == REDIS_REPLY_ERROR) {
-            (void)snprintf(why, sizeof(why), "AUTH failed: %.*s",
-                           (int)(r->reply->len > 120 ? 120 : r->reply->len),
-                           r->reply->str);
-            log_warn("%s %s:%u: %s", a->what, a->host, (unsigned)a->port,
+            (void) snprintf(why, sizeof(why), "AUTH failed: %.*s",
+                            (int) (r->reply->len > 120 ? 120 : r->reply->len),
+                            r->reply->str);
+            log_warn("%s %s:%u: %s", a->what, a->host, (unsigned) a->port,
                      why);
             redis_ask_next(a, why);
         }
         return;
     }
     if (a->due == 0) {
-        return;                 /* a reply the owner did not ask for */
+        return; /* a reply the owner did not ask for */
     }
     a->due--;
     switch (a->ops->reply(a->arg, a, r->reply, why, sizeof(why))) {
@@ -180,7 +180,7 @@ static void
 redis_ask_on_error(struct redis_conn *c, enum redis_conn_error kind,
                    const char *why)
 {
-    (void)kind;
+    (void) kind;
     redis_ask_next(c->data, why);
 }
 
@@ -195,7 +195,7 @@ redis_ask_on_next(struct event_loop *loop, struct event_timer *timer)
 {
     struct redis_ask *a = timer->data;
 
-    (void)loop;
+    (void) loop;
     if (a->busy) {
         redis_ask_try(a);
     }
@@ -204,7 +204,7 @@ redis_ask_on_next(struct event_loop *loop, struct event_timer *timer)
 static void
 redis_ask_on_deadline(struct event_loop *loop, struct event_timer *timer)
 {
-    (void)loop;
+    (void) loop;
     redis_ask_next(timer->data, "no answer within --redis-timeout");
 }
 

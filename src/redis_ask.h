@@ -28,14 +28,14 @@
 #include "event.h"
 #include "redis_conn.h"
 
-#define REDIS_ASK_HOST_MAX 256          /* with its NUL */
+#define REDIS_ASK_HOST_MAX 256 /* with its NUL */
 
 struct redis_ask;
 
 enum redis_ask_verdict {
-    REDIS_ASK_DONE = 0,         /* answered: the round is over */
-    REDIS_ASK_MORE,             /* another command was sent on it */
-    REDIS_ASK_NEXT              /* no good: ask the next server */
+    REDIS_ASK_DONE = 0, /* answered: the round is over */
+    REDIS_ASK_MORE,     /* another command was sent on it */
+    REDIS_ASK_NEXT      /* no good: ask the next server */
 };
 
 struct redis_ask_ops {
@@ -53,34 +53,33 @@ struct redis_ask_ops {
 };
 
 struct redis_ask {
-    struct event_loop          *loop;   /* borrowed */
-    const struct redis_ask_ops *ops;    /* borrowed, static */
-    void                       *arg;    /* borrowed: the owner */
-    const char                 *what;   /* borrowed, static: for logs,
-                                           "redis cluster" */
-    const char                 *user;   /* borrowed: the owner's; "" */
+    struct event_loop          *loop;     /* borrowed */
+    const struct redis_ask_ops *ops;      /* borrowed, static */
+    void                       *arg;      /* borrowed: the owner */
+    const char                 *what;     /* borrowed, static: for logs,
+                                             "redis cluster" */
+    const char                 *user;     /* borrowed: the owner's; "" */
     const char                 *password; /* borrowed; "": no AUTH */
     uint64_t                    timeout_ms;
     uint64_t                    max_reply_bytes;
 
-    struct redis_conn           conn;
-    bool                        busy;   /* a round is under way */
-    uint64_t                    round;  /* bumped by each start */
-    size_t                      index;  /* the server being asked */
-    unsigned                    auth_due; /* AUTH replies still due */
-    unsigned                    due;    /* other replies still due */
-    char                        host[REDIS_ASK_HOST_MAX];
-    uint16_t                    port;
-    struct event_timer          next;   /* 0 ms: the next server */
-    struct event_timer          deadline; /* this server's answer */
+    struct redis_conn  conn;
+    bool               busy;     /* a round is under way */
+    uint64_t           round;    /* bumped by each start */
+    size_t             index;    /* the server being asked */
+    unsigned           auth_due; /* AUTH replies still due */
+    unsigned           due;      /* other replies still due */
+    char               host[REDIS_ASK_HOST_MAX];
+    uint16_t           port;
+    struct event_timer next;     /* 0 ms: the next server */
+    struct event_timer deadline; /* this server's answer */
 };
 
 /* user and password are borrowed (they must outlive a). */
 void redis_ask_init(struct redis_ask *a, struct event_loop *loop,
                     const struct redis_ask_ops *ops, void *arg,
-                    const char *what, const char *user,
-                    const char *password, uint64_t timeout_ms,
-                    uint64_t max_reply_bytes);
+                    const char *what, const char *user, const char *password,
+                    uint64_t timeout_ms, uint64_t max_reply_bytes);
 void redis_ask_fini(struct redis_ask *a);
 
 /* Starts a round at server 0; nothing when one is under way.  Callbacks
@@ -94,18 +93,18 @@ void redis_ask_stop(struct redis_ask *a);
 
 /* From ops->send or ops->reply: queues one command, counting its reply
  * as due.  0 or -ENOMEM. */
-int  redis_ask_send(struct redis_ask *a, int argc, const char **argv,
-                    const size_t *lens);
+int redis_ask_send(struct redis_ask *a, int argc, const char **argv,
+                   const size_t *lens);
 
 /* Opens c to t and queues AUTH [user] password when password is not
  * empty.  The replies queued (0 or 1), or -1 with why
  * (REDIS_CONN_WHY_MAX) set. */
-int  redis_ask_open(struct redis_conn *c, const struct redis_conn_target *t,
-                    uint64_t max_reply_bytes, const char *user,
-                    const char *password, char *why);
+int redis_ask_open(struct redis_conn *c, const struct redis_conn_target *t,
+                   uint64_t max_reply_bytes, const char *user,
+                   const char *password, char *why);
 
 /* Queues one command on c.  0 or -ENOMEM. */
-int  redis_ask_command(struct redis_conn *c, int argc, const char **argv,
-                       const size_t *lens);
+int redis_ask_command(struct redis_conn *c, int argc, const char **argv,
+                      const size_t *lens);
 
 #endif

@@ -33,36 +33,35 @@
 #include "redis_conn.h"
 #include "sentinel.h"
 
-#define SENTINEL_REASK_MIN_MS  100      /* between asks on failures */
-#define SENTINEL_PERIOD_MS     10000    /* asked anyway this often */
-#define SENTINEL_RETRY_MS      1000     /* after a round with no answer */
+#define SENTINEL_REASK_MIN_MS 100   /* between asks on failures */
+#define SENTINEL_PERIOD_MS    10000 /* asked anyway this often */
+#define SENTINEL_RETRY_MS     1000  /* after a round with no answer */
 
 struct sentinel {
-    struct event_loop   *loop;          /* borrowed */
+    struct event_loop   *loop; /* borrowed */
     sentinel_cb          cb;
-    void                *cb_arg;        /* borrowed: the backend */
-    struct config_redis *seeds;         /* owned array */
+    void                *cb_arg; /* borrowed: the backend */
+    struct config_redis *seeds;  /* owned array */
     size_t               nseeds;
     char                 master[CONFIG_ITEM_MAX];
     char                 user[CONFIG_SECRET_MAX];
     char                 password[CONFIG_SECRET_MAX];
     uint64_t             timeout_ms;
-    struct ssl_ctx_st   *tls;           /* owned; NULL: all plain */
+    struct ssl_ctx_st   *tls; /* owned; NULL: all plain */
 
     /* Asking. */
-    struct redis_ask     ask;
-    size_t               ask_next;      /* the sentinel to ask first */
-    uint64_t             last_ask_ms;
-    bool                 logged_down;
-    struct event_timer   ask_timer;     /* the next round */
+    struct redis_ask   ask;
+    size_t             ask_next; /* the sentinel to ask first */
+    uint64_t           last_ask_ms;
+    bool               logged_down;
+    struct event_timer ask_timer; /* the next round */
 
     /* Subscribed. */
-    struct redis_conn    sub;
-    size_t               sub_index;
-    unsigned             sub_auth_due;
-    struct event_timer   sub_timer;     /* reconnect */
+    struct redis_conn  sub;
+    size_t             sub_index;
+    unsigned           sub_auth_due;
+    struct event_timer sub_timer; /* reconnect */
 };
-
 
 static void
 sentinel_arm(struct sentinel *s, struct event_timer *t, uint64_t after_ms)
@@ -74,8 +73,7 @@ sentinel_arm(struct sentinel *s, struct event_timer *t, uint64_t after_ms)
 
 /* Opens c to sentinel i, with the sentinels' AUTH: as redis_ask_open. */
 static int
-sentinel_open(struct sentinel *s, struct redis_conn *c, size_t i,
-              char *why)
+sentinel_open(struct sentinel *s, struct redis_conn *c, size_t i, char *why)
 {
     struct redis_conn_target t;
 
@@ -91,7 +89,7 @@ sentinel_open(struct sentinel *s, struct redis_conn *c, size_t i,
 static bool
 sentinel_ask_target(void *arg, size_t i, struct redis_conn_target *t)
 {
-    struct sentinel *s = arg;
+    struct sentinel           *s = arg;
     const struct config_redis *r;
 
     if (i >= s->nseeds) {
@@ -108,9 +106,8 @@ static int
 sentinel_ask_send(void *arg, struct redis_ask *a)
 {
     struct sentinel *s = arg;
-    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name",
-                            s->master };
-    size_t lens[3] = { 8, 23, strlen(s->master) };
+    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", s->master };
+    size_t      lens[3] = { 8, 23, strlen(s->master) };
 
     return redis_ask_send(a, 3, argv, lens);
 }
@@ -120,23 +117,22 @@ sentinel_ask_reply(void *arg, struct redis_ask *a, const redisReply *rr,
                    char *why, size_t why_len)
 {
     struct sentinel *s = arg;
-    char host[CONFIG_HOST_MAX];
-    long port;
-    char *end;
+    char             host[CONFIG_HOST_MAX];
+    long             port;
+    char            *end;
 
     if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 2
         || rr->element[0]->type != REDIS_REPLY_STRING
         || rr->element[1]->type != REDIS_REPLY_STRING
-        || rr->element[0]->len == 0
-        || rr->element[0]->len >= sizeof(host)) {
-        (void)snprintf(why, why_len, "no address for the master name");
+        || rr->element[0]->len == 0 || rr->element[0]->len >= sizeof(host)) {
+        (void) snprintf(why, why_len, "no address for the master name");
         return REDIS_ASK_NEXT;
     }
     memcpy(host, rr->element[0]->str, rr->element[0]->len);
     host[rr->element[0]->len] = '\0';
     port = strtol(rr->element[1]->str, &end, 10);
     if (*end != '\0' || port <= 0 || port > 65535) {
-        (void)snprintf(why, why_len, "a bad port");
+        (void) snprintf(why, why_len, "a bad port");
         return REDIS_ASK_NEXT;
     }
     /* The one that answered is asked first next time. */
@@ -144,7 +140,7 @@ sentinel_ask_reply(void *arg, struct redis_ask *a, const redisReply *rr,
     redis_ask_stop(a);
     s->logged_down = false;
     sentinel_arm(s, &s->ask_timer, SENTINEL_PERIOD_MS);
-    s->cb(s->cb_arg, true, host, (uint16_t)port);
+    s->cb(s->cb_arg, true, host, (uint16_t) port);
     return REDIS_ASK_DONE;
 }
 
@@ -155,7 +151,8 @@ sentinel_ask_failed(void *arg)
 
     if (!s->logged_down) {
         log_warn("redis sentinel: no sentinel named the primary of '%s';"
-                 " asking again every %d ms", s->master, SENTINEL_RETRY_MS);
+                 " asking again every %d ms",
+                 s->master, SENTINEL_RETRY_MS);
         s->logged_down = true;
     }
     sentinel_arm(s, &s->ask_timer, SENTINEL_RETRY_MS);
@@ -174,7 +171,7 @@ sentinel_on_ask_timer(struct event_loop *loop, struct event_timer *timer)
 {
     struct sentinel *s = timer->data;
 
-    (void)loop;
+    (void) loop;
     if (!s->ask.busy) {
         s->last_ask_ms = event_now_ms(s->loop);
         redis_ask_start(&s->ask);
@@ -215,7 +212,7 @@ sentinel_sub_lost(struct sentinel *s, const char *why)
 {
     log_debug("redis sentinel %s:%u: +switch-master subscription: %s",
               s->seeds[s->sub_index].host,
-              (unsigned)s->seeds[s->sub_index].port, why);
+              (unsigned) s->seeds[s->sub_index].port, why);
     redis_conn_close(&s->sub);
     s->sub_index = (s->sub_index + 1) % s->nseeds;
     sentinel_arm(s, &s->sub_timer, SENTINEL_RETRY_MS);
@@ -224,21 +221,21 @@ sentinel_sub_lost(struct sentinel *s, const char *why)
 static void
 sentinel_sub_on_open(struct redis_conn *c)
 {
-    (void)c;
+    (void) c;
 }
 
 static void
 sentinel_sub_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
 {
-    struct sentinel *s = c->data;
+    struct sentinel  *s = c->data;
     const redisReply *rr = r->reply;
-    char msg[CONFIG_ITEM_MAX + 2 * CONFIG_HOST_MAX + 32];
-    char line[sizeof(msg)];
-    char host[CONFIG_HOST_MAX];
-    char *word[5] = { NULL };
-    char *tok, *save = NULL, *end;
-    size_t i;
-    long port;
+    char              msg[CONFIG_ITEM_MAX + 2 * CONFIG_HOST_MAX + 32];
+    char              line[sizeof(msg)];
+    char              host[CONFIG_HOST_MAX];
+    char             *word[5] = { NULL };
+    char             *tok, *save = NULL, *end;
+    size_t            i;
+    long              port;
 
     if (r->kind != REDIS_CONN_REPLY_OTHER) {
         sentinel_sub_lost(s, "unexpected reply");
@@ -256,7 +253,7 @@ sentinel_sub_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
         || rr->element[2]->type != REDIS_REPLY_STRING
         || strcmp(rr->element[0]->str, "message") != 0
         || rr->element[2]->len >= sizeof(msg)) {
-        return;                 /* "subscribe" confirmations and such */
+        return; /* "subscribe" confirmations and such */
     }
     memcpy(msg, rr->element[2]->str, rr->element[2]->len);
     msg[rr->element[2]->len] = '\0';
@@ -274,9 +271,9 @@ sentinel_sub_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
     if (*end != '\0' || port <= 0 || port > 65535) {
         return;
     }
-    (void)snprintf(host, sizeof(host), "%s", word[3]);
+    (void) snprintf(host, sizeof(host), "%s", word[3]);
     log_info("redis sentinel: +switch-master %s", msg);
-    s->cb(s->cb_arg, true, host, (uint16_t)port);
+    s->cb(s->cb_arg, true, host, (uint16_t) port);
 }
 
 static void
@@ -285,7 +282,7 @@ sentinel_sub_on_error(struct redis_conn *c, enum redis_conn_error kind,
 {
     struct sentinel *s = c->data;
 
-    (void)kind;
+    (void) kind;
     sentinel_sub_lost(s, why);
 }
 
@@ -299,12 +296,12 @@ static void
 sentinel_on_sub_timer(struct event_loop *loop, struct event_timer *timer)
 {
     struct sentinel *s = timer->data;
-    const char *argv[2] = { "SUBSCRIBE", "+switch-master" };
-    size_t lens[2] = { 9, 14 };
-    char why[REDIS_CONN_WHY_MAX];
-    int auth;
+    const char      *argv[2] = { "SUBSCRIBE", "+switch-master" };
+    size_t           lens[2] = { 9, 14 };
+    char             why[REDIS_CONN_WHY_MAX];
+    int              auth;
 
-    (void)loop;
+    (void) loop;
     auth = sentinel_open(s, &s->sub, s->sub_index, why);
     if (auth < 0) {
         sentinel_sub_lost(s, why);
@@ -314,7 +311,7 @@ sentinel_on_sub_timer(struct event_loop *loop, struct event_timer *timer)
         sentinel_sub_lost(s, "out of memory");
         return;
     }
-    s->sub_auth_due = (unsigned)auth;
+    s->sub_auth_due = (unsigned) auth;
 }
 
 /* --- life -------------------------------------------------------------- */
@@ -324,9 +321,9 @@ sentinel_create(struct event_loop *loop, const struct config *cfg,
                 sentinel_cb cb, void *cb_arg, struct sentinel **out)
 {
     struct sentinel *s = calloc(1, sizeof(*s));
-    bool any_tls = false;
-    size_t bad, i;
-    int n;
+    bool             any_tls = false;
+    size_t           bad, i;
+    int              n;
 
     if (s == NULL) {
         return -ENOMEM;
@@ -344,7 +341,7 @@ sentinel_create(struct event_loop *loop, const struct config *cfg,
         free(s);
         return -EINVAL;
     }
-    s->nseeds = (size_t)n;
+    s->nseeds = (size_t) n;
     for (i = 0; i < s->nseeds; i++) {
         any_tls = any_tls || s->seeds[i].tls;
     }
@@ -353,8 +350,7 @@ sentinel_create(struct event_loop *loop, const struct config *cfg,
 
         s->tls = redis_conn_tls_ctx(
             true,
-            cfg->redis_tls_ca_file[0] != '\0' ? cfg->redis_tls_ca_file
-                                              : NULL,
+            cfg->redis_tls_ca_file[0] != '\0' ? cfg->redis_tls_ca_file : NULL,
             cfg->redis_tls_ca_dir[0] != '\0' ? cfg->redis_tls_ca_dir : NULL,
             cfg->redis_tls_cert_file[0] != '\0' ? cfg->redis_tls_cert_file
                                                 : NULL,
@@ -371,10 +367,10 @@ sentinel_create(struct event_loop *loop, const struct config *cfg,
     s->loop = loop;
     s->cb = cb;
     s->cb_arg = cb_arg;
-    (void)snprintf(s->master, sizeof(s->master), "%s", cfg->redis_master);
-    (void)snprintf(s->user, sizeof(s->user), "%s", cfg->redis_sentinel_user);
-    (void)snprintf(s->password, sizeof(s->password), "%s",
-                   cfg->redis_sentinel_password);
+    (void) snprintf(s->master, sizeof(s->master), "%s", cfg->redis_master);
+    (void) snprintf(s->user, sizeof(s->user), "%s", cfg->redis_sentinel_user);
+    (void) snprintf(s->password, sizeof(s->password), "%s",
+                    cfg->redis_sentinel_password);
     s->timeout_ms = cfg->redis_timeout_ms;
     redis_ask_init(&s->ask, loop, &sentinel_ask_ops, s, "redis sentinel",
                    s->user, s->password, s->timeout_ms, 64u * 1024u);
