@@ -499,3 +499,53 @@ def test_purge_beats_fetch_in_flight_with_tracking(stand_in, make_proxy,
         assert r.content == b"NEW", r.headers
     assert r.headers["X-Cache"] == "HIT"
     assert stand_in.get_count(b"k") == 2
+
+
+# --- Sentinel: the subscriber follows the primary ------------------------------
+
+def test_sentinel_failover_moves_tracking(make_proxy):
+    from test_sentinel import Setup
+    setup = Setup()
+    try:
+        p = make_proxy(None, "--redis-sentinel", setup.seeds(),
+                       "--redis-master", "mymaster", "--workers", "2",
+                       "--ttl", "1h", "--tracking", "default")
+        wait_for(lambda: tracking_up(p)
+                 and p.log().count("invalidations from") == 2,
+                 what="tracking up in both workers")
+        old = setup.primary.client()
+        old.set("k", "v1")
+        s = requests.Session()
+        assert s.get(p.url("/k"), timeout=5).text == "v1"
+        setup.sentinels[0].client().execute_command(
+            "SENTINEL", "FAILOVER", "mymaster")
+        wait_for(lambda: setup.sentinels[0].master_port()
+                 == setup.replica.port, timeout=30, interval=0.05,
+                 what="sentinel failover")
+        wait_for(lambda: p.log().count("is now 127.0.0.1:%d"
+                                       % setup.replica.port) == 2,
+                 timeout=5, what="both workers switch")
+        wait_for(lambda: tracking_up(p), timeout=5,
+                 what="tracking up on the new primary")
+        new = setup.replica.client()
+        # Both workers' connections are tracked on the new primary, each
+        # redirected to a subscriber there.
+        cl = new.client_list()
+        subs = {c["id"] for c in cl if "P" in c["flags"]}
+        tracked = [c for c in cl if "t" in c["flags"]]
+        assert len(tracked) == 2, cl
+        assert all(c["redir"] in subs for c in tracked), cl
+        new.set("k", "v2")
+        wait_for(lambda: s.get(p.url("/k"), timeout=5).text == "v2",
+                 timeout=2, what="the new value")
+        # Cached, then changed on the new primary: seen at once.
+        for _ in range(4):
+            s.get(p.url("/k"), timeout=5)
+        r = s.get(p.url("/k"), timeout=5)
+        assert r.text == "v2" and r.headers["X-Cache"] == "HIT"
+        new.set("k", "v3")
+        wait_for(lambda: s.get(p.url("/k"), timeout=5).text == "v3",
+                 timeout=FRESH_MS / 1000.0, interval=0.001,
+                 what="the write on the new primary seen")
+    finally:
+        setup.stop()
