@@ -229,6 +229,8 @@ struct backend {
     char                     master[CONFIG_ITEM_MAX]; /* for logs */
     bool                     cluster_node; /* a node of a cluster */
     bool                     readonly;  /* node: READONLY (replica reads) */
+    backend_state_cb         state_cb;  /* may be NULL */
+    void                    *state_arg; /* borrowed: the cluster */
     char                     tls_name[CONFIG_PATH_MAX];
 
     struct redis_conn        conn;
@@ -819,10 +821,38 @@ backend_drain_fifo(struct backend *b, bool resend)
     }
 }
 
+/* Sentinel: the primary this worker uses and its state, for /health
+ * (new_list: another address). */
+static void
+backend_publish_primary(struct backend *b, bool new_list)
+{
+    struct metrics_node_shm n;
+
+    if (b->slot == NULL || b->sentinel == NULL || !b->have_addr) {
+        return;
+    }
+    memset(&n, 0, sizeof(n));
+    metrics_node_set_addr(&n, b->addr);
+    n.state = (uint8_t)backend_node_state(b);
+    metrics_nodes_publish(b->slot, &n, 1, 0, new_list);
+}
+
+/* backend_node_state() may have changed: tell whoever shows it. */
+static void
+backend_state_changed(struct backend *b)
+{
+    if (b->state_cb != NULL) {
+        b->state_cb(b->state_arg);
+    }
+    backend_publish_primary(b, false);
+}
+
 /* Refused: no connection, fail what waits, retry after the backoff. */
 static void
 backend_enter_down(struct backend *b, const char *why)
 {
+    bool was_down = b->logged_down;
+
     if (b->sentinel != NULL) {
         sentinel_reask(b->sentinel);
     }
@@ -842,6 +872,9 @@ backend_enter_down(struct backend *b, const char *why)
     b->backoff_ms *= 2;
     if (b->backoff_ms > BACKEND_BACKOFF_MAX_MS) {
         b->backoff_ms = BACKEND_BACKOFF_MAX_MS;
+    }
+    if (!was_down) {
+        backend_state_changed(b);
     }
     backend_drain_fifo(b, false);
     if (b->unsent.head != NULL) {
@@ -870,6 +903,7 @@ backend_ready(struct backend *b)
                  b->tls != NULL ? " (TLS)" : "");
         b->logged_up = true;
         b->logged_down = false;
+        backend_state_changed(b);
     }
 }
 
@@ -1614,6 +1648,7 @@ backend_sentinel_cb(void *arg, bool found, const char *host, uint16_t port)
     redis_conn_close(&b->conn);
     b->answered = false;
     b->logged_up = false;
+    b->logged_down = false;
     b->backoff_ms = BACKEND_BACKOFF_MIN_MS;
     b->handshake_left = 0;
     event_timer_stop(b->loop, &b->watchdog);
@@ -1632,6 +1667,7 @@ backend_sentinel_cb(void *arg, bool found, const char *host, uint16_t port)
         b->unsent.head = keep.head;
     }
     backend_enter_wait(b, false);
+    backend_publish_primary(b, true);
 }
 
 /* --- the interface ----------------------------------------------------- */
@@ -1804,6 +1840,22 @@ bool
 backend_usable(const struct backend *b)
 {
     return b->state != BACKEND_DOWN;
+}
+
+enum metrics_node_state
+backend_node_state(const struct backend *b)
+{
+    if (b->state == BACKEND_READY) {
+        return METRICS_NODE_UP;
+    }
+    return b->logged_down ? METRICS_NODE_DOWN : METRICS_NODE_CONNECTING;
+}
+
+void
+backend_set_state_cb(struct backend *b, backend_state_cb fn, void *arg)
+{
+    b->state_cb = fn;
+    b->state_arg = arg;
 }
 
 int

@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "metrics.h"
 #include "value.h"
 
 /* metrics.c's per-worker slot; only a pointer is kept here, so this
@@ -121,6 +122,17 @@ int  backend_create_node(struct event_loop *loop, const struct config *cfg,
 
 /* False while the backend knows its Redis refuses it (DOWN). */
 bool backend_usable(const struct backend *b);
+
+/* b's connection as /health shows it: METRICS_NODE_UP once ready,
+ * DOWN after a refusal until the next ready, else CONNECTING. */
+enum metrics_node_state backend_node_state(const struct backend *b);
+
+/* A node's owner (cluster.c) hears of its state: fn(arg) runs after
+ * backend_node_state() may have changed (ready, or refused); from the
+ * loop, never from inside a call of the owner's. */
+typedef void (*backend_state_cb)(void *arg);
+void backend_set_state_cb(struct backend *b, backend_state_cb fn,
+                          void *arg);
 
 /* Fails every waiter with BACKEND_UNREACHABLE, then frees.  Not to be
  * called from inside a waiter's callback. */

@@ -1555,10 +1555,62 @@ config_is_default(const struct config_loader *ld, const char *name)
     return ld->set_by[i] == CONFIG_LAYER_DEFAULT;
 }
 
-/* --redis-cluster takes the place of --redis-sentinel and --redis (given
- * too, they are ignored, so one config file can hold all three): its first seed becomes the address
- * /health PINGs and the status page shows, and what its URL says (user,
- * password, TLS) is merged as a --redis URL's would be. */
+/* Where option name got its value, for an error line: "--redis",
+ * "RCP_REDIS" or "redis (config file)". */
+static void
+config_where(const struct config_loader *ld, const char *name, char *buf,
+             size_t len)
+{
+    const struct config_option *opt = config_find_name(name);
+
+    switch (ld->set_by[opt - config_options]) {
+    case CONFIG_LAYER_ENV:
+    case CONFIG_LAYER_ENV_FALLBACK:
+        config_env_name(opt, buf, len);
+        break;
+    case CONFIG_LAYER_FILE:
+        (void) snprintf(buf, len, "%s (config file)", name);
+        break;
+    default:
+        (void) snprintf(buf, len, "--%s", name);
+        break;
+    }
+}
+
+/* --redis, --redis-cluster and --redis-sentinel are three ways to find
+ * Redis: two of them, from whatever layers, is a mistake that picking
+ * one would hide (the operator would not know which Redis is used). */
+static int
+config_check_backend_choice(struct config_loader *ld)
+{
+    const struct config *cfg = ld->cfg;
+    const char          *given[3];
+    char                 a[CONFIG_ENV_NAME_MAX + 16];
+    char                 b[CONFIG_ENV_NAME_MAX + 16];
+    size_t               n = 0;
+
+    if (!config_is_default(ld, "redis")) {
+        given[n++] = "redis";
+    }
+    if (cfg->redis_cluster[0] != '\0') {
+        given[n++] = "redis-cluster";
+    }
+    if (cfg->redis_sentinel[0] != '\0') {
+        given[n++] = "redis-sentinel";
+    }
+    if (n < 2) {
+        return 0;
+    }
+    config_where(ld, given[n - 1], a, sizeof(a));
+    config_where(ld, given[n - 2], b, sizeof(b));
+    return config_error(ld, "%s and %s both name the backend: give only "
+                        "one of --redis, --redis-cluster and "
+                        "--redis-sentinel", a, b);
+}
+
+/* --redis-cluster's first seed becomes the address the status page
+ * shows, and what its URL says (user, password, TLS) is merged as a
+ * --redis URL's would be. */
 static int
 config_merge_cluster(struct config_loader *ld)
 {
@@ -1567,6 +1619,9 @@ config_merge_cluster(struct config_loader *ld)
     size_t               bad;
     int                  n;
 
+    if (config_check_backend_choice(ld) < 0) {
+        return -EINVAL;
+    }
     if (cfg->redis_sentinel[0] != '\0' && cfg->redis_master[0] == '\0') {
         return config_error(ld, "--redis-sentinel: needs --redis-master "
                             "(the name the sentinels monitor)");
