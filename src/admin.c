@@ -283,6 +283,10 @@ admin_health(const struct admin_ops *ops, struct admin_reply *r,
                    PRIu32 ",\"entries\":%" PRIu64,
                    h.redis_up ? "ok" : "degraded",
                    h.redis_up ? "up" : "down", h.workers, h.entries);
+    if (h.tracking != NULL) {
+        /* --tracking's state: "off", "up" or "down" (a static word). */
+        textbuf_printf(o, ",\"tracking\":\"%s\"", h.tracking);
+    }
     if (h.cluster) {
         textbuf_printf(o, ",\"cluster\":{\"nodes\":%" PRIu64
                        ",\"nodes_down\":%" PRIu64 ",\"slots_covered\":%"

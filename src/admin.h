@@ -64,6 +64,10 @@ struct admin_health {
     uint64_t cluster_nodes;             /* primaries in the slot map */
     uint64_t cluster_slots_covered;     /* of 16384 */
     uint64_t cluster_nodes_down;        /* primaries not reachable */
+    const char *tracking;               /* borrowed, static: "off", "up"
+                                           (invalidations flow: cache
+                                           answers) or "down" (Redis
+                                           answers); NULL: not shown */
     const char *sentinel_master;        /* borrowed; NULL: no Sentinel */
     /* Cluster: primaries, then replicas read from; Sentinel: the
      * primary in use (none until a sentinel named one). */

@@ -206,6 +206,8 @@ struct backend {
     backend_store_cb         store;     /* may be NULL */
     backend_token_cb         token;     /* may be NULL: tokens are 0 */
     void                    *store_arg; /* borrowed */
+    backend_conn_cb          conn_cb;   /* may be NULL */
+    void                    *conn_arg;  /* borrowed */
 
     /* Copied from the config, which may be replaced on reload. */
     struct config_redis      redis;
@@ -618,10 +620,15 @@ backend_send_argv(struct backend *b, int argc, const char **argv,
 static void
 backend_count_conn(struct backend *b, bool up)
 {
-    if (b->counted != up && b->slot != NULL) {
+    bool changed = b->counted != up;
+
+    if (changed && b->slot != NULL) {
         metrics_add_backend_connections(b->slot, up ? 1 : -1);
     }
     b->counted = up;
+    if (changed && b->conn_cb != NULL) {
+        b->conn_cb(b->conn_arg, up);
+    }
 }
 
 /* Something is now due on the connection.  The watch restarts when it
@@ -1970,6 +1977,32 @@ backend_get_solo(struct backend *b, const void *key, size_t key_len,
                  struct backend_waiter *w, backend_cb cb, void *data)
 {
     backend_get_with(b, key, key_len, w, cb, data, false, true);
+}
+
+void
+backend_set_conn_cb(struct backend *b, backend_conn_cb cb, void *arg)
+{
+    b->conn_cb = cb;
+    b->conn_arg = arg;
+}
+
+bool
+backend_target(const struct backend *b, struct backend_target *out)
+{
+    if (b->cluster != NULL || (b->sentinel != NULL && !b->have_addr)) {
+        return false;
+    }
+    out->is_unix = b->redis.is_unix;
+    out->host = b->redis.host;
+    out->port = b->redis.port;
+    out->path = b->redis.path;
+    out->tls = b->tls;
+    out->server_name = b->tls_name;
+    out->user = b->user;
+    out->password = b->password;
+    out->addr = b->addr;
+    out->key_prefix = b->key_prefix;
+    return true;
 }
 
 void

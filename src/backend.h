@@ -163,6 +163,31 @@ void backend_set_token(struct backend *b, backend_token_cb token);
  * idle waiter. */
 void backend_cancel(struct backend_waiter *w);
 
+/* Called when the backend's connection to Redis becomes ready (up: its
+ * handshake answered) and when a ready one is lost or closed (down), so
+ * tracking.c knows which connection its CLIENT TRACKING is on.  Runs
+ * inside backend code: it must not call into b (defer with a timer). */
+typedef void (*backend_conn_cb)(void *arg, bool up);
+void backend_set_conn_cb(struct backend *b, backend_conn_cb cb, void *arg);
+
+/* Where the backend connects now (a Sentinel's primary changes it) and
+ * how it authenticates, for a second connection to the same Redis.  All
+ * borrowed from b: valid until the loop runs again.  False while no
+ * address is known (Sentinel not answered yet). */
+struct backend_target {
+    bool                is_unix;
+    const char         *host;
+    uint16_t            port;
+    const char         *path;
+    struct ssl_ctx_st  *tls;            /* NULL: plain */
+    const char         *server_name;    /* TLS: "" is the host */
+    const char         *user;           /* "" none */
+    const char         *password;       /* "" none */
+    const char         *addr;           /* for logs */
+    const char         *key_prefix;     /* --key-prefix, "" none */
+};
+bool backend_target(const struct backend *b, struct backend_target *out);
+
 /* Most arguments of a backend_command(). */
 #define BACKEND_COMMAND_ARGS_MAX 64
 

@@ -69,11 +69,13 @@ enum config_kind {
     CONFIG_KIND_U32,            /* uint32_t in [min, max] */
     CONFIG_KIND_LOG_LEVEL,      /* enum log_level */
     CONFIG_KIND_READ_FROM,      /* enum config_read_from */
+    CONFIG_KIND_TRACKING,       /* enum config_tracking */
     CONFIG_KIND_BOOL,           /* bool: a flag without a value; yes/no
                                    in the environment and the file */
     CONFIG_KIND_STRING,         /* char[CONFIG_ITEM_MAX], "" is none */
     CONFIG_KIND_GLOBS,          /* struct config_list of key patterns */
     CONFIG_KIND_CIDRS,          /* struct config_list of address ranges */
+    CONFIG_KIND_PREFIXES,       /* struct config_list of key prefixes */
     CONFIG_KIND_CHECK,          /* --check-config: no value */
     CONFIG_KIND_HELP,           /* -h: no value, no field */
     CONFIG_KIND_VERSION         /* -V: no value, no field */
@@ -211,6 +213,13 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(redis_sentinel_password), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_REDIS, "PASSWORD", "none",
       "AUTH password for the sentinels" },
+    { "tracking", 0, CONFIG_KIND_TRACKING, CONFIG_FIELD(tracking), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "off|default|bcast", "off",
+      "invalidations from Redis" },
+    { "tracking-prefix", 0, CONFIG_KIND_PREFIXES,
+      CONFIG_FIELD(tracking_prefixes), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "PREFIX", "none",
+      "bcast: cache only these (repeatable)" },
     { "ttl", 't', CONFIG_KIND_DURATION, CONFIG_FIELD(ttl_ms), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "DURATION", "60s",
       "global expiry of cached values" },
@@ -649,6 +658,20 @@ config_parse_seeds(const char *s, struct config_redis *out, size_t max,
 /* --- formatting ------------------------------------------------------- */
 
 const char *
+config_tracking_name(enum config_tracking t)
+{
+    switch (t) {
+    case CONFIG_TRACKING_OFF:
+        return "off";
+    case CONFIG_TRACKING_DEFAULT:
+        return "default";
+    case CONFIG_TRACKING_BCAST:
+        return "bcast";
+    }
+    return "off";
+}
+
+const char *
 config_read_from_name(enum config_read_from r)
 {
     switch (r) {
@@ -1038,6 +1061,19 @@ config_set(struct config_loader *ld, struct config *cfg,
         }
         return 0;
 
+    case CONFIG_KIND_TRACKING:
+        if (strcmp(value, "off") == 0) {
+            *(enum config_tracking *) field = CONFIG_TRACKING_OFF;
+        } else if (strcmp(value, "default") == 0) {
+            *(enum config_tracking *) field = CONFIG_TRACKING_DEFAULT;
+        } else if (strcmp(value, "bcast") == 0) {
+            *(enum config_tracking *) field = CONFIG_TRACKING_BCAST;
+        } else {
+            return config_error(ld, "%s: invalid value '%.*s' (use off, "
+                                "default or bcast)", who, echo, value);
+        }
+        return 0;
+
     case CONFIG_KIND_LOG_LEVEL:
         if (log_level_parse(value, field) < 0) {
             return config_error(ld, "%s: invalid level '%.*s' (use error, "
@@ -1069,6 +1105,7 @@ config_set(struct config_loader *ld, struct config *cfg,
 
     case CONFIG_KIND_GLOBS:
     case CONFIG_KIND_CIDRS:
+    case CONFIG_KIND_PREFIXES:
         return config_set_list(ld, field, opt, who, value);
 
     case CONFIG_KIND_CHECK:
@@ -1097,7 +1134,8 @@ config_apply(struct config_loader *ld, const struct config_option *opt,
         return config_set(ld, &ld->scratch, opt, who, value);
     }
     if (ld->set_by[i] < layer && (opt->kind == CONFIG_KIND_GLOBS
-                                  || opt->kind == CONFIG_KIND_CIDRS)) {
+                                  || opt->kind == CONFIG_KIND_CIDRS
+                                  || opt->kind == CONFIG_KIND_PREFIXES)) {
         /* A higher layer's list replaces a lower one's (the default
          * is empty); repeats within one layer add to it. */
         ((struct config_list *) config_field(ld->cfg, opt))->n = 0;
@@ -1696,6 +1734,42 @@ config_merge_redis_url(struct config_loader *ld)
     return 0;
 }
 
+/* --tracking's rules: RESP2 redirection needs one Redis (tracking runs
+ * per connection, and a cluster would need a subscriber per node, not
+ * built yet); prefixes are bcast's, and Redis refuses two that overlap
+ * (CLIENT TRACKING: "Prefix ... overlaps"), so that is said here, at
+ * start, rather than by every worker's connection. */
+static int
+config_check_tracking(struct config_loader *ld)
+{
+    const struct config      *cfg = ld->cfg;
+    const struct config_list *l = &cfg->tracking_prefixes;
+
+    if (cfg->tracking != CONFIG_TRACKING_OFF
+        && cfg->redis_cluster[0] != '\0') {
+        return config_error(ld, "--tracking: not supported with "
+                            "--redis-cluster (use --tracking off)");
+    }
+    if (l->n > 0 && cfg->tracking != CONFIG_TRACKING_BCAST) {
+        return config_error(ld, "--tracking-prefix: only with --tracking "
+                            "bcast");
+    }
+    for (uint32_t i = 0; i < l->n; i++) {
+        for (uint32_t j = 0; j < l->n; j++) {
+            size_t li = strlen(l->items[i]);
+
+            if (i != j && strncmp(l->items[i], l->items[j], li) == 0) {
+                return config_error(ld, "--tracking-prefix: '%.*s' "
+                                    "overlaps '%.*s' (Redis refuses "
+                                    "prefixes of one another)",
+                                    CONFIG_ECHO_MAX, l->items[i],
+                                    CONFIG_ECHO_MAX, l->items[j]);
+            }
+        }
+    }
+    return 0;
+}
+
 /* Checks that need more than one option. */
 static int
 config_check(struct config_loader *ld)
@@ -1706,6 +1780,9 @@ config_check(struct config_loader *ld)
     char           value[32];
     char           memory[32];
 
+    if (config_check_tracking(ld) < 0) {
+        return -EINVAL;
+    }
     if (cfg->max_value_bytes <= cfg->max_memory_bytes) {
         return 0;
     }
@@ -1804,7 +1881,8 @@ config_format_value(const struct config *cfg,
         snprintf(buf, len, "%s", (const char *) field);
         return;
     case CONFIG_KIND_GLOBS:
-    case CONFIG_KIND_CIDRS: {
+    case CONFIG_KIND_CIDRS:
+    case CONFIG_KIND_PREFIXES: {
         const struct config_list *l = field;
         size_t                    pos = 0;
 
@@ -1847,6 +1925,10 @@ config_format_value(const struct config *cfg,
     case CONFIG_KIND_LOG_LEVEL:
         snprintf(buf, len, "%s",
                  log_level_name(*(const enum log_level *) field));
+        return;
+    case CONFIG_KIND_TRACKING:
+        snprintf(buf, len, "%s",
+                 config_tracking_name(*(const enum config_tracking *) field));
         return;
     case CONFIG_KIND_READ_FROM:
         snprintf(buf, len, "%s",

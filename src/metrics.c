@@ -173,6 +173,48 @@ metrics_reap_slot(struct metrics *m, uint32_t slot)
     metrics_nodes_publish(&m->slots[slot], NULL, 0, 0, false);
 }
 
+bool
+metrics_reap_tracking(struct metrics *m, uint32_t slot)
+{
+    assert(slot < m->nslots);
+    return __atomic_exchange_n(&m->slots[slot].tracking,
+                               METRICS_TRACKING_NONE, __ATOMIC_SEQ_CST)
+           != METRICS_TRACKING_NONE;
+}
+
+void
+metrics_set_tracking(struct metrics_slot_shm *s, int64_t state)
+{
+    /* Seq-cst: a worker that sees UP must also see the flush made
+     * before it was stored. */
+    __atomic_store_n(&s->tracking, state, __ATOMIC_SEQ_CST);
+}
+
+void
+metrics_count_invalidations(struct metrics_slot_shm *s, uint64_t n)
+{
+    __atomic_fetch_add(&s->invalidations, n, __ATOMIC_RELAXED);
+}
+
+int64_t
+metrics_tracking_state(const struct metrics *m)
+{
+    int64_t state = METRICS_TRACKING_NONE;
+
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        int64_t t = __atomic_load_n(&m->slots[i].tracking,
+                                    __ATOMIC_SEQ_CST);
+
+        if (t == METRICS_TRACKING_DOWN) {
+            return METRICS_TRACKING_DOWN;
+        }
+        if (t == METRICS_TRACKING_UP) {
+            state = METRICS_TRACKING_UP;
+        }
+    }
+    return state;
+}
+
 enum metrics_code
 metrics_code_from_status(int http_status)
 {
@@ -329,6 +371,8 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
         out->cluster_map_changes +=
             __atomic_load_n(&s->cluster_map_changes, __ATOMIC_RELAXED);
         out->failovers += __atomic_load_n(&s->failovers, __ATOMIC_RELAXED);
+        out->invalidations +=
+            __atomic_load_n(&s->invalidations, __ATOMIC_RELAXED);
         /* Gauges of one worker's view: the freshest map wins. */
         if (__atomic_load_n(&s->cluster_map_ms, __ATOMIC_RELAXED)
             > out->cluster_map_ms) {
@@ -696,6 +740,15 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                    "together.");
     textbuf_printf(&o, "rcp_backend_connections %" PRId64 "\n",
                    sum.backend_connections);
+    metrics_u64(&o, "rcp_invalidations_total", "counter",
+                "Keys dropped because Redis said they changed (--tracking);"
+                " a FLUSHALL or FLUSHDB counts one.",
+                sum.invalidations);
+    metrics_family(&o, "rcp_tracking_up", "gauge",
+                   "1 while every worker's invalidation channel from Redis "
+                   "is whole (--tracking); 0 when it is off or not.");
+    textbuf_printf(&o, "rcp_tracking_up %d\n",
+                   metrics_tracking_state(m) == METRICS_TRACKING_UP);
     metrics_u64(&o, "rcp_connections_accepted_total", "counter",
                 "Client connections accepted on the data ports.",
                 sum.connections_accepted);

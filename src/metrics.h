@@ -114,6 +114,10 @@ struct metrics_slot_shm {
     uint64_t cluster_nodes;             /* gauge: primaries in it */
     uint64_t cluster_slots_covered;     /* gauge: slots with a primary */
     uint64_t cluster_nodes_down;        /* gauge: primaries refusing us */
+    /* --tracking (tracking.c); zero when off. */
+    uint64_t invalidations;             /* keys dropped by Redis' word,
+                                           a flush counting one */
+    int64_t  tracking;                  /* gauge: METRICS_TRACKING_* */
     /* The node table (see above); metrics_sum() leaves it out. */
     uint64_t nodes_seq;                 /* odd while being written */
     uint64_t nodes_ms;                  /* CLOCK_MONOTONIC ms the list
@@ -122,6 +126,14 @@ struct metrics_slot_shm {
     uint32_t nodes_more;                /* left out: past NODES_MAX */
     struct metrics_node_shm nodes[METRICS_NODES_MAX];
 };
+
+/* A slot's tracking state.  NONE: no worker of ours tracks in it (off,
+ * or the slot is free); DOWN: its worker's channel from Redis is not
+ * whole, so no worker may answer from the cache (it would miss that
+ * worker's invalidations); UP: whole. */
+#define METRICS_TRACKING_NONE 0
+#define METRICS_TRACKING_DOWN 1
+#define METRICS_TRACKING_UP   2
 
 struct metrics;
 
@@ -135,6 +147,20 @@ uint32_t metrics_slot_count(const struct metrics *m);
  * replacement starts): zeroes the slot's connection gauge, since the
  * kernel closed those connections.  Counters are kept. */
 void metrics_reap_slot(struct metrics *m, uint32_t slot);
+
+/* Supervisor, after reaping the worker that used slot: clears its
+ * tracking state; true when it tracked (the keys it was told about are
+ * told to nobody now: the caller flushes the cache). */
+bool metrics_reap_tracking(struct metrics *m, uint32_t slot);
+
+/* tracking.c: this worker's state (METRICS_TRACKING_*), and n
+ * invalidated keys. */
+void metrics_set_tracking(struct metrics_slot_shm *s, int64_t state);
+void metrics_count_invalidations(struct metrics_slot_shm *s, uint64_t n);
+/* Over every slot: NONE when no worker tracks, DOWN when one is down,
+ * else UP.  Relaxed loads, no lock: cheap enough for every cache read
+ * (the workers ask before answering from the cache). */
+int64_t metrics_tracking_state(const struct metrics *m);
 
 /* Sums every slot into *out (relaxed loads, no lock): what a scrape
  * sees.  For tests and for the supervisor's own logging. */

@@ -667,6 +667,11 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
                        metrics_slot(s->metrics, (uint32_t) (p - s->procs))
                            ->connections, __ATOMIC_SEQ_CST);
     metrics_reap_slot(s->metrics, (uint32_t) (p - s->procs));
+    if (metrics_reap_tracking(s->metrics, (uint32_t) (p - s->procs))) {
+        /* --tracking: Redis told that worker's subscriber alone of the
+         * keys it read; nobody hears of them now. */
+        (void) cache_flush(s->cache);
+    }
 
     if (cache_reap_slot(s->cache, supervisor_cache_slot(s, p))) {
         log_error("worker %u died inside the cache lock: serving from "
@@ -1279,6 +1284,9 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
     out->redis_up = c->health != NULL && c->health->redis_up;
     out->workers = supervisor_alive(c->sup);
     out->entries = cs.entries;
+    out->tracking = c->sup->cfg.tracking == CONFIG_TRACKING_OFF ? "off"
+                    : metrics_tracking_state(c->sup->metrics)
+                          == METRICS_TRACKING_UP ? "up" : "down";
     if (c->sup->cfg.redis_cluster[0] != '\0') {
         struct metrics_slot_shm sum;
 

@@ -406,6 +406,23 @@ static const struct health_case {
       "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":4294967295,"
       "\"entries\":18446744073709551615}\n",
       "widest numbers fit" },
+    { { .redis_up = true, .workers = 2, .entries = 5, .tracking = "up" }, 200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":5,"
+      "\"tracking\":\"up\"}\n",
+      "--tracking: invalidations flow" },
+    { { .redis_up = true, .workers = 2, .entries = 5, .tracking = "down" },
+      200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":5,"
+      "\"tracking\":\"down\"}\n",
+      "tracking down: Redis answers, still healthy" },
+    { { .redis_up = true, .workers = 2, .entries = 7, .cluster = true,
+        .cluster_nodes = 3, .cluster_slots_covered = 16384,
+        .tracking = "off" }, 200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":7,"
+      "\"tracking\":\"off\",\"cluster\":{\"nodes\":3,\"nodes_down\":0,"
+      "\"slots_covered\":16384,\"slots\":16384,\"members\":[],"
+      "\"down\":[]}}\n",
+      "tracking's state before the cluster's" },
     { { .redis_up = false, .workers = 2, .entries = 7, .cluster = true,
         .cluster_nodes = 2, .cluster_slots_covered = 16384,
         .cluster_nodes_down = 1,

@@ -561,6 +561,9 @@ static const struct option_good_case {
       "replicas, else primaries" },
     { "redis-sentinel-user", "watcher", "redis-sentinel-user watcher",
       "sentinel ACL user" },
+    { "tracking", "default", "tracking default", "keys read are tracked" },
+    { "tracking", "bcast", "tracking bcast", "every key broadcast" },
+    { "tracking", "off", "tracking off", "off: the TTL alone" },
     { "redis-sentinel-password", "s3cret", "redis-sentinel-password ********",
       "sentinel password masked" },
 };
@@ -610,6 +613,10 @@ static const struct option_bad_case {
       "too many seeds" },
     { "redis-cluster-refresh", "0", 0, LAYER_ALL, "greater than 0",
       "a refresh needs a period" },
+    { "tracking", "on", 0, LAYER_ALL, "use off, default or bcast",
+      "CLIENT TRACKING's word, not ours" },
+    { "tracking", "BCAST", 0, LAYER_ALL, "invalid value 'BCAST'",
+      "upper case" },
     { "redis-read-from", "replicas", 0, LAYER_ALL,
       "use primary, replica or prefer-replica", "a typo" },
     { "redis-sentinel", "s:1,,s:2", 0, LAYER_ALL, "seed 2 of",
@@ -1431,6 +1438,52 @@ START_TEST(test_sentinel_options)
 }
 END_TEST
 
+START_TEST(test_tracking_options)
+{
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+    const char   *bcast[] = { "--tracking", "bcast", "--tracking-prefix",
+                              "user:", "--tracking-prefix", "item: page:",
+                              NULL };
+    const char   *no_bcast[] = { "--tracking", "default",
+                                 "--tracking-prefix", "user:", NULL };
+    const char   *overlap[] = { "--tracking", "bcast", "--tracking-prefix",
+                                "user:", "--tracking-prefix", "user:1",
+                                NULL };
+    const char   *cluster[] = { "--tracking", "default", "--redis-cluster",
+                                "c:1", NULL };
+    const char   *sentinel[] = { "--tracking", "default", "--redis-sentinel",
+                                 "s:1", "--redis-master", "m", NULL };
+    const char   *env_prefix[] = { "RCP_TRACKING=bcast",
+                                   "RCP_TRACKING_PREFIX=a: b:", NULL };
+    char         *text;
+
+    ck_assert_int_eq(test_load(&cfg, bcast, NULL, err), CONFIG_OK);
+    ck_assert_int_eq(cfg.tracking, CONFIG_TRACKING_BCAST);
+    ck_assert_uint_eq(cfg.tracking_prefixes.n, 3);
+    ck_assert_str_eq(cfg.tracking_prefixes.items[2], "page:");
+    text = test_print(&cfg);
+    ck_assert_ptr_nonnull(strstr(text, "tracking bcast\n"));
+    ck_assert_ptr_nonnull(strstr(text, "tracking-prefix user: item: page:\n"));
+    free(text);
+    ck_assert_int_eq(test_load(&cfg, NULL, env_prefix, err), CONFIG_OK);
+    ck_assert_uint_eq(cfg.tracking_prefixes.n, 2);
+    /* The default is off; prefixes are bcast's alone. */
+    ck_assert_int_eq(test_load(&cfg, NULL, NULL, err), CONFIG_OK);
+    ck_assert_int_eq(cfg.tracking, CONFIG_TRACKING_OFF);
+    ck_assert_int_eq(test_load(&cfg, no_bcast, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "--tracking-prefix: only with "
+                                      "--tracking bcast"));
+    ck_assert_int_eq(test_load(&cfg, overlap, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "'user:' overlaps 'user:1'"));
+    /* Not per node yet: said at start, never silently wrong. */
+    ck_assert_int_eq(test_load(&cfg, cluster, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "--tracking: not supported with "
+                                      "--redis-cluster"));
+    ck_assert_int_eq(test_load(&cfg, sentinel, NULL, err), CONFIG_OK);
+}
+END_TEST
+
 /* --redis, --redis-cluster and --redis-sentinel: at most one, whatever
  * layers they come from; the error names where each came from. */
 static const struct backend_choice_case {
@@ -1719,6 +1772,7 @@ config_suite(void)
     tcase_add_test(tc, test_print_round_trip);
     tcase_add_test(tc, test_cluster_seeds);
     tcase_add_test(tc, test_sentinel_options);
+    tcase_add_test(tc, test_tracking_options);
     tcase_add_loop_test(tc, test_backend_choice, 0,
                         (int) (sizeof(backend_choice_cases)
                                / sizeof(backend_choice_cases[0])));

@@ -301,6 +301,27 @@ START_TEST(reap_zeroes_connections_and_keeps_counters)
 }
 END_TEST
 
+/* One worker down keeps every worker off the cache; a reaped slot no
+ * longer counts, and says it tracked (the supervisor flushes then). */
+START_TEST(tracking_state_over_slots)
+{
+    ck_assert_int_eq(metrics_tracking_state(m), METRICS_TRACKING_NONE);
+    metrics_set_tracking(metrics_slot(m, 0), METRICS_TRACKING_UP);
+    metrics_set_tracking(metrics_slot(m, 2), METRICS_TRACKING_DOWN);
+    ck_assert_int_eq(metrics_tracking_state(m), METRICS_TRACKING_DOWN);
+    render();
+    assert_line("rcp_tracking_up 0");
+    ck_assert(metrics_reap_tracking(m, 2));
+    ck_assert(!metrics_reap_tracking(m, 3));
+    ck_assert_int_eq(metrics_tracking_state(m), METRICS_TRACKING_UP);
+    metrics_count_invalidations(metrics_slot(m, 0), 3);
+    metrics_count_invalidations(metrics_slot(m, 1), 1);
+    render();
+    assert_line("rcp_tracking_up 1");
+    assert_line("rcp_invalidations_total 4");
+}
+END_TEST
+
 START_TEST(every_protocol_code_pair_is_listed_even_at_zero)
 {
     char line[128];
@@ -501,6 +522,8 @@ static const struct family_case {
       "rcp_backend_request_duration_seconds_count 0" },
     { "rcp_connections", "gauge", "rcp_connections 0" },
     { "rcp_backend_connections", "gauge", "rcp_backend_connections 0" },
+    { "rcp_invalidations_total", "counter", "rcp_invalidations_total 0" },
+    { "rcp_tracking_up", "gauge", "rcp_tracking_up 0" },
     { "rcp_connections_accepted_total", "counter",
       "rcp_connections_accepted_total 0" },
     { "rcp_connections_denied_total", "counter",
@@ -615,6 +638,7 @@ metrics_suite(void)
     tcase_add_test(tc, counters_sum_over_slots);
     tcase_add_test(tc, reap_zeroes_connections_and_keeps_counters);
     tcase_add_test(tc, cluster_gauges_take_the_freshest_map);
+    tcase_add_test(tc, tracking_state_over_slots);
     tcase_add_test(tc, nodes_view_freshest_list_worst_state);
     tcase_add_test(tc, node_addr_is_cut_to_fit);
     tcase_add_test(tc, every_protocol_code_pair_is_listed_even_at_zero);
