@@ -10,10 +10,13 @@
  * the cache scales with processes; N may exceed the cores, to read the
  * trend.  Built by `make bench/cache_bench`, not by `all`.
  *
- *   usage: bench/cache_bench [-p N] [-r RUNS] [capacity [value_bytes [ops]]]
+ *   usage: bench/cache_bench [-p N] [-r RUNS] [-w WORKLOADS]
+ *                            [capacity [value_bytes [ops]]]
  *
  * -p N (default 2): the second process count.  -r RUNS (default 1):
- * repeat each measurement and report the median aggregate.
+ * repeat each measurement and report the median aggregate.  -w: run only
+ * the workloads named by these letters: r (random hits), h (one hot
+ * key), i (inserts that evict); default rhi.
  *
  * It includes cache_arena.h (an internal header) only to size the arena
  * for the overhead formula.
@@ -298,8 +301,8 @@ bench_loadavg(void)
 static void
 bench_usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [-p N] [-r RUNS] [capacity [value_bytes "
-            "[ops]]]\n", argv0);
+    fprintf(stderr, "usage: %s [-p N] [-r RUNS] [-w rhi] [capacity "
+            "[value_bytes [ops]]]\n", argv0);
 }
 
 int
@@ -307,12 +310,14 @@ main(int argc, char **argv)
 {
     static const struct {
         enum bench_kind kind;
+        char            letter;
         const char     *name;
     } workloads[] = {
-        { BENCH_LOOKUPS, "random hits" },
-        { BENCH_HOT_LOOKUPS, "one hot key" },
-        { BENCH_INSERTS, "inserts that evict" },
+        { BENCH_LOOKUPS, 'r', "random hits" },
+        { BENCH_HOT_LOOKUPS, 'h', "one hot key" },
+        { BENCH_INSERTS, 'i', "inserts that evict" },
     };
+    const char *which = "rhi";
     struct cache_params params = {
         .capacity = 100000,
         .max_memory_bytes = 64u << 20,
@@ -328,13 +333,21 @@ main(int argc, char **argv)
     int rc, opt, procs = 2, runs = 1;
 
     memset(&b, 0, sizeof(b));
-    while ((opt = getopt(argc, argv, "p:r:h")) != -1) {
+    while ((opt = getopt(argc, argv, "p:r:w:h")) != -1) {
         switch (opt) {
         case 'p':
             procs = atoi(optarg);
             break;
         case 'r':
             runs = atoi(optarg);
+            break;
+        case 'w':
+            which = optarg;
+            if (which[strspn(which, "rhi")] != '\0') {
+                fprintf(stderr, "%s: -w takes the letters r, h and i\n",
+                        argv[0]);
+                return 2;
+            }
             break;
         default:
             bench_usage(argv[0]);
@@ -386,6 +399,9 @@ main(int argc, char **argv)
     for (size_t w = 0; w < sizeof(workloads) / sizeof(workloads[0]); w++) {
         double one, many, cpu_one, cpu_many;
 
+        if (strchr(which, workloads[w].letter) == NULL) {
+            continue;
+        }
         bench_fill(&b);
         one = bench_measure(&b, 1, workloads[w].kind, runs, &cpu_one);
         many = cpu_many = 0;
