@@ -8,7 +8,9 @@
  * operations), the aggregate of each and its ratio to 1 process, and the
  * bytes each entry costs beyond its key and value.  A ratio above 1 means
  * the cache scales with processes; N may exceed the cores, to read the
- * trend.  Built by `make bench/cache_bench`, not by `all`.
+ * trend.  It also prints how long one cache line takes to go from one
+ * process to another (two processes passing a counter back and forth):
+ * what every shared write costs on this machine.  Built by `make bench/cache_bench`, not by `all`.
  *
  *   usage: bench/cache_bench [-p N] [-r RUNS] [-w WORKLOADS]
  *                            [capacity [value_bytes [ops]]]
@@ -31,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -225,6 +228,46 @@ bench_parallel(struct bench *b, int procs, enum bench_kind kind,
     return bench_now() - start;
 }
 
+/* Nanoseconds for one cache line to move from one process to another:
+ * two processes take turns incrementing a shared counter, each waiting
+ * for the other's turn, rounds times. */
+static double
+bench_line_transfer_ns(uint64_t rounds)
+{
+    uint64_t *turn = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    double start, secs;
+    pid_t pid;
+    int status;
+
+    if (turn == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    start = bench_now();
+    for (uint64_t i = pid == 0 ? 1 : 0; i < 2 * rounds; i += 2) {
+        while (__atomic_load_n(turn, __ATOMIC_ACQUIRE) != i) {
+            /* the other's turn */
+        }
+        __atomic_store_n(turn, i + 1, __ATOMIC_RELEASE);
+    }
+    if (pid == 0) {
+        _exit(0);
+    }
+    secs = bench_now() - start;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        fprintf(stderr, "line transfer process failed\n");
+        exit(1);
+    }
+    (void) munmap(turn, 4096);
+    return secs * 1e9 / (2.0 * (double) rounds);
+}
+
 static void
 bench_fill(struct bench *b)
 {
@@ -417,6 +460,8 @@ main(int argc, char **argv)
         fflush(stdout);
     }
     printf("N = %d; load average after: %s", procs, bench_loadavg());
+    printf("one cache line from one process to another: %.0f ns\n",
+           bench_line_transfer_ns(1000000));
     cache_stats(b.cache, &stats);
     {
         char err[256];
