@@ -57,6 +57,8 @@
 #include "http.h"
 #include "http_parser.h"
 #include "log.h"
+#include "tracking.h"
+#include "value.h"
 #include "worker.h"
 #include "worker_conn.h"
 
@@ -107,7 +109,8 @@ worker_store_value(void *arg, const void *key, size_t key_len,
         v->etag = cache_etag(v->data, v->len);
         v->has_etag = true;
     }
-    if (w->params->cache == NULL) {
+    if (w->params->cache == NULL
+        || !tracking_covers(w->tracking, key, key_len)) {
         return;
     }
     if (v == NULL) {
@@ -233,8 +236,11 @@ worker_conn_unsent(const struct conn *c)
  * than the extra iovec and reference. */
 #define WORKER_SHARE_MIN (64u * 1024u)
 
-/* Most bytes one connection writes per loop iteration. */
-#define WORKER_WRITE_BUDGET (1024u * 1024u)
+/* Most bytes one connection writes per loop iteration.  With three
+ * clients of a 256 MB value and one read from Redis per iteration, 1 MB
+ * each made iterations of 4-5 ms of CPU, and a hit waited up to two of
+ * them; 256 KB keeps one under a millisecond. */
+#define WORKER_WRITE_BUDGET (256u * 1024u)
 
 /* Allocations from this size on are mappings of their own. */
 #define WORKER_MMAP_THRESHOLD (1024 * 1024)
@@ -307,6 +313,14 @@ worker_conn_advance(struct conn *c, size_t n)
  * with exactly the room it needs. */
 #define WORKER_VALUE_GUESS 4096
 
+bool
+worker_cache_trusted(const struct worker *w)
+{
+    return w->tracking == NULL || w->params->metrics_all == NULL
+           || metrics_tracking_state(w->params->metrics_all)
+                  != METRICS_TRACKING_DOWN;
+}
+
 enum cache_status
 worker_cache_lookup(struct worker *w, struct buf *b, size_t head_room,
                     size_t tail_room, const void *key, size_t key_len,
@@ -314,6 +328,9 @@ worker_cache_lookup(struct worker *w, struct buf *b, size_t head_room,
 {
     size_t want = WORKER_VALUE_GUESS;
 
+    if (!worker_cache_trusted(w)) {
+        return CACHE_MISS;      /* Redis may have changed it unheard */
+    }
     /* The value may be replaced between two lookups, so a second
      * TRUNCATED is possible; after three tries the caller asks Redis. */
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -691,6 +708,17 @@ worker_conn_close(struct conn *c)
     }
 }
 
+/* Gives back one step of a dead big value's mapping per iteration (see
+ * value.h), so that freeing 256 MB never stalls the other clients;
+ * before_poll re-arms it while more is left. */
+static void
+worker_reap_timer_cb(struct event_loop *loop, struct event_timer *t)
+{
+    (void)loop;
+    (void)t;
+    (void)value_reap();
+}
+
 /* Runs before each epoll wait: closed slots go back to the pool now that
  * no callback of this iteration can still refer to them. */
 static void
@@ -726,6 +754,11 @@ worker_before_poll(struct event_loop *loop, void *arg)
         c->state = CONN_FREE;
         c->next = w->free_list;
         w->free_list = c;
+    }
+    if (value_reap_pending() && !event_timer_active(&w->reap_timer)
+        && event_timer_start(loop, &w->reap_timer, 0) != 0) {
+        /* No heap slot: the next iteration tries again. */
+        log_debug("event_timer_start(reap) failed: out of memory");
     }
     if (w->stopping && w->open_conns == 0) {
         event_loop_stop(loop);
@@ -887,6 +920,25 @@ worker_conn_read(struct conn *c)
     }
 }
 
+/* Trims iov[0..niov) to at most room bytes; returns the new count.
+ * Checking the budget after writev() is not enough: on loopback the
+ * reader drains the socket while one writev() copies, so a single call
+ * offered a whole 256 MB value returned after 10 MB and 10 ms. */
+static int
+worker_conn_iov_cap(struct iovec *iov, int niov, size_t room)
+{
+    int i;
+
+    for (i = 0; i < niov; i++) {
+        if (iov[i].iov_len >= room) {
+            iov[i].iov_len = room;
+            return i + 1;
+        }
+        room -= iov[i].iov_len;
+    }
+    return niov;
+}
+
 void
 worker_conn_flush(struct conn *c)
 {
@@ -897,6 +949,7 @@ worker_conn_flush(struct conn *c)
     while (worker_conn_unsent(c) > 0) {
         struct iovec iov[3];
         int          niov = 0;
+        size_t       room = WORKER_WRITE_BUDGET - written;
         ssize_t      n;
 
         if (c->out_value == NULL) {
@@ -920,6 +973,7 @@ worker_conn_flush(struct conn *c)
                 iov[niov++].iov_len = c->out.len - c->out_value_at;
             }
         }
+        niov = worker_conn_iov_cap(iov, niov, room);
         n = writev(c->fd, iov, niov);
         if (n > 0) {
             worker_conn_advance(c, (size_t) n);
@@ -1483,9 +1537,16 @@ worker_init(struct worker *w, const struct worker_params *p)
         return rc;
     }
     backend_set_token(w->backend, worker_purge_token);
+    rc = tracking_create(&w->loop, p->cfg, w->backend, p->cache, p->metrics,
+                         &w->tracking);
+    if (rc != 0) {
+        log_error("tracking_create() failed: %s", strerror(-rc));
+        return rc;
+    }
 
     event_timer_init(&w->accept_timer, worker_accept_timer_cb, w);
     event_timer_init(&w->stop_timer, worker_stop_timer_cb, w);
+    event_timer_init(&w->reap_timer, worker_reap_timer_cb, w);
     if (w->http_fd >= 0) {
         event_io_init(&w->http_io, w->http_fd, worker_http_accept_cb, w);
     }
@@ -1510,6 +1571,8 @@ worker_fini(struct worker *w)
             buf_free(&c->out);
         }
     }
+    /* Before the backend: it unhooks from it. */
+    tracking_destroy(w->tracking);
     if (w->backend != NULL) {
         backend_destroy(w->backend);
     }
@@ -1520,6 +1583,7 @@ worker_fini(struct worker *w)
     buf_free(&w->access);
     free(w->conns);
     free(w->key_buf);
+    value_reap_all();
     if (w->signal_fd >= 0) {
         event_io_stop(&w->loop, &w->signal_io);
         close(w->signal_fd);

@@ -203,6 +203,7 @@ struct worker {
     const struct config *cfg;           /* borrowed: params->cfg */
     struct event_loop    loop;
     struct backend      *backend;       /* owned */
+    struct tracking     *tracking;      /* owned; NULL: --tracking off */
     struct event_io      http_io;
     struct event_io      resp_io;
     int                  http_fd;       /* borrowed until stop, then -1 */
@@ -214,6 +215,8 @@ struct worker {
     struct event_io      signal_io;
     bool                 stopping;
     struct event_timer   stop_timer;    /* --shutdown-timeout */
+    struct event_timer   reap_timer;    /* 0 ms while big values' mappings
+                                           are being given back */
     struct conn         *conns;         /* owned: max_clients slots */
     struct conn         *free_list;
     struct conn         *closed_list;   /* back to the pool in before_poll */
@@ -244,6 +247,9 @@ size_t worker_conn_unsent(const struct conn *c);
  * client holds another); otherwise, or when one is already attached, by
  * copy.  0 or -ENOMEM. */
 int    worker_conn_append_value(struct conn *c, struct value *v);
+/* Whether the cache may answer now: false while --tracking is on and
+ * some worker's invalidation channel is not whole (tracking.c). */
+bool   worker_cache_trusted(const struct worker *w);
 /* Copies key's cached value into b at b->len + head_room, leaving room
  * for tail_room bytes after it; b->len is not moved.  CACHE_HIT or
  * CACHE_STALE (lk set); CACHE_MISS for a miss, a gone entry, a bypassed
