@@ -74,14 +74,14 @@
  *
  * Inserts stay serial: the tail, the arena and the gauges are one, so two
  * processes inserting at once are not faster together than one (see
- * bench/README.md: on the development VM a cache line takes ~180 ns to
- * move between the two CPUs, and an insert that evicts the entry another
- * process stored must move several; sharding the index and the LRU, with
- * the global order kept by stamps, measured no faster with two processes
- * and a quarter slower with one).  What the write side holds for an
- * insert is kept short instead: the key's bucket is fetched while the
- * lock is awaited, and evicting into a full cache of like-sized values
- * frees and allocates nothing.
+ * bench/README.md: on the development VM a cache line takes 40 to 190 ns
+ * to move between the two CPUs, as the hypervisor places them, and an
+ * insert that evicts what another process stored must move several;
+ * sharding the index and the LRU, with the global order kept by stamps,
+ * measured no faster with two processes and a quarter slower with one).  What
+ * the write side holds for an insert is kept short instead: the key's bucket
+ * is fetched while the lock is awaited, and evicting into a full cache of
+ * like-sized values frees and allocates nothing.
  *
  * Shared cache lines, and who writes them:
  *   header, fixed part     cache_create only
@@ -1673,10 +1673,13 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
         evicted++;
     }
     /* The budget fits; free space may still be in pieces too small. */
-    while (
-        i == CACHE_NIL
-        && (block = cache_arena_alloc(cache->arena, CACHE_META_BYTES + need))
-               == CACHE_ARENA_NIL) {
+    while (i == CACHE_NIL) {
+        block = cache_arena_alloc(cache->arena, CACHE_META_BYTES + need);
+        if (block != CACHE_ARENA_NIL) {
+            i = hdr->free_head;
+            hdr->free_head = cache_entry(cache, i)->chain_next;
+            break;
+        }
         if (hdr->lru_tail == CACHE_NIL) {
             assert(!"an empty arena must fit max_memory_bytes");
             status = CACHE_TOO_LARGE;
@@ -1684,11 +1687,6 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
         }
         cache_evict_tail_locked(cache);
         evicted++;
-    }
-
-    if (i == CACHE_NIL) {
-        i = hdr->free_head;
-        hdr->free_head = cache_entry(cache, i)->chain_next;
     }
     e = cache_entry(cache, i);
     e->stored_ms = now_ms;
