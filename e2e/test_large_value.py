@@ -86,18 +86,21 @@ def test_256mb_value_to_three_clients_while_hits_stay_fast(make_proxy):
     # Held once: three copies would be 768 MB over the baseline.
     assert peak - base < (BIG >> 10) + (128 << 10), (base, peak)
     # Given back once the clients are done.
-    wait_for(lambda: rss_kb(worker) - base < 10 << 10, timeout=5,
+    wait_for(lambda: rss_kb(worker) - base < 10 << 10, timeout=30,
              what="RSS back within 10 MB of the baseline")
     # The worker never stops serving the others: the hit client kept
     # going all along.  The 10 ms p99 target is measured (printed above)
     # rather than asserted: make check runs on shared CPUs, where the
     # scheduler alone costs tens of ms (DESIGN: no timed assertions in
     # make check).  The bound below catches a worker that stalls while
-    # it reads or writes the value, as the hiredis one did for 5-7 s.
+    # it reads or writes the value, as the hiredis one did for 5-7 s
+    # (then the few hits it answers are all slow).  The bounds are
+    # loose because a loaded 2-core machine stalls a healthy worker for
+    # hundreds of ms now and then (50 ms p50, 500 ms p99 were tight).
     assert len(lat) >= 20, lat
-    assert lat[len(lat) // 2] < 0.050, "p50 %.1f ms" % (
+    assert lat[len(lat) // 2] < 0.100, "p50 %.1f ms" % (
         lat[len(lat) // 2] * 1e3)
-    assert p99 < 0.500, "p99 %.1f ms" % (p99 * 1e3)
+    assert p99 < 1.5, "p99 %.1f ms" % (p99 * 1e3)
     hot.close()
 
 
@@ -161,10 +164,11 @@ def test_256mb_value_moves_in_bounded_steps(make_proxy, tmp_path):
         fetchers = [fetch_big(p.port) for _ in range(2)]
         got = [f.communicate()[0].decode() for f in fetchers]
         assert got == ["200 %d" % BIG] * 2
-        wait_for(lambda: rss_kb(worker) - base < 10 << 10, timeout=10,
+        # Generous: the worker runs under strace on a shared machine.
+        wait_for(lambda: rss_kb(worker) - base < 10 << 10, timeout=30,
                  what="RSS back within 10 MB of the baseline")
         # strace writes each call once it returns.
-        wait_for(lambda: sum(traced()["munmap"]) >= BIG, timeout=10,
+        wait_for(lambda: sum(traced()["munmap"]) >= BIG, timeout=30,
                  what="the value unmapped")
     finally:
         tr.send_signal(signal.SIGINT)
