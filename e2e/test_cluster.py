@@ -533,7 +533,9 @@ def test_uncovered_slots_wrong_auth_and_a_dead_seed(partial_cluster,
     r = s.get(p.url("/" + ka), timeout=5)
     took = time.monotonic() - t0
     assert r.status_code == 503, (r.status_code, r.text)
-    assert 0.5 <= took <= 1.5, took     # the retries filled --redis-timeout
+    # The retries filled --redis-timeout (1 s), and stopped there: the
+    # upper bound leaves a loaded machine 1.5 s (0.5 s was tight).
+    assert 0.5 <= took <= 2.5, took
     with pytest.raises(redis.ResponseError, match="CLUSTERDOWN"):
         resp_command(resp_port(p), "GET", ka)
 
@@ -572,7 +574,7 @@ def test_tryagain_during_a_migration(cluster, make_proxy):
     with pytest.raises(redis.ResponseError, match="^TRYAGAIN"):
         resp_command(port, "EXISTS", *keys)
     took = time.monotonic() - t0
-    assert 1.5 <= took <= 3.0, took
+    assert 1.5 <= took <= 4.0, took     # 2 s, and a loaded machine's slack
     assert rejected_calls(src, "exists") - before >= 4
     # The migration ends while the proxy is retrying: the answer comes.
     result = {}

@@ -86,7 +86,9 @@ def test_tryagain_retried_in_the_deadline_then_503(make_proxy):
         r = s.get(p.url("/k1"), timeout=5)
         took = time.monotonic() - t0
         assert r.status_code == 503, (r.status_code, r.text)
-        assert 0.7 <= took <= 1.5, took
+        # Until the 1 s deadline, not past it (the bound leaves a loaded
+        # machine 1.5 s: 0.5 s was tight).
+        assert 0.7 <= took <= 2.5, took
         tries = n.node.count("GET") - before
         # 10, 20, 40, 80, 160, 200, 200.. ms: a handful, not a spin.
         assert 4 <= tries <= 12, tries
