@@ -378,6 +378,12 @@ class TrackingStandIn:
                         hold = key in self.held
                     replies.put((hold, b"$-1\r\n" if value is None
                                  else self._bulk(value)))
+                elif cmd == b"PTTL":
+                    # Pipelined behind its GET: no expiry (-1), or absent.
+                    with self.lock:
+                        present = args[1] in self.values
+                    replies.put((False, b":-1\r\n" if present
+                                 else b":-2\r\n"))
                 elif cmd == b"CLIENT" and sub == b"ID":
                     replies.put((False, b":%d\r\n" % my_id))
                 elif cmd == b"SUBSCRIBE":
