@@ -587,11 +587,15 @@ def fresh_within(s, p, key, want, ms=SEEN_MS):
 def test_key_prefix(redis_server, make_proxy, mode):
     """Redis names its own keys (app:k); the cache holds the client's
     (k)."""
-    p = start_tracking_proxy(make_proxy, redis_server, mode,
-                             "--key-prefix", "app:")
+    # Written before the proxy starts: in bcast mode a SET's
+    # invalidation could otherwise reach a worker after it cached the
+    # value (late, on a loaded machine) and drop it, and the HIT below
+    # would be a MISS.
     rc = redis_server.client()
     rc.set("app:k", "v1")
     rc.set("k", "not ours")
+    p = start_tracking_proxy(make_proxy, redis_server, mode,
+                             "--key-prefix", "app:")
     s = requests.Session()
     assert s.get(p.url("/k"), timeout=5).text == "v1"
     r = s.get(p.url("/k"), timeout=5)
@@ -602,12 +606,13 @@ def test_key_prefix(redis_server, make_proxy, mode):
 
 
 def test_bcast_prefixes_cache_only_what_they_cover(redis_server, make_proxy):
-    p = start_tracking_proxy(make_proxy, redis_server, "bcast",
-                             "--key-prefix", "app:", "--tracking-prefix",
-                             "user:", "--tracking-prefix", "item:")
+    # Written before the proxy starts (see test_key_prefix).
     rc = redis_server.client()
     rc.set("app:user:1", "u1")
     rc.set("app:other:1", "o1")
+    p = start_tracking_proxy(make_proxy, redis_server, "bcast",
+                             "--key-prefix", "app:", "--tracking-prefix",
+                             "user:", "--tracking-prefix", "item:")
     s = requests.Session()
     for _ in range(2):
         r = s.get(p.url("/user:1"), timeout=5)
