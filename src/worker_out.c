@@ -105,7 +105,7 @@ worker_out_iov(const struct conn *c, struct iovec *iov, size_t room)
             if (n == WORKER_OUT_IOV_MAX) {
                 return n;
             }
-            iov[n].iov_base = (void *)p;
+            iov[n].iov_base = (void *) p;
             iov[n++].iov_len = s->gap < room ? s->gap : room;
             room -= iov[n - 1].iov_len;
             p += s->gap;
@@ -120,10 +120,10 @@ worker_out_iov(const struct conn *c, struct iovec *iov, size_t room)
         }
     }
     if (room > 0 && p < c->out.data + c->out.len) {
-        size_t tail = (size_t)(c->out.data + c->out.len - p);
+        size_t tail = (size_t) (c->out.data + c->out.len - p);
 
         if (n < WORKER_OUT_IOV_MAX) {
-            iov[n].iov_base = (void *)p;
+            iov[n].iov_base = (void *) p;
             iov[n++].iov_len = tail < room ? tail : room;
         }
     }

@@ -156,10 +156,10 @@ worker_resp_mget_resume(struct conn *c)
     }
     while (m->next < m->n) {
         if (worker_conn_unsent(c) >= WORKER_OUT_HIGH_WATER) {
-            return;                     /* resumed once out drains */
+            return; /* resumed once out drains */
         }
         if (!worker_resp_mget_item(c, m->next)) {
-            return;                     /* WAITING, or closed */
+            return; /* WAITING, or closed */
         }
         m->next++;
     }
