@@ -268,6 +268,11 @@ worker_http_backend_cb(struct backend_waiter      *wt,
     };
 
     c->state = CONN_READING;
+    if (status == 200 && r->pttl_ms >= 0
+        && (uint64_t) r->pttl_ms < w->cfg->ttl_ms) {
+        /* Redis expires the key sooner than the TTL would. */
+        reply.max_age_s = (uint64_t) r->pttl_ms / 1000;
+    }
     if (status == 200) {
         if (r->value == NULL) {
             reply.etag = cache_etag(r->data, r->len);
@@ -279,7 +284,8 @@ worker_http_backend_cb(struct backend_waiter      *wt,
             reply.etag = r->value->etag;
         }
         reply.cs.stored = w->params->cache != NULL
-                          && r->len <= w->cfg->max_value_bytes;
+                          && r->len <= w->cfg->max_value_bytes
+                          && r->pttl_ms != BACKEND_PTTL_UNKNOWN;
         if (worker_http_not_modified(c, reply.etag)) {
             reply.status = 304;
         }
