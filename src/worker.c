@@ -245,13 +245,11 @@ worker_conn_append_value(struct conn *c, struct value *v)
     if (v->len < WORKER_SHARE_MIN || c->out_value != NULL) {
         return buf_append(&c->out, v->data, v->len);
     }
-    if (c->out.pos == c->out.len) {
-        /* As buf_reserve would on the next append: the value's place
-         * must not move under it. */
-        c->out.pos = c->out.len = 0;
-    }
     c->out_value = value_ref(v);
-    c->out_value_at = c->out.len;
+    /* Counted from out.pos, not an offset into out.data: appending may
+     * move the pending bytes to the front (buf_reserve), never reorder
+     * them. */
+    c->out_value_before = buf_pending(&c->out);
     c->out_value_sent = 0;
     return 0;
 }
@@ -261,7 +259,7 @@ worker_conn_drop_value(struct conn *c)
 {
     value_unref(c->out_value);
     c->out_value = NULL;
-    c->out_value_at = 0;
+    c->out_value_before = 0;
     c->out_value_sent = 0;
 }
 
@@ -275,31 +273,21 @@ worker_conn_advance(struct conn *c, size_t n)
         c->out.pos += n;
         return;
     }
-    before = c->out_value_at - c->out.pos;
-    if (n <= before) {
-        c->out.pos += n;
-        n = 0;
-    } else {
-        c->out.pos = c->out_value_at;
-        n -= before;
-    }
+    before = n < c->out_value_before ? n : c->out_value_before;
+    c->out.pos += before;
+    c->out_value_before -= before;
+    n -= before;
     left = c->out_value->len - c->out_value_sent;
-    if (n >= left && left > 0) {
+    if (n >= left) {
         c->out_value_sent += left;
         n -= left;
-    } else if (n > 0) {
+    } else {
         c->out_value_sent += n;
         n = 0;
     }
     c->out.pos += n;
-    if (c->out_value_sent == c->out_value->len
-        && c->out.pos >= c->out_value_at) {
+    if (c->out_value_sent == c->out_value->len && c->out_value_before == 0) {
         worker_conn_drop_value(c);
-    } else if (c->out.pos == c->out.len && c->out.pos == c->out_value_at) {
-        /* Nothing of out is pending, so its next append would rewind
-         * it to offset 0: rewind now and keep the value's place. */
-        c->out.pos = c->out.len = 0;
-        c->out_value_at = 0;
     }
 }
 
@@ -905,9 +893,11 @@ worker_conn_flush(struct conn *c)
         } else {
             /* What precedes the shared value, its unsent part, and
              * what was answered after it: one call, in order. */
-            if (c->out_value_at > c->out.pos) {
+            size_t at = c->out.pos + c->out_value_before;
+
+            if (c->out_value_before > 0) {
                 iov[niov].iov_base = c->out.data + c->out.pos;
-                iov[niov++].iov_len = c->out_value_at - c->out.pos;
+                iov[niov++].iov_len = c->out_value_before;
             }
             if (c->out_value_sent < c->out_value->len) {
                 iov[niov].iov_base = c->out_value->data
@@ -915,9 +905,9 @@ worker_conn_flush(struct conn *c)
                 iov[niov++].iov_len = c->out_value->len
                                       - c->out_value_sent;
             }
-            if (c->out.len > c->out_value_at) {
-                iov[niov].iov_base = c->out.data + c->out_value_at;
-                iov[niov++].iov_len = c->out.len - c->out_value_at;
+            if (c->out.len > at) {
+                iov[niov].iov_base = c->out.data + at;
+                iov[niov++].iov_len = c->out.len - at;
             }
         }
         n = writev(c->fd, iov, niov);

@@ -110,8 +110,8 @@ struct resp_pending {
     char                  log_req[100]; /* "GET key", cut */
 };
 
-/* One MGET (worker_resp_mget.c): its keys probed, its misses fetched,
- * then its answer emitted in parts. */
+/* One MGET (worker_resp_mget.c): its keys probed, its misses fetched a
+ * window at a time, its answer emitted in parts. */
 enum resp_mget_kind {
     RESP_MGET_CACHED = 0,               /* copied from the cache at its
                                            turn */
@@ -119,11 +119,22 @@ enum resp_mget_kind {
     RESP_MGET_FETCH                     /* asked of the backend */
 };
 
+/* An MGET's misses are fetched at most this many at once ... */
+#define RESP_MGET_WINDOW_KEYS  64
+/* ... and while the values in, in flight (guessed from the largest seen
+ * so far) and not yet emitted stay under this: past it, fetching waits
+ * for the client to take what is out. */
+#define RESP_MGET_WINDOW_BYTES (4u * 1024u * 1024u)
+/* The guess for a value in flight before any has come in: a first
+ * window of 4 misses, whatever their size. */
+#define RESP_MGET_GUESS_BYTES  (RESP_MGET_WINDOW_BYTES / 4)
+
 struct resp_mget_item {
     struct backend_waiter waiter;       /* linked while fetching */
     struct resp_mget     *mget;         /* borrowed: the owner */
     enum resp_mget_kind   kind;
-    bool                  fetch;        /* asked of the backend */
+    bool                  issued;       /* FETCH: asked of the backend */
+    bool                  arrived;      /* FETCH: result (and value) in */
     enum backend_result   result;       /* FETCH, once in (or NIL for a
                                            remembered absence) */
     struct value         *value;        /* owned reference: FETCH with
@@ -135,6 +146,10 @@ struct resp_mget {
     size_t                n;
     size_t                pending;      /* fetches not yet answered */
     size_t                next;         /* next item to emit */
+    size_t                fetch_next;   /* items before it are asked of
+                                           Redis or need not be */
+    size_t                held_bytes;   /* values in, not yet emitted */
+    size_t                max_len;      /* largest value fetched */
     bool                  started;      /* the array header is out */
     struct resp_mget_item items[];
 };
@@ -152,10 +167,11 @@ struct conn {
     struct buf            out;          /* owned: answers not yet sent */
     struct value         *out_value;    /* owned ref, or NULL: a large
                                            value sent from the one copy
-                                           its clients share, in place
-                                           at out.data[out_value_at] */
-    size_t                out_value_at; /* out offset: bytes before it go
-                                           first, bytes from it after */
+                                           its clients share, after the
+                                           first out_value_before
+                                           pending bytes of out */
+    size_t                out_value_before; /* unsent out bytes ahead of
+                                           it: what follows goes after */
     size_t                out_value_sent; /* of out_value, written */
     uint64_t              request_start_ms; /* first byte of the request */
     uint64_t              activity_ms;  /* last read or write progress */
