@@ -566,7 +566,7 @@ static void
 backend_fetch_fail(struct backend_fetch *f, enum backend_result result,
                    bool count)
 {
-    struct backend_reply reply = { result, NULL, 0, NULL };
+    struct backend_reply reply = { result, NULL, 0, NULL, false };
 
     if (count) {
         backend_count_error(f->b, result == BACKEND_TIMEOUT
@@ -936,7 +936,7 @@ backend_deliver_command(struct backend *b, struct backend_fetch *f,
     char              buf[BACKEND_WHY_MAX + 32];
     int               n = -1;
     struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
-                                 sizeof(unexpected) - 1, NULL };
+                                 sizeof(unexpected) - 1, NULL, false };
 
     if (r->kind == REDIS_CONN_REPLY_NIL) {
         n = snprintf(buf, sizeof(buf), "$-1\r\n");
@@ -972,7 +972,7 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
     static const char unexpected[] = "unexpected reply type to GET";
     static const char too_large[] = "reply over --max-reply-size";
     struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
-                                 sizeof(unexpected) - 1, NULL };
+                                 sizeof(unexpected) - 1, NULL, false };
 
     uint64_t fetch_us = backend_now_us() - f->start_us;
 
@@ -991,8 +991,8 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.value = r->value;
         if (b->store != NULL) {
             /* Once per fetch, before any waiter can look it up again. */
-            b->store(b->store_arg, f->key, f->key_len, r->value, fetch_us,
-                     f->token);
+            out.stored = b->store(b->store_arg, f->key, f->key_len,
+                                  r->value, fetch_us, f->token);
         }
         break;
     case REDIS_CONN_REPLY_NIL:
@@ -1001,8 +1001,8 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.len = 0;
         if (b->store != NULL) {
             /* An absent key: remembered, or its stale entry dropped. */
-            b->store(b->store_arg, f->key, f->key_len, NULL, fetch_us,
-                     f->token);
+            out.stored = b->store(b->store_arg, f->key, f->key_len, NULL,
+                                  fetch_us, f->token);
         }
         break;
     case REDIS_CONN_REPLY_TOO_LARGE:
@@ -1157,7 +1157,8 @@ static void
 backend_on_kick(struct event_loop *loop, struct event_timer *timer)
 {
     struct backend *b = timer->data;
-    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL };
+    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL,
+                                   false };
     struct backend_waiter *w;
     size_t n;
 
@@ -1362,7 +1363,7 @@ backend_on_retry(struct event_loop *loop, struct event_timer *timer)
     static const char uncovered[] = "CLUSTERDOWN Hash slot not served";
     struct backend_fetch *f = timer->data;
     struct backend_reply out = { BACKEND_UNAVAILABLE, uncovered,
-                                 sizeof(uncovered) - 1, NULL };
+                                 sizeof(uncovered) - 1, NULL, false };
 
     (void)loop;
     assert(f->list == BACKEND_LIST_NODE && !f->done);
@@ -1443,6 +1444,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
             out.data = f->command ? r->data : text;
             out.len = f->command ? r->len : text_len;
             out.value = NULL;
+            out.stored = false;
             backend_fetch_finish(f, &out);
             return;
         case CLUSTER_REDIRECT_NONE:
@@ -1465,9 +1467,12 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
         && b->store != NULL && !f->command) {
         /* Once per fetch, before any waiter can look it up again; an
          * absent key too (remembered, or its stale entry dropped). */
-        b->store(b->store_arg, f->key, f->key_len,
-                 r->result == BACKEND_VALUE ? r->value : NULL,
-                 backend_now_us() - f->start_us, f->token);
+        out = *r;
+        out.stored = b->store(b->store_arg, f->key, f->key_len,
+                              r->result == BACKEND_VALUE ? r->value : NULL,
+                              backend_now_us() - f->start_us, f->token);
+        backend_fetch_finish(f, &out);
+        return;
     }
     backend_fetch_finish(f, r);
 }
@@ -1991,7 +1996,8 @@ backend_pending(const struct backend *b)
 void
 backend_destroy(struct backend *b)
 {
-    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL };
+    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL,
+                                   false };
     struct backend_fetch *f;
     struct backend_waiter *w;
     size_t i;

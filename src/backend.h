@@ -52,6 +52,8 @@ struct backend_reply {
     struct value       *value;  /* BACKEND_VALUE: the shared bytes data
                                    points into; value_ref() to keep them
                                    past the callback.  NULL otherwise. */
+    bool                stored; /* what the store callback said: the
+                                   value (or the absence) is now cached */
 };
 
 struct backend_waiter;
@@ -62,8 +64,9 @@ typedef void (*backend_cb)(struct backend_waiter *w,
  * absent (v NULL), before its waiters (even when they all cancelled).
  * v is borrowed: value_ref() it to keep it.  fetch_us: from the fetch's
  * start to its reply.  token: what the token callback said when the
- * fetch began (0 without one). */
-typedef void (*backend_store_cb)(void *arg, const void *key,
+ * fetch began (0 without one).  True when it stored it: the waiters'
+ * reply says so (stored). */
+typedef bool (*backend_store_cb)(void *arg, const void *key,
                                  size_t key_len, struct value *v,
                                  uint64_t fetch_us, uint64_t token);
 
