@@ -91,8 +91,9 @@ worker_date(struct worker *w)
  * entry is dropped, since Redis no longer has the key.  Neither is
  * stored when the key was purged (DELETE /cache/<key>, POST /flush)
  * after the fetch took its token.  CACHE_TOO_LARGE, CACHE_BYPASS or
- * CACHE_PURGED just mean not stored. */
-static void
+ * CACHE_PURGED just mean not stored: false, and Cache-Status says no
+ * "stored". */
+static bool
 worker_store_value(void *arg, const void *key, size_t key_len,
                    struct value *v, uint64_t fetch_us, uint64_t token)
 {
@@ -108,21 +109,22 @@ worker_store_value(void *arg, const void *key, size_t key_len,
         v->has_etag = true;
     }
     if (w->params->cache == NULL) {
-        return;
+        return false;
     }
     if (v == NULL) {
         if (w->cfg->negative_ttl_ms > 0) {
             info.negative = true;
-            (void)cache_store(w->params->cache, key, key_len, NULL, 0,
-                              cache_clock_ms(), &info);
-        } else if (config_stale_ms(w->cfg) > 0) {
+            return cache_store(w->params->cache, key, key_len, NULL, 0,
+                               cache_clock_ms(), &info) == CACHE_STORED;
+        }
+        if (config_stale_ms(w->cfg) > 0) {
             (void)cache_delete(w->params->cache, key, key_len);
         }
-        return;
+        return false;
     }
     info.etag = v->etag;
-    (void)cache_store(w->params->cache, key, key_len, v->data, v->len,
-                      cache_clock_ms(), &info);
+    return cache_store(w->params->cache, key, key_len, v->data, v->len,
+                       cache_clock_ms(), &info) == CACHE_STORED;
 }
 
 /* A background refresh: a GET whose answer only goes to the cache (the
@@ -1245,8 +1247,8 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
             case ENFILE:
             case ENOBUFS:
             case ENOMEM:
-                log_error("accept4() failed: %s; pausing accepts for %d ms",
-                          strerror(err), WORKER_EMFILE_PAUSE_MS);
+                worker_accept_exhausted(w, lfd, proto, err,
+                                        WORKER_EMFILE_PAUSE_MS);
                 worker_pause_accepting(w, WORKER_EMFILE_PAUSE_MS);
                 return;
             default:
@@ -1397,6 +1399,7 @@ worker_init(struct worker *w, const struct worker_params *p)
     w->http_fd = p->http_fd;
     w->resp_fd = p->resp_fd;
     w->signal_fd = -1;
+    w->accept_reserve_fd = -1;
     /* Each worker draws its own early-refresh coins (never zero). */
     w->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL)
              ^ UINT64_C(0x9e3779b97f4a7c15);
@@ -1459,6 +1462,7 @@ worker_init(struct worker *w, const struct worker_params *p)
         log_error("access control setup failed: %s", strerror(-rc));
         return rc;
     }
+    worker_accept_reserve_open(w);
     /* A fixed threshold: glibc's dynamic one rises to the size of the
      * largest block freed (up to 32 MB), after which big buffers come
      * from the heap and their pages stay in RSS once freed. */
@@ -1504,6 +1508,7 @@ worker_fini(struct worker *w)
         backend_destroy(w->backend);
     }
     worker_acl_fini(w);
+    worker_accept_reserve_close(w);
     if (buf_pending(&w->access) > 0) {
         worker_access_flush(w);
     }

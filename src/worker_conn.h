@@ -226,6 +226,12 @@ struct worker {
     bool                 accepting;     /* listening fds are polled */
     bool                 accept_yielded; /* left the last one to peers */
     struct event_timer   accept_timer;  /* resume after limit or EMFILE */
+    int                  accept_reserve_fd; /* owned: /dev/null, or -1;
+                                           given up at EMFILE to refuse
+                                           clients (worker_accept.c) */
+    uint64_t             accept_warned_ms;  /* last accept4() failure line */
+    uint64_t             accept_warns_dropped; /* since that line */
+    uint64_t             accept_refused;    /* since that line */
     int                  signal_fd;     /* owned */
     struct event_io      signal_io;
     bool                 stopping;
@@ -343,6 +349,18 @@ void   worker_resp_pipeline_free(struct conn *c);
  * hit. */
 bool   worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
                             size_t key_len);
+/* worker_accept.c */
+/* Opens the descriptor kept in reserve (a failure is logged: EMFILE then
+ * only pauses accepting). */
+void   worker_accept_reserve_open(struct worker *w);
+void   worker_accept_reserve_close(struct worker *w);
+/* accept4() on lfd failed with err, and accepting pauses for pause_ms:
+ * at EMFILE/ENFILE, refuses the waiting clients through the reserve;
+ * logs, at most one line a second. */
+void   worker_accept_exhausted(struct worker *w, int lfd,
+                               enum conn_proto proto, int err,
+                               int pause_ms);
+
 /* worker_acl.c */
 int    worker_acl_init(struct worker *w);
 void   worker_acl_fini(struct worker *w);
