@@ -137,6 +137,26 @@ def test_bad_file_line_names_file_and_line(conf_file):
         "(use an integer from 1 to 1024)" % path]
 
 
+def test_two_backends_exit_2_from_every_layer(conf_file):
+    """--redis, --redis-cluster and --redis-sentinel exclude each other,
+    whether from flags, the environment or the file."""
+    path = conf_file("redis-sentinel 127.0.0.1:26379\nredis-master m\n")
+    for args, env, text in (
+            (["--redis", "127.0.0.1:6379", "--redis-cluster",
+              "127.0.0.1:7000"], {}, "--redis-cluster and --redis"),
+            (["--redis", "127.0.0.1:6379"],
+             {"RCP_REDIS_CLUSTER": "127.0.0.1:7000"},
+             "RCP_REDIS_CLUSTER and --redis"),
+            (["--config", path], {"RCP_REDIS_CLUSTER": "127.0.0.1:7000"},
+             "redis-sentinel (config file) and RCP_REDIS_CLUSTER")):
+        r = run_cli(*args, env=env)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1, r.stderr
+        assert text + " both name the backend: give only one of --redis," \
+            " --redis-cluster and --redis-sentinel" in lines[0], lines[0]
+
+
 def test_check_config_valid(conf_file):
     path = conf_file("ttl 3s\ncapacity 300\nworkers 3\n"
                      "redis-password from-file\nbacklog 33\n")

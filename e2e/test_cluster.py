@@ -241,6 +241,14 @@ def test_reads_every_primary_hash_tags_and_mget(cluster, make_proxy):
     assert h.status_code == 200, h.text
     assert '"slots_covered":16384' in h.text
     assert '"nodes_down":0' in h.text
+    # Which nodes: the three primaries, each up, their slots all 16384.
+    members = h.json()["cluster"]["members"]
+    assert sorted(m["addr"] for m in members) == \
+        sorted(n.addr for n in cluster.primaries()), members
+    assert all(m["state"] == "up" and m["role"] == "primary"
+               for m in members), members
+    assert sum(m["slots"] for m in members) == 16384
+    assert h.json()["cluster"]["down"] == []
     assert "slot map from" in p.log()
 
 
@@ -494,6 +502,15 @@ def test_uncovered_slots_wrong_auth_and_a_dead_seed(partial_cluster,
     # again within a second of its failure).
     wait_for(lambda: '"nodes_down":1' in requests.get(
         p.admin_url("/health"), timeout=5).text, what="nodes_down 1")
+    # ... and named: /health and the status page say which one.
+    health = requests.get(p.admin_url("/health"), timeout=5).json()
+    assert health["cluster"]["down"] == [b.addr], health
+    states = {m["addr"]: (m["state"], m["slots"])
+              for m in health["cluster"]["members"]}
+    assert states == {a.addr: ("up", 8192), b.addr: ("down", 4096)}, states
+    page = requests.get(p.admin_url("/"), timeout=5).text
+    assert '<td>%s</td><td>primary</td><td>4096</td><td class="down">' \
+        'down</td>' % b.addr in page, page
     assert metric(p, "rcp_backend_slots_covered") == 12288
     assert "12288 of 16384 slots covered" in p.log()
     # A node that says CLUSTERDOWN (full coverage required, and 4096

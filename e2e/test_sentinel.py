@@ -152,6 +152,9 @@ def test_sentinel_failover_command(setup, make_proxy):
              == 200, what="first read")
     assert "the primary of 'mymaster' is 127.0.0.1:%d" \
         % setup.primary.port in p.log()
+    h = requests.get(p.admin_url("/health"), timeout=5).json()
+    assert h["sentinel"] == {"master": "mymaster", "down": [], "members": [
+        {"addr": setup.primary.addr, "state": "up"}]}, h
     with Load(p, "greeting", "hello-sentinel") as load:
         wait_for(lambda: len(load.codes) > 20, what="load")
         setup.sentinels[0].client().execute_command(
@@ -176,6 +179,10 @@ def test_sentinel_failover_command(setup, make_proxy):
         assert s.get(p.url("/greeting"), timeout=5).text == "hello-sentinel"
     assert reads_served(setup.primary) == old
     assert reads_served(setup.replica) >= new + 20
+    # /health names the new primary.
+    h = requests.get(p.admin_url("/health"), timeout=5).json()
+    assert h["sentinel"]["members"] == [
+        {"addr": setup.replica.addr, "state": "up"}], h
     text = requests.get(p.admin_url("/metrics"), timeout=5).text
     assert "rcp_backend_failovers_total 2" in text
 

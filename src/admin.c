@@ -174,7 +174,11 @@ admin_status_page(const struct admin_ops *ops, char *buf, size_t cap)
     return admin_status_html(&st, buf, cap);
 }
 
-/* A 200 whose body (/metrics or the status page) may be large: rendered
+static void admin_health(const struct admin_ops *ops,
+                         struct admin_reply *r, struct textbuf *o);
+
+/* A reply whose body (/metrics, /health or the status page) may be
+ * large (a cluster's nodes): rendered
  * straight into buf after room for the head, then slid down. */
 static size_t
 admin_big(const struct admin_request *req, const struct admin_ops *ops,
@@ -189,6 +193,12 @@ admin_big(const struct admin_request *req, const struct admin_ops *ops,
     if (action == ADMIN_METRICS) {
         body_len = ops->metrics(ops->ctx, buf + ADMIN_HEAD_MAX, room);
         r->content_type = admin_prometheus;
+    } else if (action == ADMIN_HEALTH) {
+        struct textbuf b = { .buf = buf + ADMIN_HEAD_MAX, .cap = room,
+                             .len = 0 };
+
+        admin_health(ops, r, &b);
+        body_len = b.len;
     } else {
         body_len = admin_status_page(ops, buf + ADMIN_HEAD_MAX, room);
         r->content_type = admin_html;
@@ -196,7 +206,9 @@ admin_big(const struct admin_request *req, const struct admin_ops *ops,
     if (body_len >= room) {
         return ADMIN_HEAD_MAX + body_len + 1;
     }
-    r->status = 200;
+    if (action != ADMIN_HEALTH) {
+        r->status = 200;
+    }
     r->body_len = body_len;
     admin_head(&o, r, req->now);
     /* The head is a status line and a few fixed headers. */
@@ -208,37 +220,91 @@ admin_big(const struct admin_request *req, const struct admin_ops *ops,
     return o.len + (r->head_only ? 0 : body_len);
 }
 
+/* A JSON string: quotes, backslashes and control bytes escaped. */
+static void
+admin_json_string(struct textbuf *o, const char *s)
+{
+    textbuf_bytes(o, "\"", 1);
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\') {
+            textbuf_printf(o, "\\%c", *s);
+        } else if ((unsigned char) *s < 0x20) {
+            textbuf_printf(o, "\\u%04x", (unsigned) (unsigned char) *s);
+        } else {
+            textbuf_bytes(o, s, 1);
+        }
+    }
+    textbuf_bytes(o, "\"", 1);
+}
+
+/* "members":[{"addr":..,"role":..,"slots":..,"state":..},..],
+ * "down":[addr,..]: which nodes are up and which are not. */
+static void
+admin_health_nodes(struct textbuf *o, const struct admin_health *h)
+{
+    bool first = true;
+
+    textbuf_printf(o, "\"members\":[");
+    for (uint32_t i = 0; i < h->nnodes; i++) {
+        textbuf_printf(o, "%s{\"addr\":", i > 0 ? "," : "");
+        admin_json_string(o, h->nodes[i].addr);
+        if (h->cluster) {
+            textbuf_printf(o, ",\"role\":\"%s\",\"slots\":%" PRIu32,
+                           h->nodes[i].replica ? "replica" : "primary",
+                           h->nodes[i].slots);
+        }
+        textbuf_printf(o, ",\"state\":\"%s\"}", h->nodes[i].state);
+    }
+    textbuf_printf(o, "],\"down\":[");
+    for (uint32_t i = 0; i < h->nnodes; i++) {
+        if (strcmp(h->nodes[i].state, "down") == 0) {
+            textbuf_printf(o, "%s", first ? "" : ",");
+            admin_json_string(o, h->nodes[i].addr);
+            first = false;
+        }
+    }
+    textbuf_printf(o, "]");
+    if (h->nodes_more > 0) {
+        textbuf_printf(o, ",\"members_not_listed\":%" PRIu32,
+                       h->nodes_more);
+    }
+}
+
+/* The /health body into o; its status into r. */
 static void
 admin_health(const struct admin_ops *ops, struct admin_reply *r,
-             char *json, size_t json_cap)
+             struct textbuf *o)
 {
-    struct admin_health h = { .redis_up = false, .workers = 0, .entries = 0 };
-    int                 n;
+    static struct admin_health h;
 
+    memset(&h, 0, sizeof(h));
     ops->health(ops->ctx, &h);
-    if (h.cluster) {
-        n = snprintf(json, json_cap,
-                     "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"
-                     PRIu32 ",\"entries\":%" PRIu64 ",\"cluster\":{"
-                     "\"nodes\":%" PRIu64 ",\"nodes_down\":%" PRIu64
-                     ",\"slots_covered\":%" PRIu64 ",\"slots\":16384}}\n",
-                     h.redis_up ? "ok" : "degraded",
-                     h.redis_up ? "up" : "down", h.workers, h.entries,
-                     h.cluster_nodes, h.cluster_nodes_down,
-                     h.cluster_slots_covered);
-    } else {
-        n = snprintf(json, json_cap,
-                     "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"
-                     PRIu32 ",\"entries\":%" PRIu64 "}\n",
-                     h.redis_up ? "ok" : "degraded",
-                     h.redis_up ? "up" : "down", h.workers, h.entries);
+    textbuf_printf(o, "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"
+                   PRIu32 ",\"entries\":%" PRIu64,
+                   h.redis_up ? "ok" : "degraded",
+                   h.redis_up ? "up" : "down", h.workers, h.entries);
+    if (h.tracking != NULL) {
+        /* --tracking's state: "off", "up" or "down" (a static word). */
+        textbuf_printf(o, ",\"tracking\":\"%s\"", h.tracking);
     }
-    /* Two short words and a few integers always fit. */
-    assert(n > 0 && (size_t) n < json_cap);
+    if (h.cluster) {
+        textbuf_printf(o, ",\"cluster\":{\"nodes\":%" PRIu64
+                       ",\"nodes_down\":%" PRIu64 ",\"slots_covered\":%"
+                       PRIu64 ",\"slots\":16384,",
+                       h.cluster_nodes, h.cluster_nodes_down,
+                       h.cluster_slots_covered);
+        admin_health_nodes(o, &h);
+        textbuf_printf(o, "}");
+    } else if (h.sentinel_master != NULL) {
+        textbuf_printf(o, ",\"sentinel\":{\"master\":");
+        admin_json_string(o, h.sentinel_master);
+        textbuf_printf(o, ",");
+        admin_health_nodes(o, &h);
+        textbuf_printf(o, "}");
+    }
+    textbuf_printf(o, "}\n");
     r->status = h.redis_up ? 200 : 503;
     r->content_type = admin_json;
-    r->body = json;
-    r->body_len = (size_t) n;
 }
 
 static void
@@ -306,7 +372,6 @@ admin_handle(const struct admin_request *req, const struct admin_ops *ops,
 {
     const struct admin_route *route;
     struct admin_reply        r;
-    char                      json[256];
     size_t                    len;
 
     if (cap < ADMIN_REPLY_MIN) {
@@ -325,8 +390,6 @@ admin_handle(const struct admin_request *req, const struct admin_ops *ops,
     } else {
         switch (route->action) {
         case ADMIN_HEALTH:
-            admin_health(ops, &r, json, sizeof(json));
-            break;
         case ADMIN_STATUS:
         case ADMIN_METRICS:
             len = admin_big(req, ops, route->action, &r, buf, cap);

@@ -43,6 +43,18 @@ enum admin_action_rc {
                                    (CACHE_BYPASS): nothing dropped */
 };
 
+/* One node of a cluster, or Sentinel's primary, as the workers see it. */
+#define ADMIN_NODES_MAX 32
+
+struct admin_node {
+    const char *addr;                   /* borrowed: "host:port" */
+    uint32_t    slots;                  /* a cluster primary's slots */
+    bool        replica;                /* a cluster replica read from */
+    const char *state;                  /* borrowed: static; "up", "down",
+                                           "connecting" or "unused" (no
+                                           worker needed it yet) */
+};
+
 struct admin_health {
     bool     redis_up;                  /* last PING answered */
     uint32_t workers;                   /* live workers */
@@ -52,6 +64,16 @@ struct admin_health {
     uint64_t cluster_nodes;             /* primaries in the slot map */
     uint64_t cluster_slots_covered;     /* of 16384 */
     uint64_t cluster_nodes_down;        /* primaries not reachable */
+    const char *tracking;               /* borrowed, static: "off", "up"
+                                           (invalidations flow: cache
+                                           answers) or "down" (Redis
+                                           answers); NULL: not shown */
+    const char *sentinel_master;        /* borrowed; NULL: no Sentinel */
+    /* Cluster: primaries, then replicas read from; Sentinel: the
+     * primary in use (none until a sentinel named one). */
+    struct admin_node nodes[ADMIN_NODES_MAX];
+    uint32_t nnodes;
+    uint32_t nodes_more;                /* left out of nodes[] */
 };
 
 /* What the status page shows; filled by the status callback. */
@@ -76,6 +98,9 @@ struct admin_status {
     uint64_t    backend_timeout;
     uint64_t    backend_reply;
     uint64_t    backend_tls;
+    const struct admin_health *backend; /* borrowed, may be NULL: a
+                                           cluster's or Sentinel's nodes
+                                           (/health's), shown in a table */
     const char *errors[LOG_RECENT_MAX]; /* borrowed: last warn/error log
                                            lines, newest first */
     size_t      nerrors;

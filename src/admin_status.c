@@ -154,6 +154,30 @@ admin_status_html(const struct admin_status *st, char *buf, size_t cap)
                    st->backend_unreachable, st->backend_timeout,
                    st->backend_reply, st->backend_tls);
 
+    if (st->backend != NULL && st->backend->nnodes > 0) {
+        const struct admin_health *h = st->backend;
+
+        /* Which nodes are up: the same list as /health's "members". */
+        textbuf_printf(&o, "<h2>Redis nodes</h2>\n<table id=\"nodes\">\n"
+                       "<tr><th>Node</th><th>Role</th><th>Slots</th>"
+                       "<th>State</th></tr>\n");
+        for (uint32_t i = 0; i < h->nnodes; i++) {
+            textbuf_printf(&o, "<tr><td>");
+            admin_status_escape(&o, h->nodes[i].addr);
+            textbuf_printf(&o, "</td><td>%s</td><td>%" PRIu32 "</td>"
+                           "<td class=\"%s\">%s</td></tr>\n",
+                           h->nodes[i].replica ? "replica" : "primary",
+                           h->nodes[i].slots,
+                           strcmp(h->nodes[i].state, "down") == 0 ? "down"
+                                                                  : "up",
+                           h->nodes[i].state);
+        }
+        if (h->nodes_more > 0) {
+            textbuf_printf(&o, "<tr><td colspan=\"4\">and %" PRIu32
+                           " more</td></tr>\n", h->nodes_more);
+        }
+        textbuf_printf(&o, "</table>\n");
+    }
     textbuf_printf(&o, "<h2>Last errors and warnings</h2>\n");
     if (st->nerrors == 0) {
         textbuf_printf(&o, "<p id=\"errors\" class=\"none\">none since "

@@ -199,6 +199,8 @@ struct backend {
     backend_store_cb         store;     /* may be NULL */
     backend_token_cb         token;     /* may be NULL: tokens are 0 */
     void                    *store_arg; /* borrowed */
+    backend_conn_cb          conn_cb;   /* may be NULL */
+    void                    *conn_arg;  /* borrowed */
 
     /* Copied from the config, which may be replaced on reload. */
     struct config_redis      redis;
@@ -222,6 +224,8 @@ struct backend {
     char                     master[CONFIG_ITEM_MAX]; /* for logs */
     bool                     cluster_node; /* a node of a cluster */
     bool                     readonly;  /* node: READONLY (replica reads) */
+    backend_state_cb         state_cb;  /* may be NULL */
+    void                    *state_arg; /* borrowed: the cluster */
     char                     tls_name[CONFIG_PATH_MAX];
 
     struct redis_conn        conn;
@@ -608,10 +612,15 @@ backend_send_argv(struct backend *b, int argc, const char **argv,
 static void
 backend_count_conn(struct backend *b, bool up)
 {
-    if (b->counted != up && b->slot != NULL) {
+    bool changed = b->counted != up;
+
+    if (changed && b->slot != NULL) {
         metrics_add_backend_connections(b->slot, up ? 1 : -1);
     }
     b->counted = up;
+    if (changed && b->conn_cb != NULL) {
+        b->conn_cb(b->conn_arg, up);
+    }
 }
 
 /* Something is now due on the connection.  The watch restarts when it
@@ -785,10 +794,38 @@ backend_drain_fifo(struct backend *b, bool resend)
     }
 }
 
+/* Sentinel: the primary this worker uses and its state, for /health
+ * (new_list: another address). */
+static void
+backend_publish_primary(struct backend *b, bool new_list)
+{
+    struct metrics_node_shm n;
+
+    if (b->slot == NULL || b->sentinel == NULL || !b->have_addr) {
+        return;
+    }
+    memset(&n, 0, sizeof(n));
+    metrics_node_set_addr(&n, b->addr);
+    n.state = (uint8_t)backend_node_state(b);
+    metrics_nodes_publish(b->slot, &n, 1, 0, new_list);
+}
+
+/* backend_node_state() may have changed: tell whoever shows it. */
+static void
+backend_state_changed(struct backend *b)
+{
+    if (b->state_cb != NULL) {
+        b->state_cb(b->state_arg);
+    }
+    backend_publish_primary(b, false);
+}
+
 /* Refused: no connection, fail what waits, retry after the backoff. */
 static void
 backend_enter_down(struct backend *b, const char *why)
 {
+    bool was_down = b->logged_down;
+
     if (b->sentinel != NULL) {
         sentinel_reask(b->sentinel);
     }
@@ -808,6 +845,9 @@ backend_enter_down(struct backend *b, const char *why)
     b->backoff_ms *= 2;
     if (b->backoff_ms > BACKEND_BACKOFF_MAX_MS) {
         b->backoff_ms = BACKEND_BACKOFF_MAX_MS;
+    }
+    if (!was_down) {
+        backend_state_changed(b);
     }
     backend_drain_fifo(b, false);
     if (b->unsent.head != NULL) {
@@ -836,6 +876,7 @@ backend_ready(struct backend *b)
                  b->tls != NULL ? " (TLS)" : "");
         b->logged_up = true;
         b->logged_down = false;
+        backend_state_changed(b);
     }
 }
 
@@ -1537,6 +1578,7 @@ backend_sentinel_cb(void *arg, bool found, const char *host, uint16_t port)
     redis_conn_close(&b->conn);
     b->answered = false;
     b->logged_up = false;
+    b->logged_down = false;
     b->backoff_ms = BACKEND_BACKOFF_MIN_MS;
     b->handshake_left = 0;
     event_timer_stop(b->loop, &b->watchdog);
@@ -1555,6 +1597,7 @@ backend_sentinel_cb(void *arg, bool found, const char *host, uint16_t port)
         b->unsent.head = keep.head;
     }
     backend_enter_wait(b, false);
+    backend_publish_primary(b, true);
 }
 
 /* --- the interface ----------------------------------------------------- */
@@ -1729,6 +1772,22 @@ backend_usable(const struct backend *b)
     return b->state != BACKEND_DOWN;
 }
 
+enum metrics_node_state
+backend_node_state(const struct backend *b)
+{
+    if (b->state == BACKEND_READY) {
+        return METRICS_NODE_UP;
+    }
+    return b->logged_down ? METRICS_NODE_DOWN : METRICS_NODE_CONNECTING;
+}
+
+void
+backend_set_state_cb(struct backend *b, backend_state_cb fn, void *arg)
+{
+    b->state_cb = fn;
+    b->state_arg = arg;
+}
+
 int
 backend_create_node(struct event_loop *loop, const struct config *cfg,
                     const char *host, uint16_t port, struct ssl_ctx_st *tls,
@@ -1841,6 +1900,32 @@ backend_get_solo(struct backend *b, const void *key, size_t key_len,
                  struct backend_waiter *w, backend_cb cb, void *data)
 {
     backend_get_with(b, key, key_len, w, cb, data, false, true);
+}
+
+void
+backend_set_conn_cb(struct backend *b, backend_conn_cb cb, void *arg)
+{
+    b->conn_cb = cb;
+    b->conn_arg = arg;
+}
+
+bool
+backend_target(const struct backend *b, struct backend_target *out)
+{
+    if (b->cluster != NULL || (b->sentinel != NULL && !b->have_addr)) {
+        return false;
+    }
+    out->is_unix = b->redis.is_unix;
+    out->host = b->redis.host;
+    out->port = b->redis.port;
+    out->path = b->redis.path;
+    out->tls = b->tls;
+    out->server_name = b->tls_name;
+    out->user = b->user;
+    out->password = b->password;
+    out->addr = b->addr;
+    out->key_prefix = b->key_prefix;
+    return true;
 }
 
 void

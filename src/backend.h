@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "metrics.h"
 #include "value.h"
 
 /* metrics.c's per-worker slot; only a pointer is kept here, so this
@@ -111,6 +112,17 @@ int  backend_create_node(struct event_loop *loop, const struct config *cfg,
 /* False while the backend knows its Redis refuses it (DOWN). */
 bool backend_usable(const struct backend *b);
 
+/* b's connection as /health shows it: METRICS_NODE_UP once ready,
+ * DOWN after a refusal until the next ready, else CONNECTING. */
+enum metrics_node_state backend_node_state(const struct backend *b);
+
+/* A node's owner (cluster.c) hears of its state: fn(arg) runs after
+ * backend_node_state() may have changed (ready, or refused); from the
+ * loop, never from inside a call of the owner's. */
+typedef void (*backend_state_cb)(void *arg);
+void backend_set_state_cb(struct backend *b, backend_state_cb fn,
+                          void *arg);
+
 /* Fails every waiter with BACKEND_UNREACHABLE, then frees.  Not to be
  * called from inside a waiter's callback. */
 void backend_destroy(struct backend *b);
@@ -139,6 +151,31 @@ void backend_set_token(struct backend *b, backend_token_cb token);
 /* Unlinks w if it is waiting; its callback will not run.  Safe on an
  * idle waiter. */
 void backend_cancel(struct backend_waiter *w);
+
+/* Called when the backend's connection to Redis becomes ready (up: its
+ * handshake answered) and when a ready one is lost or closed (down), so
+ * tracking.c knows which connection its CLIENT TRACKING is on.  Runs
+ * inside backend code: it must not call into b (defer with a timer). */
+typedef void (*backend_conn_cb)(void *arg, bool up);
+void backend_set_conn_cb(struct backend *b, backend_conn_cb cb, void *arg);
+
+/* Where the backend connects now (a Sentinel's primary changes it) and
+ * how it authenticates, for a second connection to the same Redis.  All
+ * borrowed from b: valid until the loop runs again.  False while no
+ * address is known (Sentinel not answered yet). */
+struct backend_target {
+    bool                is_unix;
+    const char         *host;
+    uint16_t            port;
+    const char         *path;
+    struct ssl_ctx_st  *tls;            /* NULL: plain */
+    const char         *server_name;    /* TLS: "" is the host */
+    const char         *user;           /* "" none */
+    const char         *password;       /* "" none */
+    const char         *addr;           /* for logs */
+    const char         *key_prefix;     /* --key-prefix, "" none */
+};
+bool backend_target(const struct backend *b, struct backend_target *out);
 
 /* Most arguments of a backend_command(). */
 #define BACKEND_COMMAND_ARGS_MAX 64

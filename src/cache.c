@@ -212,6 +212,7 @@
 
 #include "cache.h"
 #include "cache_arena.h"
+#include "cache_check.h"
 #include "etag.h"
 #include "siphash.h"
 
@@ -1744,28 +1745,6 @@ cache_stats(const struct cache *cache, struct cache_stats *out)
 
 /* ---- invariants ------------------------------------------------------- */
 
-static inline bool
-cache_bit(const uint8_t *map, uint64_t i)
-{
-    return (map[i / 8] >> (i % 8)) & 1u;
-}
-
-static inline void
-cache_bit_flip(uint8_t *map, uint64_t i)
-{
-    map[i / 8] ^= (uint8_t) (1u << (i % 8));
-}
-
-static int
-cache_fail(struct cache_fault *fault, const char *what, uint64_t a,
-           uint64_t b)
-{
-    fault->what = what;
-    fault->a = a;
-    fault->b = b;
-    return -EUCLEAN;
-}
-
 /* Write side held.  in_index and in_lru have a bit per slot, used_starts
  * a bit per arena granule, all zero on entry. */
 static int
@@ -1788,34 +1767,36 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
             uint64_t hash, len;
 
             if (i >= cache->capacity) {
-                return cache_fail(fault, "chain link out of range "
-                                  "(bucket, slot)", b, i);
+                return cache_fault_set(fault, "chain link out of range "
+                                       "(bucket, slot)", b, i);
             }
-            if (cache_bit(in_index, i)) {
-                return cache_fail(fault, "slot reachable twice from the "
-                                  "index (bucket, slot)", b, i);
+            if (cache_check_bit(in_index, i)) {
+                return cache_fault_set(fault, "slot reachable twice from the "
+                                       "index (bucket, slot)", b, i);
             }
-            cache_bit_flip(in_index, i);
+            cache_check_bit_flip(in_index, i);
             e = &cache->entries[i];
             if (e->block >= cache->arena->granules
-                || !cache_bit(used_starts, e->block)) {
-                return cache_fail(fault, "indexed slot has no arena block "
-                                  "of its own (slot, block)", i, e->block);
+                || !cache_check_bit(used_starts, e->block)) {
+                return cache_fault_set(fault, "indexed slot has no arena "
+                                       "block of its own (slot, block)", i,
+                                       e->block);
             }
-            cache_bit_flip(used_starts, e->block);     /* claimed */
+            cache_check_bit_flip(used_starts, e->block);     /* claimed */
             len = cache_entry_key_len(e) + (uint64_t) e->value_len;
             if (cache_arena_block_capacity(cache->arena, e->block)
                 < CACHE_META_BYTES + len) {
-                return cache_fail(fault, "arena block too small for its "
-                                  "entry (slot, bytes)", i, len);
+                return cache_fault_set(fault, "arena block too small for its "
+                                       "entry (slot, bytes)", i, len);
             }
             hash = cache_hash(cache->seed, cache_entry_data(cache, e),
                               cache_entry_key_len(e));
             if ((hash & cache->bucket_mask) != b
                 || cache_key_len_tag(hash, cache_entry_key_len(e))
                    != e->key_len_tag) {
-                return cache_fail(fault, "entry in the wrong chain or with "
-                                  "the wrong tag (bucket, slot)", b, i);
+                return cache_fault_set(fault, "entry in the wrong chain or "
+                                       "with the wrong tag (bucket, slot)",
+                                       b, i);
             }
             bytes += len;
             indexed++;
@@ -1826,65 +1807,67 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
     prev = CACHE_NIL;
     for (uint32_t i = hdr->lru_head; i != CACHE_NIL;) {
         if (i >= cache->capacity) {
-            return cache_fail(fault, "LRU link out of range (after, slot)",
-                              prev, i);
+            return cache_fault_set(fault, "LRU link out of range (after, "
+                                   "slot)", prev, i);
         }
-        if (!cache_bit(in_index, i)) {
-            return cache_fail(fault, "LRU lists a slot not in the index "
-                              "(slot, position)", i, listed);
+        if (!cache_check_bit(in_index, i)) {
+            return cache_fault_set(fault, "LRU lists a slot not in the index "
+                                   "(slot, position)", i, listed);
         }
-        if (cache_bit(in_lru, i)) {
-            return cache_fail(fault, "LRU lists a slot twice (slot, "
-                              "position)", i, listed);
+        if (cache_check_bit(in_lru, i)) {
+            return cache_fault_set(fault, "LRU lists a slot twice (slot, "
+                                   "position)", i, listed);
         }
-        cache_bit_flip(in_lru, i);
+        cache_check_bit_flip(in_lru, i);
         if (cache->entries[i].lru_prev != prev) {
-            return cache_fail(fault, "LRU prev link wrong (slot, prev)", i,
-                              cache->entries[i].lru_prev);
+            return cache_fault_set(fault, "LRU prev link wrong (slot, "
+                                   "prev)", i, cache->entries[i].lru_prev);
         }
         listed++;
         prev = i;
         i = cache->entries[i].lru_next;
     }
     if (hdr->lru_tail != prev) {
-        return cache_fail(fault, "LRU tail is not the last entry (tail, "
-                          "last)", hdr->lru_tail, prev);
+        return cache_fault_set(fault, "LRU tail is not the last entry (tail, "
+                               "last)", hdr->lru_tail, prev);
     }
     if (listed != indexed) {
-        return cache_fail(fault, "LRU length and index count differ (LRU, "
-                          "index)", listed, indexed);
+        return cache_fault_set(fault, "LRU length and index count "
+                               "differ (LRU, index)", listed, indexed);
     }
     if (indexed != cache_load(&hdr->entries) || indexed > cache->capacity) {
-        return cache_fail(fault, "entries gauge wrong (counted, gauge)",
-                          indexed, cache_load(&hdr->entries));
+        return cache_fault_set(fault, "entries gauge wrong (counted, gauge)",
+                               indexed, cache_load(&hdr->entries));
     }
     if (bytes != cache_load(&hdr->bytes) || bytes > cache->max_memory_bytes) {
-        return cache_fail(fault, "bytes gauge wrong or over budget "
-                          "(counted, gauge)", bytes, cache_load(&hdr->bytes));
+        return cache_fault_set(fault, "bytes gauge wrong or over budget "
+                               "(counted, gauge)", bytes,
+                               cache_load(&hdr->bytes));
     }
     if (cache->arena->used_blocks != indexed) {
-        return cache_fail(fault, "arena used blocks differ from entries "
-                          "(blocks, entries)", cache->arena->used_blocks,
-                          indexed);
+        return cache_fault_set(fault, "arena used blocks differ from entries "
+                               "(blocks, entries)", cache->arena->used_blocks,
+                               indexed);
     }
 
     for (uint32_t i = hdr->free_head; i != CACHE_NIL;) {
-        if (i >= cache->capacity || cache_bit(in_index, i)) {
-            return cache_fail(fault, "free list holds a bad, live or "
-                              "repeated slot (slot, free so far)", i,
-                              free_slots);
+        if (i >= cache->capacity || cache_check_bit(in_index, i)) {
+            return cache_fault_set(fault, "free list holds a bad, live or "
+                                   "repeated slot (slot, free so far)", i,
+                                   free_slots);
         }
-        cache_bit_flip(in_index, i);
+        cache_check_bit_flip(in_index, i);
         if (cache->entries[i].block != CACHE_NIL) {
-            return cache_fail(fault, "free slot has an arena block (slot, "
-                              "block)", i, cache->entries[i].block);
+            return cache_fault_set(fault, "free slot has an arena block "
+                                   "(slot, block)", i,
+                                   cache->entries[i].block);
         }
         free_slots++;
         i = cache->entries[i].chain_next;
     }
     if (indexed + free_slots != cache->capacity) {
-        return cache_fail(fault, "slots lost (live + free, capacity)",
-                          indexed + free_slots, cache->capacity);
+        return cache_fault_set(fault, "slots lost (live + free, capacity)",
+                               indexed + free_slots, cache->capacity);
     }
     return 0;
 }

@@ -284,16 +284,6 @@ cache_arena_block_capacity(const struct cache_arena_shm *arena,
            - sizeof(uint32_t);
 }
 
-static int
-cache_arena_fail(struct cache_fault *fault, const char *what, uint64_t a,
-                 uint64_t b)
-{
-    fault->what = what;
-    fault->a = a;
-    fault->b = b;
-    return -EUCLEAN;
-}
-
 int
 cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
                   struct cache_fault *fault)
@@ -309,37 +299,37 @@ cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
         int is_free = (head & CACHE_ARENA_FREE) != 0;
 
         if (((head & CACHE_ARENA_PREV_FREE) != 0) != prev_free) {
-            return cache_arena_fail(fault, "arena: PREV_FREE flag wrong at "
-                                    "block (granule, flags)", block, head);
+            return cache_fault_set(fault, "arena: PREV_FREE flag wrong at "
+                                   "block (granule, flags)", block, head);
         }
         if (size == 0) {
             if (block != arena->granules - 1 || is_free) {
-                return cache_arena_fail(fault, "arena: sentinel misplaced "
-                                        "(granule, arena granules)", block,
-                                        arena->granules);
+                return cache_fault_set(fault, "arena: sentinel misplaced "
+                                       "(granule, arena granules)", block,
+                                       arena->granules);
             }
             break;
         }
         if (size < CACHE_ARENA_MIN_BLOCK
             || size > arena->granules - 1 - block) {
-            return cache_arena_fail(fault, "arena: block size out of range "
-                                    "(granule, size)", block, size);
+            return cache_fault_set(fault, "arena: block size out of range "
+                                   "(granule, size)", block, size);
         }
         if (is_free) {
             if (prev_free) {
-                return cache_arena_fail(fault, "arena: two free blocks touch "
-                                        "(granule, size)", block, size);
+                return cache_fault_set(fault, "arena: two free blocks touch "
+                                       "(granule, size)", block, size);
             }
             if (*cache_arena_footer(arena, block, size) != size) {
-                return cache_arena_fail(fault, "arena: footer disagrees "
-                                        "(granule, size)", block, size);
+                return cache_fault_set(fault, "arena: footer disagrees "
+                                       "(granule, size)", block, size);
             }
             free_blocks++;
         } else {
             used_blocks++;
             used_granules += size;
             if (used_starts != NULL) {
-                used_starts[block / 8] |= (uint8_t) (1u << (block % 8));
+                cache_check_bit_flip(used_starts, block);
             }
         }
         prev_free = is_free;
@@ -347,9 +337,9 @@ cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
     }
     if (used_blocks != arena->used_blocks
         || used_granules != arena->used_granules) {
-        return cache_arena_fail(fault, "arena: used block count or granules "
-                                "wrong (walked blocks, recorded blocks)",
-                                used_blocks, arena->used_blocks);
+        return cache_fault_set(fault, "arena: used block count or granules "
+                               "wrong (walked blocks, recorded blocks)",
+                               used_blocks, arena->used_blocks);
     }
 
     /* Free lists: each holds free blocks of its class, linked both ways,
@@ -358,8 +348,8 @@ cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
         int fl_bit = (arena->fl_bitmap >> fl) & 1;
 
         if (fl_bit != (arena->sl_bitmap[fl] != 0)) {
-            return cache_arena_fail(fault, "arena: first-level bitmap wrong "
-                                    "(level, bitmap)", fl, arena->fl_bitmap);
+            return cache_fault_set(fault, "arena: first-level bitmap wrong "
+                                   "(level, bitmap)", fl, arena->fl_bitmap);
         }
         for (uint32_t sl = 0; sl < CACHE_ARENA_SL_COUNT; sl++) {
             uint32_t prev = CACHE_ARENA_NIL;
@@ -367,30 +357,30 @@ cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
 
             block = arena->heads[fl][sl];
             if (sl_bit != (block != CACHE_ARENA_NIL)) {
-                return cache_arena_fail(fault, "arena: second-level bitmap "
-                                        "wrong (level, sub-list)", fl, sl);
+                return cache_fault_set(fault, "arena: second-level bitmap "
+                                       "wrong (level, sub-list)", fl, sl);
             }
             while (block != CACHE_ARENA_NIL) {
                 uint32_t head, f, s;
 
                 if (block >= arena->granules - 1 || ++listed > free_blocks) {
-                    return cache_arena_fail(fault, "arena: free list runs "
-                                            "wild (granule, listed)", block,
-                                            listed);
+                    return cache_fault_set(fault, "arena: free list runs "
+                                           "wild (granule, listed)", block,
+                                           listed);
                 }
                 head = *cache_arena_word(arena, block, 0);
                 if ((head & CACHE_ARENA_FREE) == 0
                     || *cache_arena_word(arena, block, 2) != prev) {
-                    return cache_arena_fail(fault, "arena: listed block not "
-                                            "free or badly linked (granule, "
-                                            "flags)", block, head);
+                    return cache_fault_set(fault, "arena: listed block not "
+                                           "free or badly linked (granule, "
+                                           "flags)", block, head);
                 }
                 cache_arena_mapping(head & CACHE_ARENA_SIZE_MASK, &f, &s);
                 if (f != fl || s != sl) {
-                    return cache_arena_fail(fault, "arena: free block in the "
-                                            "wrong list (granule, size)",
-                                            block,
-                                            head & CACHE_ARENA_SIZE_MASK);
+                    return cache_fault_set(fault, "arena: free block in the "
+                                           "wrong list (granule, size)",
+                                           block,
+                                           head & CACHE_ARENA_SIZE_MASK);
                 }
                 prev = block;
                 block = *cache_arena_word(arena, block, 1);
@@ -398,9 +388,9 @@ cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
         }
     }
     if (listed != free_blocks) {
-        return cache_arena_fail(fault, "arena: free blocks missing from the "
-                                "lists (listed, walked)", listed,
-                                free_blocks);
+        return cache_fault_set(fault, "arena: free blocks missing from the "
+                               "lists (listed, walked)", listed,
+                               free_blocks);
     }
     return 0;
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache_check.h"
+
 #define CACHE_ARENA_NIL         UINT32_MAX
 #define CACHE_ARENA_GRANULE     8u
 /* Bytes of arena reserved per entry on top of max_memory_bytes: a block's
@@ -35,14 +37,6 @@ struct cache_arena_shm {
     uint32_t used_blocks;
     uint64_t used_granules;
     uint32_t heads[CACHE_ARENA_FL_COUNT][CACHE_ARENA_SL_COUNT];
-};
-
-/* What cache_check found wrong: a static text and two numbers, formatted
- * by the caller after it drops the lock. */
-struct cache_fault {
-    const char *what;               /* borrowed: a string literal */
-    uint64_t    a;
-    uint64_t    b;
 };
 
 /* Bytes of a region whose blocks hold data_bytes, or 0 when that is more

@@ -114,27 +114,74 @@ cluster_arm(struct cluster *c, uint64_t after_ms)
     }
 }
 
-/* Publishes how many primaries of the map this worker's connections
- * find refusing (DOWN): /health's nodes_down. */
+/*
+ * Publishes the map's nodes as this worker sees them (metrics.h): the
+ * primaries with their slot counts, then the replicas reads go to, each
+ * with its connection's state; and how many primaries refuse us
+ * (/health's nodes_down).  new_list: after a map was read.
+ */
 static void
-cluster_count_down(struct cluster *c)
+cluster_publish(struct cluster *c, bool new_list)
 {
-    bool seen[CLUSTER_SLOTS_NODES_MAX];
-    uint32_t i, down = 0;
+    static struct metrics_node_shm out[METRICS_NODES_MAX];
+    uint32_t slots[CLUSTER_SLOTS_NODES_MAX];
+    bool replica[CLUSTER_SLOTS_NODES_MAX];
+    char addr[CLUSTER_SLOTS_HOST_MAX + 16];
+    uint32_t i, n = 0, more = 0, down = 0;
     uint16_t o;
 
     if (c->slot == NULL) {
         return;
     }
-    memset(seen, 0, sizeof(seen));
+    memset(slots, 0, sizeof(slots));
+    memset(replica, 0, sizeof(replica));
     for (i = 0; i < CLUSTER_SLOTS_COUNT; i++) {
         o = c->map->owner[i];
-        if (o != CLUSTER_SLOTS_NONE && !seen[o]) {
-            seen[o] = true;
-            down += c->nodes[o] != NULL && !backend_usable(c->nodes[o]);
+        if (o != CLUSTER_SLOTS_NONE) {
+            slots[o]++;
+        }
+        o = c->map->replica[i];
+        if (o != CLUSTER_SLOTS_NONE
+            && c->cfg->redis_read_from != CONFIG_READ_PRIMARY) {
+            replica[o] = true;
+        }
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (i = 0; i < c->map->nnodes; i++) {
+            const struct cluster_slots_node *node = &c->map->nodes[i];
+            enum metrics_node_state st;
+
+            if (pass == 0 ? slots[i] == 0 : !replica[i] || slots[i] > 0) {
+                continue;
+            }
+            st = c->nodes[i] == NULL ? METRICS_NODE_UNUSED
+                                     : backend_node_state(c->nodes[i]);
+            down += pass == 0 && st == METRICS_NODE_DOWN;
+            if (n == METRICS_NODES_MAX) {
+                more++;
+                continue;
+            }
+            memset(&out[n], 0, sizeof(out[n]));
+            (void)snprintf(addr, sizeof(addr),
+                           strchr(node->host, ':') != NULL ? "[%s]:%u"
+                                                           : "%s:%u",
+                           node->host, (unsigned)node->port);
+            metrics_node_set_addr(&out[n], addr);
+            out[n].slots = slots[i];
+            out[n].replica = pass == 1;
+            out[n].state = (uint8_t)st;
+            n++;
         }
     }
     metrics_cluster_nodes_down(c->slot, down);
+    metrics_nodes_publish(c->slot, out, n, more, new_list);
+}
+
+/* A node backend's connection became ready or was refused. */
+static void
+cluster_on_node_state(void *arg)
+{
+    cluster_publish(arg, false);
 }
 
 static void
@@ -144,7 +191,7 @@ cluster_refresh_end(struct cluster *c, bool ok)
     event_timer_stop(c->loop, &c->deadline);
     c->busy = false;
     c->resume = false;
-    cluster_count_down(c);
+    cluster_publish(c, ok);
     c->down = !ok && !c->have_map;
     if (ok) {
         c->logged_down = false;
@@ -436,6 +483,8 @@ cluster_node_backend(struct cluster *c, uint32_t idx)
                       "failed: %s", c->map->nodes[idx].host,
                       (unsigned)c->map->nodes[idx].port, strerror(-rc));
             c->nodes[idx] = NULL;
+        } else {
+            backend_set_state_cb(c->nodes[idx], cluster_on_node_state, c);
         }
     }
     return c->nodes[idx];

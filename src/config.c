@@ -69,11 +69,13 @@ enum config_kind {
     CONFIG_KIND_U32,            /* uint32_t in [min, max] */
     CONFIG_KIND_LOG_LEVEL,      /* enum log_level */
     CONFIG_KIND_READ_FROM,      /* enum config_read_from */
+    CONFIG_KIND_TRACKING,       /* enum config_tracking */
     CONFIG_KIND_BOOL,           /* bool: a flag without a value; yes/no
                                    in the environment and the file */
     CONFIG_KIND_STRING,         /* char[CONFIG_ITEM_MAX], "" is none */
     CONFIG_KIND_GLOBS,          /* struct config_list of key patterns */
     CONFIG_KIND_CIDRS,          /* struct config_list of address ranges */
+    CONFIG_KIND_PREFIXES,       /* struct config_list of key prefixes */
     CONFIG_KIND_CHECK,          /* --check-config: no value */
     CONFIG_KIND_HELP,           /* -h: no value, no field */
     CONFIG_KIND_VERSION         /* -V: no value, no field */
@@ -211,6 +213,13 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(redis_sentinel_password), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_REDIS, "PASSWORD", "none",
       "AUTH password for the sentinels" },
+    { "tracking", 0, CONFIG_KIND_TRACKING, CONFIG_FIELD(tracking), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "off|default|bcast", "off",
+      "invalidations from Redis" },
+    { "tracking-prefix", 0, CONFIG_KIND_PREFIXES,
+      CONFIG_FIELD(tracking_prefixes), 0, 0, CONFIG_FROM_ALL,
+      CONFIG_GROUP_REDIS, "PREFIX", "none",
+      "bcast: cache only these (repeatable)" },
     { "ttl", 't', CONFIG_KIND_DURATION, CONFIG_FIELD(ttl_ms), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "DURATION", "60s",
       "global expiry of cached values" },
@@ -649,6 +658,20 @@ config_parse_seeds(const char *s, struct config_redis *out, size_t max,
 /* --- formatting ------------------------------------------------------- */
 
 const char *
+config_tracking_name(enum config_tracking t)
+{
+    switch (t) {
+    case CONFIG_TRACKING_OFF:
+        return "off";
+    case CONFIG_TRACKING_DEFAULT:
+        return "default";
+    case CONFIG_TRACKING_BCAST:
+        return "bcast";
+    }
+    return "off";
+}
+
+const char *
 config_read_from_name(enum config_read_from r)
 {
     switch (r) {
@@ -1038,6 +1061,19 @@ config_set(struct config_loader *ld, struct config *cfg,
         }
         return 0;
 
+    case CONFIG_KIND_TRACKING:
+        if (strcmp(value, "off") == 0) {
+            *(enum config_tracking *) field = CONFIG_TRACKING_OFF;
+        } else if (strcmp(value, "default") == 0) {
+            *(enum config_tracking *) field = CONFIG_TRACKING_DEFAULT;
+        } else if (strcmp(value, "bcast") == 0) {
+            *(enum config_tracking *) field = CONFIG_TRACKING_BCAST;
+        } else {
+            return config_error(ld, "%s: invalid value '%.*s' (use off, "
+                                "default or bcast)", who, echo, value);
+        }
+        return 0;
+
     case CONFIG_KIND_LOG_LEVEL:
         if (log_level_parse(value, field) < 0) {
             return config_error(ld, "%s: invalid level '%.*s' (use error, "
@@ -1069,6 +1105,7 @@ config_set(struct config_loader *ld, struct config *cfg,
 
     case CONFIG_KIND_GLOBS:
     case CONFIG_KIND_CIDRS:
+    case CONFIG_KIND_PREFIXES:
         return config_set_list(ld, field, opt, who, value);
 
     case CONFIG_KIND_CHECK:
@@ -1097,7 +1134,8 @@ config_apply(struct config_loader *ld, const struct config_option *opt,
         return config_set(ld, &ld->scratch, opt, who, value);
     }
     if (ld->set_by[i] < layer && (opt->kind == CONFIG_KIND_GLOBS
-                                  || opt->kind == CONFIG_KIND_CIDRS)) {
+                                  || opt->kind == CONFIG_KIND_CIDRS
+                                  || opt->kind == CONFIG_KIND_PREFIXES)) {
         /* A higher layer's list replaces a lower one's (the default
          * is empty); repeats within one layer add to it. */
         ((struct config_list *) config_field(ld->cfg, opt))->n = 0;
@@ -1555,10 +1593,62 @@ config_is_default(const struct config_loader *ld, const char *name)
     return ld->set_by[i] == CONFIG_LAYER_DEFAULT;
 }
 
-/* --redis-cluster takes the place of --redis-sentinel and --redis (given
- * too, they are ignored, so one config file can hold all three): its first seed becomes the address
- * /health PINGs and the status page shows, and what its URL says (user,
- * password, TLS) is merged as a --redis URL's would be. */
+/* Where option name got its value, for an error line: "--redis",
+ * "RCP_REDIS" or "redis (config file)". */
+static void
+config_where(const struct config_loader *ld, const char *name, char *buf,
+             size_t len)
+{
+    const struct config_option *opt = config_find_name(name);
+
+    switch (ld->set_by[opt - config_options]) {
+    case CONFIG_LAYER_ENV:
+    case CONFIG_LAYER_ENV_FALLBACK:
+        config_env_name(opt, buf, len);
+        break;
+    case CONFIG_LAYER_FILE:
+        (void) snprintf(buf, len, "%s (config file)", name);
+        break;
+    default:
+        (void) snprintf(buf, len, "--%s", name);
+        break;
+    }
+}
+
+/* --redis, --redis-cluster and --redis-sentinel are three ways to find
+ * Redis: two of them, from whatever layers, is a mistake that picking
+ * one would hide (the operator would not know which Redis is used). */
+static int
+config_check_backend_choice(struct config_loader *ld)
+{
+    const struct config *cfg = ld->cfg;
+    const char          *given[3];
+    char                 a[CONFIG_ENV_NAME_MAX + 16];
+    char                 b[CONFIG_ENV_NAME_MAX + 16];
+    size_t               n = 0;
+
+    if (!config_is_default(ld, "redis")) {
+        given[n++] = "redis";
+    }
+    if (cfg->redis_cluster[0] != '\0') {
+        given[n++] = "redis-cluster";
+    }
+    if (cfg->redis_sentinel[0] != '\0') {
+        given[n++] = "redis-sentinel";
+    }
+    if (n < 2) {
+        return 0;
+    }
+    config_where(ld, given[n - 1], a, sizeof(a));
+    config_where(ld, given[n - 2], b, sizeof(b));
+    return config_error(ld, "%s and %s both name the backend: give only "
+                        "one of --redis, --redis-cluster and "
+                        "--redis-sentinel", a, b);
+}
+
+/* --redis-cluster's first seed becomes the address the status page
+ * shows, and what its URL says (user, password, TLS) is merged as a
+ * --redis URL's would be. */
 static int
 config_merge_cluster(struct config_loader *ld)
 {
@@ -1567,6 +1657,9 @@ config_merge_cluster(struct config_loader *ld)
     size_t               bad;
     int                  n;
 
+    if (config_check_backend_choice(ld) < 0) {
+        return -EINVAL;
+    }
     if (cfg->redis_sentinel[0] != '\0' && cfg->redis_master[0] == '\0') {
         return config_error(ld, "--redis-sentinel: needs --redis-master "
                             "(the name the sentinels monitor)");
@@ -1641,6 +1734,42 @@ config_merge_redis_url(struct config_loader *ld)
     return 0;
 }
 
+/* --tracking's rules: RESP2 redirection needs one Redis (tracking runs
+ * per connection, and a cluster would need a subscriber per node, not
+ * built yet); prefixes are bcast's, and Redis refuses two that overlap
+ * (CLIENT TRACKING: "Prefix ... overlaps"), so that is said here, at
+ * start, rather than by every worker's connection. */
+static int
+config_check_tracking(struct config_loader *ld)
+{
+    const struct config      *cfg = ld->cfg;
+    const struct config_list *l = &cfg->tracking_prefixes;
+
+    if (cfg->tracking != CONFIG_TRACKING_OFF
+        && cfg->redis_cluster[0] != '\0') {
+        return config_error(ld, "--tracking: not supported with "
+                            "--redis-cluster (use --tracking off)");
+    }
+    if (l->n > 0 && cfg->tracking != CONFIG_TRACKING_BCAST) {
+        return config_error(ld, "--tracking-prefix: only with --tracking "
+                            "bcast");
+    }
+    for (uint32_t i = 0; i < l->n; i++) {
+        for (uint32_t j = 0; j < l->n; j++) {
+            size_t li = strlen(l->items[i]);
+
+            if (i != j && strncmp(l->items[i], l->items[j], li) == 0) {
+                return config_error(ld, "--tracking-prefix: '%.*s' "
+                                    "overlaps '%.*s' (Redis refuses "
+                                    "prefixes of one another)",
+                                    CONFIG_ECHO_MAX, l->items[i],
+                                    CONFIG_ECHO_MAX, l->items[j]);
+            }
+        }
+    }
+    return 0;
+}
+
 /* Checks that need more than one option. */
 static int
 config_check(struct config_loader *ld)
@@ -1651,6 +1780,9 @@ config_check(struct config_loader *ld)
     char           value[32];
     char           memory[32];
 
+    if (config_check_tracking(ld) < 0) {
+        return -EINVAL;
+    }
     if (cfg->max_value_bytes <= cfg->max_memory_bytes) {
         return 0;
     }
@@ -1749,7 +1881,8 @@ config_format_value(const struct config *cfg,
         snprintf(buf, len, "%s", (const char *) field);
         return;
     case CONFIG_KIND_GLOBS:
-    case CONFIG_KIND_CIDRS: {
+    case CONFIG_KIND_CIDRS:
+    case CONFIG_KIND_PREFIXES: {
         const struct config_list *l = field;
         size_t                    pos = 0;
 
@@ -1792,6 +1925,10 @@ config_format_value(const struct config *cfg,
     case CONFIG_KIND_LOG_LEVEL:
         snprintf(buf, len, "%s",
                  log_level_name(*(const enum log_level *) field));
+        return;
+    case CONFIG_KIND_TRACKING:
+        snprintf(buf, len, "%s",
+                 config_tracking_name(*(const enum config_tracking *) field));
         return;
     case CONFIG_KIND_READ_FROM:
         snprintf(buf, len, "%s",

@@ -65,6 +65,13 @@ enum config_read_from {
     CONFIG_READ_PREFER_REPLICA          /* a replica, else the primary */
 };
 
+/* --tracking: how Redis tells the proxy a cached key changed (tracking.c). */
+enum config_tracking {
+    CONFIG_TRACKING_OFF = 0,            /* the TTL alone */
+    CONFIG_TRACKING_DEFAULT,            /* keys each connection read */
+    CONFIG_TRACKING_BCAST               /* every key under the prefixes */
+};
+
 struct config {
     struct config_listen listen;             /* -l, --listen */
     struct config_listen resp_listen;        /* --resp-listen, off */
@@ -94,6 +101,8 @@ struct config {
                                                 the name they monitor */
     char                 redis_sentinel_user[CONFIG_SECRET_MAX]; /* "" */
     char                 redis_sentinel_password[CONFIG_SECRET_MAX];
+    enum config_tracking tracking;           /* --tracking, off */
+    struct config_list   tracking_prefixes;  /* bcast; none: all keys */
     uint64_t             ttl_ms;             /* -t, --ttl */
     uint64_t             stale_while_revalidate_ms; /* 0: off */
     uint64_t             stale_if_error_ms;  /* 0: off */
@@ -175,6 +184,9 @@ int config_parse_redis(const char *s, struct config_redis *out);
  * or a unix socket. */
 int config_parse_seeds(const char *s, struct config_redis *out, size_t max,
                        size_t *bad);
+
+/* "off", "default" or "bcast". */
+const char *config_tracking_name(enum config_tracking t);
 
 /* "primary", "replica" or "prefer-replica". */
 const char *config_read_from_name(enum config_read_from r);

@@ -169,6 +169,50 @@ metrics_reap_slot(struct metrics *m, uint32_t slot)
     __atomic_store_n(&m->slots[slot].connections, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&m->slots[slot].backend_connections, 0,
                      __ATOMIC_RELAXED);
+    /* Its node states die with its connections. */
+    metrics_nodes_publish(&m->slots[slot], NULL, 0, 0, false);
+}
+
+bool
+metrics_reap_tracking(struct metrics *m, uint32_t slot)
+{
+    assert(slot < m->nslots);
+    return __atomic_exchange_n(&m->slots[slot].tracking,
+                               METRICS_TRACKING_NONE, __ATOMIC_SEQ_CST)
+           != METRICS_TRACKING_NONE;
+}
+
+void
+metrics_set_tracking(struct metrics_slot_shm *s, int64_t state)
+{
+    /* Seq-cst: a worker that sees UP must also see the flush made
+     * before it was stored. */
+    __atomic_store_n(&s->tracking, state, __ATOMIC_SEQ_CST);
+}
+
+void
+metrics_count_invalidations(struct metrics_slot_shm *s, uint64_t n)
+{
+    __atomic_fetch_add(&s->invalidations, n, __ATOMIC_RELAXED);
+}
+
+int64_t
+metrics_tracking_state(const struct metrics *m)
+{
+    int64_t state = METRICS_TRACKING_NONE;
+
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        int64_t t = __atomic_load_n(&m->slots[i].tracking,
+                                    __ATOMIC_SEQ_CST);
+
+        if (t == METRICS_TRACKING_DOWN) {
+            return METRICS_TRACKING_DOWN;
+        }
+        if (t == METRICS_TRACKING_UP) {
+            state = METRICS_TRACKING_UP;
+        }
+    }
+    return state;
 }
 
 enum metrics_code
@@ -327,6 +371,8 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
         out->cluster_map_changes +=
             __atomic_load_n(&s->cluster_map_changes, __ATOMIC_RELAXED);
         out->failovers += __atomic_load_n(&s->failovers, __ATOMIC_RELAXED);
+        out->invalidations +=
+            __atomic_load_n(&s->invalidations, __ATOMIC_RELAXED);
         /* Gauges of one worker's view: the freshest map wins. */
         if (__atomic_load_n(&s->cluster_map_ms, __ATOMIC_RELAXED)
             > out->cluster_map_ms) {
@@ -384,6 +430,132 @@ metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
                      (uint64_t)ts.tv_sec * 1000u
                          + (uint64_t)ts.tv_nsec / 1000000u,
                      __ATOMIC_RELAXED);
+}
+
+static uint64_t
+metrics_now_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void
+metrics_nodes_publish(struct metrics_slot_shm *s,
+                      const struct metrics_node_shm *nodes, uint32_t n,
+                      uint32_t more, bool new_list)
+{
+    uint64_t seq = __atomic_load_n(&s->nodes_seq, __ATOMIC_RELAXED);
+
+    assert(n <= METRICS_NODES_MAX);
+    __atomic_store_n(&s->nodes_seq, seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    if (n > 0) {
+        memcpy(s->nodes, nodes, n * sizeof(*nodes));
+    }
+    s->nnodes = n;
+    s->nodes_more = more;
+    if (new_list) {
+        s->nodes_ms = metrics_now_ms();
+    } else if (n == 0) {
+        s->nodes_ms = 0;
+    }
+    __atomic_store_n(&s->nodes_seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+void
+metrics_node_set_addr(struct metrics_node_shm *n, const char *addr)
+{
+    size_t len = strnlen(addr, sizeof(n->addr) - 1);
+
+    memcpy(n->addr, addr, len);
+    n->addr[len] = '\0';
+}
+
+/* A consistent copy of slot s's table into *out (its nodes, nnodes,
+ * nodes_more, nodes_ms); false when the writer kept it busy. */
+static bool
+metrics_nodes_copy(const struct metrics_slot_shm *s,
+                   struct metrics_slot_shm *out)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        uint64_t before = __atomic_load_n(&s->nodes_seq, __ATOMIC_ACQUIRE);
+
+        if (before % 2 != 0) {
+            continue;
+        }
+        out->nnodes = s->nnodes;
+        out->nodes_more = s->nodes_more;
+        out->nodes_ms = s->nodes_ms;
+        if (out->nnodes > METRICS_NODES_MAX) {
+            continue;           /* torn: read again */
+        }
+        memcpy(out->nodes, s->nodes, out->nnodes * sizeof(*out->nodes));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&s->nodes_seq, __ATOMIC_RELAXED) == before) {
+            for (uint32_t i = 0; i < out->nnodes; i++) {
+                out->nodes[i].addr[METRICS_NODE_ADDR_MAX - 1] = '\0';
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+/* How bad a state is, for the merge: DOWN worst, UNUSED least. */
+static int
+metrics_node_badness(uint8_t state)
+{
+    switch (state) {
+    case METRICS_NODE_DOWN:       return 3;
+    case METRICS_NODE_UP:         return 2;
+    case METRICS_NODE_CONNECTING: return 1;
+    default:                      return 0;
+    }
+}
+
+uint32_t
+metrics_nodes_view(const struct metrics *m, struct metrics_node_shm *out,
+                   uint32_t *more)
+{
+    /* Two slot-sized copies: static, as the supervisor is one thread. */
+    static struct metrics_slot_shm best, other;
+    uint64_t best_ms = 0;
+    bool have = false;
+
+    *more = 0;
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        if (metrics_nodes_copy(&m->slots[i], &other) && other.nnodes > 0
+            && (!have || other.nodes_ms > best_ms)) {
+            best.nnodes = other.nnodes;
+            best.nodes_more = other.nodes_more;
+            memcpy(best.nodes, other.nodes,
+                   other.nnodes * sizeof(*other.nodes));
+            best_ms = other.nodes_ms;
+            have = true;
+        }
+    }
+    if (!have) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        if (!metrics_nodes_copy(&m->slots[i], &other)) {
+            continue;
+        }
+        for (uint32_t j = 0; j < other.nnodes; j++) {
+            for (uint32_t k = 0; k < best.nnodes; k++) {
+                if (strcmp(best.nodes[k].addr, other.nodes[j].addr) == 0
+                    && metrics_node_badness(other.nodes[j].state)
+                       > metrics_node_badness(best.nodes[k].state)) {
+                    best.nodes[k].state = other.nodes[j].state;
+                }
+            }
+        }
+    }
+    memcpy(out, best.nodes, best.nnodes * sizeof(*out));
+    *more = best.nodes_more;
+    return best.nnodes;
 }
 
 /* ---- rendering -------------------------------------------------------- */
@@ -568,6 +740,15 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                    "together.");
     textbuf_printf(&o, "rcp_backend_connections %" PRId64 "\n",
                    sum.backend_connections);
+    metrics_u64(&o, "rcp_invalidations_total", "counter",
+                "Keys dropped because Redis said they changed (--tracking);"
+                " a FLUSHALL or FLUSHDB counts one.",
+                sum.invalidations);
+    metrics_family(&o, "rcp_tracking_up", "gauge",
+                   "1 while every worker's invalidation channel from Redis "
+                   "is whole (--tracking); 0 when it is off or not.");
+    textbuf_printf(&o, "rcp_tracking_up %d\n",
+                   metrics_tracking_state(m) == METRICS_TRACKING_UP);
     metrics_u64(&o, "rcp_connections_accepted_total", "counter",
                 "Client connections accepted on the data ports.",
                 sum.connections_accepted);

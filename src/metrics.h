@@ -58,6 +58,32 @@ enum metrics_refresh {
     METRICS_REFRESH_COUNT
 };
 
+/*
+ * The backend's nodes as one worker sees them, for /health and the
+ * status page: a cluster's primaries (and the replicas it reads from),
+ * or the primary Sentinel named.  The worker writes the table between
+ * two increments of nodes_seq (odd while it writes); a reader copies it
+ * and retries when the sequence was odd or moved (a seqlock).
+ */
+#define METRICS_NODES_MAX     32
+#define METRICS_NODE_ADDR_MAX 96
+
+enum metrics_node_state {
+    METRICS_NODE_UNUSED = 0,    /* no connection needed yet */
+    METRICS_NODE_CONNECTING,    /* first connection, or a reconnection
+                                   after a good one, under way */
+    METRICS_NODE_UP,            /* connected, handshake done */
+    METRICS_NODE_DOWN           /* refused or unreachable, last we tried */
+};
+
+struct metrics_node_shm {
+    char     addr[METRICS_NODE_ADDR_MAX]; /* "host:port", NUL-terminated */
+    uint32_t slots;             /* a cluster primary's slots; 0 else */
+    uint8_t  replica;           /* 1: a replica reads go to */
+    uint8_t  state;             /* enum metrics_node_state */
+    uint8_t  pad[2];
+};
+
 /* Upper bounds, in seconds, of the backend duration histogram. */
 #define METRICS_BUCKETS 12
 
@@ -88,7 +114,26 @@ struct metrics_slot_shm {
     uint64_t cluster_nodes;             /* gauge: primaries in it */
     uint64_t cluster_slots_covered;     /* gauge: slots with a primary */
     uint64_t cluster_nodes_down;        /* gauge: primaries refusing us */
+    /* --tracking (tracking.c); zero when off. */
+    uint64_t invalidations;             /* keys dropped by Redis' word,
+                                           a flush counting one */
+    int64_t  tracking;                  /* gauge: METRICS_TRACKING_* */
+    /* The node table (see above); metrics_sum() leaves it out. */
+    uint64_t nodes_seq;                 /* odd while being written */
+    uint64_t nodes_ms;                  /* CLOCK_MONOTONIC ms the list
+                                           (not a state) last changed */
+    uint32_t nnodes;
+    uint32_t nodes_more;                /* left out: past NODES_MAX */
+    struct metrics_node_shm nodes[METRICS_NODES_MAX];
 };
+
+/* A slot's tracking state.  NONE: no worker of ours tracks in it (off,
+ * or the slot is free); DOWN: its worker's channel from Redis is not
+ * whole, so no worker may answer from the cache (it would miss that
+ * worker's invalidations); UP: whole. */
+#define METRICS_TRACKING_NONE 0
+#define METRICS_TRACKING_DOWN 1
+#define METRICS_TRACKING_UP   2
 
 struct metrics;
 
@@ -102,6 +147,20 @@ uint32_t metrics_slot_count(const struct metrics *m);
  * replacement starts): zeroes the slot's connection gauge, since the
  * kernel closed those connections.  Counters are kept. */
 void metrics_reap_slot(struct metrics *m, uint32_t slot);
+
+/* Supervisor, after reaping the worker that used slot: clears its
+ * tracking state; true when it tracked (the keys it was told about are
+ * told to nobody now: the caller flushes the cache). */
+bool metrics_reap_tracking(struct metrics *m, uint32_t slot);
+
+/* tracking.c: this worker's state (METRICS_TRACKING_*), and n
+ * invalidated keys. */
+void metrics_set_tracking(struct metrics_slot_shm *s, int64_t state);
+void metrics_count_invalidations(struct metrics_slot_shm *s, uint64_t n);
+/* Over every slot: NONE when no worker tracks, DOWN when one is down,
+ * else UP.  Relaxed loads, no lock: cheap enough for every cache read
+ * (the workers ask before answering from the cache). */
+int64_t metrics_tracking_state(const struct metrics *m);
 
 /* Sums every slot into *out (relaxed loads, no lock): what a scrape
  * sees.  For tests and for the supervisor's own logging. */
@@ -134,6 +193,23 @@ void metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
                          uint32_t covered, bool changed);
 /* How many primaries of the map this worker cannot reach now. */
 void metrics_cluster_nodes_down(struct metrics_slot_shm *s, uint32_t down);
+
+/* Worker: replaces its node table with nodes[0..n) (n at most
+ * METRICS_NODES_MAX; more: how many were left out).  new_list: the set
+ * of nodes changed (a new map or primary), not only their states. */
+void metrics_nodes_publish(struct metrics_slot_shm *s,
+                           const struct metrics_node_shm *nodes, uint32_t n,
+                           uint32_t more, bool new_list);
+
+/* Sets n->addr to addr, cut to fit (a long host name's tail is lost). */
+void metrics_node_set_addr(struct metrics_node_shm *n, const char *addr);
+
+/* Supervisor: the nodes of the worker whose list is freshest, each with
+ * the worst state any worker listing the same address reports (DOWN
+ * over UP over CONNECTING over UNUSED), into out[METRICS_NODES_MAX].
+ * The count; *more: nodes left out of the list. */
+uint32_t metrics_nodes_view(const struct metrics *m,
+                            struct metrics_node_shm *out, uint32_t *more);
 
 /* What the supervisor knows and the slots don't. */
 struct metrics_process_info {

@@ -667,6 +667,11 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
                        metrics_slot(s->metrics, (uint32_t) (p - s->procs))
                            ->connections, __ATOMIC_SEQ_CST);
     metrics_reap_slot(s->metrics, (uint32_t) (p - s->procs));
+    if (metrics_reap_tracking(s->metrics, (uint32_t) (p - s->procs))) {
+        /* --tracking: Redis told that worker's subscriber alone of the
+         * keys it read; nobody hears of them now. */
+        (void) cache_flush(s->cache);
+    }
 
     if (cache_reap_slot(s->cache, supervisor_cache_slot(s, p))) {
         log_error("worker %u died inside the cache lock: serving from "
@@ -1243,6 +1248,32 @@ supervisor_admin_delete(void *ctx, const void *key, size_t key_len)
     }
 }
 
+/* The workers' view of a cluster's nodes or Sentinel's primary
+ * (metrics_nodes_view()); the addresses stay valid until the next call,
+ * which the supervisor, being one thread, makes after admin_handle(). */
+static void
+supervisor_health_nodes(struct supervisor *s, struct admin_health *out)
+{
+    static struct metrics_node_shm view[METRICS_NODES_MAX];
+    static const char *const states[] = {
+        [METRICS_NODE_UNUSED] = "unused",
+        [METRICS_NODE_CONNECTING] = "connecting",
+        [METRICS_NODE_UP] = "up",
+        [METRICS_NODE_DOWN] = "down",
+    };
+    uint32_t n = metrics_nodes_view(s->metrics, view, &out->nodes_more);
+
+    _Static_assert(ADMIN_NODES_MAX == METRICS_NODES_MAX, "one table size");
+    for (uint32_t i = 0; i < n; i++) {
+        out->nodes[i].addr = view[i].addr;
+        out->nodes[i].slots = view[i].slots;
+        out->nodes[i].replica = view[i].replica != 0;
+        out->nodes[i].state = view[i].state <= METRICS_NODE_DOWN
+                              ? states[view[i].state] : "unused";
+    }
+    out->nnodes = n;
+}
+
 static void
 supervisor_admin_health(void *ctx, struct admin_health *out)
 {
@@ -1253,6 +1284,9 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
     out->redis_up = c->health != NULL && c->health->redis_up;
     out->workers = supervisor_alive(c->sup);
     out->entries = cs.entries;
+    out->tracking = c->sup->cfg.tracking == CONFIG_TRACKING_OFF ? "off"
+                    : metrics_tracking_state(c->sup->metrics)
+                          == METRICS_TRACKING_UP ? "up" : "down";
     if (c->sup->cfg.redis_cluster[0] != '\0') {
         struct metrics_slot_shm sum;
 
@@ -1266,6 +1300,10 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
         out->redis_up = sum.cluster_nodes > 0
                         && sum.cluster_slots_covered == 16384
                         && sum.cluster_nodes_down == 0;
+        supervisor_health_nodes(c->sup, out);
+    } else if (c->sup->cfg.redis_sentinel[0] != '\0') {
+        out->sentinel_master = c->sup->cfg.redis_master;
+        supervisor_health_nodes(c->sup, out);
     }
 }
 
@@ -1338,6 +1376,24 @@ supervisor_admin_status(void *ctx, struct admin_status *out)
     out->backend_timeout = sum.backend_errors[METRICS_BACKEND_TIMEOUT];
     out->backend_reply = sum.backend_errors[METRICS_BACKEND_REPLY];
     out->backend_tls = sum.backend_errors[METRICS_BACKEND_TLS];
+    if (s->cfg.redis_cluster[0] != '\0'
+        || s->cfg.redis_sentinel[0] != '\0') {
+        static struct admin_health nodes;
+
+        /* The address configured is none of these: say what is. */
+        memset(&nodes, 0, sizeof(nodes));
+        supervisor_admin_health(ctx, &nodes);
+        out->backend = &nodes;
+        out->redis_up = nodes.redis_up;
+        /* (Not the seeds: their URLs may hold passwords.) */
+        if (s->cfg.redis_cluster[0] != '\0') {
+            snprintf(supervisor_redis_addr, sizeof(supervisor_redis_addr),
+                     "Redis Cluster (nodes below)");
+        } else {
+            snprintf(supervisor_redis_addr, sizeof(supervisor_redis_addr),
+                     "Sentinel master '%.100s' (below)", s->cfg.redis_master);
+        }
+    }
     out->nerrors = log_recent_read(supervisor_recent, LOG_RECENT_MAX);
     for (size_t i = 0; i < out->nerrors; i++) {
         out->errors[i] = supervisor_recent[i].text;

@@ -57,6 +57,7 @@
 #include "http.h"
 #include "http_parser.h"
 #include "log.h"
+#include "tracking.h"
 #include "worker.h"
 #include "worker_conn.h"
 
@@ -108,7 +109,8 @@ worker_store_value(void *arg, const void *key, size_t key_len,
         v->etag = cache_etag(v->data, v->len);
         v->has_etag = true;
     }
-    if (w->params->cache == NULL) {
+    if (w->params->cache == NULL
+        || !tracking_covers(w->tracking, key, key_len)) {
         return false;
     }
     if (v == NULL) {
@@ -297,6 +299,14 @@ worker_conn_advance(struct conn *c, size_t n)
  * with exactly the room it needs. */
 #define WORKER_VALUE_GUESS 4096
 
+bool
+worker_cache_trusted(const struct worker *w)
+{
+    return w->tracking == NULL || w->params->metrics_all == NULL
+           || metrics_tracking_state(w->params->metrics_all)
+                  != METRICS_TRACKING_DOWN;
+}
+
 enum cache_status
 worker_cache_lookup(struct worker *w, struct buf *b, size_t head_room,
                     size_t tail_room, const void *key, size_t key_len,
@@ -304,6 +314,9 @@ worker_cache_lookup(struct worker *w, struct buf *b, size_t head_room,
 {
     size_t want = WORKER_VALUE_GUESS;
 
+    if (!worker_cache_trusted(w)) {
+        return CACHE_MISS;      /* Redis may have changed it unheard */
+    }
     /* The value may be replaced between two lookups, so a second
      * TRUNCATED is possible; after three tries the caller asks Redis. */
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -1477,6 +1490,12 @@ worker_init(struct worker *w, const struct worker_params *p)
         return rc;
     }
     backend_set_token(w->backend, worker_purge_token);
+    rc = tracking_create(&w->loop, p->cfg, w->backend, p->cache, p->metrics,
+                         &w->tracking);
+    if (rc != 0) {
+        log_error("tracking_create() failed: %s", strerror(-rc));
+        return rc;
+    }
 
     event_timer_init(&w->accept_timer, worker_accept_timer_cb, w);
     event_timer_init(&w->stop_timer, worker_stop_timer_cb, w);
@@ -1504,6 +1523,8 @@ worker_fini(struct worker *w)
             buf_free(&c->out);
         }
     }
+    /* Before the backend: it unhooks from it. */
+    tracking_destroy(w->tracking);
     if (w->backend != NULL) {
         backend_destroy(w->backend);
     }

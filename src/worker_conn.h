@@ -219,6 +219,7 @@ struct worker {
     const struct config *cfg;           /* borrowed: params->cfg */
     struct event_loop    loop;
     struct backend      *backend;       /* owned */
+    struct tracking     *tracking;      /* owned; NULL: --tracking off */
     struct event_io      http_io;
     struct event_io      resp_io;
     int                  http_fd;       /* borrowed until stop, then -1 */
@@ -266,6 +267,9 @@ size_t worker_conn_unsent(const struct conn *c);
  * client holds another); otherwise, or when one is already attached, by
  * copy.  0 or -ENOMEM. */
 int    worker_conn_append_value(struct conn *c, struct value *v);
+/* Whether the cache may answer now: false while --tracking is on and
+ * some worker's invalidation channel is not whole (tracking.c). */
+bool   worker_cache_trusted(const struct worker *w);
 /* Copies key's cached value into b at b->len + head_room, leaving room
  * for tail_room bytes after it; b->len is not moved.  CACHE_HIT or
  * CACHE_STALE (lk set); CACHE_MISS for a miss, a gone entry, a bypassed

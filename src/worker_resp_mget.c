@@ -104,7 +104,9 @@ worker_resp_mget_probe(struct conn *c, size_t i, uint64_t now_ms)
     /* No room for the value: a cached non-empty value says TRUNCATED
      * without a copy, a hit count or an LRU record; it is read at its
      * turn.  An empty value is a whole hit now. */
-    switch (cache_get(w->params->cache, key, key_len, now_ms, &lk)) {
+    switch (worker_cache_trusted(w)
+                ? cache_get(w->params->cache, key, key_len, now_ms, &lk)
+                : CACHE_MISS) {
     case CACHE_TRUNCATED:
     case CACHE_STALE:
         /* A stale one is judged at its turn by worker_cache_copy

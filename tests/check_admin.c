@@ -376,37 +376,77 @@ static const struct health_case {
     const char         *body;
     const char         *why;
 } health_cases[] = {
-    { { true, 3, 42, false, 0, 0, 0 }, 200,
+    { { .redis_up = true, .workers = 3, .entries = 42, .cluster = false, .cluster_nodes = 0, .cluster_slots_covered = 0, .cluster_nodes_down = 0 }, 200,
       "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":3,\"entries\":42}\n",
       "Redis up" },
-    { { true, 2, 7, true, 3, 16384, 0 }, 200,
+    { { .redis_up = true, .workers = 2, .entries = 7, .cluster = true, .cluster_nodes = 3, .cluster_slots_covered = 16384, .cluster_nodes_down = 0 }, 200,
       "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":7,"
       "\"cluster\":{\"nodes\":3,\"nodes_down\":0,\"slots_covered\":16384,"
-      "\"slots\":16384}}\n",
+      "\"slots\":16384,\"members\":[],\"down\":[]}}\n",
       "a cluster with every slot covered" },
-    { { false, 2, 7, true, 2, 12288, 1 }, 503,
+    { { .redis_up = false, .workers = 2, .entries = 7, .cluster = true, .cluster_nodes = 2, .cluster_slots_covered = 12288, .cluster_nodes_down = 1 }, 503,
       "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":2,"
       "\"entries\":7,\"cluster\":{\"nodes\":2,\"nodes_down\":1,"
-      "\"slots_covered\":12288,\"slots\":16384}}\n",
+      "\"slots_covered\":12288,\"slots\":16384,\"members\":[],\"down\":[]}}\n",
       "a cluster with slots uncovered: 503" },
-    { { false, UINT32_MAX, UINT64_MAX, true, UINT64_MAX, UINT64_MAX,
-        UINT64_MAX }, 503,
+    { { .redis_up = false, .workers = UINT32_MAX, .entries = UINT64_MAX, .cluster = true, .cluster_nodes = UINT64_MAX, .cluster_slots_covered = UINT64_MAX, .cluster_nodes_down = UINT64_MAX }, 503,
       "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":4294967295,"
       "\"entries\":18446744073709551615,\"cluster\":{\"nodes\":"
       "18446744073709551615,\"nodes_down\":18446744073709551615,"
-      "\"slots_covered\":18446744073709551615,\"slots\":16384}}\n",
+      "\"slots_covered\":18446744073709551615,\"slots\":16384,\"members\":[],\"down\":[]}}\n",
       "widest cluster numbers fit" },
-    { { false, 3, 42, false, 0, 0, 0 }, 503,
+    { { .redis_up = false, .workers = 3, .entries = 42, .cluster = false, .cluster_nodes = 0, .cluster_slots_covered = 0, .cluster_nodes_down = 0 }, 503,
       "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":3,"
       "\"entries\":42}\n",
       "Redis down: 503, still says what it knows" },
-    { { true, 0, 0, false, 0, 0, 0 }, 200,
+    { { .redis_up = true, .workers = 0, .entries = 0, .cluster = false, .cluster_nodes = 0, .cluster_slots_covered = 0, .cluster_nodes_down = 0 }, 200,
       "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":0,\"entries\":0}\n",
       "no worker alive is still reported, not hidden" },
-    { { false, UINT32_MAX, UINT64_MAX, false, 0, 0, 0 }, 503,
+    { { .redis_up = false, .workers = UINT32_MAX, .entries = UINT64_MAX, .cluster = false, .cluster_nodes = 0, .cluster_slots_covered = 0, .cluster_nodes_down = 0 }, 503,
       "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":4294967295,"
       "\"entries\":18446744073709551615}\n",
       "widest numbers fit" },
+    { { .redis_up = true, .workers = 2, .entries = 5, .tracking = "up" }, 200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":5,"
+      "\"tracking\":\"up\"}\n",
+      "--tracking: invalidations flow" },
+    { { .redis_up = true, .workers = 2, .entries = 5, .tracking = "down" },
+      200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":5,"
+      "\"tracking\":\"down\"}\n",
+      "tracking down: Redis answers, still healthy" },
+    { { .redis_up = true, .workers = 2, .entries = 7, .cluster = true,
+        .cluster_nodes = 3, .cluster_slots_covered = 16384,
+        .tracking = "off" }, 200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":2,\"entries\":7,"
+      "\"tracking\":\"off\",\"cluster\":{\"nodes\":3,\"nodes_down\":0,"
+      "\"slots_covered\":16384,\"slots\":16384,\"members\":[],"
+      "\"down\":[]}}\n",
+      "tracking's state before the cluster's" },
+    { { .redis_up = false, .workers = 2, .entries = 7, .cluster = true,
+        .cluster_nodes = 2, .cluster_slots_covered = 16384,
+        .cluster_nodes_down = 1,
+        .nodes = { { "10.0.0.1:7000", 8192, false, "up" },
+                   { "10.0.0.2:7000", 8192, false, "down" },
+                   { "10.0.0.3:7000", 0, true, "connecting" } },
+        .nnodes = 3, .nodes_more = 2 }, 503,
+      "{\"status\":\"degraded\",\"redis\":\"down\",\"workers\":2,"
+      "\"entries\":7,\"cluster\":{\"nodes\":2,\"nodes_down\":1,"
+      "\"slots_covered\":16384,\"slots\":16384,\"members\":["
+      "{\"addr\":\"10.0.0.1:7000\",\"role\":\"primary\",\"slots\":8192,"
+      "\"state\":\"up\"},{\"addr\":\"10.0.0.2:7000\",\"role\":\"primary\","
+      "\"slots\":8192,\"state\":\"down\"},{\"addr\":\"10.0.0.3:7000\","
+      "\"role\":\"replica\",\"slots\":0,\"state\":\"connecting\"}],"
+      "\"down\":[\"10.0.0.2:7000\"],\"members_not_listed\":2}}\n",
+      "a cluster names which nodes are up and which are down" },
+    { { .redis_up = true, .workers = 1, .entries = 0,
+        .sentinel_master = "my\"master",
+        .nodes = { { "h\\\x01:6379", 0, false, "up" } }, .nnodes = 1 },
+      200,
+      "{\"status\":\"ok\",\"redis\":\"up\",\"workers\":1,\"entries\":0,"
+      "\"sentinel\":{\"master\":\"my\\\"master\",\"members\":[{\"addr\":"
+      "\"h\\\\\\u0001:6379\",\"state\":\"up\"}],\"down\":[]}}\n",
+      "Sentinel: the primary in use, strings JSON-escaped" },
 };
 
 START_TEST(health_json)

@@ -144,6 +144,27 @@ metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
     ck_abort_msg("a slot map without a cluster");
 }
 
+void
+metrics_nodes_publish(struct metrics_slot_shm *s,
+                      const struct metrics_node_shm *nodes, uint32_t n,
+                      uint32_t more, bool new_list)
+{
+    (void)s;
+    (void)nodes;
+    (void)n;
+    (void)more;
+    (void)new_list;
+    ck_abort_msg("a node table without a cluster or Sentinel");
+}
+
+void
+metrics_node_set_addr(struct metrics_node_shm *n, const char *addr)
+{
+    (void)n;
+    (void)addr;
+    ck_abort_msg("a node table without a cluster or Sentinel");
+}
+
 /* --- classify (pure) --------------------------------------------------- */
 
 static const struct classify_case {

@@ -561,6 +561,9 @@ static const struct option_good_case {
       "replicas, else primaries" },
     { "redis-sentinel-user", "watcher", "redis-sentinel-user watcher",
       "sentinel ACL user" },
+    { "tracking", "default", "tracking default", "keys read are tracked" },
+    { "tracking", "bcast", "tracking bcast", "every key broadcast" },
+    { "tracking", "off", "tracking off", "off: the TTL alone" },
     { "redis-sentinel-password", "s3cret", "redis-sentinel-password ********",
       "sentinel password masked" },
 };
@@ -610,6 +613,10 @@ static const struct option_bad_case {
       "too many seeds" },
     { "redis-cluster-refresh", "0", 0, LAYER_ALL, "greater than 0",
       "a refresh needs a period" },
+    { "tracking", "on", 0, LAYER_ALL, "use off, default or bcast",
+      "CLIENT TRACKING's word, not ours" },
+    { "tracking", "BCAST", 0, LAYER_ALL, "invalid value 'BCAST'",
+      "upper case" },
     { "redis-read-from", "replicas", 0, LAYER_ALL,
       "use primary, replica or prefer-replica", "a typo" },
     { "redis-sentinel", "s:1,,s:2", 0, LAYER_ALL, "seed 2 of",
@@ -1389,10 +1396,11 @@ START_TEST(test_cluster_seeds)
     ck_assert_ptr_null(strstr(text, "hunter2"));
     ck_assert_ptr_nonnull(strstr(text, "# redis (the first"));
     free(text);
-    /* --redis-cluster wins: the first seed is the address. */
-    ck_assert_int_eq(test_load(&cfg, both, NULL, err), CONFIG_OK);
-    ck_assert_str_eq(cfg.redis.host, "h");
-    ck_assert_uint_eq(cfg.redis.port, 2);
+    /* Two backends named: an error, not a silent choice. */
+    ck_assert_int_eq(test_load(&cfg, both, NULL, err), CONFIG_ERROR);
+    ck_assert_str_eq(err, "--redis-cluster and --redis both name the "
+                     "backend: give only one of --redis, --redis-cluster "
+                     "and --redis-sentinel");
     ck_assert_int_eq(test_load(&cfg, db, NULL, err), CONFIG_ERROR);
     ck_assert_ptr_nonnull(strstr(err, "only db 0"));
 }
@@ -1419,13 +1427,122 @@ START_TEST(test_sentinel_options)
     const char   *no_name[] = { "--redis-sentinel", "s:1", NULL };
     const char   *no_sentinel[] = { "--redis-master", "m", NULL };
 
-    /* A cluster wins: the sentinels are not asked. */
-    ck_assert_int_eq(test_load(&cfg, both, NULL, err), CONFIG_OK);
-    ck_assert_str_eq(cfg.redis.host, "c");
+    /* Sentinel and cluster: an error, whichever comes first. */
+    ck_assert_int_eq(test_load(&cfg, both, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "--redis-sentinel and "
+                                      "--redis-cluster both name"));
     ck_assert_int_eq(test_load(&cfg, no_name, NULL, err), CONFIG_ERROR);
     ck_assert_ptr_nonnull(strstr(err, "needs --redis-master"));
     ck_assert_int_eq(test_load(&cfg, no_sentinel, NULL, err), CONFIG_ERROR);
     ck_assert_ptr_nonnull(strstr(err, "needs --redis-sentinel"));
+}
+END_TEST
+
+START_TEST(test_tracking_options)
+{
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+    const char   *bcast[] = { "--tracking", "bcast", "--tracking-prefix",
+                              "user:", "--tracking-prefix", "item: page:",
+                              NULL };
+    const char   *no_bcast[] = { "--tracking", "default",
+                                 "--tracking-prefix", "user:", NULL };
+    const char   *overlap[] = { "--tracking", "bcast", "--tracking-prefix",
+                                "user:", "--tracking-prefix", "user:1",
+                                NULL };
+    const char   *cluster[] = { "--tracking", "default", "--redis-cluster",
+                                "c:1", NULL };
+    const char   *sentinel[] = { "--tracking", "default", "--redis-sentinel",
+                                 "s:1", "--redis-master", "m", NULL };
+    const char   *env_prefix[] = { "RCP_TRACKING=bcast",
+                                   "RCP_TRACKING_PREFIX=a: b:", NULL };
+    char         *text;
+
+    ck_assert_int_eq(test_load(&cfg, bcast, NULL, err), CONFIG_OK);
+    ck_assert_int_eq(cfg.tracking, CONFIG_TRACKING_BCAST);
+    ck_assert_uint_eq(cfg.tracking_prefixes.n, 3);
+    ck_assert_str_eq(cfg.tracking_prefixes.items[2], "page:");
+    text = test_print(&cfg);
+    ck_assert_ptr_nonnull(strstr(text, "tracking bcast\n"));
+    ck_assert_ptr_nonnull(strstr(text, "tracking-prefix user: item: page:\n"));
+    free(text);
+    ck_assert_int_eq(test_load(&cfg, NULL, env_prefix, err), CONFIG_OK);
+    ck_assert_uint_eq(cfg.tracking_prefixes.n, 2);
+    /* The default is off; prefixes are bcast's alone. */
+    ck_assert_int_eq(test_load(&cfg, NULL, NULL, err), CONFIG_OK);
+    ck_assert_int_eq(cfg.tracking, CONFIG_TRACKING_OFF);
+    ck_assert_int_eq(test_load(&cfg, no_bcast, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "--tracking-prefix: only with "
+                                      "--tracking bcast"));
+    ck_assert_int_eq(test_load(&cfg, overlap, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "'user:' overlaps 'user:1'"));
+    /* Not per node yet: said at start, never silently wrong. */
+    ck_assert_int_eq(test_load(&cfg, cluster, NULL, err), CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "--tracking: not supported with "
+                                      "--redis-cluster"));
+    ck_assert_int_eq(test_load(&cfg, sentinel, NULL, err), CONFIG_OK);
+}
+END_TEST
+
+/* --redis, --redis-cluster and --redis-sentinel: at most one, whatever
+ * layers they come from; the error names where each came from. */
+static const struct backend_choice_case {
+    const char *flag[5];        /* NULL-terminated */
+    const char *env[3];         /* NULL-terminated */
+    const char *file;           /* NULL: no file */
+    const char *error;          /* NULL: accepted; else err contains it */
+    const char *why;
+} backend_choice_cases[] = {
+    { { "--redis", "h:1", NULL }, { "RCP_REDIS_CLUSTER=c:1", NULL }, NULL,
+      "RCP_REDIS_CLUSTER and --redis both name the backend",
+      "cluster from the environment, redis from a flag" },
+    { { NULL }, { "RCP_REDIS=h:1", NULL }, "redis-cluster c:1\n",
+      "redis-cluster (config file) and RCP_REDIS both name",
+      "cluster from the file, redis from the environment" },
+    { { NULL }, { NULL }, "redis h:1\nredis-sentinel s:1\n"
+      "redis-master m\n", "redis-sentinel (config file) and redis "
+      "(config file) both name", "both in the file" },
+    { { "--redis-sentinel", "s:1", "--redis-master", "m", NULL }, { NULL },
+      "redis 127.0.0.1:6379\n", "--redis-sentinel and redis (config file)",
+      "an explicit default --redis still counts" },
+    { { "--redis-cluster", "c:1", NULL },
+      { "RCP_REDIS_SENTINEL=s:1", "RCP_REDIS_MASTER=m", NULL },
+      "redis h:1\n", "RCP_REDIS_SENTINEL and --redis-cluster both name",
+      "all three: the error names two" },
+    { { "--redis-cluster", "off", NULL }, { NULL }, "redis h:1\n", NULL,
+      "--redis-cluster off is no cluster" },
+    { { "--redis-cluster", "c:1", NULL }, { "REDIS_PASSWORD=pw", NULL },
+      NULL, NULL, "a password is no backend" },
+    { { NULL }, { "RCP_REDIS_SENTINEL=s:1", "RCP_REDIS_MASTER=m", NULL },
+      NULL, NULL, "sentinel alone" },
+};
+
+START_TEST(test_backend_choice)
+{
+    const struct backend_choice_case *tc = &backend_choice_cases[_i];
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX] = "";
+    const char   *args[8];
+    size_t        n = 0;
+    enum config_rc rc;
+
+    for (size_t i = 0; tc->flag[i] != NULL; i++) {
+        args[n++] = tc->flag[i];
+    }
+    if (tc->file != NULL) {
+        args[n++] = "--config";
+        args[n++] = test_write_file(tc->file);
+    }
+    args[n] = NULL;
+    rc = test_load(&cfg, args, tc->env, err);
+    if (tc->error == NULL) {
+        ck_assert_msg(rc == CONFIG_OK, "%s: %s", tc->why, err);
+    } else {
+        ck_assert_msg(rc == CONFIG_ERROR, "%s: accepted", tc->why);
+        ck_assert_msg(strstr(err, tc->error) != NULL, "%s: '%s'", tc->why,
+                      err);
+        ck_assert_msg(strchr(err, '\n') == NULL, "%s: one line", tc->why);
+    }
 }
 END_TEST
 
@@ -1655,6 +1772,10 @@ config_suite(void)
     tcase_add_test(tc, test_print_round_trip);
     tcase_add_test(tc, test_cluster_seeds);
     tcase_add_test(tc, test_sentinel_options);
+    tcase_add_test(tc, test_tracking_options);
+    tcase_add_loop_test(tc, test_backend_choice, 0,
+                        (int) (sizeof(backend_choice_cases)
+                               / sizeof(backend_choice_cases[0])));
     tcase_add_test(tc, test_usage_lists_every_option);
     tcase_add_test(tc, test_redis_url_merge);
     tcase_add_test(tc, test_usage_defaults_are_the_defaults);

@@ -223,6 +223,69 @@ START_TEST(cluster_gauges_take_the_freshest_map)
 }
 END_TEST
 
+static struct metrics_node_shm
+node(const char *addr, uint32_t slots, enum metrics_node_state state)
+{
+    struct metrics_node_shm n;
+
+    memset(&n, 0, sizeof(n));
+    metrics_node_set_addr(&n, addr);
+    n.slots = slots;
+    n.state = (uint8_t) state;
+    return n;
+}
+
+START_TEST(nodes_view_freshest_list_worst_state)
+{
+    struct metrics_node_shm out[METRICS_NODES_MAX];
+    struct metrics_node_shm a[2], b[2], c[1];
+    uint32_t more = 99;
+
+    ck_assert_uint_eq(metrics_nodes_view(m, out, &more), 0);
+    ck_assert_uint_eq(more, 0);
+    a[0] = node("10.0.0.1:7000", 8192, METRICS_NODE_UP);
+    a[1] = node("10.0.0.2:7000", 8192, METRICS_NODE_UNUSED);
+    metrics_nodes_publish(metrics_slot(m, 0), a, 2, 0, true);
+    /* Slot 1 reads a later map (one node more left out); slot 2 has an
+     * old one, but its worker found 10.0.0.2 down. */
+    c[0] = node("10.0.0.2:7000", 16384, METRICS_NODE_DOWN);
+    metrics_nodes_publish(metrics_slot(m, 2), c, 1, 0, true);
+    metrics_slot(m, 2)->nodes_ms -= 10;
+    b[0] = node("10.0.0.2:7000", 8192, METRICS_NODE_CONNECTING);
+    b[1] = node("10.0.0.3:7000", 8192, METRICS_NODE_UP);
+    metrics_nodes_publish(metrics_slot(m, 1), b, 2, 1, true);
+    metrics_slot(m, 1)->nodes_ms += 10;
+    /* A state-only update keeps the list's time. */
+    b[1].state = METRICS_NODE_CONNECTING;
+    metrics_nodes_publish(metrics_slot(m, 1), b, 2, 1, false);
+    ck_assert_uint_eq(metrics_nodes_view(m, out, &more), 2);
+    ck_assert_uint_eq(more, 1);
+    ck_assert_str_eq(out[0].addr, "10.0.0.2:7000");
+    ck_assert_uint_eq(out[0].slots, 8192);
+    ck_assert_uint_eq(out[0].state, METRICS_NODE_DOWN);
+    ck_assert_str_eq(out[1].addr, "10.0.0.3:7000");
+    ck_assert_uint_eq(out[1].state, METRICS_NODE_CONNECTING);
+    /* A reaped worker's states no longer count. */
+    metrics_reap_slot(m, 2);
+    ck_assert_uint_eq(metrics_nodes_view(m, out, &more), 2);
+    ck_assert_uint_eq(out[0].state, METRICS_NODE_CONNECTING);
+    ck_assert_uint_eq(metrics_slot(m, 2)->nodes_seq % 2, 0);
+}
+END_TEST
+
+START_TEST(node_addr_is_cut_to_fit)
+{
+    struct metrics_node_shm n;
+    char long_addr[300];
+
+    memset(long_addr, 'h', sizeof(long_addr) - 1);
+    long_addr[sizeof(long_addr) - 1] = '\0';
+    memset(&n, 0x55, sizeof(n));
+    metrics_node_set_addr(&n, long_addr);
+    ck_assert_uint_eq(strlen(n.addr), METRICS_NODE_ADDR_MAX - 1);
+}
+END_TEST
+
 START_TEST(reap_zeroes_connections_and_keeps_counters)
 {
     struct metrics_slot_shm *s = metrics_slot(m, 1);
@@ -235,6 +298,27 @@ START_TEST(reap_zeroes_connections_and_keeps_counters)
     render();
     assert_line("rcp_connections 2");
     assert_line("rcp_requests_total{protocol=\"http\",code=\"502\"} 1");
+}
+END_TEST
+
+/* One worker down keeps every worker off the cache; a reaped slot no
+ * longer counts, and says it tracked (the supervisor flushes then). */
+START_TEST(tracking_state_over_slots)
+{
+    ck_assert_int_eq(metrics_tracking_state(m), METRICS_TRACKING_NONE);
+    metrics_set_tracking(metrics_slot(m, 0), METRICS_TRACKING_UP);
+    metrics_set_tracking(metrics_slot(m, 2), METRICS_TRACKING_DOWN);
+    ck_assert_int_eq(metrics_tracking_state(m), METRICS_TRACKING_DOWN);
+    render();
+    assert_line("rcp_tracking_up 0");
+    ck_assert(metrics_reap_tracking(m, 2));
+    ck_assert(!metrics_reap_tracking(m, 3));
+    ck_assert_int_eq(metrics_tracking_state(m), METRICS_TRACKING_UP);
+    metrics_count_invalidations(metrics_slot(m, 0), 3);
+    metrics_count_invalidations(metrics_slot(m, 1), 1);
+    render();
+    assert_line("rcp_tracking_up 1");
+    assert_line("rcp_invalidations_total 4");
 }
 END_TEST
 
@@ -438,6 +522,8 @@ static const struct family_case {
       "rcp_backend_request_duration_seconds_count 0" },
     { "rcp_connections", "gauge", "rcp_connections 0" },
     { "rcp_backend_connections", "gauge", "rcp_backend_connections 0" },
+    { "rcp_invalidations_total", "counter", "rcp_invalidations_total 0" },
+    { "rcp_tracking_up", "gauge", "rcp_tracking_up 0" },
     { "rcp_connections_accepted_total", "counter",
       "rcp_connections_accepted_total 0" },
     { "rcp_connections_denied_total", "counter",
@@ -552,6 +638,9 @@ metrics_suite(void)
     tcase_add_test(tc, counters_sum_over_slots);
     tcase_add_test(tc, reap_zeroes_connections_and_keeps_counters);
     tcase_add_test(tc, cluster_gauges_take_the_freshest_map);
+    tcase_add_test(tc, tracking_state_over_slots);
+    tcase_add_test(tc, nodes_view_freshest_list_worst_state);
+    tcase_add_test(tc, node_addr_is_cut_to_fit);
     tcase_add_test(tc, every_protocol_code_pair_is_listed_even_at_zero);
     tcase_add_test(tc, a_misfiled_pair_is_still_shown);
     suite_add_tcase(s, tc);

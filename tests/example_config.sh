@@ -4,7 +4,8 @@
 #     --check-config;
 #  2. every `#name value` line, uncommented, passes --check-config too, so
 #     each option name and example value in the file is one the daemon
-#     accepts;
+#     accepts (with one of the exclusive redis, redis-cluster and
+#     redis-sentinel groups at a time: all three together are refused);
 #  3. every option of DESIGN.md's table appears in the file;
 #  4. a `#name value` line shows the default, as the file's header says,
 #     unless its paragraph says "(example)": set alone, it must give the
@@ -47,13 +48,29 @@ fi
 echo "bearer:$(printf x | sha256sum | cut -d' ' -f1)" >"$tmp/htpasswd"
 sed -n 's/^#\([a-z][a-z-]*\) /\1 /p' "$conf" |
     sed "s|^http-auth-file .*|http-auth-file $tmp/htpasswd|" >"$tmp/all.conf"
-if check "$tmp/all.conf"; then
-    echo "PASS: all $(wc -l <"$tmp/all.conf") example lines uncommented"
-else
-    echo "FAIL: uncommented example lines rejected:"
+# redis, redis-cluster and redis-sentinel are exclusive: all of them
+# together must be refused, and the rest checked with each in turn.
+if check "$tmp/all.conf" || ! grep -q "both name the backend" "$tmp/out"
+then
+    echo "FAIL: redis, redis-cluster and redis-sentinel together not" \
+         "refused as two backends:"
     cat "$tmp/out"
     fail=1
 fi
+backend='^redis \|^redis-cluster \|^redis-cluster-refresh \|^redis-sentinel'
+backend="$backend"'\|^redis-master '
+grep -v "$backend" "$tmp/all.conf" >"$tmp/common.conf"
+for b in '^redis ' '^redis-cluster' '^redis-sentinel\|^redis-master '; do
+    { cat "$tmp/common.conf"; grep "$b" "$tmp/all.conf"; } >"$tmp/one-backend.conf"
+    if check "$tmp/one-backend.conf"; then
+        echo "PASS: all $(wc -l <"$tmp/one-backend.conf") example lines" \
+             "uncommented, with the backend lines matching '$b'"
+    else
+        echo "FAIL: uncommented example lines rejected (backend '$b'):"
+        cat "$tmp/out"
+        fail=1
+    fi
+done
 
 for opt in listen resp-listen admin-listen redis redis-user redis-password \
            redis-db redis-timeout ttl capacity max-memory max-value-size \
