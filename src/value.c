@@ -15,6 +15,12 @@
 
 #include "value.h"
 
+/* Values whose last reference is gone and whose mapping is still being
+ * unmapped, oldest first; see value.h.  v->map_len is what is left of
+ * the mapping at v->data. */
+static struct value *value_dead_head;
+static struct value *value_dead_tail;
+
 struct value *
 value_create(size_t len)
 {
@@ -86,9 +92,57 @@ value_unref(struct value *v)
     if (--v->refs > 0) {
         return;
     }
+    if (v->map_len > VALUE_REAP_STEP_BYTES) {
+        v->dead_next = NULL;
+        if (value_dead_tail != NULL) {
+            value_dead_tail->dead_next = v;
+        } else {
+            value_dead_head = v;
+        }
+        value_dead_tail = v;
+        return;
+    }
     if (v->map_len > 0) {
         /* munmap() of a mapping we made cannot fail but for a bug. */
         (void)munmap(v->data, v->map_len);
     }
     free(v);
+}
+
+bool
+value_reap_pending(void)
+{
+    return value_dead_head != NULL;
+}
+
+bool
+value_reap(void)
+{
+    struct value *v = value_dead_head;
+    size_t step;
+
+    if (v == NULL) {
+        return false;
+    }
+    /* From the end: what is left stays one mapping at v->data.  Both
+     * are multiples of the page size. */
+    step = v->map_len < VALUE_REAP_STEP_BYTES ? v->map_len
+                                              : VALUE_REAP_STEP_BYTES;
+    (void)munmap(v->data + v->map_len - step, step);
+    v->map_len -= step;
+    if (v->map_len == 0) {
+        value_dead_head = v->dead_next;
+        if (value_dead_head == NULL) {
+            value_dead_tail = NULL;
+        }
+        free(v);
+    }
+    return value_dead_head != NULL;
+}
+
+void
+value_reap_all(void)
+{
+    while (value_reap()) {
+    }
 }

@@ -237,6 +237,8 @@ struct worker {
     struct event_io      signal_io;
     bool                 stopping;
     struct event_timer   stop_timer;    /* --shutdown-timeout */
+    struct event_timer   reap_timer;    /* 0 ms while big values' mappings
+                                           are being given back */
     struct conn         *conns;         /* owned: max_clients slots */
     struct conn         *free_list;
     struct conn         *closed_list;   /* back to the pool in before_poll */
