@@ -23,7 +23,8 @@
 static const char admin_status_style[] =
     "body{font:15px/1.5 system-ui,sans-serif;margin:1.5em auto;"
     "max-width:52em;padding:0 1em;color:#222}"
-    "h1{font-size:1.4em;margin:0 0 .6em}h2{font-size:1.1em;margin:1.4em 0 .4em}"
+    "h1{font-size:1.4em;margin:0 0 .6em}"
+    "h2{font-size:1.1em;margin:1.4em 0 .4em}"
     "table{border-collapse:collapse}"
     "th{text-align:left;font-weight:normal;color:#555;padding:.15em 1.5em"
     " .15em 0;vertical-align:top}"

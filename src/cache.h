@@ -138,8 +138,9 @@ enum cache_status cache_set(struct cache *cache, const void *key,
 
 /* Stores key with value and info (NULL: as cache_set), replacing any
  * entry of key, fresh or stale; with info->check_purge, only if no purge
- * of key began since info->purge_token was taken (else CACHE_PURGED).  A negative info needs value_len 0 and
- * a negative_ttl_ms; without one it is CACHE_TOO_LARGE (not stored). */
+ * of key began since info->purge_token was taken (else CACHE_PURGED).  A
+ * negative info needs value_len 0 and a negative_ttl_ms; without one it
+ * is CACHE_TOO_LARGE (not stored). */
 enum cache_status cache_store(struct cache *cache, const void *key,
                               size_t key_len, const void *value,
                               size_t value_len, uint64_t now_ms,

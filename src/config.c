@@ -85,6 +85,7 @@ enum config_kind {
 #define CONFIG_FROM_FLAG  1u
 #define CONFIG_FROM_ENV   2u
 #define CONFIG_FROM_FILE  4u
+
 #define CONFIG_FROM_ALL   (CONFIG_FROM_FLAG | CONFIG_FROM_ENV \
                            | CONFIG_FROM_FILE)
 

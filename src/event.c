@@ -381,8 +381,7 @@ event_dispatch(struct event_loop *loop, size_t n)
 
 int
 event_loop_run(struct event_loop *loop,
-               void (*before_poll)(struct event_loop *loop, void *arg),
-               void *arg)
+               event_before_poll_cb before_poll, void *arg)
 {
     /* A stop asked for before the call is honoured; the flag is
      * consumed on return so the next call runs again. */

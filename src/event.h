@@ -28,6 +28,8 @@ typedef void (*event_io_cb)(struct event_loop *loop, struct event_io *io,
                             unsigned events);
 typedef void (*event_timer_cb)(struct event_loop *loop,
                                struct event_timer *timer);
+/* Runs before each epoll_wait() (event_loop_run). */
+typedef void (*event_before_poll_cb)(struct event_loop *loop, void *arg);
 
 struct event_io {
     int          fd;                    /* borrowed: owner closes it */
@@ -68,9 +70,8 @@ void event_loop_fini(struct event_loop *loop);
 /* Runs until event_loop_stop().  Returns 0, or -errno if epoll_wait()
  * fails for a reason other than EINTR.  before_poll, if not NULL, runs
  * before each wait (deferred frees, flushing). */
-int  event_loop_run(struct event_loop *loop,
-                    void (*before_poll)(struct event_loop *loop, void *arg),
-                    void *arg);
+int  event_loop_run(struct event_loop *loop, event_before_poll_cb before_poll,
+ void *arg);
 void event_loop_stop(struct event_loop *loop);
 uint64_t event_now_ms(const struct event_loop *loop);
 void event_update_time(struct event_loop *loop);

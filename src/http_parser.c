@@ -60,8 +60,9 @@
  * '|' and '}' (curl sends `curl 'http://h/user|42'` as is).  A '%' is not
  * checked here; http_parse_decode() refuses a bad escape.  A '#', a
  * space, '<', '>', '\', a byte over 0x7e or a control byte in it is 400,
- * and field values may not hold CTLs other than HT.  A proxy that is lenient where the origin is
- * strict, or the other way round, is how request smuggling happens.
+ * and field values may not hold CTLs other than HT.  A proxy that is
+ * lenient where the origin is strict, or the other way round, is how
+ * request smuggling happens.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

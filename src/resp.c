@@ -10,8 +10,9 @@
  * and UNWATCH depend on the connection or the process: the table knows
  * them (for COMMAND, arity and MULTI's checks) and resp_session.c
  * answers them.  DBSIZE, EXISTS, TTL, PTTL, STRLEN and TYPE are read
- * from Redis as they are, uncached (RESP_ACTION_FORWARD).  Everything else is Redis' own "unknown command" error,
- * worded as Redis 7 words it.
+ * from Redis as they are, uncached (RESP_ACTION_FORWARD).  Everything
+ * else is Redis' own "unknown command" error, worded as Redis 7 words
+ * it.
  */
 #include <ctype.h>
 #include <errno.h>

@@ -106,6 +106,8 @@ static const char resp_parse_err_state[] =
  * error reply with spaces (addReplyErrorFormat); we do the same, and
  * for NUL too, which a C string cannot carry.
  */
+/* A table laid out by hand. */
+/* clang-format off */
 #define RESP_PARSE_SHOWN(c)                                                  \
     ((c) == 0 || (c) == '\r' || (c) == '\n' ? ' ' : (char) (c))
 #define RESP_PARSE_GOT(c)                                                    \
@@ -127,6 +129,7 @@ static const char resp_parse_err_expected_dollar[256][40] = {
     RESP_PARSE_GOT64(0), RESP_PARSE_GOT64(64),
     RESP_PARSE_GOT64(128), RESP_PARSE_GOT64(192)
 };
+/* clang-format on */
 
 /*
  * Byte classes of Redis' sdssplitargs(): blanks between arguments are

@@ -68,8 +68,7 @@
 #define TRACKING_HEARTBEAT_MS   1000
 #define TRACKING_BACKOFF_MIN_MS 100
 #define TRACKING_BACKOFF_MAX_MS 2000
-#define TRACKING_RETRY_MS       50      /* a flush that did not get the
-                                           lock in time */
+#define TRACKING_RETRY_MS       50 /* a flush timed out on the lock */
 #define TRACKING_WHY_MAX        320
 
 enum tracking_sub {

@@ -36,8 +36,8 @@ struct worker_params {
 /* Exit statuses of a worker process. */
 #define WORKER_EXIT_OK    0
 #define WORKER_EXIT_FAIL  1
-#define WORKER_EXIT_FATAL 2                 /* cannot initialise: not
-                                               respawned in a loop */
+/* Cannot initialise: not respawned in a loop. */
+#define WORKER_EXIT_FATAL 2
 
 /* Serves until SIGTERM/SIGINT and a graceful drain; returns the exit
  * status.  The caller (the child side of the fork) passes it to _exit. */
