@@ -19,13 +19,15 @@ access_init(struct access *a, const struct config *cfg, char *err,
     for (uint32_t i = 0; i < cfg->allow_from.n; i++) {
         /* Validated when the configuration was loaded. */
         if (cidr_parse(cfg->allow_from.items[i],
-                       &a->allow_from[a->n_allow_from]) == 0) {
+                       &a->allow_from[a->n_allow_from])
+            == 0) {
             a->n_allow_from++;
         }
     }
     for (uint32_t i = 0; i < cfg->proxy_protocol_from.n; i++) {
         if (cidr_parse(cfg->proxy_protocol_from.items[i],
-                       &a->proxy_from[a->n_proxy_from]) == 0) {
+                       &a->proxy_from[a->n_proxy_from])
+            == 0) {
             a->n_proxy_from++;
         }
     }

@@ -21,16 +21,16 @@
 #include "http_auth.h"
 
 struct access {
-    const struct config_list *allow_keys;   /* borrowed: the config's */
+    const struct config_list *allow_keys; /* borrowed: the config's */
     size_t                    n_allow_from;
     struct cidr               allow_from[CONFIG_LIST_MAX];
     size_t                    n_proxy_from;
     struct cidr               proxy_from[CONFIG_LIST_MAX];
-    bool                      http_auth_on;  /* --http-auth-file given */
-    struct http_auth         *http_auth;     /* owned; NULL when off, or
-                                                when the file could not be
-                                                read: then every request
-                                                is refused (fail closed) */
+    bool                      http_auth_on; /* --http-auth-file given */
+    struct http_auth         *http_auth;    /* owned; NULL when off, or
+                                               when the file could not be
+                                               read: then every request
+                                               is refused (fail closed) */
 };
 
 /* Builds a from cfg (which must outlive it).  0, or -EINVAL with the
@@ -42,11 +42,9 @@ void access_fini(struct access *a);
 
 /* --allow-keys: true when there is no list or key matches a pattern
  * (Redis glob syntax, case-sensitive). */
-bool access_key_allowed(const struct access *a, const char *key,
-                        size_t len);
+bool access_key_allowed(const struct access *a, const char *key, size_t len);
 /* --allow-from: true when there is no list or sa is in a range. */
-bool access_client_allowed(const struct access *a,
-                           const struct sockaddr *sa);
+bool access_client_allowed(const struct access *a, const struct sockaddr *sa);
 /* --proxy-protocol-from: true when sa must send a PROXY header. */
 bool access_proxy_trusted(const struct access *a, const struct sockaddr *sa);
 

@@ -59,14 +59,13 @@ enum admin_action {
 static const struct admin_route {
     const char       *path;
     size_t            path_len;
-    bool              prefix;       /* path is a prefix; the rest is a key */
-    unsigned          methods;      /* ADMIN_M() bits */
-    const char       *allow;        /* the Allow header on a 405 */
+    bool              prefix;  /* path is a prefix; the rest is a key */
+    unsigned          methods; /* ADMIN_M() bits */
+    const char       *allow;   /* the Allow header on a 405 */
     enum admin_action action;
 } admin_routes[] = {
-    { "/", 1, false,
-      ADMIN_M(HTTP_METHOD_GET) | ADMIN_M(HTTP_METHOD_HEAD), "GET, HEAD",
-      ADMIN_STATUS },
+    { "/", 1, false, ADMIN_M(HTTP_METHOD_GET) | ADMIN_M(HTTP_METHOD_HEAD),
+      "GET, HEAD", ADMIN_STATUS },
     { "/health", 7, false,
       ADMIN_M(HTTP_METHOD_GET) | ADMIN_M(HTTP_METHOD_HEAD), "GET, HEAD",
       ADMIN_HEALTH },
@@ -87,12 +86,12 @@ static const char admin_prometheus[] =
 /* What one reply looks like, before it becomes bytes. */
 struct admin_reply {
     int         status;
-    const char *content_type;       /* NULL: no body, no Content-Length */
-    const char *body;               /* borrowed */
+    const char *content_type; /* NULL: no body, no Content-Length */
+    const char *body;         /* borrowed */
     size_t      body_len;
-    const char *allow;              /* borrowed: NULL unless 405 */
-    bool        retry_after;        /* 503 busy: try again in a second */
-    bool        head_only;          /* HEAD: headers of the GET, no body */
+    const char *allow;       /* borrowed: NULL unless 405 */
+    bool        retry_after; /* 503 busy: try again in a second */
+    bool        head_only;   /* HEAD: headers of the GET, no body */
     bool        keep_alive;
 };
 
@@ -114,7 +113,7 @@ admin_head(struct textbuf *o, const struct admin_reply *r, time_t now)
     admin_date(o, now);
     if (r->content_type != NULL) {
         textbuf_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                     r->content_type, r->body_len);
+                       r->content_type, r->body_len);
     }
     if (r->allow != NULL) {
         textbuf_printf(o, "Allow: %s\r\n", r->allow);
@@ -123,7 +122,7 @@ admin_head(struct textbuf *o, const struct admin_reply *r, time_t now)
         textbuf_printf(o, "Retry-After: 1\r\n");
     }
     textbuf_printf(o, "Connection: %s\r\n\r\n",
-                 r->keep_alive ? "keep-alive" : "close");
+                   r->keep_alive ? "keep-alive" : "close");
 }
 
 /* Writes a whole reply whose body is already in memory. */
@@ -152,8 +151,9 @@ static void
 admin_action_reply(struct admin_reply *r, enum admin_action_rc rc)
 {
     if (rc == ADMIN_ACTION_BUSY) {
-        admin_text_reply(r, 503, "cache busy (recovering or locked), "
-                                 "try again\n");
+        admin_text_reply(r, 503,
+                         "cache busy (recovering or locked), "
+                         "try again\n");
         r->retry_after = true;
         return;
     }
@@ -174,8 +174,8 @@ admin_status_page(const struct admin_ops *ops, char *buf, size_t cap)
     return admin_status_html(&st, buf, cap);
 }
 
-static void admin_health(const struct admin_ops *ops,
-                         struct admin_reply *r, struct textbuf *o);
+static void admin_health(const struct admin_ops *ops, struct admin_reply *r,
+                         struct textbuf *o);
 
 /* A reply whose body (/metrics, /health or the status page) may be
  * large (a cluster's nodes): rendered
@@ -185,16 +185,17 @@ admin_big(const struct admin_request *req, const struct admin_ops *ops,
           enum admin_action action, struct admin_reply *r, char *buf,
           size_t cap)
 {
-    char             head[ADMIN_HEAD_MAX];
+    char           head[ADMIN_HEAD_MAX];
     struct textbuf o = { .buf = head, .cap = sizeof(head), .len = 0 };
-    size_t           room = cap - ADMIN_HEAD_MAX;
-    size_t           body_len;
+    size_t         room = cap - ADMIN_HEAD_MAX;
+    size_t         body_len;
 
     if (action == ADMIN_METRICS) {
         body_len = ops->metrics(ops->ctx, buf + ADMIN_HEAD_MAX, room);
         r->content_type = admin_prometheus;
     } else if (action == ADMIN_HEALTH) {
-        struct textbuf b = { .buf = buf + ADMIN_HEAD_MAX, .cap = room,
+        struct textbuf b = { .buf = buf + ADMIN_HEAD_MAX,
+                             .cap = room,
                              .len = 0 };
 
         admin_health(ops, r, &b);
@@ -265,8 +266,7 @@ admin_health_nodes(struct textbuf *o, const struct admin_health *h)
     }
     textbuf_printf(o, "]");
     if (h->nodes_more > 0) {
-        textbuf_printf(o, ",\"members_not_listed\":%" PRIu32,
-                       h->nodes_more);
+        textbuf_printf(o, ",\"members_not_listed\":%" PRIu32, h->nodes_more);
     }
 }
 
@@ -279,18 +279,20 @@ admin_health(const struct admin_ops *ops, struct admin_reply *r,
 
     memset(&h, 0, sizeof(h));
     ops->health(ops->ctx, &h);
-    textbuf_printf(o, "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%"
-                   PRIu32 ",\"entries\":%" PRIu64,
-                   h.redis_up ? "ok" : "degraded",
-                   h.redis_up ? "up" : "down", h.workers, h.entries);
+    textbuf_printf(o,
+                   "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%" PRIu32
+                   ",\"entries\":%" PRIu64,
+                   h.redis_up ? "ok" : "degraded", h.redis_up ? "up" : "down",
+                   h.workers, h.entries);
     if (h.tracking != NULL) {
         /* --tracking's state: "off", "up" or "down" (a static word). */
         textbuf_printf(o, ",\"tracking\":\"%s\"", h.tracking);
     }
     if (h.cluster) {
-        textbuf_printf(o, ",\"cluster\":{\"nodes\":%" PRIu64
-                       ",\"nodes_down\":%" PRIu64 ",\"slots_covered\":%"
-                       PRIu64 ",\"slots\":16384,",
+        textbuf_printf(o,
+                       ",\"cluster\":{\"nodes\":%" PRIu64
+                       ",\"nodes_down\":%" PRIu64 ",\"slots_covered\":%" PRIu64
+                       ",\"slots\":16384,",
                        h.cluster_nodes, h.cluster_nodes_down,
                        h.cluster_slots_covered);
         admin_health_nodes(o, &h);
@@ -341,8 +343,7 @@ admin_delete(const struct admin_request *req, const struct admin_ops *ops,
 static const struct admin_route *
 admin_route_find(const char *path, size_t path_len)
 {
-    for (size_t i = 0; i < sizeof(admin_routes) / sizeof(*admin_routes);
-         i++) {
+    for (size_t i = 0; i < sizeof(admin_routes) / sizeof(*admin_routes); i++) {
         const struct admin_route *route = &admin_routes[i];
 
         if (route->prefix ? path_len >= route->path_len
@@ -358,8 +359,8 @@ admin_route_find(const char *path, size_t path_len)
 bool
 admin_needs_health(const struct admin_request *req)
 {
-    const struct admin_route *route = admin_route_find(req->path,
-                                                       req->path_len);
+    const struct admin_route *route =
+        admin_route_find(req->path, req->path_len);
 
     return route != NULL
            && (route->action == ADMIN_HEALTH || route->action == ADMIN_STATUS)

@@ -37,64 +37,64 @@
 
 /* What flush and delete did to the cache. */
 enum admin_action_rc {
-    ADMIN_ACTION_DONE = 0,      /* dropped */
-    ADMIN_ACTION_ABSENT,        /* delete: the key was not cached */
-    ADMIN_ACTION_BUSY           /* cache poisoned or lock not had in time
-                                   (CACHE_BYPASS): nothing dropped */
+    ADMIN_ACTION_DONE = 0, /* dropped */
+    ADMIN_ACTION_ABSENT,   /* delete: the key was not cached */
+    ADMIN_ACTION_BUSY      /* cache poisoned or lock not had in time
+                              (CACHE_BYPASS): nothing dropped */
 };
 
 /* One node of a cluster, or Sentinel's primary, as the workers see it. */
 #define ADMIN_NODES_MAX 32
 
 struct admin_node {
-    const char *addr;                   /* borrowed: "host:port" */
-    uint32_t    slots;                  /* a cluster primary's slots */
-    bool        replica;                /* a cluster replica read from */
-    const char *state;                  /* borrowed: static; "up", "down",
-                                           "connecting" or "unused" (no
-                                           worker needed it yet) */
+    const char *addr;    /* borrowed: "host:port" */
+    uint32_t    slots;   /* a cluster primary's slots */
+    bool        replica; /* a cluster replica read from */
+    const char *state;   /* borrowed: static; "up", "down",
+                            "connecting" or "unused" (no
+                            worker needed it yet) */
 };
 
 struct admin_health {
-    bool     redis_up;                  /* last PING answered */
-    uint32_t workers;                   /* live workers */
-    uint64_t entries;                   /* cached entries now */
-    bool     cluster;                   /* --redis-cluster: redis_up says
-                                           every slot has a primary */
-    uint64_t cluster_nodes;             /* primaries in the slot map */
-    uint64_t cluster_slots_covered;     /* of 16384 */
-    uint64_t cluster_nodes_down;        /* primaries not reachable */
-    const char *tracking;               /* borrowed, static: "off", "up"
-                                           (invalidations flow: cache
-                                           answers) or "down" (Redis
-                                           answers); NULL: not shown */
-    const char *sentinel_master;        /* borrowed; NULL: no Sentinel */
+    bool              redis_up;              /* last PING answered */
+    uint32_t          workers;               /* live workers */
+    uint64_t          entries;               /* cached entries now */
+    bool              cluster;               /* --redis-cluster: redis_up says
+                                                every slot has a primary */
+    uint64_t          cluster_nodes;         /* primaries in the slot map */
+    uint64_t          cluster_slots_covered; /* of 16384 */
+    uint64_t          cluster_nodes_down;    /* primaries not reachable */
+    const char       *tracking;              /* borrowed, static: "off", "up"
+                                                (invalidations flow: cache
+                                                answers) or "down" (Redis
+                                                answers); NULL: not shown */
+    const char       *sentinel_master;       /* borrowed; NULL: no Sentinel */
     /* Cluster: primaries, then replicas read from; Sentinel: the
      * primary in use (none until a sentinel named one). */
     struct admin_node nodes[ADMIN_NODES_MAX];
-    uint32_t nnodes;
-    uint32_t nodes_more;                /* left out of nodes[] */
+    uint32_t          nnodes;
+    uint32_t          nodes_more; /* left out of nodes[] */
 };
 
 /* What the status page shows; filled by the status callback. */
 struct admin_status {
-    const char *version;                /* borrowed: static */
+    const char *version; /* borrowed: static */
     uint64_t    uptime_seconds;
     uint32_t    workers_alive;
-    uint32_t    workers_configured;     /* --workers */
+    uint32_t    workers_configured; /* --workers */
     uint64_t    worker_restarts;
-    bool        redis_up;               /* last PING answered */
-    const char *redis_addr;             /* borrowed: as configured */
+    bool        redis_up;   /* last PING answered */
+    const char *redis_addr; /* borrowed: as configured */
     uint64_t    hits;
     uint64_t    misses;
     uint64_t    entries;
     uint64_t    capacity_entries;
     uint64_t    bytes;
     uint64_t    capacity_bytes;
-    bool        poisoned;               /* cache bypassed, recovering */
+    bool        poisoned; /* cache bypassed, recovering */
     int64_t     connections;
     uint32_t    max_clients;
-    uint64_t    backend_unreachable;    /* rcp_backend_errors_total{kind} */
+    uint64_t    backend_unreachable; /* rcp_backend_errors_total{kind} */
     uint64_t    backend_timeout;
     uint64_t    backend_reply;
     uint64_t    backend_tls;
@@ -115,8 +115,7 @@ struct admin_status {
  * are HTML-escaped.  Returns the length, or the length needed when above
  * cap (as snprintf; nothing is NUL-terminated).
  */
-size_t admin_status_html(const struct admin_status *st, char *buf,
-                         size_t cap);
+size_t admin_status_html(const struct admin_status *st, char *buf, size_t cap);
 
 /* Callbacks run synchronously inside admin_handle(), at most once each
  * per call, and never after it returns. */
@@ -125,13 +124,13 @@ typedef enum admin_action_rc admin_flush_fn(void *ctx);
  * NUL and '/' included.  key_len >= 1. */
 typedef enum admin_action_rc admin_delete_fn(void *ctx, const void *key,
                                              size_t key_len);
-typedef void admin_health_fn(void *ctx, struct admin_health *out);
+typedef void   admin_health_fn(void *ctx, struct admin_health *out);
 /* Same contract as metrics_render(): renders into buf, returns the length;
  * the text is complete only when the return is below cap. */
 typedef size_t admin_metrics_fn(void *ctx, char *buf, size_t cap);
 /* Fills *out for the status page; the PING has settled, as for health.
  * Pointers in *out must stay valid until admin_handle() returns. */
-typedef void admin_status_fn(void *ctx, struct admin_status *out);
+typedef void   admin_status_fn(void *ctx, struct admin_status *out);
 
 struct admin_ops {
     admin_flush_fn   *flush;
@@ -139,18 +138,18 @@ struct admin_ops {
     admin_health_fn  *health;
     admin_metrics_fn *metrics;
     admin_status_fn  *status;
-    void             *ctx;      /* borrowed: handed to every callback */
+    void             *ctx; /* borrowed: handed to every callback */
 };
 
 struct admin_request {
     enum http_method method;
-    const char      *path;      /* borrowed: the target up to '?', as sent
-                                   (http_request.path_off/len), with its
-                                   leading '/'; valid during the call */
+    const char      *path; /* borrowed: the target up to '?', as sent
+                              (http_request.path_off/len), with its
+                              leading '/'; valid during the call */
     size_t           path_len;
-    bool             keep_alive;    /* http_request.keep_alive */
-    time_t           now;       /* for the Date header; seconds since the
-                                   epoch */
+    bool             keep_alive; /* http_request.keep_alive */
+    time_t           now;        /* for the Date header; seconds since the
+                                    epoch */
 };
 
 /*

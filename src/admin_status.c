@@ -83,15 +83,17 @@ static void
 admin_status_fill(struct textbuf *o, const char *label, const char *id,
                   uint64_t n, const char *cap_id, uint64_t cap)
 {
-    textbuf_printf(o, "<tr><th>%s</th><td><span id=\"%s\">%" PRIu64
+    textbuf_printf(o,
+                   "<tr><th>%s</th><td><span id=\"%s\">%" PRIu64
                    "</span> of <span id=\"%s\">%" PRIu64 "</span>",
                    label, id, n, cap_id, cap);
     if (cap > 0) {
-        textbuf_printf(o, " (%.1f%%)<meter min=\"0\" max=\"%" PRIu64
+        textbuf_printf(o,
+                       " (%.1f%%)<meter min=\"0\" max=\"%" PRIu64
                        "\" high=\"%" PRIu64 "\" value=\"%" PRIu64
                        "\"></meter>",
-                       100.0 * (double) n / (double) cap, cap,
-                       cap - cap / 10, n);
+                       100.0 * (double) n / (double) cap, cap, cap - cap / 10,
+                       n);
     }
     textbuf_printf(o, "</td></tr>\n");
 }
@@ -103,50 +105,63 @@ admin_status_html(const struct admin_status *st, char *buf, size_t cap)
     uint64_t       lookups = st->hits + st->misses;
     int64_t        connections = st->connections < 0 ? 0 : st->connections;
 
-    textbuf_printf(&o, "<!DOCTYPE html>\n<html lang=\"en\"><head>"
+    textbuf_printf(&o,
+                   "<!DOCTYPE html>\n<html lang=\"en\"><head>"
                    "<meta charset=\"utf-8\">\n"
                    "<meta name=\"viewport\" content=\"width=device-width\">\n"
                    "<title>redis-cache-proxy %s</title>\n<style>%s</style>"
                    "</head>\n<body>\n<h1>redis-cache-proxy</h1>\n<table>\n",
                    st->version, admin_status_style);
-    textbuf_printf(&o, "<tr><th>Version</th><td id=\"version\">%s</td>"
-                   "</tr>\n", st->version);
-    textbuf_printf(&o, "<tr><th>Uptime</th><td id=\"uptime\" "
-                   "data-seconds=\"%" PRIu64 "\">", st->uptime_seconds);
+    textbuf_printf(&o,
+                   "<tr><th>Version</th><td id=\"version\">%s</td>"
+                   "</tr>\n",
+                   st->version);
+    textbuf_printf(&o,
+                   "<tr><th>Uptime</th><td id=\"uptime\" "
+                   "data-seconds=\"%" PRIu64 "\">",
+                   st->uptime_seconds);
     admin_status_duration(&o, st->uptime_seconds);
     textbuf_printf(&o, "</td></tr>\n");
-    textbuf_printf(&o, "<tr><th>Workers</th><td><span id=\"workers\">%"
-                   PRIu32 "</span> of %" PRIu32 " running, <span "
+    textbuf_printf(&o,
+                   "<tr><th>Workers</th><td><span id=\"workers\">%" PRIu32
+                   "</span> of %" PRIu32 " running, <span "
                    "id=\"restarts\">%" PRIu64 "</span> restarted</td>"
-                   "</tr>\n", st->workers_alive, st->workers_configured,
+                   "</tr>\n",
+                   st->workers_alive, st->workers_configured,
                    st->worker_restarts);
-    textbuf_printf(&o, "<tr><th>Redis</th><td><span id=\"redis\" "
+    textbuf_printf(&o,
+                   "<tr><th>Redis</th><td><span id=\"redis\" "
                    "class=\"%s\">%s</span> ",
-                   st->redis_up ? "up" : "down",
-                   st->redis_up ? "up" : "down");
+                   st->redis_up ? "up" : "down", st->redis_up ? "up" : "down");
     admin_status_escape(&o, st->redis_addr);
     textbuf_printf(&o, "</td></tr>\n");
     if (lookups > 0) {
-        textbuf_printf(&o, "<tr><th>Hit ratio</th><td id=\"hit-ratio\" "
+        textbuf_printf(&o,
+                       "<tr><th>Hit ratio</th><td id=\"hit-ratio\" "
                        "data-hits=\"%" PRIu64 "\" data-misses=\"%" PRIu64
-                       "\">%.1f%%</td></tr>\n", st->hits, st->misses,
+                       "\">%.1f%%</td></tr>\n",
+                       st->hits, st->misses,
                        100.0 * (double) st->hits / (double) lookups);
     } else {
         textbuf_printf(&o, "<tr><th>Hit ratio</th><td id=\"hit-ratio\" "
-                       "data-hits=\"0\" data-misses=\"0\">no lookups yet"
-                       "</td></tr>\n");
+                           "data-hits=\"0\" data-misses=\"0\">no lookups yet"
+                           "</td></tr>\n");
     }
     admin_status_fill(&o, "Entries", "entries", st->entries,
                       "capacity-entries", st->capacity_entries);
     admin_status_fill(&o, "Bytes", "bytes", st->bytes, "capacity-bytes",
                       st->capacity_bytes);
-    admin_status_fill(&o, "Connections", "connections",
-                      (uint64_t) connections, "max-clients", st->max_clients);
-    textbuf_printf(&o, "<tr><th>Cache</th><td id=\"cache\" class=\"%s\">%s"
-                   "</td></tr>\n", st->poisoned ? "down" : "up",
+    admin_status_fill(&o, "Connections", "connections", (uint64_t) connections,
+                      "max-clients", st->max_clients);
+    textbuf_printf(&o,
+                   "<tr><th>Cache</th><td id=\"cache\" class=\"%s\">%s"
+                   "</td></tr>\n",
+                   st->poisoned ? "down" : "up",
                    st->poisoned ? "poisoned: bypassed until the supervisor "
-                                  "rebuilds it" : "ok");
-    textbuf_printf(&o, "<tr><th>Redis errors</th><td id=\"backend-errors\">"
+                                  "rebuilds it"
+                                : "ok");
+    textbuf_printf(&o,
+                   "<tr><th>Redis errors</th><td id=\"backend-errors\">"
                    "unreachable <span id=\"errors-unreachable\">%" PRIu64
                    "</span>, timeout <span id=\"errors-timeout\">%" PRIu64
                    "</span>, reply <span id=\"errors-reply\">%" PRIu64
@@ -160,12 +175,13 @@ admin_status_html(const struct admin_status *st, char *buf, size_t cap)
 
         /* Which nodes are up: the same list as /health's "members". */
         textbuf_printf(&o, "<h2>Redis nodes</h2>\n<table id=\"nodes\">\n"
-                       "<tr><th>Node</th><th>Role</th><th>Slots</th>"
-                       "<th>State</th></tr>\n");
+                           "<tr><th>Node</th><th>Role</th><th>Slots</th>"
+                           "<th>State</th></tr>\n");
         for (uint32_t i = 0; i < h->nnodes; i++) {
             textbuf_printf(&o, "<tr><td>");
             admin_status_escape(&o, h->nodes[i].addr);
-            textbuf_printf(&o, "</td><td>%s</td><td>%" PRIu32 "</td>"
+            textbuf_printf(&o,
+                           "</td><td>%s</td><td>%" PRIu32 "</td>"
                            "<td class=\"%s\">%s</td></tr>\n",
                            h->nodes[i].replica ? "replica" : "primary",
                            h->nodes[i].slots,
@@ -174,15 +190,17 @@ admin_status_html(const struct admin_status *st, char *buf, size_t cap)
                            h->nodes[i].state);
         }
         if (h->nodes_more > 0) {
-            textbuf_printf(&o, "<tr><td colspan=\"4\">and %" PRIu32
-                           " more</td></tr>\n", h->nodes_more);
+            textbuf_printf(&o,
+                           "<tr><td colspan=\"4\">and %" PRIu32
+                           " more</td></tr>\n",
+                           h->nodes_more);
         }
         textbuf_printf(&o, "</table>\n");
     }
     textbuf_printf(&o, "<h2>Last errors and warnings</h2>\n");
     if (st->nerrors == 0) {
         textbuf_printf(&o, "<p id=\"errors\" class=\"none\">none since "
-                       "start</p>\n");
+                           "start</p>\n");
     } else {
         textbuf_printf(&o, "<ol id=\"errors\">\n");
         for (size_t i = 0; i < st->nerrors; i++) {
@@ -193,7 +211,7 @@ admin_status_html(const struct admin_status *st, char *buf, size_t cap)
         textbuf_printf(&o, "</ol>\n");
     }
     textbuf_printf(&o, "<p>Also: <a href=\"/metrics\">/metrics</a> "
-                   "(Prometheus), <a href=\"/health\">/health</a> (JSON)."
-                   "</p>\n</body></html>\n");
+                       "(Prometheus), <a href=\"/health\">/health</a> (JSON)."
+                       "</p>\n</body></html>\n");
     return o.len;
 }

@@ -121,9 +121,9 @@
 #define BACKEND_BACKOFF_MIN_MS    100
 #define BACKEND_BACKOFF_MAX_MS    2000
 #define BACKEND_WARN_INTERVAL_MS  1000
-#define BACKEND_WARN_KINDS        8     /* backend_warn() call sites */
-#define BACKEND_CLUSTER_HOPS_MAX  5     /* redirects one fetch follows */
-#define BACKEND_CLUSTER_RETRY_MS  10    /* TRYAGAIN backoff, doubling */
+#define BACKEND_WARN_KINDS        8  /* backend_warn() call sites */
+#define BACKEND_CLUSTER_HOPS_MAX  5  /* redirects one fetch follows */
+#define BACKEND_CLUSTER_RETRY_MS  10 /* TRYAGAIN backoff, doubling */
 #define BACKEND_CLUSTER_RETRY_MAX 200
 #define BACKEND_BUCKETS_MIN       64
 #define BACKEND_WHY_MAX           320
@@ -140,56 +140,56 @@ enum backend_list {
     BACKEND_LIST_NONE = 0,
     BACKEND_LIST_UNSENT,
     BACKEND_LIST_FIFO,
-    BACKEND_LIST_NODE           /* cluster: at a node, or backing off */
+    BACKEND_LIST_NODE /* cluster: at a node, or backing off */
 };
 
 struct backend_fetch {
-    struct backend        *b;           /* borrowed: the owner */
-    struct backend_fetch  *hash_next;   /* chain, while in the table */
-    struct backend_fetch  *next;        /* on the unsent list or FIFO */
-    struct backend_waiter *head;        /* borrowed: callers' waiters */
+    struct backend        *b;         /* borrowed: the owner */
+    struct backend_fetch  *hash_next; /* chain, while in the table */
+    struct backend_fetch  *next;      /* on the unsent list or FIFO */
+    struct backend_waiter *head;      /* borrowed: callers' waiters */
     struct backend_waiter *tail;
-    struct event_timer     deadline;    /* --redis-timeout from start */
+    struct event_timer     deadline; /* --redis-timeout from start */
     uint64_t               hash;
-    uint64_t               start_us;    /* for the duration histogram */
+    uint64_t               start_us; /* for the duration histogram */
     enum backend_list      list;
-    bool                   done;        /* ended: out of the table */
-    bool                   finishing;   /* its waiters are being called */
-    bool                   asking;      /* node: ASKING first; never in
-                                           the table (never joined) */
-    bool                   solo;        /* not in the table: asking, a
-                                           fresh fetch at a node, or
-                                           left it when purged */
-    bool                   fresh;       /* cluster: its node must not
-                                           join an older fetch */
-    uint64_t               token;       /* the token callback's, taken
-                                           before the GET is sent */
+    bool                   done;          /* ended: out of the table */
+    bool                   finishing;     /* its waiters are being called */
+    bool                   asking;        /* node: ASKING first; never in
+                                             the table (never joined) */
+    bool                   solo;          /* not in the table: asking, a
+                                             fresh fetch at a node, or
+                                             left it when purged */
+    bool                   fresh;         /* cluster: its node must not
+                                             join an older fetch */
+    uint64_t               token;         /* the token callback's, taken
+                                             before the GET is sent */
     struct backend_fetch  *detached_next; /* on b->detached: left the
                                            table when purged, not done */
     bool                   detached;
     /* Cluster routing (the worker's backend only). */
-    bool                   ask_next;    /* the next node gets ASKING */
+    bool                   ask_next;     /* the next node gets ASKING */
     bool                   primary_only; /* a replica failed it */
-    unsigned               hops;        /* redirects followed */
-    uint64_t               retry_ms;    /* last TRYAGAIN backoff */
-    struct backend        *node;        /* borrowed: cluster's, while
-                                           list is NODE */
-    struct backend_waiter  node_waiter; /* on the node's fetch */
-    struct event_timer     retry;       /* backoff, or a deferred end */
-    bool                   has_slot;    /* cluster command: slot known */
-    bool                   keyless;     /* cluster command: no key */
-    uint16_t               slot;        /* its keys' slot */
-    bool                   command;     /* backend_command(): key holds
-                                           the whole encoded command, and
-                                           the reply is handed on as RESP
-                                           bytes, never stored */
+    unsigned               hops;         /* redirects followed */
+    uint64_t               retry_ms;     /* last TRYAGAIN backoff */
+    struct backend        *node;         /* borrowed: cluster's, while
+                                            list is NODE */
+    struct backend_waiter  node_waiter;  /* on the node's fetch */
+    struct event_timer     retry;        /* backoff, or a deferred end */
+    bool                   has_slot;     /* cluster command: slot known */
+    bool                   keyless;      /* cluster command: no key */
+    uint16_t               slot;         /* its keys' slot */
+    bool                   command;      /* backend_command(): key holds
+                                            the whole encoded command, and
+                                            the reply is handed on as RESP
+                                            bytes, never stored */
     size_t                 key_len;
-    char                   key[];       /* owned, key_len bytes */
+    char                   key[]; /* owned, key_len bytes */
 };
 
 struct backend_queue {
-    struct backend_fetch *head;         /* borrowed from the table, or
-                                           done placeholders (owned) */
+    struct backend_fetch *head; /* borrowed from the table, or
+                                   done placeholders (owned) */
     struct backend_fetch *tail;
 };
 
@@ -203,69 +203,69 @@ struct backend {
     void                    *conn_arg;  /* borrowed */
 
     /* Copied from the config, which may be replaced on reload. */
-    struct config_redis      redis;
-    char                     user[CONFIG_SECRET_MAX];
-    char                     password[CONFIG_SECRET_MAX];
-    uint32_t                 db;
-    uint64_t                 timeout_ms;
-    uint64_t                 max_reply_bytes;
-    char                     key_prefix[CONFIG_ITEM_MAX]; /* --key-prefix:
-                                           put before every key asked of
-                                           Redis; fetches, coalescing and
-                                           the cache use the client's */
-    size_t                   key_prefix_len;
-    char                     addr[BACKEND_ADDR_MAX];   /* for logs */
-    struct ssl_ctx_st       *tls;       /* owned unless tls_borrowed;
-                                           NULL: plain */
-    bool                     tls_borrowed; /* a cluster node: cluster's */
-    struct cluster          *cluster;   /* owned; NULL: one Redis */
-    struct sentinel         *sentinel;  /* owned; NULL: no Sentinel */
-    bool                     have_addr; /* sentinel: redis is known */
-    char                     master[CONFIG_ITEM_MAX]; /* for logs */
-    bool                     cluster_node; /* a node of a cluster */
-    bool                     readonly;  /* node: READONLY (replica reads) */
-    backend_state_cb         state_cb;  /* may be NULL */
-    void                    *state_arg; /* borrowed: the cluster */
-    char                     tls_name[CONFIG_PATH_MAX];
+    struct config_redis redis;
+    char                user[CONFIG_SECRET_MAX];
+    char                password[CONFIG_SECRET_MAX];
+    uint32_t            db;
+    uint64_t            timeout_ms;
+    uint64_t            max_reply_bytes;
+    char                key_prefix[CONFIG_ITEM_MAX]; /* --key-prefix:
+                                      put before every key asked of
+                                      Redis; fetches, coalescing and
+                                      the cache use the client's */
+    size_t              key_prefix_len;
+    char                addr[BACKEND_ADDR_MAX]; /* for logs */
+    struct ssl_ctx_st  *tls;                    /* owned unless tls_borrowed;
+                                                   NULL: plain */
+    bool                tls_borrowed;           /* a cluster node: cluster's */
+    struct cluster     *cluster;                /* owned; NULL: one Redis */
+    struct sentinel    *sentinel;               /* owned; NULL: no Sentinel */
+    bool                have_addr;              /* sentinel: redis is known */
+    char                master[CONFIG_ITEM_MAX]; /* for logs */
+    bool                cluster_node;            /* a node of a cluster */
+    bool                readonly;  /* node: READONLY (replica reads) */
+    backend_state_cb    state_cb;  /* may be NULL */
+    void               *state_arg; /* borrowed: the cluster */
+    char                tls_name[CONFIG_PATH_MAX];
 
-    struct redis_conn        conn;
-    enum backend_state       state;
-    unsigned                 handshake_left;    /* AUTH/SELECT replies */
-    bool                     answered;  /* this connection answered */
-    bool                     counted;   /* in rcp_backend_connections */
-    bool                     destroying;
-    uint64_t                 backoff_ms;
-    uint64_t                 watch_rx;  /* conn.rx_bytes at last look */
+    struct redis_conn  conn;
+    enum backend_state state;
+    unsigned           handshake_left; /* AUTH/SELECT replies */
+    bool               answered;       /* this connection answered */
+    bool               counted;        /* in rcp_backend_connections */
+    bool               destroying;
+    uint64_t           backoff_ms;
+    uint64_t           watch_rx; /* conn.rx_bytes at last look */
 
-    struct event_timer       reconnect;
-    struct event_timer       watchdog;  /* a stuck connection */
-    struct event_timer       kick;      /* 0 ms: fail when DOWN, oom */
+    struct event_timer reconnect;
+    struct event_timer watchdog; /* a stuck connection */
+    struct event_timer kick;     /* 0 ms: fail when DOWN, oom */
 
-    struct backend_fetch   **buckets;   /* owned array, owned fetches */
-    struct backend_fetch    *detached;  /* fetches that left the table
-                                           when purged, until they end, so
-                                           backend_destroy() finds them
-                                           wherever they wait (a cluster
-                                           node, a retry timer) */
-    size_t                   nbuckets;  /* a power of two */
-    size_t                   nfetches;  /* in the table: not done */
-    uint64_t                 seed;      /* clients choose keys */
+    struct backend_fetch **buckets;  /* owned array, owned fetches */
+    struct backend_fetch  *detached; /* fetches that left the table
+                                        when purged, until they end, so
+                                        backend_destroy() finds them
+                                        wherever they wait (a cluster
+                                        node, a retry timer) */
+    size_t                 nbuckets; /* a power of two */
+    size_t                 nfetches; /* in the table: not done */
+    uint64_t               seed;     /* clients choose keys */
 
-    struct backend_queue     unsent;
-    struct backend_queue     fifo;
+    struct backend_queue unsent;
+    struct backend_queue fifo;
 
     /* Waiters whose fetch could not be allocated: failed by kick.  A
      * fetch record that is never in the table and never sent. */
-    struct backend_fetch    *oom;       /* owned */
+    struct backend_fetch *oom; /* owned */
 
     /* Log state: transitions are logged once, repeats rate-limited. */
-    bool                     logged_up;
-    bool                     logged_down;
+    bool logged_up;
+    bool logged_down;
     struct backend_warn_kind {
-        const char          *fmt;       /* the call site's format */
-        uint64_t             last_ms;
-        uint64_t             suppressed;
-    }                        warns[BACKEND_WARN_KINDS];
+        const char *fmt; /* the call site's format */
+        uint64_t    last_ms;
+        uint64_t    suppressed;
+    } warns[BACKEND_WARN_KINDS];
 };
 
 static void backend_connect(struct backend *b);
@@ -280,8 +280,8 @@ backend_now_us(void)
 
     /* The loop's clock is per iteration and in ms; the histogram wants
      * the real elapsed time in µs. */
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
 static void backend_warn(struct backend *b, const char *fmt, ...)
@@ -294,10 +294,10 @@ static void backend_warn(struct backend *b, const char *fmt, ...)
 static void
 backend_warn(struct backend *b, const char *fmt, ...)
 {
-    uint64_t now_ms = event_now_ms(b->loop);
+    uint64_t                  now_ms = event_now_ms(b->loop);
     struct backend_warn_kind *k = NULL;
-    char line[512];
-    va_list ap;
+    char                      line[512];
+    va_list                   ap;
 
     for (size_t i = 0; i < BACKEND_WARN_KINDS; i++) {
         if (b->warns[i].fmt == fmt || b->warns[i].fmt == NULL) {
@@ -306,14 +306,14 @@ backend_warn(struct backend *b, const char *fmt, ...)
         }
     }
     if (k == NULL) {
-        k = &b->warns[BACKEND_WARN_KINDS - 1];  /* more sites than slots */
+        k = &b->warns[BACKEND_WARN_KINDS - 1]; /* more sites than slots */
     }
     if (k->fmt == fmt && now_ms - k->last_ms < BACKEND_WARN_INTERVAL_MS) {
         k->suppressed++;
         return;
     }
     va_start(ap, fmt);
-    (void)vsnprintf(line, sizeof(line), fmt, ap);
+    (void) vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     if (k->fmt == fmt && k->suppressed > 0) {
         log_warn("%s (and %" PRIu64 " more like it)", line, k->suppressed);
@@ -337,7 +337,7 @@ enum backend_result
 backend_classify_error(const char *text, size_t len)
 {
     static const char prefix[] = "WRONGTYPE";
-    size_t plen = sizeof(prefix) - 1;
+    size_t            plen = sizeof(prefix) - 1;
 
     /* Redis error codes are the first word: "WRONGTYPE Operation ...". */
     if (text != NULL && len >= plen && memcmp(text, prefix, plen) == 0
@@ -353,8 +353,8 @@ static uint64_t
 backend_hash(const struct backend *b, const void *key, size_t len)
 {
     const unsigned char *p = key;
-    uint64_t h = 0xcbf29ce484222325u ^ b->seed;
-    size_t i;
+    uint64_t             h = 0xcbf29ce484222325u ^ b->seed;
+    size_t               i;
 
     /* FNV-1a, seeded per process.  The table only holds fetches in
      * flight (at most one per client request), so a crafted collision
@@ -385,19 +385,19 @@ backend_table_find(const struct backend *b, uint64_t hash, const void *key,
 static void
 backend_table_grow(struct backend *b)
 {
-    size_t n = b->nbuckets * 2;
+    size_t                 n = b->nbuckets * 2;
     struct backend_fetch **nb = calloc(n, sizeof(*nb));
-    size_t i;
+    size_t                 i;
 
     if (nb == NULL) {
-        return;                 /* longer chains, still correct */
+        return; /* longer chains, still correct */
     }
     for (i = 0; i < b->nbuckets; i++) {
         struct backend_fetch *f = b->buckets[i];
 
         while (f != NULL) {
             struct backend_fetch *next = f->hash_next;
-            size_t j = f->hash & (n - 1);
+            size_t                j = f->hash & (n - 1);
 
             f->hash_next = nb[j];
             nb[j] = f;
@@ -481,8 +481,7 @@ backend_kick(struct backend *b)
     rc = event_timer_start(b->loop, &b->kick, 0);
     if (rc != 0) {
         /* The next backend_get() or reconnect arms it again. */
-        log_error("redis %s: cannot arm a timer: %s", b->addr,
-                  strerror(-rc));
+        log_error("redis %s: cannot arm a timer: %s", b->addr, strerror(-rc));
     }
 }
 
@@ -523,7 +522,7 @@ backend_waiter_append(struct backend_fetch *f, struct backend_waiter *w)
 
 /* Pops and calls each waiter; reply is borrowed for the calls. */
 static void
-backend_call_waiters(struct backend_fetch *f,
+backend_call_waiters(struct backend_fetch       *f,
                      const struct backend_reply *reply)
 {
     struct backend_waiter *w;
@@ -535,7 +534,7 @@ backend_call_waiters(struct backend_fetch *f,
 }
 
 static void
-backend_fetch_finish(struct backend_fetch *f,
+backend_fetch_finish(struct backend_fetch       *f,
                      const struct backend_reply *reply)
 {
     struct backend *b = f->b;
@@ -597,13 +596,13 @@ backend_send_argv(struct backend *b, int argc, const char **argv,
                   const size_t *lens)
 {
     char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    int rc;
+    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    int   rc;
 
     if (len < 0 || cmd == NULL) {
         return -ENOMEM;
     }
-    rc = redis_conn_send(&b->conn, cmd, (size_t)len);
+    rc = redis_conn_send(&b->conn, cmd, (size_t) len);
     redisFreeCommand(cmd);
     return rc;
 }
@@ -632,7 +631,7 @@ backend_watch(struct backend *b, bool was_idle)
 {
     if (was_idle || !event_timer_active(&b->watchdog)) {
         b->watch_rx = b->conn.rx_bytes;
-        (void)event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
+        (void) event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
     }
 }
 
@@ -642,10 +641,10 @@ static int
 backend_fetch_send(struct backend_fetch *f)
 {
     struct backend *b = f->b;
-    const char *argv[2] = { "GET", f->key };
-    size_t lens[2] = { 3, f->key_len };
-    char *prefixed = NULL;
-    bool was_idle = b->fifo.head == NULL && b->handshake_left == 0
+    const char     *argv[2] = { "GET", f->key };
+    size_t          lens[2] = { 3, f->key_len };
+    char           *prefixed = NULL;
+    bool            was_idle = b->fifo.head == NULL && b->handshake_left == 0
                     && b->conn.state == REDIS_CONN_OPEN;
     int rc;
 
@@ -655,8 +654,8 @@ backend_fetch_send(struct backend_fetch *f)
     }
     if (f->asking) {
         /* A placeholder takes ASKING's +OK off the FIFO. */
-        static const char *asking_argv[1] = { "ASKING" };
-        static const size_t asking_len[1] = { 6 };
+        static const char    *asking_argv[1] = { "ASKING" };
+        static const size_t   asking_len[1] = { 6 };
         struct backend_fetch *ph = calloc(1, sizeof(*ph) + 1);
 
         if (ph == NULL
@@ -714,18 +713,18 @@ backend_flush_unsent(struct backend *b, size_t n)
 
     while (n-- > 0 && (f = b->unsent.head) != NULL) {
         if (f->done) {
-            (void)backend_queue_pop(&b->unsent);
+            (void) backend_queue_pop(&b->unsent);
             backend_fetch_release(f);
         } else if (backend_can_send(b)) {
-            (void)backend_queue_pop(&b->unsent);
+            (void) backend_queue_pop(&b->unsent);
             if (backend_fetch_send(f) != 0) {
                 backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
             }
         } else if (b->state == BACKEND_DOWN) {
-            (void)backend_queue_pop(&b->unsent);
+            (void) backend_queue_pop(&b->unsent);
             backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
         } else {
-            break;              /* WAIT: the next connection */
+            break; /* WAIT: the next connection */
         }
     }
 }
@@ -734,7 +733,7 @@ static size_t
 backend_unsent_count(const struct backend *b)
 {
     const struct backend_fetch *f;
-    size_t n = 0;
+    size_t                      n = 0;
 
     for (f = b->unsent.head; f != NULL; f = f->next) {
         n++;
@@ -761,9 +760,9 @@ backend_arm_reconnect(struct backend *b, uint64_t after_ms)
 static void
 backend_drain_fifo(struct backend *b, bool resend)
 {
-    struct backend_queue keep = { NULL, NULL };
+    struct backend_queue  keep = { NULL, NULL };
     struct backend_fetch *f;
-    bool head = true;
+    bool                  head = true;
 
     b->handshake_left = 0;
     event_timer_stop(b->loop, &b->watchdog);
@@ -773,8 +772,9 @@ backend_drain_fifo(struct backend *b, bool resend)
         head = false;
         if (f->done) {
             backend_fetch_release(f);
-        } else if (resend && (first || event_now_ms(b->loop)
-                                           >= f->deadline.when_ms)) {
+        } else if (resend
+                   && (first
+                       || event_now_ms(b->loop) >= f->deadline.when_ms)) {
             /* The request Redis is stuck on (or one already late): sent
              * again, it would hold up everything behind it on the new
              * connection too. */
@@ -806,7 +806,7 @@ backend_publish_primary(struct backend *b, bool new_list)
     }
     memset(&n, 0, sizeof(n));
     metrics_node_set_addr(&n, b->addr);
-    n.state = (uint8_t)backend_node_state(b);
+    n.state = (uint8_t) backend_node_state(b);
     metrics_nodes_publish(b->slot, &n, 1, 0, new_list);
 }
 
@@ -926,22 +926,22 @@ backend_on_error(struct redis_conn *c, enum redis_conn_error kind,
 static void
 backend_handshake_reply(struct backend *b, const struct redis_conn_reply *r)
 {
-    char why[BACKEND_WHY_MAX];
-    const redisReply *rr = r->kind == REDIS_CONN_REPLY_OTHER ? r->reply
-                                                             : NULL;
+    char              why[BACKEND_WHY_MAX];
+    const redisReply *rr = r->kind == REDIS_CONN_REPLY_OTHER ? r->reply : NULL;
 
     if (b->sentinel != NULL && b->handshake_left == 1
         && !(rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements > 0
              && rr->element[0]->type == REDIS_REPLY_STRING
              && strcmp(rr->element[0]->str, "master") == 0)) {
         /* ROLE's answer: an address that is no primary is not used. */
-        (void)snprintf(why, sizeof(why), "ROLE says %s, not master; "
-                       "asking the sentinels again",
-                       rr != NULL && rr->type == REDIS_REPLY_ARRAY
-                               && rr->elements > 0
-                               && rr->element[0]->type
-                                      == REDIS_REPLY_STRING
-                           ? rr->element[0]->str : "no role");
+        (void) snprintf(why, sizeof(why),
+                        "ROLE says %s, not master; "
+                        "asking the sentinels again",
+                        rr != NULL && rr->type == REDIS_REPLY_ARRAY
+                                && rr->elements > 0
+                                && rr->element[0]->type == REDIS_REPLY_STRING
+                            ? rr->element[0]->str
+                            : "no role");
         redis_conn_close(&b->conn);
         b->answered = false;
         sentinel_distrust(b->sentinel);
@@ -950,12 +950,14 @@ backend_handshake_reply(struct backend *b, const struct redis_conn_reply *r)
     }
     if (r->kind == REDIS_CONN_REPLY_OTHER
         && r->reply->type == REDIS_REPLY_ERROR) {
-        (void)snprintf(why, sizeof(why), "%s failed: %.*s",
-                       b->readonly && b->handshake_left == 1 ? "READONLY"
-                       : b->handshake_left > 1 + (b->sentinel != NULL)
-                               || b->db == 0 ? "AUTH" : "SELECT",
-                       (int)(r->reply->len > 120 ? 120 : r->reply->len),
-                       r->reply->str);
+        (void) snprintf(why, sizeof(why), "%s failed: %.*s",
+                        b->readonly && b->handshake_left == 1 ? "READONLY"
+                        : b->handshake_left > 1 + (b->sentinel != NULL)
+                                || b->db == 0
+                            ? "AUTH"
+                            : "SELECT",
+                        (int) (r->reply->len > 120 ? 120 : r->reply->len),
+                        r->reply->str);
         redis_conn_close(&b->conn);
         b->answered = false;
         backend_enter_down(b, why);
@@ -973,9 +975,9 @@ static void
 backend_deliver_command(struct backend *b, struct backend_fetch *f,
                         const struct redis_conn_reply *r)
 {
-    static const char unexpected[] = "unexpected reply type";
-    char              buf[BACKEND_WHY_MAX + 32];
-    int               n = -1;
+    static const char    unexpected[] = "unexpected reply type";
+    char                 buf[BACKEND_WHY_MAX + 32];
+    int                  n = -1;
     struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
                                  sizeof(unexpected) - 1, NULL, false };
 
@@ -983,8 +985,8 @@ backend_deliver_command(struct backend *b, struct backend_fetch *f,
         n = snprintf(buf, sizeof(buf), "$-1\r\n");
     } else if (r->kind == REDIS_CONN_REPLY_OTHER) {
         const redisReply *rr = r->reply;
-        int               len = (int)(rr->len < BACKEND_WHY_MAX
-                                      ? rr->len : BACKEND_WHY_MAX);
+        int               len =
+            (int) (rr->len < BACKEND_WHY_MAX ? rr->len : BACKEND_WHY_MAX);
 
         if (rr->type == REDIS_REPLY_INTEGER) {
             n = snprintf(buf, sizeof(buf), ":%lld\r\n", rr->integer);
@@ -994,14 +996,16 @@ backend_deliver_command(struct backend *b, struct backend_fetch *f,
             n = snprintf(buf, sizeof(buf), "-%.*s\r\n", len, rr->str);
         }
     }
-    if (n > 0 && (size_t)n < sizeof(buf)) {
+    if (n > 0 && (size_t) n < sizeof(buf)) {
         out.result = BACKEND_VALUE;
         out.data = buf;
-        out.len = (size_t)n;
+        out.len = (size_t) n;
     } else {
         backend_count_error(b, METRICS_BACKEND_REPLY);
-        backend_warn(b, "redis %s: a forwarded command got an unexpected "
-                     "reply", b->addr);
+        backend_warn(b,
+                     "redis %s: a forwarded command got an unexpected "
+                     "reply",
+                     b->addr);
     }
     backend_fetch_finish(f, &out);
 }
@@ -1010,8 +1014,8 @@ static void
 backend_deliver(struct backend *b, struct backend_fetch *f,
                 const struct redis_conn_reply *r)
 {
-    static const char unexpected[] = "unexpected reply type to GET";
-    static const char too_large[] = "reply over --max-reply-size";
+    static const char    unexpected[] = "unexpected reply type to GET";
+    static const char    too_large[] = "reply over --max-reply-size";
     struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
                                  sizeof(unexpected) - 1, NULL, false };
 
@@ -1032,8 +1036,8 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.value = r->value;
         if (b->store != NULL) {
             /* Once per fetch, before any waiter can look it up again. */
-            out.stored = b->store(b->store_arg, f->key, f->key_len,
-                                  r->value, fetch_us, f->token);
+            out.stored = b->store(b->store_arg, f->key, f->key_len, r->value,
+                                  fetch_us, f->token);
         }
         break;
     case REDIS_CONN_REPLY_NIL:
@@ -1050,9 +1054,10 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.data = too_large;
         out.len = sizeof(too_large) - 1;
         backend_count_error(b, METRICS_BACKEND_REPLY);
-        backend_warn(b, "redis %s: GET reply of %" PRIu64 " bytes is over"
-                     " --max-reply-size (%" PRIu64 "); dropped", b->addr,
-                     r->size, b->max_reply_bytes);
+        backend_warn(b,
+                     "redis %s: GET reply of %" PRIu64 " bytes is over"
+                     " --max-reply-size (%" PRIu64 "); dropped",
+                     b->addr, r->size, b->max_reply_bytes);
         break;
     case REDIS_CONN_REPLY_OTHER:
         if (r->reply->type != REDIS_REPLY_ERROR) {
@@ -1066,7 +1071,7 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.len = r->reply->len;
         if (out.result == BACKEND_WRONGTYPE) {
             /* The client asked for a key of another type: its error. */
-            log_debug("redis %s: GET: %.*s", b->addr, (int)r->reply->len,
+            log_debug("redis %s: GET: %.*s", b->addr, (int) r->reply->len,
                       r->reply->str);
             break;
         }
@@ -1082,14 +1087,14 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
             if (cr.kind != CLUSTER_REDIRECT_NONE) {
                 /* The router's to follow, not a failure. */
                 log_debug("redis %s: GET: %.*s", b->addr,
-                          (int)(r->reply->len > 200 ? 200 : r->reply->len),
+                          (int) (r->reply->len > 200 ? 200 : r->reply->len),
                           r->reply->str);
                 break;
             }
         }
         backend_count_error(b, METRICS_BACKEND_REPLY);
         backend_warn(b, "redis %s: GET failed: %.*s", b->addr,
-                     (int)(r->reply->len > 200 ? 200 : r->reply->len),
+                     (int) (r->reply->len > 200 ? 200 : r->reply->len),
                      r->reply->str);
         break;
     }
@@ -1099,7 +1104,7 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
 static void
 backend_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
 {
-    struct backend *b = c->data;
+    struct backend       *b = c->data;
     struct backend_fetch *f;
 
     b->answered = true;
@@ -1137,14 +1142,14 @@ static void
 backend_on_deadline(struct event_loop *loop, struct event_timer *timer)
 {
     struct backend_fetch *f = timer->data;
-    struct backend *b = f->b;
+    struct backend       *b = f->b;
 
-    (void)loop;
+    (void) loop;
     assert(!f->done);
     if (b->fifo.head == f && redis_conn_reply_started(&b->conn)) {
         /* Its reply is arriving (a big value takes a while): from now
          * on the watchdog, which sees every byte, guards it. */
-        (void)event_timer_start(b->loop, &f->deadline, b->timeout_ms);
+        (void) event_timer_start(b->loop, &f->deadline, b->timeout_ms);
         return;
     }
     backend_warn(b, "redis %s: GET timed out after %" PRIu64 " ms", b->addr,
@@ -1159,21 +1164,23 @@ backend_on_watchdog(struct event_loop *loop, struct event_timer *timer)
 {
     struct backend *b = timer->data;
 
-    (void)loop;
+    (void) loop;
     if (b->state != BACKEND_CONNECTING && b->state != BACKEND_READY) {
         return;
     }
     if (b->conn.state == REDIS_CONN_OPEN && b->handshake_left == 0
         && b->fifo.head == NULL) {
-        return;                 /* nothing due: an idle connection */
+        return; /* nothing due: an idle connection */
     }
     if (b->conn.rx_bytes != b->watch_rx) {
         b->watch_rx = b->conn.rx_bytes;
-        (void)event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
+        (void) event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
         return;
     }
-    backend_warn(b, "redis %s: no reply for %" PRIu64 " ms%s; resetting"
-                 " the connection", b->addr, b->timeout_ms,
+    backend_warn(b,
+                 "redis %s: no reply for %" PRIu64 " ms%s; resetting"
+                 " the connection",
+                 b->addr, b->timeout_ms,
                  b->conn.state == REDIS_CONN_OPEN ? ""
                  : b->conn.state == REDIS_CONN_HANDSHAKE
                      ? " during the TLS handshake (does the server speak TLS?)"
@@ -1188,7 +1195,7 @@ backend_on_reconnect(struct event_loop *loop, struct event_timer *timer)
 {
     struct backend *b = timer->data;
 
-    (void)loop;
+    (void) loop;
     if (b->state == BACKEND_DOWN || b->state == BACKEND_WAIT) {
         backend_connect(b);
     }
@@ -1197,13 +1204,12 @@ backend_on_reconnect(struct event_loop *loop, struct event_timer *timer)
 static void
 backend_on_kick(struct event_loop *loop, struct event_timer *timer)
 {
-    struct backend *b = timer->data;
-    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL,
-                                   false };
+    struct backend      *b = timer->data;
+    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL, false };
     struct backend_waiter *w;
-    size_t n;
+    size_t                 n;
 
-    (void)loop;
+    (void) loop;
     backend_flush_unsent(b, backend_unsent_count(b));
     /* Waiters that got no fetch record (out of memory). */
     for (n = 0, w = b->oom->head; w != NULL; w = w->next) {
@@ -1222,9 +1228,9 @@ static int
 backend_send_handshake(struct backend *b)
 {
     const char *argv[3];
-    size_t lens[3];
-    char db[16];
-    int rc;
+    size_t      lens[3];
+    char        db[16];
+    int         rc;
 
     b->handshake_left = 0;
     if (b->password[0] != '\0') {
@@ -1244,7 +1250,7 @@ backend_send_handshake(struct backend *b)
         b->handshake_left++;
     }
     if (b->db != 0) {
-        (void)snprintf(db, sizeof(db), "%" PRIu32, b->db);
+        (void) snprintf(db, sizeof(db), "%" PRIu32, b->db);
         argv[0] = "SELECT";
         lens[0] = 6;
         argv[1] = db;
@@ -1287,12 +1293,12 @@ backend_connect(struct backend *b)
         .server_name = b->tls_name,
     };
     char why[REDIS_CONN_WHY_MAX];
-    int rc;
+    int  rc;
 
     event_timer_stop(b->loop, &b->reconnect);
     assert(b->conn.state == REDIS_CONN_CLOSED && b->fifo.head == NULL);
     if (b->sentinel != NULL && !b->have_addr) {
-        return;                 /* backend_sentinel_cb() will call */
+        return; /* backend_sentinel_cb() will call */
     }
     b->answered = false;
     rc = redis_conn_open(&b->conn, &t, b->max_reply_bytes, why);
@@ -1303,7 +1309,7 @@ backend_connect(struct backend *b)
     b->state = BACKEND_CONNECTING;
     /* Connecting is something due: a silent peer trips the watchdog. */
     b->watch_rx = 0;
-    (void)event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
+    (void) event_timer_start(b->loop, &b->watchdog, b->timeout_ms);
     if (backend_send_handshake(b) != 0) {
         redis_conn_close(&b->conn);
         backend_enter_down(b, "out of memory for the handshake");
@@ -1314,13 +1320,12 @@ backend_connect(struct backend *b)
 
 /* --- Redis Cluster routing (the worker's backend) ------------------ */
 
-static void backend_node_cb(struct backend_waiter *w,
+static void backend_node_cb(struct backend_waiter      *w,
                             const struct backend_reply *reply);
 static void backend_command_encoded(struct backend *b, const char *cmd,
-                                    size_t len, bool has_slot,
-                                    uint16_t slot, bool asking,
-                                    struct backend_waiter *w, backend_cb cb,
-                                    void *data);
+                                    size_t len, bool has_slot, uint16_t slot,
+                                    bool asking, struct backend_waiter *w,
+                                    backend_cb cb, void *data);
 
 /* Hands f to node (list NODE). */
 static void
@@ -1333,9 +1338,8 @@ backend_fetch_to_node(struct backend_fetch *f, struct backend *node)
         bool asking = f->ask_next;
 
         f->ask_next = false;
-        backend_command_encoded(node, f->key, f->key_len, f->has_slot,
-                                f->slot, asking, &f->node_waiter,
-                                backend_node_cb, f);
+        backend_command_encoded(node, f->key, f->key_len, f->has_slot, f->slot,
+                                asking, &f->node_waiter, backend_node_cb, f);
     } else if (f->ask_next) {
         f->ask_next = false;
         backend_get_asking(node, f->key, f->key_len, &f->node_waiter,
@@ -1346,8 +1350,8 @@ backend_fetch_to_node(struct backend_fetch *f, struct backend *node)
         backend_get_solo(node, f->key, f->key_len, &f->node_waiter,
                          backend_node_cb, f);
     } else {
-        backend_get(node, f->key, f->key_len, &f->node_waiter,
-                    backend_node_cb, f);
+        backend_get(node, f->key, f->key_len, &f->node_waiter, backend_node_cb,
+                    f);
     }
 }
 
@@ -1358,7 +1362,7 @@ backend_fetch_defer(struct backend_fetch *f, uint64_t after_ms)
 {
     f->list = BACKEND_LIST_NODE;
     f->node = NULL;
-    (void)event_timer_start(f->b->loop, &f->retry, after_ms);
+    (void) event_timer_start(f->b->loop, &f->retry, after_ms);
 }
 
 /* backend_fetch_send() in cluster mode: always 0, the fetch is now at
@@ -1366,8 +1370,8 @@ backend_fetch_defer(struct backend_fetch *f, uint64_t after_ms)
 static int
 backend_fetch_route(struct backend_fetch *f)
 {
-    struct backend *b = f->b;
-    struct backend *node = NULL;
+    struct backend    *b = f->b;
+    struct backend    *node = NULL;
     enum cluster_route route;
 
     if (f->command && !f->has_slot) {
@@ -1376,22 +1380,21 @@ backend_fetch_route(struct backend_fetch *f)
         backend_fetch_defer(f, 0);
         return 0;
     }
-    route = f->command
-                ? cluster_route_slot(b->cluster, f->slot, f->primary_only,
-                                     &node)
-                : cluster_route(b->cluster, f->key, f->key_len,
-                                f->primary_only, &node);
+    route = f->command ? cluster_route_slot(b->cluster, f->slot,
+                                            f->primary_only, &node)
+                       : cluster_route(b->cluster, f->key, f->key_len,
+                                       f->primary_only, &node);
     switch (route) {
     case CLUSTER_ROUTE_OK:
         backend_fetch_to_node(f, node);
         return 0;
     case CLUSTER_ROUTE_UNCOVERED:
-        f->retry_ms = UINT64_MAX;       /* the timer ends it: 503 */
+        f->retry_ms = UINT64_MAX; /* the timer ends it: 503 */
         break;
     case CLUSTER_ROUTE_WAIT:
     case CLUSTER_ROUTE_DOWN:
     case CLUSTER_ROUTE_NOMEM:
-        f->retry_ms = UINT64_MAX - 1;   /* the timer ends it: 502 */
+        f->retry_ms = UINT64_MAX - 1; /* the timer ends it: 502 */
         break;
     }
     backend_fetch_defer(f, 0);
@@ -1401,12 +1404,12 @@ backend_fetch_route(struct backend_fetch *f)
 static void
 backend_on_retry(struct event_loop *loop, struct event_timer *timer)
 {
-    static const char uncovered[] = "CLUSTERDOWN Hash slot not served";
+    static const char     uncovered[] = "CLUSTERDOWN Hash slot not served";
     struct backend_fetch *f = timer->data;
-    struct backend_reply out = { BACKEND_UNAVAILABLE, uncovered,
-                                 sizeof(uncovered) - 1, NULL, false };
+    struct backend_reply  out = { BACKEND_UNAVAILABLE, uncovered,
+                                  sizeof(uncovered) - 1, NULL, false };
 
-    (void)loop;
+    (void) loop;
     assert(f->list == BACKEND_LIST_NODE && !f->done);
     f->list = BACKEND_LIST_NONE;
     if (f->retry_ms == UINT64_MAX - 2) {
@@ -1427,7 +1430,7 @@ backend_on_retry(struct event_loop *loop, struct event_timer *timer)
     } else if (f->retry_ms == UINT64_MAX - 1) {
         backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
     } else {
-        (void)backend_fetch_route(f);
+        (void) backend_fetch_route(f);
     }
 }
 
@@ -1435,13 +1438,13 @@ static void
 backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
 {
     struct backend_fetch *f = w->data;
-    struct backend *b = f->b;
-    struct backend *to = NULL;
-    struct backend_reply out;
-    uint64_t elapsed_ms, delay;
+    struct backend       *b = f->b;
+    struct backend       *to = NULL;
+    struct backend_reply  out;
+    uint64_t              elapsed_ms, delay;
 
     const char *text = r->data;
-    size_t text_len = r->len;
+    size_t      text_len = r->len;
     bool cluster_error = r->result == BACKEND_ERROR_REPLY && text != NULL;
 
     assert(f->list == BACKEND_LIST_NODE && !f->done);
@@ -1454,8 +1457,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
         text_len -= 3;
     }
     if (cluster_error) {
-        switch (cluster_redirect(b->cluster, f->node, text, text_len,
-                                 &to)) {
+        switch (cluster_redirect(b->cluster, f->node, text, text_len, &to)) {
         case CLUSTER_REDIRECT_MOVED:
         case CLUSTER_REDIRECT_ASK:
             if (to != NULL && f->hops < BACKEND_CLUSTER_HOPS_MAX) {
@@ -1464,7 +1466,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
                 backend_fetch_to_node(f, to);
                 return;
             }
-            break;              /* a redirect loop: Redis' text, 502 */
+            break; /* a redirect loop: Redis' text, 502 */
         case CLUSTER_REDIRECT_DOWN:
             /* A primary may have failed: the map will say. */
             cluster_node_failed(b->cluster);
@@ -1499,7 +1501,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
             /* The replica is gone: its primary serves the read. */
             f->hops++;
             f->primary_only = true;
-            (void)backend_fetch_route(f);
+            (void) backend_fetch_route(f);
             return;
         }
     }
@@ -1539,10 +1541,10 @@ backend_cluster_state(void *arg, bool ready)
 static void
 backend_sentinel_cb(void *arg, bool found, const char *host, uint16_t port)
 {
-    struct backend *b = arg;
-    struct backend_queue keep = { NULL, NULL };
+    struct backend       *b = arg;
+    struct backend_queue  keep = { NULL, NULL };
     struct backend_fetch *f;
-    char was[BACKEND_ADDR_MAX];
+    char                  was[BACKEND_ADDR_MAX];
 
     if (!found) {
         if (!b->have_addr) {
@@ -1557,8 +1559,8 @@ backend_sentinel_cb(void *arg, bool found, const char *host, uint16_t port)
         && strcmp(b->redis.host, host) == 0) {
         return;
     }
-    (void)snprintf(was, sizeof(was), "%s", b->addr);
-    (void)snprintf(b->redis.host, sizeof(b->redis.host), "%s", host);
+    (void) snprintf(was, sizeof(was), "%s", b->addr);
+    (void) snprintf(b->redis.host, sizeof(b->redis.host), "%s", host);
     b->redis.port = port;
     b->redis.is_unix = false;
     backend_format_addr(b);
@@ -1608,13 +1610,13 @@ backend_format_addr(struct backend *b)
     const char *scheme = b->tls != NULL ? "rediss://" : "";
 
     if (b->redis.is_unix) {
-        (void)snprintf(b->addr, sizeof(b->addr), "unix:%s", b->redis.path);
+        (void) snprintf(b->addr, sizeof(b->addr), "unix:%s", b->redis.path);
     } else if (strchr(b->redis.host, ':') != NULL) {
-        (void)snprintf(b->addr, sizeof(b->addr), "%s[%s]:%u", scheme,
-                       b->redis.host, (unsigned)b->redis.port);
+        (void) snprintf(b->addr, sizeof(b->addr), "%s[%s]:%u", scheme,
+                        b->redis.host, (unsigned) b->redis.port);
     } else {
-        (void)snprintf(b->addr, sizeof(b->addr), "%s%s:%u", scheme,
-                       b->redis.host, (unsigned)b->redis.port);
+        (void) snprintf(b->addr, sizeof(b->addr), "%s%s:%u", scheme,
+                        b->redis.host, (unsigned) b->redis.port);
     }
 }
 
@@ -1638,17 +1640,15 @@ backend_tls_setup(struct backend *b, const struct config *cfg)
     b->tls = redis_conn_tls_ctx(true,
                                 backend_path_or_null(cfg->redis_tls_ca_file),
                                 backend_path_or_null(cfg->redis_tls_ca_dir),
-                                backend_path_or_null(
-                                    cfg->redis_tls_cert_file),
-                                backend_path_or_null(
-                                    cfg->redis_tls_key_file),
+                                backend_path_or_null(cfg->redis_tls_cert_file),
+                                backend_path_or_null(cfg->redis_tls_key_file),
                                 err, sizeof(err));
     if (b->tls == NULL) {
         log_error("redis TLS: %s", err);
         return -EINVAL;
     }
-    (void)snprintf(b->tls_name, sizeof(b->tls_name), "%s",
-                   cfg->redis_tls_server_name);
+    (void) snprintf(b->tls_name, sizeof(b->tls_name), "%s",
+                    cfg->redis_tls_server_name);
     return 0;
 }
 
@@ -1656,12 +1656,12 @@ backend_tls_setup(struct backend *b, const struct config *cfg)
 static int
 backend_create_with(struct event_loop *loop, const struct config *cfg,
                     const struct config_redis *redis,
-                    struct ssl_ctx_st *node_tls,
-                    struct metrics_slot_shm *slot, backend_store_cb store,
-                    void *store_arg, bool node, struct backend **out)
+                    struct ssl_ctx_st *node_tls, struct metrics_slot_shm *slot,
+                    backend_store_cb store, void *store_arg, bool node,
+                    struct backend **out)
 {
     struct backend *b = calloc(1, sizeof(*b));
-    int rc;
+    int             rc;
 
     if (b == NULL) {
         return -ENOMEM;
@@ -1674,9 +1674,9 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
     }
     b->nbuckets = BACKEND_BUCKETS_MIN;
     if (getrandom(&b->seed, sizeof(b->seed), GRND_NONBLOCK)
-        != (ssize_t)sizeof(b->seed)) {
+        != (ssize_t) sizeof(b->seed)) {
         /* Early boot: any per-process value still beats a constant. */
-        b->seed = ((uint64_t)getpid() << 32) ^ backend_now_us();
+        b->seed = ((uint64_t) getpid() << 32) ^ backend_now_us();
     }
     b->loop = loop;
     b->slot = slot;
@@ -1685,9 +1685,9 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
     b->redis = *redis;
     b->cluster_node = node;
     b->readonly = node && cfg->redis_read_from != CONFIG_READ_PRIMARY;
-    (void)snprintf(b->user, sizeof(b->user), "%s", cfg->redis_user);
-    (void)snprintf(b->password, sizeof(b->password), "%s",
-                   cfg->redis_password);
+    (void) snprintf(b->user, sizeof(b->user), "%s", cfg->redis_user);
+    (void) snprintf(b->password, sizeof(b->password), "%s",
+                    cfg->redis_password);
     b->db = cfg->redis_db;
     b->timeout_ms = cfg->redis_timeout_ms;
     b->max_reply_bytes = cfg->max_reply_bytes;
@@ -1696,8 +1696,8 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
     if (node) {
         b->tls = node_tls;
         b->tls_borrowed = true;
-        (void)snprintf(b->tls_name, sizeof(b->tls_name), "%s",
-                       cfg->redis_tls_server_name);
+        (void) snprintf(b->tls_name, sizeof(b->tls_name), "%s",
+                        cfg->redis_tls_server_name);
     } else if (cfg->redis_cluster[0] == '\0') {
         rc = backend_tls_setup(b, cfg);
         if (rc != 0) {
@@ -1708,13 +1708,13 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
     b->backoff_ms = BACKEND_BACKOFF_MIN_MS;
     b->state = BACKEND_WAIT;
     b->oom->b = b;
-    b->oom->done = true;        /* never in the table, never sent */
+    b->oom->done = true; /* never in the table, never sent */
     redis_conn_init(&b->conn, loop, &backend_conn_ops, b);
     event_timer_init(&b->reconnect, backend_on_reconnect, b);
     event_timer_init(&b->watchdog, backend_on_watchdog, b);
     event_timer_init(&b->kick, backend_on_kick, b);
     if (!node && cfg->redis_cluster[0] != '\0') {
-        (void)snprintf(b->addr, sizeof(b->addr), "cluster");
+        (void) snprintf(b->addr, sizeof(b->addr), "cluster");
         rc = cluster_create(loop, cfg, slot, backend_cluster_state, b,
                             &b->cluster);
         if (rc != 0) {
@@ -1725,12 +1725,10 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
     }
     if (!node && cfg->redis_sentinel[0] != '\0') {
         /* --redis-cluster, above, takes precedence. */
-        (void)snprintf(b->master, sizeof(b->master), "%s",
-                       cfg->redis_master);
-        (void)snprintf(b->addr, sizeof(b->addr), "sentinel:%s",
-                       cfg->redis_master);
-        rc = sentinel_create(loop, cfg, backend_sentinel_cb, b,
-                             &b->sentinel);
+        (void) snprintf(b->master, sizeof(b->master), "%s", cfg->redis_master);
+        (void) snprintf(b->addr, sizeof(b->addr), "sentinel:%s",
+                        cfg->redis_master);
+        rc = sentinel_create(loop, cfg, backend_sentinel_cb, b, &b->sentinel);
         if (rc != 0) {
             goto fail;
         }
@@ -1753,8 +1751,9 @@ fail:
 bool
 backend_fetching(struct backend *b, const void *key, size_t key_len)
 {
-    return backend_table_find(b, backend_hash(b, key, key_len), key,
-                              key_len, false) != NULL;
+    return backend_table_find(b, backend_hash(b, key, key_len), key, key_len,
+                              false)
+           != NULL;
 }
 
 int
@@ -1794,12 +1793,12 @@ backend_create_node(struct event_loop *loop, const struct config *cfg,
                     struct metrics_slot_shm *slot, struct backend **out)
 {
     struct config_redis *r = calloc(1, sizeof(*r));
-    int rc;
+    int                  rc;
 
     if (r == NULL) {
         return -ENOMEM;
     }
-    (void)snprintf(r->host, sizeof(r->host), "%s", host);
+    (void) snprintf(r->host, sizeof(r->host), "%s", host);
     r->port = port;
     r->tls = tls != NULL;
     rc = backend_create_with(loop, cfg, r, tls, slot, NULL, NULL, true, out);
@@ -1815,13 +1814,12 @@ backend_get_with(struct backend *b, const void *key, size_t key_len,
                  bool asking, bool solo)
 {
     uint64_t hash = backend_hash(b, key, key_len);
-    uint64_t token = b->token != NULL
-                     ? b->token(b->store_arg, key, key_len) : 0;
-    bool fresh = false;
-    struct backend_fetch *f = asking || solo
-                              ? NULL
-                              : backend_table_find(b, hash, key, key_len,
-                                                   false);
+    uint64_t token = b->token != NULL ? b->token(b->store_arg, key, key_len)
+                                      : 0;
+    bool     fresh = false;
+    struct backend_fetch *f =
+        asking || solo ? NULL
+                       : backend_table_find(b, hash, key, key_len, false);
 
     w->cb = cb;
     w->data = data;
@@ -1876,7 +1874,7 @@ backend_get_with(struct backend *b, const void *key, size_t key_len,
     }
     backend_waiter_append(f, w);
     if (b->destroying) {
-        return;                 /* backend_destroy() fails it */
+        return; /* backend_destroy() fails it */
     }
     if (backend_can_send(b) && b->unsent.head == NULL
         && backend_fetch_send(f) == 0) {
@@ -1948,7 +1946,7 @@ backend_command_encoded(struct backend *b, const char *cmd, size_t len,
                         bool has_slot, uint16_t slot, bool asking,
                         struct backend_waiter *w, backend_cb cb, void *data)
 {
-    uint64_t             hash;
+    uint64_t              hash;
     struct backend_fetch *f = NULL;
 
     w->cb = cb;
@@ -2007,13 +2005,13 @@ backend_command(struct backend *b, int argc, const char *const *argv,
                 const size_t *lens, int key_from, struct backend_waiter *w,
                 backend_cb cb, void *data)
 {
-    const char          *av[BACKEND_COMMAND_ARGS_MAX];
-    size_t               al[BACKEND_COMMAND_ARGS_MAX];
-    char                *prefixed[BACKEND_COMMAND_ARGS_MAX] = { NULL };
-    char                *cmd = NULL;
-    int                  len = -1;
-    bool                 has_slot = false;
-    uint16_t             slot = 0;
+    const char *av[BACKEND_COMMAND_ARGS_MAX];
+    size_t      al[BACKEND_COMMAND_ARGS_MAX];
+    char       *prefixed[BACKEND_COMMAND_ARGS_MAX] = { NULL };
+    char       *cmd = NULL;
+    int         len = -1;
+    bool        has_slot = false;
+    uint16_t    slot = 0;
 
     assert(argc > 0 && argc <= BACKEND_COMMAND_ARGS_MAX);
     w->cb = cb;
@@ -2033,7 +2031,7 @@ backend_command(struct backend *b, int argc, const char *const *argv,
         }
     }
     if (b->cluster != NULL && key_from >= argc) {
-        slot = UINT16_MAX;      /* keyless: nothing to route by */
+        slot = UINT16_MAX; /* keyless: nothing to route by */
     } else if (b->cluster != NULL) {
         /* A cluster sends it where its keys live, if they live in one
          * slot (else CROSSSLOT, as Redis Cluster answers). */
@@ -2049,8 +2047,8 @@ backend_command(struct backend *b, int argc, const char *const *argv,
     if (len < 0 || cmd == NULL) {
         goto oom;
     }
-    backend_command_encoded(b, cmd, (size_t)len, has_slot, slot, false, w,
-                            cb, data);
+    backend_command_encoded(b, cmd, (size_t) len, has_slot, slot, false, w, cb,
+                            data);
     goto done;
 oom:
     backend_waiter_append(b->oom, w);
@@ -2081,11 +2079,10 @@ backend_pending(const struct backend *b)
 void
 backend_destroy(struct backend *b)
 {
-    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL,
-                                   false };
-    struct backend_fetch *f;
+    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL, false };
+    struct backend_fetch  *f;
     struct backend_waiter *w;
-    size_t i;
+    size_t                 i;
 
     b->destroying = true;
     event_timer_stop(b->loop, &b->reconnect);
@@ -2103,15 +2100,13 @@ backend_destroy(struct backend *b)
         }
     }
     /* Callbacks may start fetches; they land in the table, not sent. */
-    while (b->nfetches > 0 || b->oom->head != NULL
-           || b->detached != NULL) {
+    while (b->nfetches > 0 || b->oom->head != NULL || b->detached != NULL) {
         while (b->detached != NULL) {
             backend_fetch_fail(b->detached, BACKEND_UNREACHABLE, false);
         }
         for (i = 0; i < b->nbuckets && b->nfetches > 0; i++) {
             while (b->buckets[i] != NULL) {
-                backend_fetch_fail(b->buckets[i], BACKEND_UNREACHABLE,
-                                   false);
+                backend_fetch_fail(b->buckets[i], BACKEND_UNREACHABLE, false);
             }
         }
         while ((w = b->oom->head) != NULL) {

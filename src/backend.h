@@ -34,21 +34,21 @@
 struct metrics_slot_shm;
 
 enum backend_result {
-    BACKEND_VALUE = 0,          /* string reply: data/len is the value */
-    BACKEND_NIL,                /* key absent: 404 / nil */
-    BACKEND_WRONGTYPE,          /* data/len: Redis' error text: 409 */
-    BACKEND_ERROR_REPLY,        /* other error reply, or a reply over
-                                   --max-reply-size; text in data: 502 */
-    BACKEND_UNREACHABLE,        /* no connection: 502 */
-    BACKEND_TIMEOUT,            /* past --redis-timeout: 504 */
-    BACKEND_UNAVAILABLE         /* Redis Cluster: the slot has no node,
-                                   or TRYAGAIN/CLUSTERDOWN outlasted the
-                                   deadline; data: the error text: 503 */
+    BACKEND_VALUE = 0,   /* string reply: data/len is the value */
+    BACKEND_NIL,         /* key absent: 404 / nil */
+    BACKEND_WRONGTYPE,   /* data/len: Redis' error text: 409 */
+    BACKEND_ERROR_REPLY, /* other error reply, or a reply over
+                            --max-reply-size; text in data: 502 */
+    BACKEND_UNREACHABLE, /* no connection: 502 */
+    BACKEND_TIMEOUT,     /* past --redis-timeout: 504 */
+    BACKEND_UNAVAILABLE  /* Redis Cluster: the slot has no node,
+                            or TRYAGAIN/CLUSTERDOWN outlasted the
+                            deadline; data: the error text: 503 */
 };
 
 struct backend_reply {
     enum backend_result result;
-    const char         *data;   /* borrowed: valid only during callback */
+    const char         *data; /* borrowed: valid only during callback */
     size_t              len;
     struct value       *value;  /* BACKEND_VALUE: the shared bytes data
                                    points into; value_ref() to keep them
@@ -58,7 +58,7 @@ struct backend_reply {
 };
 
 struct backend_waiter;
-typedef void (*backend_cb)(struct backend_waiter *w,
+typedef void (*backend_cb)(struct backend_waiter      *w,
                            const struct backend_reply *reply);
 
 /* Called once per GET fetch that read a string value or found the key
@@ -67,9 +67,9 @@ typedef void (*backend_cb)(struct backend_waiter *w,
  * start to its reply.  token: what the token callback said when the
  * fetch began (0 without one).  True when it stored it: the waiters'
  * reply says so (stored). */
-typedef bool (*backend_store_cb)(void *arg, const void *key,
-                                 size_t key_len, struct value *v,
-                                 uint64_t fetch_us, uint64_t token);
+typedef bool (*backend_store_cb)(void *arg, const void *key, size_t key_len,
+                                 struct value *v, uint64_t fetch_us,
+                                 uint64_t token);
 
 /* Called (with the store callback's arg) for each backend_get(), before
  * anything is sent: a value that changes when key is purged
@@ -80,11 +80,11 @@ typedef uint64_t (*backend_token_cb)(void *arg, const void *key,
 
 /* Embedded in the caller's object; zero it or leave it to backend_get. */
 struct backend_waiter {
-    struct backend_waiter *next;        /* in the fetch's waiter list */
+    struct backend_waiter *next; /* in the fetch's waiter list */
     struct backend_waiter *prev;
-    void                  *fetch;       /* borrowed: NULL when idle */
+    void                  *fetch; /* borrowed: NULL when idle */
     backend_cb             cb;
-    void                  *data;        /* borrowed: the caller's object */
+    void                  *data; /* borrowed: the caller's object */
 };
 
 struct backend;
@@ -94,20 +94,19 @@ struct ssl_ctx_st;
  * metrics, nothing stored).  Starts connecting at once.  0 or -errno;
  * a TLS setup that cannot be made (a CA file that does not load) is
  * -EINVAL with the reason logged. */
-int  backend_create(struct event_loop *loop, const struct config *cfg,
-                    struct metrics_slot_shm *slot, backend_store_cb store,
-                    void *store_arg, struct backend **out);
+int backend_create(struct event_loop *loop, const struct config *cfg,
+                   struct metrics_slot_shm *slot, backend_store_cb store,
+                   void *store_arg, struct backend **out);
 /* One node of a Redis Cluster, for cluster.c: a backend on host:port
  * with cfg's AUTH, timeouts and --key-prefix, and tls (borrowed: NULL
  * for plain) as its TLS context; READONLY after AUTH unless
  * --redis-read-from is primary.  Nothing stored; cluster errors
  * (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) are handed to the waiter as
  * BACKEND_ERROR_REPLY without counting or logging them. */
-int  backend_create_node(struct event_loop *loop, const struct config *cfg,
-                         const char *host, uint16_t port,
-                         struct ssl_ctx_st *tls,
-                         struct metrics_slot_shm *slot,
-                         struct backend **out);
+int backend_create_node(struct event_loop *loop, const struct config *cfg,
+                        const char *host, uint16_t port,
+                        struct ssl_ctx_st *tls, struct metrics_slot_shm *slot,
+                        struct backend **out);
 
 /* False while the backend knows its Redis refuses it (DOWN). */
 bool backend_usable(const struct backend *b);
@@ -120,8 +119,7 @@ enum metrics_node_state backend_node_state(const struct backend *b);
  * backend_node_state() may have changed (ready, or refused); from the
  * loop, never from inside a call of the owner's. */
 typedef void (*backend_state_cb)(void *arg);
-void backend_set_state_cb(struct backend *b, backend_state_cb fn,
-                          void *arg);
+void backend_set_state_cb(struct backend *b, backend_state_cb fn, void *arg);
 
 /* Fails every waiter with BACKEND_UNREACHABLE, then frees.  Not to be
  * called from inside a waiter's callback. */
@@ -137,8 +135,7 @@ bool backend_fetching(struct backend *b, const void *key, size_t key_len);
 /* As backend_get, for a Redis Cluster -ASK: ASKING is sent just before
  * the GET, and the fetch neither joins nor is joined by another. */
 void backend_get_asking(struct backend *b, const void *key, size_t key_len,
-                        struct backend_waiter *w, backend_cb cb,
-                        void *data);
+                        struct backend_waiter *w, backend_cb cb, void *data);
 
 /* As backend_get, but the fetch neither joins nor is joined by another
  * (a cluster node's GET for a fetch purged meanwhile). */
@@ -164,16 +161,16 @@ void backend_set_conn_cb(struct backend *b, backend_conn_cb cb, void *arg);
  * borrowed from b: valid until the loop runs again.  False while no
  * address is known (Sentinel not answered yet). */
 struct backend_target {
-    bool                is_unix;
-    const char         *host;
-    uint16_t            port;
-    const char         *path;
-    struct ssl_ctx_st  *tls;            /* NULL: plain */
-    const char         *server_name;    /* TLS: "" is the host */
-    const char         *user;           /* "" none */
-    const char         *password;       /* "" none */
-    const char         *addr;           /* for logs */
-    const char         *key_prefix;     /* --key-prefix, "" none */
+    bool               is_unix;
+    const char        *host;
+    uint16_t           port;
+    const char        *path;
+    struct ssl_ctx_st *tls;         /* NULL: plain */
+    const char        *server_name; /* TLS: "" is the host */
+    const char        *user;        /* "" none */
+    const char        *password;    /* "" none */
+    const char        *addr;        /* for logs */
+    const char        *key_prefix;  /* --key-prefix, "" none */
 };
 bool backend_target(const struct backend *b, struct backend_target *out);
 

@@ -14,8 +14,8 @@
 int
 buf_reserve(struct buf *b, size_t n)
 {
-    size_t  cap;
-    char   *p;
+    size_t cap;
+    char  *p;
 
     if (b->pos == b->len) {
         b->pos = 0;

@@ -9,10 +9,10 @@
 #include <stddef.h>
 
 struct buf {
-    char   *data;                       /* owned */
-    size_t  pos;                        /* first pending byte */
-    size_t  len;                        /* end of pending bytes */
-    size_t  cap;
+    char  *data; /* owned */
+    size_t pos;  /* first pending byte */
+    size_t len;  /* end of pending bytes */
+    size_t cap;
 };
 
 /* Makes room for n more bytes at len: rewinding when nothing is pending,

@@ -216,35 +216,35 @@
 #include "etag.h"
 #include "siphash.h"
 
-#define CACHE_MAGIC             UINT64_C(0x4548434143504352)  /* RCPCACHE */
-#define CACHE_LAYOUT_VERSION    3u
-#define CACHE_NIL               UINT32_MAX
-#define CACHE_KEY_MAX           ((1u << 24) - 1)
-#define CACHE_LINE              64u
-#define CACHE_CAPACITY_MAX      (1u << 31)
-#define CACHE_LOCK_TIMEOUT_MS   50u
-#define CACHE_SPINS             256u
+#define CACHE_MAGIC           UINT64_C(0x4548434143504352) /* RCPCACHE */
+#define CACHE_LAYOUT_VERSION  3u
+#define CACHE_NIL             UINT32_MAX
+#define CACHE_KEY_MAX         ((1u << 24) - 1)
+#define CACHE_LINE            64u
+#define CACHE_CAPACITY_MAX    (1u << 31)
+#define CACHE_LOCK_TIMEOUT_MS 50u
+#define CACHE_SPINS           256u
 /* A sleep on the writer word lasts at most this, so the deadline, read
  * from the coarse clock, is looked at again soon enough. */
-#define CACHE_WAIT_SLEEP_NS     2000000L
+#define CACHE_WAIT_SLEEP_NS 2000000L
 /* Access records per worker slot: a reader whose ring is full applies
  * every ring (under the write side) before its next lookup. */
-#define CACHE_RING              512u
+#define CACHE_RING 512u
 /* From this many pending records a get tries to apply them, but only if
  * the write side is free at once and no reader is inside: a reader that
  * was preempted inside must not stall every process (the writer word
  * keeps them all out while it waits).  At CACHE_RING it has to wait. */
-#define CACHE_RING_SOFT         256u
+#define CACHE_RING_SOFT 256u
 /* How many records ahead an apply fetches the LRU neighbours. */
-#define CACHE_APPLY_AHEAD       4u
+#define CACHE_APPLY_AHEAD 4u
 /* An entry's block starts with its struct cache_meta_shm, then the key,
  * then the value; the meta bytes are outside the byte budget (like the
  * block header), so the arena reserves them per entry. */
-#define CACHE_META_BYTES        16u
-#define CACHE_META_NEGATIVE     1u
+#define CACHE_META_BYTES    16u
+#define CACHE_META_NEGATIVE 1u
 /* Purge epochs (a power of two): a delete makes fetches in flight for
  * the keys of its slot, 1 in CACHE_PURGE_SLOTS of all keys, not store. */
-#define CACHE_PURGE_SLOTS       4096u
+#define CACHE_PURGE_SLOTS 4096u
 
 enum cache_worker_state {
     CACHE_WORKER_IDLE = 0,
@@ -261,32 +261,32 @@ enum cache_lock_mode {
 /* One per worker process; written only by that process (state also by
  * the supervisor once the process is dead), read by anyone. */
 struct cache_worker_shm {
-    uint32_t state;                 /* enum cache_worker_state */
-    uint32_t pid;                   /* last process attached */
-    uint64_t hits;                  /* counters: gets answered HIT */
-    uint64_t misses;                /* gets answered MISS */
-    uint64_t evictions;             /* entries dropped for room */
-    uint64_t expirations;           /* entries dropped for age */
-    uint32_t ring_len;              /* access records pending in this
-                                       slot's ring: raised by the owner
-                                       inside the read side, zeroed by
-                                       the write side; atomic */
+    uint32_t state;       /* enum cache_worker_state */
+    uint32_t pid;         /* last process attached */
+    uint64_t hits;        /* counters: gets answered HIT */
+    uint64_t misses;      /* gets answered MISS */
+    uint64_t evictions;   /* entries dropped for room */
+    uint64_t expirations; /* entries dropped for age */
+    uint32_t ring_len;    /* access records pending in this
+                             slot's ring: raised by the owner
+                             inside the read side, zeroed by
+                             the write side; atomic */
     uint8_t  pad[20];
 };
 
 /* One hit not yet applied to the LRU list: entry slot and when. */
 struct cache_access_shm {
-    uint64_t stamp;                 /* cache_stamp() at the hit */
-    uint32_t slot;                  /* entry slot */
+    uint64_t stamp; /* cache_stamp() at the hit */
+    uint32_t slot;  /* entry slot */
     uint32_t pad;
 };
 
 /* At the start of each entry's arena block; read and written with
  * memcpy, since a block's payload is only 4-byte aligned. */
 struct cache_meta_shm {
-    uint64_t etag;                  /* cache_etag() of the value */
-    uint32_t fetch_us;              /* the fetch that stored it took */
-    uint32_t flags;                 /* CACHE_META_NEGATIVE */
+    uint64_t etag;     /* cache_etag() of the value */
+    uint32_t fetch_us; /* the fetch that stored it took */
+    uint32_t flags;    /* CACHE_META_NEGATIVE */
 };
 
 /* The windows an entry is judged by, read once per operation before the
@@ -299,19 +299,19 @@ struct cache_times {
 
 /* Where an entry stands, by its age (cache_age_class). */
 enum cache_age {
-    CACHE_AGE_FRESH = 0,            /* a HIT */
-    CACHE_AGE_STALE,                /* past its TTL, within stale_ms */
-    CACHE_AGE_GONE                  /* past both: a MISS, to remove */
+    CACHE_AGE_FRESH = 0, /* a HIT */
+    CACHE_AGE_STALE,     /* past its TTL, within stale_ms */
+    CACHE_AGE_GONE       /* past both: a MISS, to remove */
 };
 
 struct cache_entry_shm {
-    uint64_t stored_ms;             /* cache clock when set */
-    uint32_t key_len_tag;           /* key bytes (bits 0-23), hash tag */
-    uint32_t value_len;             /* bytes */
-    uint32_t block;                 /* arena block; CACHE_NIL: slot free */
-    uint32_t chain_next;            /* next in the chain, or free list */
-    uint32_t lru_prev;              /* towards the head (more recent) */
-    uint32_t lru_next;              /* towards the tail (less recent) */
+    uint64_t stored_ms;   /* cache clock when set */
+    uint32_t key_len_tag; /* key bytes (bits 0-23), hash tag */
+    uint32_t value_len;   /* bytes */
+    uint32_t block;       /* arena block; CACHE_NIL: slot free */
+    uint32_t chain_next;  /* next in the chain, or free list */
+    uint32_t lru_prev;    /* towards the head (more recent) */
+    uint32_t lru_next;    /* towards the tail (less recent) */
 };
 
 struct cache_hdr_shm {
@@ -334,28 +334,28 @@ struct cache_hdr_shm {
     uint32_t capacity;
     uint32_t bucket_count;
     uint32_t worker_slots;
-    uint32_t stamp_tsc;             /* 1: stamps are the TSC, 0: clock */
+    uint32_t stamp_tsc; /* 1: stamps are the TSC, 0: clock */
 
     /* The gate: read by every lock acquisition; written by writers
      * (writer_pid) and by the reaper and recovery (poisoned).  ttl_ms is
      * read by every operation and written by SIGHUP. */
-    _Alignas(CACHE_LINE) uint32_t writer_pid;   /* write side holder, 0 */
-    uint32_t poisoned;                      /* seq_cst; 1: bypass */
-    uint64_t ttl_ms;                        /* atomic */
-    uint64_t generation;                    /* atomic; +1 per recovery */
-    uint64_t negative_ttl_ms;               /* atomic, as ttl_ms */
-    uint64_t stale_ms;                      /* atomic, as ttl_ms */
-    uint32_t word_waiters;                  /* asleep on writer_pid */
+    _Alignas(CACHE_LINE) uint32_t writer_pid; /* write side holder, 0 */
+    uint32_t poisoned;                        /* seq_cst; 1: bypass */
+    uint64_t ttl_ms;                          /* atomic */
+    uint64_t generation;                      /* atomic; +1 per recovery */
+    uint64_t negative_ttl_ms;                 /* atomic, as ttl_ms */
+    uint64_t stale_ms;                        /* atomic, as ttl_ms */
+    uint32_t word_waiters;                    /* asleep on writer_pid */
     uint32_t pad2;
-    uint64_t flush_epoch;                   /* atomic; +1 per flush */
+    uint64_t flush_epoch; /* atomic; +1 per flush */
 
     /* Written under the write side; the gauges are read lock-free. */
-    _Alignas(CACHE_LINE) uint64_t entries;  /* gauge, atomic */
-    uint64_t bytes;                         /* gauge: key+value, atomic */
-    uint32_t free_head;                     /* free slots via chain_next */
+    _Alignas(CACHE_LINE) uint64_t entries; /* gauge, atomic */
+    uint64_t bytes;                        /* gauge: key+value, atomic */
+    uint32_t free_head;                    /* free slots via chain_next */
     uint32_t pad1;
-    uint32_t lru_head;                      /* most recently used */
-    uint32_t lru_tail;                      /* next to evict */
+    uint32_t lru_head; /* most recently used */
+    uint32_t lru_tail; /* next to evict */
 };
 
 _Static_assert(sizeof(struct cache_worker_shm) == CACHE_LINE,
@@ -367,34 +367,34 @@ _Static_assert(sizeof(struct cache_entry_shm) == 32,
 _Static_assert(sizeof(struct cache_meta_shm) == CACHE_META_BYTES,
                "entry meta is CACHE_META_BYTES");
 _Static_assert(sizeof(struct cache_hdr_shm) % CACHE_LINE == 0
-               && sizeof(struct cache_hdr_shm) <= 512,
+                   && sizeof(struct cache_hdr_shm) <= 512,
                "header is whole cache lines");
 _Static_assert(sizeof(struct cache_arena_shm) % CACHE_ARENA_GRANULE == 0,
                "arena control keeps blocks aligned");
 
 /* Where the merge of the rings stands in one ring (cache_apply_locked). */
 struct cache_cursor {
-    uint64_t stamp;                 /* of the record at pos */
-    uint32_t ring;                  /* worker slot */
-    uint32_t pos;                   /* next record of that ring */
+    uint64_t stamp; /* of the record at pos */
+    uint32_t ring;  /* worker slot */
+    uint32_t pos;   /* next record of that ring */
 };
 
 /* Per process; the pointers are computed once from the header offsets. */
 struct cache {
-    struct cache_hdr_shm    *hdr;       /* owned: the mapping */
+    struct cache_hdr_shm    *hdr; /* owned: the mapping */
     size_t                   segment_bytes;
-    struct cache_worker_shm *worker;    /* borrowed: slot in the mapping */
-    struct cache_worker_shm *workers;   /* borrowed: in the mapping */
-    struct cache_access_shm *rings;     /* borrowed: in the mapping */
-    struct cache_access_shm *ring;      /* borrowed: this slot's ring */
-    uint64_t                *purges;    /* borrowed: in the mapping,
-                                           CACHE_PURGE_SLOTS epochs */
-    struct cache_cursor     *merge;     /* owned: worker_slots cursors */
-    uint32_t                *order;     /* owned: worker_slots x CACHE_RING
-                                           entry slots, merged */
-    uint32_t                *buckets;   /* borrowed: in the mapping */
-    struct cache_entry_shm  *entries;   /* borrowed: in the mapping */
-    struct cache_arena_shm  *arena;     /* borrowed: in the mapping */
+    struct cache_worker_shm *worker;  /* borrowed: slot in the mapping */
+    struct cache_worker_shm *workers; /* borrowed: in the mapping */
+    struct cache_access_shm *rings;   /* borrowed: in the mapping */
+    struct cache_access_shm *ring;    /* borrowed: this slot's ring */
+    uint64_t                *purges;  /* borrowed: in the mapping,
+                                         CACHE_PURGE_SLOTS epochs */
+    struct cache_cursor     *merge;   /* owned: worker_slots cursors */
+    uint32_t                *order;   /* owned: worker_slots x CACHE_RING
+                                         entry slots, merged */
+    uint32_t                *buckets; /* borrowed: in the mapping */
+    struct cache_entry_shm  *entries; /* borrowed: in the mapping */
+    struct cache_arena_shm  *arena;   /* borrowed: in the mapping */
     uint64_t                 seed[2];
     uint64_t                 max_memory_bytes;
     uint64_t                 max_value_bytes;
@@ -412,7 +412,7 @@ struct cache {
  * every fork() child.  Process-wide, so a static. */
 static pthread_once_t cache_pid_once = PTHREAD_ONCE_INIT;
 static uint32_t       cache_pid_self;
-static bool           cache_pid_tracked;  /* atfork handler registered */
+static bool           cache_pid_tracked; /* atfork handler registered */
 
 static void
 cache_pid_refresh(void)
@@ -440,13 +440,13 @@ static uint64_t
 cache_hash(const uint64_t seed[2], const void *key, size_t len)
 {
     const unsigned char *p = key;
-    uint64_t v0 = SIPHASH_C0 ^ seed[0];
-    uint64_t v1 = SIPHASH_C1 ^ seed[1];
-    uint64_t v2 = SIPHASH_C2 ^ seed[0];
-    uint64_t v3 = SIPHASH_C3 ^ seed[1];
-    uint64_t b = (uint64_t) len << 56;
-    size_t whole = len & ~(size_t) 7;
-    uint64_t m;
+    uint64_t             v0 = SIPHASH_C0 ^ seed[0];
+    uint64_t             v1 = SIPHASH_C1 ^ seed[1];
+    uint64_t             v2 = SIPHASH_C2 ^ seed[0];
+    uint64_t             v3 = SIPHASH_C3 ^ seed[1];
+    uint64_t             b = (uint64_t) len << 56;
+    size_t               whole = len & ~(size_t) 7;
+    uint64_t             m;
 
     for (size_t off = 0; off < whole; off += 8) {
         memcpy(&m, p + off, sizeof(m));
@@ -507,8 +507,8 @@ static inline void
 cache_times_load(const struct cache_hdr_shm *hdr, struct cache_times *t)
 {
     t->ttl_ms = __atomic_load_n(&hdr->ttl_ms, __ATOMIC_RELAXED);
-    t->negative_ttl_ms = __atomic_load_n(&hdr->negative_ttl_ms,
-                                         __ATOMIC_RELAXED);
+    t->negative_ttl_ms =
+        __atomic_load_n(&hdr->negative_ttl_ms, __ATOMIC_RELAXED);
     t->stale_ms = __atomic_load_n(&hdr->stale_ms, __ATOMIC_RELAXED);
 }
 
@@ -543,7 +543,7 @@ cache_entry_age(const struct cache *cache, const struct cache_times *t,
                 const struct cache_entry_shm *e, uint64_t now_ms)
 {
     struct cache_meta_shm meta;
-    uint64_t age_ms, left_ms;
+    uint64_t              age_ms, left_ms;
 
     cache_entry_meta(cache, e, &meta);
     return cache_age_class(t, e->stored_ms, meta.flags, now_ms, &age_ms,
@@ -555,8 +555,9 @@ cache_entry_age(const struct cache *cache, const struct cache_times *t,
 static inline void
 cache_add(uint64_t *counter, uint64_t delta)
 {
-    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED)
-                     + delta, __ATOMIC_RELAXED);
+    __atomic_store_n(counter,
+                     __atomic_load_n(counter, __ATOMIC_RELAXED) + delta,
+                     __ATOMIC_RELAXED);
 }
 
 static inline uint64_t
@@ -596,9 +597,10 @@ static bool
 cache_tsc_is_clocksource(void)
 {
 #if defined(__x86_64__)
-    char name[32] = "";
+    char  name[32] = "";
     FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/"
-                    "current_clocksource", "re");
+                    "current_clocksource",
+                    "re");
 
     if (f == NULL) {
         return false;
@@ -606,7 +608,7 @@ cache_tsc_is_clocksource(void)
     if (fgets(name, sizeof(name), f) == NULL) {
         name[0] = '\0';
     }
-    (void) fclose(f);               /* read-only: nothing to lose */
+    (void) fclose(f); /* read-only: nothing to lose */
     return strcmp(name, "tsc\n") == 0;
 #else
     return false;
@@ -654,7 +656,7 @@ cache_cpu_relax(void)
  * new readers out but lets nothing in the segment change.
  */
 struct cache_wait {
-    uint64_t deadline_ms;           /* 0 until the spinning is over */
+    uint64_t deadline_ms; /* 0 until the spinning is over */
     uint32_t spins;
 };
 
@@ -674,7 +676,7 @@ cache_wait_more(const struct cache *cache, struct cache_wait *w)
     } else if (now_ms >= w->deadline_ms) {
         return false;
     }
-    (void) sched_yield();           /* cannot fail on Linux */
+    (void) sched_yield(); /* cannot fail on Linux */
     return true;
 }
 
@@ -688,12 +690,11 @@ cache_wait_more(const struct cache *cache, struct cache_wait *w)
  * wake-up is lost.  The writer word is 32 bits for that reason.
  */
 static bool
-cache_wait_word(const struct cache *cache, struct cache_wait *w,
-                uint32_t held)
+cache_wait_word(const struct cache *cache, struct cache_wait *w, uint32_t held)
 {
     struct cache_hdr_shm *hdr = cache->hdr;
-    struct timespec ts;
-    uint64_t now_ms;
+    struct timespec       ts;
+    uint64_t              now_ms;
 
     if (w->spins < CACHE_SPINS) {
         w->spins++;
@@ -743,10 +744,10 @@ cache_state_load(const struct cache_worker_shm *w)
 static bool
 cache_lock_read(struct cache *cache)
 {
-    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_hdr_shm    *hdr = cache->hdr;
     struct cache_worker_shm *me = cache->worker;
-    struct cache_wait wait = { 0, 0 };
-    uint32_t held;
+    struct cache_wait        wait = { 0, 0 };
+    uint32_t                 held;
 
     for (;;) {
         /* Dekker pair with writers (writer_pid) and with recovery
@@ -763,7 +764,8 @@ cache_lock_read(struct cache *cache)
         /* A writer is in or about to be: step back and let it. */
         __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
         while ((held = __atomic_load_n(&hdr->writer_pid, __ATOMIC_RELAXED))
-               != 0 && !__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)) {
+                   != 0
+               && !__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)) {
             if (!cache_wait_word(cache, &wait, held)) {
                 goto bail;
             }
@@ -783,10 +785,10 @@ bail:
 static bool
 cache_lock_write_as(struct cache *cache, uint32_t pid, bool patient)
 {
-    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_hdr_shm    *hdr = cache->hdr;
     struct cache_worker_shm *me = cache->worker;
-    struct cache_wait wait = { 0, 0 };
-    uint32_t held;
+    struct cache_wait        wait = { 0, 0 };
+    uint32_t                 held;
 
     __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
@@ -795,17 +797,16 @@ cache_lock_write_as(struct cache *cache, uint32_t pid, bool patient)
     for (;;) {
         held = __atomic_load_n(&hdr->writer_pid, __ATOMIC_RELAXED);
         if (held == 0
-            && __atomic_compare_exchange_n(&hdr->writer_pid, &held, pid,
-                                           false, __ATOMIC_SEQ_CST,
+            && __atomic_compare_exchange_n(&hdr->writer_pid, &held, pid, false,
+                                           __ATOMIC_SEQ_CST,
                                            __ATOMIC_RELAXED)) {
             break;
         }
-        if (__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)
-            || !patient) {
+        if (__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED) || !patient) {
             goto bail;
         }
         if (held == 0) {
-            cache_cpu_relax();          /* lost the race: look again */
+            cache_cpu_relax(); /* lost the race: look again */
         } else if (!cache_wait_word(cache, &wait, held)) {
             goto bail;
         }
@@ -816,7 +817,7 @@ cache_lock_write_as(struct cache *cache, uint32_t pid, bool patient)
                == CACHE_WORKER_INSIDE_READ) {
             if ((!patient && wait.spins >= CACHE_SPINS)
                 || !cache_wait_more(cache, &wait)) {
-                goto release;           /* a dead reader, or a slow one */
+                goto release; /* a dead reader, or a slow one */
             }
         }
     }
@@ -824,7 +825,7 @@ cache_lock_write_as(struct cache *cache, uint32_t pid, bool patient)
      * reaper reads INSIDE after waitpid(), recovery only more strictly. */
     __atomic_store_n(&me->state, CACHE_WORKER_INSIDE_WRITE, __ATOMIC_RELEASE);
     if (!__atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE)) {
-        cache_apply_locked(cache);      /* the LRU list is exact from here */
+        cache_apply_locked(cache); /* the LRU list is exact from here */
         return true;
     }
     /* Poisoned while we waited: store nothing more. */
@@ -903,7 +904,7 @@ cache_link_store(uint32_t *link, uint32_t value)
 static void
 cache_lru_unlink_locked(struct cache *cache, uint32_t i)
 {
-    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_hdr_shm   *hdr = cache->hdr;
     struct cache_entry_shm *e = cache_entry(cache, i);
 
     if (e->lru_prev != CACHE_NIL) {
@@ -923,7 +924,7 @@ cache_lru_unlink_locked(struct cache *cache, uint32_t i)
 static void
 cache_lru_push_locked(struct cache *cache, uint32_t i)
 {
-    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_hdr_shm   *hdr = cache->hdr;
     struct cache_entry_shm *e = cache_entry(cache, i);
 
     cache_link_store(&e->lru_prev, CACHE_NIL);
@@ -963,7 +964,7 @@ static void
 cache_cursor_sift(struct cache_cursor *heap, uint32_t n, uint32_t k)
 {
     for (;;) {
-        uint32_t least = k, l = 2 * k + 1, r = 2 * k + 2;
+        uint32_t            least = k, l = 2 * k + 1, r = 2 * k + 2;
         struct cache_cursor tmp;
 
         if (l < n && cache_cursor_before(&heap[l], &heap[least])) {
@@ -997,12 +998,12 @@ static void
 cache_apply_locked(struct cache *cache)
 {
     struct cache_cursor *heap = cache->merge;
-    uint32_t *order = cache->order;
-    uint32_t n = 0, m = 0;
+    uint32_t            *order = cache->order;
+    uint32_t             n = 0, m = 0;
 
     for (uint32_t s = 0; s < cache->worker_slots; s++) {
-        uint32_t len = __atomic_load_n(&cache->workers[s].ring_len,
-                                       __ATOMIC_RELAXED);
+        uint32_t len =
+            __atomic_load_n(&cache->workers[s].ring_len, __ATOMIC_RELAXED);
 
         if (len > 0) {
             assert(len <= CACHE_RING);
@@ -1019,7 +1020,7 @@ cache_apply_locked(struct cache *cache)
         cache_cursor_sift(heap, n, k);
     }
     while (n > 0) {
-        struct cache_cursor *c = &heap[0];
+        struct cache_cursor           *c = &heap[0];
         const struct cache_access_shm *ring = cache_ring(cache, c->ring);
         uint32_t len = __atomic_load_n(&cache->workers[c->ring].ring_len,
                                        __ATOMIC_RELAXED);
@@ -1058,9 +1059,9 @@ cache_apply_locked(struct cache *cache)
 static void
 cache_remove_locked(struct cache *cache, uint32_t i, uint64_t hash)
 {
-    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_hdr_shm   *hdr = cache->hdr;
     struct cache_entry_shm *e = cache_entry(cache, i);
-    uint32_t *link = &cache->buckets[hash & cache->bucket_mask];
+    uint32_t               *link = &cache->buckets[hash & cache->bucket_mask];
 
     while (*link != i) {
         assert(*link != CACHE_NIL);
@@ -1082,7 +1083,7 @@ cache_remove_locked(struct cache *cache, uint32_t i, uint64_t hash)
 static void
 cache_evict_tail_locked(struct cache *cache)
 {
-    uint32_t i = cache->hdr->lru_tail;
+    uint32_t                i = cache->hdr->lru_tail;
     struct cache_entry_shm *e = cache_entry(cache, i);
     uint64_t hash = cache_hash(cache->seed, cache_entry_data(cache, e),
                                cache_entry_key_len(e));
@@ -1154,10 +1155,10 @@ cache_random(void *buf, size_t len)
 static int
 cache_map(uint64_t bytes, void **out)
 {
-    char name[64];
+    char     name[64];
     uint64_t nonce;
-    void *map = NULL;
-    int fd = -1, rc;
+    void    *map = NULL;
+    int      fd = -1, rc;
 
     for (int attempt = 0;; attempt++) {
         rc = cache_random(&nonce, sizeof(nonce));
@@ -1187,8 +1188,8 @@ cache_map(uint64_t bytes, void **out)
         rc = -rc;
         goto out;
     }
-    map = mmap(NULL, (size_t) bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-               0);
+    map =
+        mmap(NULL, (size_t) bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
         rc = -errno;
         goto out;
@@ -1236,12 +1237,12 @@ int
 cache_create(const struct cache_params *params, struct cache **out)
 {
     struct cache_hdr_shm *hdr;
-    struct cache *cache;
-    uint64_t seed[2], bucket_count = 1, arena_bytes, off;
+    struct cache         *cache;
+    uint64_t              seed[2], bucket_count = 1, arena_bytes, off;
     uint64_t workers_off, rings_off, purges_off, buckets_off, entries_off;
     uint64_t arena_off;
-    void *map = NULL;
-    int rc;
+    void    *map = NULL;
+    int      rc;
 
     rc = pthread_once(&cache_pid_once, cache_pid_init);
     if (rc != 0) {
@@ -1258,23 +1259,26 @@ cache_create(const struct cache_params *params, struct cache **out)
     if (params->max_memory_bytes > UINT64_C(1) << 40) {
         return -EINVAL;
     }
-    arena_bytes = cache_arena_region_bytes(params->max_memory_bytes
-                      + (uint64_t) params->capacity
-                        * (CACHE_ARENA_ENTRY_SLACK + CACHE_META_BYTES));
+    arena_bytes = cache_arena_region_bytes(
+        params->max_memory_bytes
+        + (uint64_t) params->capacity
+              * (CACHE_ARENA_ENTRY_SLACK + CACHE_META_BYTES));
     if (arena_bytes == 0) {
-        return -EINVAL;                 /* over 8 GiB of arena */
+        return -EINVAL; /* over 8 GiB of arena */
     }
     workers_off = cache_align(sizeof(struct cache_hdr_shm));
-    rings_off = cache_align(workers_off + (uint64_t) params->worker_slots
-                            * sizeof(struct cache_worker_shm));
-    purges_off = cache_align(rings_off + (uint64_t) params->worker_slots
-                             * CACHE_RING
-                             * sizeof(struct cache_access_shm));
-    buckets_off = cache_align(purges_off
-                              + CACHE_PURGE_SLOTS * sizeof(uint64_t));
+    rings_off = cache_align(workers_off
+                            + (uint64_t) params->worker_slots
+                                  * sizeof(struct cache_worker_shm));
+    purges_off = cache_align(rings_off
+                             + (uint64_t) params->worker_slots * CACHE_RING
+                                   * sizeof(struct cache_access_shm));
+    buckets_off =
+        cache_align(purges_off + CACHE_PURGE_SLOTS * sizeof(uint64_t));
     entries_off = cache_align(buckets_off + bucket_count * sizeof(uint32_t));
-    arena_off = cache_align(entries_off + (uint64_t) params->capacity
-                            * sizeof(struct cache_entry_shm));
+    arena_off = cache_align(entries_off
+                            + (uint64_t) params->capacity
+                                  * sizeof(struct cache_entry_shm));
     off = arena_off + arena_bytes;
     if (off > SIZE_MAX / 2) {
         return -EINVAL;
@@ -1299,7 +1303,7 @@ cache_create(const struct cache_params *params, struct cache **out)
         goto fail;
     }
 
-    hdr = map;      /* fresh pages are zero: counters and slots start idle */
+    hdr = map; /* fresh pages are zero: counters and slots start idle */
     hdr->magic = CACHE_MAGIC;
     hdr->layout_version = CACHE_LAYOUT_VERSION;
     hdr->header_bytes = (uint32_t) sizeof(*hdr);
@@ -1307,7 +1311,8 @@ cache_create(const struct cache_params *params, struct cache **out)
     hdr->max_memory_bytes = params->max_memory_bytes;
     hdr->max_value_bytes = params->max_value_bytes;
     hdr->lock_timeout_ms = params->lock_timeout_ms != 0
-                           ? params->lock_timeout_ms : CACHE_LOCK_TIMEOUT_MS;
+                               ? params->lock_timeout_ms
+                               : CACHE_LOCK_TIMEOUT_MS;
     hdr->hash_seed[0] = seed[0];
     hdr->hash_seed[1] = seed[1];
     hdr->workers_offset = workers_off;
@@ -1347,7 +1352,7 @@ cache_destroy(struct cache *cache)
         return;
     }
     rc = munmap(cache->hdr, cache->segment_bytes);
-    assert(rc == 0);    /* only fails for a bad address: a bug here */
+    assert(rc == 0); /* only fails for a bad address: a bug here */
     (void) rc;
     free(cache->merge);
     free(cache->order);
@@ -1403,18 +1408,18 @@ cache_expire(struct cache *cache, uint64_t hash, const void *key,
              size_t key_len, uint64_t now_ms)
 {
     struct cache_times times;
-    uint32_t pid = cache_pid();
-    bool removed = false;
-    uint32_t i;
+    uint32_t           pid = cache_pid();
+    bool               removed = false;
+    uint32_t           i;
 
     cache_times_load(cache->hdr, &times);
     if (!cache_lock(cache, CACHE_LOCK_WRITE, pid)) {
-        return;     /* the next set or get reclaims it */
+        return; /* the next set or get reclaims it */
     }
     i = cache_find_locked(cache, hash, key, key_len);
     if (i != CACHE_NIL
         && cache_entry_age(cache, &times, cache_entry(cache, i), now_ms)
-           == CACHE_AGE_GONE) {
+               == CACHE_AGE_GONE) {
         cache_remove_locked(cache, i, hash);
         removed = true;
     }
@@ -1428,21 +1433,21 @@ enum cache_status
 cache_get(struct cache *cache, const void *key, size_t key_len,
           uint64_t now_ms, struct cache_lookup *lookup)
 {
-    uint64_t hash = cache_hash(cache->seed, key, key_len);
+    uint64_t                 hash = cache_hash(cache->seed, key, key_len);
     struct cache_worker_shm *me = cache->worker;
-    struct cache_times times;
-    struct cache_meta_shm meta;
-    enum cache_status status;
-    struct cache_entry_shm *e;
-    enum cache_age age;
-    bool expired = false;
-    uint64_t age_ms, left_ms, stamp;
-    uint32_t i, n;
+    struct cache_times       times;
+    struct cache_meta_shm    meta;
+    enum cache_status        status;
+    struct cache_entry_shm  *e;
+    enum cache_age           age;
+    bool                     expired = false;
+    uint64_t                 age_ms, left_ms, stamp;
+    uint32_t                 i, n;
 
     cache_times_load(cache->hdr, &times);
     if (key_len > CACHE_KEY_MAX) {
         cache_add(&cache->worker->misses, 1);
-        return CACHE_MISS;              /* never stored */
+        return CACHE_MISS; /* never stored */
     }
     n = __atomic_load_n(&me->ring_len, __ATOMIC_RELAXED);
     if (n >= CACHE_RING_SOFT) {
@@ -1474,14 +1479,14 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
     }
     lookup->value_len = e->value_len;
     if (e->value_len > lookup->dst_cap) {
-        status = CACHE_TRUNCATED;       /* no record: the retry renews */
+        status = CACHE_TRUNCATED; /* no record: the retry renews */
         goto unlock;
     }
     /* Record the access in our own ring; a hit on the key we recorded
      * last only moves that record's stamp, so a hot key writes one word
      * of our own line and the ring does not fill. */
     n = __atomic_load_n(&me->ring_len, __ATOMIC_RELAXED);
-    assert(n < CACHE_RING);         /* checked before the lock */
+    assert(n < CACHE_RING); /* checked before the lock */
     if (n > 0 && cache->ring[n - 1].slot == i) {
         cache->ring[n - 1].stamp = stamp;
     } else {
@@ -1532,8 +1537,7 @@ cache_token_of(const struct cache *cache, uint64_t hash)
 }
 
 uint64_t
-cache_purge_token(const struct cache *cache, const void *key,
-                  size_t key_len)
+cache_purge_token(const struct cache *cache, const void *key, size_t key_len)
 {
     return cache_token_of(cache, cache_hash(cache->seed, key, key_len));
 }
@@ -1558,15 +1562,15 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
             const void *value, size_t value_len, uint64_t now_ms,
             const struct cache_entry_info *info)
 {
-    struct cache_hdr_shm *hdr = cache->hdr;
-    uint64_t hash, need, evicted = 0, expired = 0;
-    uint32_t pid = cache_pid();
-    struct cache_times times;
-    struct cache_meta_shm meta;
-    enum cache_status status;
+    struct cache_hdr_shm   *hdr = cache->hdr;
+    uint64_t                hash, need, evicted = 0, expired = 0;
+    uint32_t                pid = cache_pid();
+    struct cache_times      times;
+    struct cache_meta_shm   meta;
+    enum cache_status       status;
     struct cache_entry_shm *e;
-    uint32_t i, block, *bucket;
-    unsigned char *data;
+    uint32_t                i, block, *bucket;
+    unsigned char          *data;
 
     if (key_len > CACHE_KEY_MAX || value_len > cache->max_value_bytes
         || key_len > cache->max_memory_bytes
@@ -1576,10 +1580,9 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
     cache_times_load(hdr, &times);
     memset(&meta, 0, sizeof(meta));
     if (info == NULL) {
-        meta.etag = cache_etag(value, value_len);     /* before the lock */
+        meta.etag = cache_etag(value, value_len); /* before the lock */
     } else {
-        if (info->negative
-            && (value_len != 0 || times.negative_ttl_ms == 0)) {
+        if (info->negative && (value_len != 0 || times.negative_ttl_ms == 0)) {
             return CACHE_TOO_LARGE;
         }
         meta.etag = info->etag;
@@ -1594,19 +1597,19 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
 
     if (info != NULL && info->check_purge
         && cache_token_of(cache, hash) != info->purge_token) {
-        status = CACHE_PURGED;          /* a purge began since the fetch */
+        status = CACHE_PURGED; /* a purge began since the fetch */
         goto unlock;
     }
     i = cache_find_locked(cache, hash, key, key_len);
     if (i != CACHE_NIL) {
-        cache_remove_locked(cache, i, hash);    /* replaced, not evicted */
+        cache_remove_locked(cache, i, hash); /* replaced, not evicted */
     }
     /* Entries at the tail past their stale window are gone for readers
      * already (stale ones may still be answered, so they stay). */
     while (hdr->lru_tail != CACHE_NIL
-           && cache_entry_age(cache, &times,
-                              cache_entry(cache, hdr->lru_tail), now_ms)
-              == CACHE_AGE_GONE) {
+           && cache_entry_age(cache, &times, cache_entry(cache, hdr->lru_tail),
+                              now_ms)
+                  == CACHE_AGE_GONE) {
         cache_evict_tail_locked(cache);
         expired++;
     }
@@ -1616,8 +1619,7 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
         evicted++;
     }
     /* The budget fits; free space may still be in pieces too small. */
-    while ((block = cache_arena_alloc(cache->arena,
-                                      CACHE_META_BYTES + need))
+    while ((block = cache_arena_alloc(cache->arena, CACHE_META_BYTES + need))
            == CACHE_ARENA_NIL) {
         if (hdr->lru_tail == CACHE_NIL) {
             assert(!"an empty arena must fit max_memory_bytes");
@@ -1673,8 +1675,7 @@ cache_set_since(struct cache *cache, const void *key, size_t key_len,
         .purge_token = token,
     };
 
-    return cache_store(cache, key, key_len, value, value_len, now_ms,
-                       &info);
+    return cache_store(cache, key, key_len, value, value_len, now_ms, &info);
 }
 
 /* Delete takes no clock, so it does not judge age: a present entry is
@@ -1683,10 +1684,10 @@ cache_set_since(struct cache *cache, const void *key, size_t key_len,
 enum cache_status
 cache_delete(struct cache *cache, const void *key, size_t key_len)
 {
-    uint64_t hash = cache_hash(cache->seed, key, key_len);
-    uint32_t pid = cache_pid();
+    uint64_t          hash = cache_hash(cache->seed, key, key_len);
+    uint32_t          pid = cache_pid();
     enum cache_status status;
-    uint32_t i;
+    uint32_t          i;
 
     if (key_len > CACHE_KEY_MAX) {
         return CACHE_MISS;
@@ -1752,9 +1753,9 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
                    uint8_t *used_starts, struct cache_fault *fault)
 {
     struct cache_hdr_shm *hdr = cache->hdr;
-    uint64_t indexed = 0, listed = 0, free_slots = 0, bytes = 0;
-    uint32_t prev;
-    int rc;
+    uint64_t              indexed = 0, listed = 0, free_slots = 0, bytes = 0;
+    uint32_t              prev;
+    int                   rc;
 
     rc = cache_arena_check(cache->arena, used_starts, fault);
     if (rc != 0) {
@@ -1764,37 +1765,45 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
     for (uint64_t b = 0; b <= cache->bucket_mask; b++) {
         for (uint32_t i = cache->buckets[b]; i != CACHE_NIL;) {
             struct cache_entry_shm *e;
-            uint64_t hash, len;
+            uint64_t                hash, len;
 
             if (i >= cache->capacity) {
-                return cache_fault_set(fault, "chain link out of range "
-                                       "(bucket, slot)", b, i);
+                return cache_fault_set(fault,
+                                       "chain link out of range "
+                                       "(bucket, slot)",
+                                       b, i);
             }
             if (cache_check_bit(in_index, i)) {
-                return cache_fault_set(fault, "slot reachable twice from the "
-                                       "index (bucket, slot)", b, i);
+                return cache_fault_set(fault,
+                                       "slot reachable twice from the "
+                                       "index (bucket, slot)",
+                                       b, i);
             }
             cache_check_bit_flip(in_index, i);
             e = &cache->entries[i];
             if (e->block >= cache->arena->granules
                 || !cache_check_bit(used_starts, e->block)) {
-                return cache_fault_set(fault, "indexed slot has no arena "
-                                       "block of its own (slot, block)", i,
-                                       e->block);
+                return cache_fault_set(fault,
+                                       "indexed slot has no arena "
+                                       "block of its own (slot, block)",
+                                       i, e->block);
             }
-            cache_check_bit_flip(used_starts, e->block);     /* claimed */
+            cache_check_bit_flip(used_starts, e->block); /* claimed */
             len = cache_entry_key_len(e) + (uint64_t) e->value_len;
             if (cache_arena_block_capacity(cache->arena, e->block)
                 < CACHE_META_BYTES + len) {
-                return cache_fault_set(fault, "arena block too small for its "
-                                       "entry (slot, bytes)", i, len);
+                return cache_fault_set(fault,
+                                       "arena block too small for its "
+                                       "entry (slot, bytes)",
+                                       i, len);
             }
             hash = cache_hash(cache->seed, cache_entry_data(cache, e),
                               cache_entry_key_len(e));
             if ((hash & cache->bucket_mask) != b
                 || cache_key_len_tag(hash, cache_entry_key_len(e))
-                   != e->key_len_tag) {
-                return cache_fault_set(fault, "entry in the wrong chain or "
+                       != e->key_len_tag) {
+                return cache_fault_set(fault,
+                                       "entry in the wrong chain or "
                                        "with the wrong tag (bucket, slot)",
                                        b, i);
             }
@@ -1807,60 +1816,76 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
     prev = CACHE_NIL;
     for (uint32_t i = hdr->lru_head; i != CACHE_NIL;) {
         if (i >= cache->capacity) {
-            return cache_fault_set(fault, "LRU link out of range (after, "
-                                   "slot)", prev, i);
+            return cache_fault_set(fault,
+                                   "LRU link out of range (after, "
+                                   "slot)",
+                                   prev, i);
         }
         if (!cache_check_bit(in_index, i)) {
-            return cache_fault_set(fault, "LRU lists a slot not in the index "
-                                   "(slot, position)", i, listed);
+            return cache_fault_set(fault,
+                                   "LRU lists a slot not in the index "
+                                   "(slot, position)",
+                                   i, listed);
         }
         if (cache_check_bit(in_lru, i)) {
-            return cache_fault_set(fault, "LRU lists a slot twice (slot, "
-                                   "position)", i, listed);
+            return cache_fault_set(fault,
+                                   "LRU lists a slot twice (slot, "
+                                   "position)",
+                                   i, listed);
         }
         cache_check_bit_flip(in_lru, i);
         if (cache->entries[i].lru_prev != prev) {
-            return cache_fault_set(fault, "LRU prev link wrong (slot, "
-                                   "prev)", i, cache->entries[i].lru_prev);
+            return cache_fault_set(fault,
+                                   "LRU prev link wrong (slot, "
+                                   "prev)",
+                                   i, cache->entries[i].lru_prev);
         }
         listed++;
         prev = i;
         i = cache->entries[i].lru_next;
     }
     if (hdr->lru_tail != prev) {
-        return cache_fault_set(fault, "LRU tail is not the last entry (tail, "
-                               "last)", hdr->lru_tail, prev);
+        return cache_fault_set(fault,
+                               "LRU tail is not the last entry (tail, "
+                               "last)",
+                               hdr->lru_tail, prev);
     }
     if (listed != indexed) {
-        return cache_fault_set(fault, "LRU length and index count "
-                               "differ (LRU, index)", listed, indexed);
+        return cache_fault_set(fault,
+                               "LRU length and index count "
+                               "differ (LRU, index)",
+                               listed, indexed);
     }
     if (indexed != cache_load(&hdr->entries) || indexed > cache->capacity) {
         return cache_fault_set(fault, "entries gauge wrong (counted, gauge)",
                                indexed, cache_load(&hdr->entries));
     }
     if (bytes != cache_load(&hdr->bytes) || bytes > cache->max_memory_bytes) {
-        return cache_fault_set(fault, "bytes gauge wrong or over budget "
-                               "(counted, gauge)", bytes,
-                               cache_load(&hdr->bytes));
+        return cache_fault_set(fault,
+                               "bytes gauge wrong or over budget "
+                               "(counted, gauge)",
+                               bytes, cache_load(&hdr->bytes));
     }
     if (cache->arena->used_blocks != indexed) {
-        return cache_fault_set(fault, "arena used blocks differ from entries "
-                               "(blocks, entries)", cache->arena->used_blocks,
-                               indexed);
+        return cache_fault_set(fault,
+                               "arena used blocks differ from entries "
+                               "(blocks, entries)",
+                               cache->arena->used_blocks, indexed);
     }
 
     for (uint32_t i = hdr->free_head; i != CACHE_NIL;) {
         if (i >= cache->capacity || cache_check_bit(in_index, i)) {
-            return cache_fault_set(fault, "free list holds a bad, live or "
-                                   "repeated slot (slot, free so far)", i,
-                                   free_slots);
+            return cache_fault_set(fault,
+                                   "free list holds a bad, live or "
+                                   "repeated slot (slot, free so far)",
+                                   i, free_slots);
         }
         cache_check_bit_flip(in_index, i);
         if (cache->entries[i].block != CACHE_NIL) {
-            return cache_fault_set(fault, "free slot has an arena block "
-                                   "(slot, block)", i,
-                                   cache->entries[i].block);
+            return cache_fault_set(fault,
+                                   "free slot has an arena block "
+                                   "(slot, block)",
+                                   i, cache->entries[i].block);
         }
         free_slots++;
         i = cache->entries[i].chain_next;
@@ -1875,13 +1900,13 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
 int
 cache_check(struct cache *cache, char *err, size_t err_len)
 {
-    size_t slot_map = (size_t) cache->capacity / 8 + 1;
-    size_t arena_map = (size_t) cache->arena->granules / 8 + 1;
-    uint8_t *in_index = calloc(1, slot_map);
-    uint8_t *in_lru = calloc(1, slot_map);
-    uint8_t *used_starts = calloc(1, arena_map);
+    size_t             slot_map = (size_t) cache->capacity / 8 + 1;
+    size_t             arena_map = (size_t) cache->arena->granules / 8 + 1;
+    uint8_t           *in_index = calloc(1, slot_map);
+    uint8_t           *in_lru = calloc(1, slot_map);
+    uint8_t           *used_starts = calloc(1, arena_map);
     struct cache_fault fault = { NULL, 0, 0 };
-    int rc;
+    int                rc;
 
     if (in_index == NULL || in_lru == NULL || used_starts == NULL) {
         rc = -ENOMEM;

@@ -15,80 +15,80 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cache;                           /* per-process handle */
+struct cache; /* per-process handle */
 
 struct cache_params {
-    uint32_t capacity;                  /* keys, >= 1 */
-    uint64_t max_memory_bytes;          /* key + value bytes in the arena */
-    uint64_t max_value_bytes;           /* larger values are not stored */
-    uint64_t ttl_ms;                    /* global expiry, > 0 */
-    uint64_t negative_ttl_ms;           /* expiry of a remembered absent
-                                           key; 0: none are stored */
-    uint64_t stale_ms;                  /* entries are kept this long past
-                                           their expiry, answered as
-                                           CACHE_STALE; 0: dropped */
-    uint32_t worker_slots;              /* lock-holder / counter slots */
-    uint64_t lock_timeout_ms;           /* each timed acquisition; 0: 50 */
+    uint32_t capacity;         /* keys, >= 1 */
+    uint64_t max_memory_bytes; /* key + value bytes in the arena */
+    uint64_t max_value_bytes;  /* larger values are not stored */
+    uint64_t ttl_ms;           /* global expiry, > 0 */
+    uint64_t negative_ttl_ms;  /* expiry of a remembered absent
+                                  key; 0: none are stored */
+    uint64_t stale_ms;         /* entries are kept this long past
+                                  their expiry, answered as
+                                  CACHE_STALE; 0: dropped */
+    uint32_t worker_slots;     /* lock-holder / counter slots */
+    uint64_t lock_timeout_ms;  /* each timed acquisition; 0: 50 */
 };
 
 enum cache_status {
-    CACHE_HIT = 0,      /* get: value copied out */
-    CACHE_STALE,        /* get: past its TTL by less than stale_ms;
-                           value copied out as for a HIT */
-    CACHE_MISS,         /* get/delete: absent or expired */
-    CACHE_TRUNCATED,    /* get: value longer than dst_cap; value_len set,
-                           nothing copied: grow and call again */
-    CACHE_STORED,       /* set: stored (replacing any old value) */
-    CACHE_TOO_LARGE,    /* set: value over max_value_bytes, key+value
-                           over max_memory_bytes, or key over 16 MiB - 1:
-                           not stored, any old value left as it was */
-    CACHE_DELETED,      /* delete: removed; flush: done */
-    CACHE_BYPASS,       /* poisoned, or lock not had in time: act as if
-                           there were no cache (answer from Redis) */
-    CACHE_PURGED        /* set_since: the key was deleted or the cache
-                           flushed after the token was taken: not stored */
+    CACHE_HIT = 0,   /* get: value copied out */
+    CACHE_STALE,     /* get: past its TTL by less than stale_ms;
+                        value copied out as for a HIT */
+    CACHE_MISS,      /* get/delete: absent or expired */
+    CACHE_TRUNCATED, /* get: value longer than dst_cap; value_len set,
+                        nothing copied: grow and call again */
+    CACHE_STORED,    /* set: stored (replacing any old value) */
+    CACHE_TOO_LARGE, /* set: value over max_value_bytes, key+value
+                        over max_memory_bytes, or key over 16 MiB - 1:
+                        not stored, any old value left as it was */
+    CACHE_DELETED,   /* delete: removed; flush: done */
+    CACHE_BYPASS,    /* poisoned, or lock not had in time: act as if
+                        there were no cache (answer from Redis) */
+    CACHE_PURGED     /* set_since: the key was deleted or the cache
+                        flushed after the token was taken: not stored */
 };
 
 /* Out fields are set on HIT and STALE unless said otherwise. */
 struct cache_lookup {
-    void    *dst;                       /* in: where the value goes */
-    size_t   dst_cap;                   /* in */
-    size_t   value_len;                 /* out: also on TRUNCATED */
-    uint64_t age_ms;                    /* out: now - stored time */
-    uint64_t ttl_left_ms;               /* out: HIT: until it expires;
-                                           STALE: 0 */
-    uint64_t stale_ms;                  /* out: STALE: how long ago it
-                                           expired; HIT: 0 */
-    uint64_t etag;                      /* out: cache_etag() of the value */
-    uint32_t fetch_us;                  /* out: what fetching it took */
-    bool     negative;                  /* out: a remembered absent key
-                                           (value_len 0; never STALE) */
+    void    *dst;         /* in: where the value goes */
+    size_t   dst_cap;     /* in */
+    size_t   value_len;   /* out: also on TRUNCATED */
+    uint64_t age_ms;      /* out: now - stored time */
+    uint64_t ttl_left_ms; /* out: HIT: until it expires;
+                             STALE: 0 */
+    uint64_t stale_ms;    /* out: STALE: how long ago it
+                             expired; HIT: 0 */
+    uint64_t etag;        /* out: cache_etag() of the value */
+    uint32_t fetch_us;    /* out: what fetching it took */
+    bool     negative;    /* out: a remembered absent key
+                             (value_len 0; never STALE) */
 };
 
 /* What is kept with an entry besides its key and value (cache_store). */
 struct cache_entry_info {
-    uint64_t etag;                      /* cache_etag(value) */
-    uint32_t fetch_us;                  /* the fetch's duration, for
-                                           early refresh; saturated */
-    bool     negative;                  /* an absent key: value_len 0,
-                                           expires after negative_ttl_ms */
-    bool     check_purge;               /* store only if purge_token is
-                                           still the key's (else
-                                           CACHE_PURGED) */
-    uint64_t purge_token;               /* cache_purge_token() taken
-                                           before the fetch was sent */
+    uint64_t etag;        /* cache_etag(value) */
+    uint32_t fetch_us;    /* the fetch's duration, for
+                             early refresh; saturated */
+    bool     negative;    /* an absent key: value_len 0,
+                             expires after negative_ttl_ms */
+    bool     check_purge; /* store only if purge_token is
+                             still the key's (else
+                             CACHE_PURGED) */
+    uint64_t purge_token; /* cache_purge_token() taken
+                             before the fetch was sent */
 };
 
 struct cache_stats {
-    uint64_t entries;                   /* gauge */
-    uint64_t bytes;                     /* gauge: key + value bytes */
+    uint64_t entries; /* gauge */
+    uint64_t bytes;   /* gauge: key + value bytes */
     uint64_t capacity_entries;
     uint64_t capacity_bytes;
-    uint64_t hits;                      /* counters, summed over slots */
+    uint64_t hits; /* counters, summed over slots */
     uint64_t misses;
     uint64_t evictions;
     uint64_t expirations;
-    uint64_t generation;                /* bumped by each recovery */
+    uint64_t generation; /* bumped by each recovery */
     bool     poisoned;
 };
 
@@ -152,8 +152,8 @@ enum cache_status cache_store(struct cache *cache, const void *key,
  * a cache_delete() of a key hashing like key, or a cache_flush(), began
  * in between, the set is CACHE_PURGED and stores nothing (the value may
  * be older than the purge).  Lock-free; cheap (one hash, two loads). */
-uint64_t cache_purge_token(const struct cache *cache, const void *key,
-                           size_t key_len);
+uint64_t          cache_purge_token(const struct cache *cache, const void *key,
+                                    size_t key_len);
 enum cache_status cache_set_since(struct cache *cache, const void *key,
                                   size_t key_len, const void *value,
                                   size_t value_len, uint64_t now_ms,

@@ -45,10 +45,10 @@
 
 #include "cache_arena.h"
 
-#define CACHE_ARENA_FREE        0x80000000u
-#define CACHE_ARENA_PREV_FREE   0x40000000u
-#define CACHE_ARENA_SIZE_MASK   0x3fffffffu
-#define CACHE_ARENA_MIN_BLOCK   2u      /* header, 2 links, footer */
+#define CACHE_ARENA_FREE      0x80000000u
+#define CACHE_ARENA_PREV_FREE 0x40000000u
+#define CACHE_ARENA_SIZE_MASK 0x3fffffffu
+#define CACHE_ARENA_MIN_BLOCK 2u /* header, 2 links, footer */
 
 _Static_assert(sizeof(struct cache_arena_shm) % CACHE_ARENA_GRANULE == 0,
                "blocks must start on a granule");
@@ -146,8 +146,9 @@ cache_arena_remove(struct cache_arena_shm *arena, uint32_t block,
 size_t
 cache_arena_region_bytes(uint64_t data_bytes)
 {
-    uint64_t granules = (data_bytes + CACHE_ARENA_GRANULE - 1)
-                        / CACHE_ARENA_GRANULE + 1;    /* + the sentinel */
+    uint64_t granules =
+        (data_bytes + CACHE_ARENA_GRANULE - 1) / CACHE_ARENA_GRANULE
+        + 1; /* + the sentinel */
 
     if (data_bytes > (uint64_t) CACHE_ARENA_MAX_GRANULES * CACHE_ARENA_GRANULE
         || granules < CACHE_ARENA_MIN_BLOCK + 1
@@ -161,8 +162,8 @@ cache_arena_region_bytes(uint64_t data_bytes)
 void
 cache_arena_init(struct cache_arena_shm *arena, size_t region_bytes)
 {
-    uint32_t granules = (uint32_t) ((region_bytes - sizeof(*arena))
-                                    / CACHE_ARENA_GRANULE);
+    uint32_t granules =
+        (uint32_t) ((region_bytes - sizeof(*arena)) / CACHE_ARENA_GRANULE);
     uint32_t size = granules - 1;
 
     assert(granules >= CACHE_ARENA_MIN_BLOCK + 1
@@ -202,7 +203,8 @@ cache_arena_alloc(struct cache_arena_shm *arena, size_t bytes)
         map = arena->sl_bitmap[fl] & (~0u << sl);
         if (map == 0) {
             map = fl + 1 < CACHE_ARENA_FL_COUNT
-                  ? arena->fl_bitmap & (~0u << (fl + 1)) : 0;
+                      ? arena->fl_bitmap & (~0u << (fl + 1))
+                      : 0;
             if (map != 0) {
                 fl = (uint32_t) __builtin_ctz(map);
                 map = arena->sl_bitmap[fl];
@@ -216,7 +218,8 @@ cache_arena_alloc(struct cache_arena_shm *arena, size_t bytes)
     if (block == CACHE_ARENA_NIL) {
         cache_arena_mapping(need, &fl, &sl);
         block = arena->heads[fl][sl];
-        if (block == CACHE_ARENA_NIL || cache_arena_size(arena, block) < need) {
+        if (block == CACHE_ARENA_NIL
+            || cache_arena_size(arena, block) < need) {
             return CACHE_ARENA_NIL;
         }
     }
@@ -257,8 +260,8 @@ cache_arena_free(struct cache_arena_shm *arena, uint32_t block)
 
     if (head & CACHE_ARENA_PREV_FREE) {
         /* The word just before this header is the free block's footer. */
-        uint32_t prev_size = *((uint32_t *) cache_arena_word(arena, block, 0)
-                               - 1);
+        uint32_t prev_size =
+            *((uint32_t *) cache_arena_word(arena, block, 0) - 1);
         uint32_t prev = block - prev_size;
 
         cache_arena_remove(arena, prev, prev_size);
@@ -277,8 +280,7 @@ cache_arena_free(struct cache_arena_shm *arena, uint32_t block)
 }
 
 uint64_t
-cache_arena_block_capacity(const struct cache_arena_shm *arena,
-                           uint32_t block)
+cache_arena_block_capacity(const struct cache_arena_shm *arena, uint32_t block)
 {
     return (uint64_t) cache_arena_size(arena, block) * CACHE_ARENA_GRANULE
            - sizeof(uint32_t);
@@ -290,39 +292,48 @@ cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
 {
     uint32_t block = 0, free_blocks = 0, used_blocks = 0, listed = 0;
     uint64_t used_granules = 0;
-    int prev_free = 0;
+    int      prev_free = 0;
 
     /* Physical walk: sizes tile the arena, flags and footers agree. */
     for (;;) {
         uint32_t head = *cache_arena_word(arena, block, 0);
         uint32_t size = head & CACHE_ARENA_SIZE_MASK;
-        int is_free = (head & CACHE_ARENA_FREE) != 0;
+        int      is_free = (head & CACHE_ARENA_FREE) != 0;
 
         if (((head & CACHE_ARENA_PREV_FREE) != 0) != prev_free) {
-            return cache_fault_set(fault, "arena: PREV_FREE flag wrong at "
-                                   "block (granule, flags)", block, head);
+            return cache_fault_set(fault,
+                                   "arena: PREV_FREE flag wrong at "
+                                   "block (granule, flags)",
+                                   block, head);
         }
         if (size == 0) {
             if (block != arena->granules - 1 || is_free) {
-                return cache_fault_set(fault, "arena: sentinel misplaced "
-                                       "(granule, arena granules)", block,
-                                       arena->granules);
+                return cache_fault_set(fault,
+                                       "arena: sentinel misplaced "
+                                       "(granule, arena granules)",
+                                       block, arena->granules);
             }
             break;
         }
         if (size < CACHE_ARENA_MIN_BLOCK
             || size > arena->granules - 1 - block) {
-            return cache_fault_set(fault, "arena: block size out of range "
-                                   "(granule, size)", block, size);
+            return cache_fault_set(fault,
+                                   "arena: block size out of range "
+                                   "(granule, size)",
+                                   block, size);
         }
         if (is_free) {
             if (prev_free) {
-                return cache_fault_set(fault, "arena: two free blocks touch "
-                                       "(granule, size)", block, size);
+                return cache_fault_set(fault,
+                                       "arena: two free blocks touch "
+                                       "(granule, size)",
+                                       block, size);
             }
             if (*cache_arena_footer(arena, block, size) != size) {
-                return cache_fault_set(fault, "arena: footer disagrees "
-                                       "(granule, size)", block, size);
+                return cache_fault_set(fault,
+                                       "arena: footer disagrees "
+                                       "(granule, size)",
+                                       block, size);
             }
             free_blocks++;
         } else {
@@ -337,7 +348,8 @@ cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
     }
     if (used_blocks != arena->used_blocks
         || used_granules != arena->used_granules) {
-        return cache_fault_set(fault, "arena: used block count or granules "
+        return cache_fault_set(fault,
+                               "arena: used block count or granules "
                                "wrong (walked blocks, recorded blocks)",
                                used_blocks, arena->used_blocks);
     }
@@ -348,36 +360,44 @@ cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
         int fl_bit = (arena->fl_bitmap >> fl) & 1;
 
         if (fl_bit != (arena->sl_bitmap[fl] != 0)) {
-            return cache_fault_set(fault, "arena: first-level bitmap wrong "
-                                   "(level, bitmap)", fl, arena->fl_bitmap);
+            return cache_fault_set(fault,
+                                   "arena: first-level bitmap wrong "
+                                   "(level, bitmap)",
+                                   fl, arena->fl_bitmap);
         }
         for (uint32_t sl = 0; sl < CACHE_ARENA_SL_COUNT; sl++) {
             uint32_t prev = CACHE_ARENA_NIL;
-            int sl_bit = (arena->sl_bitmap[fl] >> sl) & 1;
+            int      sl_bit = (arena->sl_bitmap[fl] >> sl) & 1;
 
             block = arena->heads[fl][sl];
             if (sl_bit != (block != CACHE_ARENA_NIL)) {
-                return cache_fault_set(fault, "arena: second-level bitmap "
-                                       "wrong (level, sub-list)", fl, sl);
+                return cache_fault_set(fault,
+                                       "arena: second-level bitmap "
+                                       "wrong (level, sub-list)",
+                                       fl, sl);
             }
             while (block != CACHE_ARENA_NIL) {
                 uint32_t head, f, s;
 
                 if (block >= arena->granules - 1 || ++listed > free_blocks) {
-                    return cache_fault_set(fault, "arena: free list runs "
-                                           "wild (granule, listed)", block,
-                                           listed);
+                    return cache_fault_set(fault,
+                                           "arena: free list runs "
+                                           "wild (granule, listed)",
+                                           block, listed);
                 }
                 head = *cache_arena_word(arena, block, 0);
                 if ((head & CACHE_ARENA_FREE) == 0
                     || *cache_arena_word(arena, block, 2) != prev) {
-                    return cache_fault_set(fault, "arena: listed block not "
+                    return cache_fault_set(fault,
+                                           "arena: listed block not "
                                            "free or badly linked (granule, "
-                                           "flags)", block, head);
+                                           "flags)",
+                                           block, head);
                 }
                 cache_arena_mapping(head & CACHE_ARENA_SIZE_MASK, &f, &s);
                 if (f != fl || s != sl) {
-                    return cache_fault_set(fault, "arena: free block in the "
+                    return cache_fault_set(fault,
+                                           "arena: free block in the "
                                            "wrong list (granule, size)",
                                            block,
                                            head & CACHE_ARENA_SIZE_MASK);
@@ -388,9 +408,10 @@ cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
         }
     }
     if (listed != free_blocks) {
-        return cache_fault_set(fault, "arena: free blocks missing from the "
-                               "lists (listed, walked)", listed,
-                               free_blocks);
+        return cache_fault_set(fault,
+                               "arena: free blocks missing from the "
+                               "lists (listed, walked)",
+                               listed, free_blocks);
     }
     return 0;
 }

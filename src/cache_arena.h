@@ -17,8 +17,8 @@
 
 #include "cache_check.h"
 
-#define CACHE_ARENA_NIL         UINT32_MAX
-#define CACHE_ARENA_GRANULE     8u
+#define CACHE_ARENA_NIL     UINT32_MAX
+#define CACHE_ARENA_GRANULE 8u
 /* Bytes of arena reserved per entry on top of max_memory_bytes: a block's
  * 4-byte header plus its rounding to a granule is at most 15 bytes, so an
  * unfragmented arena always has room for a full byte budget. */
@@ -26,14 +26,14 @@
 #define CACHE_ARENA_SL_LOG2     4u
 #define CACHE_ARENA_SL_COUNT    (1u << CACHE_ARENA_SL_LOG2)
 /* Block sizes are below 2^30 granules, so first levels 0 .. 26. */
-#define CACHE_ARENA_FL_COUNT    27u
+#define CACHE_ARENA_FL_COUNT     27u
 #define CACHE_ARENA_MAX_GRANULES (1u << 30)
 
 /* Lives at the start of the arena region, in the segment. */
 struct cache_arena_shm {
-    uint32_t granules;              /* blocks, sentinel included */
-    uint32_t fl_bitmap;             /* bit f: some list in level f */
-    uint32_t sl_bitmap[CACHE_ARENA_FL_COUNT];   /* bit s: list f,s used */
+    uint32_t granules;                        /* blocks, sentinel included */
+    uint32_t fl_bitmap;                       /* bit f: some list in level f */
+    uint32_t sl_bitmap[CACHE_ARENA_FL_COUNT]; /* bit s: list f,s used */
     uint32_t used_blocks;
     uint64_t used_granules;
     uint32_t heads[CACHE_ARENA_FL_COUNT][CACHE_ARENA_SL_COUNT];
@@ -55,7 +55,7 @@ void cache_arena_free(struct cache_arena_shm *arena, uint32_t block);
 
 /* Payload bytes block can hold (for cache_check). */
 uint64_t cache_arena_block_capacity(const struct cache_arena_shm *arena,
-                                    uint32_t block);
+                                    uint32_t                      block);
 
 /*
  * Walks every block and every free list.  used_starts, when not NULL, has

@@ -16,7 +16,7 @@
 /* What a check found wrong: a static text and two numbers, formatted by
  * the caller after it drops the lock. */
 struct cache_fault {
-    const char *what;               /* borrowed: a string literal */
+    const char *what; /* borrowed: a string literal */
     uint64_t    a;
     uint64_t    b;
 };

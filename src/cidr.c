@@ -56,7 +56,7 @@ cidr_parse(const char *s, struct cidr *out)
     c.bits = (uint8_t) bits;
     for (unsigned i = bits; i < max_bits; i++) {
         if (c.addr[i / 8] & (0x80u >> (i % 8))) {
-            return -EINVAL;             /* host bits set */
+            return -EINVAL; /* host bits set */
         }
     }
     *out = c;

@@ -13,9 +13,9 @@
 #include <sys/socket.h>
 
 struct cidr {
-    uint8_t family;                     /* AF_INET or AF_INET6 */
-    uint8_t bits;                       /* prefix length */
-    uint8_t addr[16];                   /* network order; host bits 0 */
+    uint8_t family;   /* AF_INET or AF_INET6 */
+    uint8_t bits;     /* prefix length */
+    uint8_t addr[16]; /* network order; host bits 0 */
 };
 
 /* "ADDR" (a single host) or "ADDR/BITS".  0, or -EINVAL.  Host bits

@@ -36,41 +36,41 @@
 #include "log.h"
 #include "redis_conn.h"
 
-#define CLUSTER_REFRESH_MIN_MS  1000    /* Envoy's redirect threshold */
-#define CLUSTER_RETRY_MS        1000    /* after a round with no answer */
+#define CLUSTER_REFRESH_MIN_MS 1000 /* Envoy's redirect threshold */
+#define CLUSTER_RETRY_MS       1000 /* after a round with no answer */
 
 struct cluster {
-    struct event_loop       *loop;      /* borrowed */
-    struct metrics_slot_shm *slot;      /* borrowed, may be NULL */
+    struct event_loop       *loop; /* borrowed */
+    struct metrics_slot_shm *slot; /* borrowed, may be NULL */
     cluster_state_cb         cb;
-    void                    *cb_arg;    /* borrowed: the backend */
-    struct config           *cfg;       /* owned copy: node backends are
-                                           made from it */
-    struct config_redis     *seeds;     /* owned array */
+    void                    *cb_arg; /* borrowed: the backend */
+    struct config           *cfg;    /* owned copy: node backends are
+                                        made from it */
+    struct config_redis     *seeds;  /* owned array */
     size_t                   nseeds;
-    struct ssl_ctx_st       *tls;       /* owned; NULL: plain */
+    struct ssl_ctx_st       *tls; /* owned; NULL: plain */
 
-    struct cluster_slots    *map;       /* owned */
-    bool                     have_map;
-    unsigned                 pick;      /* which replica: per worker */
-    struct backend          *nodes[CLUSTER_SLOTS_NODES_MAX]; /* owned,
-                                           by map node index; NULL
-                                           until first used */
+    struct cluster_slots *map; /* owned */
+    bool                  have_map;
+    unsigned              pick; /* which replica: per worker */
+    struct backend       *nodes[CLUSTER_SLOTS_NODES_MAX]; /* owned,
+                                        by map node index; NULL
+                                        until first used */
 
     /* The refresh in progress, if any. */
-    struct redis_conn        conn;
-    bool                     busy;
-    unsigned                 replies_due;   /* AUTH, CLUSTER SLOTS */
-    size_t                   attempt;       /* candidates tried */
-    size_t                   ncandidates;
-    char                     asked_host[CLUSTER_SLOTS_HOST_MAX];
-    uint16_t                 asked_port;
-    uint64_t                 last_start_ms;
-    bool                     resume;        /* timer: next candidate */
-    bool                     down;          /* no map, a round failed */
-    bool                     logged_down;
-    struct event_timer       timer;         /* next refresh */
-    struct event_timer       deadline;      /* this attempt */
+    struct redis_conn  conn;
+    bool               busy;
+    unsigned           replies_due; /* AUTH, CLUSTER SLOTS */
+    size_t             attempt;     /* candidates tried */
+    size_t             ncandidates;
+    char               asked_host[CLUSTER_SLOTS_HOST_MAX];
+    uint16_t           asked_port;
+    uint64_t           last_start_ms;
+    bool               resume; /* timer: next candidate */
+    bool               down;   /* no map, a round failed */
+    bool               logged_down;
+    struct event_timer timer;    /* next refresh */
+    struct event_timer deadline; /* this attempt */
 };
 
 static void cluster_refresh_start(struct cluster *c);
@@ -86,7 +86,7 @@ cluster_candidate(const struct cluster *c, size_t i, const char **host,
     size_t n;
 
     for (n = 0; n < c->map->nnodes; n++) {
-        bool primary = false;
+        bool     primary = false;
         uint32_t s;
 
         for (s = 0; s < CLUSTER_SLOTS_COUNT && !primary; s++) {
@@ -124,11 +124,11 @@ static void
 cluster_publish(struct cluster *c, bool new_list)
 {
     static struct metrics_node_shm out[METRICS_NODES_MAX];
-    uint32_t slots[CLUSTER_SLOTS_NODES_MAX];
-    bool replica[CLUSTER_SLOTS_NODES_MAX];
-    char addr[CLUSTER_SLOTS_HOST_MAX + 16];
-    uint32_t i, n = 0, more = 0, down = 0;
-    uint16_t o;
+    uint32_t                       slots[CLUSTER_SLOTS_NODES_MAX];
+    bool                           replica[CLUSTER_SLOTS_NODES_MAX];
+    char                           addr[CLUSTER_SLOTS_HOST_MAX + 16];
+    uint32_t                       i, n = 0, more = 0, down = 0;
+    uint16_t                       o;
 
     if (c->slot == NULL) {
         return;
@@ -149,7 +149,7 @@ cluster_publish(struct cluster *c, bool new_list)
     for (int pass = 0; pass < 2; pass++) {
         for (i = 0; i < c->map->nnodes; i++) {
             const struct cluster_slots_node *node = &c->map->nodes[i];
-            enum metrics_node_state st;
+            enum metrics_node_state          st;
 
             if (pass == 0 ? slots[i] == 0 : !replica[i] || slots[i] > 0) {
                 continue;
@@ -162,14 +162,14 @@ cluster_publish(struct cluster *c, bool new_list)
                 continue;
             }
             memset(&out[n], 0, sizeof(out[n]));
-            (void)snprintf(addr, sizeof(addr),
-                           strchr(node->host, ':') != NULL ? "[%s]:%u"
-                                                           : "%s:%u",
-                           node->host, (unsigned)node->port);
+            (void) snprintf(addr, sizeof(addr),
+                            strchr(node->host, ':') != NULL ? "[%s]:%u"
+                                                            : "%s:%u",
+                            node->host, (unsigned) node->port);
             metrics_node_set_addr(&out[n], addr);
             out[n].slots = slots[i];
             out[n].replica = pass == 1;
-            out[n].state = (uint8_t)st;
+            out[n].state = (uint8_t) st;
             n++;
         }
     }
@@ -215,7 +215,7 @@ static void
 cluster_next(struct cluster *c, const char *why)
 {
     log_debug("redis cluster: CLUSTER SLOTS from %s:%u failed: %s",
-              c->asked_host, (unsigned)c->asked_port, why);
+              c->asked_host, (unsigned) c->asked_port, why);
     redis_conn_close(&c->conn);
     event_timer_stop(c->loop, &c->deadline);
     c->attempt++;
@@ -230,10 +230,10 @@ static void
 cluster_apply(struct cluster *c, const redisReply *r)
 {
     static uint16_t before[CLUSTER_SLOTS_COUNT];
-    char why[128];
-    uint32_t changed = 0, covered, i, primaries = 0;
-    bool seen[CLUSTER_SLOTS_NODES_MAX];
-    int rc;
+    char            why[128];
+    uint32_t        changed = 0, covered, i, primaries = 0;
+    bool            seen[CLUSTER_SLOTS_NODES_MAX];
+    int             rc;
 
     memcpy(before, c->map->owner, sizeof(before));
     rc = cluster_slots_from_reply(c->map, r, c->asked_host, c->pick, why,
@@ -259,13 +259,15 @@ cluster_apply(struct cluster *c, const redisReply *r)
         if (covered == CLUSTER_SLOTS_COUNT) {
             log_info("redis cluster: slot map from %s:%u: %" PRIu32
                      " primaries, all slots covered (%" PRIu32
-                     " slots changed owner)", c->asked_host,
-                     (unsigned)c->asked_port, primaries, changed);
+                     " slots changed owner)",
+                     c->asked_host, (unsigned) c->asked_port, primaries,
+                     changed);
         } else {
             log_warn("redis cluster: slot map from %s:%u: %" PRIu32
-                     " primaries, %" PRIu32 " of 16384 slots covered (%"
-                     PRIu32 " slots changed owner)", c->asked_host,
-                     (unsigned)c->asked_port, primaries, covered, changed);
+                     " primaries, %" PRIu32 " of 16384 slots covered (%" PRIu32
+                     " slots changed owner)",
+                     c->asked_host, (unsigned) c->asked_port, primaries,
+                     covered, changed);
         }
     }
     c->have_map = true;
@@ -276,14 +278,14 @@ cluster_apply(struct cluster *c, const redisReply *r)
 static void
 cluster_on_open(struct redis_conn *rc)
 {
-    (void)rc;
+    (void) rc;
 }
 
 static void
 cluster_on_reply(struct redis_conn *rc, const struct redis_conn_reply *r)
 {
     struct cluster *c = rc->data;
-    char why[160];
+    char            why[160];
 
     if (r->kind != REDIS_CONN_REPLY_OTHER) {
         cluster_next(c, "unexpected reply");
@@ -292,11 +294,11 @@ cluster_on_reply(struct redis_conn *rc, const struct redis_conn_reply *r)
     if (--c->replies_due > 0) {
         /* AUTH's answer. */
         if (r->reply->type == REDIS_REPLY_ERROR) {
-            (void)snprintf(why, sizeof(why), "AUTH failed: %.*s",
-                           (int)(r->reply->len > 120 ? 120 : r->reply->len),
-                           r->reply->str);
+            (void) snprintf(why, sizeof(why), "AUTH failed: %.*s",
+                            (int) (r->reply->len > 120 ? 120 : r->reply->len),
+                            r->reply->str);
             log_warn("redis cluster: %s:%u: %s", c->asked_host,
-                     (unsigned)c->asked_port, why);
+                     (unsigned) c->asked_port, why);
             cluster_next(c, why);
         }
         return;
@@ -310,7 +312,7 @@ cluster_on_error(struct redis_conn *rc, enum redis_conn_error kind,
 {
     struct cluster *c = rc->data;
 
-    (void)kind;
+    (void) kind;
     cluster_next(c, why);
 }
 
@@ -325,13 +327,13 @@ cluster_send(struct cluster *c, int argc, const char **argv,
              const size_t *lens)
 {
     char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    int rc;
+    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    int   rc;
 
     if (len < 0 || cmd == NULL) {
         return -ENOMEM;
     }
-    rc = redis_conn_send(&c->conn, cmd, (size_t)len);
+    rc = redis_conn_send(&c->conn, cmd, (size_t) len);
     redisFreeCommand(cmd);
     return rc;
 }
@@ -339,19 +341,19 @@ cluster_send(struct cluster *c, int argc, const char **argv,
 static void
 cluster_attempt(struct cluster *c)
 {
-    const char *host = NULL;
-    uint16_t port = 0;
+    const char              *host = NULL;
+    uint16_t                 port = 0;
     struct redis_conn_target t;
-    char why[REDIS_CONN_WHY_MAX];
-    const char *argv[3];
-    size_t lens[3];
-    int argc = 0;
+    char                     why[REDIS_CONN_WHY_MAX];
+    const char              *argv[3];
+    size_t                   lens[3];
+    int                      argc = 0;
 
     if (!cluster_candidate(c, c->attempt, &host, &port)) {
         cluster_refresh_end(c, false);
         return;
     }
-    (void)snprintf(c->asked_host, sizeof(c->asked_host), "%s", host);
+    (void) snprintf(c->asked_host, sizeof(c->asked_host), "%s", host);
     c->asked_port = port;
     memset(&t, 0, sizeof(t));
     t.host = c->asked_host;
@@ -359,8 +361,8 @@ cluster_attempt(struct cluster *c)
     t.tls = c->tls;
     t.server_name = c->cfg->redis_tls_server_name;
     if (redis_conn_open(&c->conn, &t, c->cfg->max_reply_bytes, why) != 0) {
-        log_debug("redis cluster: %s:%u: %s", c->asked_host,
-                  (unsigned)port, why);
+        log_debug("redis cluster: %s:%u: %s", c->asked_host, (unsigned) port,
+                  why);
         /* The next one from the timer: never recurse through them. */
         c->attempt++;
         if (c->attempt >= c->ncandidates) {
@@ -396,16 +398,15 @@ cluster_attempt(struct cluster *c)
         return;
     }
     c->replies_due++;
-    (void)event_timer_start(c->loop, &c->deadline,
-                            c->cfg->redis_timeout_ms);
+    (void) event_timer_start(c->loop, &c->deadline, c->cfg->redis_timeout_ms);
 }
 
 static void
 cluster_refresh_start(struct cluster *c)
 {
-    size_t n = 0;
+    size_t      n = 0;
     const char *host;
-    uint16_t port;
+    uint16_t    port;
 
     if (c->busy) {
         return;
@@ -429,7 +430,7 @@ cluster_on_timer(struct event_loop *loop, struct event_timer *timer)
 {
     struct cluster *c = timer->data;
 
-    (void)loop;
+    (void) loop;
     if (c->busy) {
         if (c->resume) {
             /* The round goes on after a candidate failed at once. */
@@ -446,7 +447,7 @@ cluster_on_deadline(struct event_loop *loop, struct event_timer *timer)
 {
     struct cluster *c = timer->data;
 
-    (void)loop;
+    (void) loop;
     cluster_next(c, "no answer within --redis-timeout");
 }
 
@@ -480,8 +481,9 @@ cluster_node_backend(struct cluster *c, uint32_t idx)
                                  &c->nodes[idx]);
         if (rc != 0) {
             log_error("redis cluster: node %s:%u: backend_create() "
-                      "failed: %s", c->map->nodes[idx].host,
-                      (unsigned)c->map->nodes[idx].port, strerror(-rc));
+                      "failed: %s",
+                      c->map->nodes[idx].host,
+                      (unsigned) c->map->nodes[idx].port, strerror(-rc));
             c->nodes[idx] = NULL;
         } else {
             backend_set_state_cb(c->nodes[idx], cluster_on_node_state, c);
@@ -494,9 +496,9 @@ enum cluster_route
 cluster_route(struct cluster *c, const void *key, size_t key_len,
               bool primary_only, struct backend **node)
 {
-    size_t plen = strlen(c->cfg->key_prefix);
-    char small[512];
-    char *full = small;
+    size_t   plen = strlen(c->cfg->key_prefix);
+    char     small[512];
+    char    *full = small;
     uint16_t slot;
 
     if (!c->have_map) {
@@ -560,8 +562,8 @@ cluster_redirect(struct cluster *c, const struct backend *from,
                  const char *text, size_t len, struct backend **to)
 {
     struct cluster_redirect r;
-    int idx;
-    uint32_t i;
+    int                     idx;
+    uint32_t                i;
 
     *to = NULL;
     cluster_redirect_parse(text, len, &r);
@@ -572,8 +574,8 @@ cluster_redirect(struct cluster *c, const struct backend *from,
         /* "the endpoint you used": the node that answered. */
         for (i = 0; i < c->map->nnodes; i++) {
             if (c->nodes[i] == from) {
-                (void)snprintf(r.host, sizeof(r.host), "%s",
-                               c->map->nodes[i].host);
+                (void) snprintf(r.host, sizeof(r.host), "%s",
+                                c->map->nodes[i].host);
             }
         }
     }
@@ -585,10 +587,10 @@ cluster_redirect(struct cluster *c, const struct backend *from,
         return r.kind;
     }
     if (r.kind == CLUSTER_REDIRECT_MOVED) {
-        c->map->owner[r.slot] = (uint16_t)idx;
+        c->map->owner[r.slot] = (uint16_t) idx;
         cluster_refresh_soon(c);
     }
-    *to = cluster_node_backend(c, (uint32_t)idx);
+    *to = cluster_node_backend(c, (uint32_t) idx);
     return r.kind;
 }
 
@@ -612,8 +614,8 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
                void *cb_arg, struct cluster **out)
 {
     struct cluster *c = calloc(1, sizeof(*c));
-    size_t bad;
-    int n;
+    size_t          bad;
+    int             n;
 
     if (c == NULL) {
         return -ENOMEM;
@@ -635,7 +637,7 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
         free(c);
         return -EINVAL;
     }
-    c->nseeds = (size_t)n;
+    c->nseeds = (size_t) n;
     if (cfg->redis_tls) {
         char err[256];
 
@@ -643,8 +645,7 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
             true, cluster_path_or_null(cfg->redis_tls_ca_file),
             cluster_path_or_null(cfg->redis_tls_ca_dir),
             cluster_path_or_null(cfg->redis_tls_cert_file),
-            cluster_path_or_null(cfg->redis_tls_key_file), err,
-            sizeof(err));
+            cluster_path_or_null(cfg->redis_tls_key_file), err, sizeof(err));
         if (c->tls == NULL) {
             log_error("redis TLS: %s", err);
             free(c->cfg);
@@ -656,7 +657,7 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
     }
     cluster_slots_init(c->map);
     /* Workers pick different replicas of a slot, spreading the reads. */
-    c->pick = (unsigned)getpid();
+    c->pick = (unsigned) getpid();
     c->loop = loop;
     c->slot = slot;
     c->cb = cb;

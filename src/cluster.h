@@ -31,11 +31,11 @@ struct backend;
 struct cluster;
 
 enum cluster_route {
-    CLUSTER_ROUTE_OK = 0,       /* *node serves the slot */
-    CLUSTER_ROUTE_WAIT,         /* no map yet; one is being read */
-    CLUSTER_ROUTE_DOWN,         /* no map: no seed answered */
-    CLUSTER_ROUTE_UNCOVERED,    /* the map has no node for the slot */
-    CLUSTER_ROUTE_NOMEM         /* the node's backend cannot be made */
+    CLUSTER_ROUTE_OK = 0,    /* *node serves the slot */
+    CLUSTER_ROUTE_WAIT,      /* no map yet; one is being read */
+    CLUSTER_ROUTE_DOWN,      /* no map: no seed answered */
+    CLUSTER_ROUTE_UNCOVERED, /* the map has no node for the slot */
+    CLUSTER_ROUTE_NOMEM      /* the node's backend cannot be made */
 };
 
 /* Called when the map was read (ready) or could not be read while there
@@ -61,7 +61,7 @@ enum cluster_route cluster_route(struct cluster *c, const void *key,
 
 /* The node for a slot (a forwarded command's keys, prefix included). */
 enum cluster_route cluster_route_slot(struct cluster *c, uint16_t slot,
-                                      bool primary_only,
+                                      bool             primary_only,
                                       struct backend **node);
 
 /* --redis-read-from prefer-replica: a failed replica read is retried
@@ -72,7 +72,7 @@ bool cluster_prefers_replica(const struct cluster *c);
  * when it cannot be made); MOVED also updates the slot and asks for a
  * refresh.  from: the node that answered (for an address left empty).
  * Counts redirects in the metrics. */
-enum cluster_redirect_kind cluster_redirect(struct cluster *c,
+enum cluster_redirect_kind cluster_redirect(struct cluster       *c,
                                             const struct backend *from,
                                             const char *text, size_t len,
                                             struct backend **to);

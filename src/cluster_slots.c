@@ -21,11 +21,11 @@ cluster_crc16_init(void)
     unsigned i, bit;
 
     for (i = 0; i < 256; i++) {
-        uint16_t crc = (uint16_t)(i << 8);
+        uint16_t crc = (uint16_t) (i << 8);
 
         for (bit = 0; bit < 8; bit++) {
-            crc = (crc & 0x8000u) ? (uint16_t)((crc << 1) ^ 0x1021u)
-                                  : (uint16_t)(crc << 1);
+            crc = (crc & 0x8000u) ? (uint16_t) ((crc << 1) ^ 0x1021u)
+                                  : (uint16_t) (crc << 1);
         }
         cluster_crc16_table[i] = crc;
     }
@@ -36,16 +36,16 @@ uint16_t
 cluster_crc16(const void *buf, size_t len)
 {
     const unsigned char *p = buf;
-    uint16_t crc = 0;
-    size_t i;
+    uint16_t             crc = 0;
+    size_t               i;
 
     if (!cluster_crc16_ready) {
         /* Idempotent: every process computes the same table. */
         cluster_crc16_init();
     }
     for (i = 0; i < len; i++) {
-        crc = (uint16_t)((crc << 8)
-                         ^ cluster_crc16_table[((crc >> 8) ^ p[i]) & 0xffu]);
+        crc = (uint16_t) ((crc << 8)
+                          ^ cluster_crc16_table[((crc >> 8) ^ p[i]) & 0xffu]);
     }
     return crc;
 }
@@ -59,11 +59,11 @@ cluster_keyslot(const void *key, size_t len)
     /* As Redis: only the first '{' counts, then the first '}' after it;
      * an empty tag ("{}") hashes the whole key. */
     if (open != NULL) {
-        size_t start = (size_t)(open - k) + 1;
+        size_t      start = (size_t) (open - k) + 1;
         const char *close = memchr(k + start, '}', len - start);
 
         if (close != NULL && close > k + start) {
-            return cluster_crc16(k + start, (size_t)(close - (k + start)))
+            return cluster_crc16(k + start, (size_t) (close - (k + start)))
                    & (CLUSTER_SLOTS_COUNT - 1);
         }
     }
@@ -79,8 +79,8 @@ cluster_slots_init(struct cluster_slots *m)
 }
 
 int
-cluster_slots_node(struct cluster_slots *m, const char *host,
-                   size_t host_len, uint16_t port)
+cluster_slots_node(struct cluster_slots *m, const char *host, size_t host_len,
+                   uint16_t port)
 {
     uint32_t i;
 
@@ -88,10 +88,9 @@ cluster_slots_node(struct cluster_slots *m, const char *host,
         return -ENAMETOOLONG;
     }
     for (i = 0; i < m->nnodes; i++) {
-        if (m->nodes[i].port == port
-            && strlen(m->nodes[i].host) == host_len
+        if (m->nodes[i].port == port && strlen(m->nodes[i].host) == host_len
             && memcmp(m->nodes[i].host, host, host_len) == 0) {
-            return (int)i;
+            return (int) i;
         }
     }
     if (m->nnodes >= CLUSTER_SLOTS_NODES_MAX) {
@@ -101,7 +100,7 @@ cluster_slots_node(struct cluster_slots *m, const char *host,
     m->nodes[i].host[host_len] = '\0';
     m->nodes[i].port = port;
     m->nnodes++;
-    return (int)i;
+    return (int) i;
 }
 
 uint32_t
@@ -124,14 +123,14 @@ cluster_slots_range_ok(const redisReply *e, char *why, size_t why_len)
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
         || e->element[0]->type != REDIS_REPLY_INTEGER
         || e->element[1]->type != REDIS_REPLY_INTEGER) {
-        (void)snprintf(why, why_len, "a range is not [start, end, node..]");
+        (void) snprintf(why, why_len, "a range is not [start, end, node..]");
         return false;
     }
     if (e->element[0]->integer < 0
-        || e->element[1]->integer >= (long long)CLUSTER_SLOTS_COUNT
+        || e->element[1]->integer >= (long long) CLUSTER_SLOTS_COUNT
         || e->element[0]->integer > e->element[1]->integer) {
-        (void)snprintf(why, why_len, "bad slot range %lld-%lld",
-                       e->element[0]->integer, e->element[1]->integer);
+        (void) snprintf(why, why_len, "bad slot range %lld-%lld",
+                        e->element[0]->integer, e->element[1]->integer);
         return false;
     }
     node = e->element[2];
@@ -140,7 +139,7 @@ cluster_slots_range_ok(const redisReply *e, char *why, size_t why_len)
         || node->element[1]->type != REDIS_REPLY_INTEGER
         || node->element[1]->integer < 0
         || node->element[1]->integer > 65535) {
-        (void)snprintf(why, why_len, "a node is not [host, port, ...]");
+        (void) snprintf(why, why_len, "a node is not [host, port, ...]");
         return false;
     }
     return true;
@@ -153,17 +152,17 @@ cluster_slots_entry(struct cluster_slots *m, const redisReply *node,
                     const char *asked_host)
 {
     const char *host = node->element[0]->str;
-    size_t host_len = node->element[0]->len;
+    size_t      host_len = node->element[0]->len;
 
     if (host_len == 1 && host[0] == '?') {
-        return CLUSTER_SLOTS_NONE;  /* an unknown endpoint */
+        return CLUSTER_SLOTS_NONE; /* an unknown endpoint */
     }
     if (host_len == 0) {
         host = asked_host;
         host_len = strlen(asked_host);
     }
     return cluster_slots_node(m, host, host_len,
-                              (uint16_t)node->element[1]->integer);
+                              (uint16_t) node->element[1]->integer);
 }
 
 static bool
@@ -183,12 +182,12 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
 {
     uint16_t owner[CLUSTER_SLOTS_COUNT];
     uint16_t replica[CLUSTER_SLOTS_COUNT];
-    size_t i, k;
+    size_t   i, k;
 
     if (r->type != REDIS_REPLY_ARRAY) {
-        (void)snprintf(why, why_len, "%s",
-                       r->type == REDIS_REPLY_ERROR ? r->str
-                                                    : "not an array");
+        (void) snprintf(why, why_len, "%s",
+                        r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "not an array");
         return -EINVAL;
     }
     /* Check everything before touching m, so a bad reply changes
@@ -202,9 +201,9 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
     memset(replica, 0xff, sizeof(replica));
     for (i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        size_t nrep = 0, want;
-        long long s;
-        int idx, rep = CLUSTER_SLOTS_NONE;
+        size_t            nrep = 0, want;
+        long long         s;
+        int               idx, rep = CLUSTER_SLOTS_NONE;
 
         idx = cluster_slots_entry(m, e->element[2], asked_host);
         for (k = 3; k < e->elements; k++) {
@@ -222,15 +221,15 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
         }
         if (idx < 0 || rep < 0) {
             idx = idx < 0 ? idx : rep;
-            (void)snprintf(why, why_len, "%s",
-                           idx == -ENOSPC ? "too many nodes"
-                                          : "host name too long");
+            (void) snprintf(why, why_len, "%s",
+                            idx == -ENOSPC ? "too many nodes"
+                                           : "host name too long");
             return idx == -ENOSPC ? -ENOSPC : -EINVAL;
         }
         for (s = e->element[0]->integer; s <= e->element[1]->integer; s++) {
-            owner[s] = (uint16_t)idx;
+            owner[s] = (uint16_t) idx;
             replica[s] = idx == CLUSTER_SLOTS_NONE ? CLUSTER_SLOTS_NONE
-                                                   : (uint16_t)rep;
+                                                   : (uint16_t) rep;
         }
     }
     memcpy(m->owner, owner, sizeof(owner));
@@ -242,7 +241,7 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
 static long
 cluster_slots_number(const char *p, size_t len, long max)
 {
-    long v = 0;
+    long   v = 0;
     size_t i;
 
     if (len == 0 || len > 5) {
@@ -271,9 +270,9 @@ cluster_redirect_parse(const char *text, size_t len,
                        struct cluster_redirect *out)
 {
     enum cluster_redirect_kind kind;
-    const char *p, *end = text + len, *sp, *colon;
-    long slot, port;
-    size_t host_len;
+    const char                *p, *end = text + len, *sp, *colon;
+    long                       slot, port;
+    size_t                     host_len;
 
     memset(out, 0, sizeof(*out));
     if (cluster_slots_word(text, len, "TRYAGAIN")) {
@@ -293,11 +292,10 @@ cluster_redirect_parse(const char *text, size_t len,
     } else {
         return;
     }
-    if (p >= end || (sp = memchr(p, ' ', (size_t)(end - p))) == NULL) {
+    if (p >= end || (sp = memchr(p, ' ', (size_t) (end - p))) == NULL) {
         return;
     }
-    slot = cluster_slots_number(p, (size_t)(sp - p),
-                                CLUSTER_SLOTS_COUNT - 1);
+    slot = cluster_slots_number(p, (size_t) (sp - p), CLUSTER_SLOTS_COUNT - 1);
     p = sp + 1;
     /* The port follows the last ':' (an IPv6 address has several). */
     for (colon = NULL, sp = p; sp < end; sp++) {
@@ -308,16 +306,15 @@ cluster_redirect_parse(const char *text, size_t len,
     if (slot < 0 || colon == NULL) {
         return;
     }
-    port = cluster_slots_number(colon + 1, (size_t)(end - colon - 1),
-                                65535);
-    host_len = (size_t)(colon - p);
+    port = cluster_slots_number(colon + 1, (size_t) (end - colon - 1), 65535);
+    host_len = (size_t) (colon - p);
     if (port <= 0 || host_len >= CLUSTER_SLOTS_HOST_MAX
         || memchr(p, ' ', host_len) != NULL) {
         return;
     }
     out->kind = kind;
-    out->slot = (uint16_t)slot;
-    out->port = (uint16_t)port;
+    out->slot = (uint16_t) slot;
+    out->port = (uint16_t) port;
     memcpy(out->host, p, host_len);
     out->host[host_len] = '\0';
 }

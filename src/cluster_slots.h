@@ -23,8 +23,8 @@
 
 #define CLUSTER_SLOTS_COUNT     16384u
 #define CLUSTER_SLOTS_NONE      0xffffu
-#define CLUSTER_SLOTS_NODES_MAX 256u    /* distinct addresses remembered */
-#define CLUSTER_SLOTS_HOST_MAX  256     /* with its NUL */
+#define CLUSTER_SLOTS_NODES_MAX 256u /* distinct addresses remembered */
+#define CLUSTER_SLOTS_HOST_MAX  256  /* with its NUL */
 
 struct cluster_slots_node {
     char     host[CLUSTER_SLOTS_HOST_MAX];
@@ -32,7 +32,7 @@ struct cluster_slots_node {
 };
 
 struct cluster_slots {
-    uint16_t                  owner[CLUSTER_SLOTS_COUNT]; /* node index */
+    uint16_t                  owner[CLUSTER_SLOTS_COUNT];   /* node index */
     uint16_t                  replica[CLUSTER_SLOTS_COUNT]; /* one of the
                                            slot's replicas, or NONE */
     uint32_t                  nnodes;
@@ -40,16 +40,16 @@ struct cluster_slots {
 };
 
 enum cluster_redirect_kind {
-    CLUSTER_REDIRECT_NONE = 0,  /* not a cluster error */
-    CLUSTER_REDIRECT_MOVED,     /* the slot lives elsewhere now */
-    CLUSTER_REDIRECT_ASK,       /* this one key: ask there once */
-    CLUSTER_REDIRECT_TRYAGAIN,  /* a multi-key op during a migration */
-    CLUSTER_REDIRECT_DOWN       /* CLUSTERDOWN: retry, then give up */
+    CLUSTER_REDIRECT_NONE = 0, /* not a cluster error */
+    CLUSTER_REDIRECT_MOVED,    /* the slot lives elsewhere now */
+    CLUSTER_REDIRECT_ASK,      /* this one key: ask there once */
+    CLUSTER_REDIRECT_TRYAGAIN, /* a multi-key op during a migration */
+    CLUSTER_REDIRECT_DOWN      /* CLUSTERDOWN: retry, then give up */
 };
 
 struct cluster_redirect {
     enum cluster_redirect_kind kind;
-    uint16_t                   slot;    /* MOVED/ASK */
+    uint16_t                   slot; /* MOVED/ASK */
     char                       host[CLUSTER_SLOTS_HOST_MAX];
     uint16_t                   port;
 };
@@ -83,8 +83,8 @@ uint32_t cluster_slots_covered(const struct cluster_slots *m);
  * -ENOSPC when too many nodes.
  */
 int cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
-                             const char *asked_host, unsigned pick,
-                             char *why, size_t why_len);
+                             const char *asked_host, unsigned pick, char *why,
+                             size_t why_len);
 
 /* Reads "MOVED 3999 127.0.0.1:6381", "ASK ...", "TRYAGAIN ...",
  * "CLUSTERDOWN ...".  Anything else (or a malformed redirect) is

@@ -42,58 +42,57 @@
 
 /* Longest duration accepted: a year.  Nothing here needs more, and it
  * keeps "now + timeout" far from overflowing in the workers' timers. */
-#define CONFIG_DURATION_MAX_MS  (365ULL * 24 * 3600 * 1000)
-#define CONFIG_SIZE_MAX_BYTES   (1ULL << 40)
-#define CONFIG_WORKERS_MAX      1024
-#define CONFIG_CAPACITY_MAX     (1ULL << 31)
-#define CONFIG_REDIS_DB_MAX     ((1ULL << 31) - 1)
-#define CONFIG_MAX_CLIENTS_MAX  (1ULL << 20)
-#define CONFIG_BACKLOG_MAX      65535
-#define CONFIG_ECHO_MAX         80      /* bytes of a bad value in errors */
-#define CONFIG_ENV_NAME_MAX     64
+#define CONFIG_DURATION_MAX_MS (365ULL * 24 * 3600 * 1000)
+#define CONFIG_SIZE_MAX_BYTES  (1ULL << 40)
+#define CONFIG_WORKERS_MAX     1024
+#define CONFIG_CAPACITY_MAX    (1ULL << 31)
+#define CONFIG_REDIS_DB_MAX    ((1ULL << 31) - 1)
+#define CONFIG_MAX_CLIENTS_MAX (1ULL << 20)
+#define CONFIG_BACKLOG_MAX     65535
+#define CONFIG_ECHO_MAX        80 /* bytes of a bad value in errors */
+#define CONFIG_ENV_NAME_MAX    64
 
 /* What a field holds, and so how its value is parsed and printed. */
 enum config_kind {
-    CONFIG_KIND_LISTEN,         /* struct config_listen, `off` refused */
-    CONFIG_KIND_LISTEN_OFF,     /* struct config_listen, `off` allowed */
-    CONFIG_KIND_REDIS,          /* struct config_redis */
-    CONFIG_KIND_SEEDS,          /* char[CONFIG_PATH_MAX]: Redis addresses,
-                                   comma-separated, "" none */
-    CONFIG_KIND_SECRET,         /* char[CONFIG_SECRET_MAX], "" is none */
-    CONFIG_KIND_PATH,           /* char[CONFIG_PATH_MAX], "" is none */
-    CONFIG_KIND_ACCESS_LOG,     /* char[CONFIG_PATH_MAX]: off/stderr/FILE */
-    CONFIG_KIND_DURATION,       /* uint64_t milliseconds, > 0 */
-    CONFIG_KIND_DURATION_OFF,   /* uint64_t milliseconds, 0 is off */
-    CONFIG_KIND_FACTOR,         /* double in [min, max], e.g. 1.5 */
-    CONFIG_KIND_SIZE,           /* uint64_t bytes in [min, max] */
-    CONFIG_KIND_U32,            /* uint32_t in [min, max] */
-    CONFIG_KIND_LOG_LEVEL,      /* enum log_level */
-    CONFIG_KIND_READ_FROM,      /* enum config_read_from */
-    CONFIG_KIND_TRACKING,       /* enum config_tracking */
-    CONFIG_KIND_BOOL,           /* bool: a flag without a value; yes/no
-                                   in the environment and the file */
-    CONFIG_KIND_STRING,         /* char[CONFIG_ITEM_MAX], "" is none */
-    CONFIG_KIND_GLOBS,          /* struct config_list of key patterns */
-    CONFIG_KIND_CIDRS,          /* struct config_list of address ranges */
-    CONFIG_KIND_PREFIXES,       /* struct config_list of key prefixes */
-    CONFIG_KIND_CHECK,          /* --check-config: no value */
-    CONFIG_KIND_HELP,           /* -h: no value, no field */
-    CONFIG_KIND_VERSION         /* -V: no value, no field */
+    CONFIG_KIND_LISTEN,       /* struct config_listen, `off` refused */
+    CONFIG_KIND_LISTEN_OFF,   /* struct config_listen, `off` allowed */
+    CONFIG_KIND_REDIS,        /* struct config_redis */
+    CONFIG_KIND_SEEDS,        /* char[CONFIG_PATH_MAX]: Redis addresses,
+                                 comma-separated, "" none */
+    CONFIG_KIND_SECRET,       /* char[CONFIG_SECRET_MAX], "" is none */
+    CONFIG_KIND_PATH,         /* char[CONFIG_PATH_MAX], "" is none */
+    CONFIG_KIND_ACCESS_LOG,   /* char[CONFIG_PATH_MAX]: off/stderr/FILE */
+    CONFIG_KIND_DURATION,     /* uint64_t milliseconds, > 0 */
+    CONFIG_KIND_DURATION_OFF, /* uint64_t milliseconds, 0 is off */
+    CONFIG_KIND_FACTOR,       /* double in [min, max], e.g. 1.5 */
+    CONFIG_KIND_SIZE,         /* uint64_t bytes in [min, max] */
+    CONFIG_KIND_U32,          /* uint32_t in [min, max] */
+    CONFIG_KIND_LOG_LEVEL,    /* enum log_level */
+    CONFIG_KIND_READ_FROM,    /* enum config_read_from */
+    CONFIG_KIND_TRACKING,     /* enum config_tracking */
+    CONFIG_KIND_BOOL,         /* bool: a flag without a value; yes/no
+                                 in the environment and the file */
+    CONFIG_KIND_STRING,       /* char[CONFIG_ITEM_MAX], "" is none */
+    CONFIG_KIND_GLOBS,        /* struct config_list of key patterns */
+    CONFIG_KIND_CIDRS,        /* struct config_list of address ranges */
+    CONFIG_KIND_PREFIXES,     /* struct config_list of key prefixes */
+    CONFIG_KIND_CHECK,        /* --check-config: no value */
+    CONFIG_KIND_HELP,         /* -h: no value, no field */
+    CONFIG_KIND_VERSION       /* -V: no value, no field */
 };
 
 /* Where an option may be given. */
-#define CONFIG_FROM_FLAG  1u
-#define CONFIG_FROM_ENV   2u
-#define CONFIG_FROM_FILE  4u
+#define CONFIG_FROM_FLAG 1u
+#define CONFIG_FROM_ENV  2u
+#define CONFIG_FROM_FILE 4u
 
-#define CONFIG_FROM_ALL   (CONFIG_FROM_FLAG | CONFIG_FROM_ENV \
-                           | CONFIG_FROM_FILE)
+#define CONFIG_FROM_ALL (CONFIG_FROM_FLAG | CONFIG_FROM_ENV | CONFIG_FROM_FILE)
 
 /* The layers, in increasing precedence; set_by[] holds one per option. */
 enum config_layer {
     CONFIG_LAYER_DEFAULT = 0,
     CONFIG_LAYER_FILE,
-    CONFIG_LAYER_ENV_FALLBACK,  /* REDIS_PASSWORD */
+    CONFIG_LAYER_ENV_FALLBACK, /* REDIS_PASSWORD */
     CONFIG_LAYER_ENV,
     CONFIG_LAYER_FLAG
 };
@@ -117,17 +116,17 @@ static const char *const config_group_titles[] = {
 };
 
 struct config_option {
-    const char        *name;        /* borrowed: static; "--name", file key */
-    char               short_name;  /* 0 when the option has none */
-    enum config_kind   kind;
-    size_t             offset;      /* of the field in struct config */
-    uint64_t           min;         /* SIZE and U32 only */
-    uint64_t           max;         /* SIZE and U32 only */
-    unsigned           from;        /* CONFIG_FROM_* bits */
-    enum config_group  group;
-    const char        *arg;         /* borrowed: static; --help placeholder */
-    const char        *default_text; /* borrowed: static; as in DESIGN.md */
-    const char        *help;        /* borrowed: static; one --help line */
+    const char       *name;       /* borrowed: static; "--name", file key */
+    char              short_name; /* 0 when the option has none */
+    enum config_kind  kind;
+    size_t            offset; /* of the field in struct config */
+    uint64_t          min;    /* SIZE and U32 only */
+    uint64_t          max;    /* SIZE and U32 only */
+    unsigned          from;   /* CONFIG_FROM_* bits */
+    enum config_group group;
+    const char       *arg;          /* borrowed: static; --help placeholder */
+    const char       *default_text; /* borrowed: static; as in DESIGN.md */
+    const char       *help;         /* borrowed: static; one --help line */
 };
 
 #define CONFIG_FIELD(f) offsetof(struct config, f)
@@ -140,30 +139,27 @@ struct config_option {
  */
 static const struct config_option config_options[] = {
     { "listen", 'l', CONFIG_KIND_LISTEN, CONFIG_FIELD(listen), 0, 0,
-      CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT",
-      "127.0.0.1:8080", "HTTP data port" },
-    { "resp-listen", 0, CONFIG_KIND_LISTEN_OFF, CONFIG_FIELD(resp_listen),
-      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT|off",
-      "off", "Redis-protocol data port" },
-    { "admin-listen", 0, CONFIG_KIND_LISTEN_OFF, CONFIG_FIELD(admin_listen),
-      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT|off",
+      CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT", "127.0.0.1:8080",
+      "HTTP data port" },
+    { "resp-listen", 0, CONFIG_KIND_LISTEN_OFF, CONFIG_FIELD(resp_listen), 0,
+      0, CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT|off", "off",
+      "Redis-protocol data port" },
+    { "admin-listen", 0, CONFIG_KIND_LISTEN_OFF, CONFIG_FIELD(admin_listen), 0,
+      0, CONFIG_FROM_ALL, CONFIG_GROUP_LISTEN, "[HOST:]PORT|off",
       "127.0.0.1:9121", "admin HTTP port" },
     { "redis", 'r', CONFIG_KIND_REDIS, CONFIG_FIELD(redis), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "HOST:PORT|unix:PATH|URL",
       "127.0.0.1:6379", "the backing Redis" },
     { "redis-user", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(redis_user), 0, 0,
-      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "NAME", "none",
-      "AUTH user name" },
-    { "redis-password", 0, CONFIG_KIND_SECRET,
-      CONFIG_FIELD(redis_password), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_REDIS, "PASSWORD", "none",
+      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "NAME", "none", "AUTH user name" },
+    { "redis-password", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(redis_password), 0,
+      0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "PASSWORD", "none",
       "AUTH password (or REDIS_PASSWORD)" },
     { "redis-db", 0, CONFIG_KIND_U32, CONFIG_FIELD(redis_db), 0,
       CONFIG_REDIS_DB_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "N", "0",
       "database to SELECT" },
-    { "redis-timeout", 0, CONFIG_KIND_DURATION,
-      CONFIG_FIELD(redis_timeout_ms), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_REDIS, "DURATION", "1s",
+    { "redis-timeout", 0, CONFIG_KIND_DURATION, CONFIG_FIELD(redis_timeout_ms),
+      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "DURATION", "1s",
       "per-request deadline to Redis (504)" },
     { "redis-tls", 0, CONFIG_KIND_BOOL, CONFIG_FIELD(redis_tls), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, NULL, NULL,
@@ -172,40 +168,35 @@ static const struct config_option config_options[] = {
       CONFIG_FIELD(redis_tls_ca_file), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_REDIS, "FILE", "none",
       "CA certificates (else the system's)" },
-    { "redis-tls-ca-dir", 0, CONFIG_KIND_PATH,
-      CONFIG_FIELD(redis_tls_ca_dir), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_REDIS, "DIR", "none", "directory of CA certificates" },
+    { "redis-tls-ca-dir", 0, CONFIG_KIND_PATH, CONFIG_FIELD(redis_tls_ca_dir),
+      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "DIR", "none",
+      "directory of CA certificates" },
     { "redis-tls-cert-file", 0, CONFIG_KIND_PATH,
       CONFIG_FIELD(redis_tls_cert_file), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_REDIS, "FILE", "none",
-      "client certificate (mutual TLS)" },
+      CONFIG_GROUP_REDIS, "FILE", "none", "client certificate (mutual TLS)" },
     { "redis-tls-key-file", 0, CONFIG_KIND_PATH,
       CONFIG_FIELD(redis_tls_key_file), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_REDIS, "FILE", "none",
-      "its key (else in the cert file)" },
+      CONFIG_GROUP_REDIS, "FILE", "none", "its key (else in the cert file)" },
     { "redis-tls-server-name", 0, CONFIG_KIND_PATH,
       CONFIG_FIELD(redis_tls_server_name), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_REDIS, "NAME", "none",
-      "name to verify (else the host)" },
-    { "max-reply-size", 0, CONFIG_KIND_SIZE, CONFIG_FIELD(max_reply_bytes),
-      1, CONFIG_SIZE_MAX_BYTES, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "SIZE",
+      CONFIG_GROUP_REDIS, "NAME", "none", "name to verify (else the host)" },
+    { "max-reply-size", 0, CONFIG_KIND_SIZE, CONFIG_FIELD(max_reply_bytes), 1,
+      CONFIG_SIZE_MAX_BYTES, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "SIZE",
       "512m", "longer Redis replies are refused" },
-    { "redis-cluster", 0, CONFIG_KIND_SEEDS, CONFIG_FIELD(redis_cluster), 0,
-      0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "H:P,..", "off",
+    { "redis-cluster", 0, CONFIG_KIND_SEEDS, CONFIG_FIELD(redis_cluster), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "H:P,..", "off",
       "Redis Cluster seed nodes" },
     { "redis-cluster-refresh", 0, CONFIG_KIND_DURATION,
       CONFIG_FIELD(redis_cluster_refresh_ms), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_REDIS, "DURATION", "10s",
-      "slot map refresh period" },
+      CONFIG_GROUP_REDIS, "DURATION", "10s", "slot map refresh period" },
     { "redis-read-from", 0, CONFIG_KIND_READ_FROM,
-      CONFIG_FIELD(redis_read_from), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_REDIS, "WHICH", "primary",
-      "cluster reads: [prefer-]replica" },
-    { "redis-sentinel", 0, CONFIG_KIND_SEEDS, CONFIG_FIELD(redis_sentinel),
-      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "H:P,..", "off",
+      CONFIG_FIELD(redis_read_from), 0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS,
+      "WHICH", "primary", "cluster reads: [prefer-]replica" },
+    { "redis-sentinel", 0, CONFIG_KIND_SEEDS, CONFIG_FIELD(redis_sentinel), 0,
+      0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "H:P,..", "off",
       "Redis Sentinels to ask" },
-    { "redis-master", 0, CONFIG_KIND_STRING, CONFIG_FIELD(redis_master), 0,
-      0, CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "NAME", "none",
+    { "redis-master", 0, CONFIG_KIND_STRING, CONFIG_FIELD(redis_master), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "NAME", "none",
       "the primary's name in Sentinel" },
     { "redis-sentinel-user", 0, CONFIG_KIND_SECRET,
       CONFIG_FIELD(redis_sentinel_user), 0, 0, CONFIG_FROM_ALL,
@@ -226,28 +217,25 @@ static const struct config_option config_options[] = {
       "global expiry of cached values" },
     { "stale-while-revalidate", 0, CONFIG_KIND_DURATION_OFF,
       CONFIG_FIELD(stale_while_revalidate_ms), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_CACHE, "DURATION", "0",
-      "serve stale while refreshing" },
+      CONFIG_GROUP_CACHE, "DURATION", "0", "serve stale while refreshing" },
     { "stale-if-error", 0, CONFIG_KIND_DURATION_OFF,
       CONFIG_FIELD(stale_if_error_ms), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_CACHE, "DURATION", "0",
-      "serve stale when Redis fails" },
+      CONFIG_GROUP_CACHE, "DURATION", "0", "serve stale when Redis fails" },
     { "negative-ttl", 0, CONFIG_KIND_DURATION_OFF,
-      CONFIG_FIELD(negative_ttl_ms), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_CACHE, "DURATION", "0", "remember absent keys (404)" },
-    { "early-refresh", 0, CONFIG_KIND_FACTOR,
-      CONFIG_FIELD(early_refresh_beta), 0, 1000, CONFIG_FROM_ALL,
-      CONFIG_GROUP_CACHE, "BETA", "0",
+      CONFIG_FIELD(negative_ttl_ms), 0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE,
+      "DURATION", "0", "remember absent keys (404)" },
+    { "early-refresh", 0, CONFIG_KIND_FACTOR, CONFIG_FIELD(early_refresh_beta),
+      0, 1000, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "BETA", "0",
       "refresh hot keys early (XFetch)" },
     { "capacity", 'c', CONFIG_KIND_U32, CONFIG_FIELD(capacity), 1,
-      CONFIG_CAPACITY_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "N",
-      "10000", "cache capacity in keys" },
+      CONFIG_CAPACITY_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "N", "10000",
+      "cache capacity in keys" },
     { "max-memory", 0, CONFIG_KIND_SIZE, CONFIG_FIELD(max_memory_bytes), 1,
       CONFIG_SIZE_MAX_BYTES, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "SIZE",
       "64m", "bytes for keys and values" },
-    { "max-value-size", 0, CONFIG_KIND_SIZE, CONFIG_FIELD(max_value_bytes),
-      1, CONFIG_SIZE_MAX_BYTES, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "SIZE",
-      "1m", "larger values are served, not cached" },
+    { "max-value-size", 0, CONFIG_KIND_SIZE, CONFIG_FIELD(max_value_bytes), 1,
+      CONFIG_SIZE_MAX_BYTES, CONFIG_FROM_ALL, CONFIG_GROUP_CACHE, "SIZE", "1m",
+      "larger values are served, not cached" },
     { "workers", 'w', CONFIG_KIND_U32, CONFIG_FIELD(workers), 1,
       CONFIG_WORKERS_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_PROCESS, "N",
       "number of CPUs", "worker processes" },
@@ -257,9 +245,9 @@ static const struct config_option config_options[] = {
     { "backlog", 0, CONFIG_KIND_U32, CONFIG_FIELD(backlog), 1,
       CONFIG_BACKLOG_MAX, CONFIG_FROM_ALL, CONFIG_GROUP_PROCESS, "N", "511",
       "listen backlog" },
-    { "idle-timeout", 0, CONFIG_KIND_DURATION,
-      CONFIG_FIELD(idle_timeout_ms), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_PROCESS, "DURATION", "60s", "keep-alive idle close" },
+    { "idle-timeout", 0, CONFIG_KIND_DURATION, CONFIG_FIELD(idle_timeout_ms),
+      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_PROCESS, "DURATION", "60s",
+      "keep-alive idle close" },
     { "header-timeout", 0, CONFIG_KIND_DURATION,
       CONFIG_FIELD(header_timeout_ms), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_PROCESS, "DURATION", "10s",
@@ -279,31 +267,30 @@ static const struct config_option config_options[] = {
       "serve only clients in CIDR (repeatable)" },
     { "proxy-protocol-from", 0, CONFIG_KIND_CIDRS,
       CONFIG_FIELD(proxy_protocol_from), 0, 0, CONFIG_FROM_ALL,
-      CONFIG_GROUP_ACCESS, "CIDR", "none",
-      "accept PROXY v1/v2 headers from" },
-    { "http-auth-file", 0, CONFIG_KIND_PATH, CONFIG_FIELD(http_auth_file),
-      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "FILE", "none",
+      CONFIG_GROUP_ACCESS, "CIDR", "none", "accept PROXY v1/v2 headers from" },
+    { "http-auth-file", 0, CONFIG_KIND_PATH, CONFIG_FIELD(http_auth_file), 0,
+      0, CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "FILE", "none",
       "htpasswd -B / bearer lines: 401" },
     { "resp-user", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(resp_user), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "NAME", "none",
       "RESP AUTH user name" },
-    { "resp-password", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(resp_password),
-      0, 0, CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "PASSWORD", "none",
+    { "resp-password", 0, CONFIG_KIND_SECRET, CONFIG_FIELD(resp_password), 0,
+      0, CONFIG_FROM_ALL, CONFIG_GROUP_ACCESS, "PASSWORD", "none",
       "RESP AUTH password" },
     { "config", 0, CONFIG_KIND_PATH, CONFIG_FIELD(config_file), 0, 0,
-      CONFIG_FROM_FLAG | CONFIG_FROM_ENV, CONFIG_GROUP_CONTROL, "FILE",
-      "none", "read `name value` lines from FILE" },
+      CONFIG_FROM_FLAG | CONFIG_FROM_ENV, CONFIG_GROUP_CONTROL, "FILE", "none",
+      "read `name value` lines from FILE" },
     { "log-level", 0, CONFIG_KIND_LOG_LEVEL, CONFIG_FIELD(log_level), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_CONTROL, "LEVEL", "info",
       "error, warn, info or debug" },
     { "pid-file", 0, CONFIG_KIND_PATH, CONFIG_FIELD(pid_file), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_CONTROL, "FILE", "none",
       "write the supervisor's pid to FILE" },
-    { "access-log", 0, CONFIG_KIND_ACCESS_LOG, CONFIG_FIELD(access_log), 0,
-      0, CONFIG_FROM_ALL, CONFIG_GROUP_CONTROL, "stderr|FILE|off", "off",
+    { "access-log", 0, CONFIG_KIND_ACCESS_LOG, CONFIG_FIELD(access_log), 0, 0,
+      CONFIG_FROM_ALL, CONFIG_GROUP_CONTROL, "stderr|FILE|off", "off",
       "one line per request" },
-    { "check-config", 0, CONFIG_KIND_CHECK, CONFIG_FIELD(check_config), 0,
-      0, CONFIG_FROM_FLAG, CONFIG_GROUP_CONTROL, NULL, NULL,
+    { "check-config", 0, CONFIG_KIND_CHECK, CONFIG_FIELD(check_config), 0, 0,
+      CONFIG_FROM_FLAG, CONFIG_GROUP_CONTROL, NULL, NULL,
       "validate, print the config, exit" },
     { "help", 'h', CONFIG_KIND_HELP, 0, 0, 0, CONFIG_FROM_FLAG,
       CONFIG_GROUP_CONTROL, NULL, NULL, "print this help and exit" },
@@ -318,11 +305,11 @@ static const struct config_option config_options[] = {
 
 /* The state of one config_load() call. */
 struct config_loader {
-    struct config     *cfg;                     /* borrowed: the result */
-    struct config      scratch;                 /* overridden values land */
-    enum config_layer  set_by[CONFIG_NOPTIONS];
-    char              *err;                     /* borrowed: caller's */
-    size_t             err_len;
+    struct config    *cfg;     /* borrowed: the result */
+    struct config     scratch; /* overridden values land */
+    enum config_layer set_by[CONFIG_NOPTIONS];
+    char             *err; /* borrowed: caller's */
+    size_t            err_len;
 };
 
 static int config_error(struct config_loader *ld, const char *fmt, ...)
@@ -539,8 +526,7 @@ config_parse_hostport(const char *s, char host[CONFIG_HOST_MAX],
 }
 
 int
-config_parse_listen(const char *s, struct config_listen *out,
-                    bool allow_off)
+config_parse_listen(const char *s, struct config_listen *out, bool allow_off)
 {
     struct config_listen l;
     int                  rc;
@@ -714,8 +700,7 @@ config_mask_seeds(const char *s, char *out, size_t cap)
 }
 
 static void
-config_format_hostport(const char *host, uint16_t port, char *buf,
-                       size_t len)
+config_format_hostport(const char *host, uint16_t port, char *buf, size_t len)
 {
     if (host[0] == '\0') {
         snprintf(buf, len, "*:%u", (unsigned) port);
@@ -782,8 +767,8 @@ config_format_size(uint64_t bytes, char *buf, size_t len)
         uint64_t unit = 1ULL << units[i].shift;
 
         if (bytes != 0 && bytes % unit == 0) {
-            snprintf(buf, len, "%llu%s",
-                     (unsigned long long) (bytes / unit), units[i].suffix);
+            snprintf(buf, len, "%llu%s", (unsigned long long) (bytes / unit),
+                     units[i].suffix);
             return;
         }
     }
@@ -832,9 +817,10 @@ config_set_list(struct config_loader *ld, struct config_list *list,
         }
         len = strcspn(p, " \t\r\n\v\f");
         if (len >= CONFIG_ITEM_MAX) {
-            return config_error(ld, "%s: '%.*s...' is too long (max %d "
-                                "bytes)", who, CONFIG_ECHO_MAX, p,
-                                CONFIG_ITEM_MAX - 1);
+            return config_error(ld,
+                                "%s: '%.*s...' is too long (max %d "
+                                "bytes)",
+                                who, CONFIG_ECHO_MAX, p, CONFIG_ITEM_MAX - 1);
         }
         if (list->n == CONFIG_LIST_MAX) {
             return config_error(ld, "%s: more than %d values", who,
@@ -844,11 +830,12 @@ config_set_list(struct config_loader *ld, struct config_list *list,
         list->items[list->n][len] = '\0';
         if (opt->kind == CONFIG_KIND_CIDRS
             && cidr_parse(list->items[list->n], &c) < 0) {
-            return config_error(ld, "%s: invalid address range '%.*s' (use "
-                                "an IPv4 or IPv6 address, optionally "
-                                "/BITS, with no host bits set)", who,
-                                (int) (len < CONFIG_ECHO_MAX
-                                       ? len : CONFIG_ECHO_MAX), p);
+            return config_error(
+                ld,
+                "%s: invalid address range '%.*s' (use "
+                "an IPv4 or IPv6 address, optionally "
+                "/BITS, with no host bits set)",
+                who, (int) (len < CONFIG_ECHO_MAX ? len : CONFIG_ECHO_MAX), p);
         }
         list->n++;
         any = true;
@@ -866,13 +853,12 @@ config_set_list(struct config_loader *ld, struct config_list *list,
  */
 static int
 config_set(struct config_loader *ld, struct config *cfg,
-           const struct config_option *opt, const char *who,
-           const char *value)
+           const struct config_option *opt, const char *who, const char *value)
 {
-    void     *field = config_field(cfg, opt);
-    uint64_t  v;
-    int       rc;
-    int       echo = CONFIG_ECHO_MAX;
+    void    *field = config_field(cfg, opt);
+    uint64_t v;
+    int      rc;
+    int      echo = CONFIG_ECHO_MAX;
 
     switch (opt->kind) {
     case CONFIG_KIND_LISTEN:
@@ -887,11 +873,14 @@ config_set(struct config_loader *ld, struct config *cfg,
             return config_error(ld, "%s: cannot be off", who);
         }
         if (rc < 0) {
-            return config_error(ld, "%s: invalid address '%.*s' (use "
+            return config_error(ld,
+                                "%s: invalid address '%.*s' (use "
                                 "[HOST:]PORT or [IPv6]:PORT, port 1-65535"
-                                "%s)", who, echo, value,
+                                "%s)",
+                                who, echo, value,
                                 opt->kind == CONFIG_KIND_LISTEN_OFF
-                                    ? ", or off" : "");
+                                    ? ", or off"
+                                    : "");
         }
         return 0;
 
@@ -903,25 +892,28 @@ config_set(struct config_loader *ld, struct config *cfg,
             char             masked[CONFIG_ECHO_MAX + 1];
 
             /* The URL may hold a password: never echo it. */
-            (void)redis_url_parse(value, &url, &why);
+            (void) redis_url_parse(value, &url, &why);
             redis_url_mask(value, masked, sizeof(masked));
-            return config_error(ld, "%s: invalid URL '%s': %s (use "
+            return config_error(ld,
+                                "%s: invalid URL '%s': %s (use "
                                 "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],"
-                                " rediss://... or unix:///PATH[?db=N])", who,
-                                masked, why);
+                                " rediss://... or unix:///PATH[?db=N])",
+                                who, masked, why);
         }
         if (rc == -ERANGE) {
-            return config_error(ld, "%s: '%.*s' is too long (host at most "
-                                "%d bytes, socket path at most %zu)", who,
-                                echo, value, CONFIG_HOST_MAX - 1,
+            return config_error(ld,
+                                "%s: '%.*s' is too long (host at most "
+                                "%d bytes, socket path at most %zu)",
+                                who, echo, value, CONFIG_HOST_MAX - 1,
                                 sizeof(((struct sockaddr_un *) NULL)->sun_path)
                                     - 1);
         }
         if (rc < 0) {
-            return config_error(ld, "%s: invalid address '%.*s' (use "
+            return config_error(ld,
+                                "%s: invalid address '%.*s' (use "
                                 "HOST:PORT, [IPv6]:PORT, unix:PATH or a "
-                                "redis:// URL)", who,
-                                echo, value);
+                                "redis:// URL)",
+                                who, echo, value);
         }
         return 0;
 
@@ -943,9 +935,11 @@ config_set(struct config_loader *ld, struct config *cfg,
 
             /* A URL may hold a password: never echo it. */
             config_mask_seeds(value, masked, sizeof(masked));
-            return config_error(ld, "%s: seed %zu of '%s' is not HOST:PORT,"
+            return config_error(ld,
+                                "%s: seed %zu of '%s' is not HOST:PORT,"
                                 " [IPv6]:PORT or a redis:// / rediss:// URL"
-                                " (comma-separated)", who, bad + 1, masked);
+                                " (comma-separated)",
+                                who, bad + 1, masked);
         }
         if (config_copy_string(field, CONFIG_PATH_MAX, value) < 0) {
             return config_error(ld, "%s: too long (max %d bytes)", who,
@@ -971,8 +965,10 @@ config_set(struct config_loader *ld, struct config *cfg,
 
     case CONFIG_KIND_ACCESS_LOG:
         if (value[0] == '\0') {
-            return config_error(ld, "%s: empty value (use stderr, a file "
-                                "name, or off)", who);
+            return config_error(ld,
+                                "%s: empty value (use stderr, a file "
+                                "name, or off)",
+                                who);
         }
         if (strcmp(value, "off") == 0) {
             value = "";
@@ -987,12 +983,16 @@ config_set(struct config_loader *ld, struct config *cfg,
     case CONFIG_KIND_DURATION_OFF:
         rc = config_parse_duration_ms(value, &v);
         if (rc == -EINVAL) {
-            return config_error(ld, "%s: invalid duration '%.*s' (use e.g. "
-                                "500ms, 30s, 5m, 1h)", who, echo, value);
+            return config_error(ld,
+                                "%s: invalid duration '%.*s' (use e.g. "
+                                "500ms, 30s, 5m, 1h)",
+                                who, echo, value);
         }
         if (rc < 0 || v > CONFIG_DURATION_MAX_MS) {
-            return config_error(ld, "%s: duration '%.*s' is too long (max "
-                                "8760h)", who, echo, value);
+            return config_error(ld,
+                                "%s: duration '%.*s' is too long (max "
+                                "8760h)",
+                                who, echo, value);
         }
         if (v == 0 && opt->kind == CONFIG_KIND_DURATION) {
             return config_error(ld, "%s: duration must be greater than 0",
@@ -1009,9 +1009,11 @@ config_set(struct config_loader *ld, struct config *cfg,
         d = strtod(value, &end);
         if (end == value || *end != '\0' || errno != 0 || !(d >= 0)
             || d < (double) opt->min || d > (double) opt->max) {
-            return config_error(ld, "%s: invalid factor '%.*s' (a number "
-                                "from %llu to %llu, e.g. 1 or 0.5)", who,
-                                echo, value, (unsigned long long) opt->min,
+            return config_error(ld,
+                                "%s: invalid factor '%.*s' (a number "
+                                "from %llu to %llu, e.g. 1 or 0.5)",
+                                who, echo, value,
+                                (unsigned long long) opt->min,
                                 (unsigned long long) opt->max);
         }
         *(double *) field = d;
@@ -1021,12 +1023,16 @@ config_set(struct config_loader *ld, struct config *cfg,
     case CONFIG_KIND_SIZE:
         rc = config_parse_size_bytes(value, &v);
         if (rc == -EINVAL) {
-            return config_error(ld, "%s: invalid size '%.*s' (use bytes or "
-                                "e.g. 512k, 64m, 1g)", who, echo, value);
+            return config_error(ld,
+                                "%s: invalid size '%.*s' (use bytes or "
+                                "e.g. 512k, 64m, 1g)",
+                                who, echo, value);
         }
         if (rc < 0 || v < opt->min || v > opt->max) {
-            return config_error(ld, "%s: size '%.*s' is out of range (1 "
-                                "byte to 1024g)", who, echo, value);
+            return config_error(ld,
+                                "%s: size '%.*s' is out of range (1 "
+                                "byte to 1024g)",
+                                who, echo, value);
         }
         *(uint64_t *) field = v;
         return 0;
@@ -1034,14 +1040,18 @@ config_set(struct config_loader *ld, struct config *cfg,
     case CONFIG_KIND_U32:
         rc = config_parse_uint(value, opt->max, &v);
         if (rc == -EINVAL) {
-            return config_error(ld, "%s: invalid number '%.*s' (use an "
-                                "integer from %llu to %llu)", who, echo,
-                                value, (unsigned long long) opt->min,
+            return config_error(ld,
+                                "%s: invalid number '%.*s' (use an "
+                                "integer from %llu to %llu)",
+                                who, echo, value,
+                                (unsigned long long) opt->min,
                                 (unsigned long long) opt->max);
         }
         if (rc < 0 || v < opt->min) {
-            return config_error(ld, "%s: %.*s is out of range (%llu to "
-                                "%llu)", who, echo, value,
+            return config_error(ld,
+                                "%s: %.*s is out of range (%llu to "
+                                "%llu)",
+                                who, echo, value,
                                 (unsigned long long) opt->min,
                                 (unsigned long long) opt->max);
         }
@@ -1056,9 +1066,10 @@ config_set(struct config_loader *ld, struct config *cfg,
         } else if (strcmp(value, "prefer-replica") == 0) {
             *(enum config_read_from *) field = CONFIG_READ_PREFER_REPLICA;
         } else {
-            return config_error(ld, "%s: invalid value '%.*s' (use primary,"
-                                " replica or prefer-replica)", who, echo,
-                                value);
+            return config_error(ld,
+                                "%s: invalid value '%.*s' (use primary,"
+                                " replica or prefer-replica)",
+                                who, echo, value);
         }
         return 0;
 
@@ -1070,15 +1081,19 @@ config_set(struct config_loader *ld, struct config *cfg,
         } else if (strcmp(value, "bcast") == 0) {
             *(enum config_tracking *) field = CONFIG_TRACKING_BCAST;
         } else {
-            return config_error(ld, "%s: invalid value '%.*s' (use off, "
-                                "default or bcast)", who, echo, value);
+            return config_error(ld,
+                                "%s: invalid value '%.*s' (use off, "
+                                "default or bcast)",
+                                who, echo, value);
         }
         return 0;
 
     case CONFIG_KIND_LOG_LEVEL:
         if (log_level_parse(value, field) < 0) {
-            return config_error(ld, "%s: invalid level '%.*s' (use error, "
-                                "warn, info or debug)", who, echo, value);
+            return config_error(ld,
+                                "%s: invalid level '%.*s' (use error, "
+                                "warn, info or debug)",
+                                who, echo, value);
         }
         return 0;
 
@@ -1088,12 +1103,13 @@ config_set(struct config_loader *ld, struct config *cfg,
             || strcmp(value, "1") == 0) {
             *(bool *) field = true;
         } else if (strcmp(value, "no") == 0 || strcmp(value, "off") == 0
-                   || strcmp(value, "false") == 0
-                   || strcmp(value, "0") == 0) {
+                   || strcmp(value, "false") == 0 || strcmp(value, "0") == 0) {
             *(bool *) field = false;
         } else {
-            return config_error(ld, "%s: invalid value '%.*s' (use yes or "
-                                "no)", who, echo, value);
+            return config_error(ld,
+                                "%s: invalid value '%.*s' (use yes or "
+                                "no)",
+                                who, echo, value);
         }
         return 0;
 
@@ -1134,9 +1150,9 @@ config_apply(struct config_loader *ld, const struct config_option *opt,
     if (ld->set_by[i] > layer) {
         return config_set(ld, &ld->scratch, opt, who, value);
     }
-    if (ld->set_by[i] < layer && (opt->kind == CONFIG_KIND_GLOBS
-                                  || opt->kind == CONFIG_KIND_CIDRS
-                                  || opt->kind == CONFIG_KIND_PREFIXES)) {
+    if (ld->set_by[i] < layer
+        && (opt->kind == CONFIG_KIND_GLOBS || opt->kind == CONFIG_KIND_CIDRS
+            || opt->kind == CONFIG_KIND_PREFIXES)) {
         /* A higher layer's list replaces a lower one's (the default
          * is empty); repeats within one layer add to it. */
         ((struct config_list *) config_field(ld->cfg, opt))->n = 0;
@@ -1192,7 +1208,7 @@ config_flag_spelled_out(const char *arg, const struct config_option *opt)
     size_t len = strlen(opt->name);
 
     if (arg[0] != '-' || arg[1] != '-') {
-        return true;        /* a short option */
+        return true; /* a short option */
     }
     return strncmp(arg + 2, opt->name, len) == 0
            && (arg[2 + len] == '\0' || arg[2 + len] == '=');
@@ -1251,7 +1267,7 @@ config_load_flags(struct config_loader *ld, int argc, char *const argv[])
     short_opts[n++] = ':';
     for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
         const struct config_option *opt = &config_options[i];
-        bool has_arg = opt->kind != CONFIG_KIND_CHECK
+        bool                        has_arg = opt->kind != CONFIG_KIND_CHECK
                        && opt->kind != CONFIG_KIND_BOOL
                        && opt->kind != CONFIG_KIND_HELP
                        && opt->kind != CONFIG_KIND_VERSION;
@@ -1260,8 +1276,8 @@ config_load_flags(struct config_loader *ld, int argc, char *const argv[])
         long_opts[i].has_arg = has_arg ? required_argument : no_argument;
         long_opts[i].flag = NULL;
         long_opts[i].val = opt->short_name != 0
-                           ? opt->short_name
-                           : CONFIG_LONG_VAL_BASE + (int) i;
+                               ? opt->short_name
+                               : CONFIG_LONG_VAL_BASE + (int) i;
         if (opt->short_name != 0) {
             short_opts[n++] = opt->short_name;
             if (has_arg) {
@@ -1350,15 +1366,17 @@ config_load_flags(struct config_loader *ld, int argc, char *const argv[])
         }
         snprintf(who, sizeof(who), "--%s", opt->name);
         if (config_apply(ld, opt, CONFIG_LAYER_FLAG, who,
-                         optarg != NULL ? optarg : "") < 0) {
+                         optarg != NULL ? optarg : "")
+            < 0) {
             first_rc = -EINVAL;
         }
     }
 
     if (first_rc == 0 && optind < argc) {
-        first_rc = config_error(ld, "unexpected argument '%.*s' (options "
-                                "start with --)", CONFIG_ECHO_MAX,
-                                argv[optind]);
+        first_rc = config_error(ld,
+                                "unexpected argument '%.*s' (options "
+                                "start with --)",
+                                CONFIG_ECHO_MAX, argv[optind]);
     }
     if (help) {
         return CONFIG_HELP;
@@ -1396,8 +1414,7 @@ config_env_name(const struct config_option *opt, char *buf, size_t len)
     size_t n = (size_t) snprintf(buf, len, "RCP_%s", opt->name);
 
     for (size_t i = 4; i < n && i < len; i++) {
-        buf[i] = buf[i] == '-' ? '_'
-                               : (char) toupper((unsigned char) buf[i]);
+        buf[i] = buf[i] == '-' ? '_' : (char) toupper((unsigned char) buf[i]);
     }
 }
 
@@ -1425,8 +1442,8 @@ config_load_env(struct config_loader *ld, char *const envp[])
     value = config_getenv(envp, "REDIS_PASSWORD");
     if (value != NULL
         && config_apply(ld, config_find_name("redis-password"),
-                        CONFIG_LAYER_ENV_FALLBACK, "REDIS_PASSWORD",
-                        value) < 0) {
+                        CONFIG_LAYER_ENV_FALLBACK, "REDIS_PASSWORD", value)
+               < 0) {
         return -EINVAL;
     }
     return 0;
@@ -1474,14 +1491,16 @@ config_load_line(struct config_loader *ld, const char *path,
     if (opt != NULL && opt->kind == CONFIG_KIND_PATH
         && (opt->from & CONFIG_FROM_FILE) == 0) {
         /* One file, no includes: it could name itself. */
-        return config_error(ld, "%s:%lu: %s: cannot be set in a config "
-                            "file", path, lineno, opt->name);
+        return config_error(ld,
+                            "%s:%lu: %s: cannot be set in a config "
+                            "file",
+                            path, lineno, opt->name);
     }
     if (opt == NULL || (opt->from & CONFIG_FROM_FILE) == 0) {
-        return config_error(ld, "%s:%lu: unknown option '%.*s'", path,
-                            lineno, (int) (name_len < CONFIG_ECHO_MAX
-                                           ? name_len : CONFIG_ECHO_MAX),
-                            name);
+        return config_error(
+            ld, "%s:%lu: unknown option '%.*s'", path, lineno,
+            (int) (name_len < CONFIG_ECHO_MAX ? name_len : CONFIG_ECHO_MAX),
+            name);
     }
     snprintf(who, sizeof(who), "%s:%lu: %s", path, lineno, opt->name);
     if (*value == '\0') {
@@ -1491,14 +1510,13 @@ config_load_line(struct config_loader *ld, const char *path,
 }
 
 static int
-config_load_file(struct config_loader *ld, const char *path,
-                 const char *who)
+config_load_file(struct config_loader *ld, const char *path, const char *who)
 {
-    FILE          *f;
-    char          *line = NULL;
-    size_t         cap = 0;
-    unsigned long  lineno = 0;
-    int            rc = 0;
+    FILE         *f;
+    char         *line = NULL;
+    size_t        cap = 0;
+    unsigned long lineno = 0;
+    int           rc = 0;
 
     f = fopen(path, "re");
     if (f == NULL) {
@@ -1512,8 +1530,8 @@ config_load_file(struct config_loader *ld, const char *path,
         n = getline(&line, &cap, f);
         if (n < 0) {
             if (ferror(f) || errno == ENOMEM) {
-                rc = config_error(ld, "%s: cannot read '%s': %s", who,
-                                  path, strerror(errno != 0 ? errno : EIO));
+                rc = config_error(ld, "%s: cannot read '%s': %s", who, path,
+                                  strerror(errno != 0 ? errno : EIO));
             }
             break;
         }
@@ -1541,7 +1559,8 @@ uint64_t
 config_stale_ms(const struct config *cfg)
 {
     return cfg->stale_while_revalidate_ms > cfg->stale_if_error_ms
-           ? cfg->stale_while_revalidate_ms : cfg->stale_if_error_ms;
+               ? cfg->stale_while_revalidate_ms
+               : cfg->stale_if_error_ms;
 }
 
 void
@@ -1642,9 +1661,11 @@ config_check_backend_choice(struct config_loader *ld)
     }
     config_where(ld, given[n - 1], a, sizeof(a));
     config_where(ld, given[n - 2], b, sizeof(b));
-    return config_error(ld, "%s and %s both name the backend: give only "
+    return config_error(ld,
+                        "%s and %s both name the backend: give only "
                         "one of --redis, --redis-cluster and "
-                        "--redis-sentinel", a, b);
+                        "--redis-sentinel",
+                        a, b);
 }
 
 /* --redis-cluster's first seed becomes the address the status page
@@ -1663,7 +1684,7 @@ config_merge_cluster(struct config_loader *ld)
     }
     if (cfg->redis_sentinel[0] != '\0' && cfg->redis_master[0] == '\0') {
         return config_error(ld, "--redis-sentinel: needs --redis-master "
-                            "(the name the sentinels monitor)");
+                                "(the name the sentinels monitor)");
     }
     if (cfg->redis_master[0] != '\0' && cfg->redis_sentinel[0] == '\0') {
         return config_error(ld, "--redis-master: needs --redis-sentinel");
@@ -1678,8 +1699,7 @@ config_merge_cluster(struct config_loader *ld)
     if (seeds == NULL) {
         return config_error(ld, "--redis-cluster: out of memory");
     }
-    n = config_parse_seeds(cfg->redis_cluster, seeds, CONFIG_SEEDS_MAX,
-                           &bad);
+    n = config_parse_seeds(cfg->redis_cluster, seeds, CONFIG_SEEDS_MAX, &bad);
     /* Checked when it was set. */
     assert(n > 0);
     for (int i = 0; i < n; i++) {
@@ -1687,8 +1707,10 @@ config_merge_cluster(struct config_loader *ld)
             uint32_t db = seeds[i].db;
 
             free(seeds);
-            return config_error(ld, "--redis-cluster: seed %d names db %u;"
-                                " Redis Cluster has only db 0", i + 1, db);
+            return config_error(ld,
+                                "--redis-cluster: seed %d names db %u;"
+                                " Redis Cluster has only db 0",
+                                i + 1, db);
         }
     }
     cfg->redis = seeds[0];
@@ -1702,13 +1724,11 @@ static int
 config_merge_redis_url(struct config_loader *ld)
 {
     struct config *cfg = ld->cfg;
-    size_t         pi = (size_t) (config_find_name("redis-password")
-                                  - config_options);
+    size_t pi = (size_t) (config_find_name("redis-password") - config_options);
 
     if (cfg->redis.has_password) {
         if (config_is_default(ld, "redis-user")) {
-            memcpy(cfg->redis_user, cfg->redis.user,
-                   sizeof(cfg->redis_user));
+            memcpy(cfg->redis_user, cfg->redis.user, sizeof(cfg->redis_user));
         }
         if (ld->set_by[pi] <= CONFIG_LAYER_ENV_FALLBACK) {
             memcpy(cfg->redis_password, cfg->redis.password,
@@ -1725,12 +1745,12 @@ config_merge_redis_url(struct config_loader *ld)
     cfg->redis.tls = cfg->redis_tls && !cfg->redis.is_unix;
     if (cfg->redis_tls && cfg->redis.is_unix) {
         return config_error(ld, "--redis-tls: needs a TCP address, not a "
-                            "unix socket");
+                                "unix socket");
     }
     if (cfg->redis_tls_key_file[0] != '\0'
         && cfg->redis_tls_cert_file[0] == '\0') {
         return config_error(ld, "--redis-tls-key-file: needs "
-                            "--redis-tls-cert-file");
+                                "--redis-tls-cert-file");
     }
     return 0;
 }
@@ -1749,18 +1769,19 @@ config_check_tracking(struct config_loader *ld)
     if (cfg->tracking != CONFIG_TRACKING_OFF
         && cfg->redis_cluster[0] != '\0') {
         return config_error(ld, "--tracking: not supported with "
-                            "--redis-cluster (use --tracking off)");
+                                "--redis-cluster (use --tracking off)");
     }
     if (l->n > 0 && cfg->tracking != CONFIG_TRACKING_BCAST) {
         return config_error(ld, "--tracking-prefix: only with --tracking "
-                            "bcast");
+                                "bcast");
     }
     for (uint32_t i = 0; i < l->n; i++) {
         for (uint32_t j = 0; j < l->n; j++) {
             size_t li = strlen(l->items[i]);
 
             if (i != j && strncmp(l->items[i], l->items[j], li) == 0) {
-                return config_error(ld, "--tracking-prefix: '%.*s' "
+                return config_error(ld,
+                                    "--tracking-prefix: '%.*s' "
                                     "overlaps '%.*s' (Redis refuses "
                                     "prefixes of one another)",
                                     CONFIG_ECHO_MAX, l->items[i],
@@ -1776,10 +1797,9 @@ static int
 config_check(struct config_loader *ld)
 {
     struct config *cfg = ld->cfg;
-    size_t         vi = (size_t) (config_find_name("max-value-size")
-                                  - config_options);
-    char           value[32];
-    char           memory[32];
+    size_t vi = (size_t) (config_find_name("max-value-size") - config_options);
+    char   value[32];
+    char   memory[32];
 
     if (config_check_tracking(ld) < 0) {
         return -EINVAL;
@@ -1795,8 +1815,10 @@ config_check(struct config_loader *ld)
     }
     config_format_size(cfg->max_value_bytes, value, sizeof(value));
     config_format_size(cfg->max_memory_bytes, memory, sizeof(memory));
-    return config_error(ld, "--max-value-size: %s is larger than "
-                        "--max-memory (%s)", value, memory);
+    return config_error(ld,
+                        "--max-value-size: %s is larger than "
+                        "--max-memory (%s)",
+                        value, memory);
 }
 
 enum config_rc
@@ -1805,8 +1827,7 @@ config_load(struct config *cfg, int argc, char *const argv[],
 {
     struct config_loader *ld;
     enum config_rc        rc;
-    size_t                ci = (size_t) (config_find_name("config")
-                                         - config_options);
+    size_t ci = (size_t) (config_find_name("config") - config_options);
 
     /* The loader holds a scratch struct config of several KiB. */
     ld = calloc(1, sizeof(*ld));
@@ -1834,8 +1855,9 @@ config_load(struct config *cfg, int argc, char *const argv[],
     }
     if (cfg->config_file[0] != '\0'
         && config_load_file(ld, cfg->config_file,
-                            ld->set_by[ci] == CONFIG_LAYER_FLAG
-                                ? "--config" : "RCP_CONFIG") < 0) {
+                            ld->set_by[ci] == CONFIG_LAYER_FLAG ? "--config"
+                                                                : "RCP_CONFIG")
+               < 0) {
         rc = CONFIG_ERROR;
         goto done;
     }
@@ -1856,8 +1878,8 @@ done:
 /* The value of opt in cfg as a config file would spell it; "" for an
  * unset string. */
 static void
-config_format_value(const struct config *cfg,
-                    const struct config_option *opt, char *buf, size_t len)
+config_format_value(const struct config *cfg, const struct config_option *opt,
+                    char *buf, size_t len)
 {
     const void *field = (const char *) cfg + opt->offset;
 
@@ -1900,8 +1922,7 @@ config_format_value(const struct config *cfg,
     }
     case CONFIG_KIND_ACCESS_LOG:
         snprintf(buf, len, "%s",
-                 *(const char *) field != '\0' ? (const char *) field
-                                               : "off");
+                 *(const char *) field != '\0' ? (const char *) field : "off");
         return;
     case CONFIG_KIND_DURATION:
         config_format_duration(*(const uint64_t *) field, buf, len);
@@ -1920,8 +1941,7 @@ config_format_value(const struct config *cfg,
         config_format_size(*(const uint64_t *) field, buf, len);
         return;
     case CONFIG_KIND_U32:
-        snprintf(buf, len, "%lu",
-                 (unsigned long) *(const uint32_t *) field);
+        snprintf(buf, len, "%lu", (unsigned long) *(const uint32_t *) field);
         return;
     case CONFIG_KIND_LOG_LEVEL:
         snprintf(buf, len, "%s",
@@ -1968,8 +1988,7 @@ config_print(const struct config *cfg, FILE *out)
         if (opt->offset == CONFIG_FIELD(redis)
             && cfg->redis_cluster[0] != '\0') {
             /* Not an option of its own here: the first seed. */
-            fprintf(out, "# %s (the first redis-cluster seed)\n",
-                    opt->name);
+            fprintf(out, "# %s (the first redis-cluster seed)\n", opt->name);
         } else if (value[0] == '\0') {
             /* A file line needs a value: show an unset one as a
              * comment, so the output can be used as a config file. */
@@ -2020,14 +2039,13 @@ config_usage(FILE *out, const char *progname)
         }
         fputc('\n', out);
     }
-    fprintf(out,
-            "\nDURATION: 500ms, 30s, 5m, 1h (a bare number is seconds).  "
-            "SIZE: bytes or\n512k, 64m, 1g (1024-based).  Defaults in "
-            "[brackets].\n"
-            "Options (but --check-config, --help, --version) may also "
-            "come from the\nenvironment as RCP_<OPTION> (RCP_TTL=2s, "
-            "RCP_MAX_MEMORY=1g) and, except\n--config, from `name value` "
-            "lines in the --config file.  Flags override the\n"
-            "environment, which overrides the file.  See "
-            "redis-cache-proxy(8).\n");
+    fprintf(out, "\nDURATION: 500ms, 30s, 5m, 1h (a bare number is seconds).  "
+                 "SIZE: bytes or\n512k, 64m, 1g (1024-based).  Defaults in "
+                 "[brackets].\n"
+                 "Options (but --check-config, --help, --version) may also "
+                 "come from the\nenvironment as RCP_<OPTION> (RCP_TTL=2s, "
+                 "RCP_MAX_MEMORY=1g) and, except\n--config, from `name value` "
+                 "lines in the --config file.  Flags override the\n"
+                 "environment, which overrides the file.  See "
+                 "redis-cache-proxy(8).\n");
 }

@@ -20,9 +20,9 @@
 #define CONFIG_PATH_MAX   1024
 #define CONFIG_SECRET_MAX 512
 #define CONFIG_ERR_MAX    512
-#define CONFIG_LIST_MAX   32            /* items of a list option */
-#define CONFIG_ITEM_MAX   256           /* bytes of one item, with NUL */
-#define CONFIG_SEEDS_MAX  16            /* --redis-cluster seed nodes */
+#define CONFIG_LIST_MAX   32  /* items of a list option */
+#define CONFIG_ITEM_MAX   256 /* bytes of one item, with NUL */
+#define CONFIG_SEEDS_MAX  16  /* --redis-cluster seed nodes */
 
 /* A listening address: host is a numeric IPv4/IPv6 address or a name;
  * "" or "*" means every address.  enabled is false for `off`. */
@@ -39,14 +39,14 @@ struct config_listen {
  * --redis-db and --redis-tls override it. */
 struct config_redis {
     bool     is_unix;
-    char     host[CONFIG_HOST_MAX];     /* when !is_unix */
-    uint16_t port;                      /* when !is_unix */
-    char     path[CONFIG_PATH_MAX];     /* when is_unix */
-    bool     tls;                       /* rediss:// */
-    bool     has_password;              /* the URL gave user/password */
+    char     host[CONFIG_HOST_MAX]; /* when !is_unix */
+    uint16_t port;                  /* when !is_unix */
+    char     path[CONFIG_PATH_MAX]; /* when is_unix */
+    bool     tls;                   /* rediss:// */
+    bool     has_password;          /* the URL gave user/password */
     char     user[CONFIG_SECRET_MAX];
     char     password[CONFIG_SECRET_MAX];
-    bool     has_db;                    /* the URL gave a db */
+    bool     has_db; /* the URL gave a db */
     uint32_t db;
 };
 
@@ -60,83 +60,83 @@ struct config_list {
 
 /* --redis-read-from: which node of a Redis Cluster serves a read. */
 enum config_read_from {
-    CONFIG_READ_PRIMARY = 0,            /* the slot's primary */
-    CONFIG_READ_REPLICA,                /* a replica; 503 without one */
-    CONFIG_READ_PREFER_REPLICA          /* a replica, else the primary */
+    CONFIG_READ_PRIMARY = 0,   /* the slot's primary */
+    CONFIG_READ_REPLICA,       /* a replica; 503 without one */
+    CONFIG_READ_PREFER_REPLICA /* a replica, else the primary */
 };
 
 /* --tracking: how Redis tells the proxy a cached key changed (tracking.c). */
 enum config_tracking {
-    CONFIG_TRACKING_OFF = 0,            /* the TTL alone */
-    CONFIG_TRACKING_DEFAULT,            /* keys each connection read */
-    CONFIG_TRACKING_BCAST               /* every key under the prefixes */
+    CONFIG_TRACKING_OFF = 0, /* the TTL alone */
+    CONFIG_TRACKING_DEFAULT, /* keys each connection read */
+    CONFIG_TRACKING_BCAST    /* every key under the prefixes */
 };
 
 struct config {
-    struct config_listen listen;             /* -l, --listen */
-    struct config_listen resp_listen;        /* --resp-listen, off */
-    struct config_listen admin_listen;       /* --admin-listen */
-    struct config_redis  redis;              /* -r, --redis */
-    char                 redis_user[CONFIG_SECRET_MAX];     /* "" none */
-    char                 redis_password[CONFIG_SECRET_MAX]; /* "" none */
-    uint32_t             redis_db;           /* --redis-db, 0..2^31-1 */
-    uint64_t             redis_timeout_ms;   /* --redis-timeout */
-    bool                 redis_tls;          /* --redis-tls, rediss:// */
-    char                 redis_tls_ca_file[CONFIG_PATH_MAX];   /* "" */
-    char                 redis_tls_ca_dir[CONFIG_PATH_MAX];    /* "" */
-    char                 redis_tls_cert_file[CONFIG_PATH_MAX]; /* "" */
-    char                 redis_tls_key_file[CONFIG_PATH_MAX];  /* "" */
-    char                 redis_tls_server_name[CONFIG_PATH_MAX]; /* "":
-                                                the host */
-    uint64_t             max_reply_bytes;    /* --max-reply-size */
-    char                 redis_cluster[CONFIG_PATH_MAX]; /* seeds as given,
-                                                comma-separated; "" off:
-                                                one Redis at --redis */
-    uint64_t             redis_cluster_refresh_ms; /* slot map refresh */
-    enum config_read_from redis_read_from;   /* cluster reads */
-    char                 redis_sentinel[CONFIG_PATH_MAX]; /* sentinels as
-                                                given, comma-separated;
-                                                "" off */
-    char                 redis_master[CONFIG_ITEM_MAX];  /* --redis-master:
-                                                the name they monitor */
-    char                 redis_sentinel_user[CONFIG_SECRET_MAX]; /* "" */
-    char                 redis_sentinel_password[CONFIG_SECRET_MAX];
-    enum config_tracking tracking;           /* --tracking, off */
-    struct config_list   tracking_prefixes;  /* bcast; none: all keys */
-    uint64_t             ttl_ms;             /* -t, --ttl */
-    uint64_t             stale_while_revalidate_ms; /* 0: off */
-    uint64_t             stale_if_error_ms;  /* 0: off */
-    uint64_t             negative_ttl_ms;    /* 0: off */
-    double               early_refresh_beta; /* XFetch beta, 0: off */
-    uint32_t             capacity;           /* -c, --capacity, keys */
-    uint64_t             max_memory_bytes;   /* --max-memory */
-    uint64_t             max_value_bytes;    /* --max-value-size */
-    uint32_t             workers;            /* -w, --workers, 1..1024 */
-    uint32_t             max_clients;        /* --max-clients, all workers */
-    uint32_t             backlog;            /* --backlog */
-    uint64_t             idle_timeout_ms;    /* --idle-timeout */
-    uint64_t             header_timeout_ms;  /* --header-timeout */
-    uint64_t             shutdown_timeout_ms; /* --shutdown-timeout: grace */
-    enum log_level       log_level;          /* --log-level */
-    char                 config_file[CONFIG_PATH_MAX]; /* --config, "" */
-    char                 pid_file[CONFIG_PATH_MAX];    /* --pid-file, "" */
-    char                 access_log[CONFIG_PATH_MAX];  /* "" off, "stderr" */
-    bool                 check_config;       /* --check-config */
+    struct config_listen  listen;       /* -l, --listen */
+    struct config_listen  resp_listen;  /* --resp-listen, off */
+    struct config_listen  admin_listen; /* --admin-listen */
+    struct config_redis   redis;        /* -r, --redis */
+    char                  redis_user[CONFIG_SECRET_MAX];     /* "" none */
+    char                  redis_password[CONFIG_SECRET_MAX]; /* "" none */
+    uint32_t              redis_db;         /* --redis-db, 0..2^31-1 */
+    uint64_t              redis_timeout_ms; /* --redis-timeout */
+    bool                  redis_tls;        /* --redis-tls, rediss:// */
+    char                  redis_tls_ca_file[CONFIG_PATH_MAX];     /* "" */
+    char                  redis_tls_ca_dir[CONFIG_PATH_MAX];      /* "" */
+    char                  redis_tls_cert_file[CONFIG_PATH_MAX];   /* "" */
+    char                  redis_tls_key_file[CONFIG_PATH_MAX];    /* "" */
+    char                  redis_tls_server_name[CONFIG_PATH_MAX]; /* "":
+                                                 the host */
+    uint64_t              max_reply_bytes; /* --max-reply-size */
+    char                  redis_cluster[CONFIG_PATH_MAX]; /* seeds as given,
+                                                 comma-separated; "" off:
+                                                 one Redis at --redis */
+    uint64_t              redis_cluster_refresh_ms; /* slot map refresh */
+    enum config_read_from redis_read_from;          /* cluster reads */
+    char                  redis_sentinel[CONFIG_PATH_MAX]; /* sentinels as
+                                                 given, comma-separated;
+                                                 "" off */
+    char                  redis_master[CONFIG_ITEM_MAX];   /* --redis-master:
+                                                  the name they monitor */
+    char                  redis_sentinel_user[CONFIG_SECRET_MAX]; /* "" */
+    char                  redis_sentinel_password[CONFIG_SECRET_MAX];
+    enum config_tracking  tracking;          /* --tracking, off */
+    struct config_list    tracking_prefixes; /* bcast; none: all keys */
+    uint64_t              ttl_ms;            /* -t, --ttl */
+    uint64_t              stale_while_revalidate_ms; /* 0: off */
+    uint64_t              stale_if_error_ms;         /* 0: off */
+    uint64_t              negative_ttl_ms;           /* 0: off */
+    double                early_refresh_beta;        /* XFetch beta, 0: off */
+    uint32_t              capacity;                  /* -c, --capacity, keys */
+    uint64_t              max_memory_bytes;          /* --max-memory */
+    uint64_t              max_value_bytes;           /* --max-value-size */
+    uint32_t              workers;             /* -w, --workers, 1..1024 */
+    uint32_t              max_clients;         /* --max-clients, all workers */
+    uint32_t              backlog;             /* --backlog */
+    uint64_t              idle_timeout_ms;     /* --idle-timeout */
+    uint64_t              header_timeout_ms;   /* --header-timeout */
+    uint64_t              shutdown_timeout_ms; /* --shutdown-timeout: grace */
+    enum log_level        log_level;           /* --log-level */
+    char                  config_file[CONFIG_PATH_MAX]; /* --config, "" */
+    char                  pid_file[CONFIG_PATH_MAX];    /* --pid-file, "" */
+    char                  access_log[CONFIG_PATH_MAX];  /* "" off, "stderr" */
+    bool                  check_config;                 /* --check-config */
     /* access control (access.c) */
-    char                 key_prefix[CONFIG_ITEM_MAX];  /* "" none */
-    struct config_list   allow_keys;         /* globs; none: all keys */
-    struct config_list   allow_from;         /* CIDRs; none: everyone */
-    struct config_list   proxy_protocol_from; /* CIDRs; none: off */
-    char                 http_auth_file[CONFIG_PATH_MAX]; /* "" off */
-    char                 resp_user[CONFIG_SECRET_MAX];     /* "" default */
-    char                 resp_password[CONFIG_SECRET_MAX]; /* "" none */
+    char                  key_prefix[CONFIG_ITEM_MAX]; /* "" none */
+    struct config_list    allow_keys;          /* globs; none: all keys */
+    struct config_list    allow_from;          /* CIDRs; none: everyone */
+    struct config_list    proxy_protocol_from; /* CIDRs; none: off */
+    char                  http_auth_file[CONFIG_PATH_MAX];  /* "" off */
+    char                  resp_user[CONFIG_SECRET_MAX];     /* "" default */
+    char                  resp_password[CONFIG_SECRET_MAX]; /* "" none */
 };
 
 enum config_rc {
-    CONFIG_OK = 0,          /* cfg is complete and valid */
-    CONFIG_HELP,            /* -h/--help was given: print config_usage() */
-    CONFIG_VERSION,         /* -V/--version was given */
-    CONFIG_ERROR            /* err holds one line naming the option */
+    CONFIG_OK = 0,  /* cfg is complete and valid */
+    CONFIG_HELP,    /* -h/--help was given: print config_usage() */
+    CONFIG_VERSION, /* -V/--version was given */
+    CONFIG_ERROR    /* err holds one line naming the option */
 };
 
 /* Fills cfg with DESIGN.md's defaults; workers = number of online CPUs. */

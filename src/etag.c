@@ -13,9 +13,8 @@
  * cannot make two values collide on purpose any more cheaply than with
  * any 64-bit hash, and a collision only answers 304 for a value that
  * changed to one with the same hash. */
-static const uint64_t etag_key[2] = {
-    UINT64_C(0x7263702d65746167), UINT64_C(0x76616c7565206964)
-};
+static const uint64_t etag_key[2] = { UINT64_C(0x7263702d65746167),
+                                      UINT64_C(0x76616c7565206964) };
 
 void
 etag_begin(struct etag_state *s)
@@ -40,7 +39,7 @@ void
 etag_update(struct etag_state *s, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    uint64_t m;
+    uint64_t             m;
 
     /* Finish a word begun by an earlier piece. */
     while (len > 0 && (s->len & 7) != 0) {

@@ -13,8 +13,8 @@
 
 struct etag_state {
     uint64_t v0, v1, v2, v3;
-    uint64_t tail;              /* the last len % 8 bytes, little-endian */
-    size_t   len;               /* bytes fed so far */
+    uint64_t tail; /* the last len % 8 bytes, little-endian */
+    size_t   len;  /* bytes fed so far */
 };
 
 void     etag_begin(struct etag_state *s);

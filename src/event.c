@@ -37,8 +37,8 @@
 #include "event.h"
 #include "log.h"
 
-#define EVENT_READY_MAX   256
-#define EVENT_HEAP_MIN    16
+#define EVENT_READY_MAX 256
+#define EVENT_HEAP_MIN  16
 
 static void
 event_heap_swap(struct event_loop *loop, size_t a, size_t b)
@@ -116,9 +116,9 @@ event_update_time(struct event_loop *loop)
     struct timespec ts;
 
     /* CLOCK_MONOTONIC cannot fail with a valid clock id and pointer. */
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    loop->now_ms = (uint64_t)ts.tv_sec * 1000u
-                   + (uint64_t)ts.tv_nsec / 1000000u;
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+    loop->now_ms =
+        (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
 uint64_t
@@ -137,7 +137,7 @@ event_loop_init(struct event_loop *loop)
     }
     loop->ready = calloc(EVENT_READY_MAX, sizeof(*loop->ready));
     if (loop->ready == NULL) {
-        (void)close(loop->epoll_fd);
+        (void) close(loop->epoll_fd);
         loop->epoll_fd = -1;
         return -ENOMEM;
     }
@@ -200,7 +200,7 @@ int
 event_io_set(struct event_loop *loop, struct event_io *io, unsigned mask)
 {
     struct epoll_event ev;
-    int op;
+    int                op;
 
     mask &= EVENT_READ | EVENT_WRITE;
     if (mask == 0) {
@@ -244,8 +244,7 @@ event_io_stop(struct event_loop *loop, struct event_io *io)
     if (rc != 0) {
         /* ENOENT/EBADF: the fd was closed first, which already took it
          * out of the set; the watcher is stopped either way. */
-        log_debug("epoll_ctl(DEL, fd %d) failed: %s", io->fd,
-                  strerror(-rc));
+        log_debug("epoll_ctl(DEL, fd %d) failed: %s", io->fd, strerror(-rc));
     }
 }
 
@@ -338,10 +337,10 @@ event_poll_timeout_ms(const struct event_loop *loop)
     if (when_ms <= loop->now_ms) {
         return 0;
     }
-    if (when_ms - loop->now_ms > (uint64_t)INT_MAX) {
+    if (when_ms - loop->now_ms > (uint64_t) INT_MAX) {
         return INT_MAX;
     }
-    return (int)(when_ms - loop->now_ms);
+    return (int) (when_ms - loop->now_ms);
 }
 
 static void
@@ -352,8 +351,8 @@ event_dispatch(struct event_loop *loop, size_t n)
     loop->ready_len = n;
     for (i = 0; i < n && !loop->stop; i++) {
         struct event_io *io = loop->ready[i].data.ptr;
-        uint32_t got = loop->ready[i].events;
-        unsigned events = 0;
+        uint32_t         got = loop->ready[i].events;
+        unsigned         events = 0;
 
         loop->ready_next = i + 1;
         if (io == NULL || !io->registered) {
@@ -380,8 +379,8 @@ event_dispatch(struct event_loop *loop, size_t n)
 }
 
 int
-event_loop_run(struct event_loop *loop,
-               event_before_poll_cb before_poll, void *arg)
+event_loop_run(struct event_loop *loop, event_before_poll_cb before_poll,
+               void *arg)
 {
     /* A stop asked for before the call is honoured; the flag is
      * consumed on return so the next call runs again. */
@@ -408,7 +407,7 @@ event_loop_run(struct event_loop *loop,
             return -errno;
         }
         event_update_time(loop);
-        event_dispatch(loop, (size_t)n);
+        event_dispatch(loop, (size_t) n);
         if (loop->stop) {
             break;
         }

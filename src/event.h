@@ -26,39 +26,39 @@ struct event_timer;
  * hang-ups are reported as both, so the owner's read or write sees them). */
 typedef void (*event_io_cb)(struct event_loop *loop, struct event_io *io,
                             unsigned events);
-typedef void (*event_timer_cb)(struct event_loop *loop,
+typedef void (*event_timer_cb)(struct event_loop  *loop,
                                struct event_timer *timer);
 /* Runs before each epoll_wait() (event_loop_run). */
 typedef void (*event_before_poll_cb)(struct event_loop *loop, void *arg);
 
 struct event_io {
-    int          fd;                    /* borrowed: owner closes it */
-    unsigned     mask;                  /* EVENT_READ | EVENT_WRITE wanted */
-    bool         registered;            /* in the epoll set */
-    event_io_cb  cb;
-    void        *data;                  /* borrowed: owner's object */
+    int         fd;         /* borrowed: owner closes it */
+    unsigned    mask;       /* EVENT_READ | EVENT_WRITE wanted */
+    bool        registered; /* in the epoll set */
+    event_io_cb cb;
+    void       *data; /* borrowed: owner's object */
 };
 
 struct event_timer {
-    uint64_t        when_ms;            /* event_now_ms() deadline */
-    size_t          heap_index;         /* SIZE_MAX when not started */
-    event_timer_cb  cb;
-    void           *data;               /* borrowed: owner's object */
+    uint64_t       when_ms;    /* event_now_ms() deadline */
+    size_t         heap_index; /* SIZE_MAX when not started */
+    event_timer_cb cb;
+    void          *data; /* borrowed: owner's object */
 };
 
 struct epoll_event;
 
 struct event_loop {
-    int                  epoll_fd;      /* owned */
-    uint64_t             now_ms;        /* CLOCK_MONOTONIC, per iteration */
-    struct event_timer **heap;          /* owned array, borrowed timers */
+    int                  epoll_fd; /* owned */
+    uint64_t             now_ms;   /* CLOCK_MONOTONIC, per iteration */
+    struct event_timer **heap;     /* owned array, borrowed timers */
     size_t               heap_len;
     size_t               heap_cap;
-    bool                 stop;          /* event_loop_run returns */
+    bool                 stop; /* event_loop_run returns */
     /* epoll_wait() results being dispatched: stopping a watcher clears
      * its entries in [ready_next, ready_len), so no event reaches a
      * watcher stopped (or freed) earlier in the same iteration. */
-    struct epoll_event  *ready;         /* owned array */
+    struct epoll_event  *ready; /* owned array */
     size_t               ready_next;
     size_t               ready_len;
 };
@@ -71,15 +71,14 @@ void event_loop_fini(struct event_loop *loop);
  * fails for a reason other than EINTR.  before_poll, if not NULL, runs
  * before each wait (deferred frees, flushing). */
 int  event_loop_run(struct event_loop *loop, event_before_poll_cb before_poll,
- void *arg);
+                    void *arg);
 void event_loop_stop(struct event_loop *loop);
 uint64_t event_now_ms(const struct event_loop *loop);
-void event_update_time(struct event_loop *loop);
+void     event_update_time(struct event_loop *loop);
 
 void event_io_init(struct event_io *io, int fd, event_io_cb cb, void *data);
 /* Sets the wanted mask (0 removes the fd from the set).  0 or -errno. */
-int  event_io_set(struct event_loop *loop, struct event_io *io,
-                  unsigned mask);
+int  event_io_set(struct event_loop *loop, struct event_io *io, unsigned mask);
 /* Removes the fd from the set; call before closing it. */
 void event_io_stop(struct event_loop *loop, struct event_io *io);
 

@@ -58,19 +58,18 @@ glob_class(const char *p, size_t plen, size_t *pi, unsigned char ch,
         }
     }
     if (i < plen) {
-        i++;                            /* the closing ']' */
+        i++; /* the closing ']' */
     }
     *pi = i;
     return negate ? !match : match;
 }
 
 bool
-glob_match(const char *p, size_t plen, const char *s, size_t slen,
-           bool nocase)
+glob_match(const char *p, size_t plen, const char *s, size_t slen, bool nocase)
 {
     size_t pi = 0, si = 0;
-    size_t star_p = (size_t) -1;        /* just past the last '*' */
-    size_t star_s = 0;                  /* where that star's match ends */
+    size_t star_p = (size_t) -1; /* just past the last '*' */
+    size_t star_s = 0;           /* where that star's match ends */
 
     while (si < slen) {
         if (pi < plen) {
@@ -84,7 +83,7 @@ glob_match(const char *p, size_t plen, const char *s, size_t slen,
                     pi++;
                 }
                 if (pi == plen) {
-                    return true;        /* a trailing star takes the rest */
+                    return true; /* a trailing star takes the rest */
                 }
                 star_p = pi;
                 star_s = si;
@@ -119,7 +118,7 @@ glob_match(const char *p, size_t plen, const char *s, size_t slen,
         if (star_p == (size_t) -1) {
             return false;
         }
-        pi = star_p;                    /* the last star eats one more */
+        pi = star_p; /* the last star eats one more */
         si = ++star_s;
     }
     while (pi < plen && p[pi] == '*') {

@@ -22,26 +22,46 @@ const char *
 http_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default:  return "Unknown";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -74,8 +94,8 @@ http_append_u64(char *buf, size_t cap, size_t *pos, uint64_t v)
 #define HTTP_LIT(buf, cap, pos, lit) \
     http_append(buf, cap, pos, lit, sizeof(lit) - 1)
 
-static size_t http_format_head_start(const struct http_reply *reply,
-                                     char *buf, size_t cap);
+static size_t http_format_head_start(const struct http_reply *reply, char *buf,
+                                     size_t cap);
 
 /* Everything after Content-Length's name: shared by the general and the
  * hot-path formatter so they cannot drift apart. */
@@ -94,7 +114,7 @@ http_format_cache_status(const struct http_cache_status *cs, char *buf,
         HTTP_LIT(buf, cap, pos, "; ttl=");
         if (cs->ttl_s < 0) {
             HTTP_LIT(buf, cap, pos, "-");
-            http_append_u64(buf, cap, pos, (uint64_t) -(cs->ttl_s + 1) + 1);
+            http_append_u64(buf, cap, pos, (uint64_t) - (cs->ttl_s + 1) + 1);
         } else {
             http_append_u64(buf, cap, pos, (uint64_t) cs->ttl_s);
         }
@@ -146,8 +166,8 @@ http_format_tail(const struct http_reply *reply, char *buf, size_t cap,
         const char *x = x_cache[reply->cache];
 
         http_append(buf, cap, &pos, x, strlen(x));
-        http_append_u64(buf, cap, &pos, reply->cache == HTTP_CACHE_MISS
-                                        ? 0 : reply->age_s);
+        http_append_u64(buf, cap, &pos,
+                        reply->cache == HTTP_CACHE_MISS ? 0 : reply->age_s);
         HTTP_LIT(buf, cap, &pos, "\r\n");
     }
     if (reply->cs.on) {
@@ -208,7 +228,7 @@ http_format_head_start(const struct http_reply *reply, char *buf, size_t cap)
     http_append(buf, cap, &pos, reply->date, HTTP_DATE_LEN);
     HTTP_LIT(buf, cap, &pos, "\r\n");
     if (reply->status == 304) {
-        return pos;         /* no Content-Type or -Length: no body */
+        return pos; /* no Content-Type or -Length: no body */
     }
     if (reply->content_type != NULL) {
         HTTP_LIT(buf, cap, &pos, "Content-Type: ");
@@ -249,9 +269,9 @@ enum http_inm
 http_if_none_match(const char *value, size_t len, uint64_t etag)
 {
     const unsigned char *p = (const unsigned char *) value;
-    char   mine[HTTP_ETAG_LEN];
-    bool   matched = false, any = false;
-    size_t i = 0;
+    char                 mine[HTTP_ETAG_LEN];
+    bool                 matched = false, any = false;
+    size_t               i = 0;
 
     http_format_etag(etag, mine);
     while (i < len && http_is_ows(p[i])) {
@@ -275,7 +295,7 @@ http_if_none_match(const char *value, size_t len, uint64_t etag)
             break;
         }
         if (p[i] == 'W' && i + 1 < len && p[i + 1] == '/') {
-            i += 2;             /* weak comparison: W/ does not matter */
+            i += 2; /* weak comparison: W/ does not matter */
         }
         if (i == len || p[i] != '"') {
             return HTTP_INM_NONE;
@@ -297,7 +317,7 @@ http_if_none_match(const char *value, size_t len, uint64_t etag)
             i++;
         }
         if (i < len && p[i] != ',') {
-            return HTTP_INM_NONE;       /* two tags with no comma */
+            return HTTP_INM_NONE; /* two tags with no comma */
         }
     }
     if (!any) {
@@ -320,8 +340,8 @@ http_format_error(int status, bool head, bool keep_alive, bool http10,
 }
 
 size_t
-http_format_error_cached(int status, bool head, bool keep_alive,
-                         bool http10, const char *date, const char *detail,
+http_format_error_cached(int status, bool head, bool keep_alive, bool http10,
+                         const char *date, const char *detail,
                          size_t detail_len, const struct http_reply *cached,
                          char *buf, size_t cap)
 {
@@ -345,7 +365,7 @@ http_format_error_cached(int status, bool head, bool keep_alive,
 
     if (detail != NULL) {
         b = detail;
-        blen = detail_len + 1;          /* + "\n" */
+        blen = detail_len + 1; /* + "\n" */
     } else {
         blen = (size_t) snprintf(body, sizeof(body), "%d %s\n", status,
                                  http_reason(status));
@@ -387,15 +407,13 @@ http_status_for_backend(enum backend_result r)
 void
 http_format_date(time_t t, char *out)
 {
-    static const char *const days[] = {
-        "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
-    };
-    static const char *const months[] = {
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
-    };
-    struct tm tm;
-    char      tmp[64];
+    static const char *const days[] = { "Sun", "Mon", "Tue", "Wed",
+                                        "Thu", "Fri", "Sat" };
+    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr",
+                                          "May", "Jun", "Jul", "Aug",
+                                          "Sep", "Oct", "Nov", "Dec" };
+    struct tm                tm;
+    char                     tmp[64];
 
     gmtime_r(&t, &tm);
     /* Through tmp: the compiler cannot see that every field is in range,

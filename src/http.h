@@ -13,57 +13,57 @@
 
 #include "backend.h"
 
-#define HTTP_DATE_LEN 29                /* "Sun, 06 Nov 1994 08:49:37 GMT" */
-#define HTTP_HEAD_MAX 768               /* longest head we ever format */
-#define HTTP_ETAG_LEN 18                /* "0123456789abcdef" with quotes */
+#define HTTP_DATE_LEN 29  /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+#define HTTP_HEAD_MAX 768 /* longest head we ever format */
+#define HTTP_ETAG_LEN 18  /* "0123456789abcdef" with quotes */
 
 /* X-Cache, as nginx's $upstream_cache_status words it. */
 enum http_cache_header {
-    HTTP_CACHE_NONE = 0,                /* no X-Cache, no Age */
+    HTTP_CACHE_NONE = 0, /* no X-Cache, no Age */
     HTTP_CACHE_HIT,
     HTTP_CACHE_MISS,
-    HTTP_CACHE_STALE,                   /* expired, answered anyway */
-    HTTP_CACHE_UPDATING                 /* expired, a refresh under way */
+    HTTP_CACHE_STALE,   /* expired, answered anyway */
+    HTTP_CACHE_UPDATING /* expired, a refresh under way */
 };
 
 /* Cache-Status (RFC 9211), "redis-cache-proxy" and these parameters in
  * this order: hit; stale; ttl=N (negative once expired); fwd=miss or
  * fwd=bypass; fwd-status=N; stored. */
 struct http_cache_status {
-    bool     on;                        /* else no Cache-Status at all */
-    bool     hit;                       /* answered from the cache */
-    bool     stale;                     /* ... past its TTL */
-    bool     has_ttl;
-    int64_t  ttl_s;                     /* freshness left; < 0: stale */
-    bool     fwd_miss;                  /* Redis was asked */
-    bool     fwd_bypass;                /* not a cacheable request */
-    int      fwd_status;                /* what asking Redis gave (404,
-                                           502 ...), 0: none said */
-    bool     stored;                    /* the answer is now cached */
+    bool    on;    /* else no Cache-Status at all */
+    bool    hit;   /* answered from the cache */
+    bool    stale; /* ... past its TTL */
+    bool    has_ttl;
+    int64_t ttl_s;      /* freshness left; < 0: stale */
+    bool    fwd_miss;   /* Redis was asked */
+    bool    fwd_bypass; /* not a cacheable request */
+    int     fwd_status; /* what asking Redis gave (404,
+                           502 ...), 0: none said */
+    bool    stored;     /* the answer is now cached */
 };
 
 struct http_reply {
-    int                    status;      /* 200 404 405 ... */
-    bool                   keep_alive;  /* else "Connection: close" */
-    bool                   http10;      /* 1.0 client: say keep-alive */
-    const char            *content_type; /* NULL: none */
-    uint64_t               content_length;
-    enum http_cache_header cache;
-    uint64_t               age_s;       /* with HTTP_CACHE_HIT/MISS */
-    bool                   allow;       /* "Allow: GET, HEAD" (405) */
-    const char            *date;        /* HTTP_DATE_LEN chars */
-    bool                   has_etag;
-    uint64_t               etag;        /* cache_etag() of the body */
-    bool                   has_max_age; /* Cache-Control: max-age=N */
-    uint64_t               max_age_s;
+    int                      status;       /* 200 404 405 ... */
+    bool                     keep_alive;   /* else "Connection: close" */
+    bool                     http10;       /* 1.0 client: say keep-alive */
+    const char              *content_type; /* NULL: none */
+    uint64_t                 content_length;
+    enum http_cache_header   cache;
+    uint64_t                 age_s; /* with HTTP_CACHE_HIT/MISS */
+    bool                     allow; /* "Allow: GET, HEAD" (405) */
+    const char              *date;  /* HTTP_DATE_LEN chars */
+    bool                     has_etag;
+    uint64_t                 etag;        /* cache_etag() of the body */
+    bool                     has_max_age; /* Cache-Control: max-age=N */
+    uint64_t                 max_age_s;
     struct http_cache_status cs;
 };
 
 /* What If-None-Match asks of a representation whose ETag is etag. */
 enum http_inm {
-    HTTP_INM_NONE = 0,                  /* no usable condition: answer */
-    HTTP_INM_MATCH,                     /* 304 Not Modified */
-    HTTP_INM_NO_MATCH                   /* a valid list without it: 200 */
+    HTTP_INM_NONE = 0, /* no usable condition: answer */
+    HTTP_INM_MATCH,    /* 304 Not Modified */
+    HTTP_INM_NO_MATCH  /* a valid list without it: 200 */
 };
 
 /*
@@ -73,8 +73,7 @@ enum http_inm {
  * A value that is not valid syntax is HTTP_INM_NONE: the condition is
  * ignored, as RFC 9110 13.1 lets a server do.  Pure.
  */
-enum http_inm http_if_none_match(const char *value, size_t len,
-                                 uint64_t etag);
+enum http_inm http_if_none_match(const char *value, size_t len, uint64_t etag);
 
 /* "\"<16 hex digits>\"" into out[HTTP_ETAG_LEN]; no NUL. */
 void http_format_etag(uint64_t etag, char *out);
@@ -85,8 +84,7 @@ const char *http_reason(int status);
 /* Formats the status line and headers, ending in CRLFCRLF, into buf.
  * Returns the length, which is < HTTP_HEAD_MAX; buf has cap bytes and
  * cap >= HTTP_HEAD_MAX. */
-size_t http_format_head(const struct http_reply *reply, char *buf,
-                        size_t cap);
+size_t http_format_head(const struct http_reply *reply, char *buf, size_t cap);
 
 /*
  * The hot path's head, in two parts: the prefix of a 200 answer with an

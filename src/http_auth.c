@@ -43,9 +43,9 @@
 #define HTTP_AUTH_MEMO_LEN  16
 
 struct http_auth_entry {
-    bool  bearer;                       /* else a user line */
-    char  name[HTTP_AUTH_NAME_MAX + 1]; /* user name, "" for bearer */
-    char  hash[HTTP_AUTH_HASH_MAX + 1]; /* crypt() hash, or hex digest */
+    bool bearer;                       /* else a user line */
+    char name[HTTP_AUTH_NAME_MAX + 1]; /* user name, "" for bearer */
+    char hash[HTTP_AUTH_HASH_MAX + 1]; /* crypt() hash, or hex digest */
 };
 
 struct http_auth {
@@ -71,8 +71,7 @@ http_auth_eq(const void *a, size_t alen, const void *b, size_t blen)
     return diff == 0;
 }
 
-static int
-http_auth_fail(char *err, size_t err_len, const char *fmt, ...)
+static int http_auth_fail(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -122,7 +121,7 @@ http_auth_load_text(const char *text, size_t len, struct http_auth **out,
     a->crypt = calloc(1, sizeof(*a->crypt));
     if (a->entries == NULL || a->crypt == NULL
         || getrandom(a->memo_key, sizeof(a->memo_key), 0)
-           != (ssize_t) sizeof(a->memo_key)) {
+               != (ssize_t) sizeof(a->memo_key)) {
         http_auth_free(a);
         return -ENOMEM;
     }
@@ -147,16 +146,20 @@ http_auth_load_text(const char *text, size_t len, struct http_auth **out,
         colon = memchr(p, ':', (size_t) (le - p));
         if (colon == NULL || colon == p) {
             http_auth_free(a);
-            return http_auth_fail(err, err_len, "line %zu: expected "
-                                  "user:hash or bearer:sha256", lineno);
+            return http_auth_fail(err, err_len,
+                                  "line %zu: expected "
+                                  "user:hash or bearer:sha256",
+                                  lineno);
         }
         nlen = (size_t) (colon - p);
         hlen = (size_t) (le - colon - 1);
-        if (nlen > HTTP_AUTH_NAME_MAX || hlen > HTTP_AUTH_HASH_MAX
-            || hlen == 0 || memchr(p, '\0', (size_t) (le - p)) != NULL) {
+        if (nlen > HTTP_AUTH_NAME_MAX || hlen > HTTP_AUTH_HASH_MAX || hlen == 0
+            || memchr(p, '\0', (size_t) (le - p)) != NULL) {
             http_auth_free(a);
-            return http_auth_fail(err, err_len, "line %zu: empty or too "
-                                  "long", lineno);
+            return http_auth_fail(err, err_len,
+                                  "line %zu: empty or too "
+                                  "long",
+                                  lineno);
         }
         memcpy(e->name, p, nlen);
         memcpy(e->hash, colon + 1, hlen);
@@ -165,25 +168,30 @@ http_auth_load_text(const char *text, size_t len, struct http_auth **out,
             e->name[0] = '\0';
             if (hlen != HTTP_AUTH_TOKEN_HEX) {
                 http_auth_free(a);
-                return http_auth_fail(err, err_len, "line %zu: a bearer "
+                return http_auth_fail(err, err_len,
+                                      "line %zu: a bearer "
                                       "line holds the token's SHA-256 in "
-                                      "64 hex digits", lineno);
+                                      "64 hex digits",
+                                      lineno);
             }
             for (size_t i = 0; i < hlen; i++) {
                 if (!isxdigit((unsigned char) e->hash[i])) {
                     http_auth_free(a);
-                    return http_auth_fail(err, err_len, "line %zu: a bearer "
+                    return http_auth_fail(err, err_len,
+                                          "line %zu: a bearer "
                                           "line holds the token's SHA-256 "
-                                          "in 64 hex digits", lineno);
+                                          "in 64 hex digits",
+                                          lineno);
                 }
                 e->hash[i] = (char) tolower((unsigned char) e->hash[i]);
             }
         } else if (!http_auth_hash_supported(e->hash)) {
             http_auth_free(a);
-            return http_auth_fail(err, err_len, "line %zu: user '%.*s': "
+            return http_auth_fail(err, err_len,
+                                  "line %zu: user '%.*s': "
                                   "unsupported hash (use htpasswd -B for "
-                                  "bcrypt)", lineno,
-                                  (int) (nlen < 64 ? nlen : 64), p);
+                                  "bcrypt)",
+                                  lineno, (int) (nlen < 64 ? nlen : 64), p);
         } else if (a->dummy_hash == NULL) {
             a->dummy_hash = e->hash;
         }
@@ -202,12 +210,12 @@ int
 http_auth_load_file(const char *path, struct http_auth **out, char *err,
                     size_t err_len)
 {
-    char        *text;
-    struct stat  st;
-    ssize_t      n;
-    size_t       got = 0;
-    int          fd = open(path, O_RDONLY | O_CLOEXEC);
-    int          rc;
+    char       *text;
+    struct stat st;
+    ssize_t     n;
+    size_t      got = 0;
+    int         fd = open(path, O_RDONLY | O_CLOEXEC);
+    int         rc;
 
     if (fd < 0) {
         return http_auth_fail(err, err_len, "cannot open '%s': %s", path,
@@ -215,8 +223,10 @@ http_auth_load_file(const char *path, struct http_auth **out, char *err,
     }
     if (fstat(fd, &st) != 0 || st.st_size > HTTP_AUTH_MAX_FILE) {
         close(fd);
-        return http_auth_fail(err, err_len, "'%s': not a readable file of at "
-                              "most 1 MiB", path);
+        return http_auth_fail(err, err_len,
+                              "'%s': not a readable file of at "
+                              "most 1 MiB",
+                              path);
     }
     text = malloc((size_t) st.st_size + 1);
     if (text == NULL) {
@@ -283,8 +293,7 @@ http_auth_find_header(const char *head, size_t head_len, const char *name,
     while (pos < head_len) {
         const char *line = head + pos;
         const char *eol = memchr(line, '\n', head_len - pos);
-        size_t      llen = eol != NULL ? (size_t) (eol - line)
-                                       : head_len - pos;
+        size_t llen = eol != NULL ? (size_t) (eol - line) : head_len - pos;
 
         pos += llen + 1;
         if (line == head) {
@@ -298,8 +307,7 @@ http_auth_find_header(const char *head, size_t head_len, const char *name,
             while (v < e && (*v == ' ' || *v == '\t')) {
                 v++;
             }
-            while (e > v && (e[-1] == '\r' || e[-1] == ' '
-                             || e[-1] == '\t')) {
+            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) {
                 e--;
             }
             *value = v;
@@ -365,8 +373,8 @@ http_auth_memo_mac(const struct http_auth *a, const char *value, size_t len,
     HMAC(EVP_sha256(), a->memo_key, sizeof(a->memo_key),
          (const unsigned char *) value, len, full, &flen);
     memcpy(mac, full, HTTP_AUTH_MEMO_LEN);
-    *slot = ((size_t) full[16] | ((size_t) full[17] << 8))
-            % HTTP_AUTH_MEMO_SLOTS;
+    *slot =
+        ((size_t) full[16] | ((size_t) full[17] << 8)) % HTTP_AUTH_MEMO_SLOTS;
 }
 
 static bool
@@ -397,7 +405,7 @@ http_auth_check_basic(struct http_auth *a, const char *b64, size_t len)
     }
     if (hash == NULL) {
         explicit_bzero(cred, sizeof(cred));
-        return false;                   /* bearer lines only */
+        return false; /* bearer lines only */
     }
     got = crypt_r(colon + 1, hash, a->crypt);
     ok = got != NULL && got[0] != '*'

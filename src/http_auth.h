@@ -30,8 +30,8 @@ struct http_auth;
 
 enum http_auth_result {
     HTTP_AUTH_OK = 0,
-    HTTP_AUTH_MISSING,          /* no Authorization header */
-    HTTP_AUTH_DENIED            /* wrong scheme, user, password, token */
+    HTTP_AUTH_MISSING, /* no Authorization header */
+    HTTP_AUTH_DENIED   /* wrong scheme, user, password, token */
 };
 
 /* Builds the credential table from the file's text.  0, -EINVAL with a
@@ -52,9 +52,8 @@ enum http_auth_result http_auth_check(struct http_auth *a, const char *value,
  * validated it): the first line whose name is name (lower case,
  * compared case-insensitively), value without surrounding blanks.
  * True when found. */
-bool http_auth_find_header(const char *head, size_t head_len,
-                           const char *name, const char **value,
-                           size_t *value_len);
+bool http_auth_find_header(const char *head, size_t head_len, const char *name,
+                           const char **value, size_t *value_len);
 
 /* The value of the WWW-Authenticate header a 401 carries. */
 const char *http_auth_challenge(const struct http_auth *a);

@@ -84,38 +84,38 @@
  * so they need no limit check.
  */
 enum http_parse_state {
-    HTTP_PARSE_S_START = 0,     /* empty lines before the request line */
-    HTTP_PARSE_S_START_LF,      /* CR of such an empty line */
+    HTTP_PARSE_S_START = 0, /* empty lines before the request line */
+    HTTP_PARSE_S_START_LF,  /* CR of such an empty line */
     HTTP_PARSE_S_METHOD,
-    HTTP_PARSE_S_TARGET,        /* first byte of the request-target */
-    HTTP_PARSE_S_SCHEME,        /* "http" of absolute-form, idx matched */
-    HTTP_PARSE_S_SCHEME_END,    /* after "http": 's' or ':' */
-    HTTP_PARSE_S_SCHEME_COLON,  /* after "https": ':' */
+    HTTP_PARSE_S_TARGET,       /* first byte of the request-target */
+    HTTP_PARSE_S_SCHEME,       /* "http" of absolute-form, idx matched */
+    HTTP_PARSE_S_SCHEME_END,   /* after "http": 's' or ':' */
+    HTTP_PARSE_S_SCHEME_COLON, /* after "https": ':' */
     HTTP_PARSE_S_SCHEME_SLASH1,
     HTTP_PARSE_S_SCHEME_SLASH2,
     HTTP_PARSE_S_AUTHORITY_FIRST,
     HTTP_PARSE_S_AUTHORITY,
     HTTP_PARSE_S_PATH,
     HTTP_PARSE_S_QUERY,
-    HTTP_PARSE_S_VERSION_NAME,  /* "HTTP/", idx matched */
+    HTTP_PARSE_S_VERSION_NAME, /* "HTTP/", idx matched */
     HTTP_PARSE_S_VERSION_MAJOR,
     HTTP_PARSE_S_VERSION_DOT,
     HTTP_PARSE_S_VERSION_MINOR,
-    HTTP_PARSE_S_LINE_END,      /* after the version: CR or LF */
-    HTTP_PARSE_S_LINE_LF,       /* CR of the request line */
-    HTTP_PARSE_S_FIELD_START,   /* a field name or the empty line */
+    HTTP_PARSE_S_LINE_END,    /* after the version: CR or LF */
+    HTTP_PARSE_S_LINE_LF,     /* CR of the request line */
+    HTTP_PARSE_S_FIELD_START, /* a field name or the empty line */
     HTTP_PARSE_S_FIELD_NAME,
-    HTTP_PARSE_S_VALUE,         /* a field we only check the syntax of */
-    HTTP_PARSE_S_CL_START,      /* Content-Length: OWS before digits */
+    HTTP_PARSE_S_VALUE,    /* a field we only check the syntax of */
+    HTTP_PARSE_S_CL_START, /* Content-Length: OWS before digits */
     HTTP_PARSE_S_CL_DIGITS,
-    HTTP_PARSE_S_CL_OWS,        /* OWS after the digits */
-    HTTP_PARSE_S_HOST,          /* Host: OWS, then host [":" port] */
-    HTTP_PARSE_S_HOST_OWS,      /* OWS after the host */
-    HTTP_PARSE_S_CONN_ELEMENT,  /* Connection: OWS or ',' before a token */
+    HTTP_PARSE_S_CL_OWS,       /* OWS after the digits */
+    HTTP_PARSE_S_HOST,         /* Host: OWS, then host [":" port] */
+    HTTP_PARSE_S_HOST_OWS,     /* OWS after the host */
+    HTTP_PARSE_S_CONN_ELEMENT, /* Connection: OWS or ',' before a token */
     HTTP_PARSE_S_CONN_TOKEN,
-    HTTP_PARSE_S_CONN_OWS,      /* OWS after a token: ',' or line end */
-    HTTP_PARSE_S_FIELD_LF,      /* CR ending a field line */
-    HTTP_PARSE_S_END_LF,        /* CR of the empty line ending the head */
+    HTTP_PARSE_S_CONN_OWS, /* OWS after a token: ',' or line end */
+    HTTP_PARSE_S_FIELD_LF, /* CR ending a field line */
+    HTTP_PARSE_S_END_LF,   /* CR of the empty line ending the head */
     HTTP_PARSE_S_DONE,
     HTTP_PARSE_S_ERROR
 };
@@ -248,29 +248,29 @@ static const uint8_t http_parse_host[256] = {
 };
 
 static const int8_t http_parse_hex[256] = {
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0x00 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0x10 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0x20 */
-     0, 1, 2, 3, 4, 5, 6, 7, 8, 9,-1,-1,-1,-1,-1,-1, /* 0x30 */
-    -1,10,11,12,13,14,15,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0x40 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0x50 */
-    -1,10,11,12,13,14,15,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0x60 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0x70 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0x80 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0x90 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0xa0 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0xb0 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0xc0 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0xd0 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0xe0 */
-    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, /* 0xf0 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x00 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x10 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x20 */
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  -1, -1, -1, -1, -1, -1, /* 0x30 */
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x40 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x50 */
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x60 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x70 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x80 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x90 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0xa0 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0xb0 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0xc0 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0xd0 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0xe0 */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0xf0 */
 };
 
 static unsigned char
 http_parse_lower(unsigned char c)
 {
     if (c >= 'A' && c <= 'Z') {
-        return (unsigned char)(c - 'A' + 'a');
+        return (unsigned char) (c - 'A' + 'a');
     }
     return c;
 }
@@ -296,7 +296,7 @@ static bool
 http_parse_word_eq(const unsigned char *s, size_t n, const char *word)
 {
     for (size_t i = 0; i < n; i++) {
-        if (http_parse_lower(s[i]) != (unsigned char)word[i]) {
+        if (http_parse_lower(s[i]) != (unsigned char) word[i]) {
             return false;
         }
     }
@@ -435,7 +435,7 @@ http_parse_value_is(const unsigned char *p, size_t from, size_t to,
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        if (http_parse_lower(p[from + i]) != (unsigned char)word[i]) {
+        if (http_parse_lower(p[from + i]) != (unsigned char) word[i]) {
             return false;
         }
     }
@@ -471,8 +471,8 @@ http_parse_version_end(struct http_parse *st, unsigned char c)
  * below stop, which is what FIELD_LF would do with it one step later.
  */
 static size_t
-http_parse_field_end(struct http_parse *st, const unsigned char *p,
-                     size_t pos, size_t stop)
+http_parse_field_end(struct http_parse *st, const unsigned char *p, size_t pos,
+                     size_t stop)
 {
     if (p[pos] != '\r') {
         /* A bare LF (see the file comment). */
@@ -570,34 +570,33 @@ http_parse_head_end(struct http_parse *st, size_t pos)
         }
         if (!st->te_chunked) {
             http_parse_fail(st, req->method == HTTP_METHOD_GET
-                                || req->method == HTTP_METHOD_HEAD
-                            ? 400 : 501);
+                                        || req->method == HTTP_METHOD_HEAD
+                                    ? 400
+                                    : 501);
             return;
         }
         req->chunked = true;
     }
     /* RFC 9110 10.1.1: an HTTP/1.0 client's expectation is ignored. */
     req->expect_continue = st->expect_continue && req->version_minor == 1;
-    if (req->has_content_length
-        && req->content_length > HTTP_PARSE_BODY_MAX) {
+    if (req->has_content_length && req->content_length > HTTP_PARSE_BODY_MAX) {
         http_parse_fail(st, 413);
         return;
     }
     /* close wins over keep-alive when a client sends both. */
     req->keep_alive = !st->conn_close
-        && (req->version_minor == 1 || st->conn_keep_alive);
+                      && (req->version_minor == 1 || st->conn_keep_alive);
     st->state = HTTP_PARSE_S_DONE;
 }
 
 /* The name, from header_name_off, has ended at the ':' at pos: choose
  * how to read the value. */
 static void
-http_parse_name_end(struct http_parse *st, const unsigned char *p,
-                    size_t pos)
+http_parse_name_end(struct http_parse *st, const unsigned char *p, size_t pos)
 {
     st->header_name_len = pos - st->header_name_off;
-    st->field = http_parse_field_of(p + st->header_name_off,
-                                    st->header_name_len);
+    st->field =
+        http_parse_field_of(p + st->header_name_off, st->header_name_len);
     st->idx = 0;
     switch (st->field) {
     case HTTP_PARSE_FIELD_HOST:
@@ -637,7 +636,7 @@ http_parse_content_length_digit(struct http_parse *st, unsigned char c)
 {
     /* Bounded before the multiply: cl_value <= BODY_MAX + 1 here, so the
      * product cannot wrap, and it saturates at BODY_MAX + 1. */
-    st->cl_value = st->cl_value * 10 + (uint64_t)(c - '0');
+    st->cl_value = st->cl_value * 10 + (uint64_t) (c - '0');
     if (st->cl_value > HTTP_PARSE_BODY_MAX) {
         st->cl_value = HTTP_PARSE_BODY_MAX + 1;
     }
@@ -651,11 +650,11 @@ http_parse_content_length_digit(struct http_parse *st, unsigned char c)
  * LINE_END and LINE_LF.
  */
 static size_t
-http_parse_line_step(struct http_parse *st, const unsigned char *p,
-                     size_t pos, size_t stop)
+http_parse_line_step(struct http_parse *st, const unsigned char *p, size_t pos,
+                     size_t stop)
 {
     struct http_request *req = &st->req;
-    unsigned char c;
+    unsigned char        c;
 
     switch (st->state) {
     case HTTP_PARSE_S_START:
@@ -689,8 +688,8 @@ http_parse_line_step(struct http_parse *st, const unsigned char *p,
             return pos;
         }
         req->method_len = pos - req->method_off;
-        req->method = http_parse_method_of(p + req->method_off,
-                                           req->method_len);
+        req->method =
+            http_parse_method_of(p + req->method_off, req->method_len);
         st->state = HTTP_PARSE_S_TARGET;
         return pos + 1;
 
@@ -713,7 +712,7 @@ http_parse_line_step(struct http_parse *st, const unsigned char *p,
 
     case HTTP_PARSE_S_SCHEME:
         if (http_parse_lower(p[pos])
-            != (unsigned char)http_parse_scheme[st->idx]) {
+            != (unsigned char) http_parse_scheme[st->idx]) {
             http_parse_fail(st, 400);
         } else if (++st->idx == sizeof(http_parse_scheme) - 1) {
             st->state = HTTP_PARSE_S_SCHEME_END;
@@ -806,13 +805,13 @@ http_parse_line_step(struct http_parse *st, const unsigned char *p,
             && memcmp(p + pos, http_parse_version_name, 5) == 0
             && http_parse_is_digit(p[pos + 5]) && p[pos + 6] == '.'
             && http_parse_is_digit(p[pos + 7])) {
-            st->version_major = (unsigned)(p[pos + 5] - '0');
-            req->version_minor = (unsigned)(p[pos + 7] - '0');
+            st->version_major = (unsigned) (p[pos + 5] - '0');
+            req->version_minor = (unsigned) (p[pos + 7] - '0');
             st->state = HTTP_PARSE_S_LINE_END;
             return pos + 8;
         }
         /* HTTP-name is case-sensitive (RFC 9112 2.3). */
-        if (p[pos] != (unsigned char)http_parse_version_name[st->idx]) {
+        if (p[pos] != (unsigned char) http_parse_version_name[st->idx]) {
             http_parse_fail(st, 400);
         } else if (++st->idx == sizeof(http_parse_version_name) - 1) {
             st->state = HTTP_PARSE_S_VERSION_MAJOR;
@@ -825,10 +824,10 @@ http_parse_line_step(struct http_parse *st, const unsigned char *p,
         if (!http_parse_is_digit(c)) {
             http_parse_fail(st, 400);
         } else if (st->state == HTTP_PARSE_S_VERSION_MAJOR) {
-            st->version_major = (unsigned)(c - '0');
+            st->version_major = (unsigned) (c - '0');
             st->state = HTTP_PARSE_S_VERSION_DOT;
         } else {
-            req->version_minor = (unsigned)(c - '0');
+            req->version_minor = (unsigned) (c - '0');
             st->state = HTTP_PARSE_S_LINE_END;
         }
         return pos + 1;
@@ -883,7 +882,7 @@ static size_t
 http_parse_field_step(struct http_parse *st, const unsigned char *p,
                       size_t pos, size_t stop)
 {
-    size_t from;
+    size_t        from;
     unsigned char c;
 
     switch (st->state) {
@@ -1018,8 +1017,7 @@ http_parse_field_step(struct http_parse *st, const unsigned char *p,
 
     case HTTP_PARSE_S_CONN_ELEMENT:
         /* Empty list elements are allowed (RFC 9110 5.6.1). */
-        while (pos < stop
-               && (http_parse_is_ows(p[pos]) || p[pos] == ',')) {
+        while (pos < stop && (http_parse_is_ows(p[pos]) || p[pos] == ',')) {
             pos++;
         }
         if (pos == stop) {
@@ -1052,7 +1050,7 @@ http_parse_field_step(struct http_parse *st, const unsigned char *p,
             return http_parse_field_end(st, p, pos, stop);
         }
         st->state = c == ',' ? HTTP_PARSE_S_CONN_ELEMENT
-            : HTTP_PARSE_S_CONN_OWS;
+                             : HTTP_PARSE_S_CONN_OWS;
         return pos + 1;
 
     case HTTP_PARSE_S_CONN_OWS:
@@ -1123,7 +1121,7 @@ enum http_parse_rc
 http_parse_request(struct http_parse *st, const char *buf, size_t len,
                    struct http_request *req)
 {
-    const unsigned char *p = (const unsigned char *)buf;
+    const unsigned char *p = (const unsigned char *) buf;
     /* Where the steps must stop: a byte at a limit is never read. */
     size_t line_stop = len < HTTP_PARSE_LINE_MAX ? len : HTTP_PARSE_LINE_MAX;
     size_t head_stop = len < HTTP_PARSE_HEAD_MAX ? len : HTTP_PARSE_HEAD_MAX;
@@ -1219,8 +1217,8 @@ http_chunked_fail(struct http_chunked *st, int status)
 
 /* One step from pos, which is below stop; returns the next position. */
 static size_t
-http_chunked_step(struct http_chunked *st, const unsigned char *p,
-                  size_t pos, size_t stop)
+http_chunked_step(struct http_chunked *st, const unsigned char *p, size_t pos,
+                  size_t stop)
 {
     unsigned char c = p[pos];
     uint64_t      n;
@@ -1230,7 +1228,7 @@ http_chunked_step(struct http_chunked *st, const unsigned char *p,
     case HTTP_CHUNKED_S_SIZE:
         if (http_parse_hex[c] >= 0) {
             /* Bounded before the multiply, as Content-Length is. */
-            st->size = st->size * 16 + (uint64_t)http_parse_hex[c];
+            st->size = st->size * 16 + (uint64_t) http_parse_hex[c];
             if (st->size > HTTP_PARSE_BODY_MAX) {
                 http_chunked_fail(st, 413);
             } else {
@@ -1257,7 +1255,8 @@ http_chunked_step(struct http_chunked *st, const unsigned char *p,
             return pos;
         }
         st->state = st->state == HTTP_CHUNKED_S_EXT
-            ? HTTP_CHUNKED_S_SIZE_LF : HTTP_CHUNKED_S_TRAILER_LF;
+                        ? HTTP_CHUNKED_S_SIZE_LF
+                        : HTTP_CHUNKED_S_TRAILER_LF;
         return pos + 1;
 
     case HTTP_CHUNKED_S_SIZE_LF:
@@ -1275,7 +1274,7 @@ http_chunked_step(struct http_chunked *st, const unsigned char *p,
         if (st->size == 0) {
             st->state = HTTP_CHUNKED_S_DATA_CR;
         }
-        return pos + (size_t)n;
+        return pos + (size_t) n;
 
     case HTTP_CHUNKED_S_DATA_CR:
     case HTTP_CHUNKED_S_DATA_LF:
@@ -1332,7 +1331,7 @@ http_chunked_step(struct http_chunked *st, const unsigned char *p,
 enum http_parse_rc
 http_parse_chunked(struct http_chunked *st, const char *buf, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)buf;
+    const unsigned char *p = (const unsigned char *) buf;
     size_t stop = len < HTTP_PARSE_BODY_MAX ? len : HTTP_PARSE_BODY_MAX;
     size_t pos = st->pos;
 
@@ -1361,24 +1360,24 @@ http_parse_decode(const char *src, size_t src_len, char *dst)
     size_t n = 0;
 
     while (i < src_len) {
-        unsigned char c = (unsigned char)src[i];
-        int hi, lo;
+        unsigned char c = (unsigned char) src[i];
+        int           hi, lo;
 
         if (c != '%') {
-            dst[n++] = (char)c;
+            dst[n++] = (char) c;
             i++;
             continue;
         }
         if (src_len - i < 3) {
             return -1;
         }
-        hi = http_parse_hex[(unsigned char)src[i + 1]];
-        lo = http_parse_hex[(unsigned char)src[i + 2]];
+        hi = http_parse_hex[(unsigned char) src[i + 1]];
+        lo = http_parse_hex[(unsigned char) src[i + 2]];
         if (hi < 0 || lo < 0) {
             return -1;
         }
-        dst[n++] = (char)(hi << 4 | lo);
+        dst[n++] = (char) (hi << 4 | lo);
         i += 3;
     }
-    return (ssize_t)n;
+    return (ssize_t) n;
 }

@@ -25,13 +25,13 @@
 #define HTTP_PARSE_BODY_MAX (64 * 1024)
 
 enum http_parse_rc {
-    HTTP_PARSE_DONE = 0,        /* req is complete: head_len bytes used */
-    HTTP_PARSE_AGAIN,           /* need more bytes; call again */
-    HTTP_PARSE_ERROR            /* req->status says which 4xx/5xx */
+    HTTP_PARSE_DONE = 0, /* req is complete: head_len bytes used */
+    HTTP_PARSE_AGAIN,    /* need more bytes; call again */
+    HTTP_PARSE_ERROR     /* req->status says which 4xx/5xx */
 };
 
 enum http_method {
-    HTTP_METHOD_OTHER = 0,      /* a valid token we do not serve */
+    HTTP_METHOD_OTHER = 0, /* a valid token we do not serve */
     HTTP_METHOD_GET,
     HTTP_METHOD_HEAD,
     HTTP_METHOD_POST,
@@ -41,49 +41,49 @@ enum http_method {
 
 struct http_request {
     enum http_method method;
-    unsigned         version_minor;     /* HTTP/1.x: 0 or 1 */
+    unsigned         version_minor; /* HTTP/1.x: 0 or 1 */
     size_t           method_off, method_len;
-    size_t           target_off, target_len;  /* as sent */
-    size_t           path_off, path_len;      /* target up to '?' */
-    bool             keep_alive;        /* after version defaults and
-                                           Connection: close/keep-alive */
+    size_t           target_off, target_len; /* as sent */
+    size_t           path_off, path_len;     /* target up to '?' */
+    bool             keep_alive;             /* after version defaults and
+                                                Connection: close/keep-alive */
     bool             has_content_length;
-    uint64_t         content_length;    /* <= HTTP_PARSE_BODY_MAX */
-    bool             chunked;           /* Transfer-Encoding: chunked: the
-                                           body is read with
-                                           http_parse_chunked() */
-    bool             expect_continue;   /* HTTP/1.1 Expect: 100-continue */
-    size_t           inm_off, inm_len;  /* If-None-Match's value, OWS
-                                           included; inm_len 0: none */
-    bool             inm_many;          /* more than one If-None-Match
-                                           line: the condition is not
-                                           evaluated (a 200 is always a
-                                           correct answer) */
-    size_t           head_len;          /* bytes up to and incl. CRLFCRLF */
-    int              status;            /* on ERROR: 400 413 414 431 501
-                                           505 */
+    uint64_t         content_length;   /* <= HTTP_PARSE_BODY_MAX */
+    bool             chunked;          /* Transfer-Encoding: chunked: the
+                                          body is read with
+                                          http_parse_chunked() */
+    bool             expect_continue;  /* HTTP/1.1 Expect: 100-continue */
+    size_t           inm_off, inm_len; /* If-None-Match's value, OWS
+                                          included; inm_len 0: none */
+    bool             inm_many;         /* more than one If-None-Match
+                                          line: the condition is not
+                                          evaluated (a 200 is always a
+                                          correct answer) */
+    size_t           head_len;         /* bytes up to and incl. CRLFCRLF */
+    int              status;           /* on ERROR: 400 413 414 431 501
+                                          505 */
 };
 
 /* Opaque to callers; zeroed by http_parse_init(). */
 struct http_parse {
-    unsigned         state;
-    size_t           pos;               /* next byte to examine */
-    size_t           mark;              /* start of the current token */
-    size_t           header_name_off, header_name_len;
-    unsigned         seen;              /* header flags */
-    bool             conn_close, conn_keep_alive;
-    bool             te_chunked;        /* one Transfer-Encoding: chunked */
-    bool             te_other;          /* any other coding, or a second
-                                           Transfer-Encoding line */
-    bool             expect_continue;   /* Expect: 100-continue seen */
-    size_t           idx;               /* bytes of a literal matched so
-                                           far, or of the Host value */
-    unsigned         field;             /* which field this line is */
-    unsigned         version_major;
-    uint64_t         cl_value;          /* this Content-Length, saturated
-                                           at HTTP_PARSE_BODY_MAX + 1 */
-    struct http_request req;            /* filled in as the head is read,
-                                           copied out on DONE */
+    unsigned            state;
+    size_t              pos;  /* next byte to examine */
+    size_t              mark; /* start of the current token */
+    size_t              header_name_off, header_name_len;
+    unsigned            seen; /* header flags */
+    bool                conn_close, conn_keep_alive;
+    bool                te_chunked;      /* one Transfer-Encoding: chunked */
+    bool                te_other;        /* any other coding, or a second
+                                            Transfer-Encoding line */
+    bool                expect_continue; /* Expect: 100-continue seen */
+    size_t              idx;             /* bytes of a literal matched so
+                                            far, or of the Host value */
+    unsigned            field;           /* which field this line is */
+    unsigned            version_major;
+    uint64_t            cl_value; /* this Content-Length, saturated
+                                     at HTTP_PARSE_BODY_MAX + 1 */
+    struct http_request req;      /* filled in as the head is read,
+                                     copied out on DONE */
 };
 
 void http_parse_init(struct http_parse *st);
@@ -101,14 +101,14 @@ enum http_parse_rc http_parse_request(struct http_parse *st, const char *buf,
 /* A chunked request body (RFC 9112 7.1) being read, so that it can be
  * skipped; zeroed by http_parse_chunked_init(). */
 struct http_chunked {
-    unsigned         state;
-    size_t           pos;               /* next byte, from the body's
-                                           first */
-    uint64_t         size;              /* left of the current chunk,
-                                           saturated at BODY_MAX + 1 */
-    size_t           body_len;          /* on DONE: the whole body's
-                                           bytes, last CRLF included */
-    int              status;            /* on ERROR: 400 or 413 */
+    unsigned state;
+    size_t   pos;      /* next byte, from the body's
+                          first */
+    uint64_t size;     /* left of the current chunk,
+                          saturated at BODY_MAX + 1 */
+    size_t   body_len; /* on DONE: the whole body's
+                          bytes, last CRLF included */
+    int      status;   /* on ERROR: 400 or 413 */
 };
 
 void http_parse_chunked_init(struct http_chunked *st);
@@ -120,8 +120,8 @@ void http_parse_chunked_init(struct http_chunked *st);
  * body with its framing would pass HTTP_PARSE_BODY_MAX, else 400 (a
  * bare LF included).  Incremental like http_parse_request(); once DONE
  * or ERROR, further calls return the same. */
-enum http_parse_rc http_parse_chunked(struct http_chunked *st,
-                                      const char *buf, size_t len);
+enum http_parse_rc http_parse_chunked(struct http_chunked *st, const char *buf,
+                                      size_t len);
 
 /* Percent-decodes src (a path without the leading '/') into dst, which has
  * room for src_len bytes and may be src itself.  Returns the decoded

@@ -33,13 +33,13 @@
 enum log_level log_level_current = LOG_LEVEL_INFO;
 
 struct log_recent_slot_shm {
-    uint64_t seq;                       /* atomic: 0 busy or never used,
-                                           else the writer's ticket + 1 */
+    uint64_t seq; /* atomic: 0 busy or never used,
+                     else the writer's ticket + 1 */
     char     text[LOG_RECENT_TEXT];
 };
 
 struct log_recent_shm {
-    uint64_t                   next;    /* atomic: tickets handed out */
+    uint64_t                   next; /* atomic: tickets handed out */
     struct log_recent_slot_shm slots[LOG_RECENT_MAX];
 };
 
@@ -106,7 +106,7 @@ log_recent_create(void)
     if (p == MAP_FAILED) {
         return -errno;
     }
-    log_recent = p;                     /* zero-filled: every slot unused */
+    log_recent = p; /* zero-filled: every slot unused */
     return 0;
 }
 
@@ -153,16 +153,16 @@ log_recent_read(struct log_recent_line *out, size_t max)
         uint64_t                    ticket = next - 1 - i;
         struct log_recent_slot_shm *slot =
             &log_recent->slots[ticket % LOG_RECENT_MAX];
-        uint64_t                    seq;
+        uint64_t seq;
 
         seq = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
         if (seq != ticket + 1) {
-            continue;           /* busy, or already reused by a newer one */
+            continue; /* busy, or already reused by a newer one */
         }
         memcpy(out[n].text, slot->text, sizeof(out[n].text));
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&slot->seq, __ATOMIC_RELAXED) != seq) {
-            continue;                   /* rewritten while we copied */
+            continue; /* rewritten while we copied */
         }
         out[n].text[sizeof(out[n].text) - 1] = '\0';
         n++;
@@ -173,14 +173,14 @@ log_recent_read(struct log_recent_line *out, size_t max)
 void
 log_write(enum log_level level, const char *fmt, ...)
 {
-    char     line[LOG_LINE_MAX];
-    char     stamp[48];
-    size_t   stamp_len = 0;
-    size_t   n = 0;
-    int      saved_errno = errno;
-    va_list  ap;
-    int      rc;
-    int      record = log_recent != NULL && level <= LOG_LEVEL_WARN;
+    char    line[LOG_LINE_MAX];
+    char    stamp[48];
+    size_t  stamp_len = 0;
+    size_t  n = 0;
+    int     saved_errno = errno;
+    va_list ap;
+    int     rc;
+    int     record = log_recent != NULL && level <= LOG_LEVEL_WARN;
 
     if (log_timestamps || record) {
         struct timespec ts;
@@ -198,8 +198,9 @@ log_write(enum log_level level, const char *fmt, ...)
         n = stamp_len;
     }
 
-    rc = snprintf(line + n, sizeof(line) - n, "%s %s[%ld]: ",
-                  log_level_names[level], log_role, (long) getpid());
+    rc = snprintf(line + n, sizeof(line) - n,
+                  "%s %s[%ld]: ", log_level_names[level], log_role,
+                  (long) getpid());
     n += (size_t) rc;
 
     va_start(ap, fmt);

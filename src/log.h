@@ -28,7 +28,7 @@ void log_init(const char *role, int index);
 void log_set_level(enum log_level level);
 
 /* Parses "error", "warn", "info", "debug"; returns 0 or -EINVAL. */
-int log_level_parse(const char *name, enum log_level *out);
+int         log_level_parse(const char *name, enum log_level *out);
 const char *log_level_name(enum log_level level);
 
 void log_write(enum log_level level, const char *fmt, ...)
@@ -44,42 +44,42 @@ void log_write(enum log_level level, const char *fmt, ...)
  * being rewritten under it.
  */
 #define LOG_RECENT_MAX  8
-#define LOG_RECENT_TEXT 240     /* bytes kept of a line, NUL included */
+#define LOG_RECENT_TEXT 240 /* bytes kept of a line, NUL included */
 
 struct log_recent_line {
-    char text[LOG_RECENT_TEXT];     /* the whole line, as on stderr, no
-                                       newline, cut to fit */
+    char text[LOG_RECENT_TEXT]; /* the whole line, as on stderr, no
+                                   newline, cut to fit */
 };
 
 /* 0 or -errno (mmap).  A second call is a no-op. */
-int log_recent_create(void);
+int    log_recent_create(void);
 /* Copies up to max recorded lines, newest first, into out; returns the
  * count. */
 size_t log_recent_read(struct log_recent_line *out, size_t max);
 
-#define log_error(...)                                                     \
-    do {                                                                   \
-        if (log_level_current >= LOG_LEVEL_ERROR) {                        \
-            log_write(LOG_LEVEL_ERROR, __VA_ARGS__);                       \
-        }                                                                  \
+#define log_error(...)                               \
+    do {                                             \
+        if (log_level_current >= LOG_LEVEL_ERROR) {  \
+            log_write(LOG_LEVEL_ERROR, __VA_ARGS__); \
+        }                                            \
     } while (0)
-#define log_warn(...)                                                      \
-    do {                                                                   \
-        if (log_level_current >= LOG_LEVEL_WARN) {                         \
-            log_write(LOG_LEVEL_WARN, __VA_ARGS__);                        \
-        }                                                                  \
+#define log_warn(...)                               \
+    do {                                            \
+        if (log_level_current >= LOG_LEVEL_WARN) {  \
+            log_write(LOG_LEVEL_WARN, __VA_ARGS__); \
+        }                                           \
     } while (0)
-#define log_info(...)                                                      \
-    do {                                                                   \
-        if (log_level_current >= LOG_LEVEL_INFO) {                         \
-            log_write(LOG_LEVEL_INFO, __VA_ARGS__);                        \
-        }                                                                  \
+#define log_info(...)                               \
+    do {                                            \
+        if (log_level_current >= LOG_LEVEL_INFO) {  \
+            log_write(LOG_LEVEL_INFO, __VA_ARGS__); \
+        }                                           \
     } while (0)
-#define log_debug(...)                                                     \
-    do {                                                                   \
-        if (log_level_current >= LOG_LEVEL_DEBUG) {                        \
-            log_write(LOG_LEVEL_DEBUG, __VA_ARGS__);                       \
-        }                                                                  \
+#define log_debug(...)                               \
+    do {                                             \
+        if (log_level_current >= LOG_LEVEL_DEBUG) {  \
+            log_write(LOG_LEVEL_DEBUG, __VA_ARGS__); \
+        }                                            \
     } while (0)
 
 #endif

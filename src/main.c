@@ -61,10 +61,9 @@ main(int argc, char **argv)
     if (cfg.http_auth_file[0] != '\0') {
         struct http_auth *auth = NULL;
 
-        if (http_auth_load_file(cfg.http_auth_file, &auth, err,
-                                sizeof(err)) != 0) {
-            fprintf(stderr, "redis-cache-proxy: --http-auth-file: %s\n",
-                    err);
+        if (http_auth_load_file(cfg.http_auth_file, &auth, err, sizeof(err))
+            != 0) {
+            fprintf(stderr, "redis-cache-proxy: --http-auth-file: %s\n", err);
             return cfg.check_config ? 1 : 2;
         }
         http_auth_free(auth);

@@ -48,35 +48,34 @@
 #include "textbuf.h"
 
 struct metrics {
-    struct metrics_slot_shm *slots;     /* owned: the shared mapping */
+    struct metrics_slot_shm *slots; /* owned: the shared mapping */
     uint32_t                 nslots;
     size_t                   map_bytes; /* length passed to mmap */
 };
 
 /* Bucket upper bounds, in microseconds and as rendered in le="...". */
 static const uint64_t metrics_bucket_us[METRICS_BUCKETS] = {
-    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
-    1000000,
+    100,   250,   500,   1000,   2500,   5000,
+    10000, 25000, 50000, 100000, 250000, 1000000,
 };
 
 static const char *const metrics_bucket_le[METRICS_BUCKETS] = {
-    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
-    "0.025", "0.05", "0.1", "0.25", "1",
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+    "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "1",
 };
 
 static const char *const metrics_code_names[METRICS_CODE_COUNT] = {
-    [METRICS_CODE_200] = "200", [METRICS_CODE_204] = "204",
-    [METRICS_CODE_304] = "304",
-    [METRICS_CODE_400] = "400", [METRICS_CODE_401] = "401",
-    [METRICS_CODE_403] = "403", [METRICS_CODE_404] = "404",
-    [METRICS_CODE_405] = "405", [METRICS_CODE_408] = "408",
-    [METRICS_CODE_409] = "409", [METRICS_CODE_413] = "413",
-    [METRICS_CODE_414] = "414", [METRICS_CODE_431] = "431",
-    [METRICS_CODE_500] = "500", [METRICS_CODE_501] = "501",
-    [METRICS_CODE_502] = "502", [METRICS_CODE_503] = "503",
-    [METRICS_CODE_504] = "504", [METRICS_CODE_505] = "505",
-    [METRICS_CODE_RESP_OK] = "ok", [METRICS_CODE_RESP_NIL] = "nil",
-    [METRICS_CODE_RESP_ERR] = "err",
+    [METRICS_CODE_200] = "200",      [METRICS_CODE_204] = "204",
+    [METRICS_CODE_304] = "304",      [METRICS_CODE_400] = "400",
+    [METRICS_CODE_401] = "401",      [METRICS_CODE_403] = "403",
+    [METRICS_CODE_404] = "404",      [METRICS_CODE_405] = "405",
+    [METRICS_CODE_408] = "408",      [METRICS_CODE_409] = "409",
+    [METRICS_CODE_413] = "413",      [METRICS_CODE_414] = "414",
+    [METRICS_CODE_431] = "431",      [METRICS_CODE_500] = "500",
+    [METRICS_CODE_501] = "501",      [METRICS_CODE_502] = "502",
+    [METRICS_CODE_503] = "503",      [METRICS_CODE_504] = "504",
+    [METRICS_CODE_505] = "505",      [METRICS_CODE_RESP_OK] = "ok",
+    [METRICS_CODE_RESP_NIL] = "nil", [METRICS_CODE_RESP_ERR] = "err",
 };
 
 static const char *const metrics_proto_names[METRICS_PROTO_COUNT] = {
@@ -92,7 +91,7 @@ static const char *const metrics_backend_error_names[] = {
 };
 
 _Static_assert(sizeof(metrics_backend_error_names)
-                   / sizeof(*metrics_backend_error_names)
+                       / sizeof(*metrics_backend_error_names)
                    == METRICS_BACKEND_ERROR_COUNT,
                "a name for every backend error kind");
 
@@ -167,8 +166,7 @@ metrics_reap_slot(struct metrics *m, uint32_t slot)
     /* The dead worker was the slot's only writer and its replacement has
      * not started, so nobody races this store. */
     __atomic_store_n(&m->slots[slot].connections, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&m->slots[slot].backend_connections, 0,
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(&m->slots[slot].backend_connections, 0, __ATOMIC_RELAXED);
     /* Its node states die with its connections. */
     metrics_nodes_publish(&m->slots[slot], NULL, 0, 0, false);
 }
@@ -177,8 +175,8 @@ bool
 metrics_reap_tracking(struct metrics *m, uint32_t slot)
 {
     assert(slot < m->nslots);
-    return __atomic_exchange_n(&m->slots[slot].tracking,
-                               METRICS_TRACKING_NONE, __ATOMIC_SEQ_CST)
+    return __atomic_exchange_n(&m->slots[slot].tracking, METRICS_TRACKING_NONE,
+                               __ATOMIC_SEQ_CST)
            != METRICS_TRACKING_NONE;
 }
 
@@ -202,8 +200,7 @@ metrics_tracking_state(const struct metrics *m)
     int64_t state = METRICS_TRACKING_NONE;
 
     for (uint32_t i = 0; i < m->nslots; i++) {
-        int64_t t = __atomic_load_n(&m->slots[i].tracking,
-                                    __ATOMIC_SEQ_CST);
+        int64_t t = __atomic_load_n(&m->slots[i].tracking, __ATOMIC_SEQ_CST);
 
         if (t == METRICS_TRACKING_DOWN) {
             return METRICS_TRACKING_DOWN;
@@ -219,25 +216,44 @@ enum metrics_code
 metrics_code_from_status(int http_status)
 {
     switch (http_status) {
-    case 200: return METRICS_CODE_200;
-    case 204: return METRICS_CODE_204;
-    case 304: return METRICS_CODE_304;
-    case 400: return METRICS_CODE_400;
-    case 401: return METRICS_CODE_401;
-    case 403: return METRICS_CODE_403;
-    case 404: return METRICS_CODE_404;
-    case 405: return METRICS_CODE_405;
-    case 408: return METRICS_CODE_408;
-    case 409: return METRICS_CODE_409;
-    case 413: return METRICS_CODE_413;
-    case 414: return METRICS_CODE_414;
-    case 431: return METRICS_CODE_431;
-    case 500: return METRICS_CODE_500;
-    case 501: return METRICS_CODE_501;
-    case 502: return METRICS_CODE_502;
-    case 503: return METRICS_CODE_503;
-    case 504: return METRICS_CODE_504;
-    case 505: return METRICS_CODE_505;
+    case 200:
+        return METRICS_CODE_200;
+    case 204:
+        return METRICS_CODE_204;
+    case 304:
+        return METRICS_CODE_304;
+    case 400:
+        return METRICS_CODE_400;
+    case 401:
+        return METRICS_CODE_401;
+    case 403:
+        return METRICS_CODE_403;
+    case 404:
+        return METRICS_CODE_404;
+    case 405:
+        return METRICS_CODE_405;
+    case 408:
+        return METRICS_CODE_408;
+    case 409:
+        return METRICS_CODE_409;
+    case 413:
+        return METRICS_CODE_413;
+    case 414:
+        return METRICS_CODE_414;
+    case 431:
+        return METRICS_CODE_431;
+    case 500:
+        return METRICS_CODE_500;
+    case 501:
+        return METRICS_CODE_501;
+    case 502:
+        return METRICS_CODE_502;
+    case 503:
+        return METRICS_CODE_503;
+    case 504:
+        return METRICS_CODE_504;
+    case 505:
+        return METRICS_CODE_505;
     default:
         break;
     }
@@ -261,7 +277,7 @@ metrics_count_request(struct metrics_slot_shm *s, enum metrics_proto proto,
 }
 
 void
-metrics_count_backend_error(struct metrics_slot_shm *s,
+metrics_count_backend_error(struct metrics_slot_shm   *s,
                             enum metrics_backend_error kind)
 {
     assert(kind < METRICS_BACKEND_ERROR_COUNT);
@@ -299,8 +315,8 @@ void
 metrics_count_connection(struct metrics_slot_shm *s, bool denied)
 {
     __atomic_fetch_add(denied ? &s->connections_denied
-                              : &s->connections_accepted, 1,
-                       __ATOMIC_RELAXED);
+                              : &s->connections_accepted,
+                       1, __ATOMIC_RELAXED);
 }
 
 void
@@ -340,8 +356,7 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->backend_count, __ATOMIC_RELAXED);
         out->backend_sum_us +=
             __atomic_load_n(&s->backend_sum_us, __ATOMIC_RELAXED);
-        out->connections +=
-            __atomic_load_n(&s->connections, __ATOMIC_RELAXED);
+        out->connections += __atomic_load_n(&s->connections, __ATOMIC_RELAXED);
         out->backend_connections +=
             __atomic_load_n(&s->backend_connections, __ATOMIC_RELAXED);
         out->connections_accepted +=
@@ -381,8 +396,7 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             out->cluster_nodes =
                 __atomic_load_n(&s->cluster_nodes, __ATOMIC_RELAXED);
             out->cluster_slots_covered =
-                __atomic_load_n(&s->cluster_slots_covered,
-                                __ATOMIC_RELAXED);
+                __atomic_load_n(&s->cluster_slots_covered, __ATOMIC_RELAXED);
             out->cluster_nodes_down =
                 __atomic_load_n(&s->cluster_nodes_down, __ATOMIC_RELAXED);
         }
@@ -420,15 +434,15 @@ metrics_cluster_map(struct metrics_slot_shm *s, uint32_t nodes,
 {
     struct timespec ts;
 
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
     if (changed) {
         __atomic_fetch_add(&s->cluster_map_changes, 1, __ATOMIC_RELAXED);
     }
     __atomic_store_n(&s->cluster_nodes, nodes, __ATOMIC_RELAXED);
     __atomic_store_n(&s->cluster_slots_covered, covered, __ATOMIC_RELAXED);
     __atomic_store_n(&s->cluster_map_ms,
-                     (uint64_t)ts.tv_sec * 1000u
-                         + (uint64_t)ts.tv_nsec / 1000000u,
+                     (uint64_t) ts.tv_sec * 1000u
+                         + (uint64_t) ts.tv_nsec / 1000000u,
                      __ATOMIC_RELAXED);
 }
 
@@ -437,12 +451,12 @@ metrics_now_ms(void)
 {
     struct timespec ts;
 
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
 void
-metrics_nodes_publish(struct metrics_slot_shm *s,
+metrics_nodes_publish(struct metrics_slot_shm       *s,
                       const struct metrics_node_shm *nodes, uint32_t n,
                       uint32_t more, bool new_list)
 {
@@ -477,7 +491,7 @@ metrics_node_set_addr(struct metrics_node_shm *n, const char *addr)
  * nodes_more, nodes_ms); false when the writer kept it busy. */
 static bool
 metrics_nodes_copy(const struct metrics_slot_shm *s,
-                   struct metrics_slot_shm *out)
+                   struct metrics_slot_shm       *out)
 {
     for (int tries = 0; tries < 100; tries++) {
         uint64_t before = __atomic_load_n(&s->nodes_seq, __ATOMIC_ACQUIRE);
@@ -489,7 +503,7 @@ metrics_nodes_copy(const struct metrics_slot_shm *s,
         out->nodes_more = s->nodes_more;
         out->nodes_ms = s->nodes_ms;
         if (out->nnodes > METRICS_NODES_MAX) {
-            continue;           /* torn: read again */
+            continue; /* torn: read again */
         }
         memcpy(out->nodes, s->nodes, out->nnodes * sizeof(*out->nodes));
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -508,10 +522,14 @@ static int
 metrics_node_badness(uint8_t state)
 {
     switch (state) {
-    case METRICS_NODE_DOWN:       return 3;
-    case METRICS_NODE_UP:         return 2;
-    case METRICS_NODE_CONNECTING: return 1;
-    default:                      return 0;
+    case METRICS_NODE_DOWN:
+        return 3;
+    case METRICS_NODE_UP:
+        return 2;
+    case METRICS_NODE_CONNECTING:
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -521,8 +539,8 @@ metrics_nodes_view(const struct metrics *m, struct metrics_node_shm *out,
 {
     /* Two slot-sized copies: static, as the supervisor is one thread. */
     static struct metrics_slot_shm best, other;
-    uint64_t best_ms = 0;
-    bool have = false;
+    uint64_t                       best_ms = 0;
+    bool                           have = false;
 
     *more = 0;
     for (uint32_t i = 0; i < m->nslots; i++) {
@@ -547,7 +565,7 @@ metrics_nodes_view(const struct metrics *m, struct metrics_node_shm *out,
             for (uint32_t k = 0; k < best.nnodes; k++) {
                 if (strcmp(best.nodes[k].addr, other.nodes[j].addr) == 0
                     && metrics_node_badness(other.nodes[j].state)
-                       > metrics_node_badness(best.nodes[k].state)) {
+                           > metrics_node_badness(best.nodes[k].state)) {
                     best.nodes[k].state = other.nodes[j].state;
                 }
             }
@@ -615,8 +633,7 @@ metrics_code_fits(size_t proto, size_t code)
 }
 
 static void
-metrics_render_requests(struct textbuf *o,
-                        const struct metrics_slot_shm *sum)
+metrics_render_requests(struct textbuf *o, const struct metrics_slot_shm *sum)
 {
     metrics_family(o, "rcp_requests_total", "counter",
                    "Requests answered, by protocol and status "
@@ -637,8 +654,7 @@ metrics_render_requests(struct textbuf *o,
 }
 
 static void
-metrics_render_backend(struct textbuf *o,
-                       const struct metrics_slot_shm *sum)
+metrics_render_backend(struct textbuf *o, const struct metrics_slot_shm *sum)
 {
     uint64_t cumulative = 0;
     uint64_t count;
@@ -646,37 +662,41 @@ metrics_render_backend(struct textbuf *o,
     metrics_family(o, "rcp_backend_errors_total", "counter",
                    "Requests to Redis that failed, by kind.");
     for (size_t k = 0; k < METRICS_BACKEND_ERROR_COUNT; k++) {
-        textbuf_printf(o, "rcp_backend_errors_total{kind=\"%s\"} %" PRIu64
-                       "\n", metrics_backend_error_names[k],
-                       sum->backend_errors[k]);
+        textbuf_printf(o,
+                       "rcp_backend_errors_total{kind=\"%s\"} %" PRIu64 "\n",
+                       metrics_backend_error_names[k], sum->backend_errors[k]);
     }
 
     metrics_family(o, "rcp_backend_request_duration_seconds", "histogram",
                    "Time of each request to Redis.");
     for (size_t i = 0; i < METRICS_BUCKETS; i++) {
         cumulative += sum->backend_buckets[i];
-        textbuf_printf(o, "rcp_backend_request_duration_seconds_bucket"
-                       "{le=\"%s\"} %" PRIu64 "\n", metrics_bucket_le[i],
-                       cumulative);
+        textbuf_printf(o,
+                       "rcp_backend_request_duration_seconds_bucket"
+                       "{le=\"%s\"} %" PRIu64 "\n",
+                       metrics_bucket_le[i], cumulative);
     }
     /* A scrape racing an observation may see its bucket but not yet its
      * count; never let +Inf fall below the last finite bucket. */
     count = sum->backend_count > cumulative ? sum->backend_count : cumulative;
-    textbuf_printf(o, "rcp_backend_request_duration_seconds_bucket"
-                   "{le=\"+Inf\"} %" PRIu64 "\n", count);
+    textbuf_printf(o,
+                   "rcp_backend_request_duration_seconds_bucket"
+                   "{le=\"+Inf\"} %" PRIu64 "\n",
+                   count);
     textbuf_printf(o, "rcp_backend_request_duration_seconds_sum ");
     metrics_seconds_us(o, sum->backend_sum_us);
-    textbuf_printf(o, "\nrcp_backend_request_duration_seconds_count %" PRIu64
-                   "\n", count);
+    textbuf_printf(o,
+                   "\nrcp_backend_request_duration_seconds_count %" PRIu64
+                   "\n",
+                   count);
 }
 
 size_t
 metrics_render(const struct metrics *m, const struct cache_stats *cs,
-               const struct metrics_process_info *info, char *buf,
-               size_t cap)
+               const struct metrics_process_info *info, char *buf, size_t cap)
 {
     struct metrics_slot_shm sum;
-    struct textbuf      o = { .buf = buf, .cap = cap, .len = 0 };
+    struct textbuf          o = { .buf = buf, .cap = cap, .len = 0 };
 
     metrics_sum(m, &sum);
 
@@ -690,8 +710,8 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                 "Entries dropped to make room.", cs->evictions);
     metrics_u64(&o, "rcp_cache_expirations_total", "counter",
                 "Entries dropped for age.", cs->expirations);
-    metrics_u64(&o, "rcp_cache_entries", "gauge",
-                "Entries held now.", cs->entries);
+    metrics_u64(&o, "rcp_cache_entries", "gauge", "Entries held now.",
+                cs->entries);
     metrics_u64(&o, "rcp_cache_bytes", "gauge",
                 "Key and value bytes held now.", cs->bytes);
     metrics_u64(&o, "rcp_cache_capacity_entries", "gauge",
@@ -711,17 +731,20 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
 
     metrics_family(&o, "rcp_stale_answers_total", "counter",
                    "Expired values answered, by reason.");
-    textbuf_printf(&o, "rcp_stale_answers_total{reason=\"revalidate\"} %"
-                   PRIu64 "\n", sum.stale_answers[METRICS_STALE_REVALIDATE]);
-    textbuf_printf(&o, "rcp_stale_answers_total{reason=\"error\"} %"
-                   PRIu64 "\n", sum.stale_answers[METRICS_STALE_ERROR]);
+    textbuf_printf(&o,
+                   "rcp_stale_answers_total{reason=\"revalidate\"} %" PRIu64
+                   "\n",
+                   sum.stale_answers[METRICS_STALE_REVALIDATE]);
+    textbuf_printf(&o,
+                   "rcp_stale_answers_total{reason=\"error\"} %" PRIu64 "\n",
+                   sum.stale_answers[METRICS_STALE_ERROR]);
     metrics_family(&o, "rcp_refreshes_total", "counter",
                    "Background fetches that refresh a cached value, by "
                    "reason.");
-    textbuf_printf(&o, "rcp_refreshes_total{reason=\"stale\"} %" PRIu64
-                   "\n", sum.refreshes[METRICS_REFRESH_STALE]);
-    textbuf_printf(&o, "rcp_refreshes_total{reason=\"early\"} %" PRIu64
-                   "\n", sum.refreshes[METRICS_REFRESH_EARLY]);
+    textbuf_printf(&o, "rcp_refreshes_total{reason=\"stale\"} %" PRIu64 "\n",
+                   sum.refreshes[METRICS_REFRESH_STALE]);
+    textbuf_printf(&o, "rcp_refreshes_total{reason=\"early\"} %" PRIu64 "\n",
+                   sum.refreshes[METRICS_REFRESH_EARLY]);
     metrics_u64(&o, "rcp_not_modified_total", "counter",
                 "304 answers to If-None-Match.", sum.not_modified);
     metrics_u64(&o, "rcp_negative_hits_total", "counter",
@@ -760,16 +783,19 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                 sum.auth_failures);
     metrics_family(&o, "rcp_backend_redirects_total", "counter",
                    "Redis Cluster redirects followed, by kind.");
-    textbuf_printf(&o, "rcp_backend_redirects_total{kind=\"moved\"} %"
-                   PRIu64 "\n", sum.cluster_redirects[0]);
-    textbuf_printf(&o, "rcp_backend_redirects_total{kind=\"ask\"} %"
-                   PRIu64 "\n", sum.cluster_redirects[1]);
+    textbuf_printf(&o,
+                   "rcp_backend_redirects_total{kind=\"moved\"} %" PRIu64 "\n",
+                   sum.cluster_redirects[0]);
+    textbuf_printf(&o,
+                   "rcp_backend_redirects_total{kind=\"ask\"} %" PRIu64 "\n",
+                   sum.cluster_redirects[1]);
     metrics_u64(&o, "rcp_backend_map_refreshes_total", "counter",
                 "Redis Cluster slot map reads started (CLUSTER SLOTS).",
                 sum.cluster_refreshes);
     metrics_u64(&o, "rcp_backend_map_changes_total", "counter",
                 "Slot maps read that moved a slot (failovers and "
-                "migrations followed).", sum.cluster_map_changes);
+                "migrations followed).",
+                sum.cluster_map_changes);
     metrics_u64(&o, "rcp_backend_failovers_total", "counter",
                 "New primaries followed, as Redis Sentinel named them.",
                 sum.failovers);
@@ -778,13 +804,15 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                 sum.cluster_nodes);
     metrics_u64(&o, "rcp_backend_nodes_down", "gauge",
                 "Redis Cluster primaries the workers cannot reach (as of "
-                "the last map read).", sum.cluster_nodes_down);
+                "the last map read).",
+                sum.cluster_nodes_down);
     metrics_u64(&o, "rcp_backend_slots_covered", "gauge",
                 "Redis Cluster slots with a primary, of 16384.",
                 sum.cluster_slots_covered);
     metrics_u64(&o, "rcp_max_clients", "gauge",
                 "Most client connections, all workers together "
-                "(--max-clients).", info->max_clients);
+                "(--max-clients).",
+                info->max_clients);
     metrics_u64(&o, "rcp_workers", "gauge", "Live worker processes.",
                 info->workers_alive);
     metrics_u64(&o, "rcp_worker_restarts_total", "counter",

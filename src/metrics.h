@@ -24,15 +24,28 @@ enum metrics_proto {
 /* HTTP status codes we answer with, and RESP outcomes; index into
  * requests[][]. */
 enum metrics_code {
-    METRICS_CODE_200 = 0, METRICS_CODE_204, METRICS_CODE_304,
+    METRICS_CODE_200 = 0,
+    METRICS_CODE_204,
+    METRICS_CODE_304,
     METRICS_CODE_400,
-    METRICS_CODE_401, METRICS_CODE_403,
-    METRICS_CODE_404, METRICS_CODE_405, METRICS_CODE_408,
-    METRICS_CODE_409, METRICS_CODE_413, METRICS_CODE_414,
-    METRICS_CODE_431, METRICS_CODE_500, METRICS_CODE_501,
-    METRICS_CODE_502, METRICS_CODE_503, METRICS_CODE_504,
+    METRICS_CODE_401,
+    METRICS_CODE_403,
+    METRICS_CODE_404,
+    METRICS_CODE_405,
+    METRICS_CODE_408,
+    METRICS_CODE_409,
+    METRICS_CODE_413,
+    METRICS_CODE_414,
+    METRICS_CODE_431,
+    METRICS_CODE_500,
+    METRICS_CODE_501,
+    METRICS_CODE_502,
+    METRICS_CODE_503,
+    METRICS_CODE_504,
     METRICS_CODE_505,
-    METRICS_CODE_RESP_OK, METRICS_CODE_RESP_NIL, METRICS_CODE_RESP_ERR,
+    METRICS_CODE_RESP_OK,
+    METRICS_CODE_RESP_NIL,
+    METRICS_CODE_RESP_ERR,
     METRICS_CODE_COUNT
 };
 
@@ -40,21 +53,21 @@ enum metrics_backend_error {
     METRICS_BACKEND_UNREACHABLE = 0,
     METRICS_BACKEND_TIMEOUT,
     METRICS_BACKEND_REPLY,
-    METRICS_BACKEND_TLS,        /* a TLS handshake or certificate failed */
+    METRICS_BACKEND_TLS, /* a TLS handshake or certificate failed */
     METRICS_BACKEND_ERROR_COUNT
 };
 
 /* Why an expired value was answered (rcp_stale_answers_total). */
 enum metrics_stale {
-    METRICS_STALE_REVALIDATE = 0,   /* --stale-while-revalidate */
-    METRICS_STALE_ERROR,            /* --stale-if-error */
+    METRICS_STALE_REVALIDATE = 0, /* --stale-while-revalidate */
+    METRICS_STALE_ERROR,          /* --stale-if-error */
     METRICS_STALE_COUNT
 };
 
 /* Why a background refresh was started (rcp_refreshes_total). */
 enum metrics_refresh {
-    METRICS_REFRESH_STALE = 0,      /* a stale answer */
-    METRICS_REFRESH_EARLY,          /* --early-refresh */
+    METRICS_REFRESH_STALE = 0, /* a stale answer */
+    METRICS_REFRESH_EARLY,     /* --early-refresh */
     METRICS_REFRESH_COUNT
 };
 
@@ -69,18 +82,18 @@ enum metrics_refresh {
 #define METRICS_NODE_ADDR_MAX 96
 
 enum metrics_node_state {
-    METRICS_NODE_UNUSED = 0,    /* no connection needed yet */
-    METRICS_NODE_CONNECTING,    /* first connection, or a reconnection
-                                   after a good one, under way */
-    METRICS_NODE_UP,            /* connected, handshake done */
-    METRICS_NODE_DOWN           /* refused or unreachable, last we tried */
+    METRICS_NODE_UNUSED = 0, /* no connection needed yet */
+    METRICS_NODE_CONNECTING, /* first connection, or a reconnection
+                                after a good one, under way */
+    METRICS_NODE_UP,         /* connected, handshake done */
+    METRICS_NODE_DOWN        /* refused or unreachable, last we tried */
 };
 
 struct metrics_node_shm {
     char     addr[METRICS_NODE_ADDR_MAX]; /* "host:port", NUL-terminated */
-    uint32_t slots;             /* a cluster primary's slots; 0 else */
-    uint8_t  replica;           /* 1: a replica reads go to */
-    uint8_t  state;             /* enum metrics_node_state */
+    uint32_t slots;   /* a cluster primary's slots; 0 else */
+    uint8_t  replica; /* 1: a replica reads go to */
+    uint8_t  state;   /* enum metrics_node_state */
     uint8_t  pad[2];
 };
 
@@ -90,40 +103,40 @@ struct metrics_node_shm {
 struct metrics_slot_shm {
     uint64_t requests[METRICS_PROTO_COUNT][METRICS_CODE_COUNT];
     uint64_t backend_errors[METRICS_BACKEND_ERROR_COUNT];
-    uint64_t backend_buckets[METRICS_BUCKETS];  /* non-cumulative */
+    uint64_t backend_buckets[METRICS_BUCKETS]; /* non-cumulative */
     uint64_t backend_count;
     uint64_t backend_sum_us;
-    int64_t  connections;               /* gauge: open now */
-    int64_t  backend_connections;       /* gauge: ready Redis conns */
-    uint64_t connections_accepted;      /* accepted and served */
-    uint64_t connections_denied;        /* closed at accept: --allow-from */
-    uint64_t auth_failures;             /* 401s, WRONGPASS, NOAUTH */
+    int64_t  connections;          /* gauge: open now */
+    int64_t  backend_connections;  /* gauge: ready Redis conns */
+    uint64_t connections_accepted; /* accepted and served */
+    uint64_t connections_denied;   /* closed at accept: --allow-from */
+    uint64_t auth_failures;        /* 401s, WRONGPASS, NOAUTH */
     uint64_t stale_answers[METRICS_STALE_COUNT];
     uint64_t refreshes[METRICS_REFRESH_COUNT]; /* background GETs */
-    uint64_t not_modified;              /* 304s */
-    uint64_t negative_hits;             /* remembered absent keys */
+    uint64_t not_modified;                     /* 304s */
+    uint64_t negative_hits;                    /* remembered absent keys */
     /* Redis Cluster (cluster.c); zero with a single Redis. */
-    uint64_t cluster_redirects[2];      /* [0] MOVED, [1] ASK */
-    uint64_t cluster_refreshes;         /* CLUSTER SLOTS rounds started */
-    uint64_t cluster_map_changes;       /* maps read that moved a slot */
-    uint64_t failovers;                 /* Sentinel: new primaries */
-    uint64_t cluster_map_ms;            /* gauge: CLOCK_MONOTONIC ms of
-                                           this worker's last map; 0
-                                           none.  The freshest slot's
-                                           view is the one shown: */
-    uint64_t cluster_nodes;             /* gauge: primaries in it */
-    uint64_t cluster_slots_covered;     /* gauge: slots with a primary */
-    uint64_t cluster_nodes_down;        /* gauge: primaries refusing us */
+    uint64_t cluster_redirects[2];  /* [0] MOVED, [1] ASK */
+    uint64_t cluster_refreshes;     /* CLUSTER SLOTS rounds started */
+    uint64_t cluster_map_changes;   /* maps read that moved a slot */
+    uint64_t failovers;             /* Sentinel: new primaries */
+    uint64_t cluster_map_ms;        /* gauge: CLOCK_MONOTONIC ms of
+                                       this worker's last map; 0
+                                       none.  The freshest slot's
+                                       view is the one shown: */
+    uint64_t cluster_nodes;         /* gauge: primaries in it */
+    uint64_t cluster_slots_covered; /* gauge: slots with a primary */
+    uint64_t cluster_nodes_down;    /* gauge: primaries refusing us */
     /* --tracking (tracking.c); zero when off. */
-    uint64_t invalidations;             /* keys dropped by Redis' word,
-                                           a flush counting one */
-    int64_t  tracking;                  /* gauge: METRICS_TRACKING_* */
+    uint64_t invalidations; /* keys dropped by Redis' word,
+                               a flush counting one */
+    int64_t  tracking;      /* gauge: METRICS_TRACKING_* */
     /* The node table (see above); metrics_sum() leaves it out. */
-    uint64_t nodes_seq;                 /* odd while being written */
-    uint64_t nodes_ms;                  /* CLOCK_MONOTONIC ms the list
-                                           (not a state) last changed */
+    uint64_t nodes_seq; /* odd while being written */
+    uint64_t nodes_ms;  /* CLOCK_MONOTONIC ms the list
+                           (not a state) last changed */
     uint32_t nnodes;
-    uint32_t nodes_more;                /* left out: past NODES_MAX */
+    uint32_t nodes_more; /* left out: past NODES_MAX */
     struct metrics_node_shm nodes[METRICS_NODES_MAX];
 };
 
@@ -138,10 +151,10 @@ struct metrics_slot_shm {
 struct metrics;
 
 /* Creates the shared mapping for nslots slots.  0 or -errno. */
-int  metrics_create(uint32_t nslots, struct metrics **out);
-void metrics_destroy(struct metrics *m);
+int                      metrics_create(uint32_t nslots, struct metrics **out);
+void                     metrics_destroy(struct metrics *m);
 struct metrics_slot_shm *metrics_slot(struct metrics *m, uint32_t slot);
-uint32_t metrics_slot_count(const struct metrics *m);
+uint32_t                 metrics_slot_count(const struct metrics *m);
 
 /* Supervisor, after reaping the worker that used slot (before its
  * replacement starts): zeroes the slot's connection gauge, since the
@@ -155,8 +168,8 @@ bool metrics_reap_tracking(struct metrics *m, uint32_t slot);
 
 /* tracking.c: this worker's state (METRICS_TRACKING_*), and n
  * invalidated keys. */
-void metrics_set_tracking(struct metrics_slot_shm *s, int64_t state);
-void metrics_count_invalidations(struct metrics_slot_shm *s, uint64_t n);
+void    metrics_set_tracking(struct metrics_slot_shm *s, int64_t state);
+void    metrics_count_invalidations(struct metrics_slot_shm *s, uint64_t n);
 /* Over every slot: NONE when no worker tracks, DOWN when one is down,
  * else UP.  Relaxed loads, no lock: cheap enough for every cache read
  * (the workers ask before answering from the cache). */
@@ -172,12 +185,12 @@ enum metrics_code metrics_code_from_status(int http_status);
 
 void metrics_count_request(struct metrics_slot_shm *s,
                            enum metrics_proto proto, enum metrics_code code);
-void metrics_count_backend_error(struct metrics_slot_shm *s,
+void metrics_count_backend_error(struct metrics_slot_shm   *s,
                                  enum metrics_backend_error kind);
 void metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros);
 void metrics_add_connections(struct metrics_slot_shm *s, int64_t delta);
 void metrics_add_backend_connections(struct metrics_slot_shm *s,
-                                     int64_t delta);
+                                     int64_t                  delta);
 /* A connection accepted (denied: closed at once by --allow-from). */
 void metrics_count_connection(struct metrics_slot_shm *s, bool denied);
 void metrics_count_auth_failure(struct metrics_slot_shm *s);
@@ -197,7 +210,7 @@ void metrics_cluster_nodes_down(struct metrics_slot_shm *s, uint32_t down);
 /* Worker: replaces its node table with nodes[0..n) (n at most
  * METRICS_NODES_MAX; more: how many were left out).  new_list: the set
  * of nodes changed (a new map or primary), not only their states. */
-void metrics_nodes_publish(struct metrics_slot_shm *s,
+void metrics_nodes_publish(struct metrics_slot_shm       *s,
                            const struct metrics_node_shm *nodes, uint32_t n,
                            uint32_t more, bool new_list);
 
@@ -208,17 +221,17 @@ void metrics_node_set_addr(struct metrics_node_shm *n, const char *addr);
  * the worst state any worker listing the same address reports (DOWN
  * over UP over CONNECTING over UNUSED), into out[METRICS_NODES_MAX].
  * The count; *more: nodes left out of the list. */
-uint32_t metrics_nodes_view(const struct metrics *m,
+uint32_t metrics_nodes_view(const struct metrics    *m,
                             struct metrics_node_shm *out, uint32_t *more);
 
 /* What the supervisor knows and the slots don't. */
 struct metrics_process_info {
     const char *version;
-    double      start_time_seconds;     /* since the epoch */
+    double      start_time_seconds; /* since the epoch */
     uint32_t    workers_alive;
     uint64_t    worker_restarts;
-    uint32_t    max_clients;            /* --max-clients, for dashboards
-                                           and alerts on rcp_connections */
+    uint32_t    max_clients; /* --max-clients, for dashboards
+                                and alerts on rcp_connections */
 };
 
 /* Renders the Prometheus text exposition (version 0.0.4) into buf.

@@ -22,9 +22,9 @@
 
 #include "proxy_proto.h"
 
-static const char proxy_proto_v2_sig[12] = {
-    '\r', '\n', '\r', '\n', '\0', '\r', '\n', 'Q', 'U', 'I', 'T', '\n'
-};
+static const char proxy_proto_v2_sig[12] = { '\r', '\n', '\r', '\n',
+                                             '\0', '\r', '\n', 'Q',
+                                             'U',  'I',  'T',  '\n' };
 
 static enum proxy_proto_rc
 proxy_proto_fail(struct proxy_proto_result *out, const char *why)
@@ -96,7 +96,7 @@ static enum proxy_proto_rc
 proxy_proto_v1(const char *buf, size_t len, struct proxy_proto_result *out)
 {
     const char *lf;
-    size_t      end;                    /* index of the CR */
+    size_t      end; /* index of the CR */
     size_t      pos = 6;
     char        proto[8], src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
     char        sport[8], dport[8];
@@ -120,26 +120,26 @@ proxy_proto_v1(const char *buf, size_t len, struct proxy_proto_result *out)
     lf = memchr(buf, '\n', scan);
     if (lf == NULL) {
         return len < PROXY_PROTO_V1_MAX
-            ? PROXY_PROTO_AGAIN
-            : proxy_proto_fail(out, "PROXY v1: line longer than 107 bytes");
+                   ? PROXY_PROTO_AGAIN
+                   : proxy_proto_fail(out,
+                                      "PROXY v1: line longer than 107 bytes");
     }
     end = (size_t) (lf - buf);
     if (end == 0 || buf[end - 1] != '\r') {
         return proxy_proto_fail(out, "PROXY v1: line must end in CRLF");
     }
-    end--;                              /* at the CR */
+    end--; /* at the CR */
     out->len = end + 2;
     out->version = 1;
     if (end - pos >= 7 && memcmp(buf + pos, "UNKNOWN", 7) == 0
         && (end - pos == 7 || buf[pos + 7] == ' ')) {
-        out->has_addr = false;          /* the rest is ignored */
+        out->has_addr = false; /* the rest is ignored */
         return PROXY_PROTO_DONE;
     }
     if (!proxy_proto_v1_field(buf, end + 1, &pos, proto, sizeof(proto), ' ')
         || !proxy_proto_v1_field(buf, end + 1, &pos, src, sizeof(src), ' ')
         || !proxy_proto_v1_field(buf, end + 1, &pos, dst, sizeof(dst), ' ')
-        || !proxy_proto_v1_field(buf, end + 1, &pos, sport, sizeof(sport),
-                                 ' ')
+        || !proxy_proto_v1_field(buf, end + 1, &pos, sport, sizeof(sport), ' ')
         || !proxy_proto_v1_field(buf, end + 1, &pos, dport, sizeof(dport),
                                  '\r')
         || pos != end + 1) {
@@ -223,7 +223,7 @@ proxy_proto_v2(const char *buf, size_t len, struct proxy_proto_result *out)
     out->version = 2;
     out->has_addr = false;
     if (cmd == 0 || fam == 0 || fam == 3 || proto == 2) {
-        return PROXY_PROTO_DONE;        /* LOCAL, UNSPEC, unix, datagram */
+        return PROXY_PROTO_DONE; /* LOCAL, UNSPEC, unix, datagram */
     }
     memset(&out->src, 0, sizeof(out->src));
     if (fam == 1) {

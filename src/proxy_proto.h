@@ -30,18 +30,18 @@
 #define PROXY_PROTO_V2_MAX (16 + 65535)
 
 enum proxy_proto_rc {
-    PROXY_PROTO_DONE = 0,       /* header complete: see result */
-    PROXY_PROTO_AGAIN,          /* a valid prefix: need more bytes */
-    PROXY_PROTO_ERROR           /* not a valid PROXY header */
+    PROXY_PROTO_DONE = 0, /* header complete: see result */
+    PROXY_PROTO_AGAIN,    /* a valid prefix: need more bytes */
+    PROXY_PROTO_ERROR     /* not a valid PROXY header */
 };
 
 struct proxy_proto_result {
-    size_t                  len;        /* header bytes, to drop */
-    int                     version;    /* 1 or 2 */
-    bool                    has_addr;   /* false: LOCAL / UNKNOWN /
-                                           UNSPEC: keep the socket's */
-    struct sockaddr_storage src;        /* the real client, when has_addr */
-    const char             *error;      /* static text, on ERROR */
+    size_t                  len;      /* header bytes, to drop */
+    int                     version;  /* 1 or 2 */
+    bool                    has_addr; /* false: LOCAL / UNKNOWN /
+                                         UNSPEC: keep the socket's */
+    struct sockaddr_storage src;      /* the real client, when has_addr */
+    const char             *error;    /* static text, on ERROR */
 };
 
 /* Parses the header at the start of buf (len bytes received so far). */

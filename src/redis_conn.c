@@ -52,7 +52,7 @@
 
 static void redis_conn_on_io(struct event_loop *loop, struct event_io *io,
                              unsigned events);
-static void redis_conn_on_kick(struct event_loop *loop,
+static void redis_conn_on_kick(struct event_loop  *loop,
                                struct event_timer *timer);
 
 void
@@ -100,7 +100,7 @@ redis_conn_close(struct redis_conn *c)
     if (c->fd >= 0) {
         /* close() fails only with EINTR or EIO here, and on Linux the
          * fd is released either way: nothing to retry or report. */
-        (void)close(c->fd);
+        (void) close(c->fd);
         c->fd = -1;
     }
     c->state = REDIS_CONN_CLOSED;
@@ -137,7 +137,7 @@ redis_conn_fail(struct redis_conn *c, enum redis_conn_error kind,
 {
     char copy[REDIS_CONN_WHY_MAX];
 
-    (void)snprintf(copy, sizeof(copy), "%s", why);
+    (void) snprintf(copy, sizeof(copy), "%s", why);
     redis_conn_close(c);
     c->ops->on_error(c, kind, copy);
 }
@@ -154,8 +154,8 @@ redis_conn_set_io(struct redis_conn *c, unsigned mask)
     if (rc != 0) {
         char why[REDIS_CONN_WHY_MAX];
 
-        (void)snprintf(why, sizeof(why), "epoll_ctl(fd %d) failed: %s",
-                       c->fd, strerror(-rc));
+        (void) snprintf(why, sizeof(why), "epoll_ctl(fd %d) failed: %s", c->fd,
+                        strerror(-rc));
         /* From inside our own loop callbacks only; see callers. */
         redis_conn_fail(c, REDIS_CONN_ERR_LOST, why);
         return;
@@ -182,19 +182,18 @@ redis_conn_tls_why(struct redis_conn *c, const char *what, int ssl_err,
                    char *why, size_t len)
 {
     unsigned long e = ERR_peek_last_error();
-    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+    const char   *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
     long vr = c->ssl != NULL ? SSL_get_verify_result(c->ssl) : X509_V_OK;
 
     if (vr != X509_V_OK) {
-        (void)snprintf(why, len, "%s: certificate verify failed: %s", what,
-                       X509_verify_cert_error_string(vr));
+        (void) snprintf(why, len, "%s: certificate verify failed: %s", what,
+                        X509_verify_cert_error_string(vr));
     } else if (reason != NULL) {
-        (void)snprintf(why, len, "%s: %s", what, reason);
+        (void) snprintf(why, len, "%s: %s", what, reason);
     } else if (ssl_err == SSL_ERROR_SYSCALL && errno != 0) {
-        (void)snprintf(why, len, "%s: %s", what, strerror(errno));
+        (void) snprintf(why, len, "%s: %s", what, strerror(errno));
     } else {
-        (void)snprintf(why, len, "%s: connection closed by the server",
-                       what);
+        (void) snprintf(why, len, "%s: connection closed by the server", what);
     }
     ERR_clear_error();
 }
@@ -221,48 +220,47 @@ redis_conn_tls_ctx(bool verify, const char *ca_file, const char *ca_dir,
                    const char *cert_file, const char *key_file, char *err,
                    size_t err_len)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    char reason[160];
+    SSL_CTX      *ctx = SSL_CTX_new(TLS_client_method());
+    char          reason[160];
     unsigned long e;
 
     if (ctx == NULL) {
-        (void)snprintf(err, err_len, "SSL_CTX_new() failed");
+        (void) snprintf(err, err_len, "SSL_CTX_new() failed");
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE
                               | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
-                       NULL);
+    SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     if (ca_file != NULL || ca_dir != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, ca_file, ca_dir) != 1) {
             e = ERR_get_error();
-            (void)snprintf(err, err_len, "cannot load the CA %s '%s': %s",
-                           ca_file != NULL ? "file" : "directory",
-                           ca_file != NULL ? ca_file : ca_dir,
-                           redis_conn_ssl_reason(e, reason, sizeof(reason)));
+            (void) snprintf(err, err_len, "cannot load the CA %s '%s': %s",
+                            ca_file != NULL ? "file" : "directory",
+                            ca_file != NULL ? ca_file : ca_dir,
+                            redis_conn_ssl_reason(e, reason, sizeof(reason)));
             goto fail;
         }
     } else if (verify && SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        (void)snprintf(err, err_len, "cannot load the system CA store");
+        (void) snprintf(err, err_len, "cannot load the system CA store");
         goto fail;
     }
     if (cert_file != NULL) {
         if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
             e = ERR_get_error();
-            (void)snprintf(err, err_len, "cannot load certificate '%s': %s",
-                           cert_file,
-                           redis_conn_ssl_reason(e, reason, sizeof(reason)));
+            (void) snprintf(err, err_len, "cannot load certificate '%s': %s",
+                            cert_file,
+                            redis_conn_ssl_reason(e, reason, sizeof(reason)));
             goto fail;
         }
-        if (SSL_CTX_use_PrivateKey_file(ctx, key_file != NULL ? key_file
-                                                              : cert_file,
-                                        SSL_FILETYPE_PEM) != 1
+        if (SSL_CTX_use_PrivateKey_file(
+                ctx, key_file != NULL ? key_file : cert_file, SSL_FILETYPE_PEM)
+                != 1
             || SSL_CTX_check_private_key(ctx) != 1) {
             e = ERR_get_error();
-            (void)snprintf(err, err_len, "cannot load key '%s': %s",
-                           key_file != NULL ? key_file : cert_file,
-                           redis_conn_ssl_reason(e, reason, sizeof(reason)));
+            (void) snprintf(err, err_len, "cannot load key '%s': %s",
+                            key_file != NULL ? key_file : cert_file,
+                            redis_conn_ssl_reason(e, reason, sizeof(reason)));
             goto fail;
         }
     }
@@ -281,31 +279,32 @@ redis_conn_tls_ctx_free(struct ssl_ctx_st *ctx)
 }
 
 static int
-redis_conn_tls_start(struct redis_conn *c,
-                     const struct redis_conn_target *t, char *why)
+redis_conn_tls_start(struct redis_conn *c, const struct redis_conn_target *t,
+                     char *why)
 {
-    const char *name = t->server_name != NULL && t->server_name[0] != '\0'
-                           ? t->server_name : t->host;
+    const char   *name = t->server_name != NULL && t->server_name[0] != '\0'
+                             ? t->server_name
+                             : t->host;
     unsigned char addr[16];
-    bool is_ip = inet_pton(AF_INET, name, addr) == 1
+    bool          is_ip = inet_pton(AF_INET, name, addr) == 1
                  || inet_pton(AF_INET6, name, addr) == 1;
 
     c->ssl = SSL_new(t->tls);
     if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
-        (void)snprintf(why, REDIS_CONN_WHY_MAX, "SSL_new() failed");
+        (void) snprintf(why, REDIS_CONN_WHY_MAX, "SSL_new() failed");
         return -ENOMEM;
     }
     if (!is_ip && SSL_set_tlsext_host_name(c->ssl, name) != 1) {
-        (void)snprintf(why, REDIS_CONN_WHY_MAX, "bad TLS server name '%s'",
-                       name);
+        (void) snprintf(why, REDIS_CONN_WHY_MAX, "bad TLS server name '%s'",
+                        name);
         return -EINVAL;
     }
     /* The name (or address) the certificate must carry. */
-    if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name)
-                    != 1
-              : SSL_set1_host(c->ssl, name) != 1) {
-        (void)snprintf(why, REDIS_CONN_WHY_MAX, "bad TLS server name '%s'",
-                       name);
+    if (is_ip
+            ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1
+            : SSL_set1_host(c->ssl, name) != 1) {
+        (void) snprintf(why, REDIS_CONN_WHY_MAX, "bad TLS server name '%s'",
+                        name);
         return -EINVAL;
     }
     SSL_set_connect_state(c->ssl);
@@ -324,20 +323,20 @@ redis_conn_socket(struct redis_conn *c, int family, const struct sockaddr *sa,
     if (fd < 0) {
         int e = errno;
 
-        (void)snprintf(why, REDIS_CONN_WHY_MAX, "socket() failed: %s",
-                       strerror(e));
+        (void) snprintf(why, REDIS_CONN_WHY_MAX, "socket() failed: %s",
+                        strerror(e));
         return -e;
     }
     if (family != AF_UNIX) {
         /* Commands are small and pipelined by our own batching. */
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     if (connect(fd, sa, len) != 0 && errno != EINPROGRESS) {
         int e = errno;
 
-        (void)snprintf(why, REDIS_CONN_WHY_MAX, "connect() failed: %s",
-                       strerror(e));
-        (void)close(fd);
+        (void) snprintf(why, REDIS_CONN_WHY_MAX, "connect() failed: %s",
+                        strerror(e));
+        (void) close(fd);
         return -e;
     }
     c->fd = fd;
@@ -356,7 +355,7 @@ redis_conn_open(struct redis_conn *c, const struct redis_conn_target *t,
     redis_conn_reset_reply(c);
     c->reader = redisReaderCreate();
     if (c->reader == NULL) {
-        (void)snprintf(why, REDIS_CONN_WHY_MAX, "out of memory");
+        (void) snprintf(why, REDIS_CONN_WHY_MAX, "out of memory");
         return -ENOMEM;
     }
     if (t->is_unix) {
@@ -365,27 +364,27 @@ redis_conn_open(struct redis_conn *c, const struct redis_conn_target *t,
         memset(&sun, 0, sizeof(sun));
         sun.sun_family = AF_UNIX;
         if (strlen(t->path) >= sizeof(sun.sun_path)) {
-            (void)snprintf(why, REDIS_CONN_WHY_MAX, "socket path too long");
+            (void) snprintf(why, REDIS_CONN_WHY_MAX, "socket path too long");
             goto fail;
         }
         memcpy(sun.sun_path, t->path, strlen(t->path));
-        rc = redis_conn_socket(c, AF_UNIX, (struct sockaddr *)&sun,
+        rc = redis_conn_socket(c, AF_UNIX, (struct sockaddr *) &sun,
                                sizeof(sun), why);
     } else {
         struct addrinfo hints, *res = NULL, *ai;
-        char port[8];
-        int gai;
+        char            port[8];
+        int             gai;
 
         memset(&hints, 0, sizeof(hints));
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = AI_ADDRCONFIG;
-        (void)snprintf(port, sizeof(port), "%u", (unsigned)t->port);
+        (void) snprintf(port, sizeof(port), "%u", (unsigned) t->port);
         gai = getaddrinfo(t->host, port, &hints, &res);
         if (gai != 0) {
-            (void)snprintf(why, REDIS_CONN_WHY_MAX,
-                           "getaddrinfo(%s) failed: %s", t->host,
-                           gai_strerror(gai));
+            (void) snprintf(why, REDIS_CONN_WHY_MAX,
+                            "getaddrinfo(%s) failed: %s", t->host,
+                            gai_strerror(gai));
             rc = -EHOSTUNREACH;
             goto fail;
         }
@@ -409,14 +408,14 @@ redis_conn_open(struct redis_conn *c, const struct redis_conn_target *t,
     c->io_mask = 0;
     rc = event_io_set(c->loop, &c->io, EVENT_WRITE);
     if (rc != 0) {
-        (void)snprintf(why, REDIS_CONN_WHY_MAX, "epoll_ctl(fd %d) failed: %s",
-                       c->fd, strerror(-rc));
+        (void) snprintf(why, REDIS_CONN_WHY_MAX, "epoll_ctl(fd %d) failed: %s",
+                        c->fd, strerror(-rc));
         goto fail;
     }
     c->io_mask = EVENT_WRITE;
     return 0;
 fail:
-    c->state = REDIS_CONN_CONNECTING;   /* so close() releases it all */
+    c->state = REDIS_CONN_CONNECTING; /* so close() releases it all */
     redis_conn_close(c);
     return rc != 0 ? rc : -EINVAL;
 }
@@ -444,17 +443,17 @@ redis_conn_flush(struct redis_conn *c)
 {
     while (buf_pending(&c->wbuf) > 0) {
         const char *p = c->wbuf.data + c->wbuf.pos;
-        size_t n = buf_pending(&c->wbuf);
-        ssize_t w;
+        size_t      n = buf_pending(&c->wbuf);
+        ssize_t     w;
 
         if (c->ssl != NULL) {
             int r;
 
             ERR_clear_error();
-            r = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+            r = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int) n);
 
             if (r <= 0) {
-                int e = SSL_get_error(c->ssl, r);
+                int  e = SSL_get_error(c->ssl, r);
                 char why[REDIS_CONN_WHY_MAX];
 
                 if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
@@ -462,8 +461,7 @@ redis_conn_flush(struct redis_conn *c)
                     redis_conn_update_io(c);
                     return 0;
                 }
-                redis_conn_tls_why(c, "TLS write failed", e, why,
-                                   sizeof(why));
+                redis_conn_tls_why(c, "TLS write failed", e, why, sizeof(why));
                 redis_conn_fail(c, REDIS_CONN_ERR_LOST, why);
                 return -1;
             }
@@ -478,13 +476,13 @@ redis_conn_flush(struct redis_conn *c)
                     redis_conn_update_io(c);
                     return 0;
                 }
-                (void)snprintf(why, sizeof(why), "write() failed: %s",
-                               strerror(errno));
+                (void) snprintf(why, sizeof(why), "write() failed: %s",
+                                strerror(errno));
                 redis_conn_fail(c, REDIS_CONN_ERR_LOST, why);
                 return -1;
             }
         }
-        c->wbuf.pos += (size_t)w;
+        c->wbuf.pos += (size_t) w;
     }
     c->wbuf.pos = c->wbuf.len = 0;
     if (c->want_write) {
@@ -515,11 +513,11 @@ redis_conn_parse(struct redis_conn *c)
     uint64_t gen = c->generation;
 
     for (;;) {
-        struct buf *rb = &c->rbuf;
-        size_t pending = buf_pending(rb);
+        struct buf             *rb = &c->rbuf;
+        size_t                  pending = buf_pending(rb);
         struct redis_conn_reply r;
-        enum redis_scan_rc rc;
-        size_t used, n;
+        enum redis_scan_rc      rc;
+        size_t                  used, n;
 
         memset(&r, 0, sizeof(r));
         if (c->value != NULL && !c->crlf_due) {
@@ -539,7 +537,7 @@ redis_conn_parse(struct redis_conn *c)
             pending = buf_pending(rb);
         }
         if (c->drop_left > 0) {
-            n = pending < c->drop_left ? pending : (size_t)c->drop_left;
+            n = pending < c->drop_left ? pending : (size_t) c->drop_left;
             rb->pos += n;
             c->drop_left -= n;
             if (c->drop_left > 0) {
@@ -601,12 +599,12 @@ redis_conn_parse(struct redis_conn *c)
         case REDIS_SCAN_BULK:
             rb->pos += c->scanned;
             c->scanned = 0;
-            if ((uint64_t)c->scan.bulk_len > c->max_reply_bytes) {
-                c->drop_size = (uint64_t)c->scan.bulk_len;
-                c->drop_left = (uint64_t)c->scan.bulk_len + 2;
+            if ((uint64_t) c->scan.bulk_len > c->max_reply_bytes) {
+                c->drop_size = (uint64_t) c->scan.bulk_len;
+                c->drop_left = (uint64_t) c->scan.bulk_len + 2;
                 continue;
             }
-            c->value = value_create((size_t)c->scan.bulk_len);
+            c->value = value_create((size_t) c->scan.bulk_len);
             if (c->value == NULL) {
                 redis_conn_fail(c, REDIS_CONN_ERR_NOMEM,
                                 "out of memory for a reply");
@@ -661,7 +659,7 @@ redis_conn_parse(struct redis_conn *c)
 static ssize_t
 redis_conn_recv(struct redis_conn *c, char *p, size_t n)
 {
-    char why[REDIS_CONN_WHY_MAX];
+    char    why[REDIS_CONN_WHY_MAX];
     ssize_t r;
 
     if (c->ssl != NULL) {
@@ -669,7 +667,7 @@ redis_conn_recv(struct redis_conn *c, char *p, size_t n)
         int e;
 
         ERR_clear_error();
-        got = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+        got = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int) n);
         if (got > 0) {
             return got;
         }
@@ -703,8 +701,8 @@ redis_conn_recv(struct redis_conn *c, char *p, size_t n)
         redis_conn_fail(c, REDIS_CONN_ERR_LOST,
                         "connection closed by the server");
     } else {
-        (void)snprintf(why, sizeof(why), "read() failed: %s",
-                       strerror(errno));
+        (void) snprintf(why, sizeof(why), "read() failed: %s",
+                        strerror(errno));
         redis_conn_fail(c, REDIS_CONN_ERR_LOST, why);
     }
     return -1;
@@ -714,11 +712,11 @@ static void
 redis_conn_read(struct redis_conn *c)
 {
     uint64_t gen = c->generation;
-    size_t budget = REDIS_CONN_READ_BUDGET;
+    size_t   budget = REDIS_CONN_READ_BUDGET;
 
     while (budget > 0) {
         struct buf *rb = &c->rbuf;
-        ssize_t got;
+        ssize_t     got;
 
         if (c->value != NULL && !c->crlf_due && buf_pending(rb) == 0) {
             /* The payload goes straight into the value. */
@@ -729,10 +727,10 @@ redis_conn_read(struct redis_conn *c)
             if (got <= 0) {
                 return;
             }
-            value_fed(c->value, c->value_got, (size_t)got);
-            c->value_got += (size_t)got;
-            c->rx_bytes += (uint64_t)got;
-            budget -= (size_t)got < budget ? (size_t)got : budget;
+            value_fed(c->value, c->value_got, (size_t) got);
+            c->value_got += (size_t) got;
+            c->rx_bytes += (uint64_t) got;
+            budget -= (size_t) got < budget ? (size_t) got : budget;
             if (c->value_got == c->value->len) {
                 c->crlf_due = true;
                 if (!redis_conn_parse(c)) {
@@ -756,9 +754,9 @@ redis_conn_read(struct redis_conn *c)
         if (got <= 0) {
             return;
         }
-        rb->len += (size_t)got;
-        c->rx_bytes += (uint64_t)got;
-        budget -= (size_t)got < budget ? (size_t)got : budget;
+        rb->len += (size_t) got;
+        c->rx_bytes += (uint64_t) got;
+        budget -= (size_t) got < budget ? (size_t) got : budget;
         if (!redis_conn_parse(c) || c->generation != gen) {
             return;
         }
@@ -788,7 +786,7 @@ redis_conn_opened(struct redis_conn *c)
     }
     c->ops->on_open(c);
     if (c->generation == gen && buf_pending(&c->wbuf) > 0) {
-        (void)redis_conn_flush(c);
+        (void) redis_conn_flush(c);
     }
 }
 
@@ -796,7 +794,7 @@ static void
 redis_conn_handshake(struct redis_conn *c)
 {
     char why[REDIS_CONN_WHY_MAX];
-    int r, e;
+    int  r, e;
 
     ERR_clear_error();
     r = SSL_do_handshake(c->ssl);
@@ -820,16 +818,16 @@ redis_conn_handshake(struct redis_conn *c)
 static void
 redis_conn_connected(struct redis_conn *c)
 {
-    int err = 0;
+    int       err = 0;
     socklen_t len = sizeof(err);
-    char why[REDIS_CONN_WHY_MAX];
+    char      why[REDIS_CONN_WHY_MAX];
 
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
         err = errno;
     }
     if (err != 0) {
-        (void)snprintf(why, sizeof(why), "connect() failed: %s",
-                       strerror(err));
+        (void) snprintf(why, sizeof(why), "connect() failed: %s",
+                        strerror(err));
         redis_conn_fail(c, REDIS_CONN_ERR_CONNECT, why);
         return;
     }
@@ -842,13 +840,12 @@ redis_conn_connected(struct redis_conn *c)
 }
 
 static void
-redis_conn_on_io(struct event_loop *loop, struct event_io *io,
-                 unsigned events)
+redis_conn_on_io(struct event_loop *loop, struct event_io *io, unsigned events)
 {
     struct redis_conn *c = io->data;
-    uint64_t gen = c->generation;
+    uint64_t           gen = c->generation;
 
-    (void)loop;
+    (void) loop;
     switch (c->state) {
     case REDIS_CONN_CONNECTING:
         redis_conn_connected(c);
@@ -869,7 +866,7 @@ redis_conn_on_io(struct event_loop *loop, struct event_io *io,
     }
     if (buf_pending(&c->wbuf) > 0
         && ((events & EVENT_WRITE) || c->ssl != NULL)) {
-        (void)redis_conn_flush(c);
+        (void) redis_conn_flush(c);
     }
 }
 
@@ -877,9 +874,9 @@ static void
 redis_conn_on_kick(struct event_loop *loop, struct event_timer *timer)
 {
     struct redis_conn *c = timer->data;
-    uint64_t gen = c->generation;
+    uint64_t           gen = c->generation;
 
-    (void)loop;
+    (void) loop;
     if (c->state != REDIS_CONN_OPEN) {
         return;
     }
@@ -890,6 +887,6 @@ redis_conn_on_kick(struct event_loop *loop, struct event_timer *timer)
         }
     }
     if (!c->want_write && buf_pending(&c->wbuf) > 0) {
-        (void)redis_conn_flush(c);
+        (void) redis_conn_flush(c);
     }
 }

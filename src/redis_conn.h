@@ -54,8 +54,8 @@ struct ssl_st;
 
 enum redis_conn_state {
     REDIS_CONN_CLOSED = 0,
-    REDIS_CONN_CONNECTING,      /* connect() in progress */
-    REDIS_CONN_HANDSHAKE,       /* TLS handshake in progress */
+    REDIS_CONN_CONNECTING, /* connect() in progress */
+    REDIS_CONN_HANDSHAKE,  /* TLS handshake in progress */
     REDIS_CONN_OPEN
 };
 
@@ -68,17 +68,17 @@ enum redis_conn_error {
 };
 
 enum redis_conn_reply_kind {
-    REDIS_CONN_REPLY_BULK = 0,  /* value */
-    REDIS_CONN_REPLY_NIL,       /* $-1 */
-    REDIS_CONN_REPLY_OTHER,     /* reply: status, error, integer, array */
-    REDIS_CONN_REPLY_TOO_LARGE  /* size bytes, dropped */
+    REDIS_CONN_REPLY_BULK = 0, /* value */
+    REDIS_CONN_REPLY_NIL,      /* $-1 */
+    REDIS_CONN_REPLY_OTHER,    /* reply: status, error, integer, array */
+    REDIS_CONN_REPLY_TOO_LARGE /* size bytes, dropped */
 };
 
 struct redis_conn_reply {
-    enum redis_conn_reply_kind  kind;
-    struct value               *value;  /* borrowed for the call: ref it */
-    const redisReply           *reply;  /* borrowed for the call */
-    uint64_t                    size;   /* TOO_LARGE: bytes of the reply */
+    enum redis_conn_reply_kind kind;
+    struct value              *value; /* borrowed for the call: ref it */
+    const redisReply          *reply; /* borrowed for the call */
+    uint64_t                   size;  /* TOO_LARGE: bytes of the reply */
 };
 
 struct redis_conn;
@@ -93,41 +93,41 @@ struct redis_conn_ops {
 
 /* Where to connect; all borrowed for the duration of redis_conn_open. */
 struct redis_conn_target {
-    bool                 is_unix;
-    const char          *host;          /* TCP: name or address */
-    uint16_t             port;
-    const char          *path;          /* unix */
-    struct ssl_ctx_st   *tls;           /* NULL: plain */
-    const char          *server_name;   /* TLS: SNI and name verified */
+    bool               is_unix;
+    const char        *host; /* TCP: name or address */
+    uint16_t           port;
+    const char        *path;        /* unix */
+    struct ssl_ctx_st *tls;         /* NULL: plain */
+    const char        *server_name; /* TLS: SNI and name verified */
 };
 
 struct redis_conn {
-    struct event_loop           *loop;  /* borrowed */
-    const struct redis_conn_ops *ops;   /* borrowed, static */
-    void                        *data;  /* borrowed: the owner */
+    struct event_loop           *loop; /* borrowed */
+    const struct redis_conn_ops *ops;  /* borrowed, static */
+    void                        *data; /* borrowed: the owner */
     enum redis_conn_state        state;
-    int                          fd;    /* owned; -1 when closed */
-    struct ssl_st               *ssl;   /* owned; NULL unless TLS */
+    int                          fd;  /* owned; -1 when closed */
+    struct ssl_st               *ssl; /* owned; NULL unless TLS */
     struct event_io              io;
     unsigned                     io_mask;
-    struct event_timer           kick;  /* 0 ms: flush writes, re-read
-                                           TLS bytes already decrypted */
+    struct event_timer           kick;       /* 0 ms: flush writes, re-read
+                                                TLS bytes already decrypted */
     bool                         want_write; /* wbuf blocked: EPOLLOUT */
-    struct buf                   wbuf;  /* owned: commands not yet sent */
-    struct buf                   rbuf;  /* owned: reply bytes not parsed */
-    redisReader                 *reader;        /* owned */
+    struct buf                   wbuf;       /* owned: commands not yet sent */
+    struct buf                   rbuf;   /* owned: reply bytes not parsed */
+    redisReader                 *reader; /* owned */
     uint64_t                     max_reply_bytes;
-    uint64_t                     rx_bytes;      /* read since open */
-    uint64_t                     generation;    /* bumped by close */
+    uint64_t                     rx_bytes;   /* read since open */
+    uint64_t                     generation; /* bumped by close */
 
     /* The reply being read. */
-    struct redis_scan            scan;
-    size_t                       scanned;       /* of rbuf's pending */
-    struct value                *value;         /* owned: bulk filling */
-    size_t                       value_got;
-    uint64_t                     drop_left;     /* too large: to drop */
-    uint64_t                     drop_size;
-    bool                         crlf_due;      /* after a bulk payload */
+    struct redis_scan scan;
+    size_t            scanned; /* of rbuf's pending */
+    struct value     *value;   /* owned: bulk filling */
+    size_t            value_got;
+    uint64_t          drop_left; /* too large: to drop */
+    uint64_t          drop_size;
+    bool              crlf_due; /* after a bulk payload */
 };
 
 void redis_conn_init(struct redis_conn *c, struct event_loop *loop,
@@ -136,12 +136,11 @@ void redis_conn_init(struct redis_conn *c, struct event_loop *loop,
 /* Starts connecting.  0, or -errno with why (REDIS_CONN_WHY_MAX) set
  * when it failed at once (resolving, socket(), a refused unix socket);
  * on_error is not called then. */
-int  redis_conn_open(struct redis_conn *c,
-                     const struct redis_conn_target *t,
-                     uint64_t max_reply_bytes, char *why);
+int redis_conn_open(struct redis_conn *c, const struct redis_conn_target *t,
+                    uint64_t max_reply_bytes, char *why);
 
 /* Queues one encoded command.  0 or -ENOMEM. */
-int  redis_conn_send(struct redis_conn *c, const char *cmd, size_t len);
+int redis_conn_send(struct redis_conn *c, const char *cmd, size_t len);
 
 /* True while part of a reply has been read and not yet delivered. */
 bool redis_conn_reply_started(const struct redis_conn *c);
@@ -160,6 +159,6 @@ struct ssl_ctx_st *redis_conn_tls_ctx(bool verify, const char *ca_file,
                                       const char *cert_file,
                                       const char *key_file, char *err,
                                       size_t err_len);
-void redis_conn_tls_ctx_free(struct ssl_ctx_st *ctx);
+void               redis_conn_tls_ctx_free(struct ssl_ctx_st *ctx);
 
 #endif

@@ -21,7 +21,7 @@ static int
 redis_scan_count(const char *p, size_t n, int64_t *out)
 {
     int64_t v = 0;
-    size_t i = 0;
+    size_t  i = 0;
 
     if (n == 2 && p[0] == '-' && p[1] == '1') {
         *out = -1;
@@ -92,11 +92,11 @@ redis_scan(struct redis_scan *st, const char *buf, size_t len, size_t *used)
 
     for (;;) {
         const char *line, *cr;
-        size_t avail, n;
-        int64_t count;
+        size_t      avail, n;
+        int64_t     count;
 
         if (st->skip > 0) {
-            n = len - pos < st->skip ? len - pos : (size_t)st->skip;
+            n = len - pos < st->skip ? len - pos : (size_t) st->skip;
             pos += n;
             st->skip -= n;
             redis_scan_add(st, n);
@@ -126,7 +126,7 @@ redis_scan(struct redis_scan *st, const char *buf, size_t len, size_t *used)
             *used = pos;
             return REDIS_SCAN_BAD;
         }
-        n = (size_t)(cr - line);
+        n = (size_t) (cr - line);
         if (n == 0) {
             *used = pos;
             return REDIS_SCAN_BAD;
@@ -158,7 +158,7 @@ redis_scan(struct redis_scan *st, const char *buf, size_t len, size_t *used)
                 return count < 0 ? REDIS_SCAN_DONE : REDIS_SCAN_BULK;
             }
             if (count >= 0) {
-                st->skip = (uint64_t)count + 2;
+                st->skip = (uint64_t) count + 2;
                 continue;
             }
             break;

@@ -29,22 +29,22 @@
 #define REDIS_SCAN_DEPTH_MAX 7
 
 enum redis_scan_rc {
-    REDIS_SCAN_AGAIN = 0,       /* more bytes needed */
-    REDIS_SCAN_DONE,            /* the reply ended */
-    REDIS_SCAN_BULK,            /* top-level bulk header read: bulk_len
-                                   payload bytes and CRLF follow */
-    REDIS_SCAN_BAD              /* not RESP2, or past a limit */
+    REDIS_SCAN_AGAIN = 0, /* more bytes needed */
+    REDIS_SCAN_DONE,      /* the reply ended */
+    REDIS_SCAN_BULK,      /* top-level bulk header read: bulk_len
+                             payload bytes and CRLF follow */
+    REDIS_SCAN_BAD        /* not RESP2, or past a limit */
 };
 
 struct redis_scan {
-    uint64_t max_bytes;         /* the reply bound (--max-reply-size) */
-    uint64_t size;              /* bytes of this reply consumed so far */
-    uint64_t skip;              /* of a nested bulk + CRLF still to pass */
-    unsigned depth;             /* arrays open */
-    int64_t  left[REDIS_SCAN_DEPTH_MAX];    /* elements due in each */
-    int64_t  bulk_len;          /* '$' at the top: payload bytes, -1 nil */
-    char     type;              /* first byte of the reply, 0 before */
-    bool     too_large;         /* size passed max_bytes */
+    uint64_t max_bytes; /* the reply bound (--max-reply-size) */
+    uint64_t size;      /* bytes of this reply consumed so far */
+    uint64_t skip;      /* of a nested bulk + CRLF still to pass */
+    unsigned depth;     /* arrays open */
+    int64_t  left[REDIS_SCAN_DEPTH_MAX]; /* elements due in each */
+    int64_t  bulk_len;  /* '$' at the top: payload bytes, -1 nil */
+    char     type;      /* first byte of the reply, 0 before */
+    bool     too_large; /* size passed max_bytes */
 };
 
 void redis_scan_init(struct redis_scan *st, uint64_t max_bytes);

@@ -15,7 +15,7 @@
 static const char *
 redis_url_find(const char *p, const char *end, char c)
 {
-    return p < end ? memchr(p, c, (size_t)(end - p)) : NULL;
+    return p < end ? memchr(p, c, (size_t) (end - p)) : NULL;
 }
 
 static int
@@ -53,11 +53,11 @@ redis_url_decode(const char *s, size_t n, char *out, size_t cap)
             if (hi < 0 || lo < 0) {
                 return -1;
             }
-            c = (char)(hi * 16 + lo);
+            c = (char) (hi * 16 + lo);
             i += 2;
         }
         if (c == '\0' || o + 1 >= cap) {
-            return -1;          /* a NUL cannot be sent in AUTH's args */
+            return -1; /* a NUL cannot be sent in AUTH's args */
         }
         out[o++] = c;
     }
@@ -70,7 +70,7 @@ static int
 redis_url_number(const char *s, size_t n, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;
-    size_t i;
+    size_t   i;
 
     if (n == 0 || n > 10) {
         return -1;
@@ -79,7 +79,7 @@ redis_url_number(const char *s, size_t n, uint64_t max, uint64_t *out)
         if (s[i] < '0' || s[i] > '9') {
             return -1;
         }
-        v = v * 10 + (uint64_t)(s[i] - '0');
+        v = v * 10 + (uint64_t) (s[i] - '0');
     }
     if (v > max) {
         return -1;
@@ -97,8 +97,7 @@ redis_url_hostname_ok(const char *h, size_t n)
         char c = h[i];
 
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '.' || c == '-'
-              || c == '_')) {
+              || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')) {
             return false;
         }
     }
@@ -123,7 +122,7 @@ redis_url_query(const char *q, size_t n, struct redis_url *out)
         return -1;
     }
     out->has_db = true;
-    out->db = (uint32_t)db;
+    out->db = (uint32_t) db;
     return 0;
 }
 
@@ -148,8 +147,8 @@ enum redis_url_rc
 redis_url_parse(const char *s, struct redis_url *out, const char **why)
 {
     const char *p, *end, *at, *auth_end, *query, *colon;
-    size_t n;
-    uint64_t v;
+    size_t      n;
+    uint64_t    v;
 
     memset(out, 0, sizeof(*out));
     out->port = REDIS_URL_PORT;
@@ -161,8 +160,7 @@ redis_url_parse(const char *s, struct redis_url *out, const char **why)
     end = p + strlen(p);
     query = strchr(p, '?');
     if (query != NULL) {
-        if (redis_url_query(query + 1, (size_t)(end - query - 1), out)
-            != 0) {
+        if (redis_url_query(query + 1, (size_t) (end - query - 1), out) != 0) {
             return redis_url_bad(why, "the only query it takes is ?db=N");
         }
         end = query;
@@ -191,14 +189,16 @@ redis_url_parse(const char *s, struct redis_url *out, const char **why)
     if (at != NULL) {
         colon = redis_url_find(p, at, ':');
         if (colon != NULL) {
-            if (redis_url_decode(p, (size_t)(colon - p), out->user,
-                                 sizeof(out->user)) != 0) {
+            if (redis_url_decode(p, (size_t) (colon - p), out->user,
+                                 sizeof(out->user))
+                != 0) {
                 return redis_url_bad(why, "bad user name");
             }
             p = colon + 1;
         }
-        if (redis_url_decode(p, (size_t)(at - p), out->password,
-                             sizeof(out->password)) != 0) {
+        if (redis_url_decode(p, (size_t) (at - p), out->password,
+                             sizeof(out->password))
+            != 0) {
             return redis_url_bad(why, "bad password");
         }
         out->has_password = true;
@@ -206,7 +206,7 @@ redis_url_parse(const char *s, struct redis_url *out, const char **why)
     }
 
     if (out->is_unix) {
-        n = (size_t)(end - p);
+        n = (size_t) (end - p);
         if (n < 2 || p[0] != '/') {
             return redis_url_bad(why, "needs an absolute socket path");
         }
@@ -225,13 +225,13 @@ redis_url_parse(const char *s, struct redis_url *out, const char **why)
         const char *port = NULL;
 
         if (p < host_end && p[0] == '[') {
-            const char *close = redis_url_find(p, host_end, ']');
+            const char   *close = redis_url_find(p, host_end, ']');
             unsigned char addr[sizeof(struct in6_addr)];
 
             if (close == NULL) {
                 return redis_url_bad(why, "no ']' after the IPv6 address");
             }
-            n = (size_t)(close - p - 1);
+            n = (size_t) (close - p - 1);
             if (n == 0 || n >= 64) {
                 return redis_url_bad(why, "bad IPv6 address");
             }
@@ -248,7 +248,7 @@ redis_url_parse(const char *s, struct redis_url *out, const char **why)
             }
         } else {
             colon = redis_url_find(p, host_end, ':');
-            n = (size_t)((colon != NULL ? colon : host_end) - p);
+            n = (size_t) ((colon != NULL ? colon : host_end) - p);
             if (n == 0) {
                 return redis_url_bad(why, "no host");
             }
@@ -265,23 +265,24 @@ redis_url_parse(const char *s, struct redis_url *out, const char **why)
             }
         }
         if (port != NULL) {
-            if (redis_url_number(port, (size_t)(host_end - port), 65535, &v)
+            if (redis_url_number(port, (size_t) (host_end - port), 65535, &v)
                     != 0
                 || v == 0) {
                 return redis_url_bad(why, "port must be 1-65535");
             }
-            out->port = (uint16_t)v;
+            out->port = (uint16_t) v;
         }
         if (slash != NULL && slash + 1 < end) {
             if (out->has_db) {
                 return redis_url_bad(why, "db given twice");
             }
-            if (redis_url_number(slash + 1, (size_t)(end - slash - 1),
-                                 REDIS_URL_DB_MAX, &v) != 0) {
+            if (redis_url_number(slash + 1, (size_t) (end - slash - 1),
+                                 REDIS_URL_DB_MAX, &v)
+                != 0) {
                 return redis_url_bad(why, "the path must be a db number");
             }
             out->has_db = true;
-            out->db = (uint32_t)v;
+            out->db = (uint32_t) v;
         }
     }
     return REDIS_URL_OK;
@@ -291,7 +292,7 @@ void
 redis_url_mask(const char *s, char *out, size_t cap)
 {
     struct redis_url scratch;
-    const char *p, *end, *at = NULL, *colon, *stop;
+    const char      *p, *end, *at = NULL, *colon, *stop;
 
     if (cap == 0) {
         return;
@@ -299,7 +300,7 @@ redis_url_mask(const char *s, char *out, size_t cap)
     memset(&scratch, 0, sizeof(scratch));
     p = redis_url_scheme(s, &scratch);
     if (p == NULL) {
-        (void)snprintf(out, cap, "%s", s);
+        (void) snprintf(out, cap, "%s", s);
         return;
     }
     /* Not cut at '?': a raw '?' in the password makes the URL bad, and
@@ -312,11 +313,11 @@ redis_url_mask(const char *s, char *out, size_t cap)
         }
     }
     if (at == NULL) {
-        (void)snprintf(out, cap, "%s", s);
+        (void) snprintf(out, cap, "%s", s);
         return;
     }
     colon = redis_url_find(p, at, ':');
     /* Keep the scheme and the user; hide everything to the '@'. */
-    (void)snprintf(out, cap, "%.*s****%s",
-                   (int)((colon != NULL ? colon + 1 : p) - s), s, at);
+    (void) snprintf(out, cap, "%.*s****%s",
+                    (int) ((colon != NULL ? colon + 1 : p) - s), s, at);
 }

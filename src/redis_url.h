@@ -20,27 +20,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REDIS_URL_HOST_MAX   256        /* with the NUL, as CONFIG_HOST_MAX */
-#define REDIS_URL_PATH_MAX   108        /* sockaddr_un's sun_path */
-#define REDIS_URL_SECRET_MAX 512        /* as CONFIG_SECRET_MAX */
+#define REDIS_URL_HOST_MAX   256 /* with the NUL, as CONFIG_HOST_MAX */
+#define REDIS_URL_PATH_MAX   108 /* sockaddr_un's sun_path */
+#define REDIS_URL_SECRET_MAX 512 /* as CONFIG_SECRET_MAX */
 #define REDIS_URL_DB_MAX     2147483647u
 #define REDIS_URL_PORT       6379
 
 enum redis_url_rc {
     REDIS_URL_OK = 0,
-    REDIS_URL_NOT_URL,          /* no redis://, rediss:// or unix:// */
-    REDIS_URL_BAD               /* a URL, but malformed: see *why */
+    REDIS_URL_NOT_URL, /* no redis://, rediss:// or unix:// */
+    REDIS_URL_BAD      /* a URL, but malformed: see *why */
 };
 
 struct redis_url {
-    bool     tls;               /* rediss:// */
-    bool     is_unix;           /* unix:// */
-    char     host[REDIS_URL_HOST_MAX];      /* TCP */
-    uint16_t port;                          /* TCP */
-    char     path[REDIS_URL_PATH_MAX];      /* unix */
-    char     user[REDIS_URL_SECRET_MAX];    /* "" none */
+    bool     tls;                        /* rediss:// */
+    bool     is_unix;                    /* unix:// */
+    char     host[REDIS_URL_HOST_MAX];   /* TCP */
+    uint16_t port;                       /* TCP */
+    char     path[REDIS_URL_PATH_MAX];   /* unix */
+    char     user[REDIS_URL_SECRET_MAX]; /* "" none */
     char     password[REDIS_URL_SECRET_MAX];
-    bool     has_password;      /* a password was given ("" allowed) */
+    bool     has_password; /* a password was given ("" allowed) */
     bool     has_db;
     uint32_t db;
 };

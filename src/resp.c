@@ -23,37 +23,37 @@
 #include "resp.h"
 
 struct resp_command_info {
-    const char *name;                   /* lower case */
-    int         arity;                  /* Redis' convention: -N means
-                                           at least N, counting the name */
-    const char *flags;                  /* for COMMAND's reply */
+    const char *name;  /* lower case */
+    int         arity; /* Redis' convention: -N means
+                          at least N, counting the name */
+    const char *flags; /* for COMMAND's reply */
     int         first_key, last_key, step;
 };
 
 static const struct resp_command_info resp_commands[] = {
-    { "get",     2,  "readonly",  1,  1, 1 },
-    { "mget",    -2, "readonly",  1, -1, 1 },
-    { "ping",    -1, "fast",      0,  0, 0 },
-    { "echo",    2,  "fast",      0,  0, 0 },
-    { "quit",    -1, "fast",      0,  0, 0 },
-    { "select",  2,  "fast",      0,  0, 0 },
-    { "command", -1, "loading",   0,  0, 0 },
-    { "config",  -2, "admin",     0,  0, 0 },
-    { "hello",   -1, "fast",      0,  0, 0 },
-    { "client",  -2, "admin",     0,  0, 0 },
-    { "info",    -1, "loading",   0,  0, 0 },
-    { "auth",    -2, "fast",      0,  0, 0 },
-    { "multi",   1,  "fast",      0,  0, 0 },
-    { "exec",    1,  "loading",   0,  0, 0 },
-    { "discard", 1,  "fast",      0,  0, 0 },
-    { "watch",   -2, "fast",      1, -1, 1 },
-    { "unwatch", 1,  "fast",      0,  0, 0 },
-    { "dbsize",  1,  "readonly",  0,  0, 0 },
-    { "exists",  -2, "readonly",  1, -1, 1 },
-    { "ttl",     2,  "readonly",  1,  1, 1 },
-    { "pttl",    2,  "readonly",  1,  1, 1 },
-    { "strlen",  2,  "readonly",  1,  1, 1 },
-    { "type",    2,  "readonly",  1,  1, 1 },
+    { "get", 2, "readonly", 1, 1, 1 },
+    { "mget", -2, "readonly", 1, -1, 1 },
+    { "ping", -1, "fast", 0, 0, 0 },
+    { "echo", 2, "fast", 0, 0, 0 },
+    { "quit", -1, "fast", 0, 0, 0 },
+    { "select", 2, "fast", 0, 0, 0 },
+    { "command", -1, "loading", 0, 0, 0 },
+    { "config", -2, "admin", 0, 0, 0 },
+    { "hello", -1, "fast", 0, 0, 0 },
+    { "client", -2, "admin", 0, 0, 0 },
+    { "info", -1, "loading", 0, 0, 0 },
+    { "auth", -2, "fast", 0, 0, 0 },
+    { "multi", 1, "fast", 0, 0, 0 },
+    { "exec", 1, "loading", 0, 0, 0 },
+    { "discard", 1, "fast", 0, 0, 0 },
+    { "watch", -2, "fast", 1, -1, 1 },
+    { "unwatch", 1, "fast", 0, 0, 0 },
+    { "dbsize", 1, "readonly", 0, 0, 0 },
+    { "exists", -2, "readonly", 1, -1, 1 },
+    { "ttl", 2, "readonly", 1, 1, 1 },
+    { "pttl", 2, "readonly", 1, 1, 1 },
+    { "strlen", 2, "readonly", 1, 1, 1 },
+    { "type", 2, "readonly", 1, 1, 1 },
 };
 
 #define RESP_NCOMMANDS (sizeof(resp_commands) / sizeof(resp_commands[0]))
@@ -245,8 +245,10 @@ static int
 resp_error_arity(struct buf *out, const char *name)
 {
     char msg[96];
-    int  n = snprintf(msg, sizeof(msg), "ERR wrong number of arguments for "
-                      "'%s' command", name);
+    int  n = snprintf(msg, sizeof(msg),
+                      "ERR wrong number of arguments for "
+                       "'%s' command",
+                      name);
 
     return resp_append_error(out, msg, (size_t) n);
 }
@@ -290,8 +292,8 @@ resp_command_cmd(const char *buf, const struct resp_command *cmd,
     if (resp_arg_is(buf, &cmd->argv[1], "info")) {
         rc |= resp_append_array(out, cmd->argc - 2);
         for (size_t i = 2; i < cmd->argc; i++) {
-            const struct resp_command_info *ci = resp_lookup(buf,
-                                                             &cmd->argv[i]);
+            const struct resp_command_info *ci =
+                resp_lookup(buf, &cmd->argv[i]);
 
             rc |= ci != NULL ? resp_command_entry(out, ci)
                              : resp_append_nil(out);
@@ -311,21 +313,23 @@ resp_select(const char *buf, const struct resp_command *cmd, uint32_t db,
 
     if (a->len == 0 || a->len > 10) {
         return resp_error_str(out, "ERR value is not an integer or "
-                              "out of range");
+                                   "out of range");
     }
     for (size_t i = 0; i < a->len; i++) {
         char ch = buf[a->off + i];
 
         if (ch < '0' || ch > '9') {
             return resp_error_str(out, "ERR value is not an integer "
-                                  "or out of range");
+                                       "or out of range");
         }
         v = v * 10 + (uint64_t) (ch - '0');
     }
     if (v != db) {
         char msg[96];
-        int  n = snprintf(msg, sizeof(msg), "ERR this proxy serves db %u "
-                          "only", db);
+        int  n = snprintf(msg, sizeof(msg),
+                          "ERR this proxy serves db %u "
+                           "only",
+                          db);
 
         return resp_append_error(out, msg, (size_t) n);
     }
@@ -345,7 +349,7 @@ resp_append_backend_reply(struct buf *out, enum backend_result r,
         return resp_append_error(out, data, len);
     case BACKEND_TIMEOUT:
         return resp_error_str(out, "ERR redis-cache-proxy: the backend "
-                              "Redis timed out");
+                                   "Redis timed out");
     case BACKEND_UNAVAILABLE:
         /* Redis Cluster's own words: CLUSTERDOWN ..., TRYAGAIN ... */
         if (data != NULL && len > 0) {
@@ -357,7 +361,7 @@ resp_append_backend_reply(struct buf *out, enum backend_result r,
         break;
     }
     return resp_error_str(out, "ERR redis-cache-proxy: the backend Redis "
-                          "is unavailable");
+                               "is unavailable");
 }
 
 bool
@@ -368,8 +372,8 @@ resp_backend_fails_mget(enum backend_result r)
 }
 
 int
-resp_append_mget_item(struct buf *out, enum backend_result r,
-                      const void *data, size_t len)
+resp_append_mget_item(struct buf *out, enum backend_result r, const void *data,
+                      size_t len)
 {
     if (r == BACKEND_VALUE) {
         return resp_append_bulk(out, data, len);
@@ -401,8 +405,7 @@ resp_command_reads_keys(const char *buf, const struct resp_command *cmd)
     const struct resp_command_info *ci = resp_lookup(buf, &cmd->argv[0]);
 
     /* WATCH names keys but reads none. */
-    return ci != NULL && ci->first_key != 0
-           && strcmp(ci->name, "watch") != 0;
+    return ci != NULL && ci->first_key != 0 && strcmp(ci->name, "watch") != 0;
 }
 
 bool
@@ -466,10 +469,10 @@ resp_dispatch(const char *buf, const struct resp_command *cmd, uint32_t db,
         rc = resp_select(buf, cmd, db, out);
     } else if (strcmp(name, "command") == 0) {
         rc = resp_command_cmd(buf, cmd, out);
-    } else if (ci->flags[0] == 'r') {   /* readonly, not GET/MGET */
+    } else if (ci->flags[0] == 'r') { /* readonly, not GET/MGET */
         return RESP_ACTION_FORWARD;
     } else {
-        return RESP_ACTION_SESSION;     /* resp_session.c's */
+        return RESP_ACTION_SESSION; /* resp_session.c's */
     }
     return rc == 0 ? RESP_ACTION_REPLIED : RESP_ACTION_NOMEM;
 }

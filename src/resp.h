@@ -16,15 +16,15 @@
 #include "resp_parser.h"
 
 enum resp_action {
-    RESP_ACTION_REPLIED = 0,    /* the answer is in out */
-    RESP_ACTION_CLOSE,          /* answer in out; close after writing */
-    RESP_ACTION_GET,            /* caller answers GET argv[1] */
-    RESP_ACTION_MGET,           /* caller answers MGET argv[1..argc) */
-    RESP_ACTION_SESSION,        /* known, arity checked: the caller's
-                                   resp_session answers it */
-    RESP_ACTION_FORWARD,        /* a read-only command the caller sends
-                                   to Redis uncached (argv[1..] keys) */
-    RESP_ACTION_NOMEM           /* out could not grow */
+    RESP_ACTION_REPLIED = 0, /* the answer is in out */
+    RESP_ACTION_CLOSE,       /* answer in out; close after writing */
+    RESP_ACTION_GET,         /* caller answers GET argv[1] */
+    RESP_ACTION_MGET,        /* caller answers MGET argv[1..argc) */
+    RESP_ACTION_SESSION,     /* known, arity checked: the caller's
+                                resp_session answers it */
+    RESP_ACTION_FORWARD,     /* a read-only command the caller sends
+                                to Redis uncached (argv[1..] keys) */
+    RESP_ACTION_NOMEM        /* out could not grow */
 };
 
 /* Decides what cmd (argument offsets into buf) asks for.  db is the

@@ -55,11 +55,11 @@
 #define RESP_PARSE_NUMBER_MAX 20
 
 enum resp_parse_state {
-    RESP_PARSE_S_START = 0,     /* 0 so that a zeroed struct is fresh */
-    RESP_PARSE_S_INLINE,        /* looking for the '\n' of an inline line */
-    RESP_PARSE_S_MB_COUNT,      /* looking for the '\r' of "*<n>\r\n" */
-    RESP_PARSE_S_BULK_LINE,     /* '$' then the '\r' of "$<len>\r\n" */
-    RESP_PARSE_S_BULK_DATA,     /* <len> bytes, then "\r\n" */
+    RESP_PARSE_S_START = 0, /* 0 so that a zeroed struct is fresh */
+    RESP_PARSE_S_INLINE,    /* looking for the '\n' of an inline line */
+    RESP_PARSE_S_MB_COUNT,  /* looking for the '\r' of "*<n>\r\n" */
+    RESP_PARSE_S_BULK_LINE, /* '$' then the '\r' of "$<len>\r\n" */
+    RESP_PARSE_S_BULK_DATA, /* <len> bytes, then "\r\n" */
     RESP_PARSE_S_DONE,
     RESP_PARSE_S_ERROR
 };
@@ -136,10 +136,10 @@ static const char resp_parse_err_expected_dollar[256][40] = {
  * isspace() (so '\v' and '\f' too), but an unquoted argument ends only
  * at ' ', '\t', '\r' or '\n'; a '\v' inside one is part of it.
  */
-#define RESP_PARSE_C_BLANK   0x01   /* skipped between arguments */
-#define RESP_PARSE_C_END     0x02   /* ends an unquoted argument */
-#define RESP_PARSE_C_QUOTE   0x04   /* '"' or '\'' */
-#define RESP_PARSE_C_DIGIT   0x08
+#define RESP_PARSE_C_BLANK 0x01 /* skipped between arguments */
+#define RESP_PARSE_C_END   0x02 /* ends an unquoted argument */
+#define RESP_PARSE_C_QUOTE 0x04 /* '"' or '\'' */
+#define RESP_PARSE_C_DIGIT 0x08
 
 static const uint8_t resp_parse_class[256] = {
     ['\t'] = RESP_PARSE_C_BLANK | RESP_PARSE_C_END,
@@ -150,11 +150,16 @@ static const uint8_t resp_parse_class[256] = {
     [' '] = RESP_PARSE_C_BLANK | RESP_PARSE_C_END,
     ['"'] = RESP_PARSE_C_QUOTE,
     ['\''] = RESP_PARSE_C_QUOTE,
-    ['0'] = RESP_PARSE_C_DIGIT, ['1'] = RESP_PARSE_C_DIGIT,
-    ['2'] = RESP_PARSE_C_DIGIT, ['3'] = RESP_PARSE_C_DIGIT,
-    ['4'] = RESP_PARSE_C_DIGIT, ['5'] = RESP_PARSE_C_DIGIT,
-    ['6'] = RESP_PARSE_C_DIGIT, ['7'] = RESP_PARSE_C_DIGIT,
-    ['8'] = RESP_PARSE_C_DIGIT, ['9'] = RESP_PARSE_C_DIGIT,
+    ['0'] = RESP_PARSE_C_DIGIT,
+    ['1'] = RESP_PARSE_C_DIGIT,
+    ['2'] = RESP_PARSE_C_DIGIT,
+    ['3'] = RESP_PARSE_C_DIGIT,
+    ['4'] = RESP_PARSE_C_DIGIT,
+    ['5'] = RESP_PARSE_C_DIGIT,
+    ['6'] = RESP_PARSE_C_DIGIT,
+    ['7'] = RESP_PARSE_C_DIGIT,
+    ['8'] = RESP_PARSE_C_DIGIT,
+    ['9'] = RESP_PARSE_C_DIGIT,
 };
 
 static bool
@@ -276,8 +281,8 @@ resp_parse_start(struct resp_parse *st, const char *buf, size_t len)
 
 /* Returns false, in ERROR, when argv is full. */
 static bool
-resp_parse_add_arg(struct resp_parse *st, struct resp_command *cmd,
-                   size_t off, size_t arg_len)
+resp_parse_add_arg(struct resp_parse *st, struct resp_command *cmd, size_t off,
+                   size_t arg_len)
 {
     if (st->argc >= cmd->argv_cap) {
         resp_parse_fail(st, resp_parse_err_too_many);
@@ -333,8 +338,7 @@ resp_parse_split(struct resp_parse *st, const char *buf, size_t end,
         } else {
             arg_off = p;
             for (q = p; q < end && !resp_parse_is(buf[q], RESP_PARSE_C_END);
-                 q++)
-            {
+                 q++) {
                 if (resp_parse_is(buf[q], RESP_PARSE_C_QUOTE)) {
                     resp_parse_fail(st, resp_parse_err_mid_quote);
                     return;
@@ -413,12 +417,11 @@ resp_parse_mb_count(struct resp_parse *st, const char *buf, size_t len,
         return resp_parse_fail(st, resp_parse_err_mbulk_big);
     }
     if (!resp_parse_number(buf + 1, cr - 1, &n)
-        || n > RESP_PARSE_MULTIBULK_MAX)
-    {
+        || n > RESP_PARSE_MULTIBULK_MAX) {
         return resp_parse_fail(st, resp_parse_err_mbulk_len);
     }
     if (cr + 1 == len) {
-        st->pos = cr;           /* look at this '\r' again, with its '\n' */
+        st->pos = cr; /* look at this '\r' again, with its '\n' */
         return RESP_PARSE_STEP_MORE;
     }
     if (buf[cr + 1] != '\n') {
@@ -466,8 +469,7 @@ resp_parse_bulk_line(struct resp_parse *st, const char *buf, size_t len)
     }
     if (!resp_parse_number(buf + st->line_start + 1, cr - st->line_start - 1,
                            &n)
-        || n < 0 || n > RESP_PARSE_BULK_MAX)
-    {
+        || n < 0 || n > RESP_PARSE_BULK_MAX) {
         return resp_parse_fail(st, resp_parse_err_bulk_len);
     }
     if (cr + 1 == len) {

@@ -16,37 +16,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RESP_PARSE_INLINE_MAX (64 * 1024)       /* Redis: 64 KiB */
+#define RESP_PARSE_INLINE_MAX (64 * 1024)         /* Redis: 64 KiB */
 #define RESP_PARSE_BULK_MAX   (512 * 1024 * 1024) /* proto-max-bulk-len */
 
 enum resp_parse_rc {
-    RESP_PARSE_DONE = 0,        /* cmd complete: consumed bytes used */
+    RESP_PARSE_DONE = 0, /* cmd complete: consumed bytes used */
     RESP_PARSE_AGAIN,
-    RESP_PARSE_ERROR            /* cmd->error is a static message */
+    RESP_PARSE_ERROR /* cmd->error is a static message */
 };
 
 struct resp_arg {
-    size_t off;                 /* into the caller's buffer */
+    size_t off; /* into the caller's buffer */
     size_t len;
 };
 
 struct resp_command {
-    struct resp_arg *argv;      /* in: caller's array */
-    size_t           argv_cap;  /* in: more arguments is an error */
-    size_t           argc;      /* out */
-    size_t           consumed;  /* out on DONE: bytes of this command */
-    const char      *error;     /* out on ERROR: without "-ERR " prefix */
+    struct resp_arg *argv;     /* in: caller's array */
+    size_t           argv_cap; /* in: more arguments is an error */
+    size_t           argc;     /* out */
+    size_t           consumed; /* out on DONE: bytes of this command */
+    const char      *error;    /* out on ERROR: without "-ERR " prefix */
 };
 
 /* Opaque to callers; zeroed by resp_parse_init(). */
 struct resp_parse {
-    unsigned    state;          /* enum resp_parse_state in resp_parser.c */
-    size_t      pos;            /* next byte to examine; on DONE: consumed */
-    int64_t     args_left;      /* multibulk: bulks still to come */
-    int64_t     bulk_len;       /* multibulk: bytes in the current bulk */
-    size_t      argc;           /* arguments written to cmd->argv so far */
-    size_t      line_start;     /* offset of the '*' or '$' being read */
-    const char *error;          /* borrowed: static text, once in ERROR */
+    unsigned    state;      /* enum resp_parse_state in resp_parser.c */
+    size_t      pos;        /* next byte to examine; on DONE: consumed */
+    int64_t     args_left;  /* multibulk: bulks still to come */
+    int64_t     bulk_len;   /* multibulk: bytes in the current bulk */
+    size_t      argc;       /* arguments written to cmd->argv so far */
+    size_t      line_start; /* offset of the '*' or '$' being read */
+    const char *error;      /* borrowed: static text, once in ERROR */
 };
 
 void resp_parse_init(struct resp_parse *st);

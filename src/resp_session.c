@@ -44,7 +44,7 @@ resp_session_init(struct resp_session *s, uint64_t id, uint64_t now_ms,
     struct buf keep = s->multi_queue;
 
     memset(s, 0, sizeof(*s));
-    s->multi_queue = keep;              /* storage reused across conns */
+    s->multi_queue = keep; /* storage reused across conns */
     s->multi_queue.pos = 0;
     s->multi_queue.len = 0;
     s->id = id;
@@ -59,8 +59,8 @@ resp_session_fini(struct resp_session *s)
 }
 
 bool
-resp_session_secret_eq(const char *guess, size_t guess_len,
-                       const char *secret, size_t secret_len)
+resp_session_secret_eq(const char *guess, size_t guess_len, const char *secret,
+                       size_t secret_len)
 {
     unsigned char diff = guess_len != secret_len;
 
@@ -91,9 +91,8 @@ resp_session_arg(const char *buf, const struct resp_command *cmd, size_t i)
 }
 
 static enum resp_session_rc
-resp_session_client_setname(struct resp_session *s,
-                            const struct resp_arg *a, const char *buf,
-                            struct buf *out);
+resp_session_client_setname(struct resp_session *s, const struct resp_arg *a,
+                            const char *buf, struct buf *out);
 
 /* ---- AUTH, HELLO -------------------------------------------------------
  * The user is --resp-user, or Redis' "default" when none is set; AUTH
@@ -115,13 +114,13 @@ resp_session_check_pass(const struct config *cfg, const char *buf,
     bool        pass_ok;
 
     if (user != NULL) {
-        user_ok = resp_session_secret_eq(buf + user->off, user->len,
-                                         want_user, strlen(want_user));
+        user_ok = resp_session_secret_eq(buf + user->off, user->len, want_user,
+                                         strlen(want_user));
     } else {
         user_ok = strcmp(want_user, "default") == 0;
     }
     if (cfg->resp_password[0] == '\0') {
-        return user_ok;                 /* Redis' nopass default user */
+        return user_ok; /* Redis' nopass default user */
     }
     pass_ok = resp_session_secret_eq(buf + pass->off, pass->len,
                                      cfg->resp_password,
@@ -131,26 +130,25 @@ resp_session_check_pass(const struct config *cfg, const char *buf,
 
 static enum resp_session_rc
 resp_session_auth(struct resp_session *s, const char *buf,
-                  const struct resp_command *cmd,
+                  const struct resp_command     *cmd,
                   const struct resp_session_env *env, struct buf *out)
 {
     const struct config *cfg = env->cfg;
 
     if (cmd->argc > 3) {
-        return resp_session_rc_of(resp_session_error(out,
-                                                     "ERR syntax error"));
+        return resp_session_rc_of(resp_session_error(out, "ERR syntax error"));
     }
     if (cmd->argc == 2 && cfg->resp_password[0] == '\0') {
-        return resp_session_rc_of(resp_session_error(out,
-            "ERR AUTH <password> called without any password configured "
-            "for the default user. Are you sure your configuration is "
-            "correct?"));
+        return resp_session_rc_of(resp_session_error(
+            out, "ERR AUTH <password> called without any password configured "
+                 "for the default user. Are you sure your configuration is "
+                 "correct?"));
     }
     if (!resp_session_check_pass(cfg, buf,
                                  cmd->argc == 3 ? &cmd->argv[1] : NULL,
                                  &cmd->argv[cmd->argc - 1])) {
-        return resp_session_rc_of(resp_session_error(out,
-                                                     resp_session_wrongpass));
+        return resp_session_rc_of(
+            resp_session_error(out, resp_session_wrongpass));
     }
     s->authed = true;
     return resp_session_rc_of(resp_append_status(out, "OK"));
@@ -167,7 +165,7 @@ static const char resp_session_hello_noauth[] =
 
 static enum resp_session_rc
 resp_session_hello(struct resp_session *s, const char *buf,
-                   const struct resp_command *cmd,
+                   const struct resp_command     *cmd,
                    const struct resp_session_env *env, struct buf *out)
 {
     const struct resp_arg *setname = NULL;
@@ -190,7 +188,8 @@ resp_session_hello(struct resp_session *s, const char *buf,
             }
         }
         if (ver == UINT64_MAX) {
-            return resp_session_rc_of(resp_session_error(out,
+            return resp_session_rc_of(resp_session_error(
+                out,
                 "ERR Protocol version is not an integer or out of range"));
         }
         for (size_t i = 2; i < cmd->argc; i++) {
@@ -198,11 +197,10 @@ resp_session_hello(struct resp_session *s, const char *buf,
 
             if (resp_arg_equals(buf, &cmd->argv[i], "auth") && left >= 2) {
                 auth = true;
-                if (!resp_session_check_pass(env->cfg, buf,
-                                             &cmd->argv[i + 1],
+                if (!resp_session_check_pass(env->cfg, buf, &cmd->argv[i + 1],
                                              &cmd->argv[i + 2])) {
-                    return resp_session_rc_of(resp_session_error(out,
-                        resp_session_wrongpass));
+                    return resp_session_rc_of(
+                        resp_session_error(out, resp_session_wrongpass));
                 }
                 i += 2;
             } else if (resp_arg_equals(buf, &cmd->argv[i], "setname")
@@ -210,42 +208,43 @@ resp_session_hello(struct resp_session *s, const char *buf,
                 setname = &cmd->argv[++i];
             } else {
                 char msg[160];
-                int  n = snprintf(msg, sizeof(msg), "ERR Syntax error in "
-                                  "HELLO option '%.*s'",
-                                  (int) (cmd->argv[i].len < 64
-                                         ? cmd->argv[i].len : 64),
-                                  resp_session_arg(buf, cmd, i));
+                int  n = snprintf(
+                     msg, sizeof(msg),
+                     "ERR Syntax error in "
+                      "HELLO option '%.*s'",
+                     (int) (cmd->argv[i].len < 64 ? cmd->argv[i].len : 64),
+                     resp_session_arg(buf, cmd, i));
 
-                return resp_session_rc_of(resp_append_error(out, msg,
-                                                            (size_t) n));
+                return resp_session_rc_of(
+                    resp_append_error(out, msg, (size_t) n));
             }
         }
         if (!s->authed && !auth) {
-            return resp_session_rc_of(resp_session_error(out,
-                                                  resp_session_hello_noauth));
+            return resp_session_rc_of(
+                resp_session_error(out, resp_session_hello_noauth));
         }
         if (ver != 2) {
-            return resp_session_rc_of(resp_session_error(out,
-                "NOPROTO unsupported protocol version"));
+            return resp_session_rc_of(resp_session_error(
+                out, "NOPROTO unsupported protocol version"));
         }
     } else if (!s->authed) {
         /* Redis 7 answers a bare HELLO with the same words. */
-        return resp_session_rc_of(resp_session_error(out,
-                                                  resp_session_hello_noauth));
+        return resp_session_rc_of(
+            resp_session_error(out, resp_session_hello_noauth));
     }
     if (setname != NULL) {
         /* CLIENT SETNAME's checks, before anything changes. */
         /* Appending may rewind out when nothing is pending: find the
          * answer at pos + what was pending. */
         size_t               pending = buf_pending(out);
-        enum resp_session_rc rc_name = resp_session_client_setname(
-            s, setname, buf, out);
+        enum resp_session_rc rc_name =
+            resp_session_client_setname(s, setname, buf, out);
 
         if (rc_name != RESP_SESSION_REPLIED
             || out->data[out->pos + pending] == '-') {
             return rc_name;
         }
-        out->len = out->pos + pending;  /* drop its +OK: HELLO answers */
+        out->len = out->pos + pending; /* drop its +OK: HELLO answers */
     }
     if (auth) {
         s->authed = true;
@@ -285,11 +284,11 @@ resp_session_gate(struct resp_session *s, const char *buf,
         /* Redis also aborts a transaction a NOAUTH lands in, and a
          * refused EXEC says so in EXECABORT's words. */
         s->multi_dirty |= s->in_multi;
-        return resp_session_rc_of(resp_session_error(out,
-            resp_command_is(buf, cmd, "exec")
-            ? "EXECABORT Transaction discarded because of: "
-              "NOAUTH Authentication required."
-            : resp_session_noauth));
+        return resp_session_rc_of(resp_session_error(
+            out, resp_command_is(buf, cmd, "exec")
+                     ? "EXECABORT Transaction discarded because of: "
+                       "NOAUTH Authentication required."
+                     : resp_session_noauth));
     }
     if (!s->in_multi || resp_command_is(buf, cmd, "exec")
         || resp_command_is(buf, cmd, "discard")
@@ -308,16 +307,16 @@ resp_session_gate(struct resp_session *s, const char *buf,
             if (!env->key_allowed(env->arg, buf + cmd->argv[i].off,
                                   cmd->argv[i].len)) {
                 s->multi_dirty = true;
-                return resp_session_rc_of(resp_session_error(out,
-                    RESP_SESSION_NOPERM));
+                return resp_session_rc_of(
+                    resp_session_error(out, RESP_SESSION_NOPERM));
             }
         }
     }
     if (s->multi_queue.len + raw_len > RESP_SESSION_QUEUE_MAX) {
         s->multi_dirty = true;
-        return resp_session_rc_of(resp_session_error(out,
-            "ERR redis-cache-proxy: too many bytes queued in this "
-            "transaction"));
+        return resp_session_rc_of(resp_session_error(
+            out, "ERR redis-cache-proxy: too many bytes queued in this "
+                 "transaction"));
     }
     rc = buf_append(&s->multi_queue, raw, raw_len);
     if (rc != 0) {
@@ -351,12 +350,13 @@ resp_session_exec(struct resp_session *s, struct buf *out)
     int rc;
 
     if (!s->in_multi) {
-        return resp_session_rc_of(resp_session_error(out,
-                                                     "ERR EXEC without MULTI"));
+        return resp_session_rc_of(
+            resp_session_error(out, "ERR EXEC without MULTI"));
     }
     if (s->multi_dirty) {
         resp_session_end_multi(s);
-        return resp_session_rc_of(resp_session_error(out,
+        return resp_session_rc_of(resp_session_error(
+            out,
             "EXECABORT Transaction discarded because of previous errors."));
     }
     rc = resp_append_array(out, s->multi_count);
@@ -386,14 +386,10 @@ static const struct {
     const char *name;
     unsigned    bits;
 } resp_info_names[] = {
-    { "server", RESP_INFO_SERVER },
-    { "clients", RESP_INFO_CLIENTS },
-    { "memory", RESP_INFO_MEMORY },
-    { "persistence", RESP_INFO_PERSISTENCE },
-    { "stats", RESP_INFO_STATS },
-    { "keyspace", RESP_INFO_KEYSPACE },
-    { "default", RESP_INFO_ALL },
-    { "all", RESP_INFO_ALL },
+    { "server", RESP_INFO_SERVER },  { "clients", RESP_INFO_CLIENTS },
+    { "memory", RESP_INFO_MEMORY },  { "persistence", RESP_INFO_PERSISTENCE },
+    { "stats", RESP_INFO_STATS },    { "keyspace", RESP_INFO_KEYSPACE },
+    { "default", RESP_INFO_ALL },    { "all", RESP_INFO_ALL },
     { "everything", RESP_INFO_ALL },
 };
 
@@ -438,10 +434,9 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
         want = RESP_INFO_ALL;
     }
     for (size_t i = 1; i < cmd->argc; i++) {
-        for (size_t j = 0; j < sizeof(resp_info_names)
-                                / sizeof(resp_info_names[0]); j++) {
-            if (resp_arg_equals(buf, &cmd->argv[i],
-                                resp_info_names[j].name)) {
+        for (size_t j = 0;
+             j < sizeof(resp_info_names) / sizeof(resp_info_names[0]); j++) {
+            if (resp_arg_equals(buf, &cmd->argv[i], resp_info_names[j].name)) {
                 want |= resp_info_names[j].bits;
             }
         }
@@ -451,8 +446,7 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
 
     if (want & RESP_INFO_SERVER) {
         resp_info_header(&t, "Server");
-        textbuf_printf(&t, "redis_version:%s\r\n",
-                       RESP_SESSION_REDIS_VERSION);
+        textbuf_printf(&t, "redis_version:%s\r\n", RESP_SESSION_REDIS_VERSION);
         textbuf_printf(&t, "redis_mode:standalone\r\n");
         if (uname(&un) == 0) {
             textbuf_printf(&t, "os:%s %s %s\r\n", un.sysname, un.release,
@@ -479,8 +473,7 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
         resp_info_header(&t, "Memory");
         textbuf_printf(&t, "used_memory:%" PRIu64 "\r\n", si.cache.bytes);
         resp_info_human(&t, "used_memory_human", si.cache.bytes);
-        textbuf_printf(&t, "maxmemory:%" PRIu64 "\r\n",
-                       cfg->max_memory_bytes);
+        textbuf_printf(&t, "maxmemory:%" PRIu64 "\r\n", cfg->max_memory_bytes);
         resp_info_human(&t, "maxmemory_human", cfg->max_memory_bytes);
         textbuf_printf(&t, "maxmemory_policy:allkeys-lru\r\n");
     }
@@ -500,11 +493,9 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
                        si.connections_rejected);
         textbuf_printf(&t, "expired_keys:%" PRIu64 "\r\n",
                        si.cache.expirations);
-        textbuf_printf(&t, "evicted_keys:%" PRIu64 "\r\n",
-                       si.cache.evictions);
+        textbuf_printf(&t, "evicted_keys:%" PRIu64 "\r\n", si.cache.evictions);
         textbuf_printf(&t, "keyspace_hits:%" PRIu64 "\r\n", si.cache.hits);
-        textbuf_printf(&t, "keyspace_misses:%" PRIu64 "\r\n",
-                       si.cache.misses);
+        textbuf_printf(&t, "keyspace_misses:%" PRIu64 "\r\n", si.cache.misses);
         textbuf_printf(&t, "total_error_replies:%" PRIu64 "\r\n",
                        si.error_replies);
     }
@@ -514,13 +505,14 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
          * proxy.  An empty database is left out, as Redis does. */
         resp_info_header(&t, "Keyspace");
         if (si.cache.entries > 0) {
-            textbuf_printf(&t, "db%u:keys=%" PRIu64 ",expires=%" PRIu64
-                           ",avg_ttl=0\r\n", cfg->redis_db,
-                           si.cache.entries, si.cache.entries);
+            textbuf_printf(&t,
+                           "db%u:keys=%" PRIu64 ",expires=%" PRIu64
+                           ",avg_ttl=0\r\n",
+                           cfg->redis_db, si.cache.entries, si.cache.entries);
         }
     }
     if (t.len > t.cap) {
-        t.len = t.cap;                  /* cannot happen: a fixed set */
+        t.len = t.cap; /* cannot happen: a fixed set */
     }
     return resp_session_rc_of(resp_append_bulk(out, text, t.len));
 }
@@ -541,18 +533,21 @@ resp_session_config(const char *buf, const struct resp_command *cmd,
         { "databases", databases },
         { "maxmemory", maxmemory },
     };
-    enum { NPARAMS = sizeof(params) / sizeof(params[0]) };
-    bool        matched[NPARAMS] = { false };
-    size_t      n = 0;
-    int         rc = 0;
+    enum {
+        NPARAMS = sizeof(params) / sizeof(params[0])
+    };
+    bool   matched[NPARAMS] = { false };
+    size_t n = 0;
+    int    rc = 0;
 
     if (!resp_arg_equals(buf, &cmd->argv[1], "get")) {
-        return resp_session_rc_of(resp_session_error(out,
+        return resp_session_rc_of(resp_session_error(
+            out,
             "ERR CONFIG is not supported by this proxy except CONFIG GET"));
     }
     if (cmd->argc < 3) {
-        return resp_session_rc_of(resp_session_error(out,
-            "ERR wrong number of arguments for 'config|get' command"));
+        return resp_session_rc_of(resp_session_error(
+            out, "ERR wrong number of arguments for 'config|get' command"));
     }
     snprintf(databases, sizeof(databases), "%u", env->cfg->redis_db + 1);
     snprintf(maxmemory, sizeof(maxmemory), "%" PRIu64,
@@ -560,9 +555,8 @@ resp_session_config(const char *buf, const struct resp_command *cmd,
     for (size_t i = 2; i < cmd->argc; i++) {
         for (size_t j = 0; j < NPARAMS; j++) {
             if (!matched[j]
-                && glob_match(resp_session_arg(buf, cmd, i),
-                              cmd->argv[i].len, params[j][0],
-                              strlen(params[j][0]), true)) {
+                && glob_match(resp_session_arg(buf, cmd, i), cmd->argv[i].len,
+                              params[j][0], strlen(params[j][0]), true)) {
                 matched[j] = true;
                 n++;
             }
@@ -584,16 +578,17 @@ static enum resp_session_rc
 resp_session_client_arity(struct buf *out, const char *sub)
 {
     char msg[96];
-    int  n = snprintf(msg, sizeof(msg), "ERR wrong number of arguments for "
-                      "'client|%s' command", sub);
+    int  n = snprintf(msg, sizeof(msg),
+                      "ERR wrong number of arguments for "
+                       "'client|%s' command",
+                      sub);
 
     return resp_session_rc_of(resp_append_error(out, msg, (size_t) n));
 }
 
 static enum resp_session_rc
-resp_session_client_info(struct resp_session *s,
-                         const struct resp_session_env *env,
-                         struct buf *out)
+resp_session_client_info(struct resp_session           *s,
+                         const struct resp_session_env *env, struct buf *out)
 {
     struct resp_server_info si;
     char                    text[512];
@@ -601,10 +596,11 @@ resp_session_client_info(struct resp_session *s,
 
     memset(&si, 0, sizeof(si));
     env->fill_info(env->arg, &si);
-    textbuf_printf(&t, "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=",
-                   s->id, si.addr, si.laddr, si.fd);
+    textbuf_printf(&t, "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=", s->id,
+                   si.addr, si.laddr, si.fd);
     textbuf_bytes(&t, s->name, s->name_len);
-    textbuf_printf(&t, " age=%" PRIu64 " idle=0 flags=N db=%u sub=0 psub=0"
+    textbuf_printf(&t,
+                   " age=%" PRIu64 " idle=0 flags=N db=%u sub=0 psub=0"
                    " ssub=0 multi=%d cmd=client|info user=%s redir=-1"
                    " resp=2\n",
                    (si.now_ms - s->created_ms) / 1000, env->cfg->redis_db,
@@ -617,23 +613,22 @@ resp_session_client_info(struct resp_session *s,
 }
 
 static enum resp_session_rc
-resp_session_client_setname(struct resp_session *s,
-                            const struct resp_arg *a, const char *buf,
-                            struct buf *out)
+resp_session_client_setname(struct resp_session *s, const struct resp_arg *a,
+                            const char *buf, struct buf *out)
 {
     const char *p = buf + a->off;
 
     for (size_t i = 0; i < a->len; i++) {
         if (p[i] < '!' || p[i] > '~') {
-            return resp_session_rc_of(resp_session_error(out,
-                "ERR Client names cannot contain spaces, newlines or "
-                "special characters."));
+            return resp_session_rc_of(resp_session_error(
+                out, "ERR Client names cannot contain spaces, newlines or "
+                     "special characters."));
         }
     }
     if (a->len > RESP_SESSION_NAME_MAX) {
-        return resp_session_rc_of(resp_session_error(out,
-            "ERR redis-cache-proxy keeps client names of at most 128 "
-            "bytes"));
+        return resp_session_rc_of(resp_session_error(
+            out, "ERR redis-cache-proxy keeps client names of at most 128 "
+                 "bytes"));
     }
     memcpy(s->name, p, a->len);
     s->name_len = a->len;
@@ -642,7 +637,7 @@ resp_session_client_setname(struct resp_session *s,
 
 static enum resp_session_rc
 resp_session_client(struct resp_session *s, const char *buf,
-                    const struct resp_command *cmd,
+                    const struct resp_command     *cmd,
                     const struct resp_session_env *env, struct buf *out)
 {
     const struct resp_arg *sub = &cmd->argv[1];
@@ -651,8 +646,7 @@ resp_session_client(struct resp_session *s, const char *buf,
         if (cmd->argc != 2) {
             return resp_session_client_arity(out, "id");
         }
-        return resp_session_rc_of(resp_append_integer(out,
-                                                      (int64_t) s->id));
+        return resp_session_rc_of(resp_append_integer(out, (int64_t) s->id));
     }
     if (resp_arg_equals(buf, sub, "info")) {
         if (cmd->argc != 2) {
@@ -667,8 +661,7 @@ resp_session_client(struct resp_session *s, const char *buf,
         if (s->name_len == 0) {
             return resp_session_rc_of(resp_append_nil(out));
         }
-        return resp_session_rc_of(resp_append_bulk(out, s->name,
-                                                   s->name_len));
+        return resp_session_rc_of(resp_append_bulk(out, s->name, s->name_len));
     }
     if (resp_arg_equals(buf, sub, "setname")) {
         if (cmd->argc != 3) {
@@ -687,21 +680,22 @@ resp_session_client(struct resp_session *s, const char *buf,
         /* Accepted: the proxy never evicts clients, and its own LRU is
          * not Redis' (a hit always refreshes the cached entry). */
         if (cmd->argc != 3) {
-            return resp_session_client_arity(out,
-                resp_arg_equals(buf, sub, "no-evict") ? "no-evict"
-                                                      : "no-touch");
+            return resp_session_client_arity(
+                out, resp_arg_equals(buf, sub, "no-evict") ? "no-evict"
+                                                           : "no-touch");
         }
         if (!resp_arg_equals(buf, &cmd->argv[2], "on")
             && !resp_arg_equals(buf, &cmd->argv[2], "off")) {
-            return resp_session_rc_of(resp_session_error(out,
-                                                         "ERR syntax error"));
+            return resp_session_rc_of(
+                resp_session_error(out, "ERR syntax error"));
         }
         return resp_session_rc_of(resp_append_status(out, "OK"));
     }
     {
         char msg[200];
-        int  n = snprintf(msg, sizeof(msg), "ERR unknown subcommand '%.*s'."
-                          " Try CLIENT HELP.",
+        int  n = snprintf(msg, sizeof(msg),
+                          "ERR unknown subcommand '%.*s'."
+                           " Try CLIENT HELP.",
                           (int) (sub->len < 128 ? sub->len : 128),
                           buf + sub->off);
 
@@ -713,7 +707,7 @@ resp_session_client(struct resp_session *s, const char *buf,
 
 enum resp_session_rc
 resp_session_command(struct resp_session *s, const char *buf,
-                     const struct resp_command *cmd,
+                     const struct resp_command     *cmd,
                      const struct resp_session_env *env, struct buf *out)
 {
     if (resp_command_is(buf, cmd, "auth")) {
@@ -724,8 +718,8 @@ resp_session_command(struct resp_session *s, const char *buf,
     }
     if (resp_command_is(buf, cmd, "multi")) {
         if (s->in_multi) {
-            return resp_session_rc_of(resp_session_error(out,
-                "ERR MULTI calls can not be nested"));
+            return resp_session_rc_of(
+                resp_session_error(out, "ERR MULTI calls can not be nested"));
         }
         s->in_multi = true;
         return resp_session_rc_of(resp_append_status(out, "OK"));
@@ -735,8 +729,8 @@ resp_session_command(struct resp_session *s, const char *buf,
     }
     if (resp_command_is(buf, cmd, "discard")) {
         if (!s->in_multi) {
-            return resp_session_rc_of(resp_session_error(out,
-                "ERR DISCARD without MULTI"));
+            return resp_session_rc_of(
+                resp_session_error(out, "ERR DISCARD without MULTI"));
         }
         resp_session_end_multi(s);
         return resp_session_rc_of(resp_append_status(out, "OK"));
@@ -745,8 +739,8 @@ resp_session_command(struct resp_session *s, const char *buf,
         /* Nothing this client can do through the proxy modifies a key,
          * so there is nothing to watch: EXEC never fails for it. */
         if (s->in_multi) {
-            return resp_session_rc_of(resp_session_error(out,
-                "ERR WATCH inside MULTI is not allowed"));
+            return resp_session_rc_of(resp_session_error(
+                out, "ERR WATCH inside MULTI is not allowed"));
         }
         return resp_session_rc_of(resp_append_status(out, "OK"));
     }

@@ -27,7 +27,8 @@
  * redis-server whose replies these were checked against. */
 #define RESP_SESSION_REDIS_VERSION "7.0.15"
 /* Redis 7.0's answer for a key its ACL refuses. */
-#define RESP_SESSION_NOPERM "NOPERM this user has no permissions to " \
+#define RESP_SESSION_NOPERM                   \
+    "NOPERM this user has no permissions to " \
     "access one of the keys used as arguments"
 /* Longest CLIENT SETNAME name kept. */
 #define RESP_SESSION_NAME_MAX 128
@@ -35,14 +36,14 @@
 #define RESP_SESSION_QUEUE_MAX (1024 * 1024)
 
 struct resp_session {
-    uint64_t   id;                      /* CLIENT ID, unique per proxy */
-    uint64_t   created_ms;              /* for CLIENT INFO age */
-    bool       authed;                  /* AUTH passed (or none needed) */
+    uint64_t   id;         /* CLIENT ID, unique per proxy */
+    uint64_t   created_ms; /* for CLIENT INFO age */
+    bool       authed;     /* AUTH passed (or none needed) */
     bool       in_multi;
-    bool       multi_dirty;             /* a bad command was queued:
-                                           EXEC answers EXECABORT */
-    uint32_t   multi_count;             /* commands queued */
-    struct buf multi_queue;             /* owned: their raw bytes */
+    bool       multi_dirty; /* a bad command was queued:
+                               EXEC answers EXECABORT */
+    uint32_t   multi_count; /* commands queued */
+    struct buf multi_queue; /* owned: their raw bytes */
     size_t     name_len;
     char       name[RESP_SESSION_NAME_MAX];
 };
@@ -50,66 +51,64 @@ struct resp_session {
 /* What INFO and CLIENT INFO report; filled by the worker when asked. */
 struct resp_server_info {
     const char        *proxy_version;
-    long               pid;             /* the supervisor's */
-    uint16_t           tcp_port;        /* the RESP port */
+    long               pid;      /* the supervisor's */
+    uint16_t           tcp_port; /* the RESP port */
     uint64_t           uptime_s;
-    uint64_t           now_ms;          /* monotonic, as created_ms */
-    uint64_t           connected_clients;   /* all workers */
+    uint64_t           now_ms;            /* monotonic, as created_ms */
+    uint64_t           connected_clients; /* all workers */
     uint64_t           connections_received;
     uint64_t           connections_rejected;
     uint64_t           commands_processed;
     uint64_t           error_replies;
     struct cache_stats cache;
-    int                fd;              /* this connection's */
-    const char        *addr;            /* "ip:port" of the client */
-    const char        *laddr;           /* "ip:port" of the proxy's end */
+    int                fd;    /* this connection's */
+    const char        *addr;  /* "ip:port" of the client */
+    const char        *laddr; /* "ip:port" of the proxy's end */
 };
 
 /* Where the session's answers come from.  fill_info is called only by
  * INFO and CLIENT INFO. */
 struct resp_session_env {
-    const struct config *cfg;           /* borrowed */
-    void               (*fill_info)(void *arg, struct resp_server_info *si);
+    const struct config *cfg; /* borrowed */
+    void (*fill_info)(void *arg, struct resp_server_info *si);
     /* --allow-keys, asked when a command is queued in MULTI (as Redis
      * checks ACLs before queuing); NULL: every key. */
-    bool               (*key_allowed)(void *arg, const char *key,
-                                      size_t len);
-    void                *arg;
+    bool (*key_allowed)(void *arg, const char *key, size_t len);
+    void *arg;
 };
 
 enum resp_session_rc {
-    RESP_SESSION_REPLIED = 0,           /* the whole answer is in out */
-    RESP_SESSION_PASS,                  /* gate: not answered, go on */
-    RESP_SESSION_EXEC,                  /* "*N" is in out: put
-                                           take_queue()'s bytes in front
-                                           of the input */
-    RESP_SESSION_CLOSE,                 /* answered; close after writing */
+    RESP_SESSION_REPLIED = 0, /* the whole answer is in out */
+    RESP_SESSION_PASS,        /* gate: not answered, go on */
+    RESP_SESSION_EXEC,        /* "*N" is in out: put
+                                 take_queue()'s bytes in front
+                                 of the input */
+    RESP_SESSION_CLOSE,       /* answered; close after writing */
     RESP_SESSION_NOMEM
 };
 
 /* A new connection: authenticated already when no --resp-password. */
-void resp_session_init(struct resp_session *s, uint64_t id,
-                       uint64_t now_ms, const struct config *cfg);
+void resp_session_init(struct resp_session *s, uint64_t id, uint64_t now_ms,
+                       const struct config *cfg);
 void resp_session_fini(struct resp_session *s);
 
 /* Runs before every command.  raw/raw_len are the command's own bytes
  * (as received) for queuing.  Answers -NOAUTH before AUTH, and inside
  * MULTI checks and queues the command ("+QUEUED", or its error, which
  * makes EXEC fail with EXECABORT).  RESP_SESSION_PASS otherwise. */
-enum resp_session_rc resp_session_gate(struct resp_session *s,
-                                       const char *buf,
+enum resp_session_rc resp_session_gate(struct resp_session *s, const char *buf,
                                        const struct resp_command *cmd,
                                        const char *raw, size_t raw_len,
                                        const struct resp_session_env *env,
-                                       struct buf *out);
+                                       struct buf                    *out);
 
 /* Answers one of the commands resp_dispatch() left to the session
  * (RESP_ACTION_SESSION). */
-enum resp_session_rc resp_session_command(struct resp_session *s,
-                                          const char *buf,
-                                          const struct resp_command *cmd,
+enum resp_session_rc resp_session_command(struct resp_session           *s,
+                                          const char                    *buf,
+                                          const struct resp_command     *cmd,
                                           const struct resp_session_env *env,
-                                          struct buf *out);
+                                          struct buf                    *out);
 
 /* After RESP_SESSION_EXEC: the queued bytes, and the transaction ends.
  * The buffer is moved to *q (the caller frees it). */

@@ -29,38 +29,38 @@
 #include "redis_conn.h"
 #include "sentinel.h"
 
-#define SENTINEL_REASK_MIN_MS  100      /* between asks on failures */
-#define SENTINEL_PERIOD_MS     10000    /* asked anyway this often */
-#define SENTINEL_RETRY_MS      1000     /* after a round with no answer */
+#define SENTINEL_REASK_MIN_MS 100   /* between asks on failures */
+#define SENTINEL_PERIOD_MS    10000 /* asked anyway this often */
+#define SENTINEL_RETRY_MS     1000  /* after a round with no answer */
 
 struct sentinel {
-    struct event_loop   *loop;          /* borrowed */
+    struct event_loop   *loop; /* borrowed */
     sentinel_cb          cb;
-    void                *cb_arg;        /* borrowed: the backend */
-    struct config_redis *seeds;         /* owned array */
+    void                *cb_arg; /* borrowed: the backend */
+    struct config_redis *seeds;  /* owned array */
     size_t               nseeds;
     char                 master[CONFIG_ITEM_MAX];
     char                 user[CONFIG_SECRET_MAX];
     char                 password[CONFIG_SECRET_MAX];
     uint64_t             timeout_ms;
-    struct ssl_ctx_st   *tls;           /* owned; NULL: all plain */
+    struct ssl_ctx_st   *tls; /* owned; NULL: all plain */
 
     /* Asking. */
-    struct redis_conn    ask;
-    bool                 asking;
-    unsigned             ask_due;       /* replies still to come */
-    size_t               ask_next;      /* the sentinel to ask first */
-    size_t               ask_tried;     /* in this round */
-    uint64_t             last_ask_ms;
-    bool                 logged_down;
-    struct event_timer   ask_timer;     /* the next ask */
-    struct event_timer   ask_deadline;  /* this sentinel's answer */
+    struct redis_conn  ask;
+    bool               asking;
+    unsigned           ask_due;   /* replies still to come */
+    size_t             ask_next;  /* the sentinel to ask first */
+    size_t             ask_tried; /* in this round */
+    uint64_t           last_ask_ms;
+    bool               logged_down;
+    struct event_timer ask_timer;    /* the next ask */
+    struct event_timer ask_deadline; /* this sentinel's answer */
 
     /* Subscribed. */
-    struct redis_conn    sub;
-    size_t               sub_index;
-    unsigned             sub_auth_due;
-    struct event_timer   sub_timer;     /* reconnect */
+    struct redis_conn  sub;
+    size_t             sub_index;
+    unsigned           sub_auth_due;
+    struct event_timer sub_timer; /* reconnect */
 };
 
 static void sentinel_ask_start(struct sentinel *s);
@@ -79,13 +79,13 @@ sentinel_send(struct redis_conn *c, int argc, const char **argv,
               const size_t *lens)
 {
     char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    int rc;
+    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    int   rc;
 
     if (len < 0 || cmd == NULL) {
         return -ENOMEM;
     }
-    rc = redis_conn_send(c, cmd, (size_t)len);
+    rc = redis_conn_send(c, cmd, (size_t) len);
     redisFreeCommand(cmd);
     return rc;
 }
@@ -93,14 +93,13 @@ sentinel_send(struct redis_conn *c, int argc, const char **argv,
 /* Opens c to seed i and queues AUTH when a password is set.  The
  * number of replies queued (0 or 1), or -1 (why set). */
 static int
-sentinel_open(struct sentinel *s, struct redis_conn *c, size_t i,
-              char *why)
+sentinel_open(struct sentinel *s, struct redis_conn *c, size_t i, char *why)
 {
     const struct config_redis *r = &s->seeds[i];
-    struct redis_conn_target t;
-    const char *argv[3];
-    size_t lens[3];
-    int argc = 0;
+    struct redis_conn_target   t;
+    const char                *argv[3];
+    size_t                     lens[3];
+    int                        argc = 0;
 
     memset(&t, 0, sizeof(t));
     t.host = r->host;
@@ -121,7 +120,7 @@ sentinel_open(struct sentinel *s, struct redis_conn *c, size_t i,
     argv[argc] = s->password;
     lens[argc++] = strlen(s->password);
     if (sentinel_send(c, argc, argv, lens) != 0) {
-        (void)snprintf(why, REDIS_CONN_WHY_MAX, "out of memory");
+        (void) snprintf(why, REDIS_CONN_WHY_MAX, "out of memory");
         redis_conn_close(c);
         return -1;
     }
@@ -145,7 +144,8 @@ sentinel_ask_end(struct sentinel *s, bool found, const char *host,
     }
     if (!s->logged_down) {
         log_warn("redis sentinel: no sentinel named the primary of '%s';"
-                 " asking again every %d ms", s->master, SENTINEL_RETRY_MS);
+                 " asking again every %d ms",
+                 s->master, SENTINEL_RETRY_MS);
         s->logged_down = true;
     }
     sentinel_arm(s, &s->ask_timer, SENTINEL_RETRY_MS);
@@ -157,7 +157,7 @@ static void
 sentinel_ask_next(struct sentinel *s, const char *why)
 {
     log_debug("redis sentinel %s:%u: %s", s->seeds[s->ask_next].host,
-              (unsigned)s->seeds[s->ask_next].port, why);
+              (unsigned) s->seeds[s->ask_next].port, why);
     redis_conn_close(&s->ask);
     event_timer_stop(s->loop, &s->ask_deadline);
     s->ask_next = (s->ask_next + 1) % s->nseeds;
@@ -172,24 +172,24 @@ sentinel_ask_next(struct sentinel *s, const char *why)
 static void
 sentinel_ask_on_open(struct redis_conn *c)
 {
-    (void)c;
+    (void) c;
 }
 
 static void
 sentinel_ask_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
 {
-    struct sentinel *s = c->data;
+    struct sentinel  *s = c->data;
     const redisReply *rr = r->reply;
-    char host[CONFIG_HOST_MAX];
-    long port;
-    char *end;
+    char              host[CONFIG_HOST_MAX];
+    long              port;
+    char             *end;
 
     if (--s->ask_due > 0) {
         if (r->kind != REDIS_CONN_REPLY_OTHER
             || rr->type == REDIS_REPLY_ERROR) {
             log_warn("redis sentinel %s:%u: AUTH failed",
                      s->seeds[s->ask_next].host,
-                     (unsigned)s->seeds[s->ask_next].port);
+                     (unsigned) s->seeds[s->ask_next].port);
             sentinel_ask_next(s, "AUTH failed");
         }
         return;
@@ -197,8 +197,7 @@ sentinel_ask_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
     if (r->kind != REDIS_CONN_REPLY_OTHER || rr->type != REDIS_REPLY_ARRAY
         || rr->elements != 2 || rr->element[0]->type != REDIS_REPLY_STRING
         || rr->element[1]->type != REDIS_REPLY_STRING
-        || rr->element[0]->len == 0
-        || rr->element[0]->len >= sizeof(host)) {
+        || rr->element[0]->len == 0 || rr->element[0]->len >= sizeof(host)) {
         sentinel_ask_next(s, "no address for the master name");
         return;
     }
@@ -209,7 +208,7 @@ sentinel_ask_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
         sentinel_ask_next(s, "a bad port");
         return;
     }
-    sentinel_ask_end(s, true, host, (uint16_t)port);
+    sentinel_ask_end(s, true, host, (uint16_t) port);
 }
 
 static void
@@ -218,7 +217,7 @@ sentinel_ask_on_error(struct redis_conn *c, enum redis_conn_error kind,
 {
     struct sentinel *s = c->data;
 
-    (void)kind;
+    (void) kind;
     sentinel_ask_next(s, why);
 }
 
@@ -231,11 +230,10 @@ static const struct redis_conn_ops sentinel_ask_ops = {
 static void
 sentinel_ask_one(struct sentinel *s)
 {
-    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name",
-                            s->master };
-    size_t lens[3] = { 8, 23, strlen(s->master) };
-    char why[REDIS_CONN_WHY_MAX];
-    int auth = sentinel_open(s, &s->ask, s->ask_next, why);
+    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", s->master };
+    size_t      lens[3] = { 8, 23, strlen(s->master) };
+    char        why[REDIS_CONN_WHY_MAX];
+    int         auth = sentinel_open(s, &s->ask, s->ask_next, why);
 
     if (auth < 0) {
         sentinel_ask_next(s, why);
@@ -245,7 +243,7 @@ sentinel_ask_one(struct sentinel *s)
         sentinel_ask_next(s, "out of memory");
         return;
     }
-    s->ask_due = (unsigned)auth + 1;
+    s->ask_due = (unsigned) auth + 1;
     sentinel_arm(s, &s->ask_deadline, s->timeout_ms);
 }
 
@@ -263,9 +261,9 @@ sentinel_on_ask_timer(struct event_loop *loop, struct event_timer *timer)
 {
     struct sentinel *s = timer->data;
 
-    (void)loop;
+    (void) loop;
     if (s->asking) {
-        sentinel_ask_one(s);    /* the round goes on */
+        sentinel_ask_one(s); /* the round goes on */
     } else {
         sentinel_ask_start(s);
     }
@@ -276,7 +274,7 @@ sentinel_on_ask_deadline(struct event_loop *loop, struct event_timer *timer)
 {
     struct sentinel *s = timer->data;
 
-    (void)loop;
+    (void) loop;
     sentinel_ask_next(s, "no answer within --redis-timeout");
 }
 
@@ -314,7 +312,7 @@ sentinel_sub_lost(struct sentinel *s, const char *why)
 {
     log_debug("redis sentinel %s:%u: +switch-master subscription: %s",
               s->seeds[s->sub_index].host,
-              (unsigned)s->seeds[s->sub_index].port, why);
+              (unsigned) s->seeds[s->sub_index].port, why);
     redis_conn_close(&s->sub);
     s->sub_index = (s->sub_index + 1) % s->nseeds;
     sentinel_arm(s, &s->sub_timer, SENTINEL_RETRY_MS);
@@ -323,21 +321,21 @@ sentinel_sub_lost(struct sentinel *s, const char *why)
 static void
 sentinel_sub_on_open(struct redis_conn *c)
 {
-    (void)c;
+    (void) c;
 }
 
 static void
 sentinel_sub_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
 {
-    struct sentinel *s = c->data;
+    struct sentinel  *s = c->data;
     const redisReply *rr = r->reply;
-    char msg[CONFIG_ITEM_MAX + 2 * CONFIG_HOST_MAX + 32];
-    char line[sizeof(msg)];
-    char host[CONFIG_HOST_MAX];
-    char *word[5] = { NULL };
-    char *tok, *save = NULL, *end;
-    size_t i;
-    long port;
+    char              msg[CONFIG_ITEM_MAX + 2 * CONFIG_HOST_MAX + 32];
+    char              line[sizeof(msg)];
+    char              host[CONFIG_HOST_MAX];
+    char             *word[5] = { NULL };
+    char             *tok, *save = NULL, *end;
+    size_t            i;
+    long              port;
 
     if (r->kind != REDIS_CONN_REPLY_OTHER) {
         sentinel_sub_lost(s, "unexpected reply");
@@ -355,7 +353,7 @@ sentinel_sub_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
         || rr->element[2]->type != REDIS_REPLY_STRING
         || strcmp(rr->element[0]->str, "message") != 0
         || rr->element[2]->len >= sizeof(msg)) {
-        return;                 /* "subscribe" confirmations and such */
+        return; /* "subscribe" confirmations and such */
     }
     memcpy(msg, rr->element[2]->str, rr->element[2]->len);
     msg[rr->element[2]->len] = '\0';
@@ -373,9 +371,9 @@ sentinel_sub_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
     if (*end != '\0' || port <= 0 || port > 65535) {
         return;
     }
-    (void)snprintf(host, sizeof(host), "%s", word[3]);
+    (void) snprintf(host, sizeof(host), "%s", word[3]);
     log_info("redis sentinel: +switch-master %s", msg);
-    s->cb(s->cb_arg, true, host, (uint16_t)port);
+    s->cb(s->cb_arg, true, host, (uint16_t) port);
 }
 
 static void
@@ -384,7 +382,7 @@ sentinel_sub_on_error(struct redis_conn *c, enum redis_conn_error kind,
 {
     struct sentinel *s = c->data;
 
-    (void)kind;
+    (void) kind;
     sentinel_sub_lost(s, why);
 }
 
@@ -398,12 +396,12 @@ static void
 sentinel_on_sub_timer(struct event_loop *loop, struct event_timer *timer)
 {
     struct sentinel *s = timer->data;
-    const char *argv[2] = { "SUBSCRIBE", "+switch-master" };
-    size_t lens[2] = { 9, 14 };
-    char why[REDIS_CONN_WHY_MAX];
-    int auth;
+    const char      *argv[2] = { "SUBSCRIBE", "+switch-master" };
+    size_t           lens[2] = { 9, 14 };
+    char             why[REDIS_CONN_WHY_MAX];
+    int              auth;
 
-    (void)loop;
+    (void) loop;
     auth = sentinel_open(s, &s->sub, s->sub_index, why);
     if (auth < 0) {
         sentinel_sub_lost(s, why);
@@ -413,7 +411,7 @@ sentinel_on_sub_timer(struct event_loop *loop, struct event_timer *timer)
         sentinel_sub_lost(s, "out of memory");
         return;
     }
-    s->sub_auth_due = (unsigned)auth;
+    s->sub_auth_due = (unsigned) auth;
 }
 
 /* --- life -------------------------------------------------------------- */
@@ -423,9 +421,9 @@ sentinel_create(struct event_loop *loop, const struct config *cfg,
                 sentinel_cb cb, void *cb_arg, struct sentinel **out)
 {
     struct sentinel *s = calloc(1, sizeof(*s));
-    bool any_tls = false;
-    size_t bad, i;
-    int n;
+    bool             any_tls = false;
+    size_t           bad, i;
+    int              n;
 
     if (s == NULL) {
         return -ENOMEM;
@@ -443,7 +441,7 @@ sentinel_create(struct event_loop *loop, const struct config *cfg,
         free(s);
         return -EINVAL;
     }
-    s->nseeds = (size_t)n;
+    s->nseeds = (size_t) n;
     for (i = 0; i < s->nseeds; i++) {
         any_tls = any_tls || s->seeds[i].tls;
     }
@@ -452,8 +450,7 @@ sentinel_create(struct event_loop *loop, const struct config *cfg,
 
         s->tls = redis_conn_tls_ctx(
             true,
-            cfg->redis_tls_ca_file[0] != '\0' ? cfg->redis_tls_ca_file
-                                              : NULL,
+            cfg->redis_tls_ca_file[0] != '\0' ? cfg->redis_tls_ca_file : NULL,
             cfg->redis_tls_ca_dir[0] != '\0' ? cfg->redis_tls_ca_dir : NULL,
             cfg->redis_tls_cert_file[0] != '\0' ? cfg->redis_tls_cert_file
                                                 : NULL,
@@ -470,10 +467,10 @@ sentinel_create(struct event_loop *loop, const struct config *cfg,
     s->loop = loop;
     s->cb = cb;
     s->cb_arg = cb_arg;
-    (void)snprintf(s->master, sizeof(s->master), "%s", cfg->redis_master);
-    (void)snprintf(s->user, sizeof(s->user), "%s", cfg->redis_sentinel_user);
-    (void)snprintf(s->password, sizeof(s->password), "%s",
-                   cfg->redis_sentinel_password);
+    (void) snprintf(s->master, sizeof(s->master), "%s", cfg->redis_master);
+    (void) snprintf(s->user, sizeof(s->user), "%s", cfg->redis_sentinel_user);
+    (void) snprintf(s->password, sizeof(s->password), "%s",
+                    cfg->redis_sentinel_password);
     s->timeout_ms = cfg->redis_timeout_ms;
     redis_conn_init(&s->ask, loop, &sentinel_ask_ops, s);
     redis_conn_init(&s->sub, loop, &sentinel_sub_ops, s);

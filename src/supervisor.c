@@ -68,8 +68,7 @@ supervisor_listen(const struct config_listen *l, int backlog)
         log_error("getaddrinfo(%s) failed: %s", name, gai_strerror(rc));
         return -EINVAL;
     }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                0);
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
         log_error("socket(%s) failed: %s", name, strerror(errno));
@@ -154,11 +153,10 @@ supervisor_sigterm_cb(uv_signal_t *h, int signum)
 static void
 supervisor_format_listeners(const struct config *cfg, char *buf, size_t cap)
 {
-    const struct config_listen *ls[] = {
-        &cfg->listen, &cfg->resp_listen, &cfg->admin_listen
-    };
-    static const char *const names[] = { "http", "resp", "admin" };
-    size_t pos = 0;
+    const struct config_listen *ls[] = { &cfg->listen, &cfg->resp_listen,
+                                         &cfg->admin_listen };
+    static const char *const    names[] = { "http", "resp", "admin" };
+    size_t                      pos = 0;
 
     buf[0] = '\0';
     for (size_t i = 0; i < 3; i++) {
@@ -181,8 +179,8 @@ supervisor_format_listeners(const struct config *cfg, char *buf, size_t cap)
 static int
 supervisor_write_pid_file(const struct config *cfg)
 {
-    char  buf[32];
-    int   fd, n, rc = 0;
+    char buf[32];
+    int  fd, n, rc = 0;
 
     if (cfg->pid_file[0] == '\0') {
         return 0;
@@ -216,8 +214,8 @@ supervisor_on_close(uv_handle_t *h, void *arg)
 /* A signal handle on the loop, its failure logged with the call's name.
  * 0 or a libuv error. */
 static int
-supervisor_signal_open(struct supervisor *s, uv_signal_t *h,
-                       uv_signal_cb cb, int signum)
+supervisor_signal_open(struct supervisor *s, uv_signal_t *h, uv_signal_cb cb,
+                       int signum)
 {
     int rc = uv_signal_init(s->loop, h);
 
@@ -309,7 +307,8 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
             log_warn("admin-listen %u binds every address: the admin port "
                      "(flush, delete) is then open to clients; give "
                      "127.0.0.1:%u for loopback only, or 0.0.0.0:%u to "
-                     "mean it", (unsigned) s->cfg.admin_listen.port,
+                     "mean it",
+                     (unsigned) s->cfg.admin_listen.port,
                      (unsigned) s->cfg.admin_listen.port,
                      (unsigned) s->cfg.admin_listen.port);
         }
@@ -327,20 +326,20 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
     cp.ttl_ms = s->cfg.ttl_ms;
     cp.negative_ttl_ms = s->cfg.negative_ttl_ms;
     cp.stale_ms = config_stale_ms(&s->cfg);
-    cp.worker_slots = s->nslots + 1;   /* slot 0: the supervisor's own */
+    cp.worker_slots = s->nslots + 1; /* slot 0: the supervisor's own */
     rc = cache_create(&cp, &s->cache);
     if (rc != 0) {
         log_error("cache_create(capacity %u, max-memory %llu) failed: %s",
                   s->cfg.capacity,
-                  (unsigned long long) s->cfg.max_memory_bytes,
-                  strerror(-rc));
+                  (unsigned long long) s->cfg.max_memory_bytes, strerror(-rc));
         goto fail;
     }
     /* Before any fork, so workers' warnings reach the status page. */
     rc = log_recent_create();
     if (rc != 0) {
         log_warn("log_recent_create() failed: %s; the status page will "
-                 "show no recent errors", strerror(-rc));
+                 "show no recent errors",
+                 strerror(-rc));
     }
     rc = metrics_create(s->nslots, &s->metrics);
     if (rc != 0) {
@@ -371,14 +370,16 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
     s->respawn_timer.data = s;
     s->recover_timer.data = s;
     s->kill_timer.data = s;
-    if (supervisor_signal_open(s, &s->sig_term, supervisor_sigterm_cb,
-                               SIGTERM) != 0
+    if (supervisor_signal_open(s, &s->sig_term, supervisor_sigterm_cb, SIGTERM)
+            != 0
         || supervisor_signal_open(s, &s->sig_int, supervisor_sigterm_cb,
-                                  SIGINT) != 0
-        || supervisor_signal_open(s, &s->sig_hup, supervisor_sighup_cb,
-                                  SIGHUP) != 0
+                                  SIGINT)
+               != 0
+        || supervisor_signal_open(s, &s->sig_hup, supervisor_sighup_cb, SIGHUP)
+               != 0
         || supervisor_signal_open(s, &s->sig_chld, supervisor_sigchld_cb,
-                                  SIGCHLD) != 0) {
+                                  SIGCHLD)
+               != 0) {
         goto fail;
     }
     /* A client that goes away mid-answer must not kill us. */
@@ -461,8 +462,7 @@ supervisor_close(struct supervisor *s)
         unlink(s->cfg.pid_file);
     }
     supervisor_reserve_release(s);
-    if (s->mask_saved
-        && sigprocmask(SIG_SETMASK, &s->saved_mask, NULL) != 0) {
+    if (s->mask_saved && sigprocmask(SIG_SETMASK, &s->saved_mask, NULL) != 0) {
         log_error("sigprocmask(SIG_SETMASK) failed: %s", strerror(errno));
     }
 }

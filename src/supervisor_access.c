@@ -27,8 +27,8 @@ supervisor_access_open_file(struct supervisor *s)
     int fd = STDERR_FILENO;
 
     if (strcmp(s->cfg.access_log, "stderr") != 0) {
-        fd = open(s->cfg.access_log, O_WRONLY | O_APPEND | O_CREAT
-                  | O_CLOEXEC, 0644);
+        fd = open(s->cfg.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                  0644);
         if (fd < 0) {
             int rc = -errno;
 

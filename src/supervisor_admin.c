@@ -37,76 +37,76 @@
 #include "metrics.h"
 #include "supervisor_internal.h"
 
-#define ADMIN_IN_MAX  (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
+#define ADMIN_IN_MAX (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
 /* Admin connections open at once: operators and a scraper need a few;
  * past this the longest-idle one is closed for the newcomer, so idle
  * connections can neither lock operators out nor use up the
  * descriptors the supervisor needs. */
-#define ADMIN_CONN_MAX           64
-#define ADMIN_SWEEP_MS           250
+#define ADMIN_CONN_MAX 64
+#define ADMIN_SWEEP_MS 250
 
 struct admin_conn {
-    uv_tcp_t            tcp;
-    struct supervisor  *sup;            /* borrowed */
-    char               *in;             /* owned: ADMIN_IN_MAX bytes */
-    size_t              in_len;
-    struct http_parse   hp;
-    struct http_request req;
-    struct health_check *health;        /* borrowed: pending PING */
-    uint64_t            request_start_ms; /* first byte of a request */
-    uint64_t            idle_since_ms;  /* accepted, or last answer sent */
-    uint64_t            write_start_ms;
-    uint64_t            answered;       /* requests on this connection */
-    bool                closing;
-    bool                writing;
-    bool                peer_closed;    /* EOF read: answer, then close */
-    struct admin_conn  *next;           /* in supervisor.admin_conns */
-    struct admin_conn  *prev;
+    uv_tcp_t             tcp;
+    struct supervisor   *sup; /* borrowed */
+    char                *in;  /* owned: ADMIN_IN_MAX bytes */
+    size_t               in_len;
+    struct http_parse    hp;
+    struct http_request  req;
+    struct health_check *health;           /* borrowed: pending PING */
+    uint64_t             request_start_ms; /* first byte of a request */
+    uint64_t             idle_since_ms;    /* accepted, or last answer sent */
+    uint64_t             write_start_ms;
+    uint64_t             answered; /* requests on this connection */
+    bool                 closing;
+    bool                 writing;
+    bool                 peer_closed; /* EOF read: answer, then close */
+    struct admin_conn   *next;        /* in supervisor.admin_conns */
+    struct admin_conn   *prev;
 };
 
 /* One PING to Redis for one /health request.  Freed once both the timer
  * is closed and hiredis is done with the context. */
 struct health_check {
-    struct admin_conn  *conn;           /* borrowed; NULL once it left */
-    redisAsyncContext  *ac;             /* hiredis' own; NULL when gone */
-    uv_timer_t          timer;
-    bool                settled;
-    bool                timer_closed;
-    bool                redis_up;
-    struct supervisor  *sup;            /* borrowed */
-    struct health_check *next;          /* in supervisor.health_checks */
+    struct admin_conn   *conn; /* borrowed; NULL once it left */
+    redisAsyncContext   *ac;   /* hiredis' own; NULL when gone */
+    uv_timer_t           timer;
+    bool                 settled;
+    bool                 timer_closed;
+    bool                 redis_up;
+    struct supervisor   *sup;  /* borrowed */
+    struct health_check *next; /* in supervisor.health_checks */
     struct health_check *prev;
 };
 
 /* Intrusive list helpers: both lists are owned by the supervisor, so
  * stopping can close every admin connection and PING still open. */
-#define SUPERVISOR_LIST_ADD(head, item)                                    \
-    do {                                                                   \
-        (item)->prev = NULL;                                               \
-        (item)->next = (head);                                             \
-        if ((head) != NULL) {                                              \
-            (head)->prev = (item);                                         \
-        }                                                                  \
-        (head) = (item);                                                   \
+#define SUPERVISOR_LIST_ADD(head, item) \
+    do {                                \
+        (item)->prev = NULL;            \
+        (item)->next = (head);          \
+        if ((head) != NULL) {           \
+            (head)->prev = (item);      \
+        }                               \
+        (head) = (item);                \
     } while (0)
-#define SUPERVISOR_LIST_DEL(head, item)                                    \
-    do {                                                                   \
-        if ((item)->prev != NULL) {                                        \
-            (item)->prev->next = (item)->next;                             \
-        } else {                                                           \
-            (head) = (item)->next;                                         \
-        }                                                                  \
-        if ((item)->next != NULL) {                                        \
-            (item)->next->prev = (item)->prev;                             \
-        }                                                                  \
-        (item)->next = (item)->prev = NULL;                                \
+#define SUPERVISOR_LIST_DEL(head, item)        \
+    do {                                       \
+        if ((item)->prev != NULL) {            \
+            (item)->prev->next = (item)->next; \
+        } else {                               \
+            (head) = (item)->next;             \
+        }                                      \
+        if ((item)->next != NULL) {            \
+            (item)->next->prev = (item)->prev; \
+        }                                      \
+        (item)->next = (item)->prev = NULL;    \
     } while (0)
 
 struct admin_write {
-    uv_write_t          req;
-    struct admin_conn  *conn;           /* borrowed */
-    bool                close_after;
-    char               *buf;            /* owned */
+    uv_write_t         req;
+    struct admin_conn *conn; /* borrowed */
+    bool               close_after;
+    char              *buf; /* owned */
 };
 
 static void supervisor_admin_process(struct admin_conn *c);
@@ -176,7 +176,8 @@ supervisor_admin_send(struct admin_conn *c, char *buf, size_t len,
     c->writing = true;
     c->write_start_ms = supervisor_now_ms(c->sup);
     if (uv_write(&w->req, (uv_stream_t *) &c->tcp, &b, 1,
-                 supervisor_admin_written) != 0) {
+                 supervisor_admin_written)
+        != 0) {
         c->writing = false;
         free(buf);
         free(w);
@@ -220,11 +221,11 @@ static void
 supervisor_health_nodes(struct supervisor *s, struct admin_health *out)
 {
     static struct metrics_node_shm view[METRICS_NODES_MAX];
-    static const char *const states[] = {
-        [METRICS_NODE_UNUSED] = "unused",
-        [METRICS_NODE_CONNECTING] = "connecting",
-        [METRICS_NODE_UP] = "up",
-        [METRICS_NODE_DOWN] = "down",
+    static const char *const       states[] = {
+              [METRICS_NODE_UNUSED] = "unused",
+              [METRICS_NODE_CONNECTING] = "connecting",
+              [METRICS_NODE_UP] = "up",
+              [METRICS_NODE_DOWN] = "down",
     };
     uint32_t n = metrics_nodes_view(s->metrics, view, &out->nodes_more);
 
@@ -234,7 +235,8 @@ supervisor_health_nodes(struct supervisor *s, struct admin_health *out)
         out->nodes[i].slots = view[i].slots;
         out->nodes[i].replica = view[i].replica != 0;
         out->nodes[i].state = view[i].state <= METRICS_NODE_DOWN
-                              ? states[view[i].state] : "unused";
+                                  ? states[view[i].state]
+                                  : "unused";
     }
     out->nnodes = n;
 }
@@ -251,7 +253,9 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
     out->entries = cs.entries;
     out->tracking = c->sup->cfg.tracking == CONFIG_TRACKING_OFF ? "off"
                     : metrics_tracking_state(c->sup->metrics)
-                          == METRICS_TRACKING_UP ? "up" : "down";
+                            == METRICS_TRACKING_UP
+                        ? "up"
+                        : "down";
     if (c->sup->cfg.redis_cluster[0] != '\0') {
         struct metrics_slot_shm sum;
 
@@ -299,12 +303,12 @@ static char                   supervisor_redis_addr[CONFIG_PATH_MAX + 8];
 static void
 supervisor_admin_status(void *ctx, struct admin_status *out)
 {
-    struct admin_conn      *c = ctx;
-    struct supervisor      *s = c->sup;
-    struct cache_stats      cs;
-    struct metrics_slot_shm sum;
-    struct timespec         ts;
-    double                  now;
+    struct admin_conn         *c = ctx;
+    struct supervisor         *s = c->sup;
+    struct cache_stats         cs;
+    struct metrics_slot_shm    sum;
+    struct timespec            ts;
+    double                     now;
     const struct config_redis *r = &s->cfg.redis;
 
     cache_stats(s->cache, &cs);
@@ -316,12 +320,12 @@ supervisor_admin_status(void *ctx, struct admin_status *out)
                  "unix:%s", r->path);
     } else {
         snprintf(supervisor_redis_addr, sizeof(supervisor_redis_addr),
-                 strchr(r->host, ':') != NULL ? "[%s]:%u" : "%s:%u",
-                 r->host, (unsigned) r->port);
+                 strchr(r->host, ':') != NULL ? "[%s]:%u" : "%s:%u", r->host,
+                 (unsigned) r->port);
     }
     out->version = PACKAGE_VERSION;
-    out->uptime_seconds = now > s->start_time
-                          ? (uint64_t) (now - s->start_time) : 0;
+    out->uptime_seconds =
+        now > s->start_time ? (uint64_t) (now - s->start_time) : 0;
     out->workers_alive = supervisor_alive(s);
     out->workers_configured = s->cfg.workers;
     out->worker_restarts = s->restarts;
@@ -336,13 +340,11 @@ supervisor_admin_status(void *ctx, struct admin_status *out)
     out->poisoned = cs.poisoned;
     out->connections = sum.connections;
     out->max_clients = s->cfg.max_clients;
-    out->backend_unreachable =
-        sum.backend_errors[METRICS_BACKEND_UNREACHABLE];
+    out->backend_unreachable = sum.backend_errors[METRICS_BACKEND_UNREACHABLE];
     out->backend_timeout = sum.backend_errors[METRICS_BACKEND_TIMEOUT];
     out->backend_reply = sum.backend_errors[METRICS_BACKEND_REPLY];
     out->backend_tls = sum.backend_errors[METRICS_BACKEND_TLS];
-    if (s->cfg.redis_cluster[0] != '\0'
-        || s->cfg.redis_sentinel[0] != '\0') {
+    if (s->cfg.redis_cluster[0] != '\0' || s->cfg.redis_sentinel[0] != '\0') {
         static struct admin_health nodes;
 
         /* The address configured is none of these: say what is. */
@@ -385,17 +387,17 @@ supervisor_admin_answer(struct admin_conn *c)
 {
     struct admin_request ar = supervisor_admin_request(c);
     struct admin_ops     ops = {
-        .flush = supervisor_admin_flush,
-        .delete_key = supervisor_admin_delete,
-        .health = supervisor_admin_health,
-        .metrics = supervisor_admin_metrics,
-        .status = supervisor_admin_status,
-        .ctx = c,
+            .flush = supervisor_admin_flush,
+            .delete_key = supervisor_admin_delete,
+            .health = supervisor_admin_health,
+            .metrics = supervisor_admin_metrics,
+            .status = supervisor_admin_status,
+            .ctx = c,
     };
-    size_t               cap = 16384;
-    char                *buf = NULL;
-    size_t               n, used;
-    int                  status = 0;
+    size_t cap = 16384;
+    char  *buf = NULL;
+    size_t n, used;
+    int    status = 0;
 
     for (;;) {
         char *nb = realloc(buf, cap);
@@ -410,7 +412,7 @@ supervisor_admin_answer(struct admin_conn *c)
         if (n <= cap) {
             break;
         }
-        cap = n;                        /* only /metrics: no side effect */
+        cap = n; /* only /metrics: no side effect */
     }
     if (c->health != NULL) {
         c->health->conn = NULL;
@@ -483,11 +485,11 @@ supervisor_health_ping_cb(redisAsyncContext *ac, void *r, void *privdata)
     redisReply          *reply = r;
 
     if (hc == NULL || reply == NULL) {
-        return;                 /* torn down: the disconnect cb settles */
+        return; /* torn down: the disconnect cb settles */
     }
-    supervisor_health_settle(hc, reply != NULL
-                             && reply->type == REDIS_REPLY_STATUS
-                             && strcmp(reply->str, "PONG") == 0,
+    supervisor_health_settle(hc,
+                             reply != NULL && reply->type == REDIS_REPLY_STATUS
+                                 && strcmp(reply->str, "PONG") == 0,
                              reply != NULL);
 }
 
@@ -598,9 +600,9 @@ static void
 supervisor_admin_process(struct admin_conn *c)
 {
     struct admin_request ar;
-    enum http_parse_rc rc;
-    size_t             n;
-    char              *buf;
+    enum http_parse_rc   rc;
+    size_t               n;
+    char                *buf;
 
     if (c->closing || c->writing || c->health != NULL || c->in_len == 0) {
         return;
@@ -623,7 +625,7 @@ supervisor_admin_process(struct admin_conn *c)
         return;
     }
     if (c->in_len < c->req.head_len + c->req.content_length) {
-        return;                         /* the body is still coming */
+        return; /* the body is still coming */
     }
     /* admin.c routes; it only tells us first whether Redis must be
      * asked, which it cannot do itself. */
@@ -640,8 +642,8 @@ supervisor_admin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct admin_conn *c = h->data;
 
-    *buf = uv_buf_init(c->in + c->in_len, (unsigned) (ADMIN_IN_MAX
-                                                      - c->in_len));
+    *buf =
+        uv_buf_init(c->in + c->in_len, (unsigned) (ADMIN_IN_MAX - c->in_len));
 }
 
 static void
@@ -664,7 +666,7 @@ supervisor_admin_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     }
     c->in_len += (size_t) nread;
     if (c->in_len == ADMIN_IN_MAX) {
-        uv_read_stop(stream);           /* the parser will say 431/413 */
+        uv_read_stop(stream); /* the parser will say 431/413 */
     }
     supervisor_admin_process(c);
 }
@@ -675,7 +677,7 @@ supervisor_admin_accept(uv_stream_t *server, int status)
     struct supervisor *s = server->data;
     struct admin_conn *c;
 
-    bool               refuse;
+    bool refuse;
 
     if (status != 0) {
         log_error("admin accept failed: %s", uv_strerror(status));
@@ -704,7 +706,8 @@ supervisor_admin_accept(uv_stream_t *server, int status)
      * libuv from accepting at all. */
     if (uv_accept(server, (uv_stream_t *) &c->tcp) != 0 || refuse
         || uv_read_start((uv_stream_t *) &c->tcp, supervisor_admin_alloc,
-                         supervisor_admin_read) != 0) {
+                         supervisor_admin_read)
+               != 0) {
         supervisor_admin_close(c);
     }
 }
@@ -791,15 +794,14 @@ supervisor_admin_start(struct supervisor *s)
     uv_timer_init(s->loop, &s->admin_timer);
     s->admin_timer.data = s;
     rc = supervisor_timer_start(&s->admin_timer, supervisor_admin_sweep_cb,
-                                ADMIN_SWEEP_MS, ADMIN_SWEEP_MS,
-                                "admin sweep");
+                                ADMIN_SWEEP_MS, ADMIN_SWEEP_MS, "admin sweep");
     if (rc != 0) {
         return rc;
     }
     /* The sweep alone must not keep the loop running at the end. */
     uv_unref((uv_handle_t *) &s->admin_timer);
     rc = uv_tcp_open(&s->admin_tcp, s->admin_fd);
-    s->admin_fd = -1;                   /* libuv closes it from now on */
+    s->admin_fd = -1; /* libuv closes it from now on */
     if (rc == 0) {
         rc = uv_listen((uv_stream_t *) &s->admin_tcp, 64,
                        supervisor_admin_accept);

@@ -145,7 +145,7 @@ supervisor_close_except(int *keep, size_t n)
     qsort(keep, n, sizeof(*keep), supervisor_cmp_int);
     for (size_t i = 0; i < n; i++) {
         if (keep[i] < (int) from) {
-            continue;                   /* -1 (not used), or a duplicate */
+            continue; /* -1 (not used), or a duplicate */
         }
         if ((unsigned) keep[i] > from
             && close_range(from, (unsigned) keep[i] - 1, 0) != 0) {
@@ -169,9 +169,8 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
     char                 title[64];
     sigset_t             none;
     struct sigaction     dfl;
-    int                  keep[4] = { s->http_fd, s->resp_fd, ready_wr,
-                                     s->access_wr };
-    int                  status;
+    int keep[4] = { s->http_fd, s->resp_fd, ready_wr, s->access_wr };
+    int status;
 
     /* libuv installed handlers in the parent; none of them may run here. */
     memset(&dfl, 0, sizeof(dfl));
@@ -199,7 +198,7 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
         _exit(WORKER_EXIT_FATAL);
     }
     if (getppid() != parent) {
-        _exit(WORKER_EXIT_OK);          /* the parent is already gone */
+        _exit(WORKER_EXIT_OK); /* the parent is already gone */
     }
 
     /* Close every fd of the parent's (libuv's loop, the admin socket)
@@ -500,9 +499,10 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
 
     /* The kernel closed that worker's connections: give their places
      * under --max-clients back. */
-    __atomic_sub_fetch(s->clients,
-                       metrics_slot(s->metrics, (uint32_t) (p - s->procs))
-                           ->connections, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(
+        s->clients,
+        metrics_slot(s->metrics, (uint32_t) (p - s->procs))->connections,
+        __ATOMIC_SEQ_CST);
     metrics_reap_slot(s->metrics, (uint32_t) (p - s->procs));
     if (metrics_reap_tracking(s->metrics, (uint32_t) (p - s->procs))) {
         /* --tracking: Redis told that worker's subscriber alone of the
@@ -512,9 +512,10 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
 
     if (cache_reap_slot(s->cache, supervisor_cache_slot(s, p))) {
         log_error("worker %u died inside the cache lock: serving from "
-                  "Redis until the cache is rebuilt", p->index);
-        supervisor_timer_start(&s->recover_timer, supervisor_recover_cb, 0,
-                               0, "recover");
+                  "Redis until the cache is rebuilt",
+                  p->index);
+        supervisor_timer_start(&s->recover_timer, supervisor_recover_cb, 0, 0,
+                               "recover");
     }
     supervisor_ready_detach(p);
     /* A successor whose predecessor this was must not retire whatever
@@ -534,7 +535,8 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
          * never told to stop, so keep it and give the reload up rather
          * than trade working workers for failing ones. */
         log_error("reload: new worker %u died before serving; keeping the "
-                  "running workers", p->index);
+                  "running workers",
+                  p->index);
         p->replaces = NULL;
         p->state = PROC_FREE;
         s->reloading = false;
@@ -547,7 +549,8 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
          * way (nginx: "exited with fatal code 2 and cannot be
          * respawned"). */
         log_error("worker %u exited with fatal code 2 and cannot be "
-                  "respawned", p->index);
+                  "respawned",
+                  p->index);
         if (s->wanted > 0) {
             s->wanted--;
         }
@@ -571,13 +574,14 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
         }
         s->young_death_ms = now;
         s->respawn_delay_ms = s->respawn_delay_ms == 0
-            ? SUPERVISOR_RESPAWN_FLOOR_MS
-            : s->respawn_delay_ms * 2;
+                                  ? SUPERVISOR_RESPAWN_FLOOR_MS
+                                  : s->respawn_delay_ms * 2;
         if (s->respawn_delay_ms > SUPERVISOR_RESPAWN_CAP_MS) {
             s->respawn_delay_ms = SUPERVISOR_RESPAWN_CAP_MS;
         }
         log_warn("worker died %llu ms after starting: respawning in "
-                 "%llu ms", (unsigned long long) lived,
+                 "%llu ms",
+                 (unsigned long long) lived,
                  (unsigned long long) s->respawn_delay_ms);
         supervisor_timer_start(&s->respawn_timer, supervisor_respawn_cb,
                                s->respawn_delay_ms, 0, "respawn");
@@ -643,9 +647,9 @@ supervisor_workers_stop(struct supervisor *s)
         }
     }
     supervisor_signal_workers(s, SIGTERM);
-    supervisor_timer_start(&s->kill_timer, supervisor_kill_cb,
-                           s->cfg.shutdown_timeout_ms
-                               + SUPERVISOR_KILL_GRACE_MS, 0, "kill");
+    supervisor_timer_start(
+        &s->kill_timer, supervisor_kill_cb,
+        s->cfg.shutdown_timeout_ms + SUPERVISOR_KILL_GRACE_MS, 0, "kill");
 }
 
 /* ---- reload ----------------------------------------------------------- */
@@ -655,11 +659,12 @@ supervisor_workers_stop(struct supervisor *s)
 static void
 supervisor_keep_fixed(const struct config *old, struct config *next)
 {
-#define KEEP(field, name)                                                  \
-    if (memcmp(&old->field, &next->field, sizeof(old->field)) != 0) {      \
-        log_warn("reload: %s cannot change without a restart; keeping "   \
-                 "the running value", name);                               \
-        memcpy(&next->field, &old->field, sizeof(old->field));             \
+#define KEEP(field, name)                                               \
+    if (memcmp(&old->field, &next->field, sizeof(old->field)) != 0) {   \
+        log_warn("reload: %s cannot change without a restart; keeping " \
+                 "the running value",                                   \
+                 name);                                                 \
+        memcpy(&next->field, &old->field, sizeof(old->field));          \
     }
     KEEP(listen, "listen");
     KEEP(resp_listen, "resp-listen");
@@ -692,7 +697,7 @@ supervisor_reload_step(struct supervisor *s)
 
     if (!s->reloading || s->stopping
         || supervisor_count(s, PROC_STARTING, PROC_STARTING) > 0) {
-        return;                         /* wait until the successor serves */
+        return; /* wait until the successor serves */
     }
     for (uint32_t i = 0; i < s->nslots; i++) {
         if (s->procs[i].state == PROC_RUNNING
@@ -713,8 +718,8 @@ supervisor_reload_step(struct supervisor *s)
     }
     p = supervisor_free_slot(s);
     if (p == NULL) {
-        return;         /* slots are held by draining workers: the reaper
-                           calls us again when one exits */
+        return; /* slots are held by draining workers: the reaper
+                   calls us again when one exits */
     }
     if (supervisor_fork(s, p) != 0) {
         log_error("reload: cannot start a new worker; the running ones "
@@ -747,10 +752,11 @@ supervisor_sighup_cb(uv_signal_t *h, int signum)
          * any other bad value of the new configuration. */
         struct http_auth *auth = NULL;
 
-        if (http_auth_load_file(next.http_auth_file, &auth, err,
-                                sizeof(err)) != 0) {
+        if (http_auth_load_file(next.http_auth_file, &auth, err, sizeof(err))
+            != 0) {
             log_error("reload: --http-auth-file: %s; keeping the running "
-                      "configuration", err);
+                      "configuration",
+                      err);
             return;
         }
         http_auth_free(auth);

@@ -10,9 +10,9 @@
 #include <stddef.h>
 
 struct textbuf {
-    char   *buf;                        /* borrowed: the caller's buffer */
-    size_t  cap;
-    size_t  len;                        /* bytes produced, even past cap */
+    char  *buf; /* borrowed: the caller's buffer */
+    size_t cap;
+    size_t len; /* bytes produced, even past cap */
 };
 
 void textbuf_printf(struct textbuf *t, const char *fmt, ...)

@@ -73,49 +73,49 @@
 
 enum tracking_sub {
     TRACKING_SUB_CLOSED = 0,
-    TRACKING_SUB_HELLO,         /* AUTH (if any) and CLIENT ID sent */
-    TRACKING_SUB_SUBSCRIBING,   /* [CLIENT TRACKING], SUBSCRIBE sent */
+    TRACKING_SUB_HELLO,       /* AUTH (if any) and CLIENT ID sent */
+    TRACKING_SUB_SUBSCRIBING, /* [CLIENT TRACKING], SUBSCRIBE sent */
     TRACKING_SUB_LIVE
 };
 
 struct tracking {
-    struct event_loop       *loop;      /* borrowed */
-    const struct config     *cfg;       /* borrowed */
-    struct backend          *backend;   /* borrowed */
-    struct cache            *cache;     /* borrowed, may be NULL */
-    struct metrics_slot_shm *slot;      /* borrowed, may be NULL */
+    struct event_loop       *loop;    /* borrowed */
+    const struct config     *cfg;     /* borrowed */
+    struct backend          *backend; /* borrowed */
+    struct cache            *cache;   /* borrowed, may be NULL */
+    struct metrics_slot_shm *slot;    /* borrowed, may be NULL */
     enum config_tracking     mode;
     char                     key_prefix[CONFIG_ITEM_MAX];
     size_t                   key_prefix_len;
 
     /* The subscriber. */
-    struct redis_conn        sub;
-    enum tracking_sub        sub_state;
-    unsigned                 hello_left;    /* AUTH replies due */
-    unsigned                 ok_left;       /* bcast: CLIENT TRACKING */
-    long long                sub_id;        /* CLIENT ID, once known */
-    char                     sub_host[CONFIG_PATH_MAX]; /* where it is: */
-    uint16_t                 sub_port;      /* host/port or unix path */
-    bool                     sub_unix;
-    char                     sub_addr[CONFIG_PATH_MAX + 16]; /* logs */
-    bool                     ping_due;      /* a PING not answered yet */
-    uint64_t                 backoff_ms;
-    struct event_timer       reconnect;
-    struct event_timer       heartbeat;     /* interval, then deadline */
+    struct redis_conn  sub;
+    enum tracking_sub  sub_state;
+    unsigned           hello_left;                /* AUTH replies due */
+    unsigned           ok_left;                   /* bcast: CLIENT TRACKING */
+    long long          sub_id;                    /* CLIENT ID, once known */
+    char               sub_host[CONFIG_PATH_MAX]; /* where it is: */
+    uint16_t           sub_port;                  /* host/port or unix path */
+    bool               sub_unix;
+    char               sub_addr[CONFIG_PATH_MAX + 16]; /* logs */
+    bool               ping_due; /* a PING not answered yet */
+    uint64_t           backoff_ms;
+    struct event_timer reconnect;
+    struct event_timer heartbeat; /* interval, then deadline */
 
     /* The backend's connection (the tracked one in default mode). */
-    bool                     backend_up;
-    bool                     data_tracked;  /* +OK on this connection,
-                                               for this subscriber */
-    uint64_t                 seq;           /* bumped by every change to
-                                               either connection */
-    uint64_t                 sent_seq;      /* of the command in flight */
-    struct backend_waiter    waiter;        /* CLIENT TRACKING in flight */
-    struct event_timer       kick;          /* 0 ms: act outside the
-                                               backend's callbacks */
+    bool                  backend_up;
+    bool                  data_tracked; /* +OK on this connection,
+                                           for this subscriber */
+    uint64_t              seq;          /* bumped by every change to
+                                           either connection */
+    uint64_t              sent_seq;     /* of the command in flight */
+    struct backend_waiter waiter;       /* CLIENT TRACKING in flight */
+    struct event_timer    kick;         /* 0 ms: act outside the
+                                           backend's callbacks */
 
-    bool                     up;
-    bool                     ever_up;
+    bool up;
+    bool ever_up;
 };
 
 static void tracking_connect(struct tracking *t);
@@ -154,11 +154,11 @@ tracking_parse(const redisReply *r, const redisReply **keys)
     }
     body = r->element[2];
     if (body->type != REDIS_REPLY_ARRAY) {
-        return TRACKING_MSG_FLUSH;      /* nil: FLUSHALL, FLUSHDB */
+        return TRACKING_MSG_FLUSH; /* nil: FLUSHALL, FLUSHDB */
     }
     for (size_t i = 0; i < body->elements; i++) {
         if (body->element[i]->type != REDIS_REPLY_STRING) {
-            return TRACKING_MSG_FLUSH;  /* unreadable: the safe reading */
+            return TRACKING_MSG_FLUSH; /* unreadable: the safe reading */
         }
     }
     *keys = body;
@@ -181,7 +181,8 @@ tracking_down(struct tracking *t, const char *why)
     tracking_set_slot(t, METRICS_TRACKING_DOWN);
     if (t->up) {
         log_warn("tracking: %s; answering from Redis, not the cache, until "
-                 "tracking is back", why);
+                 "tracking is back",
+                 why);
     } else {
         log_debug("tracking: %s", why);
     }
@@ -189,15 +190,14 @@ tracking_down(struct tracking *t, const char *why)
 }
 
 static bool
-tracking_same_target(const struct tracking *t,
-                     const struct backend_target *bt)
+tracking_same_target(const struct tracking *t, const struct backend_target *bt)
 {
     if (t->sub_state == TRACKING_SUB_CLOSED || bt->is_unix != t->sub_unix) {
         return false;
     }
-    return bt->is_unix ? strcmp(bt->path, t->sub_host) == 0
-                       : bt->port == t->sub_port
-                         && strcmp(bt->host, t->sub_host) == 0;
+    return bt->is_unix
+               ? strcmp(bt->path, t->sub_host) == 0
+               : bt->port == t->sub_port && strcmp(bt->host, t->sub_host) == 0;
 }
 
 /* Becomes UP when everything holds: flush first, then say so. */
@@ -208,14 +208,13 @@ tracking_maybe_up(struct tracking *t)
 
     if (t->up || t->sub_state != TRACKING_SUB_LIVE || !t->backend_up
         || (t->mode == CONFIG_TRACKING_DEFAULT && !t->data_tracked)
-        || !backend_target(t->backend, &bt)
-        || !tracking_same_target(t, &bt)) {
+        || !backend_target(t->backend, &bt) || !tracking_same_target(t, &bt)) {
         return;
     }
     if (t->cache != NULL && cache_flush(t->cache) == CACHE_BYPASS
         && !cache_poisoned(t->cache)) {
         /* The lock was busy: entries read untracked may remain. */
-        (void)event_timer_start(t->loop, &t->kick, TRACKING_RETRY_MS);
+        (void) event_timer_start(t->loop, &t->kick, TRACKING_RETRY_MS);
         return;
     }
     t->up = true;
@@ -238,8 +237,8 @@ tracking_lost(struct tracking *t, const char *why)
 {
     char line[TRACKING_WHY_MAX];
 
-    (void)snprintf(line, sizeof(line), "subscriber %.120s: %.180s", t->sub_addr,
-                   why);
+    (void) snprintf(line, sizeof(line), "subscriber %.120s: %.180s",
+                    t->sub_addr, why);
     redis_conn_close(&t->sub);
     t->sub_state = TRACKING_SUB_CLOSED;
     t->sub_id = 0;
@@ -248,7 +247,7 @@ tracking_lost(struct tracking *t, const char *why)
     t->seq++;
     event_timer_stop(t->loop, &t->heartbeat);
     tracking_down(t, line);
-    (void)event_timer_start(t->loop, &t->reconnect, t->backoff_ms);
+    (void) event_timer_start(t->loop, &t->reconnect, t->backoff_ms);
     t->backoff_ms *= 2;
     if (t->backoff_ms > TRACKING_BACKOFF_MAX_MS) {
         t->backoff_ms = TRACKING_BACKOFF_MAX_MS;
@@ -268,7 +267,7 @@ tracking_send(struct tracking *t, int argc, const char **argv,
     if (len < 0 || cmd == NULL) {
         return -ENOMEM;
     }
-    rc = redis_conn_send(&t->sub, cmd, (size_t)len);
+    rc = redis_conn_send(&t->sub, cmd, (size_t) len);
     redisFreeCommand(cmd);
     return rc;
 }
@@ -289,16 +288,16 @@ tracking_send_words(struct tracking *t, int argc, const char **argv)
 static int
 tracking_send_subscribe(struct tracking *t)
 {
-    const char *argv[3 + 2 * CONFIG_LIST_MAX + 2];
-    size_t      lens[3 + 2 * CONFIG_LIST_MAX + 2];
-    char        id[24];
-    char       *prefixed[CONFIG_LIST_MAX] = { NULL };
+    const char               *argv[3 + 2 * CONFIG_LIST_MAX + 2];
+    size_t                    lens[3 + 2 * CONFIG_LIST_MAX + 2];
+    char                      id[24];
+    char                     *prefixed[CONFIG_LIST_MAX] = { NULL };
     const struct config_list *l = &t->cfg->tracking_prefixes;
-    int         argc = 0;
-    int         rc = 0;
+    int                       argc = 0;
+    int                       rc = 0;
 
     if (t->mode == CONFIG_TRACKING_BCAST) {
-        (void)snprintf(id, sizeof(id), "%lld", t->sub_id);
+        (void) snprintf(id, sizeof(id), "%lld", t->sub_id);
         argv[argc++] = "CLIENT";
         argv[argc++] = "TRACKING";
         argv[argc++] = "on";
@@ -354,7 +353,7 @@ tracking_invalidate(struct tracking *t, enum tracking_msg kind,
 
     if (kind == TRACKING_MSG_FLUSH) {
         if (t->cache != NULL) {
-            (void)cache_flush(t->cache);
+            (void) cache_flush(t->cache);
         }
         n = 1;
         log_debug("tracking: Redis flushed: cache flushed");
@@ -364,11 +363,11 @@ tracking_invalidate(struct tracking *t, enum tracking_msg kind,
 
             if (k->len < t->key_prefix_len
                 || memcmp(k->str, t->key_prefix, t->key_prefix_len) != 0) {
-                continue;       /* not one of ours */
+                continue; /* not one of ours */
             }
             if (t->cache != NULL) {
-                (void)cache_delete(t->cache, k->str + t->key_prefix_len,
-                                   k->len - t->key_prefix_len);
+                (void) cache_delete(t->cache, k->str + t->key_prefix_len,
+                                    k->len - t->key_prefix_len);
             }
             n++;
         }
@@ -381,7 +380,7 @@ tracking_invalidate(struct tracking *t, enum tracking_msg kind,
 static void
 tracking_on_open(struct redis_conn *c)
 {
-    (void)c;                    /* the HELLO replies say more */
+    (void) c; /* the HELLO replies say more */
 }
 
 static void
@@ -390,8 +389,8 @@ tracking_on_error(struct redis_conn *c, enum redis_conn_error kind,
 {
     struct tracking *t = c->data;
 
-    (void)kind;
-    t->sub_state = TRACKING_SUB_CLOSED;     /* already closed */
+    (void) kind;
+    t->sub_state = TRACKING_SUB_CLOSED; /* already closed */
     tracking_lost(t, why);
 }
 
@@ -400,15 +399,16 @@ tracking_on_error(struct redis_conn *c, enum redis_conn_error kind,
 static void
 tracking_handshake_reply(struct tracking *t, const redisReply *rr)
 {
-    char why[TRACKING_WHY_MAX];
+    char              why[TRACKING_WHY_MAX];
     const redisReply *keys = NULL;
 
     if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
-        (void)snprintf(why, sizeof(why), "%s failed: %.*s",
-                       t->hello_left > 0 ? "AUTH"
-                       : t->sub_state == TRACKING_SUB_HELLO ? "CLIENT ID"
-                       : "CLIENT TRACKING",
-                       (int)(rr->len > 160 ? 160 : rr->len), rr->str);
+        (void) snprintf(why, sizeof(why), "%s failed: %.*s",
+                        t->hello_left > 0 ? "AUTH"
+                        : t->sub_state == TRACKING_SUB_HELLO
+                            ? "CLIENT ID"
+                            : "CLIENT TRACKING",
+                        (int) (rr->len > 160 ? 160 : rr->len), rr->str);
         if (!t->ever_up) {
             log_error("tracking: %s", why);
         }
@@ -443,9 +443,9 @@ tracking_handshake_reply(struct tracking *t, const redisReply *rr)
     t->ping_due = false;
     t->seq++;
     t->data_tracked = false;
-    (void)event_timer_start(t->loop, &t->heartbeat, TRACKING_HEARTBEAT_MS);
+    (void) event_timer_start(t->loop, &t->heartbeat, TRACKING_HEARTBEAT_MS);
     /* Default mode: the backend's connection redirects to the new id. */
-    (void)event_timer_start(t->loop, &t->kick, 0);
+    (void) event_timer_start(t->loop, &t->kick, 0);
     tracking_maybe_up(t);
 }
 
@@ -453,8 +453,7 @@ static void
 tracking_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
 {
     struct tracking  *t = c->data;
-    const redisReply *rr = r->kind == REDIS_CONN_REPLY_OTHER ? r->reply
-                                                             : NULL;
+    const redisReply *rr = r->kind == REDIS_CONN_REPLY_OTHER ? r->reply : NULL;
     const redisReply *keys = NULL;
     enum tracking_msg kind;
 
@@ -474,8 +473,8 @@ tracking_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
     switch (kind) {
     case TRACKING_MSG_PONG:
         t->ping_due = false;
-        (void)event_timer_start(t->loop, &t->heartbeat,
-                                TRACKING_HEARTBEAT_MS);
+        (void) event_timer_start(t->loop, &t->heartbeat,
+                                 TRACKING_HEARTBEAT_MS);
         break;
     case TRACKING_MSG_KEYS:
     case TRACKING_MSG_FLUSH:
@@ -497,12 +496,12 @@ static const struct redis_conn_ops tracking_conn_ops = {
 static void
 tracking_connect(struct tracking *t)
 {
-    struct backend_target   bt;
+    struct backend_target    bt;
     struct redis_conn_target ct;
-    char                    why[REDIS_CONN_WHY_MAX];
-    const char             *argv[3];
-    int                     argc = 0;
-    int                     rc;
+    char                     why[REDIS_CONN_WHY_MAX];
+    const char              *argv[3];
+    int                      argc = 0;
+    int                      rc;
 
     event_timer_stop(t->loop, &t->reconnect);
     if (t->sub_state != TRACKING_SUB_CLOSED) {
@@ -510,13 +509,13 @@ tracking_connect(struct tracking *t)
         t->sub_state = TRACKING_SUB_CLOSED;
     }
     if (!backend_target(t->backend, &bt)) {
-        return;                 /* the backend's conn callback calls */
+        return; /* the backend's conn callback calls */
     }
     t->sub_unix = bt.is_unix;
-    (void)snprintf(t->sub_host, sizeof(t->sub_host), "%s",
-                   bt.is_unix ? bt.path : bt.host);
+    (void) snprintf(t->sub_host, sizeof(t->sub_host), "%s",
+                    bt.is_unix ? bt.path : bt.host);
     t->sub_port = bt.port;
-    (void)snprintf(t->sub_addr, sizeof(t->sub_addr), "%s", bt.addr);
+    (void) snprintf(t->sub_addr, sizeof(t->sub_addr), "%s", bt.addr);
     ct.is_unix = bt.is_unix;
     ct.host = bt.host;
     ct.port = bt.port;
@@ -529,8 +528,7 @@ tracking_connect(struct tracking *t)
         return;
     }
     t->sub_state = TRACKING_SUB_HELLO;
-    (void)event_timer_start(t->loop, &t->heartbeat,
-                            t->cfg->redis_timeout_ms);
+    (void) event_timer_start(t->loop, &t->heartbeat, t->cfg->redis_timeout_ms);
     t->hello_left = 0;
     t->ok_left = 0;
     t->sub_id = 0;
@@ -558,7 +556,7 @@ tracking_connect(struct tracking *t)
 static void
 tracking_on_reconnect(struct event_loop *loop, struct event_timer *timer)
 {
-    (void)loop;
+    (void) loop;
     tracking_connect(timer->data);
 }
 
@@ -569,21 +567,24 @@ tracking_on_heartbeat(struct event_loop *loop, struct event_timer *timer)
     const char      *argv[1] = { "PING" };
     char             why[TRACKING_WHY_MAX];
 
-    (void)loop;
+    (void) loop;
     if (t->sub_state == TRACKING_SUB_CLOSED) {
         return;
     }
     if (t->sub_state != TRACKING_SUB_LIVE) {
         /* A Redis that accepts and never answers (stopped, or not
          * Redis at all) must not hold the subscriber forever. */
-        (void)snprintf(why, sizeof(why), "no answer for %" PRIu64 " ms "
-                       "while subscribing", t->cfg->redis_timeout_ms);
+        (void) snprintf(why, sizeof(why),
+                        "no answer for %" PRIu64 " ms "
+                        "while subscribing",
+                        t->cfg->redis_timeout_ms);
         tracking_lost(t, why);
         return;
     }
     if (t->ping_due) {
-        (void)snprintf(why, sizeof(why), "no answer to PING for %" PRIu64
-                       " ms", t->cfg->redis_timeout_ms);
+        (void) snprintf(why, sizeof(why),
+                        "no answer to PING for %" PRIu64 " ms",
+                        t->cfg->redis_timeout_ms);
         tracking_lost(t, why);
         return;
     }
@@ -592,11 +593,10 @@ tracking_on_heartbeat(struct event_loop *loop, struct event_timer *timer)
         return;
     }
     t->ping_due = true;
-    (void)event_timer_start(t->loop, &t->heartbeat,
-                            t->cfg->redis_timeout_ms);
+    (void) event_timer_start(t->loop, &t->heartbeat, t->cfg->redis_timeout_ms);
 }
 
-static void tracking_on_tracked(struct backend_waiter *w,
+static void tracking_on_tracked(struct backend_waiter      *w,
                                 const struct backend_reply *r);
 
 /* Default mode: asks the backend's connection to redirect its
@@ -610,11 +610,11 @@ tracking_on_kick(struct event_loop *loop, struct event_timer *timer)
     const char      *argv[5] = { "CLIENT", "TRACKING", "on", "REDIRECT", id };
     size_t           lens[5] = { 6, 8, 2, 8, 0 };
 
-    (void)loop;
+    (void) loop;
     if (t->mode == CONFIG_TRACKING_DEFAULT && t->backend_up
         && t->sub_state == TRACKING_SUB_LIVE && !t->data_tracked
         && t->waiter.fetch == NULL) {
-        (void)snprintf(id, sizeof(id), "%lld", t->sub_id);
+        (void) snprintf(id, sizeof(id), "%lld", t->sub_id);
         lens[4] = strlen(id);
         t->sent_seq = t->seq;
         /* No key: --key-prefix is not put before any argument. */
@@ -634,7 +634,7 @@ tracking_on_tracked(struct backend_waiter *w, const struct backend_reply *r)
     if (t->sent_seq != t->seq) {
         /* Either connection changed meanwhile: ask again on the
          * present pair. */
-        (void)event_timer_start(t->loop, &t->kick, 0);
+        (void) event_timer_start(t->loop, &t->kick, 0);
         return;
     }
     if (r->result == BACKEND_VALUE && r->len >= 3
@@ -644,13 +644,13 @@ tracking_on_tracked(struct backend_waiter *w, const struct backend_reply *r)
         return;
     }
     if (r->result == BACKEND_VALUE) {
-        (void)snprintf(why, sizeof(why), "CLIENT TRACKING refused: %.*s",
-                       (int)(r->len > 160 ? 160 : r->len), r->data);
+        (void) snprintf(why, sizeof(why), "CLIENT TRACKING refused: %.*s",
+                        (int) (r->len > 160 ? 160 : r->len), r->data);
         if (!t->ever_up) {
             log_error("tracking: %s", why);
         }
     } else {
-        (void)snprintf(why, sizeof(why), "CLIENT TRACKING got no answer");
+        (void) snprintf(why, sizeof(why), "CLIENT TRACKING got no answer");
     }
     /* Start over: a fresh subscriber, then the command again. */
     tracking_lost(t, why);
@@ -671,7 +671,7 @@ tracking_backend_conn(void *arg, bool up)
         return;
     }
     /* Never call into the backend from its own callback. */
-    (void)event_timer_start(t->loop, &t->kick, 0);
+    (void) event_timer_start(t->loop, &t->kick, 0);
     {
         struct backend_target bt;
 
@@ -680,7 +680,7 @@ tracking_backend_conn(void *arg, bool up)
                 || !event_timer_active(&t->reconnect))) {
             /* A new address (Sentinel), or no subscriber yet. */
             t->backoff_ms = TRACKING_BACKOFF_MIN_MS;
-            (void)event_timer_start(t->loop, &t->reconnect, 0);
+            (void) event_timer_start(t->loop, &t->reconnect, 0);
         }
     }
 }
@@ -733,7 +733,7 @@ tracking_create(struct event_loop *loop, const struct config *cfg,
     t->key_prefix_len = strlen(cfg->key_prefix);
     memcpy(t->key_prefix, cfg->key_prefix, t->key_prefix_len);
     t->backoff_ms = TRACKING_BACKOFF_MIN_MS;
-    (void)snprintf(t->sub_addr, sizeof(t->sub_addr), "(none yet)");
+    (void) snprintf(t->sub_addr, sizeof(t->sub_addr), "(none yet)");
     redis_conn_init(&t->sub, loop, &tracking_conn_ops, t);
     event_timer_init(&t->reconnect, tracking_on_reconnect, t);
     event_timer_init(&t->heartbeat, tracking_on_heartbeat, t);

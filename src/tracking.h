@@ -25,29 +25,28 @@ struct tracking;
 
 /* What one reply on the subscriber's connection is (tracking_parse). */
 enum tracking_msg {
-    TRACKING_MSG_OTHER = 0,     /* not for us: ignored */
-    TRACKING_MSG_SUBSCRIBED,    /* ["subscribe", channel, n] */
-    TRACKING_MSG_PONG,          /* ["pong", ""]: a PING answered while
-                                   subscribed */
-    TRACKING_MSG_KEYS,          /* ["message", channel, [key, ...]]:
-                                   *keys is the array */
-    TRACKING_MSG_FLUSH          /* ["message", channel, nil] (FLUSHALL,
-                                   FLUSHDB) or a key list we cannot
-                                   read: drop everything */
+    TRACKING_MSG_OTHER = 0,  /* not for us: ignored */
+    TRACKING_MSG_SUBSCRIBED, /* ["subscribe", channel, n] */
+    TRACKING_MSG_PONG,       /* ["pong", ""]: a PING answered while
+                                subscribed */
+    TRACKING_MSG_KEYS,       /* ["message", channel, [key, ...]]:
+                              *keys is the array */
+    TRACKING_MSG_FLUSH       /* ["message", channel, nil] (FLUSHALL,
+                                FLUSHDB) or a key list we cannot
+                                read: drop everything */
 };
 
 /* Pure: classifies r, a reply read on the subscriber.  On KEYS, *keys
  * is the element holding the array of key names (borrowed from r). */
-enum tracking_msg tracking_parse(const redisReply *r,
-                                 const redisReply **keys);
+enum tracking_msg tracking_parse(const redisReply *r, const redisReply **keys);
 
 /* Starts tracking for a worker when cfg->tracking is not off (else *out
  * is NULL and 0 is returned).  Everything is borrowed and must outlive
  * t; cache and slot may be NULL.  Hooks the backend's connection events,
  * marks slot DOWN at once and connects the subscriber.  0 or -errno. */
-int  tracking_create(struct event_loop *loop, const struct config *cfg,
-                     struct backend *b, struct cache *cache,
-                     struct metrics_slot_shm *slot, struct tracking **out);
+int tracking_create(struct event_loop *loop, const struct config *cfg,
+                    struct backend *b, struct cache *cache,
+                    struct metrics_slot_shm *slot, struct tracking **out);
 
 /* Unhooks from the backend (call before backend_destroy), closes the
  * subscriber and frees.  NULL is a no-op.  The slot keeps its state: a

@@ -25,18 +25,18 @@ struct value *
 value_create(size_t len)
 {
     struct value *v;
-    size_t page, map_len;
-    void *p;
+    size_t        page, map_len;
+    void         *p;
 
     if (len < VALUE_MMAP_MIN_BYTES) {
         v = malloc(sizeof(*v) + len + 1);
         if (v == NULL) {
             return NULL;
         }
-        v->data = (char *)(v + 1);
+        v->data = (char *) (v + 1);
         v->map_len = 0;
     } else {
-        page = (size_t)sysconf(_SC_PAGESIZE);
+        page = (size_t) sysconf(_SC_PAGESIZE);
         if (len > SIZE_MAX - page) {
             return NULL;
         }
@@ -59,7 +59,7 @@ value_create(size_t len)
     etag_begin(&v->etag_state);
     v->has_etag = len == 0;
     v->etag = len == 0 ? etag_end(&v->etag_state) : 0;
-    v->data[len] = '\0';        /* the spare byte: C strings for logs */
+    v->data[len] = '\0'; /* the spare byte: C strings for logs */
     return v;
 }
 
@@ -104,7 +104,7 @@ value_unref(struct value *v)
     }
     if (v->map_len > 0) {
         /* munmap() of a mapping we made cannot fail but for a bug. */
-        (void)munmap(v->data, v->map_len);
+        (void) munmap(v->data, v->map_len);
     }
     free(v);
 }
@@ -119,7 +119,7 @@ bool
 value_reap(void)
 {
     struct value *v = value_dead_head;
-    size_t step;
+    size_t        step;
 
     if (v == NULL) {
         return false;
@@ -128,7 +128,7 @@ value_reap(void)
      * are multiples of the page size. */
     step = v->map_len < VALUE_REAP_STEP_BYTES ? v->map_len
                                               : VALUE_REAP_STEP_BYTES;
-    (void)munmap(v->data + v->map_len - step, step);
+    (void) munmap(v->data + v->map_len - step, step);
     v->map_len -= step;
     if (v->map_len == 0) {
         value_dead_head = v->dead_next;

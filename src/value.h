@@ -29,18 +29,18 @@
 
 #include "etag.h"
 
-#define VALUE_MMAP_MIN_BYTES (1024u * 1024u)
+#define VALUE_MMAP_MIN_BYTES  (1024u * 1024u)
 #define VALUE_REAP_STEP_BYTES (4u * 1024u * 1024u)
 
 struct value {
-    size_t  refs;
-    size_t  len;                        /* bytes of data */
-    char   *data;                       /* owned: len bytes (+1 spare) */
-    size_t  map_len;                    /* of the mapping, 0 if malloc'd */
-    bool    has_etag;                   /* etag is set: by value_fed() */
-    uint64_t etag;                      /* or once by the store callback */
-    struct etag_state etag_state;       /* over the bytes fed so far */
-    struct value *dead_next;            /* on the dead list: refs == 0 */
+    size_t            refs;
+    size_t            len;        /* bytes of data */
+    char             *data;       /* owned: len bytes (+1 spare) */
+    size_t            map_len;    /* of the mapping, 0 if malloc'd */
+    bool              has_etag;   /* etag is set: by value_fed() */
+    uint64_t          etag;       /* or once by the store callback */
+    struct etag_state etag_state; /* over the bytes fed so far */
+    struct value     *dead_next;  /* on the dead list: refs == 0 */
 };
 
 /* A value of len bytes, contents unset, one reference.  NULL when out of

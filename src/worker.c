@@ -79,8 +79,8 @@ worker_date(struct worker *w)
     if (now != w->date_sec) {
         w->date_sec = now;
         http_format_date(now, w->date);
-        w->ok_prefix_len = http_format_ok_prefix(w->date, w->ok_prefix,
-                                                 sizeof(w->ok_prefix));
+        w->ok_prefix_len =
+            http_format_ok_prefix(w->date, w->ok_prefix, sizeof(w->ok_prefix));
     }
     return w->date;
 }
@@ -96,12 +96,12 @@ worker_date(struct worker *w)
  * CACHE_PURGED just mean not stored: false, and Cache-Status says no
  * "stored". */
 static bool
-worker_store_value(void *arg, const void *key, size_t key_len,
-                   struct value *v, uint64_t fetch_us, uint64_t token)
+worker_store_value(void *arg, const void *key, size_t key_len, struct value *v,
+                   uint64_t fetch_us, uint64_t token)
 {
     struct worker          *w = arg;
     struct cache_entry_info info = {
-        .fetch_us = fetch_us > UINT32_MAX ? UINT32_MAX : (uint32_t)fetch_us,
+        .fetch_us = fetch_us > UINT32_MAX ? UINT32_MAX : (uint32_t) fetch_us,
         .check_purge = true,
         .purge_token = token,
     };
@@ -118,29 +118,31 @@ worker_store_value(void *arg, const void *key, size_t key_len,
         if (w->cfg->negative_ttl_ms > 0) {
             info.negative = true;
             return cache_store(w->params->cache, key, key_len, NULL, 0,
-                               cache_clock_ms(), &info) == CACHE_STORED;
+                               cache_clock_ms(), &info)
+                   == CACHE_STORED;
         }
         if (config_stale_ms(w->cfg) > 0) {
-            (void)cache_delete(w->params->cache, key, key_len);
+            (void) cache_delete(w->params->cache, key, key_len);
         }
         return false;
     }
     info.etag = v->etag;
     return cache_store(w->params->cache, key, key_len, v->data, v->len,
-                       cache_clock_ms(), &info) == CACHE_STORED;
+                       cache_clock_ms(), &info)
+           == CACHE_STORED;
 }
 
 /* A background refresh: a GET whose answer only goes to the cache (the
  * store callback); the record is freed when it ends, whatever the
  * result, and backend_destroy() ends it at the latest. */
 struct worker_refresh {
-    struct backend_waiter waiter;       /* linked while fetching */
+    struct backend_waiter waiter; /* linked while fetching */
 };
 
 static void
 worker_refresh_cb(struct backend_waiter *wt, const struct backend_reply *r)
 {
-    (void)r;
+    (void) r;
     free(wt->data);
 }
 
@@ -158,7 +160,7 @@ worker_refresh(struct worker *w, const void *key, size_t key_len,
     }
     r = calloc(1, sizeof(*r));
     if (r == NULL) {
-        return false;           /* the next stale answer tries again */
+        return false; /* the next stale answer tries again */
     }
     backend_get(w->backend, key, key_len, &r->waiter, worker_refresh_cb, r);
     if (w->params->metrics != NULL) {
@@ -192,14 +194,14 @@ static bool
 worker_early_refresh_due(struct worker *w, const struct cache_lookup *lk)
 {
     double beta = w->cfg->early_refresh_beta;
-    double delta_us = (double)lk->fetch_us;
-    double left_us = (double)lk->ttl_left_ms * 1000.0;
+    double delta_us = (double) lk->fetch_us;
+    double left_us = (double) lk->ttl_left_ms * 1000.0;
     double r;
 
     if (beta <= 0 || lk->fetch_us == 0 || left_us > 37.0 * delta_us * beta) {
         return false;
     }
-    r = (double)((worker_random(w) >> 11) + 1) * 0x1.0p-53;   /* (0, 1] */
+    r = (double) ((worker_random(w) >> 11) + 1) * 0x1.0p-53; /* (0, 1] */
     return -delta_us * beta * log(r) >= left_us;
 }
 
@@ -210,7 +212,8 @@ worker_purge_token(void *arg, const void *key, size_t key_len)
     struct worker *w = arg;
 
     return w->params->cache != NULL
-           ? cache_purge_token(w->params->cache, key, key_len) : 0;
+               ? cache_purge_token(w->params->cache, key, key_len)
+               : 0;
 }
 
 int
@@ -319,7 +322,7 @@ worker_cache_lookup(struct worker *w, struct buf *b, size_t head_room,
     size_t want = WORKER_VALUE_GUESS;
 
     if (!worker_cache_trusted(w)) {
-        return CACHE_MISS;      /* Redis may have changed it unheard */
+        return CACHE_MISS; /* Redis may have changed it unheard */
     }
     /* The value may be replaced between two lookups, so a second
      * TRUNCATED is possible; after three tries the caller asks Redis. */
@@ -359,13 +362,15 @@ worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
                 metrics_bump(&m->negative_hits);
             }
         } else if (worker_early_refresh_due(w, lk)) {
-            (void)worker_refresh(w, key, key_len, METRICS_REFRESH_EARLY);
+            (void) worker_refresh(w, key, key_len, METRICS_REFRESH_EARLY);
         }
         return true;
     }
-    if (st == CACHE_STALE && lk->stale_ms < w->cfg->stale_while_revalidate_ms) {
+    if (st == CACHE_STALE
+        && lk->stale_ms < w->cfg->stale_while_revalidate_ms) {
         w->last_hit = worker_refresh(w, key, key_len, METRICS_REFRESH_STALE)
-                      ? WORKER_HIT_STALE : WORKER_HIT_UPDATING;
+                          ? WORKER_HIT_STALE
+                          : WORKER_HIT_UPDATING;
         if (m != NULL) {
             metrics_bump(&m->stale_answers[METRICS_STALE_REVALIDATE]);
         }
@@ -375,9 +380,8 @@ worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
 }
 
 bool
-worker_cache_stale_if_error(struct worker *w, struct buf *b,
-                            size_t head_room, size_t tail_room,
-                            const void *key, size_t key_len,
+worker_cache_stale_if_error(struct worker *w, struct buf *b, size_t head_room,
+                            size_t tail_room, const void *key, size_t key_len,
                             struct cache_lookup *lk)
 {
     enum cache_status st;
@@ -392,8 +396,8 @@ worker_cache_stale_if_error(struct worker *w, struct buf *b,
     }
     if (st == CACHE_STALE && lk->stale_ms < w->cfg->stale_if_error_ms) {
         if (w->params->metrics != NULL) {
-            metrics_bump(&w->params->metrics
-                         ->stale_answers[METRICS_STALE_ERROR]);
+            metrics_bump(
+                &w->params->metrics->stale_answers[METRICS_STALE_ERROR]);
         }
         return true;
     }
@@ -457,7 +461,6 @@ worker_pause_accepting(struct worker *w, uint64_t ms)
     }
 }
 
-
 /* ---- access log -------------------------------------------------------
  *
  * One line per answered request:
@@ -505,8 +508,7 @@ worker_now_us(void)
 void
 worker_access_start(struct conn *c)
 {
-    c->log_start_us = c->worker->params->access_fd >= 0 ? worker_now_us()
-                                                       : 0;
+    c->log_start_us = c->worker->params->access_fd >= 0 ? worker_now_us() : 0;
 }
 
 void
@@ -566,8 +568,8 @@ worker_access_flush(struct worker *w)
 
             n = (size_t) (nl - start) + 1;
         }
-        written = write(w->params->access_fd, w->access.data
-                        + w->access.pos, n);
+        written =
+            write(w->params->access_fd, w->access.data + w->access.pos, n);
         if (written == (ssize_t) n) {
             w->access.pos += n;
             continue;
@@ -581,8 +583,9 @@ worker_access_flush(struct worker *w)
         }
         w->access.pos = w->access.len;
     }
-    if (w->access_dropped > 0 && event_now_ms(&w->loop)
-        - w->access_drop_reported_ms >= WORKER_LOG_DROP_REPORT_MS) {
+    if (w->access_dropped > 0
+        && event_now_ms(&w->loop) - w->access_drop_reported_ms
+               >= WORKER_LOG_DROP_REPORT_MS) {
         log_warn("access log: %llu line(s) dropped, its writer is behind",
                  (unsigned long long) w->access_dropped);
         w->access_dropped = 0;
@@ -592,11 +595,10 @@ worker_access_flush(struct worker *w)
 
 /* ---- connections ------------------------------------------------------ */
 
-static void
-worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
-                  unsigned events);
-static void
-worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t);
+static void worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
+                              unsigned events);
+static void worker_conn_timer_cb(struct event_loop  *loop,
+                                 struct event_timer *t);
 
 static void
 worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
@@ -621,9 +623,12 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     c->peer[0] = '-';
     c->peer[1] = '\0';
     if (w->params->access_fd >= 0) {
-        const void *a = peer->ss_family == AF_INET6
-            ? (const void *) &((const struct sockaddr_in6 *) peer)->sin6_addr
-            : (const void *) &((const struct sockaddr_in *) peer)->sin_addr;
+        const void *a =
+            peer->ss_family == AF_INET6
+                ? (const void *) &((const struct sockaddr_in6 *) peer)
+                      ->sin6_addr
+                : (const void *) &((const struct sockaddr_in *) peer)
+                      ->sin_addr;
 
         if (peer->ss_family == AF_INET || peer->ss_family == AF_INET6) {
             inet_ntop(peer->ss_family, a, c->peer, sizeof(c->peer));
@@ -692,8 +697,8 @@ worker_conn_close(struct conn *c)
     w->open_conns--;
     metrics_add_connections(w->params->metrics, -1);
     worker_release_client(w);
-    if (!w->stopping && !w->accepting && !event_timer_active(
-            &w->accept_timer)) {
+    if (!w->stopping && !w->accepting
+        && !event_timer_active(&w->accept_timer)) {
         worker_set_accepting(w, true);
     }
 }
@@ -704,9 +709,9 @@ worker_conn_close(struct conn *c)
 static void
 worker_reap_timer_cb(struct event_loop *loop, struct event_timer *t)
 {
-    (void)loop;
-    (void)t;
-    (void)value_reap();
+    (void) loop;
+    (void) t;
+    (void) value_reap();
 }
 
 /* Runs before each epoll wait: closed slots go back to the pool now that
@@ -774,7 +779,7 @@ worker_conn_update(struct conn *c)
     if (c->state == CONN_DRAINING) {
         mask = EVENT_READ;
         event_io_set(&w->loop, &c->io, mask);
-        return;                 /* the linger timer is already armed */
+        return; /* the linger timer is already armed */
     }
 
     if (worker_conn_unsent(c) > 0
@@ -797,7 +802,7 @@ worker_conn_update(struct conn *c)
     }
 
     if (c->state == CONN_WAITING) {
-        event_timer_stop(&w->loop, &c->timer);  /* the backend's deadline */
+        event_timer_stop(&w->loop, &c->timer); /* the backend's deadline */
         return;
     }
     if (worker_conn_unsent(c) > 0 || c->resume != NULL) {
@@ -815,8 +820,9 @@ worker_conn_update(struct conn *c)
     } else {
         deadline = c->activity_ms + w->cfg->idle_timeout_ms;
     }
-    if (event_timer_start(&w->loop, &c->timer, deadline > now
-                                               ? deadline - now : 0) != 0) {
+    if (event_timer_start(&w->loop, &c->timer,
+                          deadline > now ? deadline - now : 0)
+        != 0) {
         /* A connection without a deadline could hang forever. */
         log_error("no memory for a connection timer: closing %d", c->fd);
         worker_conn_close(c);
@@ -829,8 +835,8 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
     struct conn   *c = t->data;
     struct worker *w = c->worker;
 
-    if (c->state == CONN_READING && worker_conn_unsent(c) == 0
-        && c->in.len > 0 && !c->close_after_write && c->resume == NULL) {
+    if (c->state == CONN_READING && worker_conn_unsent(c) == 0 && c->in.len > 0
+        && !c->close_after_write && c->resume == NULL) {
         /* A request head that did not arrive in time. */
         if (c->proto == CONN_HTTP) {
             worker_http_error(c, 408, false);
@@ -870,8 +876,7 @@ static void
 worker_conn_read(struct conn *c)
 {
     struct worker *w = c->worker;
-    size_t         max = c->proto == CONN_HTTP ? WORKER_HTTP_IN_MAX
-                                               : RESP_CONN_IN_MAX;
+    size_t max = c->proto == CONN_HTTP ? WORKER_HTTP_IN_MAX : RESP_CONN_IN_MAX;
 
     for (;;) {
         ssize_t n;
@@ -881,7 +886,7 @@ worker_conn_read(struct conn *c)
             /* Doubling: buf_reserve() grows to twice the old size. */
             if (c->in.cap >= max
                 || buf_reserve(&c->in, WORKER_IN_INITIAL) != 0) {
-                return;                 /* full: parse what we have */
+                return; /* full: parse what we have */
             }
         }
         room = c->in.cap - c->in.len;
@@ -893,7 +898,7 @@ worker_conn_read(struct conn *c)
             c->in.len += (size_t) n;
             c->activity_ms = event_now_ms(&w->loop);
             if ((size_t) n < room) {
-                return;                 /* short read: socket drained */
+                return; /* short read: socket drained */
             }
             continue;
         }
@@ -934,7 +939,7 @@ worker_conn_flush(struct conn *c)
 {
     struct worker *w = c->worker;
 
-    size_t         written = 0;
+    size_t written = 0;
 
     while (worker_conn_unsent(c) > 0) {
         struct iovec iov[3];
@@ -955,10 +960,8 @@ worker_conn_flush(struct conn *c)
                 iov[niov++].iov_len = c->out_value_before;
             }
             if (c->out_value_sent < c->out_value->len) {
-                iov[niov].iov_base = c->out_value->data
-                                     + c->out_value_sent;
-                iov[niov++].iov_len = c->out_value->len
-                                      - c->out_value_sent;
+                iov[niov].iov_base = c->out_value->data + c->out_value_sent;
+                iov[niov++].iov_len = c->out_value->len - c->out_value_sent;
             }
             if (c->out.len > at) {
                 iov[niov].iov_base = c->out.data + at;
@@ -971,8 +974,7 @@ worker_conn_flush(struct conn *c)
             worker_conn_advance(c, (size_t) n);
             c->activity_ms = event_now_ms(&w->loop);
             written += (size_t) n;
-            if (written >= WORKER_WRITE_BUDGET
-                && worker_conn_unsent(c) > 0) {
+            if (written >= WORKER_WRITE_BUDGET && worker_conn_unsent(c) > 0) {
                 /* A fast reader of a big value would keep this loop
                  * going for hundreds of MB: let the other connections
                  * have the worker, and go on when epoll says so. */
@@ -1139,8 +1141,8 @@ worker_conn_run(struct conn *c)
             continue;
         }
         worker_conn_flush(c);
-        if (c->state != CONN_READING || c->in.len == 0
-            || c->close_after_write || worker_conn_unsent(c) > 0
+        if (c->state != CONN_READING || c->in.len == 0 || c->close_after_write
+            || worker_conn_unsent(c) > 0
             || (c->requests == answered && !blocked)) {
             return;
         }
@@ -1163,7 +1165,7 @@ void
 worker_conn_process(struct conn *c)
 {
     if (c->resume != NULL) {
-        return;                 /* the answer in parts comes first */
+        return; /* the answer in parts comes first */
     }
     if (c->proxy != CONN_PROXY_DONE && c->in.len > 0 && !worker_acl_proxy(c)) {
         return;
@@ -1232,13 +1234,13 @@ worker_close_idlest(struct worker *w)
             idlest = c;
         }
     }
-    if (idlest == NULL
-        || ioctl(idlest->fd, FIONREAD, &waiting) != 0 || waiting > 0) {
+    if (idlest == NULL || ioctl(idlest->fd, FIONREAD, &waiting) != 0
+        || waiting > 0) {
         return false;
     }
-    log_debug("at max-clients: closing connection %d, idle %llu ms",
-              idlest->fd, (unsigned long long) (event_now_ms(&w->loop)
-                                                - idlest->activity_ms));
+    log_debug(
+        "at max-clients: closing connection %d, idle %llu ms", idlest->fd,
+        (unsigned long long) (event_now_ms(&w->loop) - idlest->activity_ms));
     worker_conn_close(idlest);
     return true;
 }
@@ -1252,8 +1254,9 @@ worker_accept(struct worker *w, int lfd, enum conn_proto proto)
      * idle one takes it.  A burst is spread
      * over the workers instead of landing on whichever woke first.  On
      * stop, drain the backlog. */
-    int batch = w->stopping ? (int) w->cfg->max_clients
-                : w->cfg->workers > 1 ? 1 : WORKER_ACCEPT_BATCH;
+    int batch = w->stopping           ? (int) w->cfg->max_clients
+                : w->cfg->workers > 1 ? 1
+                                      : WORKER_ACCEPT_BATCH;
 
     if (worker_should_yield(w)) {
         /* Once: if no peer took it within a few milliseconds, they are
@@ -1394,8 +1397,7 @@ worker_stop(struct worker *w)
 }
 
 static void
-worker_signal_cb(struct event_loop *loop, struct event_io *io,
-                 unsigned events)
+worker_signal_cb(struct event_loop *loop, struct event_io *io, unsigned events)
 {
     struct worker          *w = io->data;
     struct signalfd_siginfo si;
@@ -1455,7 +1457,7 @@ worker_init(struct worker *w, const struct worker_params *p)
     w->signal_fd = -1;
     w->accept_reserve_fd = -1;
     /* Each worker draws its own early-refresh coins (never zero). */
-    w->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL)
+    w->rng = ((uint64_t) getpid() << 32) ^ (uint64_t) time(NULL)
              ^ UINT64_C(0x9e3779b97f4a7c15);
 
     rc = event_loop_init(&w->loop);
@@ -1524,8 +1526,8 @@ worker_init(struct worker *w, const struct worker_params *p)
         log_warn("mallopt(M_MMAP_THRESHOLD) failed: big buffers may stay "
                  "resident after use");
     }
-    rc = backend_create(&w->loop, p->cfg, p->metrics, worker_store_value,
-                        w, &w->backend);
+    rc = backend_create(&w->loop, p->cfg, p->metrics, worker_store_value, w,
+                        &w->backend);
     if (rc != 0) {
         log_error("backend_create() failed: %s", strerror(-rc));
         return rc;

@@ -17,25 +17,25 @@
  * process. */
 struct worker_params {
     const struct config     *cfg;
-    uint32_t                 index;         /* 1.., for logs and ps */
-    uint32_t                 slot;          /* cache and metrics slot */
-    int                      http_fd;       /* listening, or -1 */
-    int                      resp_fd;       /* listening, or -1 */
-    int                      ready_fd;      /* write end: one byte when
-                                               serving, then closed; -1 */
-    int                      access_fd;     /* write end of the access-log
-                                               pipe (non-blocking), -1 */
+    uint32_t                 index;     /* 1.., for logs and ps */
+    uint32_t                 slot;      /* cache and metrics slot */
+    int                      http_fd;   /* listening, or -1 */
+    int                      resp_fd;   /* listening, or -1 */
+    int                      ready_fd;  /* write end: one byte when
+                                           serving, then closed; -1 */
+    int                      access_fd; /* write end of the access-log
+                                           pipe (non-blocking), -1 */
     struct cache            *cache;
     struct metrics_slot_shm *metrics;
-    int64_t                 *clients;       /* shared count, atomics */
-    const struct metrics    *metrics_all;   /* every slot, for INFO */
+    int64_t                 *clients;     /* shared count, atomics */
+    const struct metrics    *metrics_all; /* every slot, for INFO */
     long                     supervisor_pid;
-    double                   start_time;    /* supervisor's, epoch s */
+    double                   start_time; /* supervisor's, epoch s */
 };
 
 /* Exit statuses of a worker process. */
-#define WORKER_EXIT_OK    0
-#define WORKER_EXIT_FAIL  1
+#define WORKER_EXIT_OK   0
+#define WORKER_EXIT_FAIL 1
 /* Cannot initialise: not respawned in a loop. */
 #define WORKER_EXIT_FATAL 2
 

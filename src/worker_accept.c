@@ -52,7 +52,7 @@ void
 worker_accept_reserve_close(struct worker *w)
 {
     if (w->accept_reserve_fd >= 0) {
-        (void)close(w->accept_reserve_fd);
+        (void) close(w->accept_reserve_fd);
         w->accept_reserve_fd = -1;
     }
 }
@@ -64,16 +64,15 @@ worker_accept_reserve_close(struct worker *w)
 static unsigned
 worker_accept_shed(struct worker *w, int lfd, enum conn_proto proto)
 {
-    static const char http_full[] =
-        "HTTP/1.1 503 Service Unavailable\r\n"
-        "Content-Length: 0\r\n"
-        "Retry-After: 1\r\n"
-        "Connection: close\r\n\r\n";
+    static const char http_full[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                    "Content-Length: 0\r\n"
+                                    "Retry-After: 1\r\n"
+                                    "Connection: close\r\n\r\n";
     static const char resp_full[] = "-ERR max number of clients reached\r\n";
-    const char *msg = proto == CONN_HTTP ? http_full : resp_full;
-    size_t      len = proto == CONN_HTTP ? sizeof(http_full) - 1
-                                         : sizeof(resp_full) - 1;
-    unsigned    shed = 0;
+    const char       *msg = proto == CONN_HTTP ? http_full : resp_full;
+    size_t            len = proto == CONN_HTTP ? sizeof(http_full) - 1
+                                               : sizeof(resp_full) - 1;
+    unsigned          shed = 0;
 
     worker_accept_reserve_close(w);
     for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
@@ -127,14 +126,14 @@ worker_accept_exhausted(struct worker *w, int lfd, enum conn_proto proto,
         return;
     }
     if (w->accept_warns_dropped > 0) {
-        log_error("accept4() failed: %s; pausing accepts for %d ms, %"
-                  PRIu64 " connections refused (and %" PRIu64
-                  " more like it)", strerror(err), pause_ms,
-                  w->accept_refused, w->accept_warns_dropped);
+        log_error("accept4() failed: %s; pausing accepts for %d ms, %" PRIu64
+                  " connections refused (and %" PRIu64 " more like it)",
+                  strerror(err), pause_ms, w->accept_refused,
+                  w->accept_warns_dropped);
     } else {
-        log_error("accept4() failed: %s; pausing accepts for %d ms, %"
-                  PRIu64 " connections refused", strerror(err), pause_ms,
-                  w->accept_refused);
+        log_error("accept4() failed: %s; pausing accepts for %d ms, %" PRIu64
+                  " connections refused",
+                  strerror(err), pause_ms, w->accept_refused);
     }
     w->accept_warned_ms = now_ms;
     w->accept_warns_dropped = 0;

@@ -104,7 +104,7 @@ worker_acl_proxy(struct conn *c)
             return true;
         }
         if (c->in.len < need && !c->peer_closed) {
-            return false;               /* cannot tell yet */
+            return false; /* cannot tell yet */
         }
         worker_acl_proxy_refuse(c, "PROXY header from an untrusted peer");
         return false;
@@ -121,9 +121,12 @@ worker_acl_proxy(struct conn *c)
         return false;
     }
     if (r.has_addr) {
-        const void *a = r.src.ss_family == AF_INET6
-            ? (const void *) &((const struct sockaddr_in6 *) &r.src)->sin6_addr
-            : (const void *) &((const struct sockaddr_in *) &r.src)->sin_addr;
+        const void *a =
+            r.src.ss_family == AF_INET6
+                ? (const void *) &((const struct sockaddr_in6 *) &r.src)
+                      ->sin6_addr
+                : (const void *) &((const struct sockaddr_in *) &r.src)
+                      ->sin_addr;
 
         inet_ntop(r.src.ss_family, a, c->peer, sizeof(c->peer));
         if (!access_client_allowed(&c->worker->acl,
@@ -162,14 +165,15 @@ static void
 worker_acl_http_401(struct conn *c)
 {
     struct worker *w = c->worker;
-    const char    *challenge = w->acl.http_auth != NULL
-        ? http_auth_challenge(w->acl.http_auth)
-        : "Basic realm=\"redis-cache-proxy\", charset=\"UTF-8\"";
-    size_t         before = buf_pending(&c->out);
-    char           hdr[160];
-    int            hlen = snprintf(hdr, sizeof(hdr),
-                                   "WWW-Authenticate: %s\r\n", challenge);
-    char          *start, *end;
+    const char    *challenge =
+        w->acl.http_auth != NULL
+               ? http_auth_challenge(w->acl.http_auth)
+               : "Basic realm=\"redis-cache-proxy\", charset=\"UTF-8\"";
+    size_t before = buf_pending(&c->out);
+    char   hdr[160];
+    int    hlen =
+        snprintf(hdr, sizeof(hdr), "WWW-Authenticate: %s\r\n", challenge);
+    char *start, *end;
 
     worker_http_error(c, 401, false);
     if (c->state == CONN_CLOSED) {
@@ -185,7 +189,8 @@ worker_acl_http_401(struct conn *c)
     /* The reserve may have moved the buffer: find the spot again. */
     start = c->out.data + c->out.pos + before;
     end = memmem(start, c->out.len - (size_t) (start - c->out.data),
-                 "\r\n\r\n", 4) + 2;
+                 "\r\n\r\n", 4)
+          + 2;
     memmove(end + hlen, end, (size_t) (c->out.data + c->out.len - end));
     memcpy(end, hdr, (size_t) hlen);
     c->out.len += (size_t) hlen;
@@ -204,8 +209,8 @@ worker_acl_http_request(struct conn *c)
         return true;
     }
     if (w->acl.http_auth != NULL
-        && !http_auth_find_header(c->in.data, c->req.head_len,
-                                  "authorization", &value, &len)) {
+        && !http_auth_find_header(c->in.data, c->req.head_len, "authorization",
+                                  &value, &len)) {
         value = NULL;
     }
     if (w->acl.http_auth == NULL) {
@@ -238,11 +243,11 @@ bool
 worker_acl_resp_keys(struct conn *c, const struct resp_command *cmd)
 {
     for (size_t i = 1; i < cmd->argc; i++) {
-        if (!access_key_allowed(&c->worker->acl,
-                                c->in.data + cmd->argv[i].off,
+        if (!access_key_allowed(&c->worker->acl, c->in.data + cmd->argv[i].off,
                                 cmd->argv[i].len)) {
             if (resp_append_error(&c->out, worker_acl_noperm,
-                                  strlen(worker_acl_noperm)) != 0) {
+                                  strlen(worker_acl_noperm))
+                != 0) {
                 worker_conn_close(c);
                 return false;
             }

@@ -31,11 +31,11 @@
 #include "resp_session.h"
 #include "worker.h"
 
-#define WORKER_IN_INITIAL      4096
+#define WORKER_IN_INITIAL 4096
 /* Largest HTTP request we buffer: head limit plus body limit. */
-#define WORKER_HTTP_IN_MAX     (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
+#define WORKER_HTTP_IN_MAX (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
 /* Past this much unsent output, stop reading and parsing (backpressure). */
-#define WORKER_OUT_HIGH_WATER  (1024 * 1024)
+#define WORKER_OUT_HIGH_WATER (1024 * 1024)
 /* Buffers past this size are released when their connection closes. */
 #define WORKER_BUF_KEEP        (64 * 1024)
 #define WORKER_ACCEPT_BATCH    32
@@ -45,27 +45,27 @@
 #define WORKER_LINGER_MS       1000
 /* At --max-clients, a connection idle this long may be closed for a
  * new one. */
-#define WORKER_REUSE_IDLE_MS   50
+#define WORKER_REUSE_IDLE_MS 50
 /* A stopping worker closes a keep-alive connection idle this long. */
-#define WORKER_STOP_IDLE_MS    200
+#define WORKER_STOP_IDLE_MS 200
 /* Access-log lines are flushed in writes of whole lines of at most
  * PIPE_BUF bytes, which the kernel keeps whole between workers. */
-#define WORKER_LOG_LINE_MAX    1024
+#define WORKER_LOG_LINE_MAX       1024
 #define WORKER_LOG_DROP_REPORT_MS 10000
 /* Largest RESP command we buffer (a GET or an MGET of many keys). */
-#define RESP_CONN_IN_MAX       (4 * 1024 * 1024)
+#define RESP_CONN_IN_MAX (4 * 1024 * 1024)
 /* Most arguments in one RESP command (MGET of 4095 keys). */
-#define RESP_CONN_ARGV_MAX     4096
+#define RESP_CONN_ARGV_MAX 4096
 /* Most GETs of one RESP connection whose answers are held back at once
  * (worker_resp_pipeline.c): past it, parsing pauses. */
-#define RESP_PIPELINE_MAX      64
+#define RESP_PIPELINE_MAX 64
 
 /* What the last worker_cache_copy() that answered from the cache
  * answered with; read by its caller right after. */
 enum worker_hit {
     WORKER_HIT_FRESH = 0,
-    WORKER_HIT_STALE,           /* expired; a refresh was started */
-    WORKER_HIT_UPDATING         /* expired; a refresh was under way */
+    WORKER_HIT_STALE,   /* expired; a refresh was started */
+    WORKER_HIT_UPDATING /* expired; a refresh was under way */
 };
 
 enum conn_proto {
@@ -75,18 +75,18 @@ enum conn_proto {
 
 /* Where a connection stands with the PROXY protocol (worker_acl.c). */
 enum conn_proxy {
-    CONN_PROXY_DONE = 0,        /* header read, or none may come */
-    CONN_PROXY_EXPECT,          /* trusted peer: a header must come first */
-    CONN_PROXY_REFUSE           /* other peer: a header is refused */
+    CONN_PROXY_DONE = 0, /* header read, or none may come */
+    CONN_PROXY_EXPECT,   /* trusted peer: a header must come first */
+    CONN_PROXY_REFUSE    /* other peer: a header is refused */
 };
 
 enum conn_state {
-    CONN_FREE = 0,      /* in the pool */
-    CONN_READING,       /* parsing requests, or idle between them */
-    CONN_WAITING,       /* one request is waiting on the backend */
-    CONN_DRAINING,      /* answer sent, write side shut: discard input
-                           until EOF or the linger timer */
-    CONN_CLOSED         /* fd closed; back to the pool in before_poll */
+    CONN_FREE = 0, /* in the pool */
+    CONN_READING,  /* parsing requests, or idle between them */
+    CONN_WAITING,  /* one request is waiting on the backend */
+    CONN_DRAINING, /* answer sent, write side shut: discard input
+                      until EOF or the linger timer */
+    CONN_CLOSED    /* fd closed; back to the pool in before_poll */
 };
 
 struct worker;
@@ -95,14 +95,14 @@ struct conn;
 /* One GET of a RESP pipeline whose answer cannot go out yet: a miss
  * waiting on the backend, or an answer that came before its turn. */
 struct resp_pending {
-    struct backend_waiter waiter;       /* linked while fetching */
-    struct conn          *conn;         /* borrowed: the owner */
-    bool                  done;         /* answered: in answer, or
-                                           already in out at the head */
-    struct buf            answer;       /* owned */
-    struct buf            key;          /* owned: the key, kept only with
-                                           --stale-if-error */
-    const char           *log_resp;     /* for the access log and ... */
+    struct backend_waiter waiter;   /* linked while fetching */
+    struct conn          *conn;     /* borrowed: the owner */
+    bool                  done;     /* answered: in answer, or
+                                       already in out at the head */
+    struct buf            answer;   /* owned */
+    struct buf            key;      /* owned: the key, kept only with
+                                       --stale-if-error */
+    const char           *log_resp; /* for the access log and ... */
     const char           *log_cache;
     uint64_t              log_bytes;
     uint64_t              log_start_us;
@@ -113,71 +113,71 @@ struct resp_pending {
 /* One MGET (worker_resp_mget.c): its keys probed, its misses fetched a
  * window at a time, its answer emitted in parts. */
 enum resp_mget_kind {
-    RESP_MGET_CACHED = 0,               /* copied from the cache at its
-                                           turn */
-    RESP_MGET_EMPTY,                    /* cached empty string */
-    RESP_MGET_FETCH                     /* asked of the backend */
+    RESP_MGET_CACHED = 0, /* copied from the cache at its
+                             turn */
+    RESP_MGET_EMPTY,      /* cached empty string */
+    RESP_MGET_FETCH       /* asked of the backend */
 };
 
 /* An MGET's misses are fetched at most this many at once ... */
-#define RESP_MGET_WINDOW_KEYS  64
+#define RESP_MGET_WINDOW_KEYS 64
 /* ... and while the values in, in flight (guessed from the largest seen
  * so far) and not yet emitted stay under this: past it, fetching waits
  * for the client to take what is out. */
 #define RESP_MGET_WINDOW_BYTES (4u * 1024u * 1024u)
 /* The guess for a value in flight before any has come in: a first
  * window of 4 misses, whatever their size. */
-#define RESP_MGET_GUESS_BYTES  (RESP_MGET_WINDOW_BYTES / 4)
+#define RESP_MGET_GUESS_BYTES (RESP_MGET_WINDOW_BYTES / 4)
 
 struct resp_mget_item {
-    struct backend_waiter waiter;       /* linked while fetching */
-    struct resp_mget     *mget;         /* borrowed: the owner */
+    struct backend_waiter waiter; /* linked while fetching */
+    struct resp_mget     *mget;   /* borrowed: the owner */
     enum resp_mget_kind   kind;
-    bool                  issued;       /* FETCH: asked of the backend */
-    bool                  arrived;      /* FETCH: result (and value) in */
-    enum backend_result   result;       /* FETCH, once in (or NIL for a
-                                           remembered absence) */
-    struct value         *value;        /* owned reference: FETCH with
-                                           BACKEND_VALUE, until emitted */
+    bool                  issued;  /* FETCH: asked of the backend */
+    bool                  arrived; /* FETCH: result (and value) in */
+    enum backend_result   result;  /* FETCH, once in (or NIL for a
+                                      remembered absence) */
+    struct value         *value;   /* owned reference: FETCH with
+                                      BACKEND_VALUE, until emitted */
 };
 
 struct resp_mget {
-    struct conn          *conn;         /* borrowed: the owner */
+    struct conn          *conn; /* borrowed: the owner */
     size_t                n;
-    size_t                pending;      /* fetches not yet answered */
-    size_t                next;         /* next item to emit */
-    size_t                fetch_next;   /* items before it are asked of
-                                           Redis or need not be */
-    size_t                held_bytes;   /* values in, not yet emitted */
-    size_t                max_len;      /* largest value fetched */
-    bool                  started;      /* the array header is out */
+    size_t                pending;    /* fetches not yet answered */
+    size_t                next;       /* next item to emit */
+    size_t                fetch_next; /* items before it are asked of
+                                         Redis or need not be */
+    size_t                held_bytes; /* values in, not yet emitted */
+    size_t                max_len;    /* largest value fetched */
+    bool                  started;    /* the array header is out */
     struct resp_mget_item items[];
 };
 
 struct conn {
-    int                   fd;           /* owned; -1 unless open */
+    int                   fd; /* owned; -1 unless open */
     enum conn_state       state;
     enum conn_proto       proto;
-    struct worker        *worker;       /* borrowed: the process's */
+    struct worker        *worker; /* borrowed: the process's */
     struct event_io       io;
-    struct event_timer    timer;        /* header, idle, linger deadline */
-    struct buf            in;           /* owned: request bytes; pos is
-                                           always 0, answered requests are
-                                           cut off the front */
-    struct buf            out;          /* owned: answers not yet sent */
-    struct value         *out_value;    /* owned ref, or NULL: a large
-                                           value sent from the one copy
-                                           its clients share, after the
-                                           first out_value_before
-                                           pending bytes of out */
+    struct event_timer    timer;            /* header, idle, linger deadline */
+    struct buf            in;               /* owned: request bytes; pos is
+                                               always 0, answered requests are
+                                               cut off the front */
+    struct buf            out;              /* owned: answers not yet sent */
+    struct value         *out_value;        /* owned ref, or NULL: a large
+                                               value sent from the one copy
+                                               its clients share, after the
+                                               first out_value_before
+                                               pending bytes of out */
     size_t                out_value_before; /* unsent out bytes ahead of
                                            it: what follows goes after */
-    size_t                out_value_sent; /* of out_value, written */
+    size_t                out_value_sent;   /* of out_value, written */
     uint64_t              request_start_ms; /* first byte of the request */
-    uint64_t              activity_ms;  /* last read or write progress */
+    uint64_t              activity_ms;      /* last read or write progress */
     bool                  close_after_write;
-    bool                  peer_closed;  /* read returned 0 */
-    uint64_t              requests;     /* answered on this connection */
+    bool                  peer_closed; /* read returned 0 */
+    uint64_t              requests;    /* answered on this connection */
     char                  peer[INET6_ADDRSTRLEN]; /* for the access log */
     uint64_t              log_start_us; /* when the request was parsed,
                                            CLOCK_MONOTONIC; 0 without an
@@ -187,91 +187,90 @@ struct conn {
     uint64_t              log_bytes;    /* body or value bytes sent */
     const char           *log_cache;    /* HIT MISS - */
     struct http_parse     hp;
-    struct http_request   req;          /* the request being answered */
-    struct http_chunked   hc;           /* its chunked body, if any */
-    size_t                req_body_len; /* its body's bytes, to skip */
+    struct http_request   req;           /* the request being answered */
+    struct http_chunked   hc;            /* its chunked body, if any */
+    size_t                req_body_len;  /* its body's bytes, to skip */
     bool                  continue_sent; /* 100 Continue for it */
-    struct backend_waiter waiter;       /* linked while WAITING */
+    struct backend_waiter waiter;        /* linked while WAITING */
     struct resp_parse     rp;
-    struct resp_arg      *argv;         /* owned: RESP_CONN_ARGV_MAX */
+    struct resp_arg      *argv;          /* owned: RESP_CONN_ARGV_MAX */
     size_t                resp_consumed; /* bytes of the command waiting */
-    size_t                resp_argc;    /* of the command being answered */
-    struct resp_mget     *mget;         /* owned: MGET in progress */
+    size_t                resp_argc;     /* of the command being answered */
+    struct resp_mget     *mget;          /* owned: MGET in progress */
     /* An answer produced in parts (an MGET; a large value could be
      * too): worker_conn_run calls it, instead of parsing, while the
      * connection is READING and out is below WORKER_OUT_HIGH_WATER; it
      * appends some, and clears itself once the answer is complete. */
-    void                (*resume)(struct conn *c);
-    struct resp_session   session;      /* RESP: AUTH, MULTI, name */
-    struct resp_pending  *resp_q;       /* owned: RESP_PIPELINE_MAX ring,
-                                           or NULL until a miss */
-    uint32_t              resp_q_head;
-    uint32_t              resp_q_len;   /* entries not yet answered */
-    size_t                resp_q_bytes; /* answer bytes held in them */
-    bool                  scheduled;    /* on the worker's run list */
-    struct conn          *run_next;     /* run list */
-    enum conn_proxy       proxy;
-    struct conn          *next;         /* pool / closed list */
+    void (*resume)(struct conn *c);
+    struct resp_session  session; /* RESP: AUTH, MULTI, name */
+    struct resp_pending *resp_q;  /* owned: RESP_PIPELINE_MAX ring,
+                                     or NULL until a miss */
+    uint32_t             resp_q_head;
+    uint32_t             resp_q_len;   /* entries not yet answered */
+    size_t               resp_q_bytes; /* answer bytes held in them */
+    bool                 scheduled;    /* on the worker's run list */
+    struct conn         *run_next;     /* run list */
+    enum conn_proxy      proxy;
+    struct conn         *next; /* pool / closed list */
 };
 
 struct worker {
     const struct worker_params *params; /* borrowed: the caller's */
-    const struct config *cfg;           /* borrowed: params->cfg */
-    struct event_loop    loop;
-    struct backend      *backend;       /* owned */
-    struct tracking     *tracking;      /* owned; NULL: --tracking off */
-    struct event_io      http_io;
-    struct event_io      resp_io;
-    int                  http_fd;       /* borrowed until stop, then -1 */
-    int                  resp_fd;       /* borrowed until stop, then -1 */
-    bool                 accepting;     /* listening fds are polled */
-    bool                 accept_yielded; /* left the last one to peers */
-    struct event_timer   accept_timer;  /* resume after limit or EMFILE */
-    int                  accept_reserve_fd; /* owned: /dev/null, or -1;
-                                           given up at EMFILE to refuse
-                                           clients (worker_accept.c) */
-    uint64_t             accept_warned_ms;  /* last accept4() failure line */
-    uint64_t             accept_warns_dropped; /* since that line */
-    uint64_t             accept_refused;    /* since that line */
-    int                  signal_fd;     /* owned */
-    struct event_io      signal_io;
-    bool                 stopping;
-    struct event_timer   stop_timer;    /* --shutdown-timeout */
-    struct event_timer   reap_timer;    /* 0 ms while big values' mappings
-                                           are being given back */
-    struct conn         *conns;         /* owned: max_clients slots */
-    struct conn         *free_list;
-    struct conn         *closed_list;   /* back to the pool in before_poll */
-    struct conn         *run_list;      /* run in before_poll */
-    size_t               open_conns;
-    uint64_t             client_ids;    /* RESP connections opened */
-    struct access        acl;           /* owned: who may read what */
-    char                *key_buf;       /* owned: decoded key */
-    struct buf           access;        /* owned: lines not yet written */
-    uint64_t             access_dropped; /* lines lost to a full pipe */
-    uint64_t             access_drop_reported_ms;
-    time_t               date_sec;
-    char                 date[HTTP_DATE_LEN + 1];
-    enum worker_hit      last_hit;      /* of the last worker_cache_copy */
-    uint64_t             rng;           /* worker_random() state, != 0 */
-    size_t               ok_prefix_len; /* a 200 head up to the length */
-    char                 ok_prefix[HTTP_HEAD_MAX];
+    const struct config        *cfg;    /* borrowed: params->cfg */
+    struct event_loop           loop;
+    struct backend             *backend;  /* owned */
+    struct tracking            *tracking; /* owned; NULL: --tracking off */
+    struct event_io             http_io;
+    struct event_io             resp_io;
+    int                         http_fd;     /* borrowed until stop, then -1 */
+    int                         resp_fd;     /* borrowed until stop, then -1 */
+    bool                        accepting;   /* listening fds are polled */
+    bool               accept_yielded;       /* left the last one to peers */
+    struct event_timer accept_timer;         /* resume after limit or EMFILE */
+    int                accept_reserve_fd;    /* owned: /dev/null, or -1;
+                                            given up at EMFILE to refuse
+                                            clients (worker_accept.c) */
+    uint64_t           accept_warned_ms;     /* last accept4() failure line */
+    uint64_t           accept_warns_dropped; /* since that line */
+    uint64_t           accept_refused;       /* since that line */
+    int                signal_fd;            /* owned */
+    struct event_io    signal_io;
+    bool               stopping;
+    struct event_timer stop_timer; /* --shutdown-timeout */
+    struct event_timer reap_timer; /* 0 ms while big values' mappings
+                                      are being given back */
+    struct conn       *conns;      /* owned: max_clients slots */
+    struct conn       *free_list;
+    struct conn       *closed_list; /* back to the pool in before_poll */
+    struct conn       *run_list;    /* run in before_poll */
+    size_t             open_conns;
+    uint64_t           client_ids;     /* RESP connections opened */
+    struct access      acl;            /* owned: who may read what */
+    char              *key_buf;        /* owned: decoded key */
+    struct buf         access;         /* owned: lines not yet written */
+    uint64_t           access_dropped; /* lines lost to a full pipe */
+    uint64_t           access_drop_reported_ms;
+    time_t             date_sec;
+    char               date[HTTP_DATE_LEN + 1];
+    enum worker_hit    last_hit;      /* of the last worker_cache_copy */
+    uint64_t           rng;           /* worker_random() state, != 0 */
+    size_t             ok_prefix_len; /* a 200 head up to the length */
+    char               ok_prefix[HTTP_HEAD_MAX];
 };
-
 
 /* worker.c */
 const char *worker_date(struct worker *w);
-int    worker_conn_out_reserve(struct conn *c, size_t n);
-int    worker_conn_append(struct conn *c, const void *data, size_t len);
-size_t worker_conn_unsent(const struct conn *c);
+int         worker_conn_out_reserve(struct conn *c, size_t n);
+int         worker_conn_append(struct conn *c, const void *data, size_t len);
+size_t      worker_conn_unsent(const struct conn *c);
 /* Appends v's bytes to the output: for a large value, by reference (the
  * shared copy is written out from where it is, incrementally, and no
  * client holds another); otherwise, or when one is already attached, by
  * copy.  0 or -ENOMEM. */
-int    worker_conn_append_value(struct conn *c, struct value *v);
+int         worker_conn_append_value(struct conn *c, struct value *v);
 /* Whether the cache may answer now: false while --tracking is on and
  * some worker's invalidation channel is not whole (tracking.c). */
-bool   worker_cache_trusted(const struct worker *w);
+bool        worker_cache_trusted(const struct worker *w);
 /* Copies key's cached value into b at b->len + head_room, leaving room
  * for tail_room bytes after it; b->len is not moved.  CACHE_HIT or
  * CACHE_STALE (lk set); CACHE_MISS for a miss, a gone entry, a bypassed
@@ -285,113 +284,112 @@ enum cache_status worker_cache_lookup(struct worker *w, struct buf *b,
  * nil), which may start an early refresh; or a stale entry within
  * --stale-while-revalidate, which starts a refresh unless one runs.
  * w->last_hit says which.  False: ask Redis. */
-bool   worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
-                         size_t tail_room, const void *key, size_t key_len,
-                         struct cache_lookup *lk);
+bool worker_cache_copy(struct worker *w, struct buf *b, size_t head_room,
+                       size_t tail_room, const void *key, size_t key_len,
+                       struct cache_lookup *lk);
 /* After Redis failed (unreachable, timed out): copies key's value as
  * worker_cache_lookup does and says whether it may be answered instead:
  * stale, as --stale-if-error allows (counted), or fresh again (another
  * worker fetched it meanwhile: lk->ttl_left_ms > 0). */
-bool   worker_cache_stale_if_error(struct worker *w, struct buf *b,
-                                   size_t head_room, size_t tail_room,
-                                   const void *key, size_t key_len,
-                                   struct cache_lookup *lk);
+bool worker_cache_stale_if_error(struct worker *w, struct buf *b,
+                                 size_t head_room, size_t tail_room,
+                                 const void *key, size_t key_len,
+                                 struct cache_lookup *lk);
 /* Closes the fd and cancels what waits; the slot is recycled later. */
-void   worker_conn_close(struct conn *c);
+void worker_conn_close(struct conn *c);
 /* Writes what it can; may move to the lingering close or close. */
-void   worker_conn_flush(struct conn *c);
+void worker_conn_flush(struct conn *c);
 /* Drops the first n bytes of input (the request just answered). */
-void   worker_conn_consume(struct conn *c, size_t n);
+void worker_conn_consume(struct conn *c, size_t n);
 /* Parses and answers buffered requests by protocol. */
-void   worker_conn_process(struct conn *c);
+void worker_conn_process(struct conn *c);
 /* process + flush until nothing more can be answered now. */
-void   worker_conn_run(struct conn *c);
+void worker_conn_run(struct conn *c);
 /* worker_conn_run, once, before the loop next waits: from backend
  * callbacks, so that many answers at once cost one write. */
-void   worker_conn_schedule(struct conn *c);
-void   worker_access_log(struct conn *c, const char *req, size_t req_len);
+void worker_conn_schedule(struct conn *c);
+void worker_access_log(struct conn *c, const char *req, size_t req_len);
 /* Marks when a request was parsed, for the access log's duration. */
-void   worker_access_start(struct conn *c);
+void worker_access_start(struct conn *c);
 
 /* worker_http.c */
-void   worker_http_process(struct conn *c);
+void worker_http_process(struct conn *c);
 /* Appends an error answer; fatal (a parse error) closes after writing. */
-void   worker_http_error(struct conn *c, int status, bool fatal);
+void worker_http_error(struct conn *c, int status, bool fatal);
 
 /* worker_resp.c */
-void   worker_resp_process(struct conn *c);
-void   worker_resp_count(struct conn *c, enum metrics_code code);
+void worker_resp_process(struct conn *c);
+void worker_resp_count(struct conn *c, enum metrics_code code);
 /* The command being answered is done: logged, its bytes dropped, the
  * parser reset, the connection READING. */
-void   worker_resp_finish(struct conn *c);
+void worker_resp_finish(struct conn *c);
 
 /* worker_resp_mget.c */
 /* Answers MGET cmd: true when it is being answered now (resume set),
  * false when it waits on the backend (or the connection closed). */
-bool   worker_resp_mget(struct conn *c, const struct resp_command *cmd);
-void   worker_resp_mget_cb(struct backend_waiter *wt,
-                           const struct backend_reply *r);
-void   worker_resp_mget_resume(struct conn *c);
-void   worker_resp_mget_free(struct conn *c);
+bool worker_resp_mget(struct conn *c, const struct resp_command *cmd);
+void worker_resp_mget_cb(struct backend_waiter      *wt,
+                         const struct backend_reply *r);
+void worker_resp_mget_resume(struct conn *c);
+void worker_resp_mget_free(struct conn *c);
 /* The command waiting on the backend is answered: finish, go on. */
-void   worker_resp_done(struct conn *c);
+void worker_resp_done(struct conn *c);
 
 /* worker_resp_forward.c: sends cmd to Redis uncached; the connection
  * WAITs and the callback answers with Redis' reply as it is.  False
  * when answered at once instead (an error; or closed, no memory). */
-bool   worker_resp_forward(struct conn *c, const struct resp_command *cmd);
+bool worker_resp_forward(struct conn *c, const struct resp_command *cmd);
 
 /* worker_resp_pipeline.c */
-bool   worker_resp_pipeline_busy(const struct conn *c);
-bool   worker_resp_pipeline_full(const struct conn *c);
+bool worker_resp_pipeline_busy(const struct conn *c);
+bool worker_resp_pipeline_full(const struct conn *c);
 /* Queues GET key behind the answers still due: a hit (when try_cache)
  * is copied into its entry, a miss asked of the backend, and the
  * connection is then WAITING.  0 or -ENOMEM. */
-int    worker_resp_pipeline_get(struct conn *c, const char *key,
-                                size_t key_len, bool try_cache);
+int  worker_resp_pipeline_get(struct conn *c, const char *key, size_t key_len,
+                              bool try_cache);
 /* Cancels and frees the ring (the connection closes). */
-void   worker_resp_pipeline_free(struct conn *c);
+void worker_resp_pipeline_free(struct conn *c);
 /* Appends key's cached value to b as a bulk string, counted; true on a
  * hit. */
-bool   worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
-                            size_t key_len);
+bool worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
+                          size_t key_len);
 /* worker_accept.c */
 /* Opens the descriptor kept in reserve (a failure is logged: EMFILE then
  * only pauses accepting). */
-void   worker_accept_reserve_open(struct worker *w);
-void   worker_accept_reserve_close(struct worker *w);
+void worker_accept_reserve_open(struct worker *w);
+void worker_accept_reserve_close(struct worker *w);
 /* accept4() on lfd failed with err, and accepting pauses for pause_ms:
  * at EMFILE/ENFILE, refuses the waiting clients through the reserve;
  * logs, at most one line a second. */
-void   worker_accept_exhausted(struct worker *w, int lfd,
-                               enum conn_proto proto, int err,
-                               int pause_ms);
+void worker_accept_exhausted(struct worker *w, int lfd, enum conn_proto proto,
+                             int err, int pause_ms);
 
 /* worker_acl.c */
-int    worker_acl_init(struct worker *w);
-void   worker_acl_fini(struct worker *w);
+int  worker_acl_init(struct worker *w);
+void worker_acl_fini(struct worker *w);
 /* After accept4: false when --allow-from refuses the peer (fd closed,
  * counted); expect_proxy: the peer must send a PROXY header. */
-bool   worker_acl_accept(struct worker *w, int fd,
-                         const struct sockaddr_storage *peer,
-                         bool *expect_proxy);
+bool worker_acl_accept(struct worker *w, int fd,
+                       const struct sockaddr_storage *peer,
+                       bool                          *expect_proxy);
 /* Before parsing a connection's first request: true when its input may
  * be parsed now; false when more bytes are needed or it was refused. */
-bool   worker_acl_proxy(struct conn *c);
+bool worker_acl_proxy(struct conn *c);
 /* False when the request was answered (401, 403). */
-bool   worker_acl_http_request(struct conn *c);
-bool   worker_acl_http_key(struct conn *c, const char *key, size_t len);
+bool worker_acl_http_request(struct conn *c);
+bool worker_acl_http_key(struct conn *c, const char *key, size_t len);
 /* False when a key of cmd (argv[1..]) is refused: -NOPERM appended. */
-bool   worker_acl_resp_keys(struct conn *c, const struct resp_command *cmd);
+bool worker_acl_resp_keys(struct conn *c, const struct resp_command *cmd);
 
 /* worker_resp_session.c */
-void   worker_resp_session_open(struct conn *c);
-void   worker_resp_session_fini(struct conn *c);
+void worker_resp_session_open(struct conn *c);
+void worker_resp_session_fini(struct conn *c);
 /* Before dispatch: true when the command was answered here (NOAUTH,
  * queued in MULTI); the caller logs it and goes on. */
-bool   worker_resp_gate(struct conn *c, const struct resp_command *cmd);
+bool worker_resp_gate(struct conn *c, const struct resp_command *cmd);
 /* RESP_ACTION_SESSION: answers it; false when the connection was
  * closed (no memory). */
-bool   worker_resp_session(struct conn *c, const struct resp_command *cmd);
+bool worker_resp_session(struct conn *c, const struct resp_command *cmd);
 
 #endif

@@ -50,8 +50,8 @@ worker_http_error(struct conn *c, int status, bool fatal)
     bool           head = parsed && c->req.method == HTTP_METHOD_HEAD;
     size_t         n;
 
-    n = http_format_error(status, head, keep, parsed
-                          && c->req.version_minor == 0, worker_date(w),
+    n = http_format_error(status, head, keep,
+                          parsed && c->req.version_minor == 0, worker_date(w),
                           NULL, 0, buf, sizeof(buf));
     if (worker_conn_append(c, buf, n) != 0) {
         worker_conn_close(c);
@@ -69,11 +69,10 @@ worker_http_error(struct conn *c, int status, bool fatal)
 static void
 worker_http_log(struct conn *c, size_t head_len)
 {
-    const char *cr = memchr(c->in.data, '\r', head_len < c->in.len ? head_len
-                                                              : c->in.len);
-    size_t      n = cr != NULL ? (size_t) (cr - c->in.data)
-                               : (head_len < c->in.len ? head_len
-                                                       : c->in.len);
+    const char *cr =
+        memchr(c->in.data, '\r', head_len < c->in.len ? head_len : c->in.len);
+    size_t n = cr != NULL ? (size_t) (cr - c->in.data)
+                          : (head_len < c->in.len ? head_len : c->in.len);
 
     worker_access_log(c, c->in.data, n);
 }
@@ -97,8 +96,9 @@ static bool
 worker_http_not_modified(const struct conn *c, uint64_t etag)
 {
     return c->req.inm_len > 0
-           && http_if_none_match(c->in.data + c->req.inm_off,
-                                 c->req.inm_len, etag) == HTTP_INM_MATCH;
+           && http_if_none_match(c->in.data + c->req.inm_off, c->req.inm_len,
+                                 etag)
+                  == HTTP_INM_MATCH;
 }
 
 static void
@@ -126,8 +126,7 @@ worker_http_error_cached(struct conn *c, int status,
     bool   keep = worker_http_keep_alive(c);
     size_t n;
 
-    n = http_format_error_cached(status, head, keep,
-                                 c->req.version_minor == 0,
+    n = http_format_error_cached(status, head, keep, c->req.version_minor == 0,
                                  worker_date(c->worker), detail, detail_len,
                                  cached, hb, sizeof(hb));
     if (worker_conn_append(c, hb, n) != 0) {
@@ -173,7 +172,7 @@ worker_http_answer_copied(struct conn *c, struct http_reply *reply,
 static int64_t
 worker_http_stale_ttl(uint64_t stale_ms)
 {
-    return -(int64_t)(stale_ms / 1000 + 1);
+    return -(int64_t) (stale_ms / 1000 + 1);
 }
 
 /* Redis failed: --stale-if-error may answer a recently expired copy. */
@@ -196,21 +195,25 @@ worker_http_stale_if_error(struct conn *c, int status)
             return false;
         }
         key = w->key_buf;
-        key_len = (size_t)n;
+        key_len = (size_t) n;
     }
     if (worker_conn_out_reserve(c, HTTP_HEAD_MAX) != 0
         || !worker_cache_stale_if_error(w, &c->out, HTTP_HEAD_MAX, 0, key,
                                         key_len, &lk)) {
         return false;
     }
-    fresh = lk.ttl_left_ms > 0;         /* fetched by another worker */
+    fresh = lk.ttl_left_ms > 0; /* fetched by another worker */
     reply.age_s = lk.age_ms / 1000;
     reply.etag = lk.etag;
     reply.max_age_s = lk.ttl_left_ms / 1000;
-    reply.cs = (struct http_cache_status) {
-        .on = true, .hit = true, .stale = !fresh, .has_ttl = true,
-        .fwd_miss = true, .fwd_status = status,
-        .ttl_s = fresh ? (int64_t)(lk.ttl_left_ms / 1000)
+    reply.cs = (struct http_cache_status){
+        .on = true,
+        .hit = true,
+        .stale = !fresh,
+        .has_ttl = true,
+        .fwd_miss = true,
+        .fwd_status = status,
+        .ttl_s = fresh ? (int64_t) (lk.ttl_left_ms / 1000)
                        : worker_http_stale_ttl(lk.stale_ms),
     };
     if (fresh) {
@@ -222,7 +225,7 @@ worker_http_stale_if_error(struct conn *c, int status)
 }
 
 static void
-worker_http_backend_cb(struct backend_waiter *wt,
+worker_http_backend_cb(struct backend_waiter      *wt,
                        const struct backend_reply *r)
 {
     struct conn      *c = wt->data;
@@ -265,10 +268,10 @@ worker_http_backend_cb(struct backend_waiter *wt,
             head = true;
         }
         if (worker_conn_append(c, hb, n) != 0
-            || (!head && (r->value != NULL
-                              ? worker_conn_append_value(c, r->value)
-                              : worker_conn_append(c, r->data, r->len))
-                             != 0)) {
+            || (!head
+                && (r->value != NULL ? worker_conn_append_value(c, r->value)
+                                     : worker_conn_append(c, r->data, r->len))
+                       != 0)) {
             worker_conn_close(c);
             return;
         }
@@ -317,8 +320,7 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
     char               *head;
     size_t              n;
 
-    if (!worker_cache_copy(w, &c->out, HTTP_HEAD_MAX, 0, key, key_len,
-                           &lk)) {
+    if (!worker_cache_copy(w, &c->out, HTTP_HEAD_MAX, 0, key, key_len, &lk)) {
         return false;
     }
     struct http_reply reply = {
@@ -333,8 +335,10 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
         .etag = lk.etag,
         .has_max_age = true,
         .max_age_s = lk.ttl_left_ms / 1000,
-        .cs = { .on = true, .hit = true, .has_ttl = true,
-                .ttl_s = (int64_t)(lk.ttl_left_ms / 1000) },
+        .cs = { .on = true,
+                .hit = true,
+                .has_ttl = true,
+                .ttl_s = (int64_t) (lk.ttl_left_ms / 1000) },
     };
 
     c->log_cache = "HIT";
@@ -348,8 +352,7 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
                                                       : HTTP_CACHE_UPDATING;
         reply.cs.stale = true;
         reply.cs.ttl_s = worker_http_stale_ttl(lk.stale_ms);
-        c->log_cache = w->last_hit == WORKER_HIT_STALE ? "STALE"
-                                                       : "UPDATING";
+        c->log_cache = w->last_hit == WORKER_HIT_STALE ? "STALE" : "UPDATING";
     }
     if (worker_http_not_modified(c, lk.etag)) {
         worker_http_answer_copied(c, &reply, lk.value_len);
@@ -383,8 +386,8 @@ worker_http_body(struct conn *c)
 
     c->req_body_len = (size_t) c->req.content_length;
     if (c->req.chunked) {
-        enum http_parse_rc rc = http_parse_chunked(&c->hc, c->in.data
-                                                   + c->req.head_len, avail);
+        enum http_parse_rc rc =
+            http_parse_chunked(&c->hc, c->in.data + c->req.head_len, avail);
 
         if (rc == HTTP_PARSE_ERROR) {
             worker_http_error(c, c->hc.status, true);
@@ -422,7 +425,7 @@ worker_http_handle(struct conn *c)
     ssize_t        key_len;
 
     if (!worker_acl_http_request(c)) {
-        return true;                    /* 401 */
+        return true; /* 401 */
     }
     if (c->req.method != HTTP_METHOD_GET
         && c->req.method != HTTP_METHOD_HEAD) {
@@ -446,7 +449,7 @@ worker_http_handle(struct conn *c)
         key = w->key_buf;
     }
     if (!worker_acl_http_key(c, key, (size_t) key_len)) {
-        return true;                    /* 403 */
+        return true; /* 403 */
     }
     if (worker_http_try_hit(c, key, (size_t) key_len)) {
         return true;
@@ -460,10 +463,10 @@ worker_http_handle(struct conn *c)
 void
 worker_http_process(struct conn *c)
 {
-    while (c->state == CONN_READING && !c->close_after_write
-           && c->in.len > 0 && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
-        enum http_parse_rc rc = http_parse_request(&c->hp, c->in.data, c->in.len,
-                                                   &c->req);
+    while (c->state == CONN_READING && !c->close_after_write && c->in.len > 0
+           && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
+        enum http_parse_rc rc =
+            http_parse_request(&c->hp, c->in.data, c->in.len, &c->req);
 
         if (rc == HTTP_PARSE_AGAIN) {
             return;
@@ -478,10 +481,10 @@ worker_http_process(struct conn *c)
             return;
         }
         if (!worker_http_body(c)) {
-            return;                     /* the ignored body is still due */
+            return; /* the ignored body is still due */
         }
         if (!worker_http_handle(c)) {
-            return;                     /* WAITING; resumed by callback */
+            return; /* WAITING; resumed by callback */
         }
         if (c->state == CONN_CLOSED) {
             return;
@@ -489,4 +492,3 @@ worker_http_process(struct conn *c)
         worker_http_finish(c);
     }
 }
-

@@ -24,8 +24,9 @@ void
 worker_resp_count(struct conn *c, enum metrics_code code)
 {
     c->log_status = 0;
-    c->log_resp = code == METRICS_CODE_RESP_OK ? "ok"
-                  : code == METRICS_CODE_RESP_NIL ? "nil" : "err";
+    c->log_resp = code == METRICS_CODE_RESP_OK    ? "ok"
+                  : code == METRICS_CODE_RESP_NIL ? "nil"
+                                                  : "err";
     metrics_count_request(c->worker->params->metrics, METRICS_PROTO_RESP,
                           code);
 }
@@ -85,12 +86,12 @@ worker_resp_pipelines(const struct conn *c, const struct resp_command *cmd)
 {
     const char *name = c->in.data + cmd->argv[0].off;
 
-    return cmd->argc == 2 && cmd->argv[0].len == 3
-           && (name[0] | 0x20) == 'g' && (name[1] | 0x20) == 'e'
-           && (name[2] | 0x20) == 't'
+    return cmd->argc == 2 && cmd->argv[0].len == 3 && (name[0] | 0x20) == 'g'
+           && (name[1] | 0x20) == 'e' && (name[2] | 0x20) == 't'
            && c->session.authed && !c->session.in_multi
-           && access_key_allowed(&c->worker->acl, c->in.data
-                                 + cmd->argv[1].off, cmd->argv[1].len);
+           && access_key_allowed(&c->worker->acl,
+                                 c->in.data + cmd->argv[1].off,
+                                 cmd->argv[1].len);
 }
 
 /* The GET is queued in the ring: its bytes go, its answer comes later. */
@@ -116,9 +117,9 @@ worker_resp_process(struct conn *c)
             .argv = c->argv,
             .argv_cap = RESP_CONN_ARGV_MAX,
         };
-        enum resp_parse_rc  rc;
-        enum resp_action    act;
-        size_t              pending;
+        enum resp_parse_rc rc;
+        enum resp_action   act;
+        size_t             pending;
 
         rc = resp_parse_command(&c->rp, c->in.data, c->in.len, &cmd);
         if (worker_resp_pipeline_busy(c) && rc != RESP_PARSE_AGAIN) {
@@ -128,9 +129,9 @@ worker_resp_process(struct conn *c)
                 && worker_resp_pipelines(c, &cmd)) {
                 c->resp_consumed = cmd.consumed;
                 worker_access_start(c);
-                if (worker_resp_pipeline_get(c, c->in.data
-                                             + cmd.argv[1].off,
-                                             cmd.argv[1].len, true) != 0) {
+                if (worker_resp_pipeline_get(c, c->in.data + cmd.argv[1].off,
+                                             cmd.argv[1].len, true)
+                    != 0) {
                     worker_conn_close(c);
                     return;
                 }
@@ -184,8 +185,8 @@ worker_resp_process(struct conn *c)
             /* An unknown command, a wrong arity ...: an error answer
              * (appending may have rewound out, hence pos + pending). */
             worker_resp_count(c, c->out.data[c->out.pos + pending] == '-'
-                              ? METRICS_CODE_RESP_ERR
-                              : METRICS_CODE_RESP_OK);
+                                     ? METRICS_CODE_RESP_ERR
+                                     : METRICS_CODE_RESP_OK);
             break;
         case RESP_ACTION_CLOSE:
             worker_resp_count(c, METRICS_CODE_RESP_OK);
@@ -199,15 +200,16 @@ worker_resp_process(struct conn *c)
                 if (c->state == CONN_CLOSED) {
                     return;
                 }
-                break;                  /* -NOPERM */
+                break; /* -NOPERM */
             }
-            if (worker_resp_copy_hit(c, &c->out, c->in.data
-                                     + cmd.argv[1].off, cmd.argv[1].len)) {
+            if (worker_resp_copy_hit(c, &c->out, c->in.data + cmd.argv[1].off,
+                                     cmd.argv[1].len)) {
                 break;
             }
             /* A miss: it waits in the ring, and parsing goes on. */
             if (worker_resp_pipeline_get(c, c->in.data + cmd.argv[1].off,
-                                         cmd.argv[1].len, false) != 0) {
+                                         cmd.argv[1].len, false)
+                != 0) {
                 worker_conn_close(c);
                 return;
             }
@@ -218,7 +220,7 @@ worker_resp_process(struct conn *c)
                 if (c->state == CONN_CLOSED) {
                     return;
                 }
-                break;                  /* -NOPERM */
+                break; /* -NOPERM */
             }
             /* Answered in parts from worker_conn_run (the resume hook),
              * or once its misses are in; finished by worker_resp_mget. */
@@ -234,10 +236,10 @@ worker_resp_process(struct conn *c)
                 if (c->state == CONN_CLOSED) {
                     return;
                 }
-                break;                  /* -NOPERM */
+                break; /* -NOPERM */
             }
             if (worker_resp_forward(c, &cmd)) {
-                return;                 /* WAITING; resumed by callback */
+                return; /* WAITING; resumed by callback */
             }
             if (c->state == CONN_CLOSED) {
                 return;
@@ -252,4 +254,3 @@ answered:
         resp_parse_init(&c->rp);
     }
 }
-

@@ -15,7 +15,7 @@
 #include "worker_conn.h"
 
 static void
-worker_resp_forward_cb(struct backend_waiter *wt,
+worker_resp_forward_cb(struct backend_waiter      *wt,
                        const struct backend_reply *r)
 {
     struct conn *c = wt->data;
@@ -24,13 +24,15 @@ worker_resp_forward_cb(struct backend_waiter *wt,
     if (r->result == BACKEND_VALUE) {
         rc = worker_conn_append(c, r->data, r->len);
         worker_resp_count(c, r->len > 0 && r->data[0] == '-'
-                             ? METRICS_CODE_RESP_ERR : METRICS_CODE_RESP_OK);
+                                 ? METRICS_CODE_RESP_ERR
+                                 : METRICS_CODE_RESP_OK);
     } else {
-        const char *msg = r->result == BACKEND_TIMEOUT
-            ? "ERR redis-cache-proxy: the backend Redis timed out"
+        const char *msg =
+            r->result == BACKEND_TIMEOUT
+                ? "ERR redis-cache-proxy: the backend Redis timed out"
             : r->result == BACKEND_ERROR_REPLY
-            ? "ERR redis-cache-proxy: unexpected reply from the backend"
-            : "ERR redis-cache-proxy: the backend Redis is unavailable";
+                ? "ERR redis-cache-proxy: unexpected reply from the backend"
+                : "ERR redis-cache-proxy: the backend Redis is unavailable";
 
         rc = resp_append_error(&c->out, msg, strlen(msg));
         worker_resp_count(c, METRICS_CODE_RESP_ERR);
@@ -64,7 +66,7 @@ worker_resp_forward(struct conn *c, const struct resp_command *cmd)
         lens[i] = cmd->argv[i].len;
     }
     c->state = CONN_WAITING;
-    backend_command(c->worker->backend, (int) argc, argv, lens, 1,
-                    &c->waiter, worker_resp_forward_cb, c);
+    backend_command(c->worker->backend, (int) argc, argv, lens, 1, &c->waiter,
+                    worker_resp_forward_cb, c);
     return true;
 }

@@ -158,8 +158,7 @@ worker_resp_mget_pump(struct conn *c)
     while (m->fetch_next < m->n) {
         size_t                 i = m->fetch_next;
         struct resp_mget_item *it = &m->items[i];
-        size_t                 guess = m->max_len > 0 ? m->max_len
-                                       : RESP_MGET_GUESS_BYTES;
+        size_t guess = m->max_len > 0 ? m->max_len : RESP_MGET_GUESS_BYTES;
 
         if (it->kind != RESP_MGET_FETCH || it->issued) {
             m->fetch_next++;
@@ -168,7 +167,7 @@ worker_resp_mget_pump(struct conn *c)
         if (i != m->next
             && (m->pending >= RESP_MGET_WINDOW_KEYS
                 || m->held_bytes + (m->pending + 1) * guess
-                   > RESP_MGET_WINDOW_BYTES)) {
+                       > RESP_MGET_WINDOW_BYTES)) {
             return;
         }
         if (m->started) {
@@ -259,7 +258,7 @@ worker_resp_mget_item(struct conn *c, size_t i)
     case RESP_MGET_FETCH:
         if (!it->arrived) {
             if (!it->issued) {
-                worker_resp_mget_pump(c);       /* asks for it: next due */
+                worker_resp_mget_pump(c); /* asks for it: next due */
             }
             c->state = CONN_WAITING;
             return false;
@@ -292,10 +291,10 @@ worker_resp_mget_resume(struct conn *c)
     }
     while (m->next < m->n) {
         if (worker_conn_unsent(c) >= WORKER_OUT_HIGH_WATER) {
-            return;                     /* resumed once out drains */
+            return; /* resumed once out drains */
         }
         if (!worker_resp_mget_item(c, m->next)) {
-            return;                     /* WAITING, or closed */
+            return; /* WAITING, or closed */
         }
         m->next++;
         worker_resp_mget_pump(c);
@@ -340,9 +339,9 @@ worker_resp_mget_stale(struct conn *c, struct resp_mget_item *it)
     struct cache_lookup lk;
     struct buf          tmp = { 0 };
     size_t              key_len;
-    const char         *key = worker_resp_mget_key(c, (size_t)(it - m->items),
-                                                   &key_len);
-    bool                ok = false;
+    const char         *key =
+        worker_resp_mget_key(c, (size_t) (it - m->items), &key_len);
+    bool ok = false;
 
     if (c->worker->cfg->stale_if_error_ms == 0
         || !worker_cache_stale_if_error(c->worker, &tmp, 0, 0, key, key_len,
@@ -351,7 +350,7 @@ worker_resp_mget_stale(struct conn *c, struct resp_mget_item *it)
         return false;
     }
     if (lk.negative) {
-        it->result = BACKEND_NIL;       /* a remembered absence */
+        it->result = BACKEND_NIL; /* a remembered absence */
         ok = true;
     } else if ((it->value = value_create(lk.value_len)) != NULL) {
         memcpy(it->value->data, tmp.data, lk.value_len);
@@ -382,7 +381,7 @@ worker_resp_mget_cb(struct backend_waiter *wt, const struct backend_reply *r)
         }
     } else if (r->result == BACKEND_UNREACHABLE
                || r->result == BACKEND_TIMEOUT) {
-        (void)worker_resp_mget_stale(c, it);
+        (void) worker_resp_mget_stale(c, it);
     }
     if (it->value != NULL) {
         m->held_bytes += it->value->len;

@@ -121,20 +121,18 @@ worker_resp_stale_if_error(struct conn *c, struct resp_pending *e,
 }
 
 static void
-worker_resp_pipeline_cb(struct backend_waiter *wt,
+worker_resp_pipeline_cb(struct backend_waiter      *wt,
                         const struct backend_reply *r)
 {
     struct resp_pending *e = wt->data;
     struct conn         *c = e->conn;
     /* The head's answer goes straight to out: no copy into the entry. */
-    struct buf          *dst = e == worker_resp_pipeline_head(c)
-                               ? &c->out : &e->answer;
-    size_t               before = buf_pending(dst);
-    enum metrics_code    code = r->result == BACKEND_VALUE
-                                ? METRICS_CODE_RESP_OK
-                                : r->result == BACKEND_NIL
-                                ? METRICS_CODE_RESP_NIL
-                                : METRICS_CODE_RESP_ERR;
+    struct buf *dst = e == worker_resp_pipeline_head(c) ? &c->out : &e->answer;
+    size_t      before = buf_pending(dst);
+    enum metrics_code code = r->result == BACKEND_VALUE ? METRICS_CODE_RESP_OK
+                             : r->result == BACKEND_NIL
+                                 ? METRICS_CODE_RESP_NIL
+                                 : METRICS_CODE_RESP_ERR;
 
     if ((r->result == BACKEND_UNREACHABLE || r->result == BACKEND_TIMEOUT)
         && worker_resp_stale_if_error(c, e, dst)) {
@@ -146,7 +144,7 @@ worker_resp_pipeline_cb(struct backend_waiter *wt,
     e->log_cache = r->result == BACKEND_VALUE ? "MISS" : NULL;
     if (dst == &c->out && r->result == BACKEND_VALUE && r->value != NULL) {
         /* Straight to out: a large value goes from its shared copy. */
-        char head[RESP_BULK_HEAD_MAX];
+        char   head[RESP_BULK_HEAD_MAX];
         size_t hlen = resp_format_bulk_head(head, r->len);
 
         if (buf_append(dst, head, hlen) != 0
@@ -181,14 +179,14 @@ worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
     char               *head;
     size_t              hlen;
 
-    if (!worker_cache_copy(c->worker, b, RESP_BULK_HEAD_MAX, 2, key,
-                           key_len, &lk)) {
+    if (!worker_cache_copy(c->worker, b, RESP_BULK_HEAD_MAX, 2, key, key_len,
+                           &lk)) {
         return false;
     }
     if (lk.negative) {
         /* A remembered absent key: nil, as Redis would say.  The room
          * reserved for a bulk string holds it. */
-        (void)resp_append_nil(b);
+        (void) resp_append_nil(b);
         worker_resp_count(c, METRICS_CODE_RESP_NIL);
         c->log_bytes = 0;
         c->log_cache = "HIT";
@@ -227,8 +225,8 @@ worker_resp_pipeline_get(struct conn *c, const char *key, size_t key_len,
     e->log_start_us = c->log_start_us;
     e->log_req_len = 0;
     if (w->params->access_fd >= 0) {
-        size_t n = key_len < sizeof(e->log_req) - 4
-                   ? key_len : sizeof(e->log_req) - 4;
+        size_t n = key_len < sizeof(e->log_req) - 4 ? key_len
+                                                    : sizeof(e->log_req) - 4;
 
         memcpy(e->log_req, "GET ", 4);
         memcpy(e->log_req + 4, key, n);
@@ -253,8 +251,8 @@ worker_resp_pipeline_get(struct conn *c, const char *key, size_t key_len,
         return -ENOMEM;
     }
     c->state = CONN_WAITING;
-    backend_get(w->backend, key, key_len, &e->waiter,
-                worker_resp_pipeline_cb, e);
+    backend_get(w->backend, key, key_len, &e->waiter, worker_resp_pipeline_cb,
+                e);
     return 0;
 }
 

@@ -30,8 +30,8 @@ static void
 worker_resp_format_addr(const struct sockaddr_storage *ss, char *buf,
                         size_t len)
 {
-    char        ip[INET6_ADDRSTRLEN] = "?";
-    unsigned    port = 0;
+    char     ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
 
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const void *) ss;
@@ -66,17 +66,18 @@ worker_resp_fill_info(void *arg, struct resp_server_info *si)
     si->pid = p->supervisor_pid;
     si->tcp_port = w->cfg->resp_listen.port;
     si->uptime_s = (double) ts.tv_sec > p->start_time
-                   ? (uint64_t) ((double) ts.tv_sec - p->start_time) : 0;
+                       ? (uint64_t) ((double) ts.tv_sec - p->start_time)
+                       : 0;
     si->now_ms = event_now_ms(&w->loop);
-    si->connected_clients = (uint64_t) __atomic_load_n(p->clients,
-                                                       __ATOMIC_RELAXED);
+    si->connected_clients =
+        (uint64_t) __atomic_load_n(p->clients, __ATOMIC_RELAXED);
     si->connections_received = sum.connections_accepted;
     si->connections_rejected = sum.connections_denied;
     for (size_t i = 0; i < METRICS_CODE_COUNT; i++) {
         si->commands_processed += sum.requests[METRICS_PROTO_RESP][i];
     }
-    si->error_replies = sum.requests[METRICS_PROTO_RESP]
-                                    [METRICS_CODE_RESP_ERR];
+    si->error_replies =
+        sum.requests[METRICS_PROTO_RESP][METRICS_CODE_RESP_ERR];
     si->fd = c->fd;
     sl = sizeof(ss);
     memset(&ss, 0, sizeof(ss));
@@ -139,16 +140,16 @@ worker_resp_gate(struct conn *c, const struct resp_command *cmd)
 {
     struct worker_resp_info_arg ia = { .conn = c };
     struct resp_session_env     env = {
-        .cfg = c->worker->cfg,
-        .fill_info = worker_resp_fill_info,
-        .key_allowed = worker_resp_key_allowed,
-        .arg = &ia,
+            .cfg = c->worker->cfg,
+            .fill_info = worker_resp_fill_info,
+            .key_allowed = worker_resp_key_allowed,
+            .arg = &ia,
     };
-    size_t                      pending = buf_pending(&c->out);
-    enum resp_session_rc        rc;
+    size_t               pending = buf_pending(&c->out);
+    enum resp_session_rc rc;
 
     if (c->session.authed && !c->session.in_multi) {
-        return false;                   /* the common case, decided fast */
+        return false; /* the common case, decided fast */
     }
     rc = resp_session_gate(&c->session, c->in.data, cmd, c->in.data,
                            cmd->consumed, &env, &c->out);
@@ -193,17 +194,16 @@ worker_resp_session(struct conn *c, const struct resp_command *cmd)
 {
     struct worker_resp_info_arg ia = { .conn = c };
     struct resp_session_env     env = {
-        .cfg = c->worker->cfg,
-        .fill_info = worker_resp_fill_info,
-        .key_allowed = worker_resp_key_allowed,
-        .arg = &ia,
+            .cfg = c->worker->cfg,
+            .fill_info = worker_resp_fill_info,
+            .key_allowed = worker_resp_key_allowed,
+            .arg = &ia,
     };
-    size_t                      pending = buf_pending(&c->out);
-    enum resp_session_rc        rc;
+    size_t               pending = buf_pending(&c->out);
+    enum resp_session_rc rc;
 
     rc = resp_session_command(&c->session, c->in.data, cmd, &env, &c->out);
-    if (rc == RESP_SESSION_EXEC && worker_resp_replay(c, cmd->consumed)
-                                   != 0) {
+    if (rc == RESP_SESSION_EXEC && worker_resp_replay(c, cmd->consumed) != 0) {
         rc = RESP_SESSION_NOMEM;
     }
     if (rc == RESP_SESSION_NOMEM) {
