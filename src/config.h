@@ -14,41 +14,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config_parse.h"
 #include "log.h"
 
-#define CONFIG_HOST_MAX   256
-#define CONFIG_PATH_MAX   1024
-#define CONFIG_SECRET_MAX 512
-#define CONFIG_ERR_MAX    512
-#define CONFIG_LIST_MAX   32  /* items of a list option */
-#define CONFIG_ITEM_MAX   256 /* bytes of one item, with NUL */
-#define CONFIG_SEEDS_MAX  16  /* --redis-cluster seed nodes */
-
-/* A listening address: host is a numeric IPv4/IPv6 address or a name;
- * "" or "*" means every address.  enabled is false for `off`. */
-struct config_listen {
-    bool     enabled;
-    char     host[CONFIG_HOST_MAX];
-    uint16_t port;
-};
-
-/* The backing Redis: TCP HOST:PORT (IPv6 in brackets), unix:PATH, or a
- * URL (redis://, rediss://, unix://; see redis_url.h).  What a URL says
- * beyond the address is kept here and merged into struct config once
- * every layer is read, so explicit --redis-user, --redis-password,
- * --redis-db and --redis-tls override it. */
-struct config_redis {
-    bool     is_unix;
-    char     host[CONFIG_HOST_MAX]; /* when !is_unix */
-    uint16_t port;                  /* when !is_unix */
-    char     path[CONFIG_PATH_MAX]; /* when is_unix */
-    bool     tls;                   /* rediss:// */
-    bool     has_password;          /* the URL gave user/password */
-    char     user[CONFIG_SECRET_MAX];
-    char     password[CONFIG_SECRET_MAX];
-    bool     has_db; /* the URL gave a db */
-    uint32_t db;
-};
+#define CONFIG_ERR_MAX  512
+#define CONFIG_LIST_MAX 32  /* items of a list option */
+#define CONFIG_ITEM_MAX 256 /* bytes of one item, with NUL */
 
 /* A repeatable option (--allow-keys, --allow-from ...): each value is
  * split at blanks into items; a higher layer replaces a lower one's
@@ -168,31 +139,10 @@ uint64_t config_stale_ms(const struct config *cfg);
 /* Prints --help: every option with its default. */
 void config_usage(FILE *out, const char *progname);
 
-/* Strict value parsers, exposed for tests and reuse.  Each returns 0 or
- * -EINVAL (bad syntax) / -ERANGE (overflow), and never accepts an empty
- * string, a sign, or trailing garbage. */
-int config_parse_duration_ms(const char *s, uint64_t *out_ms);
-int config_parse_size_bytes(const char *s, uint64_t *out_bytes);
-int config_parse_uint(const char *s, uint64_t max, uint64_t *out);
-int config_parse_listen(const char *s, struct config_listen *out,
-                        bool allow_off);
-int config_parse_redis(const char *s, struct config_redis *out);
-/* Splits a --redis-cluster list (HOST:PORT or redis:// / rediss:// URLs,
- * comma-separated, no unix sockets) into out[0..max).  The number of
- * seeds, or what config_parse_redis() returns for the first bad one
- * (its index in *bad), or -E2BIG past max, or -EINVAL for an empty item
- * or a unix socket. */
-int config_parse_seeds(const char *s, struct config_redis *out, size_t max,
-                       size_t *bad);
-
 /* "off", "default" or "bcast". */
 const char *config_tracking_name(enum config_tracking t);
 
 /* "primary", "replica" or "prefer-replica". */
 const char *config_read_from_name(enum config_read_from r);
-
-/* Formats a listen or redis address as "HOST:PORT" ("[v6]:PORT"). */
-void config_format_listen(const struct config_listen *l, char *buf,
-                          size_t len);
 
 #endif

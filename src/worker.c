@@ -4,8 +4,10 @@
  * Owns the epoll loop, the connection slots (a pool of --max-clients
  * structs allocated at start, handed out on accept), the backend, the
  * connections' reads, writes and deadlines, and the access log.  What a
- * request means is worker_http.c's and worker_resp.c's; the structures
- * the three share are in worker_conn.h.
+ * request means is worker_http.c's and worker_resp.c's: a connection
+ * points at its protocol's struct worker_proto, and this file reaches
+ * the protocol only through it.  The structures the three share are in
+ * worker_conn.h.
  * Each connection reads into its input buffer, parses one request at a
  * time and appends the answer to its output buffer, so pipelined requests
  * are answered in order without a queue:
@@ -54,7 +56,6 @@
 #include "backend.h"
 #include "buf.h"
 #include "event.h"
-#include "http.h"
 #include "http_parser.h"
 #include "log.h"
 #include "tracking.h"
@@ -68,22 +69,13 @@ static void worker_conn_linger(struct conn *c);
 static void worker_conn_stop_idle(struct conn *c);
 static bool worker_test_hook(const char *name);
 
+/* The protocols, each with its slot state to free at exit. */
+static const struct worker_proto *const worker_protos[] = {
+    &worker_http_proto,
+    &worker_resp_proto,
+};
+
 /* ---- small helpers --------------------------------------------------- */
-
-const char *
-worker_date(struct worker *w)
-{
-    /* time() is a vDSO call on Linux: no system call on the hit path. */
-    time_t now = time(NULL);
-
-    if (now != w->date_sec) {
-        w->date_sec = now;
-        http_format_date(now, w->date);
-        w->ok_prefix_len =
-            http_format_ok_prefix(w->date, w->ok_prefix, sizeof(w->ok_prefix));
-    }
-    return w->date;
-}
 
 /* The backend's store callback: a value read from Redis goes into the
  * shared cache once per fetch, before its waiters are answered, with its
@@ -535,8 +527,7 @@ worker_access_log(struct conn *c, const char *req, size_t req_len)
                  c->log_resp != NULL ? c->log_resp : "-");
     }
     n = snprintf(line + pos, sizeof(line) - pos, ".%03ldZ %s %s \"",
-                 ts.tv_nsec / 1000000, c->peer,
-                 c->proto == CONN_HTTP ? "http" : "resp");
+                 ts.tv_nsec / 1000000, c->peer, c->proto->name);
     pos += (size_t) n;
     worker_log_escape(line, sizeof(line) - 64, &pos, req, req_len, 512);
     n = snprintf(line + pos, sizeof(line) - pos, "\" %s %llu %s %llu\n",
@@ -601,7 +592,7 @@ static void worker_conn_timer_cb(struct event_loop  *loop,
                                  struct event_timer *t);
 
 static void
-worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
+worker_conn_open(struct worker *w, int fd, const struct worker_proto *proto,
                  const struct sockaddr_storage *peer, bool expect_proxy)
 {
     struct conn *c = w->free_list;
@@ -636,11 +627,6 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     }
     c->activity_ms = event_now_ms(&w->loop);
     c->request_start_ms = c->activity_ms;
-    http_parse_init(&c->hp);
-    http_parse_chunked_init(&c->hc);
-    c->continue_sent = false;
-    resp_parse_init(&c->rp);
-    c->resp_consumed = 0;
     memset(&c->waiter, 0, sizeof(c->waiter));
     event_io_init(&c->io, fd, worker_conn_io_cb, c);
     event_timer_init(&c->timer, worker_conn_timer_cb, c);
@@ -653,16 +639,9 @@ worker_conn_open(struct worker *w, int fd, enum conn_proto proto,
     w->open_conns++;
     metrics_add_connections(w->params->metrics, 1);
     metrics_count_connection(w->params->metrics, false);
-    if (proto == CONN_RESP && c->argv == NULL) {
-        c->argv = malloc(RESP_CONN_ARGV_MAX * sizeof(*c->argv));
-        if (c->argv == NULL) {
-            log_error("malloc() of RESP arguments failed");
-            worker_conn_close(c);
-            return;
-        }
-    }
-    if (proto == CONN_RESP) {
-        worker_resp_session_open(c);
+    if (proto->open(c) != 0) {
+        worker_conn_close(c);
+        return;
     }
     rc = event_io_set(&w->loop, &c->io, EVENT_READ);
     if (rc != 0) {
@@ -682,8 +661,7 @@ worker_conn_close(struct conn *c)
         return;
     }
     backend_cancel(&c->waiter);
-    worker_resp_mget_free(c);
-    worker_resp_pipeline_free(c);
+    c->proto->close(c);
     worker_conn_drop_value(c);
     event_io_stop(&w->loop, &c->io);
     event_timer_stop(&w->loop, &c->timer);
@@ -789,9 +767,7 @@ worker_conn_update(struct conn *c)
         mask |= EVENT_WRITE;
     }
     if (!c->peer_closed && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER
-        && !c->close_after_write
-        && c->in.len < (c->proto == CONN_HTTP ? WORKER_HTTP_IN_MAX
-                                              : RESP_CONN_IN_MAX)) {
+        && !c->close_after_write && c->in.len < c->proto->in_max) {
         mask |= EVENT_READ;
     }
     rc = event_io_set(&w->loop, &c->io, mask);
@@ -838,9 +814,7 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
     if (c->state == CONN_READING && worker_conn_unsent(c) == 0 && c->in.len > 0
         && !c->close_after_write && c->resume == NULL) {
         /* A request head that did not arrive in time. */
-        if (c->proto == CONN_HTTP) {
-            worker_http_error(c, 408, false);
-        } else {
+        if (!c->proto->timeout(c)) {
             worker_conn_close(c);
             return;
         }
@@ -876,7 +850,7 @@ static void
 worker_conn_read(struct conn *c)
 {
     struct worker *w = c->worker;
-    size_t max = c->proto == CONN_HTTP ? WORKER_HTTP_IN_MAX : RESP_CONN_IN_MAX;
+    size_t         max = c->proto->in_max;
 
     for (;;) {
         ssize_t n;
@@ -1170,11 +1144,7 @@ worker_conn_process(struct conn *c)
     if (c->proxy != CONN_PROXY_DONE && c->in.len > 0 && !worker_acl_proxy(c)) {
         return;
     }
-    if (c->proto == CONN_HTTP) {
-        worker_http_process(c);
-    } else {
-        worker_resp_process(c);
-    }
+    c->proto->process(c);
     if (c->state == CONN_READING && c->peer_closed && c->in.len > 0
         && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER
         && !c->close_after_write) {
@@ -1246,7 +1216,7 @@ worker_close_idlest(struct worker *w)
 }
 
 static void
-worker_accept(struct worker *w, int lfd, enum conn_proto proto)
+worker_accept(struct worker *w, int lfd, const struct worker_proto *proto)
 {
     /* With peers, take one connection per wake-up, and leave it to them
      * when this worker is busy with Redis and holds more than its share:
@@ -1327,7 +1297,7 @@ worker_http_accept_cb(struct event_loop *loop, struct event_io *io,
 {
     struct worker *w = io->data;
 
-    worker_accept(w, w->http_fd, CONN_HTTP);
+    worker_accept(w, w->http_fd, &worker_http_proto);
 }
 
 static void
@@ -1336,7 +1306,7 @@ worker_resp_accept_cb(struct event_loop *loop, struct event_io *io,
 {
     struct worker *w = io->data;
 
-    worker_accept(w, w->resp_fd, CONN_RESP);
+    worker_accept(w, w->resp_fd, &worker_resp_proto);
 }
 
 /* ---- stopping --------------------------------------------------------- */
@@ -1369,13 +1339,13 @@ worker_stop(struct worker *w)
     w->stopping = true;
     event_timer_stop(&w->loop, &w->accept_timer);
     if (w->http_fd >= 0) {
-        worker_accept(w, w->http_fd, CONN_HTTP);
+        worker_accept(w, w->http_fd, &worker_http_proto);
         event_io_stop(&w->loop, &w->http_io);
         close(w->http_fd);
         w->http_fd = -1;
     }
     if (w->resp_fd >= 0) {
-        worker_accept(w, w->resp_fd, CONN_RESP);
+        worker_accept(w, w->resp_fd, &worker_resp_proto);
         event_io_stop(&w->loop, &w->resp_io);
         close(w->resp_fd);
         w->resp_fd = -1;
@@ -1562,8 +1532,10 @@ worker_fini(struct worker *w)
 
             worker_conn_close(c);
             buf_free(&c->in);
-            free(c->argv);
-            worker_resp_session_fini(c);
+            for (size_t j = 0;
+                 j < sizeof(worker_protos) / sizeof(*worker_protos); j++) {
+                worker_protos[j]->slot_fini(c);
+            }
             buf_free(&c->out);
         }
     }

@@ -76,18 +76,7 @@ worker_acl_proxy_refuse(struct conn *c, const char *why)
 {
     log_debug("closing connection %d: %s", c->fd, why);
     c->in.len = 0;
-    if (c->proto == CONN_HTTP) {
-        worker_http_error(c, 400, true);
-        return;
-    }
-    if (resp_append_error(&c->out, "ERR PROXY protocol header refused",
-                          strlen("ERR PROXY protocol header refused"))
-        != 0) {
-        worker_conn_close(c);
-        return;
-    }
-    worker_resp_count(c, METRICS_CODE_RESP_ERR);
-    c->close_after_write = true;
+    c->proto->proxy_refused(c);
 }
 
 bool

@@ -2,7 +2,13 @@
  * worker_conn: the worker's private data structures, shared by the files
  * that make up a worker: worker.c (loop, accept, connection life and
  * I/O, access log), worker_http.c (HTTP requests) and worker_resp.c
- * (RESP commands).  Nothing outside those three includes this.
+ * (RESP commands), and their helpers (worker_acl.c, worker_resp_*.c).
+ * Nothing else includes this.
+ *
+ * worker.c knows connections, not protocols: each protocol file exports
+ * a struct worker_proto (worker_http_proto, worker_resp_proto), a
+ * connection points at its listener's, and worker.c calls through it to
+ * open, process, time out and close a connection.
  *
  * Invariants: an HTTP connection has at most one request waiting on the
  * backend and parses nothing further until it is answered; a RESP
@@ -68,10 +74,36 @@ enum worker_hit {
     WORKER_HIT_UPDATING /* expired; a refresh was under way */
 };
 
-enum conn_proto {
-    CONN_HTTP = 0,
-    CONN_RESP
+struct conn;
+
+/* A protocol as worker.c sees it.  Every hook is called with the
+ * connection open (the fd valid) unless it says otherwise. */
+struct worker_proto {
+    const char *name;   /* the access log's PROTO: "http", "resp" */
+    size_t      in_max; /* most request bytes buffered: reading stops */
+    /* A connection was accepted into slot c: sets up the protocol's
+     * state.  0, or -ENOMEM (logged): worker.c closes it. */
+    int (*open)(struct conn *c);
+    /* Parses and answers what is buffered, as far as it can now. */
+    void (*process)(struct conn *c);
+    /* A request has not arrived whole in time: true when an answer was
+     * appended (worker.c closes once it is written), false to close
+     * now. */
+    bool (*timeout)(struct conn *c);
+    /* A PROXY header was refused or broken (worker_acl.c): answers so,
+     * and closes after writing (or now). */
+    void (*proxy_refused)(struct conn *c);
+    /* The connection closes: cancels what it waits on, frees what it
+     * holds for this connection only. */
+    void (*close)(struct conn *c);
+    /* The worker exits: frees what slot c keeps from one connection to
+     * the next.  Called for every slot and every protocol, open or
+     * not. */
+    void (*slot_fini)(struct conn *c);
 };
+
+extern const struct worker_proto worker_http_proto;
+extern const struct worker_proto worker_resp_proto;
 
 /* Where a connection stands with the PROXY protocol (worker_acl.c). */
 enum conn_proxy {
@@ -90,7 +122,6 @@ enum conn_state {
 };
 
 struct worker;
-struct conn;
 
 /* One GET of a RESP pipeline whose answer cannot go out yet: a miss
  * waiting on the backend, or an answer that came before its turn. */
@@ -155,9 +186,11 @@ struct resp_mget {
 };
 
 struct conn {
+    /* borrowed: static, its listener's protocol */
+    const struct worker_proto *proto;
+
     int                   fd; /* owned; -1 unless open */
     enum conn_state       state;
-    enum conn_proto       proto;
     struct worker        *worker; /* borrowed: the process's */
     struct event_io       io;
     struct event_timer    timer;            /* header, idle, linger deadline */
@@ -214,6 +247,15 @@ struct conn {
     struct conn         *next; /* pool / closed list */
 };
 
+/* HTTP's Date header and the head of a 200 up to its length, remade
+ * once a second (worker_http_date()). */
+struct worker_http_date {
+    time_t sec;
+    char   text[HTTP_DATE_LEN + 1];
+    size_t ok_prefix_len;
+    char   ok_prefix[HTTP_HEAD_MAX];
+};
+
 struct worker {
     const struct worker_params *params; /* borrowed: the caller's */
     const struct config        *cfg;    /* borrowed: params->cfg */
@@ -250,27 +292,24 @@ struct worker {
     struct buf         access;         /* owned: lines not yet written */
     uint64_t           access_dropped; /* lines lost to a full pipe */
     uint64_t           access_drop_reported_ms;
-    time_t             date_sec;
-    char               date[HTTP_DATE_LEN + 1];
-    enum worker_hit    last_hit;      /* of the last worker_cache_copy */
-    uint64_t           rng;           /* worker_random() state, != 0 */
-    size_t             ok_prefix_len; /* a 200 head up to the length */
-    char               ok_prefix[HTTP_HEAD_MAX];
+    enum worker_hit    last_hit; /* of the last worker_cache_copy */
+    uint64_t           rng;      /* worker_random() state, != 0 */
+
+    struct worker_http_date http_date; /* worker_http.c's */
 };
 
 /* worker.c */
-const char *worker_date(struct worker *w);
-int         worker_conn_out_reserve(struct conn *c, size_t n);
-int         worker_conn_append(struct conn *c, const void *data, size_t len);
-size_t      worker_conn_unsent(const struct conn *c);
+int    worker_conn_out_reserve(struct conn *c, size_t n);
+int    worker_conn_append(struct conn *c, const void *data, size_t len);
+size_t worker_conn_unsent(const struct conn *c);
 /* Appends v's bytes to the output: for a large value, by reference (the
  * shared copy is written out from where it is, incrementally, and no
  * client holds another); otherwise, or when one is already attached, by
  * copy.  0 or -ENOMEM. */
-int         worker_conn_append_value(struct conn *c, struct value *v);
+int    worker_conn_append_value(struct conn *c, struct value *v);
 /* Whether the cache may answer now: false while --tracking is on and
  * some worker's invalidation channel is not whole (tracking.c). */
-bool        worker_cache_trusted(const struct worker *w);
+bool   worker_cache_trusted(const struct worker *w);
 /* Copies key's cached value into b at b->len + head_room, leaving room
  * for tail_room bytes after it; b->len is not moved.  CACHE_HIT or
  * CACHE_STALE (lk set); CACHE_MISS for a miss, a gone entry, a bypassed
@@ -313,12 +352,12 @@ void worker_access_log(struct conn *c, const char *req, size_t req_len);
 void worker_access_start(struct conn *c);
 
 /* worker_http.c */
-void worker_http_process(struct conn *c);
+/* The Date header's value now (http_date, remade once a second). */
+const char *worker_http_date(struct worker *w);
 /* Appends an error answer; fatal (a parse error) closes after writing. */
-void worker_http_error(struct conn *c, int status, bool fatal);
+void        worker_http_error(struct conn *c, int status, bool fatal);
 
 /* worker_resp.c */
-void worker_resp_process(struct conn *c);
 void worker_resp_count(struct conn *c, enum metrics_code code);
 /* The command being answered is done: logged, its bytes dropped, the
  * parser reset, the connection READING. */

@@ -26,9 +26,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "worker_conn.h"
+
+const char *
+worker_http_date(struct worker *w)
+{
+    struct worker_http_date *d = &w->http_date;
+    /* time() is a vDSO call on Linux: no system call on the hit path. */
+    time_t                   now = time(NULL);
+
+    if (now != d->sec) {
+        d->sec = now;
+        http_format_date(now, d->text);
+        d->ok_prefix_len =
+            http_format_ok_prefix(d->text, d->ok_prefix, sizeof(d->ok_prefix));
+    }
+    return d->text;
+}
 
 static bool
 worker_http_keep_alive(const struct conn *c)
@@ -51,8 +68,8 @@ worker_http_error(struct conn *c, int status, bool fatal)
     size_t         n;
 
     n = http_format_error(status, head, keep,
-                          parsed && c->req.version_minor == 0, worker_date(w),
-                          NULL, 0, buf, sizeof(buf));
+                          parsed && c->req.version_minor == 0,
+                          worker_http_date(w), NULL, 0, buf, sizeof(buf));
     if (worker_conn_append(c, buf, n) != 0) {
         worker_conn_close(c);
         return;
@@ -127,8 +144,8 @@ worker_http_error_cached(struct conn *c, int status,
     size_t n;
 
     n = http_format_error_cached(status, head, keep, c->req.version_minor == 0,
-                                 worker_date(c->worker), detail, detail_len,
-                                 cached, hb, sizeof(hb));
+                                 worker_http_date(c->worker), detail,
+                                 detail_len, cached, hb, sizeof(hb));
     if (worker_conn_append(c, hb, n) != 0) {
         worker_conn_close(c);
         return;
@@ -155,7 +172,7 @@ worker_http_answer_copied(struct conn *c, struct http_reply *reply,
     reply->content_length = value_len;
     reply->has_etag = true;
     reply->has_max_age = true;
-    reply->date = worker_date(c->worker);
+    reply->date = worker_http_date(c->worker);
     reply->status = worker_http_not_modified(c, reply->etag) ? 304 : 200;
     n = http_format_head(reply, head, HTTP_HEAD_MAX);
     if (reply->status == 200 && c->req.method != HTTP_METHOD_HEAD) {
@@ -241,7 +258,7 @@ worker_http_backend_cb(struct backend_waiter      *wt,
         .content_type = "application/octet-stream",
         .content_length = r->len,
         .cache = HTTP_CACHE_MISS,
-        .date = worker_date(w),
+        .date = worker_http_date(w),
         .has_etag = true,
         .has_max_age = true,
         .max_age_s = w->cfg->ttl_ms / 1000,
@@ -361,9 +378,9 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
     /* The head goes straight in front of the value: the Date-bound
      * prefix is made once a second, the rest per answer. */
     head = c->out.data + c->out.len;
-    worker_date(w);
-    memcpy(head, w->ok_prefix, w->ok_prefix_len);
-    n = w->ok_prefix_len;
+    worker_http_date(w);
+    memcpy(head, w->http_date.ok_prefix, w->http_date.ok_prefix_len);
+    n = w->http_date.ok_prefix_len;
     n += http_format_ok_suffix(&reply, head + n, HTTP_HEAD_MAX - n);
     if (c->req.method != HTTP_METHOD_HEAD) {
         memmove(head + n, head + HTTP_HEAD_MAX, lk.value_len);
@@ -460,7 +477,7 @@ worker_http_handle(struct conn *c)
     return false;
 }
 
-void
+static void
 worker_http_process(struct conn *c)
 {
     while (c->state == CONN_READING && !c->close_after_write && c->in.len > 0
@@ -492,3 +509,45 @@ worker_http_process(struct conn *c)
         worker_http_finish(c);
     }
 }
+
+static int
+worker_http_open(struct conn *c)
+{
+    http_parse_init(&c->hp);
+    http_parse_chunked_init(&c->hc);
+    c->continue_sent = false;
+    return 0;
+}
+
+/* A request head that did not arrive in time: 408. */
+static bool
+worker_http_timeout(struct conn *c)
+{
+    worker_http_error(c, 408, false);
+    return true;
+}
+
+static void
+worker_http_proxy_refused(struct conn *c)
+{
+    worker_http_error(c, 400, true);
+}
+
+/* What an HTTP connection waits on is c->waiter, which worker.c
+ * cancels; the slot keeps nothing of its own. */
+static void
+worker_http_nothing(struct conn *c)
+{
+    (void) c;
+}
+
+const struct worker_proto worker_http_proto = {
+    .name = "http",
+    .in_max = WORKER_HTTP_IN_MAX,
+    .open = worker_http_open,
+    .process = worker_http_process,
+    .timeout = worker_http_timeout,
+    .proxy_refused = worker_http_proxy_refused,
+    .close = worker_http_nothing,
+    .slot_fini = worker_http_nothing,
+};

@@ -103,7 +103,7 @@ worker_resp_queued(struct conn *c)
     resp_parse_init(&c->rp);
 }
 
-void
+static void
 worker_resp_process(struct conn *c)
 {
     struct worker *w = c->worker;
@@ -254,3 +254,70 @@ answered:
         resp_parse_init(&c->rp);
     }
 }
+
+/* The argument array is allocated on the slot's first RESP connection
+ * and kept for the next ones. */
+static int
+worker_resp_open(struct conn *c)
+{
+    resp_parse_init(&c->rp);
+    c->resp_consumed = 0;
+    if (c->argv == NULL) {
+        c->argv = malloc(RESP_CONN_ARGV_MAX * sizeof(*c->argv));
+        if (c->argv == NULL) {
+            log_error("malloc() of RESP arguments failed");
+            return -ENOMEM;
+        }
+    }
+    worker_resp_session_open(c);
+    return 0;
+}
+
+/* A command that did not arrive whole in time: Redis answers nothing
+ * either, it closes. */
+static bool
+worker_resp_timeout(struct conn *c)
+{
+    (void) c;
+    return false;
+}
+
+static void
+worker_resp_proxy_refused(struct conn *c)
+{
+    static const char refused[] = "ERR PROXY protocol header refused";
+
+    if (resp_append_error(&c->out, refused, sizeof(refused) - 1) != 0) {
+        worker_conn_close(c);
+        return;
+    }
+    worker_resp_count(c, METRICS_CODE_RESP_ERR);
+    c->close_after_write = true;
+}
+
+/* Cancels an MGET's and the pipeline's fetches and frees them. */
+static void
+worker_resp_close(struct conn *c)
+{
+    worker_resp_mget_free(c);
+    worker_resp_pipeline_free(c);
+}
+
+static void
+worker_resp_slot_fini(struct conn *c)
+{
+    free(c->argv);
+    c->argv = NULL;
+    worker_resp_session_fini(c);
+}
+
+const struct worker_proto worker_resp_proto = {
+    .name = "resp",
+    .in_max = RESP_CONN_IN_MAX,
+    .open = worker_resp_open,
+    .process = worker_resp_process,
+    .timeout = worker_resp_timeout,
+    .proxy_refused = worker_resp_proxy_refused,
+    .close = worker_resp_close,
+    .slot_fini = worker_resp_slot_fini,
+};
