@@ -62,17 +62,17 @@ worker_accept_reserve_close(struct worker *w)
  * the client sent is read first so that the close is not a reset that
  * could overtake the answer.  The number refused. */
 static unsigned
-worker_accept_shed(struct worker *w, int lfd, enum conn_proto proto)
+worker_accept_shed(struct worker *w, int lfd, const struct worker_proto *proto)
 {
     static const char http_full[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                     "Content-Length: 0\r\n"
                                     "Retry-After: 1\r\n"
                                     "Connection: close\r\n\r\n";
     static const char resp_full[] = "-ERR max number of clients reached\r\n";
-    const char       *msg = proto == CONN_HTTP ? http_full : resp_full;
-    size_t            len = proto == CONN_HTTP ? sizeof(http_full) - 1
-                                               : sizeof(resp_full) - 1;
-    unsigned          shed = 0;
+    const char *msg = proto == &worker_http_proto ? http_full : resp_full;
+    size_t      len = proto == &worker_http_proto ? sizeof(http_full) - 1
+                                                  : sizeof(resp_full) - 1;
+    unsigned    shed = 0;
 
     worker_accept_reserve_close(w);
     for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
@@ -110,8 +110,9 @@ worker_accept_shed(struct worker *w, int lfd, enum conn_proto proto)
 }
 
 void
-worker_accept_exhausted(struct worker *w, int lfd, enum conn_proto proto,
-                        int err, int pause_ms)
+worker_accept_exhausted(struct worker *w, int lfd,
+                        const struct worker_proto *proto, int err,
+                        int pause_ms)
 {
     uint64_t now_ms = event_now_ms(&w->loop);
     unsigned shed = 0;

@@ -401,8 +401,9 @@ void worker_accept_reserve_close(struct worker *w);
 /* accept4() on lfd failed with err, and accepting pauses for pause_ms:
  * at EMFILE/ENFILE, refuses the waiting clients through the reserve;
  * logs, at most one line a second. */
-void worker_accept_exhausted(struct worker *w, int lfd, enum conn_proto proto,
-                             int err, int pause_ms);
+void worker_accept_exhausted(struct worker *w, int lfd,
+                             const struct worker_proto *proto, int err,
+                             int pause_ms);
 
 /* worker_acl.c */
 int  worker_acl_init(struct worker *w);
