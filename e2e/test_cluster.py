@@ -194,8 +194,8 @@ def resp_port(p):
 
 
 def fill(cluster, keys):
-    rc = redis.cluster.RedisCluster(host="127.0.0.1",
-                                    port=cluster.nodes[0].port,
+    live = next(n for n in cluster.nodes if n.proc.poll() is None)
+    rc = redis.cluster.RedisCluster(host="127.0.0.1", port=live.port,
                                     decode_responses=True)
     try:
         for k in keys:
@@ -250,6 +250,11 @@ def test_reads_every_primary_hash_tags_and_mget(cluster, make_proxy):
     assert sum(m["slots"] for m in members) == 16384
     assert h.json()["cluster"]["down"] == []
     assert "slot map from" in p.log()
+    # Read with CLUSTER SHARDS (SLOTS is deprecated in Redis 7).
+    assert "has no CLUSTER SHARDS" not in p.log()
+    assert any(n.client().info("commandstats")
+               .get("cmdstat_cluster|shards", {}).get("calls", 0) > 0
+               for n in cluster.nodes[:2])
 
 
 def reads_served(node):
@@ -531,3 +536,97 @@ def test_uncovered_slots_wrong_auth_and_a_dead_seed(partial_cluster,
     assert 0.5 <= took <= 1.5, took     # the retries filled --redis-timeout
     with pytest.raises(redis.ResponseError, match="CLUSTERDOWN"):
         resp_command(resp_port(p), "GET", ka)
+
+
+def rejected_calls(node, command):
+    """How many `command` calls node refused (redirects, TRYAGAIN)."""
+    st = node.client().info("commandstats").get("cmdstat_" + command, {})
+    return st.get("rejected_calls", 0)
+
+
+def test_tryagain_during_a_migration(cluster, make_proxy):
+    """A two-key command in a slot half migrated gets -TRYAGAIN from
+    Redis: the proxy retries it with a backoff inside --redis-timeout;
+    one that stays stuck gets the error, one whose migration ends in
+    time gets its answer."""
+    keys = ["{try}a", "{try}b"]
+    fill(cluster, keys)
+    slot = keyslot(keys[0])
+    src = cluster.owner(slot)
+    dst = next(n for n in cluster.primaries() if n is not src)
+    src_id = src.client().execute_command("CLUSTER", "MYID")
+    dst_id = dst.client().execute_command("CLUSTER", "MYID")
+    p = cluster_proxy(make_proxy, cluster, "--redis-timeout", "2s")
+    port = resp_port(p)
+    assert resp_command(port, "EXISTS", *keys) == 2
+    dst.client().execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING",
+                                 src_id)
+    src.client().execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING",
+                                 dst_id)
+    src.client().execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0,
+                                 5000, "KEYS", keys[1])
+    # Stuck: src has one key of two.  Retried until the deadline, then
+    # Redis' own error.
+    before = rejected_calls(src, "exists")
+    t0 = time.monotonic()
+    with pytest.raises(redis.ResponseError, match="^TRYAGAIN"):
+        resp_command(port, "EXISTS", *keys)
+    took = time.monotonic() - t0
+    assert 1.5 <= took <= 3.0, took
+    assert rejected_calls(src, "exists") - before >= 4
+    # The migration ends while the proxy is retrying: the answer comes.
+    result = {}
+    th = threading.Thread(target=lambda: result.update(
+        n=resp_command(port, "EXISTS", *keys), t=time.monotonic()))
+    before = rejected_calls(src, "exists")
+    t0 = time.monotonic()
+    th.start()
+    wait_for(lambda: rejected_calls(src, "exists") >= before + 2,
+             what="the proxy retrying TRYAGAIN")
+    src.client().execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0,
+                                 5000, "KEYS", keys[0])
+    for node in [dst, src] + [x for x in cluster.primaries()
+                              if x not in (src, dst)]:
+        node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE",
+                                      dst_id)
+    th.join(10)
+    assert result.get("n") == 2, result
+    assert result["t"] - t0 < 2.0, result["t"] - t0
+
+
+def test_prefer_replica_falls_back_to_the_primary(cluster, make_proxy):
+    """--redis-read-from prefer-replica: reads go to a replica; once it
+    is killed, to its primary, with no failed read in between."""
+    prim, rep = next((p, r) for p in cluster.primaries()
+                     for r in replicas_of(cluster, p))
+    keys = [k for k in ("pr:%d" % i for i in range(600))
+            if cluster.owner(keyslot(k)) is prim][:20]
+    fill(cluster, keys)
+    wait_for(lambda: prim.client().execute_command("WAIT", 1, 1000) >= 1,
+             what="replication")
+    wait_for(lambda: all(len(e) >= 4 for e in prim.client()
+                         .execute_command("CLUSTER", "SLOTS")
+                         if prim.port == e[2][1]),
+             timeout=20, interval=0.1, what="the replica in CLUSTER SLOTS")
+    p = cluster_proxy(make_proxy, cluster, "--redis-read-from",
+                      "prefer-replica", "--workers", "1")
+    s = requests.Session()
+    before = reads_served(prim), reads_served(rep)
+    for k in keys:
+        r = s.get(p.url("/" + k), timeout=5)
+        assert (r.status_code, r.text) == (200, "value-of-" + k)
+    assert reads_served(prim) == before[0]
+    assert reads_served(rep) >= before[1] + len(keys)
+    rep.kill()
+    before = reads_served(prim)
+    for k in keys * 2:
+        r = s.get(p.url("/" + k), timeout=5)
+        assert (r.status_code, r.text) == (200, "value-of-" + k), \
+            (k, r.status_code, p.log())
+    assert reads_served(prim) >= before + 2 * len(keys)
+    # /health lists the replica as down (until a map read after the
+    # cluster marked it failed leaves it out).
+    members = requests.get(p.admin_url("/health"), timeout=5) \
+        .json()["cluster"]["members"]
+    assert all(m["state"] == "down" for m in members
+               if m["addr"] == rep.addr), members

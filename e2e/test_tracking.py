@@ -195,9 +195,14 @@ def test_redis_flush_drops_everything(redis_server, make_proxy, mode, flush):
     for i in range(50):
         rc.set("f:%d" % i, "x")
     s = requests.Session()
-    for i in range(50):
-        assert s.get(p.url("/f:%d" % i), timeout=5).status_code == 200
-    assert metrics(p)["rcp_cache_entries"] == 50
+
+    def all_cached():
+        # In bcast mode a worker may read the SETs' invalidations after
+        # another cached the keys, and drop them: read until they stay.
+        for i in range(50):
+            assert s.get(p.url("/f:%d" % i), timeout=5).status_code == 200
+        return metrics(p)["rcp_cache_entries"] == 50
+    wait_for(all_cached, what="50 keys cached")
     getattr(rc, flush)()
     wait_for(lambda: metrics(p)["rcp_cache_entries"] == 0,
              timeout=2, what="the cache emptied by " + flush)
@@ -297,3 +302,255 @@ def test_unanswered_heartbeat(redis_server, make_proxy):
         os.kill(pid, signal.SIGCONT)
     assert "no answer" in p.log()
     assert_caching_again(p, redis_server.client(), "k")
+
+
+# --- the race guard ----------------------------------------------------------
+
+class TrackingStandIn:
+    """A stand-in Redis speaking just enough RESP2 for --tracking: CLIENT
+    ID, CLIENT TRACKING (+OK), SUBSCRIBE, PING (a pong message while
+    subscribed), and GET from a dict; while `gate` is clear a GET of a
+    key in `held` waits for it, with the value read when the GET arrived
+    (as Redis executes it).  invalidate() sends an invalidation message
+    to every subscriber, as Redis would on a write."""
+
+    def __init__(self):
+        self.values = {}
+        self.held = set()
+        self.gate = threading.Event()
+        self.gets = {}
+        self.lock = threading.Lock()
+        self.conns = []
+        self.subscribers = []           # their reply queues
+        self.next_id = 1
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    @staticmethod
+    def _bulk(b):
+        return b"$%d\r\n%s\r\n" % (len(b), b)
+
+    def _serve(self, c):
+        replies = queue.Queue()
+        threading.Thread(target=self._answer, args=(c, replies),
+                         daemon=True).start()
+        with self.lock:
+            my_id = self.next_id
+            self.next_id += 1
+        subscribed = False
+        f = c.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                if not line.startswith(b"*"):
+                    continue
+                args = []
+                for _ in range(int(line[1:])):
+                    n = int(f.readline()[1:])
+                    args.append(f.read(n + 2)[:-2])
+                cmd = args[0].upper()
+                sub = args[1].upper() if len(args) > 1 else b""
+                if cmd == b"GET":
+                    key = args[1]
+                    with self.lock:
+                        value = self.values.get(key)
+                        self.gets[key] = self.gets.get(key, 0) + 1
+                        hold = key in self.held
+                    replies.put((hold, b"$-1\r\n" if value is None
+                                 else self._bulk(value)))
+                elif cmd == b"CLIENT" and sub == b"ID":
+                    replies.put((False, b":%d\r\n" % my_id))
+                elif cmd == b"SUBSCRIBE":
+                    subscribed = True
+                    with self.lock:
+                        self.subscribers.append(replies)
+                    replies.put((False, b"*3\r\n" + self._bulk(b"subscribe")
+                                 + self._bulk(args[1]) + b":1\r\n"))
+                elif cmd == b"PING" and subscribed:
+                    replies.put((False, b"*2\r\n" + self._bulk(b"pong")
+                                 + self._bulk(b"")))
+                elif cmd == b"PING":
+                    replies.put((False, b"+PONG\r\n"))
+                else:
+                    replies.put((False, b"+OK\r\n"))   # CLIENT TRACKING
+        except OSError:
+            return
+        finally:
+            with self.lock:
+                if replies in self.subscribers:
+                    self.subscribers.remove(replies)
+            replies.put(None)
+
+    def _answer(self, c, replies):
+        try:
+            while True:
+                item = replies.get()
+                if item is None:
+                    return
+                hold, data = item
+                if hold:
+                    self.gate.wait(10)
+                c.sendall(data)
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def invalidate(self, keys):
+        """keys: a list of names, or None for a flush (a nil message)."""
+        body = (b"$-1\r\n" if keys is None else
+                b"*%d\r\n" % len(keys) + b"".join(self._bulk(k)
+                                                  for k in keys))
+        msg = (b"*3\r\n" + self._bulk(b"message")
+               + self._bulk(b"__redis__:invalidate") + body)
+        with self.lock:
+            for q in self.subscribers:
+                q.put((False, msg))
+
+    def get_count(self, key):
+        with self.lock:
+            return self.gets.get(key, 0)
+
+    def stop(self):
+        self.gate.set()
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def stand_in():
+    r = TrackingStandIn()
+    yield r
+    r.stop()
+
+
+@pytest.mark.parametrize("purge", ["invalidate", "redis-flush", "delete",
+                                   "flush"])
+def test_purge_beats_fetch_in_flight_with_tracking(stand_in, make_proxy,
+                                                   purge):
+    """A fetch that began before its key was reported changed (or
+    purged, or everything flushed) answers the client that asked before,
+    and nothing else: not the cache, not a client asking after."""
+    p = make_proxy(stand_in, "--workers", "1", "--ttl", "1h",
+                   "--redis-timeout", "5s", "--tracking", "default")
+    wait_for(lambda: tracking_up(p), what="tracking up")
+    stand_in.values[b"k"] = b"OLD"
+    stand_in.held.add(b"k")
+    first = {}
+
+    def ask_first():
+        first["r"] = requests.get(p.url("/k"), timeout=10)
+
+    t = threading.Thread(target=ask_first)
+    t.start()
+    wait_for(lambda: stand_in.get_count(b"k") == 1, what="the first GET")
+    with stand_in.lock:
+        stand_in.values[b"k"] = b"NEW"      # a write in Redis ...
+        stand_in.held.discard(b"k")
+    before = metrics(p)["rcp_invalidations_total"]
+    if purge == "invalidate":               # ... and Redis says so
+        stand_in.invalidate([b"k"])
+    elif purge == "redis-flush":
+        stand_in.invalidate(None)
+    elif purge == "delete":
+        assert requests.delete(p.admin_url("/cache/k"),
+                               timeout=5).status_code == 204
+    else:
+        assert requests.post(p.admin_url("/flush"),
+                             timeout=5).status_code == 204
+    if purge in ("invalidate", "redis-flush"):
+        wait_for(lambda: metrics(p)["rcp_invalidations_total"] > before,
+                 what="the invalidation read")
+    second = {}
+
+    def ask_second():
+        second["r"] = requests.get(p.url("/k"), timeout=10)
+
+    t2 = threading.Thread(target=ask_second)
+    t2.start()
+    wait_for(lambda: stand_in.get_count(b"k") == 2, timeout=3,
+             what="a GET for the client after the invalidation")
+    stand_in.gate.set()
+    t.join(10)
+    t2.join(10)
+    assert first["r"].content == b"OLD"
+    assert second["r"].content == b"NEW"
+    for _ in range(3):
+        r = requests.get(p.url("/k"), timeout=5)
+        assert r.content == b"NEW", r.headers
+    assert r.headers["X-Cache"] == "HIT"
+    assert stand_in.get_count(b"k") == 2
+
+
+# --- Sentinel: the subscriber follows the primary ------------------------------
+
+def test_sentinel_failover_moves_tracking(make_proxy):
+    from test_sentinel import Setup
+    setup = Setup()
+    try:
+        p = make_proxy(None, "--redis-sentinel", setup.seeds(),
+                       "--redis-master", "mymaster", "--workers", "2",
+                       "--ttl", "1h", "--tracking", "default")
+        wait_for(lambda: tracking_up(p)
+                 and p.log().count("invalidations from") == 2,
+                 what="tracking up in both workers")
+        old = setup.primary.client()
+        old.set("k", "v1")
+        s = requests.Session()
+        assert s.get(p.url("/k"), timeout=5).text == "v1"
+        setup.sentinels[0].client().execute_command(
+            "SENTINEL", "FAILOVER", "mymaster")
+        wait_for(lambda: setup.sentinels[0].master_port()
+                 == setup.replica.port, timeout=30, interval=0.05,
+                 what="sentinel failover")
+        wait_for(lambda: p.log().count("is now 127.0.0.1:%d"
+                                       % setup.replica.port) == 2,
+                 timeout=5, what="both workers switch")
+        wait_for(lambda: tracking_up(p), timeout=5,
+                 what="tracking up on the new primary")
+        new = setup.replica.client()
+        # Both workers' connections are tracked on the new primary, each
+        # redirected to a subscriber there.
+        cl = new.client_list()
+        subs = {c["id"] for c in cl if "P" in c["flags"]}
+        tracked = [c for c in cl if "t" in c["flags"]]
+        assert len(tracked) == 2, cl
+        assert all(c["redir"] in subs for c in tracked), cl
+        new.set("k", "v2")
+        wait_for(lambda: s.get(p.url("/k"), timeout=5).text == "v2",
+                 timeout=2, what="the new value")
+        # Cached, then changed on the new primary: seen at once.
+        for _ in range(4):
+            s.get(p.url("/k"), timeout=5)
+        r = s.get(p.url("/k"), timeout=5)
+        assert r.text == "v2" and r.headers["X-Cache"] == "HIT"
+        new.set("k", "v3")
+        wait_for(lambda: s.get(p.url("/k"), timeout=5).text == "v3",
+                 timeout=FRESH_MS / 1000.0, interval=0.001,
+                 what="the write on the new primary seen")
+    finally:
+        setup.stop()

@@ -1,6 +1,6 @@
 /*
  * http_parser_fuzz: libFuzzer harness for http_parse_request(),
- * http_parse_decode() and http_if_none_match().
+ * http_parse_decode() and http_reply_if_none_match().
  *
  * Oracle: the parser must not care how its input is cut (nor must the
  * chunked-body parser, run on what follows a chunked head).  The first two
@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "http_reply.h"
 #include "http_parser.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -72,24 +72,24 @@ fuzz_inm(const char *v, size_t len)
 {
     static const uint64_t etag = UINT64_C(0x0123456789abcdef);
     char with[300];
-    enum http_inm rc = http_if_none_match(v, len, etag);
-    enum http_inm rc_with;
+    enum http_reply_inm rc = http_reply_if_none_match(v, len, etag);
+    enum http_reply_inm rc_with;
 
-    fuzz_check(rc == HTTP_INM_NONE || rc == HTTP_INM_MATCH
-               || rc == HTTP_INM_NO_MATCH);
-    if (len > sizeof(with) - HTTP_ETAG_LEN - 1) {
+    fuzz_check(rc == HTTP_REPLY_INM_NONE || rc == HTTP_REPLY_INM_MATCH
+               || rc == HTTP_REPLY_INM_NO_MATCH);
+    if (len > sizeof(with) - HTTP_REPLY_ETAG_LEN - 1) {
         return;
     }
     memcpy(with, v, len);
     with[len] = ',';
-    http_format_etag(etag, with + len + 1);
-    rc_with = http_if_none_match(with, len + 1 + HTTP_ETAG_LEN, etag);
-    if (rc == HTTP_INM_NO_MATCH) {
+    http_reply_format_etag(etag, with + len + 1);
+    rc_with = http_reply_if_none_match(with, len + 1 + HTTP_REPLY_ETAG_LEN, etag);
+    if (rc == HTTP_REPLY_INM_NO_MATCH) {
         /* A valid list of tags stays valid with ours added: a match. */
-        fuzz_check(rc_with == HTTP_INM_MATCH);
-    } else if (rc == HTTP_INM_MATCH) {
+        fuzz_check(rc_with == HTTP_REPLY_INM_MATCH);
+    } else if (rc == HTTP_REPLY_INM_MATCH) {
         /* Ours was there already, or it was "*", which takes no more. */
-        fuzz_check(rc_with == HTTP_INM_MATCH || rc_with == HTTP_INM_NONE);
+        fuzz_check(rc_with == HTTP_REPLY_INM_MATCH || rc_with == HTTP_REPLY_INM_NONE);
     }
 }
 

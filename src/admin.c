@@ -37,7 +37,7 @@
 #include <string.h>
 
 #include "admin.h"
-#include "http.h"
+#include "http_reply.h"
 #include "textbuf.h"
 
 /* Room kept in front of a rendered /metrics body for the head. */
@@ -95,21 +95,22 @@ struct admin_reply {
     bool        keep_alive;
 };
 
-/* The Date header; http.c formats it (IMF-fixdate, our own month and
+/* The Date header; http_reply.c formats it (IMF-fixdate, our own month and
  * day names, so the process locale cannot change them). */
 static void
 admin_date(struct textbuf *o, time_t now)
 {
-    char date[HTTP_DATE_LEN + 1];
+    char date[HTTP_REPLY_DATE_LEN + 1];
 
-    http_format_date(now, date);
+    http_reply_format_date(now, date);
     textbuf_printf(o, "Date: %s\r\n", date);
 }
 
 static void
 admin_head(struct textbuf *o, const struct admin_reply *r, time_t now)
 {
-    textbuf_printf(o, "HTTP/1.1 %d %s\r\n", r->status, http_reason(r->status));
+    textbuf_printf(o, "HTTP/1.1 %d %s\r\n", r->status,
+                   http_reply_reason(r->status));
     admin_date(o, now);
     if (r->content_type != NULL) {
         textbuf_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
@@ -424,7 +425,7 @@ admin_error(int status, time_t now, char *buf, size_t cap)
         return ADMIN_REPLY_MIN;
     }
     memset(&r, 0, sizeof(r));
-    n = snprintf(text, sizeof(text), "%s\n", http_reason(status));
+    n = snprintf(text, sizeof(text), "%s\n", http_reply_reason(status));
     assert(n > 0 && (size_t) n < sizeof(text));
     r.status = status;
     r.content_type = admin_text;

@@ -172,6 +172,9 @@ struct backend_fetch {
     bool                   primary_only; /* a replica failed it */
     unsigned               hops;         /* redirects followed */
     uint64_t               retry_ms;     /* last TRYAGAIN backoff */
+    uint8_t                retrying;     /* the last node answer, being
+                                            retried: 0 none, 1 TRYAGAIN,
+                                            2 CLUSTERDOWN */
     struct backend        *node;         /* borrowed: cluster's, while
                                             list is NODE */
     struct backend_waiter  node_waiter;  /* on the node's fetch */
@@ -1138,6 +1141,27 @@ static const struct redis_conn_ops backend_conn_ops = {
 
 /* --- timers ------------------------------------------------------------ */
 
+/* The deadline came while a TRYAGAIN or CLUSTERDOWN was being
+ * retried: that answer (503, or Redis' error for a command), as when
+ * no time is left for another try, not a timeout. */
+static void
+backend_fetch_retry_expired(struct backend_fetch *f)
+{
+    static const char tryagain[] =
+        "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+    static const char down[] = "-CLUSTERDOWN The cluster is down\r\n";
+    const char       *text = f->retrying == 1 ? tryagain : down;
+    size_t len = f->retrying == 1 ? sizeof(tryagain) - 1 : sizeof(down) - 1;
+    struct backend_reply out = { BACKEND_VALUE, text, len, NULL };
+
+    if (!f->command) {
+        out.result = BACKEND_UNAVAILABLE;
+        out.data = text + 1;
+        out.len = len - 3;
+    }
+    backend_fetch_finish(f, &out);
+}
+
 static void
 backend_on_deadline(struct event_loop *loop, struct event_timer *timer)
 {
@@ -1146,6 +1170,10 @@ backend_on_deadline(struct event_loop *loop, struct event_timer *timer)
 
     (void) loop;
     assert(!f->done);
+    if (b->cluster != NULL && f->retrying != 0) {
+        backend_fetch_retry_expired(f);
+        return;
+    }
     if (b->fifo.head == f && redis_conn_reply_started(&b->conn)) {
         /* Its reply is arriving (a big value takes a while): from now
          * on the watchdog, which sees every byte, guards it. */
@@ -1449,6 +1477,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
 
     assert(f->list == BACKEND_LIST_NODE && !f->done);
     f->list = BACKEND_LIST_NONE;
+    f->retrying = 0;
     if (f->command && r->result == BACKEND_VALUE && text_len >= 3
         && text[0] == '-') {
         /* A command's error comes as RESP bytes: "-MOVED ...\r\n". */
@@ -1480,6 +1509,9 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
             elapsed_ms = (backend_now_us() - f->start_us) / 1000u;
             if (elapsed_ms + delay < b->timeout_ms) {
                 f->retry_ms = delay;
+                /* Should the deadline come first, this answer is
+                 * given (backend_fetch_retry_expired). */
+                f->retrying = memcmp(text, "TRYAGAIN", 8) == 0 ? 1 : 2;
                 backend_fetch_defer(f, delay);
                 return;
             }

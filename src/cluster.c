@@ -2,11 +2,16 @@
  * cluster: see cluster.h for what it owns.  Flow of a refresh:
  *
  *   cluster_refresh_soon() --(at most 1/s)--> timer --> start:
- *     candidates: the primaries of the map, then the seeds, in turn
- *     open --> [AUTH] + CLUSTER SLOTS --> reply --> map updated, close
+ *     candidates: the primaries of the map, then the seeds, asked in
+ *     turn by redis_ask.c: [AUTH] + CLUSTER SHARDS --> map updated
+ *        \--> "unknown subcommand" (Redis < 7): CLUSTER SLOTS on the
+ *              same connection, and from then on SLOTS only
  *        \--> refused / error / no reply in --redis-timeout: next one
  *     none answered: keep the map we have (or, with none, tell the
  *     backend so waiting fetches fail 502) and try again in 1 s
+ *
+ * CLUSTER SHARDS first because Redis 7.0 (Debian 12's) deprecates
+ * CLUSTER SLOTS for it; both give the same map.
  *
  * Node backends are made on first use and kept for the worker's life
  * (an address once in the map keeps its index, cluster_slots.h), so a
@@ -34,6 +39,7 @@
 #include "backend.h"
 #include "cluster.h"
 #include "log.h"
+#include "redis_ask.h"
 #include "redis_conn.h"
 
 #define CLUSTER_REFRESH_MIN_MS 1000 /* Envoy's redirect threshold */
@@ -57,24 +63,18 @@ struct cluster {
                                         by map node index; NULL
                                         until first used */
 
-    /* The refresh in progress, if any. */
-    struct redis_conn  conn;
-    bool               busy;
-    unsigned           replies_due; /* AUTH, CLUSTER SLOTS */
-    size_t             attempt;     /* candidates tried */
-    size_t             ncandidates;
-    char               asked_host[CLUSTER_SLOTS_HOST_MAX];
-    uint16_t           asked_port;
+    /* The refresh: asking, and when. */
+    struct redis_ask   ask;
+    bool               use_slots;    /* a node has no CLUSTER
+                                        SHARDS (Redis < 7) */
+    bool               asked_shards; /* what is due on ask */
     uint64_t           last_start_ms;
-    bool               resume; /* timer: next candidate */
-    bool               down;   /* no map, a round failed */
+    bool               down; /* no map, a round failed */
     bool               logged_down;
-    struct event_timer timer;    /* next refresh */
-    struct event_timer deadline; /* this attempt */
+    struct event_timer timer; /* next refresh */
 };
 
 static void cluster_refresh_start(struct cluster *c);
-static void cluster_attempt(struct cluster *c);
 
 /* --- refreshing the map ------------------------------------------------ */
 
@@ -187,10 +187,6 @@ cluster_on_node_state(void *arg)
 static void
 cluster_refresh_end(struct cluster *c, bool ok)
 {
-    redis_conn_close(&c->conn);
-    event_timer_stop(c->loop, &c->deadline);
-    c->busy = false;
-    c->resume = false;
     cluster_publish(c, ok);
     c->down = !ok && !c->have_map;
     if (ok) {
@@ -210,37 +206,26 @@ cluster_refresh_end(struct cluster *c, bool ok)
     }
 }
 
-/* This candidate failed: the next, or the end of the round. */
-static void
-cluster_next(struct cluster *c, const char *why)
-{
-    log_debug("redis cluster: CLUSTER SLOTS from %s:%u failed: %s",
-              c->asked_host, (unsigned) c->asked_port, why);
-    redis_conn_close(&c->conn);
-    event_timer_stop(c->loop, &c->deadline);
-    c->attempt++;
-    if (c->attempt >= c->ncandidates) {
-        cluster_refresh_end(c, false);
-        return;
-    }
-    cluster_attempt(c);
-}
-
-static void
-cluster_apply(struct cluster *c, const redisReply *r)
+/* A map from the node asked: applied and logged, or NEXT with why. */
+static enum redis_ask_verdict
+cluster_apply(struct cluster *c, const redisReply *r, char *why,
+              size_t why_len)
 {
     static uint16_t before[CLUSTER_SLOTS_COUNT];
-    char            why[128];
+    const char     *host = c->ask.host;
+    unsigned        port = c->ask.port;
     uint32_t        changed = 0, covered, i, primaries = 0;
     bool            seen[CLUSTER_SLOTS_NODES_MAX];
     int             rc;
 
     memcpy(before, c->map->owner, sizeof(before));
-    rc = cluster_slots_from_reply(c->map, r, c->asked_host, c->pick, why,
-                                  sizeof(why));
+    rc =
+        c->asked_shards
+            ? cluster_slots_from_shards(c->map, r, host, c->pick,
+                                        c->tls != NULL, why, why_len)
+            : cluster_slots_from_reply(c->map, r, host, c->pick, why, why_len);
     if (rc != 0) {
-        cluster_next(c, why);
-        return;
+        return REDIS_ASK_NEXT;
     }
     memset(seen, 0, sizeof(seen));
     for (i = 0; i < CLUSTER_SLOTS_COUNT; i++) {
@@ -260,195 +245,115 @@ cluster_apply(struct cluster *c, const redisReply *r)
             log_info("redis cluster: slot map from %s:%u: %" PRIu32
                      " primaries, all slots covered (%" PRIu32
                      " slots changed owner)",
-                     c->asked_host, (unsigned) c->asked_port, primaries,
-                     changed);
+                     host, port, primaries, changed);
         } else {
             log_warn("redis cluster: slot map from %s:%u: %" PRIu32
                      " primaries, %" PRIu32 " of 16384 slots covered (%" PRIu32
                      " slots changed owner)",
-                     c->asked_host, (unsigned) c->asked_port, primaries,
-                     covered, changed);
+                     host, port, primaries, covered, changed);
         }
     }
     c->have_map = true;
+    /* The round is over before the backend hears (it may ask again). */
+    redis_ask_stop(&c->ask);
     cluster_refresh_end(c, true);
     c->cb(c->cb_arg, true);
+    return REDIS_ASK_DONE;
 }
 
-static void
-cluster_on_open(struct redis_conn *rc)
+/* redis_ask: the i-th candidate. */
+static bool
+cluster_ask_target(void *arg, size_t i, struct redis_conn_target *t)
 {
-    (void) rc;
-}
+    struct cluster *c = arg;
+    const char     *host = NULL;
+    uint16_t        port = 0;
 
-static void
-cluster_on_reply(struct redis_conn *rc, const struct redis_conn_reply *r)
-{
-    struct cluster *c = rc->data;
-    char            why[160];
-
-    if (r->kind != REDIS_CONN_REPLY_OTHER) {
-        cluster_next(c, "unexpected reply");
-        return;
+    if (!cluster_candidate(c, i, &host, &port)) {
+        return false;
     }
-    if (--c->replies_due > 0) {
-        /* AUTH's answer. */
-        if (r->reply->type == REDIS_REPLY_ERROR) {
-            (void) snprintf(why, sizeof(why), "AUTH failed: %.*s",
-                            (int) (r->reply->len > 120 ? 120 : r->reply->len),
-                            r->reply->str);
-            log_warn("redis cluster: %s:%u: %s", c->asked_host,
-                     (unsigned) c->asked_port, why);
-            cluster_next(c, why);
-        }
-        return;
-    }
-    cluster_apply(c, r->reply);
+    t->host = host;
+    t->port = port;
+    t->tls = c->tls;
+    t->server_name = c->cfg->redis_tls_server_name;
+    return true;
 }
-
-static void
-cluster_on_error(struct redis_conn *rc, enum redis_conn_error kind,
-                 const char *why)
-{
-    struct cluster *c = rc->data;
-
-    (void) kind;
-    cluster_next(c, why);
-}
-
-static const struct redis_conn_ops cluster_conn_ops = {
-    .on_open = cluster_on_open,
-    .on_reply = cluster_on_reply,
-    .on_error = cluster_on_error,
-};
 
 static int
-cluster_send(struct cluster *c, int argc, const char **argv,
-             const size_t *lens)
+cluster_ask_send(void *arg, struct redis_ask *a)
 {
-    char *cmd = NULL;
-    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    int   rc;
+    struct cluster *c = arg;
+    const char     *argv[2] = { "CLUSTER", c->use_slots ? "SLOTS" : "SHARDS" };
+    size_t          lens[2] = { 7, c->use_slots ? 5u : 6u };
 
-    if (len < 0 || cmd == NULL) {
-        return -ENOMEM;
+    c->asked_shards = !c->use_slots;
+    return redis_ask_send(a, 2, argv, lens);
+}
+
+/* Redis before 7 has no CLUSTER SHARDS: "ERR unknown subcommand
+ * 'SHARDS'" (6.2), "ERR Unknown subcommand or wrong number of
+ * arguments for 'SHARDS'" (older). */
+static bool
+cluster_no_shards(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && r->str != NULL
+           && strcasestr(r->str, "subcommand") != NULL;
+}
+
+static enum redis_ask_verdict
+cluster_ask_reply(void *arg, struct redis_ask *a, const redisReply *r,
+                  char *why, size_t why_len)
+{
+    struct cluster *c = arg;
+    const char     *argv[2] = { "CLUSTER", "SLOTS" };
+    size_t          lens[2] = { 7, 5 };
+
+    if (c->asked_shards && cluster_no_shards(r)) {
+        log_info("redis cluster: %s:%u has no CLUSTER SHARDS; using "
+                 "CLUSTER SLOTS",
+                 a->host, (unsigned) a->port);
+        c->use_slots = true;
+        c->asked_shards = false;
+        if (redis_ask_send(a, 2, argv, lens) != 0) {
+            (void) snprintf(why, why_len, "out of memory");
+            return REDIS_ASK_NEXT;
+        }
+        return REDIS_ASK_MORE;
     }
-    rc = redis_conn_send(&c->conn, cmd, (size_t) len);
-    redisFreeCommand(cmd);
-    return rc;
+    return cluster_apply(c, r, why, why_len);
 }
 
 static void
-cluster_attempt(struct cluster *c)
+cluster_ask_failed(void *arg)
 {
-    const char              *host = NULL;
-    uint16_t                 port = 0;
-    struct redis_conn_target t;
-    char                     why[REDIS_CONN_WHY_MAX];
-    const char              *argv[3];
-    size_t                   lens[3];
-    int                      argc = 0;
-
-    if (!cluster_candidate(c, c->attempt, &host, &port)) {
-        cluster_refresh_end(c, false);
-        return;
-    }
-    (void) snprintf(c->asked_host, sizeof(c->asked_host), "%s", host);
-    c->asked_port = port;
-    memset(&t, 0, sizeof(t));
-    t.host = c->asked_host;
-    t.port = port;
-    t.tls = c->tls;
-    t.server_name = c->cfg->redis_tls_server_name;
-    if (redis_conn_open(&c->conn, &t, c->cfg->max_reply_bytes, why) != 0) {
-        log_debug("redis cluster: %s:%u: %s", c->asked_host, (unsigned) port,
-                  why);
-        /* The next one from the timer: never recurse through them. */
-        c->attempt++;
-        if (c->attempt >= c->ncandidates) {
-            cluster_refresh_end(c, false);
-        } else {
-            c->resume = true;
-            cluster_arm(c, 0);
-        }
-        return;
-    }
-    c->replies_due = 0;
-    if (c->cfg->redis_password[0] != '\0') {
-        argv[argc] = "AUTH";
-        lens[argc++] = 4;
-        if (c->cfg->redis_user[0] != '\0') {
-            argv[argc] = c->cfg->redis_user;
-            lens[argc++] = strlen(c->cfg->redis_user);
-        }
-        argv[argc] = c->cfg->redis_password;
-        lens[argc++] = strlen(c->cfg->redis_password);
-        if (cluster_send(c, argc, argv, lens) != 0) {
-            cluster_next(c, "out of memory");
-            return;
-        }
-        c->replies_due++;
-    }
-    argv[0] = "CLUSTER";
-    lens[0] = 7;
-    argv[1] = "SLOTS";
-    lens[1] = 5;
-    if (cluster_send(c, 2, argv, lens) != 0) {
-        cluster_next(c, "out of memory");
-        return;
-    }
-    c->replies_due++;
-    (void) event_timer_start(c->loop, &c->deadline, c->cfg->redis_timeout_ms);
+    cluster_refresh_end(arg, false);
 }
+
+static const struct redis_ask_ops cluster_ask_ops = {
+    .target = cluster_ask_target,
+    .send = cluster_ask_send,
+    .reply = cluster_ask_reply,
+    .failed = cluster_ask_failed,
+};
 
 static void
 cluster_refresh_start(struct cluster *c)
 {
-    size_t      n = 0;
-    const char *host;
-    uint16_t    port;
-
-    if (c->busy) {
+    if (c->ask.busy) {
         return;
     }
-    while (cluster_candidate(c, n, &host, &port)) {
-        n++;
-    }
-    c->ncandidates = n;
-    c->attempt = 0;
-    c->busy = true;
-    c->resume = false;
     c->last_start_ms = event_now_ms(c->loop);
     if (c->slot != NULL) {
         metrics_cluster_refresh(c->slot);
     }
-    cluster_attempt(c);
+    redis_ask_start(&c->ask);
 }
 
 static void
 cluster_on_timer(struct event_loop *loop, struct event_timer *timer)
 {
-    struct cluster *c = timer->data;
-
     (void) loop;
-    if (c->busy) {
-        if (c->resume) {
-            /* The round goes on after a candidate failed at once. */
-            c->resume = false;
-            cluster_attempt(c);
-        }
-        return;
-    }
-    cluster_refresh_start(c);
-}
-
-static void
-cluster_on_deadline(struct event_loop *loop, struct event_timer *timer)
-{
-    struct cluster *c = timer->data;
-
-    (void) loop;
-    cluster_next(c, "no answer within --redis-timeout");
+    cluster_refresh_start(timer->data);
 }
 
 /* Asks for a refresh, at most one a second. */
@@ -459,7 +364,7 @@ cluster_refresh_soon(struct cluster *c)
     uint64_t due = c->last_start_ms + CLUSTER_REFRESH_MIN_MS;
     uint64_t after = due > now ? due - now : 0;
 
-    if (c->busy) {
+    if (c->ask.busy) {
         return;
     }
     if (event_timer_active(&c->timer) && c->timer.when_ms <= now + after) {
@@ -662,9 +567,10 @@ cluster_create(struct event_loop *loop, const struct config *cfg,
     c->slot = slot;
     c->cb = cb;
     c->cb_arg = cb_arg;
-    redis_conn_init(&c->conn, loop, &cluster_conn_ops, c);
+    redis_ask_init(&c->ask, loop, &cluster_ask_ops, c, "redis cluster",
+                   c->cfg->redis_user, c->cfg->redis_password,
+                   c->cfg->redis_timeout_ms, c->cfg->max_reply_bytes);
     event_timer_init(&c->timer, cluster_on_timer, c);
-    event_timer_init(&c->deadline, cluster_on_deadline, c);
     cluster_arm(c, 0);
     *out = c;
     return 0;
@@ -682,8 +588,7 @@ cluster_destroy(struct cluster *c)
     uint32_t i;
 
     event_timer_stop(c->loop, &c->timer);
-    event_timer_stop(c->loop, &c->deadline);
-    redis_conn_fini(&c->conn);
+    redis_ask_fini(&c->ask);
     for (i = 0; i < CLUSTER_SLOTS_NODES_MAX; i++) {
         if (c->nodes[i] != NULL) {
             backend_destroy(c->nodes[i]);

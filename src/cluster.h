@@ -12,7 +12,8 @@
  * cannot be reached also asks for a refresh, so a failed primary's
  * slots are served again as soon as the cluster has promoted a replica.
  *
- * The map is read with CLUSTER SLOTS on a short-lived connection of its
+ * The map is read with CLUSTER SHARDS (CLUSTER SLOTS from Redis < 7),
+ * through redis_ask.c, on a short-lived connection of its
  * own, from a primary of the current map or else from the seeds in
  * turn; at start, then every --redis-cluster-refresh, and when asked.
  */

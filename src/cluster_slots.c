@@ -237,6 +237,238 @@ cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
     return 0;
 }
 
+/* --- CLUSTER SHARDS ---------------------------------------------------- */
+
+/* The value of key name in a RESP2 flattened map (key, value, ...), or
+ * NULL. */
+static const redisReply *
+cluster_shards_field(const redisReply *kv, const char *name)
+{
+    size_t n = strlen(name), i;
+
+    for (i = 0; i + 1 < kv->elements; i += 2) {
+        const redisReply *k = kv->element[i];
+
+        if (k->type == REDIS_REPLY_STRING && k->len == n
+            && memcmp(k->str, name, n) == 0) {
+            return kv->element[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static bool
+cluster_shards_is(const redisReply *v, const char *text)
+{
+    return v != NULL && v->type == REDIS_REPLY_STRING && v->len == strlen(text)
+           && memcmp(v->str, text, v->len) == 0;
+}
+
+/* A slot number: Redis gives integers; digits in a string are taken
+ * too.  -1 when it is neither or out of range. */
+static long long
+cluster_shards_slot(const redisReply *v)
+{
+    long long n = -1;
+    size_t    i;
+
+    if (v->type == REDIS_REPLY_INTEGER) {
+        n = v->integer;
+    } else if (v->type == REDIS_REPLY_STRING && v->len > 0 && v->len <= 5) {
+        for (n = 0, i = 0; i < v->len; i++) {
+            if (v->str[i] < '0' || v->str[i] > '9') {
+                return -1;
+            }
+            n = n * 10 + (v->str[i] - '0');
+        }
+    }
+    return n >= 0 && n < (long long) CLUSTER_SLOTS_COUNT ? n : -1;
+}
+
+struct cluster_shards_node {
+    const char *host;
+    size_t      host_len;
+    uint16_t    port;
+    bool        primary;
+    bool        online;
+};
+
+/* Reads one node's map.  false (why set) when it lacks an address, a
+ * port or a role. */
+static bool
+cluster_shards_node_read(const redisReply *n, bool tls,
+                         struct cluster_shards_node *out, char *why,
+                         size_t why_len)
+{
+    const redisReply *host, *port, *role, *health;
+
+    if (n->type != REDIS_REPLY_ARRAY || n->elements % 2 != 0) {
+        (void) snprintf(why, why_len, "a shard's node is not a map");
+        return false;
+    }
+    host = cluster_shards_field(n, "endpoint");
+    if (host == NULL || host->type != REDIS_REPLY_STRING) {
+        host = cluster_shards_field(n, "ip");
+    }
+    port = cluster_shards_field(n, tls ? "tls-port" : "port");
+    if (port == NULL) {
+        port = cluster_shards_field(n, tls ? "port" : "tls-port");
+    }
+    role = cluster_shards_field(n, "role");
+    if (host == NULL || host->type != REDIS_REPLY_STRING || port == NULL
+        || port->type != REDIS_REPLY_INTEGER || port->integer < 0
+        || port->integer > 65535 || role == NULL
+        || role->type != REDIS_REPLY_STRING) {
+        (void) snprintf(why, why_len,
+                        "a shard's node lacks an endpoint, "
+                        "a port or a role");
+        return false;
+    }
+    health = cluster_shards_field(n, "health");
+    out->host = host->str;
+    out->host_len = host->len;
+    out->port = (uint16_t) port->integer;
+    out->primary = cluster_shards_is(role, "master");
+    out->online = health == NULL || cluster_shards_is(health, "online");
+    return true;
+}
+
+/* The index of a node ("?" unknown: CLUSTER_SLOTS_NONE; "" the node
+ * asked), or -errno. */
+static int
+cluster_shards_index(struct cluster_slots             *m,
+                     const struct cluster_shards_node *n,
+                     const char                       *asked_host)
+{
+    if (n->host_len == 1 && n->host[0] == '?') {
+        return CLUSTER_SLOTS_NONE;
+    }
+    if (n->host_len == 0) {
+        return cluster_slots_node(m, asked_host, strlen(asked_host), n->port);
+    }
+    return cluster_slots_node(m, n->host, n->host_len, n->port);
+}
+
+/* Checks shard (apply false), or writes its slots into owner[] and
+ * replica[] (apply true, after every shard was checked).  0, or -errno
+ * with why set. */
+static int
+cluster_shards_one(struct cluster_slots *m, const redisReply *shard,
+                   const char *asked_host, unsigned pick, bool tls, bool apply,
+                   uint16_t *owner, uint16_t *replica, char *why,
+                   size_t why_len)
+{
+    const redisReply          *slots, *nodes;
+    struct cluster_shards_node n;
+    const redisReply          *primary = NULL;
+    size_t                     i, nrep = 0, want;
+    int                        idx, rep = CLUSTER_SLOTS_NONE;
+
+    if (shard->type != REDIS_REPLY_ARRAY || shard->elements % 2 != 0
+        || (slots = cluster_shards_field(shard, "slots")) == NULL
+        || (nodes = cluster_shards_field(shard, "nodes")) == NULL
+        || slots->type != REDIS_REPLY_ARRAY || slots->elements % 2 != 0
+        || nodes->type != REDIS_REPLY_ARRAY) {
+        (void) snprintf(why, why_len,
+                        "a shard is not a map with slots "
+                        "and nodes");
+        return -EINVAL;
+    }
+    for (i = 0; i < slots->elements; i += 2) {
+        long long lo = cluster_shards_slot(slots->element[i]);
+        long long hi = cluster_shards_slot(slots->element[i + 1]);
+
+        if (lo < 0 || hi < lo) {
+            (void) snprintf(why, why_len, "a shard's slot range is bad");
+            return -EINVAL;
+        }
+    }
+    for (i = 0; i < nodes->elements; i++) {
+        if (!cluster_shards_node_read(nodes->element[i], tls, &n, why,
+                                      why_len)) {
+            return -EINVAL;
+        }
+        if (n.primary && primary == NULL) {
+            primary = nodes->element[i];
+        } else if (!n.primary && n.online) {
+            nrep++;
+        }
+    }
+    if (!apply || primary == NULL || slots->elements == 0) {
+        return 0; /* no primary: its slots stay uncovered */
+    }
+    (void) cluster_shards_node_read(primary, tls, &n, why, why_len);
+    idx = cluster_shards_index(m, &n, asked_host);
+    want = nrep > 0 ? pick % nrep : 0;
+    for (i = 0; i < nodes->elements && nrep > 0 && idx >= 0; i++) {
+        (void) cluster_shards_node_read(nodes->element[i], tls, &n, why,
+                                        why_len);
+        if (n.primary || !n.online) {
+            continue;
+        }
+        if (want-- == 0) {
+            rep = cluster_shards_index(m, &n, asked_host);
+            break;
+        }
+    }
+    if (idx < 0 || rep < 0) {
+        idx = idx < 0 ? idx : rep;
+        (void) snprintf(why, why_len, "%s",
+                        idx == -ENOSPC ? "too many nodes"
+                                       : "host name too long");
+        return idx == -ENOSPC ? -ENOSPC : -EINVAL;
+    }
+    for (i = 0; i < slots->elements; i += 2) {
+        long long s = cluster_shards_slot(slots->element[i]);
+        long long hi = cluster_shards_slot(slots->element[i + 1]);
+
+        for (; s <= hi; s++) {
+            owner[s] = (uint16_t) idx;
+            replica[s] = idx == CLUSTER_SLOTS_NONE ? CLUSTER_SLOTS_NONE
+                                                   : (uint16_t) rep;
+        }
+    }
+    return 0;
+}
+
+int
+cluster_slots_from_shards(struct cluster_slots *m, const redisReply *r,
+                          const char *asked_host, unsigned pick, bool tls,
+                          char *why, size_t why_len)
+{
+    uint16_t owner[CLUSTER_SLOTS_COUNT];
+    uint16_t replica[CLUSTER_SLOTS_COUNT];
+    size_t   i;
+    int      rc;
+
+    if (r->type != REDIS_REPLY_ARRAY) {
+        (void) snprintf(why, why_len, "%s",
+                        r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "not an array");
+        return -EINVAL;
+    }
+    /* Check every shard before touching m, as for CLUSTER SLOTS. */
+    for (i = 0; i < r->elements; i++) {
+        rc = cluster_shards_one(m, r->element[i], asked_host, pick, tls, false,
+                                NULL, NULL, why, why_len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    memset(owner, 0xff, sizeof(owner));
+    memset(replica, 0xff, sizeof(replica));
+    for (i = 0; i < r->elements; i++) {
+        rc = cluster_shards_one(m, r->element[i], asked_host, pick, tls, true,
+                                owner, replica, why, why_len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    memcpy(m->owner, owner, sizeof(owner));
+    memcpy(m->replica, replica, sizeof(replica));
+    return 0;
+}
+
 /* Parses a decimal in [0, max] from p[0..len).  -1 when it is not. */
 static long
 cluster_slots_number(const char *p, size_t len, long max)

@@ -86,6 +86,19 @@ int cluster_slots_from_reply(struct cluster_slots *m, const redisReply *r,
                              const char *asked_host, unsigned pick, char *why,
                              size_t why_len);
 
+/*
+ * The same from a CLUSTER SHARDS reply (Redis 7; CLUSTER SLOTS is
+ * deprecated there): each shard's slot ranges go to its node whose role
+ * is master, whatever its health (as CLUSTER SLOTS lists a failed
+ * primary until a replica is promoted), and one of its replicas whose
+ * health is online is picked as above.  A node's address is its
+ * "endpoint" (else "ip"), its port "tls-port" when tls (else "port"),
+ * or the other when that one is absent.  Same returns as above.
+ */
+int cluster_slots_from_shards(struct cluster_slots *m, const redisReply *r,
+                              const char *asked_host, unsigned pick, bool tls,
+                              char *why, size_t why_len);
+
 /* Reads "MOVED 3999 127.0.0.1:6381", "ASK ...", "TRYAGAIN ...",
  * "CLUSTERDOWN ...".  Anything else (or a malformed redirect) is
  * CLUSTER_REDIRECT_NONE.  An empty host in MOVED/ASK (":6381", Redis'

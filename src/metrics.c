@@ -790,7 +790,7 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                    "rcp_backend_redirects_total{kind=\"ask\"} %" PRIu64 "\n",
                    sum.cluster_redirects[1]);
     metrics_u64(&o, "rcp_backend_map_refreshes_total", "counter",
-                "Redis Cluster slot map reads started (CLUSTER SLOTS).",
+                "Redis Cluster slot map reads started (CLUSTER SHARDS).",
                 sum.cluster_refreshes);
     metrics_u64(&o, "rcp_backend_map_changes_total", "counter",
                 "Slot maps read that moved a slot (failovers and "

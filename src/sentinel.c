@@ -1,9 +1,12 @@
 /*
- * sentinel: see sentinel.h.  Two connections, each a redis_conn:
+ * sentinel: see sentinel.h.  Two connections:
  *
- *   ask:  open sentinel i --> [AUTH] + SENTINEL get-master-addr-by-name
- *           --> [host, port]: cb(found), close; next ask in 10 s
- *           --> nil, error, refused, silent for --redis-timeout: i + 1
+ *   ask:  redis_ask.c asks the sentinels in turn, from ask_next:
+ *           [AUTH] + SENTINEL get-master-addr-by-name
+ *           --> [host, port]: cb(found), close; next ask in 10 s, first
+ *               of the sentinel that answered
+ *           --> nil, error, refused, silent for --redis-timeout: the
+ *               next sentinel
  *         a whole round without an answer: cb(!found), again in 1 s
  *   sub:  open a sentinel --> [AUTH] + SUBSCRIBE +switch-master
  *           --> "message": "NAME oldip oldport newip newport" for our
@@ -26,6 +29,7 @@
 #include <hiredis/hiredis.h>
 
 #include "log.h"
+#include "redis_ask.h"
 #include "redis_conn.h"
 #include "sentinel.h"
 
@@ -46,15 +50,11 @@ struct sentinel {
     struct ssl_ctx_st   *tls; /* owned; NULL: all plain */
 
     /* Asking. */
-    struct redis_conn  ask;
-    bool               asking;
-    unsigned           ask_due;   /* replies still to come */
-    size_t             ask_next;  /* the sentinel to ask first */
-    size_t             ask_tried; /* in this round */
+    struct redis_ask   ask;
+    size_t             ask_next; /* the sentinel to ask first */
     uint64_t           last_ask_ms;
     bool               logged_down;
-    struct event_timer ask_timer;    /* the next ask */
-    struct event_timer ask_deadline; /* this sentinel's answer */
+    struct event_timer ask_timer; /* the next round */
 
     /* Subscribed. */
     struct redis_conn  sub;
@@ -62,9 +62,6 @@ struct sentinel {
     unsigned           sub_auth_due;
     struct event_timer sub_timer; /* reconnect */
 };
-
-static void sentinel_ask_start(struct sentinel *s);
-static void sentinel_ask_one(struct sentinel *s);
 
 static void
 sentinel_arm(struct sentinel *s, struct event_timer *t, uint64_t after_ms)
@@ -74,74 +71,84 @@ sentinel_arm(struct sentinel *s, struct event_timer *t, uint64_t after_ms)
     }
 }
 
-static int
-sentinel_send(struct redis_conn *c, int argc, const char **argv,
-              const size_t *lens)
-{
-    char *cmd = NULL;
-    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    int   rc;
-
-    if (len < 0 || cmd == NULL) {
-        return -ENOMEM;
-    }
-    rc = redis_conn_send(c, cmd, (size_t) len);
-    redisFreeCommand(cmd);
-    return rc;
-}
-
-/* Opens c to seed i and queues AUTH when a password is set.  The
- * number of replies queued (0 or 1), or -1 (why set). */
+/* Opens c to sentinel i, with the sentinels' AUTH: as redis_ask_open. */
 static int
 sentinel_open(struct sentinel *s, struct redis_conn *c, size_t i, char *why)
 {
-    const struct config_redis *r = &s->seeds[i];
-    struct redis_conn_target   t;
-    const char                *argv[3];
-    size_t                     lens[3];
-    int                        argc = 0;
+    struct redis_conn_target t;
 
     memset(&t, 0, sizeof(t));
-    t.host = r->host;
-    t.port = r->port;
-    t.tls = r->tls ? s->tls : NULL;
-    if (redis_conn_open(c, &t, 64u * 1024u, why) != 0) {
-        return -1;
-    }
-    if (s->password[0] == '\0') {
-        return 0;
-    }
-    argv[argc] = "AUTH";
-    lens[argc++] = 4;
-    if (s->user[0] != '\0') {
-        argv[argc] = s->user;
-        lens[argc++] = strlen(s->user);
-    }
-    argv[argc] = s->password;
-    lens[argc++] = strlen(s->password);
-    if (sentinel_send(c, argc, argv, lens) != 0) {
-        (void) snprintf(why, REDIS_CONN_WHY_MAX, "out of memory");
-        redis_conn_close(c);
-        return -1;
-    }
-    return 1;
+    t.host = s->seeds[i].host;
+    t.port = s->seeds[i].port;
+    t.tls = s->seeds[i].tls ? s->tls : NULL;
+    return redis_ask_open(c, &t, 64u * 1024u, s->user, s->password, why);
 }
 
 /* --- asking ------------------------------------------------------------ */
 
-static void
-sentinel_ask_end(struct sentinel *s, bool found, const char *host,
-                 uint16_t port)
+static bool
+sentinel_ask_target(void *arg, size_t i, struct redis_conn_target *t)
 {
-    redis_conn_close(&s->ask);
-    event_timer_stop(s->loop, &s->ask_deadline);
-    s->asking = false;
-    if (found) {
-        s->logged_down = false;
-        sentinel_arm(s, &s->ask_timer, SENTINEL_PERIOD_MS);
-        s->cb(s->cb_arg, true, host, port);
-        return;
+    struct sentinel           *s = arg;
+    const struct config_redis *r;
+
+    if (i >= s->nseeds) {
+        return false;
     }
+    r = &s->seeds[(s->ask_next + i) % s->nseeds];
+    t->host = r->host;
+    t->port = r->port;
+    t->tls = r->tls ? s->tls : NULL;
+    return true;
+}
+
+static int
+sentinel_ask_send(void *arg, struct redis_ask *a)
+{
+    struct sentinel *s = arg;
+    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", s->master };
+    size_t      lens[3] = { 8, 23, strlen(s->master) };
+
+    return redis_ask_send(a, 3, argv, lens);
+}
+
+static enum redis_ask_verdict
+sentinel_ask_reply(void *arg, struct redis_ask *a, const redisReply *rr,
+                   char *why, size_t why_len)
+{
+    struct sentinel *s = arg;
+    char             host[CONFIG_HOST_MAX];
+    long             port;
+    char            *end;
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 2
+        || rr->element[0]->type != REDIS_REPLY_STRING
+        || rr->element[1]->type != REDIS_REPLY_STRING
+        || rr->element[0]->len == 0 || rr->element[0]->len >= sizeof(host)) {
+        (void) snprintf(why, why_len, "no address for the master name");
+        return REDIS_ASK_NEXT;
+    }
+    memcpy(host, rr->element[0]->str, rr->element[0]->len);
+    host[rr->element[0]->len] = '\0';
+    port = strtol(rr->element[1]->str, &end, 10);
+    if (*end != '\0' || port <= 0 || port > 65535) {
+        (void) snprintf(why, why_len, "a bad port");
+        return REDIS_ASK_NEXT;
+    }
+    /* The one that answered is asked first next time. */
+    s->ask_next = (s->ask_next + a->index) % s->nseeds;
+    redis_ask_stop(a);
+    s->logged_down = false;
+    sentinel_arm(s, &s->ask_timer, SENTINEL_PERIOD_MS);
+    s->cb(s->cb_arg, true, host, (uint16_t) port);
+    return REDIS_ASK_DONE;
+}
+
+static void
+sentinel_ask_failed(void *arg)
+{
+    struct sentinel *s = arg;
+
     if (!s->logged_down) {
         log_warn("redis sentinel: no sentinel named the primary of '%s';"
                  " asking again every %d ms",
@@ -152,109 +159,12 @@ sentinel_ask_end(struct sentinel *s, bool found, const char *host,
     s->cb(s->cb_arg, false, NULL, 0);
 }
 
-/* This sentinel failed us: the next one, from the timer. */
-static void
-sentinel_ask_next(struct sentinel *s, const char *why)
-{
-    log_debug("redis sentinel %s:%u: %s", s->seeds[s->ask_next].host,
-              (unsigned) s->seeds[s->ask_next].port, why);
-    redis_conn_close(&s->ask);
-    event_timer_stop(s->loop, &s->ask_deadline);
-    s->ask_next = (s->ask_next + 1) % s->nseeds;
-    if (++s->ask_tried >= s->nseeds) {
-        sentinel_ask_end(s, false, NULL, 0);
-        return;
-    }
-    /* Never recurse through every sentinel from one callback. */
-    sentinel_arm(s, &s->ask_timer, 0);
-}
-
-static void
-sentinel_ask_on_open(struct redis_conn *c)
-{
-    (void) c;
-}
-
-static void
-sentinel_ask_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
-{
-    struct sentinel  *s = c->data;
-    const redisReply *rr = r->reply;
-    char              host[CONFIG_HOST_MAX];
-    long              port;
-    char             *end;
-
-    if (--s->ask_due > 0) {
-        if (r->kind != REDIS_CONN_REPLY_OTHER
-            || rr->type == REDIS_REPLY_ERROR) {
-            log_warn("redis sentinel %s:%u: AUTH failed",
-                     s->seeds[s->ask_next].host,
-                     (unsigned) s->seeds[s->ask_next].port);
-            sentinel_ask_next(s, "AUTH failed");
-        }
-        return;
-    }
-    if (r->kind != REDIS_CONN_REPLY_OTHER || rr->type != REDIS_REPLY_ARRAY
-        || rr->elements != 2 || rr->element[0]->type != REDIS_REPLY_STRING
-        || rr->element[1]->type != REDIS_REPLY_STRING
-        || rr->element[0]->len == 0 || rr->element[0]->len >= sizeof(host)) {
-        sentinel_ask_next(s, "no address for the master name");
-        return;
-    }
-    memcpy(host, rr->element[0]->str, rr->element[0]->len);
-    host[rr->element[0]->len] = '\0';
-    port = strtol(rr->element[1]->str, &end, 10);
-    if (*end != '\0' || port <= 0 || port > 65535) {
-        sentinel_ask_next(s, "a bad port");
-        return;
-    }
-    sentinel_ask_end(s, true, host, (uint16_t) port);
-}
-
-static void
-sentinel_ask_on_error(struct redis_conn *c, enum redis_conn_error kind,
-                      const char *why)
-{
-    struct sentinel *s = c->data;
-
-    (void) kind;
-    sentinel_ask_next(s, why);
-}
-
-static const struct redis_conn_ops sentinel_ask_ops = {
-    .on_open = sentinel_ask_on_open,
-    .on_reply = sentinel_ask_on_reply,
-    .on_error = sentinel_ask_on_error,
+static const struct redis_ask_ops sentinel_ask_ops = {
+    .target = sentinel_ask_target,
+    .send = sentinel_ask_send,
+    .reply = sentinel_ask_reply,
+    .failed = sentinel_ask_failed,
 };
-
-static void
-sentinel_ask_one(struct sentinel *s)
-{
-    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", s->master };
-    size_t      lens[3] = { 8, 23, strlen(s->master) };
-    char        why[REDIS_CONN_WHY_MAX];
-    int         auth = sentinel_open(s, &s->ask, s->ask_next, why);
-
-    if (auth < 0) {
-        sentinel_ask_next(s, why);
-        return;
-    }
-    if (sentinel_send(&s->ask, 3, argv, lens) != 0) {
-        sentinel_ask_next(s, "out of memory");
-        return;
-    }
-    s->ask_due = (unsigned) auth + 1;
-    sentinel_arm(s, &s->ask_deadline, s->timeout_ms);
-}
-
-static void
-sentinel_ask_start(struct sentinel *s)
-{
-    s->asking = true;
-    s->ask_tried = 0;
-    s->last_ask_ms = event_now_ms(s->loop);
-    sentinel_ask_one(s);
-}
 
 static void
 sentinel_on_ask_timer(struct event_loop *loop, struct event_timer *timer)
@@ -262,20 +172,10 @@ sentinel_on_ask_timer(struct event_loop *loop, struct event_timer *timer)
     struct sentinel *s = timer->data;
 
     (void) loop;
-    if (s->asking) {
-        sentinel_ask_one(s); /* the round goes on */
-    } else {
-        sentinel_ask_start(s);
+    if (!s->ask.busy) {
+        s->last_ask_ms = event_now_ms(s->loop);
+        redis_ask_start(&s->ask);
     }
-}
-
-static void
-sentinel_on_ask_deadline(struct event_loop *loop, struct event_timer *timer)
-{
-    struct sentinel *s = timer->data;
-
-    (void) loop;
-    sentinel_ask_next(s, "no answer within --redis-timeout");
 }
 
 void
@@ -285,7 +185,7 @@ sentinel_reask(struct sentinel *s)
     uint64_t due = s->last_ask_ms + SENTINEL_REASK_MIN_MS;
     uint64_t after = due > now ? due - now : 0;
 
-    if (s->asking) {
+    if (s->ask.busy) {
         return;
     }
     if (event_timer_active(&s->ask_timer)
@@ -298,7 +198,7 @@ sentinel_reask(struct sentinel *s)
 void
 sentinel_distrust(struct sentinel *s)
 {
-    if (!s->asking) {
+    if (!s->ask.busy) {
         /* The next round starts with the next sentinel. */
         s->ask_next = (s->ask_next + 1) % s->nseeds;
     }
@@ -407,7 +307,7 @@ sentinel_on_sub_timer(struct event_loop *loop, struct event_timer *timer)
         sentinel_sub_lost(s, why);
         return;
     }
-    if (sentinel_send(&s->sub, 2, argv, lens) != 0) {
+    if (redis_ask_command(&s->sub, 2, argv, lens) != 0) {
         sentinel_sub_lost(s, "out of memory");
         return;
     }
@@ -472,10 +372,10 @@ sentinel_create(struct event_loop *loop, const struct config *cfg,
     (void) snprintf(s->password, sizeof(s->password), "%s",
                     cfg->redis_sentinel_password);
     s->timeout_ms = cfg->redis_timeout_ms;
-    redis_conn_init(&s->ask, loop, &sentinel_ask_ops, s);
+    redis_ask_init(&s->ask, loop, &sentinel_ask_ops, s, "redis sentinel",
+                   s->user, s->password, s->timeout_ms, 64u * 1024u);
     redis_conn_init(&s->sub, loop, &sentinel_sub_ops, s);
     event_timer_init(&s->ask_timer, sentinel_on_ask_timer, s);
-    event_timer_init(&s->ask_deadline, sentinel_on_ask_deadline, s);
     event_timer_init(&s->sub_timer, sentinel_on_sub_timer, s);
     sentinel_arm(s, &s->ask_timer, 0);
     sentinel_arm(s, &s->sub_timer, 0);
@@ -487,9 +387,8 @@ void
 sentinel_destroy(struct sentinel *s)
 {
     event_timer_stop(s->loop, &s->ask_timer);
-    event_timer_stop(s->loop, &s->ask_deadline);
     event_timer_stop(s->loop, &s->sub_timer);
-    redis_conn_fini(&s->ask);
+    redis_ask_fini(&s->ask);
     redis_conn_fini(&s->sub);
     if (s->tls != NULL) {
         redis_conn_tls_ctx_free(s->tls);

@@ -30,7 +30,7 @@
 #include "backend.h"
 #include "buf.h"
 #include "event.h"
-#include "http.h"
+#include "http_reply.h"
 #include "http_parser.h"
 #include "metrics.h"
 #include "resp_parser.h"
@@ -251,9 +251,9 @@ struct conn {
  * once a second (worker_http_date()). */
 struct worker_http_date {
     time_t sec;
-    char   text[HTTP_DATE_LEN + 1];
+    char   text[HTTP_REPLY_DATE_LEN + 1];
     size_t ok_prefix_len;
-    char   ok_prefix[HTTP_HEAD_MAX];
+    char   ok_prefix[HTTP_REPLY_HEAD_MAX];
 };
 
 struct worker {

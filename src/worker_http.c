@@ -40,9 +40,9 @@ worker_http_date(struct worker *w)
 
     if (now != d->sec) {
         d->sec = now;
-        http_format_date(now, d->text);
-        d->ok_prefix_len =
-            http_format_ok_prefix(d->text, d->ok_prefix, sizeof(d->ok_prefix));
+        http_reply_format_date(now, d->text);
+        d->ok_prefix_len = http_reply_format_ok_prefix(d->text, d->ok_prefix,
+                                                       sizeof(d->ok_prefix));
     }
     return d->text;
 }
@@ -59,7 +59,7 @@ void
 worker_http_error(struct conn *c, int status, bool fatal)
 {
     struct worker *w = c->worker;
-    char           buf[HTTP_HEAD_MAX + 128];
+    char           buf[HTTP_REPLY_HEAD_MAX + 128];
     /* A request that failed to parse has no method or version (req is
      * zero but for status); one that parsed keeps its own. */
     bool           parsed = c->req.status == 0;
@@ -67,9 +67,10 @@ worker_http_error(struct conn *c, int status, bool fatal)
     bool           head = parsed && c->req.method == HTTP_METHOD_HEAD;
     size_t         n;
 
-    n = http_format_error(status, head, keep,
-                          parsed && c->req.version_minor == 0,
-                          worker_http_date(w), NULL, 0, buf, sizeof(buf));
+    n = http_reply_format_error(status, head, keep,
+                                parsed && c->req.version_minor == 0,
+                                worker_http_date(w), NULL, 0, buf,
+                                sizeof(buf));
     if (worker_conn_append(c, buf, n) != 0) {
         worker_conn_close(c);
         return;
@@ -113,9 +114,9 @@ static bool
 worker_http_not_modified(const struct conn *c, uint64_t etag)
 {
     return c->req.inm_len > 0
-           && http_if_none_match(c->in.data + c->req.inm_off, c->req.inm_len,
-                                 etag)
-                  == HTTP_INM_MATCH;
+           && http_reply_if_none_match(c->in.data + c->req.inm_off,
+                                       c->req.inm_len, etag)
+                  == HTTP_REPLY_INM_MATCH;
 }
 
 static void
@@ -138,14 +139,15 @@ worker_http_error_cached(struct conn *c, int status,
                          const struct http_reply *cached, const char *detail,
                          size_t detail_len)
 {
-    char   hb[HTTP_HEAD_MAX + 512];
+    char   hb[HTTP_REPLY_HEAD_MAX + 512];
     bool   head = c->req.method == HTTP_METHOD_HEAD;
     bool   keep = worker_http_keep_alive(c);
     size_t n;
 
-    n = http_format_error_cached(status, head, keep, c->req.version_minor == 0,
-                                 worker_http_date(c->worker), detail,
-                                 detail_len, cached, hb, sizeof(hb));
+    n = http_reply_format_error_cached(status, head, keep,
+                                       c->req.version_minor == 0,
+                                       worker_http_date(c->worker), detail,
+                                       detail_len, cached, hb, sizeof(hb));
     if (worker_conn_append(c, hb, n) != 0) {
         worker_conn_close(c);
         return;
@@ -156,9 +158,9 @@ worker_http_error_cached(struct conn *c, int status,
     worker_http_count(c, status);
 }
 
-/* Answers from a value that is at c->out.data + c->out.len + HTTP_HEAD_MAX
- * (worker_cache_lookup put it there): a 200, or a 304 when the request's
- * If-None-Match matches.  reply has the cache fields set. */
+/* Answers from a value that is at c->out.data + c->out.len +
+ * HTTP_REPLY_HEAD_MAX (worker_cache_lookup put it there): a 200, or a 304 when
+ * the request's If-None-Match matches.  reply has the cache fields set. */
 static void
 worker_http_answer_copied(struct conn *c, struct http_reply *reply,
                           size_t value_len)
@@ -174,9 +176,9 @@ worker_http_answer_copied(struct conn *c, struct http_reply *reply,
     reply->has_max_age = true;
     reply->date = worker_http_date(c->worker);
     reply->status = worker_http_not_modified(c, reply->etag) ? 304 : 200;
-    n = http_format_head(reply, head, HTTP_HEAD_MAX);
+    n = http_reply_format_head(reply, head, HTTP_REPLY_HEAD_MAX);
     if (reply->status == 200 && c->req.method != HTTP_METHOD_HEAD) {
-        memmove(head + n, head + HTTP_HEAD_MAX, value_len);
+        memmove(head + n, head + HTTP_REPLY_HEAD_MAX, value_len);
         c->out.len += value_len;
     }
     c->out.len += n;
@@ -200,7 +202,7 @@ worker_http_stale_if_error(struct conn *c, int status)
     struct cache_lookup lk;
     const char         *key = c->in.data + c->req.path_off + 1;
     size_t              key_len = c->req.path_len - 1;
-    struct http_reply   reply = { .cache = HTTP_CACHE_STALE };
+    struct http_reply   reply = { .cache = HTTP_REPLY_CACHE_STALE };
     bool                fresh;
 
     /* The key as the request named it: decoded again, since key_buf
@@ -214,16 +216,16 @@ worker_http_stale_if_error(struct conn *c, int status)
         key = w->key_buf;
         key_len = (size_t) n;
     }
-    if (worker_conn_out_reserve(c, HTTP_HEAD_MAX) != 0
-        || !worker_cache_stale_if_error(w, &c->out, HTTP_HEAD_MAX, 0, key,
-                                        key_len, &lk)) {
+    if (worker_conn_out_reserve(c, HTTP_REPLY_HEAD_MAX) != 0
+        || !worker_cache_stale_if_error(w, &c->out, HTTP_REPLY_HEAD_MAX, 0,
+                                        key, key_len, &lk)) {
         return false;
     }
     fresh = lk.ttl_left_ms > 0; /* fetched by another worker */
     reply.age_s = lk.age_ms / 1000;
     reply.etag = lk.etag;
     reply.max_age_s = lk.ttl_left_ms / 1000;
-    reply.cs = (struct http_cache_status){
+    reply.cs = (struct http_reply_cache_status){
         .on = true,
         .hit = true,
         .stale = !fresh,
@@ -234,7 +236,7 @@ worker_http_stale_if_error(struct conn *c, int status)
                        : worker_http_stale_ttl(lk.stale_ms),
     };
     if (fresh) {
-        reply.cache = HTTP_CACHE_HIT;
+        reply.cache = HTTP_REPLY_CACHE_HIT;
     }
     c->log_cache = fresh ? "HIT" : "STALE";
     worker_http_answer_copied(c, &reply, lk.value_len);
@@ -248,16 +250,16 @@ worker_http_backend_cb(struct backend_waiter      *wt,
     struct conn      *c = wt->data;
     struct worker    *w = c->worker;
     bool              head = c->req.method == HTTP_METHOD_HEAD;
-    char              hb[HTTP_HEAD_MAX + 512];
+    char              hb[HTTP_REPLY_HEAD_MAX + 512];
     size_t            n;
-    int               status = http_status_for_backend(r->result);
+    int               status = http_reply_status_for_backend(r->result);
     struct http_reply reply = {
         .status = 200,
         .keep_alive = worker_http_keep_alive(c),
         .http10 = c->req.version_minor == 0,
         .content_type = "application/octet-stream",
         .content_length = r->len,
-        .cache = HTTP_CACHE_MISS,
+        .cache = HTTP_REPLY_CACHE_MISS,
         .date = worker_http_date(w),
         .has_etag = true,
         .has_max_age = true,
@@ -280,7 +282,7 @@ worker_http_backend_cb(struct backend_waiter      *wt,
         if (worker_http_not_modified(c, reply.etag)) {
             reply.status = 304;
         }
-        n = http_format_head(&reply, hb, sizeof(hb));
+        n = http_reply_format_head(&reply, hb, sizeof(hb));
         if (reply.status == 304) {
             head = true;
         }
@@ -298,11 +300,11 @@ worker_http_backend_cb(struct backend_waiter      *wt,
     } else if (r->result == BACKEND_WRONGTYPE || r->result == BACKEND_NIL) {
         /* Redis' error text is the body: it names the key's type. */
         reply.has_max_age = false;
-        reply.cache = HTTP_CACHE_NONE;
+        reply.cache = HTTP_REPLY_CACHE_NONE;
         reply.cs.fwd_status = status;
         if (r->result == BACKEND_NIL && r->stored) {
             reply.cs.stored = true;
-            reply.cache = HTTP_CACHE_MISS;
+            reply.cache = HTTP_REPLY_CACHE_MISS;
             reply.has_max_age = true;
             reply.max_age_s = w->cfg->negative_ttl_ms / 1000;
         }
@@ -315,7 +317,7 @@ worker_http_backend_cb(struct backend_waiter      *wt,
         /* answered from the stale copy */
     } else {
         reply.has_max_age = false;
-        reply.cache = HTTP_CACHE_NONE;
+        reply.cache = HTTP_REPLY_CACHE_NONE;
         reply.cs.fwd_status = status;
         worker_http_error_cached(c, status, &reply, NULL, 0);
     }
@@ -337,7 +339,8 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
     char               *head;
     size_t              n;
 
-    if (!worker_cache_copy(w, &c->out, HTTP_HEAD_MAX, 0, key, key_len, &lk)) {
+    if (!worker_cache_copy(w, &c->out, HTTP_REPLY_HEAD_MAX, 0, key, key_len,
+                           &lk)) {
         return false;
     }
     struct http_reply reply = {
@@ -346,7 +349,7 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
         .http10 = c->req.version_minor == 0,
         .content_type = "application/octet-stream",
         .content_length = lk.value_len,
-        .cache = HTTP_CACHE_HIT,
+        .cache = HTTP_REPLY_CACHE_HIT,
         .age_s = lk.age_ms / 1000,
         .has_etag = true,
         .etag = lk.etag,
@@ -365,8 +368,9 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
         return true;
     }
     if (w->last_hit != WORKER_HIT_FRESH) {
-        reply.cache = w->last_hit == WORKER_HIT_STALE ? HTTP_CACHE_STALE
-                                                      : HTTP_CACHE_UPDATING;
+        reply.cache = w->last_hit == WORKER_HIT_STALE
+                          ? HTTP_REPLY_CACHE_STALE
+                          : HTTP_REPLY_CACHE_UPDATING;
         reply.cs.stale = true;
         reply.cs.ttl_s = worker_http_stale_ttl(lk.stale_ms);
         c->log_cache = w->last_hit == WORKER_HIT_STALE ? "STALE" : "UPDATING";
@@ -381,9 +385,10 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
     worker_http_date(w);
     memcpy(head, w->http_date.ok_prefix, w->http_date.ok_prefix_len);
     n = w->http_date.ok_prefix_len;
-    n += http_format_ok_suffix(&reply, head + n, HTTP_HEAD_MAX - n);
+    n +=
+        http_reply_format_ok_suffix(&reply, head + n, HTTP_REPLY_HEAD_MAX - n);
     if (c->req.method != HTTP_METHOD_HEAD) {
-        memmove(head + n, head + HTTP_HEAD_MAX, lk.value_len);
+        memmove(head + n, head + HTTP_REPLY_HEAD_MAX, lk.value_len);
         c->out.len += lk.value_len;
     }
     c->out.len += n;

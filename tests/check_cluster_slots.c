@@ -141,6 +141,216 @@ START_TEST(map_table)
 }
 END_TEST
 
+/* CLUSTER SHARDS replies (Redis 7), RESP2: each shard and node a flat
+ * map.  Asked of 10.9.8.7, pick 0. */
+static const struct {
+    const char *resp;
+    int         rc;
+    unsigned    covered;
+    unsigned    nnodes;
+    unsigned    probe_slot;     /* its owner is probe_host:probe_port */
+    unsigned    probe_port;
+    const char *probe_host;
+    bool        tls;            /* connected with TLS: tls-port wanted */
+    unsigned    replica_port;   /* the probe slot's replica; 0: none */
+    const char *why;
+} shards_cases[] = {
+    { "*3\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\n"
+      "nodes\r\n*2\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:7000\r\n$2\r\nip\r\n$8\r\n10.0.0.1\r\n$8\r\n"
+      "endpoint\r\n$8\r\n10.0.0.1\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+      "$18\r\nreplication-offset\r\n:5\r\n$6\r\nhealth\r\n"
+      "$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:7003\r\n$2\r\nip\r\n$8\r\n10.0.0.4\r\n$8\r\n"
+      "endpoint\r\n$8\r\n10.0.0.4\r\n$4\r\nrole\r\n$7\r\nreplica\r\n"
+      "$18\r\nreplication-offset\r\n:5\r\n$6\r\nhealth\r\n"
+      "$6\r\nonline\r\n*4\r\n$5\r\nslots\r\n*2\r\n:5461\r\n"
+      ":10922\r\n$5\r\nnodes\r\n*3\r\n*14\r\n$2\r\nid\r\n$3\r\n"
+      "abc\r\n$4\r\nport\r\n:7004\r\n$2\r\nip\r\n$8\r\n10.0.0.5\r\n"
+      "$8\r\nendpoint\r\n$8\r\n10.0.0.5\r\n$4\r\nrole\r\n$7\r\n"
+      "replica\r\n$18\r\nreplication-offset\r\n:5\r\n$6\r\n"
+      "health\r\n$4\r\nfail\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n"
+      "$4\r\nport\r\n:7001\r\n$2\r\nip\r\n$8\r\n10.0.0.2\r\n"
+      "$8\r\nendpoint\r\n$8\r\n10.0.0.2\r\n$4\r\nrole\r\n$6\r\n"
+      "master\r\n$18\r\nreplication-offset\r\n:5\r\n$6\r\n"
+      "health\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$3\r\n"
+      "abc\r\n$4\r\nport\r\n:7005\r\n$2\r\nip\r\n$8\r\n10.0.0.6\r\n"
+      "$8\r\nendpoint\r\n$8\r\n10.0.0.6\r\n$4\r\nrole\r\n$7\r\n"
+      "replica\r\n$18\r\nreplication-offset\r\n:5\r\n$6\r\n"
+      "health\r\n$6\r\nonline\r\n*4\r\n$5\r\nslots\r\n*4\r\n"
+      ":10923\r\n:16000\r\n:16001\r\n:16383\r\n$5\r\nnodes\r\n"
+      "*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\nport\r\n"
+      ":7002\r\n$2\r\nip\r\n$8\r\n10.0.0.3\r\n$8\r\nendpoint\r\n"
+      "$8\r\n10.0.0.3\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\n"
+      "replication-offset\r\n:5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+      0, 16384, 5, 10000, 7001, "10.0.0.2", false, 7005,
+      "three shards, a failed replica listed, two ranges in one shard" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\n"
+      "nodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$8\r\n"
+      "tls-port\r\n:7100\r\n$2\r\nip\r\n$1\r\nh\r\n$8\r\nendpoint\r\n"
+      "$1\r\nh\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+      0, 16384, 1, 5, 7100, "h", true, 0,
+      "tls-cluster: only tls-port given" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\n"
+      "nodes\r\n*1\r\n*16\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:6379\r\n$8\r\ntls-port\r\n:7100\r\n$2\r\nip\r\n"
+      "$1\r\nh\r\n$8\r\nendpoint\r\n$1\r\nh\r\n$4\r\nrole\r\n"
+      "$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:5\r\n"
+      "$6\r\nhealth\r\n$6\r\nonline\r\n",
+      0, 16384, 1, 5, 7100, "h", true, 0,
+      "TLS: tls-port over port" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\n"
+      "nodes\r\n*1\r\n*16\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:6379\r\n$8\r\ntls-port\r\n:7100\r\n$2\r\nip\r\n"
+      "$1\r\nh\r\n$8\r\nendpoint\r\n$1\r\nh\r\n$4\r\nrole\r\n"
+      "$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:5\r\n"
+      "$6\r\nhealth\r\n$6\r\nonline\r\n",
+      0, 16384, 1, 5, 6379, "h", false, 0,
+      "plain: port over tls-port" },
+    { "*2\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:99\r\n$5\r\n"
+      "nodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:7000\r\n$2\r\nip\r\n$0\r\n\r\n$8\r\nendpoint\r\n"
+      "$0\r\n\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*4\r\n$5\r\nslots\r\n"
+      "*2\r\n:100\r\n:199\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\n"
+      "id\r\n$3\r\nabc\r\n$4\r\nport\r\n:7001\r\n$2\r\nip\r\n"
+      "$1\r\n?\r\n$8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n"
+      "$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:5\r\n"
+      "$6\r\nhealth\r\n$6\r\nonline\r\n",
+      0, 100, 1, 50, 7000, "10.9.8.7", false, 0,
+      "empty endpoint: the node asked; '?' uncovered" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\n"
+      "nodes\r\n*1\r\n*12\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:7000\r\n$2\r\nip\r\n$11\r\n192.168.1.1\r\n"
+      "$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+      0, 16384, 1, 0, 7000, "192.168.1.1", false, 0,
+      "no endpoint: the ip" },
+    { "*3\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:99\r\n$5\r\n"
+      "nodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:1\r\n$2\r\nip\r\n$1\r\na\r\n$8\r\nendpoint\r\n"
+      "$1\r\na\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*4\r\n$5\r\nslots\r\n"
+      "*0\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\n"
+      "abc\r\n$4\r\nport\r\n:2\r\n$2\r\nip\r\n$1\r\nb\r\n$8\r\n"
+      "endpoint\r\n$1\r\nb\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+      "$18\r\nreplication-offset\r\n:5\r\n$6\r\nhealth\r\n"
+      "$6\r\nonline\r\n*4\r\n$5\r\nslots\r\n*2\r\n:100\r\n"
+      ":16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\n"
+      "abc\r\n$4\r\nport\r\n:3\r\n$2\r\nip\r\n$1\r\nc\r\n$8\r\n"
+      "endpoint\r\n$1\r\nc\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+      "$18\r\nreplication-offset\r\n:5\r\n$6\r\nhealth\r\n"
+      "$6\r\nonline\r\n",
+      0, 16284, 1, 200, 3, "c", false, 0,
+      "a shard with no master: its slots uncovered; an empty shard" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\n"
+      "nodes\r\n*2\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:1\r\n$2\r\nip\r\n$1\r\na\r\n$8\r\nendpoint\r\n"
+      "$1\r\na\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$4\r\nfail\r\n*14\r\n$2\r\nid\r\n"
+      "$3\r\nabc\r\n$4\r\nport\r\n:2\r\n$2\r\nip\r\n$1\r\n"
+      "b\r\n$8\r\nendpoint\r\n$1\r\nb\r\n$4\r\nrole\r\n$7\r\n"
+      "replica\r\n$18\r\nreplication-offset\r\n:5\r\n$6\r\n"
+      "health\r\n$6\r\nonline\r\n",
+      0, 16384, 2, 0, 1, "a", false, 2,
+      "a failed primary keeps its slots until one is promoted" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n$1\r\n0\r\n$5\r\n16383\r\n"
+      "$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n"
+      "$4\r\nport\r\n:1\r\n$2\r\nip\r\n$1\r\na\r\n$8\r\nendpoint\r\n"
+      "$1\r\na\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+      0, 16384, 1, 16383, 1, "a", false, 0,
+      "slot numbers as strings" },
+    { "-ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP.\r\n",
+      -22, 0, 0, 0, 0, NULL, false, 0,
+      "an error reply" },
+    { "*1\r\n*2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:1\r\n",
+      -22, 0, 0, 0, 0, NULL, false, 0,
+      "a shard with no nodes" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*1\r\n:0\r\n$5\r\nnodes\r\n"
+      "*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\nport\r\n"
+      ":1\r\n$2\r\nip\r\n$1\r\na\r\n$8\r\nendpoint\r\n$1\r\n"
+      "a\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+      -22, 0, 0, 0, 0, NULL, false, 0,
+      "an odd slot list" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:5\r\n:4\r\n$5\r\n"
+      "nodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:1\r\n$2\r\nip\r\n$1\r\na\r\n$8\r\nendpoint\r\n"
+      "$1\r\na\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+      -22, 0, 0, 0, 0, NULL, false, 0,
+      "start after end" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16384\r\n$5\r\n"
+      "nodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:1\r\n$2\r\nip\r\n$1\r\na\r\n$8\r\nendpoint\r\n"
+      "$1\r\na\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+      -22, 0, 0, 0, 0, NULL, false, 0,
+      "past the last slot" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:1\r\n$5\r\n"
+      "nodes\r\n*1\r\n*6\r\n$2\r\nid\r\n$1\r\nx\r\n$4\r\nport\r\n"
+      ":1\r\n$8\r\nendpoint\r\n$1\r\na\r\n",
+      -22, 0, 0, 0, 0, NULL, false, 0,
+      "a node without a role" },
+    { "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:1\r\n$5\r\n"
+      "nodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:70000\r\n$2\r\nip\r\n$1\r\na\r\n$8\r\nendpoint\r\n"
+      "$1\r\na\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+      -22, 0, 0, 0, 0, NULL, false, 0,
+      "port out of range" },
+    { "*2\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:1\r\n$5\r\n"
+      "nodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$3\r\nabc\r\n$4\r\n"
+      "port\r\n:1\r\n$2\r\nip\r\n$1\r\na\r\n$8\r\nendpoint\r\n"
+      "$1\r\na\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
+      ":5\r\n$6\r\nhealth\r\n$6\r\nonline\r\n$1\r\nx\r\n",
+      -22, 0, 0, 0, 0, NULL, false, 0,
+      "a shard that is not a map" },
+};
+
+START_TEST(shards_table)
+{
+    static struct cluster_slots m;
+    redisReply *r = parse_resp(shards_cases[_i].resp);
+    char why[128] = "";
+    int rc;
+
+    cluster_slots_init(&m);
+    rc = cluster_slots_from_shards(&m, r, "10.9.8.7", 0,
+                                   shards_cases[_i].tls, why, sizeof(why));
+    ck_assert_msg(rc == shards_cases[_i].rc, "%s: rc %d (%s)",
+                  shards_cases[_i].why, rc, why);
+    if (rc != 0) {
+        ck_assert_msg(why[0] != '\0', "%s: no reason", shards_cases[_i].why);
+        ck_assert_uint_eq(cluster_slots_covered(&m), 0);
+    } else {
+        ck_assert_msg(cluster_slots_covered(&m) == shards_cases[_i].covered,
+                      "%s: %u covered", shards_cases[_i].why,
+                      cluster_slots_covered(&m));
+        ck_assert_msg(m.nnodes == shards_cases[_i].nnodes, "%s: %u nodes",
+                      shards_cases[_i].why, m.nnodes);
+    }
+    if (shards_cases[_i].probe_host != NULL) {
+        unsigned o = m.owner[shards_cases[_i].probe_slot];
+        unsigned rep = m.replica[shards_cases[_i].probe_slot];
+
+        ck_assert_uint_lt(o, m.nnodes);
+        ck_assert_str_eq(m.nodes[o].host, shards_cases[_i].probe_host);
+        ck_assert_uint_eq(m.nodes[o].port, shards_cases[_i].probe_port);
+        if (shards_cases[_i].replica_port == 0) {
+            ck_assert_uint_eq(rep, CLUSTER_SLOTS_NONE);
+        } else {
+            ck_assert_uint_lt(rep, m.nnodes);
+            ck_assert_uint_eq(m.nodes[rep].port,
+                              shards_cases[_i].replica_port);
+        }
+    }
+    freeReplyObject(r);
+}
+END_TEST
+
 START_TEST(map_keeps_node_indexes)
 {
     static struct cluster_slots m;
@@ -273,6 +483,8 @@ cluster_slots_suite(void)
     tcase_add_test(tc, crc16_check_value);
     tcase_add_loop_test(tc, map_table, 0,
                         sizeof(map_cases) / sizeof(map_cases[0]));
+    tcase_add_loop_test(tc, shards_table, 0,
+                        sizeof(shards_cases) / sizeof(shards_cases[0]));
     tcase_add_test(tc, map_keeps_node_indexes);
     tcase_add_test(tc, map_replicas);
     tcase_add_test(tc, map_node_limit);

@@ -1,5 +1,5 @@
 /*
- * Unit tests of http.c: the exact heads and error bodies the data port
+ * Unit tests of http_reply.c: the exact heads and error bodies the data port
  * sends.
  */
 #include "rcp_autoconf.h"
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "http_reply.h"
 
 static const char date[] = "Wed, 25 Nov 2026 15:00:00 GMT";
 
@@ -21,14 +21,14 @@ contains(const char *hay, size_t n, const char *needle)
 
 START_TEST(test_hit_head)
 {
-    char              buf[HTTP_HEAD_MAX];
+    char              buf[HTTP_REPLY_HEAD_MAX];
     struct http_reply r = {
         .status = 200, .keep_alive = true,
         .content_type = "application/octet-stream",
-        .content_length = 5, .cache = HTTP_CACHE_HIT, .age_s = 12,
+        .content_length = 5, .cache = HTTP_REPLY_CACHE_HIT, .age_s = 12,
         .date = date,
     };
-    size_t n = http_format_head(&r, buf, sizeof(buf));
+    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
     const char want[] =
         "HTTP/1.1 200 OK\r\n"
         "Server: redis-cache-proxy/" PACKAGE_VERSION "\r\n"
@@ -46,35 +46,35 @@ END_TEST
 
 START_TEST(test_miss_close_http10)
 {
-    char              buf[HTTP_HEAD_MAX];
+    char              buf[HTTP_REPLY_HEAD_MAX];
     struct http_reply r = {
         .status = 200, .keep_alive = false, .http10 = true,
         .content_type = "application/octet-stream",
-        .content_length = 0, .cache = HTTP_CACHE_MISS, .date = date,
+        .content_length = 0, .cache = HTTP_REPLY_CACHE_MISS, .date = date,
     };
-    size_t n = http_format_head(&r, buf, sizeof(buf));
+    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
 
     ck_assert(contains(buf, n, "X-Cache: MISS\r\nAge: 0\r\n"));
     ck_assert(contains(buf, n, "Content-Length: 0\r\n"));
     ck_assert(contains(buf, n, "Connection: close\r\n"));
     r.keep_alive = true;
-    n = http_format_head(&r, buf, sizeof(buf));
+    n = http_reply_format_head(&r, buf, sizeof(buf));
     ck_assert(contains(buf, n, "Connection: keep-alive\r\n"));
 }
 END_TEST
 
 START_TEST(test_longest_head_fits)
 {
-    char              buf[HTTP_HEAD_MAX];
+    char              buf[HTTP_REPLY_HEAD_MAX];
     struct http_reply r = {
         .status = 505, .keep_alive = false,
         .content_type = "application/octet-stream",
-        .content_length = UINT64_MAX, .cache = HTTP_CACHE_HIT,
+        .content_length = UINT64_MAX, .cache = HTTP_REPLY_CACHE_HIT,
         .age_s = UINT64_MAX, .allow = true, .date = date,
     };
-    size_t n = http_format_head(&r, buf, sizeof(buf));
+    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
 
-    ck_assert_uint_lt(n, HTTP_HEAD_MAX);
+    ck_assert_uint_lt(n, HTTP_REPLY_HEAD_MAX);
     ck_assert(memcmp(buf + n - 4, "\r\n\r\n", 4) == 0);
     ck_assert(contains(buf, n, "Content-Length: 18446744073709551615\r\n"));
 }
@@ -110,12 +110,12 @@ static const struct err_case err_cases[] = {
 START_TEST(test_errors)
 {
     const struct err_case *tc = &err_cases[_i];
-    char                   buf[HTTP_HEAD_MAX + 256];
+    char                   buf[HTTP_REPLY_HEAD_MAX + 256];
     size_t                 n;
     const char            *end;
     char                   cl[64];
 
-    n = http_format_error(tc->status, tc->head, true, false, date, NULL, 0,
+    n = http_reply_format_error(tc->status, tc->head, true, false, date, NULL, 0,
                           buf, sizeof(buf));
     ck_assert(memcmp(buf, tc->status_line, strlen(tc->status_line)) == 0);
     end = memmem(buf, n, "\r\n\r\n", 4);
@@ -133,10 +133,10 @@ END_TEST
 
 START_TEST(test_error_detail)
 {
-    char       buf[HTTP_HEAD_MAX + 256];
+    char       buf[HTTP_REPLY_HEAD_MAX + 256];
     const char detail[] = "WRONGTYPE Operation against a key holding the "
                           "wrong kind of value";
-    size_t     n = http_format_error(409, false, true, false, date, detail,
+    size_t     n = http_reply_format_error(409, false, true, false, date, detail,
                                      sizeof(detail) - 1, buf, sizeof(buf));
 
     ck_assert(memcmp(buf, "HTTP/1.1 409 Conflict\r\n", 23) == 0);
@@ -149,27 +149,27 @@ END_TEST
 START_TEST(test_ok_prefix_suffix_match_head)
 {
     static const struct http_reply replies[] = {
-        { .status = 200, .keep_alive = true, .cache = HTTP_CACHE_HIT,
+        { .status = 200, .keep_alive = true, .cache = HTTP_REPLY_CACHE_HIT,
           .content_length = 5, .age_s = 3 },
-        { .status = 200, .keep_alive = false, .cache = HTTP_CACHE_HIT,
+        { .status = 200, .keep_alive = false, .cache = HTTP_REPLY_CACHE_HIT,
           .content_length = 0, .age_s = 0 },
         { .status = 200, .keep_alive = true, .http10 = true,
-          .cache = HTTP_CACHE_HIT, .content_length = 1048576,
+          .cache = HTTP_REPLY_CACHE_HIT, .content_length = 1048576,
           .age_s = 59 },
-        { .status = 200, .keep_alive = true, .cache = HTTP_CACHE_MISS,
+        { .status = 200, .keep_alive = true, .cache = HTTP_REPLY_CACHE_MISS,
           .content_length = 7 },
     };
 
     for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
         struct http_reply r = replies[i];
-        char              whole[HTTP_HEAD_MAX], split[2 * HTTP_HEAD_MAX];
+        char              whole[HTTP_REPLY_HEAD_MAX], split[2 * HTTP_REPLY_HEAD_MAX];
         size_t            n, m;
 
         r.content_type = "application/octet-stream";
         r.date = date;
-        n = http_format_head(&r, whole, sizeof(whole));
-        m = http_format_ok_prefix(date, split, HTTP_HEAD_MAX);
-        m += http_format_ok_suffix(&r, split + m, HTTP_HEAD_MAX);
+        n = http_reply_format_head(&r, whole, sizeof(whole));
+        m = http_reply_format_ok_prefix(date, split, HTTP_REPLY_HEAD_MAX);
+        m += http_reply_format_ok_suffix(&r, split + m, HTTP_REPLY_HEAD_MAX);
         ck_assert_uint_eq(n, m);
         ck_assert(memcmp(whole, split, n) == 0);
     }
@@ -178,11 +178,11 @@ END_TEST
 
 START_TEST(test_date)
 {
-    char out[HTTP_DATE_LEN + 1];
+    char out[HTTP_REPLY_DATE_LEN + 1];
 
-    http_format_date(784111777, out);
+    http_reply_format_date(784111777, out);
     ck_assert_str_eq(out, "Sun, 06 Nov 1994 08:49:37 GMT");
-    http_format_date(0, out);
+    http_reply_format_date(0, out);
     ck_assert_str_eq(out, "Thu, 01 Jan 1970 00:00:00 GMT");
 }
 END_TEST
@@ -206,8 +206,8 @@ START_TEST(test_status_for_backend)
 {
     const struct backend_case *tc = &backend_cases[_i];
 
-    ck_assert_msg(http_status_for_backend(tc->result) == tc->status,
-                  "%s: got %d", tc->why, http_status_for_backend(tc->result));
+    ck_assert_msg(http_reply_status_for_backend(tc->result) == tc->status,
+                  "%s: got %d", tc->why, http_reply_status_for_backend(tc->result));
 }
 END_TEST
 
@@ -219,14 +219,14 @@ START_TEST(test_head_error_has_no_body)
     const char       detail[] = "WRONGTYPE Operation against a key";
 
     for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
-        char   get[HTTP_HEAD_MAX + 256], head[HTTP_HEAD_MAX + 256];
+        char   get[HTTP_REPLY_HEAD_MAX + 256], head[HTTP_REPLY_HEAD_MAX + 256];
         size_t ng, nh;
         bool   d = statuses[i] == 409;
 
-        ng = http_format_error(statuses[i], false, true, false, date,
+        ng = http_reply_format_error(statuses[i], false, true, false, date,
                                d ? detail : NULL, d ? sizeof(detail) - 1 : 0,
                                get, sizeof(get));
-        nh = http_format_error(statuses[i], true, true, false, date,
+        nh = http_reply_format_error(statuses[i], true, true, false, date,
                                d ? detail : NULL, d ? sizeof(detail) - 1 : 0,
                                head, sizeof(head));
         ck_assert_ptr_nonnull(memmem(head, nh, "\r\n\r\n", 4));
@@ -245,67 +245,67 @@ END_TEST
 
 static const struct inm_case {
     const char   *value;
-    enum http_inm want;
+    enum http_reply_inm want;
     const char   *why;
 } inm_cases[] = {
-    { TAG_X, HTTP_INM_MATCH, "the same strong tag" },
-    { "W/" TAG_X, HTTP_INM_MATCH, "weak comparison ignores W/" },
-    { "  " TAG_X "  ", HTTP_INM_MATCH, "OWS around" },
-    { "\"x\", " TAG_X, HTTP_INM_MATCH, "second in a list" },
-    { "\"x\",W/" TAG_X ",\"y\"", HTTP_INM_MATCH, "middle, weak, no OWS" },
-    { ", ," TAG_X ",", HTTP_INM_MATCH, "empty list elements" },
-    { "*", HTTP_INM_MATCH, "any representation" },
-    { " * ", HTTP_INM_MATCH, "* with OWS" },
-    { "\"x\"", HTTP_INM_NO_MATCH, "another tag" },
-    { "\"0123456789ABCDEF\"", HTTP_INM_NO_MATCH, "tags are case-sensitive" },
-    { "\"0123456789abcde\"", HTTP_INM_NO_MATCH, "a prefix of ours" },
-    { "\"0123456789abcdef0\"", HTTP_INM_NO_MATCH, "ours and more" },
-    { "\"\"", HTTP_INM_NO_MATCH, "the empty tag" },
-    { "W/\"x\", \"y\"", HTTP_INM_NO_MATCH, "a list without ours" },
-    { "", HTTP_INM_NONE, "empty value" },
-    { " , ", HTTP_INM_NONE, "only empty elements" },
-    { "0123456789abcdef", HTTP_INM_NONE, "unquoted: ignored" },
-    { "\"abc", HTTP_INM_NONE, "unterminated" },
-    { "w/" TAG_X, HTTP_INM_NONE, "lower-case w/ is not weak" },
-    { TAG_X " " TAG_X, HTTP_INM_NONE, "two tags without a comma" },
-    { "*, " TAG_X, HTTP_INM_NONE, "* in a list is invalid" },
-    { "\"a\"b\"", HTTP_INM_NONE, "junk after a tag" },
-    { "\"a b\"", HTTP_INM_NONE, "SP is not an etagc" },
-    { "W/ " TAG_X, HTTP_INM_NONE, "space after W/" },
+    { TAG_X, HTTP_REPLY_INM_MATCH, "the same strong tag" },
+    { "W/" TAG_X, HTTP_REPLY_INM_MATCH, "weak comparison ignores W/" },
+    { "  " TAG_X "  ", HTTP_REPLY_INM_MATCH, "OWS around" },
+    { "\"x\", " TAG_X, HTTP_REPLY_INM_MATCH, "second in a list" },
+    { "\"x\",W/" TAG_X ",\"y\"", HTTP_REPLY_INM_MATCH, "middle, weak, no OWS" },
+    { ", ," TAG_X ",", HTTP_REPLY_INM_MATCH, "empty list elements" },
+    { "*", HTTP_REPLY_INM_MATCH, "any representation" },
+    { " * ", HTTP_REPLY_INM_MATCH, "* with OWS" },
+    { "\"x\"", HTTP_REPLY_INM_NO_MATCH, "another tag" },
+    { "\"0123456789ABCDEF\"", HTTP_REPLY_INM_NO_MATCH, "tags are case-sensitive" },
+    { "\"0123456789abcde\"", HTTP_REPLY_INM_NO_MATCH, "a prefix of ours" },
+    { "\"0123456789abcdef0\"", HTTP_REPLY_INM_NO_MATCH, "ours and more" },
+    { "\"\"", HTTP_REPLY_INM_NO_MATCH, "the empty tag" },
+    { "W/\"x\", \"y\"", HTTP_REPLY_INM_NO_MATCH, "a list without ours" },
+    { "", HTTP_REPLY_INM_NONE, "empty value" },
+    { " , ", HTTP_REPLY_INM_NONE, "only empty elements" },
+    { "0123456789abcdef", HTTP_REPLY_INM_NONE, "unquoted: ignored" },
+    { "\"abc", HTTP_REPLY_INM_NONE, "unterminated" },
+    { "w/" TAG_X, HTTP_REPLY_INM_NONE, "lower-case w/ is not weak" },
+    { TAG_X " " TAG_X, HTTP_REPLY_INM_NONE, "two tags without a comma" },
+    { "*, " TAG_X, HTTP_REPLY_INM_NONE, "* in a list is invalid" },
+    { "\"a\"b\"", HTTP_REPLY_INM_NONE, "junk after a tag" },
+    { "\"a b\"", HTTP_REPLY_INM_NONE, "SP is not an etagc" },
+    { "W/ " TAG_X, HTTP_REPLY_INM_NONE, "space after W/" },
 };
 
 START_TEST(test_if_none_match)
 {
     const struct inm_case *c = &inm_cases[_i];
 
-    ck_assert_msg(http_if_none_match(c->value, strlen(c->value), ETAG_X)
+    ck_assert_msg(http_reply_if_none_match(c->value, strlen(c->value), ETAG_X)
                   == c->want, "%s: '%s'", c->why, c->value);
 }
 END_TEST
 
 START_TEST(test_etag_format)
 {
-    char out[HTTP_ETAG_LEN];
+    char out[HTTP_REPLY_ETAG_LEN];
 
-    http_format_etag(ETAG_X, out);
-    ck_assert(memcmp(out, TAG_X, HTTP_ETAG_LEN) == 0);
-    http_format_etag(0, out);
-    ck_assert(memcmp(out, "\"0000000000000000\"", HTTP_ETAG_LEN) == 0);
+    http_reply_format_etag(ETAG_X, out);
+    ck_assert(memcmp(out, TAG_X, HTTP_REPLY_ETAG_LEN) == 0);
+    http_reply_format_etag(0, out);
+    ck_assert(memcmp(out, "\"0000000000000000\"", HTTP_REPLY_ETAG_LEN) == 0);
 }
 END_TEST
 
 START_TEST(test_cache_headers)
 {
-    char              buf[HTTP_HEAD_MAX];
+    char              buf[HTTP_REPLY_HEAD_MAX];
     struct http_reply r = {
         .status = 200, .keep_alive = true,
         .content_type = "application/octet-stream",
-        .content_length = 5, .cache = HTTP_CACHE_HIT, .age_s = 12,
+        .content_length = 5, .cache = HTTP_REPLY_CACHE_HIT, .age_s = 12,
         .date = date, .has_etag = true, .etag = ETAG_X,
         .has_max_age = true, .max_age_s = 48,
         .cs = { .on = true, .hit = true, .has_ttl = true, .ttl_s = 48 },
     };
-    size_t n = http_format_head(&r, buf, sizeof(buf));
+    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
     const char want[] =
         "Content-Length: 5\r\n"
         "ETag: " TAG_X "\r\n"
@@ -316,29 +316,29 @@ START_TEST(test_cache_headers)
         "\r\n";
 
     ck_assert_msg(contains(buf, n, want), "%.*s", (int) n, buf);
-    r.cache = HTTP_CACHE_STALE;
+    r.cache = HTTP_REPLY_CACHE_STALE;
     r.has_max_age = true;
     r.max_age_s = 0;
-    r.cs = (struct http_cache_status) { .on = true, .hit = true,
+    r.cs = (struct http_reply_cache_status) { .on = true, .hit = true,
         .stale = true, .has_ttl = true, .ttl_s = -3, .fwd_miss = true,
         .fwd_status = 502 };
-    n = http_format_head(&r, buf, sizeof(buf));
+    n = http_reply_format_head(&r, buf, sizeof(buf));
     ck_assert(contains(buf, n, "X-Cache: STALE\r\nAge: 12\r\n"));
     ck_assert(contains(buf, n, "Cache-Control: max-age=0\r\n"));
     ck_assert(contains(buf, n, "Cache-Status: redis-cache-proxy; hit; "
                        "stale; ttl=-3; fwd=miss; fwd-status=502\r\n"));
-    r.cache = HTTP_CACHE_UPDATING;
-    n = http_format_head(&r, buf, sizeof(buf));
+    r.cache = HTTP_REPLY_CACHE_UPDATING;
+    n = http_reply_format_head(&r, buf, sizeof(buf));
     ck_assert(contains(buf, n, "X-Cache: UPDATING\r\n"));
-    r.cache = HTTP_CACHE_MISS;
-    r.cs = (struct http_cache_status) { .on = true, .fwd_miss = true,
+    r.cache = HTTP_REPLY_CACHE_MISS;
+    r.cs = (struct http_reply_cache_status) { .on = true, .fwd_miss = true,
         .stored = true };
-    n = http_format_head(&r, buf, sizeof(buf));
+    n = http_reply_format_head(&r, buf, sizeof(buf));
     ck_assert(contains(buf, n, "X-Cache: MISS\r\nAge: 0\r\n"));
     ck_assert(contains(buf, n, "Cache-Status: redis-cache-proxy; "
                        "fwd=miss; stored\r\n"));
-    r.cs = (struct http_cache_status) { .on = true, .fwd_bypass = true };
-    n = http_format_head(&r, buf, sizeof(buf));
+    r.cs = (struct http_reply_cache_status) { .on = true, .fwd_bypass = true };
+    n = http_reply_format_head(&r, buf, sizeof(buf));
     ck_assert(contains(buf, n, "Cache-Status: redis-cache-proxy; "
                        "fwd=bypass\r\n"));
 }
@@ -346,16 +346,16 @@ END_TEST
 
 START_TEST(test_not_modified)
 {
-    char              buf[HTTP_HEAD_MAX];
+    char              buf[HTTP_REPLY_HEAD_MAX];
     struct http_reply r = {
         .status = 304, .keep_alive = true,
         .content_type = "application/octet-stream",
-        .content_length = 5, .cache = HTTP_CACHE_HIT, .age_s = 1,
+        .content_length = 5, .cache = HTTP_REPLY_CACHE_HIT, .age_s = 1,
         .date = date, .has_etag = true, .etag = ETAG_X,
         .has_max_age = true, .max_age_s = 9,
         .cs = { .on = true, .hit = true, .has_ttl = true, .ttl_s = 9 },
     };
-    size_t n = http_format_head(&r, buf, sizeof(buf));
+    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
 
     ck_assert(contains(buf, n, "HTTP/1.1 304 Not Modified\r\n"));
     ck_assert(!contains(buf, n, "Content-Length"));
@@ -368,11 +368,11 @@ END_TEST
 
 START_TEST(test_longest_cache_head_fits)
 {
-    char              buf[HTTP_HEAD_MAX];
+    char              buf[HTTP_REPLY_HEAD_MAX];
     struct http_reply r = {
         .status = 505, .keep_alive = false, .http10 = true,
         .content_type = "application/octet-stream",
-        .content_length = UINT64_MAX, .cache = HTTP_CACHE_UPDATING,
+        .content_length = UINT64_MAX, .cache = HTTP_REPLY_CACHE_UPDATING,
         .age_s = UINT64_MAX, .allow = true, .date = date,
         .has_etag = true, .etag = UINT64_MAX, .has_max_age = true,
         .max_age_s = UINT64_MAX,
@@ -380,9 +380,9 @@ START_TEST(test_longest_cache_head_fits)
                 .ttl_s = INT64_MIN, .fwd_miss = true, .fwd_status = 999,
                 .stored = true },
     };
-    size_t n = http_format_head(&r, buf, sizeof(buf));
+    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
 
-    ck_assert_uint_lt(n, HTTP_HEAD_MAX);
+    ck_assert_uint_lt(n, HTTP_REPLY_HEAD_MAX);
     ck_assert(memcmp(buf + n - 4, "\r\n\r\n", 4) == 0);
     ck_assert(contains(buf, n, "ttl=-9223372036854775808;"));
 }
@@ -391,7 +391,7 @@ END_TEST
 static Suite *
 http_suite(void)
 {
-    Suite *s = suite_create("http");
+    Suite *s = suite_create("http_reply");
     TCase *tc = tcase_create("heads");
 
     tcase_add_test(tc, test_hit_head);
