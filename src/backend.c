@@ -1152,7 +1152,7 @@ backend_fetch_retry_expired(struct backend_fetch *f)
     static const char down[] = "-CLUSTERDOWN The cluster is down\r\n";
     const char       *text = f->retrying == 1 ? tryagain : down;
     size_t len = f->retrying == 1 ? sizeof(tryagain) - 1 : sizeof(down) - 1;
-    struct backend_reply out = { BACKEND_VALUE, text, len, NULL };
+    struct backend_reply out = { BACKEND_VALUE, text, len, NULL, false };
 
     if (!f->command) {
         out.result = BACKEND_UNAVAILABLE;
