@@ -398,6 +398,8 @@ class SlowRedis:
                                                    self.value))
                 elif cmd == b"PING":
                     c.sendall(b"+PONG\r\n")
+                elif cmd == b"PTTL":
+                    c.sendall(b":-1\r\n")     # no expiry
                 else:
                     c.sendall(b"+OK\r\n")
         except OSError:

@@ -81,6 +81,12 @@ class GatedRedis:
                     else:
                         replies.put((hold, b"$%d\r\n%s\r\n"
                                      % (len(value), value)))
+                elif cmd == b"PTTL":
+                    # Behind its GET in the queue, so held with it.
+                    with self.lock:
+                        present = args[1] in self.values
+                    replies.put((False, b":-1\r\n" if present
+                                 else b":-2\r\n"))
                 elif cmd == b"PING":
                     replies.put((False, b"+PONG\r\n"))
                 else:

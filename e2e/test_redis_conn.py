@@ -91,6 +91,8 @@ class StandIn:
                     time.sleep(self.delays.get(key, 0))
                     v = self.value_of(key)
                     out = b"$%d\r\n%s\r\n" % (len(v), v)
+                elif args[0].upper() == b"PTTL":
+                    out = b":-1\r\n"          # no expiry
                 else:
                     out = b"+OK\r\n"
                 with cond:

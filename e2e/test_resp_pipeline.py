@@ -104,6 +104,8 @@ class CountingRedis:
                         out.append(b"$%d\r\n%s\r\n" % (len(v), v))
                     elif a[0].upper() == b"PING":
                         out.append(b"+PONG\r\n")
+                    elif a[0].upper() == b"PTTL":
+                        out.append(b":-1\r\n")
                     else:
                         out.append(b"+OK\r\n")
                 c.sendall(b"".join(out))

@@ -309,7 +309,7 @@ def test_unanswered_heartbeat(redis_server, make_proxy):
 class TrackingStandIn:
     """A stand-in Redis speaking just enough RESP2 for --tracking: CLIENT
     ID, CLIENT TRACKING (+OK), SUBSCRIBE, PING (a pong message while
-    subscribed), and GET from a dict; while `gate` is clear a GET of a
+    subscribed), and GET (with its PTTL: -1, no expiry) from a dict; while `gate` is clear a GET of a
     key in `held` waits for it, with the value read when the GET arrived
     (as Redis executes it).  invalidate() sends an invalidation message
     to every subscriber, as Redis would on a write."""
@@ -378,6 +378,12 @@ class TrackingStandIn:
                         hold = key in self.held
                     replies.put((hold, b"$-1\r\n" if value is None
                                  else self._bulk(value)))
+                elif cmd == b"PTTL":
+                    # Behind its GET in the queue, so held with it.
+                    with self.lock:
+                        present = args[1] in self.values
+                    replies.put((False, b":-1\r\n" if present
+                                 else b":-2\r\n"))
                 elif cmd == b"CLIENT" and sub == b"ID":
                     replies.put((False, b":%d\r\n" % my_id))
                 elif cmd == b"SUBSCRIBE":

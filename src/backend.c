@@ -186,6 +186,13 @@ struct backend_fetch {
                                             the whole encoded command, and
                                             the reply is handed on as RESP
                                             bytes, never stored */
+    uint8_t                replies_due;  /* on the FIFO: replies still to
+                                            come for it (GET, [ASKING],
+                                            PTTL); it leaves at the last */
+    bool                   got_get;      /* GET's reply came (PTTL's is
+                                            next) */
+    struct value          *got;          /* owned: GET's value, held until
+                                            PTTL's reply; NULL otherwise */
     size_t                 key_len;
     char                   key[]; /* owned, key_len bytes */
 };
@@ -572,7 +579,7 @@ static void
 backend_fetch_fail(struct backend_fetch *f, enum backend_result result,
                    bool count)
 {
-    struct backend_reply reply = { result, NULL, 0, NULL, false };
+    struct backend_reply reply = { result, NULL, 0, NULL, 0, false };
 
     if (count) {
         backend_count_error(f->b, result == BACKEND_TIMEOUT
@@ -587,6 +594,7 @@ backend_fetch_release(struct backend_fetch *f)
 {
     if (f->done && f->list == BACKEND_LIST_NONE && !f->finishing) {
         assert(f->head == NULL);
+        value_unref(f->got);
         free(f);
     }
 }
@@ -638,8 +646,14 @@ backend_watch(struct backend *b, bool was_idle)
     }
 }
 
-/* Writes f's GET on the connection and moves it to the FIFO.  0, or
- * -ENOMEM (f is left where it was). */
+/* Writes f's GET and then PTTL of the same key on the connection (a
+ * fetch with ASKING before the GET gets one before PTTL too, since
+ * ASKING holds for one command), and moves it to the FIFO, where it
+ * stays until the last of those replies.  Pipelined on one connection,
+ * so PTTL reaches the node that answers the GET in the same round trip;
+ * Redis may run another client's command in between, which tracking
+ * (not this) guards against.  0, or -ENOMEM (f is left where it was;
+ * whatever was written is answered to a placeholder). */
 static int
 backend_fetch_send(struct backend_fetch *f)
 {
@@ -655,6 +669,11 @@ backend_fetch_send(struct backend_fetch *f)
     if (b->cluster != NULL) {
         return backend_fetch_route(f);
     }
+    /* A re-send starts over. */
+    value_unref(f->got);
+    f->got = NULL;
+    f->got_get = false;
+    f->replies_due = 1;
     if (f->asking) {
         /* A placeholder takes ASKING's +OK off the FIFO. */
         static const char    *asking_argv[1] = { "ASKING" };
@@ -691,10 +710,25 @@ backend_fetch_send(struct backend_fetch *f)
         lens[1] = b->key_prefix_len + f->key_len;
     }
     rc = backend_send_argv(b, 2, argv, lens);
-    free(prefixed);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0 && f->asking) {
+        static const char  *asking_argv[1] = { "ASKING" };
+        static const size_t asking_len[1] = { 6 };
+
+        rc = backend_send_argv(b, 1, asking_argv, asking_len);
+        f->replies_due += rc == 0 ? 1 : 0;
     }
+    if (rc == 0) {
+        argv[0] = "PTTL";
+        lens[0] = 4;
+        rc = backend_send_argv(b, 2, argv, lens);
+        f->replies_due += rc == 0 ? 1 : 0;
+    }
+    free(prefixed);
+    if (rc != 0 && f->replies_due == 1) {
+        return rc; /* nothing of f's was written */
+    }
+    /* Even if PTTL could not be written: GET's reply comes and must be
+     * taken off the FIFO; without PTTL's the value is not stored. */
     backend_queue_push(&b->fifo, f, BACKEND_LIST_FIFO);
     backend_watch(b, was_idle);
     return 0;
@@ -981,8 +1015,9 @@ backend_deliver_command(struct backend *b, struct backend_fetch *f,
     static const char    unexpected[] = "unexpected reply type";
     char                 buf[BACKEND_WHY_MAX + 32];
     int                  n = -1;
-    struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
-                                 sizeof(unexpected) - 1, NULL, false };
+    struct backend_reply out = {
+        BACKEND_ERROR_REPLY, unexpected, sizeof(unexpected) - 1, NULL, 0, false
+    };
 
     if (r->kind == REDIS_CONN_REPLY_NIL) {
         n = snprintf(buf, sizeof(buf), "$-1\r\n");
@@ -1013,14 +1048,17 @@ backend_deliver_command(struct backend *b, struct backend_fetch *f,
     backend_fetch_finish(f, &out);
 }
 
+/* r is GET's reply (or the command's); pttl_ms is PTTL's, parsed
+ * (backend_pttl_of), for a value. */
 static void
 backend_deliver(struct backend *b, struct backend_fetch *f,
-                const struct redis_conn_reply *r)
+                const struct redis_conn_reply *r, int64_t pttl_ms)
 {
     static const char    unexpected[] = "unexpected reply type to GET";
     static const char    too_large[] = "reply over --max-reply-size";
-    struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
-                                 sizeof(unexpected) - 1, NULL, false };
+    struct backend_reply out = {
+        BACKEND_ERROR_REPLY, unexpected, sizeof(unexpected) - 1, NULL, 0, false
+    };
 
     uint64_t fetch_us = backend_now_us() - f->start_us;
 
@@ -1037,10 +1075,11 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.data = r->value->data;
         out.len = r->value->len;
         out.value = r->value;
+        out.pttl_ms = pttl_ms;
         if (b->store != NULL) {
             /* Once per fetch, before any waiter can look it up again. */
             out.stored = b->store(b->store_arg, f->key, f->key_len, r->value,
-                                  fetch_us, f->token);
+                                  fetch_us, f->token, pttl_ms);
         }
         break;
     case REDIS_CONN_REPLY_NIL:
@@ -1050,7 +1089,7 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         if (b->store != NULL) {
             /* An absent key: remembered, or its stale entry dropped. */
             out.stored = b->store(b->store_arg, f->key, f->key_len, NULL,
-                                  fetch_us, f->token);
+                                  fetch_us, f->token, BACKEND_PTTL_UNKNOWN);
         }
         break;
     case REDIS_CONN_REPLY_TOO_LARGE:
@@ -1104,6 +1143,21 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
     backend_fetch_finish(f, &out);
 }
 
+/* PTTL's reply: ms left, BACKEND_PTTL_NONE, or BACKEND_PTTL_UNKNOWN
+ * (an error such as -ASK, or -2: the key went away after the GET). */
+static int64_t
+backend_pttl_of(const struct redis_conn_reply *r)
+{
+    if (r->kind != REDIS_CONN_REPLY_OTHER
+        || r->reply->type != REDIS_REPLY_INTEGER) {
+        return BACKEND_PTTL_UNKNOWN;
+    }
+    if (r->reply->integer >= 0 || r->reply->integer == -1) {
+        return (int64_t) r->reply->integer;
+    }
+    return BACKEND_PTTL_UNKNOWN;
+}
+
 static void
 backend_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
 {
@@ -1115,13 +1169,31 @@ backend_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
         backend_handshake_reply(b, r);
         return;
     }
-    f = backend_queue_pop(&b->fifo);
+    f = b->fifo.head;
     if (f == NULL) {
         /* Redis never speaks unasked: this stream cannot be trusted. */
         redis_conn_close(&b->conn);
         backend_enter_down(b, "reply to no request");
         return;
     }
+    if (f->replies_due > 1) {
+        /* Not f's last reply: GET's, with PTTL's to come (and ASKING's
+         * +OK before it).  A value waits for its PTTL; anything else is
+         * answered now, and f stays on the FIFO for the rest. */
+        f->replies_due--;
+        if (!f->got_get) {
+            f->got_get = true;
+            if (f->done) {
+                /* its deadline passed */
+            } else if (r->kind == REDIS_CONN_REPLY_BULK) {
+                f->got = value_ref(r->value);
+            } else {
+                backend_deliver(b, f, r, BACKEND_PTTL_UNKNOWN);
+            }
+        }
+        return;
+    }
+    (void) backend_queue_pop(&b->fifo);
     if (b->fifo.head == NULL) {
         event_timer_stop(b->loop, &b->watchdog);
     }
@@ -1130,7 +1202,16 @@ backend_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
         backend_fetch_release(f);
         return;
     }
-    backend_deliver(b, f, r);
+    if (f->got_get) {
+        /* PTTL's reply, for the value GET read. */
+        struct redis_conn_reply get = { REDIS_CONN_REPLY_BULK, f->got, NULL,
+                                        0 };
+
+        assert(f->got != NULL);
+        backend_deliver(b, f, &get, backend_pttl_of(r));
+        return;
+    }
+    backend_deliver(b, f, r, BACKEND_PTTL_UNKNOWN);
 }
 
 static const struct redis_conn_ops backend_conn_ops = {
@@ -1152,7 +1233,7 @@ backend_fetch_retry_expired(struct backend_fetch *f)
     static const char down[] = "-CLUSTERDOWN The cluster is down\r\n";
     const char       *text = f->retrying == 1 ? tryagain : down;
     size_t len = f->retrying == 1 ? sizeof(tryagain) - 1 : sizeof(down) - 1;
-    struct backend_reply out = { BACKEND_VALUE, text, len, NULL, false };
+    struct backend_reply out = { BACKEND_VALUE, text, len, NULL, 0, false };
 
     if (!f->command) {
         out.result = BACKEND_UNAVAILABLE;
@@ -1174,7 +1255,8 @@ backend_on_deadline(struct event_loop *loop, struct event_timer *timer)
         backend_fetch_retry_expired(f);
         return;
     }
-    if (b->fifo.head == f && redis_conn_reply_started(&b->conn)) {
+    if (b->fifo.head == f
+        && (f->got_get || redis_conn_reply_started(&b->conn))) {
         /* Its reply is arriving (a big value takes a while): from now
          * on the watchdog, which sees every byte, guards it. */
         (void) event_timer_start(b->loop, &f->deadline, b->timeout_ms);
@@ -1233,7 +1315,9 @@ static void
 backend_on_kick(struct event_loop *loop, struct event_timer *timer)
 {
     struct backend      *b = timer->data;
-    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL, false };
+    struct backend_reply reply = {
+        BACKEND_UNREACHABLE, NULL, 0, NULL, 0, false
+    };
     struct backend_waiter *w;
     size_t                 n;
 
@@ -1434,8 +1518,9 @@ backend_on_retry(struct event_loop *loop, struct event_timer *timer)
 {
     static const char     uncovered[] = "CLUSTERDOWN Hash slot not served";
     struct backend_fetch *f = timer->data;
-    struct backend_reply  out = { BACKEND_UNAVAILABLE, uncovered,
-                                  sizeof(uncovered) - 1, NULL, false };
+    struct backend_reply  out = {
+         BACKEND_UNAVAILABLE, uncovered, sizeof(uncovered) - 1, NULL, 0, false
+    };
 
     (void) loop;
     assert(f->list == BACKEND_LIST_NODE && !f->done);
@@ -1545,7 +1630,10 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
         out = *r;
         out.stored = b->store(b->store_arg, f->key, f->key_len,
                               r->result == BACKEND_VALUE ? r->value : NULL,
-                              backend_now_us() - f->start_us, f->token);
+                              backend_now_us() - f->start_us, f->token,
+                              r->result == BACKEND_VALUE
+                                  ? r->pttl_ms
+                                  : BACKEND_PTTL_UNKNOWN);
         backend_fetch_finish(f, &out);
         return;
     }
@@ -2111,7 +2199,9 @@ backend_pending(const struct backend *b)
 void
 backend_destroy(struct backend *b)
 {
-    struct backend_reply reply = { BACKEND_UNREACHABLE, NULL, 0, NULL, false };
+    struct backend_reply reply = {
+        BACKEND_UNREACHABLE, NULL, 0, NULL, 0, false
+    };
     struct backend_fetch  *f;
     struct backend_waiter *w;
     size_t                 i;

@@ -15,7 +15,9 @@
  *
  * The backend knows nothing of the cache: a value read for a fetch is
  * handed to the store callback given at creation, once per fetch and
- * before any waiter is called, so the caller can cache it.
+ * before any waiter is called, so the caller can cache it.  Each GET is
+ * followed on the same connection (so the same node) by a PTTL of its
+ * key, and the value comes with Redis' remaining expiry of the key.
  */
 #ifndef RCP_BACKEND_H
 #define RCP_BACKEND_H
@@ -50,12 +52,21 @@ struct backend_reply {
     enum backend_result result;
     const char         *data; /* borrowed: valid only during callback */
     size_t              len;
-    struct value       *value;  /* BACKEND_VALUE: the shared bytes data
-                                   points into; value_ref() to keep them
-                                   past the callback.  NULL otherwise. */
-    bool                stored; /* what the store callback said: the
-                                   value (or the absence) is now cached */
+    struct value       *value;   /* BACKEND_VALUE: the shared bytes data
+                                    points into; value_ref() to keep them
+                                    past the callback.  NULL otherwise. */
+    int64_t             pttl_ms; /* BACKEND_VALUE of a GET: the key's
+                                   PTTL, read with it (BACKEND_PTTL_*
+                                   or ms left); 0 otherwise */
+    bool                stored;  /* what the store callback said: the
+                                    value (or the absence) is now cached */
 };
+
+/* Redis' PTTL of a key read with its value: -1 when the key has no
+ * expiry; UNKNOWN when PTTL failed (an -ASK redirect, a reply of
+ * another type) or the key was gone by then (-2): not to be cached. */
+#define BACKEND_PTTL_NONE    INT64_C(-1)
+#define BACKEND_PTTL_UNKNOWN INT64_C(-3)
 
 struct backend_waiter;
 typedef void (*backend_cb)(struct backend_waiter      *w,
@@ -65,11 +76,13 @@ typedef void (*backend_cb)(struct backend_waiter      *w,
  * absent (v NULL), before its waiters (even when they all cancelled).
  * v is borrowed: value_ref() it to keep it.  fetch_us: from the fetch's
  * start to its reply.  token: what the token callback said when the
- * fetch began (0 without one).  True when it stored it: the waiters'
- * reply says so (stored). */
+ * fetch began (0 without one).  pttl_ms: with a value, the key's PTTL
+ * read in the same round trip (BACKEND_PTTL_NONE, BACKEND_PTTL_UNKNOWN,
+ * or ms left when Redis ran it, which was after the fetch's start).
+ * True when it stored it: the waiters' reply says so (stored). */
 typedef bool (*backend_store_cb)(void *arg, const void *key, size_t key_len,
                                  struct value *v, uint64_t fetch_us,
-                                 uint64_t token);
+                                 uint64_t token, int64_t pttl_ms);
 
 /* Called (with the store callback's arg) for each backend_get(), before
  * anything is sent: a value that changes when key is purged

@@ -25,7 +25,8 @@
  *                    link, LRU links
  *   arena_offset     cache_arena: max_memory_bytes + 32 per entry; each
  *                    entry's block is its meta (ETag, fetch time,
- *                    negative flag: 16 bytes, outside the byte budget),
+ *                    negative flag, Redis' expiry: 24 bytes, outside
+ *                    the byte budget),
  *                    then its key, then its value
  *
  * Invariants (cache_check() walks them all): each live entry is in exactly
@@ -146,7 +147,11 @@
  * clock in tests) against stored_ms and the header's windows, read before
  * the lock (cache_age_class): an entry is fresh for ttl_ms (a negative
  * one, a remembered absent key, for negative_ttl_ms), then stale for
- * stale_ms (never a negative one), then gone.  A stale entry is answered
+ * stale_ms (never a negative one), then gone.  An entry fetched with
+ * Redis' remaining time to live (its PTTL, cache_entry_info.expire_ms)
+ * keeps that as an expiry of its own in its meta: it is fresh until
+ * the earlier of the two and never stale past Redis' expiry, so it
+ * never outlives the key in Redis.  A stale entry is answered
  * CACHE_STALE with its value, like a hit (its access is recorded: it was
  * read), so the caller can serve it while it refreshes or while Redis
  * fails; a gone one is a MISS as if never stored, and the get that sees
@@ -217,7 +222,7 @@
 #include "siphash.h"
 
 #define CACHE_MAGIC           UINT64_C(0x4548434143504352) /* RCPCACHE */
-#define CACHE_LAYOUT_VERSION  3u
+#define CACHE_LAYOUT_VERSION  4u
 #define CACHE_NIL             UINT32_MAX
 #define CACHE_KEY_MAX         ((1u << 24) - 1)
 #define CACHE_LINE            64u
@@ -240,7 +245,7 @@
 /* An entry's block starts with its struct cache_meta_shm, then the key,
  * then the value; the meta bytes are outside the byte budget (like the
  * block header), so the arena reserves them per entry. */
-#define CACHE_META_BYTES    16u
+#define CACHE_META_BYTES    24u
 #define CACHE_META_NEGATIVE 1u
 /* Purge epochs (a power of two): a delete makes fetches in flight for
  * the keys of its slot, 1 in CACHE_PURGE_SLOTS of all keys, not store. */
@@ -284,9 +289,12 @@ struct cache_access_shm {
 /* At the start of each entry's arena block; read and written with
  * memcpy, since a block's payload is only 4-byte aligned. */
 struct cache_meta_shm {
-    uint64_t etag;     /* cache_etag() of the value */
-    uint32_t fetch_us; /* the fetch that stored it took */
-    uint32_t flags;    /* CACHE_META_NEGATIVE */
+    uint64_t etag;       /* cache_etag() of the value */
+    uint32_t fetch_us;   /* the fetch that stored it took */
+    uint32_t flags;      /* CACHE_META_NEGATIVE */
+    uint64_t expires_ms; /* cache clock: Redis' own expiry of
+                            the key (its PTTL when fetched);
+                            0: none, the TTL alone */
 };
 
 /* The windows an entry is judged by, read once per operation before the
@@ -512,26 +520,34 @@ cache_times_load(const struct cache_hdr_shm *hdr, struct cache_times *t)
     t->stale_ms = __atomic_load_n(&hdr->stale_ms, __ATOMIC_RELAXED);
 }
 
-/* Judges an entry stored at stored_ms with flags at now_ms: a negative
+/* Judges an entry stored at stored_ms with meta at now_ms: a negative
  * entry lives negative_ttl_ms and is never stale (a remembered 404 is
  * not worth serving past its time); any other lives ttl_ms, then is
- * stale for stale_ms.  *age_ms and *left_ms (before expiry, or, once
- * past it, since) are set for the caller. */
+ * stale for stale_ms.  Either lives no longer than meta->expires_ms,
+ * Redis' own expiry of the key: the entry is fresh until the earlier of
+ * the two and never stale past Redis' (the key is gone from Redis
+ * then, so no window may serve it).  *age_ms (since stored) and *left_ms
+ * (before expiry, or, once past it, since) are set for the caller. */
 static inline enum cache_age
 cache_age_class(const struct cache_times *t, uint64_t stored_ms,
-                uint32_t flags, uint64_t now_ms, uint64_t *age_ms,
-                uint64_t *left_ms)
+                const struct cache_meta_shm *meta, uint64_t now_ms,
+                uint64_t *age_ms, uint64_t *left_ms)
 {
-    bool     negative = (flags & CACHE_META_NEGATIVE) != 0;
+    bool     negative = (meta->flags & CACHE_META_NEGATIVE) != 0;
     uint64_t ttl_ms = negative ? t->negative_ttl_ms : t->ttl_ms;
+    uint64_t until_ms = stored_ms + ttl_ms;
 
+    if (meta->expires_ms != 0 && meta->expires_ms < until_ms) {
+        until_ms = meta->expires_ms;
+    }
     *age_ms = now_ms > stored_ms ? now_ms - stored_ms : 0;
-    if (*age_ms < ttl_ms) {
-        *left_ms = ttl_ms - *age_ms;
+    if (now_ms < until_ms) {
+        *left_ms = until_ms - now_ms;
         return CACHE_AGE_FRESH;
     }
-    *left_ms = *age_ms - ttl_ms;
-    if (!negative && *left_ms < t->stale_ms) {
+    *left_ms = now_ms - until_ms;
+    if (!negative && *left_ms < t->stale_ms
+        && (meta->expires_ms == 0 || now_ms < meta->expires_ms)) {
         return CACHE_AGE_STALE;
     }
     return CACHE_AGE_GONE;
@@ -546,8 +562,7 @@ cache_entry_age(const struct cache *cache, const struct cache_times *t,
     uint64_t              age_ms, left_ms;
 
     cache_entry_meta(cache, e, &meta);
-    return cache_age_class(t, e->stored_ms, meta.flags, now_ms, &age_ms,
-                           &left_ms);
+    return cache_age_class(t, e->stored_ms, &meta, now_ms, &age_ms, &left_ms);
 }
 
 /* One writer per counter or gauge, so load + store, not read-modify-write
@@ -1470,7 +1485,7 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
     }
     e = cache_entry(cache, i);
     cache_entry_meta(cache, e, &meta);
-    age = cache_age_class(&times, e->stored_ms, meta.flags, now_ms, &age_ms,
+    age = cache_age_class(&times, e->stored_ms, &meta, now_ms, &age_ms,
                           &left_ms);
     if (age == CACHE_AGE_GONE) {
         status = CACHE_MISS;
@@ -1588,6 +1603,12 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
         meta.etag = info->etag;
         meta.fetch_us = info->fetch_us;
         meta.flags = info->negative ? CACHE_META_NEGATIVE : 0;
+        /* Redis' expiry as a time on our clock (saturating). */
+        if (info->expire_ms != 0) {
+            meta.expires_ms = now_ms + info->expire_ms > now_ms
+                                  ? now_ms + info->expire_ms
+                                  : UINT64_MAX;
+        }
     }
     need = (uint64_t) key_len + value_len;
     hash = cache_hash(cache->seed, key, key_len);

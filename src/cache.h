@@ -55,8 +55,9 @@ struct cache_lookup {
     size_t   dst_cap;     /* in */
     size_t   value_len;   /* out: also on TRUNCATED */
     uint64_t age_ms;      /* out: now - stored time */
-    uint64_t ttl_left_ms; /* out: HIT: until it expires;
-                             STALE: 0 */
+    uint64_t ttl_left_ms; /* out: HIT: until it expires,
+                             by the TTL or Redis' expiry,
+                             whichever is sooner; STALE: 0 */
     uint64_t stale_ms;    /* out: STALE: how long ago it
                              expired; HIT: 0 */
     uint64_t etag;        /* out: cache_etag() of the value */
@@ -77,6 +78,12 @@ struct cache_entry_info {
                              CACHE_PURGED) */
     uint64_t purge_token; /* cache_purge_token() taken
                              before the fetch was sent */
+    uint64_t expire_ms;   /* > 0: the key expires in Redis
+                             this long after now_ms: the
+                             entry is fresh until then at
+                             the latest (if the TTL ends
+                             sooner, then) and never stale
+                             past it; 0: no such expiry */
 };
 
 struct cache_stats {

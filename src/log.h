@@ -57,29 +57,24 @@ int    log_recent_create(void);
  * count. */
 size_t log_recent_read(struct log_recent_line *out, size_t max);
 
-#define log_error(...)                               \
-    do {                                             \
-        if (log_level_current >= LOG_LEVEL_ERROR) {  \
-            log_write(LOG_LEVEL_ERROR, __VA_ARGS__); \
-        }                                            \
+/*
+ * log_at(level, fmt, ...): the one way a line is logged (Redis' serverLog).
+ * The level is compared with the threshold before anything else, so the
+ * format arguments are not even evaluated for a line that is filtered
+ * out; level is evaluated once.  log_error() ... log_debug() name the
+ * level for the common case; pass a variable level where the errno picks
+ * it (EAGAIN debug, ECONNABORTED error).
+ */
+#define log_at(level, ...)                         \
+    do {                                           \
+        enum log_level log_at_level_ = (level);    \
+        if (log_level_current >= log_at_level_) {  \
+            log_write(log_at_level_, __VA_ARGS__); \
+        }                                          \
     } while (0)
-#define log_warn(...)                               \
-    do {                                            \
-        if (log_level_current >= LOG_LEVEL_WARN) {  \
-            log_write(LOG_LEVEL_WARN, __VA_ARGS__); \
-        }                                           \
-    } while (0)
-#define log_info(...)                               \
-    do {                                            \
-        if (log_level_current >= LOG_LEVEL_INFO) {  \
-            log_write(LOG_LEVEL_INFO, __VA_ARGS__); \
-        }                                           \
-    } while (0)
-#define log_debug(...)                               \
-    do {                                             \
-        if (log_level_current >= LOG_LEVEL_DEBUG) {  \
-            log_write(LOG_LEVEL_DEBUG, __VA_ARGS__); \
-        }                                            \
-    } while (0)
+#define log_error(...) log_at(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_at(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...)  log_at(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_at(LOG_LEVEL_DEBUG, __VA_ARGS__)
 
 #endif

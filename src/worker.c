@@ -77,19 +77,36 @@ static const struct worker_proto *const worker_protos[] = {
 
 /* ---- small helpers --------------------------------------------------- */
 
+bool
+worker_expire_ms(int64_t pttl_ms, uint64_t fetch_us, uint64_t *expire_ms)
+{
+    uint64_t fetch_ms = (fetch_us + 999) / 1000;
+
+    *expire_ms = 0;
+    if (pttl_ms == BACKEND_PTTL_NONE) {
+        return true;
+    }
+    if (pttl_ms < 0 || (uint64_t) pttl_ms <= fetch_ms) {
+        return false;
+    }
+    *expire_ms = (uint64_t) pttl_ms - fetch_ms;
+    return true;
+}
+
 /* The backend's store callback: a value read from Redis goes into the
  * shared cache once per fetch, before its waiters are answered, with its
- * ETag (computed here, once, and kept on the value for the waiters) and
- * the fetch's duration (early refresh).  An absent key is remembered
- * with --negative-ttl; otherwise, when stale answers are on, its stale
- * entry is dropped, since Redis no longer has the key.  Neither is
- * stored when the key was purged (DELETE /cache/<key>, POST /flush)
- * after the fetch took its token.  CACHE_TOO_LARGE, CACHE_BYPASS or
- * CACHE_PURGED just mean not stored: false, and Cache-Status says no
- * "stored". */
+ * ETag (computed here, once, and kept on the value for the waiters), the
+ * fetch's duration (early refresh) and Redis' own expiry of the key
+ * (worker_expire_ms).  An absent key is remembered with --negative-ttl;
+ * otherwise, when stale answers are on, its stale entry is dropped,
+ * since Redis no longer has the key; so is it for a value that may not
+ * be kept (its PTTL unknown, or as good as over).  Neither is stored
+ * when the key was purged (DELETE /cache/<key>, POST /flush) after the
+ * fetch took its token.  CACHE_TOO_LARGE, CACHE_BYPASS or CACHE_PURGED
+ * just mean not stored: false, and Cache-Status says no "stored". */
 static bool
 worker_store_value(void *arg, const void *key, size_t key_len, struct value *v,
-                   uint64_t fetch_us, uint64_t token)
+                   uint64_t fetch_us, uint64_t token, int64_t pttl_ms)
 {
     struct worker          *w = arg;
     struct cache_entry_info info = {
@@ -97,6 +114,8 @@ worker_store_value(void *arg, const void *key, size_t key_len, struct value *v,
         .check_purge = true,
         .purge_token = token,
     };
+    bool keep = v != NULL
+                && worker_expire_ms(pttl_ms, fetch_us, &info.expire_ms);
 
     if (v != NULL && !v->has_etag) {
         v->etag = cache_etag(v->data, v->len);
@@ -106,8 +125,8 @@ worker_store_value(void *arg, const void *key, size_t key_len, struct value *v,
         || !tracking_covers(w->tracking, key, key_len)) {
         return false;
     }
-    if (v == NULL) {
-        if (w->cfg->negative_ttl_ms > 0) {
+    if (!keep) {
+        if (v == NULL && w->cfg->negative_ttl_ms > 0) {
             info.negative = true;
             return cache_store(w->params->cache, key, key_len, NULL, 0,
                                cache_clock_ms(), &info)

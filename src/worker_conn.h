@@ -299,17 +299,24 @@ struct worker {
 };
 
 /* worker.c */
-int    worker_conn_out_reserve(struct conn *c, size_t n);
-int    worker_conn_append(struct conn *c, const void *data, size_t len);
-size_t worker_conn_unsent(const struct conn *c);
+/* Redis' remaining expiry of a fetched key (the PTTL read with it,
+ * backend_store_cb) as the cache's expire_ms, counted from the end of a
+ * fetch of fetch_us: PTTL ran after the fetch began, so the key lives
+ * at least pttl_ms - fetch time from now.  0 for a key with no expiry.
+ * False when the value must not be cached: PTTL unknown, or the key
+ * expires before its fetch could be stored. */
+bool worker_expire_ms(int64_t pttl_ms, uint64_t fetch_us, uint64_t *expire_ms);
+int  worker_conn_out_reserve(struct conn *c, size_t n);
+int  worker_conn_append(struct conn *c, const void *data, size_t len);
+size_t            worker_conn_unsent(const struct conn *c);
 /* Appends v's bytes to the output: for a large value, by reference (the
  * shared copy is written out from where it is, incrementally, and no
  * client holds another); otherwise, or when one is already attached, by
  * copy.  0 or -ENOMEM. */
-int    worker_conn_append_value(struct conn *c, struct value *v);
+int               worker_conn_append_value(struct conn *c, struct value *v);
 /* Whether the cache may answer now: false while --tracking is on and
  * some worker's invalidation channel is not whole (tracking.c). */
-bool   worker_cache_trusted(const struct worker *w);
+bool              worker_cache_trusted(const struct worker *w);
 /* Copies key's cached value into b at b->len + head_room, leaving room
  * for tail_room bytes after it; b->len is not moved.  CACHE_HIT or
  * CACHE_STALE (lk set); CACHE_MISS for a miss, a gone entry, a bypassed

@@ -268,6 +268,11 @@ worker_http_backend_cb(struct backend_waiter      *wt,
     };
 
     c->state = CONN_READING;
+    if (status == 200 && r->pttl_ms >= 0
+        && (uint64_t) r->pttl_ms < w->cfg->ttl_ms) {
+        /* Redis expires the key sooner than the TTL would. */
+        reply.max_age_s = (uint64_t) r->pttl_ms / 1000;
+    }
     if (status == 200) {
         if (r->value == NULL) {
             reply.etag = cache_etag(r->data, r->len);

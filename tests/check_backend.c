@@ -44,15 +44,17 @@
 /* --- test doubles for the store callback and metrics.c ---------------- */
 
 static size_t double_cache_sets;
+static int64_t double_cache_last_pttl;
 static size_t double_cache_nils;
 static size_t double_cache_last_len;
 
 /* The worker's store callback stores into the cache; this one counts. */
 static bool
 double_store(void *arg, const void *key, size_t key_len, struct value *v,
-             uint64_t fetch_us, uint64_t token)
+             uint64_t fetch_us, uint64_t token, int64_t pttl_ms)
 {
     (void)token;
+    double_cache_last_pttl = pttl_ms;
     ck_assert_ptr_null(arg);
     ck_assert(key != NULL || key_len == 0);
     ck_assert_uint_lt(fetch_us, 60u * 1000000u);
@@ -477,6 +479,7 @@ struct got {
     char                 *data;         /* owned copy */
     size_t                len;
     size_t                cache_sets;   /* double_cache_sets at the call */
+    int64_t               pttl_ms;      /* the reply's */
     void                (*then)(struct got *g);
     struct got           *peer;
 };
@@ -493,6 +496,7 @@ got_cb(struct backend_waiter *w, const struct backend_reply *reply)
     g->calls++;
     got_total++;
     g->result = reply->result;
+    g->pttl_ms = reply->pttl_ms;
     free(g->data);
     g->data = NULL;
     g->len = reply->len;
@@ -744,6 +748,40 @@ START_TEST(get_nil)
     ck_assert_uint_eq(double_cache_nils, 1);
     ck_assert_uint_eq(double_cache_sets, 0);
     got_fini(&g);
+}
+END_TEST
+
+START_TEST(get_reads_pttl_with_value)
+{
+    redisContext *c;
+    struct got g, h;
+
+    redis_start(&redis, NULL);
+    cfg_tcp("127.0.0.1", redis.port, 2000);
+    backend_up(true);
+    c = redis_admin(&redis);
+    ck_assert_ptr_nonnull(c);
+    redis_cmd_ok(c, "SET short v PX 5000");
+    redis_cmd_ok(c, "SET forever v");
+    redisFree(c);
+    got_init(&g);
+    got_init(&h);
+    get_str("short", &g);
+    ck_assert(run_until(called, &g, RUN_MAX_MS));
+    expect_value(&g, "v", 1);
+    /* PTTL came in the same round trip, to the store and the waiter. */
+    ck_assert_int_gt(double_cache_last_pttl, 0);
+    ck_assert_int_le(double_cache_last_pttl, 5000);
+    ck_assert_int_eq(g.pttl_ms, double_cache_last_pttl);
+    get_str("forever", &h);
+    ck_assert(run_until(called, &h, RUN_MAX_MS));
+    ck_assert_int_eq(double_cache_last_pttl, BACKEND_PTTL_NONE);
+    ck_assert_int_eq(h.pttl_ms, BACKEND_PTTL_NONE);
+    /* One request each, timed once. */
+    ck_assert_uint_eq(slot.backend_count, 2);
+    ck_assert_uint_eq(double_cache_sets, 2);
+    got_fini(&g);
+    got_fini(&h);
 }
 END_TEST
 
@@ -1376,7 +1414,7 @@ script_stuck_then_fine(int lfd)
     }
     for (;;) {
         script_read_gets(c2, 1);
-        script_write(c2, "$1\r\nv\r\n");
+        script_write(c2, "$1\r\nv\r\n:-1\r\n");     /* GET, PTTL */
     }
 }
 
@@ -1438,7 +1476,7 @@ script_slow_reply(int lfd)
     script_pause_ms(150);
     script_write(c, "cd");
     script_pause_ms(150);
-    script_write(c, "ef\r\n");
+    script_write(c, "ef\r\n:-1\r\n");             /* and PTTL's */
 }
 
 START_TEST(a_reply_arriving_is_not_cut_by_its_deadline)
@@ -1538,6 +1576,7 @@ backend_suite(void)
     tcase_add_test(tc, get_value_every_byte);
     tcase_add_test(tc, get_empty_and_large_values);
     tcase_add_test(tc, get_nil);
+    tcase_add_test(tc, get_reads_pttl_with_value);
     tcase_add_test(tc, get_wrongtype);
     suite_add_tcase(s, tc);
 

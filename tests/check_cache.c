@@ -683,7 +683,7 @@ END_TEST
 
 START_TEST(test_store_info_kept)
 {
-    struct cache_entry_info info = { 0x1234, 777, false, false, 0 };
+    struct cache_entry_info info = { 0x1234, 777, false, false, 0, 0 };
     struct cache_lookup lookup;
     char buf[64];
 
@@ -772,7 +772,7 @@ END_TEST
 
 START_TEST(test_negative_entry)
 {
-    struct cache_entry_info neg = { 0, 100, true, false, 0 };
+    struct cache_entry_info neg = { 0, 100, true, false, 0, 0 };
     struct cache_lookup lookup;
     char buf[64];
 
@@ -808,6 +808,113 @@ START_TEST(test_negative_entry)
     tc_put_at("a", "again", 2000);
     tc_expect_at("a", "again", 2000);
     ck_assert_int_eq(cache_delete(tc, "b", 1), CACHE_DELETED);
+    tc_check();
+}
+END_TEST
+
+/* ---- Redis' own expiry (cache_entry_info.expire_ms) ------------------- */
+
+static void
+tc_put_expiring(const char *key, const char *value, uint64_t now_ms,
+                uint64_t expire_ms)
+{
+    struct cache_entry_info info = {
+        .etag = cache_etag(value, strlen(value)),
+        .expire_ms = expire_ms,
+    };
+
+    ck_assert_int_eq(cache_store(tc, key, strlen(key), value, strlen(value),
+                                 now_ms, &info), CACHE_STORED);
+}
+
+START_TEST(test_redis_expiry_before_ttl)
+{
+    struct cache_lookup lookup;
+    char buf[64];
+
+    /* TTL 1000; Redis expires the key 300 ms after the store. */
+    tc_put_expiring("k", "v", 1000, 300);
+    ck_assert_int_eq(tc_get_at("k", 1100, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    /* max-age counts down to Redis' expiry, Age from the store. */
+    ck_assert_uint_eq(lookup.ttl_left_ms, 200);
+    ck_assert_uint_eq(lookup.age_ms, 100);
+    ck_assert_int_eq(tc_get_at("k", 1299, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert_uint_eq(lookup.ttl_left_ms, 1);
+    tc_expect_miss("k", 1300);
+    ck_assert_uint_eq(tc_stats().entries, 0);
+    ck_assert_uint_eq(tc_stats().expirations, 1);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_redis_expiry_after_ttl)
+{
+    struct cache_lookup lookup;
+    char buf[64];
+
+    /* Redis keeps it longer than the TTL: the TTL rules. */
+    tc_put_expiring("k", "v", 1000, 5000);
+    ck_assert_int_eq(tc_get_at("k", 1100, buf, sizeof(buf), &lookup),
+                     CACHE_HIT);
+    ck_assert_uint_eq(lookup.ttl_left_ms, 900);
+    tc_expect_miss("k", 2000);
+    /* No expiry (PERSIST, PTTL -1): the TTL alone. */
+    tc_put_expiring("p", "v", 1000, 0);
+    tc_expect_at("p", "v", 1999);
+    tc_expect_miss("p", 2000);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_redis_expiry_ends_stale_window)
+{
+    struct cache_lookup lookup;
+    char buf[64];
+
+    cache_set_windows(tc, 0, 10000);
+    /* Cut short by Redis: gone at once, never stale. */
+    tc_put_expiring("a", "1", 1000, 300);
+    ck_assert_int_eq(tc_get_at("a", 1300, buf, sizeof(buf), &lookup),
+                     CACHE_MISS);
+    /* Past the TTL, stale only until Redis' expiry. */
+    tc_put_expiring("b", "2", 1000, 3000);
+    ck_assert_int_eq(tc_get_at("b", 2500, buf, sizeof(buf), &lookup),
+                     CACHE_STALE);
+    ck_assert_uint_eq(lookup.stale_ms, 500);
+    ck_assert_int_eq(tc_get_at("b", 3999, buf, sizeof(buf), &lookup),
+                     CACHE_STALE);
+    ck_assert_int_eq(tc_get_at("b", 4000, buf, sizeof(buf), &lookup),
+                     CACHE_MISS);
+    /* Without one, the whole window. */
+    tc_put_at("c", "3", 1000);
+    ck_assert_int_eq(tc_get_at("c", 10999, buf, sizeof(buf), &lookup),
+                     CACHE_STALE);
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_redis_expiry_replaced_and_reclaimed)
+{
+    /* A store without an expiry replaces one with it. */
+    tc_put_expiring("k", "old", 1000, 100);
+    tc_put_at("k", "new", 1050);
+    tc_expect_at("k", "new", 1500);
+    ck_assert_int_eq(cache_flush(tc), CACHE_DELETED);
+    /* An entry past Redis' expiry at the LRU tail is dropped by a set
+     * and counted as expired, not evicted (capacity 3). */
+    tc_put_expiring("x", "1", 2000, 10);
+    tc_put_at("y", "2", 2001);
+    tc_put_at("z", "3", 2002);
+    tc_put_at("w", "4", 2020);
+    ck_assert_uint_eq(tc_stats().expirations, 1);
+    ck_assert_uint_eq(tc_stats().evictions, 0);
+    tc_expect_miss("x", 2020);
+    tc_expect_at("w", "4", 2020);
+    /* A huge expiry saturates rather than wrapping into the past. */
+    tc_put_expiring("h", "5", 3000, UINT64_MAX - 10);
+    tc_expect_at("h", "5", 3999);
     tc_check();
 }
 END_TEST
@@ -1579,6 +1686,10 @@ cache_suite(void)
     tcase_add_test(t, test_stale_never_after_delete_or_flush);
     tcase_add_test(t, test_stale_counts_against_capacity);
     tcase_add_test(t, test_negative_entry);
+    tcase_add_test(t, test_redis_expiry_before_ttl);
+    tcase_add_test(t, test_redis_expiry_after_ttl);
+    tcase_add_test(t, test_redis_expiry_ends_stale_window);
+    tcase_add_test(t, test_redis_expiry_replaced_and_reclaimed);
     t = tc_case(s, "byte_budget");
     tcase_add_test(t, test_byte_budget_eviction);
     tcase_add_test(t, test_fragmented_arena_evicts_more);

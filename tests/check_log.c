@@ -5,13 +5,20 @@
  * them, cut to LOG_RECENT_TEXT, with their time even when stderr lines
  * go without it (journald); and a line written by a forked child is
  * seen by its parent, as a worker's is by the supervisor.
+ *
+ * And the macro: log_at(level, ...) (and log_error() ... log_debug() on
+ * top of it) writes a line exactly when the level passes the threshold,
+ * evaluates its arguments only then, and writes "LEVEL role[pid]: text",
+ * timestamped unless JOURNAL_STREAM is set.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +144,159 @@ START_TEST(child_lines_reach_the_parent)
 }
 END_TEST
 
+/* --- the macro --------------------------------------------------------- */
+
+/* Sends stderr into a pipe and returns its read end (non-blocking), with
+ * JOURNAL_STREAM set so that lines have no timestamp. */
+static int
+capture(void)
+{
+    int fds[2];
+
+    ck_assert_int_eq(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+    ck_assert_int_eq(dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
+    close(fds[1]);
+    setenv("JOURNAL_STREAM", "8:1234", 1);
+    return fds[0];
+}
+
+/* What was written so far, NUL-terminated ("" for nothing). */
+static const char *
+captured(int fd)
+{
+    static char buf[4096];
+    ssize_t     n = read(fd, buf, sizeof(buf) - 1);
+
+    ck_assert_msg(n >= 0 || errno == EAGAIN, "read: %s", strerror(errno));
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+static int evaluated;
+
+static int
+count_evaluation(void)
+{
+    return ++evaluated;
+}
+
+static const struct threshold_case {
+    enum log_level threshold;
+    enum log_level level;
+    bool           written;
+    const char    *why;
+} threshold_cases[] = {
+    { LOG_LEVEL_ERROR, LOG_LEVEL_ERROR, true, "error passes at error" },
+    { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, false, "warn filtered at error" },
+    { LOG_LEVEL_ERROR, LOG_LEVEL_DEBUG, false, "debug filtered at error" },
+    { LOG_LEVEL_WARN, LOG_LEVEL_WARN, true, "the threshold itself passes" },
+    { LOG_LEVEL_WARN, LOG_LEVEL_INFO, false, "one below the threshold" },
+    { LOG_LEVEL_INFO, LOG_LEVEL_ERROR, true, "error passes at info" },
+    { LOG_LEVEL_INFO, LOG_LEVEL_INFO, true, "info passes at info" },
+    { LOG_LEVEL_INFO, LOG_LEVEL_DEBUG, false, "debug filtered at info" },
+    { LOG_LEVEL_DEBUG, LOG_LEVEL_DEBUG, true, "debug passes at debug" },
+    { LOG_LEVEL_DEBUG, LOG_LEVEL_ERROR, true, "error passes at debug" },
+};
+
+/* log_at with a level known only at run time, and the named macro of the
+ * same level: both write or neither, and a filtered line's arguments are
+ * never evaluated. */
+START_TEST(threshold)
+{
+    const struct threshold_case *c = &threshold_cases[_i];
+    char                         want[64];
+    const char                  *got;
+    int                          fd = capture();
+    enum log_level               level = c->level;
+
+    log_init("supervisor", 0);
+    log_set_level(c->threshold);
+    evaluated = 0;
+    log_at(level, "at run time %d", count_evaluation());
+    got = captured(fd);
+    ck_assert_msg(c->written == (got[0] != '\0'), "%s: '%s'", c->why, got);
+    ck_assert_msg(evaluated == (c->written ? 1 : 0), "%s: evaluated %d",
+                  c->why, evaluated);
+    if (c->written) {
+        snprintf(want, sizeof(want), "%s supervisor[%ld]: at run time 1\n",
+                 log_level_name(c->level), (long) getpid());
+        ck_assert_str_eq(got, want);
+    }
+
+    switch (c->level) {
+    case LOG_LEVEL_ERROR:
+        log_error("named %d", count_evaluation());
+        break;
+    case LOG_LEVEL_WARN:
+        log_warn("named %d", count_evaluation());
+        break;
+    case LOG_LEVEL_INFO:
+        log_info("named %d", count_evaluation());
+        break;
+    case LOG_LEVEL_DEBUG:
+        log_debug("named %d", count_evaluation());
+        break;
+    }
+    got = captured(fd);
+    ck_assert_msg(c->written == (got[0] != '\0'), "%s (named): '%s'", c->why,
+                  got);
+    ck_assert_msg(evaluated == (c->written ? 2 : 0),
+                  "%s (named): evaluated %d", c->why, evaluated);
+    close(fd);
+}
+END_TEST
+
+/* The level expression is evaluated once, whatever the outcome. */
+START_TEST(level_evaluated_once)
+{
+    int fd = capture();
+
+    log_init("supervisor", 0);
+    log_set_level(LOG_LEVEL_INFO);
+    evaluated = 0;
+    log_at(count_evaluation() > 0 ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, "x");
+    ck_assert_int_eq(evaluated, 1);
+    ck_assert_str_eq(captured(fd), "");
+    log_at(count_evaluation() > 0 ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR, "y");
+    ck_assert_int_eq(evaluated, 2);
+    ck_assert_msg(strncmp(captured(fd), "warn supervisor[", 16) == 0,
+                  "one warn line");
+    close(fd);
+}
+END_TEST
+
+/* The line as tests and operators grep it: "LEVEL role[pid]: text", with
+ * an ISO-8601 UTC timestamp first unless JOURNAL_STREAM is set. */
+START_TEST(line_format)
+{
+    char        want[96];
+    const char *got;
+    int         fd = capture();
+
+    log_init("worker", 3);
+    log_set_level(LOG_LEVEL_INFO);
+    log_warn("bind(%s) failed: %s", "0.0.0.0:8080", "Address in use");
+    snprintf(want, sizeof(want),
+             "warn worker 3[%ld]: bind(0.0.0.0:8080) failed: Address in use\n",
+             (long) getpid());
+    ck_assert_str_eq(captured(fd), want);
+
+    unsetenv("JOURNAL_STREAM");
+    log_init("supervisor", 0);
+    log_info("started");
+    got = captured(fd);
+    /* 2026-12-01T15:11:59.077Z info supervisor[123]: started */
+    snprintf(want, sizeof(want), "info supervisor[%ld]: started\n",
+             (long) getpid());
+    ck_assert_msg(strlen(got) == 25 + strlen(want) && got[4] == '-'
+                  && got[7] == '-' && got[10] == 'T' && got[13] == ':'
+                  && got[16] == ':' && got[19] == '.' && got[23] == 'Z'
+                  && got[24] == ' ' && strcmp(got + 25, want) == 0,
+                  "'%s'", got);
+    close(fd);
+}
+END_TEST
+
 static Suite *
 log_suite(void)
 {
@@ -149,6 +309,14 @@ log_suite(void)
     tcase_add_test(tc, time_kept_without_stderr_timestamps);
     tcase_add_test(tc, long_line_is_cut);
     tcase_add_test(tc, child_lines_reach_the_parent);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("macro");
+    tcase_add_loop_test(tc, threshold, 0,
+                        (int) (sizeof(threshold_cases)
+                               / sizeof(threshold_cases[0])));
+    tcase_add_test(tc, level_evaluated_once);
+    tcase_add_test(tc, line_format);
     suite_add_tcase(s, tc);
     return s;
 }
