@@ -8,12 +8,17 @@
  * operations), the aggregate of each and its ratio to 1 process, and the
  * bytes each entry costs beyond its key and value.  A ratio above 1 means
  * the cache scales with processes; N may exceed the cores, to read the
- * trend.  Built by `make bench/cache_bench`, not by `all`.
+ * trend.  It also prints how long one cache line takes to go from one
+ * process to another (two processes passing a counter back and forth):
+ * what every shared write costs on this machine.  Built by `make bench/cache_bench`, not by `all`.
  *
- *   usage: bench/cache_bench [-p N] [-r RUNS] [capacity [value_bytes [ops]]]
+ *   usage: bench/cache_bench [-p N] [-r RUNS] [-w WORKLOADS]
+ *                            [capacity [value_bytes [ops]]]
  *
  * -p N (default 2): the second process count.  -r RUNS (default 1):
- * repeat each measurement and report the median aggregate.
+ * repeat each measurement and report the median aggregate.  -w: run only
+ * the workloads named by these letters: r (random hits), h (one hot
+ * key), i (inserts that evict); default rhi.
  *
  * It includes cache_arena.h (an internal header) only to size the arena
  * for the overhead formula.
@@ -28,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,6 +228,46 @@ bench_parallel(struct bench *b, int procs, enum bench_kind kind,
     return bench_now() - start;
 }
 
+/* Nanoseconds for one cache line to move from one process to another:
+ * two processes take turns incrementing a shared counter, each waiting
+ * for the other's turn, rounds times. */
+static double
+bench_line_transfer_ns(uint64_t rounds)
+{
+    uint64_t *turn = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    double start, secs;
+    pid_t pid;
+    int status;
+
+    if (turn == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    start = bench_now();
+    for (uint64_t i = pid == 0 ? 1 : 0; i < 2 * rounds; i += 2) {
+        while (__atomic_load_n(turn, __ATOMIC_ACQUIRE) != i) {
+            /* the other's turn */
+        }
+        __atomic_store_n(turn, i + 1, __ATOMIC_RELEASE);
+    }
+    if (pid == 0) {
+        _exit(0);
+    }
+    secs = bench_now() - start;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        fprintf(stderr, "line transfer process failed\n");
+        exit(1);
+    }
+    (void) munmap(turn, 4096);
+    return secs * 1e9 / (2.0 * (double) rounds);
+}
+
 static void
 bench_fill(struct bench *b)
 {
@@ -298,8 +344,8 @@ bench_loadavg(void)
 static void
 bench_usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [-p N] [-r RUNS] [capacity [value_bytes "
-            "[ops]]]\n", argv0);
+    fprintf(stderr, "usage: %s [-p N] [-r RUNS] [-w rhi] [capacity "
+            "[value_bytes [ops]]]\n", argv0);
 }
 
 int
@@ -307,12 +353,14 @@ main(int argc, char **argv)
 {
     static const struct {
         enum bench_kind kind;
+        char            letter;
         const char     *name;
     } workloads[] = {
-        { BENCH_LOOKUPS, "random hits" },
-        { BENCH_HOT_LOOKUPS, "one hot key" },
-        { BENCH_INSERTS, "inserts that evict" },
+        { BENCH_LOOKUPS, 'r', "random hits" },
+        { BENCH_HOT_LOOKUPS, 'h', "one hot key" },
+        { BENCH_INSERTS, 'i', "inserts that evict" },
     };
+    const char *which = "rhi";
     struct cache_params params = {
         .capacity = 100000,
         .max_memory_bytes = 64u << 20,
@@ -328,13 +376,21 @@ main(int argc, char **argv)
     int rc, opt, procs = 2, runs = 1;
 
     memset(&b, 0, sizeof(b));
-    while ((opt = getopt(argc, argv, "p:r:h")) != -1) {
+    while ((opt = getopt(argc, argv, "p:r:w:h")) != -1) {
         switch (opt) {
         case 'p':
             procs = atoi(optarg);
             break;
         case 'r':
             runs = atoi(optarg);
+            break;
+        case 'w':
+            which = optarg;
+            if (which[strspn(which, "rhi")] != '\0') {
+                fprintf(stderr, "%s: -w takes the letters r, h and i\n",
+                        argv[0]);
+                return 2;
+            }
             break;
         default:
             bench_usage(argv[0]);
@@ -386,6 +442,9 @@ main(int argc, char **argv)
     for (size_t w = 0; w < sizeof(workloads) / sizeof(workloads[0]); w++) {
         double one, many, cpu_one, cpu_many;
 
+        if (strchr(which, workloads[w].letter) == NULL) {
+            continue;
+        }
         bench_fill(&b);
         one = bench_measure(&b, 1, workloads[w].kind, runs, &cpu_one);
         many = cpu_many = 0;
@@ -401,6 +460,8 @@ main(int argc, char **argv)
         fflush(stdout);
     }
     printf("N = %d; load average after: %s", procs, bench_loadavg());
+    printf("one cache line from one process to another: %.0f ns\n",
+           bench_line_transfer_ns(1000000));
     cache_stats(b.cache, &stats);
     {
         char err[256];

@@ -6,11 +6,13 @@ demand, and a TLS cluster:
   (HTTP) and Redis' error (RESP); a TRYAGAIN that clears in time is a
   200.  It also answers CLUSTER SHARDS with an error, as Redis before 7
   does, so the map comes from the CLUSTER SLOTS fallback;
+- a node that only ever answers -MOVED: no redirect reaches a client;
 - Sentinel's -READONLY re-ask: the primary a (fake) sentinel named
   starts answering -READONLY, as a demoted primary does to writes, and
   that sentinel now names another primary but never publishes
   +switch-master: the proxy follows within a second, not at its 10 s
-  periodic ask;
+  periodic ask; the sentinels get --redis-sentinel-user/-password, the
+  data nodes --redis-password;
 - a TLS cluster: three redis-servers with only --tls-port and
   `tls-cluster yes`, made by `redis-cli --tls --cluster create`, read
   through rediss:// seeds.
@@ -99,11 +101,46 @@ def test_tryagain_retried_in_the_deadline_then_503(make_proxy):
         n.node.close()
 
 
+def test_a_redirect_loop_never_reaches_the_client(make_proxy):
+    """A node that answers every key with -MOVED to itself: the proxy
+    follows a few hops, then gives up with its own error (502 over
+    HTTP); the RESP client never sees a MOVED."""
+    def handle(args):
+        cmd = args[0].upper()
+        if cmd == b"CLUSTER" and args[1].upper() == b"SHARDS":
+            return array([["slots", [0, 16383], "nodes", [[
+                "id", "n0", "port", node.port, "ip", "127.0.0.1",
+                "endpoint", "127.0.0.1", "role", "master",
+                "replication-offset", 0, "health", "online"]]]])
+        if cmd in (b"GET", b"EXISTS"):
+            return b"-MOVED 42 127.0.0.1:%d\r\n" % node.port
+        return b"+OK\r\n"
+    node = FakeRedis(handle)
+    try:
+        rport = free_port()
+        p = make_proxy(None, "--redis-cluster", node.addr, "--workers", "1",
+                       "--max-value-size", "1", "--resp-listen",
+                       "127.0.0.1:%d" % rport)
+        wait_for(lambda: "slot map from" in p.log(), what="the map")
+        assert "has no CLUSTER SHARDS" not in p.log()
+        r = requests.get(p.url("/k"), timeout=5)
+        assert r.status_code == 502, (r.status_code, r.text)
+        assert "MOVED" not in r.text
+        for cmd in (("EXISTS", "k", "k"), ("GET", "k")):
+            with pytest.raises(redis.ResponseError) as e:
+                resp(rport, *cmd)
+            assert "MOVED" not in str(e.value), e.value
+        # Followed a few times each, not forever.
+        assert 2 * 6 <= node.count("GET") + node.count("EXISTS") <= 3 * 6
+    finally:
+        node.close()
+
+
 def test_sentinel_readonly_reask(make_proxy):
     """The primary answers -READONLY: the sentinels are asked again at
     once and the new primary they name is used."""
-    new = Redis().start()
-    new.client().set("k", "value-new")
+    new = Redis(extra="requirepass data-pw").start()
+    new.client(password="data-pw").set("k", "value-new")
     state = {"demoted": False}
 
     def primary(args):
@@ -120,6 +157,9 @@ def test_sentinel_readonly_reask(make_proxy):
     old = FakeRedis(primary)
 
     def sentinel(args):
+        if args[0].upper() == b"AUTH":
+            return b"+OK\r\n" if args[1:] == [b"watcher", b"s3cret"] \
+                else b"-WRONGPASS invalid username-password pair\r\n"
         if args[0].upper() == b"SENTINEL":
             port = new.port if state["demoted"] else old.port
             return array(["127.0.0.1", str(port)])
@@ -129,7 +169,10 @@ def test_sentinel_readonly_reask(make_proxy):
     sent = FakeRedis(sentinel)
     try:
         p = make_proxy(None, "--redis-sentinel", sent.addr, "--redis-master",
-                       "mymaster", "--workers", "1", "--max-value-size", "1")
+                       "mymaster", "--workers", "1", "--max-value-size", "1",
+                       "--redis-sentinel-user", "watcher",
+                       "--redis-sentinel-password", "s3cret",
+                       "--redis-password", "data-pw")
         s = requests.Session()
         wait_for(lambda: s.get(p.url("/k"), timeout=5).text == "value-old",
                  what="reads from the first primary")
@@ -144,7 +187,8 @@ def test_sentinel_readonly_reask(make_proxy):
                 break
             assert time.monotonic() - t0 < 5, (codes, p.log())
         took = time.monotonic() - t0
-        print("followed a -READONLY primary in %.3fs: %r" % (took, codes))
+        print("followed a -READONLY primary in %.3fs (%d reads before)"
+              % (took, len(codes) - 1))
         # About 0.1 s here (the re-ask is rate-limited to one per
         # 100 ms); the bound leaves room for a loaded CI machine and is
         # still far inside the 10 s periodic ask, so the -READONLY is
@@ -154,6 +198,14 @@ def test_sentinel_readonly_reask(make_proxy):
         assert "the primary of 'mymaster' is now 127.0.0.1:%d" % new.port \
             in p.log()
         assert sent.count("PUBLISH") == 0
+        # The sentinels get their own credentials on both connections
+        # (asking and subscribed), the data nodes theirs, never mixed.
+        assert sent.count("AUTH") >= 2
+        assert all(a[1:] == ["watcher", "s3cret"]
+                   for a in sent.seen if a[0].upper() == "AUTH")
+        assert all(a[1:] == ["data-pw"]
+                   for a in old.seen if a[0].upper() == "AUTH")
+        assert old.count("AUTH") >= 1
     finally:
         sent.close()
         old.close()

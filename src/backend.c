@@ -1580,7 +1580,21 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
                 backend_fetch_to_node(f, to);
                 return;
             }
-            break; /* a redirect loop: Redis' text, 502 */
+            if (f->command) {
+                /* Never a redirect to the client, which sees one
+                 * ordinary Redis: our own error instead. */
+                static const char loop[] =
+                    "-ERR redis-cache-proxy: the cluster kept redirecting "
+                    "this request\r\n";
+
+                out.result = BACKEND_VALUE;
+                out.data = loop;
+                out.len = sizeof(loop) - 1;
+                out.value = NULL;
+                backend_fetch_finish(f, &out);
+                return;
+            }
+            break; /* a redirect loop: 502, Redis' text unshown */
         case CLUSTER_REDIRECT_DOWN:
             /* A primary may have failed: the map will say. */
             cluster_node_failed(b->cluster);

@@ -286,6 +286,24 @@ cache_arena_block_capacity(const struct cache_arena_shm *arena, uint32_t block)
            - sizeof(uint32_t);
 }
 
+bool
+cache_arena_fits_exactly(const struct cache_arena_shm *arena, uint32_t block,
+                         size_t bytes)
+{
+    uint64_t want = (bytes + sizeof(uint32_t) + CACHE_ARENA_GRANULE - 1)
+                    / CACHE_ARENA_GRANULE;
+
+    if (want < CACHE_ARENA_MIN_BLOCK) {
+        want = CACHE_ARENA_MIN_BLOCK;
+    }
+    /* Atomic: the allocator may flip PREV_FREE in this word meanwhile;
+     * the size of a used block never changes. */
+    return (__atomic_load_n(cache_arena_word(arena, block, 0),
+                            __ATOMIC_RELAXED)
+            & CACHE_ARENA_SIZE_MASK)
+           == want;
+}
+
 int
 cache_arena_check(const struct cache_arena_shm *arena, uint8_t *used_starts,
                   struct cache_fault *fault)

@@ -12,6 +12,7 @@
 #ifndef RCP_CACHE_ARENA_H
 #define RCP_CACHE_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,14 @@ uint32_t cache_arena_alloc(struct cache_arena_shm *arena, size_t bytes);
 
 /* Frees block and merges it with free neighbours.  O(1). */
 void cache_arena_free(struct cache_arena_shm *arena, uint32_t block);
+
+/* Whether used block is exactly what cache_arena_alloc(bytes) would
+ * return (its size in granules), so a new payload of bytes can take the
+ * place of its old one with nothing freed, allocated or wasted.  Reads
+ * only the block's header; callable without the arena's lock while the
+ * caller owns the block. */
+bool cache_arena_fits_exactly(const struct cache_arena_shm *arena,
+                              uint32_t block, size_t bytes);
 
 /* Payload bytes block can hold (for cache_check). */
 uint64_t cache_arena_block_capacity(const struct cache_arena_shm *arena,

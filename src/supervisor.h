@@ -2,7 +2,8 @@
  * supervisor: the parent process.  Opens the listening sockets, creates
  * the cache segment and the metrics slots, forks the workers, then runs a
  * libuv loop for signals, reaping and respawn, reload, and the admin
- * port.  The only file that includes uv.h.
+ * port.  This header is all the rest of the program sees of it: uv.h is
+ * included by the supervisor's own files only (supervisor_internal.h).
  */
 #ifndef RCP_SUPERVISOR_H
 #define RCP_SUPERVISOR_H

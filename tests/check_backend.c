@@ -1460,7 +1460,7 @@ START_TEST(stuck_connection_fails_its_head_and_resends_the_rest)
 }
 END_TEST
 
-/* Answers one GET with a 6-byte value, two bytes every 150 ms. */
+/* Answers one GET with a 6-byte value, two bytes every 300 ms. */
 static void
 script_slow_reply(int lfd)
 {
@@ -1471,11 +1471,11 @@ script_slow_reply(int lfd)
     }
     script_read_gets(c, 1);
     script_write(c, "$6\r\n");
-    script_pause_ms(150);
+    script_pause_ms(300);
     script_write(c, "ab");
-    script_pause_ms(150);
+    script_pause_ms(300);
     script_write(c, "cd");
-    script_pause_ms(150);
+    script_pause_ms(300);
     script_write(c, "ef\r\n:-1\r\n");             /* and PTTL's */
 }
 
@@ -1485,9 +1485,11 @@ START_TEST(a_reply_arriving_is_not_cut_by_its_deadline)
     pid_t pid = script_start(lfd, script_slow_reply);
     struct got g;
 
-    /* 450 ms to arrive against a 200 ms deadline: bytes keep coming, so
-     * the request is served, as a big value taking its time would be. */
-    cfg_tcp("127.0.0.1", redis.port, 200);
+    /* 900 ms to arrive against a 600 ms deadline: bytes keep coming, so
+     * the request is served, as a big value taking its time would be.
+     * Each gap leaves 300 ms of slack, so a loaded CI machine that
+     * oversleeps a pause does not turn it into a timeout. */
+    cfg_tcp("127.0.0.1", redis.port, 600);
     backend_up(false);
     got_init(&g);
     get_str("k", &g);

@@ -969,6 +969,38 @@ START_TEST(test_byte_budget_eviction)
 }
 END_TEST
 
+/*
+ * A set into a full cache whose LRU tail's block is just the size it
+ * needs takes the tail's slot and block in place (cache_store): the same
+ * eviction as ever, and the gauges follow the new entry's bytes, fewer
+ * or equal, never more.  The meta (16) + key (2) + value (9 or 14) +
+ * header (4) of each entry round up to the same 4 granules.
+ */
+START_TEST(test_eviction_takes_the_tails_place)
+{
+    struct cache_params p = tc_defaults;
+
+    p.capacity = 2;
+    tc_recreate(&p);
+    tc_put("k1", "aaaaaaaaaaaaaa");            /* 16 bytes */
+    tc_put("k2", "bbbbbbbbbbbbbb");
+    tc_put("k3", "ccccccccc");                 /* 11 bytes: in k1's place */
+    ck_assert_uint_eq(tc_stats().evictions, 1);
+    ck_assert_uint_eq(tc_stats().entries, 2);
+    ck_assert_uint_eq(tc_stats().bytes, 16 + 11);
+    tc_expect_miss("k1", 1000);
+    tc_check();
+    tc_expect("k2", "bbbbbbbbbbbbbb");         /* k3 is the tail now */
+    tc_put("k4", "dddddddddddddd");            /* 16 > 11: no place */
+    ck_assert_uint_eq(tc_stats().evictions, 2);
+    ck_assert_uint_eq(tc_stats().bytes, 16 + 16);
+    tc_expect_miss("k3", 1000);
+    tc_expect("k4", "dddddddddddddd");
+    tc_expect("k2", "bbbbbbbbbbbbbb");
+    tc_check();
+}
+END_TEST
+
 START_TEST(test_fragmented_arena_evicts_more)
 {
     struct cache_params p = tc_defaults;
@@ -1425,6 +1457,34 @@ END_TEST
  * intact at free), cache_arena_check passes after every step, and once
  * all is freed the whole arena is one block again.
  */
+/* cache_arena_fits_exactly() says yes exactly for the sizes that
+ * cache_arena_alloc() would give a block of the same granules. */
+START_TEST(test_arena_fits_exactly)
+{
+    size_t region = cache_arena_region_bytes(4096);
+    struct cache_arena_shm *arena = malloc(region);
+
+    ck_assert_ptr_nonnull(arena);
+    for (size_t n = 0; n < 100; n++) {
+        uint32_t block, other;
+
+        cache_arena_init(arena, region);
+        block = cache_arena_alloc(arena, n);
+        ck_assert_uint_ne(block, CACHE_ARENA_NIL);
+        for (size_t m = 0; m < 100; m++) {
+            other = cache_arena_alloc(arena, m);
+            ck_assert_uint_ne(other, CACHE_ARENA_NIL);
+            ck_assert_msg(cache_arena_fits_exactly(arena, block, m)
+                          == (cache_arena_block_capacity(arena, other)
+                              == cache_arena_block_capacity(arena, block)),
+                          "sizes %zu and %zu", n, m);
+            cache_arena_free(arena, other);
+        }
+    }
+    free(arena);
+}
+END_TEST
+
 START_TEST(test_arena_random)
 {
     size_t region = cache_arena_region_bytes(65536);
@@ -1692,6 +1752,7 @@ cache_suite(void)
     tcase_add_test(t, test_redis_expiry_replaced_and_reclaimed);
     t = tc_case(s, "byte_budget");
     tcase_add_test(t, test_byte_budget_eviction);
+    tcase_add_test(t, test_eviction_takes_the_tails_place);
     tcase_add_test(t, test_fragmented_arena_evicts_more);
     t = tc_case(s, "sizes");
     tcase_add_loop_test(t, test_sizes, 0, N_CASES(size_cases));
@@ -1712,6 +1773,7 @@ cache_suite(void)
     tcase_add_test(t, test_crash_reader_waiting_for_writer);
     tcase_add_test(t, test_clean_exit_is_not_a_crash);
     t = tc_case(s, "arena");
+    tcase_add_test(t, test_arena_fits_exactly);
     tcase_add_test(t, test_arena_random);
     t = tc_case(s, "stress");
     tcase_set_timeout(t, 60);
