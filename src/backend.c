@@ -1553,7 +1553,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
     struct backend_fetch *f = w->data;
     struct backend       *b = f->b;
     struct backend       *to = NULL;
-    struct backend_reply  out;
+    struct backend_reply  out = { .result = BACKEND_VALUE };
     uint64_t              elapsed_ms, delay;
 
     const char *text = r->data;
