@@ -560,3 +560,54 @@ def test_sentinel_failover_moves_tracking(make_proxy):
                  what="the write on the new primary seen")
     finally:
         setup.stop()
+
+
+# --- --key-prefix and --tracking-prefix -------------------------------------
+
+def fresh_within(s, p, key, want, ms=FRESH_MS):
+    wait_for(lambda: s.get(p.url("/" + key), timeout=5).text == want,
+             timeout=ms / 1000.0, interval=0.001,
+             what="%s = %s through the proxy" % (key, want))
+
+
+@pytest.mark.parametrize("mode", ["default", "bcast"])
+def test_key_prefix(redis_server, make_proxy, mode):
+    """Redis names its own keys (app:k); the cache holds the client's
+    (k)."""
+    p = start_tracking_proxy(make_proxy, redis_server, mode,
+                             "--key-prefix", "app:")
+    rc = redis_server.client()
+    rc.set("app:k", "v1")
+    rc.set("k", "not ours")
+    s = requests.Session()
+    assert s.get(p.url("/k"), timeout=5).text == "v1"
+    r = s.get(p.url("/k"), timeout=5)
+    assert r.text == "v1" and r.headers["X-Cache"] == "HIT"
+    rc.set("k", "still not ours")       # no effect on the cache
+    rc.set("app:k", "v2")
+    fresh_within(s, p, "k", "v2")
+
+
+def test_bcast_prefixes_cache_only_what_they_cover(redis_server, make_proxy):
+    p = start_tracking_proxy(make_proxy, redis_server, "bcast",
+                             "--key-prefix", "app:", "--tracking-prefix",
+                             "user:", "--tracking-prefix", "item:")
+    rc = redis_server.client()
+    rc.set("app:user:1", "u1")
+    rc.set("app:other:1", "o1")
+    s = requests.Session()
+    for _ in range(2):
+        r = s.get(p.url("/user:1"), timeout=5)
+    assert r.text == "u1" and r.headers["X-Cache"] == "HIT"
+    rc.set("app:user:1", "u2")
+    fresh_within(s, p, "user:1", "u2")
+    # Outside the prefixes Redis would not say: answered, never cached.
+    for _ in range(3):
+        r = s.get(p.url("/other:1"), timeout=5)
+        assert r.text == "o1" and r.headers["X-Cache"] == "MISS"
+    # Each worker's subscriber tracks in bcast mode ('B'), and no data
+    # connection tracks: Redis keeps no per-key state for us.
+    cl = rc.client_list()
+    assert len([c for c in cl if "B" in c["flags"]]) == 2, cl
+    assert not [c for c in cl if "t" in c["flags"] and "P" not in
+                c["flags"]], cl

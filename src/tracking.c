@@ -45,6 +45,13 @@
  * cache_flush(), which bump the purge epochs, so a fetch in flight that
  * took its token before it answers its waiters but stores nothing.
  *
+ * What it costs: every worker that starts (start-up, respawn, SIGHUP)
+ * and every recovery flushes the whole shared cache, and a worker's exit
+ * makes the supervisor flush it (metrics_reap_tracking): Redis told that
+ * worker alone of the keys it read.  Not with --redis-cluster (config.c
+ * refuses it): that needs a subscriber per node per worker, and node
+ * connections that come and go with the slot map; not built yet.
+ *
  * --key-prefix: Redis names its own keys; one without our prefix is not
  * ours, and ours are dropped without it.  bcast registers the prefixes
  * (--tracking-prefix, each after --key-prefix; none: --key-prefix, or
