@@ -27,6 +27,23 @@
  * `fresh`: its node sends a GET of its own rather than join one of the
  * node's older fetches.
  *
+ * Expiry.  Each GET is pipelined with a PTTL of its key on the same
+ * connection (after a second ASKING when the GET had one); the fetch
+ * stays at the FIFO's head until the last of its replies (replies_due),
+ * holding GET's value meanwhile, and the store callback and the waiters
+ * get Redis' remaining expiry with the value.
+ *
+ * The gate (backend_set_gate, worker_inflight.c): one fetch per key
+ * across processes.  A new fetch others may join asks the gate first:
+ * SEND or OWN (the gate's end is called when the fetch ends, after its
+ * store and before its waiters), or WAIT: another process is fetching
+ * the key, so the fetch is parked (list PARKED, still in the table, so
+ * this worker's misses of the key join it) and the gate_poll timer asks
+ * again every BACKEND_GATE_POLL_MS, until the gate answers it (a value
+ * from the cache: its waiters are called, nothing is stored) or says
+ * SEND.  A fetch parked for a whole --redis-timeout is sent anyway, with
+ * a new deadline: no waiter is stranded by another process's fetch.
+ *
  * Callbacks never run inside backend_get(): a fetch that cannot be sent
  * now waits on the unsent list; when the backend is DOWN the zero-delay
  * `kick` timer fails it on the next loop iteration.
@@ -140,7 +157,8 @@ enum backend_list {
     BACKEND_LIST_NONE = 0,
     BACKEND_LIST_UNSENT,
     BACKEND_LIST_FIFO,
-    BACKEND_LIST_NODE /* cluster: at a node, or backing off */
+    BACKEND_LIST_NODE,  /* cluster: at a node, or backing off */
+    BACKEND_LIST_PARKED /* the gate: another process fetches it */
 };
 
 struct backend_fetch {
@@ -168,31 +186,33 @@ struct backend_fetch {
                                            table when purged, not done */
     bool                   detached;
     /* Cluster routing (the worker's backend only). */
-    bool                   ask_next;     /* the next node gets ASKING */
-    bool                   primary_only; /* a replica failed it */
-    unsigned               hops;         /* redirects followed */
-    uint64_t               retry_ms;     /* last TRYAGAIN backoff */
-    uint8_t                retrying;     /* the last node answer, being
-                                            retried: 0 none, 1 TRYAGAIN,
-                                            2 CLUSTERDOWN */
-    struct backend        *node;         /* borrowed: cluster's, while
-                                            list is NODE */
-    struct backend_waiter  node_waiter;  /* on the node's fetch */
-    struct event_timer     retry;        /* backoff, or a deferred end */
-    bool                   has_slot;     /* cluster command: slot known */
-    bool                   keyless;      /* cluster command: no key */
-    uint16_t               slot;         /* its keys' slot */
-    bool                   command;      /* backend_command(): key holds
-                                            the whole encoded command, and
-                                            the reply is handed on as RESP
-                                            bytes, never stored */
-    uint8_t                replies_due;  /* on the FIFO: replies still to
-                                            come for it (GET, [ASKING],
-                                            PTTL); it leaves at the last */
-    bool                   got_get;      /* GET's reply came (PTTL's is
-                                            next) */
-    struct value          *got;          /* owned: GET's value, held until
-                                            PTTL's reply; NULL otherwise */
+    bool                   ask_next;      /* the next node gets ASKING */
+    bool                   primary_only;  /* a replica failed it */
+    unsigned               hops;          /* redirects followed */
+    uint64_t               retry_ms;      /* last TRYAGAIN backoff */
+    uint8_t                retrying;      /* the last node answer, being
+                                             retried: 0 none, 1 TRYAGAIN,
+                                             2 CLUSTERDOWN */
+    struct backend        *node;          /* borrowed: cluster's, while
+                                             list is NODE */
+    struct backend_waiter  node_waiter;   /* on the node's fetch */
+    struct event_timer     retry;         /* backoff, or a deferred end */
+    bool                   has_slot;      /* cluster command: slot known */
+    bool                   keyless;       /* cluster command: no key */
+    uint16_t               slot;          /* its keys' slot */
+    bool                   command;       /* backend_command(): key holds
+                                             the whole encoded command, and
+                                             the reply is handed on as RESP
+                                             bytes, never stored */
+    uint8_t                replies_due;   /* on the FIFO: replies still to
+                                             come for it (GET, [ASKING],
+                                             PTTL); it leaves at the last */
+    bool                   got_get;       /* GET's reply came (PTTL's is
+                                             next) */
+    struct value          *got;           /* owned: GET's value, held until
+                                             PTTL's reply; NULL otherwise */
+    bool                   gate_owned;    /* the gate said OWN: call end */
+    uint64_t               gate_state[2]; /* the gate's */
     size_t                 key_len;
     char                   key[]; /* owned, key_len bytes */
 };
@@ -264,6 +284,12 @@ struct backend {
     struct backend_queue unsent;
     struct backend_queue fifo;
 
+    /* One fetch per key across processes (backend_set_gate). */
+    const struct backend_gate_ops *gate;      /* borrowed; NULL: none */
+    struct backend_queue           parked;    /* list PARKED */
+    struct event_timer             gate_poll; /* every BACKEND_GATE_POLL_MS
+                                                 while parked is not empty */
+
     /* Waiters whose fetch could not be allocated: failed by kick.  A
      * fetch record that is never in the table and never sent. */
     struct backend_fetch *oom; /* owned */
@@ -280,6 +306,11 @@ struct backend {
 
 static void backend_connect(struct backend *b);
 static void backend_fetch_release(struct backend_fetch *f);
+static void backend_fetch_dispatch(struct backend_fetch *f);
+static void backend_fetch_park(struct backend_fetch *f);
+static void backend_fetch_unpark(struct backend_fetch *f);
+static void backend_on_gate_poll(struct event_loop  *loop,
+                                 struct event_timer *timer);
 static int  backend_fetch_route(struct backend_fetch *f);
 static void backend_format_addr(struct backend *b);
 
@@ -480,6 +511,26 @@ backend_queue_pop(struct backend_queue *q)
     return f;
 }
 
+/* Takes f off q, wherever it is in it (a short list: the fetches of
+ * one worker parked by the gate). */
+static void
+backend_queue_remove(struct backend_queue *q, struct backend_fetch *f)
+{
+    struct backend_fetch **pp = &q->head, *prev = NULL;
+
+    while (*pp != f) {
+        assert(*pp != NULL);
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    *pp = f->next;
+    if (q->tail == f) {
+        q->tail = prev;
+    }
+    f->next = NULL;
+    f->list = BACKEND_LIST_NONE;
+}
+
 static void
 backend_kick(struct backend *b)
 {
@@ -568,6 +619,13 @@ backend_fetch_finish(struct backend_fetch       *f,
         backend_cancel(&f->node_waiter);
         event_timer_stop(b->loop, &f->retry);
         f->list = BACKEND_LIST_NONE;
+    } else if (f->list == BACKEND_LIST_PARKED) {
+        backend_queue_remove(&b->parked, f);
+    }
+    if (f->gate_owned) {
+        /* After the store: other processes' waiters read the cache. */
+        f->gate_owned = false;
+        b->gate->end(b->store_arg, f->key, f->key_len, f->gate_state);
     }
     f->finishing = true;
     backend_call_waiters(f, reply);
@@ -1251,6 +1309,13 @@ backend_on_deadline(struct event_loop *loop, struct event_timer *timer)
 
     (void) loop;
     assert(!f->done);
+    if (f->list == BACKEND_LIST_PARKED) {
+        /* Another process's fetch has not ended in a whole timeout
+         * (stuck, or its owner died unseen): ask Redis ourselves. */
+        backend_queue_remove(&b->parked, f);
+        backend_fetch_unpark(f);
+        return;
+    }
     if (b->cluster != NULL && f->retrying != 0) {
         backend_fetch_retry_expired(f);
         return;
@@ -1331,6 +1396,109 @@ backend_on_kick(struct event_loop *loop, struct event_timer *timer)
         backend_count_error(b, METRICS_BACKEND_UNREACHABLE);
         backend_waiter_unlink(w);
         w->cb(w, &reply);
+    }
+}
+
+/* --- the gate: one fetch per key across processes --------------------- */
+
+/* Sends f now, or queues it for the connection. */
+static void
+backend_fetch_dispatch(struct backend_fetch *f)
+{
+    struct backend *b = f->b;
+
+    if (backend_can_send(b) && b->unsent.head == NULL
+        && backend_fetch_send(f) == 0) {
+        return;
+    }
+    backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
+    if (b->state != BACKEND_WAIT) {
+        backend_kick(b);
+    }
+}
+
+static void
+backend_gate_poll_arm(struct backend *b)
+{
+    int rc;
+
+    if (event_timer_active(&b->gate_poll)) {
+        return;
+    }
+    rc = event_timer_start(b->loop, &b->gate_poll, BACKEND_GATE_POLL_MS);
+    if (rc != 0) {
+        /* Its deadline still sends the fetch. */
+        log_error("redis %s: cannot arm a timer: %s", b->addr, strerror(-rc));
+    }
+}
+
+/* Another process fetches f's key: f waits (its deadline running). */
+static void
+backend_fetch_park(struct backend_fetch *f)
+{
+    backend_queue_push(&f->b->parked, f, BACKEND_LIST_PARKED);
+    backend_gate_poll_arm(f->b);
+}
+
+/* f (off the parked list) goes to Redis itself, with a deadline and a
+ * duration counted from now. */
+static void
+backend_fetch_unpark(struct backend_fetch *f)
+{
+    struct backend *b = f->b;
+
+    event_update_time(b->loop);
+    f->start_us = backend_now_us();
+    if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
+        backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
+        return;
+    }
+    backend_fetch_dispatch(f);
+}
+
+static void
+backend_on_gate_poll(struct event_loop *loop, struct event_timer *timer)
+{
+    struct backend       *b = timer->data;
+    struct backend_fetch *f;
+    size_t                n = 0;
+
+    (void) loop;
+    for (f = b->parked.head; f != NULL; f = f->next) {
+        n++;
+    }
+    /* Only those parked now, each once: those still waiting go back to
+     * the tail, as do fetches that answers start and park. */
+    while (n-- > 0 && (f = backend_queue_pop(&b->parked)) != NULL) {
+        struct backend_reply         reply = { BACKEND_NIL, NULL, 0, NULL, 0 };
+        const struct backend_waiter *w;
+        uint64_t                     waiters = 0;
+
+        switch (b->gate->poll(b->store_arg, f->key, f->key_len, f->gate_state,
+                              &reply)) {
+        case BACKEND_GATE_WAIT:
+            backend_queue_push(&b->parked, f, BACKEND_LIST_PARKED);
+            break;
+        case BACKEND_GATE_OWN:
+            f->gate_owned = true;
+            /* fall through */
+        case BACKEND_GATE_SEND:
+            backend_fetch_unpark(f);
+            break;
+        case BACKEND_GATE_ANSWERED:
+            for (w = f->head; w != NULL; w = w->next) {
+                waiters++;
+            }
+            if (b->slot != NULL) {
+                metrics_count_coalesced(b->slot, waiters);
+            }
+            backend_fetch_finish(f, &reply);
+            value_unref(reply.value);
+            break;
+        }
+    }
+    if (b->parked.head != NULL) {
+        backend_gate_poll_arm(b);
     }
 }
 
@@ -1847,6 +2015,7 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
     event_timer_init(&b->reconnect, backend_on_reconnect, b);
     event_timer_init(&b->watchdog, backend_on_watchdog, b);
     event_timer_init(&b->kick, backend_on_kick, b);
+    event_timer_init(&b->gate_poll, backend_on_gate_poll, b);
     if (!node && cfg->redis_cluster[0] != '\0') {
         (void) snprintf(b->addr, sizeof(b->addr), "cluster");
         rc = cluster_create(loop, cfg, slot, backend_cluster_state, b,
@@ -2010,14 +2179,20 @@ backend_get_with(struct backend *b, const void *key, size_t key_len,
     if (b->destroying) {
         return; /* backend_destroy() fails it */
     }
-    if (backend_can_send(b) && b->unsent.head == NULL
-        && backend_fetch_send(f) == 0) {
-        return;
+    if (b->gate != NULL && !f->solo) {
+        switch (b->gate->begin(b->store_arg, key, key_len, f->gate_state)) {
+        case BACKEND_GATE_WAIT:
+            backend_fetch_park(f);
+            return;
+        case BACKEND_GATE_OWN:
+            f->gate_owned = true;
+            break;
+        case BACKEND_GATE_SEND:
+        case BACKEND_GATE_ANSWERED:
+            break;
+        }
     }
-    backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
-    if (b->state != BACKEND_WAIT) {
-        backend_kick(b);
-    }
+    backend_fetch_dispatch(f);
 }
 
 void
@@ -2064,6 +2239,12 @@ void
 backend_set_token(struct backend *b, backend_token_cb token)
 {
     b->token = token;
+}
+
+void
+backend_set_gate(struct backend *b, const struct backend_gate_ops *ops)
+{
+    b->gate = ops;
 }
 
 void
@@ -2224,6 +2405,7 @@ backend_destroy(struct backend *b)
     event_timer_stop(b->loop, &b->reconnect);
     event_timer_stop(b->loop, &b->watchdog);
     event_timer_stop(b->loop, &b->kick);
+    event_timer_stop(b->loop, &b->gate_poll);
     redis_conn_close(&b->conn);
     b->state = BACKEND_DOWN;
     backend_count_conn(b, false);

@@ -300,6 +300,12 @@ metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros)
 }
 
 void
+metrics_count_coalesced(struct metrics_slot_shm *s, uint64_t n)
+{
+    __atomic_fetch_add(&s->coalesced_waiters, n, __ATOMIC_RELAXED);
+}
+
+void
 metrics_add_connections(struct metrics_slot_shm *s, int64_t delta)
 {
     __atomic_fetch_add(&s->connections, delta, __ATOMIC_RELAXED);
@@ -377,6 +383,8 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->not_modified, __ATOMIC_RELAXED);
         out->negative_hits +=
             __atomic_load_n(&s->negative_hits, __ATOMIC_RELAXED);
+        out->coalesced_waiters +=
+            __atomic_load_n(&s->coalesced_waiters, __ATOMIC_RELAXED);
         for (size_t k = 0; k < 2; k++) {
             out->cluster_redirects[k] +=
                 __atomic_load_n(&s->cluster_redirects[k], __ATOMIC_RELAXED);
@@ -750,6 +758,10 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_u64(&o, "rcp_negative_hits_total", "counter",
                 "Lookups answered by a remembered absent key.",
                 sum.negative_hits);
+    metrics_u64(&o, "rcp_coalesced_waiters_total", "counter",
+                "Misses answered by another worker's fetch of the key "
+                "(one fetch per key across workers).",
+                sum.coalesced_waiters);
 
     metrics_render_backend(&o, &sum);
 

@@ -1522,6 +1522,7 @@ worker_init(struct worker *w, const struct worker_params *p)
         return rc;
     }
     backend_set_token(w->backend, worker_purge_token);
+    backend_set_gate(w->backend, &worker_inflight_gate);
     rc = tracking_create(&w->loop, p->cfg, w->backend, p->cache, p->metrics,
                          &w->tracking);
     if (rc != 0) {

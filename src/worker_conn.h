@@ -298,6 +298,10 @@ struct worker {
     struct worker_http_date http_date; /* worker_http.c's */
 };
 
+/* worker_inflight.c: the backend's gate, one fetch per key across
+ * workers; its arg is the worker. */
+extern const struct backend_gate_ops worker_inflight_gate;
+
 /* worker.c */
 /* Redis' remaining expiry of a fetched key (the PTTL read with it,
  * backend_store_cb) as the cache's expire_ms, counted from the end of a
