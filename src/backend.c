@@ -1470,7 +1470,7 @@ backend_on_gate_poll(struct event_loop *loop, struct event_timer *timer)
     /* Only those parked now, each once: those still waiting go back to
      * the tail, as do fetches that answers start and park. */
     while (n-- > 0 && (f = backend_queue_pop(&b->parked)) != NULL) {
-        struct backend_reply         reply = { BACKEND_NIL, NULL, 0, NULL, 0 };
+        struct backend_reply reply = { BACKEND_NIL, NULL, 0, NULL, 0, false };
         const struct backend_waiter *w;
         uint64_t                     waiters = 0;
 
@@ -1492,6 +1492,8 @@ backend_on_gate_poll(struct event_loop *loop, struct event_timer *timer)
             if (b->slot != NULL) {
                 metrics_count_coalesced(b->slot, waiters);
             }
+            /* Read from the cache, where another worker's fetch put it. */
+            reply.stored = true;
             backend_fetch_finish(f, &reply);
             value_unref(reply.value);
             break;
