@@ -188,8 +188,6 @@ static int
 worker_resp_mget_fetched_item(struct conn *c, struct resp_mget_item *it)
 {
     struct resp_mget *m = c->mget;
-    char              head[RESP_BULK_HEAD_MAX];
-    size_t            hlen;
     int               rc;
 
     if (it->value == NULL) {
@@ -199,15 +197,8 @@ worker_resp_mget_fetched_item(struct conn *c, struct resp_mget_item *it)
         }
         return resp_append_mget_item(&c->out, it->result, NULL, 0);
     }
-    /* A large value goes out from its shared copy, not copied again. */
-    hlen = resp_format_bulk_head(head, it->value->len);
-    rc = worker_conn_append(c, head, hlen);
-    if (rc == 0) {
-        rc = worker_conn_append_value(c, it->value);
-    }
-    if (rc == 0) {
-        rc = worker_conn_append(c, "\r\n", 2);
-    }
+    /* A large value by reference, as GET sends it (worker_out.c). */
+    rc = worker_resp_append_value(c, it->value);
     c->log_bytes += it->value->len;
     m->held_bytes -= it->value->len;
     value_unref(it->value);
