@@ -239,15 +239,8 @@ worker_conn_append(struct conn *c, const void *data, size_t len)
 size_t
 worker_conn_unsent(const struct conn *c)
 {
-    return buf_pending(&c->out)
-           + (c->out_value != NULL ? c->out_value->len - c->out_value_sent
-                                   : 0);
+    return buf_pending(&c->out) + c->out_values_unsent;
 }
-
-/* Values from this size on are written from their shared copy rather
- * than copied into each client's output: below it a copy costs less
- * than the extra iovec and reference. */
-#define WORKER_SHARE_MIN (64u * 1024u)
 
 /* Most bytes one connection writes per loop iteration.  With three
  * clients of a 256 MB value and one read from Redis per iteration, 1 MB
@@ -257,70 +250,6 @@ worker_conn_unsent(const struct conn *c)
 
 /* Allocations from this size on are mappings of their own. */
 #define WORKER_MMAP_THRESHOLD (1024 * 1024)
-
-int
-worker_conn_append_value(struct conn *c, struct value *v)
-{
-    if (v->len < WORKER_SHARE_MIN || c->out_value != NULL) {
-        return buf_append(&c->out, v->data, v->len);
-    }
-    if (c->out.pos == c->out.len) {
-        /* As buf_reserve would on the next append: the value's place
-         * must not move under it. */
-        c->out.pos = c->out.len = 0;
-    }
-    c->out_value = value_ref(v);
-    c->out_value_at = c->out.len;
-    c->out_value_sent = 0;
-    return 0;
-}
-
-static void
-worker_conn_drop_value(struct conn *c)
-{
-    value_unref(c->out_value);
-    c->out_value = NULL;
-    c->out_value_at = 0;
-    c->out_value_sent = 0;
-}
-
-/* Consumes n written bytes: out up to the value, the value, the rest. */
-static void
-worker_conn_advance(struct conn *c, size_t n)
-{
-    size_t before, left;
-
-    if (c->out_value == NULL) {
-        c->out.pos += n;
-        return;
-    }
-    before = c->out_value_at - c->out.pos;
-    if (n <= before) {
-        c->out.pos += n;
-        n = 0;
-    } else {
-        c->out.pos = c->out_value_at;
-        n -= before;
-    }
-    left = c->out_value->len - c->out_value_sent;
-    if (n >= left && left > 0) {
-        c->out_value_sent += left;
-        n -= left;
-    } else if (n > 0) {
-        c->out_value_sent += n;
-        n = 0;
-    }
-    c->out.pos += n;
-    if (c->out_value_sent == c->out_value->len
-        && c->out.pos >= c->out_value_at) {
-        worker_conn_drop_value(c);
-    } else if (c->out.pos == c->out.len && c->out.pos == c->out_value_at) {
-        /* Nothing of out is pending, so its next append would rewind
-         * it to offset 0: rewind now and keep the value's place. */
-        c->out.pos = c->out.len = 0;
-        c->out_value_at = 0;
-    }
-}
 
 /* The first guess at a value's size; a longer one costs one more lookup
  * with exactly the room it needs. */
@@ -690,7 +619,7 @@ worker_conn_close(struct conn *c)
     }
     backend_cancel(&c->waiter);
     c->proto->close(c);
-    worker_conn_drop_value(c);
+    worker_out_drop(c);
     event_io_stop(&w->loop, &c->io);
     event_timer_stop(&w->loop, &c->timer);
     if (close(c->fd) != 0) {
@@ -917,25 +846,6 @@ worker_conn_read(struct conn *c)
     }
 }
 
-/* Trims iov[0..niov) to at most room bytes; returns the new count.
- * Checking the budget after writev() is not enough: on loopback the
- * reader drains the socket while one writev() copies, so a single call
- * offered a whole 256 MB value returned after 10 MB and 10 ms. */
-static int
-worker_conn_iov_cap(struct iovec *iov, int niov, size_t room)
-{
-    int i;
-
-    for (i = 0; i < niov; i++) {
-        if (iov[i].iov_len >= room) {
-            iov[i].iov_len = room;
-            return i + 1;
-        }
-        room -= iov[i].iov_len;
-    }
-    return niov;
-}
-
 void
 worker_conn_flush(struct conn *c)
 {
@@ -944,34 +854,16 @@ worker_conn_flush(struct conn *c)
     size_t written = 0;
 
     while (worker_conn_unsent(c) > 0) {
-        struct iovec iov[3];
-        int          niov = 0;
-        size_t       room = WORKER_WRITE_BUDGET - written;
+        struct iovec iov[WORKER_OUT_IOV_MAX];
         ssize_t      n;
+        /* The budget bounds each call too: on loopback the reader
+         * drains the socket while one writev() copies, so a call
+         * offered a whole 256 MB value returned after 10 MB, 10 ms. */
+        int niov = worker_out_iov(c, iov, WORKER_WRITE_BUDGET - written);
 
-        if (c->out_value == NULL) {
-            iov[niov].iov_base = c->out.data + c->out.pos;
-            iov[niov++].iov_len = buf_pending(&c->out);
-        } else {
-            /* What precedes the shared value, its unsent part, and
-             * what was answered after it: one call, in order. */
-            if (c->out_value_at > c->out.pos) {
-                iov[niov].iov_base = c->out.data + c->out.pos;
-                iov[niov++].iov_len = c->out_value_at - c->out.pos;
-            }
-            if (c->out_value_sent < c->out_value->len) {
-                iov[niov].iov_base = c->out_value->data + c->out_value_sent;
-                iov[niov++].iov_len = c->out_value->len - c->out_value_sent;
-            }
-            if (c->out.len > c->out_value_at) {
-                iov[niov].iov_base = c->out.data + c->out_value_at;
-                iov[niov++].iov_len = c->out.len - c->out_value_at;
-            }
-        }
-        niov = worker_conn_iov_cap(iov, niov, room);
         n = writev(c->fd, iov, niov);
         if (n > 0) {
-            worker_conn_advance(c, (size_t) n);
+            worker_out_advance(c, (size_t) n);
             c->activity_ms = event_now_ms(&w->loop);
             written += (size_t) n;
             if (written >= WORKER_WRITE_BUDGET && worker_conn_unsent(c) > 0) {
@@ -1562,6 +1454,7 @@ worker_fini(struct worker *w)
                 worker_protos[j]->slot_fini(c);
             }
             buf_free(&c->out);
+            worker_out_free(c);
         }
     }
     /* Before the backend: it unhooks from it. */

@@ -295,7 +295,7 @@ worker_http_backend_cb(struct backend_waiter      *wt,
         }
         if (worker_conn_append(c, hb, n) != 0
             || (!head
-                && (r->value != NULL ? worker_conn_append_value(c, r->value)
+                && (r->value != NULL ? worker_out_append_value(c, r->value)
                                      : worker_conn_append(c, r->data, r->len))
                        != 0)) {
             worker_conn_close(c);

@@ -118,7 +118,8 @@ worker_resp_mget_item(struct conn *c, size_t i)
         return false;
     case RESP_MGET_FETCH:
         if (it->value != NULL) {
-            rc = resp_append_bulk(&c->out, it->value->data, it->value->len);
+            /* A large value by reference, as GET sends it. */
+            rc = worker_resp_append_value(c, it->value);
             c->log_bytes += it->value->len;
             value_unref(it->value);
             it->value = NULL;
