@@ -103,8 +103,8 @@ worker_expire_ms(int64_t pttl_ms, uint64_t fetch_us, uint64_t *expire_ms)
  * be kept (its PTTL unknown, or as good as over).  Neither is stored
  * when the key was purged (DELETE /cache/<key>, POST /flush) after the
  * fetch took its token.  CACHE_TOO_LARGE, CACHE_BYPASS or CACHE_PURGED
- * just mean not stored. */
-static void
+ * just mean not stored: false, and Cache-Status says no "stored". */
+static bool
 worker_store_value(void *arg, const void *key, size_t key_len, struct value *v,
                    uint64_t fetch_us, uint64_t token, int64_t pttl_ms)
 {
@@ -123,21 +123,24 @@ worker_store_value(void *arg, const void *key, size_t key_len, struct value *v,
     }
     if (w->params->cache == NULL
         || !tracking_covers(w->tracking, key, key_len)) {
-        return;
+        return false;
     }
     if (!keep) {
         if (v == NULL && w->cfg->negative_ttl_ms > 0) {
             info.negative = true;
-            (void) cache_store(w->params->cache, key, key_len, NULL, 0,
-                               cache_clock_ms(), &info);
-        } else if (config_stale_ms(w->cfg) > 0) {
+            return cache_store(w->params->cache, key, key_len, NULL, 0,
+                               cache_clock_ms(), &info)
+                   == CACHE_STORED;
+        }
+        if (config_stale_ms(w->cfg) > 0) {
             (void) cache_delete(w->params->cache, key, key_len);
         }
-        return;
+        return false;
     }
     info.etag = v->etag;
-    (void) cache_store(w->params->cache, key, key_len, v->data, v->len,
-                       cache_clock_ms(), &info);
+    return cache_store(w->params->cache, key, key_len, v->data, v->len,
+                       cache_clock_ms(), &info)
+           == CACHE_STORED;
 }
 
 /* A background refresh: a GET whose answer only goes to the cache (the
@@ -1192,8 +1195,8 @@ worker_accept(struct worker *w, int lfd, const struct worker_proto *proto)
             case ENFILE:
             case ENOBUFS:
             case ENOMEM:
-                log_error("accept4() failed: %s; pausing accepts for %d ms",
-                          strerror(err), WORKER_EMFILE_PAUSE_MS);
+                worker_accept_exhausted(w, lfd, proto, err,
+                                        WORKER_EMFILE_PAUSE_MS);
                 worker_pause_accepting(w, WORKER_EMFILE_PAUSE_MS);
                 return;
             default:
@@ -1343,6 +1346,7 @@ worker_init(struct worker *w, const struct worker_params *p)
     w->http_fd = p->http_fd;
     w->resp_fd = p->resp_fd;
     w->signal_fd = -1;
+    w->accept_reserve_fd = -1;
     /* Each worker draws its own early-refresh coins (never zero). */
     w->rng = ((uint64_t) getpid() << 32) ^ (uint64_t) time(NULL)
              ^ UINT64_C(0x9e3779b97f4a7c15);
@@ -1405,6 +1409,7 @@ worker_init(struct worker *w, const struct worker_params *p)
         log_error("access control setup failed: %s", strerror(-rc));
         return rc;
     }
+    worker_accept_reserve_open(w);
     /* A fixed threshold: glibc's dynamic one rises to the size of the
      * largest block freed (up to 32 MB), after which big buffers come
      * from the heap and their pages stay in RSS once freed. */
@@ -1463,6 +1468,7 @@ worker_fini(struct worker *w)
         backend_destroy(w->backend);
     }
     worker_acl_fini(w);
+    worker_accept_reserve_close(w);
     if (buf_pending(&w->access) > 0) {
         worker_access_flush(w);
     }

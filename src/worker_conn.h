@@ -159,8 +159,8 @@ struct resp_pending {
     char                  log_req[100]; /* "GET key", cut */
 };
 
-/* One MGET (worker_resp_mget.c): its keys probed, its misses fetched,
- * then its answer emitted in parts. */
+/* One MGET (worker_resp_mget.c): its keys probed, its misses fetched a
+ * window at a time, its answer emitted in parts. */
 enum resp_mget_kind {
     RESP_MGET_CACHED = 0, /* copied from the cache at its
                              turn */
@@ -168,23 +168,38 @@ enum resp_mget_kind {
     RESP_MGET_FETCH       /* asked of the backend */
 };
 
+/* An MGET's misses are fetched at most this many at once ... */
+#define RESP_MGET_WINDOW_KEYS 64
+/* ... and while the values in, in flight (guessed from the largest seen
+ * so far) and not yet emitted stay under this: past it, fetching waits
+ * for the client to take what is out. */
+#define RESP_MGET_WINDOW_BYTES (4u * 1024u * 1024u)
+/* The guess for a value in flight before any has come in: a first
+ * window of 4 misses, whatever their size. */
+#define RESP_MGET_GUESS_BYTES (RESP_MGET_WINDOW_BYTES / 4)
+
 struct resp_mget_item {
     struct backend_waiter waiter; /* linked while fetching */
     struct resp_mget     *mget;   /* borrowed: the owner */
     enum resp_mget_kind   kind;
-    bool                  fetch;  /* asked of the backend */
-    enum backend_result   result; /* FETCH, once in (or NIL for a
-                                     remembered absence) */
-    struct value         *value;  /* owned reference: FETCH with
-                                     BACKEND_VALUE, until emitted */
+    bool                  issued;  /* FETCH: asked of the backend */
+    bool                  arrived; /* FETCH: result (and value) in */
+    enum backend_result   result;  /* FETCH, once in (or NIL for a
+                                      remembered absence) */
+    struct value         *value;   /* owned reference: FETCH with
+                                      BACKEND_VALUE, until emitted */
 };
 
 struct resp_mget {
     struct conn          *conn; /* borrowed: the owner */
     size_t                n;
-    size_t                pending; /* fetches not yet answered */
-    size_t                next;    /* next item to emit */
-    bool                  started; /* the array header is out */
+    size_t                pending;    /* fetches not yet answered */
+    size_t                next;       /* next item to emit */
+    size_t                fetch_next; /* items before it are asked of
+                                         Redis or need not be */
+    size_t                held_bytes; /* values in, not yet emitted */
+    size_t                max_len;    /* largest value fetched */
+    bool                  started;    /* the array header is out */
     struct resp_mget_item items[];
 };
 
@@ -269,12 +284,18 @@ struct worker {
     struct tracking            *tracking; /* owned; NULL: --tracking off */
     struct event_io             http_io;
     struct event_io             resp_io;
-    int                         http_fd;   /* borrowed until stop, then -1 */
-    int                         resp_fd;   /* borrowed until stop, then -1 */
-    bool                        accepting; /* listening fds are polled */
-    bool               accept_yielded;     /* left the last one to peers */
-    struct event_timer accept_timer;       /* resume after limit or EMFILE */
-    int                signal_fd;          /* owned */
+    int                         http_fd;     /* borrowed until stop, then -1 */
+    int                         resp_fd;     /* borrowed until stop, then -1 */
+    bool                        accepting;   /* listening fds are polled */
+    bool               accept_yielded;       /* left the last one to peers */
+    struct event_timer accept_timer;         /* resume after limit or EMFILE */
+    int                accept_reserve_fd;    /* owned: /dev/null, or -1;
+                                            given up at EMFILE to refuse
+                                            clients (worker_accept.c) */
+    uint64_t           accept_warned_ms;     /* last accept4() failure line */
+    uint64_t           accept_warns_dropped; /* since that line */
+    uint64_t           accept_refused;       /* since that line */
+    int                signal_fd;            /* owned */
     struct event_io    signal_io;
     bool               stopping;
     struct event_timer stop_timer; /* --shutdown-timeout */
@@ -416,6 +437,18 @@ int  worker_resp_append_value(struct conn *c, struct value *v);
  * hit. */
 bool worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
                           size_t key_len);
+/* worker_accept.c */
+/* Opens the descriptor kept in reserve (a failure is logged: EMFILE then
+ * only pauses accepting). */
+void worker_accept_reserve_open(struct worker *w);
+void worker_accept_reserve_close(struct worker *w);
+/* accept4() on lfd failed with err, and accepting pauses for pause_ms:
+ * at EMFILE/ENFILE, refuses the waiting clients through the reserve;
+ * logs, at most one line a second. */
+void worker_accept_exhausted(struct worker *w, int lfd,
+                             const struct worker_proto *proto, int err,
+                             int pause_ms);
+
 /* worker_acl.c */
 int  worker_acl_init(struct worker *w);
 void worker_acl_fini(struct worker *w);
