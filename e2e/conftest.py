@@ -343,40 +343,76 @@ def parse_responses(data, head_requests=()):
     return out
 
 
-class SlowRedis:
-    """A stand-in Redis whose GET takes `delay` seconds, answered one
-    command at a time per connection as Redis does.  Counts GETs."""
+class StandInRedis:
+    """A stand-in Redis whose answers the test times: reads the commands
+    of each connection as they arrive (so pipelined ones are seen at
+    once) and answers them in order, as Redis does.  A GET reads its
+    value when it arrives, as Redis runs it (`values`, else
+    `value_of(key)`, else `value`; keys are bytes), then its answer waits
+    `delay` seconds (or `delays[key]`, key as str), and, while `gate` is
+    clear, for the gate if the key is in `held`.  PTTL answers -1 (no
+    expiry) or -2 (absent).  Records the GETs of each key, the client
+    port each came from (`peers`), and the most commands read but not
+    yet answered on one connection (`max_in_flight`)."""
 
-    def __init__(self, delay, value=b"slow-value"):
+    def __init__(self, delay=0, delays=None, value=b"v", value_of=None):
         import threading
         self.delay = delay
+        self.delays = delays or {}
         self.value = value
-        self.gets = 0
+        self.value_of = value_of
+        self.values = {}
+        self.held = set()
+        self.gate = threading.Event()
+        self.get_counts = {}
+        self.peers = {}
+        self.max_in_flight = 0
         self.lock = threading.Lock()
+        self.conns = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+        self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        threading.Thread(target=self._accept, daemon=True).start()
 
     @property
     def addr(self):
         return "127.0.0.1:%d" % self.port
 
+    @property
+    def gets(self):
+        with self.lock:
+            return sum(self.get_counts.values())
+
+    def get_count(self, key):
+        with self.lock:
+            return self.get_counts.get(key, 0)
+
     def _accept(self):
         import threading
-        while not self.stopping:
+        while True:
             try:
-                c, _ = self.sock.accept()
+                c, peer = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(c,),
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c, peer[1]),
                              daemon=True).start()
 
-    def _serve(self, c):
+    def _value(self, key):
+        if key in self.values:
+            return self.values[key]
+        if self.value_of is not None:
+            return self.value_of(key.decode())
+        return self.value
+
+    def _serve(self, c, peer_port):
+        import queue
+        import threading
+        replies = queue.Queue()
+        threading.Thread(target=self._answer, args=(c, replies),
+                         daemon=True).start()
         f = c.makefile("rb")
         try:
             while True:
@@ -391,22 +427,70 @@ class SlowRedis:
                     args.append(f.read(n + 2)[:-2])
                 cmd = args[0].upper()
                 if cmd == b"GET":
+                    key = args[1]
                     with self.lock:
-                        self.gets += 1
-                    time.sleep(self.delay)
-                    c.sendall(b"$%d\r\n%s\r\n" % (len(self.value),
-                                                   self.value))
-                elif cmd == b"PING":
-                    c.sendall(b"+PONG\r\n")
+                        value = self._value(key)
+                        self.get_counts[key] = \
+                            self.get_counts.get(key, 0) + 1
+                        self.peers.setdefault(key, []).append(peer_port)
+                        hold = key in self.held
+                    delay = self.delays.get(key.decode("latin-1"),
+                                            self.delay)
+                    data = b"$-1\r\n" if value is None else \
+                        b"$%d\r\n%s\r\n" % (len(value), value)
+                    replies.put((hold, delay, data))
                 elif cmd == b"PTTL":
-                    c.sendall(b":-1\r\n")     # no expiry
+                    with self.lock:
+                        absent = self._value(args[1]) is None
+                    replies.put((False, 0, b":-2\r\n" if absent
+                                 else b":-1\r\n"))
+                elif cmd == b"PING":
+                    replies.put((False, 0, b"+PONG\r\n"))
                 else:
-                    c.sendall(b"+OK\r\n")
+                    replies.put((False, 0, b"+OK\r\n"))
+                with self.lock:
+                    self.max_in_flight = max(self.max_in_flight,
+                                             replies.qsize())
+        except (OSError, ValueError):
+            return
+        finally:
+            replies.put(None)
+
+    def _answer(self, c, replies):
+        try:
+            while True:
+                item = replies.get()
+                if item is None:
+                    return
+                hold, delay, data = item
+                if delay:
+                    time.sleep(delay)
+                if hold:
+                    self.gate.wait(10)
+                c.sendall(data)
         except OSError:
             return
         finally:
             c.close()
 
     def stop(self):
-        self.stopping = True
+        self.gate.set()
         self.sock.close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def SlowRedis(delay, value=b"slow-value"):
+    """A stand-in Redis whose every GET takes `delay` seconds."""
+    return StandInRedis(delay=delay, value=value)
+
+
+@pytest.fixture
+def stand_in():
+    """A StandInRedis, stopped when the test ends."""
+    r = StandInRedis()
+    yield r
+    r.stop()

@@ -4,110 +4,13 @@ real redis-servers and a stand-in Redis whose answers the test times."""
 import concurrent.futures
 import os
 import signal
-import socket
 import threading
 import time
 
 import redis as redis_py
 
-from conftest import Redis, free_port, get, wait_for
-
-
-class StandIn:
-    """A Redis stand-in: reads pipelined commands as they come and answers
-    them in order, GET after `delays.get(key, 0)` seconds.  Records the
-    most commands read but not yet answered on one connection: what the
-    proxy had in flight."""
-
-    def __init__(self, delays=None, value=b"v", value_of=None):
-        self.delays = delays or {}
-        self.value = value
-        self.value_of = value_of or (lambda key: self.value)
-        self.max_in_flight = 0
-        self.gets = []
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def addr(self):
-        return "127.0.0.1:%d" % self.port
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            cond = threading.Condition()
-            queue = []
-            threading.Thread(target=self._read, args=(c, cond, queue),
-                             daemon=True).start()
-            threading.Thread(target=self._answer, args=(c, cond, queue),
-                             daemon=True).start()
-
-    def _read(self, c, cond, queue):
-        f = c.makefile("rb")
-        try:
-            while True:
-                line = f.readline()
-                if not line:
-                    break
-                args = []
-                for _ in range(int(line[1:])):
-                    n = int(f.readline()[1:])
-                    args.append(f.read(n + 2)[:-2])
-                with cond:
-                    queue.append(args)
-                    with self.lock:
-                        self.max_in_flight = max(self.max_in_flight,
-                                                 len(queue))
-                    cond.notify()
-        except (OSError, ValueError):
-            pass
-        with cond:
-            queue.append(None)
-            cond.notify()
-
-    def _answer(self, c, cond, queue):
-        try:
-            while True:
-                with cond:
-                    while not queue:
-                        cond.wait()
-                    args = queue[0]
-                if args is None:
-                    return
-                if args[0].upper() == b"GET":
-                    key = args[1].decode()
-                    with self.lock:
-                        self.gets.append(key)
-                    time.sleep(self.delays.get(key, 0))
-                    v = self.value_of(key)
-                    out = b"$%d\r\n%s\r\n" % (len(v), v)
-                elif args[0].upper() == b"PTTL":
-                    out = b":-1\r\n"          # no expiry
-                else:
-                    out = b"+OK\r\n"
-                with cond:
-                    queue.pop(0)
-                c.sendall(out)
-        except OSError:
-            return
-
-    def stop(self):
-        self.sock.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
+from conftest import Redis, StandInRedis as StandIn, free_port, get, \
+    wait_for
 
 
 def test_redis_and_unix_urls(make_proxy):

@@ -38,7 +38,7 @@
 
 #include "admin.h"
 #include "http_reply.h"
-#include "textbuf.h"
+#include "buf.h"
 
 /* Room kept in front of a rendered /metrics body for the head. */
 #define ADMIN_HEAD_MAX 512
@@ -98,43 +98,43 @@ struct admin_reply {
 /* The Date header; http_reply.c formats it (IMF-fixdate, our own month and
  * day names, so the process locale cannot change them). */
 static void
-admin_date(struct textbuf *o, time_t now)
+admin_date(struct buf_fixed *o, time_t now)
 {
     char date[HTTP_REPLY_DATE_LEN + 1];
 
     http_reply_format_date(now, date);
-    textbuf_printf(o, "Date: %s\r\n", date);
+    buf_fixed_printf(o, "Date: %s\r\n", date);
 }
 
 static void
-admin_head(struct textbuf *o, const struct admin_reply *r, time_t now)
+admin_head(struct buf_fixed *o, const struct admin_reply *r, time_t now)
 {
-    textbuf_printf(o, "HTTP/1.1 %d %s\r\n", r->status,
-                   http_reply_reason(r->status));
+    buf_fixed_printf(o, "HTTP/1.1 %d %s\r\n", r->status,
+                     http_reply_reason(r->status));
     admin_date(o, now);
     if (r->content_type != NULL) {
-        textbuf_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                       r->content_type, r->body_len);
+        buf_fixed_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                         r->content_type, r->body_len);
     }
     if (r->allow != NULL) {
-        textbuf_printf(o, "Allow: %s\r\n", r->allow);
+        buf_fixed_printf(o, "Allow: %s\r\n", r->allow);
     }
     if (r->retry_after) {
-        textbuf_printf(o, "Retry-After: 1\r\n");
+        buf_fixed_printf(o, "Retry-After: 1\r\n");
     }
-    textbuf_printf(o, "Connection: %s\r\n\r\n",
-                   r->keep_alive ? "keep-alive" : "close");
+    buf_fixed_printf(o, "Connection: %s\r\n\r\n",
+                     r->keep_alive ? "keep-alive" : "close");
 }
 
 /* Writes a whole reply whose body is already in memory. */
 static size_t
 admin_write(const struct admin_reply *r, time_t now, char *buf, size_t cap)
 {
-    struct textbuf o = { .buf = buf, .cap = cap, .len = 0 };
+    struct buf_fixed o = { .buf = buf, .cap = cap, .len = 0 };
 
     admin_head(&o, r, now);
     if (r->content_type != NULL && !r->head_only) {
-        textbuf_bytes(&o, r->body, r->body_len);
+        buf_fixed_bytes(&o, r->body, r->body_len);
     }
     return o.len;
 }
@@ -176,7 +176,7 @@ admin_status_page(const struct admin_ops *ops, char *buf, size_t cap)
 }
 
 static void admin_health(const struct admin_ops *ops, struct admin_reply *r,
-                         struct textbuf *o);
+                         struct buf_fixed *o);
 
 /* A reply whose body (/metrics, /health or the status page) may be
  * large (a cluster's nodes): rendered
@@ -186,18 +186,18 @@ admin_big(const struct admin_request *req, const struct admin_ops *ops,
           enum admin_action action, struct admin_reply *r, char *buf,
           size_t cap)
 {
-    char           head[ADMIN_HEAD_MAX];
-    struct textbuf o = { .buf = head, .cap = sizeof(head), .len = 0 };
-    size_t         room = cap - ADMIN_HEAD_MAX;
-    size_t         body_len;
+    char             head[ADMIN_HEAD_MAX];
+    struct buf_fixed o = { .buf = head, .cap = sizeof(head), .len = 0 };
+    size_t           room = cap - ADMIN_HEAD_MAX;
+    size_t           body_len;
 
     if (action == ADMIN_METRICS) {
         body_len = ops->metrics(ops->ctx, buf + ADMIN_HEAD_MAX, room);
         r->content_type = admin_prometheus;
     } else if (action == ADMIN_HEALTH) {
-        struct textbuf b = { .buf = buf + ADMIN_HEAD_MAX,
-                             .cap = room,
-                             .len = 0 };
+        struct buf_fixed b = { .buf = buf + ADMIN_HEAD_MAX,
+                               .cap = room,
+                               .len = 0 };
 
         admin_health(ops, r, &b);
         body_len = b.len;
@@ -224,88 +224,88 @@ admin_big(const struct admin_request *req, const struct admin_ops *ops,
 
 /* A JSON string: quotes, backslashes and control bytes escaped. */
 static void
-admin_json_string(struct textbuf *o, const char *s)
+admin_json_string(struct buf_fixed *o, const char *s)
 {
-    textbuf_bytes(o, "\"", 1);
+    buf_fixed_bytes(o, "\"", 1);
     for (; *s != '\0'; s++) {
         if (*s == '"' || *s == '\\') {
-            textbuf_printf(o, "\\%c", *s);
+            buf_fixed_printf(o, "\\%c", *s);
         } else if ((unsigned char) *s < 0x20) {
-            textbuf_printf(o, "\\u%04x", (unsigned) (unsigned char) *s);
+            buf_fixed_printf(o, "\\u%04x", (unsigned) (unsigned char) *s);
         } else {
-            textbuf_bytes(o, s, 1);
+            buf_fixed_bytes(o, s, 1);
         }
     }
-    textbuf_bytes(o, "\"", 1);
+    buf_fixed_bytes(o, "\"", 1);
 }
 
 /* "members":[{"addr":..,"role":..,"slots":..,"state":..},..],
  * "down":[addr,..]: which nodes are up and which are not. */
 static void
-admin_health_nodes(struct textbuf *o, const struct admin_health *h)
+admin_health_nodes(struct buf_fixed *o, const struct admin_health *h)
 {
     bool first = true;
 
-    textbuf_printf(o, "\"members\":[");
+    buf_fixed_printf(o, "\"members\":[");
     for (uint32_t i = 0; i < h->nnodes; i++) {
-        textbuf_printf(o, "%s{\"addr\":", i > 0 ? "," : "");
+        buf_fixed_printf(o, "%s{\"addr\":", i > 0 ? "," : "");
         admin_json_string(o, h->nodes[i].addr);
         if (h->cluster) {
-            textbuf_printf(o, ",\"role\":\"%s\",\"slots\":%" PRIu32,
-                           h->nodes[i].replica ? "replica" : "primary",
-                           h->nodes[i].slots);
+            buf_fixed_printf(o, ",\"role\":\"%s\",\"slots\":%" PRIu32,
+                             h->nodes[i].replica ? "replica" : "primary",
+                             h->nodes[i].slots);
         }
-        textbuf_printf(o, ",\"state\":\"%s\"}", h->nodes[i].state);
+        buf_fixed_printf(o, ",\"state\":\"%s\"}", h->nodes[i].state);
     }
-    textbuf_printf(o, "],\"down\":[");
+    buf_fixed_printf(o, "],\"down\":[");
     for (uint32_t i = 0; i < h->nnodes; i++) {
         if (strcmp(h->nodes[i].state, "down") == 0) {
-            textbuf_printf(o, "%s", first ? "" : ",");
+            buf_fixed_printf(o, "%s", first ? "" : ",");
             admin_json_string(o, h->nodes[i].addr);
             first = false;
         }
     }
-    textbuf_printf(o, "]");
+    buf_fixed_printf(o, "]");
     if (h->nodes_more > 0) {
-        textbuf_printf(o, ",\"members_not_listed\":%" PRIu32, h->nodes_more);
+        buf_fixed_printf(o, ",\"members_not_listed\":%" PRIu32, h->nodes_more);
     }
 }
 
 /* The /health body into o; its status into r. */
 static void
 admin_health(const struct admin_ops *ops, struct admin_reply *r,
-             struct textbuf *o)
+             struct buf_fixed *o)
 {
     static struct admin_health h;
 
     memset(&h, 0, sizeof(h));
     ops->health(ops->ctx, &h);
-    textbuf_printf(o,
-                   "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%" PRIu32
-                   ",\"entries\":%" PRIu64,
-                   h.redis_up ? "ok" : "degraded", h.redis_up ? "up" : "down",
-                   h.workers, h.entries);
+    buf_fixed_printf(o,
+                     "{\"status\":\"%s\",\"redis\":\"%s\",\"workers\":%" PRIu32
+                     ",\"entries\":%" PRIu64,
+                     h.redis_up ? "ok" : "degraded",
+                     h.redis_up ? "up" : "down", h.workers, h.entries);
     if (h.tracking != NULL) {
         /* --tracking's state: "off", "up" or "down" (a static word). */
-        textbuf_printf(o, ",\"tracking\":\"%s\"", h.tracking);
+        buf_fixed_printf(o, ",\"tracking\":\"%s\"", h.tracking);
     }
     if (h.cluster) {
-        textbuf_printf(o,
-                       ",\"cluster\":{\"nodes\":%" PRIu64
-                       ",\"nodes_down\":%" PRIu64 ",\"slots_covered\":%" PRIu64
-                       ",\"slots\":16384,",
-                       h.cluster_nodes, h.cluster_nodes_down,
-                       h.cluster_slots_covered);
+        buf_fixed_printf(o,
+                         ",\"cluster\":{\"nodes\":%" PRIu64
+                         ",\"nodes_down\":%" PRIu64
+                         ",\"slots_covered\":%" PRIu64 ",\"slots\":16384,",
+                         h.cluster_nodes, h.cluster_nodes_down,
+                         h.cluster_slots_covered);
         admin_health_nodes(o, &h);
-        textbuf_printf(o, "}");
+        buf_fixed_printf(o, "}");
     } else if (h.sentinel_master != NULL) {
-        textbuf_printf(o, ",\"sentinel\":{\"master\":");
+        buf_fixed_printf(o, ",\"sentinel\":{\"master\":");
         admin_json_string(o, h.sentinel_master);
-        textbuf_printf(o, ",");
+        buf_fixed_printf(o, ",");
         admin_health_nodes(o, &h);
-        textbuf_printf(o, "}");
+        buf_fixed_printf(o, "}");
     }
-    textbuf_printf(o, "}\n");
+    buf_fixed_printf(o, "}\n");
     r->status = h.redis_up ? 200 : 503;
     r->content_type = admin_json;
 }

@@ -27,6 +27,23 @@
  * `fresh`: its node sends a GET of its own rather than join one of the
  * node's older fetches.
  *
+ * Expiry.  Each GET is pipelined with a PTTL of its key on the same
+ * connection (after a second ASKING when the GET had one); the fetch
+ * stays at the FIFO's head until the last of its replies (replies_due),
+ * holding GET's value meanwhile, and the store callback and the waiters
+ * get Redis' remaining expiry with the value.
+ *
+ * The gate (backend_set_gate, worker_inflight.c): one fetch per key
+ * across processes.  A new fetch others may join asks the gate first:
+ * SEND or OWN (the gate's end is called when the fetch ends, after its
+ * store and before its waiters), or WAIT: another process is fetching
+ * the key, so the fetch is parked (list PARKED, still in the table, so
+ * this worker's misses of the key join it) and the gate_poll timer asks
+ * again every BACKEND_GATE_POLL_MS, until the gate answers it (a value
+ * from the cache: its waiters are called, nothing is stored) or says
+ * SEND.  A fetch parked for a whole --redis-timeout is sent anyway, with
+ * a new deadline: no waiter is stranded by another process's fetch.
+ *
  * Callbacks never run inside backend_get(): a fetch that cannot be sent
  * now waits on the unsent list; when the backend is DOWN the zero-delay
  * `kick` timer fails it on the next loop iteration.
@@ -140,7 +157,8 @@ enum backend_list {
     BACKEND_LIST_NONE = 0,
     BACKEND_LIST_UNSENT,
     BACKEND_LIST_FIFO,
-    BACKEND_LIST_NODE /* cluster: at a node, or backing off */
+    BACKEND_LIST_NODE,  /* cluster: at a node, or backing off */
+    BACKEND_LIST_PARKED /* the gate: another process fetches it */
 };
 
 struct backend_fetch {
@@ -168,31 +186,33 @@ struct backend_fetch {
                                            table when purged, not done */
     bool                   detached;
     /* Cluster routing (the worker's backend only). */
-    bool                   ask_next;     /* the next node gets ASKING */
-    bool                   primary_only; /* a replica failed it */
-    unsigned               hops;         /* redirects followed */
-    uint64_t               retry_ms;     /* last TRYAGAIN backoff */
-    uint8_t                retrying;     /* the last node answer, being
-                                            retried: 0 none, 1 TRYAGAIN,
-                                            2 CLUSTERDOWN */
-    struct backend        *node;         /* borrowed: cluster's, while
-                                            list is NODE */
-    struct backend_waiter  node_waiter;  /* on the node's fetch */
-    struct event_timer     retry;        /* backoff, or a deferred end */
-    bool                   has_slot;     /* cluster command: slot known */
-    bool                   keyless;      /* cluster command: no key */
-    uint16_t               slot;         /* its keys' slot */
-    bool                   command;      /* backend_command(): key holds
-                                            the whole encoded command, and
-                                            the reply is handed on as RESP
-                                            bytes, never stored */
-    uint8_t                replies_due;  /* on the FIFO: replies still to
-                                            come for it (GET, [ASKING],
-                                            PTTL); it leaves at the last */
-    bool                   got_get;      /* GET's reply came (PTTL's is
-                                            next) */
-    struct value          *got;          /* owned: GET's value, held until
-                                            PTTL's reply; NULL otherwise */
+    bool                   ask_next;      /* the next node gets ASKING */
+    bool                   primary_only;  /* a replica failed it */
+    unsigned               hops;          /* redirects followed */
+    uint64_t               retry_ms;      /* last TRYAGAIN backoff */
+    uint8_t                retrying;      /* the last node answer, being
+                                             retried: 0 none, 1 TRYAGAIN,
+                                             2 CLUSTERDOWN */
+    struct backend        *node;          /* borrowed: cluster's, while
+                                             list is NODE */
+    struct backend_waiter  node_waiter;   /* on the node's fetch */
+    struct event_timer     retry;         /* backoff, or a deferred end */
+    bool                   has_slot;      /* cluster command: slot known */
+    bool                   keyless;       /* cluster command: no key */
+    uint16_t               slot;          /* its keys' slot */
+    bool                   command;       /* backend_command(): key holds
+                                             the whole encoded command, and
+                                             the reply is handed on as RESP
+                                             bytes, never stored */
+    uint8_t                replies_due;   /* on the FIFO: replies still to
+                                             come for it (GET, [ASKING],
+                                             PTTL); it leaves at the last */
+    bool                   got_get;       /* GET's reply came (PTTL's is
+                                             next) */
+    struct value          *got;           /* owned: GET's value, held until
+                                             PTTL's reply; NULL otherwise */
+    bool                   gate_owned;    /* the gate said OWN: call end */
+    uint64_t               gate_state[2]; /* the gate's */
     size_t                 key_len;
     char                   key[]; /* owned, key_len bytes */
 };
@@ -264,6 +284,12 @@ struct backend {
     struct backend_queue unsent;
     struct backend_queue fifo;
 
+    /* One fetch per key across processes (backend_set_gate). */
+    const struct backend_gate_ops *gate;      /* borrowed; NULL: none */
+    struct backend_queue           parked;    /* list PARKED */
+    struct event_timer             gate_poll; /* every BACKEND_GATE_POLL_MS
+                                                 while parked is not empty */
+
     /* Waiters whose fetch could not be allocated: failed by kick.  A
      * fetch record that is never in the table and never sent. */
     struct backend_fetch *oom; /* owned */
@@ -280,6 +306,11 @@ struct backend {
 
 static void backend_connect(struct backend *b);
 static void backend_fetch_release(struct backend_fetch *f);
+static void backend_fetch_dispatch(struct backend_fetch *f);
+static void backend_fetch_park(struct backend_fetch *f);
+static void backend_fetch_unpark(struct backend_fetch *f);
+static void backend_on_gate_poll(struct event_loop  *loop,
+                                 struct event_timer *timer);
 static int  backend_fetch_route(struct backend_fetch *f);
 static void backend_format_addr(struct backend *b);
 
@@ -480,6 +511,26 @@ backend_queue_pop(struct backend_queue *q)
     return f;
 }
 
+/* Takes f off q, wherever it is in it (a short list: the fetches of
+ * one worker parked by the gate). */
+static void
+backend_queue_remove(struct backend_queue *q, struct backend_fetch *f)
+{
+    struct backend_fetch **pp = &q->head, *prev = NULL;
+
+    while (*pp != f) {
+        assert(*pp != NULL);
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    *pp = f->next;
+    if (q->tail == f) {
+        q->tail = prev;
+    }
+    f->next = NULL;
+    f->list = BACKEND_LIST_NONE;
+}
+
 static void
 backend_kick(struct backend *b)
 {
@@ -568,6 +619,13 @@ backend_fetch_finish(struct backend_fetch       *f,
         backend_cancel(&f->node_waiter);
         event_timer_stop(b->loop, &f->retry);
         f->list = BACKEND_LIST_NONE;
+    } else if (f->list == BACKEND_LIST_PARKED) {
+        backend_queue_remove(&b->parked, f);
+    }
+    if (f->gate_owned) {
+        /* After the store: other processes' waiters read the cache. */
+        f->gate_owned = false;
+        b->gate->end(b->store_arg, f->key, f->key_len, f->gate_state);
     }
     f->finishing = true;
     backend_call_waiters(f, reply);
@@ -579,7 +637,7 @@ static void
 backend_fetch_fail(struct backend_fetch *f, enum backend_result result,
                    bool count)
 {
-    struct backend_reply reply = { result, NULL, 0, NULL, 0 };
+    struct backend_reply reply = { result, NULL, 0, NULL, 0, false };
 
     if (count) {
         backend_count_error(f->b, result == BACKEND_TIMEOUT
@@ -1015,8 +1073,9 @@ backend_deliver_command(struct backend *b, struct backend_fetch *f,
     static const char    unexpected[] = "unexpected reply type";
     char                 buf[BACKEND_WHY_MAX + 32];
     int                  n = -1;
-    struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
-                                 sizeof(unexpected) - 1, NULL, 0 };
+    struct backend_reply out = {
+        BACKEND_ERROR_REPLY, unexpected, sizeof(unexpected) - 1, NULL, 0, false
+    };
 
     if (r->kind == REDIS_CONN_REPLY_NIL) {
         n = snprintf(buf, sizeof(buf), "$-1\r\n");
@@ -1055,8 +1114,9 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
 {
     static const char    unexpected[] = "unexpected reply type to GET";
     static const char    too_large[] = "reply over --max-reply-size";
-    struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
-                                 sizeof(unexpected) - 1, NULL, 0 };
+    struct backend_reply out = {
+        BACKEND_ERROR_REPLY, unexpected, sizeof(unexpected) - 1, NULL, 0, false
+    };
 
     uint64_t fetch_us = backend_now_us() - f->start_us;
 
@@ -1076,8 +1136,8 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.pttl_ms = pttl_ms;
         if (b->store != NULL) {
             /* Once per fetch, before any waiter can look it up again. */
-            b->store(b->store_arg, f->key, f->key_len, r->value, fetch_us,
-                     f->token, pttl_ms);
+            out.stored = b->store(b->store_arg, f->key, f->key_len, r->value,
+                                  fetch_us, f->token, pttl_ms);
         }
         break;
     case REDIS_CONN_REPLY_NIL:
@@ -1086,8 +1146,8 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.len = 0;
         if (b->store != NULL) {
             /* An absent key: remembered, or its stale entry dropped. */
-            b->store(b->store_arg, f->key, f->key_len, NULL, fetch_us,
-                     f->token, BACKEND_PTTL_UNKNOWN);
+            out.stored = b->store(b->store_arg, f->key, f->key_len, NULL,
+                                  fetch_us, f->token, BACKEND_PTTL_UNKNOWN);
         }
         break;
     case REDIS_CONN_REPLY_TOO_LARGE:
@@ -1231,7 +1291,7 @@ backend_fetch_retry_expired(struct backend_fetch *f)
     static const char down[] = "-CLUSTERDOWN The cluster is down\r\n";
     const char       *text = f->retrying == 1 ? tryagain : down;
     size_t len = f->retrying == 1 ? sizeof(tryagain) - 1 : sizeof(down) - 1;
-    struct backend_reply out = { BACKEND_VALUE, text, len, NULL, 0 };
+    struct backend_reply out = { BACKEND_VALUE, text, len, NULL, 0, false };
 
     if (!f->command) {
         out.result = BACKEND_UNAVAILABLE;
@@ -1249,6 +1309,13 @@ backend_on_deadline(struct event_loop *loop, struct event_timer *timer)
 
     (void) loop;
     assert(!f->done);
+    if (f->list == BACKEND_LIST_PARKED) {
+        /* Another process's fetch has not ended in a whole timeout
+         * (stuck, or its owner died unseen): ask Redis ourselves. */
+        backend_queue_remove(&b->parked, f);
+        backend_fetch_unpark(f);
+        return;
+    }
     if (b->cluster != NULL && f->retrying != 0) {
         backend_fetch_retry_expired(f);
         return;
@@ -1312,8 +1379,10 @@ backend_on_reconnect(struct event_loop *loop, struct event_timer *timer)
 static void
 backend_on_kick(struct event_loop *loop, struct event_timer *timer)
 {
-    struct backend        *b = timer->data;
-    struct backend_reply   reply = { BACKEND_UNREACHABLE, NULL, 0, NULL, 0 };
+    struct backend      *b = timer->data;
+    struct backend_reply reply = {
+        BACKEND_UNREACHABLE, NULL, 0, NULL, 0, false
+    };
     struct backend_waiter *w;
     size_t                 n;
 
@@ -1327,6 +1396,111 @@ backend_on_kick(struct event_loop *loop, struct event_timer *timer)
         backend_count_error(b, METRICS_BACKEND_UNREACHABLE);
         backend_waiter_unlink(w);
         w->cb(w, &reply);
+    }
+}
+
+/* --- the gate: one fetch per key across processes --------------------- */
+
+/* Sends f now, or queues it for the connection. */
+static void
+backend_fetch_dispatch(struct backend_fetch *f)
+{
+    struct backend *b = f->b;
+
+    if (backend_can_send(b) && b->unsent.head == NULL
+        && backend_fetch_send(f) == 0) {
+        return;
+    }
+    backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
+    if (b->state != BACKEND_WAIT) {
+        backend_kick(b);
+    }
+}
+
+static void
+backend_gate_poll_arm(struct backend *b)
+{
+    int rc;
+
+    if (event_timer_active(&b->gate_poll)) {
+        return;
+    }
+    rc = event_timer_start(b->loop, &b->gate_poll, BACKEND_GATE_POLL_MS);
+    if (rc != 0) {
+        /* Its deadline still sends the fetch. */
+        log_error("redis %s: cannot arm a timer: %s", b->addr, strerror(-rc));
+    }
+}
+
+/* Another process fetches f's key: f waits (its deadline running). */
+static void
+backend_fetch_park(struct backend_fetch *f)
+{
+    backend_queue_push(&f->b->parked, f, BACKEND_LIST_PARKED);
+    backend_gate_poll_arm(f->b);
+}
+
+/* f (off the parked list) goes to Redis itself, with a deadline and a
+ * duration counted from now. */
+static void
+backend_fetch_unpark(struct backend_fetch *f)
+{
+    struct backend *b = f->b;
+
+    event_update_time(b->loop);
+    f->start_us = backend_now_us();
+    if (event_timer_start(b->loop, &f->deadline, b->timeout_ms) != 0) {
+        backend_fetch_fail(f, BACKEND_UNREACHABLE, true);
+        return;
+    }
+    backend_fetch_dispatch(f);
+}
+
+static void
+backend_on_gate_poll(struct event_loop *loop, struct event_timer *timer)
+{
+    struct backend       *b = timer->data;
+    struct backend_fetch *f;
+    size_t                n = 0;
+
+    (void) loop;
+    for (f = b->parked.head; f != NULL; f = f->next) {
+        n++;
+    }
+    /* Only those parked now, each once: those still waiting go back to
+     * the tail, as do fetches that answers start and park. */
+    while (n-- > 0 && (f = backend_queue_pop(&b->parked)) != NULL) {
+        struct backend_reply reply = { BACKEND_NIL, NULL, 0, NULL, 0, false };
+        const struct backend_waiter *w;
+        uint64_t                     waiters = 0;
+
+        switch (b->gate->poll(b->store_arg, f->key, f->key_len, f->gate_state,
+                              &reply)) {
+        case BACKEND_GATE_WAIT:
+            backend_queue_push(&b->parked, f, BACKEND_LIST_PARKED);
+            break;
+        case BACKEND_GATE_OWN:
+            f->gate_owned = true;
+            /* fall through */
+        case BACKEND_GATE_SEND:
+            backend_fetch_unpark(f);
+            break;
+        case BACKEND_GATE_ANSWERED:
+            for (w = f->head; w != NULL; w = w->next) {
+                waiters++;
+            }
+            if (b->slot != NULL) {
+                metrics_count_coalesced(b->slot, waiters);
+            }
+            /* Read from the cache, where another worker's fetch put it. */
+            reply.stored = true;
+            backend_fetch_finish(f, &reply);
+            value_unref(reply.value);
+            break;
+        }
+    }
+    if (b->parked.head != NULL) {
+        backend_gate_poll_arm(b);
     }
 }
 
@@ -1514,8 +1688,9 @@ backend_on_retry(struct event_loop *loop, struct event_timer *timer)
 {
     static const char     uncovered[] = "CLUSTERDOWN Hash slot not served";
     struct backend_fetch *f = timer->data;
-    struct backend_reply  out = { BACKEND_UNAVAILABLE, uncovered,
-                                  sizeof(uncovered) - 1, NULL, 0 };
+    struct backend_reply  out = {
+         BACKEND_UNAVAILABLE, uncovered, sizeof(uncovered) - 1, NULL, 0, false
+    };
 
     (void) loop;
     assert(f->list == BACKEND_LIST_NODE && !f->done);
@@ -1548,7 +1723,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
     struct backend_fetch *f = w->data;
     struct backend       *b = f->b;
     struct backend       *to = NULL;
-    struct backend_reply  out;
+    struct backend_reply  out = { .result = BACKEND_VALUE };
     uint64_t              elapsed_ms, delay;
 
     const char *text = r->data;
@@ -1613,6 +1788,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
             out.data = f->command ? r->data : text;
             out.len = f->command ? r->len : text_len;
             out.value = NULL;
+            out.stored = false;
             backend_fetch_finish(f, &out);
             return;
         case CLUSTER_REDIRECT_NONE:
@@ -1635,11 +1811,15 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
         && b->store != NULL && !f->command) {
         /* Once per fetch, before any waiter can look it up again; an
          * absent key too (remembered, or its stale entry dropped). */
-        b->store(b->store_arg, f->key, f->key_len,
-                 r->result == BACKEND_VALUE ? r->value : NULL,
-                 backend_now_us() - f->start_us, f->token,
-                 r->result == BACKEND_VALUE ? r->pttl_ms
-                                            : BACKEND_PTTL_UNKNOWN);
+        out = *r;
+        out.stored = b->store(b->store_arg, f->key, f->key_len,
+                              r->result == BACKEND_VALUE ? r->value : NULL,
+                              backend_now_us() - f->start_us, f->token,
+                              r->result == BACKEND_VALUE
+                                  ? r->pttl_ms
+                                  : BACKEND_PTTL_UNKNOWN);
+        backend_fetch_finish(f, &out);
+        return;
     }
     backend_fetch_finish(f, r);
 }
@@ -1837,6 +2017,7 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
     event_timer_init(&b->reconnect, backend_on_reconnect, b);
     event_timer_init(&b->watchdog, backend_on_watchdog, b);
     event_timer_init(&b->kick, backend_on_kick, b);
+    event_timer_init(&b->gate_poll, backend_on_gate_poll, b);
     if (!node && cfg->redis_cluster[0] != '\0') {
         (void) snprintf(b->addr, sizeof(b->addr), "cluster");
         rc = cluster_create(loop, cfg, slot, backend_cluster_state, b,
@@ -2000,14 +2181,20 @@ backend_get_with(struct backend *b, const void *key, size_t key_len,
     if (b->destroying) {
         return; /* backend_destroy() fails it */
     }
-    if (backend_can_send(b) && b->unsent.head == NULL
-        && backend_fetch_send(f) == 0) {
-        return;
+    if (b->gate != NULL && !f->solo) {
+        switch (b->gate->begin(b->store_arg, key, key_len, f->gate_state)) {
+        case BACKEND_GATE_WAIT:
+            backend_fetch_park(f);
+            return;
+        case BACKEND_GATE_OWN:
+            f->gate_owned = true;
+            break;
+        case BACKEND_GATE_SEND:
+        case BACKEND_GATE_ANSWERED:
+            break;
+        }
     }
-    backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
-    if (b->state != BACKEND_WAIT) {
-        backend_kick(b);
-    }
+    backend_fetch_dispatch(f);
 }
 
 void
@@ -2054,6 +2241,12 @@ void
 backend_set_token(struct backend *b, backend_token_cb token)
 {
     b->token = token;
+}
+
+void
+backend_set_gate(struct backend *b, const struct backend_gate_ops *ops)
+{
+    b->gate = ops;
 }
 
 void
@@ -2203,7 +2396,9 @@ backend_pending(const struct backend *b)
 void
 backend_destroy(struct backend *b)
 {
-    struct backend_reply   reply = { BACKEND_UNREACHABLE, NULL, 0, NULL, 0 };
+    struct backend_reply reply = {
+        BACKEND_UNREACHABLE, NULL, 0, NULL, 0, false
+    };
     struct backend_fetch  *f;
     struct backend_waiter *w;
     size_t                 i;
@@ -2212,6 +2407,7 @@ backend_destroy(struct backend *b)
     event_timer_stop(b->loop, &b->reconnect);
     event_timer_stop(b->loop, &b->watchdog);
     event_timer_stop(b->loop, &b->kick);
+    event_timer_stop(b->loop, &b->gate_poll);
     redis_conn_close(&b->conn);
     b->state = BACKEND_DOWN;
     backend_count_conn(b, false);

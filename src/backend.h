@@ -58,6 +58,8 @@ struct backend_reply {
     int64_t             pttl_ms; /* BACKEND_VALUE of a GET: the key's
                                    PTTL, read with it (BACKEND_PTTL_*
                                    or ms left); 0 otherwise */
+    bool                stored;  /* what the store callback said: the
+                                    value (or the absence) is now cached */
 };
 
 /* Redis' PTTL of a key read with its value: -1 when the key has no
@@ -76,8 +78,9 @@ typedef void (*backend_cb)(struct backend_waiter      *w,
  * start to its reply.  token: what the token callback said when the
  * fetch began (0 without one).  pttl_ms: with a value, the key's PTTL
  * read in the same round trip (BACKEND_PTTL_NONE, BACKEND_PTTL_UNKNOWN,
- * or ms left when Redis ran it, which was after the fetch's start). */
-typedef void (*backend_store_cb)(void *arg, const void *key, size_t key_len,
+ * or ms left when Redis ran it, which was after the fetch's start).
+ * True when it stored it: the waiters' reply says so (stored). */
+typedef bool (*backend_store_cb)(void *arg, const void *key, size_t key_len,
                                  struct value *v, uint64_t fetch_us,
                                  uint64_t token, int64_t pttl_ms);
 
@@ -154,6 +157,43 @@ void backend_get_solo(struct backend *b, const void *key, size_t key_len,
 
 /* Sets the token callback (NULL: none); call before the first get. */
 void backend_set_token(struct backend *b, backend_token_cb token);
+
+/*
+ * One fetch per key across processes (worker_inflight.c).  A gate set
+ * on a backend is asked, with the store callback's arg, about each new
+ * GET fetch that others may join (not a command, an ASKING or a solo
+ * fetch, nor a cluster node's): send it, or park it while another
+ * process fetches the key.  A parked fetch is in the table as ever
+ * (local misses of the key join it) and is polled every
+ * BACKEND_GATE_POLL_MS; once its deadline (--redis-timeout) passes it
+ * is sent anyway, with a deadline of its own from then.  state is the
+ * gate's, kept in the fetch.
+ */
+enum backend_gate {
+    BACKEND_GATE_SEND = 0, /* send the GET */
+    BACKEND_GATE_OWN,      /* send it, and call end when it ends */
+    BACKEND_GATE_WAIT,     /* park it; poll again later */
+    BACKEND_GATE_ANSWERED  /* poll: *reply is its answer */
+};
+
+#define BACKEND_GATE_POLL_MS 2
+
+struct backend_gate_ops {
+    enum backend_gate (*begin)(void *arg, const void *key, size_t key_len,
+                               uint64_t state[2]);
+    /* A parked fetch: WAIT, SEND, OWN, or ANSWERED with *reply filled
+     * (BACKEND_VALUE with a value whose one reference is handed over,
+     * or BACKEND_NIL); the store callback is not called for it. */
+    enum backend_gate (*poll)(void *arg, const void *key, size_t key_len,
+                              uint64_t state[2], struct backend_reply *reply);
+    /* A fetch that was OWN ended, after its store, before its waiters
+     * are called. */
+    void (*end)(void *arg, const void *key, size_t key_len,
+                const uint64_t state[2]);
+};
+
+/* Sets the gate (borrowed, NULL: none); call before the first get. */
+void backend_set_gate(struct backend *b, const struct backend_gate_ops *ops);
 
 /* Unlinks w if it is waiting; its callback will not run.  Safe on an
  * idle waiter. */

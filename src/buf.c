@@ -1,9 +1,14 @@
 /*
- * buf: growable connection buffers.  The only allocation on a request's
+ * buf: growable connection buffers, the only allocation on a request's
  * path, and it happens only when a request or an answer outgrows what
- * the connection already has.
+ * the connection already has; and snprintf-style output over a fixed
+ * array (buf_fixed), which never writes past cap but keeps counting so
+ * that the caller can retry with exactly the room it needs.
  */
+#include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,4 +78,35 @@ buf_free(struct buf *b)
     b->pos = 0;
     b->len = 0;
     b->cap = 0;
+}
+
+void
+buf_fixed_printf(struct buf_fixed *t, const char *fmt, ...)
+{
+    va_list ap;
+    int     n;
+    char   *dst = NULL;
+    size_t  room = 0;
+
+    if (t->len < t->cap) {
+        dst = t->buf + t->len;
+        room = t->cap - t->len;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(dst, room, fmt, ap);
+    va_end(ap);
+    /* Our formats have no wide characters, so vsnprintf cannot fail. */
+    assert(n >= 0);
+    t->len += (size_t) n;
+}
+
+void
+buf_fixed_bytes(struct buf_fixed *t, const void *bytes, size_t len)
+{
+    if (t->len < t->cap) {
+        size_t room = t->cap - t->len;
+
+        memcpy(t->buf + t->len, bytes, len < room ? len : room);
+    }
+    t->len += len;
 }

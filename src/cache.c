@@ -231,6 +231,7 @@
 
 #include "cache.h"
 #include "cache_arena.h"
+#include "cache_inflight.h"
 #include "cache_check.h"
 #include "etag.h"
 #include "siphash.h"
@@ -425,6 +426,8 @@ struct cache {
     uint32_t                 bucket_mask;
     uint32_t                 worker_slots;
     bool                     stamp_tsc;
+    struct cache_inflight   *inflight; /* owned: its own mapping (see
+                                          cache_inflight.c) */
 };
 
 /* ---- process id --------------------------------------------------------- */
@@ -1346,6 +1349,10 @@ cache_create(const struct cache_params *params, struct cache **out)
         rc = -ENOMEM;
         goto fail;
     }
+    rc = cache_inflight_create(&cache->inflight);
+    if (rc != 0) {
+        goto fail;
+    }
     rc = cache_map(off, &map);
     if (rc != 0) {
         goto fail;
@@ -1385,6 +1392,7 @@ cache_create(const struct cache_params *params, struct cache **out)
     return 0;
 
 fail:
+    cache_inflight_destroy(cache->inflight);
     free(cache->merge);
     free(cache->order);
     free(cache);
@@ -1402,9 +1410,16 @@ cache_destroy(struct cache *cache)
     rc = munmap(cache->hdr, cache->segment_bytes);
     assert(rc == 0); /* only fails for a bad address: a bug here */
     (void) rc;
+    cache_inflight_destroy(cache->inflight);
     free(cache->merge);
     free(cache->order);
     free(cache);
+}
+
+struct cache_inflight *
+cache_inflight(struct cache *cache)
+{
+    return cache->inflight;
 }
 
 size_t
@@ -2020,6 +2035,9 @@ cache_reap_slot(struct cache *cache, uint32_t slot)
         return false;
     }
     w = &cache->workers[slot];
+    /* Its fetches in flight are over: their waiters look again now. */
+    (void) cache_inflight_reap(cache->inflight,
+                               __atomic_load_n(&w->pid, __ATOMIC_RELAXED));
     if (__atomic_load_n(&w->state, __ATOMIC_SEQ_CST) == CACHE_WORKER_IDLE) {
         return false;
     }

@@ -110,6 +110,11 @@ int cache_create(const struct cache_params *params, struct cache **out);
 /* Unmaps this process's view and frees the handle. */
 void cache_destroy(struct cache *cache);
 
+/* The table of in-flight markers (cache_inflight.h) made with the
+ * cache: one fetch per key across workers.  Borrowed: lives as long as
+ * cache.  cache_reap_slot() frees the markers of the process it reaps. */
+struct cache_inflight *cache_inflight(struct cache *cache);
+
 /* Total bytes of the segment, for the start-up log line. */
 size_t cache_segment_bytes(const struct cache *cache);
 

@@ -45,7 +45,7 @@
 #include <time.h>
 
 #include "metrics.h"
-#include "textbuf.h"
+#include "buf.h"
 
 struct metrics {
     struct metrics_slot_shm *slots; /* owned: the shared mapping */
@@ -300,6 +300,12 @@ metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros)
 }
 
 void
+metrics_count_coalesced(struct metrics_slot_shm *s, uint64_t n)
+{
+    __atomic_fetch_add(&s->coalesced_waiters, n, __ATOMIC_RELAXED);
+}
+
+void
 metrics_add_connections(struct metrics_slot_shm *s, int64_t delta)
 {
     __atomic_fetch_add(&s->connections, delta, __ATOMIC_RELAXED);
@@ -377,6 +383,8 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->not_modified, __ATOMIC_RELAXED);
         out->negative_hits +=
             __atomic_load_n(&s->negative_hits, __ATOMIC_RELAXED);
+        out->coalesced_waiters +=
+            __atomic_load_n(&s->coalesced_waiters, __ATOMIC_RELAXED);
         for (size_t k = 0; k < 2; k++) {
             out->cluster_redirects[k] +=
                 __atomic_load_n(&s->cluster_redirects[k], __ATOMIC_RELAXED);
@@ -580,48 +588,49 @@ metrics_nodes_view(const struct metrics *m, struct metrics_node_shm *out,
 
 /* A label value with '\\', '"' and newline escaped, as 0.0.4 asks. */
 static void
-metrics_label_value(struct textbuf *o, const char *value)
+metrics_label_value(struct buf_fixed *o, const char *value)
 {
     for (const char *p = value; *p != '\0'; p++) {
         switch (*p) {
         case '\\':
-            textbuf_printf(o, "\\\\");
+            buf_fixed_printf(o, "\\\\");
             break;
         case '"':
-            textbuf_printf(o, "\\\"");
+            buf_fixed_printf(o, "\\\"");
             break;
         case '\n':
-            textbuf_printf(o, "\\n");
+            buf_fixed_printf(o, "\\n");
             break;
         default:
-            textbuf_printf(o, "%c", *p);
+            buf_fixed_printf(o, "%c", *p);
             break;
         }
     }
 }
 
 static void
-metrics_family(struct textbuf *o, const char *name, const char *type,
+metrics_family(struct buf_fixed *o, const char *name, const char *type,
                const char *help)
 {
-    textbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    buf_fixed_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+                     type);
 }
 
 static void
-metrics_u64(struct textbuf *o, const char *name, const char *type,
+metrics_u64(struct buf_fixed *o, const char *name, const char *type,
             const char *help, uint64_t value)
 {
     metrics_family(o, name, type, help);
-    textbuf_printf(o, "%s %" PRIu64 "\n", name, value);
+    buf_fixed_printf(o, "%s %" PRIu64 "\n", name, value);
 }
 
 /* Seconds from microseconds without going through a double, so a large
  * sum keeps every digit. */
 static void
-metrics_seconds_us(struct textbuf *o, uint64_t micros)
+metrics_seconds_us(struct buf_fixed *o, uint64_t micros)
 {
-    textbuf_printf(o, "%" PRIu64 ".%06" PRIu64, micros / 1000000,
-                   micros % 1000000);
+    buf_fixed_printf(o, "%" PRIu64 ".%06" PRIu64, micros / 1000000,
+                     micros % 1000000);
 }
 
 static bool
@@ -633,7 +642,8 @@ metrics_code_fits(size_t proto, size_t code)
 }
 
 static void
-metrics_render_requests(struct textbuf *o, const struct metrics_slot_shm *sum)
+metrics_render_requests(struct buf_fixed              *o,
+                        const struct metrics_slot_shm *sum)
 {
     metrics_family(o, "rcp_requests_total", "counter",
                    "Requests answered, by protocol and status "
@@ -645,16 +655,16 @@ metrics_render_requests(struct textbuf *o, const struct metrics_slot_shm *sum)
             if (!metrics_code_fits(p, c) && v == 0) {
                 continue;
             }
-            textbuf_printf(o,
-                           "rcp_requests_total{protocol=\"%s\",code=\"%s\"} "
-                           "%" PRIu64 "\n",
-                           metrics_proto_names[p], metrics_code_names[c], v);
+            buf_fixed_printf(o,
+                             "rcp_requests_total{protocol=\"%s\",code=\"%s\"} "
+                             "%" PRIu64 "\n",
+                             metrics_proto_names[p], metrics_code_names[c], v);
         }
     }
 }
 
 static void
-metrics_render_backend(struct textbuf *o, const struct metrics_slot_shm *sum)
+metrics_render_backend(struct buf_fixed *o, const struct metrics_slot_shm *sum)
 {
     uint64_t cumulative = 0;
     uint64_t count;
@@ -662,33 +672,34 @@ metrics_render_backend(struct textbuf *o, const struct metrics_slot_shm *sum)
     metrics_family(o, "rcp_backend_errors_total", "counter",
                    "Requests to Redis that failed, by kind.");
     for (size_t k = 0; k < METRICS_BACKEND_ERROR_COUNT; k++) {
-        textbuf_printf(o,
-                       "rcp_backend_errors_total{kind=\"%s\"} %" PRIu64 "\n",
-                       metrics_backend_error_names[k], sum->backend_errors[k]);
+        buf_fixed_printf(o,
+                         "rcp_backend_errors_total{kind=\"%s\"} %" PRIu64 "\n",
+                         metrics_backend_error_names[k],
+                         sum->backend_errors[k]);
     }
 
     metrics_family(o, "rcp_backend_request_duration_seconds", "histogram",
                    "Time of each request to Redis.");
     for (size_t i = 0; i < METRICS_BUCKETS; i++) {
         cumulative += sum->backend_buckets[i];
-        textbuf_printf(o,
-                       "rcp_backend_request_duration_seconds_bucket"
-                       "{le=\"%s\"} %" PRIu64 "\n",
-                       metrics_bucket_le[i], cumulative);
+        buf_fixed_printf(o,
+                         "rcp_backend_request_duration_seconds_bucket"
+                         "{le=\"%s\"} %" PRIu64 "\n",
+                         metrics_bucket_le[i], cumulative);
     }
     /* A scrape racing an observation may see its bucket but not yet its
      * count; never let +Inf fall below the last finite bucket. */
     count = sum->backend_count > cumulative ? sum->backend_count : cumulative;
-    textbuf_printf(o,
-                   "rcp_backend_request_duration_seconds_bucket"
-                   "{le=\"+Inf\"} %" PRIu64 "\n",
-                   count);
-    textbuf_printf(o, "rcp_backend_request_duration_seconds_sum ");
+    buf_fixed_printf(o,
+                     "rcp_backend_request_duration_seconds_bucket"
+                     "{le=\"+Inf\"} %" PRIu64 "\n",
+                     count);
+    buf_fixed_printf(o, "rcp_backend_request_duration_seconds_sum ");
     metrics_seconds_us(o, sum->backend_sum_us);
-    textbuf_printf(o,
-                   "\nrcp_backend_request_duration_seconds_count %" PRIu64
-                   "\n",
-                   count);
+    buf_fixed_printf(o,
+                     "\nrcp_backend_request_duration_seconds_count %" PRIu64
+                     "\n",
+                     count);
 }
 
 size_t
@@ -696,7 +707,7 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                const struct metrics_process_info *info, char *buf, size_t cap)
 {
     struct metrics_slot_shm sum;
-    struct textbuf          o = { .buf = buf, .cap = cap, .len = 0 };
+    struct buf_fixed        o = { .buf = buf, .cap = cap, .len = 0 };
 
     metrics_sum(m, &sum);
 
@@ -731,25 +742,29 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
 
     metrics_family(&o, "rcp_stale_answers_total", "counter",
                    "Expired values answered, by reason.");
-    textbuf_printf(&o,
-                   "rcp_stale_answers_total{reason=\"revalidate\"} %" PRIu64
-                   "\n",
-                   sum.stale_answers[METRICS_STALE_REVALIDATE]);
-    textbuf_printf(&o,
-                   "rcp_stale_answers_total{reason=\"error\"} %" PRIu64 "\n",
-                   sum.stale_answers[METRICS_STALE_ERROR]);
+    buf_fixed_printf(&o,
+                     "rcp_stale_answers_total{reason=\"revalidate\"} %" PRIu64
+                     "\n",
+                     sum.stale_answers[METRICS_STALE_REVALIDATE]);
+    buf_fixed_printf(&o,
+                     "rcp_stale_answers_total{reason=\"error\"} %" PRIu64 "\n",
+                     sum.stale_answers[METRICS_STALE_ERROR]);
     metrics_family(&o, "rcp_refreshes_total", "counter",
                    "Background fetches that refresh a cached value, by "
                    "reason.");
-    textbuf_printf(&o, "rcp_refreshes_total{reason=\"stale\"} %" PRIu64 "\n",
-                   sum.refreshes[METRICS_REFRESH_STALE]);
-    textbuf_printf(&o, "rcp_refreshes_total{reason=\"early\"} %" PRIu64 "\n",
-                   sum.refreshes[METRICS_REFRESH_EARLY]);
+    buf_fixed_printf(&o, "rcp_refreshes_total{reason=\"stale\"} %" PRIu64 "\n",
+                     sum.refreshes[METRICS_REFRESH_STALE]);
+    buf_fixed_printf(&o, "rcp_refreshes_total{reason=\"early\"} %" PRIu64 "\n",
+                     sum.refreshes[METRICS_REFRESH_EARLY]);
     metrics_u64(&o, "rcp_not_modified_total", "counter",
                 "304 answers to If-None-Match.", sum.not_modified);
     metrics_u64(&o, "rcp_negative_hits_total", "counter",
                 "Lookups answered by a remembered absent key.",
                 sum.negative_hits);
+    metrics_u64(&o, "rcp_coalesced_waiters_total", "counter",
+                "Misses answered by another worker's fetch of the key "
+                "(one fetch per key across workers).",
+                sum.coalesced_waiters);
 
     metrics_render_backend(&o, &sum);
 
@@ -757,12 +772,12 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
      * the sum is negative only in a bug: show it rather than clamp it. */
     metrics_family(&o, "rcp_connections", "gauge",
                    "Open client connections, all workers together.");
-    textbuf_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
+    buf_fixed_printf(&o, "rcp_connections %" PRId64 "\n", sum.connections);
     metrics_family(&o, "rcp_backend_connections", "gauge",
                    "Connections to Redis ready for requests, all workers "
                    "together.");
-    textbuf_printf(&o, "rcp_backend_connections %" PRId64 "\n",
-                   sum.backend_connections);
+    buf_fixed_printf(&o, "rcp_backend_connections %" PRId64 "\n",
+                     sum.backend_connections);
     metrics_u64(&o, "rcp_invalidations_total", "counter",
                 "Keys dropped because Redis said they changed (--tracking);"
                 " a FLUSHALL or FLUSHDB counts one.",
@@ -770,8 +785,8 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_family(&o, "rcp_tracking_up", "gauge",
                    "1 while every worker's invalidation channel from Redis "
                    "is whole (--tracking); 0 when it is off or not.");
-    textbuf_printf(&o, "rcp_tracking_up %d\n",
-                   metrics_tracking_state(m) == METRICS_TRACKING_UP);
+    buf_fixed_printf(&o, "rcp_tracking_up %d\n",
+                     metrics_tracking_state(m) == METRICS_TRACKING_UP);
     metrics_u64(&o, "rcp_connections_accepted_total", "counter",
                 "Client connections accepted on the data ports.",
                 sum.connections_accepted);
@@ -783,12 +798,13 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                 sum.auth_failures);
     metrics_family(&o, "rcp_backend_redirects_total", "counter",
                    "Redis Cluster redirects followed, by kind.");
-    textbuf_printf(&o,
-                   "rcp_backend_redirects_total{kind=\"moved\"} %" PRIu64 "\n",
-                   sum.cluster_redirects[0]);
-    textbuf_printf(&o,
-                   "rcp_backend_redirects_total{kind=\"ask\"} %" PRIu64 "\n",
-                   sum.cluster_redirects[1]);
+    buf_fixed_printf(&o,
+                     "rcp_backend_redirects_total{kind=\"moved\"} %" PRIu64
+                     "\n",
+                     sum.cluster_redirects[0]);
+    buf_fixed_printf(&o,
+                     "rcp_backend_redirects_total{kind=\"ask\"} %" PRIu64 "\n",
+                     sum.cluster_redirects[1]);
     metrics_u64(&o, "rcp_backend_map_refreshes_total", "counter",
                 "Redis Cluster slot map reads started (CLUSTER SHARDS).",
                 sum.cluster_refreshes);
@@ -820,14 +836,14 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
 
     metrics_family(&o, "rcp_build_info", "gauge",
                    "Constant 1, labelled with the version.");
-    textbuf_printf(&o, "rcp_build_info{version=\"");
+    buf_fixed_printf(&o, "rcp_build_info{version=\"");
     metrics_label_value(&o, info->version);
-    textbuf_printf(&o, "\"} 1\n");
+    buf_fixed_printf(&o, "\"} 1\n");
 
     metrics_family(&o, "process_start_time_seconds", "gauge",
                    "Start time of the process since the epoch, in seconds.");
-    textbuf_printf(&o, "process_start_time_seconds %.3f\n",
-                   info->start_time_seconds);
+    buf_fixed_printf(&o, "process_start_time_seconds %.3f\n",
+                     info->start_time_seconds);
 
     return o.len;
 }

@@ -115,6 +115,8 @@ struct metrics_slot_shm {
     uint64_t refreshes[METRICS_REFRESH_COUNT]; /* background GETs */
     uint64_t not_modified;                     /* 304s */
     uint64_t negative_hits;                    /* remembered absent keys */
+    uint64_t coalesced_waiters;                /* misses answered by another
+                                                  worker's fetch of the key */
     /* Redis Cluster (cluster.c); zero with a single Redis. */
     uint64_t cluster_redirects[2];  /* [0] MOVED, [1] ASK */
     uint64_t cluster_refreshes;     /* CLUSTER SLOTS rounds started */
@@ -188,6 +190,8 @@ void metrics_count_request(struct metrics_slot_shm *s,
 void metrics_count_backend_error(struct metrics_slot_shm   *s,
                                  enum metrics_backend_error kind);
 void metrics_observe_backend(struct metrics_slot_shm *s, uint64_t micros);
+/* n misses were answered by another worker's fetch (backend gate). */
+void metrics_count_coalesced(struct metrics_slot_shm *s, uint64_t n);
 void metrics_add_connections(struct metrics_slot_shm *s, int64_t delta);
 void metrics_add_backend_connections(struct metrics_slot_shm *s,
                                      int64_t                  delta);

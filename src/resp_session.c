@@ -29,7 +29,7 @@
 #include "glob.h"
 #include "resp.h"
 #include "resp_session.h"
-#include "textbuf.h"
+#include "buf.h"
 
 #define RESP_SESSION_INFO_MAX 4096
 
@@ -395,28 +395,28 @@ static const struct {
 
 /* Redis' bytesToHuman(). */
 static void
-resp_info_human(struct textbuf *t, const char *field, uint64_t n)
+resp_info_human(struct buf_fixed *t, const char *field, uint64_t n)
 {
     double d = (double) n;
 
     if (n < 1024) {
-        textbuf_printf(t, "%s:%" PRIu64 "B\r\n", field, n);
+        buf_fixed_printf(t, "%s:%" PRIu64 "B\r\n", field, n);
     } else if (n < 1024ULL * 1024) {
-        textbuf_printf(t, "%s:%.2fK\r\n", field, d / 1024);
+        buf_fixed_printf(t, "%s:%.2fK\r\n", field, d / 1024);
     } else if (n < 1024ULL * 1024 * 1024) {
-        textbuf_printf(t, "%s:%.2fM\r\n", field, d / (1024 * 1024));
+        buf_fixed_printf(t, "%s:%.2fM\r\n", field, d / (1024 * 1024));
     } else {
-        textbuf_printf(t, "%s:%.2fG\r\n", field, d / (1024.0 * 1024 * 1024));
+        buf_fixed_printf(t, "%s:%.2fG\r\n", field, d / (1024.0 * 1024 * 1024));
     }
 }
 
 static void
-resp_info_header(struct textbuf *t, const char *title)
+resp_info_header(struct buf_fixed *t, const char *title)
 {
     if (t->len > 0) {
-        textbuf_printf(t, "\r\n");
+        buf_fixed_printf(t, "\r\n");
     }
-    textbuf_printf(t, "# %s\r\n", title);
+    buf_fixed_printf(t, "# %s\r\n", title);
 }
 
 static enum resp_session_rc
@@ -427,7 +427,7 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
     struct resp_server_info si;
     struct utsname          un;
     char                    text[RESP_SESSION_INFO_MAX];
-    struct textbuf          t = { .buf = text, .cap = sizeof(text) };
+    struct buf_fixed        t = { .buf = text, .cap = sizeof(text) };
     unsigned                want = 0;
 
     if (cmd->argc == 1) {
@@ -446,58 +446,62 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
 
     if (want & RESP_INFO_SERVER) {
         resp_info_header(&t, "Server");
-        textbuf_printf(&t, "redis_version:%s\r\n", RESP_SESSION_REDIS_VERSION);
-        textbuf_printf(&t, "redis_mode:standalone\r\n");
+        buf_fixed_printf(&t, "redis_version:%s\r\n",
+                         RESP_SESSION_REDIS_VERSION);
+        buf_fixed_printf(&t, "redis_mode:standalone\r\n");
         if (uname(&un) == 0) {
-            textbuf_printf(&t, "os:%s %s %s\r\n", un.sysname, un.release,
-                           un.machine);
+            buf_fixed_printf(&t, "os:%s %s %s\r\n", un.sysname, un.release,
+                             un.machine);
         }
-        textbuf_printf(&t, "arch_bits:%zu\r\n", sizeof(void *) * 8);
-        textbuf_printf(&t, "multiplexing_api:epoll\r\n");
-        textbuf_printf(&t, "process_id:%ld\r\n", si.pid);
-        textbuf_printf(&t, "tcp_port:%u\r\n", (unsigned) si.tcp_port);
-        textbuf_printf(&t, "uptime_in_seconds:%" PRIu64 "\r\n", si.uptime_s);
-        textbuf_printf(&t, "uptime_in_days:%" PRIu64 "\r\n",
-                       si.uptime_s / 86400);
-        textbuf_printf(&t, "redis_cache_proxy_version:%s\r\n",
-                       si.proxy_version);
+        buf_fixed_printf(&t, "arch_bits:%zu\r\n", sizeof(void *) * 8);
+        buf_fixed_printf(&t, "multiplexing_api:epoll\r\n");
+        buf_fixed_printf(&t, "process_id:%ld\r\n", si.pid);
+        buf_fixed_printf(&t, "tcp_port:%u\r\n", (unsigned) si.tcp_port);
+        buf_fixed_printf(&t, "uptime_in_seconds:%" PRIu64 "\r\n", si.uptime_s);
+        buf_fixed_printf(&t, "uptime_in_days:%" PRIu64 "\r\n",
+                         si.uptime_s / 86400);
+        buf_fixed_printf(&t, "redis_cache_proxy_version:%s\r\n",
+                         si.proxy_version);
     }
     if (want & RESP_INFO_CLIENTS) {
         resp_info_header(&t, "Clients");
-        textbuf_printf(&t, "connected_clients:%" PRIu64 "\r\n",
-                       si.connected_clients);
-        textbuf_printf(&t, "maxclients:%u\r\n", cfg->max_clients);
-        textbuf_printf(&t, "blocked_clients:0\r\n");
+        buf_fixed_printf(&t, "connected_clients:%" PRIu64 "\r\n",
+                         si.connected_clients);
+        buf_fixed_printf(&t, "maxclients:%u\r\n", cfg->max_clients);
+        buf_fixed_printf(&t, "blocked_clients:0\r\n");
     }
     if (want & RESP_INFO_MEMORY) {
         resp_info_header(&t, "Memory");
-        textbuf_printf(&t, "used_memory:%" PRIu64 "\r\n", si.cache.bytes);
+        buf_fixed_printf(&t, "used_memory:%" PRIu64 "\r\n", si.cache.bytes);
         resp_info_human(&t, "used_memory_human", si.cache.bytes);
-        textbuf_printf(&t, "maxmemory:%" PRIu64 "\r\n", cfg->max_memory_bytes);
+        buf_fixed_printf(&t, "maxmemory:%" PRIu64 "\r\n",
+                         cfg->max_memory_bytes);
         resp_info_human(&t, "maxmemory_human", cfg->max_memory_bytes);
-        textbuf_printf(&t, "maxmemory_policy:allkeys-lru\r\n");
+        buf_fixed_printf(&t, "maxmemory_policy:allkeys-lru\r\n");
     }
     if (want & RESP_INFO_PERSISTENCE) {
         /* The proxy never loads a dataset: clients that wait while
          * "loading" (ioredis' ready check) must see 0. */
         resp_info_header(&t, "Persistence");
-        textbuf_printf(&t, "loading:0\r\n");
+        buf_fixed_printf(&t, "loading:0\r\n");
     }
     if (want & RESP_INFO_STATS) {
         resp_info_header(&t, "Stats");
-        textbuf_printf(&t, "total_connections_received:%" PRIu64 "\r\n",
-                       si.connections_received);
-        textbuf_printf(&t, "total_commands_processed:%" PRIu64 "\r\n",
-                       si.commands_processed);
-        textbuf_printf(&t, "rejected_connections:%" PRIu64 "\r\n",
-                       si.connections_rejected);
-        textbuf_printf(&t, "expired_keys:%" PRIu64 "\r\n",
-                       si.cache.expirations);
-        textbuf_printf(&t, "evicted_keys:%" PRIu64 "\r\n", si.cache.evictions);
-        textbuf_printf(&t, "keyspace_hits:%" PRIu64 "\r\n", si.cache.hits);
-        textbuf_printf(&t, "keyspace_misses:%" PRIu64 "\r\n", si.cache.misses);
-        textbuf_printf(&t, "total_error_replies:%" PRIu64 "\r\n",
-                       si.error_replies);
+        buf_fixed_printf(&t, "total_connections_received:%" PRIu64 "\r\n",
+                         si.connections_received);
+        buf_fixed_printf(&t, "total_commands_processed:%" PRIu64 "\r\n",
+                         si.commands_processed);
+        buf_fixed_printf(&t, "rejected_connections:%" PRIu64 "\r\n",
+                         si.connections_rejected);
+        buf_fixed_printf(&t, "expired_keys:%" PRIu64 "\r\n",
+                         si.cache.expirations);
+        buf_fixed_printf(&t, "evicted_keys:%" PRIu64 "\r\n",
+                         si.cache.evictions);
+        buf_fixed_printf(&t, "keyspace_hits:%" PRIu64 "\r\n", si.cache.hits);
+        buf_fixed_printf(&t, "keyspace_misses:%" PRIu64 "\r\n",
+                         si.cache.misses);
+        buf_fixed_printf(&t, "total_error_replies:%" PRIu64 "\r\n",
+                         si.error_replies);
     }
     if (want & RESP_INFO_KEYSPACE) {
         /* Every cached key expires (one global TTL); Redis reports no
@@ -505,10 +509,9 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
          * proxy.  An empty database is left out, as Redis does. */
         resp_info_header(&t, "Keyspace");
         if (si.cache.entries > 0) {
-            textbuf_printf(&t,
-                           "db%u:keys=%" PRIu64 ",expires=%" PRIu64
-                           ",avg_ttl=0\r\n",
-                           cfg->redis_db, si.cache.entries, si.cache.entries);
+            buf_fixed_printf(
+                &t, "db%u:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n",
+                cfg->redis_db, si.cache.entries, si.cache.entries);
         }
     }
     if (t.len > t.cap) {
@@ -592,20 +595,20 @@ resp_session_client_info(struct resp_session           *s,
 {
     struct resp_server_info si;
     char                    text[512];
-    struct textbuf          t = { .buf = text, .cap = sizeof(text) };
+    struct buf_fixed        t = { .buf = text, .cap = sizeof(text) };
 
     memset(&si, 0, sizeof(si));
     env->fill_info(env->arg, &si);
-    textbuf_printf(&t, "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=", s->id,
-                   si.addr, si.laddr, si.fd);
-    textbuf_bytes(&t, s->name, s->name_len);
-    textbuf_printf(&t,
-                   " age=%" PRIu64 " idle=0 flags=N db=%u sub=0 psub=0"
-                   " ssub=0 multi=%d cmd=client|info user=%s redir=-1"
-                   " resp=2\n",
-                   (si.now_ms - s->created_ms) / 1000, env->cfg->redis_db,
-                   s->in_multi ? (int) s->multi_count : -1,
-                   resp_session_user(env->cfg));
+    buf_fixed_printf(&t, "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=", s->id,
+                     si.addr, si.laddr, si.fd);
+    buf_fixed_bytes(&t, s->name, s->name_len);
+    buf_fixed_printf(&t,
+                     " age=%" PRIu64 " idle=0 flags=N db=%u sub=0 psub=0"
+                     " ssub=0 multi=%d cmd=client|info user=%s redir=-1"
+                     " resp=2\n",
+                     (si.now_ms - s->created_ms) / 1000, env->cfg->redis_db,
+                     s->in_multi ? (int) s->multi_count : -1,
+                     resp_session_user(env->cfg));
     if (t.len > t.cap) {
         t.len = t.cap;
     }

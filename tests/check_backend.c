@@ -49,7 +49,7 @@ static size_t double_cache_nils;
 static size_t double_cache_last_len;
 
 /* The worker's store callback stores into the cache; this one counts. */
-static void
+static bool
 double_store(void *arg, const void *key, size_t key_len, struct value *v,
              uint64_t fetch_us, uint64_t token, int64_t pttl_ms)
 {
@@ -60,11 +60,12 @@ double_store(void *arg, const void *key, size_t key_len, struct value *v,
     ck_assert_uint_lt(fetch_us, 60u * 1000000u);
     if (v == NULL) {
         double_cache_nils++;        /* an absent key */
-        return;
+        return false;
     }
     ck_assert_uint_ge(v->refs, 1);
     double_cache_sets++;
     double_cache_last_len = v->len;
+    return true;
 }
 
 static uint64_t
@@ -74,6 +75,13 @@ clock_ms(void)
 
     ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* TEST DOUBLE: stands in for metrics.c. */
+void
+metrics_count_coalesced(struct metrics_slot_shm *s, uint64_t n)
+{
+    s->coalesced_waiters += n;
 }
 
 /* TEST DOUBLE: stands in for metrics.c. */
@@ -1501,6 +1509,178 @@ START_TEST(a_reply_arriving_is_not_cut_by_its_deadline)
 }
 END_TEST
 
+/* --- the gate: one fetch per key across processes --------------------- */
+
+/* TEST DOUBLE: a gate scripted by the test (stands in for
+ * worker_inflight.c). */
+static struct {
+    enum backend_gate begin;        /* what begin says */
+    int               polls_waiting; /* polls answered WAIT, then ... */
+    enum backend_gate then;         /* ... this */
+    int               begins;
+    int               polls;
+    int               ends;
+    size_t            sets_at_end;  /* double_cache_sets then */
+} fake_gate;
+
+static enum backend_gate
+fake_gate_begin(void *arg, const void *key, size_t key_len,
+                uint64_t state[2])
+{
+    (void)arg;
+    (void)key;
+    (void)key_len;
+    state[0] = 42;
+    fake_gate.begins++;
+    return fake_gate.begin;
+}
+
+static enum backend_gate
+fake_gate_poll(void *arg, const void *key, size_t key_len, uint64_t state[2],
+               struct backend_reply *reply)
+{
+    (void)arg;
+    ck_assert_uint_eq(state[0], 42);
+    fake_gate.polls++;
+    if (fake_gate.polls <= fake_gate.polls_waiting) {
+        return BACKEND_GATE_WAIT;
+    }
+    if (fake_gate.then == BACKEND_GATE_ANSWERED) {
+        struct value *v = value_create(6);
+
+        ck_assert_ptr_nonnull(v);
+        memcpy(v->data, "cached", 6);
+        ck_assert(key_len == 1 && memcmp(key, "k", 1) == 0);
+        reply->result = BACKEND_VALUE;
+        reply->data = v->data;
+        reply->len = v->len;
+        reply->value = v;
+    }
+    return fake_gate.then;
+}
+
+static void
+fake_gate_end(void *arg, const void *key, size_t key_len,
+              const uint64_t state[2])
+{
+    (void)arg;
+    (void)key;
+    (void)key_len;
+    ck_assert_uint_eq(state[0], 42);
+    fake_gate.ends++;
+    fake_gate.sets_at_end = double_cache_sets;
+}
+
+static const struct backend_gate_ops fake_gate_ops = {
+    .begin = fake_gate_begin,
+    .poll = fake_gate_poll,
+    .end = fake_gate_end,
+};
+
+static void
+gate_up(uint64_t timeout_ms, enum backend_gate begin, int polls_waiting,
+        enum backend_gate then)
+{
+    memset(&fake_gate, 0, sizeof(fake_gate));
+    fake_gate.begin = begin;
+    fake_gate.polls_waiting = polls_waiting;
+    fake_gate.then = then;
+    redis_start(&redis, NULL);
+    cfg_tcp("127.0.0.1", redis.port, timeout_ms);
+    backend_up(true);
+    backend_set_gate(be, &fake_gate_ops);
+    redis_set(&redis, "k", 1, "v", 1);
+}
+
+START_TEST(gate_parked_fetch_answered_by_the_gate)
+{
+    struct got g[3];
+    int want = 3;
+
+    /* Another process fetches k: this worker's misses of it wait in one
+     * parked fetch, and are answered with what the gate found in the
+     * cache, without a request to Redis and without a store. */
+    gate_up(5000, BACKEND_GATE_WAIT, 3, BACKEND_GATE_ANSWERED);
+    for (int i = 0; i < 3; i++) {
+        got_init(&g[i]);
+        get_str("k", &g[i]);
+    }
+    ck_assert_int_eq(fake_gate.begins, 1);
+    ck_assert(backend_fetching(be, "k", 1));
+    ck_assert(run_until(total_at_least, &want, RUN_MAX_MS));
+    for (int i = 0; i < 3; i++) {
+        expect_value(&g[i], "cached", 6);
+        got_fini(&g[i]);
+    }
+    ck_assert_int_eq(fake_gate.polls, 4);
+    ck_assert_int_eq(fake_gate.ends, 0);
+    ck_assert_uint_eq(double_cache_sets, 0);
+    ck_assert_uint_eq(slot.backend_count, 0);
+    ck_assert_uint_eq(slot.coalesced_waiters, 3);
+    ck_assert_uint_eq(backend_pending(be), 0);
+}
+END_TEST
+
+START_TEST(gate_parked_fetch_goes_to_redis_at_its_deadline)
+{
+    struct got g;
+    uint64_t t0 = clock_ms();
+
+    /* The other process never ends its fetch: after --redis-timeout
+     * this one asks Redis itself, with a deadline of its own. */
+    gate_up(300, BACKEND_GATE_WAIT, 1000000, BACKEND_GATE_WAIT);
+    got_init(&g);
+    get_str("k", &g);
+    ck_assert(run_until(called, &g, RUN_MAX_MS));
+    expect_value(&g, "v", 1);
+    ck_assert_uint_ge(clock_ms() - t0, 300);
+    ck_assert_int_gt(fake_gate.polls, 10);
+    ck_assert_uint_eq(slot.backend_count, 1);
+    ck_assert_uint_eq(double_cache_sets, 1);
+    got_fini(&g);
+}
+END_TEST
+
+START_TEST(gate_parked_fetch_sent_when_the_gate_says)
+{
+    struct got g;
+
+    /* The other process's fetch ended with nothing cached: send. */
+    gate_up(5000, BACKEND_GATE_WAIT, 2, BACKEND_GATE_SEND);
+    got_init(&g);
+    get_str("k", &g);
+    ck_assert(run_until(called, &g, RUN_MAX_MS));
+    expect_value(&g, "v", 1);
+    ck_assert_int_eq(fake_gate.polls, 3);
+    ck_assert_int_eq(fake_gate.ends, 0);
+    ck_assert_uint_eq(slot.backend_count, 1);
+    got_fini(&g);
+}
+END_TEST
+
+START_TEST(gate_owner_ends_after_its_store)
+{
+    struct got a, b;
+    int want = 2;
+
+    gate_up(5000, BACKEND_GATE_OWN, 0, BACKEND_GATE_SEND);
+    got_init(&a);
+    got_init(&b);
+    get_str("k", &a);
+    get_str("k", &b);               /* joins: the gate is asked once */
+    ck_assert(run_until(total_at_least, &want, RUN_MAX_MS));
+    expect_value(&a, "v", 1);
+    expect_value(&b, "v", 1);
+    ck_assert_int_eq(fake_gate.begins, 1);
+    ck_assert_int_eq(fake_gate.ends, 1);
+    /* Released after the value was stored, before the waiters. */
+    ck_assert_uint_eq(fake_gate.sets_at_end, 1);
+    ck_assert_uint_eq(a.cache_sets, 1);
+    got_fini(&a);
+    got_fini(&b);
+}
+END_TEST
+
 /* --- destroy ------------------------------------------------------------ */
 
 static struct got during_destroy;
@@ -1588,6 +1768,10 @@ backend_suite(void)
     tcase_add_test(tc, cancelled_waiter_not_called);
     tcase_add_test(tc, all_cancelled_fetch_still_fills_cache);
     tcase_add_test(tc, callback_cancels_and_refetches);
+    tcase_add_test(tc, gate_parked_fetch_answered_by_the_gate);
+    tcase_add_test(tc, gate_parked_fetch_goes_to_redis_at_its_deadline);
+    tcase_add_test(tc, gate_parked_fetch_sent_when_the_gate_says);
+    tcase_add_test(tc, gate_owner_ends_after_its_store);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("connections");

@@ -516,6 +516,8 @@ static const struct family_case {
       "rcp_refreshes_total{reason=\"early\"} 0" },
     { "rcp_not_modified_total", "counter", "rcp_not_modified_total 0" },
     { "rcp_negative_hits_total", "counter", "rcp_negative_hits_total 0" },
+    { "rcp_coalesced_waiters_total", "counter",
+      "rcp_coalesced_waiters_total 0" },
     { "rcp_backend_errors_total", "counter",
       "rcp_backend_errors_total{kind=\"reply\"} 0" },
     { "rcp_backend_request_duration_seconds", "histogram",
