@@ -518,3 +518,81 @@ def test_startup_names_every_listener_and_warns_on_bare_admin_port(
                    in l for l in warn), log
     finally:
         assert p.stop() == 0
+
+
+# --- the accept path when descriptors run out ----------------------------
+
+def read_answer(s, timeout):
+    """What a connection answers within timeout: ("ok", bytes) once a
+    whole 200 is in, ("refused", bytes) for a 503, a close or a reset,
+    ("hung", bytes) when nothing decisive came."""
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            if got.startswith(b"HTTP/1.1 200") and got.endswith(b"\r\n\r\nv"):
+                return "ok", got
+            b = s.recv(4096)
+            if not b:
+                return "refused", got
+            got += b
+    except ConnectionResetError:
+        return "refused", got
+    except socket.timeout:
+        return ("refused" if got.startswith(b"HTTP/1.1 503") else "hung"), got
+
+
+def test_descriptors_run_out_clients_are_refused_then_served(redis_server,
+                                                            make_proxy):
+    """A worker out of descriptors (its limit lowered to what it has open
+    plus 20) keeps serving its open connections, refuses the clients it
+    has no descriptor for at once (503 with Retry-After, from the one it
+    keeps in reserve) instead of leaving them hanging in the backlog, logs
+    that at most once a second with a count, and serves new clients as
+    soon as descriptors are free again."""
+    p = make_proxy(redis_server, "--workers", "1", "--max-clients", "5000")
+    redis_server.client().set("fd", b"v")
+    worker, = wait_for(lambda: children(p.proc.pid), what="the worker")
+    ka = requests.Session()
+    assert ka.get(p.url("/fd"), timeout=5).content == b"v"
+    limit = len(os.listdir("/proc/%d/fd" % worker)) + 20
+    resource.prlimit(worker, resource.RLIMIT_NOFILE, (limit, limit))
+    req = b"GET /fd HTTP/1.1\r\nHost: x\r\n\r\n"
+    held = []
+    try:
+        for _ in range(150):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+            s.sendall(req)
+            held.append(s)
+        kinds = {"ok": 0, "refused": 0, "hung": 0}
+        for s in held:
+            kind, got = read_answer(s, 3.0)
+            kinds[kind] += 1
+            if got.startswith(b"HTTP/1.1 503"):
+                assert b"\r\nRetry-After: 1\r\n" in got, got
+        assert kinds["hung"] == 0, kinds
+        assert kinds["ok"] >= 5 and kinds["refused"] >= 100, kinds
+        # The connection that was open before goes on being served.
+        assert ka.get(p.url("/fd"), timeout=5).content == b"v"
+        # Still out of descriptors for more than a second: refused at
+        # once each time, and the log's line comes again with a count.
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.5:
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+            s.sendall(req)
+            kind, _ = read_answer(s, 3.0)
+            s.close()
+            assert kind == "refused", kind
+    finally:
+        for s in held:
+            s.close()
+    # Descriptors free again: new clients are served.
+    wait_for(lambda: requests.get(p.url("/fd"), timeout=5).content == b"v",
+             what="serving again")
+    for _ in range(20):
+        assert requests.get(p.url("/fd"), timeout=5).content == b"v"
+    lines = [l for l in p.log().splitlines() if "accept4() failed" in l]
+    assert 2 <= len(lines) <= 5, lines
+    assert "Too many open files" in lines[0], lines
+    assert re.search(r"connections refused \(and \d+ more like it\)",
+                     lines[-1]), lines

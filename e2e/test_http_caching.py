@@ -154,6 +154,24 @@ def test_cache_status_forms(redis_server, make_proxy):
     assert r.headers["Cache-Status"] == CS + "; fwd=miss; fwd-status=502"
 
 
+def test_cache_status_stored_is_what_the_cache_did(redis_server,
+                                                   make_proxy):
+    """"stored" is the store's own answer, not a guess from the value's
+    size: a value within --max-value-size that does not fit the cache
+    with its key (--max-memory 1m, a 1 MiB value) is not stored, and
+    says so; the next GET is a miss again."""
+    p = make_proxy(redis_server, "--workers", "1", "--max-memory", "1m")
+    redis_server.client().set("whole", b"x" * (1 << 20))
+    redis_server.client().set("small", b"v")
+    for _ in range(2):
+        r = req(p, "whole")
+        assert r.status_code == 200 and len(r.content) == 1 << 20
+        assert r.headers["Cache-Status"] == CS + "; fwd=miss", r.headers
+        assert r.headers["X-Cache"] == "MISS"
+    assert req(p, "small").headers["Cache-Status"] == \
+        CS + "; fwd=miss; stored"
+
+
 # ---- serving stale ------------------------------------------------------
 
 

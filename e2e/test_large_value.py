@@ -204,3 +204,88 @@ def test_big_value_over_resp_and_head(make_proxy):
     hc.request("GET", "/v")
     assert hc.getresponse().read() == value
     hc.close()
+
+
+def test_resp_large_values_are_shared_not_copied(make_proxy):
+    """Over RESP a large value goes out by reference wherever it falls:
+    the second of two pipelined GETs of it, and each item of an MGET,
+    hold a reference to the one copy the worker read, as HTTP does.
+    Three clients that have not read yet cost one copy of the value,
+    not one per answer (before: the second GET and every MGET item was
+    a copy each, 4 x 64 MB per client here)."""
+    import hashlib
+    import socket
+    import threading
+    from conftest import free_port
+    size = 64 << 20
+    r = Redis().start()
+    value = os.urandom(1 << 20) * (size >> 20)
+    r.client().set("big", value)
+    port = free_port()
+    p = make_proxy(r, "--workers", "1", "--resp-listen",
+                   "127.0.0.1:%d" % port, "--ttl", "1h")
+    worker = wait_for(lambda: (children(p.proc.pid) or [None])[0],
+                      what="the worker")
+    bulk = b"$%d\r\n" % size
+    want = hashlib.sha256()
+    for part in (bulk, value, b"\r\n", bulk, value, b"\r\n", b"*2\r\n",
+                 bulk, value, b"\r\n", bulk, value, b"\r\n"):
+        want.update(part)
+    want_len = 4 * (len(bulk) + size + 2) + 4
+    del value
+    warm = socket.create_connection(("127.0.0.1", port), timeout=10)
+    warm.sendall(b"PING\r\n")
+    assert warm.recv(16) == b"+PONG\r\n"
+    base = rss_kb(worker)
+
+    def resp_ok():
+        import requests
+        text = requests.get(p.admin_url("/metrics"), timeout=5).text
+        for line in text.splitlines():
+            if line.startswith('rcp_requests_total{protocol="resp",'
+                               'code="ok"}'):
+                return float(line.split()[-1])
+        return 0
+
+    ok0 = resp_ok()
+    clients = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"GET big\r\nGET big\r\nMGET big big\r\n")
+        clients.append(s)
+    # Both GETs of every client answered: their answers are queued in
+    # the worker (the clients read nothing yet).
+    wait_for(lambda: resp_ok() - ok0 >= 6, timeout=30,
+             what="the GETs answered")
+    peak = rss_kb(worker)
+    got = [None] * 3
+
+    def read_all(i):
+        h = hashlib.sha256()
+        n = 0
+        while n < want_len:
+            chunk = clients[i].recv(1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+            n += len(chunk)
+        got[i] = (n, h.hexdigest())
+
+    readers = [threading.Thread(target=read_all, args=(i,))
+               for i in range(3)]
+    for t in readers:
+        t.start()
+    while any(t.is_alive() for t in readers):
+        peak = max(peak, rss_kb(worker))
+        time.sleep(0.005)
+    for t in readers:
+        t.join()
+    for s in clients:
+        s.close()
+    warm.close()
+    assert got == [(want_len, want.hexdigest())] * 3
+    print("3 RESP clients, GET GET MGET of a 64 MB value: worker RSS base "
+          "%d MB, peak %d MB" % (base >> 10, peak >> 10))
+    assert peak - base < (size >> 10) + (16 << 10), (base, peak)
+    wait_for(lambda: rss_kb(worker) - base < 10 << 10, timeout=5,
+             what="RSS back within 10 MB of the baseline")

@@ -67,9 +67,14 @@ def test_purge_beats_fetch_in_flight(gated, make_proxy, purge):
     gated.gate.set()
     t.join(10)
     t2.join(10)
-    # Asked before the purge: the value read then is its answer.
+    # Asked before the purge: the value read then is its answer, not
+    # stored, and not said to be.
     assert first["r"].status_code == 200
     assert first["r"].content == b"OLD"
+    assert first["r"].headers["Cache-Status"] == \
+        "redis-cache-proxy; fwd=miss", first["r"].headers
+    assert second["r"].headers["Cache-Status"] == \
+        "redis-cache-proxy; fwd=miss; stored"
     # Asked after the purge: never the value read before it.
     assert second["r"].status_code == 200
     assert second["r"].content == b"NEW"

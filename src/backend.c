@@ -637,7 +637,7 @@ static void
 backend_fetch_fail(struct backend_fetch *f, enum backend_result result,
                    bool count)
 {
-    struct backend_reply reply = { result, NULL, 0, NULL, 0 };
+    struct backend_reply reply = { result, NULL, 0, NULL, 0, false };
 
     if (count) {
         backend_count_error(f->b, result == BACKEND_TIMEOUT
@@ -1073,8 +1073,9 @@ backend_deliver_command(struct backend *b, struct backend_fetch *f,
     static const char    unexpected[] = "unexpected reply type";
     char                 buf[BACKEND_WHY_MAX + 32];
     int                  n = -1;
-    struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
-                                 sizeof(unexpected) - 1, NULL, 0 };
+    struct backend_reply out = {
+        BACKEND_ERROR_REPLY, unexpected, sizeof(unexpected) - 1, NULL, 0, false
+    };
 
     if (r->kind == REDIS_CONN_REPLY_NIL) {
         n = snprintf(buf, sizeof(buf), "$-1\r\n");
@@ -1113,8 +1114,9 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
 {
     static const char    unexpected[] = "unexpected reply type to GET";
     static const char    too_large[] = "reply over --max-reply-size";
-    struct backend_reply out = { BACKEND_ERROR_REPLY, unexpected,
-                                 sizeof(unexpected) - 1, NULL, 0 };
+    struct backend_reply out = {
+        BACKEND_ERROR_REPLY, unexpected, sizeof(unexpected) - 1, NULL, 0, false
+    };
 
     uint64_t fetch_us = backend_now_us() - f->start_us;
 
@@ -1134,8 +1136,8 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.pttl_ms = pttl_ms;
         if (b->store != NULL) {
             /* Once per fetch, before any waiter can look it up again. */
-            b->store(b->store_arg, f->key, f->key_len, r->value, fetch_us,
-                     f->token, pttl_ms);
+            out.stored = b->store(b->store_arg, f->key, f->key_len, r->value,
+                                  fetch_us, f->token, pttl_ms);
         }
         break;
     case REDIS_CONN_REPLY_NIL:
@@ -1144,8 +1146,8 @@ backend_deliver(struct backend *b, struct backend_fetch *f,
         out.len = 0;
         if (b->store != NULL) {
             /* An absent key: remembered, or its stale entry dropped. */
-            b->store(b->store_arg, f->key, f->key_len, NULL, fetch_us,
-                     f->token, BACKEND_PTTL_UNKNOWN);
+            out.stored = b->store(b->store_arg, f->key, f->key_len, NULL,
+                                  fetch_us, f->token, BACKEND_PTTL_UNKNOWN);
         }
         break;
     case REDIS_CONN_REPLY_TOO_LARGE:
@@ -1289,7 +1291,7 @@ backend_fetch_retry_expired(struct backend_fetch *f)
     static const char down[] = "-CLUSTERDOWN The cluster is down\r\n";
     const char       *text = f->retrying == 1 ? tryagain : down;
     size_t len = f->retrying == 1 ? sizeof(tryagain) - 1 : sizeof(down) - 1;
-    struct backend_reply out = { BACKEND_VALUE, text, len, NULL, 0 };
+    struct backend_reply out = { BACKEND_VALUE, text, len, NULL, 0, false };
 
     if (!f->command) {
         out.result = BACKEND_UNAVAILABLE;
@@ -1377,8 +1379,10 @@ backend_on_reconnect(struct event_loop *loop, struct event_timer *timer)
 static void
 backend_on_kick(struct event_loop *loop, struct event_timer *timer)
 {
-    struct backend        *b = timer->data;
-    struct backend_reply   reply = { BACKEND_UNREACHABLE, NULL, 0, NULL, 0 };
+    struct backend      *b = timer->data;
+    struct backend_reply reply = {
+        BACKEND_UNREACHABLE, NULL, 0, NULL, 0, false
+    };
     struct backend_waiter *w;
     size_t                 n;
 
@@ -1466,7 +1470,7 @@ backend_on_gate_poll(struct event_loop *loop, struct event_timer *timer)
     /* Only those parked now, each once: those still waiting go back to
      * the tail, as do fetches that answers start and park. */
     while (n-- > 0 && (f = backend_queue_pop(&b->parked)) != NULL) {
-        struct backend_reply         reply = { BACKEND_NIL, NULL, 0, NULL, 0 };
+        struct backend_reply reply = { BACKEND_NIL, NULL, 0, NULL, 0, false };
         const struct backend_waiter *w;
         uint64_t                     waiters = 0;
 
@@ -1488,6 +1492,8 @@ backend_on_gate_poll(struct event_loop *loop, struct event_timer *timer)
             if (b->slot != NULL) {
                 metrics_count_coalesced(b->slot, waiters);
             }
+            /* Read from the cache, where another worker's fetch put it. */
+            reply.stored = true;
             backend_fetch_finish(f, &reply);
             value_unref(reply.value);
             break;
@@ -1682,8 +1688,9 @@ backend_on_retry(struct event_loop *loop, struct event_timer *timer)
 {
     static const char     uncovered[] = "CLUSTERDOWN Hash slot not served";
     struct backend_fetch *f = timer->data;
-    struct backend_reply  out = { BACKEND_UNAVAILABLE, uncovered,
-                                  sizeof(uncovered) - 1, NULL, 0 };
+    struct backend_reply  out = {
+         BACKEND_UNAVAILABLE, uncovered, sizeof(uncovered) - 1, NULL, 0, false
+    };
 
     (void) loop;
     assert(f->list == BACKEND_LIST_NODE && !f->done);
@@ -1716,7 +1723,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
     struct backend_fetch *f = w->data;
     struct backend       *b = f->b;
     struct backend       *to = NULL;
-    struct backend_reply  out;
+    struct backend_reply  out = { .result = BACKEND_VALUE };
     uint64_t              elapsed_ms, delay;
 
     const char *text = r->data;
@@ -1781,6 +1788,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
             out.data = f->command ? r->data : text;
             out.len = f->command ? r->len : text_len;
             out.value = NULL;
+            out.stored = false;
             backend_fetch_finish(f, &out);
             return;
         case CLUSTER_REDIRECT_NONE:
@@ -1803,11 +1811,15 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
         && b->store != NULL && !f->command) {
         /* Once per fetch, before any waiter can look it up again; an
          * absent key too (remembered, or its stale entry dropped). */
-        b->store(b->store_arg, f->key, f->key_len,
-                 r->result == BACKEND_VALUE ? r->value : NULL,
-                 backend_now_us() - f->start_us, f->token,
-                 r->result == BACKEND_VALUE ? r->pttl_ms
-                                            : BACKEND_PTTL_UNKNOWN);
+        out = *r;
+        out.stored = b->store(b->store_arg, f->key, f->key_len,
+                              r->result == BACKEND_VALUE ? r->value : NULL,
+                              backend_now_us() - f->start_us, f->token,
+                              r->result == BACKEND_VALUE
+                                  ? r->pttl_ms
+                                  : BACKEND_PTTL_UNKNOWN);
+        backend_fetch_finish(f, &out);
+        return;
     }
     backend_fetch_finish(f, r);
 }
@@ -2390,7 +2402,9 @@ backend_pending(const struct backend *b)
 void
 backend_destroy(struct backend *b)
 {
-    struct backend_reply   reply = { BACKEND_UNREACHABLE, NULL, 0, NULL, 0 };
+    struct backend_reply reply = {
+        BACKEND_UNREACHABLE, NULL, 0, NULL, 0, false
+    };
     struct backend_fetch  *f;
     struct backend_waiter *w;
     size_t                 i;

@@ -58,6 +58,8 @@ struct backend_reply {
     int64_t             pttl_ms; /* BACKEND_VALUE of a GET: the key's
                                    PTTL, read with it (BACKEND_PTTL_*
                                    or ms left); 0 otherwise */
+    bool                stored;  /* what the store callback said: the
+                                    value (or the absence) is now cached */
 };
 
 /* Redis' PTTL of a key read with its value: -1 when the key has no
@@ -76,8 +78,9 @@ typedef void (*backend_cb)(struct backend_waiter      *w,
  * start to its reply.  token: what the token callback said when the
  * fetch began (0 without one).  pttl_ms: with a value, the key's PTTL
  * read in the same round trip (BACKEND_PTTL_NONE, BACKEND_PTTL_UNKNOWN,
- * or ms left when Redis ran it, which was after the fetch's start). */
-typedef void (*backend_store_cb)(void *arg, const void *key, size_t key_len,
+ * or ms left when Redis ran it, which was after the fetch's start).
+ * True when it stored it: the waiters' reply says so (stored). */
+typedef bool (*backend_store_cb)(void *arg, const void *key, size_t key_len,
                                  struct value *v, uint64_t fetch_us,
                                  uint64_t token, int64_t pttl_ms);
 

@@ -103,8 +103,8 @@ worker_expire_ms(int64_t pttl_ms, uint64_t fetch_us, uint64_t *expire_ms)
  * be kept (its PTTL unknown, or as good as over).  Neither is stored
  * when the key was purged (DELETE /cache/<key>, POST /flush) after the
  * fetch took its token.  CACHE_TOO_LARGE, CACHE_BYPASS or CACHE_PURGED
- * just mean not stored. */
-static void
+ * just mean not stored: false, and Cache-Status says no "stored". */
+static bool
 worker_store_value(void *arg, const void *key, size_t key_len, struct value *v,
                    uint64_t fetch_us, uint64_t token, int64_t pttl_ms)
 {
@@ -123,21 +123,24 @@ worker_store_value(void *arg, const void *key, size_t key_len, struct value *v,
     }
     if (w->params->cache == NULL
         || !tracking_covers(w->tracking, key, key_len)) {
-        return;
+        return false;
     }
     if (!keep) {
         if (v == NULL && w->cfg->negative_ttl_ms > 0) {
             info.negative = true;
-            (void) cache_store(w->params->cache, key, key_len, NULL, 0,
-                               cache_clock_ms(), &info);
-        } else if (config_stale_ms(w->cfg) > 0) {
+            return cache_store(w->params->cache, key, key_len, NULL, 0,
+                               cache_clock_ms(), &info)
+                   == CACHE_STORED;
+        }
+        if (config_stale_ms(w->cfg) > 0) {
             (void) cache_delete(w->params->cache, key, key_len);
         }
-        return;
+        return false;
     }
     info.etag = v->etag;
-    (void) cache_store(w->params->cache, key, key_len, v->data, v->len,
-                       cache_clock_ms(), &info);
+    return cache_store(w->params->cache, key, key_len, v->data, v->len,
+                       cache_clock_ms(), &info)
+           == CACHE_STORED;
 }
 
 /* A background refresh: a GET whose answer only goes to the cache (the
@@ -239,15 +242,8 @@ worker_conn_append(struct conn *c, const void *data, size_t len)
 size_t
 worker_conn_unsent(const struct conn *c)
 {
-    return buf_pending(&c->out)
-           + (c->out_value != NULL ? c->out_value->len - c->out_value_sent
-                                   : 0);
+    return buf_pending(&c->out) + c->out_values_unsent;
 }
-
-/* Values from this size on are written from their shared copy rather
- * than copied into each client's output: below it a copy costs less
- * than the extra iovec and reference. */
-#define WORKER_SHARE_MIN (64u * 1024u)
 
 /* Most bytes one connection writes per loop iteration.  With three
  * clients of a 256 MB value and one read from Redis per iteration, 1 MB
@@ -257,70 +253,6 @@ worker_conn_unsent(const struct conn *c)
 
 /* Allocations from this size on are mappings of their own. */
 #define WORKER_MMAP_THRESHOLD (1024 * 1024)
-
-int
-worker_conn_append_value(struct conn *c, struct value *v)
-{
-    if (v->len < WORKER_SHARE_MIN || c->out_value != NULL) {
-        return buf_append(&c->out, v->data, v->len);
-    }
-    if (c->out.pos == c->out.len) {
-        /* As buf_reserve would on the next append: the value's place
-         * must not move under it. */
-        c->out.pos = c->out.len = 0;
-    }
-    c->out_value = value_ref(v);
-    c->out_value_at = c->out.len;
-    c->out_value_sent = 0;
-    return 0;
-}
-
-static void
-worker_conn_drop_value(struct conn *c)
-{
-    value_unref(c->out_value);
-    c->out_value = NULL;
-    c->out_value_at = 0;
-    c->out_value_sent = 0;
-}
-
-/* Consumes n written bytes: out up to the value, the value, the rest. */
-static void
-worker_conn_advance(struct conn *c, size_t n)
-{
-    size_t before, left;
-
-    if (c->out_value == NULL) {
-        c->out.pos += n;
-        return;
-    }
-    before = c->out_value_at - c->out.pos;
-    if (n <= before) {
-        c->out.pos += n;
-        n = 0;
-    } else {
-        c->out.pos = c->out_value_at;
-        n -= before;
-    }
-    left = c->out_value->len - c->out_value_sent;
-    if (n >= left && left > 0) {
-        c->out_value_sent += left;
-        n -= left;
-    } else if (n > 0) {
-        c->out_value_sent += n;
-        n = 0;
-    }
-    c->out.pos += n;
-    if (c->out_value_sent == c->out_value->len
-        && c->out.pos >= c->out_value_at) {
-        worker_conn_drop_value(c);
-    } else if (c->out.pos == c->out.len && c->out.pos == c->out_value_at) {
-        /* Nothing of out is pending, so its next append would rewind
-         * it to offset 0: rewind now and keep the value's place. */
-        c->out.pos = c->out.len = 0;
-        c->out_value_at = 0;
-    }
-}
 
 /* The first guess at a value's size; a longer one costs one more lookup
  * with exactly the room it needs. */
@@ -690,7 +622,7 @@ worker_conn_close(struct conn *c)
     }
     backend_cancel(&c->waiter);
     c->proto->close(c);
-    worker_conn_drop_value(c);
+    worker_out_drop(c);
     event_io_stop(&w->loop, &c->io);
     event_timer_stop(&w->loop, &c->timer);
     if (close(c->fd) != 0) {
@@ -917,25 +849,6 @@ worker_conn_read(struct conn *c)
     }
 }
 
-/* Trims iov[0..niov) to at most room bytes; returns the new count.
- * Checking the budget after writev() is not enough: on loopback the
- * reader drains the socket while one writev() copies, so a single call
- * offered a whole 256 MB value returned after 10 MB and 10 ms. */
-static int
-worker_conn_iov_cap(struct iovec *iov, int niov, size_t room)
-{
-    int i;
-
-    for (i = 0; i < niov; i++) {
-        if (iov[i].iov_len >= room) {
-            iov[i].iov_len = room;
-            return i + 1;
-        }
-        room -= iov[i].iov_len;
-    }
-    return niov;
-}
-
 void
 worker_conn_flush(struct conn *c)
 {
@@ -944,34 +857,16 @@ worker_conn_flush(struct conn *c)
     size_t written = 0;
 
     while (worker_conn_unsent(c) > 0) {
-        struct iovec iov[3];
-        int          niov = 0;
-        size_t       room = WORKER_WRITE_BUDGET - written;
+        struct iovec iov[WORKER_OUT_IOV_MAX];
         ssize_t      n;
+        /* The budget bounds each call too: on loopback the reader
+         * drains the socket while one writev() copies, so a call
+         * offered a whole 256 MB value returned after 10 MB, 10 ms. */
+        int niov = worker_out_iov(c, iov, WORKER_WRITE_BUDGET - written);
 
-        if (c->out_value == NULL) {
-            iov[niov].iov_base = c->out.data + c->out.pos;
-            iov[niov++].iov_len = buf_pending(&c->out);
-        } else {
-            /* What precedes the shared value, its unsent part, and
-             * what was answered after it: one call, in order. */
-            if (c->out_value_at > c->out.pos) {
-                iov[niov].iov_base = c->out.data + c->out.pos;
-                iov[niov++].iov_len = c->out_value_at - c->out.pos;
-            }
-            if (c->out_value_sent < c->out_value->len) {
-                iov[niov].iov_base = c->out_value->data + c->out_value_sent;
-                iov[niov++].iov_len = c->out_value->len - c->out_value_sent;
-            }
-            if (c->out.len > c->out_value_at) {
-                iov[niov].iov_base = c->out.data + c->out_value_at;
-                iov[niov++].iov_len = c->out.len - c->out_value_at;
-            }
-        }
-        niov = worker_conn_iov_cap(iov, niov, room);
         n = writev(c->fd, iov, niov);
         if (n > 0) {
-            worker_conn_advance(c, (size_t) n);
+            worker_out_advance(c, (size_t) n);
             c->activity_ms = event_now_ms(&w->loop);
             written += (size_t) n;
             if (written >= WORKER_WRITE_BUDGET && worker_conn_unsent(c) > 0) {
@@ -1300,8 +1195,8 @@ worker_accept(struct worker *w, int lfd, const struct worker_proto *proto)
             case ENFILE:
             case ENOBUFS:
             case ENOMEM:
-                log_error("accept4() failed: %s; pausing accepts for %d ms",
-                          strerror(err), WORKER_EMFILE_PAUSE_MS);
+                worker_accept_exhausted(w, lfd, proto, err,
+                                        WORKER_EMFILE_PAUSE_MS);
                 worker_pause_accepting(w, WORKER_EMFILE_PAUSE_MS);
                 return;
             default:
@@ -1451,6 +1346,7 @@ worker_init(struct worker *w, const struct worker_params *p)
     w->http_fd = p->http_fd;
     w->resp_fd = p->resp_fd;
     w->signal_fd = -1;
+    w->accept_reserve_fd = -1;
     /* Each worker draws its own early-refresh coins (never zero). */
     w->rng = ((uint64_t) getpid() << 32) ^ (uint64_t) time(NULL)
              ^ UINT64_C(0x9e3779b97f4a7c15);
@@ -1513,6 +1409,7 @@ worker_init(struct worker *w, const struct worker_params *p)
         log_error("access control setup failed: %s", strerror(-rc));
         return rc;
     }
+    worker_accept_reserve_open(w);
     /* A fixed threshold: glibc's dynamic one rises to the size of the
      * largest block freed (up to 32 MB), after which big buffers come
      * from the heap and their pages stay in RSS once freed. */
@@ -1562,6 +1459,7 @@ worker_fini(struct worker *w)
                 worker_protos[j]->slot_fini(c);
             }
             buf_free(&c->out);
+            worker_out_free(c);
         }
     }
     /* Before the backend: it unhooks from it. */
@@ -1570,6 +1468,7 @@ worker_fini(struct worker *w)
         backend_destroy(w->backend);
     }
     worker_acl_fini(w);
+    worker_accept_reserve_close(w);
     if (buf_pending(&w->access) > 0) {
         worker_access_flush(w);
     }

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "access.h"
@@ -40,6 +41,12 @@
 #define WORKER_IN_INITIAL 4096
 /* Largest HTTP request we buffer: head limit plus body limit. */
 #define WORKER_HTTP_IN_MAX (HTTP_PARSE_HEAD_MAX + HTTP_PARSE_BODY_MAX)
+/* Values from this size on are written from their shared copy rather
+ * than copied into each client's output: below it a copy costs less
+ * than the extra iovec and reference. */
+#define WORKER_SHARE_MIN (64u * 1024u)
+/* Most pieces (bytes of out, values) one writev() takes. */
+#define WORKER_OUT_IOV_MAX 16
 /* Past this much unsent output, stop reading and parsing (backpressure). */
 #define WORKER_OUT_HIGH_WATER (1024 * 1024)
 /* Buffers past this size are released when their connection closes. */
@@ -123,6 +130,14 @@ enum conn_state {
 
 struct worker;
 
+/* A large value in a connection's output (worker_out.c): written from
+ * the copy its clients share, after gap more bytes of out. */
+struct out_splice {
+    struct value *value; /* owned reference */
+    size_t        gap;   /* out bytes that go before it */
+    size_t        sent;  /* of value, written */
+};
+
 /* One GET of a RESP pipeline whose answer cannot go out yet: a miss
  * waiting on the backend, or an answer that came before its turn. */
 struct resp_pending {
@@ -131,6 +146,9 @@ struct resp_pending {
     bool                  done;     /* answered: in answer, or
                                        already in out at the head */
     struct buf            answer;   /* owned */
+    struct value         *value;    /* owned ref, or NULL: a large
+                                       value's payload, after answer
+                                       (its bulk head), then CRLF */
     struct buf            key;      /* owned: the key, kept only with
                                        --stale-if-error */
     const char           *log_resp; /* for the access log and ... */
@@ -141,8 +159,8 @@ struct resp_pending {
     char                  log_req[100]; /* "GET key", cut */
 };
 
-/* One MGET (worker_resp_mget.c): its keys probed, its misses fetched,
- * then its answer emitted in parts. */
+/* One MGET (worker_resp_mget.c): its keys probed, its misses fetched a
+ * window at a time, its answer emitted in parts. */
 enum resp_mget_kind {
     RESP_MGET_CACHED = 0, /* copied from the cache at its
                              turn */
@@ -150,23 +168,38 @@ enum resp_mget_kind {
     RESP_MGET_FETCH       /* asked of the backend */
 };
 
+/* An MGET's misses are fetched at most this many at once ... */
+#define RESP_MGET_WINDOW_KEYS 64
+/* ... and while the values in, in flight (guessed from the largest seen
+ * so far) and not yet emitted stay under this: past it, fetching waits
+ * for the client to take what is out. */
+#define RESP_MGET_WINDOW_BYTES (4u * 1024u * 1024u)
+/* The guess for a value in flight before any has come in: a first
+ * window of 4 misses, whatever their size. */
+#define RESP_MGET_GUESS_BYTES (RESP_MGET_WINDOW_BYTES / 4)
+
 struct resp_mget_item {
     struct backend_waiter waiter; /* linked while fetching */
     struct resp_mget     *mget;   /* borrowed: the owner */
     enum resp_mget_kind   kind;
-    bool                  fetch;  /* asked of the backend */
-    enum backend_result   result; /* FETCH, once in (or NIL for a
-                                     remembered absence) */
-    struct value         *value;  /* owned reference: FETCH with
-                                     BACKEND_VALUE, until emitted */
+    bool                  issued;  /* FETCH: asked of the backend */
+    bool                  arrived; /* FETCH: result (and value) in */
+    enum backend_result   result;  /* FETCH, once in (or NIL for a
+                                      remembered absence) */
+    struct value         *value;   /* owned reference: FETCH with
+                                      BACKEND_VALUE, until emitted */
 };
 
 struct resp_mget {
     struct conn          *conn; /* borrowed: the owner */
     size_t                n;
-    size_t                pending; /* fetches not yet answered */
-    size_t                next;    /* next item to emit */
-    bool                  started; /* the array header is out */
+    size_t                pending;    /* fetches not yet answered */
+    size_t                next;       /* next item to emit */
+    size_t                fetch_next; /* items before it are asked of
+                                         Redis or need not be */
+    size_t                held_bytes; /* values in, not yet emitted */
+    size_t                max_len;    /* largest value fetched */
+    bool                  started;    /* the array header is out */
     struct resp_mget_item items[];
 };
 
@@ -178,20 +211,23 @@ struct conn {
     enum conn_state       state;
     struct worker        *worker; /* borrowed: the process's */
     struct event_io       io;
-    struct event_timer    timer;            /* header, idle, linger deadline */
-    struct buf            in;               /* owned: request bytes; pos is
-                                               always 0, answered requests are
-                                               cut off the front */
-    struct buf            out;              /* owned: answers not yet sent */
-    struct value         *out_value;        /* owned ref, or NULL: a large
-                                               value sent from the one copy
-                                               its clients share, in place
-                                               at out.data[out_value_at] */
-    size_t                out_value_at;     /* out offset: bytes before it go
-                                               first, bytes from it after */
-    size_t                out_value_sent;   /* of out_value, written */
-    uint64_t              request_start_ms; /* first byte of the request */
-    uint64_t              activity_ms;      /* last read or write progress */
+    struct event_timer    timer;    /* header, idle, linger deadline */
+    struct buf            in;       /* owned: request bytes; pos is
+                                       always 0, answered requests are
+                                       cut off the front */
+    struct buf            out;      /* owned: answers not yet sent,
+                                       but for the large values
+                                       spliced in (worker_out.c) */
+    struct out_splice    *out_ring; /* owned: out_cap slots, a power
+                                       of two, or NULL */
+    size_t                out_cap;
+    size_t                out_head;          /* oldest splice */
+    size_t                out_len;           /* splices queued */
+    size_t                out_gaps;          /* out's pending bytes before the
+                                                last splice */
+    size_t                out_values_unsent; /* bytes of values queued */
+    uint64_t              request_start_ms;  /* first byte of the request */
+    uint64_t              activity_ms;       /* last read or write progress */
     bool                  close_after_write;
     bool                  peer_closed; /* read returned 0 */
     uint64_t              requests;    /* answered on this connection */
@@ -248,12 +284,18 @@ struct worker {
     struct tracking            *tracking; /* owned; NULL: --tracking off */
     struct event_io             http_io;
     struct event_io             resp_io;
-    int                         http_fd;   /* borrowed until stop, then -1 */
-    int                         resp_fd;   /* borrowed until stop, then -1 */
-    bool                        accepting; /* listening fds are polled */
-    bool               accept_yielded;     /* left the last one to peers */
-    struct event_timer accept_timer;       /* resume after limit or EMFILE */
-    int                signal_fd;          /* owned */
+    int                         http_fd;     /* borrowed until stop, then -1 */
+    int                         resp_fd;     /* borrowed until stop, then -1 */
+    bool                        accepting;   /* listening fds are polled */
+    bool               accept_yielded;       /* left the last one to peers */
+    struct event_timer accept_timer;         /* resume after limit or EMFILE */
+    int                accept_reserve_fd;    /* owned: /dev/null, or -1;
+                                            given up at EMFILE to refuse
+                                            clients (worker_accept.c) */
+    uint64_t           accept_warned_ms;     /* last accept4() failure line */
+    uint64_t           accept_warns_dropped; /* since that line */
+    uint64_t           accept_refused;       /* since that line */
+    int                signal_fd;            /* owned */
     struct event_io    signal_io;
     bool               stopping;
     struct event_timer stop_timer; /* --shutdown-timeout */
@@ -291,11 +333,6 @@ bool worker_expire_ms(int64_t pttl_ms, uint64_t fetch_us, uint64_t *expire_ms);
 int  worker_conn_out_reserve(struct conn *c, size_t n);
 int  worker_conn_append(struct conn *c, const void *data, size_t len);
 size_t            worker_conn_unsent(const struct conn *c);
-/* Appends v's bytes to the output: for a large value, by reference (the
- * shared copy is written out from where it is, incrementally, and no
- * client holds another); otherwise, or when one is already attached, by
- * copy.  0 or -ENOMEM. */
-int               worker_conn_append_value(struct conn *c, struct value *v);
 /* Whether the cache may answer now: false while --tracking is on and
  * some worker's invalidation channel is not whole (tracking.c). */
 bool              worker_cache_trusted(const struct worker *w);
@@ -340,6 +377,21 @@ void worker_access_log(struct conn *c, const char *req, size_t req_len);
 /* Marks when a request was parsed, for the access log's duration. */
 void worker_access_start(struct conn *c);
 
+/* worker_out.c */
+/* Appends v's bytes to the output: a large value by reference (the
+ * shared copy is written out from where it is, incrementally, and no
+ * client holds another), a small one by copy.  0 or -ENOMEM. */
+int  worker_out_append_value(struct conn *c, struct value *v);
+/* Fills iov (WORKER_OUT_IOV_MAX) with the unsent output in order, at
+ * most room bytes; returns the count. */
+int  worker_out_iov(const struct conn *c, struct iovec *iov, size_t room);
+/* n bytes of what worker_out_iov gave were written. */
+void worker_out_advance(struct conn *c, size_t n);
+/* Drops the values queued (the connection closes); out is the caller's. */
+void worker_out_drop(struct conn *c);
+/* worker_out_drop, and frees the ring. */
+void worker_out_free(struct conn *c);
+
 /* worker_http.c */
 /* The Date header's value now (http_date, remade once a second). */
 const char *worker_http_date(struct worker *w);
@@ -378,10 +430,25 @@ int  worker_resp_pipeline_get(struct conn *c, const char *key, size_t key_len,
                               bool try_cache);
 /* Cancels and frees the ring (the connection closes). */
 void worker_resp_pipeline_free(struct conn *c);
+/* Appends v to the output as a bulk string, a large one by reference
+ * (worker_out.c).  0 or -ENOMEM. */
+int  worker_resp_append_value(struct conn *c, struct value *v);
 /* Appends key's cached value to b as a bulk string, counted; true on a
  * hit. */
 bool worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
                           size_t key_len);
+/* worker_accept.c */
+/* Opens the descriptor kept in reserve (a failure is logged: EMFILE then
+ * only pauses accepting). */
+void worker_accept_reserve_open(struct worker *w);
+void worker_accept_reserve_close(struct worker *w);
+/* accept4() on lfd failed with err, and accepting pauses for pause_ms:
+ * at EMFILE/ENFILE, refuses the waiting clients through the reserve;
+ * logs, at most one line a second. */
+void worker_accept_exhausted(struct worker *w, int lfd,
+                             const struct worker_proto *proto, int err,
+                             int pause_ms);
+
 /* worker_acl.c */
 int  worker_acl_init(struct worker *w);
 void worker_acl_fini(struct worker *w);

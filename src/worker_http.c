@@ -283,9 +283,7 @@ worker_http_backend_cb(struct backend_waiter      *wt,
             }
             reply.etag = r->value->etag;
         }
-        reply.cs.stored = w->params->cache != NULL
-                          && r->len <= w->cfg->max_value_bytes
-                          && r->pttl_ms != BACKEND_PTTL_UNKNOWN;
+        reply.cs.stored = r->stored;
         if (worker_http_not_modified(c, reply.etag)) {
             reply.status = 304;
         }
@@ -295,7 +293,7 @@ worker_http_backend_cb(struct backend_waiter      *wt,
         }
         if (worker_conn_append(c, hb, n) != 0
             || (!head
-                && (r->value != NULL ? worker_conn_append_value(c, r->value)
+                && (r->value != NULL ? worker_out_append_value(c, r->value)
                                      : worker_conn_append(c, r->data, r->len))
                        != 0)) {
             worker_conn_close(c);
@@ -309,8 +307,7 @@ worker_http_backend_cb(struct backend_waiter      *wt,
         reply.has_max_age = false;
         reply.cache = HTTP_REPLY_CACHE_NONE;
         reply.cs.fwd_status = status;
-        if (r->result == BACKEND_NIL && w->cfg->negative_ttl_ms > 0
-            && w->params->cache != NULL) {
+        if (r->result == BACKEND_NIL && r->stored) {
             reply.cs.stored = true;
             reply.cache = HTTP_REPLY_CACHE_MISS;
             reply.has_max_age = true;

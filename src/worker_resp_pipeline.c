@@ -7,8 +7,10 @@
  * RESP_PIPELINE_MAX, allocated at the first miss): a miss waits there on
  * its own backend_get (the backend pipelines them on its connection and
  * coalesces equal keys), and a hit that comes after a waiting miss is
- * copied into its entry at once.  Answers leave the ring only from its
- * head, in request order:
+ * copied into its entry at once.  A large value from Redis that comes
+ * before its turn is not copied: the entry holds its bulk head and a
+ * reference, and the drain splices it into the output (worker_out.c).
+ * Answers leave the ring only from its head, in request order:
  *
  *   parse GET --hit, ring empty--> out (as before, no entry)
  *       |     --hit, ring busy---> entry (done, answer copied)
@@ -36,6 +38,7 @@
 #include <string.h>
 
 #include "resp.h"
+#include "value.h"
 #include "worker_conn.h"
 
 static struct resp_pending *
@@ -74,6 +77,14 @@ worker_resp_pipeline_drain(struct conn *c)
         e->answer.len = 0;
         if (e->answer.cap > WORKER_BUF_KEEP) {
             buf_free(&e->answer);
+        }
+        if (e->value != NULL) {
+            /* Its head is out: the payload by reference, then CRLF. */
+            rc |= worker_out_append_value(c, e->value);
+            rc |= worker_conn_append(c, "\r\n", 2);
+            c->resp_q_bytes -= e->value->len + 2;
+            value_unref(e->value);
+            e->value = NULL;
         }
         c->log_status = 0;
         c->log_resp = e->log_resp;
@@ -144,15 +155,23 @@ worker_resp_pipeline_cb(struct backend_waiter      *wt,
     e->log_cache = r->result == BACKEND_VALUE ? "MISS" : NULL;
     if (dst == &c->out && r->result == BACKEND_VALUE && r->value != NULL) {
         /* Straight to out: a large value goes from its shared copy. */
-        char   head[RESP_BULK_HEAD_MAX];
-        size_t hlen = resp_format_bulk_head(head, r->len);
-
-        if (buf_append(dst, head, hlen) != 0
-            || worker_conn_append_value(c, r->value) != 0
-            || buf_append(dst, "\r\n", 2) != 0) {
+        if (worker_resp_append_value(c, r->value) != 0) {
             worker_conn_close(c);
             return;
         }
+    } else if (r->result == BACKEND_VALUE && r->value != NULL
+               && r->len >= WORKER_SHARE_MIN) {
+        /* Not its turn yet: the entry keeps the bulk head and a
+         * reference, never a copy of the payload. */
+        char   head[RESP_BULK_HEAD_MAX];
+        size_t hlen = resp_format_bulk_head(head, r->len);
+
+        if (buf_append(dst, head, hlen) != 0) {
+            worker_conn_close(c);
+            return;
+        }
+        e->value = value_ref(r->value);
+        c->resp_q_bytes += r->len + 2;
     } else if (resp_append_backend_reply(dst, r->result, r->data, r->len)
                != 0) {
         worker_conn_close(c);
@@ -168,6 +187,20 @@ answered:
         return;
     }
     worker_conn_schedule(c);
+}
+
+int
+worker_resp_append_value(struct conn *c, struct value *v)
+{
+    char   head[RESP_BULK_HEAD_MAX];
+    size_t hlen = resp_format_bulk_head(head, v->len);
+
+    if (worker_conn_append(c, head, hlen) != 0
+        || worker_out_append_value(c, v) != 0
+        || worker_conn_append(c, "\r\n", 2) != 0) {
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 /* Copies a cached value into b as a bulk string; true on a hit. */
@@ -264,6 +297,8 @@ worker_resp_pipeline_free(struct conn *c)
     }
     for (size_t i = 0; i < RESP_PIPELINE_MAX; i++) {
         backend_cancel(&c->resp_q[i].waiter);
+        value_unref(c->resp_q[i].value);
+        c->resp_q[i].value = NULL;
         buf_free(&c->resp_q[i].answer);
         buf_free(&c->resp_q[i].key);
     }

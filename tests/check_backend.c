@@ -49,7 +49,7 @@ static size_t double_cache_nils;
 static size_t double_cache_last_len;
 
 /* The worker's store callback stores into the cache; this one counts. */
-static void
+static bool
 double_store(void *arg, const void *key, size_t key_len, struct value *v,
              uint64_t fetch_us, uint64_t token, int64_t pttl_ms)
 {
@@ -60,11 +60,12 @@ double_store(void *arg, const void *key, size_t key_len, struct value *v,
     ck_assert_uint_lt(fetch_us, 60u * 1000000u);
     if (v == NULL) {
         double_cache_nils++;        /* an absent key */
-        return;
+        return false;
     }
     ck_assert_uint_ge(v->refs, 1);
     double_cache_sets++;
     double_cache_last_len = v->len;
+    return true;
 }
 
 static uint64_t
