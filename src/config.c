@@ -207,7 +207,7 @@ static const struct config_option config_options[] = {
       "AUTH password for the sentinels" },
     { "tracking", 0, CONFIG_KIND_TRACKING, CONFIG_FIELD(tracking), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "off|default|bcast", "off",
-      "invalidations from Redis (per node in a cluster)" },
+      "invalidations from Redis or each node" },
     { "tracking-prefix", 0, CONFIG_KIND_PREFIXES,
       CONFIG_FIELD(tracking_prefixes), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_REDIS, "PREFIX", "none",
