@@ -106,6 +106,8 @@ enum config_group {
     CONFIG_GROUP_CONTROL
 };
 
+#define CONFIG_CLUSTER_REFRESH_MS 10000 /* --redis-cluster-refresh */
+
 static const char *const config_group_titles[] = {
     [CONFIG_GROUP_LISTEN] = "Listening:",
     [CONFIG_GROUP_REDIS] = "Backing Redis:",
@@ -1163,7 +1165,7 @@ config_defaults(struct config *cfg)
     cfg->redis.port = 6379;
     cfg->redis_db = 0;
     cfg->redis_timeout_ms = 1000;
-    cfg->redis_cluster_refresh_ms = 10000;
+    cfg->redis_cluster_refresh_ms = CONFIG_CLUSTER_REFRESH_MS;
     cfg->redis_tls = false;
     cfg->max_reply_bytes = 512ULL << 20;
     cfg->ttl_ms = 60 * 1000;
@@ -1270,7 +1272,28 @@ config_merge_cluster(struct config_loader *ld)
     if (cfg->redis_master[0] != '\0' && cfg->redis_sentinel[0] == '\0') {
         return config_error(ld, "--redis-master: needs --redis-sentinel");
     }
+    /* Options of one backend kind given with another would silently
+     * do nothing: a user asking for replica reads must not get
+     * primary reads without a word. */
+    if (cfg->redis_sentinel[0] == '\0'
+        && (cfg->redis_sentinel_user[0] != '\0'
+            || cfg->redis_sentinel_password[0] != '\0')) {
+        return config_error(ld, "--redis-sentinel-%s: needs --redis-sentinel",
+                            cfg->redis_sentinel_user[0] != '\0' ? "user"
+                                                                : "password");
+    }
     if (cfg->redis_cluster[0] == '\0') {
+        if (cfg->redis_read_from != CONFIG_READ_PRIMARY) {
+            return config_error(ld, "--redis-read-from: needs "
+                                    "--redis-cluster (replica reads are "
+                                    "for Redis Cluster only)");
+        }
+        /* By value: config_print() writes the default out, and a
+         * printed config loads again. */
+        if (cfg->redis_cluster_refresh_ms != CONFIG_CLUSTER_REFRESH_MS) {
+            return config_error(
+                ld, "--redis-cluster-refresh: needs --redis-cluster");
+        }
         return 0;
     }
     if (cfg->redis_db != 0) {

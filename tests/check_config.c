@@ -403,37 +403,82 @@ static const struct option_bad_case {
       "RESP password length, not echoed" },
 };
 
+/* Options that need another one (the backend kind they belong to):
+ * given alone they are an error, so the good cases give that too. */
+static const struct option_context {
+    const char *prefix;
+    const char *args[5];
+    const char *envs[3];
+    const char *lines;
+} option_contexts[] = {
+    { "redis-read-from", { "--redis-cluster", "c:1", NULL },
+      { "RCP_REDIS_CLUSTER=c:1", NULL }, "redis-cluster c:1\n" },
+    { "redis-cluster-refresh", { "--redis-cluster", "c:1", NULL },
+      { "RCP_REDIS_CLUSTER=c:1", NULL }, "redis-cluster c:1\n" },
+    { "redis-sentinel-",
+      { "--redis-sentinel", "s:1", "--redis-master", "m", NULL },
+      { "RCP_REDIS_SENTINEL=s:1", "RCP_REDIS_MASTER=m", NULL },
+      "redis-sentinel s:1\nredis-master m\n" },
+};
+
+static const struct option_context *
+test_option_context(const char *name)
+{
+    static const struct option_context none = { "", { NULL }, { NULL }, "" };
+
+    for (size_t i = 0; i < sizeof(option_contexts) / sizeof(option_contexts[0]);
+         i++) {
+        if (strncmp(name, option_contexts[i].prefix,
+                    strlen(option_contexts[i].prefix))
+            == 0) {
+            return &option_contexts[i];
+        }
+    }
+    return &none;
+}
+
+/* Appends the NULL-terminated ctx after n entries of v. */
+static void
+test_append(const char **v, size_t n, const char *const *ctx)
+{
+    while (*ctx != NULL) {
+        v[n++] = *ctx++;
+    }
+    v[n] = NULL;
+}
+
 START_TEST(test_option_good)
 {
     const struct option_good_case *c = &option_good_cases[_i];
+    const struct option_context   *ctx = test_option_context(c->name);
     char                           flag[64];
     char                           joined[128];
     char                           env[128];
-    char                           line[128];
-    const char                    *args[4];
-    const char                    *envs[2];
+    char                           line[256];
+    const char                    *args[8];
+    const char                    *envs[4];
 
     /* --name value */
     snprintf(flag, sizeof(flag), "--%s", c->name);
     args[0] = flag;
     args[1] = c->value;
-    args[2] = NULL;
+    test_append(args, 2, ctx->args);
     test_expect_ok(args, NULL, c->printed);
 
     /* --name=value */
     snprintf(joined, sizeof(joined), "--%s=%s", c->name, c->value);
     args[0] = joined;
-    args[1] = NULL;
+    test_append(args, 1, ctx->args);
     test_expect_ok(args, NULL, c->printed);
 
     /* RCP_NAME=value */
     test_env_assign(env, sizeof(env), c->name, c->value);
     envs[0] = env;
-    envs[1] = NULL;
+    test_append(envs, 1, ctx->envs);
     test_expect_ok(NULL, envs, c->printed);
 
     /* a `name value` line in the file */
-    snprintf(line, sizeof(line), "%s %s\n", c->name, c->value);
+    snprintf(line, sizeof(line), "%s%s %s\n", ctx->lines, c->name, c->value);
     args[0] = "--config";
     args[1] = test_write_file(line);
     args[2] = NULL;
@@ -1136,6 +1181,24 @@ START_TEST(test_sentinel_options)
     free(text);
     const char   *no_name[] = { "--redis-sentinel", "s:1", NULL };
     const char   *no_sentinel[] = { "--redis-master", "m", NULL };
+    const char   *primary[] = { "--redis", "r:1", "--redis-read-from",
+                                "primary", NULL };
+    static const struct {
+        const char *args[7];
+        const char *what;
+    } lonely[] = {
+        { { "--redis", "r:1", "--redis-read-from", "replica", NULL },
+          "--redis-read-from: needs --redis-cluster" },
+        { { "--redis-read-from", "prefer-replica", "--redis-sentinel", "s:1",
+            "--redis-master", "m", NULL },
+          "--redis-read-from: needs --redis-cluster" },
+        { { "--redis", "r:1", "--redis-cluster-refresh", "30s", NULL },
+          "--redis-cluster-refresh: needs --redis-cluster" },
+        { { "--redis-cluster", "c:1", "--redis-sentinel-user", "u", NULL },
+          "--redis-sentinel-user: needs --redis-sentinel" },
+        { { "--redis", "r:1", "--redis-sentinel-password", "p", NULL },
+          "--redis-sentinel-password: needs --redis-sentinel" },
+    };
 
     /* Sentinel and cluster: an error, whichever comes first. */
     ck_assert_int_eq(test_load(&cfg, both, NULL, err), CONFIG_ERROR);
@@ -1145,6 +1208,16 @@ START_TEST(test_sentinel_options)
     ck_assert_ptr_nonnull(strstr(err, "needs --redis-master"));
     ck_assert_int_eq(test_load(&cfg, no_sentinel, NULL, err), CONFIG_ERROR);
     ck_assert_ptr_nonnull(strstr(err, "needs --redis-sentinel"));
+    /* Another kind's options would do nothing: an error, not silence. */
+    for (size_t i = 0; i < sizeof(lonely) / sizeof(lonely[0]); i++) {
+        ck_assert_msg(test_load(&cfg, lonely[i].args, NULL, err)
+                          == CONFIG_ERROR,
+                      "%s accepted", lonely[i].what);
+        ck_assert_msg(strstr(err, lonely[i].what) != NULL, "%s: '%s'",
+                      lonely[i].what, err);
+    }
+    /* Their defaults, said out loud, are fine with any backend. */
+    ck_assert_int_eq(test_load(&cfg, primary, NULL, err), CONFIG_OK);
 }
 END_TEST
 

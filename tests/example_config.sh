@@ -58,9 +58,10 @@ then
     fail=1
 fi
 backend='^redis \|^redis-cluster \|^redis-cluster-refresh \|^redis-sentinel'
-backend="$backend"'\|^redis-master '
+backend="$backend"'\|^redis-master \|^redis-read-from '
 grep -v "$backend" "$tmp/all.conf" >"$tmp/common.conf"
-for b in '^redis ' '^redis-cluster' '^redis-sentinel\|^redis-master '; do
+for b in '^redis ' '^redis-cluster\|^redis-read-from ' \
+         '^redis-sentinel\|^redis-master '; do
     { cat "$tmp/common.conf"; grep "$b" "$tmp/all.conf"; } >"$tmp/one-backend.conf"
     if check "$tmp/one-backend.conf"; then
         echo "PASS: all $(wc -l <"$tmp/one-backend.conf") example lines" \
