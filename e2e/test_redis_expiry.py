@@ -47,16 +47,19 @@ def watch_until_gone(p, key, set_at, value, limit_s):
 def test_px_300_not_served_after_it_expires(redis_server, make_proxy):
     p = make_proxy(redis_server, "--workers", "2", "--ttl", "1h")
     c = redis_server.client()
+    total_hits = 0
     for i in range(5):
         key = "px%d" % i
         c.set(key, "v", px=300)
         set_at = time.monotonic()       # after SET's reply
         hits, last = watch_until_gone(p, key, set_at, b"v", 5)
-        # Cached meanwhile (so the expiry is the cache's, not a miss
-        # asking Redis each time) ...
-        assert hits > 0
-        # ... and never served past 300 ms (+ 20 ms).
+        total_hits += hits
+        # Never served past 300 ms (+ 20 ms) ...
         assert last is not None and last <= 0.320, last
+    # ... though cached meanwhile: the expiry is the cache's, not a miss
+    # asking Redis each time (a very busy machine may take the 300 ms of
+    # one round for its first miss alone).
+    assert total_hits > 0
 
 
 def test_max_age_counts_down_to_redis_expiry(redis_server, make_proxy):
@@ -105,11 +108,14 @@ def test_stale_windows_end_at_redis_expiry(redis_server, make_proxy):
                    "--stale-while-revalidate", "1h",
                    "--stale-if-error", "1h")
     c = redis_server.client()
-    c.set("k", "v", px=300)
-    set_at = time.monotonic()
-    hits, last = watch_until_gone(p, "k", set_at, b"v", 5)
-    assert hits > 0
-    assert last is not None and last <= 0.320, last
+    total_hits = 0
+    for i in range(3):
+        c.set("k%d" % i, "v", px=300)
+        set_at = time.monotonic()
+        hits, last = watch_until_gone(p, "k%d" % i, set_at, b"v", 5)
+        total_hits += hits
+        assert last is not None and last <= 0.320, last
+    assert total_hits > 0
     # And with Redis gone, stale-if-error has nothing to serve.
     c.set("j", "v", px=300)
     assert get(p, "j").headers["X-Cache"] == "MISS"
@@ -136,12 +142,14 @@ def test_cluster_reads_pttl_from_the_node_of_the_get(cluster, make_proxy):
         for k in keys[:3]:
             get(p, k)
             assert get(p, k).headers["X-Cache"] == "HIT"
-        for k in keys[3:6]:
+        total_hits = 0
+        for k in keys[3:9]:
             rc.set(k, "v", px=300)
             set_at = time.monotonic()
             hits, last = watch_until_gone(p, k, set_at, b"v", 5)
-            assert hits > 0
+            total_hits += hits
             assert last is not None and last <= 0.320, (k, last)
+        assert total_hits > 0
     finally:
         rc.close()
 
@@ -153,8 +161,11 @@ def test_sentinel_reads_pttl_with_the_value(setup, make_proxy):
     c = setup.primary.client()
     wait_for(lambda: get(p, "none").status_code == 404,
              what="the primary found")
-    c.set("k", "v", px=300)
-    set_at = time.monotonic()
-    hits, last = watch_until_gone(p, "k", set_at, b"v", 5)
-    assert hits > 0
-    assert last is not None and last <= 0.320, last
+    total_hits = 0
+    for i in range(3):
+        c.set("k%d" % i, "v", px=300)
+        set_at = time.monotonic()
+        hits, last = watch_until_gone(p, "k%d" % i, set_at, b"v", 5)
+        total_hits += hits
+        assert last is not None and last <= 0.320, last
+    assert total_hits > 0

@@ -372,30 +372,34 @@ resp_session_exec(struct resp_session *s, struct buf *out)
  * keys and values the cache holds against --max-memory.  Nothing is
  * made up: a field the proxy has no value for is left out. */
 
-enum resp_info_section {
-    RESP_INFO_SERVER = 1u << 0,
-    RESP_INFO_CLIENTS = 1u << 1,
-    RESP_INFO_MEMORY = 1u << 2,
-    RESP_INFO_PERSISTENCE = 1u << 3,
-    RESP_INFO_STATS = 1u << 4,
-    RESP_INFO_KEYSPACE = 1u << 5,
-    RESP_INFO_ALL = (1u << 6) - 1
+enum resp_session_info_section {
+    RESP_SESSION_INFO_SERVER = 1u << 0,
+    RESP_SESSION_INFO_CLIENTS = 1u << 1,
+    RESP_SESSION_INFO_MEMORY = 1u << 2,
+    RESP_SESSION_INFO_PERSISTENCE = 1u << 3,
+    RESP_SESSION_INFO_STATS = 1u << 4,
+    RESP_SESSION_INFO_KEYSPACE = 1u << 5,
+    RESP_SESSION_INFO_ALL = (1u << 6) - 1
 };
 
 static const struct {
     const char *name;
     unsigned    bits;
-} resp_info_names[] = {
-    { "server", RESP_INFO_SERVER },  { "clients", RESP_INFO_CLIENTS },
-    { "memory", RESP_INFO_MEMORY },  { "persistence", RESP_INFO_PERSISTENCE },
-    { "stats", RESP_INFO_STATS },    { "keyspace", RESP_INFO_KEYSPACE },
-    { "default", RESP_INFO_ALL },    { "all", RESP_INFO_ALL },
-    { "everything", RESP_INFO_ALL },
+} resp_session_info_names[] = {
+    { "server", RESP_SESSION_INFO_SERVER },
+    { "clients", RESP_SESSION_INFO_CLIENTS },
+    { "memory", RESP_SESSION_INFO_MEMORY },
+    { "persistence", RESP_SESSION_INFO_PERSISTENCE },
+    { "stats", RESP_SESSION_INFO_STATS },
+    { "keyspace", RESP_SESSION_INFO_KEYSPACE },
+    { "default", RESP_SESSION_INFO_ALL },
+    { "all", RESP_SESSION_INFO_ALL },
+    { "everything", RESP_SESSION_INFO_ALL },
 };
 
 /* Redis' bytesToHuman(). */
 static void
-resp_info_human(struct buf_fixed *t, const char *field, uint64_t n)
+resp_session_info_human(struct buf_fixed *t, const char *field, uint64_t n)
 {
     double d = (double) n;
 
@@ -411,7 +415,7 @@ resp_info_human(struct buf_fixed *t, const char *field, uint64_t n)
 }
 
 static void
-resp_info_header(struct buf_fixed *t, const char *title)
+resp_session_info_header(struct buf_fixed *t, const char *title)
 {
     if (t->len > 0) {
         buf_fixed_printf(t, "\r\n");
@@ -423,29 +427,31 @@ static enum resp_session_rc
 resp_session_info(const char *buf, const struct resp_command *cmd,
                   const struct resp_session_env *env, struct buf *out)
 {
-    const struct config    *cfg = env->cfg;
-    struct resp_server_info si;
-    struct utsname          un;
-    char                    text[RESP_SESSION_INFO_MAX];
-    struct buf_fixed        t = { .buf = text, .cap = sizeof(text) };
-    unsigned                want = 0;
+    const struct config            *cfg = env->cfg;
+    struct resp_session_server_info si;
+    struct utsname                  un;
+    char                            text[RESP_SESSION_INFO_MAX];
+    struct buf_fixed                t = { .buf = text, .cap = sizeof(text) };
+    unsigned                        want = 0;
 
     if (cmd->argc == 1) {
-        want = RESP_INFO_ALL;
+        want = RESP_SESSION_INFO_ALL;
     }
     for (size_t i = 1; i < cmd->argc; i++) {
-        for (size_t j = 0;
-             j < sizeof(resp_info_names) / sizeof(resp_info_names[0]); j++) {
-            if (resp_arg_equals(buf, &cmd->argv[i], resp_info_names[j].name)) {
-                want |= resp_info_names[j].bits;
+        for (size_t j = 0; j < sizeof(resp_session_info_names)
+                                   / sizeof(resp_session_info_names[0]);
+             j++) {
+            if (resp_arg_equals(buf, &cmd->argv[i],
+                                resp_session_info_names[j].name)) {
+                want |= resp_session_info_names[j].bits;
             }
         }
     }
     memset(&si, 0, sizeof(si));
     env->fill_info(env->arg, &si);
 
-    if (want & RESP_INFO_SERVER) {
-        resp_info_header(&t, "Server");
+    if (want & RESP_SESSION_INFO_SERVER) {
+        resp_session_info_header(&t, "Server");
         buf_fixed_printf(&t, "redis_version:%s\r\n",
                          RESP_SESSION_REDIS_VERSION);
         buf_fixed_printf(&t, "redis_mode:standalone\r\n");
@@ -463,30 +469,30 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
         buf_fixed_printf(&t, "redis_cache_proxy_version:%s\r\n",
                          si.proxy_version);
     }
-    if (want & RESP_INFO_CLIENTS) {
-        resp_info_header(&t, "Clients");
+    if (want & RESP_SESSION_INFO_CLIENTS) {
+        resp_session_info_header(&t, "Clients");
         buf_fixed_printf(&t, "connected_clients:%" PRIu64 "\r\n",
                          si.connected_clients);
         buf_fixed_printf(&t, "maxclients:%u\r\n", cfg->max_clients);
         buf_fixed_printf(&t, "blocked_clients:0\r\n");
     }
-    if (want & RESP_INFO_MEMORY) {
-        resp_info_header(&t, "Memory");
+    if (want & RESP_SESSION_INFO_MEMORY) {
+        resp_session_info_header(&t, "Memory");
         buf_fixed_printf(&t, "used_memory:%" PRIu64 "\r\n", si.cache.bytes);
-        resp_info_human(&t, "used_memory_human", si.cache.bytes);
+        resp_session_info_human(&t, "used_memory_human", si.cache.bytes);
         buf_fixed_printf(&t, "maxmemory:%" PRIu64 "\r\n",
                          cfg->max_memory_bytes);
-        resp_info_human(&t, "maxmemory_human", cfg->max_memory_bytes);
+        resp_session_info_human(&t, "maxmemory_human", cfg->max_memory_bytes);
         buf_fixed_printf(&t, "maxmemory_policy:allkeys-lru\r\n");
     }
-    if (want & RESP_INFO_PERSISTENCE) {
+    if (want & RESP_SESSION_INFO_PERSISTENCE) {
         /* The proxy never loads a dataset: clients that wait while
          * "loading" (ioredis' ready check) must see 0. */
-        resp_info_header(&t, "Persistence");
+        resp_session_info_header(&t, "Persistence");
         buf_fixed_printf(&t, "loading:0\r\n");
     }
-    if (want & RESP_INFO_STATS) {
-        resp_info_header(&t, "Stats");
+    if (want & RESP_SESSION_INFO_STATS) {
+        resp_session_info_header(&t, "Stats");
         buf_fixed_printf(&t, "total_connections_received:%" PRIu64 "\r\n",
                          si.connections_received);
         buf_fixed_printf(&t, "total_commands_processed:%" PRIu64 "\r\n",
@@ -503,11 +509,11 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
         buf_fixed_printf(&t, "total_error_replies:%" PRIu64 "\r\n",
                          si.error_replies);
     }
-    if (want & RESP_INFO_KEYSPACE) {
+    if (want & RESP_SESSION_INFO_KEYSPACE) {
         /* Every cached key expires (one global TTL); Redis reports no
          * average TTL (0) until it has sampled one, and neither does the
          * proxy.  An empty database is left out, as Redis does. */
-        resp_info_header(&t, "Keyspace");
+        resp_session_info_header(&t, "Keyspace");
         if (si.cache.entries > 0) {
             buf_fixed_printf(
                 &t, "db%u:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n",
@@ -593,9 +599,9 @@ static enum resp_session_rc
 resp_session_client_info(struct resp_session           *s,
                          const struct resp_session_env *env, struct buf *out)
 {
-    struct resp_server_info si;
-    char                    text[512];
-    struct buf_fixed        t = { .buf = text, .cap = sizeof(text) };
+    struct resp_session_server_info si;
+    char                            text[512];
+    struct buf_fixed                t = { .buf = text, .cap = sizeof(text) };
 
     memset(&si, 0, sizeof(si));
     env->fill_info(env->arg, &si);

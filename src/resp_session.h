@@ -2,7 +2,7 @@
  * resp_session: the Redis-protocol commands whose answer depends on the
  * connection or the process rather than on a key: AUTH and HELLO, MULTI,
  * EXEC, DISCARD, WATCH and UNWATCH, INFO, CONFIG GET and CLIENT.  Pure:
- * the worker hands in what it knows (struct resp_server_info) and gets
+ * the worker hands in what it knows (struct resp_session_server_info) and gets
  * the answer's bytes; nothing here touches a socket.
  *
  * A transaction is kept as the raw bytes of its queued commands.  EXEC
@@ -49,7 +49,7 @@ struct resp_session {
 };
 
 /* What INFO and CLIENT INFO report; filled by the worker when asked. */
-struct resp_server_info {
+struct resp_session_server_info {
     const char        *proxy_version;
     long               pid;      /* the supervisor's */
     uint16_t           tcp_port; /* the RESP port */
@@ -70,7 +70,7 @@ struct resp_server_info {
  * INFO and CLIENT INFO. */
 struct resp_session_env {
     const struct config *cfg; /* borrowed */
-    void (*fill_info)(void *arg, struct resp_server_info *si);
+    void (*fill_info)(void *arg, struct resp_session_server_info *si);
     /* --allow-keys, asked when a command is queued in MULTI (as Redis
      * checks ACLs before queuing); NULL: every key. */
     bool (*key_allowed)(void *arg, const char *key, size_t len);

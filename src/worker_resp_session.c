@@ -48,7 +48,7 @@ worker_resp_format_addr(const struct sockaddr_storage *ss, char *buf,
 }
 
 static void
-worker_resp_fill_info(void *arg, struct resp_server_info *si)
+worker_resp_fill_info(void *arg, struct resp_session_server_info *si)
 {
     struct worker_resp_info_arg *ia = arg;
     struct conn                 *c = ia->conn;

@@ -180,7 +180,7 @@ fake_key_allowed(void *arg, const char *key, size_t len)
 }
 
 static void
-fake_info(void *arg, struct resp_server_info *si)
+fake_info(void *arg, struct resp_session_server_info *si)
 {
     si->proxy_version = "0.1.0";
     si->pid = 1234;
