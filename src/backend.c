@@ -2218,6 +2218,12 @@ backend_set_conn_cb(struct backend *b, backend_conn_cb cb, void *arg)
     b->conn_arg = arg;
 }
 
+struct cluster *
+backend_cluster(const struct backend *b)
+{
+    return b->cluster;
+}
+
 bool
 backend_target(const struct backend *b, struct backend_target *out)
 {

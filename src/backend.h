@@ -224,6 +224,10 @@ struct backend_target {
 };
 bool backend_target(const struct backend *b, struct backend_target *out);
 
+/* --redis-cluster: the cluster b routes through (tracking.c makes a
+ * subscriber per node); NULL for one Redis or a node. */
+struct cluster *backend_cluster(const struct backend *b);
+
 /* Most arguments of a backend_command(). */
 #define BACKEND_COMMAND_ARGS_MAX 64
 

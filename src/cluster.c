@@ -72,7 +72,18 @@ struct cluster {
     bool               down; /* no map, a round failed */
     bool               logged_down;
     struct event_timer timer; /* next refresh */
+
+    cluster_nodes_cb nodes_cb; /* --tracking; may be NULL */
+    void            *nodes_arg;
 };
+
+static void
+cluster_nodes_changed(struct cluster *c)
+{
+    if (c->nodes_cb != NULL) {
+        c->nodes_cb(c->nodes_arg);
+    }
+}
 
 static void cluster_refresh_start(struct cluster *c);
 
@@ -190,6 +201,7 @@ cluster_refresh_end(struct cluster *c, bool ok)
     cluster_publish(c, ok);
     c->down = !ok && !c->have_map;
     if (ok) {
+        cluster_nodes_changed(c);
         c->logged_down = false;
         cluster_arm(c, c->cfg->redis_cluster_refresh_ms);
         return;
@@ -392,6 +404,8 @@ cluster_node_backend(struct cluster *c, uint32_t idx)
             c->nodes[idx] = NULL;
         } else {
             backend_set_state_cb(c->nodes[idx], cluster_on_node_state, c);
+            /* Before its first command: tracking hooks it now. */
+            cluster_nodes_changed(c);
         }
     }
     return c->nodes[idx];
@@ -496,7 +510,32 @@ cluster_redirect(struct cluster *c, const struct backend *from,
         cluster_refresh_soon(c);
     }
     *to = cluster_node_backend(c, (uint32_t) idx);
+    if (r.kind == CLUSTER_REDIRECT_MOVED) {
+        cluster_nodes_changed(c);
+    }
     return r.kind;
+}
+
+void
+cluster_set_nodes_cb(struct cluster *c, cluster_nodes_cb cb, void *arg)
+{
+    c->nodes_cb = cb;
+    c->nodes_arg = arg;
+}
+
+void
+cluster_primaries(const struct cluster *c, struct backend **out)
+{
+    uint32_t i;
+
+    memset(out, 0, CLUSTER_SLOTS_NODES_MAX * sizeof(*out));
+    for (i = 0; i < CLUSTER_SLOTS_COUNT; i++) {
+        uint16_t o = c->map->owner[i];
+
+        if (o != CLUSTER_SLOTS_NONE && o < CLUSTER_SLOTS_NODES_MAX) {
+            out[o] = c->nodes[o];
+        }
+    }
 }
 
 void

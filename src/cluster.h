@@ -81,4 +81,14 @@ enum cluster_redirect_kind cluster_redirect(struct cluster       *c,
 /* A node could not be reached: refresh the map soon (rate-limited). */
 void cluster_node_failed(struct cluster *c);
 
+/* --tracking (tracking.c): told, from inside cluster code, when a node
+ * backend was made and when the map changed; cb must not destroy node
+ * state there.  NULL cb: none. */
+typedef void (*cluster_nodes_cb)(void *arg);
+void cluster_set_nodes_cb(struct cluster *c, cluster_nodes_cb cb, void *arg);
+
+/* out[i] (CLUSTER_SLOTS_NODES_MAX of them): node i's backend when it is
+ * made and owns a slot in the map, else NULL. */
+void cluster_primaries(const struct cluster *c, struct backend **out);
+
 #endif

@@ -209,7 +209,7 @@ static const struct config_option config_options[] = {
       "AUTH password for the sentinels" },
     { "tracking", 0, CONFIG_KIND_TRACKING, CONFIG_FIELD(tracking), 0, 0,
       CONFIG_FROM_ALL, CONFIG_GROUP_REDIS, "off|default|bcast", "off",
-      "invalidations from Redis" },
+      "invalidations from Redis or each node" },
     { "tracking-prefix", 0, CONFIG_KIND_PREFIXES,
       CONFIG_FIELD(tracking_prefixes), 0, 0, CONFIG_FROM_ALL,
       CONFIG_GROUP_REDIS, "PREFIX", "none",
@@ -1359,21 +1359,21 @@ config_merge_redis_url(struct config_loader *ld)
     return 0;
 }
 
-/* --tracking's rules: RESP2 redirection needs one Redis (tracking runs
- * per connection, and a cluster would need a subscriber per node, not
- * built yet); prefixes are bcast's, and Redis refuses two that overlap
- * (CLIENT TRACKING: "Prefix ... overlaps"), so that is said here, at
- * start, rather than by every worker's connection. */
+/* --tracking's rules: in a cluster, reads from primaries (tracking runs
+ * per node, on the node backends that serve reads: a replica's would
+ * need a subscriber of its own); prefixes are bcast's, and Redis refuses two
+ * that overlap (CLIENT TRACKING: "Prefix ... overlaps"), so that is said here,
+ * at start, rather than by every worker's connection. */
 static int
 config_check_tracking(struct config_loader *ld)
 {
     const struct config      *cfg = ld->cfg;
     const struct config_list *l = &cfg->tracking_prefixes;
 
-    if (cfg->tracking != CONFIG_TRACKING_OFF
-        && cfg->redis_cluster[0] != '\0') {
-        return config_error(ld, "--tracking: not supported with "
-                                "--redis-cluster (use --tracking off)");
+    if (cfg->tracking != CONFIG_TRACKING_OFF && cfg->redis_cluster[0] != '\0'
+        && cfg->redis_read_from != CONFIG_READ_PRIMARY) {
+        return config_error(ld, "--tracking: with --redis-cluster, only "
+                                "with --redis-read-from primary");
     }
     if (l->n > 0 && cfg->tracking != CONFIG_TRACKING_BCAST) {
         return config_error(ld, "--tracking-prefix: only with --tracking "

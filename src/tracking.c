@@ -48,9 +48,25 @@
  * What it costs: every worker that starts (start-up, respawn, SIGHUP)
  * and every recovery flushes the whole shared cache, and a worker's exit
  * makes the supervisor flush it (metrics_reap_tracking): Redis told that
- * worker alone of the keys it read.  Not with --redis-cluster (config.c
- * refuses it): that needs a subscriber per node per worker, and node
- * connections that come and go with the slot map; not built yet.
+ * worker alone of the keys it read.
+ *
+ * --redis-cluster: a node tells only of its own keys, on its own
+ * connections, so the instance above is made per node: the worker's
+ * tracking is then a group (no subscriber of its own) holding one
+ * instance per node backend (cluster.c) that is made and owns slots in
+ * the map, each with its subscriber on that node and, in default mode,
+ * CLIENT TRACKING on that node's data connection.  An instance is made
+ * the moment its node backend is (before its first GET is sent), and
+ * dropped, on a later turn of the loop, when a map no longer gives the
+ * node a slot (a failed primary must not hold tracking down); then the
+ * cache is flushed before the group is UP again, since nobody tracks
+ * what was read there (its keys now live, untracked, on another node).
+ * The group is UP while every instance is (none: nothing was read,
+ * nothing to hear of); each instance still flushes on becoming UP, so
+ * the last to recover flushes last.  Reads go to primaries only (config.c): a
+ * replica's tracking would need its own subscriber.  Not covered: an
+ * -ASK to a node that owns no slot yet (a new node being filled) reads
+ * untracked until the map gives it the slot.
  *
  * --key-prefix: Redis names its own keys; one without our prefix is not
  * ours, and ours are dropped without it.  bcast registers the prefixes
@@ -67,6 +83,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "log.h"
 #include "redis_conn.h"
 #include "tracking.h"
@@ -123,6 +140,15 @@ struct tracking {
 
     bool up;
     bool ever_up;
+
+    /* --redis-cluster.  A group: cluster set, nodes[] its instances (by
+     * the map's node index), no subscriber.  An instance: group set. */
+    struct cluster    *cluster; /* borrowed */
+    struct tracking  **nodes;   /* owned, CLUSTER_SLOTS_NODES_MAX */
+    struct tracking   *group;   /* borrowed */
+    struct event_timer reconcile;
+    bool               flush_due; /* a node left: what was read there
+                                     is tracked by nobody now */
 };
 
 static void tracking_connect(struct tracking *t);
@@ -174,10 +200,40 @@ tracking_parse(const redisReply *r, const redisReply **keys)
 
 /* --- up and down --------------------------------------------------------- */
 
+/* A group is UP while every instance is. */
+static void
+tracking_group_update(struct tracking *g)
+{
+    bool up = true;
+
+    for (uint32_t i = 0; i < CLUSTER_SLOTS_NODES_MAX; i++) {
+        if (g->nodes[i] != NULL && !g->nodes[i]->up) {
+            up = false;
+        }
+    }
+    if (up && g->flush_due && g->cache != NULL
+        && cache_flush(g->cache) == CACHE_BYPASS
+        && !cache_poisoned(g->cache)) {
+        /* The lock was busy: stay down, try again. */
+        (void) event_timer_start(g->loop, &g->reconcile, TRACKING_RETRY_MS);
+        up = false;
+    } else if (up) {
+        g->flush_due = false;
+    }
+    g->up = up;
+    if (g->slot != NULL) {
+        metrics_set_tracking(g->slot,
+                             up ? METRICS_TRACKING_UP : METRICS_TRACKING_DOWN);
+    }
+}
+
+/* Call after t->up changed. */
 static void
 tracking_set_slot(struct tracking *t, int64_t state)
 {
-    if (t->slot != NULL) {
+    if (t->group != NULL) {
+        tracking_group_update(t->group);
+    } else if (t->slot != NULL) {
         metrics_set_tracking(t->slot, state);
     }
 }
@@ -185,15 +241,17 @@ tracking_set_slot(struct tracking *t, int64_t state)
 static void
 tracking_down(struct tracking *t, const char *why)
 {
+    bool was_up = t->up;
+
+    t->up = false;
     tracking_set_slot(t, METRICS_TRACKING_DOWN);
-    if (t->up) {
+    if (was_up) {
         log_warn("tracking: %s; answering from Redis, not the cache, until "
                  "tracking is back",
                  why);
     } else {
         log_debug("tracking: %s", why);
     }
-    t->up = false;
 }
 
 static bool
@@ -716,18 +774,15 @@ tracking_covers(const struct tracking *t, const void *key, size_t key_len)
     return false;
 }
 
-int
-tracking_create(struct event_loop *loop, const struct config *cfg,
-                struct backend *b, struct cache *cache,
-                struct metrics_slot_shm *slot, struct tracking **out)
+/* One instance: a subscriber for the backend b (one Redis, or a node). */
+static int
+tracking_create_one(struct event_loop *loop, const struct config *cfg,
+                    struct backend *b, struct cache *cache,
+                    struct metrics_slot_shm *slot, struct tracking *group,
+                    struct tracking **out)
 {
-    struct tracking *t;
+    struct tracking *t = calloc(1, sizeof(*t));
 
-    *out = NULL;
-    if (cfg->tracking == CONFIG_TRACKING_OFF) {
-        return 0;
-    }
-    t = calloc(1, sizeof(*t));
     if (t == NULL) {
         return -ENOMEM;
     }
@@ -736,6 +791,7 @@ tracking_create(struct event_loop *loop, const struct config *cfg,
     t->backend = b;
     t->cache = cache;
     t->slot = slot;
+    t->group = group;
     t->mode = cfg->tracking;
     t->key_prefix_len = strlen(cfg->key_prefix);
     memcpy(t->key_prefix, cfg->key_prefix, t->key_prefix_len);
@@ -745,12 +801,128 @@ tracking_create(struct event_loop *loop, const struct config *cfg,
     event_timer_init(&t->reconnect, tracking_on_reconnect, t);
     event_timer_init(&t->heartbeat, tracking_on_heartbeat, t);
     event_timer_init(&t->kick, tracking_on_kick, t);
+    /* In its group's nodes[] before anything below counts it. */
+    *out = t;
     /* Down until the channel is whole: no worker answers from the cache
      * before this worker can hear of the keys it reads. */
     tracking_set_slot(t, METRICS_TRACKING_DOWN);
     backend_set_conn_cb(b, tracking_backend_conn, t);
+    /* A node already connected (back in the map): no "up" will come. */
+    t->backend_up = group != NULL && backend_node_state(b) == METRICS_NODE_UP;
     tracking_connect(t);
-    *out = t;
+    if (t->backend_up) {
+        (void) event_timer_start(loop, &t->kick, 0);
+    }
+    return 0;
+}
+
+static void
+tracking_destroy_one(struct tracking *t)
+{
+    backend_set_conn_cb(t->backend, NULL, NULL);
+    backend_cancel(&t->waiter);
+    event_timer_stop(t->loop, &t->reconnect);
+    event_timer_stop(t->loop, &t->heartbeat);
+    event_timer_stop(t->loop, &t->kick);
+    redis_conn_close(&t->sub);
+    redis_conn_fini(&t->sub);
+    free(t);
+}
+
+/* A group: an instance for each node backend that owns slots, made at
+ * once; one that no longer does is dropped only when drop (from the
+ * timer: never inside the backend or cluster code that told us). */
+static void
+tracking_group_sync(struct tracking *g, bool drop)
+{
+    struct backend *want[CLUSTER_SLOTS_NODES_MAX];
+    bool            stale = false;
+
+    cluster_primaries(g->cluster, want);
+    for (uint32_t i = 0; i < CLUSTER_SLOTS_NODES_MAX; i++) {
+        struct tracking *n = g->nodes[i];
+
+        if (n != NULL && n->backend != want[i]) {
+            if (!drop) {
+                stale = true;
+                continue;
+            }
+            log_info("tracking: node %s left the map: subscriber closed",
+                     n->sub_addr);
+            tracking_destroy_one(n);
+            g->nodes[i] = NULL;
+            n = NULL;
+            g->flush_due = true;
+        }
+        if (n == NULL && want[i] != NULL
+            && tracking_create_one(g->loop, g->cfg, want[i], g->cache, g->slot,
+                                   g, &g->nodes[i])
+                   != 0) {
+            /* Without its subscriber this node's reads are untracked:
+             * stay down and try again. */
+            log_error("tracking: out of memory for a node's subscriber");
+            g->nodes[i] = NULL;
+            stale = true;
+        }
+    }
+    tracking_group_update(g);
+    if (stale && !drop) {
+        (void) event_timer_start(g->loop, &g->reconcile, 0);
+    } else if (stale) {
+        (void) event_timer_start(g->loop, &g->reconcile, TRACKING_RETRY_MS);
+        if (g->slot != NULL) {
+            metrics_set_tracking(g->slot, METRICS_TRACKING_DOWN);
+        }
+    }
+}
+
+static void
+tracking_on_nodes(void *arg)
+{
+    tracking_group_sync(arg, false);
+}
+
+static void
+tracking_on_reconcile(struct event_loop *loop, struct event_timer *timer)
+{
+    (void) loop;
+    tracking_group_sync(timer->data, true);
+}
+
+int
+tracking_create(struct event_loop *loop, const struct config *cfg,
+                struct backend *b, struct cache *cache,
+                struct metrics_slot_shm *slot, struct tracking **out)
+{
+    struct tracking *g;
+
+    *out = NULL;
+    if (cfg->tracking == CONFIG_TRACKING_OFF) {
+        return 0;
+    }
+    if (backend_cluster(b) == NULL) {
+        return tracking_create_one(loop, cfg, b, cache, slot, NULL, out);
+    }
+    g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        return -ENOMEM;
+    }
+    g->nodes = calloc(CLUSTER_SLOTS_NODES_MAX, sizeof(*g->nodes));
+    if (g->nodes == NULL) {
+        free(g);
+        return -ENOMEM;
+    }
+    g->loop = loop;
+    g->cfg = cfg;
+    g->backend = b;
+    g->cache = cache;
+    g->slot = slot;
+    g->mode = cfg->tracking;
+    g->cluster = backend_cluster(b);
+    event_timer_init(&g->reconcile, tracking_on_reconcile, g);
+    cluster_set_nodes_cb(g->cluster, tracking_on_nodes, g);
+    tracking_group_sync(g, false);
+    *out = g;
     return 0;
 }
 
@@ -760,12 +932,17 @@ tracking_destroy(struct tracking *t)
     if (t == NULL) {
         return;
     }
-    backend_set_conn_cb(t->backend, NULL, NULL);
-    backend_cancel(&t->waiter);
-    event_timer_stop(t->loop, &t->reconnect);
-    event_timer_stop(t->loop, &t->heartbeat);
-    event_timer_stop(t->loop, &t->kick);
-    redis_conn_close(&t->sub);
-    redis_conn_fini(&t->sub);
-    free(t);
+    if (t->cluster != NULL) {
+        cluster_set_nodes_cb(t->cluster, NULL, NULL);
+        event_timer_stop(t->loop, &t->reconcile);
+        for (uint32_t i = 0; i < CLUSTER_SLOTS_NODES_MAX; i++) {
+            if (t->nodes[i] != NULL) {
+                tracking_destroy_one(t->nodes[i]);
+            }
+        }
+        free(t->nodes);
+        free(t);
+        return;
+    }
+    tracking_destroy_one(t);
 }

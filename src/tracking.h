@@ -1,6 +1,7 @@
 /*
  * tracking: Redis client-side caching (CLIENT TRACKING) over RESP2
- * redirection, one subscriber per worker.  Redis names the keys that
+ * redirection, one subscriber per worker (per node per worker with
+ * --redis-cluster).  Redis names the keys that
  * changed on the subscriber's `__redis__:invalidate` channel and the
  * worker drops them from the shared cache; while the channel is not
  * known to be whole, no worker answers from the cache.  See tracking.c

@@ -1443,18 +1443,20 @@ START_TEST(stuck_connection_fails_its_head_and_resends_the_rest)
     struct got a;
     int want = 2;
 
-    /* a is sent at once, b 100 ms later on the same connection; nothing
+    /* a is sent at once, b 500 ms later on the same connection; nothing
      * comes back for a whole timeout, so the connection is reset: a, the
      * request Redis is stuck on, gets 504; b is sent again on a new
-     * connection and answered there, within its own deadline. */
-    cfg_tcp("127.0.0.1", redis.port, 300);
+     * connection and answered there, within its own deadline.  b has
+     * 500 ms left at the reset: enough for a reconnect on a loaded CI
+     * machine, where 100 ms was not. */
+    cfg_tcp("127.0.0.1", redis.port, 1000);
     backend_up(false);
     got_init(&a);
     got_init(&stuck_b);
     got_total = 0;
     get_str("a", &a);
     event_timer_init(&later, start_stuck_b, NULL);
-    ck_assert_int_eq(event_timer_start(&loop, &later, 100), 0);
+    ck_assert_int_eq(event_timer_start(&loop, &later, 500), 0);
     ck_assert(run_until(total_at_least, &want, RUN_MAX_MS));
     ck_assert_int_eq(a.result, BACKEND_TIMEOUT);
     expect_value(&stuck_b, "v", 1);

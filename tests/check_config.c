@@ -1235,6 +1235,9 @@ START_TEST(test_tracking_options)
                                 NULL };
     const char   *cluster[] = { "--tracking", "default", "--redis-cluster",
                                 "c:1", NULL };
+    const char   *cluster_replica[] = { "--tracking", "bcast",
+                                        "--redis-cluster", "c:1",
+                                        "--redis-read-from", "replica", NULL };
     const char   *sentinel[] = { "--tracking", "default", "--redis-sentinel",
                                  "s:1", "--redis-master", "m", NULL };
     const char   *env_prefix[] = { "RCP_TRACKING=bcast",
@@ -1259,10 +1262,11 @@ START_TEST(test_tracking_options)
                                       "--tracking bcast"));
     ck_assert_int_eq(test_load(&cfg, overlap, NULL, err), CONFIG_ERROR);
     ck_assert_ptr_nonnull(strstr(err, "'user:' overlaps 'user:1'"));
-    /* Not per node yet: said at start, never silently wrong. */
-    ck_assert_int_eq(test_load(&cfg, cluster, NULL, err), CONFIG_ERROR);
-    ck_assert_ptr_nonnull(strstr(err, "--tracking: not supported with "
-                                      "--redis-cluster"));
+    /* Per node, on primaries; replica reads are refused at start. */
+    ck_assert_int_eq(test_load(&cfg, cluster, NULL, err), CONFIG_OK);
+    ck_assert_int_eq(test_load(&cfg, cluster_replica, NULL, err),
+                     CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "only with --redis-read-from primary"));
     ck_assert_int_eq(test_load(&cfg, sentinel, NULL, err), CONFIG_OK);
 }
 END_TEST
