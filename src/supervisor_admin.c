@@ -45,37 +45,37 @@
 #define ADMIN_CONN_MAX 64
 #define ADMIN_SWEEP_MS 250
 
-struct admin_conn {
-    uv_tcp_t             tcp;
-    struct supervisor   *sup; /* borrowed */
-    char                *in;  /* owned: ADMIN_IN_MAX bytes */
-    size_t               in_len;
-    struct http_parse    hp;
-    struct http_request  req;
-    struct health_check *health;           /* borrowed: pending PING */
-    uint64_t             request_start_ms; /* first byte of a request */
-    uint64_t             idle_since_ms;    /* accepted, or last answer sent */
-    uint64_t             write_start_ms;
-    uint64_t             answered; /* requests on this connection */
-    bool                 closing;
-    bool                 writing;
-    bool                 peer_closed; /* EOF read: answer, then close */
-    struct admin_conn   *next;        /* in supervisor.admin_conns */
-    struct admin_conn   *prev;
+struct supervisor_admin_conn {
+    uv_tcp_t                        tcp;
+    struct supervisor              *sup; /* borrowed */
+    char                           *in;  /* owned: ADMIN_IN_MAX bytes */
+    size_t                          in_len;
+    struct http_parse               hp;
+    struct http_request             req;
+    struct supervisor_health_check *health; /* borrowed: pending PING */
+    uint64_t request_start_ms;              /* first byte of a request */
+    uint64_t idle_since_ms;                 /* accepted, or last answer sent */
+    uint64_t write_start_ms;
+    uint64_t answered; /* requests on this connection */
+    bool     closing;
+    bool     writing;
+    bool     peer_closed;               /* EOF read: answer, then close */
+    struct supervisor_admin_conn *next; /* in supervisor.admin_conns */
+    struct supervisor_admin_conn *prev;
 };
 
 /* One PING to Redis for one /health request.  Freed once both the timer
  * is closed and hiredis is done with the context. */
-struct health_check {
-    struct admin_conn   *conn; /* borrowed; NULL once it left */
-    redisAsyncContext   *ac;   /* hiredis' own; NULL when gone */
-    uv_timer_t           timer;
-    bool                 settled;
-    bool                 timer_closed;
-    bool                 redis_up;
-    struct supervisor   *sup;  /* borrowed */
-    struct health_check *next; /* in supervisor.health_checks */
-    struct health_check *prev;
+struct supervisor_health_check {
+    struct supervisor_admin_conn   *conn; /* borrowed; NULL once it left */
+    redisAsyncContext              *ac;   /* hiredis' own; NULL when gone */
+    uv_timer_t                      timer;
+    bool                            settled;
+    bool                            timer_closed;
+    bool                            redis_up;
+    struct supervisor              *sup;  /* borrowed */
+    struct supervisor_health_check *next; /* in supervisor.health_checks */
+    struct supervisor_health_check *prev;
 };
 
 /* Intrusive list helpers: both lists are owned by the supervisor, so
@@ -102,27 +102,27 @@ struct health_check {
         (item)->next = (item)->prev = NULL;    \
     } while (0)
 
-struct admin_write {
-    uv_write_t         req;
-    struct admin_conn *conn; /* borrowed */
-    bool               close_after;
-    char              *buf; /* owned */
+struct supervisor_admin_write {
+    uv_write_t                    req;
+    struct supervisor_admin_conn *conn; /* borrowed */
+    bool                          close_after;
+    char                         *buf; /* owned */
 };
 
-static void supervisor_admin_process(struct admin_conn *c);
+static void supervisor_admin_process(struct supervisor_admin_conn *c);
 static bool supervisor_admin_evict(struct supervisor *s);
 
 static void
 supervisor_admin_conn_closed(uv_handle_t *h)
 {
-    struct admin_conn *c = h->data;
+    struct supervisor_admin_conn *c = h->data;
 
     free(c->in);
     free(c);
 }
 
 static void
-supervisor_admin_close(struct admin_conn *c)
+supervisor_admin_close(struct supervisor_admin_conn *c)
 {
     if (c->closing) {
         return;
@@ -140,8 +140,8 @@ supervisor_admin_close(struct admin_conn *c)
 static void
 supervisor_admin_written(uv_write_t *req, int status)
 {
-    struct admin_write *w = req->data;
-    struct admin_conn  *c = w->conn;
+    struct supervisor_admin_write *w = req->data;
+    struct supervisor_admin_conn  *c = w->conn;
 
     free(w->buf);
     c->writing = false;
@@ -158,11 +158,11 @@ supervisor_admin_written(uv_write_t *req, int status)
 
 /* Takes ownership of buf. */
 static void
-supervisor_admin_send(struct admin_conn *c, char *buf, size_t len,
+supervisor_admin_send(struct supervisor_admin_conn *c, char *buf, size_t len,
                       bool close_after)
 {
-    struct admin_write *w = malloc(sizeof(*w));
-    uv_buf_t            b = uv_buf_init(buf, (unsigned) len);
+    struct supervisor_admin_write *w = malloc(sizeof(*w));
+    uv_buf_t                       b = uv_buf_init(buf, (unsigned) len);
 
     if (w == NULL) {
         free(buf);
@@ -188,8 +188,8 @@ supervisor_admin_send(struct admin_conn *c, char *buf, size_t len,
 static enum admin_action_rc
 supervisor_admin_flush(void *ctx)
 {
-    struct admin_conn *c = ctx;
-    struct supervisor *s = c->sup;
+    struct supervisor_admin_conn *c = ctx;
+    struct supervisor            *s = c->sup;
 
     if (cache_flush(s->cache) == CACHE_BYPASS) {
         return ADMIN_ACTION_BUSY;
@@ -201,8 +201,8 @@ supervisor_admin_flush(void *ctx)
 static enum admin_action_rc
 supervisor_admin_delete(void *ctx, const void *key, size_t key_len)
 {
-    struct admin_conn *c = ctx;
-    struct supervisor *s = c->sup;
+    struct supervisor_admin_conn *c = ctx;
+    struct supervisor            *s = c->sup;
 
     switch (cache_delete(s->cache, key, key_len)) {
     case CACHE_DELETED:
@@ -244,8 +244,8 @@ supervisor_health_nodes(struct supervisor *s, struct admin_health *out)
 static void
 supervisor_admin_health(void *ctx, struct admin_health *out)
 {
-    struct admin_conn *c = ctx;
-    struct cache_stats cs;
+    struct supervisor_admin_conn *c = ctx;
+    struct cache_stats            cs;
 
     cache_stats(c->sup->cache, &cs);
     out->redis_up = c->health != NULL && c->health->redis_up;
@@ -279,15 +279,15 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
 static size_t
 supervisor_admin_metrics(void *ctx, char *buf, size_t cap)
 {
-    struct admin_conn          *c = ctx;
-    struct supervisor          *s = c->sup;
-    struct cache_stats          cs;
-    struct metrics_process_info info = {
-        .version = PACKAGE_VERSION,
-        .start_time_seconds = s->start_time,
-        .workers_alive = supervisor_alive(s),
-        .worker_restarts = s->restarts,
-        .max_clients = s->cfg.max_clients,
+    struct supervisor_admin_conn *c = ctx;
+    struct supervisor            *s = c->sup;
+    struct cache_stats            cs;
+    struct metrics_process_info   info = {
+          .version = PACKAGE_VERSION,
+          .start_time_seconds = s->start_time,
+          .workers_alive = supervisor_alive(s),
+          .worker_restarts = s->restarts,
+          .max_clients = s->cfg.max_clients,
     };
 
     cache_stats(s->cache, &cs);
@@ -303,13 +303,13 @@ static char                   supervisor_redis_addr[CONFIG_PATH_MAX + 8];
 static void
 supervisor_admin_status(void *ctx, struct admin_status *out)
 {
-    struct admin_conn         *c = ctx;
-    struct supervisor         *s = c->sup;
-    struct cache_stats         cs;
-    struct metrics_slot_shm    sum;
-    struct timespec            ts;
-    double                     now;
-    const struct config_redis *r = &s->cfg.redis;
+    struct supervisor_admin_conn *c = ctx;
+    struct supervisor            *s = c->sup;
+    struct cache_stats            cs;
+    struct metrics_slot_shm       sum;
+    struct timespec               ts;
+    double                        now;
+    const struct config_redis    *r = &s->cfg.redis;
 
     cache_stats(s->cache, &cs);
     metrics_sum(s->metrics, &sum);
@@ -369,7 +369,7 @@ supervisor_admin_status(void *ctx, struct admin_status *out)
 
 /* Answers the parsed request in c->req; the PING for /health is done. */
 static struct admin_request
-supervisor_admin_request(const struct admin_conn *c)
+supervisor_admin_request(const struct supervisor_admin_conn *c)
 {
     struct admin_request ar = {
         .method = c->req.method,
@@ -383,7 +383,7 @@ supervisor_admin_request(const struct admin_conn *c)
 }
 
 static void
-supervisor_admin_answer(struct admin_conn *c)
+supervisor_admin_answer(struct supervisor_admin_conn *c)
 {
     struct admin_request ar = supervisor_admin_request(c);
     struct admin_ops     ops = {
@@ -428,7 +428,7 @@ supervisor_admin_answer(struct admin_conn *c)
 }
 
 static void
-supervisor_health_free(struct health_check *hc)
+supervisor_health_free(struct supervisor_health_check *hc)
 {
     SUPERVISOR_LIST_DEL(hc->sup->health_checks, hc);
     free(hc);
@@ -437,7 +437,7 @@ supervisor_health_free(struct health_check *hc)
 static void
 supervisor_health_timer_closed(uv_handle_t *h)
 {
-    struct health_check *hc = h->data;
+    struct supervisor_health_check *hc = h->data;
 
     hc->timer_closed = true;
     if (hc->ac == NULL) {
@@ -448,9 +448,10 @@ supervisor_health_timer_closed(uv_handle_t *h)
 /* Settles the check once: answers the waiting connection (if it is still
  * there) and starts tearing down the Redis context and the timer. */
 static void
-supervisor_health_settle(struct health_check *hc, bool up, bool in_hiredis)
+supervisor_health_settle(struct supervisor_health_check *hc, bool up,
+                         bool in_hiredis)
 {
-    struct admin_conn *c = hc->conn;
+    struct supervisor_admin_conn *c = hc->conn;
 
     if (hc->settled) {
         return;
@@ -481,8 +482,8 @@ supervisor_health_settle(struct health_check *hc, bool up, bool in_hiredis)
 static void
 supervisor_health_ping_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
-    struct health_check *hc = ac->data;
-    redisReply          *reply = r;
+    struct supervisor_health_check *hc = ac->data;
+    redisReply                     *reply = r;
 
     if (hc == NULL || reply == NULL) {
         return; /* torn down: the disconnect cb settles */
@@ -496,7 +497,7 @@ supervisor_health_ping_cb(redisAsyncContext *ac, void *r, void *privdata)
 static void
 supervisor_health_connect_cb(const redisAsyncContext *ac, int status)
 {
-    struct health_check *hc = ac->data;
+    struct supervisor_health_check *hc = ac->data;
 
     if (status != REDIS_OK && hc != NULL) {
         /* hiredis frees a context whose connect failed. */
@@ -511,7 +512,7 @@ supervisor_health_connect_cb(const redisAsyncContext *ac, int status)
 static void
 supervisor_health_disconnect_cb(const redisAsyncContext *ac, int status)
 {
-    struct health_check *hc = ac->data;
+    struct supervisor_health_check *hc = ac->data;
 
     if (hc == NULL) {
         return;
@@ -530,11 +531,11 @@ supervisor_health_timeout_cb(uv_timer_t *t)
 }
 
 static void
-supervisor_health_start(struct admin_conn *c)
+supervisor_health_start(struct supervisor_admin_conn *c)
 {
-    struct supervisor   *s = c->sup;
-    struct health_check *hc = calloc(1, sizeof(*hc));
-    redisAsyncContext   *ac;
+    struct supervisor              *s = c->sup;
+    struct supervisor_health_check *hc = calloc(1, sizeof(*hc));
+    redisAsyncContext              *ac;
 
     if (hc == NULL) {
         supervisor_admin_close(c);
@@ -597,7 +598,7 @@ supervisor_health_start(struct admin_conn *c)
 
 /* Parses and answers what is buffered, one request at a time. */
 static void
-supervisor_admin_process(struct admin_conn *c)
+supervisor_admin_process(struct supervisor_admin_conn *c)
 {
     struct admin_request ar;
     enum http_parse_rc   rc;
@@ -640,7 +641,7 @@ supervisor_admin_process(struct admin_conn *c)
 static void
 supervisor_admin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct admin_conn *c = h->data;
+    struct supervisor_admin_conn *c = h->data;
 
     *buf =
         uv_buf_init(c->in + c->in_len, (unsigned) (ADMIN_IN_MAX - c->in_len));
@@ -649,7 +650,7 @@ supervisor_admin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void
 supervisor_admin_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 {
-    struct admin_conn *c = stream->data;
+    struct supervisor_admin_conn *c = stream->data;
 
     if (nread == UV_EOF && (c->health != NULL || c->writing)) {
         /* Half-closed after asking: answer first. */
@@ -674,8 +675,8 @@ supervisor_admin_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 static void
 supervisor_admin_accept(uv_stream_t *server, int status)
 {
-    struct supervisor *s = server->data;
-    struct admin_conn *c;
+    struct supervisor            *s = server->data;
+    struct supervisor_admin_conn *c;
 
     bool refuse;
 
@@ -717,9 +718,10 @@ supervisor_admin_accept(uv_stream_t *server, int status)
 static bool
 supervisor_admin_evict(struct supervisor *s)
 {
-    struct admin_conn *idlest = NULL;
+    struct supervisor_admin_conn *idlest = NULL;
 
-    for (struct admin_conn *c = s->admin_conns; c != NULL; c = c->next) {
+    for (struct supervisor_admin_conn *c = s->admin_conns; c != NULL;
+         c = c->next) {
         if (!c->writing && c->health == NULL && c->in_len == 0
             && (idlest == NULL || c->idle_since_ms < idlest->idle_since_ms)) {
             idlest = c;
@@ -742,11 +744,12 @@ supervisor_admin_evict(struct supervisor *s)
 static void
 supervisor_admin_sweep_cb(uv_timer_t *t)
 {
-    struct supervisor *s = t->data;
-    uint64_t           now = supervisor_now_ms(s);
-    struct admin_conn *next;
+    struct supervisor            *s = t->data;
+    uint64_t                      now = supervisor_now_ms(s);
+    struct supervisor_admin_conn *next;
 
-    for (struct admin_conn *c = s->admin_conns; c != NULL; c = next) {
+    for (struct supervisor_admin_conn *c = s->admin_conns; c != NULL;
+         c = next) {
         uint64_t deadline;
 
         next = c->next;
@@ -777,7 +780,7 @@ supervisor_admin_shutdown(struct supervisor *s)
     while (s->admin_conns != NULL) {
         supervisor_admin_close(s->admin_conns);
     }
-    for (struct health_check *hc = s->health_checks; hc != NULL;
+    for (struct supervisor_health_check *hc = s->health_checks; hc != NULL;
          hc = hc->next) {
         supervisor_health_settle(hc, false, false);
     }

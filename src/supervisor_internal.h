@@ -35,91 +35,93 @@
  * never depends on there being free ones at that moment. */
 #define SUPERVISOR_RESERVE_FDS 2
 
-struct admin_conn;
-struct health_check;
+struct supervisor_admin_conn;
+struct supervisor_health_check;
 struct cache;
 struct metrics;
 
-enum proc_state {
+enum supervisor_proc_state {
     PROC_FREE = 0, /* slot unused */
     PROC_STARTING, /* forked, not yet serving */
     PROC_RUNNING,
     PROC_RETIRING /* sent SIGTERM: draining, not replaced */
 };
 
-struct proc {
-    enum proc_state     state;
-    pid_t               pid;
-    uint32_t            index;      /* 1.. as shown in logs and ps */
-    uint32_t            generation; /* supervisor's at fork time */
-    uint64_t            started_ms;
-    struct ready_watch *ready;    /* owned until closed, or NULL */
-    struct proc        *replaces; /* borrowed: the old worker this
+struct supervisor_proc {
+    enum supervisor_proc_state     state;
+    pid_t                          pid;
+    uint32_t                       index; /* 1.. as shown in logs and ps */
+    uint32_t                       generation; /* supervisor's at fork time */
+    uint64_t                       started_ms;
+    struct supervisor_ready_watch *ready;    /* owned until closed, or NULL */
+    struct supervisor_proc        *replaces; /* borrowed: the old worker this
                                      one succeeds in a reload */
-    struct supervisor  *sup;      /* borrowed */
+    struct supervisor             *sup;      /* borrowed */
 };
 
 /* The read end of a new worker's ready pipe, on the loop.  Heap-allocated
  * so that closing it (which libuv finishes later) never races with the
  * proc slot being reused by the next fork. */
-struct ready_watch {
-    uv_poll_t    poll;
-    int          fd;   /* owned */
-    struct proc *proc; /* borrowed; NULL once detached */
+struct supervisor_ready_watch {
+    uv_poll_t               poll;
+    int                     fd;   /* owned */
+    struct supervisor_proc *proc; /* borrowed; NULL once detached */
 };
 
 struct supervisor {
-    uv_loop_t           *loop; /* borrowed: uv_default_loop() */
-    struct config        cfg;  /* the running configuration */
-    int                  argc;
-    char *const         *argv;        /* borrowed: main's */
-    char *const         *envp;        /* borrowed: main's */
-    int                  http_fd;     /* owned */
-    int                  resp_fd;     /* owned, or -1 */
-    struct cache        *cache;       /* owned */
-    struct metrics      *metrics;     /* owned */
-    int64_t             *clients;     /* owned: shared mapping */
-    int                  admin_fd;    /* owned until admin_tcp has it */
-    int                  access_wr;   /* owned: workers' end of the
-                                         access-log pipe, or -1 */
-    uv_pipe_t            access_pipe; /* our end, read */
-    bool                 access_open;
-    int                  access_out; /* owned: the log file, 2 for
-                                        stderr, or -1 */
-    char                 access_buf[65536];
-    uv_tcp_t             admin_tcp; /* the admin listener */
-    bool                 admin_open;
-    struct proc         *procs; /* owned: nslots entries */
-    uint32_t             nslots;
-    uint32_t             wanted;   /* workers that should run */
-    uint64_t             restarts; /* rcp_worker_restarts_total */
-    uint64_t             respawn_delay_ms;
-    uv_timer_t           respawn_timer;
-    uv_timer_t           recover_timer;
-    uv_timer_t           kill_timer;
-    uv_signal_t          sig_term;
-    uv_signal_t          sig_int;
-    uv_signal_t          sig_hup;
-    uv_signal_t          sig_chld;
-    bool                 stopping;
-    bool                 reloading;
-    bool                 pid_file_written;
-    uint32_t             generation;     /* bumped by each reload */
-    uint64_t             young_death_ms; /* last death within 1 s of
-                                          starting, for the backoff */
-    struct admin_conn   *admin_conns;    /* owned list: open admin conns */
-    uint32_t             admin_count;    /* in admin_conns */
-    uv_timer_t           admin_timer;    /* closes conns past deadline */
-    int                  reserve_fds[SUPERVISOR_RESERVE_FDS]; /* owned,
-                                          -1 while given up */
-    struct health_check *health_checks; /* owned list: PINGs in flight */
-    int                  exit_status;
-    sigset_t             saved_mask; /* the caller's, restored at the
-                                        end whatever happens */
-    bool                 mask_saved;
-    double               start_time; /* seconds since the epoch */
-    char                *title;      /* borrowed: argv[0]'s storage */
-    size_t               title_len;
+    uv_loop_t              *loop; /* borrowed: uv_default_loop() */
+    struct config           cfg;  /* the running configuration */
+    int                     argc;
+    char *const            *argv;        /* borrowed: main's */
+    char *const            *envp;        /* borrowed: main's */
+    int                     http_fd;     /* owned */
+    int                     resp_fd;     /* owned, or -1 */
+    struct cache           *cache;       /* owned */
+    struct metrics         *metrics;     /* owned */
+    int64_t                *clients;     /* owned: shared mapping */
+    int                     admin_fd;    /* owned until admin_tcp has it */
+    int                     access_wr;   /* owned: workers' end of the
+                                            access-log pipe, or -1 */
+    uv_pipe_t               access_pipe; /* our end, read */
+    bool                    access_open;
+    int                     access_out; /* owned: the log file, 2 for
+                                           stderr, or -1 */
+    char                    access_buf[65536];
+    uv_tcp_t                admin_tcp; /* the admin listener */
+    bool                    admin_open;
+    struct supervisor_proc *procs; /* owned: nslots entries */
+    uint32_t                nslots;
+    uint32_t                wanted;   /* workers that should run */
+    uint64_t                restarts; /* rcp_worker_restarts_total */
+    uint64_t                respawn_delay_ms;
+    uv_timer_t              respawn_timer;
+    uv_timer_t              recover_timer;
+    uv_timer_t              kill_timer;
+    uv_signal_t             sig_term;
+    uv_signal_t             sig_int;
+    uv_signal_t             sig_hup;
+    uv_signal_t             sig_chld;
+    bool                    stopping;
+    bool                    reloading;
+    bool                    pid_file_written;
+    uint32_t                generation;     /* bumped by each reload */
+    uint64_t                young_death_ms; /* last death within 1 s of
+                                             starting, for the backoff */
+    struct supervisor_admin_conn
+              *admin_conns; /* owned list: open admin conns */
+    uint32_t   admin_count; /* in admin_conns */
+    uv_timer_t admin_timer; /* closes conns past deadline */
+    int        reserve_fds[SUPERVISOR_RESERVE_FDS]; /* owned,
+                                -1 while given up */
+    struct supervisor_health_check
+            *health_checks; /* owned list: PINGs in flight */
+    int      exit_status;
+    sigset_t saved_mask; /* the caller's, restored at the
+                            end whatever happens */
+    bool     mask_saved;
+    double   start_time; /* seconds since the epoch */
+    char    *title;      /* borrowed: argv[0]'s storage */
+    size_t   title_len;
 };
 
 static inline uint64_t
@@ -140,8 +142,9 @@ int supervisor_timer_start(uv_timer_t *t, uv_timer_cb cb, uint64_t ms,
 /* Finds argv's storage, to rename workers in place (ps). */
 void     supervisor_title_init(struct supervisor *s);
 /* Processes in state a or b. */
-uint32_t supervisor_count(const struct supervisor *s, enum proc_state a,
-                          enum proc_state b);
+uint32_t supervisor_count(const struct supervisor   *s,
+                          enum supervisor_proc_state a,
+                          enum supervisor_proc_state b);
 /* Worker processes that exist (starting, serving or draining). */
 uint32_t supervisor_alive(const struct supervisor *s);
 void     supervisor_reserve_take(struct supervisor *s);

@@ -91,7 +91,7 @@ supervisor_set_title(struct supervisor *s, const char *title)
 
 /* ---- workers ---------------------------------------------------------- */
 
-static struct proc *
+static struct supervisor_proc *
 supervisor_free_slot(struct supervisor *s)
 {
     for (uint32_t i = 0; i < s->nslots; i++) {
@@ -103,8 +103,8 @@ supervisor_free_slot(struct supervisor *s)
 }
 
 uint32_t
-supervisor_count(const struct supervisor *s, enum proc_state a,
-                 enum proc_state b)
+supervisor_count(const struct supervisor *s, enum supervisor_proc_state a,
+                 enum supervisor_proc_state b)
 {
     uint32_t n = 0;
 
@@ -119,7 +119,8 @@ supervisor_count(const struct supervisor *s, enum proc_state a,
 /* The cache's lock-record slot of a worker: slot 0 is the supervisor's
  * (admin flush and delete), workers use 1.. */
 static uint32_t
-supervisor_cache_slot(const struct supervisor *s, const struct proc *p)
+supervisor_cache_slot(const struct supervisor      *s,
+                      const struct supervisor_proc *p)
 {
     return (uint32_t) (p - s->procs) + 1;
 }
@@ -162,7 +163,7 @@ supervisor_close_except(int *keep, size_t n)
 /* The child side of the fork seam: own nothing of the parent's but the
  * sockets and mappings it needs, then serve. */
 static void
-supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
+supervisor_child(struct supervisor *s, struct supervisor_proc *p, int ready_wr,
                  pid_t parent)
 {
     struct worker_params params;
@@ -232,16 +233,16 @@ supervisor_child(struct supervisor *s, struct proc *p, int ready_wr,
 static void
 supervisor_ready_closed(uv_handle_t *h)
 {
-    struct ready_watch *rw = h->data;
+    struct supervisor_ready_watch *rw = h->data;
 
     close(rw->fd);
     free(rw);
 }
 
 static void
-supervisor_ready_detach(struct proc *p)
+supervisor_ready_detach(struct supervisor_proc *p)
 {
-    struct ready_watch *rw = p->ready;
+    struct supervisor_ready_watch *rw = p->ready;
 
     if (rw == NULL) {
         return;
@@ -257,11 +258,11 @@ supervisor_ready_detach(struct proc *p)
 static void
 supervisor_ready_cb(uv_poll_t *handle, int status, int events)
 {
-    struct ready_watch *rw = handle->data;
-    struct proc        *p = rw->proc;
-    struct supervisor  *s;
-    char                byte;
-    ssize_t             n;
+    struct supervisor_ready_watch *rw = handle->data;
+    struct supervisor_proc        *p = rw->proc;
+    struct supervisor             *s;
+    char                           byte;
+    ssize_t                        n;
 
     if (p == NULL) {
         return;
@@ -278,7 +279,7 @@ supervisor_ready_cb(uv_poll_t *handle, int status, int events)
     p->state = PROC_RUNNING;
     log_debug("worker %u (pid %ld) is serving", p->index, (long) p->pid);
     if (p->replaces != NULL) {
-        struct proc *old = p->replaces;
+        struct supervisor_proc *old = p->replaces;
 
         /* The successor serves: only now does the old one stop taking
          * connections, so some worker always accepts. */
@@ -340,7 +341,7 @@ supervisor_pipe(struct supervisor *s, int fds[2])
 
 /* The parent side of the fork seam.  0 or -errno. */
 static int
-supervisor_fork(struct supervisor *s, struct proc *p)
+supervisor_fork(struct supervisor *s, struct supervisor_proc *p)
 {
     sigset_t all, old;
     int      pipefd[2];
@@ -438,7 +439,7 @@ supervisor_spawn_missing(struct supervisor *s)
         return;
     }
     while (supervisor_count(s, PROC_STARTING, PROC_RUNNING) < s->wanted) {
-        struct proc *p = supervisor_free_slot(s);
+        struct supervisor_proc *p = supervisor_free_slot(s);
 
         if (p == NULL || supervisor_fork(s, p) != 0) {
             /* Out of slots or fork failed: try again later. */
@@ -471,9 +472,9 @@ supervisor_recover_cb(uv_timer_t *t)
 static void
 supervisor_reap(struct supervisor *s, pid_t pid, int status)
 {
-    struct proc *p = NULL;
-    uint64_t     lived;
-    bool         fatal;
+    struct supervisor_proc *p = NULL;
+    uint64_t                lived;
+    bool                    fatal;
 
     for (uint32_t i = 0; i < s->nslots; i++) {
         if (s->procs[i].state != PROC_FREE && s->procs[i].pid == pid) {
@@ -616,7 +617,7 @@ static void
 supervisor_signal_workers(struct supervisor *s, int sig)
 {
     for (uint32_t i = 0; i < s->nslots; i++) {
-        struct proc *p = &s->procs[i];
+        struct supervisor_proc *p = &s->procs[i];
 
         if (p->state != PROC_FREE && kill(p->pid, sig) != 0
             && errno != ESRCH) {
@@ -692,8 +693,8 @@ supervisor_keep_fixed(const struct config *old, struct config *next)
 static void
 supervisor_reload_step(struct supervisor *s)
 {
-    struct proc *old = NULL;
-    struct proc *p;
+    struct supervisor_proc *old = NULL;
+    struct supervisor_proc *p;
 
     if (!s->reloading || s->stopping
         || supervisor_count(s, PROC_STARTING, PROC_STARTING) > 0) {

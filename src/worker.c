@@ -63,10 +63,10 @@
 #include "worker.h"
 #include "worker_conn.h"
 
-static void worker_conn_update(struct conn *c);
-static void worker_conn_read(struct conn *c);
-static void worker_conn_linger(struct conn *c);
-static void worker_conn_stop_idle(struct conn *c);
+static void worker_conn_update(struct worker_conn *c);
+static void worker_conn_read(struct worker_conn *c);
+static void worker_conn_linger(struct worker_conn *c);
+static void worker_conn_stop_idle(struct worker_conn *c);
 static bool worker_test_hook(const char *name);
 
 /* The protocols, each with its slot state to free at exit. */
@@ -228,19 +228,19 @@ worker_purge_token(void *arg, const void *key, size_t key_len)
 }
 
 int
-worker_conn_out_reserve(struct conn *c, size_t n)
+worker_conn_out_reserve(struct worker_conn *c, size_t n)
 {
     return buf_reserve(&c->out, n);
 }
 
 int
-worker_conn_append(struct conn *c, const void *data, size_t len)
+worker_conn_append(struct worker_conn *c, const void *data, size_t len)
 {
     return buf_append(&c->out, data, len);
 }
 
 size_t
-worker_conn_unsent(const struct conn *c)
+worker_conn_unsent(const struct worker_conn *c)
 {
     return buf_pending(&c->out) + c->out_values_unsent;
 }
@@ -458,13 +458,13 @@ worker_now_us(void)
 }
 
 void
-worker_access_start(struct conn *c)
+worker_access_start(struct worker_conn *c)
 {
     c->log_start_us = c->worker->params->access_fd >= 0 ? worker_now_us() : 0;
 }
 
 void
-worker_access_log(struct conn *c, const char *req, size_t req_len)
+worker_access_log(struct worker_conn *c, const char *req, size_t req_len)
 {
     struct worker  *w = c->worker;
     char            line[WORKER_LOG_LINE_MAX];
@@ -555,9 +555,9 @@ static void
 worker_conn_open(struct worker *w, int fd, const struct worker_proto *proto,
                  const struct sockaddr_storage *peer, bool expect_proxy)
 {
-    struct conn *c = w->free_list;
-    int          one = 1;
-    int          rc;
+    struct worker_conn *c = w->free_list;
+    int                 one = 1;
+    int                 rc;
 
     w->free_list = c->next;
     c->next = NULL;
@@ -613,7 +613,7 @@ worker_conn_open(struct worker *w, int fd, const struct worker_proto *proto,
 }
 
 void
-worker_conn_close(struct conn *c)
+worker_conn_close(struct worker_conn *c)
 {
     struct worker *w = c->worker;
 
@@ -662,7 +662,7 @@ worker_before_poll(struct event_loop *loop, void *arg)
     /* Connections answered by backend callbacks during this iteration:
      * one write each, for all their answers. */
     while (w->run_list != NULL) {
-        struct conn *c = w->run_list;
+        struct worker_conn *c = w->run_list;
 
         w->run_list = c->run_next;
         c->run_next = NULL;
@@ -675,7 +675,7 @@ worker_before_poll(struct event_loop *loop, void *arg)
         worker_access_flush(w);
     }
     while (w->closed_list != NULL) {
-        struct conn *c = w->closed_list;
+        struct worker_conn *c = w->closed_list;
 
         w->closed_list = c->next;
         if (c->in.cap > WORKER_BUF_KEEP) {
@@ -703,7 +703,7 @@ worker_before_poll(struct event_loop *loop, void *arg)
  * and is not renewed by later bytes (as nginx's client_header_timeout);
  * idle and stalled-write deadlines run from the last progress. */
 static void
-worker_conn_update(struct conn *c)
+worker_conn_update(struct worker_conn *c)
 {
     struct worker *w = c->worker;
     uint64_t       now = event_now_ms(&w->loop);
@@ -768,8 +768,8 @@ worker_conn_update(struct conn *c)
 static void
 worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
 {
-    struct conn   *c = t->data;
-    struct worker *w = c->worker;
+    struct worker_conn *c = t->data;
+    struct worker      *w = c->worker;
 
     if (c->state == CONN_READING && worker_conn_unsent(c) == 0 && c->in.len > 0
         && !c->close_after_write && c->resume == NULL) {
@@ -797,7 +797,7 @@ worker_conn_timer_cb(struct event_loop *loop, struct event_timer *t)
 
 /* Drops the first n bytes of input (the request just answered). */
 void
-worker_conn_consume(struct conn *c, size_t n)
+worker_conn_consume(struct worker_conn *c, size_t n)
 {
     if (n < c->in.len) {
         memmove(c->in.data, c->in.data + n, c->in.len - n);
@@ -807,7 +807,7 @@ worker_conn_consume(struct conn *c, size_t n)
 }
 
 static void
-worker_conn_read(struct conn *c)
+worker_conn_read(struct worker_conn *c)
 {
     struct worker *w = c->worker;
     size_t         max = c->proto->in_max;
@@ -850,7 +850,7 @@ worker_conn_read(struct conn *c)
 }
 
 void
-worker_conn_flush(struct conn *c)
+worker_conn_flush(struct worker_conn *c)
 {
     struct worker *w = c->worker;
 
@@ -915,7 +915,7 @@ worker_conn_flush(struct conn *c)
  * the answer and closes, so unread input of its own does not make our
  * kernel send a reset over the answer. */
 static void
-worker_conn_linger(struct conn *c)
+worker_conn_linger(struct worker_conn *c)
 {
     struct worker *w = c->worker;
 
@@ -940,7 +940,7 @@ worker_conn_linger(struct conn *c)
  * gets no byte of answer, which is the case where RFC 9112 9.3.1 lets a
  * client retry, as browsers and urllib3 do. */
 static void
-worker_conn_stop_idle(struct conn *c)
+worker_conn_stop_idle(struct worker_conn *c)
 {
     int waiting = 0;
 
@@ -960,7 +960,7 @@ worker_conn_stop_idle(struct conn *c)
 }
 
 static void
-worker_conn_drain(struct conn *c)
+worker_conn_drain(struct worker_conn *c)
 {
     char buf[4096];
 
@@ -985,7 +985,7 @@ static void
 worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
                   unsigned events)
 {
-    struct conn *c = io->data;
+    struct worker_conn *c = io->data;
 
     if (c->state == CONN_DRAINING) {
         worker_conn_drain(c);
@@ -1001,7 +1001,7 @@ worker_conn_io_cb(struct event_loop *loop, struct event_io *io,
 }
 
 void
-worker_conn_run(struct conn *c)
+worker_conn_run(struct worker_conn *c)
 {
     /* Parse, answer, write; and again while writing everything out made
      * room for requests that backpressure had left in the input.  An
@@ -1045,7 +1045,7 @@ worker_conn_run(struct conn *c)
 }
 
 void
-worker_conn_schedule(struct conn *c)
+worker_conn_schedule(struct worker_conn *c)
 {
     struct worker *w = c->worker;
 
@@ -1057,7 +1057,7 @@ worker_conn_schedule(struct conn *c)
 }
 
 void
-worker_conn_process(struct conn *c)
+worker_conn_process(struct worker_conn *c)
 {
     if (c->resume != NULL) {
         return; /* the answer in parts comes first */
@@ -1110,12 +1110,12 @@ worker_should_yield(const struct worker *w)
 static bool
 worker_close_idlest(struct worker *w)
 {
-    uint64_t     now = event_now_ms(&w->loop);
-    struct conn *idlest = NULL;
-    int          waiting = 0;
+    uint64_t            now = event_now_ms(&w->loop);
+    struct worker_conn *idlest = NULL;
+    int                 waiting = 0;
 
     for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
-        struct conn *c = &w->conns[i];
+        struct worker_conn *c = &w->conns[i];
 
         if (c->state == CONN_READING && c->in.len == 0
             && worker_conn_unsent(c) == 0 && !c->close_after_write
@@ -1273,7 +1273,7 @@ worker_stop(struct worker *w)
     }
     w->accepting = false;
     for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
-        struct conn *c = &w->conns[i];
+        struct worker_conn *c = &w->conns[i];
 
         /* Idle keep-alive connections go once idle a moment, and never
          * over a request already sent (worker_conn_stop_idle).  One
@@ -1395,7 +1395,7 @@ worker_init(struct worker *w, const struct worker_params *p)
         return -ENOMEM;
     }
     for (uint32_t i = p->cfg->max_clients; i-- > 0;) {
-        struct conn *c = &w->conns[i];
+        struct worker_conn *c = &w->conns[i];
 
         c->fd = -1;
         c->worker = w;
@@ -1450,7 +1450,7 @@ worker_fini(struct worker *w)
 {
     if (w->conns != NULL) {
         for (uint32_t i = 0; i < w->cfg->max_clients; i++) {
-            struct conn *c = &w->conns[i];
+            struct worker_conn *c = &w->conns[i];
 
             worker_conn_close(c);
             buf_free(&c->in);

@@ -72,7 +72,7 @@ worker_acl_accept(struct worker *w, int fd,
 /* A refused or broken PROXY header: answer in the connection's protocol
  * and close. */
 static void
-worker_acl_proxy_refuse(struct conn *c, const char *why)
+worker_acl_proxy_refuse(struct worker_conn *c, const char *why)
 {
     log_debug("closing connection %d: %s", c->fd, why);
     c->in.len = 0;
@@ -80,7 +80,7 @@ worker_acl_proxy_refuse(struct conn *c, const char *why)
 }
 
 bool
-worker_acl_proxy(struct conn *c)
+worker_acl_proxy(struct worker_conn *c)
 {
     struct proxy_proto_result r;
     enum proxy_proto_rc       rc;
@@ -151,7 +151,7 @@ worker_acl_proxy(struct conn *c)
 /* Appends a 401 with WWW-Authenticate: the error answer, with the header
  * put in before the blank line that ends its head. */
 static void
-worker_acl_http_401(struct conn *c)
+worker_acl_http_401(struct worker_conn *c)
 {
     struct worker *w = c->worker;
     const char    *challenge =
@@ -187,7 +187,7 @@ worker_acl_http_401(struct conn *c)
 }
 
 bool
-worker_acl_http_request(struct conn *c)
+worker_acl_http_request(struct worker_conn *c)
 {
     struct worker *w = c->worker;
     const char    *value = NULL;
@@ -219,7 +219,7 @@ worker_acl_http_request(struct conn *c)
 }
 
 bool
-worker_acl_http_key(struct conn *c, const char *key, size_t len)
+worker_acl_http_key(struct worker_conn *c, const char *key, size_t len)
 {
     if (access_key_allowed(&c->worker->acl, key, len)) {
         return true;
@@ -229,7 +229,7 @@ worker_acl_http_key(struct conn *c, const char *key, size_t len)
 }
 
 bool
-worker_acl_resp_keys(struct conn *c, const struct resp_command *cmd)
+worker_acl_resp_keys(struct worker_conn *c, const struct resp_command *cmd)
 {
     for (size_t i = 1; i < cmd->argc; i++) {
         if (!access_key_allowed(&c->worker->acl, c->in.data + cmd->argv[i].off,

@@ -48,7 +48,7 @@ worker_http_date(struct worker *w)
 }
 
 static bool
-worker_http_keep_alive(const struct conn *c)
+worker_http_keep_alive(const struct worker_conn *c)
 {
     return c->req.keep_alive && !c->worker->stopping;
 }
@@ -56,7 +56,7 @@ worker_http_keep_alive(const struct conn *c)
 /* Appends an error answer for the current request; after a parse error
  * (fatal) the connection closes once it is written. */
 void
-worker_http_error(struct conn *c, int status, bool fatal)
+worker_http_error(struct worker_conn *c, int status, bool fatal)
 {
     struct worker *w = c->worker;
     char           buf[HTTP_REPLY_HEAD_MAX + 128];
@@ -85,7 +85,7 @@ worker_http_error(struct conn *c, int status, bool fatal)
 
 /* The request line as sent, for the access log. */
 static void
-worker_http_log(struct conn *c, size_t head_len)
+worker_http_log(struct worker_conn *c, size_t head_len)
 {
     const char *cr =
         memchr(c->in.data, '\r', head_len < c->in.len ? head_len : c->in.len);
@@ -96,7 +96,7 @@ worker_http_log(struct conn *c, size_t head_len)
 }
 
 static void
-worker_http_finish(struct conn *c)
+worker_http_finish(struct worker_conn *c)
 {
     worker_http_log(c, c->req.head_len);
     c->requests++;
@@ -111,7 +111,7 @@ worker_http_finish(struct conn *c)
 
 /* Whether the request's If-None-Match matches etag: then a 304. */
 static bool
-worker_http_not_modified(const struct conn *c, uint64_t etag)
+worker_http_not_modified(const struct worker_conn *c, uint64_t etag)
 {
     return c->req.inm_len > 0
            && http_reply_if_none_match(c->in.data + c->req.inm_off,
@@ -120,7 +120,7 @@ worker_http_not_modified(const struct conn *c, uint64_t etag)
 }
 
 static void
-worker_http_count(struct conn *c, int status)
+worker_http_count(struct worker_conn *c, int status)
 {
     struct metrics_slot_shm *m = c->worker->params->metrics;
 
@@ -135,7 +135,7 @@ worker_http_count(struct conn *c, int status)
 /* A 404 or 502/504 answered with cache headers (a negative hit, a miss
  * of an absent key, a failed fetch). */
 static void
-worker_http_error_cached(struct conn *c, int status,
+worker_http_error_cached(struct worker_conn *c, int status,
                          const struct http_reply *cached, const char *detail,
                          size_t detail_len)
 {
@@ -162,7 +162,7 @@ worker_http_error_cached(struct conn *c, int status,
  * HTTP_REPLY_HEAD_MAX (worker_cache_lookup put it there): a 200, or a 304 when
  * the request's If-None-Match matches.  reply has the cache fields set. */
 static void
-worker_http_answer_copied(struct conn *c, struct http_reply *reply,
+worker_http_answer_copied(struct worker_conn *c, struct http_reply *reply,
                           size_t value_len)
 {
     char  *head = c->out.data + c->out.len;
@@ -196,7 +196,7 @@ worker_http_stale_ttl(uint64_t stale_ms)
 
 /* Redis failed: --stale-if-error may answer a recently expired copy. */
 static bool
-worker_http_stale_if_error(struct conn *c, int status)
+worker_http_stale_if_error(struct worker_conn *c, int status)
 {
     struct worker      *w = c->worker;
     struct cache_lookup lk;
@@ -247,24 +247,24 @@ static void
 worker_http_backend_cb(struct backend_waiter      *wt,
                        const struct backend_reply *r)
 {
-    struct conn      *c = wt->data;
-    struct worker    *w = c->worker;
-    bool              head = c->req.method == HTTP_METHOD_HEAD;
-    char              hb[HTTP_REPLY_HEAD_MAX + 512];
-    size_t            n;
-    int               status = http_reply_status_for_backend(r->result);
-    struct http_reply reply = {
-        .status = 200,
-        .keep_alive = worker_http_keep_alive(c),
-        .http10 = c->req.version_minor == 0,
-        .content_type = "application/octet-stream",
-        .content_length = r->len,
-        .cache = HTTP_REPLY_CACHE_MISS,
-        .date = worker_http_date(w),
-        .has_etag = true,
-        .has_max_age = true,
-        .max_age_s = w->cfg->ttl_ms / 1000,
-        .cs = { .on = true, .fwd_miss = true },
+    struct worker_conn *c = wt->data;
+    struct worker      *w = c->worker;
+    bool                head = c->req.method == HTTP_METHOD_HEAD;
+    char                hb[HTTP_REPLY_HEAD_MAX + 512];
+    size_t              n;
+    int                 status = http_reply_status_for_backend(r->result);
+    struct http_reply   reply = {
+          .status = 200,
+          .keep_alive = worker_http_keep_alive(c),
+          .http10 = c->req.version_minor == 0,
+          .content_type = "application/octet-stream",
+          .content_length = r->len,
+          .cache = HTTP_REPLY_CACHE_MISS,
+          .date = worker_http_date(w),
+          .has_etag = true,
+          .has_max_age = true,
+          .max_age_s = w->cfg->ttl_ms / 1000,
+          .cs = { .on = true, .fwd_miss = true },
     };
 
     c->state = CONN_READING;
@@ -337,7 +337,7 @@ worker_http_backend_cb(struct backend_waiter      *wt,
  * value is copied once, under the read lock, behind room left for the
  * head, and then the head is put in front of it. */
 static bool
-worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
+worker_http_try_hit(struct worker_conn *c, const char *key, size_t key_len)
 {
     struct worker      *w = c->worker;
     struct cache_lookup lk;
@@ -407,7 +407,7 @@ worker_http_try_hit(struct conn *c, const char *key, size_t key_len)
  * chunked body, which is answered and closes.  A client waiting for
  * "100 Continue" before sending the body gets it at once. */
 static bool
-worker_http_body(struct conn *c)
+worker_http_body(struct worker_conn *c)
 {
     size_t avail = c->in.len - c->req.head_len;
 
@@ -443,7 +443,7 @@ worker_http_body(struct conn *c)
 /* Answers one complete request; returns false when it now waits on the
  * backend. */
 static bool
-worker_http_handle(struct conn *c)
+worker_http_handle(struct worker_conn *c)
 {
     struct worker *w = c->worker;
     const char    *path = c->in.data + c->req.path_off;
@@ -488,7 +488,7 @@ worker_http_handle(struct conn *c)
 }
 
 static void
-worker_http_process(struct conn *c)
+worker_http_process(struct worker_conn *c)
 {
     while (c->state == CONN_READING && !c->close_after_write && c->in.len > 0
            && worker_conn_unsent(c) < WORKER_OUT_HIGH_WATER) {
@@ -521,7 +521,7 @@ worker_http_process(struct conn *c)
 }
 
 static int
-worker_http_open(struct conn *c)
+worker_http_open(struct worker_conn *c)
 {
     http_parse_init(&c->hp);
     http_parse_chunked_init(&c->hc);
@@ -531,14 +531,14 @@ worker_http_open(struct conn *c)
 
 /* A request head that did not arrive in time: 408. */
 static bool
-worker_http_timeout(struct conn *c)
+worker_http_timeout(struct worker_conn *c)
 {
     worker_http_error(c, 408, false);
     return true;
 }
 
 static void
-worker_http_proxy_refused(struct conn *c)
+worker_http_proxy_refused(struct worker_conn *c)
 {
     worker_http_error(c, 400, true);
 }
@@ -546,7 +546,7 @@ worker_http_proxy_refused(struct conn *c)
 /* What an HTTP connection waits on is c->waiter, which worker.c
  * cancels; the slot keeps nothing of its own. */
 static void
-worker_http_nothing(struct conn *c)
+worker_http_nothing(struct worker_conn *c)
 {
     (void) c;
 }

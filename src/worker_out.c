@@ -37,8 +37,8 @@
 
 #define WORKER_OUT_RING_MIN 4
 
-static struct out_splice *
-worker_out_at(const struct conn *c, size_t i)
+static struct worker_out_splice *
+worker_out_at(const struct worker_conn *c, size_t i)
 {
     return &c->out_ring[(c->out_head + i) & (c->out_cap - 1)];
 }
@@ -46,10 +46,10 @@ worker_out_at(const struct conn *c, size_t i)
 /* Room for one more splice: the ring doubles (its capacity is a power of
  * two) and is unwrapped into the new storage.  0 or -ENOMEM. */
 static int
-worker_out_grow(struct conn *c)
+worker_out_grow(struct worker_conn *c)
 {
-    struct out_splice *ring;
-    size_t             cap;
+    struct worker_out_splice *ring;
+    size_t                    cap;
 
     if (c->out_len < c->out_cap) {
         return 0;
@@ -70,10 +70,10 @@ worker_out_grow(struct conn *c)
 }
 
 int
-worker_out_append_value(struct conn *c, struct value *v)
+worker_out_append_value(struct worker_conn *c, struct value *v)
 {
-    struct out_splice *s;
-    size_t             pending = buf_pending(&c->out);
+    struct worker_out_splice *s;
+    size_t                    pending = buf_pending(&c->out);
 
     if (v->len < WORKER_SHARE_MIN) {
         return buf_append(&c->out, v->data, v->len);
@@ -92,14 +92,14 @@ worker_out_append_value(struct conn *c, struct value *v)
 }
 
 int
-worker_out_iov(const struct conn *c, struct iovec *iov, size_t room)
+worker_out_iov(const struct worker_conn *c, struct iovec *iov, size_t room)
 {
     const char *p = c->out.data + c->out.pos;
     int         n = 0;
 
     for (size_t i = 0; i < c->out_len && room > 0; i++) {
-        const struct out_splice *s = worker_out_at(c, i);
-        size_t                   left = s->value->len - s->sent;
+        const struct worker_out_splice *s = worker_out_at(c, i);
+        size_t                          left = s->value->len - s->sent;
 
         if (s->gap > 0) {
             if (n == WORKER_OUT_IOV_MAX) {
@@ -131,12 +131,12 @@ worker_out_iov(const struct conn *c, struct iovec *iov, size_t room)
 }
 
 void
-worker_out_advance(struct conn *c, size_t n)
+worker_out_advance(struct worker_conn *c, size_t n)
 {
     while (n > 0 && c->out_len > 0) {
-        struct out_splice *s = worker_out_at(c, 0);
-        size_t             take = n < s->gap ? n : s->gap;
-        size_t             left;
+        struct worker_out_splice *s = worker_out_at(c, 0);
+        size_t                    take = n < s->gap ? n : s->gap;
+        size_t                    left;
 
         c->out.pos += take;
         s->gap -= take;
@@ -161,10 +161,10 @@ worker_out_advance(struct conn *c, size_t n)
 }
 
 void
-worker_out_drop(struct conn *c)
+worker_out_drop(struct worker_conn *c)
 {
     while (c->out_len > 0) {
-        struct out_splice *s = worker_out_at(c, 0);
+        struct worker_out_splice *s = worker_out_at(c, 0);
 
         value_unref(s->value);
         s->value = NULL;
@@ -177,7 +177,7 @@ worker_out_drop(struct conn *c)
 }
 
 void
-worker_out_free(struct conn *c)
+worker_out_free(struct worker_conn *c)
 {
     worker_out_drop(c);
     free(c->out_ring);

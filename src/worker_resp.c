@@ -21,7 +21,7 @@
 #include "worker_conn.h"
 
 void
-worker_resp_count(struct conn *c, enum metrics_code code)
+worker_resp_count(struct worker_conn *c, enum metrics_code code)
 {
     c->log_status = 0;
     c->log_resp = code == METRICS_CODE_RESP_OK    ? "ok"
@@ -34,7 +34,7 @@ worker_resp_count(struct conn *c, enum metrics_code code)
 /* Logs the command being answered as its name and first argument;
  * AUTH's arguments are a secret, so only its name is logged. */
 static void
-worker_resp_log(struct conn *c)
+worker_resp_log(struct worker_conn *c)
 {
     char   req[300];
     size_t n = 0;
@@ -60,7 +60,7 @@ worker_resp_log(struct conn *c)
 }
 
 void
-worker_resp_finish(struct conn *c)
+worker_resp_finish(struct worker_conn *c)
 {
     worker_resp_log(c);
     c->requests++;
@@ -71,7 +71,7 @@ worker_resp_finish(struct conn *c)
 }
 
 void
-worker_resp_done(struct conn *c)
+worker_resp_done(struct worker_conn *c)
 {
     worker_resp_finish(c);
     worker_conn_run(c);
@@ -82,7 +82,8 @@ worker_resp_done(struct conn *c)
  * a word (worker_resp_gate's fast path), of a key the access rules
  * allow, so nothing is answered out of turn. */
 static bool
-worker_resp_pipelines(const struct conn *c, const struct resp_command *cmd)
+worker_resp_pipelines(const struct worker_conn  *c,
+                      const struct resp_command *cmd)
 {
     const char *name = c->in.data + cmd->argv[0].off;
 
@@ -96,7 +97,7 @@ worker_resp_pipelines(const struct conn *c, const struct resp_command *cmd)
 
 /* The GET is queued in the ring: its bytes go, its answer comes later. */
 static void
-worker_resp_queued(struct conn *c)
+worker_resp_queued(struct worker_conn *c)
 {
     worker_conn_consume(c, c->resp_consumed);
     c->resp_consumed = 0;
@@ -104,7 +105,7 @@ worker_resp_queued(struct conn *c)
 }
 
 static void
-worker_resp_process(struct conn *c)
+worker_resp_process(struct worker_conn *c)
 {
     struct worker *w = c->worker;
 
@@ -258,7 +259,7 @@ answered:
 /* The argument array is allocated on the slot's first RESP connection
  * and kept for the next ones. */
 static int
-worker_resp_open(struct conn *c)
+worker_resp_open(struct worker_conn *c)
 {
     resp_parse_init(&c->rp);
     c->resp_consumed = 0;
@@ -276,14 +277,14 @@ worker_resp_open(struct conn *c)
 /* A command that did not arrive whole in time: Redis answers nothing
  * either, it closes. */
 static bool
-worker_resp_timeout(struct conn *c)
+worker_resp_timeout(struct worker_conn *c)
 {
     (void) c;
     return false;
 }
 
 static void
-worker_resp_proxy_refused(struct conn *c)
+worker_resp_proxy_refused(struct worker_conn *c)
 {
     static const char refused[] = "ERR PROXY protocol header refused";
 
@@ -297,14 +298,14 @@ worker_resp_proxy_refused(struct conn *c)
 
 /* Cancels an MGET's and the pipeline's fetches and frees them. */
 static void
-worker_resp_close(struct conn *c)
+worker_resp_close(struct worker_conn *c)
 {
     worker_resp_mget_free(c);
     worker_resp_pipeline_free(c);
 }
 
 static void
-worker_resp_slot_fini(struct conn *c)
+worker_resp_slot_fini(struct worker_conn *c)
 {
     free(c->argv);
     c->argv = NULL;

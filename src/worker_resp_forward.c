@@ -18,8 +18,8 @@ static void
 worker_resp_forward_cb(struct backend_waiter      *wt,
                        const struct backend_reply *r)
 {
-    struct conn *c = wt->data;
-    int          rc;
+    struct worker_conn *c = wt->data;
+    int                 rc;
 
     if (r->result == BACKEND_VALUE) {
         rc = worker_conn_append(c, r->data, r->len);
@@ -45,7 +45,7 @@ worker_resp_forward_cb(struct backend_waiter      *wt,
 }
 
 bool
-worker_resp_forward(struct conn *c, const struct resp_command *cmd)
+worker_resp_forward(struct worker_conn *c, const struct resp_command *cmd)
 {
     const char *argv[BACKEND_COMMAND_ARGS_MAX];
     size_t      lens[BACKEND_COMMAND_ARGS_MAX];

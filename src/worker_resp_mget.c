@@ -56,9 +56,9 @@
 #include "worker_conn.h"
 
 void
-worker_resp_mget_free(struct conn *c)
+worker_resp_mget_free(struct worker_conn *c)
 {
-    struct resp_mget *m = c->mget;
+    struct worker_resp_mget *m = c->mget;
 
     if (m == NULL) {
         return;
@@ -75,7 +75,7 @@ worker_resp_mget_free(struct conn *c)
 }
 
 static const char *
-worker_resp_mget_key(const struct conn *c, size_t i, size_t *len)
+worker_resp_mget_key(const struct worker_conn *c, size_t i, size_t *len)
 {
     *len = c->argv[i + 1].len;
     return c->in.data + c->argv[i + 1].off;
@@ -83,7 +83,7 @@ worker_resp_mget_key(const struct conn *c, size_t i, size_t *len)
 
 /* The command is answered: log it, drop its bytes, parse the next. */
 static void
-worker_resp_mget_done(struct conn *c)
+worker_resp_mget_done(struct worker_conn *c)
 {
     worker_resp_mget_free(c);
     worker_resp_finish(c);
@@ -93,13 +93,13 @@ worker_resp_mget_done(struct conn *c)
  * turn), EMPTY, a remembered absence (FETCH, already NIL), or FETCH to
  * be asked of Redis. */
 static void
-worker_resp_mget_probe(struct conn *c, size_t i, uint64_t now_ms)
+worker_resp_mget_probe(struct worker_conn *c, size_t i, uint64_t now_ms)
 {
-    struct worker         *w = c->worker;
-    struct resp_mget_item *it = &c->mget->items[i];
-    struct cache_lookup    lk = { .dst = NULL, .dst_cap = 0 };
-    size_t                 key_len;
-    const char            *key = worker_resp_mget_key(c, i, &key_len);
+    struct worker                *w = c->worker;
+    struct worker_resp_mget_item *it = &c->mget->items[i];
+    struct cache_lookup           lk = { .dst = NULL, .dst_cap = 0 };
+    size_t                        key_len;
+    const char                   *key = worker_resp_mget_key(c, i, &key_len);
 
     /* No room for the value: a cached non-empty value says TRUNCATED
      * without a copy, a hit count or an LRU record; it is read at its
@@ -134,12 +134,12 @@ worker_resp_mget_probe(struct conn *c, size_t i, uint64_t now_ms)
 }
 
 static void
-worker_resp_mget_issue(struct conn *c, size_t i)
+worker_resp_mget_issue(struct worker_conn *c, size_t i)
 {
-    struct resp_mget      *m = c->mget;
-    struct resp_mget_item *it = &m->items[i];
-    size_t                 key_len;
-    const char            *key = worker_resp_mget_key(c, i, &key_len);
+    struct worker_resp_mget      *m = c->mget;
+    struct worker_resp_mget_item *it = &m->items[i];
+    size_t                        key_len;
+    const char                   *key = worker_resp_mget_key(c, i, &key_len);
 
     it->issued = true;
     m->pending++;
@@ -150,14 +150,14 @@ worker_resp_mget_issue(struct conn *c, size_t i)
 /* Asks Redis for the next misses, as far as the window allows (see the
  * file comment); the key due next is always asked. */
 static void
-worker_resp_mget_pump(struct conn *c)
+worker_resp_mget_pump(struct worker_conn *c)
 {
-    struct resp_mget *m = c->mget;
-    uint64_t          now_ms = cache_clock_ms();
+    struct worker_resp_mget *m = c->mget;
+    uint64_t                 now_ms = cache_clock_ms();
 
     while (m->fetch_next < m->n) {
-        size_t                 i = m->fetch_next;
-        struct resp_mget_item *it = &m->items[i];
+        size_t                        i = m->fetch_next;
+        struct worker_resp_mget_item *it = &m->items[i];
         size_t guess = m->max_len > 0 ? m->max_len : RESP_MGET_GUESS_BYTES;
 
         if (it->kind != RESP_MGET_FETCH || it->issued) {
@@ -185,10 +185,11 @@ worker_resp_mget_pump(struct conn *c)
 
 /* Appends a fetched item: its value, nil, or its failure. */
 static int
-worker_resp_mget_fetched_item(struct conn *c, struct resp_mget_item *it)
+worker_resp_mget_fetched_item(struct worker_conn           *c,
+                              struct worker_resp_mget_item *it)
 {
-    struct resp_mget *m = c->mget;
-    int               rc;
+    struct worker_resp_mget *m = c->mget;
+    int                      rc;
 
     if (it->value == NULL) {
         if (resp_backend_fails_mget(it->result)) {
@@ -210,15 +211,15 @@ worker_resp_mget_fetched_item(struct conn *c, struct resp_mget_item *it)
  * fetch not in yet, or a key evicted since the probe: WAITING) or out of
  * memory (the connection closed). */
 static bool
-worker_resp_mget_item(struct conn *c, size_t i)
+worker_resp_mget_item(struct worker_conn *c, size_t i)
 {
-    struct resp_mget      *m = c->mget;
-    struct resp_mget_item *it = &m->items[i];
-    struct cache_lookup    lk;
-    const char            *key;
-    size_t                 key_len, hlen;
-    char                  *head;
-    int                    rc;
+    struct worker_resp_mget      *m = c->mget;
+    struct worker_resp_mget_item *it = &m->items[i];
+    struct cache_lookup           lk;
+    const char                   *key;
+    size_t                        key_len, hlen;
+    char                         *head;
+    int                           rc;
 
     switch (it->kind) {
     case RESP_MGET_CACHED:
@@ -269,9 +270,9 @@ worker_resp_mget_item(struct conn *c, size_t i)
 }
 
 void
-worker_resp_mget_resume(struct conn *c)
+worker_resp_mget_resume(struct worker_conn *c)
 {
-    struct resp_mget *m = c->mget;
+    struct worker_resp_mget *m = c->mget;
 
     if (!m->started) {
         m->started = true;
@@ -296,9 +297,9 @@ worker_resp_mget_resume(struct conn *c)
 
 /* The first window is in: fail the whole command, or start emitting. */
 static void
-worker_resp_mget_start(struct conn *c)
+worker_resp_mget_start(struct worker_conn *c)
 {
-    struct resp_mget *m = c->mget;
+    struct worker_resp_mget *m = c->mget;
 
     c->state = CONN_READING;
     for (size_t i = 0; i < m->fetch_next; i++) {
@@ -324,13 +325,13 @@ worker_resp_mget_start(struct conn *c)
  * expired copy, held as a value of its own until its turn.  True when
  * it did. */
 static bool
-worker_resp_mget_stale(struct conn *c, struct resp_mget_item *it)
+worker_resp_mget_stale(struct worker_conn *c, struct worker_resp_mget_item *it)
 {
-    struct resp_mget   *m = it->mget;
-    struct cache_lookup lk;
-    struct buf          tmp = { 0 };
-    size_t              key_len;
-    const char         *key =
+    struct worker_resp_mget *m = it->mget;
+    struct cache_lookup      lk;
+    struct buf               tmp = { 0 };
+    size_t                   key_len;
+    const char              *key =
         worker_resp_mget_key(c, (size_t) (it - m->items), &key_len);
     bool ok = false;
 
@@ -355,9 +356,9 @@ worker_resp_mget_stale(struct conn *c, struct resp_mget_item *it)
 void
 worker_resp_mget_cb(struct backend_waiter *wt, const struct backend_reply *r)
 {
-    struct resp_mget_item *it = wt->data;
-    struct resp_mget      *m = it->mget;
-    struct conn           *c = m->conn;
+    struct worker_resp_mget_item *it = wt->data;
+    struct worker_resp_mget      *m = it->mget;
+    struct worker_conn           *c = m->conn;
 
     it->arrived = true;
     it->result = r->result;
@@ -396,11 +397,11 @@ worker_resp_mget_cb(struct backend_waiter *wt, const struct backend_reply *r)
 }
 
 bool
-worker_resp_mget(struct conn *c, const struct resp_command *cmd)
+worker_resp_mget(struct worker_conn *c, const struct resp_command *cmd)
 {
-    size_t            n = cmd->argc - 1;
-    uint64_t          now_ms = cache_clock_ms();
-    struct resp_mget *m;
+    size_t                   n = cmd->argc - 1;
+    uint64_t                 now_ms = cache_clock_ms();
+    struct worker_resp_mget *m;
 
     m = calloc(1, sizeof(*m) + n * sizeof(m->items[0]));
     if (m == NULL) {

@@ -41,33 +41,33 @@
 #include "value.h"
 #include "worker_conn.h"
 
-static struct resp_pending *
-worker_resp_pipeline_head(struct conn *c)
+static struct worker_resp_pending *
+worker_resp_pipeline_head(struct worker_conn *c)
 {
     return &c->resp_q[c->resp_q_head];
 }
 
 bool
-worker_resp_pipeline_busy(const struct conn *c)
+worker_resp_pipeline_busy(const struct worker_conn *c)
 {
     return c->resp_q_len > 0;
 }
 
 bool
-worker_resp_pipeline_full(const struct conn *c)
+worker_resp_pipeline_full(const struct worker_conn *c)
 {
     return c->resp_q_len >= RESP_PIPELINE_MAX;
 }
 
 /* Moves every answered entry at the head into out, in order. */
 static int
-worker_resp_pipeline_drain(struct conn *c)
+worker_resp_pipeline_drain(struct worker_conn *c)
 {
     int rc = 0;
 
     while (c->resp_q_len > 0 && worker_resp_pipeline_head(c)->done) {
-        struct resp_pending *e = worker_resp_pipeline_head(c);
-        size_t               n = buf_pending(&e->answer);
+        struct worker_resp_pending *e = worker_resp_pipeline_head(c);
+        size_t                      n = buf_pending(&e->answer);
 
         if (n > 0) {
             rc |= worker_conn_append(c, e->answer.data + e->answer.pos, n);
@@ -107,8 +107,8 @@ worker_resp_pipeline_drain(struct conn *c)
 /* Redis failed: --stale-if-error may answer e from a recently expired
  * copy, into dst.  True when it did. */
 static bool
-worker_resp_stale_if_error(struct conn *c, struct resp_pending *e,
-                           struct buf *dst)
+worker_resp_stale_if_error(struct worker_conn         *c,
+                           struct worker_resp_pending *e, struct buf *dst)
 {
     struct cache_lookup lk;
     char               *head;
@@ -135,8 +135,8 @@ static void
 worker_resp_pipeline_cb(struct backend_waiter      *wt,
                         const struct backend_reply *r)
 {
-    struct resp_pending *e = wt->data;
-    struct conn         *c = e->conn;
+    struct worker_resp_pending *e = wt->data;
+    struct worker_conn         *c = e->conn;
     /* The head's answer goes straight to out: no copy into the entry. */
     struct buf *dst = e == worker_resp_pipeline_head(c) ? &c->out : &e->answer;
     size_t      before = buf_pending(dst);
@@ -190,7 +190,7 @@ answered:
 }
 
 int
-worker_resp_append_value(struct conn *c, struct value *v)
+worker_resp_append_value(struct worker_conn *c, struct value *v)
 {
     char   head[RESP_BULK_HEAD_MAX];
     size_t hlen = resp_format_bulk_head(head, v->len);
@@ -205,7 +205,7 @@ worker_resp_append_value(struct conn *c, struct value *v)
 
 /* Copies a cached value into b as a bulk string; true on a hit. */
 bool
-worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
+worker_resp_copy_hit(struct worker_conn *c, struct buf *b, const char *key,
                      size_t key_len)
 {
     struct cache_lookup lk;
@@ -238,11 +238,11 @@ worker_resp_copy_hit(struct conn *c, struct buf *b, const char *key,
 }
 
 int
-worker_resp_pipeline_get(struct conn *c, const char *key, size_t key_len,
-                         bool try_cache)
+worker_resp_pipeline_get(struct worker_conn *c, const char *key,
+                         size_t key_len, bool try_cache)
 {
-    struct worker       *w = c->worker;
-    struct resp_pending *e;
+    struct worker              *w = c->worker;
+    struct worker_resp_pending *e;
 
     if (c->resp_q == NULL) {
         c->resp_q = calloc(RESP_PIPELINE_MAX, sizeof(*c->resp_q));
@@ -290,7 +290,7 @@ worker_resp_pipeline_get(struct conn *c, const char *key, size_t key_len,
 }
 
 void
-worker_resp_pipeline_free(struct conn *c)
+worker_resp_pipeline_free(struct worker_conn *c)
 {
     if (c->resp_q == NULL) {
         return;

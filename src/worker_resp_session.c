@@ -20,9 +20,9 @@
 #include "worker_conn.h"
 
 struct worker_resp_info_arg {
-    struct conn *conn;
-    char         addr[INET6_ADDRSTRLEN + 8];
-    char         laddr[INET6_ADDRSTRLEN + 8];
+    struct worker_conn *conn;
+    char                addr[INET6_ADDRSTRLEN + 8];
+    char                laddr[INET6_ADDRSTRLEN + 8];
 };
 
 /* "ip:port" of a socket address, as Redis' CLIENT INFO shows it. */
@@ -51,7 +51,7 @@ static void
 worker_resp_fill_info(void *arg, struct resp_session_server_info *si)
 {
     struct worker_resp_info_arg *ia = arg;
-    struct conn                 *c = ia->conn;
+    struct worker_conn          *c = ia->conn;
     struct worker               *w = c->worker;
     const struct worker_params  *p = w->params;
     struct metrics_slot_shm      sum;
@@ -102,7 +102,7 @@ worker_resp_key_allowed(void *arg, const char *key, size_t len)
 }
 
 void
-worker_resp_session_open(struct conn *c)
+worker_resp_session_open(struct worker_conn *c)
 {
     struct worker *w = c->worker;
 
@@ -113,7 +113,7 @@ worker_resp_session_open(struct conn *c)
 }
 
 void
-worker_resp_session_fini(struct conn *c)
+worker_resp_session_fini(struct worker_conn *c)
 {
     resp_session_fini(&c->session);
 }
@@ -122,7 +122,7 @@ worker_resp_session_fini(struct conn *c)
  * that were there before (appending may have rewound out, hence pos +
  * pending): an error or not. */
 static void
-worker_resp_session_count(struct conn *c, size_t pending)
+worker_resp_session_count(struct worker_conn *c, size_t pending)
 {
     size_t from = c->out.pos + pending;
     bool   err = c->out.len > from && c->out.data[from] == '-';
@@ -136,7 +136,7 @@ worker_resp_session_count(struct conn *c, size_t pending)
 }
 
 bool
-worker_resp_gate(struct conn *c, const struct resp_command *cmd)
+worker_resp_gate(struct worker_conn *c, const struct resp_command *cmd)
 {
     struct worker_resp_info_arg ia = { .conn = c };
     struct resp_session_env     env = {
@@ -166,7 +166,7 @@ worker_resp_gate(struct conn *c, const struct resp_command *cmd)
 
 /* Puts the queued commands right after EXEC's bytes in the input. */
 static int
-worker_resp_replay(struct conn *c, size_t exec_len)
+worker_resp_replay(struct worker_conn *c, size_t exec_len)
 {
     struct buf q;
     size_t     qlen;
@@ -190,7 +190,7 @@ worker_resp_replay(struct conn *c, size_t exec_len)
 }
 
 bool
-worker_resp_session(struct conn *c, const struct resp_command *cmd)
+worker_resp_session(struct worker_conn *c, const struct resp_command *cmd)
 {
     struct worker_resp_info_arg ia = { .conn = c };
     struct resp_session_env     env = {

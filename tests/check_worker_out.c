@@ -27,7 +27,7 @@ make_value(size_t len, char fill)
 /* Writes up to max bytes as the worker would: one worker_out_iov, a
  * "writev" of at most max, then advance.  Appends them to sink. */
 static size_t
-drain_some(struct conn *c, struct buf *sink, size_t room, size_t max)
+drain_some(struct worker_conn *c, struct buf *sink, size_t room, size_t max)
 {
     struct iovec iov[WORKER_OUT_IOV_MAX];
     int          n = worker_out_iov(c, iov, room);
@@ -47,21 +47,21 @@ drain_some(struct conn *c, struct buf *sink, size_t room, size_t max)
 }
 
 static size_t
-unsent(const struct conn *c)
+unsent(const struct worker_conn *c)
 {
     return buf_pending(&c->out) + c->out_values_unsent;
 }
 
 /* Appends to both the connection and the expected stream. */
 static void
-put_bytes(struct conn *c, struct buf *want, const char *s)
+put_bytes(struct worker_conn *c, struct buf *want, const char *s)
 {
     ck_assert_int_eq(buf_append(&c->out, s, strlen(s)), 0);
     ck_assert_int_eq(buf_append(want, s, strlen(s)), 0);
 }
 
 static void
-put_value(struct conn *c, struct buf *want, struct value *v)
+put_value(struct worker_conn *c, struct buf *want, struct value *v)
 {
     ck_assert_int_eq(worker_out_append_value(c, v), 0);
     ck_assert_int_eq(buf_append(want, v->data, v->len), 0);
@@ -73,7 +73,7 @@ static const size_t steps[] = { 1, 7, 4096, 65537, 70000, 1u << 20 };
 START_TEST(stream_is_in_order_whatever_the_steps)
 {
     size_t step = steps[_i];
-    struct conn c;
+    struct worker_conn c;
     struct buf want = { 0 }, got = { 0 };
     struct value *a = make_value(WORKER_SHARE_MIN, 'a');
     struct value *b = make_value(3 * WORKER_SHARE_MIN + 5, 'b');
@@ -124,7 +124,7 @@ END_TEST
 
 START_TEST(appends_that_move_out_keep_the_order)
 {
-    struct conn c;
+    struct worker_conn c;
     struct buf want = { 0 }, got = { 0 };
     struct value *v = make_value(WORKER_SHARE_MIN * 2, 'v');
     char x[3001], y[2001];
@@ -173,7 +173,7 @@ END_TEST
 
 START_TEST(room_bounds_each_call)
 {
-    struct conn c;
+    struct worker_conn c;
     struct iovec iov[WORKER_OUT_IOV_MAX];
     struct value *v = make_value(4u << 20, 'v');
     size_t total = 0;
@@ -204,7 +204,7 @@ END_TEST
 
 START_TEST(many_values_fill_at_most_the_iov)
 {
-    struct conn c;
+    struct worker_conn c;
     struct iovec iov[WORKER_OUT_IOV_MAX];
     struct value *v = make_value(WORKER_SHARE_MIN, 'm');
     int n;
