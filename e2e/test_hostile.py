@@ -570,6 +570,8 @@ def test_descriptors_run_out_clients_are_refused_then_served(redis_server,
             kinds[kind] += 1
             if got.startswith(b"HTTP/1.1 503"):
                 assert b"\r\nRetry-After: 1\r\n" in got, got
+                # Issue 20: Cache-Status on every answer of the data port.
+                assert b"\r\nCache-Status: redis-cache-proxy\r\n" in got, got
         assert kinds["hung"] == 0, kinds
         assert kinds["ok"] >= 5 and kinds["refused"] >= 100, kinds
         # The connection that was open before goes on being served.

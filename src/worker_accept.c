@@ -67,6 +67,7 @@ worker_accept_shed(struct worker *w, int lfd, const struct worker_proto *proto)
     static const char http_full[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                     "Content-Length: 0\r\n"
                                     "Retry-After: 1\r\n"
+                                    "Cache-Status: redis-cache-proxy\r\n"
                                     "Connection: close\r\n\r\n";
     static const char resp_full[] = "-ERR max number of clients reached\r\n";
     const char *msg = proto == &worker_http_proto ? http_full : resp_full;
