@@ -426,6 +426,11 @@ def test_primary_killed_recovers_without_restart(cluster, make_proxy):
     other = next(k for k in ("key:%d" % i for i in range(200))
                  if cluster.owner(keyslot(k)) is not victim)
     fill(cluster, [other])
+    # A replica that never synced is not promoted (its data is too
+    # old): on a fresh cluster (this test alone) there would be no
+    # failover at all.
+    wait_for(lambda: victim.client().execute_command("WAIT", 1, 1000) >= 1,
+             timeout=20, what="the victim's replica in sync")
     p = cluster_proxy(make_proxy, cluster)
     assert requests.get(p.url("/" + key), timeout=5).status_code == 200
     t0 = time.monotonic()
@@ -444,6 +449,10 @@ def test_primary_killed_recovers_without_restart(cluster, make_proxy):
     # Target: the cluster's own failover time plus 1 s.
     assert rec <= cluster_time + 1.5, (cluster_time, rec)
     assert metric(p, "rcp_backend_nodes") == 3
+    # /metrics counts the map read again and the failover it followed:
+    # the first map and the one with the promoted replica, at least.
+    assert metric(p, "rcp_backend_map_changes_total") >= 2
+    assert metric(p, "rcp_backend_map_refreshes_total") >= 2
 
 
 @pytest.fixture
