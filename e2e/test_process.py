@@ -47,14 +47,14 @@ def test_workers_named_in_ps(proxy):
                      "redis-cache-proxy: worker 2"]
 
 
-def timed_pair(p):
+def timed_pair(p, round_=0):
     """Two misses on two connections, the second 50 ms after the first:
     how long until both are answered."""
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         start = time.monotonic()
-        first = ex.submit(get, p, "a0", 10)
+        first = ex.submit(get, p, "a0-%d" % round_, 10)
         time.sleep(0.05)
-        second = ex.submit(get, p, "a1", 10)
+        second = ex.submit(get, p, "a1-%d" % round_, 10)
         rs = [first.result(), second.result()]
     return rs, time.monotonic() - start
 
@@ -65,8 +65,14 @@ def test_parallel_with_two_workers_serial_with_one(make_proxy):
         p2 = make_proxy(slow, "--workers", "2", "--redis-timeout", "10s")
         # Warm both workers' backend connections.
         wait_for(lambda: len(worker_pids(p2)) == 2, what="workers")
-        rs, took2 = timed_pair(p2)
-        assert all(r.status_code == 200 for r in rs)
+        # The kernel, not the proxy, picks the worker that accepts each
+        # connection, and an idle machine may give both to one worker:
+        # up to five pairs (new keys each, so misses), one must overlap.
+        for round_ in range(5):
+            rs, took2 = timed_pair(p2, round_)
+            assert all(r.status_code == 200 for r in rs)
+            if took2 < 1.1:
+                break
         p1 = make_proxy(slow, "--workers", "1", "--redis-timeout", "10s")
         rs, took1 = timed_pair(p1)
         assert all(r.status_code == 200 for r in rs)
