@@ -17,8 +17,8 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, http_raw, read_until_close, run_cli, wait_for
-from test_hostile import children
+from conftest import children, free_port, http_raw, read_until_close, \
+    run_cli, wait_for
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
