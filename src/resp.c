@@ -246,9 +246,7 @@ resp_error_arity(struct buf *out, const char *name)
 {
     char msg[96];
     int  n = snprintf(msg, sizeof(msg),
-                      "ERR wrong number of arguments for "
-                       "'%s' command",
-                      name);
+                      "ERR wrong number of arguments for '%s' command", name);
 
     return resp_append_error(out, msg, (size_t) n);
 }
@@ -326,10 +324,8 @@ resp_select(const char *buf, const struct resp_command *cmd, uint32_t db,
     }
     if (v != db) {
         char msg[96];
-        int  n = snprintf(msg, sizeof(msg),
-                          "ERR this proxy serves db %u "
-                           "only",
-                          db);
+        int  n =
+            snprintf(msg, sizeof(msg), "ERR this proxy serves db %u only", db);
 
         return resp_append_error(out, msg, (size_t) n);
     }
