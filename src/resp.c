@@ -146,6 +146,18 @@ resp_format_bulk_head(char *dst, size_t len)
     return pos;
 }
 
+void
+resp_end_bulk_in_place(struct buf *out, size_t len)
+{
+    char  *head = out->data + out->len;
+    size_t hlen = resp_format_bulk_head(head, len);
+
+    memmove(head + hlen, head + RESP_BULK_HEAD_MAX, len);
+    out->len += hlen + len;
+    out->data[out->len++] = '\r';
+    out->data[out->len++] = '\n';
+}
+
 int
 resp_append_bulk(struct buf *out, const void *data, size_t len)
 {
