@@ -148,6 +148,40 @@ def test_parallel_with_two_workers_serial_with_one(make_proxy):
     assert took2 < 1.1, took2
 
 
+def uptime_s():
+    """Seconds since boot: the clock of the start times in /proc."""
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def start_s(pid):
+    """When pid started, in uptime_s() seconds, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    start_ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+    return start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def proc_age(pid):
+    """Seconds since pid started, from /proc."""
+    return uptime_s() - start_s(pid)
+
+
+def replaced_after(p, old_pids, victim):
+    """Waits for a worker to replace victim; how long after now (the
+    kill) the replacement started, by its start time in /proc.  The
+    kernel's clock, not when this test saw it: a scan of /proc on a
+    loaded machine, against a client thread holding the GIL, once saw a
+    replacement 1.5 s after the kill."""
+    killed = uptime_s()
+    new = wait_for(lambda: (lambda d: d if len(d) == 2 and victim not in
+                            d else None)(worker_pids(p)), timeout=5,
+                   what="replacement")
+    took = start_s((set(new) - set(old_pids)).pop()) - killed
+    print("replacement started %.0f ms after the kill" % (took * 1000))
+    return new, took
+
+
 def test_killed_worker_is_replaced(redis_server, proxy):
     redis_server.client().set("k", "v")
     pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
@@ -169,11 +203,8 @@ def test_killed_worker_is_replaced(redis_server, proxy):
     try:
         victim = min(pids)
         os.kill(victim, signal.SIGKILL)
-        killed = time.monotonic()
-        new = wait_for(lambda: (lambda d: d if len(d) == 2 and victim not in
-                                d else None)(worker_pids(proxy)), timeout=5,
-                       what="replacement")
-        assert time.monotonic() - killed < 1.0
+        new, took = replaced_after(proxy, pids, victim)
+        assert took < 1.0, (took, proxy.log())
         time.sleep(0.2)
     finally:
         stop.set()
@@ -183,16 +214,6 @@ def test_killed_worker_is_replaced(redis_server, proxy):
     assert len(errors) <= 1, errors
     assert get(proxy, "k").status_code == 200
     assert "killed by signal 9" in proxy.log()
-
-
-def proc_age(pid):
-    """Seconds since pid started, from /proc."""
-    with open("/proc/%d/stat" % pid) as f:
-        stat = f.read()
-    start_ticks = int(stat[stat.rindex(")") + 2:].split()[19])
-    with open("/proc/uptime") as f:
-        uptime = float(f.read().split()[0])
-    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def test_worker_killed_after_its_first_second_is_replaced(redis_server,
@@ -206,22 +227,16 @@ def test_worker_killed_after_its_first_second_is_replaced(redis_server,
     wait_for(lambda: proc_age(victim) > 1.3, timeout=5,
              what="worker older than a second")
     os.kill(victim, signal.SIGKILL)
-    killed = time.monotonic()
-    new = wait_for(lambda: (lambda d: d if len(d) == 2 and victim not in
-                            d else None)(worker_pids(proxy)), timeout=5,
-                   what="replacement")
-    assert time.monotonic() - killed < 1.0
+    new, took = replaced_after(proxy, pids, victim)
+    assert took < 1.0, (took, proxy.log())
     assert get(proxy, "k").status_code == 200
     # The replacement is replaced too when it dies after its first second.
     victim = (set(new) - set(pids)).pop()
     wait_for(lambda: proc_age(victim) > 1.3, timeout=5,
              what="replacement older than a second")
     os.kill(victim, signal.SIGKILL)
-    killed = time.monotonic()
-    wait_for(lambda: (lambda d: d if len(d) == 2 and victim not in
-                      d else None)(worker_pids(proxy)), timeout=5,
-             what="second replacement")
-    assert time.monotonic() - killed < 1.0
+    _, took = replaced_after(proxy, new, victim)
+    assert took < 1.0, (took, proxy.log())
 
 
 def test_sigterm_finishes_in_flight_requests(make_proxy):
