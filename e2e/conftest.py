@@ -343,6 +343,24 @@ def parse_responses(data, head_requests=()):
     return out
 
 
+def read_commands(f):
+    """Yields each command a client sends on f (a socket's makefile("rb")),
+    as a list of bytes, until EOF; lines outside an array are skipped.
+    A socket error (OSError) or a malformed length (ValueError) is the
+    caller's to catch."""
+    while True:
+        line = f.readline()
+        if not line:
+            return
+        if not line.startswith(b"*"):
+            continue
+        args = []
+        for _ in range(int(line[1:])):
+            n = int(f.readline()[1:])
+            args.append(f.read(n + 2)[:-2])
+        yield args
+
+
 class StandInRedis:
     """A stand-in Redis whose answers the test times: reads the commands
     of each connection as they arrive (so pipelined ones are seen at
@@ -415,16 +433,7 @@ class StandInRedis:
                          daemon=True).start()
         f = c.makefile("rb")
         try:
-            while True:
-                line = f.readline()
-                if not line:
-                    return
-                if not line.startswith(b"*"):
-                    continue
-                args = []
-                for _ in range(int(line[1:])):
-                    n = int(f.readline()[1:])
-                    args.append(f.read(n + 2)[:-2])
+            for args in read_commands(f):
                 cmd = args[0].upper()
                 if cmd == b"GET":
                     key = args[1]

@@ -597,6 +597,11 @@ def test_descriptors_run_out_clients_are_refused_then_served(redis_server,
             kind, _ = read_answer(s, 3.0)
             s.close()
             assert kind == "refused", kind
+            kinds["refused"] += 1
+        # Each refusal is counted.
+        text = requests.get(p.admin_url("/metrics"), timeout=5).text
+        assert metric(text, "rcp_connections_refused_total") == \
+            kinds["refused"], kinds
     finally:
         for s in held:
             s.close()

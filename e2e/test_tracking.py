@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from conftest import Redis, port_open, wait_for
+from conftest import Redis, port_open, read_commands, wait_for
 
 
 def metrics(p):
@@ -371,16 +371,7 @@ class TrackingStandIn:
         subscribed = False
         f = c.makefile("rb")
         try:
-            while True:
-                line = f.readline()
-                if not line:
-                    return
-                if not line.startswith(b"*"):
-                    continue
-                args = []
-                for _ in range(int(line[1:])):
-                    n = int(f.readline()[1:])
-                    args.append(f.read(n + 2)[:-2])
+            for args in read_commands(f):
                 cmd = args[0].upper()
                 sub = args[1].upper() if len(args) > 1 else b""
                 if cmd == b"GET":

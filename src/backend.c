@@ -659,23 +659,6 @@ backend_fetch_release(struct backend_fetch *f)
 
 /* --- sending ------------------------------------------------------------ */
 
-/* Encodes argv with hiredis and queues it.  0 or -ENOMEM. */
-static int
-backend_send_argv(struct backend *b, int argc, const char **argv,
-                  const size_t *lens)
-{
-    char *cmd = NULL;
-    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    int   rc;
-
-    if (len < 0 || cmd == NULL) {
-        return -ENOMEM;
-    }
-    rc = redis_conn_send(&b->conn, cmd, (size_t) len);
-    redisFreeCommand(cmd);
-    return rc;
-}
-
 /* Keeps rcp_backend_connections: one while a connection is READY. */
 static void
 backend_count_conn(struct backend *b, bool up)
@@ -739,7 +722,8 @@ backend_fetch_send(struct backend_fetch *f)
         struct backend_fetch *ph = calloc(1, sizeof(*ph) + 1);
 
         if (ph == NULL
-            || backend_send_argv(b, 1, asking_argv, asking_len) != 0) {
+            || redis_conn_send_argv(&b->conn, 1, asking_argv, asking_len)
+                   != 0) {
             free(ph);
             return -ENOMEM;
         }
@@ -767,18 +751,18 @@ backend_fetch_send(struct backend_fetch *f)
         argv[1] = prefixed;
         lens[1] = b->key_prefix_len + f->key_len;
     }
-    rc = backend_send_argv(b, 2, argv, lens);
+    rc = redis_conn_send_argv(&b->conn, 2, argv, lens);
     if (rc == 0 && f->asking) {
         static const char  *asking_argv[1] = { "ASKING" };
         static const size_t asking_len[1] = { 6 };
 
-        rc = backend_send_argv(b, 1, asking_argv, asking_len);
+        rc = redis_conn_send_argv(&b->conn, 1, asking_argv, asking_len);
         f->replies_due += rc == 0 ? 1 : 0;
     }
     if (rc == 0) {
         argv[0] = "PTTL";
         lens[0] = 4;
-        rc = backend_send_argv(b, 2, argv, lens);
+        rc = redis_conn_send_argv(&b->conn, 2, argv, lens);
         f->replies_due += rc == 0 ? 1 : 0;
     }
     free(prefixed);
@@ -1526,7 +1510,7 @@ backend_send_handshake(struct backend *b)
         }
         argv[argc] = b->password;
         lens[argc++] = strlen(b->password);
-        if ((rc = backend_send_argv(b, argc, argv, lens)) != 0) {
+        if ((rc = redis_conn_send_argv(&b->conn, argc, argv, lens)) != 0) {
             return rc;
         }
         b->handshake_left++;
@@ -1537,7 +1521,7 @@ backend_send_handshake(struct backend *b)
         lens[0] = 6;
         argv[1] = db;
         lens[1] = strlen(db);
-        if ((rc = backend_send_argv(b, 2, argv, lens)) != 0) {
+        if ((rc = redis_conn_send_argv(&b->conn, 2, argv, lens)) != 0) {
             return rc;
         }
         b->handshake_left++;
@@ -1546,7 +1530,7 @@ backend_send_handshake(struct backend *b)
         /* A cluster replica serves reads of its slots only after it. */
         argv[0] = "READONLY";
         lens[0] = 8;
-        if ((rc = backend_send_argv(b, 1, argv, lens)) != 0) {
+        if ((rc = redis_conn_send_argv(&b->conn, 1, argv, lens)) != 0) {
             return rc;
         }
         b->handshake_left++;
@@ -1555,7 +1539,7 @@ backend_send_handshake(struct backend *b)
         /* Last: backend_handshake_reply() trusts only a master. */
         argv[0] = "ROLE";
         lens[0] = 4;
-        if ((rc = backend_send_argv(b, 1, argv, lens)) != 0) {
+        if ((rc = redis_conn_send_argv(&b->conn, 1, argv, lens)) != 0) {
             return rc;
         }
         b->handshake_left++;

@@ -134,33 +134,7 @@ static uint64_t
 cache_inflight_hash(const struct cache_inflight *t, const void *key,
                     size_t len)
 {
-    const unsigned char *p = key;
-    const uint64_t      *seed = t->shm->seed;
-    uint64_t             v0 = SIPHASH_C0 ^ seed[0];
-    uint64_t             v1 = SIPHASH_C1 ^ seed[1];
-    uint64_t             v2 = SIPHASH_C2 ^ seed[0];
-    uint64_t             v3 = SIPHASH_C3 ^ seed[1];
-    uint64_t             b = (uint64_t) len << 56;
-    size_t               whole = len & ~(size_t) 7;
-    uint64_t             m;
-
-    for (size_t off = 0; off < whole; off += 8) {
-        memcpy(&m, p + off, sizeof(m));
-        v3 ^= m;
-        siphash_round(&v0, &v1, &v2, &v3);
-        v0 ^= m;
-    }
-    for (size_t k = 0; k < (len & 7); k++) {
-        b |= (uint64_t) p[whole + k] << (8 * k);
-    }
-    v3 ^= b;
-    siphash_round(&v0, &v1, &v2, &v3);
-    v0 ^= b;
-    v2 ^= 0xff;
-    siphash_round(&v0, &v1, &v2, &v3);
-    siphash_round(&v0, &v1, &v2, &v3);
-    siphash_round(&v0, &v1, &v2, &v3);
-    return v0 ^ v1 ^ v2 ^ v3;
+    return siphash13(t->shm->seed, key, len);
 }
 
 static inline uint32_t

@@ -19,10 +19,7 @@ static const uint64_t etag_key[2] = { UINT64_C(0x7263702d65746167),
 void
 etag_begin(struct etag_state *s)
 {
-    s->v0 = SIPHASH_C0 ^ etag_key[0];
-    s->v1 = SIPHASH_C1 ^ etag_key[1];
-    s->v2 = SIPHASH_C2 ^ etag_key[0];
-    s->v3 = SIPHASH_C3 ^ etag_key[1];
+    siphash_begin(&s->v0, &s->v1, &s->v2, &s->v3, etag_key);
     s->tail = 0;
     s->len = 0;
 }
@@ -30,9 +27,7 @@ etag_begin(struct etag_state *s)
 static inline void
 etag_compress(struct etag_state *s, uint64_t m)
 {
-    s->v3 ^= m;
-    siphash_round(&s->v0, &s->v1, &s->v2, &s->v3);
-    s->v0 ^= m;
+    siphash_compress(&s->v0, &s->v1, &s->v2, &s->v3, m);
 }
 
 void
@@ -64,17 +59,8 @@ etag_update(struct etag_state *s, const void *data, size_t len)
 uint64_t
 etag_end(const struct etag_state *s)
 {
-    uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2, v3 = s->v3;
-    uint64_t b = (uint64_t) s->len << 56 | s->tail;
-
-    v3 ^= b;
-    siphash_round(&v0, &v1, &v2, &v3);
-    v0 ^= b;
-    v2 ^= 0xff;
-    siphash_round(&v0, &v1, &v2, &v3);
-    siphash_round(&v0, &v1, &v2, &v3);
-    siphash_round(&v0, &v1, &v2, &v3);
-    return v0 ^ v1 ^ v2 ^ v3;
+    return siphash_end(s->v0, s->v1, s->v2, s->v3,
+                       (uint64_t) s->len << 56 | s->tail);
 }
 
 uint64_t

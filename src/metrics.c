@@ -326,6 +326,12 @@ metrics_count_connection(struct metrics_slot_shm *s, bool denied)
 }
 
 void
+metrics_count_refused(struct metrics_slot_shm *s, uint64_t n)
+{
+    __atomic_fetch_add(&s->connections_refused, n, __ATOMIC_RELAXED);
+}
+
+void
 metrics_count_auth_failure(struct metrics_slot_shm *s)
 {
     __atomic_fetch_add(&s->auth_failures, 1, __ATOMIC_RELAXED);
@@ -369,6 +375,8 @@ metrics_sum(const struct metrics *m, struct metrics_slot_shm *out)
             __atomic_load_n(&s->connections_accepted, __ATOMIC_RELAXED);
         out->connections_denied +=
             __atomic_load_n(&s->connections_denied, __ATOMIC_RELAXED);
+        out->connections_refused +=
+            __atomic_load_n(&s->connections_refused, __ATOMIC_RELAXED);
         out->auth_failures +=
             __atomic_load_n(&s->auth_failures, __ATOMIC_RELAXED);
         for (size_t k = 0; k < METRICS_STALE_COUNT; k++) {
@@ -793,6 +801,10 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
     metrics_u64(&o, "rcp_connections_denied_total", "counter",
                 "Client connections closed at accept by --allow-from.",
                 sum.connections_denied);
+    metrics_u64(&o, "rcp_connections_refused_total", "counter",
+                "Client connections refused at accept (HTTP 503, RESP"
+                " -ERR) because the worker was out of descriptors.",
+                sum.connections_refused);
     metrics_u64(&o, "rcp_auth_failures_total", "counter",
                 "Requests refused for missing or wrong credentials.",
                 sum.auth_failures);

@@ -110,6 +110,8 @@ struct metrics_slot_shm {
     int64_t  backend_connections;  /* gauge: ready Redis conns */
     uint64_t connections_accepted; /* accepted and served */
     uint64_t connections_denied;   /* closed at accept: --allow-from */
+    uint64_t connections_refused;  /* answered "full" at accept: out of
+                                      descriptors (worker_accept.c) */
     uint64_t auth_failures;        /* 401s, WRONGPASS, NOAUTH */
     uint64_t stale_answers[METRICS_STALE_COUNT];
     uint64_t refreshes[METRICS_REFRESH_COUNT]; /* background GETs */
@@ -197,6 +199,7 @@ void metrics_add_backend_connections(struct metrics_slot_shm *s,
                                      int64_t                  delta);
 /* A connection accepted (denied: closed at once by --allow-from). */
 void metrics_count_connection(struct metrics_slot_shm *s, bool denied);
+void metrics_count_refused(struct metrics_slot_shm *s, uint64_t n);
 void metrics_count_auth_failure(struct metrics_slot_shm *s);
 /* One HTTP-caching event: a stale answer, a refresh started, a 304, a
  * negative hit.  counter is a field of s. */

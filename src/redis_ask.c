@@ -15,22 +15,6 @@
 #include "redis_ask.h"
 
 int
-redis_ask_command(struct redis_conn *c, int argc, const char **argv,
-                  const size_t *lens)
-{
-    char *cmd = NULL;
-    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    int   rc;
-
-    if (len < 0 || cmd == NULL) {
-        return -ENOMEM;
-    }
-    rc = redis_conn_send(c, cmd, (size_t) len);
-    redisFreeCommand(cmd);
-    return rc;
-}
-
-int
 redis_ask_open(struct redis_conn *c, const struct redis_conn_target *t,
                uint64_t max_reply_bytes, const char *user,
                const char *password, char *why)
@@ -53,7 +37,7 @@ redis_ask_open(struct redis_conn *c, const struct redis_conn_target *t,
     }
     argv[argc] = password;
     lens[argc++] = strlen(password);
-    if (redis_ask_command(c, argc, argv, lens) != 0) {
+    if (redis_conn_send_argv(c, argc, argv, lens) != 0) {
         (void) snprintf(why, REDIS_CONN_WHY_MAX, "out of memory");
         redis_conn_close(c);
         return -1;
@@ -121,7 +105,7 @@ int
 redis_ask_send(struct redis_ask *a, int argc, const char **argv,
                const size_t *lens)
 {
-    int rc = redis_ask_command(&a->conn, argc, argv, lens);
+    int rc = redis_conn_send_argv(&a->conn, argc, argv, lens);
 
     if (rc == 0) {
         a->due++;

@@ -103,8 +103,4 @@ int redis_ask_open(struct redis_conn *c, const struct redis_conn_target *t,
                    uint64_t max_reply_bytes, const char *user,
                    const char *password, char *why);
 
-/* Queues one command on c.  0 or -ENOMEM. */
-int redis_ask_command(struct redis_conn *c, int argc, const char **argv,
-                      const size_t *lens);
-
 #endif

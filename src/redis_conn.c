@@ -435,6 +435,22 @@ redis_conn_send(struct redis_conn *c, const char *cmd, size_t len)
     return 0;
 }
 
+int
+redis_conn_send_argv(struct redis_conn *c, int argc, const char **argv,
+                     const size_t *lens)
+{
+    char *cmd = NULL;
+    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    int   rc;
+
+    if (len < 0 || cmd == NULL) {
+        return -ENOMEM;
+    }
+    rc = redis_conn_send(c, cmd, (size_t) len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
 static void redis_conn_update_io(struct redis_conn *c);
 
 /* Writes what is queued.  0, or -1 when it failed (closed, reported). */

@@ -142,6 +142,11 @@ int redis_conn_open(struct redis_conn *c, const struct redis_conn_target *t,
 /* Queues one encoded command.  0 or -ENOMEM. */
 int redis_conn_send(struct redis_conn *c, const char *cmd, size_t len);
 
+/* Encodes argv (binary-safe, lens[i] bytes each) with hiredis and
+ * queues it.  0 or -ENOMEM. */
+int redis_conn_send_argv(struct redis_conn *c, int argc, const char **argv,
+                         const size_t *lens);
+
 /* True while part of a reply has been read and not yet delivered. */
 bool redis_conn_reply_started(const struct redis_conn *c);
 

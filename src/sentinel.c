@@ -307,7 +307,7 @@ sentinel_on_sub_timer(struct event_loop *loop, struct event_timer *timer)
         sentinel_sub_lost(s, why);
         return;
     }
-    if (redis_ask_command(&s->sub, 2, argv, lens) != 0) {
+    if (redis_conn_send_argv(&s->sub, 2, argv, lens) != 0) {
         sentinel_sub_lost(s, "out of memory");
         return;
     }

@@ -322,22 +322,6 @@ tracking_lost(struct tracking *t, const char *why)
 /* --- the subscriber ------------------------------------------------------ */
 
 static int
-tracking_send(struct tracking *t, int argc, const char **argv,
-              const size_t *lens)
-{
-    char *cmd = NULL;
-    int   len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    int   rc;
-
-    if (len < 0 || cmd == NULL) {
-        return -ENOMEM;
-    }
-    rc = redis_conn_send(&t->sub, cmd, (size_t) len);
-    redisFreeCommand(cmd);
-    return rc;
-}
-
-static int
 tracking_send_words(struct tracking *t, int argc, const char **argv)
 {
     size_t lens[8];
@@ -345,7 +329,7 @@ tracking_send_words(struct tracking *t, int argc, const char **argv)
     for (int i = 0; i < argc; i++) {
         lens[i] = strlen(argv[i]);
     }
-    return tracking_send(t, argc, argv, lens);
+    return redis_conn_send_argv(&t->sub, argc, argv, lens);
 }
 
 /* After CLIENT ID: bcast turns tracking on here, redirected to itself;
@@ -393,7 +377,7 @@ tracking_send_subscribe(struct tracking *t)
             argv[argc] = t->key_prefix;
             lens[argc++] = t->key_prefix_len;
         }
-        rc = tracking_send(t, argc, argv, lens);
+        rc = redis_conn_send_argv(&t->sub, argc, argv, lens);
         if (rc != 0) {
             goto done;
         }

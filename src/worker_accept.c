@@ -15,7 +15,8 @@
  * open are served throughout; once descriptors are free again, accepting
  * resumes as before.
  *
- * The line saying so is rate-limited: at most one per
+ * Each refusal counts in rcp_connections_refused_total.  The line saying
+ * so is rate-limited: at most one per
  * WORKER_ACCEPT_WARN_MS, the next one counting those dropped in between
  * ("and N more like it"), as the backend's warnings are; a flood that
  * keeps the worker at its limit cannot flood the log too.
@@ -122,6 +123,7 @@ worker_accept_exhausted(struct worker *w, int lfd,
         shed = worker_accept_shed(w, lfd, proto);
     }
     w->accept_refused += shed;
+    metrics_count_refused(w->params->metrics, shed);
     if (w->accept_warned_ms != 0
         && now_ms - w->accept_warned_ms < WORKER_ACCEPT_WARN_MS) {
         w->accept_warns_dropped++;

@@ -530,6 +530,8 @@ static const struct family_case {
       "rcp_connections_accepted_total 0" },
     { "rcp_connections_denied_total", "counter",
       "rcp_connections_denied_total 0" },
+    { "rcp_connections_refused_total", "counter",
+      "rcp_connections_refused_total 0" },
     { "rcp_auth_failures_total", "counter", "rcp_auth_failures_total 0" },
     { "rcp_backend_redirects_total", "counter",
       "rcp_backend_redirects_total{kind=\"ask\"} 0" },
