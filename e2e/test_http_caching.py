@@ -178,11 +178,15 @@ def test_cache_status_stored_is_what_the_cache_did(redis_server,
 def test_stale_while_revalidate_one_get(redis_server, make_proxy):
     c = redis_server.client()
     c.set("w", b"old")
-    p = make_proxy(redis_server, "--workers", "1", "--ttl", "300ms",
+    # A 1 s TTL, not 300 ms: the refreshed entry must still be fresh
+    # for the HIT and the GET count read after the refresh is seen, and
+    # a loaded machine stalled the test past 300 ms there (a second
+    # refresh, a second GET).
+    p = make_proxy(redis_server, "--workers", "1", "--ttl", "1s",
                    "--stale-while-revalidate", "30s")
     assert req(p, "w").headers["X-Cache"] == "MISS"
     c.set("w", b"new")
-    wait_for(after(0.4), what="the entry to expire")
+    wait_for(after(1.1), what="the entry to expire")
     reset(redis_server)
     # Twenty requests in one write: all answered at once from the stale
     # copy, one background GET for them all.
@@ -274,7 +278,10 @@ def test_stale_if_error_off_by_default(redis_server, make_proxy):
 
 
 def test_negative_ttl_one_get_per_window(redis_server, make_proxy):
-    p = make_proxy(redis_server, "--workers", "1", "--negative-ttl", "1s")
+    # 3 s: the twenty hits below must all come inside the first window,
+    # and twenty new connections took most of a second on a loaded
+    # machine.
+    p = make_proxy(redis_server, "--workers", "1", "--negative-ttl", "3s")
     reset(redis_server)
     first = req(p, "nope")
     assert first.status_code == 404
@@ -290,7 +297,7 @@ def test_negative_ttl_one_get_per_window(redis_server, make_proxy):
     assert "rcp_negative_hits_total 20" in m
     # A new window asks Redis again, once.
     wait_for(lambda: req(p, "nope").headers.get("X-Cache") != "HIT",
-             timeout=5, what="the negative entry to expire")
+             timeout=10, what="the negative entry to expire")
     assert gets(redis_server) == 2
     # Purge drops it: the value set meanwhile shows at once.
     redis_server.client().set("nope", b"here")

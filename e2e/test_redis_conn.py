@@ -11,6 +11,7 @@ import redis as redis_py
 
 from conftest import Redis, StandInRedis as StandIn, free_port, get, \
     wait_for
+from test_backend import redis_blocked
 
 
 def test_redis_and_unix_urls(make_proxy):
@@ -161,12 +162,23 @@ def test_rate_limited_warnings_of_another_kind_still_log(make_proxy):
     p = make_proxy(r, "--workers", "1", "--max-reply-size", "1m",
                    "--redis-timeout", "200ms")
     assert get(p, "warm").status_code == 404
-    sleeper = threading.Thread(
-        target=lambda: r.client().execute_command("DEBUG", "SLEEP", "0.5"))
-    sleeper.start()
-    time.sleep(0.05)
-    assert get(p, "k").status_code == 504
-    sleeper.join()
+    # Redis blocked is polled for, not given a fixed 50 ms: a loaded
+    # machine may not have sent the DEBUG SLEEP by then, and the GET was
+    # answered (404) before it.  The sleep stays short so the too-large
+    # line below comes well inside the 1 s rate-limit window of the
+    # timeout line; a round whose GET still missed the sleep (the probe
+    # timed out only because the machine was slow) is run again.
+    for attempt in range(5):
+        sleeper = threading.Thread(
+            target=lambda: r.client().execute_command("DEBUG", "SLEEP",
+                                                      "0.6"))
+        sleeper.start()
+        wait_for(lambda: redis_blocked(r), what="DEBUG SLEEP to reach Redis")
+        code = get(p, "k%d" % attempt).status_code
+        sleeper.join()
+        if code == 504:
+            break
+    assert code == 504
     wait_for(lambda: get(p, "warm").status_code == 404, what="recovery")
     assert get(p, "big").status_code == 502
     wait_for(lambda: "over --max-reply-size" in p.log(), timeout=3,

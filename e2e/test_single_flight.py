@@ -212,7 +212,7 @@ def test_fetcher_killed_mid_fetch_does_not_strand_waiters(make_proxy):
     stand_in = StandInRedis()
     try:
         p = make_proxy(stand_in, "--workers", "4", "--ttl", "1h",
-                       "--redis-timeout", "2s")
+                       "--redis-timeout", "3s")
         socks, t_ask, owner = start_held_fetch(p, stand_in, b"k", 200)
         t_kill = time.monotonic()
         os.kill(owner, signal.SIGKILL)
@@ -220,14 +220,20 @@ def test_fetcher_killed_mid_fetch_does_not_strand_waiters(make_proxy):
         served = [(a, t) for a, t in got if a is not None]
         # The killed worker's own clients lost their connection; every
         # other one is answered, soon after the kill (its death is seen
-        # and its marker freed at once), well inside --redis-timeout +
-        # 100 ms from when it asked.
+        # and its marker freed at once), inside --redis-timeout from
+        # when it asked: a waiter stranded behind the dead fetcher's
+        # marker is sent only once parked a whole timeout (3 s).  The
+        # bounds leave a loaded machine seconds of slack (the last
+        # answer 200 ms after a kill 600 ms after asking was measured
+        # there; 0.5 s, and 2.0 s + 100 ms against a 2 s timeout, were
+        # too tight to tell a stranded waiter from a slow machine).
         assert len(served) > 0, len(served)
         for a, _ in served:
             assert a == (200, b"V"), a
         latest = max(t for _, t in served)
-        assert (t_kill - t_ask) + latest < 2.0 + 0.1, latest
-        assert latest < 0.5, latest
+        print("killed %.0f ms after asking" % ((t_kill - t_ask) * 1000))
+        assert (t_kill - t_ask) + latest < 3.0, (t_kill - t_ask, latest)
+        assert latest < 1.0, latest
         # A GET for each worker that waited, and none more.
         assert 2 <= stand_in.get_count(b"k") <= 4
         print("answered %d waiters, the last %.0f ms after the kill"
@@ -242,19 +248,24 @@ def test_fetcher_past_its_deadline_does_not_strand_waiters(make_proxy):
     stand_in = StandInRedis()
     try:
         p = make_proxy(stand_in, "--workers", "4", "--ttl", "1h",
-                       "--redis-timeout", "1s")
+                       "--redis-timeout", "2s")
         socks, t_ask, _ = start_held_fetch(p, stand_in, b"k", 100)
         t_read = time.monotonic()
         got = answers(socks)
         assert all(a is not None for a, _ in got)
         # The fetcher's clients get 504 at its deadline; the others then
-        # go to Redis themselves and are answered 200, each within the
-        # timeout plus 100 ms from when it asked.
+        # go to Redis themselves and are answered 200, soon after the
+        # timeout from when they asked.  A waiter parked again for
+        # another whole timeout would take twice the timeout (4 s); the
+        # bound leaves a loaded machine 1 s (1.46 s against a 1 s
+        # timeout and a 1.1 s bound was measured there).
         codes = [a[0] for a, _ in got]
         assert set(codes) == {200, 504}, codes
         assert codes.count(200) > 0, codes.count(200)
         latest = (t_read - t_ask) + max(t for _, t in got)
-        assert latest < 1.0 + 0.1, latest
+        print("%d answered 200, %d 504; the last %.0f ms after asking"
+              % (codes.count(200), codes.count(504), latest * 1000))
+        assert latest < 2.0 + 1.0, latest
         for s in socks:
             s.close()
     finally:
