@@ -67,6 +67,35 @@ def pid_alive(pid):
         return False
 
 
+def children(pid):
+    """Live (not zombie) child pids of pid, from /proc (no dependency on
+    procps, which slim images lack)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the ")" that ends the command name: state, ppid.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def vm_kb(pid, field):
+    """A memory figure of pid in kB from /proc/<pid>/status: VmRSS,
+    VmHWM, ..."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for %d" % (field, pid))
+
+
 class Redis:
     """A private redis-server: started on a free port, stopped by PID.
     Every one still running when a test ends is stopped then, even if the

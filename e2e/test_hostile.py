@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from conftest import Proxy, SlowRedis, free_port, parse_responses, \
-    wait_for
+from conftest import Proxy, SlowRedis, children, free_port, \
+    parse_responses, vm_kb, wait_for
 
 
 def exchange(port, data, shut=False, timeout=5.0):
@@ -64,23 +64,6 @@ def both(redis_server, make_proxy):
     return p
 
 
-def children(pid):
-    """Live child pids of pid, from /proc."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry))
-    return out
-
-
 def read_response(s, tail):
     got = b""
     while not got.endswith(tail):
@@ -91,14 +74,6 @@ def read_response(s, tail):
 
 
 # --- 1: MGET of a big cached value, many times --------------------------
-
-def vm_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s for %d" % (field, pid))
-
 
 def test_mget_of_a_big_value_is_bounded_and_stalls_nobody(redis_server,
                                                           make_proxy):

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import Proxy, SlowRedis, get, pid_alive, wait_for
+from conftest import Proxy, SlowRedis, children, get, pid_alive, wait_for
 
 
 
@@ -19,22 +19,15 @@ def worker_pids(p):
     """{pid: command line} of the supervisor's children, from /proc (no
     dependency on procps, which slim images lack)."""
     pids = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in children(p.proc.pid):
         try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
                 cmdline = f.read()
         except OSError:
             continue
-        # Fields after the ")" that ends the command name: state, ppid.
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == p.proc.pid and fields[0] != "Z":
-            args = cmdline.split(b"\0")
-            pids[int(entry)] = b" ".join(a for a in args if a).decode(
-                "utf-8", "replace")
+        args = cmdline.split(b"\0")
+        pids[pid] = b" ".join(a for a in args if a).decode("utf-8",
+                                                            "replace")
     return pids
 
 

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_for
-from test_hostile import children, vm_kb
+from conftest import children, free_port, vm_kb, wait_for
 
 redis_py = pytest.importorskip("redis")
 

@@ -17,7 +17,7 @@ import time
 
 import requests
 
-from conftest import StandInRedis, wait_for
+from conftest import StandInRedis, children, wait_for
 
 
 def metric(p, name):
@@ -35,7 +35,7 @@ def clients_per_worker(p):
             if int(cols[1].split(":")[1], 16) == p.port and cols[3] == "01":
                 inodes.add("socket:[%s]" % cols[9])
     counts = {}
-    for pid in worker_pids(p.proc.pid):
+    for pid in children(p.proc.pid):
         fd_dir = "/proc/%d/fd" % pid
         for fd in os.listdir(fd_dir):
             try:
@@ -145,21 +145,6 @@ def test_200_misses_over_4_workers_one_get(redis_server, make_proxy):
     assert metric(p, "rcp_coalesced_waiters_total") > 0
 
 
-def worker_pids(supervisor_pid):
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == supervisor_pid:
-            pids.append(int(d))
-    return pids
-
-
 def pid_with_connection(pids, port, peer_port):
     """Which of pids holds the open TCP connection from 127.0.0.1:port
     to peer_port."""
@@ -200,7 +185,7 @@ def start_held_fetch(p, stand_in, key, n):
     # Every other worker parks its fetch behind the marker: still one.
     time.sleep(0.2)
     assert stand_in.get_count(key) == 1
-    owner = pid_with_connection(worker_pids(p.proc.pid),
+    owner = pid_with_connection(children(p.proc.pid),
                                 stand_in.peers[key][0], stand_in.port)
     # From now on GETs are answered at once: only the first is held.
     with stand_in.lock:

@@ -19,64 +19,137 @@ contains(const char *hay, size_t n, const char *needle)
     return memmem(hay, n, needle, strlen(needle)) != NULL;
 }
 
-START_TEST(test_hit_head)
-{
-    char              buf[HTTP_REPLY_HEAD_MAX];
-    struct http_reply r = {
-        .status = 200, .keep_alive = true,
-        .content_type = "application/octet-stream",
-        .content_length = 5, .cache = HTTP_REPLY_CACHE_HIT, .age_s = 12,
-        .date = date,
-    };
-    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
-    const char want[] =
-        "HTTP/1.1 200 OK\r\n"
-        "Server: redis-cache-proxy/" PACKAGE_VERSION "\r\n"
-        "Date: Wed, 25 Nov 2026 15:00:00 GMT\r\n"
-        "Content-Type: application/octet-stream\r\n"
-        "Content-Length: 5\r\n"
+#define ETAG_X UINT64_C(0x0123456789abcdef)
+#define TAG_X "\"0123456789abcdef\""
+
+/* One head per row, formatted whole: it fits in HTTP_REPLY_HEAD_MAX and
+ * ends its header block; `exact` (when set) is all of it, each of `has`
+ * is in it and none of `lacks`.  content_type and date are the same for
+ * every row (set by the test). */
+static const struct head_case {
+    struct http_reply reply;
+    const char       *exact;
+    const char       *has[4];
+    const char       *lacks[2];
+    const char       *why;
+} head_cases[] = {
+    { { .status = 200, .keep_alive = true, .content_length = 5,
+        .cache = HTTP_REPLY_CACHE_HIT, .age_s = 12 },
+      "HTTP/1.1 200 OK\r\n"
+      "Server: redis-cache-proxy/" PACKAGE_VERSION "\r\n"
+      "Date: Wed, 25 Nov 2026 15:00:00 GMT\r\n"
+      "Content-Type: application/octet-stream\r\n"
+      "Content-Length: 5\r\n"
+      "X-Cache: HIT\r\n"
+      "Age: 12\r\n"
+      "\r\n",
+      { NULL }, { NULL }, "a hit, byte for byte" },
+    { { .status = 200, .keep_alive = false, .http10 = true,
+        .content_length = 0, .cache = HTTP_REPLY_CACHE_MISS },
+      NULL,
+      { "X-Cache: MISS\r\nAge: 0\r\n", "Content-Length: 0\r\n",
+        "Connection: close\r\n" },
+      { NULL }, "HTTP/1.0 miss, closing" },
+    { { .status = 200, .keep_alive = true, .http10 = true,
+        .content_length = 0, .cache = HTTP_REPLY_CACHE_MISS },
+      NULL, { "Connection: keep-alive\r\n" }, { NULL },
+      "HTTP/1.0 miss, kept alive" },
+    { { .status = 505, .keep_alive = false, .content_length = UINT64_MAX,
+        .cache = HTTP_REPLY_CACHE_HIT, .age_s = UINT64_MAX, .allow = true },
+      NULL, { "Content-Length: 18446744073709551615\r\n" }, { NULL },
+      "the longest head fits" },
+    { { .status = 200, .keep_alive = true, .content_length = 5,
+        .cache = HTTP_REPLY_CACHE_HIT, .age_s = 12, .has_etag = true,
+        .etag = ETAG_X, .has_max_age = true, .max_age_s = 48,
+        .cs = { .on = true, .hit = true, .has_ttl = true, .ttl_s = 48 } },
+      NULL,
+      { "Content-Length: 5\r\n"
+        "ETag: " TAG_X "\r\n"
+        "Cache-Control: max-age=48\r\n"
         "X-Cache: HIT\r\n"
         "Age: 12\r\n"
-        "\r\n";
+        "Cache-Status: redis-cache-proxy; hit; ttl=48\r\n"
+        "\r\n" },
+      { NULL }, "the cache headers of a hit, in order" },
+    { { .status = 200, .keep_alive = true, .content_length = 5,
+        .cache = HTTP_REPLY_CACHE_STALE, .age_s = 12, .has_etag = true,
+        .etag = ETAG_X, .has_max_age = true, .max_age_s = 0,
+        .cs = { .on = true, .hit = true, .stale = true, .has_ttl = true,
+                .ttl_s = -3, .fwd_miss = true, .fwd_status = 502 } },
+      NULL,
+      { "X-Cache: STALE\r\nAge: 12\r\n", "Cache-Control: max-age=0\r\n",
+        "Cache-Status: redis-cache-proxy; hit; stale; ttl=-3; fwd=miss; "
+        "fwd-status=502\r\n" },
+      { NULL }, "stale, Redis failing" },
+    { { .status = 200, .keep_alive = true, .content_length = 5,
+        .cache = HTTP_REPLY_CACHE_UPDATING, .age_s = 12, .has_etag = true,
+        .etag = ETAG_X, .has_max_age = true, .max_age_s = 0,
+        .cs = { .on = true, .hit = true, .stale = true, .has_ttl = true,
+                .ttl_s = -3, .fwd_miss = true, .fwd_status = 502 } },
+      NULL, { "X-Cache: UPDATING\r\n" }, { NULL }, "stale, updating" },
+    { { .status = 200, .keep_alive = true, .content_length = 5,
+        .cache = HTTP_REPLY_CACHE_MISS, .age_s = 12, .has_etag = true,
+        .etag = ETAG_X, .has_max_age = true, .max_age_s = 0,
+        .cs = { .on = true, .fwd_miss = true, .stored = true } },
+      NULL,
+      { "X-Cache: MISS\r\nAge: 0\r\n",
+        "Cache-Status: redis-cache-proxy; fwd=miss; stored\r\n" },
+      { NULL }, "a miss, stored" },
+    { { .status = 200, .keep_alive = true, .content_length = 5,
+        .cache = HTTP_REPLY_CACHE_MISS, .age_s = 12, .has_etag = true,
+        .etag = ETAG_X, .has_max_age = true, .max_age_s = 0,
+        .cs = { .on = true, .fwd_bypass = true } },
+      NULL, { "Cache-Status: redis-cache-proxy; fwd=bypass\r\n" }, { NULL },
+      "a bypass" },
+    { { .status = 304, .keep_alive = true, .content_length = 5,
+        .cache = HTTP_REPLY_CACHE_HIT, .age_s = 1, .has_etag = true,
+        .etag = ETAG_X, .has_max_age = true, .max_age_s = 9,
+        .cs = { .on = true, .hit = true, .has_ttl = true, .ttl_s = 9 } },
+      NULL,
+      { "HTTP/1.1 304 Not Modified\r\n", "ETag: " TAG_X "\r\n",
+        "Cache-Control: max-age=9\r\n" },
+      { "Content-Length", "Content-Type" },
+      "304: the validators, no length or type" },
+    { { .status = 505, .keep_alive = false, .http10 = true,
+        .content_length = UINT64_MAX, .cache = HTTP_REPLY_CACHE_UPDATING,
+        .age_s = UINT64_MAX, .allow = true, .has_etag = true,
+        .etag = UINT64_MAX, .has_max_age = true, .max_age_s = UINT64_MAX,
+        .cs = { .on = true, .hit = true, .stale = true, .has_ttl = true,
+                .ttl_s = INT64_MIN, .fwd_miss = true, .fwd_status = 999,
+                .stored = true } },
+      NULL, { "ttl=-9223372036854775808;" }, { NULL },
+      "the longest head with every cache header fits" },
+};
 
-    ck_assert_uint_eq(n, sizeof(want) - 1);
-    ck_assert(memcmp(buf, want, n) == 0);
-}
-END_TEST
-
-START_TEST(test_miss_close_http10)
+START_TEST(test_heads)
 {
-    char              buf[HTTP_REPLY_HEAD_MAX];
-    struct http_reply r = {
-        .status = 200, .keep_alive = false, .http10 = true,
-        .content_type = "application/octet-stream",
-        .content_length = 0, .cache = HTTP_REPLY_CACHE_MISS, .date = date,
-    };
-    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
+    const struct head_case *tc = &head_cases[_i];
+    struct http_reply       r = tc->reply;
+    char                    buf[HTTP_REPLY_HEAD_MAX];
+    size_t                  n;
 
-    ck_assert(contains(buf, n, "X-Cache: MISS\r\nAge: 0\r\n"));
-    ck_assert(contains(buf, n, "Content-Length: 0\r\n"));
-    ck_assert(contains(buf, n, "Connection: close\r\n"));
-    r.keep_alive = true;
+    r.content_type = "application/octet-stream";
+    r.date = date;
     n = http_reply_format_head(&r, buf, sizeof(buf));
-    ck_assert(contains(buf, n, "Connection: keep-alive\r\n"));
-}
-END_TEST
-
-START_TEST(test_longest_head_fits)
-{
-    char              buf[HTTP_REPLY_HEAD_MAX];
-    struct http_reply r = {
-        .status = 505, .keep_alive = false,
-        .content_type = "application/octet-stream",
-        .content_length = UINT64_MAX, .cache = HTTP_REPLY_CACHE_HIT,
-        .age_s = UINT64_MAX, .allow = true, .date = date,
-    };
-    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
-
-    ck_assert_uint_lt(n, HTTP_REPLY_HEAD_MAX);
-    ck_assert(memcmp(buf + n - 4, "\r\n\r\n", 4) == 0);
-    ck_assert(contains(buf, n, "Content-Length: 18446744073709551615\r\n"));
+    ck_assert_msg(n < HTTP_REPLY_HEAD_MAX, "%s: %zu bytes", tc->why, n);
+    ck_assert_msg(n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0,
+                  "%s: no blank line at the end:\n%.*s", tc->why, (int) n,
+                  buf);
+    if (tc->exact != NULL) {
+        ck_assert_msg(n == strlen(tc->exact)
+                          && memcmp(buf, tc->exact, n) == 0,
+                      "%s: got\n%.*s", tc->why, (int) n, buf);
+    }
+    for (size_t k = 0; k < sizeof(tc->has) / sizeof(tc->has[0]); k++) {
+        ck_assert_msg(tc->has[k] == NULL || contains(buf, n, tc->has[k]),
+                      "%s: no '%s' in\n%.*s", tc->why, tc->has[k], (int) n,
+                      buf);
+    }
+    for (size_t k = 0; k < sizeof(tc->lacks) / sizeof(tc->lacks[0]); k++) {
+        ck_assert_msg(tc->lacks[k] == NULL || !contains(buf, n, tc->lacks[k]),
+                      "%s: '%s' in\n%.*s", tc->why, tc->lacks[k], (int) n,
+                      buf);
+    }
 }
 END_TEST
 
@@ -240,9 +313,6 @@ END_TEST
 
 /* ---- If-None-Match and the cache headers -------------------------------- */
 
-#define ETAG_X UINT64_C(0x0123456789abcdef)
-#define TAG_X "\"0123456789abcdef\""
-
 static const struct inm_case {
     const char   *value;
     enum http_reply_inm want;
@@ -294,115 +364,17 @@ START_TEST(test_etag_format)
 }
 END_TEST
 
-START_TEST(test_cache_headers)
-{
-    char              buf[HTTP_REPLY_HEAD_MAX];
-    struct http_reply r = {
-        .status = 200, .keep_alive = true,
-        .content_type = "application/octet-stream",
-        .content_length = 5, .cache = HTTP_REPLY_CACHE_HIT, .age_s = 12,
-        .date = date, .has_etag = true, .etag = ETAG_X,
-        .has_max_age = true, .max_age_s = 48,
-        .cs = { .on = true, .hit = true, .has_ttl = true, .ttl_s = 48 },
-    };
-    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
-    const char want[] =
-        "Content-Length: 5\r\n"
-        "ETag: " TAG_X "\r\n"
-        "Cache-Control: max-age=48\r\n"
-        "X-Cache: HIT\r\n"
-        "Age: 12\r\n"
-        "Cache-Status: redis-cache-proxy; hit; ttl=48\r\n"
-        "\r\n";
-
-    ck_assert_msg(contains(buf, n, want), "%.*s", (int) n, buf);
-    r.cache = HTTP_REPLY_CACHE_STALE;
-    r.has_max_age = true;
-    r.max_age_s = 0;
-    r.cs = (struct http_reply_cache_status) { .on = true, .hit = true,
-        .stale = true, .has_ttl = true, .ttl_s = -3, .fwd_miss = true,
-        .fwd_status = 502 };
-    n = http_reply_format_head(&r, buf, sizeof(buf));
-    ck_assert(contains(buf, n, "X-Cache: STALE\r\nAge: 12\r\n"));
-    ck_assert(contains(buf, n, "Cache-Control: max-age=0\r\n"));
-    ck_assert(contains(buf, n, "Cache-Status: redis-cache-proxy; hit; "
-                       "stale; ttl=-3; fwd=miss; fwd-status=502\r\n"));
-    r.cache = HTTP_REPLY_CACHE_UPDATING;
-    n = http_reply_format_head(&r, buf, sizeof(buf));
-    ck_assert(contains(buf, n, "X-Cache: UPDATING\r\n"));
-    r.cache = HTTP_REPLY_CACHE_MISS;
-    r.cs = (struct http_reply_cache_status) { .on = true, .fwd_miss = true,
-        .stored = true };
-    n = http_reply_format_head(&r, buf, sizeof(buf));
-    ck_assert(contains(buf, n, "X-Cache: MISS\r\nAge: 0\r\n"));
-    ck_assert(contains(buf, n, "Cache-Status: redis-cache-proxy; "
-                       "fwd=miss; stored\r\n"));
-    r.cs = (struct http_reply_cache_status) { .on = true, .fwd_bypass = true };
-    n = http_reply_format_head(&r, buf, sizeof(buf));
-    ck_assert(contains(buf, n, "Cache-Status: redis-cache-proxy; "
-                       "fwd=bypass\r\n"));
-}
-END_TEST
-
-START_TEST(test_not_modified)
-{
-    char              buf[HTTP_REPLY_HEAD_MAX];
-    struct http_reply r = {
-        .status = 304, .keep_alive = true,
-        .content_type = "application/octet-stream",
-        .content_length = 5, .cache = HTTP_REPLY_CACHE_HIT, .age_s = 1,
-        .date = date, .has_etag = true, .etag = ETAG_X,
-        .has_max_age = true, .max_age_s = 9,
-        .cs = { .on = true, .hit = true, .has_ttl = true, .ttl_s = 9 },
-    };
-    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
-
-    ck_assert(contains(buf, n, "HTTP/1.1 304 Not Modified\r\n"));
-    ck_assert(!contains(buf, n, "Content-Length"));
-    ck_assert(!contains(buf, n, "Content-Type"));
-    ck_assert(contains(buf, n, "ETag: " TAG_X "\r\n"));
-    ck_assert(contains(buf, n, "Cache-Control: max-age=9\r\n"));
-    ck_assert(memcmp(buf + n - 4, "\r\n\r\n", 4) == 0);
-}
-END_TEST
-
-START_TEST(test_longest_cache_head_fits)
-{
-    char              buf[HTTP_REPLY_HEAD_MAX];
-    struct http_reply r = {
-        .status = 505, .keep_alive = false, .http10 = true,
-        .content_type = "application/octet-stream",
-        .content_length = UINT64_MAX, .cache = HTTP_REPLY_CACHE_UPDATING,
-        .age_s = UINT64_MAX, .allow = true, .date = date,
-        .has_etag = true, .etag = UINT64_MAX, .has_max_age = true,
-        .max_age_s = UINT64_MAX,
-        .cs = { .on = true, .hit = true, .stale = true, .has_ttl = true,
-                .ttl_s = INT64_MIN, .fwd_miss = true, .fwd_status = 999,
-                .stored = true },
-    };
-    size_t n = http_reply_format_head(&r, buf, sizeof(buf));
-
-    ck_assert_uint_lt(n, HTTP_REPLY_HEAD_MAX);
-    ck_assert(memcmp(buf + n - 4, "\r\n\r\n", 4) == 0);
-    ck_assert(contains(buf, n, "ttl=-9223372036854775808;"));
-}
-END_TEST
-
 static Suite *
 http_suite(void)
 {
     Suite *s = suite_create("http_reply");
     TCase *tc = tcase_create("heads");
 
-    tcase_add_test(tc, test_hit_head);
+    tcase_add_loop_test(tc, test_heads, 0,
+                        (int) (sizeof(head_cases) / sizeof(head_cases[0])));
     tcase_add_loop_test(tc, test_if_none_match, 0,
                         (int) (sizeof(inm_cases) / sizeof(inm_cases[0])));
     tcase_add_test(tc, test_etag_format);
-    tcase_add_test(tc, test_cache_headers);
-    tcase_add_test(tc, test_not_modified);
-    tcase_add_test(tc, test_longest_cache_head_fits);
-    tcase_add_test(tc, test_miss_close_http10);
-    tcase_add_test(tc, test_longest_head_fits);
     tcase_add_test(tc, test_date);
     tcase_add_test(tc, test_ok_prefix_suffix_match_head);
     suite_add_tcase(s, tc);
