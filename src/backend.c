@@ -183,7 +183,7 @@ struct backend_fetch {
     uint64_t               token;         /* the token callback's, taken
                                              before the GET is sent */
     struct backend_fetch  *detached_next; /* on b->detached: left the
-                                           table when purged, not done */
+                                             table when purged, not done */
     bool                   detached;
     /* Cluster routing (the worker's backend only). */
     bool                   ask_next;      /* the next node gets ASKING */
@@ -239,10 +239,9 @@ struct backend {
     uint32_t            db;
     uint64_t            timeout_ms;
     uint64_t            max_reply_bytes;
-    char                key_prefix[CONFIG_ITEM_MAX]; /* --key-prefix:
-                                      put before every key asked of
-                                      Redis; fetches, coalescing and
-                                      the cache use the client's */
+    /* --key-prefix: put before every key asked of Redis; fetches,
+     * coalescing and the cache use the client's. */
+    char                key_prefix[CONFIG_ITEM_MAX];
     size_t              key_prefix_len;
     char                addr[BACKEND_ADDR_MAX]; /* for logs */
     struct ssl_ctx_st  *tls;                    /* owned unless tls_borrowed;

@@ -56,8 +56,8 @@ struct backend_reply {
                                     points into; value_ref() to keep them
                                     past the callback.  NULL otherwise. */
     int64_t             pttl_ms; /* BACKEND_VALUE of a GET: the key's
-                                   PTTL, read with it (BACKEND_PTTL_*
-                                   or ms left); 0 otherwise */
+                                    PTTL, read with it (BACKEND_PTTL_*
+                                    or ms left); 0 otherwise */
     bool                stored;  /* what the store callback said: the
                                     value (or the absence) is now cached */
 };

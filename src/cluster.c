@@ -59,9 +59,8 @@ struct cluster {
     struct cluster_slots *map; /* owned */
     bool                  have_map;
     unsigned              pick; /* which replica: per worker */
-    struct backend       *nodes[CLUSTER_SLOTS_NODES_MAX]; /* owned,
-                                        by map node index; NULL
-                                        until first used */
+    /* owned, by map node index; NULL until first used */
+    struct backend       *nodes[CLUSTER_SLOTS_NODES_MAX];
 
     /* The refresh: asking, and when. */
     struct redis_ask   ask;

@@ -32,9 +32,9 @@ struct cluster_slots_node {
 };
 
 struct cluster_slots {
-    uint16_t                  owner[CLUSTER_SLOTS_COUNT];   /* node index */
-    uint16_t                  replica[CLUSTER_SLOTS_COUNT]; /* one of the
-                                           slot's replicas, or NONE */
+    uint16_t                  owner[CLUSTER_SLOTS_COUNT]; /* node index */
+    /* node index of one of the slot's replicas, or NONE */
+    uint16_t                  replica[CLUSTER_SLOTS_COUNT];
     uint32_t                  nnodes;
     struct cluster_slots_node nodes[CLUSTER_SLOTS_NODES_MAX];
 };

@@ -53,23 +53,21 @@ struct config {
     uint32_t              redis_db;         /* --redis-db, 0..2^31-1 */
     uint64_t              redis_timeout_ms; /* --redis-timeout */
     bool                  redis_tls;        /* --redis-tls, rediss:// */
-    char                  redis_tls_ca_file[CONFIG_PATH_MAX];     /* "" */
-    char                  redis_tls_ca_dir[CONFIG_PATH_MAX];      /* "" */
-    char                  redis_tls_cert_file[CONFIG_PATH_MAX];   /* "" */
-    char                  redis_tls_key_file[CONFIG_PATH_MAX];    /* "" */
-    char                  redis_tls_server_name[CONFIG_PATH_MAX]; /* "":
-                                                 the host */
+    char                  redis_tls_ca_file[CONFIG_PATH_MAX];   /* "" */
+    char                  redis_tls_ca_dir[CONFIG_PATH_MAX];    /* "" */
+    char                  redis_tls_cert_file[CONFIG_PATH_MAX]; /* "" */
+    char                  redis_tls_key_file[CONFIG_PATH_MAX];  /* "" */
+    /* "": the host */
+    char                  redis_tls_server_name[CONFIG_PATH_MAX];
     uint64_t              max_reply_bytes; /* --max-reply-size */
-    char                  redis_cluster[CONFIG_PATH_MAX]; /* seeds as given,
-                                                 comma-separated; "" off:
-                                                 one Redis at --redis */
+    /* seeds as given, comma-separated; "" off: one Redis at --redis */
+    char                  redis_cluster[CONFIG_PATH_MAX];
     uint64_t              redis_cluster_refresh_ms; /* slot map refresh */
     enum config_read_from redis_read_from;          /* cluster reads */
-    char                  redis_sentinel[CONFIG_PATH_MAX]; /* sentinels as
-                                                 given, comma-separated;
-                                                 "" off */
-    char                  redis_master[CONFIG_ITEM_MAX];   /* --redis-master:
-                                                  the name they monitor */
+    /* sentinels as given, comma-separated; "" off */
+    char                  redis_sentinel[CONFIG_PATH_MAX];
+    /* --redis-master: the name they monitor */
+    char                  redis_master[CONFIG_ITEM_MAX];
     char                  redis_sentinel_user[CONFIG_SECRET_MAX]; /* "" */
     char                  redis_sentinel_password[CONFIG_SECRET_MAX];
     enum config_tracking  tracking;          /* --tracking, off */

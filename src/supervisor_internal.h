@@ -55,7 +55,7 @@ struct supervisor_proc {
     uint64_t                       started_ms;
     struct supervisor_ready_watch *ready;    /* owned until closed, or NULL */
     struct supervisor_proc        *replaces; /* borrowed: the old worker this
-                                     one succeeds in a reload */
+                                                one succeeds in a reload */
     struct supervisor             *sup;      /* borrowed */
 };
 
@@ -106,22 +106,23 @@ struct supervisor {
     bool                    pid_file_written;
     uint32_t                generation;     /* bumped by each reload */
     uint64_t                young_death_ms; /* last death within 1 s of
-                                             starting, for the backoff */
-    struct supervisor_admin_conn
-              *admin_conns; /* owned list: open admin conns */
-    uint32_t   admin_count; /* in admin_conns */
-    uv_timer_t admin_timer; /* closes conns past deadline */
-    int        reserve_fds[SUPERVISOR_RESERVE_FDS]; /* owned,
-                                -1 while given up */
-    struct supervisor_health_check
-            *health_checks; /* owned list: PINGs in flight */
-    int      exit_status;
-    sigset_t saved_mask; /* the caller's, restored at the
-                            end whatever happens */
-    bool     mask_saved;
-    double   start_time; /* seconds since the epoch */
-    char    *title;      /* borrowed: argv[0]'s storage */
-    size_t   title_len;
+                                               starting, for the backoff */
+    /* owned, -1 while given up */
+    int                     reserve_fds[SUPERVISOR_RESERVE_FDS];
+    int                     exit_status;
+    sigset_t                saved_mask; /* the caller's, restored at the
+                                           end whatever happens */
+    bool                    mask_saved;
+    double                  start_time; /* seconds since the epoch */
+    char                   *title;      /* borrowed: argv[0]'s storage */
+    size_t                  title_len;
+
+    /* The admin port's connections and /health checks
+     * (supervisor_admin.c). */
+    struct supervisor_admin_conn   *admin_conns;   /* owned: open conns */
+    uint32_t                        admin_count;   /* in admin_conns */
+    uv_timer_t                      admin_timer;   /* closes late conns */
+    struct supervisor_health_check *health_checks; /* owned: PINGs in flight */
 };
 
 static inline uint64_t

@@ -31,7 +31,7 @@ enum tracking_msg {
     TRACKING_MSG_PONG,       /* ["pong", ""]: a PING answered while
                                 subscribed */
     TRACKING_MSG_KEYS,       /* ["message", channel, [key, ...]]:
-                              *keys is the array */
+                                the array is *keys */
     TRACKING_MSG_FLUSH       /* ["message", channel, nil] (FLUSHALL,
                                 FLUSHDB) or a key list we cannot
                                 read: drop everything */

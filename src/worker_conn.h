@@ -219,7 +219,7 @@ struct worker_conn {
                                            but for the large values
                                            spliced in (worker_out.c) */
     struct worker_out_splice *out_ring; /* owned: out_cap slots, a power
-                                    of two, or NULL */
+                                           of two, or NULL */
     size_t                    out_cap;
     size_t                    out_head; /* oldest splice */
     size_t                    out_len;  /* splices queued */
@@ -257,7 +257,7 @@ struct worker_conn {
     void (*resume)(struct worker_conn *c);
     struct resp_session         session; /* RESP: AUTH, MULTI, name */
     struct worker_resp_pending *resp_q;  /* owned: RESP_PIPELINE_MAX ring,
-                                     or NULL until a miss */
+                                            or NULL until a miss */
     uint32_t                    resp_q_head;
     uint32_t                    resp_q_len;   /* entries not yet answered */
     size_t                      resp_q_bytes; /* answer bytes held in them */
@@ -290,8 +290,8 @@ struct worker {
     bool                accept_yielded;    /* left the last one to peers */
     struct event_timer  accept_timer;      /* resume after limit or EMFILE */
     int                 accept_reserve_fd; /* owned: /dev/null, or -1;
-                                          given up at EMFILE to refuse
-                                          clients (worker_accept.c) */
+                                              given up at EMFILE to refuse
+                                              clients (worker_accept.c) */
     uint64_t            accept_warned_ms;  /* last accept4() failure line */
     uint64_t            accept_warns_dropped; /* since that line */
     uint64_t            accept_refused;       /* since that line */

@@ -286,7 +286,7 @@ static const struct option_good_case {
 static const struct option_bad_case {
     const char *name;
     const char *value;      /* repeat > 0: value[0] repeat times, then
-                             * the rest of value */
+                               the rest of value */
     unsigned    repeat;
     unsigned    layers;     /* where the value is wrong as written */
     const char *what;       /* in the error text */
