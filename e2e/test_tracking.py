@@ -38,9 +38,10 @@ def health(p):
     return requests.get(p.admin_url("/health"), timeout=5).json()
 
 
-def start_tracking_proxy(make_proxy, redis, mode, *extra, workers="2"):
+def start_tracking_proxy(make_proxy, redis, mode, *extra, workers="2",
+                         env=None):
     p = make_proxy(redis, "--workers", workers, "--ttl", "1h",
-                   "--tracking", mode, *extra)
+                   "--tracking", mode, *extra, env=env)
     # Every worker up (each flushes the cache as it comes up).
     wait_for(lambda: tracking_up(p)
              and p.log().count("invalidations from") == int(workers),
@@ -56,6 +57,56 @@ def clients(r, flag):
         if flag in c["flags"] and c["cmd"] not in ("client|list",):
             out.append(int(c["id"]))
     return out
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(link[8:-1])
+    return out
+
+
+def worker_of_reader(p, rc):
+    """The pid of the worker whose connection to Redis did the one read
+    so far (its last command the fetch's PTTL, or its GET), from Redis'
+    CLIENT LIST and /proc: the connection's port, its socket inode, the
+    worker holding it."""
+    from test_process import worker_pids
+    readers = [c for c in rc.client_list()
+               if "P" not in c["flags"] and c["cmd"] in ("get", "pttl")]
+    assert len(readers) == 1, rc.client_list()
+    port = int(readers[0]["addr"].rpartition(":")[2])
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rpartition(":")[2], 16) == port:
+                inodes.add(fields[9])
+    owners = [pid for pid in worker_pids(p) if socket_inodes(pid) & inodes]
+    assert len(owners) == 1, (owners, inodes)
+    return owners[0]
+
+
+def worker_pids_of(p):
+    from test_process import worker_pids
+    return wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+        worker_pids(p)), what="two workers")
+
+
+def read_fresh(p, key):
+    """One read on a connection of its own (a worker that is stopped
+    holds the ones it accepted)."""
+    return requests.get(p.url("/" + key), timeout=10)
 
 
 # --- never stale ----------------------------------------------------------
@@ -245,13 +296,15 @@ def assert_caching_again(p, rc, key):
     s = requests.Session()
     # The invalidation of the key read before is on its way and may land
     # just after this read stored "before", dropping it again (correctly:
-    # the proxy cannot tell which write it was for), so the first read
-    # after the write may be followed by a miss; a hit must come soon.
+    # the proxy cannot tell which write it was for), and a worker whose
+    # own PING the fault held up may still go down and back once more:
+    # so the first read after the write may be followed by a miss; a hit
+    # must come soon.
     def hit():
         r = s.get(p.url("/" + key), timeout=5)
         assert r.text == "before", r.text
         return r.headers["X-Cache"] == "HIT"
-    wait_for(hit, timeout=5, what="a hit on %s again" % key)
+    wait_for(hit, timeout=10, what="a hit on %s again" % key)
     rc.set(key, "after")
     wait_for(lambda: s.get(p.url("/" + key), timeout=5).text == "after",
              timeout=SEEN_MS / 1000.0, interval=0.001,
@@ -321,6 +374,87 @@ def test_unanswered_heartbeat(redis_server, make_proxy):
         os.kill(pid, signal.SIGCONT)
     assert "no answer" in p.log()
     assert_caching_again(p, redis_server.client(), "k")
+
+
+def test_invalidation_that_misses_the_cache_lock(redis_server, make_proxy):
+    """An invalidation whose drop does not get the cache lock in time (a
+    writer stuck inside it) must not leave the old value to be served
+    once the lock is free: tracking goes down, and the cache is flushed
+    before it is used again."""
+    p = start_tracking_proxy(make_proxy, redis_server, "default",
+                             env={"REDIS_CACHE_PROXY_TEST_HOOKS":
+                                  "lock-stall"})
+    rc = redis_server.client()
+    rc.set("k", "v1")
+    assert read_fresh(p, "k").text == "v1"
+    r = read_fresh(p, "k")
+    assert r.text == "v1" and r.headers["X-Cache"] == "HIT"
+    reader = worker_of_reader(p, rc)
+    staller, = [pid for pid in worker_pids_of(p) if pid != reader]
+    # The other worker holds the write lock for 1.5 s; Redis tells the
+    # reader of the write meanwhile, and its drop times out.
+    os.kill(staller, signal.SIGUSR2)
+    wait_for(lambda: "holding the cache write lock" in p.log(),
+             what="the stall")
+    rc.set("k", "v2")
+    wait_for(lambda: "cache write lock released" in p.log(),
+             what="the stall's end")
+    for _ in range(20):
+        r = read_fresh(p, "k")
+        assert r.text == "v2", r.headers
+    assert_caching_again(p, rc, "k")
+    log = p.log()
+    if "did not get the cache lock" in log:
+        assert "cache flushed" in log
+
+
+# How long a worker's word holds without its heartbeat: a PING's
+# interval (1 s), --redis-timeout and 0.5 s of slack (tracking.c).
+BEAT_S = 1.0 + 0.5
+
+
+@pytest.mark.parametrize("mode", ["default", "bcast"])
+def test_stopped_worker_stops_the_others_caching(redis_server, make_proxy,
+                                                 mode):
+    """In the default mode Redis tells a change only to the subscriber
+    of the worker whose connection read the key.  That worker stopped
+    (SIGSTOP) applies nothing, and says UP for ever: the others must
+    count it DOWN once its heartbeat is late (1.5 s + --redis-timeout),
+    and stop answering from the cache; /health and /metrics say so.
+    Once it runs again everything is as before.  (bcast: every worker
+    is told every change; the stopped one is counted DOWN all the
+    same.)"""
+    timeout_s = 0.5
+    # Written before the proxy starts (see test_key_prefix).
+    rc = redis_server.client()
+    rc.set("k", "v1")
+    p = start_tracking_proxy(make_proxy, redis_server, mode,
+                             "--redis-timeout", "%dms" % (timeout_s * 1000))
+    assert read_fresh(p, "k").text == "v1"
+    r = read_fresh(p, "k")
+    assert r.text == "v1" and r.headers["X-Cache"] == "HIT"
+    reader = worker_of_reader(p, rc)
+    os.kill(reader, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        rc.set("k", "v2")
+        # Within the bound the other worker may still answer v1 (the
+        # stopped one's word is good that long); past it, never.
+        wait_for(lambda: not tracking_up(p),
+                 timeout=BEAT_S + timeout_s + 10, interval=0.02,
+                 what="the stopped worker counted down")
+        took = time.monotonic() - t0
+        # The bound, plus what a loaded machine adds to a scrape.
+        assert took < BEAT_S + timeout_s + 3, took
+        for _ in range(10):
+            r = read_fresh(p, "k")
+            assert r.text == "v2" and r.headers["X-Cache"] == "MISS"
+        assert not tracking_up(p)
+        assert health(p)["tracking"] == "down"
+    finally:
+        os.kill(reader, signal.SIGCONT)
+    assert_caching_again(p, rc, "k")
+    assert health(p)["tracking"] == "up"
 
 
 # --- the race guard ----------------------------------------------------------
@@ -514,7 +648,11 @@ def test_purge_beats_fetch_in_flight_with_tracking(stand_in, make_proxy,
     t.join(10)
     t2.join(10)
     assert first["r"].content == b"OLD"
+    # Answered, not stored: the purge came after its fetch began.
+    assert "fwd=miss" in first["r"].headers["Cache-Status"]
+    assert "stored" not in first["r"].headers["Cache-Status"]
     assert second["r"].content == b"NEW"
+    assert "stored" in second["r"].headers["Cache-Status"]
     for _ in range(3):
         r = requests.get(p.url("/k"), timeout=5)
         assert r.content == b"NEW", r.headers

@@ -2308,6 +2308,23 @@ cache_debug_hold_lru_lock(struct cache *cache)
 }
 
 void
+cache_debug_stall(struct cache *cache, uint64_t hold_ms)
+{
+    struct timespec ts = {
+        .tv_sec = (time_t) (hold_ms / 1000u),
+        .tv_nsec = (long) (hold_ms % 1000u) * 1000000L,
+    };
+
+    if (!cache_lock(cache, CACHE_LOCK_WRITE, cache_pid())) {
+        return;
+    }
+    /* A test hook: sleeping under the lock is the fault it injects. */
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    cache_unlock(cache, CACHE_LOCK_WRITE);
+}
+
+void
 cache_debug_hold_lock(struct cache *cache, bool write)
 {
     /* The pid is read before the lock, like every caller does.  Each

@@ -212,4 +212,9 @@ void cache_debug_hold_lock(struct cache *cache, bool write);
  * access records takes while hits go on). */
 void cache_debug_hold_lru_lock(struct cache *cache);
 
+/* Test hook: takes the write lock (or returns at once when it is not had
+ * in time), holds it for hold_ms, as a stuck writer would, and releases
+ * it: other processes' lock attempts time out meanwhile (CACHE_BYPASS). */
+void cache_debug_stall(struct cache *cache, uint64_t hold_ms);
+
 #endif

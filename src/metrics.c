@@ -104,12 +104,15 @@ metrics_create(uint32_t nslots, struct metrics **out)
 
     /* No uint32_t slot count can overflow the byte count on the 64-bit
      * targets we build for; the assert keeps that true. */
-    _Static_assert(SIZE_MAX / sizeof(struct metrics_slot_shm) >= UINT32_MAX,
+    _Static_assert(SIZE_MAX / sizeof(struct metrics_slot_shm)
+                       > (uint64_t) UINT32_MAX,
                    "slot bytes fit in size_t");
     if (nslots == 0) {
         return -EINVAL;
     }
-    bytes = (size_t) nslots * sizeof(struct metrics_slot_shm);
+    /* One slot more than asked for, never rendered: the supervisor's
+     * (metrics_hold_tracking). */
+    bytes = ((size_t) nslots + 1) * sizeof(struct metrics_slot_shm);
 
     m = calloc(1, sizeof(*m));
     if (m == NULL) {
@@ -194,22 +197,60 @@ metrics_count_invalidations(struct metrics_slot_shm *s, uint64_t n)
     __atomic_fetch_add(&s->invalidations, n, __ATOMIC_RELAXED);
 }
 
+void
+metrics_tracking_beat(struct metrics_slot_shm *s, uint64_t until_ms)
+{
+    /* Seq-cst, as the state: a reader that sees the new time sees the
+     * invalidations applied before it. */
+    __atomic_store_n(&s->tracking_until_ms, until_ms, __ATOMIC_SEQ_CST);
+}
+
+void
+metrics_hold_tracking(struct metrics *m, bool held)
+{
+    metrics_set_tracking(&m->slots[m->nslots],
+                         held ? METRICS_TRACKING_DOWN : METRICS_TRACKING_NONE);
+}
+
+/* The supervisor's slot (index nslots) is read too: it is only ever NONE
+ * or DOWN. */
 int64_t
-metrics_tracking_state(const struct metrics *m)
+metrics_tracking_state(const struct metrics *m, uint64_t now_ms)
 {
     int64_t state = METRICS_TRACKING_NONE;
 
-    for (uint32_t i = 0; i < m->nslots; i++) {
-        int64_t t = __atomic_load_n(&m->slots[i].tracking, __ATOMIC_SEQ_CST);
+    for (uint32_t i = 0; i <= m->nslots; i++) {
+        const struct metrics_slot_shm *s = &m->slots[i];
+        int64_t t = __atomic_load_n(&s->tracking, __ATOMIC_SEQ_CST);
 
         if (t == METRICS_TRACKING_DOWN) {
             return METRICS_TRACKING_DOWN;
         }
         if (t == METRICS_TRACKING_UP) {
+            /* A worker stopped or hung while UP says UP for ever; the
+             * keys it read are told to its subscriber alone, which
+             * nobody reads now. */
+            if (now_ms
+                > __atomic_load_n(&s->tracking_until_ms, __ATOMIC_SEQ_CST)) {
+                return METRICS_TRACKING_DOWN;
+            }
             state = METRICS_TRACKING_UP;
         }
     }
     return state;
+}
+
+uint64_t
+metrics_clock_ms(void)
+{
+    struct timespec ts;
+
+    /* Not the coarse clock: its tick (4 ms) is of no matter against a
+     * heartbeat of a second, but one clock for every reader is. */
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0;
+    }
+    return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
 enum metrics_code
@@ -794,7 +835,8 @@ metrics_render(const struct metrics *m, const struct cache_stats *cs,
                    "1 while every worker's invalidation channel from Redis "
                    "is whole (--tracking); 0 when it is off or not.");
     buf_fixed_printf(&o, "rcp_tracking_up %d\n",
-                     metrics_tracking_state(m) == METRICS_TRACKING_UP);
+                     metrics_tracking_state(m, metrics_clock_ms())
+                         == METRICS_TRACKING_UP);
     metrics_u64(&o, "rcp_connections_accepted_total", "counter",
                 "Client connections accepted on the data ports.",
                 sum.connections_accepted);

@@ -132,9 +132,12 @@ struct metrics_slot_shm {
     uint64_t cluster_slots_covered; /* gauge: slots with a primary */
     uint64_t cluster_nodes_down;    /* gauge: primaries refusing us */
     /* --tracking (tracking.c); zero when off. */
-    uint64_t invalidations; /* keys dropped by Redis' word,
-                               a flush counting one */
-    int64_t  tracking;      /* gauge: METRICS_TRACKING_* */
+    uint64_t invalidations;     /* keys dropped by Redis' word,
+                                   a flush counting one */
+    int64_t  tracking;          /* gauge: METRICS_TRACKING_* */
+    uint64_t tracking_until_ms; /* CLOCK_MONOTONIC ms: past it an UP
+                                   slot counts as DOWN (its worker's
+                                   heartbeat is late: stopped, hung) */
     /* The node table (see above); metrics_sum() leaves it out. */
     uint64_t nodes_seq; /* odd while being written */
     uint64_t nodes_ms;  /* CLOCK_MONOTONIC ms the list
@@ -172,12 +175,27 @@ bool metrics_reap_tracking(struct metrics *m, uint32_t slot);
 
 /* tracking.c: this worker's state (METRICS_TRACKING_*), and n
  * invalidated keys. */
-void    metrics_set_tracking(struct metrics_slot_shm *s, int64_t state);
-void    metrics_count_invalidations(struct metrics_slot_shm *s, uint64_t n);
-/* Over every slot: NONE when no worker tracks, DOWN when one is down,
- * else UP.  Relaxed loads, no lock: cheap enough for every cache read
- * (the workers ask before answering from the cache). */
-int64_t metrics_tracking_state(const struct metrics *m);
+void metrics_set_tracking(struct metrics_slot_shm *s, int64_t state);
+void metrics_count_invalidations(struct metrics_slot_shm *s, uint64_t n);
+/* tracking.c, the heartbeat: this worker vouches for its channel until
+ * until_ms (metrics_clock_ms()); past it, its UP counts as DOWN.  Call
+ * before saying UP, and each time the channel proves whole again
+ * (UINT64_MAX: nothing to hear of, so for ever). */
+void metrics_tracking_beat(struct metrics_slot_shm *s, uint64_t until_ms);
+
+/* Supervisor: while held, tracking counts as DOWN whatever the workers
+ * say (a flush the cache needs has not had the lock yet). */
+void metrics_hold_tracking(struct metrics *m, bool held);
+
+/* Over every slot at now_ms (metrics_clock_ms()): NONE when no worker
+ * tracks, DOWN when one is down or its heartbeat is past (or the
+ * supervisor holds it), else UP.  Relaxed loads, no lock: cheap enough
+ * for every cache read (the workers ask before answering from the
+ * cache). */
+int64_t metrics_tracking_state(const struct metrics *m, uint64_t now_ms);
+
+/* CLOCK_MONOTONIC in ms, as every process of the proxy reads it. */
+uint64_t metrics_clock_ms(void);
 
 /* Sums every slot into *out (relaxed loads, no lock): what a scrape
  * sees.  For tests and for the supervisor's own logging. */

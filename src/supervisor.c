@@ -366,9 +366,11 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
     }
     uv_timer_init(s->loop, &s->respawn_timer);
     uv_timer_init(s->loop, &s->recover_timer);
+    uv_timer_init(s->loop, &s->flush_timer);
     uv_timer_init(s->loop, &s->kill_timer);
     s->respawn_timer.data = s;
     s->recover_timer.data = s;
+    s->flush_timer.data = s;
     s->kill_timer.data = s;
     if (supervisor_signal_open(s, &s->sig_term, supervisor_sigterm_cb, SIGTERM)
             != 0

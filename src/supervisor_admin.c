@@ -251,11 +251,12 @@ supervisor_admin_health(void *ctx, struct admin_health *out)
     out->redis_up = c->health != NULL && c->health->redis_up;
     out->workers = supervisor_alive(c->sup);
     out->entries = cs.entries;
-    out->tracking = c->sup->cfg.tracking == CONFIG_TRACKING_OFF ? "off"
-                    : metrics_tracking_state(c->sup->metrics)
-                            == METRICS_TRACKING_UP
-                        ? "up"
-                        : "down";
+    out->tracking =
+        c->sup->cfg.tracking == CONFIG_TRACKING_OFF ? "off"
+        : metrics_tracking_state(c->sup->metrics, metrics_clock_ms())
+                == METRICS_TRACKING_UP
+            ? "up"
+            : "down";
     if (c->sup->cfg.redis_cluster[0] != '\0') {
         struct metrics_slot_shm sum;
 

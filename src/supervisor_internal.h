@@ -30,6 +30,7 @@
 #define SUPERVISOR_CRASH_WINDOW_MS  1000  /* died this young: backoff */
 #define SUPERVISOR_STABLE_MS        10000 /* lived this long: reset */
 #define SUPERVISOR_RECOVER_POLL_MS  10
+#define SUPERVISOR_FLUSH_RETRY_MS   50   /* a flush timed out on the lock */
 #define SUPERVISOR_KILL_GRACE_MS    2000 /* past --shutdown-timeout */
 /* Descriptors kept open on /dev/null so that a respawn (its ready pipe)
  * never depends on there being free ones at that moment. */
@@ -96,6 +97,10 @@ struct supervisor {
     uint64_t                respawn_delay_ms;
     uv_timer_t              respawn_timer;
     uv_timer_t              recover_timer;
+    uv_timer_t              flush_timer; /* retries a reaped tracking
+                                            worker's flush */
+    bool                    flush_held;  /* until it got the lock:
+                                            tracking held DOWN */
     uv_timer_t              kill_timer;
     uv_signal_t             sig_term;
     uv_signal_t             sig_int;

@@ -450,6 +450,43 @@ supervisor_spawn_missing(struct supervisor *s)
     }
 }
 
+/* --tracking: the reaped worker's subscriber alone heard of the keys it
+ * read, so the cache is flushed.  A flush that did not get the lock in
+ * time (a writer stuck past the lock's timeout) left those entries in
+ * place: until a retry gets the lock, the metrics hold tracking DOWN, so
+ * no worker answers from the cache (a replacement worker flushes before
+ * it is UP, but none may come: a reload's retired worker, a crash loop's
+ * backoff).  A poisoned cache is emptied by its recovery instead. */
+static void supervisor_flush_cb(uv_timer_t *t);
+
+static void
+supervisor_tracking_flush(struct supervisor *s)
+{
+    if (cache_flush(s->cache) == CACHE_BYPASS && !cache_poisoned(s->cache)) {
+        if (!s->flush_held) {
+            log_warn("tracking: the cache flush after a worker's exit did "
+                     "not get the cache lock in time; answering from Redis, "
+                     "not the cache, until it does");
+        }
+        s->flush_held = true;
+        metrics_hold_tracking(s->metrics, true);
+        supervisor_timer_start(&s->flush_timer, supervisor_flush_cb,
+                               SUPERVISOR_FLUSH_RETRY_MS, 0, "flush");
+        return;
+    }
+    if (s->flush_held) {
+        log_info("tracking: cache flushed after a worker's exit");
+    }
+    s->flush_held = false;
+    metrics_hold_tracking(s->metrics, false);
+}
+
+static void
+supervisor_flush_cb(uv_timer_t *t)
+{
+    supervisor_tracking_flush(t->data);
+}
+
 static void
 supervisor_recover_cb(uv_timer_t *t)
 {
@@ -508,7 +545,7 @@ supervisor_reap(struct supervisor *s, pid_t pid, int status)
     if (metrics_reap_tracking(s->metrics, (uint32_t) (p - s->procs))) {
         /* --tracking: Redis told that worker's subscriber alone of the
          * keys it read; nobody hears of them now. */
-        (void) cache_flush(s->cache);
+        supervisor_tracking_flush(s);
     }
 
     if (cache_reap_slot(s->cache, supervisor_cache_slot(s, p))) {

@@ -43,7 +43,17 @@
  *
  * Race guard: an invalidation is a cache_delete() and a FLUSHALL a
  * cache_flush(), which bump the purge epochs, so a fetch in flight that
- * took its token before it answers its waiters but stores nothing.
+ * took its token before it answers its waiters but stores nothing.  A
+ * drop that does not get the lock in time (CACHE_BYPASS: a writer stuck
+ * past the lock's timeout) leaves its entry: the worker goes DOWN, and
+ * tracking_maybe_up() retries the flush until it has the lock.
+ *
+ * Heartbeat: a worker that is stopped or hung while UP applies nothing
+ * its subscriber is told, and cannot say DOWN.  So UP holds only until
+ * the slot's heartbeat time (tracking_beat(): each PING answered, and
+ * each UP, vouch for a PING's interval + --redis-timeout + slack more);
+ * metrics_tracking_state() counts an UP slot past it as DOWN, for every
+ * worker, /health and rcp_tracking_up alike.
  *
  * What it costs: every worker that starts (start-up, respawn, SIGHUP)
  * and every recovery flushes the whole shared cache, and a worker's exit
@@ -93,7 +103,11 @@
 #define TRACKING_BACKOFF_MIN_MS 100
 #define TRACKING_BACKOFF_MAX_MS 2000
 #define TRACKING_RETRY_MS       50 /* a flush timed out on the lock */
-#define TRACKING_WHY_MAX        320
+/* The heartbeat's grace past a PING's interval and --redis-timeout, for
+ * a loaded machine's late timers: past them all a worker whose PING
+ * has not come back counts as DOWN (metrics_tracking_beat). */
+#define TRACKING_BEAT_SLACK_MS 500
+#define TRACKING_WHY_MAX       320
 
 enum tracking_sub {
     TRACKING_SUB_CLOSED = 0,
@@ -122,7 +136,8 @@ struct tracking {
     uint16_t           sub_port;                  /* host/port or unix path */
     bool               sub_unix;
     char               sub_addr[CONFIG_PATH_MAX + 16]; /* logs */
-    bool               ping_due; /* a PING not answered yet */
+    bool               ping_due;     /* a PING not answered yet */
+    uint64_t           ping_sent_ms; /* metrics_clock_ms() of the last */
     uint64_t           backoff_ms;
     struct event_timer reconnect;
     struct event_timer heartbeat; /* interval, then deadline */
@@ -200,6 +215,21 @@ tracking_parse(const redisReply *r, const redisReply **keys)
 
 /* --- up and down --------------------------------------------------------- */
 
+/* The heartbeat (metrics_tracking_beat): every invalidation Redis sent
+ * this worker before base_ms has been applied, and the next proof is due
+ * within a PING's interval and --redis-timeout (and the slack); a worker
+ * that misses it goes DOWN itself, and one that cannot (stopped, hung)
+ * is counted DOWN by the others once it has passed. */
+static void
+tracking_beat(struct tracking *t, uint64_t base_ms)
+{
+    if (t->slot != NULL) {
+        metrics_tracking_beat(t->slot, base_ms + TRACKING_HEARTBEAT_MS
+                                           + t->cfg->redis_timeout_ms
+                                           + TRACKING_BEAT_SLACK_MS);
+    }
+}
+
 /* A group is UP while every instance is. */
 static void
 tracking_group_update(struct tracking *g)
@@ -221,6 +251,20 @@ tracking_group_update(struct tracking *g)
         g->flush_due = false;
     }
     g->up = up;
+    if (up && g->slot != NULL) {
+        bool any = false;
+
+        for (uint32_t i = 0; i < CLUSTER_SLOTS_NODES_MAX; i++) {
+            any = any || g->nodes[i] != NULL;
+        }
+        /* No node read from: no subscriber to PING, and nothing that
+         * anybody must hear of (instances beat the slot themselves). */
+        if (any) {
+            tracking_beat(g, metrics_clock_ms());
+        } else {
+            metrics_tracking_beat(g->slot, UINT64_MAX);
+        }
+    }
     if (g->slot != NULL) {
         metrics_set_tracking(g->slot,
                              up ? METRICS_TRACKING_UP : METRICS_TRACKING_DOWN);
@@ -283,6 +327,7 @@ tracking_maybe_up(struct tracking *t)
         return;
     }
     t->up = true;
+    tracking_beat(t, metrics_clock_ms());
     tracking_set_slot(t, METRICS_TRACKING_UP);
     if (!t->ever_up) {
         log_info("tracking (%s): invalidations from %s on client %lld",
@@ -393,16 +438,23 @@ done:
     return rc;
 }
 
-/* Drops what Redis says changed. */
+/* Drops what Redis says changed.  A drop that did not get the cache
+ * lock in time (CACHE_BYPASS: a writer held it past the lock's timeout)
+ * left the entry in place, so it would be a stale hit once the lock is
+ * free: tracking goes DOWN (no worker answers from the cache) and comes
+ * back, through tracking_maybe_up(), only after a whole flush has had
+ * the lock.  A poisoned cache needs none of that: its recovery empties
+ * the index. */
 static void
 tracking_invalidate(struct tracking *t, enum tracking_msg kind,
                     const redisReply *keys)
 {
     uint64_t n = 0;
+    bool     missed = false;
 
     if (kind == TRACKING_MSG_FLUSH) {
         if (t->cache != NULL) {
-            (void) cache_flush(t->cache);
+            missed = cache_flush(t->cache) == CACHE_BYPASS;
         }
         n = 1;
         log_debug("tracking: Redis flushed: cache flushed");
@@ -414,15 +466,25 @@ tracking_invalidate(struct tracking *t, enum tracking_msg kind,
                 || memcmp(k->str, t->key_prefix, t->key_prefix_len) != 0) {
                 continue; /* not one of ours */
             }
-            if (t->cache != NULL) {
-                (void) cache_delete(t->cache, k->str + t->key_prefix_len,
-                                    k->len - t->key_prefix_len);
+            /* After one miss the rest would each wait out the lock's
+             * timeout too; the flush that must come first drops them. */
+            if (t->cache != NULL && !missed
+                && cache_delete(t->cache, k->str + t->key_prefix_len,
+                                k->len - t->key_prefix_len)
+                       == CACHE_BYPASS) {
+                missed = true;
             }
             n++;
         }
     }
     if (t->slot != NULL && n > 0) {
         metrics_count_invalidations(t->slot, n);
+    }
+    if (missed && !cache_poisoned(t->cache)) {
+        tracking_down(t, "an invalidation did not get the cache lock in "
+                         "time; the cache is flushed before it is used "
+                         "again");
+        (void) event_timer_start(t->loop, &t->kick, TRACKING_RETRY_MS);
     }
 }
 
@@ -521,7 +583,9 @@ tracking_on_reply(struct redis_conn *c, const struct redis_conn_reply *r)
     kind = tracking_parse(rr, &keys);
     switch (kind) {
     case TRACKING_MSG_PONG:
+        /* Everything Redis sent before it saw the PING is applied. */
         t->ping_due = false;
+        tracking_beat(t, t->ping_sent_ms);
         (void) event_timer_start(t->loop, &t->heartbeat,
                                  TRACKING_HEARTBEAT_MS);
         break;
@@ -642,6 +706,7 @@ tracking_on_heartbeat(struct event_loop *loop, struct event_timer *timer)
         return;
     }
     t->ping_due = true;
+    t->ping_sent_ms = metrics_clock_ms();
     (void) event_timer_start(t->loop, &t->heartbeat, t->cfg->redis_timeout_ms);
 }
 

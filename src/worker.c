@@ -68,6 +68,8 @@ static void worker_conn_read(struct worker_conn *c);
 static void worker_conn_linger(struct worker_conn *c);
 static void worker_conn_stop_idle(struct worker_conn *c);
 static bool worker_test_hook(const char *name);
+/* How long the lock-stall test hook holds the cache's write lock. */
+#define WORKER_STALL_MS 1500
 
 /* The protocols, each with its slot state to free at exit. */
 static const struct worker_proto *const worker_protos[] = {
@@ -262,7 +264,8 @@ bool
 worker_cache_trusted(const struct worker *w)
 {
     return w->tracking == NULL || w->params->metrics_all == NULL
-           || metrics_tracking_state(w->params->metrics_all)
+           || metrics_tracking_state(w->params->metrics_all,
+                                     metrics_clock_ms())
                   != METRICS_TRACKING_DOWN;
 }
 
@@ -1315,6 +1318,12 @@ worker_signal_cb(struct event_loop *loop, struct event_io *io, unsigned events)
                 log_warn("test hook: dying inside the cache LRU lock");
                 cache_debug_hold_lru_lock(w->params->cache);
                 raise(SIGKILL);
+            } else if (worker_test_hook("lock-stall")) {
+                /* Test hook: a writer stuck inside the lock, whose
+                 * peers' lock attempts time out meanwhile. */
+                log_warn("test hook: holding the cache write lock");
+                cache_debug_stall(w->params->cache, WORKER_STALL_MS);
+                log_warn("test hook: cache write lock released");
             }
             break;
         default:
@@ -1329,6 +1338,8 @@ worker_signal_cb(struct event_loop *loop, struct event_io *io, unsigned events)
  * variable REDIS_CACHE_PROXY_TEST_HOOKS names the hook:
  *   lock-crash      SIGUSR2 makes the worker die inside the write lock
  *   lru-crash       SIGUSR2 makes it die inside the LRU lock alone
+ *   lock-stall      SIGUSR2 makes the worker hold the write lock for
+ *                   WORKER_STALL_MS, then let it go
  *   crash-at-start  the worker aborts before serving (respawn backoff)
  *   fail-init       the worker exits 2, "cannot initialise" */
 static bool

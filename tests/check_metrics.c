@@ -305,20 +305,68 @@ END_TEST
  * longer counts, and says it tracked (the supervisor flushes then). */
 START_TEST(tracking_state_over_slots)
 {
-    ck_assert_int_eq(metrics_tracking_state(m), METRICS_TRACKING_NONE);
+    uint64_t now = metrics_clock_ms();
+
+    ck_assert_int_eq(metrics_tracking_state(m, now), METRICS_TRACKING_NONE);
+    metrics_tracking_beat(metrics_slot(m, 0), now + 60000);
     metrics_set_tracking(metrics_slot(m, 0), METRICS_TRACKING_UP);
     metrics_set_tracking(metrics_slot(m, 2), METRICS_TRACKING_DOWN);
-    ck_assert_int_eq(metrics_tracking_state(m), METRICS_TRACKING_DOWN);
+    ck_assert_int_eq(metrics_tracking_state(m, now), METRICS_TRACKING_DOWN);
     render();
     assert_line("rcp_tracking_up 0");
     ck_assert(metrics_reap_tracking(m, 2));
     ck_assert(!metrics_reap_tracking(m, 3));
-    ck_assert_int_eq(metrics_tracking_state(m), METRICS_TRACKING_UP);
+    ck_assert_int_eq(metrics_tracking_state(m, now), METRICS_TRACKING_UP);
     metrics_count_invalidations(metrics_slot(m, 0), 3);
     metrics_count_invalidations(metrics_slot(m, 1), 1);
     render();
     assert_line("rcp_tracking_up 1");
     assert_line("rcp_invalidations_total 4");
+}
+END_TEST
+
+/* An UP slot whose heartbeat is past counts as DOWN (its worker is
+ * stopped or hung: nobody applies what Redis tells it), until it beats
+ * again. */
+START_TEST(tracking_late_heartbeat_is_down)
+{
+    struct metrics_slot_shm *s0 = metrics_slot(m, 0);
+    struct metrics_slot_shm *s1 = metrics_slot(m, 1);
+
+    metrics_tracking_beat(s0, 5000);
+    metrics_set_tracking(s0, METRICS_TRACKING_UP);
+    metrics_tracking_beat(s1, 3000);
+    metrics_set_tracking(s1, METRICS_TRACKING_UP);
+    ck_assert_int_eq(metrics_tracking_state(m, 3000), METRICS_TRACKING_UP);
+    ck_assert_int_eq(metrics_tracking_state(m, 3001), METRICS_TRACKING_DOWN);
+    metrics_tracking_beat(s1, 6000);
+    ck_assert_int_eq(metrics_tracking_state(m, 5000), METRICS_TRACKING_UP);
+    ck_assert_int_eq(metrics_tracking_state(m, 5001), METRICS_TRACKING_DOWN);
+    /* A DOWN or reaped slot's heartbeat does not matter. */
+    metrics_set_tracking(s0, METRICS_TRACKING_DOWN);
+    ck_assert_int_eq(metrics_tracking_state(m, 100), METRICS_TRACKING_DOWN);
+    ck_assert(metrics_reap_tracking(m, 0));
+    ck_assert_int_eq(metrics_tracking_state(m, 5500), METRICS_TRACKING_UP);
+}
+END_TEST
+
+/* The supervisor's hold (a flush that has not had the lock) is DOWN
+ * whatever the workers say, and is in no worker's slot. */
+START_TEST(tracking_held_by_supervisor_is_down)
+{
+    struct metrics_slot_shm *s0 = metrics_slot(m, 0);
+
+    ck_assert_int_eq(metrics_tracking_state(m, 10), METRICS_TRACKING_NONE);
+    metrics_hold_tracking(m, true);
+    ck_assert_int_eq(metrics_tracking_state(m, 10), METRICS_TRACKING_DOWN);
+    metrics_tracking_beat(s0, 1000);
+    metrics_set_tracking(s0, METRICS_TRACKING_UP);
+    ck_assert_int_eq(metrics_tracking_state(m, 10), METRICS_TRACKING_DOWN);
+    for (uint32_t i = 0; i < metrics_slot_count(m); i++) {
+        ck_assert(metrics_slot(m, i)->tracking != METRICS_TRACKING_DOWN);
+    }
+    metrics_hold_tracking(m, false);
+    ck_assert_int_eq(metrics_tracking_state(m, 10), METRICS_TRACKING_UP);
 }
 END_TEST
 
@@ -643,6 +691,8 @@ metrics_suite(void)
     tcase_add_test(tc, reap_zeroes_connections_and_keeps_counters);
     tcase_add_test(tc, cluster_gauges_take_the_freshest_map);
     tcase_add_test(tc, tracking_state_over_slots);
+    tcase_add_test(tc, tracking_late_heartbeat_is_down);
+    tcase_add_test(tc, tracking_held_by_supervisor_is_down);
     tcase_add_test(tc, nodes_view_freshest_list_worst_state);
     tcase_add_test(tc, node_addr_is_cut_to_fit);
     tcase_add_test(tc, every_protocol_code_pair_is_listed_even_at_zero);
