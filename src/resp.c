@@ -146,6 +146,18 @@ resp_format_bulk_head(char *dst, size_t len)
     return pos;
 }
 
+void
+resp_end_bulk_in_place(struct buf *out, size_t len)
+{
+    char  *head = out->data + out->len;
+    size_t hlen = resp_format_bulk_head(head, len);
+
+    memmove(head + hlen, head + RESP_BULK_HEAD_MAX, len);
+    out->len += hlen + len;
+    out->data[out->len++] = '\r';
+    out->data[out->len++] = '\n';
+}
+
 int
 resp_append_bulk(struct buf *out, const void *data, size_t len)
 {
@@ -246,9 +258,7 @@ resp_error_arity(struct buf *out, const char *name)
 {
     char msg[96];
     int  n = snprintf(msg, sizeof(msg),
-                      "ERR wrong number of arguments for "
-                       "'%s' command",
-                      name);
+                      "ERR wrong number of arguments for '%s' command", name);
 
     return resp_append_error(out, msg, (size_t) n);
 }
@@ -326,10 +336,8 @@ resp_select(const char *buf, const struct resp_command *cmd, uint32_t db,
     }
     if (v != db) {
         char msg[96];
-        int  n = snprintf(msg, sizeof(msg),
-                          "ERR this proxy serves db %u "
-                           "only",
-                          db);
+        int  n =
+            snprintf(msg, sizeof(msg), "ERR this proxy serves db %u only", db);
 
         return resp_append_error(out, msg, (size_t) n);
     }

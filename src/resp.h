@@ -56,6 +56,12 @@ bool resp_arg_equals(const char *buf, const struct resp_arg *a,
  * length.  No snprintf: this is on every hit. */
 size_t resp_format_bulk_head(char *dst, size_t len);
 
+/* Makes a bulk string of the len bytes that were copied
+ * RESP_BULK_HEAD_MAX bytes past out's end, with 2 more bytes of room
+ * after them (how a cache hit is copied: worker_cache_copy): writes the
+ * header before them, moves them up against it and adds the CRLF. */
+void resp_end_bulk_in_place(struct buf *out, size_t len);
+
 /* Encoders; each returns 0 or -ENOMEM. */
 int resp_append_status(struct buf *out, const char *s);
 /* msg is sent after "-", with CR and LF replaced by spaces. */

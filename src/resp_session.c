@@ -210,8 +210,7 @@ resp_session_hello(struct resp_session *s, const char *buf,
                 char msg[160];
                 int  n = snprintf(
                      msg, sizeof(msg),
-                     "ERR Syntax error in "
-                      "HELLO option '%.*s'",
+                     "ERR Syntax error in HELLO option '%.*s'",
                      (int) (cmd->argv[i].len < 64 ? cmd->argv[i].len : 64),
                      resp_session_arg(buf, cmd, i));
 
@@ -588,8 +587,7 @@ resp_session_client_arity(struct buf *out, const char *sub)
 {
     char msg[96];
     int  n = snprintf(msg, sizeof(msg),
-                      "ERR wrong number of arguments for "
-                       "'client|%s' command",
+                      "ERR wrong number of arguments for 'client|%s' command",
                       sub);
 
     return resp_session_rc_of(resp_append_error(out, msg, (size_t) n));
@@ -703,8 +701,7 @@ resp_session_client(struct resp_session *s, const char *buf,
     {
         char msg[200];
         int  n = snprintf(msg, sizeof(msg),
-                          "ERR unknown subcommand '%.*s'."
-                           " Try CLIENT HELP.",
+                          "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
                           (int) (sub->len < 128 ? sub->len : 128),
                           buf + sub->off);
 

@@ -217,7 +217,7 @@ worker_resp_mget_item(struct worker_conn *c, size_t i)
     struct worker_resp_mget_item *it = &m->items[i];
     struct cache_lookup           lk;
     const char                   *key;
-    size_t                        key_len, hlen;
+    size_t                        key_len;
     char                         *head;
     int                           rc;
 
@@ -234,11 +234,7 @@ worker_resp_mget_item(struct worker_conn *c, size_t i)
                 c->out.len += 5;
                 return true;
             }
-            hlen = resp_format_bulk_head(head, lk.value_len);
-            memmove(head + hlen, head + RESP_BULK_HEAD_MAX, lk.value_len);
-            c->out.len += hlen + lk.value_len;
-            c->out.data[c->out.len++] = '\r';
-            c->out.data[c->out.len++] = '\n';
+            resp_end_bulk_in_place(&c->out, lk.value_len);
             c->log_bytes += lk.value_len;
             return true;
         }

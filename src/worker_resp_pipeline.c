@@ -111,19 +111,12 @@ worker_resp_stale_if_error(struct worker_conn         *c,
                            struct worker_resp_pending *e, struct buf *dst)
 {
     struct cache_lookup lk;
-    char               *head;
-    size_t              hlen;
 
     if (!worker_cache_stale_if_error(c->worker, dst, RESP_BULK_HEAD_MAX, 2,
                                      e->key.data, e->key.len, &lk)) {
         return false;
     }
-    head = dst->data + dst->len;
-    hlen = resp_format_bulk_head(head, lk.value_len);
-    memmove(head + hlen, head + RESP_BULK_HEAD_MAX, lk.value_len);
-    dst->len += hlen + lk.value_len;
-    dst->data[dst->len++] = '\r';
-    dst->data[dst->len++] = '\n';
+    resp_end_bulk_in_place(dst, lk.value_len);
     worker_resp_count(c, METRICS_CODE_RESP_OK);
     e->log_resp = c->log_resp;
     e->log_bytes = lk.value_len;
@@ -209,8 +202,6 @@ worker_resp_copy_hit(struct worker_conn *c, struct buf *b, const char *key,
                      size_t key_len)
 {
     struct cache_lookup lk;
-    char               *head;
-    size_t              hlen;
 
     if (!worker_cache_copy(c->worker, b, RESP_BULK_HEAD_MAX, 2, key, key_len,
                            &lk)) {
@@ -225,12 +216,7 @@ worker_resp_copy_hit(struct worker_conn *c, struct buf *b, const char *key,
         c->log_cache = "HIT";
         return true;
     }
-    head = b->data + b->len;
-    hlen = resp_format_bulk_head(head, lk.value_len);
-    memmove(head + hlen, head + RESP_BULK_HEAD_MAX, lk.value_len);
-    b->len += hlen + lk.value_len;
-    b->data[b->len++] = '\r';
-    b->data[b->len++] = '\n';
+    resp_end_bulk_in_place(b, lk.value_len);
     worker_resp_count(c, METRICS_CODE_RESP_OK);
     c->log_bytes = lk.value_len;
     c->log_cache = "HIT";

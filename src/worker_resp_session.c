@@ -101,6 +101,20 @@ worker_resp_key_allowed(void *arg, const char *key, size_t len)
     return access_key_allowed(&ia->conn->worker->acl, key, len);
 }
 
+/* What the session may ask of the worker, for ia's connection. */
+static struct resp_session_env
+worker_resp_env(struct worker_resp_info_arg *ia)
+{
+    struct resp_session_env env = {
+        .cfg = ia->conn->worker->cfg,
+        .fill_info = worker_resp_fill_info,
+        .key_allowed = worker_resp_key_allowed,
+        .arg = ia,
+    };
+
+    return env;
+}
+
 void
 worker_resp_session_open(struct worker_conn *c)
 {
@@ -139,14 +153,9 @@ bool
 worker_resp_gate(struct worker_conn *c, const struct resp_command *cmd)
 {
     struct worker_resp_info_arg ia = { .conn = c };
-    struct resp_session_env     env = {
-            .cfg = c->worker->cfg,
-            .fill_info = worker_resp_fill_info,
-            .key_allowed = worker_resp_key_allowed,
-            .arg = &ia,
-    };
-    size_t               pending = buf_pending(&c->out);
-    enum resp_session_rc rc;
+    struct resp_session_env     env = worker_resp_env(&ia);
+    size_t                      pending = buf_pending(&c->out);
+    enum resp_session_rc        rc;
 
     if (c->session.authed && !c->session.in_multi) {
         return false; /* the common case, decided fast */
@@ -193,14 +202,9 @@ bool
 worker_resp_session(struct worker_conn *c, const struct resp_command *cmd)
 {
     struct worker_resp_info_arg ia = { .conn = c };
-    struct resp_session_env     env = {
-            .cfg = c->worker->cfg,
-            .fill_info = worker_resp_fill_info,
-            .key_allowed = worker_resp_key_allowed,
-            .arg = &ia,
-    };
-    size_t               pending = buf_pending(&c->out);
-    enum resp_session_rc rc;
+    struct resp_session_env     env = worker_resp_env(&ia);
+    size_t                      pending = buf_pending(&c->out);
+    enum resp_session_rc        rc;
 
     rc = resp_session_command(&c->session, c->in.data, cmd, &env, &c->out);
     if (rc == RESP_SESSION_EXEC && worker_resp_replay(c, cmd->consumed) != 0) {

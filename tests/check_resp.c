@@ -167,6 +167,38 @@ START_TEST(test_bulk_head)
 }
 END_TEST
 
+/* A cache hit is copied RESP_BULK_HEAD_MAX bytes past the end of what
+ * is queued; ending it in place gives what resp_append_bulk would, after
+ * what was there, for an empty value, a short one and one whose header
+ * is longer. */
+START_TEST(test_bulk_in_place)
+{
+    static const size_t lens[] = { 0, 5, 1234567 };
+
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        struct buf got = { 0 }, want = { 0 };
+        size_t     n = lens[i];
+        char      *v = malloc(n + 1);
+
+        ck_assert_ptr_nonnull(v);
+        for (size_t k = 0; k < n; k++) {
+            v[k] = (char) ('a' + k % 26);
+        }
+        ck_assert_int_eq(buf_append(&got, "+OK\r\n", 5), 0);
+        ck_assert_int_eq(buf_reserve(&got, RESP_BULK_HEAD_MAX + n + 2), 0);
+        memcpy(got.data + got.len + RESP_BULK_HEAD_MAX, v, n);
+        resp_end_bulk_in_place(&got, n);
+        ck_assert_int_eq(buf_append(&want, "+OK\r\n", 5), 0);
+        ck_assert_int_eq(resp_append_bulk(&want, v, n), 0);
+        ck_assert_uint_eq(got.len, want.len);
+        ck_assert(memcmp(got.data, want.data, got.len) == 0);
+        free(v);
+        buf_free(&got);
+        buf_free(&want);
+    }
+}
+END_TEST
+
 START_TEST(test_large_bulk_grows)
 {
     struct buf out = { 0 };
@@ -253,6 +285,7 @@ resp_suite(void)
     tcase_add_test(tc, test_encoders);
     tcase_add_test(tc, test_large_bulk_grows);
     tcase_add_test(tc, test_bulk_head);
+    tcase_add_test(tc, test_bulk_in_place);
     suite_add_tcase(s, tc);
     tc = tcase_create("backend results");
     tcase_add_loop_test(tc, test_backend_reply, 0,
