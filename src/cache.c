@@ -402,7 +402,10 @@ struct cache_entry_shm {
     uint32_t value_len;   /* bytes */
     uint32_t block;       /* arena block; CACHE_NIL: slot free */
     uint32_t chain_next;  /* next in the chain, or free list */
-    uint64_t unused;      /* zero */
+    uint32_t hash_low;    /* low 32 bits of the key's hash, so
+                             an eviction finds the chain without
+                             reading or hashing the key */
+    uint32_t unused;      /* zero */
 };
 
 /* An entry's place in the LRU list, apart from the entry so that
@@ -1296,15 +1299,13 @@ cache_remove_locked(struct cache *cache, uint32_t i, uint64_t hash)
     hdr->free_head = i;
 }
 
-/* The hash of entry i's key, recomputed (the slot keeps only a tag) to
- * find its chain. */
+/* Enough of the hash of entry i's key to find its chain (bucket_mask
+ * is below 2^31), kept in the slot: an eviction under the write side
+ * neither reads nor hashes the key. */
 static uint64_t
 cache_entry_hash(const struct cache *cache, uint32_t i)
 {
-    const struct cache_entry_shm *e = cache_entry(cache, i);
-
-    return cache_hash(cache->seed, cache_entry_data(cache, e),
-                      cache_entry_key_len(e));
+    return cache_entry(cache, i)->hash_low;
 }
 
 /* Drops the least recently used entry. */
@@ -1332,6 +1333,7 @@ cache_reset_locked(struct cache *cache)
         e->value_len = 0;
         e->block = CACHE_NIL;
         e->chain_next = i + 1 < cache->capacity ? i + 1 : CACHE_NIL;
+        e->hash_low = 0;
         e->unused = 0;
         cache->lru[i].prev = CACHE_NIL;
         cache->lru[i].next = CACHE_NIL;
@@ -1930,6 +1932,7 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
     e = cache_entry(cache, i);
     e->stored_ms = now_ms;
     e->key_len_tag = cache_key_len_tag(hash, key_len);
+    e->hash_low = (uint32_t) hash;
     e->value_len = (uint32_t) value_len;
     e->block = block;
     memcpy(cache_arena_data(cache->arena, block), &meta, sizeof(meta));
@@ -2096,11 +2099,13 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
                               cache_entry_key_len(e));
             if ((hash & cache->bucket_mask) != b
                 || cache_key_len_tag(hash, cache_entry_key_len(e))
-                       != e->key_len_tag) {
-                return cache_fault_set(fault,
-                                       "entry in the wrong chain or "
-                                       "with the wrong tag (bucket, slot)",
-                                       b, i);
+                       != e->key_len_tag
+                || (uint32_t) hash != e->hash_low) {
+                return cache_fault_set(
+                    fault,
+                    "entry in the wrong chain or "
+                    "with the wrong tag or hash (bucket, slot)",
+                    b, i);
             }
             bytes += len;
             indexed++;
