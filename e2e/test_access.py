@@ -17,7 +17,8 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, http_raw, read_until_close, run_cli, wait_for
+from conftest import children, free_port, http_raw, read_until_close, \
+    run_cli, wait_for
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -300,6 +301,7 @@ def test_http_auth_reload_on_sighup(redis_server, make_proxy, tmp_path):
     hdr = lambda t: {"Authorization": "Bearer " + t, "Connection": "close"}
     assert requests.get(p.url("/k"), headers=hdr("old"),
                         timeout=5).status_code == 200
+    old = set(wait_for(lambda: children(p.proc.pid), what="the worker"))
     f.write_text(bearer_line("new") + "\n")
     os.kill(p.proc.pid, signal.SIGHUP)
     wait_for(lambda: "reload complete" in p.log(), timeout=10,
@@ -310,7 +312,11 @@ def test_http_auth_reload_on_sighup(redis_server, make_proxy, tmp_path):
     # "reload complete" is logged when the old worker is sent SIGTERM;
     # until it has handled it, it still accepts from the shared socket
     # with the old file (a loaded machine widens that window), so the
-    # old token is refused once it has gone, not at once.
+    # old token is refused once it has gone, not at once.  Gone, not
+    # one 401 seen: that may come from the new worker while the old one
+    # still accepts the next request.
+    wait_for(lambda: not old & set(children(p.proc.pid)), timeout=10,
+             what="the old worker gone")
     wait_for(lambda: requests.get(p.url("/k"), headers=hdr("old"),
                                   timeout=5).status_code == 401,
              what="old token refused")

@@ -67,14 +67,17 @@ def test_redis_down_then_back(make_proxy):
     start = time.monotonic()
     assert get(p, "nocache").status_code == 502
     assert time.monotonic() - start < 0.6
-    # Same port again: served within a second, with no restart.
+    # Same port again: served with no restart, at the next reconnect.
+    # Those back off, doubling from 100 ms up to 2 s, so how soon
+    # depends on how long Redis took to start again (over a second on a
+    # loaded machine): the bound is the 2 s cap and 0.5 s of slack.
     r2 = Redis(port=r.port).start()
     try:
         r2.client().set("k2", "back")
         back = time.monotonic()
         wait_for(lambda: get(p, "k2").status_code == 200, timeout=5,
                  what="recovery")
-        assert time.monotonic() - back < 1.5
+        assert time.monotonic() - back < 2.5
     finally:
         r2.stop()
 

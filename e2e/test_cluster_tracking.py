@@ -15,8 +15,8 @@ import requests
 
 from conftest import wait_for
 from test_cluster import cluster, keyslot, replicas_of  # noqa: F401
-from test_tracking import (FRESH_MS, clients, distribution, read_all_fresh,
-                           tracking_up)
+from test_tracking import (FRESH_MS, SEEN_MS, clients, distribution,
+                           read_all_fresh, tracking_up)
 
 WRITES = 150
 
@@ -95,7 +95,13 @@ def test_writes_in_every_slot_seen_fresh(cluster, make_proxy,  # noqa: F811
             if r.text == new:
                 delays.append(start_ms)
                 break
-            assert start_ms <= FRESH_MS, (k, new, r.text, start_ms)
+            # Every write seen within SEEN_MS, the typical one within
+            # FRESH_MS (asserted below), as in test_tracking.py: with two
+            # workers, the one that fetched the key reads its
+            # invalidation, and a loaded machine can leave it unscheduled
+            # for tens of ms while the other answers hits (48 ms
+            # measured there, against 50 asserted for every write).
+            assert start_ms <= SEEN_MS, (k, new, r.text, start_ms)
         # The cache is in use: the next read is a hit.
         r = s.get(p.url("/" + k), timeout=5)
         assert r.text == new
@@ -103,7 +109,8 @@ def test_writes_in_every_slot_seen_fresh(cluster, make_proxy,  # noqa: F811
     print("cluster %s: %d writes, %d keys on 3 primaries: %s; re-reads "
           "that were hits: %d" % (mode, WRITES, len(keys),
                                   distribution(delays), hits))
-    assert max(delays) <= FRESH_MS
+    assert max(delays) <= SEEN_MS
+    assert sorted(delays)[len(delays) // 2] < FRESH_MS, distribution(delays)
     assert hits >= WRITES * 9 // 10
     assert "answering from Redis" not in p.log()
 
@@ -138,7 +145,7 @@ def test_one_node_subscriber_killed(cluster, make_proxy, mode):  # noqa: F811
     for key, v in ((k, "a3"), (other, "b3")):
         cli_set(cluster, key, v)
         wait_for(lambda: s.get(p.url("/" + key), timeout=5).text == v,
-                 timeout=FRESH_MS / 1000.0, interval=0.001,
+                 timeout=SEEN_MS / 1000.0, interval=0.001,
                  what="the write after recovery seen")
 
 
@@ -178,5 +185,5 @@ def test_failover_moves_the_subscriber(cluster, make_proxy):  # noqa: F811
     assert len(clients(new.client(), "P")) == 1, p.log()
     cli_set(cluster, k, "f2")
     wait_for(lambda: s.get(p.url("/" + k), timeout=5).text == "f2",
-             timeout=FRESH_MS / 1000.0, interval=0.001,
+             timeout=SEEN_MS / 1000.0, interval=0.001,
              what="the write on the promoted primary seen")

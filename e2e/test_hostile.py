@@ -214,11 +214,13 @@ def test_max_clients_closes_idlest_for_a_new_client(redis_server,
                                              timeout=5).text,
                                 "rcp_connections") == 50,
                  what="50 connections")
+        # Served at once, not when an idle connection times out or
+        # never (the 5 s timeout); 3 s leaves a loaded machine room.
         for _ in range(3):
             start = time.monotonic()
             r = requests.get(p.url("/mc"), timeout=5)
             assert r.status_code == 200 and r.content == b"v"
-            assert time.monotonic() - start < 1.0
+            assert time.monotonic() - start < 3.0
     finally:
         for s in held:
             s.close()
@@ -546,6 +548,7 @@ def test_descriptors_run_out_clients_are_refused_then_served(redis_server,
     resource.prlimit(worker, resource.RLIMIT_NOFILE, (limit, limit))
     req = b"GET /fd HTTP/1.1\r\nHost: x\r\n\r\n"
     held = []
+    t_out = time.monotonic()            # out of descriptors from here
     try:
         for _ in range(150):
             s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
@@ -573,6 +576,7 @@ def test_descriptors_run_out_clients_are_refused_then_served(redis_server,
             s.close()
             assert kind == "refused", kind
             kinds["refused"] += 1
+        out_s = time.monotonic() - t_out
         # Each refusal is counted.
         text = requests.get(p.admin_url("/metrics"), timeout=5).text
         assert metric(text, "rcp_connections_refused_total") == \
@@ -586,7 +590,11 @@ def test_descriptors_run_out_clients_are_refused_then_served(redis_server,
     for _ in range(20):
         assert requests.get(p.url("/fd"), timeout=5).content == b"v"
     lines = [l for l in p.log().splitlines() if "accept4() failed" in l]
-    assert 2 <= len(lines) <= 5, lines
+    # The first refusal, then at most one line a second while they go
+    # on (one per refusal would be hundreds): a bound of 5 lines assumed
+    # the refusals were over within 4 s, which a loaded machine can
+    # take longer for.
+    assert 2 <= len(lines) <= 2 + out_s, (out_s, lines)
     assert "Too many open files" in lines[0], lines
     assert re.search(r"connections refused \(and \d+ more like it\)",
                      lines[-1]), lines
