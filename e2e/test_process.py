@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import Proxy, SlowRedis, children, get, pid_alive, wait_for
@@ -360,9 +361,12 @@ def test_max_clients(redis_server, make_proxy):
     c.close()
 
 
-def test_worker_dying_in_write_lock(redis_server, make_proxy):
+@pytest.mark.parametrize("hook", ["lock-crash", "lru-crash"])
+def test_worker_dying_in_write_lock(redis_server, make_proxy, hook):
+    # lock-crash dies inside the write side, lru-crash inside the LRU
+    # lock alone (the one an apply of the access rings takes).
     p = make_proxy(redis_server, "--workers", "2",
-                   env={"REDIS_CACHE_PROXY_TEST_HOOKS": "lock-crash"})
+                   env={"REDIS_CACHE_PROXY_TEST_HOOKS": hook})
     c = redis_server.client()
     c.set("w", "v")
     assert get(p, "w").status_code == 200

@@ -9,20 +9,22 @@
  * offsets, never pointers, so any process may map the segment anywhere):
  *
  *   0                header: magic, layout version, sizes, region offsets,
- *                    hash seed; the gate line (writer word, poisoned
- *                    flag, ttl, generation, sleepers on the writer
- *                    word); gauges and LRU ends
+ *                    hash seed; the gate line (writer word, LRU word,
+ *                    poisoned flag, ttl, generation, sleepers on the
+ *                    writer word); gauges, free list and LRU ends
  *   workers_offset   worker_slots x 64 bytes, one line each: lock state
- *                    (the reader flag), counters, pending access records
+ *                    (the reader flag), counters, its ring's tail and
+ *                    head
  *   rings_offset     worker_slots x CACHE_RING x 16 bytes: each slot's
  *                    ring of access records (entry slot, stamp)
+ *   lru_offset       capacity x 8 bytes: each entry slot's LRU links
  *   purges_offset    CACHE_PURGE_SLOTS x uint64: purge epochs, bumped by
  *                    a delete of any key hashing to the slot (see Purges)
  *   buckets_offset   bucket_count x uint32 (power of two >= capacity):
  *                    first slot of each hash chain
  *   entries_offset   capacity x 32-byte entry slots: stored time, key
  *                    length + hash tag, value length, arena block, chain
- *                    link, LRU links
+ *                    link
  *   arena_offset     cache_arena: max_memory_bytes + 32 per entry; each
  *                    entry's block is its meta (ETag, fetch time,
  *                    negative flag, Redis' expiry: 24 bytes, outside
@@ -31,12 +33,11 @@
  *
  * Invariants (cache_check() walks them all): each live entry is in exactly
  * one hash chain, the one its key hashes to, and exactly once in the LRU
- * list, whose prev/next links agree; every other slot is on the free list;
- * the arena block of each live entry is a used block of its own, large
- * enough for its meta, key and value, and the
- * arena has no other used block; the entries and bytes gauges equal the
- * count and key+value bytes of the live entries, and never exceed capacity
- * and max_memory_bytes.
+ * list, whose prev/next links (in the slot's LRU links) agree; every other
+ * slot is on the free list; the arena block of each live entry is a used block
+ * of its own, large enough for its meta, key and value, and the arena has no
+ * other used block; the entries and bytes gauges equal the count and key+value
+ * bytes of the live entries, and never exceed capacity and max_memory_bytes.
  *
  * Locking.  A "big reader" lock made of the worker slots (Linux's brlock,
  * with one reader flag per process instead of per CPU): the read side is
@@ -54,20 +55,36 @@
  * (CACHE_BYPASS).  cache_get takes the read side; set, delete, flush,
  * expiry and eviction the write side.
  *
+ * The LRU lock is a third word, lru_pid (the holder's pid, taken by
+ * compare-and-swap, waited for by spinning and yielding, timed like the
+ * rest).  It guards the LRU links, the list's ends and the ring heads.
+ * The write side takes it last, after the readers are out (lock order:
+ * writer word, readers out, LRU word), so whoever holds the write side
+ * holds it too; a get takes it alone to apply the rings, outside the
+ * read side and while other processes' hits go on, since a hit reads
+ * none of what it guards.  Its slot then says INSIDE_LRU.
+ *
  * The LRU list and hits.  A hit does not splice its entry: it appends an
  * access record (entry slot, stamp) to its own slot's ring, and a hit on
- * the entry it recorded last only moves that record's stamp.  Every
- * acquisition of the write side first applies all rings to the list
- * (cache_apply_locked): merged in stamp order, each record moves its entry
- * to the head.  A get whose ring holds CACHE_RING_SOFT records takes the
- * write side for that before its lookup if it is free and no reader is
- * inside, so a reader preempted inside does not stall everyone; once the
- * ring is full (CACHE_RING) it waits for it.
+ * the entry it recorded last, while that record is not consumed, only
+ * moves that record's stamp.  Records are applied to the list by
+ * cache_apply_locked, merged in stamp order, each moving its entry to the
+ * head: all of them by every acquisition of the write side, and by a get
+ * whose ring holds CACHE_RING_SOFT records, under the LRU lock alone,
+ * before its lookup (if the lock is free; once the ring is full,
+ * CACHE_RING, it waits for it).  That apply runs while readers append:
+ * it takes a cut, a stamp, before it reads the ring tails, applies only
+ * records stamped before the cut, and applies each ring's last record
+ * but does not consume it, since its owner may restamp it; the slot's
+ * ring_applied keeps the stamp it was applied with, and the next apply
+ * skips it unless the stamp has moved (once a later record follows it,
+ * it is consumed).  The write side consumes everything.
  *
- *   get:  (ring half full? apply first) -> stamp -> read side -> find
- *                -> record in own ring -> copy value -> unlock
- *   set:  (prefetch its bucket) -> write side -> apply rings
- *                -> unlink old -> evict expired tail
+ *   get:  (ring half full? LRU lock, apply up to the cut) -> stamp
+ *                -> read side -> find -> record in own ring
+ *                -> copy value -> unlock
+ *   set:  (prefetch its bucket) -> write side (+ LRU word)
+ *                -> apply all rings -> unlink old -> evict expired tail
  *                -> evict LRU tail until count, bytes and arena fit
  *                   (a tail whose block is just the size needed and
  *                   whose bytes are no fewer: take its slot and block)
@@ -87,41 +104,62 @@
  * Shared cache lines, and who writes them:
  *   header, fixed part     cache_create only
  *   gate line              writer word: each write-side acquisition and
- *                          release; word_waiters: processes that sleep on
- *                          the word; poisoned: reaper and recovery; ttl:
- *                          SIGHUP; generation: recovery.  Hits only read it.
- *   gauges + LRU ends      the write side
+ *                          release; LRU word: the same, and each apply
+ *                          under the LRU lock alone (twice per
+ *                          CACHE_RING_SOFT records of a ring);
+ *                          word_waiters: processes that sleep on the
+ *                          writer word; poisoned: reaper and recovery;
+ *                          ttl: SIGHUP; generation: recovery.  Hits only
+ *                          read it.
+ *   gauges, free list,     the write side; the list's ends also an apply
+ *   LRU ends               under the LRU lock
  *   buckets, entries,      the write side (hits read them)
  *   arena
+ *   LRU links              the LRU lock holder (applies, and the write
+ *                          side); no hit reads them
  *   worker slot s          its process, on every operation (state,
- *                          counters, ring_len); the write side zeroes
- *                          ring_len when it applies the ring; the reaper
- *                          sets state IDLE after the process died
- *   ring of slot s         its process (hits); the write side reads it
+ *                          counters, ring_tail); the LRU lock holder
+ *                          writes ring_head and ring_applied when it
+ *                          applies the ring; the reaper sets state IDLE
+ *                          after the process died
+ *   ring of slot s         its process (hits); the LRU lock holder reads
+ *                          it
  * So a hit writes its own slot line and its own ring, nothing that a hit
- * of another process writes, for any key; the amortised ring apply and
- * every insert, delete and flush are writes, under the write side.
+ * of another process writes, for any key, and nothing that another
+ * process's apply writes but ring_head (once per apply).  Applies,
+ * amortised over CACHE_RING_SOFT hits, write the LRU links, the list's
+ * ends and, to take and free the LRU word, the gate line; every insert,
+ * delete and flush writes under the write side.
  *
- * Why the LRU order is exact.  The list only changes under the write
- * side, when no reader is inside, so every ring is complete then.  Take
- * two hits A and B where A's get returned before B's began (a sequential
- * client, whichever workers serve it).  The write-side holder that
- * applies B's record finds A's record too, unless an earlier holder
- * applied it: B's record is there, so B had been in the read side, after
- * A had returned with its record written.  If one holder applies both,
- * the merge puts B after A because B's stamp is later: each get takes its
- * stamp after it begins and before it returns, from a clock that is the
- * same on every CPU (cache_stamp), so stamps follow real time.  Either
- * way B ends up nearer the head than A, as a splice at each hit would
- * leave it.  Inserts and removals happen after the apply in the same
- * holder, so they fall between the hits applied before and after them,
- * which is their real order for a sequential client.  A hit that only
- * moved the stamp of its own last record changes nothing else: an
- * entry's place depends only on its latest access.  A TRUNCATED or
- * expired get records nothing.  So the tail is always the entry read (or
- * stored) least recently.  Records never name a freed entry: freeing
- * needs the write side, which applies them first; flush and recovery
- * empty the rings with the index.
+ * Why the LRU order is exact.  Take two hits A and B where A's get
+ * returned before B's began (a sequential client, whichever workers
+ * serve it): B must end up nearer the head than A, as a splice at each
+ * hit would leave it.  Each get takes its stamp after it begins and
+ * before it returns, from a clock that is the same on every CPU
+ * (cache_stamp), so stamps follow real time and A's is the earlier; A
+ * wrote its record before it returned.  Look at the apply that applies
+ * B's record (the list only changes under the LRU lock, so applies are
+ * one at a time).  Under the write side no reader is inside, so every
+ * ring is complete: A's record is there, unless an earlier apply applied
+ * it.  Under the LRU lock alone, B's record was stamped before the cut,
+ * which was taken before the ring tails were read; A's record was
+ * written before B's stamp was taken, so before the tails were read, and
+ * is there too, unless applied earlier.  Either way, if one apply applies
+ * both, the merge puts B after A by stamp; else A's went first.  A
+ * record left for later (at or past the cut) is newer than all applied
+ * with it by the same rule.  A ring's last record, applied but kept, may
+ * be applied again only with a new stamp, i.e. for a later hit of the
+ * same entry: an entry's place depends only on its latest access, so
+ * moving a record's stamp, or applying it once per stamp, is the same as
+ * a record per hit.  Its owner restamps it only while it is not
+ * consumed, and only the write side, with no reader inside, consumes a
+ * ring's last record, so no restamp is lost.  Inserts and removals happen
+ * after the write side's apply, so they fall between the hits applied
+ * before and after them, which is their real order for a sequential
+ * client.  A TRUNCATED or expired get records nothing.  So the tail is
+ * always the entry read (or stored) least recently.  Records never name a
+ * freed entry: freeing needs the write side, which consumes them all
+ * first; flush and recovery empty the rings with the index.
  *
  * Under the lock there are loads, stores and memcpy, nothing else: the
  * hash and the stamp are computed before, counters are added and errors
@@ -130,30 +168,36 @@
  * the release.  Each function that locks unlocks in the same
  * function, through one `unlock:` label.
  *
- * Crash safety.  Neither side is a kernel-known lock: a process killed
- * inside either leaves its slot saying so (and, for a writer, the writer
- * word holding its pid), and everyone else waits for it until their
- * timeout.  Each process's slot state, set with sequentially consistent
- * stores, is what the supervisor reads when it reaps the process:
+ * Crash safety.  No lock here is kernel-known: a process killed inside
+ * one leaves its slot saying so (and, for a writer or an apply, the
+ * writer word or the LRU word holding its pid), and everyone else waits
+ * for it until their timeout (an LRU lock held by a dead process stops
+ * writers, not hits).  Each process's slot state, set with sequentially
+ * consistent stores, is what the supervisor reads when it reaps the
+ * process:
  *
  *   read:   IDLE -> INSIDE_READ -> (poisoned? IDLE, BYPASS) -> (writer
  *           word held? WAITING until free, then again) -> unlock -> IDLE
  *   write:  IDLE -> WAITING -> (poisoned? IDLE, BYPASS) -> writer word
- *           -> wait for readers -> INSIDE_WRITE -> unlock -> IDLE
+ *           -> wait for readers -> LRU word -> INSIDE_WRITE -> unlock
+ *           (LRU word, writer word) -> IDLE
+ *   apply:  IDLE -> WAITING -> (poisoned? IDLE) -> LRU word
+ *           -> INSIDE_LRU -> unlock -> IDLE
  *
  * Every wait is timed (lock_timeout_ms from a CLOCK_MONOTONIC_COARSE
  * reading, so up to one tick shorter) and a timeout is CACHE_BYPASS.  When
  * the supervisor reaps a process whose slot was not IDLE (inside either
- * side, holding the writer word while waiting for readers, or waiting for
- * a writer), it sets poisoned (cache_reap_slot).  cache_recover() then
- * waits until no slot is WAITING or INSIDE, clears the writer word,
+ * side or the LRU lock, holding the writer word while waiting for
+ * readers or for the LRU word, or waiting for a writer or for the LRU
+ * word), it sets poisoned (cache_reap_slot).  cache_recover() then
+ * waits until no slot is WAITING or INSIDE, clears both words,
  * empties the index, LRU, rings and arena, bumps the generation and
  * clears poisoned.  That is safe because a process makes its slot busy
  * before it reads poisoned and recovery sets poisoned before it reads the
  * slots (both seq_cst, Dekker-style): either recovery
  * sees the slot busy and waits, or the process sees poisoned and never
  * touches the lock being rebuilt.  A process that dies outside the lock
- * leaves its ring complete; the next writer applies it, and the next
+ * leaves its ring complete; the next apply applies it, and the next
  * process in that slot goes on appending to it.  Counters live in the
  * worker slots and survive recovery.
  *
@@ -237,7 +281,7 @@
 #include "siphash.h"
 
 #define CACHE_MAGIC           UINT64_C(0x4548434143504352) /* RCPCACHE */
-#define CACHE_LAYOUT_VERSION  4u
+#define CACHE_LAYOUT_VERSION  5u
 #define CACHE_NIL             UINT32_MAX
 #define CACHE_KEY_MAX         ((1u << 24) - 1)
 #define CACHE_LINE            64u
@@ -247,13 +291,12 @@
 /* A sleep on the writer word lasts at most this, so the deadline, read
  * from the coarse clock, is looked at again soon enough. */
 #define CACHE_WAIT_SLEEP_NS 2000000L
-/* Access records per worker slot: a reader whose ring is full applies
- * every ring (under the write side) before its next lookup. */
+/* Access records per worker slot (a power of two): a reader whose ring
+ * is full applies the rings (under the LRU lock) before its next
+ * lookup. */
 #define CACHE_RING 512u
-/* From this many pending records a get tries to apply them, but only if
- * the write side is free at once and no reader is inside: a reader that
- * was preempted inside must not stall every process (the writer word
- * keeps them all out while it waits).  At CACHE_RING it has to wait. */
+/* From this many pending records a get applies them if the LRU lock is
+ * free at once; at CACHE_RING it waits for the lock. */
 #define CACHE_RING_SOFT 256u
 /* How many records ahead an apply fetches the LRU neighbours. */
 #define CACHE_APPLY_AHEAD 4u
@@ -271,6 +314,7 @@ enum cache_worker_state {
     CACHE_WORKER_WAITING,
     CACHE_WORKER_INSIDE_READ,
     CACHE_WORKER_INSIDE_WRITE,
+    CACHE_WORKER_INSIDE_LRU, /* the LRU lock alone (cache_lru_apply) */
 };
 
 enum cache_lock_mode {
@@ -281,17 +325,22 @@ enum cache_lock_mode {
 /* One per worker process; written only by that process (state also by
  * the supervisor once the process is dead), read by anyone. */
 struct cache_worker_shm {
-    uint32_t state;       /* enum cache_worker_state */
-    uint32_t pid;         /* last process attached */
-    uint64_t hits;        /* counters: gets answered HIT */
-    uint64_t misses;      /* gets answered MISS */
-    uint64_t evictions;   /* entries dropped for room */
-    uint64_t expirations; /* entries dropped for age */
-    uint32_t ring_len;    /* access records pending in this
-                             slot's ring: raised by the owner
-                             inside the read side, zeroed by
-                             the write side; atomic */
-    uint8_t  pad[20];
+    uint32_t state;        /* enum cache_worker_state */
+    uint32_t pid;          /* last process attached */
+    uint64_t hits;         /* counters: gets answered HIT */
+    uint64_t misses;       /* gets answered MISS */
+    uint64_t evictions;    /* entries dropped for room */
+    uint64_t expirations;  /* entries dropped for age */
+    uint32_t ring_tail;    /* records ever appended to this
+                              slot's ring (free-running): by the
+                              owner inside the read side; atomic */
+    uint32_t ring_head;    /* first record not consumed: by the
+                              LRU lock holder; atomic */
+    uint64_t ring_applied; /* the stamp the record at ring_head
+                              was applied with, while it stays
+                              (it is the ring's last); 0: not
+                              applied.  By the LRU lock holder */
+    uint8_t  pad[8];
 };
 
 /* One hit not yet applied to the LRU list: entry slot and when. */
@@ -327,14 +376,23 @@ enum cache_age {
     CACHE_AGE_GONE       /* past both: a MISS, to remove */
 };
 
+/* What a hit reads, and only the write side writes.  32 bytes, so an
+ * entry never straddles two lines. */
 struct cache_entry_shm {
     uint64_t stored_ms;   /* cache clock when set */
     uint32_t key_len_tag; /* key bytes (bits 0-23), hash tag */
     uint32_t value_len;   /* bytes */
     uint32_t block;       /* arena block; CACHE_NIL: slot free */
     uint32_t chain_next;  /* next in the chain, or free list */
-    uint32_t lru_prev;    /* towards the head (more recent) */
-    uint32_t lru_next;    /* towards the tail (less recent) */
+    uint64_t unused;      /* zero */
+};
+
+/* An entry's place in the LRU list, apart from the entry so that
+ * applying access records (under the LRU lock, while hits go on) writes
+ * no line a hit reads. */
+struct cache_lru_shm {
+    uint32_t prev; /* towards the head (more recent) */
+    uint32_t next; /* towards the tail (less recent) */
 };
 
 struct cache_hdr_shm {
@@ -349,6 +407,7 @@ struct cache_hdr_shm {
     uint64_t hash_seed[2];
     uint64_t workers_offset;
     uint64_t rings_offset;
+    uint64_t lru_offset;
     uint64_t purges_offset;
     uint64_t buckets_offset;
     uint64_t entries_offset;
@@ -369,10 +428,11 @@ struct cache_hdr_shm {
     uint64_t negative_ttl_ms;                 /* atomic, as ttl_ms */
     uint64_t stale_ms;                        /* atomic, as ttl_ms */
     uint32_t word_waiters;                    /* asleep on writer_pid */
-    uint32_t pad2;
-    uint64_t flush_epoch; /* atomic; +1 per flush */
+    uint32_t lru_pid;                         /* LRU lock holder, 0 */
+    uint64_t flush_epoch;                     /* atomic; +1 per flush */
 
-    /* Written under the write side; the gauges are read lock-free. */
+    /* Written under the write side (the gauges, read lock-free, and the
+     * free list) and under the LRU lock (the list's ends). */
     _Alignas(CACHE_LINE) uint64_t entries; /* gauge, atomic */
     uint64_t bytes;                        /* gauge: key+value, atomic */
     uint32_t free_head;                    /* free slots via chain_next */
@@ -387,8 +447,11 @@ _Static_assert(sizeof(struct cache_access_shm) == 16,
                "access records are 16 bytes");
 _Static_assert(sizeof(struct cache_entry_shm) == 32,
                "entry slots are 32 bytes");
+_Static_assert(sizeof(struct cache_lru_shm) == 8, "LRU links are 8 bytes");
 _Static_assert(sizeof(struct cache_meta_shm) == CACHE_META_BYTES,
                "entry meta is CACHE_META_BYTES");
+_Static_assert((CACHE_RING & (CACHE_RING - 1)) == 0,
+               "a ring is a power of two records");
 _Static_assert(sizeof(struct cache_hdr_shm) % CACHE_LINE == 0
                    && sizeof(struct cache_hdr_shm) <= 512,
                "header is whole cache lines");
@@ -397,9 +460,11 @@ _Static_assert(sizeof(struct cache_arena_shm) % CACHE_ARENA_GRANULE == 0,
 
 /* Where the merge of the rings stands in one ring (cache_apply_locked). */
 struct cache_cursor {
-    uint64_t stamp; /* of the record at pos */
+    uint64_t stamp; /* of the record at pos, as read */
     uint32_t ring;  /* worker slot */
-    uint32_t pos;   /* next record of that ring */
+    uint32_t pos;   /* next record of that ring (free-running) */
+    uint32_t end;   /* its ring_tail when the apply began */
+    uint32_t pad;
 };
 
 /* Per process; the pointers are computed once from the header offsets. */
@@ -410,6 +475,8 @@ struct cache {
     struct cache_worker_shm *workers; /* borrowed: in the mapping */
     struct cache_access_shm *rings;   /* borrowed: in the mapping */
     struct cache_access_shm *ring;    /* borrowed: this slot's ring */
+    struct cache_lru_shm    *lru;     /* borrowed: in the mapping,
+                                         capacity links */
     uint64_t                *purges;  /* borrowed: in the mapping,
                                          CACHE_PURGE_SLOTS epochs */
     struct cache_cursor     *merge;   /* owned: worker_slots cursors */
@@ -639,7 +706,27 @@ cache_stamp(const struct cache *cache)
     return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
-static void cache_apply_locked(struct cache *cache);
+/* A stamp taken before every load that follows it (an apply's cut: see
+ * cache_apply_locked). */
+static inline uint64_t
+cache_stamp_fenced(const struct cache *cache)
+{
+    uint64_t stamp;
+
+#if defined(__x86_64__)
+    if (cache->stamp_tsc) {
+        _mm_lfence();
+        stamp = __rdtsc();
+        _mm_lfence(); /* no later load runs before the read */
+        return stamp;
+    }
+#endif
+    stamp = cache_stamp(cache);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return stamp;
+}
+
+static void cache_apply_locked(struct cache *cache, uint64_t cut, bool all);
 
 /* ---- locking ---------------------------------------------------------- */
 
@@ -783,13 +870,79 @@ bail:
     return false;
 }
 
+/* The LRU word: its holder's pid, taken by compare-and-swap.  Holders
+ * are short (an apply of the rings, or a writer's splices), so a waiter
+ * spins, then yields, until lock_timeout_ms; not patient: gives up at
+ * once if the word is held. */
+static bool
+cache_lru_word_take(struct cache *cache, uint32_t pid, bool patient)
+{
+    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_wait     wait = { 0, 0 };
+    uint32_t              held;
+
+    for (;;) {
+        held = __atomic_load_n(&hdr->lru_pid, __ATOMIC_RELAXED);
+        if (held == 0
+            && __atomic_compare_exchange_n(&hdr->lru_pid, &held, pid, false,
+                                           __ATOMIC_ACQUIRE,
+                                           __ATOMIC_RELAXED)) {
+            return true;
+        }
+        if (!patient || __atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)
+            || !cache_wait_more(cache, &wait)) {
+            return false;
+        }
+    }
+}
+
+static inline void
+cache_lru_word_release(struct cache_hdr_shm *hdr)
+{
+    __atomic_store_n(&hdr->lru_pid, 0, __ATOMIC_RELEASE);
+}
+
+/* The LRU lock alone, for an apply while hits go on: the slot says
+ * WAITING before poisoned is read (the Dekker pair with recovery, as for
+ * the write side), then INSIDE_LRU once the word is had. */
+static bool
+cache_lru_lock(struct cache *cache, uint32_t pid, bool patient)
+{
+    struct cache_hdr_shm    *hdr = cache->hdr;
+    struct cache_worker_shm *me = cache->worker;
+
+    __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
+        goto bail;
+    }
+    if (!cache_lru_word_take(cache, pid, patient)) {
+        goto bail;
+    }
+    __atomic_store_n(&me->state, CACHE_WORKER_INSIDE_LRU, __ATOMIC_RELEASE);
+    if (!__atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE)) {
+        return true;
+    }
+    cache_lru_word_release(hdr);
+bail:
+    __atomic_store_n(&me->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
+    return false;
+}
+
+static void
+cache_lru_unlock(struct cache *cache)
+{
+    cache_lru_word_release(cache->hdr);
+    __atomic_store_n(&cache->worker->state, CACHE_WORKER_IDLE,
+                     __ATOMIC_RELEASE);
+}
+
 /* Write side: the writer word (pid of the holder) keeps other writers and
  * new readers out; then wait until no slot is INSIDE_READ (readers are
- * short and wake no one: spin, then yield).  Not patient: give up at once
- * if the word is held, and after CACHE_SPINS spins if a reader is still
- * inside. */
+ * short and wake no one: spin, then yield); then the LRU word, which an
+ * apply may hold while readers go on (lock order: writer word, LRU
+ * word). */
 static bool
-cache_lock_write_as(struct cache *cache, uint32_t pid, bool patient)
+cache_lock_write_as(struct cache *cache, uint32_t pid)
 {
     struct cache_hdr_shm    *hdr = cache->hdr;
     struct cache_worker_shm *me = cache->worker;
@@ -808,7 +961,7 @@ cache_lock_write_as(struct cache *cache, uint32_t pid, bool patient)
                                            __ATOMIC_RELAXED)) {
             break;
         }
-        if (__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED) || !patient) {
+        if (__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)) {
             goto bail;
         }
         if (held == 0) {
@@ -821,20 +974,25 @@ cache_lock_write_as(struct cache *cache, uint32_t pid, bool patient)
     for (uint32_t s = 0; s < cache->worker_slots; s++) {
         while (cache_state_load(&cache->workers[s])
                == CACHE_WORKER_INSIDE_READ) {
-            if ((!patient && wait.spins >= CACHE_SPINS)
-                || !cache_wait_more(cache, &wait)) {
+            if (!cache_wait_more(cache, &wait)) {
                 goto release; /* a dead reader, or a slow one */
             }
         }
+    }
+    if (!cache_lru_word_take(cache, pid, true)) {
+        goto release; /* a dead or slow apply */
     }
     /* Only WAITING against poisoned needs seq_cst (the Dekker pair); the
      * reaper reads INSIDE after waitpid(), recovery only more strictly. */
     __atomic_store_n(&me->state, CACHE_WORKER_INSIDE_WRITE, __ATOMIC_RELEASE);
     if (!__atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE)) {
-        cache_apply_locked(cache); /* the LRU list is exact from here */
+        /* No reader is inside, so every ring is complete: apply them
+         * all, and the LRU list is exact from here. */
+        cache_apply_locked(cache, UINT64_MAX, true);
         return true;
     }
     /* Poisoned while we waited: store nothing more. */
+    cache_lru_word_release(hdr);
 
 release:
     cache_word_release(hdr);
@@ -852,7 +1010,7 @@ bail:
 static bool
 cache_lock(struct cache *cache, enum cache_lock_mode mode, uint32_t pid)
 {
-    return mode == CACHE_LOCK_WRITE ? cache_lock_write_as(cache, pid, true)
+    return mode == CACHE_LOCK_WRITE ? cache_lock_write_as(cache, pid)
                                     : cache_lock_read(cache);
 }
 
@@ -860,6 +1018,7 @@ static void
 cache_unlock(struct cache *cache, enum cache_lock_mode mode)
 {
     if (mode == CACHE_LOCK_WRITE) {
+        cache_lru_word_release(cache->hdr);
         cache_word_release(cache->hdr);
     }
     /* A recovery that still sees the old state just waits longer. */
@@ -867,13 +1026,15 @@ cache_unlock(struct cache *cache, enum cache_lock_mode mode)
                      __ATOMIC_RELEASE);
 }
 
-/* The write side is one word: a dead holder's pid is simply cleared.
- * Nobody sleeps on it now (a sleeper's slot says WAITING), so the count
- * of sleepers, which a process killed asleep leaves raised, restarts. */
+/* The write side and the LRU lock are one word each: a dead holder's
+ * pid is simply cleared.  Nobody sleeps on the writer word now (a
+ * sleeper's slot says WAITING), so the count of sleepers, which a
+ * process killed asleep leaves raised, restarts. */
 static void
 cache_locks_init(struct cache_hdr_shm *hdr)
 {
     __atomic_store_n(&hdr->word_waiters, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hdr->lru_pid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&hdr->writer_pid, 0, __ATOMIC_RELEASE);
 }
 
@@ -900,43 +1061,43 @@ cache_find_locked(const struct cache *cache, uint64_t hash, const void *key,
     return CACHE_NIL;
 }
 
-/* LRU links only change under the write side. */
-static inline void
-cache_link_store(uint32_t *link, uint32_t value)
+/* LRU links, the list's ends and the ring heads only change under the
+ * LRU lock (alone, or inside the write side). */
+static inline struct cache_lru_shm *
+cache_lru(const struct cache *cache, uint32_t i)
 {
-    *link = value;
+    assert(i < cache->capacity);
+    return &cache->lru[i];
 }
 
 static void
 cache_lru_unlink_locked(struct cache *cache, uint32_t i)
 {
-    struct cache_hdr_shm   *hdr = cache->hdr;
-    struct cache_entry_shm *e = cache_entry(cache, i);
+    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_lru_shm *l = cache_lru(cache, i);
 
-    if (e->lru_prev != CACHE_NIL) {
-        cache_link_store(&cache_entry(cache, e->lru_prev)->lru_next,
-                         e->lru_next);
+    if (l->prev != CACHE_NIL) {
+        cache_lru(cache, l->prev)->next = l->next;
     } else {
-        hdr->lru_head = e->lru_next;
+        hdr->lru_head = l->next;
     }
-    if (e->lru_next != CACHE_NIL) {
-        cache_link_store(&cache_entry(cache, e->lru_next)->lru_prev,
-                         e->lru_prev);
+    if (l->next != CACHE_NIL) {
+        cache_lru(cache, l->next)->prev = l->prev;
     } else {
-        hdr->lru_tail = e->lru_prev;
+        hdr->lru_tail = l->prev;
     }
 }
 
 static void
 cache_lru_push_locked(struct cache *cache, uint32_t i)
 {
-    struct cache_hdr_shm   *hdr = cache->hdr;
-    struct cache_entry_shm *e = cache_entry(cache, i);
+    struct cache_hdr_shm *hdr = cache->hdr;
+    struct cache_lru_shm *l = cache_lru(cache, i);
 
-    cache_link_store(&e->lru_prev, CACHE_NIL);
-    cache_link_store(&e->lru_next, hdr->lru_head);
+    l->prev = CACHE_NIL;
+    l->next = hdr->lru_head;
     if (hdr->lru_head != CACHE_NIL) {
-        cache_link_store(&cache_entry(cache, hdr->lru_head)->lru_prev, i);
+        cache_lru(cache, hdr->lru_head)->prev = i;
     } else {
         hdr->lru_tail = i;
     }
@@ -947,7 +1108,6 @@ cache_lru_push_locked(struct cache *cache, uint32_t i)
 static inline void
 cache_lru_touch_locked(struct cache *cache, uint32_t i)
 {
-    assert(cache_entry(cache, i)->block != CACHE_NIL);
     if (cache->hdr->lru_head != i) {
         cache_lru_unlink_locked(cache, i);
         cache_lru_push_locked(cache, i);
@@ -958,6 +1118,23 @@ static inline struct cache_access_shm *
 cache_ring(const struct cache *cache, uint32_t slot)
 {
     return &cache->rings[(size_t) slot * CACHE_RING];
+}
+
+static inline uint64_t
+cache_record_stamp(const struct cache_access_shm *ring, uint32_t pos)
+{
+    return __atomic_load_n(&ring[pos & (CACHE_RING - 1)].stamp,
+                           __ATOMIC_RELAXED);
+}
+
+/* LRU lock held: the records of slot w before head are consumed, and
+ * the one at head was applied with stamp applied (0: not applied). */
+static inline void
+cache_ring_consume_locked(struct cache_worker_shm *w, uint32_t head,
+                          uint64_t applied)
+{
+    __atomic_store_n(&w->ring_applied, applied, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->ring_head, head, __ATOMIC_RELEASE);
 }
 
 static inline bool
@@ -990,34 +1167,69 @@ cache_cursor_sift(struct cache_cursor *heap, uint32_t n, uint32_t k)
 }
 
 /*
- * Write side held (so no reader is inside and every ring is complete):
- * applies every pending access record to the LRU list, all rings merged
- * in stamp order (each ring in its own order, which is its process's),
- * and empties the rings.  Each record moves its entry to the head, so
- * afterwards the list is what splicing at each hit would have made.  The
- * merge is a binary heap of one cursor per non-empty ring, O(log rings)
- * per record, in this process's own arrays; it writes the merged order
- * out first, so the splices can fetch the entries a few records ahead
- * (the readers are waiting meanwhile, so the misses must overlap).
+ * LRU lock held: applies the pending access records whose stamp is
+ * below cut to the LRU list, all rings merged in stamp order (each ring
+ * in its own order, which is its process's), and consumes them.  Each
+ * record moves its entry to the head, so afterwards the list is what
+ * splicing at each hit would have made.
+ *
+ * all (the write side is held, so no reader is inside and every ring is
+ * complete; cut is UINT64_MAX): every record is applied and consumed.
+ * Otherwise readers go on appending meanwhile: cut is a stamp taken
+ * before the ring tails are read, and each ring's last record is applied
+ * but not consumed, since its owner may restamp it (a hit on the same
+ * entry); ring_applied remembers the stamp it was applied with, and the
+ * next apply skips it unless the stamp moved.  Why that is exact: see
+ * "Why the LRU order is exact" at the top.
+ *
+ * The merge is a binary heap of one cursor per ring with records to
+ * apply, O(log rings) per record, in this process's own arrays; it
+ * writes the merged order out first, so the splices can fetch the links
+ * a few records ahead.
  */
 static void
-cache_apply_locked(struct cache *cache)
+cache_apply_locked(struct cache *cache, uint64_t cut, bool all)
 {
     struct cache_cursor *heap = cache->merge;
     uint32_t            *order = cache->order;
     uint32_t             n = 0, m = 0;
 
     for (uint32_t s = 0; s < cache->worker_slots; s++) {
-        uint32_t len =
-            __atomic_load_n(&cache->workers[s].ring_len, __ATOMIC_RELAXED);
+        struct cache_worker_shm       *w = &cache->workers[s];
+        const struct cache_access_shm *ring = cache_ring(cache, s);
+        uint32_t end = __atomic_load_n(&w->ring_tail, __ATOMIC_ACQUIRE);
+        uint32_t pos = __atomic_load_n(&w->ring_head, __ATOMIC_RELAXED);
+        uint64_t stamp, applied;
 
-        if (len > 0) {
-            assert(len <= CACHE_RING);
-            heap[n].stamp = cache_ring(cache, s)[0].stamp;
-            heap[n].ring = s;
-            heap[n].pos = 0;
-            n++;
+        if (pos == end) {
+            continue;
         }
+        assert(end - pos <= CACHE_RING);
+        stamp = cache_record_stamp(ring, pos);
+        applied = __atomic_load_n(&w->ring_applied, __ATOMIC_RELAXED);
+        if (applied != 0 && stamp == applied) {
+            /* Applied by an earlier apply as the ring's last record,
+             * and not hit again since: consumed once another follows. */
+            if (++pos == end) {
+                if (all) {
+                    cache_ring_consume_locked(w, end, 0);
+                }
+                continue;
+            }
+            stamp = cache_record_stamp(ring, pos);
+            if (stamp >= cut) {
+                cache_ring_consume_locked(w, pos, 0);
+                continue;
+            }
+        }
+        if (stamp >= cut) {
+            continue;
+        }
+        heap[n].stamp = stamp;
+        heap[n].ring = s;
+        heap[n].pos = pos;
+        heap[n].end = end;
+        n++;
     }
     if (n == 0) {
         return;
@@ -1028,34 +1240,40 @@ cache_apply_locked(struct cache *cache)
     while (n > 0) {
         struct cache_cursor           *c = &heap[0];
         const struct cache_access_shm *ring = cache_ring(cache, c->ring);
-        uint32_t len = __atomic_load_n(&cache->workers[c->ring].ring_len,
-                                       __ATOMIC_RELAXED);
+        uint64_t                       stamp = c->stamp;
 
-        order[m] = ring[c->pos].slot;
-        __builtin_prefetch(&cache->entries[order[m]], 1);
+        order[m] = ring[c->pos & (CACHE_RING - 1)].slot;
+        __builtin_prefetch(&cache->lru[order[m]], 1);
         m++;
-        if (++c->pos < len) {
-            c->stamp = ring[c->pos].stamp;
-        } else {
-            __atomic_store_n(&cache->workers[c->ring].ring_len, 0,
-                             __ATOMIC_RELAXED);
-            heap[0] = heap[--n];
+        if (++c->pos < c->end
+            && (c->stamp = cache_record_stamp(ring, c->pos)) < cut) {
+            cache_cursor_sift(heap, n, 0);
+            continue;
         }
+        /* This ring is done: up to its end, or to a record at or past
+         * the cut, which stays for a later apply. */
+        if (all || c->pos < c->end) {
+            cache_ring_consume_locked(&cache->workers[c->ring], c->pos, 0);
+        } else {
+            cache_ring_consume_locked(&cache->workers[c->ring], c->end - 1,
+                                      stamp);
+        }
+        heap[0] = heap[--n];
         cache_cursor_sift(heap, n, 0);
     }
     for (uint32_t j = 0; j < m; j++) {
         if (j + CACHE_APPLY_AHEAD < m) {
-            /* Its line was asked for during the merge: fetch the
+            /* Its links were asked for during the merge: fetch the
              * neighbours its splice will write.  They may change before
              * then; a prefetch of the wrong line costs only itself. */
-            const struct cache_entry_shm *a =
-                &cache->entries[order[j + CACHE_APPLY_AHEAD]];
+            const struct cache_lru_shm *a =
+                &cache->lru[order[j + CACHE_APPLY_AHEAD]];
 
-            if (a->lru_prev < cache->capacity) {
-                __builtin_prefetch(&cache->entries[a->lru_prev], 1);
+            if (a->prev < cache->capacity) {
+                __builtin_prefetch(&cache->lru[a->prev], 1);
             }
-            if (a->lru_next < cache->capacity) {
-                __builtin_prefetch(&cache->entries[a->lru_next], 1);
+            if (a->next < cache->capacity) {
+                __builtin_prefetch(&cache->lru[a->next], 1);
             }
         }
         cache_lru_touch_locked(cache, order[j]);
@@ -1132,11 +1350,16 @@ cache_reset_locked(struct cache *cache)
         e->value_len = 0;
         e->block = CACHE_NIL;
         e->chain_next = i + 1 < cache->capacity ? i + 1 : CACHE_NIL;
-        e->lru_prev = CACHE_NIL;
-        e->lru_next = CACHE_NIL;
+        e->unused = 0;
+        cache->lru[i].prev = CACHE_NIL;
+        cache->lru[i].next = CACHE_NIL;
     }
     for (uint32_t w = 0; w < cache->worker_slots; w++) {
-        __atomic_store_n(&cache->workers[w].ring_len, 0, __ATOMIC_RELAXED);
+        struct cache_worker_shm *slot = &cache->workers[w];
+
+        /* The owner, outside the read side, does not append now. */
+        cache_ring_consume_locked(
+            slot, __atomic_load_n(&slot->ring_tail, __ATOMIC_RELAXED), 0);
     }
     hdr->free_head = 0;
     hdr->lru_head = CACHE_NIL;
@@ -1243,6 +1466,7 @@ cache_bind(struct cache *cache, struct cache_hdr_shm *hdr)
     cache->worker = &cache->workers[0];
     cache->rings = (struct cache_access_shm *) (base + hdr->rings_offset);
     cache->ring = cache_ring(cache, 0);
+    cache->lru = (struct cache_lru_shm *) (base + hdr->lru_offset);
     cache->purges = (uint64_t *) (base + hdr->purges_offset);
     cache->buckets = (uint32_t *) (base + hdr->buckets_offset);
     cache->entries = (struct cache_entry_shm *) (base + hdr->entries_offset);
@@ -1264,7 +1488,8 @@ cache_create(const struct cache_params *params, struct cache **out)
     struct cache_hdr_shm *hdr;
     struct cache         *cache;
     uint64_t              seed[2], bucket_count = 1, arena_bytes, off;
-    uint64_t workers_off, rings_off, purges_off, buckets_off, entries_off;
+    uint64_t workers_off, rings_off, lru_off, purges_off, buckets_off;
+    uint64_t entries_off;
     uint64_t arena_off;
     void    *map = NULL;
     int      rc;
@@ -1295,9 +1520,11 @@ cache_create(const struct cache_params *params, struct cache **out)
     rings_off = cache_align(workers_off
                             + (uint64_t) params->worker_slots
                                   * sizeof(struct cache_worker_shm));
-    purges_off = cache_align(rings_off
-                             + (uint64_t) params->worker_slots * CACHE_RING
-                                   * sizeof(struct cache_access_shm));
+    lru_off = cache_align(rings_off
+                          + (uint64_t) params->worker_slots * CACHE_RING
+                                * sizeof(struct cache_access_shm));
+    purges_off = cache_align(
+        lru_off + (uint64_t) params->capacity * sizeof(struct cache_lru_shm));
     buckets_off =
         cache_align(purges_off + CACHE_PURGE_SLOTS * sizeof(uint64_t));
     entries_off = cache_align(buckets_off + bucket_count * sizeof(uint32_t));
@@ -1346,6 +1573,7 @@ cache_create(const struct cache_params *params, struct cache **out)
     hdr->hash_seed[1] = seed[1];
     hdr->workers_offset = workers_off;
     hdr->rings_offset = rings_off;
+    hdr->lru_offset = lru_off;
     hdr->purges_offset = purges_off;
     hdr->buckets_offset = buckets_off;
     hdr->entries_offset = entries_off;
@@ -1479,19 +1707,26 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
     enum cache_age           age;
     bool                     expired = false;
     uint64_t                 age_ms, left_ms, stamp;
-    uint32_t                 i, n;
+    uint32_t                 i, n, tail;
 
     cache_times_load(cache->hdr, &times);
     if (key_len > CACHE_KEY_MAX) {
         cache_add(&cache->worker->misses, 1);
         return CACHE_MISS; /* never stored */
     }
-    n = __atomic_load_n(&me->ring_len, __ATOMIC_RELAXED);
+    tail = __atomic_load_n(&me->ring_tail, __ATOMIC_RELAXED);
+    n = tail - __atomic_load_n(&me->ring_head, __ATOMIC_RELAXED);
     if (n >= CACHE_RING_SOFT) {
-        /* Apply the rings (the write side does): when the ring is full
-         * this get waits for it, before that only if no one is in. */
-        if (cache_lock_write_as(cache, cache_pid(), n >= CACHE_RING)) {
-            cache_unlock(cache, CACHE_LOCK_WRITE);
+        /* Apply the rings under the LRU lock, while other processes'
+         * hits go on: when the ring is full this get waits for the
+         * lock, before that only if it is free.  The cut is taken
+         * before the lock: earlier is as good, and no clock is read
+         * under a lock. */
+        uint64_t cut = cache_stamp_fenced(cache);
+
+        if (cache_lru_lock(cache, cache_pid(), n >= CACHE_RING)) {
+            cache_apply_locked(cache, cut, false);
+            cache_lru_unlock(cache);
         } else if (n >= CACHE_RING) {
             return CACHE_BYPASS;
         }
@@ -1520,16 +1755,28 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
         goto unlock;
     }
     /* Record the access in our own ring; a hit on the key we recorded
-     * last only moves that record's stamp, so a hot key writes one word
-     * of our own line and the ring does not fill. */
-    n = __atomic_load_n(&me->ring_len, __ATOMIC_RELAXED);
-    assert(n < CACHE_RING); /* checked before the lock */
-    if (n > 0 && cache->ring[n - 1].slot == i) {
-        cache->ring[n - 1].stamp = stamp;
+     * last, while that record is not consumed, only moves its stamp, so
+     * a hot key writes one word of our own line and the ring does not
+     * fill.  An apply under the LRU lock alone never consumes a ring's
+     * last record (it may be restamped), one under the write side
+     * consumes all: then no reader is inside, and the head we read here
+     * is the one it left. */
+    n = tail - __atomic_load_n(&me->ring_head, __ATOMIC_RELAXED);
+    if (n > 0 && cache->ring[(tail - 1) & (CACHE_RING - 1)].slot == i) {
+        __atomic_store_n(&cache->ring[(tail - 1) & (CACHE_RING - 1)].stamp,
+                         stamp, __ATOMIC_RELAXED);
+    } else if (n < CACHE_RING) {
+        struct cache_access_shm *r = &cache->ring[tail & (CACHE_RING - 1)];
+
+        __atomic_store_n(&r->stamp, stamp, __ATOMIC_RELAXED);
+        r->slot = i;
+        __atomic_store_n(&me->ring_tail, tail + 1, __ATOMIC_RELEASE);
     } else {
-        cache->ring[n].stamp = stamp;
-        cache->ring[n].slot = i;
-        __atomic_store_n(&me->ring_len, n + 1, __ATOMIC_RELAXED);
+        /* Full although applied before the lock: only if our records
+         * were not below the apply's cut (clocks out of step).  Answer
+         * without the cache rather than lose the access. */
+        status = CACHE_BYPASS;
+        goto unlock;
     }
     if (e->value_len > 0) {
         memcpy(lookup->dst, cache_entry_data(cache, e) + key_len,
@@ -1900,15 +2147,15 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
                                    i, listed);
         }
         cache_check_bit_flip(in_lru, i);
-        if (cache->entries[i].lru_prev != prev) {
+        if (cache->lru[i].prev != prev) {
             return cache_fault_set(fault,
                                    "LRU prev link wrong (slot, "
                                    "prev)",
-                                   i, cache->entries[i].lru_prev);
+                                   i, cache->lru[i].prev);
         }
         listed++;
         prev = i;
-        i = cache->entries[i].lru_next;
+        i = cache->lru[i].next;
     }
     if (hdr->lru_tail != prev) {
         return cache_fault_set(fault,
@@ -2048,6 +2295,16 @@ bool
 cache_poisoned(const struct cache *cache)
 {
     return __atomic_load_n(&cache->hdr->poisoned, __ATOMIC_SEQ_CST) != 0;
+}
+
+void
+cache_debug_hold_lru_lock(struct cache *cache)
+{
+    while (!cache_lru_lock(cache, cache_pid(), true)) {
+        if (cache_poisoned(cache)) {
+            return;
+        }
+    }
 }
 
 void

@@ -208,6 +208,10 @@ bool cache_poisoned(const struct cache *cache);
  * kill the process inside the lock. */
 void cache_debug_hold_lock(struct cache *cache, bool write);
 
+/* Test hook: the same for the LRU lock alone (the one an apply of the
+ * access records takes while hits go on). */
+void cache_debug_hold_lru_lock(struct cache *cache);
+
 /* Test hook: takes the write lock (or returns at once when it is not had
  * in time), holds it for hold_ms, as a stuck writer would, and releases
  * it: other processes' lock attempts time out meanwhile (CACHE_BYPASS). */

@@ -1314,6 +1314,10 @@ worker_signal_cb(struct event_loop *loop, struct event_io *io, unsigned events)
                 log_warn("test hook: dying inside the cache write lock");
                 cache_debug_hold_lock(w->params->cache, true);
                 raise(SIGKILL);
+            } else if (worker_test_hook("lru-crash")) {
+                log_warn("test hook: dying inside the cache LRU lock");
+                cache_debug_hold_lru_lock(w->params->cache);
+                raise(SIGKILL);
             } else if (worker_test_hook("lock-stall")) {
                 /* Test hook: a writer stuck inside the lock, whose
                  * peers' lock attempts time out meanwhile. */
@@ -1333,6 +1337,7 @@ worker_signal_cb(struct event_loop *loop, struct event_io *io, unsigned events)
 /* Failure injection for the end-to-end tests, off unless the environment
  * variable REDIS_CACHE_PROXY_TEST_HOOKS names the hook:
  *   lock-crash      SIGUSR2 makes the worker die inside the write lock
+ *   lru-crash       SIGUSR2 makes it die inside the LRU lock alone
  *   lock-stall      SIGUSR2 makes the worker hold the write lock for
  *                   WORKER_STALL_MS, then let it go
  *   crash-at-start  the worker aborts before serving (respawn backoff)

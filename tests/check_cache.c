@@ -278,12 +278,12 @@ ilv_model_touch(unsigned *order, unsigned n, unsigned k)
     order[0] = k;
 }
 
-START_TEST(test_lru_order_across_processes)
+/* A cache of ILV_KEYS keys, stored in order (the model says so), and
+ * ILV_READERS children in slots 1.. waiting for keys to read. */
+static void
+ilv_start(struct ilv_child *kids, unsigned *order)
 {
     struct cache_params p = tc_defaults;
-    struct ilv_child kids[ILV_READERS];
-    unsigned order[ILV_KEYS];       /* model: most recent first */
-    uint64_t rng = 0x9e3779b97f4a7c15u;
     char key[16];
 
     p.capacity = ILV_KEYS;
@@ -315,10 +315,62 @@ START_TEST(test_lru_order_across_processes)
         kids[c].to = down[1];
         kids[c].from = up[0];
     }
+}
 
+/* Child c reads key k and answers before this returns; the model
+ * follows a hit.  Keys from ILV_KEYS on are not stored. */
+static void
+ilv_read(struct ilv_child *kids, unsigned *order, unsigned c, unsigned k)
+{
+    int status = -1;
+
+    ck_assert_int_eq(write(kids[c].to, &k, sizeof(k)), (ssize_t) sizeof(k));
+    ck_assert_int_eq(read(kids[c].from, &status, sizeof(status)),
+                     (ssize_t) sizeof(status));
+    ck_assert_int_eq(status, k < ILV_KEYS ? CACHE_HIT : CACHE_MISS);
+    if (k < ILV_KEYS) {
+        ilv_model_touch(order, ILV_KEYS, k);
+    }
+}
+
+/* Stops the children; then each insert must evict exactly the model's
+ * least recent key. */
+static void
+ilv_finish(struct ilv_child *kids, const unsigned *order)
+{
+    char key[16];
+
+    for (unsigned c = 0; c < ILV_READERS; c++) {
+        int status;
+
+        close(kids[c].to);
+        ck_assert_int_eq(waitpid(kids[c].pid, &status, 0), kids[c].pid);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(kids[c].from);
+    }
+    for (unsigned j = 0; j < ILV_KEYS; j++) {
+        char victim[16];
+
+        snprintf(key, sizeof(key), "new-%u", j);
+        tc_put(key, "w");
+        ck_assert_uint_eq(tc_stats().evictions, j + 1);
+        ilv_key(victim, sizeof(victim), order[ILV_KEYS - 1 - j]);
+        ck_assert_msg(cache_delete(tc, victim, strlen(victim)) == CACHE_MISS,
+                      "insert %u: %s should have been evicted", j, victim);
+    }
+    ck_assert_uint_eq(tc_stats().entries, ILV_KEYS);
+    tc_check();
+}
+
+START_TEST(test_lru_order_across_processes)
+{
+    struct ilv_child kids[ILV_READERS];
+    unsigned order[ILV_KEYS];       /* model: most recent first */
+    uint64_t rng = 0x9e3779b97f4a7c15u;
+
+    ilv_start(kids, order);
     for (unsigned r = 0; r < ILV_READS; r++) {
         unsigned c, k;
-        int status = -1;
 
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -332,36 +384,68 @@ START_TEST(test_lru_order_across_processes)
         }
         for (unsigned rep = 0; rep < 1 + (unsigned) ((rng >> 48) % 3);
              rep++) {
-            ck_assert_int_eq(write(kids[c].to, &k, sizeof(k)),
-                             (ssize_t) sizeof(k));
-            ck_assert_int_eq(read(kids[c].from, &status, sizeof(status)),
-                             (ssize_t) sizeof(status));
-            ck_assert_int_eq(status, CACHE_HIT);
+            ilv_read(kids, order, c, k);
         }
-        ilv_model_touch(order, ILV_KEYS, k);
     }
-    for (unsigned c = 0; c < ILV_READERS; c++) {
-        int status;
+    ilv_finish(kids, order);
+}
+END_TEST
 
-        close(kids[c].to);
-        ck_assert_int_eq(waitpid(kids[c].pid, &status, 0), kids[c].pid);
-        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        close(kids[c].from);
+/*
+ * The applies that run under the LRU lock alone, while hits go on, in
+ * known steps.  Such an apply runs at the start of a get whose ring
+ * holds CACHE_RING_SOFT (256, in cache.c) records, and applies the last
+ * record of each ring without consuming it (its owner may restamp it):
+ * the next apply must apply it again if, and only if, it was restamped.
+ * Steps: "A256" child A reads keys 8..15 in turn 256 times (so 256
+ * records, the last one of key 15); "B1" child B reads key 1; "Bv255"
+ * B reads keys 16..23 in turn 255 times; "A15" A reads key 15; "A!"
+ * and "B!" a miss (it records nothing, so only the apply happens).
+ * ilv_finish() then checks the whole order by evictions.
+ */
+static const struct ilv_step_case {
+    const char *steps;
+    const char *why;
+} ilv_step_cases[] = {
+    { "A256 B1 A15",
+      "a record applied as its ring's last, then restamped, is applied "
+      "again" },
+    { "A256 B1 A! Bv255 B!",
+      "a record applied as its ring's last and not restamped is not "
+      "applied again, even after later records of other rings" },
+    { "A256 A! B1 A15 B! A15",
+      "restamped after an apply, and again after the next" },
+};
+
+START_TEST(test_lru_apply_while_reading)
+{
+    const struct ilv_step_case *sc = &ilv_step_cases[_i];
+    struct ilv_child kids[ILV_READERS];
+    unsigned order[ILV_KEYS];
+    const char *st = sc->steps;
+
+    ilv_start(kids, order);
+    while (*st != '\0') {
+        unsigned c = st[0] == 'A' ? 0 : 1;
+        size_t len = strcspn(st, " ");
+
+        if (st[1] == '!') {
+            ilv_read(kids, order, c, ILV_KEYS);
+        } else if (st[1] == 'v') {
+            for (unsigned r = 0; r < 255; r++) {
+                ilv_read(kids, order, c, 16 + r % 8);
+            }
+        } else if (strncmp(st, "A256", len) == 0) {
+            for (unsigned r = 0; r < 256; r++) {
+                ilv_read(kids, order, c, 8 + r % 8);
+            }
+        } else {
+            ilv_read(kids, order, c, (unsigned) atoi(st + 1));
+        }
+        st += len;
+        st += strspn(st, " ");
     }
-
-    /* Each insert evicts exactly the model's least recent key. */
-    for (unsigned j = 0; j < ILV_KEYS; j++) {
-        char victim[16];
-
-        snprintf(key, sizeof(key), "new-%u", j);
-        tc_put(key, "w");
-        ck_assert_uint_eq(tc_stats().evictions, j + 1);
-        ilv_key(victim, sizeof(victim), order[ILV_KEYS - 1 - j]);
-        ck_assert_msg(cache_delete(tc, victim, strlen(victim)) == CACHE_MISS,
-                      "insert %u: %s should have been evicted", j, victim);
-    }
-    ck_assert_uint_eq(tc_stats().entries, ILV_KEYS);
-    tc_check();
+    ilv_finish(kids, order);
 }
 END_TEST
 
@@ -1246,9 +1330,26 @@ END_TEST
 
 /* ---- crash recovery --------------------------------------------------- */
 
+/* Which lock a crash test's child takes. */
+enum tc_lock {
+    TC_READ,  /* the read side */
+    TC_WRITE, /* the write side (with the LRU lock inside it) */
+    TC_LRU,   /* the LRU lock alone, as an apply of the rings takes it */
+};
+
+static void
+tc_hold(enum tc_lock lock)
+{
+    if (lock == TC_LRU) {
+        cache_debug_hold_lru_lock(tc);
+    } else {
+        cache_debug_hold_lock(tc, lock == TC_WRITE);
+    }
+}
+
 /* A child that takes the lock from slot and waits to be killed. */
 static pid_t
-tc_spawn_holder(uint32_t slot, bool write_side)
+tc_spawn_holder(uint32_t slot, enum tc_lock lock)
 {
     int fds[2];
     pid_t pid;
@@ -1261,7 +1362,7 @@ tc_spawn_holder(uint32_t slot, bool write_side)
     if (pid == 0) {
         close(fds[0]);
         cache_attach(tc, slot);
-        cache_debug_hold_lock(tc, write_side);
+        tc_hold(lock);
         if (write(fds[1], &c, 1) != 1) {
             _exit(1);
         }
@@ -1289,23 +1390,22 @@ tc_kill(pid_t pid)
 }
 
 static void
-tc_crash_and_recover(bool write)
+tc_crash_and_recover(enum tc_lock lock)
 {
     struct cache_lookup lookup;
     char buf[8];
     pid_t pid;
 
     tc_put("a", "1");
-    pid = tc_spawn_holder(1, write);
+    pid = tc_spawn_holder(1, lock);
     tc_kill(pid);
 
     /* Before the reaper runs: the dead holder keeps the lock, so what
-     * needs the side it blocks times out and bypasses. */
+     * needs the side it blocks times out and bypasses.  A dead holder
+     * of the LRU lock alone blocks writers but not hits. */
     ck_assert_int_eq(cache_set(tc, "b", 1, "2", 1, 1000), CACHE_BYPASS);
-    if (write) {
-        ck_assert_int_eq(tc_get_at("a", 1000, buf, sizeof(buf), &lookup),
-                         CACHE_BYPASS);
-    }
+    ck_assert_int_eq(tc_get_at("a", 1000, buf, sizeof(buf), &lookup),
+                     lock == TC_WRITE ? CACHE_BYPASS : CACHE_HIT);
 
     ck_assert(!cache_reap_slot(tc, 0));     /* ours is idle */
     ck_assert(cache_reap_slot(tc, 1));
@@ -1323,7 +1423,7 @@ tc_crash_and_recover(bool write)
     ck_assert(!cache_poisoned(tc));
     ck_assert_uint_eq(tc_stats().generation, 1);
     ck_assert_uint_eq(tc_stats().entries, 0);
-    ck_assert_uint_eq(tc_stats().hits, 0);
+    ck_assert_uint_eq(tc_stats().hits, lock == TC_WRITE ? 0 : 1);
     ck_assert_uint_eq(tc_stats().misses, 0);
     tc_expect_miss("a", 1000);              /* entries lost, not answers */
     tc_put("b", "2");
@@ -1331,7 +1431,7 @@ tc_crash_and_recover(bool write)
     ck_assert_int_eq(cache_delete(tc, "b", 1), CACHE_DELETED);
     ck_assert_int_eq(cache_flush(tc), CACHE_DELETED);
     ck_assert_uint_eq(tc_stats().misses, 1);   /* counters survived */
-    ck_assert_uint_eq(tc_stats().hits, 1);
+    ck_assert_uint_eq(tc_stats().hits, lock == TC_WRITE ? 1 : 2);
     ck_assert_int_eq(cache_recover(tc), 0);    /* not poisoned: no-op */
     ck_assert_uint_eq(tc_stats().generation, 1);
     tc_check();
@@ -1339,20 +1439,26 @@ tc_crash_and_recover(bool write)
 
 START_TEST(test_crash_in_read_lock)
 {
-    tc_crash_and_recover(false);
+    tc_crash_and_recover(TC_READ);
 }
 END_TEST
 
 START_TEST(test_crash_in_write_lock)
 {
-    tc_crash_and_recover(true);
+    tc_crash_and_recover(TC_WRITE);
+}
+END_TEST
+
+START_TEST(test_crash_in_lru_lock)
+{
+    tc_crash_and_recover(TC_LRU);
 }
 END_TEST
 
 START_TEST(test_recover_waits_for_live_holder)
 {
-    pid_t dead = tc_spawn_holder(1, false);
-    pid_t live = tc_spawn_holder(2, false);
+    pid_t dead = tc_spawn_holder(1, TC_READ);
+    pid_t live = tc_spawn_holder(2, TC_READ);
 
     tc_kill(dead);
     ck_assert(cache_reap_slot(tc, 1));
@@ -1370,14 +1476,16 @@ END_TEST
 
 /*
  * A process killed while it waits for a lock, not inside it: a writer
- * that holds the writer word and waits for a live reader to leave, or a
- * reader that waits for a live writer.  SIGALRM (default action: die)
- * kills it in the middle of the wait, which the long lock timeout keeps
- * going.  Its slot is not idle, so the reap poisons; recovery must clear
- * the writer word the dead writer held, or every later set bypasses.
+ * that holds the writer word and waits for a live reader to leave, or
+ * for a live holder of the LRU lock; a reader that waits for a live
+ * writer; an apply that waits for the LRU lock.  SIGALRM (default
+ * action: die) kills it in the middle of the wait, which the long lock
+ * timeout keeps going.  Its slot is not idle, so the reap poisons;
+ * recovery must clear the words the dead waiter held, or every later
+ * set bypasses.
  */
 static void
-tc_crash_while_waiting(bool waiter_writes)
+tc_crash_while_waiting(enum tc_lock holds, enum tc_lock waits)
 {
     struct cache_params p = tc_defaults;
     pid_t holder, waiter;
@@ -1386,7 +1494,7 @@ tc_crash_while_waiting(bool waiter_writes)
     p.lock_timeout_ms = 10000;
     tc_recreate(&p);
     tc_put("a", "1");
-    holder = tc_spawn_holder(1, !waiter_writes);
+    holder = tc_spawn_holder(1, holds);
     waiter = fork();
     ck_assert_int_ge(waiter, 0);
     if (waiter == 0) {
@@ -1399,7 +1507,7 @@ tc_crash_while_waiting(bool waiter_writes)
         sigprocmask(SIG_UNBLOCK, &alrm, NULL);
         cache_attach(tc, 2);
         alarm(1);
-        cache_debug_hold_lock(tc, waiter_writes);
+        tc_hold(waits);
         _exit(3);                       /* had the lock: not the case */
     }
     ck_assert_int_eq(waitpid(waiter, &status, 0), waiter);
@@ -1419,13 +1527,31 @@ tc_crash_while_waiting(bool waiter_writes)
 
 START_TEST(test_crash_writer_waiting_for_reader)
 {
-    tc_crash_while_waiting(true);
+    tc_crash_while_waiting(TC_READ, TC_WRITE);
 }
 END_TEST
 
 START_TEST(test_crash_reader_waiting_for_writer)
 {
-    tc_crash_while_waiting(false);
+    tc_crash_while_waiting(TC_WRITE, TC_READ);
+}
+END_TEST
+
+START_TEST(test_crash_writer_waiting_for_lru)
+{
+    tc_crash_while_waiting(TC_LRU, TC_WRITE);
+}
+END_TEST
+
+START_TEST(test_crash_apply_waiting_for_lru)
+{
+    tc_crash_while_waiting(TC_LRU, TC_LRU);
+}
+END_TEST
+
+START_TEST(test_crash_apply_waiting_for_writer)
+{
+    tc_crash_while_waiting(TC_WRITE, TC_LRU);
 }
 END_TEST
 
@@ -1720,6 +1846,8 @@ cache_suite(void)
     t = tc_case(s, "lru");
     tcase_add_loop_test(t, test_lru_order, 0, N_CASES(lru_cases));
     tcase_add_test(t, test_lru_order_across_processes);
+    tcase_add_loop_test(t, test_lru_apply_while_reading, 0,
+                        N_CASES(ilv_step_cases));
     t = tc_case(s, "replace");
     tcase_add_test(t, test_replace_keeps_one);
     tcase_add_test(t, test_replace_restarts_age);
@@ -1768,9 +1896,13 @@ cache_suite(void)
     t = tc_case(s, "crash");
     tcase_add_test(t, test_crash_in_read_lock);
     tcase_add_test(t, test_crash_in_write_lock);
+    tcase_add_test(t, test_crash_in_lru_lock);
     tcase_add_test(t, test_recover_waits_for_live_holder);
     tcase_add_test(t, test_crash_writer_waiting_for_reader);
     tcase_add_test(t, test_crash_reader_waiting_for_writer);
+    tcase_add_test(t, test_crash_writer_waiting_for_lru);
+    tcase_add_test(t, test_crash_apply_waiting_for_lru);
+    tcase_add_test(t, test_crash_apply_waiting_for_writer);
     tcase_add_test(t, test_clean_exit_is_not_a_crash);
     t = tc_case(s, "arena");
     tcase_add_test(t, test_arena_fits_exactly);
