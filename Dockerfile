@@ -58,11 +58,13 @@ RUN sh /tmp/install-deps \
 WORKDIR /src
 COPY . .
 # make check runs the unit and end-to-end suites (it starts its own
-# redis-server), so a broken daemon never becomes an image.
+# redis-server), so a broken daemon never becomes an image.  VERBOSE=1:
+# a failing suite's log goes to the build output, which is all a CI run
+# keeps of the build container.
 RUN autoreconf -fi \
     && ./configure --prefix=/usr --sysconfdir=/etc \
     && make -j2 \
-    && make check \
+    && make check VERBOSE=1 \
     && make install DESTDIR=/out
 
 
