@@ -363,8 +363,8 @@ def test_max_clients(redis_server, make_proxy):
 
 @pytest.mark.parametrize("hook", ["lock-crash", "lru-crash"])
 def test_worker_dying_in_write_lock(redis_server, make_proxy, hook):
-    # lock-crash dies inside the write side, lru-crash inside the LRU
-    # lock alone (the one an apply of the access rings takes).
+    # lock-crash dies inside the write side, lru-crash holding the LRU
+    # word inside the read side (as an apply of the access rings does).
     p = make_proxy(redis_server, "--workers", "2",
                    env={"REDIS_CACHE_PROXY_TEST_HOOKS": hook})
     c = redis_server.client()

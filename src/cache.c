@@ -12,9 +12,10 @@
  *                    hash seed; the gate line (writer word, LRU word,
  *                    poisoned flag, ttl, generation, sleepers on the
  *                    writer word); gauges, free list and LRU ends
- *   workers_offset   worker_slots x 64 bytes, one line each: lock state
- *                    (the reader flag), counters, its ring's tail and
- *                    head
+ *   workers_offset   worker_slots x 128 bytes, two lines each: the read
+ *                    line (the reader flag, hit counters, its ring's
+ *                    tail and head) and the write line (writer and LRU
+ *                    lock state, pid, eviction counters)
  *   rings_offset     worker_slots x CACHE_RING x 16 bytes: each slot's
  *                    ring of access records (entry slot, stamp)
  *   lru_offset       capacity x 8 bytes: each entry slot's LRU links
@@ -57,12 +58,13 @@
  *
  * The LRU lock is a third word, lru_pid (the holder's pid, taken by
  * compare-and-swap, waited for by spinning and yielding, timed like the
- * rest).  It guards the LRU links, the list's ends and the ring heads.
- * The write side takes it last, after the readers are out (lock order:
- * writer word, readers out, LRU word), so whoever holds the write side
- * holds it too; a get takes it alone to apply the rings, outside the
- * read side and while other processes' hits go on, since a hit reads
- * none of what it guards.  Its slot then says INSIDE_LRU.
+ * rest), taken inside the read side (lock order: read side, LRU word).
+ * It guards the LRU links, the list's ends and the ring heads against
+ * other applies; the write side, which waits for every reader, has them
+ * to itself without it.  A get takes it to apply the rings, so other
+ * processes' hits go on meanwhile: a hit reads none of what it guards.
+ * Only gets take it, and writers never do, so an insert pays nothing
+ * for it.
  *
  * The LRU list and hits.  A hit does not splice its entry: it appends an
  * access record (entry slot, stamp) to its own slot's ring, and a hit on
@@ -70,9 +72,9 @@
  * moves that record's stamp.  Records are applied to the list by
  * cache_apply_locked, merged in stamp order, each moving its entry to the
  * head: all of them by every acquisition of the write side, and by a get
- * whose ring holds CACHE_RING_SOFT records, under the LRU lock alone,
- * before its lookup (if the lock is free; once the ring is full,
- * CACHE_RING, it waits for it).  That apply runs while readers append:
+ * whose ring holds CACHE_RING_SOFT records, under the LRU lock, before
+ * its lookup (if the lock is free; once the ring is full, CACHE_RING, it
+ * waits for it).  That apply runs while other readers append:
  * it takes a cut, a stamp, before it reads the ring tails, applies only
  * records stamped before the cut, and applies each ring's last record
  * but does not consume it, since its owner may restamp it; the slot's
@@ -80,10 +82,10 @@
  * skips it unless the stamp has moved (once a later record follows it,
  * it is consumed).  The write side consumes everything.
  *
- *   get:  (ring half full? LRU lock, apply up to the cut) -> stamp
- *                -> read side -> find -> record in own ring
- *                -> copy value -> unlock
- *   set:  (prefetch its bucket) -> write side (+ LRU word)
+ *   get:  stamp (and a cut) -> read side -> (ring half full? LRU word,
+ *                apply up to the cut, free it) -> find
+ *                -> record in own ring -> copy value -> unlock
+ *   set:  (prefetch its bucket) -> write side
  *                -> apply all rings -> unlink old -> evict expired tail
  *                -> evict LRU tail until count, bytes and arena fit
  *                   (a tail whose block is just the size needed and
@@ -104,24 +106,27 @@
  * Shared cache lines, and who writes them:
  *   header, fixed part     cache_create only
  *   gate line              writer word: each write-side acquisition and
- *                          release; LRU word: the same, and each apply
- *                          under the LRU lock alone (twice per
- *                          CACHE_RING_SOFT records of a ring);
+ *                          release; LRU word: each apply under the LRU
+ *                          lock (twice per CACHE_RING_SOFT records of a
+ *                          ring);
  *                          word_waiters: processes that sleep on the
  *                          writer word; poisoned: reaper and recovery;
  *                          ttl: SIGHUP; generation: recovery.  Hits only
  *                          read it.
- *   gauges, free list,     the write side; the list's ends also an apply
- *   LRU ends               under the LRU lock
+ *   gauges, free list,     the write side; the list's ends also an
+ *   LRU ends               apply under the LRU lock
  *   buckets, entries,      the write side (hits read them)
  *   arena
- *   LRU links              the LRU lock holder (applies, and the write
- *                          side); no hit reads them
- *   worker slot s          its process, on every operation (state,
- *                          counters, ring_tail); the LRU lock holder
+ *   LRU links              applies under the LRU lock and the write
+ *                          side; no hit reads them
+ *   slot s, read line      its process, on every get (read_state,
+ *                          hits, misses, ring_tail); the LRU lock holder
  *                          writes ring_head and ring_applied when it
- *                          applies the ring; the reaper sets state IDLE
- *                          after the process died
+ *                          applies the ring; every writer reads it
+ *   slot s, write line     its process, on every set, delete, flush and
+ *                          apply (state, evictions, expirations); nobody
+ *                          else but the reaper, which also sets both
+ *                          states IDLE after the process died
  *   ring of slot s         its process (hits); the LRU lock holder reads
  *                          it
  * So a hit writes its own slot line and its own ring, nothing that a hit
@@ -138,10 +143,11 @@
  * before it returns, from a clock that is the same on every CPU
  * (cache_stamp), so stamps follow real time and A's is the earlier; A
  * wrote its record before it returned.  Look at the apply that applies
- * B's record (the list only changes under the LRU lock, so applies are
- * one at a time).  Under the write side no reader is inside, so every
+ * B's record (the list only changes under the write side or the LRU
+ * lock, which exclude each other since an apply is a reader, so applies
+ * are one at a time).  Under the write side no reader is inside, so every
  * ring is complete: A's record is there, unless an earlier apply applied
- * it.  Under the LRU lock alone, B's record was stamped before the cut,
+ * it.  Under the LRU lock, B's record was stamped before the cut,
  * which was taken before the ring tails were read; A's record was
  * written before B's stamp was taken, so before the tails were read, and
  * is there too, unless applied earlier.  Either way, if one apply applies
@@ -171,25 +177,25 @@
  * Crash safety.  No lock here is kernel-known: a process killed inside
  * one leaves its slot saying so (and, for a writer or an apply, the
  * writer word or the LRU word holding its pid), and everyone else waits
- * for it until their timeout (an LRU lock held by a dead process stops
- * writers, not hits).  Each process's slot state, set with sequentially
- * consistent stores, is what the supervisor reads when it reaps the
+ * for it until their timeout (an apply that died stops writers and
+ * other applies, not hits).  Each process's slot states (read_state in
+ * its read line, state in its write line), set with sequentially
+ * consistent stores, are what the supervisor reads when it reaps the
  * process:
  *
  *   read:   IDLE -> INSIDE_READ -> (poisoned? IDLE, BYPASS) -> (writer
- *           word held? WAITING until free, then again) -> unlock -> IDLE
+ *           word held? WAITING until free, then again) -> (apply: LRU
+ *           word, apply, free it) -> unlock -> IDLE      (read_state)
  *   write:  IDLE -> WAITING -> (poisoned? IDLE, BYPASS) -> writer word
- *           -> wait for readers -> LRU word -> INSIDE_WRITE -> unlock
- *           (LRU word, writer word) -> IDLE
- *   apply:  IDLE -> WAITING -> (poisoned? IDLE) -> LRU word
- *           -> INSIDE_LRU -> unlock -> IDLE
+ *           -> wait for readers -> INSIDE_WRITE -> unlock -> IDLE
+ *                                                        (state)
  *
  * Every wait is timed (lock_timeout_ms from a CLOCK_MONOTONIC_COARSE
  * reading, so up to one tick shorter) and a timeout is CACHE_BYPASS.  When
  * the supervisor reaps a process whose slot was not IDLE (inside either
- * side or the LRU lock, holding the writer word while waiting for
- * readers or for the LRU word, or waiting for a writer or for the LRU
- * word), it sets poisoned (cache_reap_slot).  cache_recover() then
+ * side, with or without the LRU word, holding the writer word while
+ * waiting for readers, or waiting for a writer or for the LRU word), it
+ * sets poisoned (cache_reap_slot).  cache_recover() then
  * waits until no slot is WAITING or INSIDE, clears both words,
  * empties the index, LRU, rings and arena, bumps the generation and
  * clears poisoned.  That is safe because a process makes its slot busy
@@ -258,6 +264,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,7 +321,6 @@ enum cache_worker_state {
     CACHE_WORKER_WAITING,
     CACHE_WORKER_INSIDE_READ,
     CACHE_WORKER_INSIDE_WRITE,
-    CACHE_WORKER_INSIDE_LRU, /* the LRU lock alone (cache_lru_apply) */
 };
 
 enum cache_lock_mode {
@@ -322,25 +328,37 @@ enum cache_lock_mode {
     CACHE_LOCK_WRITE,
 };
 
-/* One per worker process; written only by that process (state also by
- * the supervisor once the process is dead), read by anyone. */
+/* One per worker process, two lines; written only by that process (the
+ * states also by the supervisor once the process is dead, the ring head
+ * by the LRU lock holder), read by anyone.  The read line is what every
+ * writer scans for readers; the write line is what the process writes
+ * when it writes (state, counters), so a process that only stores moves
+ * no line that the other writers read. */
 struct cache_worker_shm {
-    uint32_t state;        /* enum cache_worker_state */
-    uint32_t pid;          /* last process attached */
-    uint64_t hits;         /* counters: gets answered HIT */
-    uint64_t misses;       /* gets answered MISS */
-    uint64_t evictions;    /* entries dropped for room */
-    uint64_t expirations;  /* entries dropped for age */
-    uint32_t ring_tail;    /* records ever appended to this
-                              slot's ring (free-running): by the
-                              owner inside the read side; atomic */
-    uint32_t ring_head;    /* first record not consumed: by the
-                              LRU lock holder; atomic */
+    /* The read line: written by gets. */
+    uint32_t read_state; /* enum cache_worker_state: IDLE,
+                            WAITING (for a writer), INSIDE_READ */
+    uint32_t ring_tail;  /* records ever appended to this
+                            slot's ring (free-running): by the
+                            owner inside the read side; atomic */
+    uint64_t hits;       /* counters: gets answered HIT */
+    uint64_t misses;     /* gets answered MISS */
+    uint32_t ring_head;  /* first record not consumed: by the
+                            LRU lock holder; atomic */
+    uint32_t pad0;
     uint64_t ring_applied; /* the stamp the record at ring_head
                               was applied with, while it stays
                               (it is the ring's last); 0: not
                               applied.  By the LRU lock holder */
-    uint8_t  pad[8];
+    uint8_t  pad1[24];
+
+    /* The write line: written by sets, deletes, flushes, applies. */
+    uint32_t state;       /* enum cache_worker_state: IDLE, WAITING,
+                             INSIDE_WRITE */
+    uint32_t pid;         /* last process attached */
+    uint64_t evictions;   /* entries dropped for room */
+    uint64_t expirations; /* entries dropped for age */
+    uint8_t  pad2[40];
 };
 
 /* One hit not yet applied to the LRU list: entry slot and when. */
@@ -384,7 +402,10 @@ struct cache_entry_shm {
     uint32_t value_len;   /* bytes */
     uint32_t block;       /* arena block; CACHE_NIL: slot free */
     uint32_t chain_next;  /* next in the chain, or free list */
-    uint64_t unused;      /* zero */
+    uint32_t hash_low;    /* low 32 bits of the key's hash, so
+                             an eviction finds the chain without
+                             reading or hashing the key */
+    uint32_t unused;      /* zero */
 };
 
 /* An entry's place in the LRU list, apart from the entry so that
@@ -441,8 +462,9 @@ struct cache_hdr_shm {
     uint32_t lru_tail; /* next to evict */
 };
 
-_Static_assert(sizeof(struct cache_worker_shm) == CACHE_LINE,
-               "a worker slot is one cache line");
+_Static_assert(sizeof(struct cache_worker_shm) == 2 * CACHE_LINE
+                   && offsetof(struct cache_worker_shm, state) == CACHE_LINE,
+               "a worker slot is a read line and a write line");
 _Static_assert(sizeof(struct cache_access_shm) == 16,
                "access records are 16 bytes");
 _Static_assert(sizeof(struct cache_entry_shm) == 32,
@@ -827,9 +849,9 @@ cache_word_release(struct cache_hdr_shm *hdr)
 }
 
 static inline uint32_t
-cache_state_load(const struct cache_worker_shm *w)
+cache_read_state_load(const struct cache_worker_shm *w)
 {
-    return __atomic_load_n(&w->state, __ATOMIC_SEQ_CST);
+    return __atomic_load_n(&w->read_state, __ATOMIC_SEQ_CST);
 }
 
 /* Read side: this process's slot says INSIDE_READ while no writer holds
@@ -846,7 +868,7 @@ cache_lock_read(struct cache *cache)
         /* Dekker pair with writers (writer_pid) and with recovery
          * (poisoned): our INSIDE_READ store is ordered before both
          * loads, their store before their read of our slot. */
-        __atomic_store_n(&me->state, CACHE_WORKER_INSIDE_READ,
+        __atomic_store_n(&me->read_state, CACHE_WORKER_INSIDE_READ,
                          __ATOMIC_SEQ_CST);
         if (__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
             break;
@@ -855,7 +877,8 @@ cache_lock_read(struct cache *cache)
             return true;
         }
         /* A writer is in or about to be: step back and let it. */
-        __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&me->read_state, CACHE_WORKER_WAITING,
+                         __ATOMIC_SEQ_CST);
         while ((held = __atomic_load_n(&hdr->writer_pid, __ATOMIC_RELAXED))
                    != 0
                && !__atomic_load_n(&hdr->poisoned, __ATOMIC_RELAXED)) {
@@ -866,7 +889,7 @@ cache_lock_read(struct cache *cache)
     }
 
 bail:
-    __atomic_store_n(&me->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&me->read_state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
     return false;
 }
 
@@ -902,45 +925,11 @@ cache_lru_word_release(struct cache_hdr_shm *hdr)
     __atomic_store_n(&hdr->lru_pid, 0, __ATOMIC_RELEASE);
 }
 
-/* The LRU lock alone, for an apply while hits go on: the slot says
- * WAITING before poisoned is read (the Dekker pair with recovery, as for
- * the write side), then INSIDE_LRU once the word is had. */
-static bool
-cache_lru_lock(struct cache *cache, uint32_t pid, bool patient)
-{
-    struct cache_hdr_shm    *hdr = cache->hdr;
-    struct cache_worker_shm *me = cache->worker;
-
-    __atomic_store_n(&me->state, CACHE_WORKER_WAITING, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&hdr->poisoned, __ATOMIC_SEQ_CST)) {
-        goto bail;
-    }
-    if (!cache_lru_word_take(cache, pid, patient)) {
-        goto bail;
-    }
-    __atomic_store_n(&me->state, CACHE_WORKER_INSIDE_LRU, __ATOMIC_RELEASE);
-    if (!__atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE)) {
-        return true;
-    }
-    cache_lru_word_release(hdr);
-bail:
-    __atomic_store_n(&me->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
-    return false;
-}
-
-static void
-cache_lru_unlock(struct cache *cache)
-{
-    cache_lru_word_release(cache->hdr);
-    __atomic_store_n(&cache->worker->state, CACHE_WORKER_IDLE,
-                     __ATOMIC_RELEASE);
-}
-
 /* Write side: the writer word (pid of the holder) keeps other writers and
  * new readers out; then wait until no slot is INSIDE_READ (readers are
- * short and wake no one: spin, then yield); then the LRU word, which an
- * apply may hold while readers go on (lock order: writer word, LRU
- * word). */
+ * short and wake no one: spin, then yield).  An apply under the LRU
+ * lock is a reader too, so the write side has the LRU list to itself
+ * without taking the LRU word. */
 static bool
 cache_lock_write_as(struct cache *cache, uint32_t pid)
 {
@@ -972,15 +961,12 @@ cache_lock_write_as(struct cache *cache, uint32_t pid)
     }
     wait.spins = 0;
     for (uint32_t s = 0; s < cache->worker_slots; s++) {
-        while (cache_state_load(&cache->workers[s])
+        while (cache_read_state_load(&cache->workers[s])
                == CACHE_WORKER_INSIDE_READ) {
             if (!cache_wait_more(cache, &wait)) {
                 goto release; /* a dead reader, or a slow one */
             }
         }
-    }
-    if (!cache_lru_word_take(cache, pid, true)) {
-        goto release; /* a dead or slow apply */
     }
     /* Only WAITING against poisoned needs seq_cst (the Dekker pair); the
      * reaper reads INSIDE after waitpid(), recovery only more strictly. */
@@ -992,7 +978,6 @@ cache_lock_write_as(struct cache *cache, uint32_t pid)
         return true;
     }
     /* Poisoned while we waited: store nothing more. */
-    cache_lru_word_release(hdr);
 
 release:
     cache_word_release(hdr);
@@ -1018,12 +1003,12 @@ static void
 cache_unlock(struct cache *cache, enum cache_lock_mode mode)
 {
     if (mode == CACHE_LOCK_WRITE) {
-        cache_lru_word_release(cache->hdr);
         cache_word_release(cache->hdr);
     }
     /* A recovery that still sees the old state just waits longer. */
-    __atomic_store_n(&cache->worker->state, CACHE_WORKER_IDLE,
-                     __ATOMIC_RELEASE);
+    __atomic_store_n(mode == CACHE_LOCK_WRITE ? &cache->worker->state
+                                              : &cache->worker->read_state,
+                     CACHE_WORKER_IDLE, __ATOMIC_RELEASE);
 }
 
 /* The write side and the LRU lock are one word each: a dead holder's
@@ -1062,7 +1047,7 @@ cache_find_locked(const struct cache *cache, uint64_t hash, const void *key,
 }
 
 /* LRU links, the list's ends and the ring heads only change under the
- * LRU lock (alone, or inside the write side). */
+ * write side or the LRU lock (inside the read side). */
 static inline struct cache_lru_shm *
 cache_lru(const struct cache *cache, uint32_t i)
 {
@@ -1314,15 +1299,13 @@ cache_remove_locked(struct cache *cache, uint32_t i, uint64_t hash)
     hdr->free_head = i;
 }
 
-/* The hash of entry i's key, recomputed (the slot keeps only a tag) to
- * find its chain. */
+/* Enough of the hash of entry i's key to find its chain (bucket_mask
+ * is below 2^31), kept in the slot: an eviction under the write side
+ * neither reads nor hashes the key. */
 static uint64_t
 cache_entry_hash(const struct cache *cache, uint32_t i)
 {
-    const struct cache_entry_shm *e = cache_entry(cache, i);
-
-    return cache_hash(cache->seed, cache_entry_data(cache, e),
-                      cache_entry_key_len(e));
+    return cache_entry(cache, i)->hash_low;
 }
 
 /* Drops the least recently used entry. */
@@ -1350,6 +1333,7 @@ cache_reset_locked(struct cache *cache)
         e->value_len = 0;
         e->block = CACHE_NIL;
         e->chain_next = i + 1 < cache->capacity ? i + 1 : CACHE_NIL;
+        e->hash_low = 0;
         e->unused = 0;
         cache->lru[i].prev = CACHE_NIL;
         cache->lru[i].next = CACHE_NIL;
@@ -1706,7 +1690,7 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
     struct cache_entry_shm  *e;
     enum cache_age           age;
     bool                     expired = false;
-    uint64_t                 age_ms, left_ms, stamp;
+    uint64_t                 age_ms, left_ms, stamp, cut;
     uint32_t                 i, n, tail;
 
     cache_times_load(cache->hdr, &times);
@@ -1716,24 +1700,24 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
     }
     tail = __atomic_load_n(&me->ring_tail, __ATOMIC_RELAXED);
     n = tail - __atomic_load_n(&me->ring_head, __ATOMIC_RELAXED);
-    if (n >= CACHE_RING_SOFT) {
-        /* Apply the rings under the LRU lock, while other processes'
-         * hits go on: when the ring is full this get waits for the
-         * lock, before that only if it is free.  The cut is taken
-         * before the lock: earlier is as good, and no clock is read
-         * under a lock. */
-        uint64_t cut = cache_stamp_fenced(cache);
-
-        if (cache_lru_lock(cache, cache_pid(), n >= CACHE_RING)) {
-            cache_apply_locked(cache, cut, false);
-            cache_lru_unlock(cache);
-        } else if (n >= CACHE_RING) {
-            return CACHE_BYPASS;
-        }
-    }
+    /* An apply's cut is taken before the lock: earlier is as good, and
+     * no clock is read under a lock. */
+    cut = n >= CACHE_RING_SOFT ? cache_stamp_fenced(cache) : 0;
     stamp = cache_stamp(cache);
     if (!cache_lock(cache, CACHE_LOCK_READ, 0)) {
         return CACHE_BYPASS;
+    }
+    if (cut != 0) {
+        /* Apply the rings under the LRU word, inside the read side, so
+         * other processes' hits go on: when the ring is full this get
+         * waits for the word, before that only if it is free. */
+        if (cache_lru_word_take(cache, cache_pid(), n >= CACHE_RING)) {
+            cache_apply_locked(cache, cut, false);
+            cache_lru_word_release(cache->hdr);
+        } else if (n >= CACHE_RING) {
+            status = CACHE_BYPASS;
+            goto unlock;
+        }
     }
     i = cache_find_locked(cache, hash, key, key_len);
     if (i == CACHE_NIL) {
@@ -1757,7 +1741,7 @@ cache_get(struct cache *cache, const void *key, size_t key_len,
     /* Record the access in our own ring; a hit on the key we recorded
      * last, while that record is not consumed, only moves its stamp, so
      * a hot key writes one word of our own line and the ring does not
-     * fill.  An apply under the LRU lock alone never consumes a ring's
+     * fill.  An apply under the LRU lock never consumes a ring's
      * last record (it may be restamped), one under the write side
      * consumes all: then no reader is inside, and the head we read here
      * is the one it left. */
@@ -1948,6 +1932,7 @@ cache_store(struct cache *cache, const void *key, size_t key_len,
     e = cache_entry(cache, i);
     e->stored_ms = now_ms;
     e->key_len_tag = cache_key_len_tag(hash, key_len);
+    e->hash_low = (uint32_t) hash;
     e->value_len = (uint32_t) value_len;
     e->block = block;
     memcpy(cache_arena_data(cache->arena, block), &meta, sizeof(meta));
@@ -2114,11 +2099,13 @@ cache_check_locked(struct cache *cache, uint8_t *in_index, uint8_t *in_lru,
                               cache_entry_key_len(e));
             if ((hash & cache->bucket_mask) != b
                 || cache_key_len_tag(hash, cache_entry_key_len(e))
-                       != e->key_len_tag) {
-                return cache_fault_set(fault,
-                                       "entry in the wrong chain or "
-                                       "with the wrong tag (bucket, slot)",
-                                       b, i);
+                       != e->key_len_tag
+                || (uint32_t) hash != e->hash_low) {
+                return cache_fault_set(
+                    fault,
+                    "entry in the wrong chain or "
+                    "with the wrong tag or hash (bucket, slot)",
+                    b, i);
             }
             bytes += len;
             indexed++;
@@ -2259,12 +2246,14 @@ cache_reap_slot(struct cache *cache, uint32_t slot)
     /* Its fetches in flight are over: their waiters look again now. */
     (void) cache_inflight_reap(cache->inflight,
                                __atomic_load_n(&w->pid, __ATOMIC_RELAXED));
-    if (__atomic_load_n(&w->state, __ATOMIC_SEQ_CST) == CACHE_WORKER_IDLE) {
+    if (__atomic_load_n(&w->state, __ATOMIC_SEQ_CST) == CACHE_WORKER_IDLE
+        && cache_read_state_load(w) == CACHE_WORKER_IDLE) {
         return false;
     }
     /* Poison before the slot reads idle, so recovery cannot miss it. */
     __atomic_store_n(&cache->hdr->poisoned, 1, __ATOMIC_SEQ_CST);
     __atomic_store_n(&w->state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&w->read_state, CACHE_WORKER_IDLE, __ATOMIC_SEQ_CST);
     return true;
 }
 
@@ -2278,7 +2267,9 @@ cache_recover(struct cache *cache)
     }
     for (uint32_t s = 0; s < cache->worker_slots; s++) {
         if (__atomic_load_n(&cache->workers[s].state, __ATOMIC_SEQ_CST)
-            != CACHE_WORKER_IDLE) {
+                != CACHE_WORKER_IDLE
+            || cache_read_state_load(&cache->workers[s])
+                   != CACHE_WORKER_IDLE) {
             return -EBUSY;
         }
     }
@@ -2300,7 +2291,12 @@ cache_poisoned(const struct cache *cache)
 void
 cache_debug_hold_lru_lock(struct cache *cache)
 {
-    while (!cache_lru_lock(cache, cache_pid(), true)) {
+    /* As an apply holds it: inside the read side. */
+    cache_debug_hold_lock(cache, false);
+    if (cache_poisoned(cache)) {
+        return;
+    }
+    while (!cache_lru_word_take(cache, cache_pid(), true)) {
         if (cache_poisoned(cache)) {
             return;
         }

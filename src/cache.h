@@ -208,8 +208,8 @@ bool cache_poisoned(const struct cache *cache);
  * kill the process inside the lock. */
 void cache_debug_hold_lock(struct cache *cache, bool write);
 
-/* Test hook: the same for the LRU lock alone (the one an apply of the
- * access records takes while hits go on). */
+/* Test hook: the same for the LRU word, taken inside the read side as
+ * an apply of the access records holds it while other hits go on. */
 void cache_debug_hold_lru_lock(struct cache *cache);
 
 /* Test hook: takes the write lock (or returns at once when it is not had

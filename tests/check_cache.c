@@ -392,7 +392,7 @@ START_TEST(test_lru_order_across_processes)
 END_TEST
 
 /*
- * The applies that run under the LRU lock alone, while hits go on, in
+ * The applies that run under the LRU word, while other hits go on, in
  * known steps.  Such an apply runs at the start of a get whose ring
  * holds CACHE_RING_SOFT (256, in cache.c) records, and applies the last
  * record of each ring without consuming it (its owner may restamp it):
@@ -1334,7 +1334,7 @@ END_TEST
 enum tc_lock {
     TC_READ,  /* the read side */
     TC_WRITE, /* the write side (with the LRU lock inside it) */
-    TC_LRU,   /* the LRU lock alone, as an apply of the rings takes it */
+    TC_LRU,   /* the LRU word, inside the read side, as an apply holds it */
 };
 
 static void
@@ -1402,7 +1402,7 @@ tc_crash_and_recover(enum tc_lock lock)
 
     /* Before the reaper runs: the dead holder keeps the lock, so what
      * needs the side it blocks times out and bypasses.  A dead holder
-     * of the LRU lock alone blocks writers but not hits. */
+     * of the LRU word blocks writers but not hits. */
     ck_assert_int_eq(cache_set(tc, "b", 1, "2", 1, 1000), CACHE_BYPASS);
     ck_assert_int_eq(tc_get_at("a", 1000, buf, sizeof(buf), &lookup),
                      lock == TC_WRITE ? CACHE_BYPASS : CACHE_HIT);

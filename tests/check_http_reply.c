@@ -188,8 +188,8 @@ START_TEST(test_errors)
     const char            *end;
     char                   cl[64];
 
-    n = http_reply_format_error(tc->status, tc->head, true, false, date, NULL, 0,
-                          buf, sizeof(buf));
+    n = http_reply_format_error(tc->status, tc->head, true, false, date,
+                                NULL, 0, buf, sizeof(buf));
     ck_assert(memcmp(buf, tc->status_line, strlen(tc->status_line)) == 0);
     end = memmem(buf, n, "\r\n\r\n", 4);
     ck_assert_ptr_nonnull(end);
@@ -209,8 +209,9 @@ START_TEST(test_error_detail)
     char       buf[HTTP_REPLY_HEAD_MAX + 256];
     const char detail[] = "WRONGTYPE Operation against a key holding the "
                           "wrong kind of value";
-    size_t     n = http_reply_format_error(409, false, true, false, date, detail,
-                                     sizeof(detail) - 1, buf, sizeof(buf));
+    size_t     n = http_reply_format_error(409, false, true, false, date,
+                                           detail, sizeof(detail) - 1, buf,
+                                           sizeof(buf));
 
     ck_assert(memcmp(buf, "HTTP/1.1 409 Conflict\r\n", 23) == 0);
     ck_assert(memcmp(buf + n - sizeof(detail), detail,
@@ -235,7 +236,8 @@ START_TEST(test_ok_prefix_suffix_match_head)
 
     for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
         struct http_reply r = replies[i];
-        char              whole[HTTP_REPLY_HEAD_MAX], split[2 * HTTP_REPLY_HEAD_MAX];
+        char              whole[HTTP_REPLY_HEAD_MAX];
+        char              split[2 * HTTP_REPLY_HEAD_MAX];
         size_t            n, m;
 
         r.content_type = "application/octet-stream";
@@ -280,7 +282,8 @@ START_TEST(test_status_for_backend)
     const struct backend_case *tc = &backend_cases[_i];
 
     ck_assert_msg(http_reply_status_for_backend(tc->result) == tc->status,
-                  "%s: got %d", tc->why, http_reply_status_for_backend(tc->result));
+                  "%s: got %d", tc->why,
+                  http_reply_status_for_backend(tc->result));
 }
 END_TEST
 
@@ -297,11 +300,13 @@ START_TEST(test_head_error_has_no_body)
         bool   d = statuses[i] == 409;
 
         ng = http_reply_format_error(statuses[i], false, true, false, date,
-                               d ? detail : NULL, d ? sizeof(detail) - 1 : 0,
-                               get, sizeof(get));
+                                     d ? detail : NULL,
+                                     d ? sizeof(detail) - 1 : 0, get,
+                                     sizeof(get));
         nh = http_reply_format_error(statuses[i], true, true, false, date,
-                               d ? detail : NULL, d ? sizeof(detail) - 1 : 0,
-                               head, sizeof(head));
+                                     d ? detail : NULL,
+                                     d ? sizeof(detail) - 1 : 0, head,
+                                     sizeof(head));
         ck_assert_ptr_nonnull(memmem(head, nh, "\r\n\r\n", 4));
         ck_assert_msg((const char *) memmem(head, nh, "\r\n\r\n", 4) + 4
                       == head + nh, "%d: HEAD has a body", statuses[i]);
@@ -311,23 +316,25 @@ START_TEST(test_head_error_has_no_body)
 }
 END_TEST
 
-/* ---- If-None-Match and the cache headers -------------------------------- */
+/* ---- If-None-Match and the ETag ----------------------------------------- */
 
 static const struct inm_case {
-    const char   *value;
+    const char         *value;
     enum http_reply_inm want;
-    const char   *why;
+    const char         *why;
 } inm_cases[] = {
     { TAG_X, HTTP_REPLY_INM_MATCH, "the same strong tag" },
     { "W/" TAG_X, HTTP_REPLY_INM_MATCH, "weak comparison ignores W/" },
     { "  " TAG_X "  ", HTTP_REPLY_INM_MATCH, "OWS around" },
     { "\"x\", " TAG_X, HTTP_REPLY_INM_MATCH, "second in a list" },
-    { "\"x\",W/" TAG_X ",\"y\"", HTTP_REPLY_INM_MATCH, "middle, weak, no OWS" },
+    { "\"x\",W/" TAG_X ",\"y\"", HTTP_REPLY_INM_MATCH,
+      "middle, weak, no OWS" },
     { ", ," TAG_X ",", HTTP_REPLY_INM_MATCH, "empty list elements" },
     { "*", HTTP_REPLY_INM_MATCH, "any representation" },
     { " * ", HTTP_REPLY_INM_MATCH, "* with OWS" },
     { "\"x\"", HTTP_REPLY_INM_NO_MATCH, "another tag" },
-    { "\"0123456789ABCDEF\"", HTTP_REPLY_INM_NO_MATCH, "tags are case-sensitive" },
+    { "\"0123456789ABCDEF\"", HTTP_REPLY_INM_NO_MATCH,
+      "tags are case-sensitive" },
     { "\"0123456789abcde\"", HTTP_REPLY_INM_NO_MATCH, "a prefix of ours" },
     { "\"0123456789abcdef0\"", HTTP_REPLY_INM_NO_MATCH, "ours and more" },
     { "\"\"", HTTP_REPLY_INM_NO_MATCH, "the empty tag" },
