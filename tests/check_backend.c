@@ -1639,7 +1639,13 @@ START_TEST(gate_parked_fetch_goes_to_redis_at_its_deadline)
     ck_assert(run_until(called, &g, RUN_MAX_MS));
     expect_value(&g, "v", 1);
     ck_assert_uint_ge(clock_ms() - t0, 300);
-    ck_assert_int_gt(fake_gate.polls, 10);
+    /* Asked while parked.  How many times depends on how often the
+     * machine ran the loop in those 300 ms: every 2 ms when idle, twice
+     * at a load of 24 on 2 cores, where "more than 10" failed (and once,
+     * were the loop not run until the deadline).  That a parked fetch
+     * asks again and again is gate_parked_fetch_answered_by_the_gate's
+     * exact count. */
+    ck_assert_int_ge(fake_gate.polls, 1);
     ck_assert_uint_eq(slot.backend_count, 1);
     ck_assert_uint_eq(double_cache_sets, 1);
     got_fini(&g);
