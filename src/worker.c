@@ -95,6 +95,23 @@ worker_expire_ms(int64_t pttl_ms, uint64_t fetch_us, uint64_t *expire_ms)
     return true;
 }
 
+/* A worker without --tracking stores nothing while a worker of ours
+ * tracks (a reload that turns --tracking on or off runs both side by
+ * side, and an old worker finishes what it had accepted after the new
+ * ones flushed): what it read is reported to no subscriber, and every
+ * tracking worker would answer it as if it were.  Asked after the fetch
+ * took its purge token, and a tracking worker's slot says DOWN before
+ * its first flush: a value read while the state still said NONE is
+ * refused by that flush's epoch (CACHE_PURGED) or dropped by it. */
+static bool
+worker_may_store_untracked(const struct worker *w)
+{
+    return w->tracking != NULL || w->params->metrics_all == NULL
+           || metrics_tracking_state(w->params->metrics_all,
+                                     metrics_clock_ms())
+                  == METRICS_TRACKING_NONE;
+}
+
 /* The backend's store callback: a value read from Redis goes into the
  * shared cache once per fetch, before its waiters are answered, with its
  * ETag (computed here, once, and kept on the value for the waiters), the
@@ -123,8 +140,8 @@ worker_store_value(void *arg, const void *key, size_t key_len, struct value *v,
         v->etag = cache_etag(v->data, v->len);
         v->has_etag = true;
     }
-    if (w->params->cache == NULL
-        || !tracking_covers(w->tracking, key, key_len)) {
+    if (w->params->cache == NULL || !tracking_covers(w->tracking, key, key_len)
+        || !worker_may_store_untracked(w)) {
         return false;
     }
     if (!keep) {
