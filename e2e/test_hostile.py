@@ -604,5 +604,8 @@ def test_descriptors_run_out_clients_are_refused_then_served(redis_server,
     # take longer for.
     assert 2 <= len(lines) <= 2 + out_s, (out_s, lines)
     assert "Too many open files" in lines[0], lines
-    assert re.search(r"connections refused \(and \d+ more like it\)",
-                     lines[-1]), lines
+    # A later line counts the ones held back (not necessarily the last:
+    # on a loaded machine the last refusal can come over a second after
+    # the one before, with nothing held back in between).
+    assert any(re.search(r"connections refused \(and \d+ more like it\)",
+                         l) for l in lines[1:]), lines

@@ -90,6 +90,9 @@ worker_accept_shed(struct worker *w, int lfd, const struct worker_proto *proto)
             }
             break;
         }
+        /* Counted before the answer goes out, so that a client that
+         * saw it finds it in the metrics. */
+        metrics_count_refused(w->params->metrics, 1);
         n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
         if (n < 0 && errno != EAGAIN) {
             log_debug("recv() on a refused connection failed: %s",
@@ -123,7 +126,6 @@ worker_accept_exhausted(struct worker *w, int lfd,
         shed = worker_accept_shed(w, lfd, proto);
     }
     w->accept_refused += shed;
-    metrics_count_refused(w->params->metrics, shed);
     if (w->accept_warned_ms != 0
         && now_ms - w->accept_warned_ms < WORKER_ACCEPT_WARN_MS) {
         w->accept_warns_dropped++;
