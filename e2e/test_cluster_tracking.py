@@ -187,3 +187,41 @@ def test_failover_moves_the_subscriber(cluster, make_proxy):  # noqa: F811
     wait_for(lambda: s.get(p.url("/" + k), timeout=5).text == "f2",
              timeout=SEEN_MS / 1000.0, interval=0.001,
              what="the write on the promoted primary seen")
+
+
+def test_a_read_that_followed_ask_is_not_cached(cluster,  # noqa: F811
+                                                make_proxy):
+    """While a slot migrates, a key already moved is read through -ASK
+    from the importing node, which may own no slot yet and so have no
+    subscriber of ours: answered, never kept, so it cannot go stale."""
+    key = "{askt}k"
+    slot = keyslot(key)
+    src = cluster.owner(slot)
+    dst = next(n for n in cluster.primaries() if n is not src)
+    cli_set(cluster, key, "v1")
+    p = tracking_proxy(make_proxy, cluster, "default", "1")
+    wait_for(lambda: tracking_up(p), what="tracking up")
+    src_id = src.client().execute_command("CLUSTER", "MYID")
+    dst_id = dst.client().execute_command("CLUSTER", "MYID")
+    dst.client().execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING",
+                                 src_id)
+    src.client().execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING",
+                                 dst_id)
+    try:
+        src.client().execute_command("MIGRATE", "127.0.0.1", dst.port, "",
+                                     0, 5000, "KEYS", key)
+        s = requests.Session()
+        for _ in range(3):
+            r = s.get(p.url("/" + key), timeout=5)
+            assert (r.status_code, r.text) == (200, "v1"), r.text
+            assert r.headers["X-Cache"] != "HIT", r.headers
+            assert "stored" not in r.headers.get("Cache-Status", ""), \
+                r.headers
+        text = requests.get(p.admin_url("/metrics"), timeout=5).text
+        assert 'rcp_backend_redirects_total{kind="ask"} 0' not in text
+    finally:
+        # The slot ends on dst, as a finished migration leaves it.
+        for node in [dst, src] + [x for x in cluster.primaries()
+                                  if x not in (src, dst)]:
+            node.client().execute_command("CLUSTER", "SETSLOT", slot,
+                                          "NODE", dst_id)

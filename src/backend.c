@@ -187,6 +187,7 @@ struct backend_fetch {
     bool                   detached;
     /* Cluster routing (the worker's backend only). */
     bool                   ask_next;      /* the next node gets ASKING */
+    bool                   asked;         /* an -ASK was followed */
     bool                   primary_only;  /* a replica failed it */
     unsigned               hops;          /* redirects followed */
     uint64_t               retry_ms;      /* last TRYAGAIN backoff */
@@ -239,6 +240,8 @@ struct backend {
     uint32_t            db;
     uint64_t            timeout_ms;
     uint64_t            max_reply_bytes;
+    bool                tracking; /* --tracking is on: what an -ASK led
+                                     to is not stored */
     /* --key-prefix: put before every key asked of Redis; fetches,
      * coalescing and the cache use the client's. */
     char                key_prefix[CONFIG_ITEM_MAX];
@@ -1730,6 +1733,7 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
             if (to != NULL && f->hops < BACKEND_CLUSTER_HOPS_MAX) {
                 f->hops++;
                 f->ask_next = text_len >= 3 && memcmp(text, "ASK", 3) == 0;
+                f->asked |= f->ask_next;
                 backend_fetch_to_node(f, to);
                 return;
             }
@@ -1789,11 +1793,15 @@ backend_node_cb(struct backend_waiter *w, const struct backend_reply *r)
             return;
         }
     }
+    /* Stored once per fetch, before any waiter can look it up again; an
+     * absent key too (remembered, or its stale entry dropped).  With
+     * --tracking, not what an -ASK led to: the node importing the slot
+     * may own no slot yet, so no subscriber of ours hears of its writes
+     * (tracking.c); a migration is brief, and the value is answered,
+     * just not kept. */
     if (((r->result == BACKEND_VALUE && r->value != NULL)
          || r->result == BACKEND_NIL)
-        && b->store != NULL && !f->command) {
-        /* Once per fetch, before any waiter can look it up again; an
-         * absent key too (remembered, or its stale entry dropped). */
+        && b->store != NULL && !f->command && !(f->asked && b->tracking)) {
         out = *r;
         out.stored = b->store(b->store_arg, f->key, f->key_len,
                               r->result == BACKEND_VALUE ? r->value : NULL,
@@ -1978,6 +1986,7 @@ backend_create_with(struct event_loop *loop, const struct config *cfg,
     b->db = cfg->redis_db;
     b->timeout_ms = cfg->redis_timeout_ms;
     b->max_reply_bytes = cfg->max_reply_bytes;
+    b->tracking = cfg->tracking != CONFIG_TRACKING_OFF;
     b->key_prefix_len = strlen(cfg->key_prefix);
     memcpy(b->key_prefix, cfg->key_prefix, b->key_prefix_len);
     if (node) {

@@ -74,9 +74,9 @@
  * The group is UP while every instance is (none: nothing was read,
  * nothing to hear of); each instance still flushes on becoming UP, so
  * the last to recover flushes last.  Reads go to primaries only (config.c): a
- * replica's tracking would need its own subscriber.  Not covered: an
- * -ASK to a node that owns no slot yet (a new node being filled) reads
- * untracked until the map gives it the slot.
+ * replica's tracking would need its own subscriber.  A value read after
+ * an -ASK is answered but not cached (backend.c): the node importing the
+ * slot may own no slot yet, and so have no instance to hear from.
  *
  * --key-prefix: Redis names its own keys; one without our prefix is not
  * ours, and ours are dropped without it.  bcast registers the prefixes

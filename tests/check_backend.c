@@ -28,6 +28,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -427,10 +428,12 @@ redis_get_calls(const struct redis_proc *r)
     return calls;
 }
 
-/* Returns once a PING goes unanswered for 100 ms: the server is inside
- * DEBUG SLEEP, so a request sent now cannot be served before it. */
+/* Returns once a PING goes unanswered for 100 ms: on a quiet machine, the
+ * server is inside DEBUG SLEEP.  (On a loaded one it may also be a server
+ * not yet scheduled, which may then answer a GET sent after it before it
+ * starts the sleep; redis_wait_blocked asks /proc first.) */
 static void
-redis_wait_blocked(const struct redis_proc *r)
+redis_wait_ping_unanswered(const struct redis_proc *r)
 {
     struct timeval tv = { 0, 100 * 1000 };
     uint64_t deadline = mono_ms() + RUN_MAX_MS;
@@ -450,6 +453,42 @@ redis_wait_blocked(const struct redis_proc *r)
         freeReplyObject(reply);
         redisFree(c);
         ck_assert_msg(mono_ms() < deadline, "DEBUG SLEEP never started");
+    }
+}
+
+/* Returns once the server's main thread is inside DEBUG SLEEP, so that a
+ * request sent now cannot be served before the sleep ends: /proc says
+ * its current system call is nanosleep or clock_nanosleep, where an
+ * idle server waits in epoll.  Where /proc/PID/syscall cannot be read
+ * (a container that denies it), an unanswered PING has to do. */
+static void
+redis_wait_blocked(const struct redis_proc *r)
+{
+    uint64_t deadline = mono_ms() + RUN_MAX_MS;
+    char     path[64];
+
+    (void) snprintf(path, sizeof(path), "/proc/%d/syscall", (int) r->pid);
+    for (;;) {
+        char  line[32];
+        long  nr;
+        FILE *f = fopen(path, "r");
+
+        if (f == NULL) {
+            redis_wait_ping_unanswered(r);
+            return;
+        }
+        if (fgets(line, sizeof(line), f) == NULL) {
+            fclose(f);
+            redis_wait_ping_unanswered(r);
+            return;
+        }
+        fclose(f);
+        nr = strtol(line, NULL, 10);
+        if (nr == SYS_clock_nanosleep || nr == SYS_nanosleep) {
+            return;
+        }
+        ck_assert_msg(mono_ms() < deadline, "DEBUG SLEEP never started");
+        usleep(1000);
     }
 }
 
