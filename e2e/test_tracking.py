@@ -299,10 +299,17 @@ def assert_caching_again(p, rc, key):
     # the proxy cannot tell which write it was for), and a worker whose
     # own PING the fault held up may still go down and back once more:
     # so the first read after the write may be followed by a miss; a hit
-    # must come soon.
+    # must come soon.  Until the invalidation has landed, a read just
+    # after the write may still answer the value cached before it
+    # (tracking is fresh within milliseconds, not at once); past
+    # SEEN_MS it must not.
+    t0 = time.monotonic()
+
     def hit():
         r = s.get(p.url("/" + key), timeout=5)
-        assert r.text == "before", r.text
+        if r.text != "before":
+            assert time.monotonic() - t0 < SEEN_MS / 1000.0, r.text
+            return False
         return r.headers["X-Cache"] == "HIT"
     wait_for(hit, timeout=10, what="a hit on %s again" % key)
     rc.set(key, "after")
