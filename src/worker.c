@@ -1354,8 +1354,9 @@ worker_signal_cb(struct event_loop *loop, struct event_io *io, unsigned events)
 /* Failure injection for the end-to-end tests, off unless the environment
  * variable REDIS_CACHE_PROXY_TEST_HOOKS names the hook:
  *   lock-crash      SIGUSR2 makes the worker die inside the write lock
- *   lru-crash       SIGUSR2 makes it die holding the LRU word (inside the read
- * side) lock-stall      SIGUSR2 makes the worker hold the write lock for
+ *   lru-crash       SIGUSR2 makes it die holding the LRU word (inside
+ *                   the read side)
+ *   lock-stall      SIGUSR2 makes the worker hold the write lock for
  *                   WORKER_STALL_MS, then let it go
  *   crash-at-start  the worker aborts before serving (respawn backoff)
  *   fail-init       the worker exits 2, "cannot initialise" */
