@@ -175,9 +175,12 @@
  * Under the lock there are loads, stores and memcpy, nothing else: the
  * hash and the stamp are computed before, counters are added and errors
  * formatted after.  Only a wait to get in reads the clock, yields or
- * sleeps, before the lock is had, and the wake-up of sleepers follows
- * the release.  Each function that locks unlocks in the same
- * function, through one `unlock:` label.
+ * sleeps, before the lock is had (one wait is inside the read side: a
+ * get whose ring is full waits there for the LRU word, whose holder is
+ * itself a reader, so it stalls writers no longer than that holder
+ * does), and the wake-up of sleepers follows the release.  Each
+ * function that locks unlocks in the same function, through one
+ * `unlock:` label.
  *
  * Crash safety.  No lock here is kernel-known: a process killed inside
  * one leaves its slot saying so (and, for a writer or an apply, the
@@ -1235,14 +1238,16 @@ cache_apply_locked(struct cache *cache, uint64_t cut, bool all)
         order[m] = ring[c->pos & (CACHE_RING - 1)].slot;
         __builtin_prefetch(&cache->lru[order[m]], 1);
         m++;
-        if (++c->pos < c->end
+        /* pos and end run free and wrap: != (pos never passes end),
+         * never <. */
+        if (++c->pos != c->end
             && (c->stamp = cache_record_stamp(ring, c->pos)) < cut) {
             cache_cursor_sift(heap, n, 0);
             continue;
         }
         /* This ring is done: up to its end, or to a record at or past
          * the cut, which stays for a later apply. */
-        if (all || c->pos < c->end) {
+        if (all || c->pos != c->end) {
             cache_ring_consume_locked(&cache->workers[c->ring], c->pos, 0);
         } else {
             cache_ring_consume_locked(&cache->workers[c->ring], c->end - 1,
@@ -2306,6 +2311,18 @@ cache_debug_hold_lru_lock(struct cache *cache)
             return;
         }
     }
+}
+
+void
+cache_debug_ring_at(struct cache *cache, uint32_t at)
+{
+    struct cache_worker_shm *me = cache->worker;
+
+    assert(__atomic_load_n(&me->ring_tail, __ATOMIC_RELAXED)
+           == __atomic_load_n(&me->ring_head, __ATOMIC_RELAXED));
+    __atomic_store_n(&me->ring_head, at, __ATOMIC_RELEASE);
+    __atomic_store_n(&me->ring_tail, at, __ATOMIC_RELEASE);
+    __atomic_store_n(&me->ring_applied, 0, __ATOMIC_RELAXED);
 }
 
 void

@@ -217,4 +217,9 @@ void cache_debug_hold_lru_lock(struct cache *cache);
  * it: other processes' lock attempts time out meanwhile (CACHE_BYPASS). */
 void cache_debug_stall(struct cache *cache, uint64_t hold_ms);
 
+/* Test hook: this process's ring, which must hold no pending record,
+ * continues from index at (its indexes run free and wrap past 2^32 after
+ * that many records: a test starts it just short of the wrap). */
+void cache_debug_ring_at(struct cache *cache, uint32_t at);
+
 #endif

@@ -449,6 +449,67 @@ START_TEST(test_lru_apply_while_reading)
 }
 END_TEST
 
+/* The ring's indexes run free: after 2^32 records in one worker slot
+ * (half a day of hits) a batch of pending records spans the wrap.  Its
+ * records are applied all the same, in order, by the write side and by
+ * an apply under the LRU lock (which a get makes at CACHE_RING_SOFT, 256,
+ * records: 257 gets of 257 keys, starting 128 short of the wrap).  Both
+ * compared the indexes with < once, which took a batch across the wrap
+ * for one record: accesses lost, and the write side left records naming
+ * entries it then freed. */
+START_TEST(test_ring_wraps_under_the_write_side)
+{
+    struct cache_params p = tc_defaults;
+
+    p.capacity = 8;
+    tc_recreate(&p);
+    tc_put("a", "1");
+    tc_put("b", "2");
+    tc_put("c", "3");
+    cache_debug_ring_at(tc, UINT32_MAX - 1);
+    tc_expect("a", "1");                /* records at 2^32-2, 2^32-1, 0 */
+    tc_expect("b", "2");
+    tc_expect("c", "3");
+    ck_assert_int_eq(cache_delete(tc, "b", 1), CACHE_DELETED);
+    tc_check();
+    for (char k = 'd'; k <= 'h'; k++) {
+        char key[2] = { k, '\0' };
+
+        tc_put(key, "x");               /* 7 entries: a c d e f g h */
+    }
+    tc_put("i", "x");                   /* 8: full */
+    tc_put("j", "x");                   /* evicts a, read first */
+    tc_expect_miss("a", 1000);
+    tc_expect("c", "3");
+    tc_check();
+}
+END_TEST
+
+START_TEST(test_ring_wraps_under_the_lru_lock)
+{
+    struct cache_params p = tc_defaults;
+    char key[16];
+
+    p.capacity = 257;
+    tc_recreate(&p);
+    for (unsigned i = 0; i < 257; i++) {
+        snprintf(key, sizeof(key), "k%u", i);
+        tc_put(key, "v");
+    }
+    cache_debug_ring_at(tc, UINT32_MAX - 127);
+    /* Read in the order stored: the apply at the 257th get takes the
+     * first 256 records, across the wrap; the LRU order is as stored. */
+    for (unsigned i = 0; i < 257; i++) {
+        snprintf(key, sizeof(key), "k%u", i);
+        tc_expect(key, "v");
+    }
+    tc_put("new", "v");                 /* evicts k0, read first */
+    tc_expect_miss("k0", 1000);
+    tc_expect("k1", "v");
+    tc_check();
+}
+END_TEST
+
 /* ---- replace, delete, flush, empty, capacity 1 ------------------------ */
 
 START_TEST(test_replace_keeps_one)
@@ -1849,6 +1910,8 @@ cache_suite(void)
     tcase_add_loop_test(t, test_lru_apply_while_reading, 0,
                         N_CASES(ilv_step_cases));
     t = tc_case(s, "replace");
+    tcase_add_test(t, test_ring_wraps_under_the_write_side);
+    tcase_add_test(t, test_ring_wraps_under_the_lru_lock);
     tcase_add_test(t, test_replace_keeps_one);
     tcase_add_test(t, test_replace_restarts_age);
     t = tc_case(s, "delete");
