@@ -345,6 +345,32 @@ def test_http_auth_broken_file_at_reload_keeps_running(redis_server,
                             timeout=5).status_code == 200
 
 
+def test_http_auth_worker_replaced_after_the_file_broke(redis_server,
+                                                      make_proxy, tmp_path):
+    """A worker that replaces one that died uses the credentials the
+    supervisor last accepted, not what the file holds by then (before,
+    it read the broken file and answered every request 401)."""
+    f = tmp_path / "htpasswd"
+    f.write_text(bearer_line("tok") + "\n")
+    p = make_proxy(redis_server, "--http-auth-file", str(f), "--workers",
+                   "1")
+    redis_server.client().set("k", "v")
+    hdr = {"Authorization": "Bearer tok", "Connection": "close"}
+    assert requests.get(p.url("/k"), headers=hdr, timeout=5).status_code == 200
+    old, = wait_for(lambda: children(p.proc.pid), what="the worker")
+    f.write_text("garbage\n")
+    os.kill(old, signal.SIGKILL)
+    new, = wait_for(lambda: [c for c in children(p.proc.pid) if c != old],
+                    timeout=10, what="the replacement worker")
+    wait_for(lambda: requests.get(p.url("/k"), headers=hdr,
+                                  timeout=5).status_code != 503,
+             timeout=10, what="the replacement serving")
+    for _ in range(5):
+        r = requests.get(p.url("/k"), headers=hdr, timeout=5)
+        assert (r.status_code, r.text) == (200, "v"), r.status_code
+    assert requests.get(p.url("/k"), timeout=5).status_code == 401
+
+
 def test_http_auth_bad_file(tmp_path):
     f = tmp_path / "htpasswd"
     f.write_text("alice:$apr1$abc$def\n")

@@ -11,8 +11,8 @@
 #include "glob.h"
 
 int
-access_init(struct access *a, const struct config *cfg, char *err,
-            size_t err_len)
+access_init(struct access *a, const struct config *cfg,
+            struct http_auth *parsed, char *err, size_t err_len)
 {
     memset(a, 0, sizeof(*a));
     a->allow_keys = &cfg->allow_keys;
@@ -33,6 +33,10 @@ access_init(struct access *a, const struct config *cfg, char *err,
     }
     if (cfg->http_auth_file[0] != '\0') {
         a->http_auth_on = true;
+        if (parsed != NULL) {
+            a->http_auth = parsed;
+            return 0;
+        }
         return http_auth_load_file(cfg->http_auth_file, &a->http_auth, err,
                                    err_len);
     }

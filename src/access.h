@@ -33,11 +33,13 @@ struct access {
                                                is refused (fail closed) */
 };
 
-/* Builds a from cfg (which must outlive it).  0, or -EINVAL with the
- * reason in err when the credential file cannot be used; a is then
- * still usable and refuses every HTTP request. */
-int  access_init(struct access *a, const struct config *cfg, char *err,
-                 size_t err_len);
+/* Builds a from cfg (which must outlive it).  With --http-auth-file,
+ * a takes parsed (then owned by a) when it is given, and reads the file
+ * itself when it is NULL.  0, or -EINVAL with the reason in err when the
+ * credential file cannot be used; a is then still usable and refuses
+ * every HTTP request. */
+int  access_init(struct access *a, const struct config *cfg,
+                 struct http_auth *parsed, char *err, size_t err_len);
 void access_fini(struct access *a);
 
 /* --allow-keys: true when there is no list or key matches a pattern

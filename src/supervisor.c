@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "http_auth.h"
 #include "log.h"
 #include "metrics.h"
 #include "supervisor.h"
@@ -318,6 +319,20 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
         }
         s->admin_fd = rc;
     }
+    if (s->cfg.http_auth_file[0] != '\0') {
+        /* Parsed here once, and inherited by every worker through fork:
+         * a worker (re)started later never reads the file itself, so
+         * one changed on disk counts only when a reload accepts it. */
+        char err[CONFIG_ERR_MAX];
+
+        if (http_auth_load_file(s->cfg.http_auth_file, &s->http_auth, err,
+                                sizeof(err))
+            != 0) {
+            log_error("--http-auth-file %s", err);
+            rc = -EINVAL;
+            goto fail;
+        }
+    }
     s->nslots = s->cfg.workers * 2;
     memset(&cp, 0, sizeof(cp));
     cp.capacity = s->cfg.capacity;
@@ -450,6 +465,8 @@ supervisor_close(struct supervisor *s)
     if (s->cache != NULL) {
         cache_destroy(s->cache);
     }
+    http_auth_free(s->http_auth);
+    s->http_auth = NULL;
     if (s->admin_fd >= 0) {
         close(s->admin_fd);
     }

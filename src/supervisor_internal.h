@@ -78,6 +78,9 @@ struct supervisor {
     int                     http_fd;     /* owned */
     int                     resp_fd;     /* owned, or -1 */
     struct cache           *cache;       /* owned */
+    struct http_auth       *http_auth;   /* owned: --http-auth-file of
+                                            the running configuration,
+                                            parsed; NULL when off */
     struct metrics         *metrics;     /* owned */
     int64_t                *clients;     /* owned: shared mapping */
     int                     admin_fd;    /* owned until admin_tcp has it */

@@ -226,6 +226,7 @@ supervisor_child(struct supervisor *s, struct supervisor_proc *p, int ready_wr,
     params.metrics_all = s->metrics;
     params.supervisor_pid = (long) parent;
     params.start_time = s->start_time;
+    params.http_auth = s->http_auth;
     status = worker_run(&params);
     _exit(status);
 }
@@ -774,6 +775,7 @@ supervisor_sighup_cb(uv_signal_t *h, int signum)
     struct supervisor *s = h->data;
     struct config      next;
     char               err[CONFIG_ERR_MAX];
+    struct http_auth  *auth = NULL;
 
     if (s->stopping) {
         return;
@@ -785,11 +787,9 @@ supervisor_sighup_cb(uv_signal_t *h, int signum)
         return;
     }
     if (next.http_auth_file[0] != '\0') {
-        /* Workers read the credential file as they start: one that no
-         * longer parses would make every request 401.  Judge it here, as
-         * any other bad value of the new configuration. */
-        struct http_auth *auth = NULL;
-
+        /* The new workers inherit the credentials parsed here: one file
+         * that no longer parses is judged as any other bad value of the
+         * new configuration. */
         if (http_auth_load_file(next.http_auth_file, &auth, err, sizeof(err))
             != 0) {
             log_error("reload: --http-auth-file: %s; keeping the running "
@@ -797,8 +797,9 @@ supervisor_sighup_cb(uv_signal_t *h, int signum)
                       err);
             return;
         }
-        http_auth_free(auth);
     }
+    http_auth_free(s->http_auth);
+    s->http_auth = auth;
     supervisor_keep_fixed(&s->cfg, &next);
     s->cfg = next;
     if (s->access_open && s->cfg.access_log[0] != '\0') {

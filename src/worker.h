@@ -15,6 +15,8 @@
 /* What the supervisor hands a worker at fork time.  Everything is
  * borrowed: it was created before the fork and lives as long as the
  * process. */
+struct http_auth;
+
 struct worker_params {
     const struct config     *cfg;
     uint32_t                 index;     /* 1.., for logs and ps */
@@ -31,6 +33,9 @@ struct worker_params {
     const struct metrics    *metrics_all; /* every slot, for INFO */
     long                     supervisor_pid;
     double                   start_time; /* supervisor's, epoch s */
+    struct http_auth        *http_auth;  /* --http-auth-file, parsed by
+                                            the supervisor: after fork
+                                            the worker's own copy */
 };
 
 /* Exit statuses of a worker process. */

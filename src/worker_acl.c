@@ -32,14 +32,16 @@ int
 worker_acl_init(struct worker *w)
 {
     char err[CONFIG_ERR_MAX];
-    int  rc = access_init(&w->acl, w->cfg, err, sizeof(err));
+    int  rc =
+        access_init(&w->acl, w->cfg, w->params->http_auth, err, sizeof(err));
 
     if (rc == -ENOMEM) {
         return rc;
     }
     if (rc != 0) {
         /* Fail closed: every HTTP request gets 401 until a reload with
-         * a usable file.  The supervisor checked it at start. */
+         * a usable file.  Not expected: the supervisor hands every
+         * worker the credentials it parsed. */
         log_error("--http-auth-file %s; refusing every HTTP request", err);
     }
     return 0;

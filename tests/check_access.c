@@ -55,7 +55,7 @@ START_TEST(test_keys)
 
     config_defaults(&cfg);
     load_list(&cfg.allow_keys, tc->globs);
-    ck_assert_int_eq(access_init(&a, &cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(access_init(&a, &cfg, NULL, err, sizeof(err)), 0);
     ck_assert_msg(access_key_allowed(&a, tc->key, strlen(tc->key))
                   == tc->allowed, "%s", tc->why);
     access_fini(&a);
@@ -93,7 +93,7 @@ START_TEST(test_addrs)
     config_defaults(&cfg);
     load_list(&cfg.allow_from, tc->allow);
     load_list(&cfg.proxy_protocol_from, tc->proxy);
-    ck_assert_int_eq(access_init(&a, &cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(access_init(&a, &cfg, NULL, err, sizeof(err)), 0);
     memset(&ss, 0, sizeof(ss));
     if (strchr(tc->addr, ':') != NULL) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
@@ -123,7 +123,7 @@ START_TEST(test_auth_file_missing)
     config_defaults(&cfg);
     snprintf(cfg.http_auth_file, sizeof(cfg.http_auth_file),
              "/nonexistent/htpasswd");
-    ck_assert_int_eq(access_init(&a, &cfg, err, sizeof(err)), -EINVAL);
+    ck_assert_int_eq(access_init(&a, &cfg, NULL, err, sizeof(err)), -EINVAL);
     /* Fail closed: auth is on, with no table to pass. */
     ck_assert(a.http_auth_on);
     ck_assert_ptr_null(a.http_auth);
