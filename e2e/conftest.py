@@ -8,6 +8,7 @@ are removed when it ends (e2e/run also points TMPDIR at a directory of its
 own and removes it, for whatever else a test leaves).
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -336,6 +337,25 @@ def read_until_close(s, timeout=10.0):
     finally:
         s.close()
     return data
+
+
+def read_http_response(s):
+    """One whole HTTP response (headers and a Content-Length body, none
+    when there is no Content-Length) from socket s, as bytes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        b = s.recv(65536)
+        assert b, data
+        data += b
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    want = int(m.group(1)) if m else 0
+    while len(body) < want:
+        b = s.recv(65536)
+        assert b, data
+        body += b
+    assert len(body) == want, data
+    return head + b"\r\n\r\n" + body
 
 
 def get(p, key, timeout=5):

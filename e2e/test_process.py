@@ -2,7 +2,6 @@
 the client limit and crash recovery of the cache lock."""
 import http.client
 import os
-import re
 import signal
 import socket
 import threading
@@ -11,7 +10,8 @@ import time
 import pytest
 import requests
 
-from conftest import Proxy, SlowRedis, children, get, pid_alive, wait_for
+from conftest import Proxy, SlowRedis, children, get, pid_alive, \
+    read_http_response, wait_for
 
 
 
@@ -91,19 +91,8 @@ def pair_in_two_workers(p):
 
 
 def read_reply(s):
-    """One HTTP response (Content-Length framed): its status."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        b = s.recv(65536)
-        assert b, data
-        data += b
-    head, _, body = data.partition(b"\r\n\r\n")
-    n = int(re.search(rb"Content-Length: (\d+)", head).group(1))
-    while len(body) < n:
-        b = s.recv(65536)
-        assert b, data
-        body += b
-    return int(head.split(b" ")[1])
+    """One HTTP response: its status."""
+    return int(read_http_response(s).split(b" ")[1])
 
 
 def timed_pair(socks, round_):

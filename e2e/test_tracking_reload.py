@@ -8,14 +8,14 @@ Deterministic: a request is queued on a keep-alive connection of an old
 worker held stopped until the new workers are up.
 """
 import os
-import re
 import signal
 import socket
 import tempfile
 
 import requests
 
-from conftest import children, read_until_close, wait_for
+from conftest import children, read_http_response, read_until_close, \
+    wait_for
 
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
 
@@ -26,24 +26,6 @@ def sigterm_pending(pid):
             if line.startswith("ShdPnd:"):
                 return int(line.split()[1], 16) & SIGTERM_BIT != 0
     return False
-
-
-def read_response(c):
-    """One whole response (headers and a Content-Length body) from c."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        b = c.recv(65536)
-        assert b, data
-        data += b
-    head, _, body = data.partition(b"\r\n\r\n")
-    m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-    want = int(m.group(1)) if m else 0
-    while len(body) < want:
-        b = c.recv(65536)
-        assert b, data
-        body += b
-    assert len(body) == want, data
-    return head + b"\r\n\r\n" + body
 
 
 def tracking_up(p):
@@ -73,7 +55,7 @@ def test_reload_turning_tracking_on_never_stores_an_untracked_read(
         stopped.append(old[1])
         c = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         c.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert read_response(c).startswith(b"HTTP/1.1 404")
+        assert read_http_response(c).startswith(b"HTTP/1.1 404")
         os.kill(old[0], signal.SIGSTOP)
         stopped.append(old[0])
         # Its next request waits in the kernel while the reload runs.
