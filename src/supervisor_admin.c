@@ -147,13 +147,19 @@ supervisor_admin_written(uv_write_t *req, int status)
     c->writing = false;
     c->answered++;
     c->idle_since_ms = supervisor_now_ms(c->sup);
-    if (status != 0 || w->close_after || c->peer_closed) {
+    if (status != 0 || w->close_after) {
         free(w);
         supervisor_admin_close(c);
         return;
     }
     free(w);
     supervisor_admin_process(c);
+    if (c->peer_closed && !c->closing && !c->writing && c->health == NULL) {
+        /* The client half-closed after a pipeline: each request it sent
+         * whole is answered (the data port does the same); what is left
+         * cannot be completed. */
+        supervisor_admin_close(c);
+    }
 }
 
 /* Takes ownership of buf. */
