@@ -413,6 +413,27 @@ def test_port_in_use_exits_1(redis_server, tmp_path):
     s.close()
 
 
+def test_second_instance_leaves_the_running_pid_file(redis_server,
+                                                      make_proxy, tmp_path):
+    """A second start by mistake (same ports, same pid file) fails on the
+    port in use and must neither overwrite nor delete the running
+    instance's pid file, which `kill $(cat pidfile)` and init scripts
+    rely on."""
+    pidfile = tmp_path / "rcp.pid"
+    first = make_proxy(redis_server, "--pid-file", str(pidfile),
+                       "--workers", "1")
+    assert int(pidfile.read_text()) == first.proc.pid
+    second = Proxy(["--redis", redis_server.addr, "--pid-file",
+                    str(pidfile), "--workers", "1"])
+    second.port = first.port
+    second.start(wait=False)
+    assert second.proc.wait(10) == 1
+    assert "Address already in use" in second.log()
+    assert pidfile.exists(), "the running instance's pid file was deleted"
+    assert int(pidfile.read_text()) == first.proc.pid
+    assert get(first, "k").status_code == 404
+
+
 def test_workers_die_with_the_supervisor(redis_server, proxy):
     pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
         worker_pids(proxy)), what="workers")

@@ -9,7 +9,8 @@
  * workers are supervisor_workers.c's, the admin port supervisor_admin.c's,
  * the access log supervisor_access.c's (supervisor_internal.h has the map).
  *
- *   open:  block signals -> pid file -> sockets -> segment -> mappings
+ *   open:  block signals -> bind sockets -> pid file -> listen -> segment
+ *          -> mappings
  *          -> loop, signal handles -> unblock -> admin port, access log
  *   loop:  fork N workers -> uv_run until every worker is gone
  *   close: every handle, mapping, fd; the pid file; the signal mask
@@ -41,12 +42,10 @@
 
 /* ---- listening sockets ------------------------------------------------ */
 
-/* ---- listening sockets ------------------------------------------------ */
-
-/* Opens a listening TCP socket on l.  Returns the fd, or -errno with the
- * failing call named in the log. */
+/* Opens a TCP socket bound to l, not yet listening.  Returns the fd, or
+ * -errno with the failing call named in the log. */
 static int
-supervisor_listen(const struct config_listen *l, int backlog)
+supervisor_bind(const struct config_listen *l)
 {
     struct addrinfo  hints;
     struct addrinfo *res = NULL;
@@ -86,11 +85,6 @@ supervisor_listen(const struct config_listen *l, int backlog)
         log_error("bind(%s) failed: %s", name, strerror(errno));
         goto done;
     }
-    if (listen(fd, backlog) != 0) {
-        rc = -errno;
-        log_error("listen(%s) failed: %s", name, strerror(errno));
-        goto done;
-    }
     rc = fd;
     fd = -1;
 done:
@@ -99,6 +93,22 @@ done:
     }
     freeaddrinfo(res);
     return rc;
+}
+
+/* listen() on a socket supervisor_bind() made: 0 or -errno, logged. */
+static int
+supervisor_listen(int fd, const struct config_listen *l, int backlog)
+{
+    char name[CONFIG_HOST_MAX + 16];
+
+    if (listen(fd, backlog) != 0) {
+        int rc = -errno;
+
+        config_format_listen(l, name, sizeof(name));
+        log_error("listen(%s) failed: %s", name, strerror(errno));
+        return rc;
+    }
+    return 0;
 }
 
 int
@@ -282,20 +292,13 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
     s->start_time = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
     supervisor_title_init(s);
 
-    /* The pid file before the listeners: once a port answers, a script
-     * that waits for it may read the pid file.  Removed again at close. */
-    if (supervisor_write_pid_file(&s->cfg) != 0) {
-        goto fail;
-    }
-    s->pid_file_written = s->cfg.pid_file[0] != '\0';
-
-    rc = supervisor_listen(&s->cfg.listen, (int) s->cfg.backlog);
+    rc = supervisor_bind(&s->cfg.listen);
     if (rc < 0) {
         goto fail;
     }
     s->http_fd = rc;
     if (s->cfg.resp_listen.enabled) {
-        rc = supervisor_listen(&s->cfg.resp_listen, (int) s->cfg.backlog);
+        rc = supervisor_bind(&s->cfg.resp_listen);
         if (rc < 0) {
             goto fail;
         }
@@ -313,11 +316,33 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
                      (unsigned) s->cfg.admin_listen.port,
                      (unsigned) s->cfg.admin_listen.port);
         }
-        rc = supervisor_listen(&s->cfg.admin_listen, 64);
+        rc = supervisor_bind(&s->cfg.admin_listen);
         if (rc < 0) {
             goto fail;
         }
         s->admin_fd = rc;
+    }
+
+    /* The pid file once every port is bound, as nginx and Redis write
+     * theirs: a second instance started by mistake fails on a port in
+     * use above and leaves the running one's pid file alone (writing it
+     * first, it would overwrite the file, then delete it on its way
+     * out).  And before listen(), so a script that waits for a port to
+     * answer finds the pid file written.  Removed again at close. */
+    if (supervisor_write_pid_file(&s->cfg) != 0) {
+        goto fail;
+    }
+    s->pid_file_written = s->cfg.pid_file[0] != '\0';
+    if (supervisor_listen(s->http_fd, &s->cfg.listen, (int) s->cfg.backlog)
+            != 0
+        || (s->resp_fd >= 0
+            && supervisor_listen(s->resp_fd, &s->cfg.resp_listen,
+                                 (int) s->cfg.backlog)
+                   != 0)
+        || (s->admin_fd >= 0
+            && supervisor_listen(s->admin_fd, &s->cfg.admin_listen, 64)
+                   != 0)) {
+        goto fail;
     }
     if (s->cfg.http_auth_file[0] != '\0') {
         /* Parsed here once, and inherited by every worker through fork:
