@@ -1396,6 +1396,52 @@ config_check_tracking(struct config_loader *ld)
     return 0;
 }
 
+/* Whether host (as config_parse_listen stored it) means every address:
+ * "" is a bare PORT, ":PORT" or "*:PORT". */
+static bool
+config_host_is_any(const char *host)
+{
+    return host[0] == '\0' || strcmp(host, "0.0.0.0") == 0
+           || strcmp(host, "::") == 0;
+}
+
+/* Two of our own ports on one address would pass --check-config and
+ * then fail at start with "Address already in use", which sends the
+ * operator looking for another process: say which options collide.
+ * Only what the text shows is compared (a host name is not resolved
+ * here); an address for every host overlaps any host on its port. */
+static int
+config_check_listeners(struct config_loader *ld)
+{
+    static const char *const    names[] = { "listen", "resp-listen",
+                                            "admin-listen" };
+    const struct config_listen *ls[] = { &ld->cfg->listen,
+                                         &ld->cfg->resp_listen,
+                                         &ld->cfg->admin_listen };
+    char                        a[CONFIG_ENV_NAME_MAX + 16];
+    char                        b[CONFIG_ENV_NAME_MAX + 16];
+
+    for (size_t i = 0; i < 3; i++) {
+        for (size_t j = i + 1; j < 3; j++) {
+            if (!ls[i]->enabled || !ls[j]->enabled
+                || ls[i]->port != ls[j]->port) {
+                continue;
+            }
+            if (strcmp(ls[i]->host, ls[j]->host) == 0
+                || config_host_is_any(ls[i]->host)
+                || config_host_is_any(ls[j]->host)) {
+                config_where(ld, names[j], a, sizeof(a));
+                config_where(ld, names[i], b, sizeof(b));
+                return config_error(ld,
+                                    "%s and %s both use port %u: give "
+                                    "each port its own address",
+                                    a, b, (unsigned) ls[i]->port);
+            }
+        }
+    }
+    return 0;
+}
+
 /* Checks that need more than one option. */
 static int
 config_check(struct config_loader *ld)
@@ -1405,7 +1451,7 @@ config_check(struct config_loader *ld)
     char   value[32];
     char   memory[32];
 
-    if (config_check_tracking(ld) < 0) {
+    if (config_check_tracking(ld) < 0 || config_check_listeners(ld) < 0) {
         return -EINVAL;
     }
     if (cfg->max_value_bytes <= cfg->max_memory_bytes) {

@@ -1304,9 +1304,34 @@ static const struct backend_choice_case {
       NULL, NULL, "sentinel alone" },
 };
 
-START_TEST(test_backend_choice)
+/* Two of our own ports on one address: refused at load, naming both
+ * options, rather than at start as "Address already in use". */
+static const struct backend_choice_case listener_cases[] = {
+    { { "--listen", "8080", "--resp-listen", "8080", NULL }, { NULL }, NULL,
+      "--resp-listen and --listen both use port 8080",
+      "the same bare port twice" },
+    { { "--resp-listen", "127.0.0.1:9121", NULL }, { NULL }, NULL,
+      "--admin-listen and --resp-listen both use port 9121",
+      "onto the default admin port" },
+    { { "--listen", "127.0.0.1:7000", NULL }, { NULL },
+      "admin-listen *:7000\n",
+      "admin-listen (config file) and --listen both use port 7000",
+      "every address overlaps loopback on that port" },
+    { { "--listen", "[::]:7000", NULL }, { "RCP_RESP_LISTEN=[::1]:7000",
+      NULL }, NULL, "RCP_RESP_LISTEN and --listen both use port 7000",
+      "the IPv6 any address overlaps ::1" },
+    { { "--listen", "127.0.0.1:7000", "--resp-listen", "127.0.0.2:7000",
+        NULL }, { NULL }, NULL, NULL, "two loopback addresses, one port" },
+    { { "--listen", "7000", "--admin-listen", "off", NULL },
+      { "RCP_RESP_LISTEN=off", NULL }, "admin-listen 7000\n", NULL,
+      "off takes no port" },
+    { { "--listen", "127.0.0.1:9121", "--admin-listen", "127.0.0.1:9122",
+        NULL }, { NULL }, NULL, NULL, "moved out of the way" },
+};
+
+static void
+test_choice(const struct backend_choice_case *tc)
 {
-    const struct backend_choice_case *tc = &backend_choice_cases[_i];
     struct config cfg;
     char          err[CONFIG_ERR_MAX] = "";
     const char   *args[8];
@@ -1330,6 +1355,17 @@ START_TEST(test_backend_choice)
                       err);
         ck_assert_msg(strchr(err, '\n') == NULL, "%s: one line", tc->why);
     }
+}
+
+START_TEST(test_backend_choice)
+{
+    test_choice(&backend_choice_cases[_i]);
+}
+END_TEST
+
+START_TEST(test_listener_clash)
+{
+    test_choice(&listener_cases[_i]);
 }
 END_TEST
 
@@ -1544,6 +1580,9 @@ config_suite(void)
     tcase_add_loop_test(tc, test_backend_choice, 0,
                         (int) (sizeof(backend_choice_cases)
                                / sizeof(backend_choice_cases[0])));
+    tcase_add_loop_test(
+        tc, test_listener_clash, 0,
+        (int) (sizeof(listener_cases) / sizeof(listener_cases[0])));
     tcase_add_test(tc, test_usage_lists_every_option);
     tcase_add_test(tc, test_redis_url_merge);
     tcase_add_test(tc, test_usage_defaults_are_the_defaults);
