@@ -208,3 +208,28 @@ def test_check_config_invalid_file_exits_1(conf_file):
     assert r.returncode == 1
     assert r.stderr == ("redis-cache-proxy: %s:2: unknown option 'bogus'\n"
                         % path)
+
+
+@pytest.mark.parametrize("args,text", [
+    (["--redis-tls-ca-file", "/nonexistent/ca.pem"],
+     "--redis-tls-ca-file: cannot load the CA file '/nonexistent/ca.pem': "),
+    (["--redis-tls-ca-dir", "/nonexistent/certs"],
+     "--redis-tls-ca-dir: cannot load the CA directory"),
+    (["--redis-tls-cert-file", "/nonexistent/client.pem"],
+     "--redis-tls-cert-file: cannot load certificate "
+     "'/nonexistent/client.pem'"),
+], ids=["ca-file", "ca-dir", "cert-file"])
+def test_unusable_tls_file_is_a_bad_value(args, text):
+    """A TLS file that cannot be loaded is found by --check-config (exit
+    1) and refused at start (exit 2, one line naming the option), as
+    nginx -t checks its certificates, instead of workers that cannot
+    initialise after the ports are open."""
+    argv = ["--redis", "rediss://127.0.0.1:1"] + args
+    for extra, status in ((["--check-config"], 1), ([], 2)):
+        r = run_cli(*(argv + extra))
+        assert r.returncode == status, (extra, r.returncode, r.stderr)
+        assert r.stdout == ""
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1, r.stderr
+        assert lines[0].startswith("redis-cache-proxy: " + text), lines[0]
+        assert "No such file or directory" in lines[0], lines[0]

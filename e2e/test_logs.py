@@ -1,10 +1,12 @@
 """Logs: the error log's line format and level, and the access log."""
+import os
 import re
 import socket
 
+import pytest
 import requests
 
-from conftest import free_port, wait_for
+from conftest import Proxy, free_port, wait_for
 
 LINE = re.compile(r"^(\S+Z )?(error|warn|info|debug) "
                   r"(supervisor|worker \d+)\[\d+\]: ")
@@ -21,12 +23,32 @@ def test_log_lines_have_level_role_pid(redis_server, make_proxy):
         assert m.group(1), "timestamp expected without JOURNAL_STREAM"
 
 
-def test_journal_stream_drops_timestamps(redis_server, make_proxy):
-    p = make_proxy(redis_server, env={"JOURNAL_STREAM": "8:1234"})
-    wait_for(lambda: "started worker" in p.log(), what="log")
-    for l in p.log().splitlines():
-        m = LINE.match(l)
-        assert m and m.group(1) is None, l
+def worker_line(line):
+    m = LINE.match(line)
+    return m is not None and m.group(3).startswith("worker")
+
+
+@pytest.mark.parametrize("stream,stamped", [(None, False), ("8:1234", True)],
+                         ids=["stderr-is-the-journal", "inherited"])
+def test_journal_stream_drops_timestamps(redis_server, stream, stamped):
+    """Only when stderr is the stream JOURNAL_STREAM names (systemd.exec(5)
+    says to compare them; None: its device and inode, as systemd sets
+    it): one inherited by a process whose stderr went elsewhere keeps
+    the timestamps, or its log file would have none."""
+    p = Proxy(["--redis", redis_server.addr, "--workers", "1",
+               "--log-level", "debug"])
+    st = os.fstat(p.logfile.fileno())
+    p.env["JOURNAL_STREAM"] = stream or "%d:%d" % (st.st_dev, st.st_ino)
+    try:
+        p.start()
+        requests.get(p.url("/k"), timeout=5)
+        wait_for(lambda: any(worker_line(l) for l in p.log().splitlines()),
+                 what="a worker's line")
+        for l in p.log().splitlines():
+            m = LINE.match(l)
+            assert m and (m.group(1) is not None) == stamped, l
+    finally:
+        assert p.stop() == 0
 
 
 def test_log_level(redis_server, make_proxy):

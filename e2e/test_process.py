@@ -332,6 +332,26 @@ def test_sighup_with_broken_config_keeps_running(redis_server, make_proxy,
     assert get(p, "still").status_code == 200
 
 
+def test_sighup_with_unusable_tls_file_keeps_running(redis_server,
+                                                     make_proxy, tmp_path):
+    """A reload naming a CA file that cannot be loaded is refused with the
+    reason, as a bad value is, instead of starting a worker that cannot
+    initialise."""
+    conf = tmp_path / "rcp.conf"
+    conf.write_text("ttl 60s\n")
+    p = make_proxy(redis_server, "--config", str(conf), "--workers", "1")
+    conf.write_text("redis-tls yes\nredis-tls-ca-file /nonexistent/ca.pem\n")
+    os.kill(p.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "keeping the running configuration" in p.log()
+             or "died before serving" in p.log(), what="reload refused")
+    assert ("reload: --redis-tls-ca-file: cannot load the CA file "
+            "'/nonexistent/ca.pem'" in p.log()), p.log()
+    assert "died before serving" not in p.log()
+    assert p.log().count("started worker") == 1
+    redis_server.client().set("still", "ok")
+    assert get(p, "still").status_code == 200
+
+
 def test_max_clients(redis_server, make_proxy):
     p = make_proxy(redis_server, "--max-clients", "2", "--workers", "2")
     redis_server.client().set("m", "v")

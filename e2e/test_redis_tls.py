@@ -230,15 +230,20 @@ def test_check_config_masks_the_url_password():
 
 
 def test_unreadable_ca_file_stops_the_start_with_the_reason(make_proxy):
+    # A bad value: one line naming the option, exit status 2, before any
+    # worker is forked (and so before any port is opened).
     p = make_proxy(None, "--redis", "rediss://127.0.0.1:1",
                    "--redis-tls-ca-file", "/nonexistent/ca.pem",
                    "--workers", "1", wait=False)
     p.proc.wait(10)
-    assert p.proc.returncode == 1, p.log()
+    assert p.proc.returncode == 2, p.log()
     p.killed = True
-    assert ("cannot load the CA file '/nonexistent/ca.pem': "
-            in p.log()), p.log()
-    assert "No such file or directory" in p.log()
+    lines = p.log().splitlines()
+    assert len(lines) == 1, p.log()
+    assert lines[0].startswith(
+        "redis-cache-proxy: --redis-tls-ca-file: cannot load the CA file "
+        "'/nonexistent/ca.pem': "), p.log()
+    assert "No such file or directory" in lines[0]
 
 
 def test_tls_to_a_server_that_does_not_speak_it_names_the_handshake(

@@ -18,11 +18,13 @@
 #include "rcp_autoconf.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +59,29 @@ static const char *const log_level_names[] = {
     [LOG_LEVEL_DEBUG] = "debug",
 };
 
+/* systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it gave us as
+ * stderr, and a process started with stderr sent elsewhere (a shell
+ * script's 2>>file under a unit, a child of such a service) inherits the
+ * variable: it holds only while stderr is still that stream, which
+ * systemd.exec(5) says to check by comparing the two. */
+static bool
+log_stderr_is_journal(void)
+{
+    const char        *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat        st;
+    char               end;
+
+    if (v == NULL || sscanf(v, "%llu:%llu%c", &dev, &ino, &end) != 2) {
+        return false;
+    }
+    if (fstat(STDERR_FILENO, &st) != 0) {
+        return false; /* no stderr at all: nothing to stamp either way */
+    }
+    return (unsigned long long) st.st_dev == dev
+           && (unsigned long long) st.st_ino == ino;
+}
+
 void
 log_init(const char *role, int index)
 {
@@ -65,7 +90,7 @@ log_init(const char *role, int index)
     } else {
         snprintf(log_role, sizeof(log_role), "%s", role);
     }
-    log_timestamps = getenv("JOURNAL_STREAM") == NULL;
+    log_timestamps = !log_stderr_is_journal();
 }
 
 void

@@ -2,7 +2,8 @@
  * log: leveled lines on stderr, one write(2) per line.
  *
  * A line reads "LEVEL role[pid]: text", prefixed with an ISO-8601
- * timestamp unless JOURNAL_STREAM is set (journald stamps lines itself).
+ * timestamp unless stderr is the journal stream JOURNAL_STREAM names
+ * (journald stamps lines itself).
  * The level is tested before anything is formatted, so a debug line in a
  * hot path costs one compare when debug is off.  Never call these while
  * holding the cache lock.

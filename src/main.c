@@ -68,6 +68,10 @@ main(int argc, char **argv)
         }
         http_auth_free(auth);
     }
+    if (supervisor_check_tls_files(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "redis-cache-proxy: %s\n", err);
+        return cfg.check_config ? 1 : 2;
+    }
     if (cfg.check_config) {
         config_print(&cfg, stdout);
         return main_flush_stdout();

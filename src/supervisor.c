@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@
 #include "http_auth.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis_conn.h"
 #include "supervisor.h"
 #include "supervisor_internal.h"
 
@@ -121,6 +123,91 @@ supervisor_timer_start(uv_timer_t *t, uv_timer_cb cb, uint64_t ms,
         log_error("uv_timer_start(%s) failed: %s", what, uv_strerror(rc));
     }
     return rc;
+}
+
+/* ---- configuration files ---------------------------------------------- */
+
+static const char *
+supervisor_path_or_null(const char *path)
+{
+    return path[0] != '\0' ? path : NULL;
+}
+
+/* Whether any connection to Redis uses TLS: --redis-tls (a rediss://
+ * --redis or first --redis-cluster seed sets it), or a sentinel given as
+ * a rediss:// URL. */
+static bool
+supervisor_uses_tls(const struct config *cfg)
+{
+    return cfg->redis_tls || strstr(cfg->redis_sentinel, "rediss://") != NULL;
+}
+
+int
+supervisor_check_tls_files(const struct config *cfg, char *err, size_t err_len)
+{
+    char               why[CONFIG_ERR_MAX - 64];
+    const char        *opt;
+    struct ssl_ctx_st *ctx;
+
+    if (!supervisor_uses_tls(cfg)) {
+        return 0;
+    }
+    /* OpenSSL only notes a directory, to look into on each handshake:
+     * one that is not there would fail every verification instead. */
+    if (cfg->redis_tls_ca_dir[0] != '\0') {
+        struct stat st;
+        int         e = 0;
+
+        if (stat(cfg->redis_tls_ca_dir, &st) != 0) {
+            e = errno;
+        } else if (!S_ISDIR(st.st_mode)) {
+            e = ENOTDIR;
+        } else if (access(cfg->redis_tls_ca_dir, R_OK | X_OK) != 0) {
+            e = errno;
+        }
+        if (e != 0) {
+            snprintf(err, err_len,
+                     "--redis-tls-ca-dir: cannot load the CA directory "
+                     "'%.*s': %s",
+                     (int) (err_len / 2), cfg->redis_tls_ca_dir, strerror(e));
+            return -EINVAL;
+        }
+    }
+    /* The authorities and the client certificate apart, so the error
+     * can name the option to fix. */
+    if (cfg->redis_tls_ca_file[0] != '\0'
+        || cfg->redis_tls_ca_dir[0] != '\0') {
+        ctx =
+            redis_conn_tls_ctx(true,
+                               supervisor_path_or_null(cfg->redis_tls_ca_file),
+                               supervisor_path_or_null(cfg->redis_tls_ca_dir),
+                               NULL, NULL, why, sizeof(why));
+        if (ctx == NULL) {
+            opt = cfg->redis_tls_ca_file[0] != '\0' ? "redis-tls-ca-file"
+                                                    : "redis-tls-ca-dir";
+            snprintf(err, err_len, "--%s: %s", opt, why);
+            return -EINVAL;
+        }
+        redis_conn_tls_ctx_free(ctx);
+    }
+    if (cfg->redis_tls_cert_file[0] != '\0') {
+        ctx = redis_conn_tls_ctx(false, NULL, NULL, cfg->redis_tls_cert_file,
+                                 supervisor_path_or_null(
+                                     cfg->redis_tls_key_file),
+                                 why, sizeof(why));
+        if (ctx == NULL) {
+            /* redis_conn_tls_ctx words a key it cannot use "cannot load
+             * key": that is --redis-tls-key-file's, when given. */
+            opt = cfg->redis_tls_key_file[0] != '\0'
+                          && strncmp(why, "cannot load key", 15) == 0
+                      ? "redis-tls-key-file"
+                      : "redis-tls-cert-file";
+            snprintf(err, err_len, "--%s: %s", opt, why);
+            return -EINVAL;
+        }
+        redis_conn_tls_ctx_free(ctx);
+    }
+    return 0;
 }
 
 /* ---- stop -------------------------------------------------------------- */

@@ -35,6 +35,7 @@
 #include "http_auth.h"
 #include "log.h"
 #include "metrics.h"
+#include "supervisor.h"
 #include "supervisor_internal.h"
 #include "worker.h"
 
@@ -783,6 +784,12 @@ supervisor_sighup_cb(uv_signal_t *h, int signum)
     config_defaults(&next);
     if (config_load(&next, s->argc, s->argv, s->envp, err, sizeof(err))
         != CONFIG_OK) {
+        log_error("reload: %s; keeping the running configuration", err);
+        return;
+    }
+    if (supervisor_check_tls_files(&next, err, sizeof(err)) != 0) {
+        /* Else each new worker would fail to start and the reload
+         * would stop at the first one: say why, once. */
         log_error("reload: %s; keeping the running configuration", err);
         return;
     }

@@ -9,7 +9,9 @@
  * And the macro: log_at(level, ...) (and log_error() ... log_debug() on
  * top of it) writes a line exactly when the level passes the threshold,
  * evaluates its arguments only then, and writes "LEVEL role[pid]: text",
- * timestamped unless JOURNAL_STREAM is set.
+ * timestamped unless JOURNAL_STREAM names stderr's device and inode (a
+ * JOURNAL_STREAM inherited by a process whose stderr went elsewhere
+ * does not count).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -22,12 +24,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
 
 static struct log_recent_line lines[LOG_RECENT_MAX + 2];
+
+/* Sets JOURNAL_STREAM as systemd does: the device and inode of the
+ * stream it made stderr. */
+static void
+journal_is_stderr(void)
+{
+    struct stat st;
+    char        v[64];
+
+    ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+    snprintf(v, sizeof(v), "%llu:%llu", (unsigned long long) st.st_dev,
+             (unsigned long long) st.st_ino);
+    ck_assert_int_eq(setenv("JOURNAL_STREAM", v, 1), 0);
+}
 
 /* Log lines go to stderr; keep the test output readable.  Each test runs
  * in its own forked process (CK_FORK), so the ring starts empty. */
@@ -92,7 +109,7 @@ END_TEST
 START_TEST(time_kept_without_stderr_timestamps)
 {
     quiet();
-    setenv("JOURNAL_STREAM", "8:1234", 1);  /* as under systemd */
+    journal_is_stderr(); /* as under systemd */
     log_init("supervisor", 0);
     ck_assert_int_eq(log_recent_create(), 0);
     log_warn("under journald");
@@ -147,7 +164,7 @@ END_TEST
 /* --- the macro --------------------------------------------------------- */
 
 /* Sends stderr into a pipe and returns its read end (non-blocking), with
- * JOURNAL_STREAM set so that lines have no timestamp. */
+ * JOURNAL_STREAM naming that pipe so that lines have no timestamp. */
 static int
 capture(void)
 {
@@ -156,7 +173,7 @@ capture(void)
     ck_assert_int_eq(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
     ck_assert_int_eq(dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
     close(fds[1]);
-    setenv("JOURNAL_STREAM", "8:1234", 1);
+    journal_is_stderr();
     return fds[0];
 }
 
@@ -297,6 +314,48 @@ START_TEST(line_format)
 }
 END_TEST
 
+/* A JOURNAL_STREAM inherited from a unit by a process whose stderr was
+ * sent elsewhere (2>>file) names another stream: the lines keep their
+ * timestamps, or the file would have none. */
+static const struct journal_case {
+    const char *value;     /* NULL: stderr's own DEV:INODE */
+    unsigned    ino_delta; /* with NULL: added to the inode */
+    bool        stamped;
+    const char *why;
+} journal_cases[] = {
+    { NULL, 0, false, "stderr is the journal stream" },
+    { NULL, 1, true, "stderr's device, another inode" },
+    { "8:1234", 0, true, "another stream's device and inode" },
+    { "", 0, true, "empty" },
+    { "junk", 0, true, "not DEV:INODE" },
+};
+
+START_TEST(journal_stream_must_name_stderr)
+{
+    const struct journal_case *c = &journal_cases[_i];
+    struct stat                st;
+    char                       v[64];
+    const char                *got;
+    int                        fd = capture();
+
+    if (c->value == NULL) {
+        ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+        snprintf(v, sizeof(v), "%llu:%llu", (unsigned long long) st.st_dev,
+                 (unsigned long long) st.st_ino + c->ino_delta);
+        setenv("JOURNAL_STREAM", v, 1);
+    } else {
+        setenv("JOURNAL_STREAM", c->value, 1);
+    }
+    log_init("supervisor", 0);
+    log_set_level(LOG_LEVEL_INFO);
+    log_info("x");
+    got = captured(fd);
+    ck_assert_msg(c->stamped == (strncmp(got, "info ", 5) != 0), "%s: '%s'",
+                  c->why, got);
+    close(fd);
+}
+END_TEST
+
 static Suite *
 log_suite(void)
 {
@@ -317,6 +376,9 @@ log_suite(void)
                                / sizeof(threshold_cases[0])));
     tcase_add_test(tc, level_evaluated_once);
     tcase_add_test(tc, line_format);
+    tcase_add_loop_test(
+        tc, journal_stream_must_name_stderr, 0,
+        (int) (sizeof(journal_cases) / sizeof(journal_cases[0])));
     suite_add_tcase(s, tc);
     return s;
 }

@@ -46,8 +46,22 @@ fi
 # The credential file the example names must exist to be checked: point
 # that line at a valid one made here.
 echo "bearer:$(printf x | sha256sum | cut -d' ' -f1)" >"$tmp/htpasswd"
+# The TLS files it names are example paths, which the daemon loads (and
+# refuses when missing) only with TLS on: check them with TLS off, and
+# `redis-tls yes` on its own below.
 sed -n 's/^#\([a-z][a-z-]*\) /\1 /p' "$conf" |
-    sed "s|^http-auth-file .*|http-auth-file $tmp/htpasswd|" >"$tmp/all.conf"
+    sed -e "s|^http-auth-file .*|http-auth-file $tmp/htpasswd|" \
+        -e "s|^redis-tls yes\$|redis-tls no|" >"$tmp/all.conf"
+grep -q '^redis-tls no$' "$tmp/all.conf" || {
+    echo "FAIL: no '#redis-tls yes' example line"
+    fail=1
+}
+echo 'redis-tls yes' >"$tmp/tls.conf"
+if ! check "$tmp/tls.conf"; then
+    echo "FAIL: redis-tls yes rejected:"
+    cat "$tmp/out"
+    fail=1
+fi
 # redis, redis-cluster and redis-sentinel are exclusive: all of them
 # together must be refused, and the rest checked with each in turn.
 if check "$tmp/all.conf" || ! grep -q "both name the backend" "$tmp/out"
