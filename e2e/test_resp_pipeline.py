@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import Redis, free_port
 
 
 class CountingRedis:
@@ -239,3 +239,92 @@ def read_answers_nil(s, n):
                 out.append(buf[:end])
                 buf = buf[end + 2:]
     return out
+
+
+def send_and_read(port, data, want_len, timeout=60):
+    """Sends data from a thread (the answers come while it is sent) and
+    reads until want_len bytes came; returns them and the seconds it
+    took."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        start = time.monotonic()
+        t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+        t.start()
+        got = bytearray()
+        while len(got) < want_len:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            got += b
+        took = time.monotonic() - start
+        t.join(timeout)
+    finally:
+        s.close()
+    return bytes(got), took
+
+
+def test_pipeline_sent_at_once_costs_linear_time(redis_server, make_proxy):
+    """800,000 GETs of a cached key in one write: each answered command
+    used to be dropped from the input by moving the rest of it, so the
+    pipeline cost n^2/2 bytes of memmove (300,000 took 10 s where Redis
+    takes 0.1 s) and held up every other client of the worker."""
+    rport = free_port()
+    make_proxy(redis_server, "--workers", "1", "--resp-listen",
+               "127.0.0.1:%d" % rport)
+    redis_server.client().set("k", "v")
+    n = 800000
+    req = resp_get(b"k") * n
+    want = b"$1\r\nv\r\n" * n
+    got, took_redis = send_and_read(redis_server.port, req, len(want))
+    assert got == want
+    got, took = send_and_read(rport, req, len(want))
+    assert got == want
+    # The same work as Redis' own; generous for a loaded machine.
+    assert took < 5 + 10 * took_redis, (took, took_redis)
+
+
+MIXED = [("GET", "k1"), ("MGET", "k1", "absent", "k2"), ("PING",),
+         ("EXISTS", "k1", "absent"), ("MULTI",), ("GET", "k2"),
+         ("ECHO", "x"), ("EXEC",), ("GET", "absent"), ("TYPE", "k1"),
+         ("CLIENT", "SETNAME", "n"), ("FOO", "k1"), ("GET", "k2")]
+
+
+def read_reply(f):
+    """One whole RESP2 reply from file f, as raw bytes."""
+    line = f.readline()
+    assert line.endswith(b"\r\n"), line
+    if line[:1] == b"$":
+        n = int(line[1:-2])
+        return line + (f.read(n + 2) if n >= 0 else b"")
+    if line[:1] == b"*":
+        return line + b"".join(read_reply(f)
+                               for _ in range(max(int(line[1:-2]), 0)))
+    return line
+
+
+def test_mixed_pipeline_sent_at_once_answers_as_redis(redis_server,
+                                                      make_proxy):
+    """Commands answered at once, from the cache, by Redis (EXISTS,
+    TYPE, misses) and through EXEC, 2,000 times over in one write: the
+    same bytes as Redis' own answers, in order."""
+    rport = free_port()
+    make_proxy(redis_server, "--workers", "1", "--resp-listen",
+               "127.0.0.1:%d" % rport)
+    one = b"".join(b"*%d\r\n" % len(cmd) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in cmd)
+        for cmd in MIXED)
+    ref = Redis().start()
+    try:
+        for r in (redis_server.client(), ref.client()):
+            r.set("k1", "v1")
+            r.set("k2", "v2")
+        s = socket.create_connection(("127.0.0.1", ref.port), timeout=10)
+        f = s.makefile("rb")
+        s.sendall(one)
+        want = b"".join(read_reply(f) for _ in MIXED)
+        f.close()
+        s.close()
+    finally:
+        ref.stop()
+    got, _ = send_and_read(rport, one * 2000, len(want) * 2000)
+    assert got == want * 2000

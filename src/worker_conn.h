@@ -247,7 +247,12 @@ struct worker_conn {
     struct backend_waiter     waiter;        /* linked while WAITING */
     struct resp_parse         rp;
     struct resp_arg          *argv;          /* owned: RESP_CONN_ARGV_MAX */
-    size_t                    resp_consumed; /* bytes of the command waiting */
+    size_t                    resp_consumed; /* end of the command being
+                                                answered, from in.data */
+    /* Bytes at the front of in already answered: dropped in one move
+     * when worker_resp_process returns (0 outside it), never one
+     * command at a time (worker_resp.c). */
+    size_t                    resp_base;
     size_t                    resp_argc; /* of the command being answered */
     struct worker_resp_mget  *mget;      /* owned: MGET in progress */
     /* An answer produced in parts (an MGET; a large value could be

@@ -160,7 +160,9 @@ worker_resp_gate(struct worker_conn *c, const struct resp_command *cmd)
     if (c->session.authed && !c->session.in_multi) {
         return false; /* the common case, decided fast */
     }
-    rc = resp_session_gate(&c->session, c->in.data, cmd, c->in.data,
+    /* Offsets count from in.data; the command ends at resp_consumed. */
+    rc = resp_session_gate(&c->session, c->in.data, cmd,
+                           c->in.data + c->resp_consumed - cmd->consumed,
                            cmd->consumed, &env, &c->out);
     if (rc == RESP_SESSION_PASS) {
         return false;
@@ -173,9 +175,10 @@ worker_resp_gate(struct worker_conn *c, const struct resp_command *cmd)
     return true;
 }
 
-/* Puts the queued commands right after EXEC's bytes in the input. */
+/* Puts the queued commands right after EXEC's bytes in the input
+ * (exec_end: where they end, from in.data). */
 static int
-worker_resp_replay(struct worker_conn *c, size_t exec_len)
+worker_resp_replay(struct worker_conn *c, size_t exec_end)
 {
     struct buf q;
     size_t     qlen;
@@ -189,9 +192,9 @@ worker_resp_replay(struct worker_conn *c, size_t exec_len)
     }
     rc = buf_reserve(&c->in, qlen);
     if (rc == 0) {
-        memmove(c->in.data + exec_len + qlen, c->in.data + exec_len,
-                c->in.len - exec_len);
-        memcpy(c->in.data + exec_len, q.data, qlen);
+        memmove(c->in.data + exec_end + qlen, c->in.data + exec_end,
+                c->in.len - exec_end);
+        memcpy(c->in.data + exec_end, q.data, qlen);
         c->in.len += qlen;
     }
     buf_free(&q);
@@ -207,7 +210,8 @@ worker_resp_session(struct worker_conn *c, const struct resp_command *cmd)
     enum resp_session_rc        rc;
 
     rc = resp_session_command(&c->session, c->in.data, cmd, &env, &c->out);
-    if (rc == RESP_SESSION_EXEC && worker_resp_replay(c, cmd->consumed) != 0) {
+    if (rc == RESP_SESSION_EXEC
+        && worker_resp_replay(c, c->resp_consumed) != 0) {
         rc = RESP_SESSION_NOMEM;
     }
     if (rc == RESP_SESSION_NOMEM) {
