@@ -585,13 +585,10 @@ config_set(struct config_loader *ld, struct config *cfg,
         return 0;
 
     case CONFIG_KIND_FACTOR: {
-        char  *end = NULL;
         double d;
 
-        errno = 0;
-        d = strtod(value, &end);
-        if (end == value || *end != '\0' || errno != 0 || !(d >= 0)
-            || d < (double) opt->min || d > (double) opt->max) {
+        if (config_parse_factor(value, (double) opt->max, &d) < 0
+            || d < (double) opt->min) {
             return config_error(ld,
                                 "%s: invalid factor '%.*s' (a number "
                                 "from %llu to %llu, e.g. 1 or 0.5)",

@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -67,6 +68,41 @@ config_parse_uint(const char *s, uint64_t max, uint64_t *out)
         return -ERANGE;
     }
     *out = v;
+    return 0;
+}
+
+int
+config_parse_factor(const char *s, double max, double *out)
+{
+    const char *p = s;
+    double      d;
+
+    /* The grammar first: strtod() alone would take " 1", "+1", "1e2",
+     * "0x10" and "inf". */
+    if (*p < '0' || *p > '9') {
+        return -EINVAL;
+    }
+    while (*p >= '0' && *p <= '9') {
+        p++;
+    }
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9') {
+            return -EINVAL;
+        }
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (*p != '\0') {
+        return -EINVAL;
+    }
+    /* The program never calls setlocale(), so '.' is the radix. */
+    d = strtod(s, NULL);
+    if (!(d <= max)) {
+        return -ERANGE;
+    }
+    *out = d;
     return 0;
 }
 

@@ -49,6 +49,10 @@ struct config_redis {
 
 /* Decimal digits, at most max. */
 int config_parse_uint(const char *s, uint64_t max, uint64_t *out);
+/* A decimal number, digits with an optional fraction ("1", "0.5",
+ * "100.25"): no sign, exponent, hex, "inf" or blanks, which strtod()
+ * would take.  -ERANGE past max. */
+int config_parse_factor(const char *s, double max, double *out);
 /* Digits and a unit: ms, s, m, h; bare digits are seconds. */
 int config_parse_duration_ms(const char *s, uint64_t *out_ms);
 /* Digits and a unit: k, m, g (powers of 1024, either case); bare digits

@@ -154,6 +154,52 @@ START_TEST(test_uint)
 }
 END_TEST
 
+/* --- factor ----------------------------------------------------------- */
+
+static const struct factor_case {
+    const char *input;
+    int         rc;
+    double      value;
+    const char *why;
+} factor_cases[] = {
+    { "0", 0, 0, "zero" },
+    { "1", 0, 1, "one" },
+    { "0.5", 0, 0.5, "a fraction" },
+    { "1000", 0, 1000, "the maximum itself" },
+    { "1000.0", 0, 1000, "the maximum with a fraction" },
+    { "1000.5", -ERANGE, 0, "past the maximum" },
+    { "99999999999999999999999", -ERANGE, 0, "huge" },
+    { "", -EINVAL, 0, "empty" },
+    { " 1", -EINVAL, 0, "leading space (strtod skips it)" },
+    { "1 ", -EINVAL, 0, "trailing space" },
+    { "+1", -EINVAL, 0, "plus (strtod takes it)" },
+    { "-1", -EINVAL, 0, "minus" },
+    { "1e2", -EINVAL, 0, "exponent (strtod takes it)" },
+    { "0x10", -EINVAL, 0, "hex (strtod takes it)" },
+    { "inf", -EINVAL, 0, "infinity (strtod takes it)" },
+    { "nan", -EINVAL, 0, "not a number" },
+    { ".5", -EINVAL, 0, "no digit before the point" },
+    { "1.", -EINVAL, 0, "no digit after the point" },
+    { "1,5", -EINVAL, 0, "a comma" },
+};
+
+START_TEST(test_factor)
+{
+    const struct factor_case *c = &factor_cases[_i];
+    double                    v = 12345;
+    int                       rc = config_parse_factor(c->input, 1000, &v);
+
+    ck_assert_msg(rc == c->rc, "'%s' (%s): rc %d, expected %d", c->input,
+                  c->why, rc, c->rc);
+    if (c->rc == 0) {
+        ck_assert_msg(v == c->value, "'%s' (%s): %g", c->input, c->why, v);
+    } else {
+        ck_assert_msg(v == 12345, "'%s' (%s): output written", c->input,
+                      c->why);
+    }
+}
+END_TEST
+
 /* --- listen ----------------------------------------------------------- */
 
 static const struct listen_case {
@@ -550,6 +596,10 @@ config_parse_suite(void)
 
     tc = tcase_create("uint");
     LOOP(tc, test_uint, uint_cases);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("factor");
+    LOOP(tc, test_factor, factor_cases);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("listen");
