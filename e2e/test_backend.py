@@ -6,6 +6,7 @@ import time
 
 
 from conftest import Redis, SlowRedis, get, wait_for
+from fake_redis import FakeRedis, bulk
 
 
 
@@ -176,3 +177,59 @@ def test_coalescing_real_redis_commandstats(redis_server, make_proxy):
     assert all(r.status_code == 200 for r in results)
     calls = c.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
     assert 1 <= calls <= 2, calls
+
+
+def test_redis_at_maxclients_backs_off_and_says_why(make_proxy):
+    """Redis at maxclients writes its error on accept and closes.  The
+    proxy asks something on each new connection (a PING when it has no
+    AUTH or SELECT to send), so that error is a refusal: one line naming
+    it, and reconnects backing off to 2 s.  It used to count the bare
+    TCP connect as up: "connected" and "connection lost: reply to no
+    request" every 100 ms, forever."""
+    r = Redis().start()
+    holder = r.client()
+    holder.ping()
+    holder.config_set("maxclients", 1)          # holder is the one
+    before = holder.info("stats")["rejected_connections"]
+    p = make_proxy(r, "--workers", "1")
+    wait_for(lambda: "PING failed: ERR max number of clients reached"
+             in p.log(), what="the refusal, in Redis' words")
+    assert get(p, "k").status_code == 502
+    # 100, 200, 400, 800, 1600, 2000 ms: six tries in 5 s, where a
+    # reconnect every 100 ms made 50 (25 on a machine twice as slow).
+    time.sleep(4)
+    tries = holder.info("stats")["rejected_connections"] - before
+    assert tries <= 12, (tries, p.log())
+    lines = [ln for ln in p.log().splitlines() if " redis 127." in ln]
+    assert len(lines) == 1, lines
+    # A slot free again: served at the next try, within the 2 s cap.
+    holder.config_set("maxclients", 100)
+    r.client().set("k", "back")
+    wait_for(lambda: get(p, "k").status_code == 200, timeout=5,
+             what="served once Redis takes connections again")
+    assert "redis 127.0.0.1:%d: connected" % r.port in p.log()
+
+
+def test_redis_loading_keeps_the_connection(make_proxy):
+    """A Redis loading its data answers the handshake's PING -LOADING:
+    the connection is kept (no refusal, no backoff), each GET is a 502
+    meanwhile, and the first GET after loading is served on it."""
+    loading = [True]
+
+    def handle(args):
+        if loading[0]:
+            return b"-LOADING Redis is loading the dataset in memory\r\n"
+        cmd = args[0].upper()
+        if cmd == b"GET":
+            return bulk(b"loaded")
+        return b":-1\r\n" if cmd == b"PTTL" else b"+PONG\r\n"
+    n = FakeRedis(handle)
+    try:
+        p = make_proxy(None, "--redis", n.addr, "--workers", "1")
+        assert get(p, "k").status_code == 502
+        loading[0] = False
+        assert get(p, "k").status_code == 200
+        assert n.count("PING") == 1, n.seen
+        assert "unreachable" not in p.log(), p.log()
+    finally:
+        n.close()

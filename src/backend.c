@@ -69,8 +69,10 @@
  *   stuck connection, or lost one that had answered (Redis' idle
  *   `timeout`, a restart), so neither costs a 502 window.
  * - CONNECTING: the connection is opening (TCP, TLS); AUTH and SELECT
- *   are queued first and fetches pipelined behind them.  A failed AUTH
- *   or SELECT is logged and treated as refused.
+ *   (or, with neither, a PING) are queued first and fetches pipelined
+ *   behind them.  A failed one is logged and treated as refused (a
+ *   Redis at maxclients answers the first command so).  READY comes
+ *   with their answers, never with the TCP connect alone.
  * - READY: every reply matched in order to the FIFO.
  *
  * Deadlines.  Each fetch has its own: past --redis-timeout its waiters
@@ -145,6 +147,7 @@
 #define BACKEND_BUCKETS_MIN       64
 #define BACKEND_WHY_MAX           320
 #define BACKEND_ADDR_MAX          (CONFIG_PATH_MAX + 16)
+#define BACKEND_HANDSHAKE_MAX     4 /* AUTH, SELECT, READONLY, ROLE; or PING */
 
 enum backend_state {
     BACKEND_DOWN = 0,
@@ -262,9 +265,13 @@ struct backend {
 
     struct redis_conn  conn;
     enum backend_state state;
-    unsigned           handshake_left; /* AUTH/SELECT replies */
-    bool               answered;       /* this connection answered */
-    bool               counted;        /* in rcp_backend_connections */
+    unsigned           handshake_left; /* handshake replies still due */
+    unsigned           handshake_sent; /* handshake commands sent */
+    const char        *handshake_cmd[BACKEND_HANDSHAKE_MAX]; /* their
+                                                               names, in
+                                                               order */
+    bool               answered; /* this connection answered */
+    bool               counted;  /* in rcp_backend_connections */
     bool               destroying;
     uint64_t           backoff_ms;
     uint64_t           watch_rx; /* conn.rx_bytes at last look */
@@ -1004,6 +1011,22 @@ backend_on_error(struct redis_conn *c, enum redis_conn_error kind,
     backend_enter_down(b, why);
 }
 
+/* A PING (the handshake when there is no other) answered -LOADING or
+ * -BUSY: that Redis is ours but cannot serve yet (a restart loading
+ * its data, a long script).  The connection is kept, as when AUTH,
+ * which Redis allows meanwhile, is the handshake: each GET gets the
+ * error (502) until it can, and no reconnect backoff delays the first
+ * answer after. */
+static bool
+backend_handshake_busy(const struct backend *b, const redisReply *rr)
+{
+    const char *cmd = b->handshake_cmd[b->handshake_sent - b->handshake_left];
+
+    return strcmp(cmd, "PING") == 0
+           && ((rr->len >= 7 && memcmp(rr->str, "LOADING", 7) == 0)
+               || (rr->len >= 4 && memcmp(rr->str, "BUSY", 4) == 0));
+}
+
 static void
 backend_handshake_reply(struct backend *b, const struct redis_conn_reply *r)
 {
@@ -1030,15 +1053,12 @@ backend_handshake_reply(struct backend *b, const struct redis_conn_reply *r)
         return;
     }
     if (r->kind == REDIS_CONN_REPLY_OTHER
-        && r->reply->type == REDIS_REPLY_ERROR) {
-        (void) snprintf(why, sizeof(why), "%s failed: %.*s",
-                        b->readonly && b->handshake_left == 1 ? "READONLY"
-                        : b->handshake_left > 1 + (b->sentinel != NULL)
-                                || b->db == 0
-                            ? "AUTH"
-                            : "SELECT",
-                        (int) (r->reply->len > 120 ? 120 : r->reply->len),
-                        r->reply->str);
+        && r->reply->type == REDIS_REPLY_ERROR
+        && !backend_handshake_busy(b, r->reply)) {
+        (void) snprintf(
+            why, sizeof(why), "%s failed: %.*s",
+            b->handshake_cmd[b->handshake_sent - b->handshake_left],
+            (int) (r->reply->len > 120 ? 120 : r->reply->len), r->reply->str);
         redis_conn_close(&b->conn);
         b->answered = false;
         backend_enter_down(b, why);
@@ -1492,6 +1512,22 @@ backend_on_gate_poll(struct event_loop *loop, struct event_timer *timer)
 
 /* --- connecting -------------------------------------------------------- */
 
+/* Queues one handshake command; its reply is judged by
+ * backend_handshake_reply(), which names it in a refusal. */
+static int
+backend_handshake_cmd(struct backend *b, int argc, const char **argv,
+                      const size_t *lens)
+{
+    int rc = redis_conn_send_argv(&b->conn, argc, argv, lens);
+
+    if (rc == 0) {
+        assert(b->handshake_sent < BACKEND_HANDSHAKE_MAX);
+        b->handshake_cmd[b->handshake_sent++] = argv[0];
+        b->handshake_left++;
+    }
+    return rc;
+}
+
 static int
 backend_send_handshake(struct backend *b)
 {
@@ -1501,6 +1537,7 @@ backend_send_handshake(struct backend *b)
     int         rc;
 
     b->handshake_left = 0;
+    b->handshake_sent = 0;
     if (b->password[0] != '\0') {
         int argc = 0;
 
@@ -1512,10 +1549,9 @@ backend_send_handshake(struct backend *b)
         }
         argv[argc] = b->password;
         lens[argc++] = strlen(b->password);
-        if ((rc = redis_conn_send_argv(&b->conn, argc, argv, lens)) != 0) {
+        if ((rc = backend_handshake_cmd(b, argc, argv, lens)) != 0) {
             return rc;
         }
-        b->handshake_left++;
     }
     if (b->db != 0) {
         (void) snprintf(db, sizeof(db), "%" PRIu32, b->db);
@@ -1523,28 +1559,38 @@ backend_send_handshake(struct backend *b)
         lens[0] = 6;
         argv[1] = db;
         lens[1] = strlen(db);
-        if ((rc = redis_conn_send_argv(&b->conn, 2, argv, lens)) != 0) {
+        if ((rc = backend_handshake_cmd(b, 2, argv, lens)) != 0) {
             return rc;
         }
-        b->handshake_left++;
     }
     if (b->readonly) {
         /* A cluster replica serves reads of its slots only after it. */
         argv[0] = "READONLY";
         lens[0] = 8;
-        if ((rc = redis_conn_send_argv(&b->conn, 1, argv, lens)) != 0) {
+        if ((rc = backend_handshake_cmd(b, 1, argv, lens)) != 0) {
             return rc;
         }
-        b->handshake_left++;
     }
     if (b->sentinel != NULL) {
         /* Last: backend_handshake_reply() trusts only a master. */
         argv[0] = "ROLE";
         lens[0] = 4;
-        if ((rc = redis_conn_send_argv(&b->conn, 1, argv, lens)) != 0) {
+        if ((rc = backend_handshake_cmd(b, 1, argv, lens)) != 0) {
             return rc;
         }
-        b->handshake_left++;
+    }
+    if (b->handshake_sent == 0) {
+        /* Nothing else to ask: a PING, so that the connection counts as
+         * up only once Redis has answered on it.  A Redis that refuses
+         * us at accept (maxclients, protected mode) writes its error and
+         * closes; without a question due, that error came as a reply to
+         * nothing, and a TCP connect alone had reset the backoff: a
+         * reconnect every 100 ms, logged twice each. */
+        argv[0] = "PING";
+        lens[0] = 4;
+        if ((rc = backend_handshake_cmd(b, 1, argv, lens)) != 0) {
+            return rc;
+        }
     }
     return 0;
 }

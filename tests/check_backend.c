@@ -1447,7 +1447,7 @@ script_stop(pid_t pid)
 }
 
 /* The first connection takes two GETs and never answers; the second
- * answers each GET it gets with "v". */
+ * answers the handshake's PING, then each GET it gets with "v". */
 static void
 script_stuck_then_fine(int lfd)
 {
@@ -1461,6 +1461,7 @@ script_stuck_then_fine(int lfd)
     if (c2 < 0) {
         _exit(2);
     }
+    script_write(c2, "+PONG\r\n");   /* the handshake's PING */
     for (;;) {
         script_read_gets(c2, 1);
         script_write(c2, "$1\r\nv\r\n:-1\r\n");     /* GET, PTTL */
@@ -1521,7 +1522,7 @@ script_slow_reply(int lfd)
         _exit(2);
     }
     script_read_gets(c, 1);
-    script_write(c, "$6\r\n");
+    script_write(c, "+PONG\r\n$6\r\n");   /* the handshake's PING, GET */
     script_pause_ms(300);
     script_write(c, "ab");
     script_pause_ms(300);
