@@ -529,11 +529,13 @@ worker_http_open(struct worker_conn *c)
     return 0;
 }
 
-/* A request head that did not arrive in time: 408. */
+/* A request head, or the body after it, that did not arrive in time:
+ * 408, and the connection closes, which the answer says (a request
+ * whose head was in asked for keep-alive, and would be told nothing). */
 static bool
 worker_http_timeout(struct worker_conn *c)
 {
-    worker_http_error(c, 408, false);
+    worker_http_error(c, 408, true);
     return true;
 }
 
