@@ -81,6 +81,12 @@ SAME_AS_REDIS = [
      ("CLIENT", "FOO")],
     [("AUTH", "x"), ("AUTH", "someone", "x"), ("HELLO", "x")],
     [("INFO", "bogus")],
+    # Redis' unknown-command words: the name cut at 128 bytes, the
+    # arguments quoted while they total less than 128, each a C string.
+    [("NOSUCH", "k", "x" * 200), ("NOSUCH", "a" * 60, "b" * 60, "c" * 60),
+     ("NO\x00SUCH", "a\x00b", "\x01\x7f\r\n"), ("Y" * 200, "z")],
+    [("CLIENT", "SETNAME", "me"), ("MULTI",), ("GET", "k1"), ("RESET",),
+     ("CLIENT", "GETNAME"), ("EXEC",), ("RESET", "x"), ("reset",)],
     # Forwarded to Redis uncached: the same answers as Redis' own.
     [("EXISTS", "k1", "k2", "absent"), ("TTL", "k1"), ("PTTL", "absent"),
      ("STRLEN", "k1"), ("TYPE", "k1"), ("TYPE", "lst"), ("STRLEN", "lst"),
@@ -91,7 +97,8 @@ SAME_AS_REDIS = [
 
 
 @pytest.mark.parametrize("conv", SAME_AS_REDIS,
-                         ids=[" ".join(c[0]) + "..." for c in SAME_AS_REDIS])
+                         ids=[" ".join(c[0])[:40] + "..."
+                              for c in SAME_AS_REDIS])
 def test_replies_as_redis(pair, conv):
     p, ref = pair
     assert converse(p.resp_port, conv) == converse(ref.port, conv)
@@ -200,7 +207,8 @@ def test_resp_password(redis_server, make_proxy, tmp_path):
                    env={"RCP_RESP_PASSWORD": "s3cret pw"})
     ref = Redis(extra='requirepass "s3cret pw"').start()
     conv = [("GET", "k1"), ("MGET", "k1"), ("PING",), ("AUTH", "wrong"),
-            ("AUTH", "default", "wrong"), ("HELLO", "2")]
+            ("AUTH", "default", "wrong"), ("HELLO", "2"), ("RESET",),
+            ("AUTH", "s3cret pw"), ("RESET",), ("GET", "k1")]
     try:
         assert converse(port, conv) == converse(ref.port, conv)
     finally:

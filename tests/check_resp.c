@@ -47,9 +47,9 @@ static const struct cmd_case cmd_cases[] = {
       "-ERR value is not an integer", "SELECT of garbage" },
     { { "COMMAND", "DOCS", NULL }, RESP_ACTION_REPLIED, "*0\r\n", NULL,
       "COMMAND DOCS for redis-cli" },
-    { { "COMMAND", "COUNT", NULL }, RESP_ACTION_REPLIED, ":23\r\n", NULL,
+    { { "COMMAND", "COUNT", NULL }, RESP_ACTION_REPLIED, ":24\r\n", NULL,
       "COMMAND COUNT" },
-    { { "COMMAND", NULL }, RESP_ACTION_REPLIED, NULL, "*23\r\n*6\r\n$3\r\nget",
+    { { "COMMAND", NULL }, RESP_ACTION_REPLIED, NULL, "*24\r\n*6\r\n$3\r\nget",
       "COMMAND lists the commands" },
     { { "CONFIG", "GET", "save", NULL }, RESP_ACTION_SESSION, "", NULL,
       "CONFIG is the session's" },
@@ -83,7 +83,20 @@ static const struct cmd_case cmd_cases[] = {
       NULL, "unknown command, Redis 7 wording" },
     { { "FOO\r\nBAR", NULL }, RESP_ACTION_REPLIED,
       "-ERR unknown command 'FOO  BAR', with args beginning with: \r\n",
-      NULL, "control bytes in a name cannot break the error line" },
+      NULL, "CR and LF in a name cannot break the error line" },
+    { { "FOO", "\x01a\x7f", NULL }, RESP_ACTION_REPLIED,
+      "-ERR unknown command 'FOO', with args beginning with: '\x01a\x7f' "
+      "\r\n", NULL, "other bytes are shown as they are, as Redis does" },
+    { { "FOO",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        "c", NULL }, RESP_ACTION_REPLIED,
+      "-ERR unknown command 'FOO', with args beginning with: "
+      "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' 'bbbbbbbbbbbbbbbbbbbbbbbbbbb' \r\n",
+      NULL, "arguments are shown while they total under 128 bytes, the "
+      "last cut to fit, as Redis 7 does" },
 };
 
 static void
