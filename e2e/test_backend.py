@@ -233,3 +233,29 @@ def test_redis_loading_keeps_the_connection(make_proxy):
         assert "unreachable" not in p.log(), p.log()
     finally:
         n.close()
+
+
+def test_a_connection_lost_at_each_request_is_not_logged_each_time(
+        make_proxy):
+    """Redis answers PING but garbles each GET, so every request costs
+    the connection: each is a 502 and the reconnect is at once, but the
+    log says so at most once a second, where it said "connection lost"
+    and "connected" again for every request."""
+    def handle(args):
+        if args[0].upper() == b"GET":
+            return b"HTTP/1.1 400 Bad Request\r\n\r\n"
+        return b"+PONG\r\n"
+    n = FakeRedis(handle)
+    try:
+        p = make_proxy(None, "--redis", n.addr, "--workers", "1")
+        t0 = time.monotonic()
+        assert [get(p, "k%d" % i).status_code for i in range(40)] \
+            == [502] * 40
+        took = time.monotonic() - t0
+        assert n.count("GET") == 40
+        log = p.log()
+        lost = log.count("connection lost: malformed reply from Redis")
+        assert lost <= 2 + took, log
+        assert log.count(": connected") == 1, log
+    finally:
+        n.close()

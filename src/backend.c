@@ -999,12 +999,13 @@ backend_on_error(struct redis_conn *c, enum redis_conn_error kind,
         && b->answered) {
         /* It served requests, so Redis was fine a moment ago (an idle
          * `timeout`, a restart): try once more at once.  What was in
-         * flight was dropped with it: 502. */
-        if (b->logged_up) {
-            log_warn("redis %s: connection lost: %s; reconnecting", b->addr,
+         * flight was dropped with it: 502.  Rate-limited, and no
+         * "connected" after it (a failed reconnect logs the outage): a
+         * Redis that drops the connection at each request (a reply past
+         * its client-output-buffer-limit, a stream it garbles) cost two
+         * lines per request. */
+        backend_warn(b, "redis %s: connection lost: %s; reconnecting", b->addr,
                      why);
-            b->logged_up = false;
-        }
         backend_enter_wait(b, false);
         return;
     }
