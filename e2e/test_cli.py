@@ -106,6 +106,9 @@ BAD = [
     (["stray"], "unexpected argument 'stray'"),
     (["--config", "/nonexistent/rcp.conf"],
      "--config: cannot open '/nonexistent/rcp.conf'"),
+    (["--http-auth-file="], "--http-auth-file: empty value"),
+    (["--pid-file", ""], "--pid-file: empty value"),
+    (["--early-refresh", "0x10"], "--early-refresh: invalid factor '0x10'"),
 ]
 
 

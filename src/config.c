@@ -540,6 +540,12 @@ config_set(struct config_loader *ld, struct config *cfg,
         return 0;
 
     case CONFIG_KIND_PATH:
+        /* Names no file: --http-auth-file "$UNSET" must not quietly
+         * mean no authentication. */
+        if (value[0] == '\0') {
+            return config_error(ld, "%s: empty value (leave it out for none)",
+                                who);
+        }
         if (config_copy_string(field, CONFIG_PATH_MAX, value) < 0) {
             return config_error(ld, "%s: path too long (max %d bytes)", who,
                                 CONFIG_PATH_MAX - 1);
@@ -694,6 +700,10 @@ config_set(struct config_loader *ld, struct config *cfg,
         return 0;
 
     case CONFIG_KIND_STRING:
+        if (value[0] == '\0') {
+            return config_error(ld, "%s: empty value (leave it out for none)",
+                                who);
+        }
         if (config_copy_string(field, CONFIG_ITEM_MAX, value) < 0) {
             return config_error(ld, "%s: too long (max %d bytes)", who,
                                 CONFIG_ITEM_MAX - 1);
