@@ -73,6 +73,17 @@ def test_redis_py_get_mget(resp_proxy):
     assert r.mget("k1", "absent", "k2") == [b"v1", None, b"v2"]
 
 
+def test_redis_py_client_info(resp_proxy):
+    """redis-py's client_info() converts Redis 7's memory fields to
+    integers and raised KeyError('omem') when one was missing."""
+    r = redis_py.Redis(host="127.0.0.1", port=resp_proxy.resp_port,
+                       socket_timeout=5, client_name="me")
+    info = r.client_info()
+    assert info["id"] == r.client_id()
+    assert info["name"] == "me" and info["db"] == 0 and info["multi"] == -1
+    assert info["qbuf"] >= 0 and info["tot-mem"] > 0, info
+
+
 def test_redis_py_default_pipeline_is_a_transaction(resp_proxy):
     r = redis_py.Redis(host="127.0.0.1", port=resp_proxy.resp_port,
                        socket_timeout=5)

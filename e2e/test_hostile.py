@@ -609,3 +609,39 @@ def test_descriptors_run_out_clients_are_refused_then_served(redis_server,
     # the one before, with nothing held back in between).
     assert any(re.search(r"connections refused \(and \d+ more like it\)",
                          l) for l in lines[1:]), lines
+
+
+# --- the admin port as an HTTP server -------------------------------------
+
+def test_admin_answers_a_pipeline_sent_before_a_half_close(redis_server,
+                                                           make_proxy):
+    """`printf 'GET /metrics ...GET /x ...' | nc -N`: every request the
+    client sent whole before shutting its side is answered, in order, and
+    then the connection closes (the data port does the same).  Only the
+    first was answered: the EOF, read while /health's PING was out,
+    closed the connection once that answer was written."""
+    p = make_proxy(redis_server, "--workers", "1")
+    req = (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    out, closed, _ = exchange(p.admin_port, req, shut=True, timeout=10)
+    assert closed
+    assert [s for s, _, _ in parse_responses(out, head_requests=(2,))] == \
+        [200, 404, 200], out[-300:]
+
+
+def test_admin_reads_on_after_a_pipeline_fills_its_buffer(redis_server,
+                                                         make_proxy):
+    """3,000 pipelined requests (96 KB, more than the 80 KiB the admin
+    port buffers) are all answered.  Reading stopped for good once the
+    buffer was full: 2,642 answers, then nothing until the header
+    deadline closed the connection."""
+    p = make_proxy(redis_server, "--workers", "1")
+    one = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    req = one * 2999 + b"GET /nope HTTP/1.1\r\nHost: x\r\n" \
+        b"Connection: close\r\n\r\n"
+    assert len(req) > 80 * 1024
+    out, closed, _ = exchange(p.admin_port, req, timeout=30)
+    assert closed
+    statuses = [s for s, _, _ in parse_responses(out)]
+    assert statuses == [404] * 3000, (len(statuses), out[-200:])

@@ -593,14 +593,24 @@ resp_session_client_arity(struct buf *out, const char *sub)
     return resp_session_rc_of(resp_append_error(out, msg, (size_t) n));
 }
 
+/* Redis 7.0's fields, in its order: redis-py's client_info() converts
+ * qbuf, qbuf-free, argv-mem, obl, oll, omem and tot-mem to integers and
+ * fails when one is missing, so each is there, with this connection's
+ * own numbers (argv-mem: the bytes of CLIENT INFO's own arguments, as
+ * Redis counts them; rbs and rbp: the input buffer's size). */
 static enum resp_session_rc
 resp_session_client_info(struct resp_session           *s,
+                         const struct resp_command     *cmd,
                          const struct resp_session_env *env, struct buf *out)
 {
     struct resp_session_server_info si;
-    char                            text[512];
+    char                            text[768];
     struct buf_fixed                t = { .buf = text, .cap = sizeof(text) };
+    size_t                          argv_mem = 0;
 
+    for (size_t i = 0; i < cmd->argc; i++) {
+        argv_mem += cmd->argv[i].len;
+    }
     memset(&si, 0, sizeof(si));
     env->fill_info(env->arg, &si);
     buf_fixed_printf(&t, "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=", s->id,
@@ -608,10 +618,18 @@ resp_session_client_info(struct resp_session           *s,
     buf_fixed_bytes(&t, s->name, s->name_len);
     buf_fixed_printf(&t,
                      " age=%" PRIu64 " idle=0 flags=N db=%u sub=0 psub=0"
-                     " ssub=0 multi=%d cmd=client|info user=%s redir=-1"
-                     " resp=2\n",
+                     " ssub=0 multi=%d",
                      (si.now_ms - s->created_ms) / 1000, env->cfg->redis_db,
-                     s->in_multi ? (int) s->multi_count : -1,
+                     s->in_multi ? (int) s->multi_count : -1);
+    buf_fixed_printf(&t,
+                     " qbuf=%zu qbuf-free=%zu argv-mem=%zu multi-mem=%zu"
+                     " rbs=%zu rbp=%zu obl=%zu oll=%zu omem=%zu"
+                     " tot-mem=%zu events=%s",
+                     si.qbuf, si.qbuf_free, argv_mem, s->multi_queue.len,
+                     si.qbuf + si.qbuf_free, si.qbuf + si.qbuf_free, si.obl,
+                     si.oll, si.omem, si.tot_mem + s->multi_queue.cap,
+                     si.obl > 0 || si.oll > 0 ? "rw" : "r");
+    buf_fixed_printf(&t, " cmd=client|info user=%s redir=-1 resp=2\n",
                      resp_session_user(env->cfg));
     if (t.len > t.cap) {
         t.len = t.cap;
@@ -659,7 +677,7 @@ resp_session_client(struct resp_session *s, const char *buf,
         if (cmd->argc != 2) {
             return resp_session_client_arity(out, "info");
         }
-        return resp_session_client_info(s, env, out);
+        return resp_session_client_info(s, cmd, env, out);
     }
     if (resp_arg_equals(buf, sub, "getname")) {
         if (cmd->argc != 2) {

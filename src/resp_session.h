@@ -64,6 +64,13 @@ struct resp_session_server_info {
     int                fd;    /* this connection's */
     const char        *addr;  /* "ip:port" of the client */
     const char        *laddr; /* "ip:port" of the proxy's end */
+    /* This connection's buffers, for CLIENT INFO's memory fields. */
+    size_t             qbuf;      /* input bytes buffered */
+    size_t             qbuf_free; /* room left in the input buffer */
+    size_t             obl;       /* output bytes not yet written */
+    size_t             oll;       /* large values queued by reference */
+    size_t             omem;      /* their bytes not yet written */
+    size_t             tot_mem;   /* the input and output buffers */
 };
 
 /* Where the session's answers come from.  fill_info is called only by

@@ -60,6 +60,7 @@ struct supervisor_admin_conn {
     bool     closing;
     bool     writing;
     bool     peer_closed;               /* EOF read: answer, then close */
+    bool     in_full;                   /* reading stopped: in is full */
     struct supervisor_admin_conn *next; /* in supervisor.admin_conns */
     struct supervisor_admin_conn *prev;
 };
@@ -110,6 +111,9 @@ struct supervisor_admin_write {
 };
 
 static void supervisor_admin_process(struct supervisor_admin_conn *c);
+static void supervisor_admin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void supervisor_admin_read(uv_stream_t *stream, ssize_t nread,
+                                  const uv_buf_t *b);
 static bool supervisor_admin_evict(struct supervisor *s);
 
 static void
@@ -147,13 +151,30 @@ supervisor_admin_written(uv_write_t *req, int status)
     c->writing = false;
     c->answered++;
     c->idle_since_ms = supervisor_now_ms(c->sup);
-    if (status != 0 || w->close_after || c->peer_closed) {
+    if (status != 0 || w->close_after) {
         free(w);
         supervisor_admin_close(c);
         return;
     }
     free(w);
+    if (c->in_full && c->in_len < ADMIN_IN_MAX && !c->peer_closed) {
+        /* A pipeline that filled the buffer: the answered requests made
+         * room, so read the rest of it. */
+        c->in_full = false;
+        if (uv_read_start((uv_stream_t *) &c->tcp, supervisor_admin_alloc,
+                          supervisor_admin_read)
+            != 0) {
+            supervisor_admin_close(c);
+            return;
+        }
+    }
     supervisor_admin_process(c);
+    if (c->peer_closed && !c->closing && !c->writing && c->health == NULL) {
+        /* The client half-closed after a pipeline: each request it sent
+         * whole is answered (the data port does the same); what is left
+         * cannot be completed. */
+        supervisor_admin_close(c);
+    }
 }
 
 /* Takes ownership of buf. */
@@ -424,6 +445,9 @@ supervisor_admin_answer(struct supervisor_admin_conn *c)
     used = c->req.head_len + (size_t) c->req.content_length;
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
+    /* A pipelined request's deadline runs from here, as on the data
+     * port, not from the first byte of the whole pipeline. */
+    c->request_start_ms = supervisor_now_ms(c->sup);
     http_parse_init(&c->hp);
     supervisor_admin_send(c, buf, n, !ar.keep_alive);
 }
@@ -668,7 +692,11 @@ supervisor_admin_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     }
     c->in_len += (size_t) nread;
     if (c->in_len == ADMIN_IN_MAX) {
-        uv_read_stop(stream); /* the parser will say 431/413 */
+        /* A head or body too long gets 431/413 from the parser; a
+         * pipeline of many requests is read on once answers make room
+         * (supervisor_admin_written). */
+        uv_read_stop(stream);
+        c->in_full = true;
     }
     supervisor_admin_process(c);
 }

@@ -91,6 +91,12 @@ worker_resp_fill_info(void *arg, struct resp_session_server_info *si)
     }
     si->addr = ia->addr;
     si->laddr = ia->laddr;
+    si->qbuf = c->in.len;
+    si->qbuf_free = c->in.cap - c->in.len;
+    si->obl = buf_pending(&c->out);
+    si->oll = c->out_len;
+    si->omem = c->out_values_unsent;
+    si->tot_mem = c->in.cap + c->out.cap;
 }
 
 static bool

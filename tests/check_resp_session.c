@@ -112,6 +112,12 @@ static const struct session_case session_cases[] = {
     { { { "CLIENT", "INFO" } }, NULL, NULL, NULL, "$",
       "id=42 addr=127.0.0.1:5000 laddr=127.0.0.1:6380 fd=7 name= age=1 ",
       "CLIENT INFO" },
+    { { { "CLIENT", "INFO" } }, NULL, NULL, NULL, "$",
+      " multi=-1 qbuf=26 qbuf-free=4070 argv-mem=10 multi-mem=0 rbs=4096"
+      " rbp=4096 obl=0 oll=0 omem=0 tot-mem=8192 events=r cmd=client|info"
+      " user=default redir=-1 resp=2\n\r\n",
+      "CLIENT INFO has every field redis-py's client_info() reads, in "
+      "Redis 7.0's order" },
     { { { "INFO" } }, NULL, NULL, NULL, "$", "\r\nkeyspace_hits:11\r\n"
       "keyspace_misses:12\r\n", "INFO: the cache's hits and misses" },
     { { { "INFO", "server" } }, NULL, NULL, NULL,
@@ -194,6 +200,9 @@ fake_info(void *arg, struct resp_session_server_info *si)
     si->fd = 7;
     si->addr = "127.0.0.1:5000";
     si->laddr = "127.0.0.1:6380";
+    si->qbuf = 26;
+    si->qbuf_free = 4070;
+    si->tot_mem = 8192;
 }
 
 /* Runs one command the way the worker does: gate, then dispatch, then
