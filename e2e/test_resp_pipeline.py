@@ -2,13 +2,15 @@
 worker side): a client's pipeline of GETs that miss is sent to Redis
 without waiting for each answer, and the answers still come back in
 request order."""
+import select
 import socket
 import threading
 import time
 
 import pytest
 
-from conftest import Redis, free_port
+from conftest import (Redis, StandInRedis, free_port, read_until_close,
+                      wait_for)
 
 
 class CountingRedis:
@@ -328,3 +330,33 @@ def test_mixed_pipeline_sent_at_once_answers_as_redis(redis_server,
         ref.stop()
     got, _ = send_and_read(rport, one * 2000, len(want) * 2000)
     assert got == want * 2000
+
+
+def test_too_big_command_is_refused_after_the_gets_before_it(make_proxy):
+    """A GET waiting on Redis, then a command larger than the 4 MB the
+    port buffers: the GET is answered first, then the protocol error,
+    then the connection closes.  The error used to go out as soon as the
+    input was full, ahead of the GET's answer, which was lost."""
+    redis = StandInRedis(value=b"v")
+    redis.held.add(b"slow")
+    try:
+        rport = free_port()
+        make_proxy(redis, "--workers", "1", "--redis-timeout", "20s",
+                   "--resp-listen", "127.0.0.1:%d" % rport)
+        s = socket.create_connection(("127.0.0.1", rport), timeout=20)
+        try:
+            big = b"x" * (5 << 20)
+            s.sendall(resp_get(b"slow") + b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n"
+                      + b"$%d\r\n" % len(big) + big[:(4 << 20)])
+            # Nothing may come before the GET's answer, however long the
+            # proxy has had the rest.
+            wait_for(lambda: redis.get_count(b"slow") == 1, what="GET")
+            ready, _, _ = select.select([s], [], [], 1.0)
+            early = s.recv(4096) if ready else b""
+            redis.gate.set()
+            got = early + read_until_close(s)
+        finally:
+            s.close()
+        assert got == b"$1\r\nv\r\n-ERR Protocol error: too big request\r\n"
+    finally:
+        redis.stop()

@@ -198,7 +198,10 @@ worker_resp_process_some(struct worker_conn *c)
             return;
         }
         if (rc == RESP_PARSE_AGAIN) {
-            if (c->in.len - c->resp_base >= RESP_CONN_IN_MAX) {
+            /* Too big to buffer: refused, but only in its turn, after
+             * the GETs still waiting in the ring are answered. */
+            if (c->in.len - c->resp_base >= RESP_CONN_IN_MAX
+                && !worker_resp_pipeline_busy(c)) {
                 cmd.error = "Protocol error: too big request";
                 rc = RESP_PARSE_ERROR;
             } else {
