@@ -366,3 +366,17 @@ def test_pipeline_sent_whole_before_reading(redis_server, make_proxy):
     resps = parse_responses(data)
     assert len(resps) == 40
     assert all(st == 200 and body == big for st, _, body in resps)
+
+
+def test_408_while_a_body_is_due_says_connection_close(redis_server,
+                                                       make_proxy):
+    """A head that came whole, with a body that stops short: 408, with
+    Connection: close, since the connection closes.  The header said
+    nothing, as the request had asked for keep-alive."""
+    p = make_proxy(redis_server, "--workers", "1", "--header-timeout",
+                   "300ms")
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+    s.sendall(b"GET /k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+    (status, headers, _), = parse_responses(read_until_close(s))
+    assert status == 408
+    assert headers.get("connection") == "close", headers

@@ -381,3 +381,29 @@ def test_bad_flags_exit_2():
         r = run_cli(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert r.stderr.count("\n") == 1 and args[0] in r.stderr
+
+
+# ---- request directives ------------------------------------------------
+
+def test_only_if_cached_is_504_on_a_miss_and_asks_redis_nothing(
+        redis_server, make_proxy):
+    """Cache-Control: only-if-cached (RFC 9111 5.2.1.7): a key the cache
+    does not hold is 504 at once, and Redis is not asked (nor is the key
+    stored: the next plain GET is a MISS); a cached key is answered from
+    the cache as usual.  It was fetched from Redis like any miss."""
+    p = make_proxy(redis_server, "--workers", "1")
+    redis_server.client().set("oic", b"v")
+    oic = {"Cache-Control": "max-age=0, only-if-cached"}
+    reset(redis_server)
+    for method in ("GET", "HEAD"):
+        r = req(p, "oic", oic, method=method)
+        assert r.status_code == 504, (method, r.status_code)
+        assert r.headers["Cache-Status"] == CS
+        assert "X-Cache" not in r.headers
+    assert gets(redis_server) == 0
+    r = req(p, "oic")
+    assert r.status_code == 200 and r.headers["X-Cache"] == "MISS"
+    r = req(p, "oic", oic)
+    assert (r.status_code, r.content, r.headers["X-Cache"]) == \
+        (200, b"v", "HIT")
+    assert gets(redis_server) == 1

@@ -53,7 +53,8 @@
  * other coding is 400 on GET/HEAD, else 501; a Content-Length over
  * HTTP_PARSE_BODY_MAX is 413.  A duplicate Host, or Content-Lengths that
  * differ, are 400 as soon as they are seen.  Expect: 100-continue on a
- * 1.1 request sets req->expect_continue.
+ * 1.1 request sets req->expect_continue, and only-if-cached in any
+ * Cache-Control line req->only_if_cached.
  *
  * Strictness, and why: the request-target must be pchar / "/" / "?",
  * plus the bytes nginx takes unescaped in a path: '"', '^', '`', '{',
@@ -129,6 +130,7 @@ enum http_parse_field {
     HTTP_PARSE_FIELD_CONNECTION,
     HTTP_PARSE_FIELD_EXPECT,
     HTTP_PARSE_FIELD_IF_NONE_MATCH,
+    HTTP_PARSE_FIELD_CACHE_CONTROL,
     HTTP_PARSE_FIELD_OTHER
 };
 
@@ -336,8 +338,8 @@ http_parse_method_of(const unsigned char *s, size_t n)
     return HTTP_METHOD_OTHER;
 }
 
-/* The field named by the n tchars at s.  The six names we interpret
- * have six different lengths, so one compare at most, and none for most
+/* The field named by the n tchars at s.  The seven names we interpret
+ * have six different lengths, so two compares at most, and none for most
  * other fields. */
 static enum http_parse_field
 http_parse_field_of(const unsigned char *s, size_t n)
@@ -359,8 +361,12 @@ http_parse_field_of(const unsigned char *s, size_t n)
         }
         break;
     case sizeof("if-none-match") - 1:
+        /* The one length two of them share: two compares at most. */
         if (http_parse_word_eq(s, n, "if-none-match")) {
             return HTTP_PARSE_FIELD_IF_NONE_MATCH;
+        }
+        if (http_parse_word_eq(s, n, "cache-control")) {
+            return HTTP_PARSE_FIELD_CACHE_CONTROL;
         }
         break;
     case sizeof("content-length") - 1:
@@ -442,6 +448,55 @@ http_parse_value_is(const unsigned char *p, size_t from, size_t to,
     return true;
 }
 
+/*
+ * Whether the Cache-Control value in [from, to) holds the directive
+ * word (lower case): a comma-separated list of token [ "=" ( token /
+ * quoted-string ) ] (RFC 9111 5.2), names compared case-insensitively.
+ * A comma or a name inside a quoted argument is not an element: quoted
+ * strings are skipped whole, "\\" escapes included.  Syntax is not
+ * checked beyond that (the value class already kept CTLs out).
+ */
+static bool
+http_parse_list_has(const unsigned char *p, size_t from, size_t to,
+                    const char *word)
+{
+    size_t n = strlen(word);
+    size_t i = from;
+
+    while (i < to) {
+        size_t start;
+
+        while (i < to && (http_parse_is_ows(p[i]) || p[i] == ',')) {
+            i++;
+        }
+        start = i;
+        while (i < to && http_parse_tchar[p[i]]) {
+            i++;
+        }
+        if (i - start == n && http_parse_word_eq(p + start, n, word)) {
+            size_t j = http_parse_span_ows(p, i, to);
+
+            if (j == to || p[j] == ',' || p[j] == '=') {
+                return true;
+            }
+        }
+        /* The rest of this element: its argument, quotes and all. */
+        while (i < to && p[i] != ',') {
+            if (p[i] == '"') {
+                for (i++; i < to && p[i] != '"'; i++) {
+                    if (p[i] == '\\' && i + 1 < to) {
+                        i++;
+                    }
+                }
+            }
+            if (i < to) {
+                i++;
+            }
+        }
+    }
+    return false;
+}
+
 static void
 http_parse_fail(struct http_parse *st, int status)
 {
@@ -493,6 +548,10 @@ http_parse_field_end(struct http_parse *st, const unsigned char *p, size_t pos,
     } else if (st->field == HTTP_PARSE_FIELD_EXPECT
                && http_parse_value_is(p, st->mark, pos, "100-continue")) {
         st->expect_continue = true;
+    } else if (st->field == HTTP_PARSE_FIELD_CACHE_CONTROL
+               && http_parse_list_has(p, st->mark, pos, "only-if-cached")) {
+        /* Several Cache-Control lines are one list (RFC 9110 5.3). */
+        st->req.only_if_cached = true;
     } else if (st->field == HTTP_PARSE_FIELD_IF_NONE_MATCH) {
         /* A list split over several lines would need the lines
          * joined; one is what clients send, so more are not evaluated. */
@@ -619,6 +678,7 @@ http_parse_name_end(struct http_parse *st, const unsigned char *p, size_t pos)
         break;
     case HTTP_PARSE_FIELD_EXPECT:
     case HTTP_PARSE_FIELD_IF_NONE_MATCH:
+    case HTTP_PARSE_FIELD_CACHE_CONTROL:
         st->mark = pos + 1;
         st->state = HTTP_PARSE_S_VALUE;
         break;

@@ -59,6 +59,9 @@ struct http_request {
                                           line: the condition is not
                                           evaluated (a 200 is always a
                                           correct answer) */
+    bool             only_if_cached;   /* Cache-Control: only-if-cached
+                                          (RFC 9111 5.2.1.7): answer
+                                          from the cache or 504 */
     size_t           head_len;         /* bytes up to and incl. CRLFCRLF */
     int              status;           /* on ERROR: 400 413 414 431 501
                                           505 */

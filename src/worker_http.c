@@ -17,6 +17,7 @@
  *   stale, Redis down  hit; stale; ttl=-N; fwd=miss; fwd-status=502|504
  *   miss               fwd=miss; stored (when it was)    X-Cache: MISS
  *   miss, not 200      fwd=miss; fwd-status=404|409|502|504 (; stored)
+ *   only-if-cached, not in the cache: 504, no fwd (Redis not asked)
  *   anything else      fwd=bypass (400, 401, 403, 405 ...)
  */
 #include "rcp_autoconf.h"
@@ -402,6 +403,17 @@ worker_http_try_hit(struct worker_conn *c, const char *key, size_t key_len)
     return true;
 }
 
+/* Cache-Control: only-if-cached and nothing cached to answer with: 504
+ * without asking Redis (RFC 9111 5.2.1.7), as a cache that honours the
+ * directive answers.  Cache-Status names the cache and no forward. */
+static void
+worker_http_only_if_cached(struct worker_conn *c)
+{
+    struct http_reply none = { .cs = { .on = true } };
+
+    worker_http_error_cached(c, 504, &none, NULL, 0);
+}
+
 /* Whether the request's body (ignored, but read so the next request is
  * found) is all in; false while it is still due, or after a malformed
  * chunked body, which is answered and closes.  A client waiting for
@@ -481,6 +493,10 @@ worker_http_handle(struct worker_conn *c)
     if (worker_http_try_hit(c, key, (size_t) key_len)) {
         return true;
     }
+    if (c->req.only_if_cached) {
+        worker_http_only_if_cached(c);
+        return true;
+    }
     c->state = CONN_WAITING;
     backend_get(w->backend, key, (size_t) key_len, &c->waiter,
                 worker_http_backend_cb, c);
@@ -529,11 +545,13 @@ worker_http_open(struct worker_conn *c)
     return 0;
 }
 
-/* A request head that did not arrive in time: 408. */
+/* A request head, or the body after it, that did not arrive in time:
+ * 408, and the connection closes, which the answer says (a request
+ * whose head was in asked for keep-alive, and would be told nothing). */
 static bool
 worker_http_timeout(struct worker_conn *c)
 {
-    worker_http_error(c, 408, false);
+    worker_http_error(c, 408, true);
     return true;
 }
 

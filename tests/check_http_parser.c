@@ -47,6 +47,7 @@ struct parse_case {
     const char        *inm;         /* If-None-Match's value as kept,
                                        NULL: none */
     bool               inm_many;
+    bool               oic;         /* only_if_cached */
     const char        *why;
 };
 
@@ -71,6 +72,10 @@ struct parse_case {
     { .pre = (in), .rc = HTTP_PARSE_DONE, .method = HTTP_METHOD_GET, \
       .minor = 1, .path = "/k", .keep_alive = true, .inm = (v), \
       .inm_many = (many), .why = (w) }
+#define OK_OIC(in, oic_, w) \
+    { .pre = (in), .rc = HTTP_PARSE_DONE, .method = HTTP_METHOD_GET, \
+      .minor = 1, .path = "/k", .keep_alive = true, .oic = (oic_), \
+      .why = (w) }
 #define OK_CL(in, m, n, w) \
     { .pre = (in), .rc = HTTP_PARSE_DONE, .method = (m), .minor = 1, \
       .path = "/k", .keep_alive = true, .has_cl = true, .cl = (n), \
@@ -197,6 +202,28 @@ static const struct parse_case parse_cases[] = {
            "a longer name is another field"),
     BAD(L1 H "If-None-Match: \"a\x01\"\r\n\r\n", 400,
         "a CTL in If-None-Match"),
+    OK_OIC(L1 H "Cache-Control: only-if-cached\r\n\r\n", true,
+           "Cache-Control: only-if-cached"),
+    OK_OIC(L1 "cache-control: max-age=0,\tOnly-If-Cached \r\n" H "\r\n",
+           true, "a directive in a list, in any case, before Host"),
+    OK_OIC(L1 H "Cache-Control: no-cache\r\nCache-Control: only-if-cached"
+           "\r\n\r\n", true, "two Cache-Control lines are one list"),
+    OK_OIC(L1 H "Cache-Control: only-if-cached=1\r\n\r\n", true,
+           "the directive with an argument"),
+    OK_OIC(L1 H "Cache-Control: no-cache=\"only-if-cached\"\r\n\r\n",
+           false, "the word inside a quoted argument"),
+    OK_OIC(L1 H "Cache-Control: x=\"a\\\",only-if-cached\"\r\n\r\n",
+           false, "a comma after an escaped quote is still quoted"),
+    OK_OIC(L1 H "Cache-Control: x=\"a\", only-if-cached\r\n\r\n", true,
+           "the directive after a quoted argument"),
+    OK_OIC(L1 H "Cache-Control: only-if-cachedx, xonly-if-cached\r\n\r\n",
+           false, "longer words are other directives"),
+    OK_OIC(L1 H "Cache-Control: \"only-if-cached\"\r\n\r\n", false,
+           "a quoted string is not a directive name"),
+    OK_OIC(L1 H "Cache-Controls: only-if-cached\r\n\r\n", false,
+           "Cache-Controls is not Cache-Control"),
+    OK_OIC(L1 H "If-None-Matcx: only-if-cached\r\n\r\n", false,
+           "another name of Cache-Control's length"),
     OK_EXPECT(L1 H "expect: \t100-Continue \r\n\r\n", 1, true,
               "Expect in any case, with OWS"),
     OK_EXPECT("GET /k HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", 0, false,
@@ -435,6 +462,8 @@ check_row(const struct parse_case *c, const char *buf, size_t len,
                   c->why, how);
     ck_assert_msg(req->inm_many == c->inm_many, "%s (%s): inm_many", c->why,
                   how);
+    ck_assert_msg(req->only_if_cached == c->oic, "%s (%s): only_if_cached",
+                  c->why, how);
     if (c->inm != NULL) {
         ck_assert_msg(req->inm_len == strlen(c->inm)
                       && memcmp(buf + req->inm_off, c->inm, req->inm_len)
