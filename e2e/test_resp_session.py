@@ -81,6 +81,8 @@ SAME_AS_REDIS = [
      ("CLIENT", "FOO")],
     [("AUTH", "x"), ("AUTH", "someone", "x"), ("HELLO", "x")],
     [("INFO", "bogus")],
+    [("CLIENT", "SETNAME", "me"), ("MULTI",), ("GET", "k1"), ("RESET",),
+     ("CLIENT", "GETNAME"), ("EXEC",), ("RESET", "x"), ("reset",)],
     # Forwarded to Redis uncached: the same answers as Redis' own.
     [("EXISTS", "k1", "k2", "absent"), ("TTL", "k1"), ("PTTL", "absent"),
      ("STRLEN", "k1"), ("TYPE", "k1"), ("TYPE", "lst"), ("STRLEN", "lst"),
@@ -200,7 +202,8 @@ def test_resp_password(redis_server, make_proxy, tmp_path):
                    env={"RCP_RESP_PASSWORD": "s3cret pw"})
     ref = Redis(extra='requirepass "s3cret pw"').start()
     conv = [("GET", "k1"), ("MGET", "k1"), ("PING",), ("AUTH", "wrong"),
-            ("AUTH", "default", "wrong"), ("HELLO", "2")]
+            ("AUTH", "default", "wrong"), ("HELLO", "2"), ("RESET",),
+            ("AUTH", "s3cret pw"), ("RESET",), ("GET", "k1")]
     try:
         assert converse(port, conv) == converse(ref.port, conv)
     finally:

@@ -6,8 +6,9 @@
  * real clients to connect, run their default pipelines and transactions
  * and stay on RESP2: PING, ECHO, QUIT, SELECT of the configured db, and
  * COMMAND (and COUNT, DOCS, INFO) for redis-cli's start-up are answered
- * here.  INFO, CONFIG, CLIENT, HELLO, AUTH, MULTI, EXEC, DISCARD, WATCH
- * and UNWATCH depend on the connection or the process: the table knows
+ * here.  INFO, CONFIG, CLIENT, HELLO, AUTH, MULTI, EXEC, DISCARD, WATCH,
+ * UNWATCH and RESET depend on the connection or the process: the table
+ * knows
  * them (for COMMAND, arity and MULTI's checks) and resp_session.c
  * answers them.  DBSIZE, EXISTS, TTL, PTTL, STRLEN and TYPE are read
  * from Redis as they are, uncached (RESP_ACTION_FORWARD).  Everything
@@ -54,6 +55,7 @@ static const struct resp_command_info resp_commands[] = {
     { "pttl", 2, "readonly", 1, 1, 1 },
     { "strlen", 2, "readonly", 1, 1, 1 },
     { "type", 2, "readonly", 1, 1, 1 },
+    { "reset", 1, "fast", 0, 0, 0 },
 };
 
 #define RESP_NCOMMANDS (sizeof(resp_commands) / sizeof(resp_commands[0]))

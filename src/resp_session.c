@@ -7,15 +7,18 @@
  *
  *   gate (every command)                 session commands
  *   --------------------                 ----------------
- *   not authed, not AUTH/HELLO/QUIT  ->  -NOAUTH
+ *   not authed, not AUTH/HELLO/QUIT/ ->  -NOAUTH
+ *     RESET
  *   in MULTI, not EXEC/DISCARD/      ->  check: error (EXEC aborts)
- *     MULTI/WATCH/QUIT                     or queue raw bytes, +QUEUED
+ *     MULTI/WATCH/QUIT/RESET               or queue raw bytes, +QUEUED
  *   otherwise                        ->  PASS
  *                                        MULTI    in_multi, +OK
  *                                        EXEC     *N, replay the queue
  *                                        DISCARD  drop the queue, +OK
  *                                        WATCH    +OK (nothing to watch:
  *                                                 the proxy never writes)
+ *                                        RESET    end MULTI, forget the
+ *                                                 name and the AUTH
  */
 #include "rcp_autoconf.h"
 
@@ -279,7 +282,8 @@ resp_session_gate(struct resp_session *s, const char *buf,
 
     if (!s->authed && !resp_command_is(buf, cmd, "auth")
         && !resp_command_is(buf, cmd, "hello")
-        && !resp_command_is(buf, cmd, "quit")) {
+        && !resp_command_is(buf, cmd, "quit")
+        && !resp_command_is(buf, cmd, "reset")) {
         /* Redis also aborts a transaction a NOAUTH lands in, and a
          * refused EXEC says so in EXECABORT's words. */
         s->multi_dirty |= s->in_multi;
@@ -293,7 +297,8 @@ resp_session_gate(struct resp_session *s, const char *buf,
         || resp_command_is(buf, cmd, "discard")
         || resp_command_is(buf, cmd, "multi")
         || resp_command_is(buf, cmd, "watch")
-        || resp_command_is(buf, cmd, "quit")) {
+        || resp_command_is(buf, cmd, "quit")
+        || resp_command_is(buf, cmd, "reset")) {
         return RESP_SESSION_PASS;
     }
     rc = resp_check_command(buf, cmd, out);
@@ -727,6 +732,22 @@ resp_session_client(struct resp_session *s, const char *buf,
     }
 }
 
+/* ---- RESET -------------------------------------------------------------
+ * As Redis 6.2+ resets a connection (clearClientConnectionState): the
+ * transaction is discarded, the name cleared and the user is the default
+ * one again, authenticated only if it needs no password.  The db and
+ * RESP2 are already what RESET would restore. */
+
+static enum resp_session_rc
+resp_session_reset(struct resp_session *s, const struct resp_session_env *env,
+                   struct buf *out)
+{
+    resp_session_end_multi(s);
+    s->name_len = 0;
+    s->authed = env->cfg->resp_password[0] == '\0';
+    return resp_session_rc_of(resp_append_status(out, "RESET"));
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 enum resp_session_rc
@@ -770,6 +791,9 @@ resp_session_command(struct resp_session *s, const char *buf,
     }
     if (resp_command_is(buf, cmd, "unwatch")) {
         return resp_session_rc_of(resp_append_status(out, "OK"));
+    }
+    if (resp_command_is(buf, cmd, "reset")) {
+        return resp_session_reset(s, env, out);
     }
     if (resp_command_is(buf, cmd, "info")) {
         return resp_session_info(buf, cmd, env, out);

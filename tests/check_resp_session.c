@@ -112,6 +112,17 @@ static const struct session_case session_cases[] = {
     { { { "CLIENT", "INFO" } }, NULL, NULL, NULL, "$",
       "id=42 addr=127.0.0.1:5000 laddr=127.0.0.1:6380 fd=7 name= age=1 ",
       "CLIENT INFO" },
+    { { { "RESET" } }, NULL, NULL, "+RESET\r\n", NULL, NULL, "RESET" },
+    { { { "CLIENT", "SETNAME", "foo" }, { "RESET" }, { "CLIENT", "GETNAME" } },
+      NULL, NULL, "$-1\r\n", NULL, NULL, "RESET forgets the name" },
+    { { { "MULTI" }, { "GET", "k" }, { "RESET" }, { "EXEC" } }, NULL, NULL,
+      "-ERR EXEC without MULTI\r\n", NULL, NULL,
+      "RESET inside MULTI is not queued: it discards the transaction" },
+    { { { "RESET" } }, "pw", NULL, "+RESET\r\n", NULL, NULL,
+      "RESET needs no AUTH, as in Redis" },
+    { { { "AUTH", "pw" }, { "RESET" }, { "PING" } }, "pw", NULL,
+      "-NOAUTH Authentication required.\r\n", NULL, NULL,
+      "RESET forgets the AUTH when the default user has a password" },
     { { { "CLIENT", "INFO" } }, NULL, NULL, NULL, "$",
       " multi=-1 qbuf=26 qbuf-free=4070 argv-mem=10 multi-mem=0 rbs=4096"
       " rbp=4096 obl=0 oll=0 omem=0 tot-mem=8192 events=r cmd=client|info"
