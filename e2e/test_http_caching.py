@@ -407,3 +407,32 @@ def test_only_if_cached_is_504_on_a_miss_and_asks_redis_nothing(
     assert (r.status_code, r.content, r.headers["X-Cache"]) == \
         (200, b"v", "HIT")
     assert gets(redis_server) == 1
+
+
+def test_if_match_is_412_when_it_names_another_etag(redis_server,
+                                                    make_proxy):
+    """If-Match (RFC 9110 13.1.1), as nginx evaluates it: a list that
+    does not name the value's ETag, compared strongly, is 412 on a hit
+    and on a miss (and wins over If-None-Match, 13.2.2); ours, or "*",
+    is the 200; a 404 ignores it.  It was ignored: 200 whatever it
+    named."""
+    p = make_proxy(redis_server, "--workers", "1")
+    redis_server.client().set("im", b"v")
+    other = {"If-Match": '"0000000000000000"'}
+    r = req(p, "im", other)                        # a miss
+    assert r.status_code == 412, r.status_code
+    assert r.headers["Cache-Status"] == CS + "; fwd=miss; stored"
+    assert "Cache-Control" not in r.headers
+    tag = req(p, "im").headers["ETag"]
+    for method in ("GET", "HEAD"):                 # hits
+        r = req(p, "im", other, method=method)
+        assert r.status_code == 412 and r.headers["X-Cache"] == "HIT"
+        assert req(p, "im", {"If-Match": "W/" + tag},
+                   method=method).status_code == 412
+        assert req(p, "im", {"If-Match": '"x", ' + tag},
+                   method=method).status_code == 200
+        assert req(p, "im", {"If-Match": "*"}, method=method) \
+            .status_code == 200
+    r = req(p, "im", {"If-Match": '"x"', "If-None-Match": tag})
+    assert r.status_code == 412
+    assert req(p, "absent", other).status_code == 404

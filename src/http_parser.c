@@ -54,7 +54,8 @@
  * HTTP_PARSE_BODY_MAX is 413.  A duplicate Host, or Content-Lengths that
  * differ, are 400 as soon as they are seen.  Expect: 100-continue on a
  * 1.1 request sets req->expect_continue, and only-if-cached in any
- * Cache-Control line req->only_if_cached.
+ * Cache-Control line req->only_if_cached; If-None-Match and If-Match
+ * values are kept as offsets, for the caller to evaluate.
  *
  * Strictness, and why: the request-target must be pchar / "/" / "?",
  * plus the bytes nginx takes unescaped in a path: '"', '^', '`', '{',
@@ -131,6 +132,7 @@ enum http_parse_field {
     HTTP_PARSE_FIELD_EXPECT,
     HTTP_PARSE_FIELD_IF_NONE_MATCH,
     HTTP_PARSE_FIELD_CACHE_CONTROL,
+    HTTP_PARSE_FIELD_IF_MATCH,
     HTTP_PARSE_FIELD_OTHER
 };
 
@@ -139,6 +141,7 @@ enum http_parse_field {
 #define HTTP_PARSE_SEEN_CONTENT_LENGTH    (1u << 1)
 #define HTTP_PARSE_SEEN_TRANSFER_ENCODING (1u << 2)
 #define HTTP_PARSE_SEEN_IF_NONE_MATCH     (1u << 3)
+#define HTTP_PARSE_SEEN_IF_MATCH          (1u << 4)
 
 /* "http" of an absolute-form target, compared case-insensitively. */
 static const char http_parse_scheme[] = "http";
@@ -338,9 +341,9 @@ http_parse_method_of(const unsigned char *s, size_t n)
     return HTTP_METHOD_OTHER;
 }
 
-/* The field named by the n tchars at s.  The seven names we interpret
- * have six different lengths, so two compares at most, and none for most
- * other fields. */
+/* The field named by the n tchars at s.  The eight names we interpret
+ * have seven different lengths, so two compares at most, and none for
+ * most other fields. */
 static enum http_parse_field
 http_parse_field_of(const unsigned char *s, size_t n)
 {
@@ -348,6 +351,11 @@ http_parse_field_of(const unsigned char *s, size_t n)
     case sizeof("host") - 1:
         if (http_parse_word_eq(s, n, "host")) {
             return HTTP_PARSE_FIELD_HOST;
+        }
+        break;
+    case sizeof("if-match") - 1:
+        if (http_parse_word_eq(s, n, "if-match")) {
+            return HTTP_PARSE_FIELD_IF_MATCH;
         }
         break;
     case sizeof("expect") - 1:
@@ -548,6 +556,16 @@ http_parse_field_end(struct http_parse *st, const unsigned char *p, size_t pos,
     } else if (st->field == HTTP_PARSE_FIELD_EXPECT
                && http_parse_value_is(p, st->mark, pos, "100-continue")) {
         st->expect_continue = true;
+    } else if (st->field == HTTP_PARSE_FIELD_IF_MATCH) {
+        /* As If-None-Match: one line is evaluated, several are not. */
+        if ((st->seen & HTTP_PARSE_SEEN_IF_MATCH) != 0) {
+            st->req.im_many = true;
+            st->req.im_len = 0;
+        } else {
+            st->seen |= HTTP_PARSE_SEEN_IF_MATCH;
+            st->req.im_off = st->mark;
+            st->req.im_len = pos - st->mark;
+        }
     } else if (st->field == HTTP_PARSE_FIELD_CACHE_CONTROL
                && http_parse_list_has(p, st->mark, pos, "only-if-cached")) {
         /* Several Cache-Control lines are one list (RFC 9110 5.3). */
@@ -679,6 +697,7 @@ http_parse_name_end(struct http_parse *st, const unsigned char *p, size_t pos)
     case HTTP_PARSE_FIELD_EXPECT:
     case HTTP_PARSE_FIELD_IF_NONE_MATCH:
     case HTTP_PARSE_FIELD_CACHE_CONTROL:
+    case HTTP_PARSE_FIELD_IF_MATCH:
         st->mark = pos + 1;
         st->state = HTTP_PARSE_S_VALUE;
         break;

@@ -59,6 +59,10 @@ struct http_request {
                                           line: the condition is not
                                           evaluated (a 200 is always a
                                           correct answer) */
+    size_t           im_off, im_len;   /* If-Match's value, as
+                                          inm_off, inm_len */
+    bool             im_many;          /* more than one If-Match line:
+                                          not evaluated */
     bool             only_if_cached;   /* Cache-Control: only-if-cached
                                           (RFC 9111 5.2.1.7): answer
                                           from the cache or 504 */

@@ -10,6 +10,7 @@
  */
 #include "rcp_autoconf.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,8 @@ http_reply_reason(int status)
         return "Request Timeout";
     case 409:
         return "Conflict";
+    case 412:
+        return "Precondition Failed";
     case 413:
         return "Content Too Large";
     case 414:
@@ -270,8 +273,11 @@ http_reply_is_ows(unsigned char c)
     return c == ' ' || c == '\t';
 }
 
-enum http_reply_inm
-http_reply_if_none_match(const char *value, size_t len, uint64_t etag)
+/* An If-None-Match or If-Match value against our ETag: weak compares
+ * W/"x" equal to "x" (If-None-Match), strong never matches a weak tag
+ * (If-Match, RFC 9110 13.1.1), and our ETags are all strong. */
+static enum http_reply_inm
+http_reply_etag_list(const char *value, size_t len, uint64_t etag, bool weak)
 {
     const unsigned char *p = (const unsigned char *) value;
     char                 mine[HTTP_REPLY_ETAG_LEN];
@@ -299,8 +305,11 @@ http_reply_if_none_match(const char *value, size_t len, uint64_t etag)
         if (i == len) {
             break;
         }
+        bool is_weak = false;
+
         if (p[i] == 'W' && i + 1 < len && p[i + 1] == '/') {
-            i += 2; /* weak comparison: W/ does not matter */
+            i += 2;
+            is_weak = true;
         }
         if (i == len || p[i] != '"') {
             return HTTP_REPLY_INM_NONE;
@@ -312,7 +321,7 @@ http_reply_if_none_match(const char *value, size_t len, uint64_t etag)
         if (i == len || p[i] != '"') {
             return HTTP_REPLY_INM_NONE;
         }
-        if (i - start == HTTP_REPLY_ETAG_LEN - 2
+        if ((weak || !is_weak) && i - start == HTTP_REPLY_ETAG_LEN - 2
             && memcmp(p + start, mine + 1, HTTP_REPLY_ETAG_LEN - 2) == 0) {
             matched = true;
         }
@@ -329,6 +338,18 @@ http_reply_if_none_match(const char *value, size_t len, uint64_t etag)
         return HTTP_REPLY_INM_NONE;
     }
     return matched ? HTTP_REPLY_INM_MATCH : HTTP_REPLY_INM_NO_MATCH;
+}
+
+enum http_reply_inm
+http_reply_if_none_match(const char *value, size_t len, uint64_t etag)
+{
+    return http_reply_etag_list(value, len, etag, true);
+}
+
+enum http_reply_inm
+http_reply_if_match(const char *value, size_t len, uint64_t etag)
+{
+    return http_reply_etag_list(value, len, etag, false);
 }
 
 size_t

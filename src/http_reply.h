@@ -76,6 +76,13 @@ enum http_reply_inm {
 enum http_reply_inm http_reply_if_none_match(const char *value, size_t len,
                                              uint64_t etag);
 
+/* The same for an If-Match value (RFC 9110 13.1.1), compared strongly:
+ * a W/ tag never matches.  "*" matches (a representation exists),
+ * NO_MATCH is a 412, and a value that is not valid syntax is
+ * HTTP_REPLY_INM_NONE: ignored.  Pure. */
+enum http_reply_inm http_reply_if_match(const char *value, size_t len,
+                                        uint64_t etag);
+
 /* "\"<16 hex digits>\"" into out[HTTP_REPLY_ETAG_LEN]; no NUL. */
 void http_reply_format_etag(uint64_t etag, char *out);
 

@@ -70,12 +70,13 @@ static const char *const metrics_code_names[METRICS_CODE_COUNT] = {
     [METRICS_CODE_401] = "401",      [METRICS_CODE_403] = "403",
     [METRICS_CODE_404] = "404",      [METRICS_CODE_405] = "405",
     [METRICS_CODE_408] = "408",      [METRICS_CODE_409] = "409",
-    [METRICS_CODE_413] = "413",      [METRICS_CODE_414] = "414",
-    [METRICS_CODE_431] = "431",      [METRICS_CODE_500] = "500",
-    [METRICS_CODE_501] = "501",      [METRICS_CODE_502] = "502",
-    [METRICS_CODE_503] = "503",      [METRICS_CODE_504] = "504",
-    [METRICS_CODE_505] = "505",      [METRICS_CODE_RESP_OK] = "ok",
-    [METRICS_CODE_RESP_NIL] = "nil", [METRICS_CODE_RESP_ERR] = "err",
+    [METRICS_CODE_412] = "412",      [METRICS_CODE_413] = "413",
+    [METRICS_CODE_414] = "414",      [METRICS_CODE_431] = "431",
+    [METRICS_CODE_500] = "500",      [METRICS_CODE_501] = "501",
+    [METRICS_CODE_502] = "502",      [METRICS_CODE_503] = "503",
+    [METRICS_CODE_504] = "504",      [METRICS_CODE_505] = "505",
+    [METRICS_CODE_RESP_OK] = "ok",   [METRICS_CODE_RESP_NIL] = "nil",
+    [METRICS_CODE_RESP_ERR] = "err",
 };
 
 static const char *const metrics_proto_names[METRICS_PROTO_COUNT] = {
@@ -277,6 +278,8 @@ metrics_code_from_status(int http_status)
         return METRICS_CODE_408;
     case 409:
         return METRICS_CODE_409;
+    case 412:
+        return METRICS_CODE_412;
     case 413:
         return METRICS_CODE_413;
     case 414:

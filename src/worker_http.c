@@ -18,6 +18,7 @@
  *   miss               fwd=miss; stored (when it was)    X-Cache: MISS
  *   miss, not 200      fwd=miss; fwd-status=404|409|502|504 (; stored)
  *   only-if-cached, not in the cache: 504, no fwd (Redis not asked)
+ *   If-Match naming none of the ETag: 412, the hit's or miss's fields
  *   anything else      fwd=bypass (400, 401, 403, 405 ...)
  */
 #include "rcp_autoconf.h"
@@ -120,6 +121,35 @@ worker_http_not_modified(const struct worker_conn *c, uint64_t etag)
                   == HTTP_REPLY_INM_MATCH;
 }
 
+/* What the request's preconditions make of a 200 whose ETag is etag,
+ * in RFC 9110 13.2.2's order: 412 when If-Match names none of it, else
+ * 304 when If-None-Match matches, else 200.  If-Unmodified-Since and
+ * If-Modified-Since have no Last-Modified to compare with: ignored. */
+static int
+worker_http_precondition(const struct worker_conn *c, uint64_t etag)
+{
+    if (c->req.im_len > 0
+        && http_reply_if_match(c->in.data + c->req.im_off, c->req.im_len, etag)
+               == HTTP_REPLY_INM_NO_MATCH) {
+        return 412;
+    }
+    return worker_http_not_modified(c, etag) ? 304 : 200;
+}
+
+static void worker_http_error_cached(struct worker_conn *c, int status,
+                                     const struct http_reply *cached,
+                                     const char *detail, size_t detail_len);
+
+/* If-Match failed: 412 with the cache's headers, but no max-age, so
+ * that no cache in front keeps it for requests without the condition. */
+static void
+worker_http_precondition_failed(struct worker_conn *c, struct http_reply *r)
+{
+    r->has_max_age = false;
+    c->log_bytes = 0;
+    worker_http_error_cached(c, 412, r, NULL, 0);
+}
+
 static void
 worker_http_count(struct worker_conn *c, int status)
 {
@@ -176,7 +206,11 @@ worker_http_answer_copied(struct worker_conn *c, struct http_reply *reply,
     reply->has_etag = true;
     reply->has_max_age = true;
     reply->date = worker_http_date(c->worker);
-    reply->status = worker_http_not_modified(c, reply->etag) ? 304 : 200;
+    reply->status = worker_http_precondition(c, reply->etag);
+    if (reply->status == 412) {
+        worker_http_precondition_failed(c, reply);
+        return;
+    }
     n = http_reply_format_head(reply, head, HTTP_REPLY_HEAD_MAX);
     if (reply->status == 200 && c->req.method != HTTP_METHOD_HEAD) {
         memmove(head + n, head + HTTP_REPLY_HEAD_MAX, value_len);
@@ -285,9 +319,12 @@ worker_http_backend_cb(struct backend_waiter      *wt,
             reply.etag = r->value->etag;
         }
         reply.cs.stored = r->stored;
-        if (worker_http_not_modified(c, reply.etag)) {
-            reply.status = 304;
-        }
+        reply.status = worker_http_precondition(c, reply.etag);
+    }
+    if (status == 200 && reply.status == 412) {
+        c->log_cache = "MISS";
+        worker_http_precondition_failed(c, &reply);
+    } else if (status == 200) {
         n = http_reply_format_head(&reply, hb, sizeof(hb));
         if (reply.status == 304) {
             head = true;
@@ -381,7 +418,7 @@ worker_http_try_hit(struct worker_conn *c, const char *key, size_t key_len)
         reply.cs.ttl_s = worker_http_stale_ttl(lk.stale_ms);
         c->log_cache = w->last_hit == WORKER_HIT_STALE ? "STALE" : "UPDATING";
     }
-    if (worker_http_not_modified(c, lk.etag)) {
+    if (worker_http_precondition(c, lk.etag) != 200) {
         worker_http_answer_copied(c, &reply, lk.value_len);
         return true;
     }

@@ -48,6 +48,8 @@ struct parse_case {
                                        NULL: none */
     bool               inm_many;
     bool               oic;         /* only_if_cached */
+    const char        *im;          /* If-Match's value, NULL: none */
+    bool               im_many;
     const char        *why;
 };
 
@@ -76,6 +78,10 @@ struct parse_case {
     { .pre = (in), .rc = HTTP_PARSE_DONE, .method = HTTP_METHOD_GET, \
       .minor = 1, .path = "/k", .keep_alive = true, .oic = (oic_), \
       .why = (w) }
+#define OK_IM(in, v, many, w) \
+    { .pre = (in), .rc = HTTP_PARSE_DONE, .method = HTTP_METHOD_GET, \
+      .minor = 1, .path = "/k", .keep_alive = true, .im = (v), \
+      .im_many = (many), .why = (w) }
 #define OK_CL(in, m, n, w) \
     { .pre = (in), .rc = HTTP_PARSE_DONE, .method = (m), .minor = 1, \
       .path = "/k", .keep_alive = true, .has_cl = true, .cl = (n), \
@@ -202,6 +208,14 @@ static const struct parse_case parse_cases[] = {
            "a longer name is another field"),
     BAD(L1 H "If-None-Match: \"a\x01\"\r\n\r\n", 400,
         "a CTL in If-None-Match"),
+    OK_IM(L1 H "If-Match: \"a\", W/\"b\"\r\n\r\n", " \"a\", W/\"b\"",
+          false, "If-Match kept as sent"),
+    OK_IM(L1 "if-match:*\r\n" H "\r\n", "*", false,
+          "If-Match in any case, before Host"),
+    OK_IM(L1 H "If-Match: \"a\"\r\nIf-Match: \"b\"\r\n\r\n", NULL, true,
+          "two If-Match lines: not evaluated"),
+    OK_IM(L1 H "If-Matcx: \"a\"\r\n\r\n", NULL, false,
+          "another name of If-Match's length"),
     OK_OIC(L1 H "Cache-Control: only-if-cached\r\n\r\n", true,
            "Cache-Control: only-if-cached"),
     OK_OIC(L1 "cache-control: max-age=0,\tOnly-If-Cached \r\n" H "\r\n",
@@ -464,6 +478,16 @@ check_row(const struct parse_case *c, const char *buf, size_t len,
                   how);
     ck_assert_msg(req->only_if_cached == c->oic, "%s (%s): only_if_cached",
                   c->why, how);
+    ck_assert_msg(req->im_many == c->im_many, "%s (%s): im_many", c->why,
+                  how);
+    if (c->im != NULL) {
+        ck_assert_msg(req->im_len == strlen(c->im)
+                      && memcmp(buf + req->im_off, c->im, req->im_len) == 0,
+                      "%s (%s): If-Match '%.*s'", c->why, how,
+                      (int)req->im_len, buf + req->im_off);
+    } else {
+        ck_assert_msg(req->im_len == 0, "%s (%s): If-Match", c->why, how);
+    }
     if (c->inm != NULL) {
         ck_assert_msg(req->inm_len == strlen(c->inm)
                       && memcmp(buf + req->inm_off, c->inm, req->inm_len)

@@ -360,6 +360,29 @@ START_TEST(test_if_none_match)
 }
 END_TEST
 
+/* If-Match: the same list syntax, compared strongly (RFC 9110 13.1.1). */
+static const struct inm_case im_cases[] = {
+    { TAG_X, HTTP_REPLY_INM_MATCH, "the same strong tag" },
+    { "\"x\", " TAG_X, HTTP_REPLY_INM_MATCH, "second in a list" },
+    { "*", HTTP_REPLY_INM_MATCH, "any representation" },
+    { "W/" TAG_X, HTTP_REPLY_INM_NO_MATCH, "a weak tag never matches" },
+    { "W/" TAG_X ", \"y\"", HTTP_REPLY_INM_NO_MATCH,
+      "ours only as a weak tag: 412" },
+    { "W/\"y\", " TAG_X, HTTP_REPLY_INM_MATCH, "ours strong after a weak" },
+    { "\"x\"", HTTP_REPLY_INM_NO_MATCH, "another tag" },
+    { "", HTTP_REPLY_INM_NONE, "empty value: ignored" },
+    { "0123456789abcdef", HTTP_REPLY_INM_NONE, "unquoted: ignored" },
+};
+
+START_TEST(test_if_match)
+{
+    const struct inm_case *c = &im_cases[_i];
+
+    ck_assert_msg(http_reply_if_match(c->value, strlen(c->value), ETAG_X)
+                  == c->want, "%s: '%s'", c->why, c->value);
+}
+END_TEST
+
 START_TEST(test_etag_format)
 {
     char out[HTTP_REPLY_ETAG_LEN];
@@ -381,6 +404,8 @@ http_suite(void)
                         (int) (sizeof(head_cases) / sizeof(head_cases[0])));
     tcase_add_loop_test(tc, test_if_none_match, 0,
                         (int) (sizeof(inm_cases) / sizeof(inm_cases[0])));
+    tcase_add_loop_test(tc, test_if_match, 0,
+                        (int) (sizeof(im_cases) / sizeof(im_cases[0])));
     tcase_add_test(tc, test_etag_format);
     tcase_add_test(tc, test_date);
     tcase_add_test(tc, test_ok_prefix_suffix_match_head);

@@ -378,7 +378,7 @@ START_TEST(every_protocol_code_pair_is_listed_even_at_zero)
     for (int c = 0; c < METRICS_CODE_RESP_OK; c++) {
         static const char *const http_codes[] = {
             "200", "204", "304", "400", "401", "403", "404", "405", "408",
-            "409",
+            "409", "412",
             "413", "414",
             "431", "500", "501", "502", "503", "504", "505",
         };
