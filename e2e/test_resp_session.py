@@ -81,6 +81,10 @@ SAME_AS_REDIS = [
      ("CLIENT", "FOO")],
     [("AUTH", "x"), ("AUTH", "someone", "x"), ("HELLO", "x")],
     [("INFO", "bogus")],
+    # Redis' unknown-command words: the name cut at 128 bytes, the
+    # arguments quoted while they total less than 128, each a C string.
+    [("NOSUCH", "k", "x" * 200), ("NOSUCH", "a" * 60, "b" * 60, "c" * 60),
+     ("NO\x00SUCH", "a\x00b", "\x01\x7f\r\n"), ("Y" * 200, "z")],
     [("CLIENT", "SETNAME", "me"), ("MULTI",), ("GET", "k1"), ("RESET",),
      ("CLIENT", "GETNAME"), ("EXEC",), ("RESET", "x"), ("reset",)],
     # Forwarded to Redis uncached: the same answers as Redis' own.
@@ -93,7 +97,8 @@ SAME_AS_REDIS = [
 
 
 @pytest.mark.parametrize("conv", SAME_AS_REDIS,
-                         ids=[" ".join(c[0]) + "..." for c in SAME_AS_REDIS])
+                         ids=[" ".join(c[0])[:40] + "..."
+                              for c in SAME_AS_REDIS])
 def test_replies_as_redis(pair, conv):
     p, ref = pair
     assert converse(p.resp_port, conv) == converse(ref.port, conv)

@@ -210,41 +210,46 @@ resp_lookup(const char *buf, const struct resp_arg *name)
     return NULL;
 }
 
-/* Appends at most max bytes of s, with control bytes shown as spaces, so
- * a client-chosen name can't break the error line. */
+/* How much of an argument Redis prints with "%.*s": up to its first
+ * NUL byte (it formats C strings), and at most max bytes. */
 static size_t
-resp_quote(char *dst, size_t cap, const char *s, size_t len, size_t max)
+resp_cstr_len(const char *s, size_t len, size_t max)
 {
-    size_t n = len < max ? len : max;
+    const char *nul = memchr(s, '\0', len);
+    size_t      n = nul != NULL ? (size_t) (nul - s) : len;
 
-    if (n > cap) {
-        n = cap;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char) s[i];
-
-        dst[i] = (char) (ch < 0x20 || ch == 0x7f ? ' ' : ch);
-    }
-    return n;
+    return n < max ? n : max;
 }
 
+/*
+ * Redis 7's words for a command it does not know, byte for byte
+ * (processCommand): the name cut at 128 bytes, then the arguments,
+ * each quoted and followed by a space, while all that totals less than
+ * 128 bytes, the last cut to what is left.  resp_append_error turns CR
+ * and LF, the only bytes that could break the line, into spaces.
+ */
 static int
 resp_unknown(const char *buf, const struct resp_command *cmd, struct buf *out)
 {
-    char   msg[512];
-    size_t n = 0;
+    char   msg[512]; /* at most 21 + 128 + 29 + 131 bytes */
+    size_t n, len;
+    size_t args_len = 0;
 
-    n += (size_t) snprintf(msg, sizeof(msg), "ERR unknown command '");
-    n += resp_quote(msg + n, sizeof(msg) - n, buf + cmd->argv[0].off,
-                    cmd->argv[0].len, 128);
+    n = (size_t) snprintf(msg, sizeof(msg), "ERR unknown command '");
+    len = resp_cstr_len(buf + cmd->argv[0].off, cmd->argv[0].len, 128);
+    memcpy(msg + n, buf + cmd->argv[0].off, len);
+    n += len;
     n += (size_t) snprintf(msg + n, sizeof(msg) - n,
                            "', with args beginning with: ");
-    for (size_t i = 1; i < cmd->argc && n + 4 < sizeof(msg); i++) {
+    for (size_t i = 1; i < cmd->argc && args_len < 128; i++) {
+        len = resp_cstr_len(buf + cmd->argv[i].off, cmd->argv[i].len,
+                            128 - args_len);
         msg[n++] = '\'';
-        n += resp_quote(msg + n, sizeof(msg) - n - 2, buf + cmd->argv[i].off,
-                        cmd->argv[i].len, 128);
+        memcpy(msg + n, buf + cmd->argv[i].off, len);
+        n += len;
         msg[n++] = '\'';
         msg[n++] = ' ';
+        args_len += len + 3;
     }
     return resp_append_error(out, msg, n);
 }

@@ -83,7 +83,20 @@ static const struct cmd_case cmd_cases[] = {
       NULL, "unknown command, Redis 7 wording" },
     { { "FOO\r\nBAR", NULL }, RESP_ACTION_REPLIED,
       "-ERR unknown command 'FOO  BAR', with args beginning with: \r\n",
-      NULL, "control bytes in a name cannot break the error line" },
+      NULL, "CR and LF in a name cannot break the error line" },
+    { { "FOO", "\x01a\x7f", NULL }, RESP_ACTION_REPLIED,
+      "-ERR unknown command 'FOO', with args beginning with: '\x01a\x7f' "
+      "\r\n", NULL, "other bytes are shown as they are, as Redis does" },
+    { { "FOO",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        "c", NULL }, RESP_ACTION_REPLIED,
+      "-ERR unknown command 'FOO', with args beginning with: "
+      "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' 'bbbbbbbbbbbbbbbbbbbbbbbbbbb' \r\n",
+      NULL, "arguments are shown while they total under 128 bytes, the "
+      "last cut to fit, as Redis 7 does" },
 };
 
 static void
