@@ -13,6 +13,15 @@ RUN_LOCAL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                          "scripts", "run-local")
 
 
+def ctrl_c_as_in_a_terminal():
+    """In the child: SIGINT back to its default.  A test run started in
+    the background by a non-interactive shell (`make check &`, some CI
+    runners) inherits SIGINT ignored, and sh cannot trap a signal that
+    was ignored when it started, so Ctrl-C would never reach the
+    script."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class RunLocal:
     """scripts/run-local in a session of its own, so that a SIGINT to its
     process group is what Ctrl-C in a terminal sends."""
@@ -26,7 +35,8 @@ class RunLocal:
         self.proc = subprocess.Popen(["sh", RUN_LOCAL, BINARY], env=env,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     preexec_fn=ctrl_c_as_in_a_terminal)
         self.out = b""
 
     def ctrl_c(self, timeout=15):
