@@ -2,6 +2,8 @@
 sockets, outages, stalls and miss coalescing against a real
 redis-server."""
 import concurrent.futures
+import os
+import signal
 import time
 
 
@@ -233,3 +235,56 @@ def test_redis_loading_keeps_the_connection(make_proxy):
         assert "unreachable" not in p.log(), p.log()
     finally:
         n.close()
+
+
+def test_a_connection_lost_at_each_request_is_not_logged_each_time(
+        make_proxy):
+    """Redis answers PING but garbles each GET, so every request costs
+    the connection: each is a 502 and the reconnect is at once, but the
+    log says so at most once a second, where it said "connection lost"
+    and "connected" again for every request."""
+    def handle(args):
+        if args[0].upper() == b"GET":
+            return b"HTTP/1.1 400 Bad Request\r\n\r\n"
+        return b"+PONG\r\n"
+    n = FakeRedis(handle)
+    try:
+        p = make_proxy(None, "--redis", n.addr, "--workers", "1")
+        t0 = time.monotonic()
+        assert [get(p, "k%d" % i).status_code for i in range(40)] \
+            == [502] * 40
+        took = time.monotonic() - t0
+        assert n.count("GET") == 40
+        log = p.log()
+        lost = log.count("connection lost: malformed reply from Redis")
+        assert lost <= 2 + took, log
+        assert log.count(": connected") == 1, log
+    finally:
+        n.close()
+
+
+def test_stopped_redis_is_not_reconnected_every_timeout_while_idle(
+        make_proxy):
+    """Redis SIGSTOPped: its kernel still completes each connect, and
+    nothing answers the handshake.  With no request waiting, the
+    proxy's next try backs off (to 2 s) instead of a new connection,
+    and a reset, every --redis-timeout; each one sat in the stopped
+    Redis' accept queue, so Redis counts them once it runs again."""
+    r = Redis().start()
+    c = r.client()
+    p = make_proxy(r, "--workers", "1", "--redis-timeout", "200ms")
+    assert get(p, "k").status_code == 404
+    before = c.info("stats")["total_connections_received"]
+    os.kill(r.proc.pid, signal.SIGSTOP)
+    try:
+        assert get(p, "k").status_code == 504
+        time.sleep(4)
+    finally:
+        os.kill(r.proc.pid, signal.SIGCONT)
+    # 200 ms + 100, 200, 400, 800, 1600 ms of backoff: about six in 4 s,
+    # where one every 200 ms made twenty.
+    tries = c.info("stats")["total_connections_received"] - before
+    assert 1 <= tries <= 10, (tries, p.log())
+    # A request during the backoff is not held back by it.
+    wait_for(lambda: get(p, "k").status_code == 404, timeout=5,
+             what="served again")

@@ -645,3 +645,27 @@ def test_admin_reads_on_after_a_pipeline_fills_its_buffer(redis_server,
     assert closed
     statuses = [s for s, _, _ in parse_responses(out)]
     assert statuses == [404] * 3000, (len(statuses), out[-200:])
+
+
+def test_admin_answers_expect_100_continue(redis_server, make_proxy):
+    """POST /flush with a body and Expect: 100-continue (what curl sends
+    for a larger body, and .NET's HttpClient for any): "100 Continue" at
+    once, then the 204 once the body is in.  The admin port sent
+    nothing, and a client that waits for the 100 before its body waited
+    until the header deadline closed the connection."""
+    p = make_proxy(redis_server, "--workers", "1")
+    s = socket.create_connection(("127.0.0.1", p.admin_port), timeout=10)
+    try:
+        s.sendall(b"POST /flush HTTP/1.1\r\nHost: x\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+        assert read_response(s, b"\r\n\r\n") == \
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"abc")
+        got = read_response(s, b"\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 204 "), got
+        # The connection goes on: the next request gets its answer.
+        s.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s, b"not found\n").startswith(
+            b"HTTP/1.1 404 ")
+    finally:
+        s.close()

@@ -81,6 +81,7 @@ SAME_AS_REDIS = [
      ("CLIENT", "FOO")],
     [("AUTH", "x"), ("AUTH", "someone", "x"), ("HELLO", "x")],
     [("INFO", "bogus")],
+    [("INFO", "cluster")],
     # Redis' unknown-command words: the name cut at 128 bytes, the
     # arguments quoted while they total less than 128, each a C string.
     [("NOSUCH", "k", "x" * 200), ("NOSUCH", "a" * 60, "b" * 60, "c" * 60),
@@ -169,7 +170,9 @@ def test_info_values(pair):
     body, f = info(p.resp_port)
     assert [l for l in body.split("\r\n") if l.startswith("#")] == [
         "# Server", "# Clients", "# Memory", "# Persistence", "# Stats",
-        "# Keyspace"]
+        "# Replication", "# Cluster", "# Keyspace"]
+    assert f["role"] == "master" and f["connected_slaves"] == "0"
+    assert f["cluster_enabled"] == "0"
     assert f["redis_version"] == "7.0.15"
     assert f["redis_mode"] == "standalone"
     assert int(f["process_id"]) == p.proc.pid

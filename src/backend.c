@@ -67,7 +67,9 @@
  * - WAIT: no connection, one is made at once; fetches wait on the
  *   unsent list with their deadlines running.  Entered after we reset a
  *   stuck connection, or lost one that had answered (Redis' idle
- *   `timeout`, a restart), so neither costs a 502 window.
+ *   `timeout`, a restart), so neither costs a 502 window.  A reset
+ *   connection that never answered, with nothing waiting, retries
+ *   after the backoff instead, until a request comes.
  * - CONNECTING: the connection is opening (TCP, TLS); AUTH and SELECT
  *   (or, with neither, a PING) are queued first and fetches pipelined
  *   behind them.  A failed one is logged and treated as refused (a
@@ -999,12 +1001,13 @@ backend_on_error(struct redis_conn *c, enum redis_conn_error kind,
         && b->answered) {
         /* It served requests, so Redis was fine a moment ago (an idle
          * `timeout`, a restart): try once more at once.  What was in
-         * flight was dropped with it: 502. */
-        if (b->logged_up) {
-            log_warn("redis %s: connection lost: %s; reconnecting", b->addr,
+         * flight was dropped with it: 502.  Rate-limited, and no
+         * "connected" after it (a failed reconnect logs the outage): a
+         * Redis that drops the connection at each request (a reply past
+         * its client-output-buffer-limit, a stream it garbles) cost two
+         * lines per request. */
+        backend_warn(b, "redis %s: connection lost: %s; reconnecting", b->addr,
                      why);
-            b->logged_up = false;
-        }
         backend_enter_wait(b, false);
         return;
     }
@@ -1344,6 +1347,7 @@ static void
 backend_on_watchdog(struct event_loop *loop, struct event_timer *timer)
 {
     struct backend *b = timer->data;
+    bool            answered;
 
     (void) loop;
     if (b->state != BACKEND_CONNECTING && b->state != BACKEND_READY) {
@@ -1366,9 +1370,23 @@ backend_on_watchdog(struct event_loop *loop, struct event_timer *timer)
                  : b->conn.state == REDIS_CONN_HANDSHAKE
                      ? " during the TLS handshake (does the server speak TLS?)"
                      : " while connecting");
+    answered = b->answered;
     redis_conn_close(&b->conn);
     b->answered = false;
     backend_enter_wait(b, true);
+    if (!answered && b->unsent.head == NULL) {
+        /* Not a word from this server (stopped, or not speaking Redis)
+         * and nothing waiting to be sent: the next try backs off, as
+         * after a refusal, instead of a new connection and a reset
+         * every timeout while idle (each one left in a stopped Redis'
+         * accept queue).  A request arriving tries at once
+         * (backend_queue_unsent). */
+        backend_arm_reconnect(b, b->backoff_ms);
+        b->backoff_ms *= 2;
+        if (b->backoff_ms > BACKEND_BACKOFF_MAX_MS) {
+            b->backoff_ms = BACKEND_BACKOFF_MAX_MS;
+        }
+    }
 }
 
 static void
@@ -1407,6 +1425,21 @@ backend_on_kick(struct event_loop *loop, struct event_timer *timer)
 
 /* --- the gate: one fetch per key across processes --------------------- */
 
+/* f waits for the connection: failed by the kick when DOWN.  In WAIT,
+ * a reconnect backing off from a server that never answered
+ * (backend_on_watchdog) is tried now: somebody waits for it. */
+static void
+backend_queue_unsent(struct backend *b, struct backend_fetch *f)
+{
+    backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
+    if (b->state != BACKEND_WAIT) {
+        backend_kick(b);
+    } else if (event_timer_active(&b->reconnect)
+               && b->reconnect.when_ms > event_now_ms(b->loop)) {
+        backend_arm_reconnect(b, 0);
+    }
+}
+
 /* Sends f now, or queues it for the connection. */
 static void
 backend_fetch_dispatch(struct backend_fetch *f)
@@ -1417,10 +1450,7 @@ backend_fetch_dispatch(struct backend_fetch *f)
         && backend_fetch_send(f) == 0) {
         return;
     }
-    backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
-    if (b->state != BACKEND_WAIT) {
-        backend_kick(b);
-    }
+    backend_queue_unsent(b, f);
 }
 
 static void
@@ -2350,10 +2380,7 @@ backend_command_encoded(struct backend *b, const char *cmd, size_t len,
     }
     if (!(backend_can_send(b) && b->unsent.head == NULL
           && backend_fetch_send(f) == 0)) {
-        backend_queue_push(&b->unsent, f, BACKEND_LIST_UNSENT);
-        if (b->state != BACKEND_WAIT) {
-            backend_kick(b);
-        }
+        backend_queue_unsent(b, f);
     }
     return;
 oom:

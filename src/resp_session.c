@@ -338,6 +338,9 @@ resp_session_end_multi(struct resp_session *s)
     s->multi_count = 0;
     s->multi_queue.pos = 0;
     s->multi_queue.len = 0;
+    if (s->multi_queue.cap > RESP_SESSION_QUEUE_KEEP) {
+        buf_free(&s->multi_queue);
+    }
 }
 
 void
@@ -382,8 +385,10 @@ enum resp_session_info_section {
     RESP_SESSION_INFO_MEMORY = 1u << 2,
     RESP_SESSION_INFO_PERSISTENCE = 1u << 3,
     RESP_SESSION_INFO_STATS = 1u << 4,
-    RESP_SESSION_INFO_KEYSPACE = 1u << 5,
-    RESP_SESSION_INFO_ALL = (1u << 6) - 1
+    RESP_SESSION_INFO_REPLICATION = 1u << 5,
+    RESP_SESSION_INFO_CLUSTER = 1u << 6,
+    RESP_SESSION_INFO_KEYSPACE = 1u << 7,
+    RESP_SESSION_INFO_ALL = (1u << 8) - 1
 };
 
 static const struct {
@@ -395,6 +400,8 @@ static const struct {
     { "memory", RESP_SESSION_INFO_MEMORY },
     { "persistence", RESP_SESSION_INFO_PERSISTENCE },
     { "stats", RESP_SESSION_INFO_STATS },
+    { "replication", RESP_SESSION_INFO_REPLICATION },
+    { "cluster", RESP_SESSION_INFO_CLUSTER },
     { "keyspace", RESP_SESSION_INFO_KEYSPACE },
     { "default", RESP_SESSION_INFO_ALL },
     { "all", RESP_SESSION_INFO_ALL },
@@ -512,6 +519,18 @@ resp_session_info(const char *buf, const struct resp_command *cmd,
                          si.cache.misses);
         buf_fixed_printf(&t, "total_error_replies:%" PRIu64 "\r\n",
                          si.error_replies);
+    }
+    if (want & RESP_SESSION_INFO_REPLICATION) {
+        /* What health checks read (HAProxy's "expect string
+         * role:master"): clients see one primary with no replicas. */
+        resp_session_info_header(&t, "Replication");
+        buf_fixed_printf(&t, "role:master\r\nconnected_slaves:0\r\n");
+    }
+    if (want & RESP_SESSION_INFO_CLUSTER) {
+        /* Clients that look for cluster mode here must not find it:
+         * even with --redis-cluster, clients see one Redis. */
+        resp_session_info_header(&t, "Cluster");
+        buf_fixed_printf(&t, "cluster_enabled:0\r\n");
     }
     if (want & RESP_SESSION_INFO_KEYSPACE) {
         /* Every cached key expires (one global TTL); Redis reports no

@@ -59,8 +59,9 @@ struct supervisor_admin_conn {
     uint64_t answered; /* requests on this connection */
     bool     closing;
     bool     writing;
-    bool     peer_closed;               /* EOF read: answer, then close */
-    bool     in_full;                   /* reading stopped: in is full */
+    bool     peer_closed;   /* EOF read: answer, then close */
+    bool     in_full;       /* reading stopped: in is full */
+    bool     continue_sent; /* 100 Continue for the current request */
     struct supervisor_admin_conn *next; /* in supervisor.admin_conns */
     struct supervisor_admin_conn *prev;
 };
@@ -107,7 +108,8 @@ struct supervisor_admin_write {
     uv_write_t                    req;
     struct supervisor_admin_conn *conn; /* borrowed */
     bool                          close_after;
-    char                         *buf; /* owned */
+    bool                          interim; /* a 100 Continue: no answer */
+    char                         *buf;     /* owned */
 };
 
 static void supervisor_admin_process(struct supervisor_admin_conn *c);
@@ -149,8 +151,10 @@ supervisor_admin_written(uv_write_t *req, int status)
 
     free(w->buf);
     c->writing = false;
-    c->answered++;
-    c->idle_since_ms = supervisor_now_ms(c->sup);
+    if (!w->interim) {
+        c->answered++;
+        c->idle_since_ms = supervisor_now_ms(c->sup);
+    }
     if (status != 0 || w->close_after) {
         free(w);
         supervisor_admin_close(c);
@@ -177,10 +181,10 @@ supervisor_admin_written(uv_write_t *req, int status)
     }
 }
 
-/* Takes ownership of buf. */
+/* Takes ownership of buf.  interim: a 100 Continue, not an answer. */
 static void
-supervisor_admin_send(struct supervisor_admin_conn *c, char *buf, size_t len,
-                      bool close_after)
+supervisor_admin_write(struct supervisor_admin_conn *c, char *buf, size_t len,
+                       bool close_after, bool interim)
 {
     struct supervisor_admin_write *w = malloc(sizeof(*w));
     uv_buf_t                       b = uv_buf_init(buf, (unsigned) len);
@@ -193,6 +197,7 @@ supervisor_admin_send(struct supervisor_admin_conn *c, char *buf, size_t len,
     w->conn = c;
     w->buf = buf;
     w->close_after = close_after;
+    w->interim = interim;
     w->req.data = w;
     c->writing = true;
     c->write_start_ms = supervisor_now_ms(c->sup);
@@ -204,6 +209,14 @@ supervisor_admin_send(struct supervisor_admin_conn *c, char *buf, size_t len,
         free(w);
         supervisor_admin_close(c);
     }
+}
+
+/* Takes ownership of buf: an answer. */
+static void
+supervisor_admin_send(struct supervisor_admin_conn *c, char *buf, size_t len,
+                      bool close_after)
+{
+    supervisor_admin_write(c, buf, len, close_after, false);
 }
 
 static enum admin_action_rc
@@ -448,6 +461,7 @@ supervisor_admin_answer(struct supervisor_admin_conn *c)
     /* A pipelined request's deadline runs from here, as on the data
      * port, not from the first byte of the whole pipeline. */
     c->request_start_ms = supervisor_now_ms(c->sup);
+    c->continue_sent = false;
     http_parse_init(&c->hp);
     supervisor_admin_send(c, buf, n, !ar.keep_alive);
 }
@@ -621,6 +635,24 @@ supervisor_health_start(struct supervisor_admin_conn *c)
     redisAsyncCommand(ac, supervisor_health_ping_cb, NULL, "PING");
 }
 
+/* Sends "100 Continue" for the request being read.  Not an answer: the
+ * write callback counts nothing, and the request is answered once its
+ * body is in. */
+static void
+supervisor_admin_continue(struct supervisor_admin_conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    char             *buf = malloc(sizeof(cont) - 1);
+
+    c->continue_sent = true;
+    if (buf == NULL) {
+        supervisor_admin_close(c);
+        return;
+    }
+    memcpy(buf, cont, sizeof(cont) - 1);
+    supervisor_admin_write(c, buf, sizeof(cont) - 1, false, true);
+}
+
 /* Parses and answers what is buffered, one request at a time. */
 static void
 supervisor_admin_process(struct supervisor_admin_conn *c)
@@ -651,7 +683,13 @@ supervisor_admin_process(struct supervisor_admin_conn *c)
         return;
     }
     if (c->in_len < c->req.head_len + c->req.content_length) {
-        return; /* the body is still coming */
+        /* The body is still coming; a client that waits for "100
+         * Continue" before sending it gets it at once (RFC 9110
+         * 10.1.1), as on the data port. */
+        if (c->req.expect_continue && !c->continue_sent) {
+            supervisor_admin_continue(c);
+        }
+        return;
     }
     /* admin.c routes; it only tells us first whether Redis must be
      * asked, which it cannot do itself. */
