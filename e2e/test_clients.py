@@ -92,6 +92,19 @@ def test_redis_py_default_pipeline_is_a_transaction(resp_proxy):
         assert p.execute() == [b"v1", None, [b"v1", b"v2"]]
 
 
+def test_redis_py_default_pipeline_of_100000_gets(resp_proxy):
+    """redis-py's default pipeline() is a MULTI/EXEC transaction: one
+    of 100,000 GETs (about 3 MB of commands) is answered whole.  The
+    port used to refuse a transaction past 1 MB, so EXEC aborted."""
+    r = redis_py.Redis(host="127.0.0.1", port=resp_proxy.resp_port,
+                       socket_timeout=30)
+    with r.pipeline() as p:
+        for i in range(100000):
+            p.get("k1" if i % 2 else "k2")
+        got = p.execute()
+    assert got == [b"v1" if i % 2 else b"v2" for i in range(100000)]
+
+
 def test_redis_py_pipeline_without_transaction(resp_proxy):
     r = redis_py.Redis(host="127.0.0.1", port=resp_proxy.resp_port,
                        socket_timeout=5)

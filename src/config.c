@@ -51,6 +51,7 @@
 #define CONFIG_BACKLOG_MAX     65535
 #define CONFIG_ECHO_MAX        80 /* bytes of a bad value in errors */
 #define CONFIG_ENV_NAME_MAX    64
+#define CONFIG_UTF8_BOM        "\xEF\xBB\xBF"
 
 /* What a field holds, and so how its value is parsed and printed. */
 enum config_kind {
@@ -1129,6 +1130,12 @@ config_load_file(struct config_loader *ld, const char *path, const char *who)
         if (memchr(line, '\0', (size_t) n) != NULL) {
             rc = config_error(ld, "%s:%lu: NUL byte in line", path, lineno);
             break;
+        }
+        /* Editors on Windows start a UTF-8 file with a byte order mark;
+         * kept, it made the first name "\xEF\xBB\xBFlisten", reported as
+         * "unknown option 'listen'" with the mark invisible. */
+        if (lineno == 1 && strncmp(line, CONFIG_UTF8_BOM, 3) == 0) {
+            memmove(line, line + 3, (size_t) n - 3 + 1);
         }
         rc = config_load_line(ld, path, lineno, line);
         if (rc < 0) {

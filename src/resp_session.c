@@ -338,6 +338,9 @@ resp_session_end_multi(struct resp_session *s)
     s->multi_count = 0;
     s->multi_queue.pos = 0;
     s->multi_queue.len = 0;
+    if (s->multi_queue.cap > RESP_SESSION_QUEUE_KEEP) {
+        buf_free(&s->multi_queue);
+    }
 }
 
 void

@@ -870,6 +870,25 @@ START_TEST(test_file_format)
 }
 END_TEST
 
+/* A UTF-8 byte order mark (Notepad's) starts the file, not a name; on
+ * another line it is no blank, and the name it is glued to is unknown. */
+START_TEST(test_file_utf8_bom)
+{
+    const char   *args[] = { "--config", NULL, NULL };
+    struct config cfg;
+    char          err[CONFIG_ERR_MAX];
+
+    args[1] = test_write_file("\xEF\xBB\xBFttl 5m\nworkers 3\n");
+    ck_assert_msg(test_load(&cfg, args, NULL, err) == CONFIG_OK, "%s", err);
+    ck_assert_uint_eq(cfg.ttl_ms, 300000);
+    ck_assert_uint_eq(cfg.workers, 3);
+
+    args[1] = test_write_file("ttl 5m\n\xEF\xBB\xBFworkers 3\n");
+    ck_assert_int_eq(test_load(&cfg, args, NULL, err), CONFIG_ERROR);
+    ck_assert_msg(strstr(err, ":2: unknown option") != NULL, "%s", err);
+}
+END_TEST
+
 static const struct file_error_case {
     const char *text;
     const char *what;       /* after "<path>:" */
@@ -1567,6 +1586,7 @@ config_suite(void)
     tc = tcase_create("config_file");
     tcase_add_checked_fixture(tc, test_file_setup, test_file_teardown);
     tcase_add_test(tc, test_file_format);
+    tcase_add_test(tc, test_file_utf8_bom);
     LOOP(tc, test_file_errors, file_error_cases);
     tcase_add_test(tc, test_file_missing);
     tcase_add_test(tc, test_file_is_directory);
