@@ -105,6 +105,23 @@ def test_redis_py_default_pipeline_of_100000_gets(resp_proxy):
     assert got == [b"v1" if i % 2 else b"v2" for i in range(100000)]
 
 
+def test_transaction_input_memory_goes_back_once_answered(resp_proxy):
+    """EXEC replays its queued commands into the connection's input,
+    which grows past the 4 MB a read may fill (250,000 GETs: about 5.5
+    MB).  Once they are answered the input shrinks back, or every
+    connection that ran a big transaction would keep the memory until
+    it closed (rbs, CLIENT INFO's read buffer size, is its capacity)."""
+    r = redis_py.Redis(host="127.0.0.1", port=resp_proxy.resp_port,
+                       socket_timeout=30)
+    with r.pipeline() as p:
+        for _ in range(250000):
+            p.get("k1")
+        got = p.execute()
+    assert len(got) == 250000 and got[-1] == b"v1"
+    info = r.client_info()              # on the same pooled connection
+    assert int(info["rbs"]) <= 64 * 1024, info
+
+
 def test_redis_py_pipeline_without_transaction(resp_proxy):
     r = redis_py.Redis(host="127.0.0.1", port=resp_proxy.resp_port,
                        socket_timeout=5)

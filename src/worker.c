@@ -836,14 +836,16 @@ worker_conn_read(struct worker_conn *c)
         ssize_t n;
         size_t  room;
 
-        if (c->in.len == c->in.cap) {
-            /* Doubling: buf_reserve() grows to twice the old size. */
-            if (c->in.cap >= max
-                || buf_reserve(&c->in, WORKER_IN_INITIAL) != 0) {
-                return; /* full: parse what we have */
-            }
+        if (c->in.len >= max) {
+            return; /* full: parse what we have */
         }
-        room = c->in.cap - c->in.len;
+        if (c->in.len == c->in.cap
+            && buf_reserve(&c->in, WORKER_IN_INITIAL) != 0) {
+            return; /* out of memory: parse what we have */
+        }
+        /* Doubling (buf_reserve) may overshoot max, and an EXEC's replay
+         * grows the input past it: a read never fills beyond max. */
+        room = (c->in.cap < max ? c->in.cap : max) - c->in.len;
         n = read(c->fd, c->in.data + c->in.len, room);
         if (n > 0) {
             if (c->in.len == 0 && c->state == CONN_READING) {

@@ -322,6 +322,14 @@ worker_resp_process(struct worker_conn *c)
         return;
     }
     worker_resp_drop_answered(c);
+    if (c->in.len == 0 && c->in.cap > RESP_CONN_IN_MAX) {
+        /* Only an EXEC's replayed transaction (up to the 16 MB a MULTI
+         * may queue, worker_resp_replay) grows the input past what a
+         * read may fill: once it is answered, the memory goes back, or
+         * every connection that ran one would keep it until it closed.
+         * Nothing points into the buffer when it is empty. */
+        buf_free(&c->in);
+    }
 }
 
 /* The argument array is allocated on the slot's first RESP connection
