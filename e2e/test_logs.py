@@ -1,12 +1,13 @@
 """Logs: the error log's line format and level, and the access log."""
 import os
 import re
+import signal
 import socket
 
 import pytest
 import requests
 
-from conftest import Proxy, free_port, wait_for
+from conftest import Proxy, children, free_port, wait_for
 
 LINE = re.compile(r"^(\S+Z )?(error|warn|info|debug) "
                   r"(supervisor|worker \d+)\[\d+\]: ")
@@ -95,6 +96,29 @@ def test_access_log_file(redis_server, make_proxy, tmp_path):
     assert ("http", "GET /we%22ird%0A HTTP/1.1", "404", "0", "-") in got
     assert ("http", "BAD", "400", "0", "-") in got
     assert ("resp", "GET k", "ok", "5", "HIT") in got
+
+
+def test_sigusr1_reopens_the_access_log(redis_server, make_proxy,
+                                        tmp_path):
+    """logrotate as written for nginx: rename the file, kill -USR1 the
+    pid.  Lines go to a new file of the old name, the workers stay (no
+    reload), and the proxy lives on (SIGUSR1's default kills it)."""
+    log = tmp_path / "access.log"
+    p = make_proxy(redis_server, "--access-log", str(log), "--workers",
+                   "1")
+    requests.get(p.url("/before"), timeout=5)
+    wait_for(lambda: log.exists() and "/before" in log.read_text(),
+             what="the first line")
+    workers = set(children(p.proc.pid))
+    log.rename(tmp_path / "access.log.1")
+    os.kill(p.proc.pid, signal.SIGUSR1)
+    wait_for(lambda: "SIGUSR1: access log" in p.log(), what="the reopen")
+    requests.get(p.url("/after"), timeout=5)
+    wait_for(lambda: log.exists() and "/after" in log.read_text(),
+             what="a line in the new file")
+    assert "/after" not in (tmp_path / "access.log.1").read_text()
+    assert p.proc.poll() is None
+    assert set(children(p.proc.pid)) == workers
 
 
 def test_access_log_off_by_default(redis_server, make_proxy):

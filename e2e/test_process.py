@@ -266,6 +266,18 @@ def test_sigterm_exit_status_and_no_leftovers(proxy):
         wait_for(lambda: not pid_alive(pid), what="worker exit")
 
 
+def test_sigquit_stops_as_sigterm_does(proxy):
+    """nginx's graceful stop: exit 0, workers gone, where the default
+    action killed the supervisor alone."""
+    pids = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+        worker_pids(proxy)), what="workers")
+    os.kill(proxy.proc.pid, signal.SIGQUIT)
+    assert proxy.proc.wait(10) == 0
+    assert "SIGQUIT" in proxy.log()
+    for pid in pids:
+        wait_for(lambda: not pid_alive(pid), what="worker exit")
+
+
 def test_sighup_reload_new_ttl_no_failed_request(redis_server, make_proxy,
                                                  tmp_path):
     conf = tmp_path / "rcp.conf"

@@ -14,7 +14,8 @@
  *          -> loop, signal handles -> unblock -> admin port, access log
  *   loop:  fork N workers -> uv_run until every worker is gone
  *   close: every handle, mapping, fd; the pid file; the signal mask
- *   SIGTERM/SIGINT: SIGTERM every worker, wait for all, exit 0
+ *   SIGTERM/SIGINT/SIGQUIT: SIGTERM every worker, wait for all, exit 0
+ *   SIGUSR1: reopen the access log
  *   SIGCHLD, SIGHUP: supervisor_workers.c
  */
 #include "rcp_autoconf.h"
@@ -238,10 +239,30 @@ supervisor_stop(struct supervisor *s, const char *why)
     }
 }
 
+/* SIGQUIT stops as SIGTERM does: it is nginx's graceful stop, and its
+ * default action would kill the supervisor alone, leaving the pid file
+ * and workers that only notice through their parent-death signal. */
 static void
 supervisor_sigterm_cb(uv_signal_t *h, int signum)
 {
-    supervisor_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+    supervisor_stop(h->data, signum == SIGINT    ? "SIGINT"
+                             : signum == SIGQUIT ? "SIGQUIT"
+                                                 : "SIGTERM");
+}
+
+/* SIGUSR1 reopens the access log, as nginx reopens its logs on it, so a
+ * logrotate postrotate written for nginx (kill -USR1 `cat pidfile`)
+ * works here too, without the worker replacement a SIGHUP makes. */
+static void
+supervisor_sigusr1_cb(uv_signal_t *h, int signum)
+{
+    struct supervisor *s = h->data;
+
+    (void) signum;
+    if (s->access_open && s->cfg.access_log[0] != '\0'
+        && supervisor_access_open_file(s) == 0) {
+        log_info("SIGUSR1: access log %s reopened", s->cfg.access_log);
+    }
 }
 
 /* ---- start and run ---------------------------------------------------- */
@@ -367,6 +388,8 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
     sigaddset(&early, SIGTERM);
     sigaddset(&early, SIGINT);
     sigaddset(&early, SIGHUP);
+    sigaddset(&early, SIGQUIT);
+    sigaddset(&early, SIGUSR1);
     sigaddset(&early, SIGCHLD);
     if (sigprocmask(SIG_BLOCK, &early, &s->saved_mask) != 0) {
         log_error("sigprocmask(SIG_BLOCK) failed: %s", strerror(errno));
@@ -505,6 +528,12 @@ supervisor_open(struct supervisor *s, struct config *cfg, int argc,
                                   SIGINT)
                != 0
         || supervisor_signal_open(s, &s->sig_hup, supervisor_sighup_cb, SIGHUP)
+               != 0
+        || supervisor_signal_open(s, &s->sig_quit, supervisor_sigterm_cb,
+                                  SIGQUIT)
+               != 0
+        || supervisor_signal_open(s, &s->sig_usr1, supervisor_sigusr1_cb,
+                                  SIGUSR1)
                != 0
         || supervisor_signal_open(s, &s->sig_chld, supervisor_sigchld_cb,
                                   SIGCHLD)

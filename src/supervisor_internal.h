@@ -108,6 +108,8 @@ struct supervisor {
     uv_signal_t             sig_term;
     uv_signal_t             sig_int;
     uv_signal_t             sig_hup;
+    uv_signal_t             sig_quit; /* as SIGTERM (nginx's graceful stop) */
+    uv_signal_t             sig_usr1; /* reopen the access log (logrotate) */
     uv_signal_t             sig_chld;
     bool                    stopping;
     bool                    reloading;
